@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chtest"
+	"github.com/fleetwatch/fleetwatch/storage/schema"
+)
+
+func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
+
+func fleetctl(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code = run(ctx, args, &env{stdout: &o, stderr: &e})
+	return code, o.String(), e.String()
+}
+
+func TestUsageAndUnknownCommand(t *testing.T) {
+	if code, out, _ := fleetctl(t, "--help"); code != 0 || !strings.Contains(out, "migrate") {
+		t.Fatalf("--help: %d %q", code, out)
+	}
+	if code, _, errOut := fleetctl(t, "frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Fatalf("unknown command: %d %q", code, errOut)
+	}
+	if code, _, errOut := fleetctl(t, "migrate", "--bogus"); code != 2 || !strings.Contains(errOut, "Usage: fleetctl migrate") {
+		t.Fatalf("bad flag: %d %q", code, errOut)
+	}
+	if code, out, _ := fleetctl(t, "version"); code != 0 || !strings.HasPrefix(out, "fleetctl ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+}
+
+func TestMigratePrintOffline(t *testing.T) {
+	code, out, errOut := fleetctl(t, "migrate", "--print", "--profile", "modern", "--cluster", "fleet", "--dsn", "clickhouse://nowhere:1/fw")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"CREATE DATABASE IF NOT EXISTS fw ON CLUSTER fleet", "fw.gpu_samples_local", "Distributed(fleet, fw, gpu_samples_local", "LowCardinality(String)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if code, _, errOut := fleetctl(t, "migrate", "--print", "--profile", "newest"); code != 1 || !strings.Contains(errOut, "newest") {
+		t.Fatalf("bad profile: %d %q", code, errOut)
+	}
+}
+
+func TestMigrateAgainstLocalClickHouse(t *testing.T) {
+	srv := chtest.Server(t)
+	cfg := chtest.Config(srv)
+	dsn := "clickhouse://" + srv.Addr() + "/" + cfg.Database
+	t.Cleanup(func() {
+		if c, err := storage.Open(context.Background(), cfg); err == nil {
+			_ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+cfg.Database)
+			c.Close()
+		}
+	})
+	code, out, errOut := fleetctl(t, "migrate", "--dsn", dsn)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if n := strings.Count(out, "applied   "); n != len(schema.Migrations()) {
+		t.Fatalf("applied %d migrations:\n%s", n, out)
+	}
+	code, out, _ = fleetctl(t, "migrate", "--dsn", dsn)
+	if code != 0 || !strings.Contains(out, "0 migration(s) applied") {
+		t.Fatalf("second run: %d\n%s", code, out)
+	}
+	// Every table exists now.
+	c, err := storage.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tbl := range schema.Tables() {
+		var n uint64
+		if err := c.QueryScalar(context.Background(), "SELECT count() FROM system.tables WHERE database = '"+cfg.Database+"' AND name = '"+tbl.Name+"'", &n); err != nil || n != 1 {
+			t.Errorf("table %s: %d, %v", tbl.Name, n, err)
+		}
+	}
+	code, out, _ = fleetctl(t, "migrate", "--print", "--dsn", dsn)
+	if code != 0 || !strings.Contains(out, "profile legacy") {
+		t.Fatalf("--print against the server: %d\n%.200s", code, out)
+	}
+	code, out, _ = fleetctl(t, "retention", "--dsn", dsn)
+	if code != 0 || !strings.Contains(out, "0 partition(s) dropped") {
+		t.Fatalf("retention: %d\n%s", code, out)
+	}
+}
+
+func TestMigrateUnreachableServer(t *testing.T) {
+	code, _, errOut := fleetctl(t, "migrate", "--dsn", "clickhouse://127.0.0.1:1/fw?dial_timeout=200ms")
+	if code != 1 || !strings.Contains(errOut, "127.0.0.1:1") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+}
+
+func TestDemoStartsClickHouseAndMigrates(t *testing.T) {
+	chtest.Server(t) // skips or fails like every ClickHouse test when the server is missing
+	t.Setenv(storage.DSNEnv, "")
+	data := t.TempDir()
+	code, out, errOut := fleetctl(t, "demo", "--data", data, "--duration", "100ms")
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"starting a local ClickHouse", "gpu_samples", "clickhouse-client --host 127.0.0.1", "not part of the demo yet", "stopping ClickHouse"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(data + "/clickhouse/data"); err != nil {
+		t.Errorf("no data directory: %v", err)
+	}
+}
+
+func TestConfigFile(t *testing.T) {
+	cfg, err := loadConfigFile("testdata/good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Database != "metrics" || len(cfg.Addrs) != 2 || cfg.DialTimeout != 3*time.Second ||
+		cfg.RetentionDays["gpu_samples"] != 30 || cfg.Username != "default" {
+		t.Fatalf("loaded %+v", cfg)
+	}
+	if _, err := loadConfigFile("testdata/bad.yml"); err == nil || !strings.Contains(err.Error(), "adresses") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	if _, err := loadConfigFile("testdata/missing.yml"); err == nil {
+		t.Fatal("missing file: no error")
+	}
+	code, out, errOut := fleetctl(t, "retention", "--dry-run", "--config", "testdata/good.yml")
+	if code != 0 || !strings.Contains(out, "gpu_samples          30 days") || !strings.Contains(out, "model_deployments    keep forever") {
+		t.Fatalf("retention --dry-run: %d\n%s%s", code, out, errOut)
+	}
+}
+
+// The shipped default config loads and validates.
+func TestDeployConfigIsValid(t *testing.T) {
+	cfg, err := loadConfigFile("../../deploy/fleetwatch.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

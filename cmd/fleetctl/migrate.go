@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/fleetwatch/fleetwatch/internal/buildinfo"
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/schema"
+)
+
+func runMigrate(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "migrate")
+	resolve := chFlags(fs)
+	print := fs.Bool("print", false, "print the SQL instead of running it")
+	profile := fs.String("profile", "", "with --print: render for legacy (ClickHouse < 20.3) or modern servers without connecting; default: ask the server")
+	cluster := fs.String("cluster", "", "render ON CLUSTER DDL with Replicated and Distributed tables for this cluster (overrides the DSN's cluster=)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := resolve()
+	if err != nil {
+		return err
+	}
+	if *cluster != "" {
+		cfg.Cluster = *cluster
+	}
+	if *print && *profile != "" {
+		tg := schema.Target{Database: cfg.Database, Cluster: cfg.Cluster, RetentionDays: cfg.RetentionDays}
+		switch *profile {
+		case storage.ProfileLegacy:
+		case storage.ProfileModern:
+			tg.Features = schema.Modern
+		default:
+			return fmt.Errorf("--profile %q: want legacy or modern", *profile)
+		}
+		if err := tg.Validate(); err != nil {
+			return err
+		}
+		fmt.Fprint(e.stdout, storage.RenderAll(tg))
+		return nil
+	}
+	if *profile != "" {
+		cfg.Profile = *profile
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if *print {
+		c, err := storage.Open(ctx, cfg, storage.WithLogger(logger(e)))
+		if err != nil {
+			return fmt.Errorf("%w\n(use --profile legacy|modern to print without a server)", err)
+		}
+		defer c.Close()
+		fmt.Fprint(e.stdout, storage.RenderAll(c.Target()))
+		return nil
+	}
+	c, err := connect(ctx, cfg, logger(e))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rep, err := c.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: ClickHouse %s at %v, database %s, profile %s\n",
+		buildinfo.String("fleetctl"), c.ServerVersion(), cfg.Addrs, cfg.Database, c.Features().Name())
+	for _, m := range rep.Applied {
+		fmt.Fprintf(e.stdout, "applied   %04d_%s\n", m.Version, m.Name)
+	}
+	fmt.Fprintf(e.stdout, "%d migration(s) applied, %d already present; %d tables\n", len(rep.Applied), rep.AlreadyApplied, len(schema.Tables()))
+	for _, d := range rep.Drifted {
+		fmt.Fprintf(e.stdout, "note: %s was applied with different SQL (profile or retention changed since); left as is\n", d)
+	}
+	return nil
+}
+
+func runVersion(_ context.Context, e *env, args []string) error {
+	fs := newFlags(e, "version")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, buildinfo.String("fleetctl"))
+	return nil
+}

@@ -1,0 +1,164 @@
+// Package chtest is the ClickHouse test harness: a private clickhouse-server
+// started on free loopback ports with its data in a temporary directory,
+// shared by the tests of one package and removed when they finish. Each test
+// gets its own database. It never touches a user's ClickHouse.
+//
+// Use it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
+//
+// and in a test:
+//
+//	db := chtest.NewDB(t) // *storage.Client on a fresh, migrated database
+//
+// When clickhouse-server is missing, tests skip with instructions, except
+// under CI=true, where they fail: CI must never pass by skipping.
+package chtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chserver"
+)
+
+var shared struct {
+	once sync.Once
+	srv  *chserver.Server
+	dir  string
+	err  error
+}
+
+// Run runs the package's tests and stops the shared server afterwards.
+func Run(m *testing.M) int {
+	code := m.Run()
+	if shared.srv != nil {
+		shared.srv.Stop()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	return code
+}
+
+// requireBinary skips or fails t when clickhouse-server is not installed.
+func requireBinary(t testing.TB) {
+	t.Helper()
+	if _, _, err := chserver.FindBinary(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+}
+
+// Server returns the package's shared server, starting it on first use.
+func Server(t testing.TB) *chserver.Server {
+	t.Helper()
+	requireBinary(t)
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "fleetwatch-ch-")
+		if shared.err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		shared.srv, shared.err = chserver.Start(ctx, chserver.Config{Dir: shared.dir})
+	})
+	if shared.err != nil {
+		t.Fatalf("start private ClickHouse: %v", shared.err)
+	}
+	return shared.srv
+}
+
+// StartServer starts a dedicated server for one test (for tests that kill or
+// restart it); it is stopped and its data removed at the end of the test.
+func StartServer(t testing.TB) *chserver.Server {
+	t.Helper()
+	requireBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	srv, err := chserver.Start(ctx, chserver.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start private ClickHouse: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv
+}
+
+// Config returns a storage config for srv with a fresh random database name.
+func Config(srv *chserver.Server) storage.Config {
+	cfg := storage.NewDefaultConfig()
+	cfg.Addrs = []string{srv.Addr()}
+	cfg.Database = "test_" + randomHex(6)
+	cfg.DialTimeout = 2 * time.Second
+	return cfg
+}
+
+// NewDB creates a fresh database on the shared server, applies the
+// migrations and returns a client on it; the database is dropped at cleanup.
+func NewDB(t testing.TB) *storage.Client {
+	t.Helper()
+	return OpenDB(t, Server(t), true)
+}
+
+// OpenDB creates a fresh database on srv and returns a client on it, with the
+// schema migrated when migrate is set. The database is dropped at cleanup.
+func OpenDB(t testing.TB, srv *chserver.Server, migrate bool) *storage.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := Config(srv)
+	if err := storage.CreateDatabase(ctx, cfg); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	c, err := storage.Open(ctx, cfg, storage.WithLogger(Logger(t)))
+	if err != nil {
+		t.Fatalf("open test database: %v", err)
+	}
+	t.Cleanup(func() {
+		if srv.Running() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.Database)
+		}
+		c.Close()
+	})
+	if migrate {
+		if _, err := c.Migrate(ctx); err != nil {
+			t.Fatalf("migrate test database: %v", err)
+		}
+	}
+	return c
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return hex.EncodeToString(b)
+}
+
+// Logger returns a logger that writes through tb.Log, so a passing test stays
+// quiet and a failing one shows what happened.
+func Logger(tb testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Helper()
+	w.tb.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

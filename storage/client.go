@@ -1,0 +1,194 @@
+// Package storage is Fleetwatch's ClickHouse layer: connection config, the
+// versioned schema migrations (rendered by package schema for the server at
+// hand), a columnar batch writer with retries that never drops a row silently,
+// a streaming reader that yields Apache Arrow records, and partition-based
+// retention for servers without TTL.
+package storage
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/fleetwatch/fleetwatch/storage/schema"
+)
+
+// Client is a connection pool to one ClickHouse deployment, aware of the
+// server's version and the schema profile that goes with it.
+type Client struct {
+	conn     driver.Conn
+	cfg      Config
+	version  schema.Version
+	features schema.Features
+	log      *slog.Logger
+}
+
+// Option adjusts Open.
+type Option func(*Client)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
+
+// Open validates cfg, connects, pings and reads the server version. The
+// database must exist; CreateDatabase makes it.
+func Open(ctx context.Context, cfg Config, opts ...Option) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, log: slog.Default()}
+	for _, o := range opts {
+		o(c)
+	}
+	conn, err := dial(cfg, cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("connect to ClickHouse at %s (database %s): %w", strings.Join(cfg.Addrs, ","), cfg.Database, err)
+	}
+	sv, err := conn.ServerVersion()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("read ClickHouse server version: %w", err)
+	}
+	c.conn = conn
+	c.version = schema.Version{Major: int(sv.Version.Major), Minor: int(sv.Version.Minor), Patch: int(sv.Version.Patch)}
+	c.features = cfg.features(c.version)
+	return c, nil
+}
+
+// CreateDatabase connects to the server's default database and creates
+// cfg.Database (ON CLUSTER when a cluster is configured).
+func CreateDatabase(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	conn, err := dial(cfg, "default")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tg := schema.Target{Database: cfg.Database, Cluster: cfg.Cluster}
+	stmt := schema.Bootstrap(tg)[0]
+	if err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("create database %s at %s: %w", cfg.Database, strings.Join(cfg.Addrs, ","), err)
+	}
+	return nil
+}
+
+func dial(cfg Config, database string) (driver.Conn, error) {
+	opt := &clickhouse.Options{
+		Addr:             cfg.Addrs,
+		Auth:             clickhouse.Auth{Database: database, Username: cfg.Username, Password: cfg.Password},
+		DialTimeout:      cfg.DialTimeout,
+		ReadTimeout:      cfg.ReadTimeout,
+		MaxOpenConns:     cfg.MaxOpenConns,
+		MaxIdleConns:     cfg.MaxOpenConns,
+		ConnOpenStrategy: clickhouse.ConnOpenInOrder,
+		ClientInfo:       clickhouse.ClientInfo{Products: []struct{ Name, Version string }{{Name: "fleetwatch", Version: "0.1"}}},
+	}
+	switch cfg.Compression {
+	case "lz4":
+		opt.Compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}
+	case "zstd":
+		opt.Compression = &clickhouse.Compression{Method: clickhouse.CompressionZSTD}
+	}
+	if cfg.TLS.Enabled {
+		tc, err := cfg.TLS.build()
+		if err != nil {
+			return nil, err
+		}
+		opt.TLS = tc
+	}
+	conn, err := clickhouse.Open(opt)
+	if err != nil {
+		return nil, fmt.Errorf("open ClickHouse client: %w", err)
+	}
+	return conn, nil
+}
+
+func (t TLSConfig) build() (*tls.Config, error) {
+	tc := &tls.Config{InsecureSkipVerify: t.InsecureSkipVerify, ServerName: t.ServerName, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file %s: no PEM certificates", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// Close closes the pool.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Config returns the configuration the client was opened with.
+func (c *Client) Config() Config { return c.cfg }
+
+// ServerVersion is the connected server's version.
+func (c *Client) ServerVersion() schema.Version { return c.version }
+
+// Features are the DDL extras in use for this server.
+func (c *Client) Features() schema.Features { return c.features }
+
+// Target is what the schema is rendered for on this server.
+func (c *Client) Target() schema.Target {
+	return schema.Target{Database: c.cfg.Database, Cluster: c.cfg.Cluster, Features: c.features, RetentionDays: c.cfg.RetentionDays}
+}
+
+// Conn exposes the underlying clickhouse-go connection for callers that need
+// its full API (tests, tools). Prefer Exec, Writer and QueryArrow.
+func (c *Client) Conn() driver.Conn { return c.conn }
+
+// Exec runs one statement.
+func (c *Client) Exec(ctx context.Context, sql string, args ...any) error {
+	if err := c.conn.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("exec %s: %w", snippet(sql), err)
+	}
+	return nil
+}
+
+// QueryScalar runs a query returning one row and scans it into dest.
+func (c *Client) QueryScalar(ctx context.Context, sql string, dest ...any) error {
+	if err := c.conn.QueryRow(ctx, sql).Scan(dest...); err != nil {
+		return fmt.Errorf("query %s: %w", snippet(sql), err)
+	}
+	return nil
+}
+
+func snippet(sql string) string {
+	s := strings.Join(strings.Fields(sql), " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// Exception returns the ClickHouse server exception inside err, if any.
+func Exception(err error) (*clickhouse.Exception, bool) {
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) {
+		return ex, true
+	}
+	return nil, false
+}

@@ -1,0 +1,150 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/storage/schema"
+)
+
+// MigrationReport says what Migrate did.
+type MigrationReport struct {
+	Applied []schema.Migration
+	// AlreadyApplied counts migrations found in the ledger.
+	AlreadyApplied int
+	// Drifted lists applied migrations whose SQL would render differently now
+	// (another profile or retention); they are not re-applied.
+	Drifted []string
+}
+
+// Checksum is the sha256 of a migration's rendered SQL.
+func Checksum(stmts []string) string {
+	h := sha256.New()
+	for _, s := range stmts {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Migrate applies every migration not yet in the schema_migrations ledger, in
+// order. It is idempotent: statements use IF NOT EXISTS and applied versions
+// are skipped, so running it twice leaves the same schema. The database must
+// exist (see CreateDatabase).
+func (c *Client) Migrate(ctx context.Context) (MigrationReport, error) {
+	var rep MigrationReport
+	tg := c.Target()
+	for _, stmt := range schema.Bootstrap(tg)[1:] {
+		if err := c.Exec(ctx, stmt); err != nil {
+			return rep, fmt.Errorf("create migrations ledger: %w", err)
+		}
+	}
+	applied, err := c.appliedMigrations(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, m := range schema.Migrations() {
+		stmts := m.Statements(tg)
+		sum := Checksum(stmts)
+		if prev, ok := applied[m.Version]; ok {
+			rep.AlreadyApplied++
+			if prev != sum {
+				rep.Drifted = append(rep.Drifted, fmt.Sprintf("%04d_%s", m.Version, m.Name))
+			}
+			continue
+		}
+		for i, stmt := range stmts {
+			if err := c.conn.Exec(ctx, stmt); err != nil {
+				if ex, ok := Exception(err); ok && ex.Code == codeDuplicateColumn {
+					continue // ADD COLUMN re-run after a crash mid-migration
+				}
+				return rep, fmt.Errorf("migration %04d_%s statement %d/%d %s: %w", m.Version, m.Name, i+1, len(stmts), snippet(stmt), err)
+			}
+		}
+		if err := c.recordMigration(ctx, m, sum); err != nil {
+			return rep, err
+		}
+		c.log.Info("applied migration", "version", m.Version, "name", m.Name, "statements", len(stmts), "profile", c.features.Name())
+		rep.Applied = append(rep.Applied, m)
+	}
+	if len(rep.Drifted) > 0 {
+		c.log.Warn("applied migrations differ from what this build would render (profile or retention changed since); left as they are", "migrations", strings.Join(rep.Drifted, ","))
+	}
+	return rep, nil
+}
+
+func (c *Client) appliedMigrations(ctx context.Context) (map[int]string, error) {
+	rows, err := c.conn.Query(ctx, LedgerSQL(c.cfg.Database))
+	if err != nil {
+		return nil, fmt.Errorf("read migrations ledger: %w", err)
+	}
+	defer rows.Close()
+	out := map[int]string{}
+	for rows.Next() {
+		var v uint32
+		var sum string
+		if err := rows.Scan(&v, &sum); err != nil {
+			return nil, fmt.Errorf("read migrations ledger: %w", err)
+		}
+		out[int(v)] = sum
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read migrations ledger: %w", err)
+	}
+	return out, nil
+}
+
+func (c *Client) recordMigration(ctx context.Context, m schema.Migration, sum string) error {
+	b, err := c.conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO %s.%s (version, name, checksum, applied_at, server_version, profile)", c.cfg.Database, schema.MigrationsTable))
+	if err != nil {
+		return fmt.Errorf("record migration %d: %w", m.Version, err)
+	}
+	defer b.Close()
+	if err := b.Append(uint32(m.Version), m.Name, sum, time.Now().UTC(), c.version.String(), c.features.Name()); err != nil {
+		return fmt.Errorf("record migration %d: %w", m.Version, err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("record migration %d: %w", m.Version, err)
+	}
+	return nil
+}
+
+// AppliedVersions lists the migration versions recorded in the ledger, ascending.
+func (c *Client) AppliedVersions(ctx context.Context) ([]int, error) {
+	m, err := c.appliedMigrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, 0, len(m))
+	for _, mig := range schema.Migrations() {
+		if _, ok := m[mig.Version]; ok {
+			out = append(out, mig.Version)
+		}
+	}
+	return out, nil
+}
+
+// RenderAll returns the full SQL Migrate would run on an empty database for tg,
+// with a comment line before each migration.
+func RenderAll(tg schema.Target) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "-- Fleetwatch schema, profile %s", tg.Features.Name())
+	if tg.Cluster != "" {
+		fmt.Fprintf(&b, ", cluster %s", tg.Cluster)
+	}
+	b.WriteString("\n\n-- bootstrap\n")
+	for _, s := range schema.Bootstrap(tg) {
+		b.WriteString(s + ";\n\n")
+	}
+	for _, m := range schema.Migrations() {
+		fmt.Fprintf(&b, "-- %04d_%s\n", m.Version, m.Name)
+		for _, s := range m.Statements(tg) {
+			b.WriteString(s + ";\n\n")
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,79 @@
+package schema
+
+import (
+	"fmt"
+	"sort"
+)
+
+// migrations is the ordered history of the schema, the analyzer's own tables
+// included (storage owns every table). Append only: never edit or renumber a
+// migration that has shipped; add a new one.
+var migrations = []Migration{
+	{Version: 1, Name: "gpu_samples", Steps: []Step{
+		CreateTable{GPUSamples},
+		CreateTable{GPUSeries},
+		CreateTable{GPUSamples1m},
+		CreateView{GPUSamples1mView},
+	}},
+	{Version: 2, Name: "gpu_events", Steps: []Step{CreateTable{GPUEvents}}},
+	{Version: 3, Name: "inference", Steps: []Step{
+		CreateTable{InferenceEvents},
+		CreateTable{DelayedLabels},
+		CreateTable{ModelDeployments},
+	}},
+	{Version: 4, Name: "spans", Steps: []Step{CreateTable{Spans}}},
+}
+
+// Migrations returns every migration in version order.
+func Migrations() []Migration {
+	out := make([]Migration, len(migrations))
+	copy(out, migrations)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out
+}
+
+// Tables returns every table the migrations create, in creation order.
+func Tables() []Table {
+	var out []Table
+	for _, m := range Migrations() {
+		for _, s := range m.Steps {
+			if ct, ok := s.(CreateTable); ok {
+				out = append(out, ct.Table)
+			}
+		}
+	}
+	return out
+}
+
+// Views returns every materialized view the migrations create.
+func Views() []View {
+	var out []View
+	for _, m := range Migrations() {
+		for _, s := range m.Steps {
+			if cv, ok := s.(CreateView); ok {
+				out = append(out, cv.View)
+			}
+		}
+	}
+	return out
+}
+
+// Check validates every table definition; tests call it.
+func Check() error {
+	seen := map[string]bool{}
+	for _, t := range append([]Table{migrationsTable}, Tables()...) {
+		if err := t.validate(); err != nil {
+			return err
+		}
+		if seen[t.Name] {
+			return fmt.Errorf("table %s is created twice", t.Name)
+		}
+		seen[t.Name] = true
+	}
+	for _, v := range Views() {
+		if !seen[v.From] || !seen[v.To] {
+			return fmt.Errorf("view %s: tables %s and %s must be created first", v.Name, v.From, v.To)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,222 @@
+package schema
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Target says what DDL is rendered for: the database, the server's features,
+// an optional cluster, and per-table retention overrides.
+type Target struct {
+	Database string
+	// Cluster, when set, renders ON CLUSTER DDL, Replicated*MergeTree tables named
+	// <table>_local and Distributed tables named <table> over them.
+	Cluster  string
+	Features Features
+	// RetentionDays overrides Table.RetentionDays per table name; 0 keeps forever.
+	RetentionDays map[string]int
+}
+
+// Validate checks names and retention overrides.
+func (tg Target) Validate() error {
+	var errs []error
+	if !ValidIdent(tg.Database) {
+		errs = append(errs, fmt.Errorf("database name %q: want letters, digits and _ (not starting with a digit)", tg.Database))
+	}
+	if tg.Cluster != "" && !ValidIdent(tg.Cluster) {
+		errs = append(errs, fmt.Errorf("cluster name %q: want letters, digits and _ (not starting with a digit)", tg.Cluster))
+	}
+	known := map[string]Table{}
+	for _, t := range Tables() {
+		known[t.Name] = t
+	}
+	names := make([]string, 0, len(tg.RetentionDays))
+	for n := range tg.RetentionDays {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		d := tg.RetentionDays[n]
+		t, ok := known[n]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("retention for unknown table %q", n))
+		case d < 0:
+			errs = append(errs, fmt.Errorf("retention for %s: %d days is negative", n, d))
+		case d > 0 && t.Partition == PartitionNone:
+			errs = append(errs, fmt.Errorf("retention for %s: table is not time-partitioned", n))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Retention is the effective retention of t in days (0 = forever).
+func (tg Target) Retention(t Table) int {
+	if d, ok := tg.RetentionDays[t.Name]; ok {
+		return d
+	}
+	return t.RetentionDays
+}
+
+// Physical is the name of the table that holds t's rows on each server:
+// <name>_local in cluster mode, name otherwise.
+func (tg Target) Physical(name string) string {
+	if tg.Cluster != "" {
+		return name + "_local"
+	}
+	return name
+}
+
+func (tg Target) qualified(name string) string { return tg.Database + "." + name }
+
+// OnCluster is " ON CLUSTER name" in cluster mode and "" otherwise.
+func (tg Target) OnCluster() string {
+	if tg.Cluster == "" {
+		return ""
+	}
+	return " ON CLUSTER " + tg.Cluster
+}
+
+// Step is one schema change of a migration.
+type Step interface {
+	// Statements renders the step for tg; each string is one SQL statement.
+	Statements(tg Target) []string
+}
+
+// CreateTable creates a table (and its Distributed table in cluster mode).
+type CreateTable struct{ Table Table }
+
+// Statements implements Step.
+func (s CreateTable) Statements(tg Target) []string {
+	t := s.Table
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s%s\n(\n", tg.qualified(tg.Physical(t.Name)), tg.OnCluster())
+	lines := make([]string, 0, len(t.Columns)+len(t.Indexes))
+	for _, c := range t.Columns {
+		lines = append(lines, "    "+c.render(tg.Features))
+	}
+	if tg.Features.SkipIndexes {
+		for _, ix := range t.Indexes {
+			lines = append(lines, fmt.Sprintf("    INDEX %s %s TYPE %s GRANULARITY %d", ix.Name, ix.Expr, ix.Type, ix.Granularity))
+		}
+	}
+	b.WriteString(strings.Join(lines, ",\n"))
+	b.WriteString("\n)\n")
+	fmt.Fprintf(&b, "ENGINE = %s\n", tg.engine(t))
+	if p := t.PartitionExpr(); p != "" {
+		fmt.Fprintf(&b, "PARTITION BY %s\n", p)
+	}
+	fmt.Fprintf(&b, "ORDER BY (%s)", strings.Join(t.OrderBy, ", "))
+	if days := tg.Retention(t); days > 0 && tg.Features.TTL {
+		fmt.Fprintf(&b, "\nTTL %s + toIntervalDay(%d)", t.TimeColumn, days)
+	}
+	out := []string{b.String()}
+	if tg.Cluster != "" {
+		key := t.ShardingKey
+		if key == "" {
+			key = "rand()"
+		}
+		out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(%s, %s, %s, %s)",
+			tg.qualified(t.Name), tg.OnCluster(), tg.qualified(tg.Physical(t.Name)),
+			tg.Cluster, tg.Database, tg.Physical(t.Name), key))
+	}
+	return out
+}
+
+func (tg Target) engine(t Table) string {
+	if tg.Cluster == "" {
+		return fmt.Sprintf("%s(%s)", t.Engine, t.EngineArgs)
+	}
+	args := []string{
+		quoteString(fmt.Sprintf("/clickhouse/tables/{shard}/%s/%s", tg.Database, tg.Physical(t.Name))),
+		quoteString("{replica}"),
+	}
+	if t.EngineArgs != "" {
+		args = append(args, t.EngineArgs)
+	}
+	return fmt.Sprintf("Replicated%s(%s)", t.Engine, strings.Join(args, ", "))
+}
+
+// CreateView creates a materialized view writing into an existing table. In
+// cluster mode it reads and writes the local tables on every server.
+type CreateView struct{ View View }
+
+// Statements implements Step.
+func (s CreateView) Statements(tg Target) []string {
+	v := s.View
+	sel := strings.ReplaceAll(v.Select, "{from}", tg.qualified(tg.Physical(v.From)))
+	return []string{fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s AS\n%s",
+		tg.qualified(v.Name), tg.OnCluster(), tg.qualified(tg.Physical(v.To)), sel)}
+}
+
+// AddColumns adds columns to an existing table (and its Distributed table).
+// Servers without ADD COLUMN IF NOT EXISTS report DUPLICATE_COLUMN on a re-run,
+// which the migration runner treats as already applied.
+type AddColumns struct {
+	Table   string
+	Columns []Column
+}
+
+// Statements implements Step.
+func (s AddColumns) Statements(tg Target) []string {
+	ifNotExists := ""
+	if tg.Features != (Features{}) {
+		ifNotExists = "IF NOT EXISTS "
+	}
+	tables := []string{tg.Physical(s.Table)}
+	if tg.Cluster != "" {
+		tables = append(tables, s.Table)
+	}
+	var out []string
+	for _, tbl := range tables {
+		for _, c := range s.Columns {
+			out = append(out, fmt.Sprintf("ALTER TABLE %s%s ADD COLUMN %s%s", tg.qualified(tbl), tg.OnCluster(), ifNotExists, c.render(tg.Features)))
+		}
+	}
+	return out
+}
+
+// Migration is one numbered, named schema change. Applied migrations are
+// recorded in schema_migrations and never run again.
+type Migration struct {
+	Version int
+	Name    string
+	Steps   []Step
+}
+
+// Statements renders every step of m for tg.
+func (m Migration) Statements(tg Target) []string {
+	var out []string
+	for _, s := range m.Steps {
+		out = append(out, s.Statements(tg)...)
+	}
+	return out
+}
+
+// Bootstrap renders the statements that must exist before any migration: the
+// database and the schema_migrations ledger.
+func Bootstrap(tg Target) []string {
+	out := []string{fmt.Sprintf("CREATE DATABASE IF NOT EXISTS %s%s", tg.Database, tg.OnCluster())}
+	return append(out, CreateTable{Table: migrationsTable}.Statements(tg)...)
+}
+
+// MigrationsTable is the name of the ledger of applied migrations.
+const MigrationsTable = "schema_migrations"
+
+var migrationsTable = Table{
+	Name: MigrationsTable,
+	Doc:  "Ledger of applied schema migrations.",
+	Columns: []Column{
+		{Name: "version", Type: "UInt32", Comment: "migration number"},
+		{Name: "name", Type: "String", Comment: "migration name"},
+		{Name: "checksum", Type: "String", Comment: "sha256 of the SQL that was applied"},
+		{Name: "applied_at", Type: "DateTime", Comment: "when it was applied (UTC)"},
+		{Name: "server_version", Type: "String", Comment: "ClickHouse version it was applied on"},
+		{Name: "profile", Type: "String", Comment: "feature profile: legacy or modern"},
+	},
+	Engine:     ReplacingMergeTree,
+	EngineArgs: "applied_at",
+	OrderBy:    []string{"version"},
+}

@@ -1,0 +1,32 @@
+package storage
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/fleetwatch/fleetwatch/storage/schema"
+)
+
+// The SQL this package runs beyond the schema DDL, as functions so that tests
+// can run the very same text on current ClickHouse (chDB) too.
+
+// LedgerSQL reads the applied migrations and their checksums.
+func LedgerSQL(database string) string {
+	return fmt.Sprintf("SELECT version, argMax(checksum, applied_at) FROM %s.%s GROUP BY version", database, schema.MigrationsTable)
+}
+
+// PartitionsSQL lists a table's active partitions.
+func PartitionsSQL(database, table string) string {
+	return fmt.Sprintf("SELECT DISTINCT partition FROM system.parts WHERE database = %s AND table = %s AND active ORDER BY partition",
+		quote(database), quote(table))
+}
+
+// DropPartitionSQL drops one partition of a table's physical (local) table.
+func DropPartitionSQL(tg schema.Target, table, partition string) string {
+	return fmt.Sprintf("ALTER TABLE %s.%s%s DROP PARTITION %s", tg.Database, tg.Physical(table), tg.OnCluster(), partition)
+}
+
+// quote renders s as a ClickHouse string literal.
+func quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}

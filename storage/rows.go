@@ -12,8 +12,10 @@ import (
 // features) are referenced, not copied: do not change them after Append.
 
 // Topology places a row in the fleet; it comes from OTLP resource attributes.
+// The physical tree is datacenter > row > rack > node; Cluster is the logical
+// compute cluster (Kubernetes or Slurm).
 type Topology struct {
-	Datacenter, Cluster, Rack, Node string
+	Datacenter, Row, Rack, Node, Cluster string
 }
 
 // GPUIdentity names a GPU the way dcgm-exporter's labels do.
@@ -58,24 +60,26 @@ func (c *columns) block(table string) Block {
 	return Block{Table: table, Columns: c.names, Data: c.data}
 }
 
-type topologyCols struct{ datacenter, cluster, rack, node []string }
+type topologyCols struct{ datacenter, row, rack, node, cluster []string }
 
 func (c *topologyCols) append(t *Topology) {
 	c.datacenter = append(c.datacenter, t.Datacenter)
-	c.cluster = append(c.cluster, t.Cluster)
+	c.row = append(c.row, t.Row)
 	c.rack = append(c.rack, t.Rack)
 	c.node = append(c.node, t.Node)
+	c.cluster = append(c.cluster, t.Cluster)
 }
 
 func (c *topologyCols) reset() {
-	c.datacenter, c.cluster, c.rack, c.node = c.datacenter[:0], c.cluster[:0], c.rack[:0], c.node[:0]
+	c.datacenter, c.row, c.rack, c.node, c.cluster = c.datacenter[:0], c.row[:0], c.rack[:0], c.node[:0], c.cluster[:0]
 }
 
 func (c *topologyCols) addTo(cs *columns) {
 	cs.add("datacenter", c.datacenter)
-	cs.add("cluster", c.cluster)
+	cs.add("row", c.row)
 	cs.add("rack", c.rack)
 	cs.add("node", c.node)
+	cs.add("cluster", c.cluster)
 }
 
 type gpuCols struct{ index, uuid, pci, device, model, instance, profile []string }
@@ -601,4 +605,92 @@ func boolByte(b bool) uint8 {
 		return 1
 	}
 	return 0
+}
+
+// Detection is one row of detections.
+type Detection struct {
+	Time, WindowStart       time.Time
+	Detector, Class         string
+	Severity                string
+	EntityType, Entity, Key string
+	Topology
+	GPUUUID, GPUModel, Job       string
+	Model, ModelVersion, Feature string
+	Value, Threshold, PValue     float64
+	Action, Summary, Evidence    string
+}
+
+// DetectionBlock builds detections blocks.
+type DetectionBlock struct {
+	ts, windowStart                                    []int64
+	detector, class, severity, entityType, entity, key []string
+	topo                                               topologyCols
+	gpuUUID, gpuModel, job, model, version, feature    []string
+	value, threshold, pValue                           []float64
+	action, summary, evidence                          []string
+}
+
+// Append adds one row.
+func (b *DetectionBlock) Append(d *Detection) {
+	b.ts = append(b.ts, d.Time.Unix())
+	b.windowStart = append(b.windowStart, d.WindowStart.Unix())
+	b.detector = append(b.detector, d.Detector)
+	b.class = append(b.class, d.Class)
+	b.severity = append(b.severity, d.Severity)
+	b.entityType = append(b.entityType, d.EntityType)
+	b.entity = append(b.entity, d.Entity)
+	b.key = append(b.key, d.Key)
+	b.topo.append(&d.Topology)
+	b.gpuUUID = append(b.gpuUUID, d.GPUUUID)
+	b.gpuModel = append(b.gpuModel, d.GPUModel)
+	b.job = append(b.job, d.Job)
+	b.model = append(b.model, d.Model)
+	b.version = append(b.version, d.ModelVersion)
+	b.feature = append(b.feature, d.Feature)
+	b.value = append(b.value, d.Value)
+	b.threshold = append(b.threshold, d.Threshold)
+	b.pValue = append(b.pValue, d.PValue)
+	b.action = append(b.action, d.Action)
+	b.summary = append(b.summary, d.Summary)
+	b.evidence = append(b.evidence, d.Evidence)
+}
+
+// Len is the number of rows.
+func (b *DetectionBlock) Len() int { return len(b.ts) }
+
+// Reset empties the builder, keeping its capacity.
+func (b *DetectionBlock) Reset() {
+	b.ts, b.windowStart = b.ts[:0], b.windowStart[:0]
+	b.detector, b.class, b.severity, b.entityType, b.entity, b.key = b.detector[:0], b.class[:0], b.severity[:0], b.entityType[:0], b.entity[:0], b.key[:0]
+	b.topo.reset()
+	b.gpuUUID, b.gpuModel, b.job, b.model, b.version, b.feature = b.gpuUUID[:0], b.gpuModel[:0], b.job[:0], b.model[:0], b.version[:0], b.feature[:0]
+	b.value, b.threshold, b.pValue = b.value[:0], b.threshold[:0], b.pValue[:0]
+	b.action, b.summary, b.evidence = b.action[:0], b.summary[:0], b.evidence[:0]
+}
+
+// Block returns the rows as a Block sharing the builder's memory.
+func (b *DetectionBlock) Block() Block {
+	var cs columns
+	cs.add("ts", b.ts)
+	cs.add("window_start", b.windowStart)
+	cs.add("detector", b.detector)
+	cs.add("class", b.class)
+	cs.add("severity", b.severity)
+	cs.add("entity_type", b.entityType)
+	cs.add("entity", b.entity)
+	cs.add("key", b.key)
+	b.topo.addTo(&cs)
+	cs.add("gpu_uuid", b.gpuUUID)
+	cs.add("gpu_model", b.gpuModel)
+	cs.add("job", b.job)
+	cs.add("model", b.model)
+	cs.add("model_version", b.version)
+	cs.add("feature", b.feature)
+	cs.add("value", b.value)
+	cs.add("threshold", b.threshold)
+	cs.add("p_value", b.pValue)
+	cs.add("action", b.action)
+	cs.add("summary", b.summary)
+	cs.add("evidence", b.evidence)
+	return cs.block("detections")
 }

@@ -18,6 +18,7 @@ func TestBuildersCoverTheirTables(t *testing.T) {
 		(&storage.DelayedLabelBlock{}).Block(),
 		(&storage.ModelDeploymentBlock{}).Block(),
 		(&storage.SpanBlock{}).Block(),
+		(&storage.DetectionBlock{}).Block(),
 	}
 	tables := map[string]schema.Table{}
 	for _, tb := range schema.Tables() {

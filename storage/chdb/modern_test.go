@@ -67,6 +67,8 @@ func TestModernProfileOnCurrentClickHouse(t *testing.T) {
 		`INSERT INTO fleetwatch.delayed_labels (ts, model, request_id, label, label_value) VALUES (now(), 'fraud', 'r-1', 'fraud', nan)`,
 		`INSERT INTO fleetwatch.model_deployments (ts, model, model_version, previous_version, change, environment, actor, note)
 		 VALUES (now(), 'fraud', 'v3', 'v2', 'deploy', 'prod', 'ci', '')`,
+		`INSERT INTO fleetwatch.detections (ts, window_start, detector, class, severity, entity_type, entity, key, row, rack, node, gpu_uuid, value, threshold, p_value, action, summary, evidence)
+		 VALUES (now(), now() - 60, 'xid', 'gpu_lost', 'critical', 'gpu', 'GPU-a', 'xid/GPU-a', 'row1', 'r1', 'n1', 'GPU-a', 79, 0, nan, 'drain', 'GPU fell off the bus', '{}')`,
 		`INSERT INTO fleetwatch.spans (ts, start_ns, duration_ns, trace_id, span_id, parent_span_id, service, operation, kind, status_code, model, request_id, attr_keys, attr_values)
 		 VALUES (now(), toInt64(toUnixTimestamp(now())) * 1000000000, 2500000, '0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', '', 'scorer', 'predict', 'server', 'ok', 'fraud', 'r-1', ['k'], ['v'])`,
 	}

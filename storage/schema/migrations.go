@@ -22,6 +22,7 @@ var migrations = []Migration{
 		CreateTable{ModelDeployments},
 	}},
 	{Version: 4, Name: "spans", Steps: []Step{CreateTable{Spans}}},
+	{Version: 5, Name: "detections", Steps: []Step{CreateTable{Detections}}},
 }
 
 // Migrations returns every migration in version order.

@@ -15,9 +15,10 @@ func lcStr(name, comment string) Column {
 func topologyColumns() []Column {
 	return []Column{
 		lcStr("datacenter", "datacenter (resource attribute fleetwatch.datacenter)"),
-		lcStr("cluster", "cluster (resource attribute fleetwatch.cluster)"),
+		lcStr("row", "row or pod of racks (resource attribute fleetwatch.row)"),
 		lcStr("rack", "rack (resource attribute fleetwatch.rack)"),
 		lcStr("node", "host name (dcgm-exporter label Hostname)"),
+		lcStr("cluster", "logical compute cluster, Kubernetes or Slurm (resource attribute fleetwatch.cluster)"),
 	}
 }
 
@@ -285,4 +286,44 @@ var Spans = Table{
 	RetentionDays: 7,
 	ShardingKey:   "cityHash64(trace_id)",
 	Indexes:       []Index{{Name: "trace_idx", Expr: "trace_id", Type: "bloom_filter(0.01)", Granularity: 4}},
+}
+
+// Detections holds every raw detection the analyzer raises: cheap, stored,
+// and the input of alerting's correlation into incidents.
+var Detections = Table{
+	Name: "detections",
+	Doc:  "Raw detections from every detector, one row per firing entity per evaluation window.",
+	Columns: concat(
+		[]Column{
+			timeColumn("ts", "end of the evaluated window (UTC)"),
+			timeColumn("window_start", "start of the evaluated window (UTC)"),
+			lcStr("detector", "detector that fired, e.g. psi, spc_we1, xid, straggler"),
+			lcStr("class", "what kind of problem: thermal, ecc, nvlink, straggler, gpu_lost, covariate_drift, latency, ..."),
+			lcStr("severity", "info, warning or critical"),
+			lcStr("entity_type", "gpu, node, rack, job, rank, model, feature, pipeline, ..."),
+			str("entity", "the entity's id: GPU UUID, node name, model, model/feature, ..."),
+			str("key", "stable detection key (detector and entity); one problem keeps one key"),
+		},
+		topologyColumns(),
+		[]Column{
+			lcStr("gpu_uuid", "GPU UUID, for GPU-level detections"),
+			lcStr("gpu_model", "GPU product name, for peer grouping"),
+			lcStr("job", "training job, when known"),
+			lcStr("model", "ML model, for model-level detections"),
+			lcStr("model_version", "model version"),
+			lcStr("feature", "feature, for drift detections"),
+			{Name: "value", Type: "Float64", Comment: "the detector's statistic (PSI, z-score, ratio to peers, ...)"},
+			{Name: "threshold", Type: "Float64", Comment: "the threshold it crossed"},
+			{Name: "p_value", Type: "Float64", Comment: "p-value where the detector has one; nan otherwise"},
+			lcStr("action", "recommended action: investigate, drain, reset, reboot, rma, retrain, rollback, ..."),
+			str("summary", "one line for humans"),
+			str("evidence", "JSON object with the numbers behind the detection"),
+		},
+	),
+	Engine:        ReplacingMergeTree,
+	TimeColumn:    "ts",
+	Partition:     PartitionMonthly,
+	OrderBy:       []string{"class", "key", "ts"},
+	RetentionDays: 400,
+	ShardingKey:   "cityHash64(key)",
 }

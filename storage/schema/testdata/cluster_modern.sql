@@ -37,9 +37,10 @@ CREATE TABLE IF NOT EXISTS fleetwatch.gpu_series_local ON CLUSTER fleet
     metric LowCardinality(String) COMMENT 'DCGM field name',
     counter UInt8 COMMENT '1 for a cumulative counter, 0 for a gauge',
     datacenter LowCardinality(String) COMMENT 'datacenter (resource attribute fleetwatch.datacenter)',
-    cluster LowCardinality(String) COMMENT 'cluster (resource attribute fleetwatch.cluster)',
+    row LowCardinality(String) COMMENT 'row or pod of racks (resource attribute fleetwatch.row)',
     rack LowCardinality(String) COMMENT 'rack (resource attribute fleetwatch.rack)',
     node LowCardinality(String) COMMENT 'host name (dcgm-exporter label Hostname)',
+    cluster LowCardinality(String) COMMENT 'logical compute cluster, Kubernetes or Slurm (resource attribute fleetwatch.cluster)',
     gpu LowCardinality(String) COMMENT 'GPU index on the node (dcgm-exporter label gpu)',
     uuid LowCardinality(String) COMMENT 'GPU UUID (label UUID)',
     pci_bus_id LowCardinality(String) COMMENT 'PCI bus id (label pci_bus_id)',
@@ -101,9 +102,10 @@ CREATE TABLE IF NOT EXISTS fleetwatch.gpu_events_local ON CLUSTER fleet
     message String COMMENT 'human-readable detail, e.g. the XID message',
     source LowCardinality(String) COMMENT 'where it was read: nvml or dcgm',
     datacenter LowCardinality(String) COMMENT 'datacenter (resource attribute fleetwatch.datacenter)',
-    cluster LowCardinality(String) COMMENT 'cluster (resource attribute fleetwatch.cluster)',
+    row LowCardinality(String) COMMENT 'row or pod of racks (resource attribute fleetwatch.row)',
     rack LowCardinality(String) COMMENT 'rack (resource attribute fleetwatch.rack)',
     node LowCardinality(String) COMMENT 'host name (dcgm-exporter label Hostname)',
+    cluster LowCardinality(String) COMMENT 'logical compute cluster, Kubernetes or Slurm (resource attribute fleetwatch.cluster)',
     gpu LowCardinality(String) COMMENT 'GPU index on the node (dcgm-exporter label gpu)',
     uuid LowCardinality(String) COMMENT 'GPU UUID (label UUID)',
     pci_bus_id LowCardinality(String) COMMENT 'PCI bus id (label pci_bus_id)',
@@ -223,4 +225,40 @@ TTL ts + toIntervalDay(7);
 
 CREATE TABLE IF NOT EXISTS fleetwatch.spans ON CLUSTER fleet AS fleetwatch.spans_local
 ENGINE = Distributed(fleet, fleetwatch, spans_local, cityHash64(trace_id));
+
+CREATE TABLE IF NOT EXISTS fleetwatch.detections_local ON CLUSTER fleet
+(
+    ts DateTime COMMENT 'end of the evaluated window (UTC)' CODEC(DoubleDelta, ZSTD(1)),
+    window_start DateTime COMMENT 'start of the evaluated window (UTC)' CODEC(DoubleDelta, ZSTD(1)),
+    detector LowCardinality(String) COMMENT 'detector that fired, e.g. psi, spc_we1, xid, straggler',
+    class LowCardinality(String) COMMENT 'what kind of problem: thermal, ecc, nvlink, straggler, gpu_lost, covariate_drift, latency, ...',
+    severity LowCardinality(String) COMMENT 'info, warning or critical',
+    entity_type LowCardinality(String) COMMENT 'gpu, node, rack, job, rank, model, feature, pipeline, ...',
+    entity String COMMENT 'the entity\'s id: GPU UUID, node name, model, model/feature, ...',
+    key String COMMENT 'stable detection key (detector and entity); one problem keeps one key',
+    datacenter LowCardinality(String) COMMENT 'datacenter (resource attribute fleetwatch.datacenter)',
+    row LowCardinality(String) COMMENT 'row or pod of racks (resource attribute fleetwatch.row)',
+    rack LowCardinality(String) COMMENT 'rack (resource attribute fleetwatch.rack)',
+    node LowCardinality(String) COMMENT 'host name (dcgm-exporter label Hostname)',
+    cluster LowCardinality(String) COMMENT 'logical compute cluster, Kubernetes or Slurm (resource attribute fleetwatch.cluster)',
+    gpu_uuid LowCardinality(String) COMMENT 'GPU UUID, for GPU-level detections',
+    gpu_model LowCardinality(String) COMMENT 'GPU product name, for peer grouping',
+    job LowCardinality(String) COMMENT 'training job, when known',
+    model LowCardinality(String) COMMENT 'ML model, for model-level detections',
+    model_version LowCardinality(String) COMMENT 'model version',
+    feature LowCardinality(String) COMMENT 'feature, for drift detections',
+    value Float64 COMMENT 'the detector\'s statistic (PSI, z-score, ratio to peers, ...)',
+    threshold Float64 COMMENT 'the threshold it crossed',
+    p_value Float64 COMMENT 'p-value where the detector has one; nan otherwise',
+    action LowCardinality(String) COMMENT 'recommended action: investigate, drain, reset, reboot, rma, retrain, rollback, ...',
+    summary String COMMENT 'one line for humans',
+    evidence String COMMENT 'JSON object with the numbers behind the detection'
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/detections_local', '{replica}')
+PARTITION BY toYYYYMM(ts)
+ORDER BY (class, key, ts)
+TTL ts + toIntervalDay(400);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.detections ON CLUSTER fleet AS fleetwatch.detections_local
+ENGINE = Distributed(fleet, fleetwatch, detections_local, cityHash64(key));
 

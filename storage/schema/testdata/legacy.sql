@@ -30,9 +30,10 @@ CREATE TABLE IF NOT EXISTS fleetwatch.gpu_series
     metric String COMMENT 'DCGM field name',
     counter UInt8 COMMENT '1 for a cumulative counter, 0 for a gauge',
     datacenter String COMMENT 'datacenter (resource attribute fleetwatch.datacenter)',
-    cluster String COMMENT 'cluster (resource attribute fleetwatch.cluster)',
+    row String COMMENT 'row or pod of racks (resource attribute fleetwatch.row)',
     rack String COMMENT 'rack (resource attribute fleetwatch.rack)',
     node String COMMENT 'host name (dcgm-exporter label Hostname)',
+    cluster String COMMENT 'logical compute cluster, Kubernetes or Slurm (resource attribute fleetwatch.cluster)',
     gpu String COMMENT 'GPU index on the node (dcgm-exporter label gpu)',
     uuid String COMMENT 'GPU UUID (label UUID)',
     pci_bus_id String COMMENT 'PCI bus id (label pci_bus_id)',
@@ -86,9 +87,10 @@ CREATE TABLE IF NOT EXISTS fleetwatch.gpu_events
     message String COMMENT 'human-readable detail, e.g. the XID message',
     source String COMMENT 'where it was read: nvml or dcgm',
     datacenter String COMMENT 'datacenter (resource attribute fleetwatch.datacenter)',
-    cluster String COMMENT 'cluster (resource attribute fleetwatch.cluster)',
+    row String COMMENT 'row or pod of racks (resource attribute fleetwatch.row)',
     rack String COMMENT 'rack (resource attribute fleetwatch.rack)',
     node String COMMENT 'host name (dcgm-exporter label Hostname)',
+    cluster String COMMENT 'logical compute cluster, Kubernetes or Slurm (resource attribute fleetwatch.cluster)',
     gpu String COMMENT 'GPU index on the node (dcgm-exporter label gpu)',
     uuid String COMMENT 'GPU UUID (label UUID)',
     pci_bus_id String COMMENT 'PCI bus id (label pci_bus_id)',
@@ -188,4 +190,36 @@ CREATE TABLE IF NOT EXISTS fleetwatch.spans
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMMDD(ts)
 ORDER BY (service, operation, ts, trace_id, span_id);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.detections
+(
+    ts DateTime COMMENT 'end of the evaluated window (UTC)',
+    window_start DateTime COMMENT 'start of the evaluated window (UTC)',
+    detector String COMMENT 'detector that fired, e.g. psi, spc_we1, xid, straggler',
+    class String COMMENT 'what kind of problem: thermal, ecc, nvlink, straggler, gpu_lost, covariate_drift, latency, ...',
+    severity String COMMENT 'info, warning or critical',
+    entity_type String COMMENT 'gpu, node, rack, job, rank, model, feature, pipeline, ...',
+    entity String COMMENT 'the entity\'s id: GPU UUID, node name, model, model/feature, ...',
+    key String COMMENT 'stable detection key (detector and entity); one problem keeps one key',
+    datacenter String COMMENT 'datacenter (resource attribute fleetwatch.datacenter)',
+    row String COMMENT 'row or pod of racks (resource attribute fleetwatch.row)',
+    rack String COMMENT 'rack (resource attribute fleetwatch.rack)',
+    node String COMMENT 'host name (dcgm-exporter label Hostname)',
+    cluster String COMMENT 'logical compute cluster, Kubernetes or Slurm (resource attribute fleetwatch.cluster)',
+    gpu_uuid String COMMENT 'GPU UUID, for GPU-level detections',
+    gpu_model String COMMENT 'GPU product name, for peer grouping',
+    job String COMMENT 'training job, when known',
+    model String COMMENT 'ML model, for model-level detections',
+    model_version String COMMENT 'model version',
+    feature String COMMENT 'feature, for drift detections',
+    value Float64 COMMENT 'the detector\'s statistic (PSI, z-score, ratio to peers, ...)',
+    threshold Float64 COMMENT 'the threshold it crossed',
+    p_value Float64 COMMENT 'p-value where the detector has one; nan otherwise',
+    action String COMMENT 'recommended action: investigate, drain, reset, reboot, rma, retrain, rollback, ...',
+    summary String COMMENT 'one line for humans',
+    evidence String COMMENT 'JSON object with the numbers behind the detection'
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (class, key, ts);
 

@@ -1,0 +1,357 @@
+// Package telemetry is Fleetwatch's wire contract, in code: the GPU metric
+// fields (DCGM field names, their kind and classic unit), the label and
+// resource-attribute keys, and the names of the OTLP log events that carry
+// GPU events, inference events, delayed labels and deployment markers.
+// docs/TELEMETRY.md is its prose. Producers (the agent, instrumented
+// services) and consumers (the collector's exporter, the analyzer) all use
+// these names; nothing else defines them.
+package telemetry
+
+// Kind is how a metric behaves over time.
+type Kind uint8
+
+// Metric kinds.
+const (
+	// Gauge is a value at a point in time (OTLP Gauge).
+	Gauge Kind = iota + 1
+	// Counter is a cumulative, monotonic total (OTLP Sum, cumulative, monotonic).
+	Counter
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Gauge:
+		return "gauge"
+	case Counter:
+		return "counter"
+	}
+	return "unknown"
+}
+
+// Field is one GPU metric, named after its DCGM field.
+type Field struct {
+	Name string
+	Kind Kind
+	// Unit is the classic DCGM unit every producer converts to: C, W, mJ,
+	// MHz, %, MiB, ratio (0-1), B/s, count, bitmask, xid, bool, s.
+	Unit string
+	Help string
+	// PerLink fields carry a "link" label (NVLink link index).
+	PerLink bool
+}
+
+// DCGM field names used by Fleetwatch.
+const (
+	GPUTemp            = "DCGM_FI_DEV_GPU_TEMP"
+	MemoryTemp         = "DCGM_FI_DEV_MEMORY_TEMP"
+	PowerUsage         = "DCGM_FI_DEV_POWER_USAGE"
+	TotalEnergy        = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
+	SMClock            = "DCGM_FI_DEV_SM_CLOCK"
+	MemClock           = "DCGM_FI_DEV_MEM_CLOCK"
+	GPUUtil            = "DCGM_FI_DEV_GPU_UTIL"
+	MemCopyUtil        = "DCGM_FI_DEV_MEM_COPY_UTIL"
+	FBUsed             = "DCGM_FI_DEV_FB_USED"
+	FBFree             = "DCGM_FI_DEV_FB_FREE"
+	FBReserved         = "DCGM_FI_DEV_FB_RESERVED"
+	EncUtil            = "DCGM_FI_DEV_ENC_UTIL"
+	DecUtil            = "DCGM_FI_DEV_DEC_UTIL"
+	GREngineActive     = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+	NVLinkBandwidth    = "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL"
+	ECCSBEVolatile     = "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL"
+	ECCDBEVolatile     = "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
+	ECCSBEAggregate    = "DCGM_FI_DEV_ECC_SBE_AGG_TOTAL"
+	ECCDBEAggregate    = "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL"
+	RetiredSBE         = "DCGM_FI_DEV_RETIRED_SBE"
+	RetiredDBE         = "DCGM_FI_DEV_RETIRED_DBE"
+	RetiredPending     = "DCGM_FI_DEV_RETIRED_PENDING"
+	RemappedCorr       = "DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS"
+	RemappedUncorr     = "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS"
+	RowRemapPending    = "DCGM_FI_DEV_ROW_REMAP_PENDING"
+	RowRemapFailure    = "DCGM_FI_DEV_ROW_REMAP_FAILURE"
+	PCIeReplay         = "DCGM_FI_DEV_PCIE_REPLAY_COUNTER"
+	PCIeTxBytes        = "DCGM_FI_PROF_PCIE_TX_BYTES"
+	PCIeRxBytes        = "DCGM_FI_PROF_PCIE_RX_BYTES"
+	NVLinkState        = "DCGM_FI_DEV_NVLINK_LINK_STATUS"
+	NVLinkCRCFlit      = "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT"
+	NVLinkCRCData      = "DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT"
+	NVLinkReplay       = "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT"
+	NVLinkRecovery     = "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT"
+	NVLinkCRCFlitTotal = "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL"
+	NVLinkCRCDataTotal = "DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL"
+	NVLinkReplayTotal  = "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL"
+	NVLinkRecovTotal   = "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL"
+	NVLinkTxBytes      = "DCGM_FI_PROF_NVLINK_TX_BYTES"
+	NVLinkRxBytes      = "DCGM_FI_PROF_NVLINK_RX_BYTES"
+	ClockEventReasons  = "DCGM_FI_DEV_CLOCKS_EVENT_REASONS"
+	SMActive           = "DCGM_FI_PROF_SM_ACTIVE"
+	TensorActive       = "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"
+	DRAMActive         = "DCGM_FI_PROF_DRAM_ACTIVE"
+	XIDErrors          = "DCGM_FI_DEV_XID_ERRORS"
+
+	// Training jobs report these per rank (not DCGM fields; OTel metrics from
+	// the job, with labels job and rank, and UUID/Hostname where known).
+	TrainStepSeconds = "fleetwatch_train_step_seconds"
+	TrainThroughput  = "fleetwatch_train_samples_per_second"
+)
+
+// Fields is the catalog, in a stable order.
+var Fields = []Field{
+	{GPUTemp, Gauge, "C", "GPU temperature (in C).", false},
+	{MemoryTemp, Gauge, "C", "Memory temperature (in C).", false},
+	{PowerUsage, Gauge, "W", "Power draw (in W).", false},
+	{TotalEnergy, Counter, "mJ", "Total energy consumption since boot (in mJ).", false},
+	{SMClock, Gauge, "MHz", "SM clock frequency (in MHz).", false},
+	{MemClock, Gauge, "MHz", "Memory clock frequency (in MHz).", false},
+	{GPUUtil, Gauge, "%", "GPU utilization (in %).", false},
+	{MemCopyUtil, Gauge, "%", "Memory utilization (in %).", false},
+	{FBUsed, Gauge, "MiB", "Framebuffer memory used (in MiB).", false},
+	{FBFree, Gauge, "MiB", "Framebuffer memory free (in MiB).", false},
+	{FBReserved, Gauge, "MiB", "Framebuffer memory reserved (in MiB).", false},
+	{EncUtil, Gauge, "%", "Encoder utilization (in %).", false},
+	{DecUtil, Gauge, "%", "Decoder utilization (in %).", false},
+	{ECCSBEVolatile, Counter, "count", "Total number of single-bit volatile ECC errors.", false},
+	{ECCDBEVolatile, Counter, "count", "Total number of double-bit volatile ECC errors.", false},
+	{ECCSBEAggregate, Counter, "count", "Total number of single-bit persistent ECC errors.", false},
+	{ECCDBEAggregate, Counter, "count", "Total number of double-bit persistent ECC errors.", false},
+	{RetiredSBE, Counter, "count", "Total number of retired pages due to single-bit errors.", false},
+	{RetiredDBE, Counter, "count", "Total number of retired pages due to double-bit errors.", false},
+	{RetiredPending, Gauge, "bool", "Whether pages are pending retirement (1) or not (0).", false},
+	{RemappedCorr, Counter, "count", "Number of remapped rows for correctable errors.", false},
+	{RemappedUncorr, Counter, "count", "Number of remapped rows for uncorrectable errors.", false},
+	{RowRemapPending, Gauge, "bool", "Whether a row remapping is pending (1) or not (0).", false},
+	{RowRemapFailure, Gauge, "bool", "Whether remapping of rows has failed (1) or not (0).", false},
+	{PCIeReplay, Counter, "count", "Total number of PCIe retries.", false},
+	{PCIeTxBytes, Gauge, "B/s", "PCIe transmit rate, headers and payload (in bytes per second).", false},
+	{PCIeRxBytes, Gauge, "B/s", "PCIe receive rate, headers and payload (in bytes per second).", false},
+	{NVLinkState, Gauge, "bool", "NVLink link state: 1 up, 0 down (per link).", true},
+	{NVLinkCRCFlit, Counter, "count", "NVLink flow-control CRC errors (per link).", true},
+	{NVLinkCRCData, Counter, "count", "NVLink data CRC errors (per link).", true},
+	{NVLinkReplay, Counter, "count", "NVLink retries (per link).", true},
+	{NVLinkRecovery, Counter, "count", "NVLink recovery errors (per link).", true},
+	{NVLinkCRCFlitTotal, Counter, "count", "Total number of NVLink flow-control CRC errors.", false},
+	{NVLinkCRCDataTotal, Counter, "count", "Total number of NVLink data CRC errors.", false},
+	{NVLinkReplayTotal, Counter, "count", "Total number of NVLink retries.", false},
+	{NVLinkRecovTotal, Counter, "count", "Total number of NVLink recovery errors.", false},
+	{NVLinkTxBytes, Gauge, "B/s", "NVLink transmit rate (in bytes per second); per link with a link label, else total.", false},
+	{NVLinkRxBytes, Gauge, "B/s", "NVLink receive rate (in bytes per second); per link with a link label, else total.", false},
+	{ClockEventReasons, Gauge, "bitmask", "Current clock event (throttle) reasons, NVML bit mask.", false},
+	{NVLinkBandwidth, Gauge, "MB/s", "Aggregate NVLink throughput across all links (in MB/s).", false},
+	{GREngineActive, Gauge, "ratio", "Ratio of time the graphics engine is active.", false},
+	{SMActive, Gauge, "ratio", "Ratio of cycles an SM has at least one warp assigned.", false},
+	{TensorActive, Gauge, "ratio", "Ratio of cycles the tensor pipe is active.", false},
+	{DRAMActive, Gauge, "ratio", "Ratio of cycles the device memory interface is active.", false},
+	{XIDErrors, Gauge, "xid", "Value of the last XID error encountered.", false},
+	{TrainStepSeconds, Gauge, "s", "Training step time of one rank (in seconds).", false},
+	{TrainThroughput, Gauge, "samples/s", "Training throughput of one rank (in samples per second).", false},
+}
+
+var byName = func() map[string]int {
+	m := make(map[string]int, len(Fields))
+	for i, f := range Fields {
+		m[f.Name] = i
+	}
+	return m
+}()
+
+// Lookup returns the catalog entry for a field name.
+func Lookup(name string) (Field, bool) {
+	i, ok := byName[name]
+	if !ok {
+		return Field{}, false
+	}
+	return Fields[i], true
+}
+
+// Index returns the position of name in Fields, or -1.
+func Index(name string) int {
+	if i, ok := byName[name]; ok {
+		return i
+	}
+	return -1
+}
+
+// Alias is another name for a catalog field, with the factor that converts its
+// unit to the catalog's classic unit.
+type Alias struct {
+	Name   string
+	Factor float64
+}
+
+// Aliases maps DCGM's other spellings to the catalog: names deprecated in
+// DCGM 3.x and the base-unit names of DCGM 4.6/4.7 (hertz, joules, bytes,
+// ratios), which dcgm-exporter releases built on it expose. Values are
+// multiplied by Factor.
+var Aliases = map[string]Alias{
+	"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS":        {ClockEventReasons, 1},
+	"DCGM_FI_DEV_GPU_TEMP_CELSIUS":              {GPUTemp, 1},
+	"DCGM_FI_DEV_MEMORY_TEMP_CELSIUS":           {MemoryTemp, 1},
+	"DCGM_FI_DEV_BOARD_POWER_WATTS":             {PowerUsage, 1},
+	"DCGM_FI_DEV_GPU_ENERGY_JOULES_TOTAL":       {TotalEnergy, 1000},
+	"DCGM_FI_DEV_SM_CLOCK_HERTZ":                {SMClock, 1e-6},
+	"DCGM_FI_DEV_MEMORY_CLOCK_HERTZ":            {MemClock, 1e-6},
+	"DCGM_FI_DEV_GPU_UTIL_RATIO":                {GPUUtil, 100},
+	"DCGM_FI_DEV_MEMORY_UTIL_RATIO":             {MemCopyUtil, 100},
+	"DCGM_FI_DEV_ENC_UTIL_RATIO":                {EncUtil, 100},
+	"DCGM_FI_DEV_DEC_UTIL_RATIO":                {DecUtil, 100},
+	"DCGM_FI_DEV_FB_USED_BYTES":                 {FBUsed, 1.0 / (1 << 20)},
+	"DCGM_FI_DEV_FB_FREE_BYTES":                 {FBFree, 1.0 / (1 << 20)},
+	"DCGM_FI_DEV_FB_RESERVED_BYTES":             {FBReserved, 1.0 / (1 << 20)},
+	"DCGM_FI_DEV_ROW_REMAP_CORRECTABLE_TOTAL":   {RemappedCorr, 1},
+	"DCGM_FI_DEV_ROW_REMAP_UNCORRECTABLE_TOTAL": {RemappedUncorr, 1},
+	"DCGM_FI_DEV_ROW_REMAP_FAILED":              {RowRemapFailure, 1},
+	"DCGM_FI_DEV_PAGE_RETIRED_SBE_TOTAL":        {RetiredSBE, 1},
+	"DCGM_FI_DEV_PAGE_RETIRED_DBE_TOTAL":        {RetiredDBE, 1},
+	"DCGM_FI_DEV_PAGE_RETIRED_PENDING":          {RetiredPending, 1},
+	"DCGM_FI_DEV_PCIE_REPLAY_TOTAL":             {PCIeReplay, 1},
+	"DCGM_FI_DEV_PCIE_TX_THROUGHPUT":            {PCIeTxBytes, 1024}, // KB/s via NVML
+	"DCGM_FI_DEV_PCIE_RX_THROUGHPUT":            {PCIeRxBytes, 1024},
+	"DCGM_FI_DEV_NVLINK_THROUGHPUT_TOTAL":       {NVLinkBandwidth, 1},
+	"DCGM_FI_DEV_NVLINK_GET_STATE":              {NVLinkState, 1},
+	"DCGM_FI_DEV_XID_ERROR":                     {XIDErrors, 1},
+	"DCGM_FI_PROF_GR_ENGINE_UTIL_RATIO":         {GREngineActive, 1},
+	"DCGM_FI_PROF_TENSOR_UTIL_RATIO":            {TensorActive, 1},
+}
+
+// Canonical resolves a metric name to its catalog field, the factor to apply,
+// and, for DCGM's per-link names ending in _L<n>, the link index (else -1).
+func Canonical(name string) (f Field, factor float64, link int, ok bool) {
+	if f, ok := Lookup(name); ok {
+		return f, 1, -1, true
+	}
+	if a, ok := Aliases[name]; ok {
+		f, _ := Lookup(a.Name)
+		return f, a.Factor, -1, true
+	}
+	// Per-link spellings: DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_L3 -> family + link 3.
+	if i := lastIndexL(name); i > 0 {
+		n := 0
+		for _, c := range name[i+2:] {
+			n = n*10 + int(c-'0')
+		}
+		if f, ok := Lookup(name[:i]); ok && f.PerLink {
+			return f, 1, n, true
+		}
+	}
+	return Field{}, 0, -1, false
+}
+
+// lastIndexL finds a trailing "_L<digits>" and returns the index of its "_".
+func lastIndexL(name string) int {
+	j := len(name)
+	for j > 0 && name[j-1] >= '0' && name[j-1] <= '9' {
+		j--
+	}
+	if j == len(name) || j < 2 || name[j-1] != 'L' || name[j-2] != '_' || len(name)-j > 2 {
+		return -1
+	}
+	return j - 2
+}
+
+// Data-point labels, spelled as dcgm-exporter spells them so dashboards and
+// alert rules written for it keep working.
+const (
+	LabelGPU       = "gpu"
+	LabelUUID      = "UUID"
+	LabelPCIBusID  = "pci_bus_id"
+	LabelDevice    = "device"
+	LabelModelName = "modelName"
+	LabelHostname  = "Hostname"
+	// LabelHostnameNew is how newer dcgm-exporter releases spell Hostname.
+	LabelHostnameNew = "hostname"
+	LabelMIGID       = "GPU_I_ID"
+	LabelMIGProfile  = "GPU_I_PROFILE"
+	LabelNamespace   = "namespace"
+	LabelPod         = "pod"
+	LabelContainer   = "container"
+	LabelLink        = "link"
+	LabelErrCode     = "err_code"
+	LabelErrMsg      = "err_msg"
+	// LabelJob and LabelRank identify training jobs and their ranks.
+	LabelJob  = "job"
+	LabelRank = "rank"
+)
+
+// Resource attributes: where telemetry comes from. Topology is
+// datacenter ⊃ row ⊃ rack ⊃ node ⊃ GPU; cluster is the logical compute
+// cluster (Kubernetes or Slurm), orthogonal to the physical tree.
+const (
+	AttrDatacenter   = "fleetwatch.datacenter"
+	AttrRow          = "fleetwatch.row"
+	AttrRack         = "fleetwatch.rack"
+	AttrCluster      = "fleetwatch.cluster"
+	AttrHostName     = "host.name"
+	AttrK8sNode      = "k8s.node.name"
+	AttrK8sNamespace = "k8s.namespace.name"
+	AttrK8sPod       = "k8s.pod.name"
+	AttrK8sContainer = "k8s.container.name"
+	AttrServiceName  = "service.name"
+)
+
+// OTLP log events. The name goes in LogRecord.event_name and, for SDKs that
+// cannot set it, in the attribute "event.name".
+const (
+	AttrEventName = "event.name"
+
+	EventGPU        = "fleetwatch.gpu_event"
+	EventInference  = "fleetwatch.inference"
+	EventLabel      = "fleetwatch.label"
+	EventDeployment = "fleetwatch.deployment"
+)
+
+// Attributes of the log events.
+const (
+	// GPU events (plus the GPU labels above as attributes).
+	AttrGPUEvent = "fleetwatch.event" // xid, ecc_sbe, ecc_dbe, clock_event, row_remap, gpu_lost
+	AttrCode     = "fleetwatch.code"  // XID number or clock-event bit mask
+	AttrCount    = "fleetwatch.count" // occurrences folded into the record
+	AttrSource   = "fleetwatch.source"
+
+	// Inference events, labels and deployments.
+	AttrModel           = "fleetwatch.model"
+	AttrModelVersion    = "fleetwatch.model_version"
+	AttrRequestID       = "fleetwatch.request_id"
+	AttrLatencyMs       = "fleetwatch.latency_ms"
+	AttrStatus          = "fleetwatch.status"
+	AttrFeatures        = "fleetwatch.features" // map: name -> double (numeric) or string (categorical); empty/absent = missing
+	AttrPrediction      = "fleetwatch.prediction"
+	AttrPredictionClass = "fleetwatch.prediction_class"
+	AttrSampleRate      = "fleetwatch.sample_rate"
+	AttrGPUUUID         = "fleetwatch.gpu_uuid"
+	AttrLabel           = "fleetwatch.label"
+	AttrLabelValue      = "fleetwatch.label_value"
+	AttrPreviousVersion = "fleetwatch.previous_version"
+	AttrChange          = "fleetwatch.change"
+	AttrEnvironment     = "fleetwatch.environment"
+	AttrActor           = "fleetwatch.actor"
+)
+
+// GPU event kinds (AttrGPUEvent values and gpu_events.event).
+const (
+	GPUEventXID        = "xid"
+	GPUEventECCSBE     = "ecc_sbe"
+	GPUEventECCDBE     = "ecc_dbe"
+	GPUEventClockEvent = "clock_event"
+	GPUEventRowRemap   = "row_remap"
+	GPUEventLost       = "gpu_lost"
+)
+
+// Clock-event (throttle) reason bits, as NVML defines them.
+var ClockEventBits = []struct {
+	Bit  uint64
+	Name string
+}{
+	{0x1, "gpu_idle"}, {0x2, "clocks_setting"}, {0x4, "power_cap"}, {0x8, "hw_slowdown"},
+	{0x10, "sync_boost"}, {0x20, "sw_thermal"}, {0x40, "hw_thermal"}, {0x80, "hw_power_brake"},
+	{0x100, "display_clocks"},
+}
+
+// ClockEventNames lists the reason names set in mask.
+func ClockEventNames(mask uint64) []string {
+	var out []string
+	for _, b := range ClockEventBits {
+		if mask&b.Bit != 0 {
+			out = append(out, b.Name)
+		}
+	}
+	return out
+}

@@ -16,8 +16,7 @@ import (
 
 // pending lists what the demo will run once it exists; each entry names its issue.
 var pending = []string{
-	"node agent with a simulated fleet (issue 3: agent)",
-	"OpenTelemetry Collector with the ClickHouse exporter (issue 4: collector)",
+	"OpenTelemetry Collector with the ClickHouse exporter, fed by the agent's simulated fleet (issue 4)",
 	"analyzer: PSI drift and SPC (issue 5), fleet health (issue 6)",
 	"alerting: incidents and routing (issue 7)",
 	"the fault scenario, dashboards and summary (issue 8)",

@@ -1,0 +1,447 @@
+// Package agent is Fleetwatch's node agent: it runs the telemetry sources
+// (NVML, a dcgm-exporter scrape, model-server log tailing, or the fleet
+// simulator), encodes what they collect as OTLP, queues it in a bounded disk
+// buffer, ships it to the collector, and serves the latest GPU values and its
+// own health on /metrics. cmd/fleetwatch-agent is a thin wrapper around it.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/fleetwatch/fleetwatch/agent/buffer"
+	"github.com/fleetwatch/fleetwatch/agent/dcgmsrc"
+	"github.com/fleetwatch/fleetwatch/agent/logtail"
+	"github.com/fleetwatch/fleetwatch/agent/nvmlsrc"
+	"github.com/fleetwatch/fleetwatch/agent/otlp"
+	"github.com/fleetwatch/fleetwatch/agent/promexp"
+	"github.com/fleetwatch/fleetwatch/agent/record"
+	"github.com/fleetwatch/fleetwatch/agent/ship"
+	"github.com/fleetwatch/fleetwatch/internal/buildinfo"
+)
+
+// ResourceConfig places the node in the fleet.
+type ResourceConfig struct {
+	Datacenter string `yaml:"datacenter"`
+	Row        string `yaml:"row"`
+	Rack       string `yaml:"rack"`
+	Cluster    string `yaml:"cluster"`
+	// Host defaults to the machine's host name.
+	Host string `yaml:"host"`
+	// K8sNode is the Kubernetes node name (default $NODE_NAME, the downward API's usual variable).
+	K8sNode string `yaml:"k8s_node"`
+}
+
+// Config is the agent's configuration (the YAML file of fleetwatch-agent).
+type Config struct {
+	// DataDir holds the disk buffer and the log tailer's state.
+	DataDir  string         `yaml:"data_dir"`
+	Resource ResourceConfig `yaml:"resource"`
+	NVML     struct {
+		Enabled        bool `yaml:"enabled"`
+		nvmlsrc.Config `yaml:",inline"`
+	} `yaml:"nvml"`
+	DCGM struct {
+		Enabled        bool `yaml:"enabled"`
+		dcgmsrc.Config `yaml:",inline"`
+	} `yaml:"dcgm"`
+	Logs struct {
+		Enabled        bool `yaml:"enabled"`
+		logtail.Config `yaml:",inline"`
+	} `yaml:"logs"`
+	Ship   ship.Config   `yaml:"ship"`
+	Buffer buffer.Config `yaml:"buffer"`
+	// Listen is the address of /metrics and /healthz (default :9401).
+	Listen string `yaml:"listen"`
+	// StaleAfter drops a series from /metrics after this long without a value.
+	StaleAfter time.Duration `yaml:"stale_after"`
+	// Queue is how many batches may wait for the disk buffer.
+	Queue int `yaml:"queue"`
+}
+
+// NewDefaultConfig returns the defaults: NVML on, dcgm-exporter scrape and log
+// tailing off, shipping to a collector on localhost.
+func NewDefaultConfig() Config {
+	var c Config
+	c.DataDir = "/var/lib/fleetwatch-agent"
+	c.NVML.Enabled = true
+	c.NVML.Config = nvmlsrc.NewDefaultConfig()
+	c.DCGM.Config = dcgmsrc.NewDefaultConfig()
+	c.Logs.Config = logtail.NewDefaultConfig("")
+	c.Logs.StateFile, c.Logs.DeadLetter = "", "" // derived from data_dir by Resolve
+	c.Ship = ship.NewDefaultConfig()
+	c.Buffer = buffer.NewDefaultConfig("")
+	c.Listen = ":9401"
+	c.StaleAfter = 5 * time.Minute
+	c.Queue = 1024
+	return c
+}
+
+// Resolve fills paths derived from DataDir and the host name.
+func (c *Config) Resolve() {
+	if c.Buffer.Dir == "" {
+		c.Buffer.Dir = filepath.Join(c.DataDir, "buffer")
+	}
+	if c.Logs.StateFile == "" {
+		c.Logs.StateFile = filepath.Join(c.DataDir, "logtail-state.json")
+	}
+	if c.Logs.DeadLetter == "" {
+		c.Logs.DeadLetter = filepath.Join(c.DataDir, "dead-letter.jsonl")
+	}
+	if c.Resource.Host == "" {
+		c.Resource.Host, _ = os.Hostname()
+	}
+	if c.Resource.K8sNode == "" {
+		c.Resource.K8sNode = os.Getenv("NODE_NAME")
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is required"))
+	}
+	if c.NVML.Enabled {
+		errs = append(errs, c.NVML.Config.Validate())
+	}
+	if c.DCGM.Enabled {
+		errs = append(errs, c.DCGM.Config.Validate())
+	}
+	if c.Logs.Enabled {
+		errs = append(errs, c.Logs.Config.Validate())
+	}
+	errs = append(errs, c.Ship.Validate(), c.Buffer.Validate())
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+		}
+	}
+	if c.StaleAfter <= 0 {
+		errs = append(errs, fmt.Errorf("stale_after %v must be positive", c.StaleAfter))
+	}
+	if c.Queue < 1 {
+		errs = append(errs, fmt.Errorf("queue %d must be at least 1", c.Queue))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid agent config: %w", err)
+	}
+	return nil
+}
+
+// Source is anything that collects into the agent until its context ends.
+type Source interface {
+	Name() string
+	Run(ctx context.Context, sink record.Sink) error
+}
+
+// Option adjusts New.
+type Option func(*Agent)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(a *Agent) { a.log = l } }
+
+// WithNVML replaces the NVML library (tests pass go-nvml's mock).
+func WithNVML(lib nvml.Interface) Option { return func(a *Agent) { a.nvml = lib } }
+
+// WithSource adds a source, e.g. the fleet simulator.
+func WithSource(s Source) Option { return func(a *Agent) { a.extra = append(a.extra, s) } }
+
+// Agent runs the sources and ships what they collect.
+type Agent struct {
+	cfg      Config
+	log      *slog.Logger
+	nvml     nvml.Interface
+	extra    []Source
+	resource record.Resource
+
+	buf      *buffer.Buffer
+	shipper  *ship.Shipper
+	enc      *otlp.Encoder
+	exporter *promexp.Exporter
+	reg      *prometheus.Registry
+	in       chan *record.Batch
+	stopped  chan struct{}
+
+	srcMu   sync.Mutex
+	srcIdx  map[string]byte
+	srcName [256]string
+	counts  [256]sourceCounts
+	errFns  map[string]func() map[string]uint64 // per-source error counters, by source name
+
+	listener net.Listener
+	ready    atomic.Bool
+}
+
+type sourceCounts struct {
+	samples, records          atomic.Uint64
+	droppedEncode, droppedBuf atomic.Uint64
+}
+
+// New prepares an agent: it opens the disk buffer (recovering what a previous
+// run left in it) and the shipper; Run starts everything.
+func New(cfg Config, opts ...Option) (*Agent, error) {
+	cfg.Resolve()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: slog.Default(), srcIdx: map[string]byte{}, stopped: make(chan struct{}),
+		errFns: map[string]func() map[string]uint64{}}
+	for _, o := range opts {
+		o(a)
+	}
+	r := cfg.Resource
+	a.resource = record.Resource{Datacenter: r.Datacenter, Row: r.Row, Rack: r.Rack, Cluster: r.Cluster, Host: r.Host, K8sNode: r.K8sNode}
+	buf, err := buffer.Open(cfg.Buffer)
+	if err != nil {
+		return nil, err
+	}
+	a.buf = buf
+	if st := buf.Stats(); st.Pending > 0 {
+		a.log.Info("disk buffer holds data from an earlier run; shipping it first", "records", st.Pending, "bytes", st.Bytes)
+	}
+	a.shipper, err = ship.New(cfg.Ship, buf, a.log)
+	if err != nil {
+		buf.Close()
+		return nil, err
+	}
+	a.enc = otlp.NewEncoder(time.Now(), buildinfo.Version)
+	a.exporter = promexp.New(cfg.StaleAfter)
+	a.in = make(chan *record.Batch, cfg.Queue)
+	a.reg = prometheus.NewRegistry()
+	a.reg.MustRegister(a.exporter, &healthCollector{a: a})
+	for _, n := range []string{"nvml", "dcgm", "logs", "train", "serving"} {
+		a.sourceIndex(n)
+	}
+	return a, nil
+}
+
+// sourceIndex assigns each source name a byte for the buffer's per-source counts.
+func (a *Agent) sourceIndex(name string) byte {
+	a.srcMu.Lock()
+	defer a.srcMu.Unlock()
+	if i, ok := a.srcIdx[name]; ok {
+		return i
+	}
+	i := byte(len(a.srcIdx))
+	if len(a.srcIdx) >= 255 {
+		i = 255 // everything past 255 sources shares the last slot
+	} else {
+		a.srcIdx[name] = i
+	}
+	a.srcName[i] = name
+	return i
+}
+
+// Put hands a batch to the pipeline; it blocks while the queue is full
+// (backpressure) and drops, counting, once the agent is stopping.
+func (a *Agent) Put(b *record.Batch) {
+	select {
+	case a.in <- b:
+	case <-a.stopped:
+		c := &a.counts[a.sourceIndex(b.Source)]
+		c.droppedBuf.Add(uint64(b.Len()))
+	}
+}
+
+// Registry is the Prometheus registry behind /metrics.
+func (a *Agent) Registry() *prometheus.Registry { return a.reg }
+
+// Addr is the address /metrics listens on, once Run has started.
+func (a *Agent) Addr() string {
+	if a.listener == nil {
+		return ""
+	}
+	return a.listener.Addr().String()
+}
+
+// Buffer exposes the disk buffer's statistics.
+func (a *Agent) Buffer() buffer.Stats { return a.buf.Stats() }
+
+// Shipper exposes the shipper's statistics.
+func (a *Agent) Shipper() *ship.Stats { return &a.shipper.Stats }
+
+// Run starts the HTTP server, the sources, the pipeline and the shipper, and
+// runs until ctx ends. On the way out it stops the sources, writes what they
+// produced to the disk buffer, and gives the shipper a few seconds to send it;
+// whatever is left is shipped on the next start.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.buf.Close()
+	sources, err := a.sources()
+	if err != nil {
+		return err
+	}
+	if a.cfg.Listen != "" {
+		if err := a.serve(); err != nil {
+			return err
+		}
+		defer a.listener.Close()
+	}
+	srcCtx, stopSources := context.WithCancel(ctx)
+	defer stopSources()
+	var srcWG sync.WaitGroup
+	for _, s := range sources {
+		srcWG.Add(1)
+		go func(s Source) {
+			defer srcWG.Done()
+			if err := s.Run(srcCtx, a); err != nil {
+				if errors.Is(err, nvmlsrc.ErrNoDriver) {
+					a.log.Warn("no NVIDIA driver on this machine: the NVML source is off, the other sources keep running", "err", err)
+					return
+				}
+				a.log.Error("source stopped", "source", s.Name(), "err", err)
+			}
+		}(s)
+	}
+	pipeDone := make(chan struct{})
+	go func() {
+		defer close(pipeDone)
+		a.pipeline()
+	}()
+	shipCtx, stopShip := context.WithCancel(context.Background())
+	shipDone := make(chan error, 1)
+	go func() { shipDone <- a.shipper.Run(shipCtx) }()
+	a.ready.Store(true)
+	a.log.Info("agent running", "sources", len(sources), "collector", a.cfg.Ship.Endpoint, "metrics", a.Addr(), "buffer", a.cfg.Buffer.Dir)
+
+	<-ctx.Done()
+	a.ready.Store(false)
+	srcWG.Wait()
+	close(a.stopped)
+	close(a.in)
+	<-pipeDone
+	// Drain what the collector will take, briefly.
+	deadline := time.Now().Add(5 * time.Second)
+	for a.buf.Stats().Pending > 0 && time.Now().Before(deadline) && a.shipper.Stats.Connected.Load() == 1 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopShip()
+	if err := <-shipDone; err != nil {
+		a.log.Error("shipper", "err", err)
+	}
+	if st := a.buf.Stats(); st.Pending > 0 {
+		a.log.Info("stopping with data still buffered on disk; it is shipped on the next start", "records", st.Pending)
+	}
+	return nil
+}
+
+func (a *Agent) sources() ([]Source, error) {
+	var out []Source
+	if a.cfg.NVML.Enabled {
+		lib := a.nvml
+		if lib == nil {
+			lib = nvml.New()
+		}
+		cfg := a.cfg.NVML.Config
+		res := a.resource
+		src, err := nvmlsrc.New(lib, cfg, &res, nil, a.log)
+		if err != nil {
+			return nil, err
+		}
+		a.errFns[src.Name()] = src.Errors
+		out = append(out, src)
+	}
+	if a.cfg.DCGM.Enabled {
+		src, err := dcgmsrc.New(a.cfg.DCGM.Config, a.resource, a.log)
+		if err != nil {
+			return nil, err
+		}
+		a.errFns[src.Name()] = src.Errors
+		out = append(out, src)
+	}
+	if a.cfg.Logs.Enabled {
+		res := a.resource
+		src, err := logtail.New(a.cfg.Logs.Config, res, a.log)
+		if err != nil {
+			return nil, err
+		}
+		a.errFns[src.Name()] = func() map[string]uint64 {
+			out := map[string]uint64{}
+			for r, n := range src.Stats().Malformed {
+				out["malformed_"+r] = n
+			}
+			return out
+		}
+		out = append(out, src)
+	}
+	return append(out, a.extra...), nil
+}
+
+// pipeline encodes batches and appends them to the disk buffer.
+func (a *Agent) pipeline() {
+	for b := range a.in {
+		a.process(b)
+	}
+}
+
+func (a *Agent) process(b *record.Batch) {
+	if b.Resource == nil {
+		res := a.resource
+		b.Resource = &res
+	}
+	idx := a.sourceIndex(b.Source)
+	c := &a.counts[idx]
+	c.samples.Add(uint64(len(b.Samples)))
+	c.records.Add(uint64(b.Len() - len(b.Samples)))
+	a.exporter.Observe(b)
+	ok := true
+	if req := a.enc.Metrics(b); req != nil {
+		ok = a.append(ship.KindMetrics, idx, len(b.Samples), req) && ok
+	}
+	if req := a.enc.Logs(b); req != nil {
+		ok = a.append(ship.KindLogs, idx, b.Len()-len(b.Samples), req) && ok
+	}
+	if ok && b.Commit != nil {
+		b.Commit()
+	}
+}
+
+func (a *Agent) append(kind, idx byte, items int, m proto.Message) bool {
+	c := &a.counts[idx]
+	data, err := proto.Marshal(m)
+	if err != nil {
+		c.droppedEncode.Add(uint64(items))
+		a.log.Error("cannot encode a batch; dropped", "source", a.srcName[idx], "items", items, "err", err)
+		return false
+	}
+	if err := a.buf.Append(buffer.Meta{Kind: kind, Source: idx, Items: uint32(items)}, data); err != nil {
+		c.droppedBuf.Add(uint64(items))
+		a.log.Error("cannot write to the disk buffer; dropped", "source", a.srcName[idx], "items", items, "err", err)
+		return false
+	}
+	return true
+}
+
+func (a *Agent) serve() error {
+	l, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s for /metrics: %w", a.cfg.Listen, err)
+	}
+	a.listener = l
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !a.ready.Load() {
+			http.Error(w, "starting or stopping", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return nil
+}

@@ -1,0 +1,344 @@
+// Package otlp encodes the agent's batches as OTLP export requests, exactly
+// as docs/TELEMETRY.md specifies: GPU samples as metrics named after DCGM
+// fields with dcgm-exporter's labels, topology as resource attributes, GPU
+// events, inference events, delayed labels and deployments as log records.
+package otlp
+
+import (
+	"sort"
+	"strconv"
+	"time"
+
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+
+	"github.com/fleetwatch/fleetwatch/agent/record"
+	"github.com/fleetwatch/fleetwatch/telemetry"
+)
+
+// ScopeName is the instrumentation scope of everything the agent sends.
+const ScopeName = "github.com/fleetwatch/fleetwatch/agent"
+
+// Encoder turns batches into OTLP requests. It tracks cumulative counters so
+// that each series carries a start time that changes when the counter resets
+// (a GPU reset or driver reload), as OTLP cumulative sums require. Not safe
+// for concurrent use.
+type Encoder struct {
+	// Version goes into the instrumentation scope.
+	Version  string
+	counters map[counterKey]counterState
+	started  time.Time
+}
+
+type counterKey struct {
+	host, uuid string
+	field      int16
+	link       int16
+	name       string
+}
+
+type counterState struct {
+	start time.Time
+	last  float64
+}
+
+// NewEncoder returns an encoder whose counters start at start (the agent's start).
+func NewEncoder(start time.Time, version string) *Encoder {
+	return &Encoder{Version: version, counters: map[counterKey]counterState{}, started: start}
+}
+
+func str(k, v string) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+}
+
+func num(k string, v float64) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: v}}}
+}
+
+func integer(k string, v int64) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v}}}
+}
+
+// appendNonEmpty adds k=v when v is set.
+func appendNonEmpty(kvs []*commonpb.KeyValue, k, v string) []*commonpb.KeyValue {
+	if v == "" {
+		return kvs
+	}
+	return append(kvs, str(k, v))
+}
+
+// Resource builds the OTLP resource for r.
+func Resource(r *record.Resource) *resourcepb.Resource {
+	if r == nil {
+		r = &record.Resource{}
+	}
+	service := r.Service
+	if service == "" {
+		service = "fleetwatch-agent"
+	}
+	kvs := []*commonpb.KeyValue{str(telemetry.AttrServiceName, service)}
+	kvs = appendNonEmpty(kvs, telemetry.AttrHostName, r.Host)
+	kvs = appendNonEmpty(kvs, telemetry.AttrDatacenter, r.Datacenter)
+	kvs = appendNonEmpty(kvs, telemetry.AttrRow, r.Row)
+	kvs = appendNonEmpty(kvs, telemetry.AttrRack, r.Rack)
+	kvs = appendNonEmpty(kvs, telemetry.AttrCluster, r.Cluster)
+	kvs = appendNonEmpty(kvs, telemetry.AttrK8sNode, r.K8sNode)
+	return &resourcepb.Resource{Attributes: kvs}
+}
+
+// gpuAttributes are the dcgm-exporter labels of one GPU.
+func gpuAttributes(g *record.GPU, host string) []*commonpb.KeyValue {
+	kvs := make([]*commonpb.KeyValue, 0, 12)
+	kvs = append(kvs, str(telemetry.LabelGPU, g.Index), str(telemetry.LabelUUID, g.UUID))
+	kvs = appendNonEmpty(kvs, telemetry.LabelPCIBusID, g.PCIBusID)
+	kvs = appendNonEmpty(kvs, telemetry.LabelDevice, g.Device)
+	kvs = appendNonEmpty(kvs, telemetry.LabelModelName, g.ModelName)
+	kvs = appendNonEmpty(kvs, telemetry.LabelHostname, host)
+	kvs = appendNonEmpty(kvs, telemetry.LabelMIGID, g.MIGInstance)
+	kvs = appendNonEmpty(kvs, telemetry.LabelMIGProfile, g.MIGProfile)
+	kvs = appendNonEmpty(kvs, telemetry.LabelNamespace, g.Namespace)
+	kvs = appendNonEmpty(kvs, telemetry.LabelPod, g.Pod)
+	kvs = appendNonEmpty(kvs, telemetry.LabelContainer, g.Container)
+	kvs = appendNonEmpty(kvs, telemetry.LabelJob, g.Job)
+	return kvs
+}
+
+func host(b *record.Batch) string {
+	if b.Resource == nil {
+		return ""
+	}
+	return b.Resource.Host
+}
+
+// Metrics encodes b's samples, or returns nil when it has none.
+func (e *Encoder) Metrics(b *record.Batch) *colmetrics.ExportMetricsServiceRequest {
+	if len(b.Samples) == 0 {
+		return nil
+	}
+	h := host(b)
+	gpuAttrs := make([][]*commonpb.KeyValue, len(b.GPUs))
+	for i := range b.GPUs {
+		gpuAttrs[i] = gpuAttributes(&b.GPUs[i], h)
+	}
+	ts := uint64(b.Time.UnixNano())
+	byName := map[string]*metricspb.Metric{}
+	var order []string
+	for i := range b.Samples {
+		s := &b.Samples[i]
+		name := s.MetricName()
+		m, ok := byName[name]
+		if !ok {
+			m = e.newMetric(s)
+			byName[name] = m
+			order = append(order, name)
+		}
+		attrs := e.sampleAttributes(s, gpuAttrs, h)
+		dp := &metricspb.NumberDataPoint{Attributes: attrs, TimeUnixNano: ts, Value: &metricspb.NumberDataPoint_AsDouble{AsDouble: s.Value}}
+		switch d := m.Data.(type) {
+		case *metricspb.Metric_Gauge:
+			d.Gauge.DataPoints = append(d.Gauge.DataPoints, dp)
+		case *metricspb.Metric_Sum:
+			dp.StartTimeUnixNano = uint64(e.counterStart(b, s).UnixNano())
+			d.Sum.DataPoints = append(d.Sum.DataPoints, dp)
+		}
+	}
+	metrics := make([]*metricspb.Metric, len(order))
+	for i, n := range order {
+		metrics[i] = byName[n]
+	}
+	return &colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
+		Resource:     Resource(b.Resource),
+		ScopeMetrics: []*metricspb.ScopeMetrics{{Scope: e.scope(), Metrics: metrics}},
+	}}}
+}
+
+func (e *Encoder) scope() *commonpb.InstrumentationScope {
+	return &commonpb.InstrumentationScope{Name: ScopeName, Version: e.Version}
+}
+
+func (e *Encoder) newMetric(s *record.Sample) *metricspb.Metric {
+	m := &metricspb.Metric{Name: s.MetricName()}
+	if s.Field >= 0 {
+		f := telemetry.Fields[s.Field]
+		m.Description, m.Unit = f.Help, f.Unit
+	}
+	if s.MetricKind() == telemetry.Counter {
+		m.Data = &metricspb.Metric_Sum{Sum: &metricspb.Sum{
+			AggregationTemporality: metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE,
+			IsMonotonic:            true,
+		}}
+	} else {
+		m.Data = &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{}}
+	}
+	return m
+}
+
+func (e *Encoder) sampleAttributes(s *record.Sample, gpuAttrs [][]*commonpb.KeyValue, host string) []*commonpb.KeyValue {
+	var base []*commonpb.KeyValue
+	if s.GPU >= 0 && int(s.GPU) < len(gpuAttrs) {
+		base = gpuAttrs[s.GPU]
+	} else if host != "" {
+		base = []*commonpb.KeyValue{str(telemetry.LabelHostname, host)}
+	}
+	if s.Link < 0 && len(s.Extra) == 0 {
+		return base
+	}
+	attrs := make([]*commonpb.KeyValue, len(base), len(base)+1+len(s.Extra))
+	copy(attrs, base)
+	if s.Link >= 0 {
+		attrs = append(attrs, str(telemetry.LabelLink, strconv.Itoa(int(s.Link))))
+	}
+	for _, l := range s.Extra {
+		attrs = append(attrs, str(l.Key, l.Value))
+	}
+	return attrs
+}
+
+// counterStart returns the series' start time, moving it to the batch time
+// when the counter went backwards (a reset).
+func (e *Encoder) counterStart(b *record.Batch, s *record.Sample) time.Time {
+	k := counterKey{host: host(b), field: s.Field, link: s.Link}
+	if s.Field < 0 {
+		k.name = s.Name
+	}
+	if s.GPU >= 0 && int(s.GPU) < len(b.GPUs) {
+		k.uuid = b.GPUs[s.GPU].UUID + "/" + b.GPUs[s.GPU].MIGInstance
+	}
+	st, ok := e.counters[k]
+	switch {
+	case !ok:
+		st.start = e.started
+	case s.Value < st.last:
+		st.start = b.Time.Add(-time.Nanosecond)
+	}
+	st.last = s.Value
+	e.counters[k] = st
+	return st.start
+}
+
+// Logs encodes b's events, inference events, labels and deployments, or
+// returns nil when it has none.
+func (e *Encoder) Logs(b *record.Batch) *collogs.ExportLogsServiceRequest {
+	n := len(b.Events) + len(b.Inferences) + len(b.Labels) + len(b.Deployments)
+	if n == 0 {
+		return nil
+	}
+	h := host(b)
+	observed := uint64(b.Time.UnixNano())
+	recs := make([]*logspb.LogRecord, 0, n)
+	for i := range b.Events {
+		recs = append(recs, gpuEventRecord(&b.Events[i], b, h, observed))
+	}
+	for i := range b.Inferences {
+		recs = append(recs, InferenceRecord(&b.Inferences[i], observed))
+	}
+	for i := range b.Labels {
+		recs = append(recs, LabelRecord(&b.Labels[i], observed))
+	}
+	for i := range b.Deployments {
+		recs = append(recs, DeploymentRecord(&b.Deployments[i], observed))
+	}
+	return &collogs.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{
+		Resource:  Resource(b.Resource),
+		ScopeLogs: []*logspb.ScopeLogs{{Scope: e.scope(), LogRecords: recs}},
+	}}}
+}
+
+func event(name string, t time.Time, observed uint64, attrs []*commonpb.KeyValue) *logspb.LogRecord {
+	return &logspb.LogRecord{
+		TimeUnixNano:         uint64(t.UnixNano()),
+		ObservedTimeUnixNano: observed,
+		SeverityNumber:       logspb.SeverityNumber_SEVERITY_NUMBER_INFO,
+		EventName:            name,
+		Attributes:           append(attrs, str(telemetry.AttrEventName, name)),
+	}
+}
+
+func gpuEventRecord(ev *record.Event, b *record.Batch, host string, observed uint64) *logspb.LogRecord {
+	var attrs []*commonpb.KeyValue
+	if ev.GPU >= 0 && int(ev.GPU) < len(b.GPUs) {
+		attrs = gpuAttributes(&b.GPUs[ev.GPU], host)
+	}
+	count := ev.Count
+	if count == 0 {
+		count = 1
+	}
+	attrs = append(attrs, str(telemetry.AttrGPUEvent, ev.Kind), integer(telemetry.AttrCode, ev.Code),
+		integer(telemetry.AttrCount, int64(count)), str(telemetry.AttrSource, b.Source))
+	r := event(telemetry.EventGPU, ev.Time, observed, attrs)
+	r.Body = &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: ev.Message}}
+	switch ev.Kind {
+	case telemetry.GPUEventXID, telemetry.GPUEventECCDBE, telemetry.GPUEventLost:
+		r.SeverityNumber = logspb.SeverityNumber_SEVERITY_NUMBER_ERROR
+	case telemetry.GPUEventECCSBE, telemetry.GPUEventClockEvent, telemetry.GPUEventRowRemap:
+		r.SeverityNumber = logspb.SeverityNumber_SEVERITY_NUMBER_WARN
+	}
+	return r
+}
+
+// InferenceRecord encodes one inference event; instrumented services may use
+// it to build the same records the agent sends.
+func InferenceRecord(in *record.Inference, observed uint64) *logspb.LogRecord {
+	attrs := []*commonpb.KeyValue{
+		str(telemetry.AttrModel, in.Model),
+		str(telemetry.AttrModelVersion, in.ModelVersion),
+		str(telemetry.AttrRequestID, in.RequestID),
+		num(telemetry.AttrLatencyMs, in.LatencyMs),
+		str(telemetry.AttrStatus, in.Status),
+	}
+	if in.HasPrediction {
+		attrs = append(attrs, num(telemetry.AttrPrediction, in.Prediction))
+	}
+	attrs = appendNonEmpty(attrs, telemetry.AttrPredictionClass, in.PredictionClass)
+	if in.SampleRate > 0 && in.SampleRate != 1 {
+		attrs = append(attrs, num(telemetry.AttrSampleRate, in.SampleRate))
+	}
+	attrs = appendNonEmpty(attrs, telemetry.AttrGPUUUID, in.GPUUUID)
+	if len(in.Features) > 0 {
+		fs := make([]*commonpb.KeyValue, 0, len(in.Features))
+		for _, f := range in.Features {
+			kv := &commonpb.KeyValue{Key: f.Name, Value: &commonpb.AnyValue{}}
+			switch {
+			case f.Missing:
+				// An empty AnyValue is a missing feature.
+			case f.IsCat:
+				kv.Value.Value = &commonpb.AnyValue_StringValue{StringValue: f.Str}
+			default:
+				kv.Value.Value = &commonpb.AnyValue_DoubleValue{DoubleValue: f.Num}
+			}
+			fs = append(fs, kv)
+		}
+		sort.Slice(fs, func(i, j int) bool { return fs[i].Key < fs[j].Key })
+		attrs = append(attrs, &commonpb.KeyValue{Key: telemetry.AttrFeatures,
+			Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: fs}}}})
+	}
+	return event(telemetry.EventInference, in.Time, observed, attrs)
+}
+
+// LabelRecord encodes one delayed label.
+func LabelRecord(l *record.DelayedLabel, observed uint64) *logspb.LogRecord {
+	attrs := []*commonpb.KeyValue{str(telemetry.AttrModel, l.Model), str(telemetry.AttrRequestID, l.RequestID)}
+	attrs = appendNonEmpty(attrs, telemetry.AttrLabel, l.Label)
+	if l.HasValue {
+		attrs = append(attrs, num(telemetry.AttrLabelValue, l.LabelValue))
+	}
+	return event(telemetry.EventLabel, l.Time, observed, attrs)
+}
+
+// DeploymentRecord encodes one deployment marker.
+func DeploymentRecord(d *record.Deployment, observed uint64) *logspb.LogRecord {
+	attrs := []*commonpb.KeyValue{str(telemetry.AttrModel, d.Model), str(telemetry.AttrModelVersion, d.ModelVersion)}
+	attrs = appendNonEmpty(attrs, telemetry.AttrPreviousVersion, d.PreviousVersion)
+	attrs = appendNonEmpty(attrs, telemetry.AttrChange, d.Change)
+	attrs = appendNonEmpty(attrs, telemetry.AttrEnvironment, d.Environment)
+	attrs = appendNonEmpty(attrs, telemetry.AttrActor, d.Actor)
+	r := event(telemetry.EventDeployment, d.Time, observed, attrs)
+	if d.Note != "" {
+		r.Body = &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: d.Note}}
+	}
+	return r
+}

@@ -1,0 +1,53 @@
+package promexp
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/fleetwatch/fleetwatch/agent/record"
+	"github.com/fleetwatch/fleetwatch/telemetry"
+)
+
+func TestExpositionAndStaleness(t *testing.T) {
+	e := New(time.Minute)
+	clock := time.Unix(1000, 0)
+	e.now = func() time.Time { return clock }
+	b := &record.Batch{Resource: &record.Resource{Host: "n1"}, GPUs: []record.GPU{{Index: "0", UUID: "GPU-1", PCIBusID: "p", Device: "nvidia0", ModelName: "H100", Pod: "p1"}},
+		Samples: []record.Sample{
+			{Field: int16(telemetry.Index(telemetry.GPUTemp)), GPU: 0, Link: -1, Value: 50},
+			{Field: int16(telemetry.Index(telemetry.ECCSBEVolatile)), GPU: 0, Link: -1, Value: 3},
+			{Field: int16(telemetry.Index(telemetry.NVLinkCRCFlit)), GPU: 0, Link: 2, Value: 7},
+		}}
+	e.Observe(b)
+	b.Samples[0].Value = 52 // a newer value replaces the old one
+	e.Observe(b)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(e)
+	want := `# HELP DCGM_FI_DEV_GPU_TEMP GPU temperature (in C).
+# TYPE DCGM_FI_DEV_GPU_TEMP gauge
+DCGM_FI_DEV_GPU_TEMP{Hostname="n1",UUID="GPU-1",device="nvidia0",gpu="0",modelName="H100",pci_bus_id="p",pod="p1"} 52
+# HELP DCGM_FI_DEV_ECC_SBE_VOL_TOTAL Total number of single-bit volatile ECC errors.
+# TYPE DCGM_FI_DEV_ECC_SBE_VOL_TOTAL counter
+DCGM_FI_DEV_ECC_SBE_VOL_TOTAL{Hostname="n1",UUID="GPU-1",device="nvidia0",gpu="0",modelName="H100",pci_bus_id="p",pod="p1"} 3
+# HELP DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT NVLink flow-control CRC errors (per link).
+# TYPE DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT counter
+DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT{Hostname="n1",UUID="GPU-1",device="nvidia0",gpu="0",link="2",modelName="H100",pci_bus_id="p",pod="p1"} 7
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
+	if e.Series() != 3 {
+		t.Fatalf("%d series", e.Series())
+	}
+	clock = clock.Add(2 * time.Minute)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 0 {
+		t.Fatalf("stale series still exposed: %d, %v", n, err)
+	}
+	if e.Series() != 0 {
+		t.Fatal("stale series kept")
+	}
+}

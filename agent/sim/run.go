@@ -1,0 +1,112 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/agent/nvmlsrc"
+	"github.com/fleetwatch/fleetwatch/agent/record"
+)
+
+// Runner drives a scenario: each step advances the fleet, reads every node
+// through the agent's NVML source over the mock, and adds training metrics
+// and serving traffic.
+type Runner struct {
+	Scenario *Scenario
+	Fleet    *Fleet
+	Serving  *Serving
+	sources  []*nvmlsrc.Source
+	last     time.Time
+}
+
+// New builds the fleet and opens one NVML source per simulated node.
+func New(sc *Scenario, log *slog.Logger) (*Runner, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	fl := NewFleet(sc)
+	r := &Runner{Scenario: sc, Fleet: fl, Serving: NewServing(sc, fl), last: sc.Start}
+	cfg := nvmlsrc.NewDefaultConfig()
+	cfg.Interval = sc.Interval
+	for _, n := range fl.Nodes {
+		src, err := nvmlsrc.New(fl.NVML(n), cfg, &n.Resource, fl, log.With("node", n.Name))
+		if err != nil {
+			return nil, err
+		}
+		if err := src.Open(); err != nil {
+			return nil, fmt.Errorf("simulated node %s: %w", n.Name, err)
+		}
+		r.sources = append(r.sources, src)
+	}
+	return r, nil
+}
+
+// Close releases the NVML sources.
+func (r *Runner) Close() {
+	for _, s := range r.sources {
+		s.Close()
+	}
+}
+
+// Step simulates up to t and returns the batches the agent would collect.
+func (r *Runner) Step(t time.Time) []*record.Batch {
+	dt := t.Sub(r.last)
+	if dt <= 0 {
+		dt = r.Scenario.Interval
+	}
+	r.last = t
+	r.Fleet.Advance(t)
+	out := make([]*record.Batch, 0, 2*len(r.sources)+len(r.Scenario.Models))
+	for i, src := range r.sources {
+		b := src.Collect(t)
+		b.Events = append(b.Events, src.WaitEvents(t, 0)...)
+		out = append(out, b)
+		if len(r.Scenario.Jobs) > 0 {
+			if tb := r.Fleet.TrainingBatch(r.Fleet.Nodes[i], t); len(tb.Samples) > 0 {
+				out = append(out, tb)
+			}
+		}
+	}
+	return append(out, r.Serving.Batch(t, dt)...)
+}
+
+// Run steps through the scenario, handing every batch to sink. With
+// realtime it keeps pace with the wall clock (the demo); otherwise it runs as
+// fast as it can (tests, scoring, benchmarks). A zero duration runs until ctx
+// ends.
+func (r *Runner) Run(ctx context.Context, sink record.Sink, realtime bool) error {
+	sc := r.Scenario
+	wallStart := time.Now()
+	for t := sc.Start.Add(sc.Interval); sc.Duration == 0 || !t.After(sc.Start.Add(sc.Duration)); t = t.Add(sc.Interval) {
+		if realtime {
+			wait := time.Until(wallStart.Add(t.Sub(sc.Start)))
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		} else if ctx.Err() != nil {
+			return nil
+		}
+		for _, b := range r.Step(t) {
+			sink.Put(b)
+		}
+	}
+	return nil
+}
+
+// Source adapts a Runner to the agent's Source interface.
+type Source struct {
+	Runner   *Runner
+	Realtime bool
+}
+
+// Name is "sim".
+func (s Source) Name() string { return "sim" }
+
+// Run runs the scenario into sink.
+func (s Source) Run(ctx context.Context, sink record.Sink) error {
+	return s.Runner.Run(ctx, sink, s.Realtime)
+}

@@ -1,0 +1,159 @@
+// Command fleetwatch-agent collects GPU telemetry (NVML, dcgm-exporter) and
+// model-server inference logs on a node and ships them over OTLP to the
+// Fleetwatch collector, buffering on disk while the collector is away. With
+// --simulate it runs a simulated fleet instead of reading real GPUs.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/fleetwatch/fleetwatch/agent"
+	"github.com/fleetwatch/fleetwatch/agent/sim"
+	"github.com/fleetwatch/fleetwatch/internal/buildinfo"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `fleetwatch-agent: collect GPU telemetry and inference logs on a node and ship them to the Fleetwatch collector.
+
+Usage:
+  fleetwatch-agent [--config agent.yaml] [flags]
+  fleetwatch-agent --simulate scenario.yaml [--fast] [--truth truth.jsonl] [flags]
+
+Sources: NVML (on by default; without an NVIDIA driver it says so and the other
+sources keep running), a dcgm-exporter scrape (dcgm.enabled), model-server JSON
+logs (logs.enabled), or a simulated fleet (--simulate). Data goes over OTLP to
+ship.endpoint, through a bounded disk buffer under data_dir. /metrics serves
+the latest GPU values with dcgm-exporter's names and labels, and the agent's
+own health.
+
+Flags:
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fleetwatch-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	configPath := fs.String("config", "", "YAML config file (see deploy/agent.yaml)")
+	simulate := fs.String("simulate", "", "run this simulator scenario instead of reading real GPUs")
+	fast := fs.Bool("fast", false, "with --simulate: run as fast as possible instead of in real time")
+	truth := fs.String("truth", "", "with --simulate: write the ground truth (JSON lines) here")
+	collector := fs.String("collector", "", "collector OTLP endpoint: host:port for gRPC, http(s)://... for HTTP (overrides ship.endpoint)")
+	listen := fs.String("listen", "", "address for /metrics and /healthz (overrides listen; \"off\" disables)")
+	dataDir := fs.String("data-dir", "", "directory for the disk buffer and log offsets (overrides data_dir)")
+	printConfig := fs.Bool("print-config", false, "print the effective configuration and exit")
+	version := fs.Bool("version", false, "print the version and exit")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, buildinfo.String("fleetwatch-agent"))
+		return 0
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "fleetwatch-agent: --log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg := agent.NewDefaultConfig()
+	if *configPath != "" {
+		if err := loadConfig(*configPath, &cfg); err != nil {
+			fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
+			return 1
+		}
+	}
+	if *collector != "" {
+		cfg.Ship.Endpoint = *collector
+		if bytes.HasPrefix([]byte(*collector), []byte("http")) {
+			cfg.Ship.Protocol = "http"
+		}
+	}
+	switch *listen {
+	case "":
+	case "off":
+		cfg.Listen = ""
+	default:
+		cfg.Listen = *listen
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	var opts []agent.Option
+	opts = append(opts, agent.WithLogger(log))
+	if *simulate != "" {
+		sc, err := sim.Load(*simulate)
+		if err != nil {
+			fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
+			return 1
+		}
+		runner, err := sim.New(sc, log.With("source", "sim"))
+		if err != nil {
+			fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
+			return 1
+		}
+		defer runner.Close()
+		if *truth != "" {
+			if err := sim.WriteTruthFile(*truth, runner.Fleet.GroundTruth()); err != nil {
+				fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
+				return 1
+			}
+		}
+		cfg.NVML.Enabled = false
+		opts = append(opts, agent.WithSource(sim.Source{Runner: runner, Realtime: !*fast}))
+		log.Info("simulating", "scenario", sc.Name, "nodes", len(runner.Fleet.Nodes), "gpus_per_node", sc.Fleet.GPUsPerNode,
+			"models", len(sc.Models), "faults", len(sc.Faults), "duration", sc.Duration)
+	}
+	cfg.Resolve()
+	if *printConfig {
+		out, _ := yaml.Marshal(cfg)
+		stdout.Write(out)
+		return 0
+	}
+	a, err := agent.New(cfg, opts...)
+	if err != nil {
+		fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
+		return 1
+	}
+	if err := a.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// loadConfig reads a YAML file over the defaults; unknown keys are errors.
+func loadConfig(path string, cfg *agent.Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}

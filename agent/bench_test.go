@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent"
 	"github.com/fleetwatch/fleetwatch/agent/record"
+	"github.com/fleetwatch/fleetwatch/internal/proc"
 )
 
 // sinkCodec receives OTLP requests without decoding them, so the receiving
@@ -48,12 +48,6 @@ func countingServer(tb testing.TB) (addr string, requests *atomic.Int64) {
 	return l.Addr().String(), requests
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkAgentPipeline measures what the agent spends per GPU sample from
 // a collected batch to the collector's acknowledgement: OTLP encoding,
 // protobuf marshalling, the disk buffer (write and read back) and a gzip'd
@@ -85,7 +79,7 @@ func BenchmarkAgentPipeline(b *testing.B) {
 	defer func() { cancel(); <-done }()
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := proc.SelfCPU()
 	want := int64(0)
 	for i := 0; i < b.N; i++ {
 		for _, bt := range batches {
@@ -97,7 +91,7 @@ func BenchmarkAgentPipeline(b *testing.B) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
-	cpu := cpuTime() - cpu0
+	cpu := proc.SelfCPU() - cpu0
 	b.StopTimer()
 	total := float64(samples * b.N)
 	b.ReportMetric(total/b.Elapsed().Seconds(), "samples/s")

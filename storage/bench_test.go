@@ -1,18 +1,15 @@
 package storage_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/internal/proc"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -65,22 +62,14 @@ func fleetSamples(n int) *storage.GPUSampleBlock {
 
 const benchRows = 1_000_000
 
-// procCPU is the CPU time a process has used so far.
-func procCPU(tb testing.TB, pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// serverCPU is the CPU time the ClickHouse server has used so far.
+func serverCPU(tb testing.TB, pid int) time.Duration {
+	tb.Helper()
+	d, err := proc.CPU(pid)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * (time.Second / 100) // USER_HZ
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
 
 // insertBench times insert(), which must insert benchRows rows, into an
@@ -96,11 +85,11 @@ func insertBench(b *testing.B, c *storage.Client, serverPID int, insert func() (
 				b.Fatal(err)
 			}
 		}
-		s0 := procCPU(b, serverPID)
+		s0 := serverCPU(b, serverPID)
 		b.StartTimer()
 		client += insert()
 		b.StopTimer()
-		server += procCPU(b, serverPID) - s0
+		server += serverCPU(b, serverPID) - s0
 		b.StartTimer()
 	}
 	rows := float64(benchRows * b.N)
@@ -125,11 +114,11 @@ func BenchmarkInsertGPUSamples(b *testing.B) {
 	b.Run("writer", func(b *testing.B) {
 		b.ReportAllocs()
 		insertBench(b, c, srv.PID(), func() time.Duration {
-			c0 := selfCPU()
+			c0 := proc.SelfCPU()
 			if err := w.Write(ctx, rows.Block()); err != nil {
 				b.Fatal(err)
 			}
-			return selfCPU() - c0
+			return proc.SelfCPU() - c0
 		})
 	})
 
@@ -144,32 +133,11 @@ func BenchmarkInsertGPUSamples(b *testing.B) {
 		b.Fatal(err)
 	}
 	cols := strings.Join(staged.Columns, ", ")
-	port := srv.Addr()[strings.LastIndexByte(srv.Addr(), ':')+1:]
 	native := filepath.Join(b.TempDir(), "rows.native")
-	out, err := exec.Command("clickhouse-client", "--port", port, "--query",
-		fmt.Sprintf("SELECT %s FROM %s.stage FORMAT Native", cols, db)).Output()
-	if err != nil {
-		b.Fatalf("clickhouse-client export: %v", err)
-	}
-	if err := os.WriteFile(native, out, 0o644); err != nil {
-		b.Fatal(err)
-	}
+	chtest.ClientExport(b, srv, fmt.Sprintf("SELECT %s FROM %s.stage FORMAT Native", cols, db), native)
 	b.Run("clickhouse-client", func(b *testing.B) {
 		insertBench(b, c, srv.PID(), func() time.Duration {
-			f, err := os.Open(native)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer f.Close()
-			cmd := exec.Command("clickhouse-client", "--port", port, "--query",
-				fmt.Sprintf("INSERT INTO %s.gpu_samples (%s) FORMAT Native", db, cols))
-			cmd.Stdin = f
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Run(); err != nil {
-				b.Fatalf("clickhouse-client insert: %v: %s", err, stderr.String())
-			}
-			return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+			return chtest.ClientInsert(b, srv, fmt.Sprintf("INSERT INTO %s.gpu_samples (%s) FORMAT Native", db, cols), native)
 		})
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -161,4 +162,41 @@ func (w tbWriter) Write(p []byte) (int, error) {
 	w.tb.Helper()
 	w.tb.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// ClientExport runs query (which should end in a FORMAT clause) with
+// clickhouse-client against srv and writes the result to path.
+func ClientExport(tb testing.TB, srv *chserver.Server, query, path string) {
+	tb.Helper()
+	out, err := clientCommand(srv, query).Output()
+	if err != nil {
+		tb.Fatalf("clickhouse-client %q: %v", query, err)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// ClientInsert feeds the file at path to clickhouse-client running query (an
+// INSERT ... FORMAT) against srv, and returns the client's CPU time.
+func ClientInsert(tb testing.TB, srv *chserver.Server, query, path string) time.Duration {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	cmd := clientCommand(srv, query)
+	cmd.Stdin = f
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		tb.Fatalf("clickhouse-client %q: %v: %s", query, err, stderr.String())
+	}
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+}
+
+func clientCommand(srv *chserver.Server, query string) *exec.Cmd {
+	port := srv.Addr()[strings.LastIndexByte(srv.Addr(), ':')+1:]
+	return exec.Command("clickhouse-client", "--port", port, "--query", query)
 }

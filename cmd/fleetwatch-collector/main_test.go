@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/otelcol"
+
+	"github.com/fleetwatch/fleetwatch/collector"
+)
+
+func runCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := otelcol.NewCommand(collector.Settings("test"))
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(withDefaultConfig(args))
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func TestSubcommands(t *testing.T) {
+	out, err := runCmd(t, "components")
+	if err != nil || !strings.Contains(out, "fleetwatch_clickhouse") || !strings.Contains(out, "file_storage") ||
+		!strings.Contains(out, "memory_limiter") || !strings.Contains(out, "otlp") {
+		t.Fatalf("components: %v\n%s", err, out)
+	}
+	if _, err := runCmd(t, "validate"); err != nil {
+		t.Fatalf("the built-in config does not validate: %v", err)
+	}
+	if _, err := runCmd(t, "validate", "--config", "../../deploy/collector.yaml"); err != nil {
+		t.Fatalf("deploy/collector.yaml does not validate: %v", err)
+	}
+	_, err = runCmd(t, "validate", "--config", "yaml:exporters: {fleetwatch_clickhouse: {endpoints: [nohost], max_label_length: 3}}\n"+
+		"receivers: {otlp: {protocols: {grpc: {}}}}\nservice: {pipelines: {metrics: {receivers: [otlp], exporters: [fleetwatch_clickhouse]}}}")
+	if err == nil || !strings.Contains(err.Error(), "nohost") || !strings.Contains(err.Error(), "max_label_length") {
+		t.Fatalf("bad config: %v", err)
+	}
+}
+
+func TestDefaultConfigIsTheDeployedOne(t *testing.T) {
+	if got := withDefaultConfig([]string{"validate"}); len(got) != 3 || !strings.HasPrefix(got[2], "yaml:") {
+		t.Fatalf("no default config appended: %v", got)
+	}
+	if got := withDefaultConfig([]string{"--config=x.yaml"}); len(got) != 1 {
+		t.Fatalf("default added beside --config: %v", got)
+	}
+}

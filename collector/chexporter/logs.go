@@ -1,0 +1,240 @@
+package chexporter
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/telemetry"
+)
+
+// eventBatch accumulates the rows of one logs push.
+type eventBatch struct {
+	gpu        storage.GPUEventBlock
+	inference  storage.InferenceEventBlock
+	labels     storage.DelayedLabelBlock
+	deploys    storage.ModelDeploymentBlock
+	rejected   map[string]int
+	normalized map[string]int
+	now        time.Time
+}
+
+func (e *chExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
+	eb := &eventBatch{rejected: map[string]int{}, normalized: map[string]int{}, now: time.Now()}
+	e.received(ctx, ld.LogRecordCount())
+	e.mu.Lock()
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		res := resourceOf(rl.Resource().Attributes(), e.cfg.MaxLabelLength)
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			lrs := sls.At(j).LogRecords()
+			for k := 0; k < lrs.Len(); k++ {
+				e.event(eb, &res, lrs.At(k))
+			}
+		}
+	}
+	e.mu.Unlock()
+	for reason, n := range eb.rejected {
+		e.reject(ctx, reason, n)
+	}
+	for reason, n := range eb.normalized {
+		e.normalize(ctx, reason, n)
+	}
+	for _, b := range []storage.Block{eb.gpu.Block(), eb.inference.Block(), eb.labels.Block(), eb.deploys.Block()} {
+		if err := e.write(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eventName is the record's event name: the OTLP field, else the attribute.
+func eventName(lr plog.LogRecord) string {
+	if n := lr.EventName(); n != "" {
+		return n
+	}
+	if v, ok := lr.Attributes().Get(telemetry.AttrEventName); ok {
+		return v.AsString()
+	}
+	return ""
+}
+
+// eventTime is the event's time, else when it was observed, else now; a time
+// outside the accepted window is an error.
+func (e *chExporter) eventTime(eb *eventBatch, lr plog.LogRecord) (time.Time, bool) {
+	ts := lr.Timestamp()
+	if ts == 0 {
+		ts = lr.ObservedTimestamp()
+	}
+	if ts == 0 {
+		eb.normalized[NormMissingTimestamp]++
+		return eb.now, true
+	}
+	t := ts.AsTime()
+	if t.Before(eb.now.Add(-e.cfg.MaxAge)) || t.After(eb.now.Add(e.cfg.MaxFuture)) {
+		eb.rejected[ReasonTimeOutOfRange]++
+		return t, false
+	}
+	return t, true
+}
+
+// attrs reads typed attributes, truncating strings.
+type attrs struct {
+	m   pcommon.Map
+	max int
+}
+
+func (a attrs) str(k string) string {
+	if v, ok := a.m.Get(k); ok {
+		return truncate(v.AsString(), a.max)
+	}
+	return ""
+}
+
+// num reads a number (double, int or a numeric string); NaN when absent.
+func (a attrs) num(k string) (float64, bool) {
+	v, ok := a.m.Get(k)
+	if !ok {
+		return math.NaN(), false
+	}
+	switch v.Type() {
+	case pcommon.ValueTypeDouble:
+		return v.Double(), true
+	case pcommon.ValueTypeInt:
+		return float64(v.Int()), true
+	}
+	return math.NaN(), false
+}
+
+func (e *chExporter) event(eb *eventBatch, res *resource, lr plog.LogRecord) {
+	name := eventName(lr)
+	switch name {
+	case telemetry.EventGPU, telemetry.EventInference, telemetry.EventLabel, telemetry.EventDeployment:
+	default:
+		eb.rejected[ReasonNotAnEvent]++
+		return
+	}
+	t, ok := e.eventTime(eb, lr)
+	if !ok {
+		return
+	}
+	a := attrs{lr.Attributes(), e.cfg.MaxLabelLength}
+	switch name {
+	case telemetry.EventGPU:
+		pl := e.labelsOf(lr.Attributes(), nil)
+		if pl.gpu.UUID == "" {
+			eb.rejected[ReasonMissingUUID]++
+			return
+		}
+		code, _ := a.num(telemetry.AttrCode)
+		count, ok := a.num(telemetry.AttrCount)
+		if !ok || count < 1 {
+			count = 1
+		}
+		topo := res.topo
+		if topo.Node == "" {
+			topo.Node = pl.host
+		}
+		keys, values := dropKeys(pl.keys, pl.values, telemetry.AttrGPUEvent, telemetry.AttrCode, telemetry.AttrCount, telemetry.AttrSource, telemetry.AttrEventName)
+		eb.gpu.Append(&storage.GPUEvent{Time: t, Event: a.str(telemetry.AttrGPUEvent), Code: int64(code), Count: uint32(count),
+			Message: truncate(lr.Body().AsString(), 4*e.cfg.MaxLabelLength), Source: a.str(telemetry.AttrSource), Topology: topo,
+			GPU: pl.gpu, K8s: pl.k8s, Job: pl.job, Labels: storage.Labels{Keys: keys, Values: values}})
+	case telemetry.EventInference:
+		e.inference(eb, res, a, t)
+	case telemetry.EventLabel:
+		model, req := a.str(telemetry.AttrModel), a.str(telemetry.AttrRequestID)
+		if model == "" || req == "" {
+			eb.rejected[missingReason(model)]++
+			return
+		}
+		v, _ := a.num(telemetry.AttrLabelValue)
+		eb.labels.Append(&storage.DelayedLabel{Time: t, Model: model, RequestID: req, Label: a.str(telemetry.AttrLabel), LabelValue: v})
+	case telemetry.EventDeployment:
+		model := a.str(telemetry.AttrModel)
+		if model == "" {
+			eb.rejected[ReasonMissingModel]++
+			return
+		}
+		eb.deploys.Append(&storage.ModelDeployment{Time: t, Model: model, ModelVersion: a.str(telemetry.AttrModelVersion),
+			PreviousVersion: a.str(telemetry.AttrPreviousVersion), Change: a.str(telemetry.AttrChange),
+			Environment: a.str(telemetry.AttrEnvironment), Actor: a.str(telemetry.AttrActor), Note: truncate(lr.Body().AsString(), 4*e.cfg.MaxLabelLength)})
+	}
+}
+
+func missingReason(model string) string {
+	if model == "" {
+		return ReasonMissingModel
+	}
+	return ReasonMissingRequest
+}
+
+// dropKeys removes event attributes that have columns of their own.
+func dropKeys(keys, values []string, drop ...string) ([]string, []string) {
+	var k2, v2 []string
+	for i, k := range keys {
+		skip := false
+		for _, d := range drop {
+			if k == d {
+				skip = true
+			}
+		}
+		if !skip {
+			k2, v2 = append(k2, k), append(v2, values[i])
+		}
+	}
+	return k2, v2
+}
+
+func (e *chExporter) inference(eb *eventBatch, res *resource, a attrs, t time.Time) {
+	model, req := a.str(telemetry.AttrModel), a.str(telemetry.AttrRequestID)
+	if model == "" || req == "" {
+		eb.rejected[missingReason(model)]++
+		return
+	}
+	in := storage.InferenceEvent{Time: t, Model: model, ModelVersion: a.str(telemetry.AttrModelVersion), RequestID: req,
+		Status: a.str(telemetry.AttrStatus), PredictionClass: a.str(telemetry.AttrPredictionClass), Service: res.service,
+		Datacenter: res.topo.Datacenter, Cluster: res.topo.Cluster, Node: res.topo.Node, GPUUUID: a.str(telemetry.AttrGPUUUID),
+		Namespace: res.k8s.Namespace, Pod: res.k8s.Pod}
+	if in.Status == "" {
+		in.Status = "ok"
+	}
+	in.LatencyMs, _ = a.num(telemetry.AttrLatencyMs)
+	in.Prediction, _ = a.num(telemetry.AttrPrediction)
+	if rate, ok := a.num(telemetry.AttrSampleRate); ok && rate > 0 && rate <= 1 {
+		in.SampleRate = rate
+	} else {
+		in.SampleRate = 1
+	}
+	if v, ok := a.m.Get(telemetry.AttrFeatures); ok && v.Type() == pcommon.ValueTypeMap {
+		v.Map().Range(func(name string, fv pcommon.Value) bool {
+			key := model + "/" + name
+			switch fv.Type() {
+			case pcommon.ValueTypeDouble:
+				in.FeatureNames, in.FeatureValues = append(in.FeatureNames, name), append(in.FeatureValues, fv.Double())
+			case pcommon.ValueTypeInt:
+				in.FeatureNames, in.FeatureValues = append(in.FeatureNames, name), append(in.FeatureValues, float64(fv.Int()))
+			case pcommon.ValueTypeStr, pcommon.ValueTypeBool:
+				e.cat[key] = true
+				in.CatFeatureNames = append(in.CatFeatureNames, name)
+				in.CatFeatureValues = append(in.CatFeatureValues, truncate(fv.AsString(), e.cfg.MaxLabelLength))
+			case pcommon.ValueTypeEmpty:
+				// Missing: in the column family the feature was last seen in.
+				if e.cat[key] {
+					in.CatFeatureNames, in.CatFeatureValues = append(in.CatFeatureNames, name), append(in.CatFeatureValues, "")
+				} else {
+					in.FeatureNames, in.FeatureValues = append(in.FeatureNames, name), append(in.FeatureValues, math.NaN())
+				}
+			default:
+				eb.normalized["feature_dropped_wrong_type"]++
+			}
+			return true
+		})
+	}
+	eb.inference.Append(&in)
+}

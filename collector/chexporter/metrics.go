@@ -1,0 +1,513 @@
+package chexporter
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/telemetry"
+)
+
+// resource is the part of an OTLP resource that locates the data.
+type resource struct {
+	topo    storage.Topology
+	service string
+	k8s     storage.Kubernetes
+	// key hashes every resource attribute as sent (see rawKey).
+	key uint64
+}
+
+func resourceOf(attrs pcommon.Map, maxLen int) resource {
+	get := func(k string) string {
+		if v, ok := attrs.Get(k); ok {
+			return truncate(v.AsString(), maxLen)
+		}
+		return ""
+	}
+	return resource{
+		topo: storage.Topology{Datacenter: get(telemetry.AttrDatacenter), Row: get(telemetry.AttrRow), Rack: get(telemetry.AttrRack),
+			Node: get(telemetry.AttrHostName), Cluster: get(telemetry.AttrCluster)},
+		service: get(telemetry.AttrServiceName),
+		k8s:     storage.Kubernetes{Namespace: get(telemetry.AttrK8sNamespace), Pod: get(telemetry.AttrK8sPod), Container: get(telemetry.AttrK8sContainer)},
+		key:     rawKey(0, "", -1, attrs),
+	}
+}
+
+// rawKey hashes a data point's identity as sent: its resource's key, the
+// metric name and NVLink link, and its attributes in the order they came.
+// Senders repeat the same attributes in the same order, so a known series
+// is found by this hash without parsing its labels; a different order only
+// costs a second cache entry for the same series. A 64-bit collision, which
+// would file a point under another series, is as unlikely as one of
+// storage.HashSeries itself (about n²/2⁶⁵ for n series).
+func rawKey(resKey uint64, name string, link int, attrs pcommon.Map) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	var buf [10]byte
+	binary.LittleEndian.PutUint64(buf[:], resKey)
+	buf[8], buf[9] = byte(link), byte(link>>8)
+	_, _ = d.Write(buf[:])
+	_, _ = d.WriteString(name)
+	for k, v := range attrs.All() {
+		_, _ = d.Write(sep0[:])
+		_, _ = d.WriteString(k)
+		_, _ = d.Write(sep1[:])
+		if v.Type() == pcommon.ValueTypeStr {
+			_, _ = d.WriteString(v.Str())
+		} else {
+			_, _ = d.WriteString(v.AsString())
+		}
+	}
+	if h := d.Sum64(); h != 0 {
+		return h
+	}
+	return 1 // 0 means "no raw key"
+}
+
+var sep0, sep1 = [1]byte{0}, [1]byte{1}
+
+// truncate cuts s to at most n bytes at a UTF-8 boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// pointLabels splits a data point's attributes into the GPU identity and the
+// other labels (sorted by name).
+type pointLabels struct {
+	gpu       storage.GPUIdentity
+	k8s       storage.Kubernetes
+	job, host string
+	keys      []string
+	values    []string
+	truncated int
+}
+
+func (e *chExporter) labelsOf(attrs pcommon.Map, extra map[string]string) pointLabels {
+	var pl pointLabels
+	max := e.cfg.MaxLabelLength
+	attrs.Range(func(k string, v pcommon.Value) bool {
+		s := v.AsString()
+		if len(s) > max {
+			s = truncate(s, max)
+			pl.truncated++
+		}
+		switch k {
+		case telemetry.LabelGPU:
+			pl.gpu.Index = s
+		case telemetry.LabelUUID, "uuid":
+			pl.gpu.UUID = s
+		case telemetry.LabelPCIBusID:
+			pl.gpu.PCIBusID = s
+		case telemetry.LabelDevice:
+			pl.gpu.Device = s
+		case telemetry.LabelModelName:
+			pl.gpu.ModelName = s
+		case telemetry.LabelMIGID:
+			pl.gpu.Instance = s
+		case telemetry.LabelMIGProfile:
+			pl.gpu.Profile = s
+		case telemetry.LabelNamespace:
+			pl.k8s.Namespace = s
+		case telemetry.LabelPod:
+			pl.k8s.Pod = s
+		case telemetry.LabelContainer:
+			pl.k8s.Container = s
+		case telemetry.LabelJob:
+			pl.job = s
+		case telemetry.LabelHostname, telemetry.LabelHostnameNew:
+			pl.host = s
+		default:
+			pl.keys = append(pl.keys, truncate(k, max))
+			pl.values = append(pl.values, s)
+		}
+		return true
+	})
+	for k, v := range extra {
+		pl.keys = append(pl.keys, k)
+		pl.values = append(pl.values, v)
+	}
+	sortKV(pl.keys, pl.values)
+	return pl
+}
+
+type kvSort struct{ k, v []string }
+
+func (s kvSort) Len() int           { return len(s.k) }
+func (s kvSort) Less(i, j int) bool { return s.k[i] < s.k[j] }
+func (s kvSort) Swap(i, j int) {
+	s.k[i], s.k[j] = s.k[j], s.k[i]
+	s.v[i], s.v[j] = s.v[j], s.v[i]
+}
+
+// metricBatch accumulates the rows of one push.
+type metricBatch struct {
+	samples    storage.GPUSampleBlock
+	series     storage.GPUSeriesBlock
+	rejected   map[string]int
+	normalized map[string]int
+	now        time.Time
+	// counted holds the counter increases computed, kept for a retry if the
+	// write fails.
+	counted []countedPoint
+	// described are the series whose gpu_series row this push writes.
+	described []*seriesEntry
+}
+
+func (mb *metricBatch) reject(reason string) { mb.rejected[reason]++ }
+
+func (e *chExporter) pushMetrics(ctx context.Context, md pmetric.Metrics) error {
+	e.received(ctx, md.DataPointCount())
+	mb := e.convert(md, time.Now())
+	return e.finishMetrics(ctx, mb)
+}
+
+// convert turns md into rows, as of now.
+func (e *chExporter) convert(md pmetric.Metrics, now time.Time) *metricBatch {
+	mb := &metricBatch{rejected: map[string]int{}, normalized: map[string]int{}, now: now}
+	e.mu.Lock()
+	e.series.mu.Lock()
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		res := resourceOf(rm.Resource().Attributes(), e.cfg.MaxLabelLength)
+		sms := rm.ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				e.metric(mb, &res, ms.At(k))
+			}
+		}
+	}
+	if e.series.sweep(mb.now) {
+		e.replay.sweep(mb.now)
+	}
+	e.series.mu.Unlock()
+	e.mu.Unlock()
+	return mb
+}
+
+// finishMetrics counts mb's rejections and normalisations and writes its rows.
+func (e *chExporter) finishMetrics(ctx context.Context, mb *metricBatch) error {
+	for reason, n := range mb.rejected {
+		e.reject(ctx, reason, n)
+	}
+	for reason, n := range mb.normalized {
+		e.normalize(ctx, reason, n)
+	}
+	// Series first, so that a sample never lands without its description.
+	err := e.write(ctx, mb.series.Block())
+	if err == nil {
+		err = e.write(ctx, mb.samples.Block())
+	}
+	if err != nil && !consumererror.IsPermanent(err) {
+		// The retry must compute the same increases and describe the same series.
+		e.mu.Lock()
+		e.replay.keep(mb.counted, mb.now)
+		e.series.mu.Lock()
+		for _, se := range mb.described {
+			se.written = time.Time{}
+		}
+		e.series.mu.Unlock()
+		e.mu.Unlock()
+	}
+	return err
+}
+
+// validName accepts Prometheus-style and OTel-style (dotted) metric names.
+func validName(n string) bool {
+	if n == "" || len(n) > 256 {
+		return false
+	}
+	for i, r := range n {
+		ok := r == '_' || r == ':' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && (r >= '0' && r <= '9' || r == '.')
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *chExporter) accepted(name string) bool {
+	for _, g := range e.cfg.Exclude {
+		if ok, _ := path.Match(g, name); ok {
+			return false
+		}
+	}
+	if len(e.cfg.Include) == 0 {
+		return true
+	}
+	for _, g := range e.cfg.Include {
+		if ok, _ := path.Match(g, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *chExporter) metric(mb *metricBatch, res *resource, m pmetric.Metric) {
+	name := m.Name()
+	count := dataPoints(m)
+	if !validName(name) {
+		mb.rejected[ReasonBadMetricName] += count
+		return
+	}
+	if !e.accepted(name) {
+		mb.rejected[ReasonFiltered] += count
+		return
+	}
+	factor, link := 1.0, -1
+	if f, fac, l, ok := telemetry.Canonical(name); ok {
+		name, factor, link = f.Name, fac, l
+	}
+	isDCGM := strings.HasPrefix(name, "DCGM_FI_")
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		e.numberPoints(mb, res, name, m.Gauge().DataPoints(), false, factor, link, isDCGM)
+	case pmetric.MetricTypeSum:
+		s := m.Sum()
+		counter := s.IsMonotonic() && s.AggregationTemporality() == pmetric.AggregationTemporalityCumulative
+		if s.IsMonotonic() && s.AggregationTemporality() == pmetric.AggregationTemporalityDelta {
+			e.deltaPoints(mb, res, name, s.DataPoints(), factor, link, isDCGM)
+			return
+		}
+		e.numberPoints(mb, res, name, s.DataPoints(), counter, factor, link, isDCGM)
+	case pmetric.MetricTypeHistogram:
+		e.histogram(mb, res, name, m.Histogram())
+	case pmetric.MetricTypeSummary:
+		e.summary(mb, res, name, m.Summary())
+	default:
+		mb.rejected[ReasonUnsupportedType] += count
+	}
+}
+
+func dataPoints(m pmetric.Metric) int {
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		return m.Gauge().DataPoints().Len()
+	case pmetric.MetricTypeSum:
+		return m.Sum().DataPoints().Len()
+	case pmetric.MetricTypeHistogram:
+		return m.Histogram().DataPoints().Len()
+	case pmetric.MetricTypeExponentialHistogram:
+		return m.ExponentialHistogram().DataPoints().Len()
+	case pmetric.MetricTypeSummary:
+		return m.Summary().DataPoints().Len()
+	}
+	return 0
+}
+
+// point is one value ready to store.
+type point struct {
+	name      string
+	labels    *pointLabels
+	value     float64
+	counter   bool
+	delta     float64
+	hasDelta  bool
+	start, ts pcommon.Timestamp
+	raw       uint64 // rawKey, or 0 when the point is not cached
+}
+
+// timeOf checks a point's timestamp; a missing one is normalised to now.
+func (e *chExporter) timeOf(mb *metricBatch, ts pcommon.Timestamp) (time.Time, bool) {
+	if ts == 0 {
+		mb.normalized[NormMissingTimestamp]++
+		return mb.now, true
+	}
+	t := ts.AsTime()
+	if t.Before(mb.now.Add(-e.cfg.MaxAge)) || t.After(mb.now.Add(e.cfg.MaxFuture)) {
+		mb.reject(ReasonTimeOutOfRange)
+		return t, false
+	}
+	return t, true
+}
+
+func numberValue(dp pmetric.NumberDataPoint) float64 {
+	if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+		return float64(dp.IntValue())
+	}
+	return dp.DoubleValue()
+}
+
+func (e *chExporter) numberPoints(mb *metricBatch, res *resource, name string, dps pmetric.NumberDataPointSlice, counter bool, factor float64, link int, isDCGM bool) {
+	var extra map[string]string
+	if link >= 0 {
+		extra = map[string]string{telemetry.LabelLink: strconv.Itoa(link)}
+	}
+	for i := 0; i < dps.Len(); i++ {
+		dp := dps.At(i)
+		v := numberValue(dp) * factor
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			mb.reject(ReasonNonFinite)
+			continue
+		}
+		p := point{name: name, value: v, counter: counter, start: dp.StartTimestamp(), ts: dp.Timestamp(),
+			raw: rawKey(res.key, name, link, dp.Attributes())}
+		if se := e.series.cached(p.raw, mb.now); se != nil {
+			// A known series: no labels to parse.
+			if t, ok := e.timeOf(mb, p.ts); ok {
+				e.appendSample(mb, se, &p, t)
+			}
+			continue
+		}
+		pl := e.labelsOf(dp.Attributes(), extra)
+		if isDCGM && pl.gpu.UUID == "" {
+			mb.reject(ReasonMissingUUID)
+			continue
+		}
+		p.labels = &pl
+		e.store(mb, res, p)
+	}
+}
+
+// deltaPoints stores monotonic delta sums: the increase is the value.
+func (e *chExporter) deltaPoints(mb *metricBatch, res *resource, name string, dps pmetric.NumberDataPointSlice, factor float64, link int, isDCGM bool) {
+	for i := 0; i < dps.Len(); i++ {
+		dp := dps.At(i)
+		v := numberValue(dp) * factor
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			mb.reject(ReasonNonFinite)
+			continue
+		}
+		var extra map[string]string
+		if link >= 0 {
+			extra = map[string]string{telemetry.LabelLink: strconv.Itoa(link)}
+		}
+		pl := e.labelsOf(dp.Attributes(), extra)
+		if isDCGM && pl.gpu.UUID == "" {
+			mb.reject(ReasonMissingUUID)
+			continue
+		}
+		e.store(mb, res, point{name: name, labels: &pl, value: v, counter: true, delta: v, hasDelta: true, ts: dp.Timestamp()})
+	}
+}
+
+// histogram stores Prometheus-style _bucket (with le), _sum and _count
+// cumulative series.
+func (e *chExporter) histogram(mb *metricBatch, res *resource, name string, h pmetric.Histogram) {
+	cumulative := h.AggregationTemporality() == pmetric.AggregationTemporalityCumulative
+	dps := h.DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dp := dps.At(i)
+		bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
+		var acc uint64
+		for b := 0; b < counts.Len(); b++ {
+			acc += counts.At(b)
+			le := "+Inf"
+			if b < bounds.Len() {
+				le = strconv.FormatFloat(bounds.At(b), 'g', -1, 64)
+			}
+			pl := e.labelsOf(dp.Attributes(), map[string]string{"le": le})
+			e.store(mb, res, point{name: name + "_bucket", labels: &pl, value: float64(acc), counter: true,
+				delta: float64(acc), hasDelta: !cumulative, start: dp.StartTimestamp(), ts: dp.Timestamp()})
+		}
+		pl := e.labelsOf(dp.Attributes(), nil)
+		if dp.HasSum() && !math.IsNaN(dp.Sum()) && !math.IsInf(dp.Sum(), 0) {
+			e.store(mb, res, point{name: name + "_sum", labels: &pl, value: dp.Sum(), counter: true,
+				delta: dp.Sum(), hasDelta: !cumulative, start: dp.StartTimestamp(), ts: dp.Timestamp()})
+		}
+		e.store(mb, res, point{name: name + "_count", labels: &pl, value: float64(dp.Count()), counter: true,
+			delta: float64(dp.Count()), hasDelta: !cumulative, start: dp.StartTimestamp(), ts: dp.Timestamp()})
+	}
+}
+
+// summary stores _sum and _count (cumulative) and one gauge per quantile.
+func (e *chExporter) summary(mb *metricBatch, res *resource, name string, s pmetric.Summary) {
+	dps := s.DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dp := dps.At(i)
+		pl := e.labelsOf(dp.Attributes(), nil)
+		e.store(mb, res, point{name: name + "_sum", labels: &pl, value: dp.Sum(), counter: true, start: dp.StartTimestamp(), ts: dp.Timestamp()})
+		e.store(mb, res, point{name: name + "_count", labels: &pl, value: float64(dp.Count()), counter: true, start: dp.StartTimestamp(), ts: dp.Timestamp()})
+		qs := dp.QuantileValues()
+		for q := 0; q < qs.Len(); q++ {
+			ql := e.labelsOf(dp.Attributes(), map[string]string{"quantile": strconv.FormatFloat(qs.At(q).Quantile(), 'g', -1, 64)})
+			e.store(mb, res, point{name: name, labels: &ql, value: qs.At(q).Value(), start: dp.StartTimestamp(), ts: dp.Timestamp()})
+		}
+	}
+}
+
+// store appends one sample (and, when due, its series row).
+func (e *chExporter) store(mb *metricBatch, res *resource, p point) {
+	if math.IsNaN(p.value) || math.IsInf(p.value, 0) {
+		mb.reject(ReasonNonFinite)
+		return
+	}
+	t, ok := e.timeOf(mb, p.ts)
+	if !ok {
+		return
+	}
+	node := res.topo.Node
+	if node == "" {
+		node = p.labels.host
+	}
+	id := seriesID(p.name, res, node, p.labels)
+	se, due := e.series.entry(id, p.raw, mb.now)
+	se.truncated = p.labels.truncated
+	e.appendSample(mb, se, &p, t)
+	if due {
+		mb.described = append(mb.described, se)
+		topo := res.topo
+		topo.Node = node
+		k8s := p.labels.k8s
+		if k8s == (storage.Kubernetes{}) {
+			k8s = res.k8s
+		}
+		mb.series.Append(&storage.GPUSeries{Series: id, Metric: p.name, Counter: p.counter, Topology: topo, GPU: p.labels.gpu,
+			K8s: k8s, Job: p.labels.job, Labels: storage.Labels{Keys: p.labels.keys, Values: p.labels.values},
+			FirstSeen: mb.now, LastSeen: mb.now})
+	}
+}
+
+// appendSample appends p, at time t, to series se.
+func (e *chExporter) appendSample(mb *metricBatch, se *seriesEntry, p *point, t time.Time) {
+	if se.truncated > 0 {
+		mb.normalized[NormLabelTruncated]++
+	}
+	delta := 0.0
+	switch {
+	case p.hasDelta:
+		delta = p.delta
+	case p.counter:
+		k := replayKey{series: se.id, ts: t.UnixNano()}
+		var ok bool
+		if se.seen(k.ts) {
+			delta, ok = e.replay.take(k)
+		}
+		if !ok {
+			delta = se.delta(p.value, int64(p.start), k.ts)
+		}
+		mb.counted = append(mb.counted, countedPoint{key: k, delta: delta})
+	}
+	mb.samples.Append(&storage.GPUSample{Time: t, Metric: p.name, Series: se.id, Value: p.value, Delta: delta})
+}
+
+// seriesID hashes everything that identifies a series.
+func seriesID(name string, res *resource, node string, pl *pointLabels) uint64 {
+	parts := make([]string, 0, 16+2*len(pl.keys))
+	parts = append(parts, name, res.topo.Datacenter, res.topo.Row, res.topo.Rack, res.topo.Cluster, node, res.service,
+		pl.gpu.UUID, pl.gpu.Instance, pl.gpu.Index, pl.k8s.Namespace, pl.k8s.Pod, pl.k8s.Container, pl.job)
+	for i := range pl.keys {
+		parts = append(parts, pl.keys[i], pl.values[i])
+	}
+	return storage.HashSeries(parts...)
+}

@@ -1,0 +1,68 @@
+// Package collector is Fleetwatch's OpenTelemetry Collector distribution: the
+// standard OTLP receiver, memory_limiter and batch processors, the debug and
+// OTLP exporters, the file_storage (persistent queues), health_check and
+// pprof extensions, and Fleetwatch's ClickHouse exporter (package chexporter).
+package collector
+
+import (
+	_ "embed"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/confmap/provider/envprovider"
+	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
+	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
+	"go.opentelemetry.io/collector/exporter/debugexporter"
+	"go.opentelemetry.io/collector/exporter/otlpexporter"
+	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/processor/batchprocessor"
+	"go.opentelemetry.io/collector/processor/memorylimiterprocessor"
+	"go.opentelemetry.io/collector/receiver/otlpreceiver"
+	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
+
+	"github.com/fleetwatch/fleetwatch/collector/chexporter"
+)
+
+// DefaultConfig is the configuration used when none is given (a copy of
+// deploy/collector.yaml).
+//
+//go:embed default.yaml
+var DefaultConfig string
+
+// Settings returns the distribution's settings: its components and the file,
+// env and yaml config providers ("env" is the default scheme, as in the
+// upstream distributions).
+func Settings(version string) otelcol.CollectorSettings {
+	return otelcol.CollectorSettings{
+		BuildInfo: component.BuildInfo{Command: "fleetwatch-collector",
+			Description: "Fleetwatch OpenTelemetry Collector: OTLP in, ClickHouse out", Version: version},
+		Factories: Components,
+		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
+			ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory(), yamlprovider.NewFactory()},
+			DefaultScheme:     "env",
+		}},
+	}
+}
+
+// Components returns the factories of the distribution.
+func Components() (otelcol.Factories, error) {
+	var f otelcol.Factories
+	var err error
+	if f.Receivers, err = otelcol.MakeFactoryMap(otlpreceiver.NewFactory()); err != nil {
+		return f, err
+	}
+	if f.Processors, err = otelcol.MakeFactoryMap(batchprocessor.NewFactory(), memorylimiterprocessor.NewFactory()); err != nil {
+		return f, err
+	}
+	if f.Exporters, err = otelcol.MakeFactoryMap(chexporter.NewFactory(), debugexporter.NewFactory(), otlpexporter.NewFactory()); err != nil {
+		return f, err
+	}
+	if f.Extensions, err = otelcol.MakeFactoryMap(filestorage.NewFactory(), healthcheckextension.NewFactory(), pprofextension.NewFactory()); err != nil {
+		return f, err
+	}
+	f.Telemetry = otelconftelemetry.NewFactory()
+	return f, nil
+}

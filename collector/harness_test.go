@@ -1,0 +1,217 @@
+package collector_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"text/template"
+	"time"
+
+	"go.opentelemetry.io/collector/otelcol"
+
+	"github.com/fleetwatch/fleetwatch/collector"
+	"github.com/fleetwatch/fleetwatch/internal/promtest"
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
+
+// colParams fill the test configuration.
+type colParams struct {
+	DSN, QueueDir         string
+	GRPCPort, MetricsPort int
+	Persistent            bool
+	BatchTimeout          string
+	LogLevel              string
+}
+
+var colConfig = template.Must(template.New("cfg").Parse(`
+extensions:
+  file_storage:
+    directory: {{.QueueDir}}
+    create_directory: true
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{{.GRPCPort}}
+processors:
+  batch:
+    timeout: {{.BatchTimeout}}
+    send_batch_size: 8192
+exporters:
+  fleetwatch_clickhouse:
+    dsn: {{.DSN}}
+    sending_queue:
+{{- if .Persistent}}
+      storage: file_storage
+{{- end}}
+      block_on_overflow: true
+      queue_size: 200
+    retry_on_failure:
+      enabled: true
+      initial_interval: 100ms
+      max_interval: 500ms
+      max_elapsed_time: 0s
+service:
+  extensions: [file_storage]
+  pipelines:
+    metrics: {receivers: [otlp], processors: [batch], exporters: [fleetwatch_clickhouse]}
+    logs: {receivers: [otlp], processors: [batch], exporters: [fleetwatch_clickhouse]}
+    traces: {receivers: [otlp], processors: [batch], exporters: [fleetwatch_clickhouse]}
+  telemetry:
+    logs:
+      level: {{.LogLevel}}
+    metrics:
+      level: detailed
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: {{.MetricsPort}}
+`))
+
+// running is a collector started by a test.
+type running struct {
+	col      *otelcol.Collector
+	done     chan error
+	endpoint string
+	metrics  string
+}
+
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	if r.col == nil {
+		return
+	}
+	r.col.Shutdown()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("collector: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Error("collector did not stop")
+	}
+	r.col = nil
+}
+
+func startCollector(t *testing.T, p colParams) *running {
+	t.Helper()
+	if p.GRPCPort == 0 {
+		p.GRPCPort = promtest.FreePort(t)
+	}
+	if p.MetricsPort == 0 {
+		p.MetricsPort = promtest.FreePort(t)
+	}
+	if p.QueueDir == "" {
+		p.QueueDir = t.TempDir()
+	}
+	if p.LogLevel == "" {
+		p.LogLevel = "error"
+	}
+	if p.BatchTimeout == "" {
+		p.BatchTimeout = "100ms"
+	}
+	var cfg strings.Builder
+	if err := colConfig.Execute(&cfg, p); err != nil {
+		t.Fatal(err)
+	}
+	set := collector.Settings("test")
+	set.ConfigProviderSettings.ResolverSettings.URIs = []string{"yaml:" + cfg.String()}
+	set.DisableGracefulShutdown = true
+	col, err := otelcol.NewCollector(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &running{col: col, done: make(chan error, 1), endpoint: "127.0.0.1:" + strconv.Itoa(p.GRPCPort),
+		metrics: "http://127.0.0.1:" + strconv.Itoa(p.MetricsPort) + "/metrics"}
+	go func() { r.done <- col.Run(context.Background()) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for col.GetState() != otelcol.StateRunning {
+		select {
+		case err := <-r.done:
+			t.Fatalf("collector stopped at start: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("collector did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// selfMetric sums the collector's own metric name whose labels contain all of want.
+func (r *running) selfMetric(t *testing.T, name string, want map[string]string) float64 {
+	t.Helper()
+	resp, err := http.Get(r.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var total float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) || strings.HasPrefix(line, "#") {
+			continue
+		}
+		rest := line[len(name):]
+		if rest != "" && rest[0] != '{' && rest[0] != ' ' {
+			continue
+		}
+		ok := true
+		for k, v := range want {
+			if !strings.Contains(rest, k+`="`+v+`"`) {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		total += v
+	}
+	return total
+}
+
+func dsnOf(c *storage.Client) string {
+	cfg := c.Config()
+	return fmt.Sprintf("clickhouse://%s/%s", cfg.Addrs[0], cfg.Database)
+}
+
+// count returns rows in table, de-duplicated (FINAL).
+func count(t *testing.T, c *storage.Client, table, where string) uint64 {
+	t.Helper()
+	var n uint64
+	q := "SELECT count() FROM " + c.Config().Database + "." + table + " FINAL"
+	if where != "" {
+		q += " WHERE " + where
+	}
+	if err := c.QueryScalar(context.Background(), q, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

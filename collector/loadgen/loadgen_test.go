@@ -1,0 +1,157 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// recorder is an OTLP metrics endpoint that decodes every request and keeps
+// each data point's identity, pushing back once and rejecting part of one
+// request.
+type recorder struct {
+	colmetrics.UnimplementedMetricsServiceServer
+	mu       sync.Mutex
+	calls    int
+	points   map[string]int
+	times    map[int64]bool
+	rejectAt int
+}
+
+func (r *recorder) Export(_ context.Context, req *colmetrics.ExportMetricsServiceRequest) (*colmetrics.ExportMetricsServiceResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if r.calls == 2 {
+		return nil, status.Error(codes.Unavailable, "pushing back")
+	}
+	for _, rm := range req.ResourceMetrics {
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				dps := m.GetGauge().GetDataPoints()
+				if s := m.GetSum(); s != nil {
+					dps = s.DataPoints
+				}
+				for _, dp := range dps {
+					r.points[pointKey(m.Name, dp)]++
+					r.times[int64(dp.TimeUnixNano)] = true
+				}
+			}
+		}
+	}
+	if r.calls == r.rejectAt {
+		return &colmetrics.ExportMetricsServiceResponse{PartialSuccess: &colmetrics.ExportMetricsPartialSuccess{RejectedDataPoints: 5}}, nil
+	}
+	return &colmetrics.ExportMetricsServiceResponse{}, nil
+}
+
+func pointKey(name string, dp *metricspb.NumberDataPoint) string {
+	attrs := make([]string, 0, len(dp.Attributes))
+	for _, kv := range dp.Attributes {
+		attrs = append(attrs, kv.Key+"="+kv.Value.GetStringValue())
+	}
+	sort.Strings(attrs)
+	return fmt.Sprintf("%s{%s}@%d", name, strings.Join(attrs, ","), dp.TimeUnixNano)
+}
+
+func TestRunSendsDistinctTimestampedSamples(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{points: map[string]int{}, times: map[int64]bool{}, rejectAt: 4}
+	srv := grpc.NewServer()
+	colmetrics.RegisterMetricsServiceServer(srv, rec)
+	go srv.Serve(l)
+	t.Cleanup(srv.Stop)
+
+	cfg := NewDefaultConfig()
+	cfg.Endpoint = l.Addr().String()
+	cfg.Nodes, cfg.GPUsPerNode, cfg.Workers, cfg.Variants = 3, 2, 2, 2
+	cfg.Samples = 1000
+	g, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.PerRequest() < 100 {
+		t.Fatalf("%d samples per request; want every field of two GPUs", g.PerRequest())
+	}
+	if g.Total() < cfg.Samples || g.Total() >= cfg.Samples+int64(3*g.PerRequest()) {
+		t.Fatalf("Total() = %d for %d asked", g.Total(), cfg.Samples)
+	}
+	st, err := g.Run(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Samples+st.Rejected != g.Total() || st.Rejected != 5 || st.Retries != 1 {
+		t.Errorf("stats %+v; want %d samples in all, 5 rejected, 1 retry", st, g.Total())
+	}
+	if int64(len(rec.points)) != g.Total() {
+		t.Errorf("endpoint saw %d distinct (series, time) points, want %d", len(rec.points), g.Total())
+	}
+	for k, n := range rec.points {
+		if n != 1 {
+			t.Errorf("%s received %d times", k, n)
+		}
+	}
+	first, last := g.Span()
+	if last.After(time.Now()) {
+		t.Errorf("last timestamp %v is in the future", last)
+	}
+	rounds := int(last.Sub(first)/cfg.Interval) + 1
+	if len(rec.times) != rounds {
+		t.Errorf("saw %d distinct timestamps, want %d rounds", len(rec.times), rounds)
+	}
+	for ts := range rec.times {
+		if tt := time.Unix(0, ts); tt.Before(first) || tt.After(last) {
+			t.Errorf("timestamp %v outside [%v, %v]", tt, first, last)
+		}
+	}
+}
+
+func TestRunStopsOnPermanentError(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer() // no metrics service: every call is Unimplemented
+	go srv.Serve(l)
+	t.Cleanup(srv.Stop)
+	cfg := NewDefaultConfig()
+	cfg.Endpoint = l.Addr().String()
+	cfg.Nodes, cfg.GPUsPerNode, cfg.Samples = 1, 1, 10
+	g, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Run(context.Background(), nil); status.Code(err) != codes.Unimplemented {
+		t.Errorf("Run error = %v, want Unimplemented", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cfg := Config{Compression: "zstd"}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("empty config validated")
+	}
+	for _, want := range []string{"endpoint", "nodes", "samples", "interval", "compression"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+	if err := NewDefaultConfig().Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+}

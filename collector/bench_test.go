@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,33 +41,16 @@ func startBenchCollector(b *testing.B, dsn string, persistent bool) *benchCollec
 	}
 	port := func() string { return strconv.Itoa(promtest.FreePort(b)) }
 	bc := &benchCollector{grpc: "127.0.0.1:" + port(), health: "127.0.0.1:" + port(), prof: "127.0.0.1:" + port()}
-	cfg := collector.DefaultConfig
-	for old, repl := range map[string]string{
-		"0.0.0.0:4317":   bc.grpc,
-		"0.0.0.0:4318":   "127.0.0.1:" + port(),
-		"0.0.0.0:13133":  bc.health,
-		"127.0.0.1:1777": bc.prof,
-		"host: 0.0.0.0":  "host: 127.0.0.1",
-		"port: 8888":     "port: " + port(),
-	} {
-		if !strings.Contains(cfg, old) {
-			b.Fatalf("default config no longer contains %q", old)
-		}
-		cfg = strings.ReplaceAll(cfg, old, repl)
-	}
-	if !persistent {
-		const line = "      storage: file_storage"
-		if !strings.Contains(cfg, line) {
-			b.Fatalf("default config no longer contains %q", line)
-		}
-		cfg = strings.Replace(cfg, line, "", 1)
+	cfg, err := collector.LocalConfig(collector.Local{GRPC: bc.grpc, HTTP: "127.0.0.1:" + port(), Health: bc.health, PProf: bc.prof,
+		MetricsHost: "127.0.0.1", MetricsPort: promtest.FreePort(b), DSN: dsn, QueueDir: filepath.Join(dir, "queue"), Memory: !persistent})
+	if err != nil {
+		b.Fatal(err)
 	}
 	path := filepath.Join(dir, "collector.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	bc.cmd = exec.Command(bin, "--config", path)
-	bc.cmd.Env = append(os.Environ(), "FLEETWATCH_CLICKHOUSE_DSN="+dsn, "FLEETWATCH_COLLECTOR_DATA="+filepath.Join(dir, "queue"))
 	logf, err := os.Create(filepath.Join(dir, "collector.log"))
 	if err != nil {
 		b.Fatal(err)

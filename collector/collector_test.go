@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/fleetwatch/fleetwatch/agent"
+	"github.com/fleetwatch/fleetwatch/collector"
 	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/examples/modelservice"
@@ -523,5 +524,20 @@ func TestCounterResetsAreHandled(t *testing.T) {
 		if deltas[i] != want[i] {
 			t.Fatalf("deltas %v, want %v", deltas, want)
 		}
+	}
+}
+
+func TestLocalConfig(t *testing.T) {
+	cfg, err := collector.LocalConfig(collector.Local{GRPC: "127.0.0.1:1", MetricsPort: 2, DSN: "clickhouse://h:9/db", QueueDir: "/q", Memory: true, LogLevel: "warn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"endpoint: 127.0.0.1:1", "port: 2", "dsn: clickhouse://h:9/db", "directory: /q", "endpoint: 0.0.0.0:4318", "logs:\n      level: warn"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("config lacks %q", want)
+		}
+	}
+	if strings.Contains(cfg, "storage: file_storage") {
+		t.Error("memory queue still names file_storage")
 	}
 }

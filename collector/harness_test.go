@@ -12,7 +12,6 @@ import (
 	"text/template"
 	"time"
 
-	"go.opentelemetry.io/collector/otelcol"
 
 	"github.com/fleetwatch/fleetwatch/collector"
 	"github.com/fleetwatch/fleetwatch/internal/promtest"
@@ -80,8 +79,7 @@ service:
 
 // running is a collector started by a test.
 type running struct {
-	col      *otelcol.Collector
-	done     chan error
+	col      *collector.Running
 	endpoint string
 	metrics  string
 }
@@ -91,14 +89,8 @@ func (r *running) stop(t *testing.T) {
 	if r.col == nil {
 		return
 	}
-	r.col.Shutdown()
-	select {
-	case err := <-r.done:
-		if err != nil {
-			t.Errorf("collector: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Error("collector did not stop")
+	if err := r.col.Stop(60 * time.Second); err != nil {
+		t.Errorf("collector: %v", err)
 	}
 	r.col = nil
 }
@@ -124,28 +116,14 @@ func startCollector(t *testing.T, p colParams) *running {
 	if err := colConfig.Execute(&cfg, p); err != nil {
 		t.Fatal(err)
 	}
-	set := collector.Settings("test")
-	set.ConfigProviderSettings.ResolverSettings.URIs = []string{"yaml:" + cfg.String()}
-	set.DisableGracefulShutdown = true
-	col, err := otelcol.NewCollector(set)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	col, err := collector.Start(ctx, cfg.String(), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &running{col: col, done: make(chan error, 1), endpoint: "127.0.0.1:" + strconv.Itoa(p.GRPCPort),
+	r := &running{col: col, endpoint: "127.0.0.1:" + strconv.Itoa(p.GRPCPort),
 		metrics: "http://127.0.0.1:" + strconv.Itoa(p.MetricsPort) + "/metrics"}
-	go func() { r.done <- col.Run(context.Background()) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for col.GetState() != otelcol.StateRunning {
-		select {
-		case err := <-r.done:
-			t.Fatalf("collector stopped at start: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("collector did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	t.Cleanup(func() { r.stop(t) })
 	return r
 }

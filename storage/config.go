@@ -302,3 +302,45 @@ func (c Config) features(v schema.Version) schema.Features {
 		return schema.FeaturesFor(v)
 	}
 }
+
+// DSN renders c as a DSN that ParseDSN reads back to the same connection
+// settings (retention is not part of a DSN).
+func (c Config) DSN() string {
+	u := url.URL{Scheme: "clickhouse", Host: strings.Join(c.Addrs, ","), Path: "/" + c.Database}
+	switch {
+	case c.Password != "":
+		u.User = url.UserPassword(c.Username, c.Password)
+	case c.Username != "":
+		u.User = url.User(c.Username)
+	}
+	q := url.Values{}
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if c.TLS.Enabled {
+		q.Set("secure", "true")
+	}
+	if c.TLS.InsecureSkipVerify {
+		q.Set("skip_verify", "true")
+	}
+	set("ca_file", c.TLS.CAFile)
+	set("cert_file", c.TLS.CertFile)
+	set("key_file", c.TLS.KeyFile)
+	set("server_name", c.TLS.ServerName)
+	if c.DialTimeout > 0 {
+		q.Set("dial_timeout", c.DialTimeout.String())
+	}
+	if c.ReadTimeout > 0 {
+		q.Set("read_timeout", c.ReadTimeout.String())
+	}
+	if c.MaxOpenConns > 0 {
+		q.Set("max_open_conns", strconv.Itoa(c.MaxOpenConns))
+	}
+	set("compress", c.Compression)
+	set("cluster", c.Cluster)
+	set("profile", c.Profile)
+	u.RawQuery = q.Encode()
+	return u.String()
+}

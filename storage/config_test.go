@@ -3,6 +3,7 @@ package storage_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +141,27 @@ func FuzzParseDSN(f *testing.F) {
 		}
 		_ = cfg.Validate() // must not panic
 	})
+}
+
+func TestDSNRoundTrip(t *testing.T) {
+	for _, c := range []storage.Config{
+		storage.NewDefaultConfig(),
+		func() storage.Config {
+			c := storage.NewDefaultConfig()
+			c.Addrs = []string{"a:9440", "[::1]:9441"}
+			c.Database, c.Username, c.Password = "fw", "alice", "p@ss/word"
+			c.TLS = storage.TLSConfig{Enabled: true, InsecureSkipVerify: true, CAFile: "/ca.pem", ServerName: "ch"}
+			c.Cluster, c.Profile, c.MaxOpenConns = "main", storage.ProfileLegacy, 3
+			return c
+		}(),
+	} {
+		got, err := storage.ParseDSN(c.DSN())
+		if err != nil {
+			t.Fatalf("ParseDSN(%q): %v", c.DSN(), err)
+		}
+		got.RetentionDays = c.RetentionDays
+		if !reflect.DeepEqual(got, c) {
+			t.Errorf("round trip of %q:\n got %+v\nwant %+v", c.DSN(), got, c)
+		}
+	}
 }

@@ -1,0 +1,107 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/otelcol"
+)
+
+// Local places the default configuration on one machine: listeners on the
+// given addresses (host:port), ClickHouse and the queue directory inlined.
+type Local struct {
+	GRPC, HTTP, Health, PProf string
+	MetricsHost               string
+	MetricsPort               int
+	DSN                       string
+	QueueDir                  string
+	// Memory keeps the sending queue in memory instead of on file_storage.
+	Memory bool
+	// LogLevel sets the collector's own log level (default info).
+	LogLevel string
+}
+
+// LocalConfig is DefaultConfig rewritten for l. It fails when the default
+// configuration no longer has a setting it rewrites.
+func LocalConfig(l Local) (string, error) {
+	cfg := DefaultConfig
+	repl := []struct{ old, value, new string }{
+		{"0.0.0.0:4317", l.GRPC, l.GRPC},
+		{"0.0.0.0:4318", l.HTTP, l.HTTP},
+		{"0.0.0.0:13133", l.Health, l.Health},
+		{"127.0.0.1:1777", l.PProf, l.PProf},
+		{"host: 0.0.0.0", l.MetricsHost, "host: " + l.MetricsHost},
+		{"port: 8888", strconv.Itoa(l.MetricsPort), "port: " + strconv.Itoa(l.MetricsPort)},
+		{"${env:FLEETWATCH_CLICKHOUSE_DSN:-clickhouse://127.0.0.1:9000/fleetwatch}", l.DSN, l.DSN},
+		{"${env:FLEETWATCH_COLLECTOR_DATA:-/var/lib/fleetwatch-collector}", l.QueueDir, l.QueueDir},
+	}
+	if l.Memory {
+		repl = append(repl, struct{ old, value, new string }{"      storage: file_storage", "-", ""})
+	}
+	if l.LogLevel != "" {
+		repl = append(repl, struct{ old, value, new string }{"  telemetry:\n", l.LogLevel, "  telemetry:\n    logs:\n      level: " + l.LogLevel + "\n"})
+	}
+	for _, r := range repl {
+		if r.value == "" || r.value == "0" {
+			continue // keep the default
+		}
+		if !strings.Contains(cfg, r.old) {
+			return "", fmt.Errorf("collector: default config no longer contains %q", r.old)
+		}
+		cfg = strings.Replace(cfg, r.old, r.new, 1)
+	}
+	return cfg, nil
+}
+
+// Running is a collector running in this process.
+type Running struct {
+	col  *otelcol.Collector
+	done chan error
+}
+
+// Start runs the distribution with the given YAML configuration in this
+// process and returns once its pipelines run.
+func Start(ctx context.Context, config, version string) (*Running, error) {
+	set := Settings(version)
+	set.ConfigProviderSettings.ResolverSettings.URIs = []string{"yaml:" + config}
+	set.DisableGracefulShutdown = true
+	col, err := otelcol.NewCollector(set)
+	if err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	r := &Running{col: col, done: make(chan error, 1)}
+	go func() { r.done <- col.Run(context.WithoutCancel(ctx)) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for col.GetState() != otelcol.StateRunning {
+		select {
+		case err := <-r.done:
+			if err == nil {
+				err = errors.New("stopped")
+			}
+			return nil, fmt.Errorf("collector did not start: %w", err)
+		case <-ctx.Done():
+			col.Shutdown()
+			<-r.done
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return r, nil
+}
+
+// Stop shuts the collector down, draining what its queues can write within
+// timeout.
+func (r *Running) Stop(timeout time.Duration) error {
+	r.col.Shutdown()
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("collector did not stop within %v", timeout)
+	}
+}

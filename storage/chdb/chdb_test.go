@@ -1,31 +1,16 @@
 package chdb_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/fleetwatch/fleetwatch/storage/chdb"
 )
 
-// session opens chDB for a test, failing under CI=true when the library is
-// missing and skipping otherwise.
+// session opens chDB for a test (see OpenTest).
 func session(t *testing.T) *chdb.Session {
 	t.Helper()
-	wd, _ := os.Getwd()
-	lib, err := chdb.FindLibrary(wd)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
-	s, err := chdb.Open(lib, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return chdb.OpenTest(t)
 }
 
 func TestSmoke(t *testing.T) {

@@ -1,0 +1,639 @@
+package drift
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+
+	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/analytics/internal/chsql"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+// Reference is an explicit reference window for a model version.
+type Reference struct {
+	Model   string    `yaml:"model"`
+	Version string    `yaml:"version"`
+	Start   time.Time `yaml:"start"`
+	End     time.Time `yaml:"end"`
+}
+
+// FileReference is a training-data file (CSV or Parquet; columns named
+// like the model's features) that profiles a model version.
+type FileReference struct {
+	Model   string `yaml:"model"`
+	Version string `yaml:"version"`
+	Path    string `yaml:"path"`
+}
+
+// Config configures the drift detector.
+type Config struct {
+	Name     string        `yaml:"name"`
+	Interval time.Duration `yaml:"interval"`
+	// Lateness overrides the engine's allowance when set.
+	Lateness time.Duration `yaml:"lateness"`
+	// Bins and TopK shape new profiles.
+	Bins int `yaml:"bins"`
+	TopK int `yaml:"top_k"`
+	// MinSamples is the fewest current values a column needs to be tested.
+	MinSamples int `yaml:"min_samples"`
+	// FDR is the Benjamini–Hochberg level across every column of a pass.
+	FDR float64 `yaml:"fdr"`
+	// Investigate and Action are the PSI bands.
+	Investigate float64 `yaml:"investigate"`
+	Action      float64 `yaml:"action"`
+	// Replicates of the Monte Carlo p-value for small windows.
+	Replicates int `yaml:"replicates"`
+	// CUSUMK, CUSUMH, MinShift: the sequential detector (see SequentialConfig).
+	CUSUMK   float64 `yaml:"cusum_k"`
+	CUSUMH   float64 `yaml:"cusum_h"`
+	MinShift float64 `yaml:"min_shift"`
+	// SequentialMemory is how far back a restart looks for CUSUM state.
+	SequentialMemory time.Duration `yaml:"sequential_memory"`
+	// DeploymentReference is the length of the reference window that starts
+	// at a version's deployment (its first hours); used for every version
+	// without an explicit reference or a file.
+	DeploymentReference time.Duration `yaml:"deployment_reference"`
+	// FirstSeenLookback bounds the search for a version's first event when
+	// model_deployments has no marker for it.
+	FirstSeenLookback time.Duration   `yaml:"first_seen_lookback"`
+	References        []Reference     `yaml:"references"`
+	Files             []FileReference `yaml:"files"`
+	// Concurrency is how many model versions are queried at once.
+	Concurrency int `yaml:"concurrency"`
+}
+
+// NewDefaultConfig returns a 5-minute detector: 10 bins, top 20 categories,
+// FDR 1%, bands 0.1/0.25, references from each deployment's first 2 hours.
+func NewDefaultConfig() Config {
+	seq := NewDefaultSequentialConfig()
+	tc := NewDefaultTestConfig()
+	return Config{Name: "drift", Interval: 5 * time.Minute, Bins: 10, TopK: 20, MinSamples: 30, FDR: 0.01,
+		Investigate: tc.Investigate, Action: tc.Action, Replicates: tc.Replicates,
+		CUSUMK: seq.K, CUSUMH: seq.H, MinShift: seq.MinShift, SequentialMemory: 7 * 24 * time.Hour,
+		DeploymentReference: 2 * time.Hour, FirstSeenLookback: 24 * time.Hour, Concurrency: 2}
+}
+
+func (c Config) testConfig() TestConfig {
+	tc := NewDefaultTestConfig()
+	tc.Investigate, tc.Action, tc.Replicates = c.Investigate, c.Action, c.Replicates
+	return tc
+}
+
+func (c Config) sequential() SequentialConfig {
+	return SequentialConfig{K: c.CUSUMK, H: c.CUSUMH, MinShift: c.MinShift}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	errs := engine.CheckSchedule(c.Name, c.Interval, c.Lateness)
+	if err := (BuildConfig{Bins: c.Bins, TopK: c.TopK}).Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MinSamples < 1 {
+		errs = append(errs, fmt.Errorf("min_samples: %d, want at least 1", c.MinSamples))
+	}
+	if !(c.FDR > 0 && c.FDR < 1) {
+		errs = append(errs, fmt.Errorf("fdr: %v, want 0 < fdr < 1", c.FDR))
+	}
+	if err := c.testConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.sequential().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SequentialMemory < c.Interval {
+		errs = append(errs, fmt.Errorf("sequential_memory: %v is shorter than the interval", c.SequentialMemory))
+	}
+	if c.DeploymentReference < c.Interval {
+		errs = append(errs, fmt.Errorf("deployment_reference: %v is shorter than the interval", c.DeploymentReference))
+	}
+	if c.FirstSeenLookback <= 0 {
+		errs = append(errs, fmt.Errorf("first_seen_lookback: %v must be positive", c.FirstSeenLookback))
+	}
+	for i, r := range c.References {
+		if r.Model == "" || r.Version == "" || !r.End.After(r.Start) {
+			errs = append(errs, fmt.Errorf("references[%d]: want model, version and start < end", i))
+		}
+	}
+	for i, f := range c.Files {
+		if f.Model == "" || f.Version == "" || f.Path == "" {
+			errs = append(errs, fmt.Errorf("files[%d]: want model, version and path", i))
+		}
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency: %d, want at least 1", c.Concurrency))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("drift: %w", err)
+	}
+	return nil
+}
+
+// versionKey identifies a model version.
+type versionKey struct{ model, version string }
+
+// versionProfiles are one version's profiles by kind, in feature order.
+type versionProfiles struct {
+	numeric, categorical []*Profile
+}
+
+// FileProfiler builds profiles from a training-data file; package
+// tabular's ProfileFile is the implementation the analyzer wires in.
+type FileProfiler func(path string, cfg BuildConfig) ([]*Profile, error)
+
+// Detector is the PSI drift detector for the analytics engine. Each window
+// it bins every active model version's features and outputs into their
+// profiles in ClickHouse, tests every column, controls the FDR across the
+// pass, updates each column's CUSUM, writes drift_scores and returns the
+// detections. Profiles are built once (from a version's first hours, an
+// explicit window, or a file), stored in drift_profiles and reused.
+type Detector struct {
+	cfg      Config
+	client   *storage.Client
+	writer   *storage.Writer
+	tester   *Tester
+	files    FileProfiler
+	log      *slog.Logger
+	profiles map[versionKey]*versionProfiles
+	cusum    map[string]*CUSUM
+	deployed map[versionKey]time.Time
+	mu       sync.Mutex
+	stats    map[string]uint64
+}
+
+// NewDetector validates cfg; files may be nil when cfg.Files is empty.
+func NewDetector(cfg Config, c *storage.Client, files FileProfiler, log *slog.Logger) (*Detector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(cfg.Files) > 0 && files == nil {
+		return nil, errors.New("drift: files are configured but no file profiler was given")
+	}
+	t, err := NewTester(cfg.testConfig())
+	if err != nil {
+		return nil, err
+	}
+	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Detector{cfg: cfg, client: c, writer: w, tester: t, files: files, log: log,
+		profiles: map[versionKey]*versionProfiles{}, cusum: map[string]*CUSUM{}, deployed: map[versionKey]time.Time{},
+		stats: map[string]uint64{}}, nil
+}
+
+// Name implements engine.Detector.
+func (d *Detector) Name() string { return d.cfg.Name }
+
+// Interval implements engine.Detector.
+func (d *Detector) Interval() time.Duration { return d.cfg.Interval }
+
+// Lateness implements engine.LatenessOverride.
+func (d *Detector) Lateness() time.Duration { return d.cfg.Lateness }
+
+// Stats counts tests, skipped columns by reason, and profiles built.
+func (d *Detector) Stats() map[string]uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.stats)
+}
+
+func (d *Detector) count(what string, n int) {
+	d.mu.Lock()
+	d.stats[what] += uint64(n)
+	d.mu.Unlock()
+}
+
+// Profiles returns a version's stored profiles (nil when it has none yet).
+func (d *Detector) Profiles(model, version string) []*Profile {
+	vp := d.profiles[versionKey{model, version}]
+	if vp == nil {
+		return nil
+	}
+	return append(slices.Clone(vp.numeric), vp.categorical...)
+}
+
+// Sequential returns the CUSUM state of a column (key model/version/feature).
+func (d *Detector) Sequential(key string) (CUSUM, bool) {
+	c, ok := d.cusum[key]
+	if !ok {
+		return CUSUM{}, false
+	}
+	return *c, true
+}
+
+// Restore implements engine.Restorer: it loads the stored profiles, builds
+// missing ones from the configured files, and restores each column's CUSUM
+// as of the last window.
+func (d *Detector) Restore(ctx context.Context, last engine.Window) error {
+	d.profiles = map[versionKey]*versionProfiles{}
+	d.cusum = map[string]*CUSUM{}
+	stored, err := LoadProfiles(ctx, d.client)
+	if err != nil {
+		return err
+	}
+	d.addProfiles(stored)
+	for _, f := range d.cfg.Files {
+		if d.profiles[versionKey{f.Model, f.Version}] != nil {
+			continue
+		}
+		ps, err := d.files(f.Path, BuildConfig{Bins: d.cfg.Bins, TopK: d.cfg.TopK})
+		if err != nil {
+			return fmt.Errorf("profile %s %s from %s: %w", f.Model, f.Version, f.Path, err)
+		}
+		for _, p := range ps {
+			p.Model, p.ModelVersion, p.Source, p.Detail = f.Model, f.Version, SourceFile, f.Path
+		}
+		if err := d.store(ctx, ps); err != nil {
+			return err
+		}
+	}
+	if last.IsZero() {
+		return nil
+	}
+	err = chsql.ForRows(ctx, d.client, CUSUMStateSQL(d.client.Config().Database, last.End, d.cfg.SequentialMemory), func(rec arrow.Record, r int) {
+		key := chsql.Str(rec, 0, r) + "/" + chsql.Str(rec, 1, r) + "/" + chsql.Str(rec, 2, r)
+		d.cusum[key] = &CUSUM{S: chsql.F64(rec, 3, r), Run: int(chsql.Int(rec, 4, r)), Excess: chsql.F64(rec, 5, r)}
+	})
+	if err != nil {
+		return fmt.Errorf("restore drift CUSUM: %w", err)
+	}
+	return nil
+}
+
+func (d *Detector) addProfiles(ps []*Profile) {
+	for _, p := range ps {
+		k := versionKey{p.Model, p.ModelVersion}
+		vp := d.profiles[k]
+		if vp == nil {
+			vp = &versionProfiles{}
+			d.profiles[k] = vp
+		}
+		if p.Kind == Numeric {
+			vp.numeric = append(vp.numeric, p)
+		} else {
+			vp.categorical = append(vp.categorical, p)
+		}
+	}
+}
+
+func (d *Detector) store(ctx context.Context, ps []*Profile) error {
+	for _, p := range ps {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+	}
+	if len(ps) > 0 {
+		if err := d.writer.Write(ctx, ProfilesBlock(ps)); err != nil {
+			return fmt.Errorf("store drift profiles: %w", err)
+		}
+	}
+	d.addProfiles(ps)
+	d.count("profiles_built", len(ps))
+	return nil
+}
+
+// tested is one column's result in a pass.
+type tested struct {
+	p       *Profile
+	r       Result
+	q       float64
+	flagged bool
+	alarm   bool
+	cusum   CUSUM
+}
+
+// Evaluate implements engine.Detector.
+func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Detection, error) {
+	active, err := d.activeVersions(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	var jobs []*versionProfiles
+	var keys []versionKey
+	for _, k := range active {
+		vp, err := d.ensureProfiles(ctx, k, w)
+		if err != nil {
+			return nil, err
+		}
+		if vp == nil {
+			d.count("versions_without_profile", 1)
+			continue
+		}
+		jobs, keys = append(jobs, vp), append(keys, k)
+	}
+	hists := make([]map[*Profile][]float64, len(jobs))
+	errs := make([]error, len(jobs))
+	sem := make(chan struct{}, d.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			hists[i], errs[i] = d.windowCounts(ctx, keys[i], jobs[i], w)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var results []*tested
+	for i, vp := range jobs {
+		for _, p := range append(slices.Clone(vp.numeric), vp.categorical...) {
+			cur, ok := hists[i][p]
+			if !ok {
+				continue // the column had no values in this window
+			}
+			if sum(cur) < float64(d.cfg.MinSamples) {
+				d.count("skipped_insufficient_samples", 1)
+				continue
+			}
+			r, err := d.tester.Test(p, cur)
+			if err != nil {
+				return nil, err
+			}
+			results = append(results, &tested{p: p, r: r})
+		}
+	}
+	d.count("tests", len(results))
+	d.decide(results)
+	if len(results) > 0 {
+		if err := d.writer.Write(ctx, scoresBlock(results, w)); err != nil {
+			return nil, fmt.Errorf("write drift_scores: %w", err)
+		}
+	}
+	var out []storage.Detection
+	for _, t := range results {
+		if t.flagged || t.alarm {
+			out = append(out, d.detection(t, w))
+		}
+	}
+	return out, nil
+}
+
+// decide applies Benjamini–Hochberg across the pass and the CUSUMs.
+func (d *Detector) decide(results []*tested) {
+	ps := make([]float64, len(results))
+	for i, t := range results {
+		ps[i] = t.r.PValue
+	}
+	rejected, q := BenjaminiHochberg(ps, d.cfg.FDR)
+	seq := d.cfg.sequential()
+	for i, t := range results {
+		t.q = q[i]
+		t.flagged = rejected[i] && t.r.Band != Stable
+		c := d.cusum[t.p.Key()]
+		if c == nil {
+			c = &CUSUM{}
+			d.cusum[t.p.Key()] = c
+		}
+		t.alarm = c.Update(t.r, seq)
+		t.cusum = *c
+	}
+}
+
+func (d *Detector) activeVersions(ctx context.Context, w engine.Window) ([]versionKey, error) {
+	var out []versionKey
+	err := chsql.ForRows(ctx, d.client, ActiveVersionsSQL(d.client.Config().Database, w), func(rec arrow.Record, r int) {
+		out = append(out, versionKey{chsql.Str(rec, 0, r), chsql.Str(rec, 1, r)})
+	})
+	return out, err
+}
+
+// ensureProfiles returns a version's profiles, building them once their
+// reference window is complete; nil while it is not.
+func (d *Detector) ensureProfiles(ctx context.Context, k versionKey, w engine.Window) (*versionProfiles, error) {
+	if vp := d.profiles[k]; vp != nil {
+		return vp, nil
+	}
+	ref, source, err := d.referenceWindow(ctx, k, w)
+	if err != nil || ref.IsZero() || ref.End.After(w.End) {
+		return nil, err
+	}
+	ps, err := d.buildProfiles(ctx, k, ref)
+	if err != nil {
+		return nil, fmt.Errorf("build profiles for %s %s: %w", k.model, k.version, err)
+	}
+	for _, p := range ps {
+		p.Source, p.RefStart, p.RefEnd, p.CreatedAt = source, ref.Start, ref.End, ref.End
+	}
+	if len(ps) == 0 {
+		d.log.Warn("reference window has no events; the version is not checked", "model", k.model, "version", k.version, "reference", ref)
+		d.profiles[k] = &versionProfiles{}
+		return d.profiles[k], nil
+	}
+	if err := d.store(ctx, ps); err != nil {
+		return nil, err
+	}
+	d.log.Info("built drift profiles", "model", k.model, "version", k.version, "columns", len(ps), "source", source, "reference", ref)
+	return d.profiles[k], nil
+}
+
+// referenceWindow is the configured window for a version, or the first
+// DeploymentReference after its deployment (or first event).
+func (d *Detector) referenceWindow(ctx context.Context, k versionKey, w engine.Window) (engine.Window, string, error) {
+	for _, r := range d.cfg.References {
+		if r.Model == k.model && r.Version == k.version {
+			return engine.Window{Start: r.Start.UTC(), End: r.End.UTC()}, SourceWindow, nil
+		}
+	}
+	t, ok := d.deployed[k]
+	if !ok {
+		db := d.client.Config().Database
+		if err := d.client.QueryScalar(ctx, DeploymentTimeSQL(db, k.model, k.version), &t); err != nil {
+			return engine.Window{}, "", err
+		}
+		if t.Unix() <= 0 {
+			if err := d.client.QueryScalar(ctx, FirstSeenSQL(db, k.model, k.version, w.End.Add(-d.cfg.FirstSeenLookback), w.End), &t); err != nil {
+				return engine.Window{}, "", err
+			}
+		}
+		if t.Unix() <= 0 {
+			return engine.Window{}, "", nil
+		}
+		t = t.UTC()
+		d.deployed[k] = t
+	}
+	return engine.Window{Start: t, End: t.Add(d.cfg.DeploymentReference)}, SourceDeployment, nil
+}
+
+// buildProfiles profiles every column of a version over ref: edges and
+// categories from ClickHouse, then the reference counts with the very query
+// that counts current windows.
+func (d *Detector) buildProfiles(ctx context.Context, k versionKey, ref engine.Window) ([]*Profile, error) {
+	db := d.client.Config().Database
+	var numeric, categorical []*Profile
+	err := chsql.ForRows(ctx, d.client, NumericQuantilesSQL(db, k.model, k.version, ref, QuantileLevels(d.cfg.Bins)), func(rec arrow.Record, r int) {
+		p := &Profile{Model: k.model, ModelVersion: k.version, Feature: chsql.Str(rec, 0, r), Kind: Numeric}
+		if chsql.Int(rec, 1, r) > 0 {
+			p.Edges = NumericEdges(chsql.FloatList(rec, 2, r), chsql.F64(rec, 3, r))
+		}
+		numeric = append(numeric, p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]map[string]int64{}
+	var order []string
+	err = chsql.ForRows(ctx, d.client, CategoryCountsSQL(db, k.model, k.version, ref, d.cfg.TopK), func(rec arrow.Record, r int) {
+		n, v := chsql.Str(rec, 0, r), chsql.Str(rec, 1, r)
+		if counts[n] == nil {
+			counts[n] = map[string]int64{}
+			order = append(order, n)
+		}
+		if v != "" {
+			counts[n][v] = chsql.Int(rec, 2, r)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range order {
+		p := CategoricalFromCounts(counts[n], 0, d.cfg.TopK)
+		p.Model, p.ModelVersion, p.Feature = k.model, k.version, n
+		categorical = append(categorical, p)
+	}
+	vp := &versionProfiles{numeric: numeric, categorical: categorical}
+	h, err := d.windowCounts(ctx, k, vp, ref)
+	if err != nil {
+		return nil, err
+	}
+	out := append(numeric, categorical...)
+	for _, p := range out {
+		c := h[p]
+		if c == nil {
+			c = make([]float64, p.Bins()+1)
+		}
+		p.Counts, p.Missing = c[:len(c)-1], c[len(c)-1]
+	}
+	return out, nil
+}
+
+// windowCounts bins one version's window into its profiles: per profile,
+// the counts per bin and then the missing count. Profiles without values in
+// the window are absent from the map.
+func (d *Detector) windowCounts(ctx context.Context, k versionKey, vp *versionProfiles, w engine.Window) (map[*Profile][]float64, error) {
+	out := map[*Profile][]float64{}
+	db := d.client.Config().Database
+	if len(vp.numeric) > 0 {
+		err := chsql.ForRows(ctx, d.client, NumericCountsSQL(db, k.model, k.version, w, vp.numeric), func(rec arrow.Record, r int) {
+			p := vp.numeric[chsql.Int(rec, 0, r)-1]
+			rows, missing, posinf := chsql.Int(rec, 1, r), chsql.Int(rec, 2, r), chsql.Int(rec, 3, r)
+			ge := func(k int) float64 { return float64(chsql.Int(rec, 4+k, r) - posinf) }
+			c := make([]float64, p.Bins()+1)
+			e := len(p.Edges)
+			finite := float64(rows - missing)
+			if e == 0 {
+				c[0] = finite
+			} else {
+				c[0] = finite - ge(0)
+				for k := 1; k < e; k++ {
+					c[k] = ge(k-1) - ge(k)
+				}
+				c[e] = ge(e - 1)
+			}
+			c[len(c)-1] = float64(missing)
+			out[p] = c
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(vp.categorical) > 0 {
+		err := chsql.ForRows(ctx, d.client, CategoricalCountsSQL(db, k.model, k.version, w, vp.categorical), func(rec arrow.Record, r int) {
+			p := vp.categorical[chsql.Int(rec, 0, r)-1]
+			c := out[p]
+			if c == nil {
+				c = make([]float64, p.Bins()+1)
+				out[p] = c
+			}
+			n := float64(chsql.Int(rec, 2, r))
+			switch ci := chsql.Int(rec, 1, r); {
+			case ci < 0:
+				c[len(c)-1] += n
+			case ci == 0:
+				c[len(p.Categories)] += n
+			default:
+				c[ci-1] += n
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (d *Detector) detection(t *tested, w engine.Window) storage.Detection {
+	p, r := t.p, t.r
+	class := "covariate_drift"
+	if strings.HasPrefix(p.Feature, "@") {
+		class = "prediction_drift"
+	}
+	det, sev, action, threshold := "psi", "warning", "investigate", d.cfg.Investigate
+	switch {
+	case t.flagged && r.Band == Action:
+		sev, action, threshold = "critical", "retrain", d.cfg.Action
+	case !t.flagged:
+		det = "psi_cusum"
+	}
+	ev, _ := json.Marshal(map[string]any{
+		"psi": r.PSI, "p_value": r.PValue, "q_value": t.q, "band": r.Band, "method": r.Method, "df": r.DF,
+		"null_psi": r.NullMean, "n_ref": r.NRef, "n_cur": r.NCur, "missing_ref": r.MissingRef, "missing_cur": r.MissingCur,
+		"cusum": t.cusum.S, "cusum_windows": t.cusum.Run, "reference": map[string]any{"source": p.Source, "start": p.RefStart,
+			"end": p.RefEnd, "detail": p.Detail}, "edges": p.Edges, "categories": p.Categories, "ref_counts": p.Counts,
+		"cur_counts": r.CurCounts,
+	})
+	summary := fmt.Sprintf("%s %s %s: PSI %.3f (%s) against %s reference; p=%.2g, q=%.2g; n=%.0f vs %.0f",
+		p.Model, p.ModelVersion, p.Feature, r.PSI, r.Band, p.Source, r.PValue, t.q, r.NCur, r.NRef)
+	if det == "psi_cusum" {
+		summary += fmt.Sprintf("; persistent over %d windows (CUSUM %.1f)", t.cusum.Run, t.cusum.S)
+	}
+	return storage.Detection{Time: w.End, WindowStart: w.Start, Detector: det, Class: class, Severity: sev,
+		EntityType: "feature", Entity: p.Model + "/" + p.Feature, Key: "drift/" + p.Key(), Model: p.Model,
+		ModelVersion: p.ModelVersion, Feature: p.Feature, Value: r.PSI, Threshold: threshold, PValue: r.PValue,
+		Action: action, Summary: summary, Evidence: string(ev)}
+}
+
+var scoreColumns = []string{"ts", "window_start", "model", "model_version", "feature", "kind", "psi", "p_value", "q_value",
+	"method", "df", "null_psi", "band", "n_ref", "n_cur", "missing_ref", "missing_cur", "cur_counts", "cusum", "cusum_run",
+	"cusum_excess", "flagged"}
+
+func scoresBlock(rs []*tested, w engine.Window) storage.Block {
+	n := len(rs)
+	ts, start := make([]int64, n), make([]int64, n)
+	model, version, feature, kind, method, band := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	psi, pv, qv, null, nref, ncur, mref, mcur, cs, cex := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n),
+		make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	df := make([]uint16, n)
+	run := make([]uint32, n)
+	flagged := make([]uint8, n)
+	counts := make([][]float64, n)
+	for i, t := range rs {
+		ts[i], start[i] = w.End.Unix(), w.Start.Unix()
+		model[i], version[i], feature[i], kind[i] = t.p.Model, t.p.ModelVersion, t.p.Feature, string(t.p.Kind)
+		psi[i], pv[i], qv[i], method[i], df[i], null[i] = t.r.PSI, t.r.PValue, t.q, t.r.Method, uint16(max(0, t.r.DF)), t.r.NullMean
+		band[i], nref[i], ncur[i], mref[i], mcur[i] = string(t.r.Band), t.r.NRef, t.r.NCur, t.r.MissingRef, t.r.MissingCur
+		counts[i], cs[i], run[i], cex[i] = t.r.CurCounts, t.cusum.S, uint32(t.cusum.Run), t.cusum.Excess
+		if t.flagged || t.alarm {
+			flagged[i] = 1
+		}
+	}
+	return storage.Block{Table: "drift_scores", Columns: scoreColumns, Data: []any{ts, start, model, version, feature, kind,
+		psi, pv, qv, method, df, null, band, nref, ncur, mref, mcur, counts, cs, run, cex, flagged}}
+}

@@ -1,0 +1,75 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/analytics/internal/chsql"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+// Window statuses in the ledger.
+const (
+	statusOK      = "ok"
+	statusSkipped = "skipped"
+)
+
+// ledger reads and writes analyzer_windows.
+type ledger struct {
+	client *storage.Client
+	writer *storage.Writer
+}
+
+func newLedger(c *storage.Client) (*ledger, error) {
+	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		return nil, err
+	}
+	return &ledger{client: c, writer: w}, nil
+}
+
+// LastWindowsSQL returns, for one detector, the end of the last recorded
+// window and of the last one evaluated successfully (1970-01-01 when none).
+func LastWindowsSQL(database, detector string) string {
+	return fmt.Sprintf("SELECT max(window_end), maxIf(window_end, status = 'ok') FROM %s WHERE detector = %s",
+		chsql.Ident(database, "analyzer_windows"), chsql.String(detector))
+}
+
+// last returns the last recorded window and the last successful one.
+func (l *ledger) last(ctx context.Context, detector string, iv time.Duration) (last, lastOK Window, err error) {
+	var end, endOK time.Time
+	if err := l.client.QueryScalar(ctx, LastWindowsSQL(l.client.Config().Database, detector), &end, &endOK); err != nil {
+		return last, lastOK, fmt.Errorf("read analyzer_windows: %w", err)
+	}
+	if end.Unix() > 0 {
+		last = Window{Start: end.Add(-iv).UTC(), End: end.UTC()}
+	}
+	if endOK.Unix() > 0 {
+		lastOK = Window{Start: endOK.Add(-iv).UTC(), End: endOK.UTC()}
+	}
+	return last, lastOK, nil
+}
+
+type record struct {
+	status     string
+	detections int
+	attempts   int
+	duration   time.Duration
+	at         time.Time
+	err        string
+}
+
+// record writes one ledger row for w.
+func (l *ledger) record(ctx context.Context, detector string, w Window, r record) error {
+	b := storage.Block{
+		Table:   "analyzer_windows",
+		Columns: []string{"window_end", "window_start", "detector", "status", "detections", "attempts", "duration_ms", "evaluated_at", "error"},
+		Data: []any{
+			[]int64{w.End.Unix()}, []int64{w.Start.Unix()}, []string{detector}, []string{r.status},
+			[]uint32{uint32(r.detections)}, []uint32{uint32(r.attempts)}, []float64{float64(r.duration) / 1e6},
+			[]int64{r.at.Unix()}, []string{r.err},
+		},
+	}
+	return l.writer.Write(ctx, b)
+}

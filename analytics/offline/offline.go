@@ -1,0 +1,243 @@
+// Package offline compares a reference table with a current one, column by
+// column, with the analyzer's PSI profiles, kernels and test: the engine of
+// fleetctl drift, of backtests, and of the analyzer's training-data
+// references. CSV files are read whole; Arrow IPC files are streamed one
+// record batch at a time with bounded memory, however large they are.
+package offline
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/fleetwatch/fleetwatch/analytics/drift"
+	"github.com/fleetwatch/fleetwatch/analytics/kernels"
+	"github.com/fleetwatch/fleetwatch/analytics/tabular"
+)
+
+// Options tune a comparison.
+type Options struct {
+	Build drift.BuildConfig
+	Test  drift.TestConfig
+	// FDR is the Benjamini–Hochberg level across the columns.
+	FDR float64
+	// SampleRows bounds the reference rows whose values set the bin edges
+	// of a streamed file (the counts are always exact); 0 means 65,536.
+	SampleRows int
+	// Workers streaming batches in parallel; 0 means 2.
+	Workers int
+}
+
+// NewDefaultOptions returns 10 bins, top 20 categories and FDR 5%.
+func NewDefaultOptions() Options {
+	return Options{Build: drift.NewDefaultBuildConfig(), Test: drift.NewDefaultTestConfig(), FDR: 0.05, SampleRows: 1 << 16, Workers: 2}
+}
+
+// Validate reports every problem at once.
+func (o Options) Validate() error {
+	var errs []error
+	if err := o.Build.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.Test.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if !(o.FDR > 0 && o.FDR < 1) {
+		errs = append(errs, fmt.Errorf("fdr %v: want 0 < fdr < 1", o.FDR))
+	}
+	if o.SampleRows < 0 || o.Workers < 0 {
+		errs = append(errs, errors.New("sample rows and workers must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Column is one compared column.
+type Column struct {
+	Name    string
+	Profile *drift.Profile
+	Result  drift.Result
+	// QValue is the BH-adjusted p-value across the report's columns;
+	// Flagged means significant at the FDR and not in the stable band.
+	QValue  float64
+	Flagged bool
+}
+
+// Skip is a column that could not be compared, and why.
+type Skip struct{ Name, Reason string }
+
+// Report is a comparison of two tables.
+type Report struct {
+	Columns          []Column
+	Skipped          []Skip
+	RefRows, CurRows int
+}
+
+// CompareFiles compares two files: Arrow IPC files are streamed, anything
+// else is read whole (see tabular.ReadFile).
+func CompareFiles(refPath, curPath string, opt Options) (*Report, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	if isIPC(refPath) && isIPC(curPath) {
+		return CompareIPC(refPath, curPath, opt)
+	}
+	ref, err := tabular.ReadFile(refPath)
+	if err != nil {
+		return nil, fmt.Errorf("reference: %w", err)
+	}
+	cur, err := tabular.ReadFile(curPath)
+	if err != nil {
+		return nil, fmt.Errorf("current: %w", err)
+	}
+	return CompareTables(ref, cur, opt)
+}
+
+func isIPC(path string) bool {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".arrow", ".feather", ".ipc":
+		return true
+	}
+	return false
+}
+
+// CompareTables compares two tables in memory. Bin edges are the exact
+// reference quantiles.
+func CompareTables(ref, cur *tabular.Table, opt Options) (*Report, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	rep := &Report{RefRows: ref.Rows, CurRows: cur.Rows}
+	var profiles []*drift.Profile
+	var hists [][]float64
+	for _, pair := range match(ref.Names(), cur.Names(), rep) {
+		rc, _ := ref.Column(pair)
+		cc, _ := cur.Column(pair)
+		if rc.Numeric != cc.Numeric {
+			rep.Skipped = append(rep.Skipped, Skip{pair, kindMismatch(rc.Numeric)})
+			continue
+		}
+		var p *drift.Profile
+		var err error
+		h := []float64{}
+		if rc.Numeric {
+			if p, err = drift.BuildNumeric(rc.Floats, opt.Build); err == nil {
+				h, err = binFloats(p, cc.Floats)
+			}
+		} else {
+			if p, err = drift.BuildCategorical(rc.Strings, opt.Build); err == nil {
+				h, err = binStrings(p, cc.Strings)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", pair, err)
+		}
+		p.Feature = pair
+		profiles, hists = append(profiles, p), append(hists, h)
+	}
+	return rep, rep.finish(profiles, hists, opt)
+}
+
+// match returns the columns present in both, in reference order, and
+// records the others as skipped.
+func match(ref, cur []string, rep *Report) []string {
+	var both []string
+	for _, n := range ref {
+		if slices.Contains(cur, n) {
+			both = append(both, n)
+		} else {
+			rep.Skipped = append(rep.Skipped, Skip{n, "only in the reference"})
+		}
+	}
+	for _, n := range cur {
+		if !slices.Contains(ref, n) {
+			rep.Skipped = append(rep.Skipped, Skip{n, "only in the current file"})
+		}
+	}
+	return both
+}
+
+func kindMismatch(refNumeric bool) string {
+	if refNumeric {
+		return "numeric in the reference but not in the current file"
+	}
+	return "text in the reference but numeric in the current file"
+}
+
+func binFloats(p *drift.Profile, xs []float64) ([]float64, error) {
+	b, err := p.Binner()
+	if err != nil {
+		return nil, err
+	}
+	h := p.Histogram()
+	b.AddFloat64s(h, xs)
+	return histogram(h), nil
+}
+
+func binStrings(p *drift.Profile, xs []string) ([]float64, error) {
+	c, err := p.CategoryIndex()
+	if err != nil {
+		return nil, err
+	}
+	h := p.Histogram()
+	c.AddStrings(h, xs)
+	return histogram(h), nil
+}
+
+// histogram is h's counts followed by its missing count.
+func histogram(h *kernels.Histogram) []float64 {
+	out := make([]float64, 0, len(h.Counts)+1)
+	for _, c := range h.Counts {
+		out = append(out, float64(c))
+	}
+	return append(out, float64(h.Missing))
+}
+
+// finish tests every column and applies Benjamini–Hochberg across them.
+func (rep *Report) finish(profiles []*drift.Profile, hists [][]float64, opt Options) error {
+	t, err := drift.NewTester(opt.Test)
+	if err != nil {
+		return err
+	}
+	ps := make([]float64, len(profiles))
+	for i, p := range profiles {
+		r, err := t.Test(p, hists[i])
+		if err != nil {
+			return err
+		}
+		rep.Columns = append(rep.Columns, Column{Name: p.Feature, Profile: p, Result: r})
+		ps[i] = r.PValue
+	}
+	rejected, q := drift.BenjaminiHochberg(ps, opt.FDR)
+	for i := range rep.Columns {
+		c := &rep.Columns[i]
+		c.QValue = q[i]
+		c.Flagged = rejected[i] && c.Result.Band != drift.Stable
+	}
+	return nil
+}
+
+// ProfileFile profiles every column of a training-data file (CSV or Arrow
+// IPC); it is the analyzer's drift.FileProfiler.
+func ProfileFile(path string, cfg drift.BuildConfig) ([]*drift.Profile, error) {
+	t, err := tabular.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*drift.Profile
+	for _, c := range t.Columns {
+		var p *drift.Profile
+		if c.Numeric {
+			p, err = drift.BuildNumeric(c.Floats, cfg)
+		} else {
+			p, err = drift.BuildCategorical(c.Strings, cfg)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: column %s: %w", path, c.Name, err)
+		}
+		p.Feature = c.Name
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -1,0 +1,109 @@
+package spc
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/fleetwatch/fleetwatch/analytics/kernels"
+)
+
+// AnalyzeConfig sets how one series is charted offline.
+type AnalyzeConfig struct {
+	// BaselinePoints is the number of leading valid points that form the
+	// baseline (Phase I); the rest are monitored as the analyzer would
+	// (Phase II). 0 makes the baseline from every point and checks every
+	// point against it (a retrospective chart).
+	BaselinePoints int
+	// Params are the rules and their settings. Learning (LearnCap) applies
+	// to Phase II only.
+	Params kernels.ChartParams
+}
+
+// NewDefaultAnalyzeConfig returns a 20-point baseline, every rule, and a
+// frozen baseline (no learning), so the limits printed hold for every point.
+func NewDefaultAnalyzeConfig() AnalyzeConfig {
+	p := kernels.DefaultChartParams()
+	p.LearnCap = 0
+	return AnalyzeConfig{BaselinePoints: 20, Params: p}
+}
+
+// Validate reports every problem at once.
+func (c AnalyzeConfig) Validate() error {
+	var errs []error
+	if c.BaselinePoints != 0 && c.BaselinePoints < 3 {
+		errs = append(errs, fmt.Errorf("baseline: %d points; want 0 (every point) or at least 3", c.BaselinePoints))
+	}
+	if err := c.Params.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Violation is a point that fired rules.
+type Violation struct {
+	Index int
+	Value float64
+	// Z is (value − mean)/σ with the baseline in force at that point.
+	Z     float64
+	Rules kernels.Signal
+}
+
+// Analysis is the result of charting one series.
+type Analysis struct {
+	// Points and Missing count valid and missing (NaN, ±Inf) values.
+	Points, Missing int
+	Baseline        Baseline
+	// BaselineEnd is the index of the first monitored point.
+	BaselineEnd int
+	Violations  []Violation
+}
+
+// Analyze charts xs (NaN and ±Inf are missing) and lists every point that
+// fired a rule.
+func Analyze(xs []float64, cfg AnalyzeConfig) (Analysis, error) {
+	if err := cfg.Validate(); err != nil {
+		return Analysis{}, err
+	}
+	var a Analysis
+	for _, x := range xs {
+		if x-x == 0 {
+			a.Points++
+		} else {
+			a.Missing++
+		}
+	}
+	need := max(cfg.BaselinePoints, 2)
+	if a.Points < need {
+		return a, fmt.Errorf("%d valid values; the baseline needs at least %d", a.Points, need)
+	}
+	p := cfg.Params
+	phase1 := xs
+	if cfg.BaselinePoints > 0 {
+		valid := 0
+		for i, x := range xs {
+			if x-x == 0 {
+				valid++
+			}
+			if valid == cfg.BaselinePoints {
+				phase1, a.BaselineEnd = xs[:i+1], i+1
+				break
+			}
+		}
+	} else {
+		p.LearnCap = 0
+	}
+	a.Baseline = EstimateBaseline(phase1)
+	if a.Baseline.Stats.N < 2 {
+		return a, fmt.Errorf("only %d in-control baseline values remain after excluding outliers", a.Baseline.Stats.N)
+	}
+	var c kernels.Charts
+	c.Resize(1)
+	c.Seed(0, a.Baseline.Stats, a.Baseline.Last)
+	for i := a.BaselineEnd; i < len(xs); i++ {
+		mu, sigma := c.Mean[0], c.Sigma[0]
+		if s := c.StepOne(&p, 0, xs[i]); s != 0 {
+			a.Violations = append(a.Violations, Violation{Index: i, Value: xs[i], Z: (xs[i] - mu) / sigma, Rules: s})
+		}
+	}
+	return a, nil
+}

@@ -1,0 +1,247 @@
+package spc
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+
+	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/analytics/internal/chsql"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+// Source produces one window's observations from ClickHouse. Sources push
+// the aggregation into SQL: a window of millions of events comes back as a
+// few rows per model or series.
+type Source interface {
+	Name() string
+	Observe(ctx context.Context, w engine.Window) ([]Observation, error)
+}
+
+// windowFilter is the time filter of a window on column col.
+func windowFilter(col string, w engine.Window) string {
+	return fmt.Sprintf("%s >= %s AND %s < %s", col, chsql.Time(w.Start), col, chsql.Time(w.End))
+}
+
+// ModelMetricsSQL aggregates inference_events per model over a window:
+// sampled rows, requests (rows weighted by 1/sample_rate), weighted errors,
+// exact latency percentiles, and serving GPUs.
+func ModelMetricsSQL(database string, w engine.Window) string {
+	return fmt.Sprintf(`SELECT model, argMax(model_version, ts) AS version, count() AS rows,
+    sum(1 / sample_rate) AS requests, sumIf(1 / sample_rate, status != 'ok') AS errors,
+    quantilesExactIf(0.5, 0.95, 0.99)(latency_ms, isFinite(latency_ms)) AS latency,
+    uniqExactIf(gpu_uuid, gpu_uuid != '') AS gpus
+FROM %s
+WHERE %s AND sample_rate > 0
+GROUP BY model
+ORDER BY model`, chsql.Ident(database, "inference_events"), windowFilter("ts", w))
+}
+
+// ModelMetrics charts, per model and window: latency p50/p95/p99, error
+// rate, throughput, and cost (serving GPUs × window hours × price).
+type ModelMetrics struct {
+	client *storage.Client
+	// PricePerGPUHour turns GPU time into cost; 0 leaves cost out.
+	PricePerGPUHour float64
+}
+
+// NewModelMetrics returns the source.
+func NewModelMetrics(c *storage.Client, pricePerGPUHour float64) *ModelMetrics {
+	return &ModelMetrics{client: c, PricePerGPUHour: pricePerGPUHour}
+}
+
+// Name implements Source.
+func (m *ModelMetrics) Name() string { return "model_metrics" }
+
+// Observe implements Source.
+func (m *ModelMetrics) Observe(ctx context.Context, w engine.Window) ([]Observation, error) {
+	var out []Observation
+	secs := w.End.Sub(w.Start).Seconds()
+	err := chsql.ForRows(ctx, m.client, ModelMetricsSQL(m.client.Config().Database, w), func(rec arrow.Record, r int) {
+		model := chsql.Str(rec, 0, r)
+		version := chsql.Str(rec, 1, r)
+		requests, errs := chsql.F64(rec, 3, r), chsql.F64(rec, 4, r)
+		lv := chsql.FloatList(rec, 5, r)
+		gpus := float64(chsql.Int(rec, 6, r))
+		obs := func(metric, class, unit string, v float64) {
+			out = append(out, Observation{Series: Series{Key: "model=" + model + "/" + metric, Metric: metric, Class: class,
+				EntityType: "model", Entity: model, Model: model, ModelVersion: version, Unit: unit}, Value: v})
+		}
+		obs("latency_p50", "latency", "ms", lv[0])
+		obs("latency_p95", "latency", "ms", lv[1])
+		obs("latency_p99", "latency", "ms", lv[2])
+		if requests > 0 {
+			obs("error_rate", "error_rate", "", errs/requests)
+		}
+		obs("throughput", "throughput", "req/s", requests/secs)
+		if m.PricePerGPUHour > 0 && gpus > 0 {
+			obs("cost", "cost", "per window", gpus*secs/3600*m.PricePerGPUHour)
+		}
+	})
+	return out, err
+}
+
+// FreshnessSQL finds, per model and feature, the newest event in a window
+// that carries the feature (a finite numeric value or a non-empty
+// category). The lambdas use only their own arguments, as ClickHouse 18.16
+// requires.
+func FreshnessSQL(database string, w engine.Window) string {
+	tbl, filter := chsql.Ident(database, "inference_events"), windowFilter("ts", w)
+	return fmt.Sprintf(`SELECT model, f, max(ts) AS newest FROM %s
+ARRAY JOIN arrayFilter((n, v) -> isFinite(v), feature_names, feature_values) AS f
+WHERE %s GROUP BY model, f
+UNION ALL
+SELECT model, f, max(ts) AS newest FROM %s
+ARRAY JOIN arrayFilter((n, v) -> v != '', cat_feature_names, cat_feature_values) AS f
+WHERE %s GROUP BY model, f`, tbl, filter, tbl, filter)
+}
+
+// Freshness charts the age of the newest event carrying each feature of
+// each model, at the end of each window; a feature that stops arriving gets
+// older by a window each window.
+type Freshness struct{ client *storage.Client }
+
+// NewFreshness returns the source.
+func NewFreshness(c *storage.Client) *Freshness { return &Freshness{client: c} }
+
+// Name implements Source.
+func (f *Freshness) Name() string { return "freshness" }
+
+// Observe implements Source.
+func (f *Freshness) Observe(ctx context.Context, w engine.Window) ([]Observation, error) {
+	var out []Observation
+	err := chsql.ForRows(ctx, f.client, FreshnessSQL(f.client.Config().Database, w), func(rec arrow.Record, r int) {
+		model, feature := chsql.Str(rec, 0, r), chsql.Str(rec, 1, r)
+		newest := time.Unix(chsql.Seconds(rec, 2, r), 0)
+		out = append(out, Observation{Series: Series{Key: "model=" + model + "/feature=" + feature + "/freshness", Metric: "freshness",
+			Class: "freshness", EntityType: "feature", Entity: model + "/" + feature, Model: model, Feature: feature, Unit: "s"},
+			Value: w.End.Sub(newest).Seconds()})
+	})
+	return out, err
+}
+
+// LabelMetricsSQL joins a window's predictions with the labels that arrived
+// by labelDeadline (the window end plus the label delay, so a replay sees
+// the same labels) and returns, per model, labelled predictions, correct
+// classes, and the mean absolute error of numeric labels.
+func LabelMetricsSQL(database string, w engine.Window, labelDeadline time.Time) string {
+	return fmt.Sprintf(`SELECT model, count() AS labelled, countIf(label != '' AND prediction_class = label) AS correct,
+    countIf(label != '') AS classified, avgIf(abs(prediction - label_value), isFinite(label_value) AND isFinite(prediction)) AS mae
+FROM %s AS e
+ANY INNER JOIN (SELECT request_id, label, label_value FROM %s WHERE ts >= %s AND ts < %s) AS l USING request_id
+WHERE %s AND status = 'ok'
+GROUP BY model
+ORDER BY model`, chsql.Ident(database, "inference_events"), chsql.Ident(database, "delayed_labels"),
+		chsql.Time(w.Start), chsql.Time(labelDeadline), windowFilter("ts", w))
+}
+
+// Labels charts delayed-label accuracy (classifiers) and mean absolute
+// error (regressors) per model and window of prediction time. Its detector
+// waits for the labels with a lateness allowance of LabelDelay.
+type Labels struct {
+	client     *storage.Client
+	LabelDelay time.Duration
+	// MinLabels is the fewest labelled predictions a window needs.
+	MinLabels int
+}
+
+// NewLabels returns the source.
+func NewLabels(c *storage.Client, delay time.Duration, minLabels int) *Labels {
+	return &Labels{client: c, LabelDelay: delay, MinLabels: minLabels}
+}
+
+// Name implements Source.
+func (l *Labels) Name() string { return "labels" }
+
+// Observe implements Source.
+func (l *Labels) Observe(ctx context.Context, w engine.Window) ([]Observation, error) {
+	var out []Observation
+	sql := LabelMetricsSQL(l.client.Config().Database, w, w.End.Add(l.LabelDelay))
+	err := chsql.ForRows(ctx, l.client, sql, func(rec arrow.Record, r int) {
+		model := chsql.Str(rec, 0, r)
+		classified := float64(chsql.Int(rec, 3, r))
+		labelled := float64(chsql.Int(rec, 1, r))
+		mk := func(metric string, v float64) Observation {
+			return Observation{Series: Series{Key: "model=" + model + "/" + metric, Metric: metric, Class: "accuracy",
+				EntityType: "model", Entity: model, Model: model}, Value: v}
+		}
+		if classified >= float64(l.MinLabels) {
+			out = append(out, mk("accuracy", float64(chsql.Int(rec, 2, r))/classified))
+		}
+		if mae := chsql.F64(rec, 4, r); labelled-classified >= float64(l.MinLabels) && !math.IsNaN(mae) {
+			out = append(out, mk("mae", mae))
+		}
+	})
+	return out, err
+}
+
+// GPUMetricsSQL averages each GPU series of the given DCGM fields over a
+// window from the one-minute rollup, with the GPU's identity and place.
+func GPUMetricsSQL(database string, w engine.Window, metrics []string) string {
+	return fmt.Sprintf(`SELECT metric, series, v, uuid, model_name, datacenter, row, rack, node, cluster FROM (
+    SELECT metric, series, sumMerge(sum) / countMerge(samples) AS v FROM %s
+    WHERE metric IN %s AND %s GROUP BY metric, series) AS s
+ANY LEFT JOIN (SELECT series, uuid, model_name, datacenter, row, rack, node, cluster FROM %s WHERE metric IN %s) AS g USING series
+ORDER BY metric, series`, chsql.Ident(database, "gpu_samples_1m"), inList(metrics), windowFilter("minute", w),
+		chsql.Ident(database, "gpu_series"), inList(metrics))
+}
+
+func inList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = chsql.String(s)
+	}
+	return "(" + strings.Join(q, ", ") + ")"
+}
+
+// GPUMetrics charts the window mean of each GPU series of some DCGM fields.
+type GPUMetrics struct {
+	client  *storage.Client
+	Metrics []string
+}
+
+// NewGPUMetrics returns the source.
+func NewGPUMetrics(c *storage.Client, metrics []string) *GPUMetrics {
+	return &GPUMetrics{client: c, Metrics: metrics}
+}
+
+// Name implements Source.
+func (g *GPUMetrics) Name() string { return "gpu_metrics" }
+
+// Observe implements Source.
+func (g *GPUMetrics) Observe(ctx context.Context, w engine.Window) ([]Observation, error) {
+	if len(g.Metrics) == 0 {
+		return nil, nil
+	}
+	var out []Observation
+	err := chsql.ForRows(ctx, g.client, GPUMetricsSQL(g.client.Config().Database, w, g.Metrics), func(rec arrow.Record, r int) {
+		metric, uuid := chsql.Str(rec, 0, r), chsql.Str(rec, 3, r)
+		series := uint64(chsql.Int(rec, 1, r))
+		entity := uuid
+		if entity == "" {
+			entity = fmt.Sprintf("series-%016x", series)
+		}
+		out = append(out, Observation{Series: Series{Key: fmt.Sprintf("gpu=%016x/%s", series, metric), Metric: metric,
+			Class: GPUClass(metric), EntityType: "gpu", Entity: entity, GPUUUID: uuid, GPUModel: chsql.Str(rec, 4, r),
+			Topology: storage.Topology{Datacenter: chsql.Str(rec, 5, r), Row: chsql.Str(rec, 6, r), Rack: chsql.Str(rec, 7, r), Node: chsql.Str(rec, 8, r), Cluster: chsql.Str(rec, 9, r)}},
+			Value: chsql.F64(rec, 2, r)})
+	})
+	return out, err
+}
+
+// GPUClass maps a DCGM field to a detection class.
+func GPUClass(metric string) string {
+	for _, c := range []struct{ sub, class string }{
+		{"TEMP", "thermal"}, {"POWER", "power"}, {"ECC", "ecc"}, {"NVLINK", "nvlink"}, {"PCIE", "pcie"},
+		{"CLOCK", "clocks"}, {"FB_", "memory"}, {"UTIL", "utilization"}, {"ACTIVE", "utilization"},
+	} {
+		if strings.Contains(metric, c.sub) {
+			return c.class
+		}
+	}
+	return "gpu_metric"
+}

@@ -357,7 +357,7 @@ func (fl *Fleet) step(g *GPU, dt float64) {
 		if !f.end.IsZero() {
 			span = math.Max(f.end.Sub(f.start).Seconds(), 1)
 		}
-		rate = 0.05 * math.Exp(4*math.Min(elapsed/span, 1)) // ~0.05/s rising to ~2.7/s
+		rate = f.spec.Magnitude * math.Exp(4*math.Min(elapsed/span, 1)) // by default ~0.05/s rising to ~2.7/s
 		if !f.end.IsZero() && !fl.now.Before(f.end.Add(-fl.sc.Interval)) && !f.fired {
 			f.fired = true
 			g.dbeVol++

@@ -145,7 +145,9 @@ type FaultSpec struct {
 	// Magnitude: °C for thermal faults (default 20, reached after Ramp),
 	// the remaining throughput or bandwidth fraction for straggler (0.75) and
 	// nvlink_degradation (0.5), the shift in SDs for covariate_drift (1.5),
-	// the latency factor (3) and the error rate (0.2).
+	// the latency factor (3), the error rate (0.2), and for ecc_ramp the
+	// correctable-error rate per second at the ramp's start (0.05; it grows
+	// e⁴ ≈ 55-fold by the end).
 	Magnitude float64 `yaml:"magnitude"`
 	// Ramp is how long the fault takes to reach full strength (default 60s for
 	// thermal faults and degradations, 0 otherwise).
@@ -257,7 +259,8 @@ func (sc *Scenario) setDefaults() {
 		}
 		if ft.Magnitude == 0 {
 			ft.Magnitude = map[string]float64{FaultGPUFan: 25, FaultNodeCooling: 22, FaultRackCDU: 20, FaultFacilityTemp: 15,
-				FaultStraggler: 0.75, FaultNVLink: 0.5, FaultCovariateDrift: 1.5, FaultLatency: 3, FaultErrorSpike: 0.2}[ft.Type]
+				FaultStraggler: 0.75, FaultNVLink: 0.5, FaultCovariateDrift: 1.5, FaultLatency: 3, FaultErrorSpike: 0.2,
+				FaultECCRamp: 0.05}[ft.Type]
 		}
 		if ft.Ramp == 0 {
 			switch ft.Type {

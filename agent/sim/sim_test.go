@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -334,5 +336,28 @@ func TestRealtimeRunStopsOnCancel(t *testing.T) {
 	}
 	if n < 2 || n > 10 {
 		t.Fatalf("%d batches in ~150ms at 20ms per step", n)
+	}
+}
+
+// An ECC ramp's magnitude is its starting correctable-error rate: ten times
+// the default magnitude gives about ten times the errors.
+func TestECCRampMagnitudeScalesTheRate(t *testing.T) {
+	sbe := func(magnitude string) float64 {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "ecc.yaml")
+		yml := `{seed: 3, duration: 4m, interval: 5s, start: 2026-11-23T00:00:00Z,
+  fleet: {nodes_per_rack: 1, gpus_per_node: 2, nvlinks: 2},
+  faults: [{type: ecc_ramp, target: {node: node-000, gpu: 1}, start: 1m, end: 4m` + magnitude + `}]}`
+		if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, bs := run(t, path)
+		ts, v := series(bs, telemetry.ECCSBEVolatile, uuidOf(r, "node-000", 1), -1)
+		return at(ts, v, r.Scenario.Start.Add(3*time.Minute))
+	}
+	def, big := sbe(""), sbe(", magnitude: 0.5")
+	// Two minutes of the default ramp: ∫₀¹²⁰ 0.05·e^(4s/180) ds ≈ 30 errors.
+	if def < 15 || def > 50 || big < 7*def || big > 13*def {
+		t.Errorf("SBE errors after 2 minutes: default %v, magnitude 0.5 %v; want ~30 and ~10×", def, big)
 	}
 }

@@ -1,0 +1,70 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+// Detector is the fleet-health engine.Detector: it reads each window with
+// a Source and evaluates it with an Evaluator.
+type Detector struct {
+	cfg  Config
+	src  *Source
+	eval *Evaluator
+	log  *slog.Logger
+}
+
+// NewDetector validates cfg and returns the detector reading from c.
+func NewDetector(cfg Config, c *storage.Client, log *slog.Logger) (*Detector, error) {
+	ev, err := NewEvaluator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Detector{cfg: cfg, src: NewSource(c, cfg), eval: ev, log: log}, nil
+}
+
+// Name implements engine.Detector.
+func (d *Detector) Name() string { return d.cfg.Name }
+
+// Interval implements engine.Detector.
+func (d *Detector) Interval() time.Duration { return d.cfg.Interval }
+
+// Lateness implements engine.LatenessOverride.
+func (d *Detector) Lateness() time.Duration { return d.cfg.Lateness }
+
+// Evaluate implements engine.Detector.
+func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Detection, error) {
+	in, err := d.src.Read(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	return d.eval.Evaluate(in), nil
+}
+
+// Restore implements engine.Restorer: it replays the Warmup windows up to
+// last, without raising anything, so that persistence and baselines are
+// as they were when the analyzer stopped.
+func (d *Detector) Restore(ctx context.Context, last engine.Window) error {
+	if last.IsZero() || d.cfg.Warmup == 0 {
+		return nil
+	}
+	iv := d.cfg.Interval
+	for k := d.cfg.Warmup - 1; k >= 0; k-- {
+		w := engine.Window{Start: last.Start.Add(-time.Duration(k) * iv), End: last.End.Add(-time.Duration(k) * iv)}
+		in, err := d.src.Read(ctx, w)
+		if err != nil {
+			return fmt.Errorf("health: warm up: %w", err)
+		}
+		d.eval.Evaluate(in)
+	}
+	d.log.Info("fleet health state rebuilt", "detector", d.cfg.Name, "windows", d.cfg.Warmup, "up_to", last.End)
+	return nil
+}

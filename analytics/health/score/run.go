@@ -1,0 +1,53 @@
+package score
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/fleetwatch/fleetwatch/agent/record"
+	"github.com/fleetwatch/fleetwatch/agent/sim"
+	"github.com/fleetwatch/fleetwatch/analytics/health"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+// Simulate runs sc to its end and hands every batch to each, in time order.
+func Simulate(sc *sim.Scenario, log *slog.Logger, each func(*record.Batch)) (*sim.Runner, error) {
+	if sc.Duration <= 0 {
+		return nil, fmt.Errorf("scenario %s: needs a duration", sc.Name)
+	}
+	r, err := sim.New(sc, log)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", sc.Name, err)
+	}
+	defer r.Close()
+	for t := sc.Start.Add(sc.Interval); !t.After(sc.Start.Add(sc.Duration)); t = t.Add(sc.Interval) {
+		for _, b := range r.Step(t) {
+			each(b)
+		}
+	}
+	return r, nil
+}
+
+// Run simulates sc and evaluates every complete window in memory; it
+// returns the ground truth and the detections.
+func Run(sc *sim.Scenario, cfg health.Config, log *slog.Logger) ([]sim.Truth, []storage.Detection, error) {
+	ev, err := health.NewEvaluator(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := NewWindower(cfg)
+	var dets []storage.Detection
+	r, err := Simulate(sc, log, func(b *record.Batch) {
+		for _, in := range w.Add(b) {
+			dets = append(dets, ev.Evaluate(in)...)
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	// The last window counts only when the run covers it whole.
+	if in := w.Flush(); !in.Window.End.After(sc.Start.Add(sc.Duration)) {
+		dets = append(dets, ev.Evaluate(in)...)
+	}
+	return r.Fleet.GroundTruth(), dets, nil
+}

@@ -1,0 +1,357 @@
+// Package catalog reads the model catalog: one entry per model in the
+// registry format of the design documents (model name, version, type,
+// domain; dependencies.upstream/downstream; serving; ownership.team/oncall)
+// plus SLOs, and the non-model components models depend on (feature
+// pipelines, feature stores) with their owners. From it alerting gets
+// portfolios (domains), the dependency graph and who owns what.
+//
+// A catalog file is a YAML stream. Each document is either one registry
+// entry (a "model:" mapping at the top, as in the design documents) or a
+// list document with "models:" and "components:" keys; see
+// deploy/catalog.example.yaml.
+package catalog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Ownership says who owns a model or component.
+type Ownership struct {
+	Team   string `yaml:"team"`
+	Oncall string `yaml:"oncall"`
+}
+
+// Target is one place a model is served: a node, or a single GPU.
+type Target struct {
+	Datacenter string `yaml:"datacenter"`
+	Rack       string `yaml:"rack"`
+	Node       string `yaml:"node"`
+	GPUUUID    string `yaml:"gpu_uuid"`
+}
+
+// Serving is the registry's serving section plus where the model runs.
+type Serving struct {
+	MinReplicas        int      `yaml:"min_replicas"`
+	MaxReplicas        int      `yaml:"max_replicas"`
+	LatencyP99TargetMs float64  `yaml:"latency_p99_target_ms"`
+	MemoryGB           float64  `yaml:"memory_gb"`
+	Targets            []Target `yaml:"targets"`
+}
+
+// SLO kinds.
+const (
+	SLOLatency      = "latency"
+	SLOAvailability = "availability"
+)
+
+// SLO is a service-level objective on a model's inference events: the share
+// of good events over the SLO period is at least Objective. A latency SLO's
+// bad events are those slower than LatencyMs; an availability SLO's those
+// whose status is not ok.
+type SLO struct {
+	Name      string  `yaml:"name"`
+	Kind      string  `yaml:"kind"`
+	Objective float64 `yaml:"objective"`
+	LatencyMs float64 `yaml:"latency_ms"`
+}
+
+// Model is one catalog entry.
+type Model struct {
+	Name    string
+	Version string
+	Type    string
+	// Domain is the model's portfolio.
+	Domain string
+	// Upstream and Downstream are the dependency edges as written, with
+	// a "models/" prefix removed so that they name catalog models.
+	Upstream, Downstream []string
+	Serving              Serving
+	Ownership            Ownership
+	SLOs                 []SLO
+	Runbook              string
+}
+
+// Component is something models depend on that is not a model itself.
+type Component struct {
+	Name      string    `yaml:"name"`
+	Type      string    `yaml:"type"`
+	Ownership Ownership `yaml:"ownership"`
+	Runbook   string    `yaml:"runbook"`
+}
+
+// entry is one model in the registry's YAML shape.
+type entry struct {
+	Model struct {
+		Name    string `yaml:"name"`
+		Version string `yaml:"version"`
+		Type    string `yaml:"type"`
+		Domain  string `yaml:"domain"`
+	} `yaml:"model"`
+	Dependencies struct {
+		Upstream   []string `yaml:"upstream"`
+		Downstream []string `yaml:"downstream"`
+	} `yaml:"dependencies"`
+	Serving   Serving   `yaml:"serving"`
+	Ownership Ownership `yaml:"ownership"`
+	SLOs      []SLO     `yaml:"slos"`
+	Runbook   string    `yaml:"runbook"`
+	// The registry's other sections, accepted and ignored.
+	Artifact   yaml.Node `yaml:"artifact"`
+	Training   yaml.Node `yaml:"training"`
+	Evaluation yaml.Node `yaml:"evaluation"`
+}
+
+type listDoc struct {
+	Models     []entry     `yaml:"models"`
+	Components []Component `yaml:"components"`
+}
+
+// Catalog is the parsed, validated catalog. It is read-only after Parse.
+type Catalog struct {
+	models     map[string]*Model
+	components map[string]*Component
+	// consumers maps an upstream to every model that depends on it,
+	// directly or through other models, sorted.
+	consumers map[string][]string
+	domains   map[string][]string
+}
+
+// Load reads and parses the catalog file at path.
+func Load(path string) (*Catalog, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read catalog: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse parses a catalog YAML stream and validates it, reporting every
+// problem at once.
+func Parse(data []byte) (*Catalog, error) {
+	var entries []entry
+	var comps []Component
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for doc := 1; ; doc++ {
+		var n yaml.Node
+		if err := dec.Decode(&n); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("document %d: %w", doc, err)
+		}
+		raw, err := yaml.Marshal(&n)
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", doc, err)
+		}
+		var probe map[string]yaml.Node
+		if err := n.Decode(&probe); err != nil {
+			return nil, fmt.Errorf("document %d: %w", doc, err)
+		}
+		strict := yaml.NewDecoder(bytes.NewReader(raw))
+		strict.KnownFields(true)
+		if _, single := probe["model"]; single {
+			var e entry
+			if err := strict.Decode(&e); err != nil {
+				return nil, fmt.Errorf("document %d: %w", doc, err)
+			}
+			entries = append(entries, e)
+			continue
+		}
+		var l listDoc
+		if err := strict.Decode(&l); err != nil {
+			return nil, fmt.Errorf("document %d: %w", doc, err)
+		}
+		entries = append(entries, l.Models...)
+		comps = append(comps, l.Components...)
+	}
+	return build(entries, comps)
+}
+
+func modelRef(s string) string { return strings.TrimPrefix(strings.TrimSpace(s), "models/") }
+
+func build(entries []entry, comps []Component) (*Catalog, error) {
+	c := &Catalog{models: map[string]*Model{}, components: map[string]*Component{}, consumers: map[string][]string{}, domains: map[string][]string{}}
+	var errs []error
+	for i := range entries {
+		e := &entries[i]
+		m := &Model{Name: e.Model.Name, Version: e.Model.Version, Type: e.Model.Type, Domain: e.Model.Domain,
+			Serving: e.Serving, Ownership: e.Ownership, SLOs: e.SLOs, Runbook: e.Runbook}
+		for _, u := range e.Dependencies.Upstream {
+			m.Upstream = append(m.Upstream, modelRef(u))
+		}
+		for _, d := range e.Dependencies.Downstream {
+			m.Downstream = append(m.Downstream, modelRef(d))
+		}
+		if len(m.SLOs) == 0 && m.Serving.LatencyP99TargetMs > 0 {
+			m.SLOs = []SLO{{Name: "latency_p99", Kind: SLOLatency, Objective: 0.99, LatencyMs: m.Serving.LatencyP99TargetMs}}
+		}
+		if err := m.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("model %d (%s): %w", i+1, m.Name, err))
+			continue
+		}
+		if c.models[m.Name] != nil {
+			errs = append(errs, fmt.Errorf("model %s is listed twice", m.Name))
+			continue
+		}
+		c.models[m.Name] = m
+	}
+	for i := range comps {
+		comp := &comps[i]
+		switch {
+		case comp.Name == "":
+			errs = append(errs, fmt.Errorf("component %d has no name", i+1))
+		case c.components[comp.Name] != nil || c.models[comp.Name] != nil:
+			errs = append(errs, fmt.Errorf("component %s is listed twice or is also a model", comp.Name))
+		default:
+			c.components[comp.Name] = comp
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	c.link()
+	return c, nil
+}
+
+func (m *Model) validate() error {
+	var errs []error
+	if m.Name == "" {
+		errs = append(errs, errors.New("model.name is empty"))
+	}
+	seen := map[string]bool{}
+	for i := range m.SLOs {
+		s := &m.SLOs[i]
+		if s.Kind == "" {
+			s.Kind = SLOLatency
+			if s.LatencyMs == 0 {
+				s.Kind = SLOAvailability
+			}
+		}
+		if s.Name == "" {
+			s.Name = s.Kind
+		}
+		if seen[s.Name] {
+			errs = append(errs, fmt.Errorf("slo %s is listed twice", s.Name))
+		}
+		seen[s.Name] = true
+		if !(s.Objective > 0 && s.Objective < 1) {
+			errs = append(errs, fmt.Errorf("slo %s: objective %v, want 0 < objective < 1", s.Name, s.Objective))
+		}
+		switch s.Kind {
+		case SLOLatency:
+			if s.LatencyMs <= 0 {
+				errs = append(errs, fmt.Errorf("slo %s: latency_ms must be positive", s.Name))
+			}
+		case SLOAvailability:
+		default:
+			errs = append(errs, fmt.Errorf("slo %s: kind %q, want latency or availability", s.Name, s.Kind))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// link builds the reverse edges, transitive consumers and portfolios.
+func (c *Catalog) link() {
+	direct := map[string]map[string]bool{}
+	add := func(up, down string) {
+		if direct[up] == nil {
+			direct[up] = map[string]bool{}
+		}
+		direct[up][down] = true
+	}
+	for _, m := range c.models {
+		for _, u := range m.Upstream {
+			add(u, m.Name)
+		}
+		for _, d := range m.Downstream {
+			if c.models[d] != nil {
+				add(m.Name, d)
+			}
+		}
+		c.domains[m.Domain] = append(c.domains[m.Domain], m.Name)
+	}
+	for _, names := range c.domains {
+		slices.Sort(names)
+	}
+	for up := range direct {
+		seen := map[string]bool{}
+		stack := []string{up}
+		for len(stack) > 0 {
+			n := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for d := range direct[n] {
+				if !seen[d] && d != up {
+					seen[d] = true
+					stack = append(stack, d)
+				}
+			}
+		}
+		var out []string
+		for d := range seen {
+			if c.models[d] != nil {
+				out = append(out, d)
+			}
+		}
+		slices.Sort(out)
+		c.consumers[up] = out
+	}
+}
+
+// Len is the number of models.
+func (c *Catalog) Len() int { return len(c.models) }
+
+// Model returns the named model, or nil.
+func (c *Catalog) Model(name string) *Model { return c.models[name] }
+
+// Component returns the named component, or nil.
+func (c *Catalog) Component(name string) *Component { return c.components[name] }
+
+// Models lists the model names, sorted.
+func (c *Catalog) Models() []string {
+	out := make([]string, 0, len(c.models))
+	for n := range c.models {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Upstreams lists everything at least one model depends on, sorted.
+func (c *Catalog) Upstreams() []string {
+	out := make([]string, 0, len(c.consumers))
+	for u := range c.consumers {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Consumers lists the models that depend on upstream, directly or through
+// other models, sorted. Do not modify the result.
+func (c *Catalog) Consumers(upstream string) []string { return c.consumers[upstream] }
+
+// Portfolio lists the models of a domain, sorted. Do not modify the result.
+func (c *Catalog) Portfolio(domain string) []string { return c.domains[domain] }
+
+// Owner returns the ownership and runbook of a model or component; ok is
+// false when the name is in neither list.
+func (c *Catalog) Owner(name string) (o Ownership, runbook string, ok bool) {
+	if m := c.models[name]; m != nil {
+		return m.Ownership, m.Runbook, true
+	}
+	if comp := c.components[name]; comp != nil {
+		return comp.Ownership, comp.Runbook, true
+	}
+	return Ownership{}, "", false
+}

@@ -1,0 +1,103 @@
+package alerting
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/alerting/correlate"
+	"github.com/fleetwatch/fleetwatch/alerting/incident"
+	"github.com/fleetwatch/fleetwatch/alerting/route"
+	"github.com/fleetwatch/fleetwatch/alerting/slo"
+)
+
+// Config is the alerting section of the analyzer's configuration (see
+// deploy/alerting.example.yaml).
+type Config struct {
+	// Catalog is the model catalog file (deploy/catalog.example.yaml);
+	// empty: no catalog, every model incident stands alone.
+	Catalog     string           `yaml:"catalog"`
+	Correlation correlate.Config `yaml:"correlation"`
+	Lifecycle   LifecycleConfig  `yaml:"lifecycle"`
+	Routing     route.Config     `yaml:",inline"`
+	Silences    []Silence        `yaml:"silences"`
+	SLO         slo.Config       `yaml:"slo"`
+}
+
+// LifecycleConfig tunes how candidates become incidents and go away.
+type LifecycleConfig struct {
+	// MinSeverity: detections below it are ignored (default warning).
+	MinSeverity string `yaml:"min_severity"`
+	// OpenSeverity: an incident opens (pages) only at this severity or
+	// above (default error); below, it stays pending and unseen.
+	OpenSeverity string `yaml:"open_severity"`
+	// OpenAfter is how many consecutive windows of its detectors a
+	// candidate must be at open severity before it opens (default 2):
+	// one-window blips never page.
+	OpenAfter int `yaml:"open_after"`
+	// ResolveAfter is how many windows of its detectors an open incident
+	// must be clear before it resolves (default 3).
+	ResolveAfter int `yaml:"resolve_after"`
+	// FlapWindow: an incident that comes back within this long after
+	// resolving reopens under the same key and counts a flap; each flap
+	// doubles its ResolveAfter, up to MaxResolveAfter (default 1h, 24).
+	FlapWindow      time.Duration `yaml:"flap_window"`
+	MaxResolveAfter int           `yaml:"max_resolve_after"`
+	// SuspectLookback is how far back deployments count as suspects
+	// (default 24h).
+	SuspectLookback time.Duration `yaml:"suspect_lookback"`
+	// AckPoll is how often acknowledgements written by fleetctl are read
+	// back (default 1m).
+	AckPoll time.Duration `yaml:"ack_poll"`
+	// RestoreLookback: a restart reloads incidents open now or resolved
+	// within this long (default 24h).
+	RestoreLookback time.Duration `yaml:"restore_lookback"`
+	// CrossLayerFamilies are the model families a hardware incident on
+	// the serving GPUs can explain (default latency, error_rate,
+	// throughput).
+	CrossLayerFamilies []string `yaml:"cross_layer_families"`
+}
+
+// NewDefaultConfig returns the defaults: the design documents'
+// correlation thresholds, open after 2 windows at severity error, resolve
+// after 3 clear windows, SLO burn-rate paging every minute.
+func NewDefaultConfig() Config {
+	return Config{
+		Correlation: correlate.NewDefaultConfig(),
+		Lifecycle: LifecycleConfig{MinSeverity: "warning", OpenSeverity: "error", OpenAfter: 2, ResolveAfter: 3,
+			FlapWindow: time.Hour, MaxResolveAfter: 24, SuspectLookback: 24 * time.Hour, AckPoll: time.Minute,
+			RestoreLookback: 24 * time.Hour, CrossLayerFamilies: []string{"latency", "error_rate", "throughput"}},
+		SLO: slo.NewDefaultConfig(),
+	}
+}
+
+func validSeverity(s string) bool {
+	return s == "info" || s == "warning" || s == "error" || s == "critical"
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	errs = append(errs, c.Correlation.Validate(), c.Routing.Validate(), c.SLO.Validate())
+	l := c.Lifecycle
+	if !validSeverity(l.MinSeverity) || !validSeverity(l.OpenSeverity) {
+		errs = append(errs, fmt.Errorf("lifecycle: min_severity %q and open_severity %q must be info, warning, error or critical", l.MinSeverity, l.OpenSeverity))
+	} else if incident.SeverityRank(l.OpenSeverity) < incident.SeverityRank(l.MinSeverity) {
+		errs = append(errs, errors.New("lifecycle: open_severity is below min_severity"))
+	}
+	if l.OpenAfter < 1 || l.ResolveAfter < 1 || l.MaxResolveAfter < l.ResolveAfter {
+		errs = append(errs, fmt.Errorf("lifecycle: want open_after >= 1, resolve_after >= 1, max_resolve_after >= resolve_after"))
+	}
+	if l.FlapWindow < 0 || l.SuspectLookback < 0 || l.AckPoll <= 0 || l.RestoreLookback <= 0 {
+		errs = append(errs, errors.New("lifecycle: flap_window and suspect_lookback must not be negative, ack_poll and restore_lookback positive"))
+	}
+	for i := range c.Silences {
+		if err := c.Silences[i].compile(); err != nil {
+			errs = append(errs, fmt.Errorf("silence %d: %w", i+1, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("alerting: %w", err)
+	}
+	return nil
+}

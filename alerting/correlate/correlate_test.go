@@ -1,0 +1,171 @@
+package correlate_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/alerting/catalog"
+	"github.com/fleetwatch/fleetwatch/alerting/correlate"
+	"github.com/fleetwatch/fleetwatch/alerting/internal/fixture"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func ptrs(ds []storage.Detection) []*storage.Detection {
+	out := make([]*storage.Detection, len(ds))
+	for i := range ds {
+		out[i] = &ds[i]
+	}
+	return out
+}
+
+// summary renders candidates as "key (evidence count)" lines.
+func summary(cs []correlate.Candidate) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Key+" ("+itoa(len(c.Evidence))+")")
+	}
+	return out
+}
+
+func itoa(n int) string {
+	s := ""
+	for {
+		s = string(rune('0'+n%10)) + s
+		n /= 10
+		if n == 0 {
+			return s
+		}
+	}
+}
+
+func TestTopology(t *testing.T) {
+	fleet := fixture.Fleet{Datacenters: 2, Rows: 2, Racks: 4, Nodes: 4, GPUs: 8}
+	hot := func(keep func(g fixture.GPU) bool) []storage.Detection {
+		return fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, fleet.Select(keep))
+	}
+	cases := []struct {
+		name string
+		dets []storage.Detection
+		want []string
+	}{
+		{"one GPU's fan", hot(func(g fixture.GPU) bool { return g.UUID == "GPU-005-3" }),
+			[]string{"thermal/gpu/dc-0/row-0-0/rack-01/node-005/GPU-005-3 (1)"}},
+		{"two GPUs in different racks stay apart", hot(func(g fixture.GPU) bool { return g.UUID == "GPU-005-3" || g.UUID == "GPU-009-1" }),
+			[]string{"thermal/gpu/dc-0/row-0-0/rack-01/node-005/GPU-005-3 (1)", "thermal/gpu/dc-0/row-0-0/rack-02/node-009/GPU-009-1 (1)"}},
+		{"three of eight GPUs is not yet the node", hot(func(g fixture.GPU) bool { return g.Node == "node-005" && g.UUID < "GPU-005-3" }),
+			[]string{"thermal/gpu/dc-0/row-0-0/rack-01/node-005/GPU-005-0 (1)", "thermal/gpu/dc-0/row-0-0/rack-01/node-005/GPU-005-1 (1)", "thermal/gpu/dc-0/row-0-0/rack-01/node-005/GPU-005-2 (1)"}},
+		{"a node's cooling", hot(func(g fixture.GPU) bool { return g.Node == "node-005" }),
+			[]string{"thermal/node/dc-0/row-0-0/rack-01/node-005 (8)"}},
+		{"a rack's CDU", hot(func(g fixture.GPU) bool { return g.Rack == "rack-03" }),
+			[]string{"thermal/rack/dc-0/row-0-0/rack-03 (32)"}},
+		{"a rack's CDU seen on some GPUs of most nodes, plus a fan elsewhere",
+			append(hot(func(g fixture.GPU) bool {
+				return g.Rack == "rack-03" && g.Node != "node-015" && g.UUID[len(g.UUID)-1] < '3'
+			}),
+				hot(func(g fixture.GPU) bool { return g.UUID == "GPU-040-0" })...),
+			[]string{"thermal/gpu/dc-1/row-1-0/rack-10/node-040/GPU-040-0 (1)", "thermal/rack/dc-0/row-0-0/rack-03 (9)"}},
+		{"two racks of one row", hot(func(g fixture.GPU) bool { return g.Rack == "rack-01" || g.Rack == "rack-02" }),
+			[]string{"thermal/row/dc-0/row-0-0 (64)"}},
+		{"racks in two rows: the facility's chillers", hot(func(g fixture.GPU) bool { return g.Rack == "rack-01" || g.Rack == "rack-05" }),
+			[]string{"thermal/datacenter/dc-0 (64)"}},
+		{"two datacenters: the fleet", hot(func(g fixture.GPU) bool {
+			return g.Rack == "rack-01" || g.Rack == "rack-05" || (g.Datacenter == "dc-1" && (g.Row == "row-1-0" || g.Row == "row-1-1"))
+		}), []string{"thermal/fleet/all (320)"}},
+	}
+	c, err := correlate.New(correlate.NewDefaultConfig(), fleet.Inventory(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cands := c.Correlate(ptrs(tc.dets))
+			got := summary(cands)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+			for _, cd := range cands {
+				if cd.Team != "infrastructure" || cd.Oncall != "infrastructure-oncall" {
+					t.Errorf("%s: owner %q/%q, want the hardware team", cd.Key, cd.Team, cd.Oncall)
+				}
+			}
+		})
+	}
+}
+
+func TestFamiliesKeepClassesOfOneCauseTogether(t *testing.T) {
+	fleet := fixture.Fleet{Datacenters: 1, Rows: 1, Racks: 2, Nodes: 4, GPUs: 8}
+	in := func(g fixture.GPU) bool { return g.Rack == "rack-00" }
+	gpus := fleet.Select(in)
+	dets := append(fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, gpus[:16]),
+		fixture.Thermal("spc_gpu", "cooling", "warning", t0, gpus[16:])...)
+	dets = append(dets, fixture.Thermal("health_ecc", "ecc", "critical", t0, gpus[:1])...)
+	c, err := correlate.New(correlate.NewDefaultConfig(), fleet.Inventory(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := summary(c.Correlate(ptrs(dets)))
+	want := []string{"ecc/gpu/dc-0/row-0-0/rack-00/node-000/GPU-000-0 (1)", "thermal/rack/dc-0/row-0-0/rack-00 (32)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestModels(t *testing.T) {
+	cat, err := catalog.Parse([]byte(fixture.PipelineCatalog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := correlate.New(correlate.NewDefaultConfig(), nil, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drift := func(models ...[]string) []storage.Detection {
+		var all []string
+		for _, m := range models {
+			all = append(all, m...)
+		}
+		return fixture.Models("psi", "covariate_drift", "warning", t0, all)
+	}
+	cases := []struct {
+		name      string
+		dets      []storage.Detection
+		want      []string
+		wantOwner string
+	}{
+		{"12 models on one pipeline", drift(fixture.Names("recsys", 0, 12)), []string{"drift/upstream/feature_store/user_features_v2 (12)"}, "feature-platform-oncall"},
+		{"8 of its 12 consumers still point at the pipeline", drift(fixture.Names("recsys", 0, 8)), []string{"drift/upstream/feature_store/user_features_v2 (8)"}, "feature-platform-oncall"},
+		{"one model alone goes to its owner", drift([]string{"fraud-03"}), []string{"drift/model/fraud-03 (1)"}, "fraud-oncall"},
+		{"most of a portfolio without a shared upstream", drift(fixture.Names("fraud", 0, 6)), []string{"drift/portfolio/fraud (6)"}, ""},
+		{"two unrelated models stay apart", drift([]string{"fraud-01", "vision-02"}), []string{"drift/model/fraud-01 (1)", "drift/model/vision-02 (1)"}, "fraud-oncall"},
+		{"60% of the fleet", drift(fixture.Names("recsys", 0, 15), fixture.Names("vision", 0, 3)), []string{"drift/fleet/models (18)"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := c.Correlate(ptrs(tc.dets))
+			got := summary(cs)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			if cs[0].Oncall != tc.wantOwner {
+				t.Errorf("owner %q, want %q", cs[0].Oncall, tc.wantOwner)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cfg := correlate.NewDefaultConfig()
+	cfg.NodeFraction = 0
+	cfg.RackMinNodes = 1
+	cfg.Families["other"] = []string{"cooling"}
+	err := cfg.Validate()
+	for _, want := range []string{"node_fraction", "rack_min_nodes", "class cooling"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %s", err, want)
+		}
+	}
+}

@@ -1,0 +1,324 @@
+package alerting_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/alerting"
+	"github.com/fleetwatch/fleetwatch/alerting/catalog"
+	"github.com/fleetwatch/fleetwatch/alerting/incident"
+	"github.com/fleetwatch/fleetwatch/alerting/internal/fixture"
+	"github.com/fleetwatch/fleetwatch/alerting/route"
+	"github.com/fleetwatch/fleetwatch/alerting/store"
+	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// pages records notifications as "action key" lines.
+type pages struct {
+	mu  sync.Mutex
+	got []string
+	by  map[string]string // key → oncall of the trigger
+}
+
+func (p *pages) Notify(_ context.Context, ns []route.Notification) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, n := range ns {
+		line := string(n.Action) + " " + n.Incident.Key
+		if n.Incident.Silenced {
+			line += " (silenced)"
+		}
+		p.got = append(p.got, line)
+		if p.by == nil {
+			p.by = map[string]string{}
+		}
+		p.by[n.Incident.Key] = n.Incident.Oncall
+	}
+	return nil
+}
+
+func (p *pages) Refresh(context.Context, []incident.Incident) error { return nil }
+
+func (p *pages) lines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.got)
+}
+
+// feed runs windows [from, from+n) of detector through m, each with dets
+// (re-stamped to the window) when on(i) holds and none otherwise.
+func feed(t *testing.T, m *alerting.Manager, detector string, iv time.Duration, from, n int, on func(i int) bool, dets []storage.Detection) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		w := engine.Window{Start: t0.Add(time.Duration(i) * iv), End: t0.Add(time.Duration(i+1) * iv)}
+		var ev []storage.Detection
+		if on(i) {
+			for _, d := range dets {
+				d.Time, d.WindowStart = w.End, w.Start
+				ev = append(ev, d)
+			}
+		}
+		if err := m.Consume(context.Background(), engine.Evaluation{Detector: detector, Window: w, Detections: ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func always(int) bool { return true }
+
+func newManager(t *testing.T, cfg alerting.Config, deps alerting.Deps) *alerting.Manager {
+	t.Helper()
+	m, err := alerting.NewManager(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+var fleet = fixture.Fleet{Datacenters: 1, Rows: 2, Racks: 4, Nodes: 4, GPUs: 8}
+
+func TestRackCoolingFailureIsOneRackIncident(t *testing.T) {
+	p := &pages{}
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: fleet.Inventory(), Notifier: p})
+	// The CDU fails: first two nodes' GPUs heat up, then the whole rack.
+	rack := fleet.Select(func(g fixture.GPU) bool { return g.Rack == "rack-02" })
+	early := fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, rack[:3])
+	all := fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, rack)
+	feed(t, m, "health_thermal", 30*time.Second, 0, 1, always, early)
+	feed(t, m, "health_thermal", 30*time.Second, 1, 10, always, all)
+	want := []string{"trigger thermal/rack/dc-0/row-0-0/rack-02"}
+	if got := p.lines(); !slices.Equal(got, want) {
+		t.Fatalf("pages %v, want %v", got, want)
+	}
+	incs := m.Incidents()
+	if len(incs) != 1 || len(incs[0].Evidence) != 32 || incs[0].Severity != "critical" || incs[0].Status != incident.StatusOpen {
+		t.Fatalf("incidents %+v: want one open critical rack incident with 32 GPUs as evidence", incs)
+	}
+	// Cooling restored: resolved after 3 clear windows, once.
+	feed(t, m, "health_thermal", 30*time.Second, 11, 5, func(int) bool { return false }, nil)
+	want = append(want, "resolve thermal/rack/dc-0/row-0-0/rack-02")
+	if got := p.lines(); !slices.Equal(got, want) {
+		t.Errorf("pages %v, want %v", got, want)
+	}
+}
+
+func TestOneGPUFanIsOneGPUIncident(t *testing.T) {
+	p := &pages{}
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: fleet.Inventory(), Notifier: p})
+	gpu := fleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" })
+	feed(t, m, "health_thermal", 30*time.Second, 0, 20, always, fixture.Thermal("health_thermal", "gpu_thermal", "critical", t0, gpu))
+	want := []string{"trigger thermal/gpu/dc-0/row-0-0/rack-02/node-009/GPU-009-4"}
+	if got := p.lines(); !slices.Equal(got, want) {
+		t.Errorf("pages %v, want %v", got, want)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	gpu := fleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" })
+	dets := fixture.Thermal("health_thermal", "gpu_thermal", "critical", t0, gpu)
+	const key = "thermal/gpu/dc-0/row-0-0/rack-02/node-009/GPU-009-4"
+	cases := []struct {
+		name    string
+		on      func(i int) bool
+		windows int
+		want    []string
+	}{
+		{"a one-window blip never pages", func(i int) bool { return i == 3 }, 20, nil},
+		{"gaps shorter than resolve_after keep one incident", func(i int) bool { return i%3 != 2 }, 30, []string{"trigger " + key}},
+		{"resolve after 3 clear windows", func(i int) bool { return i < 5 }, 20, []string{"trigger " + key, "resolve " + key}},
+		{"flapping: each flap doubles the hold, so pages stay few", func(i int) bool { return i%8 < 4 }, 80,
+			[]string{"trigger " + key, "resolve " + key, "trigger " + key}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &pages{}
+			m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: fleet.Inventory(), Notifier: p})
+			feed(t, m, "health_thermal", 30*time.Second, 0, tc.windows, tc.on, dets)
+			if got := p.lines(); !slices.Equal(got, tc.want) {
+				t.Errorf("pages %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSilenceByLabels(t *testing.T) {
+	cfg := alerting.NewDefaultConfig()
+	cfg.Silences = []alerting.Silence{{Matchers: []string{"rack=~rack-0[0-3]", "family=thermal"}, Starts: t0, Ends: t0.Add(time.Hour), Comment: "CDU maintenance"}}
+	p := &pages{}
+	m := newManager(t, cfg, alerting.Deps{Inventory: fleet.Inventory(), Notifier: p})
+	rack := fleet.Select(func(g fixture.GPU) bool { return g.Rack == "rack-02" })
+	feed(t, m, "health_thermal", 30*time.Second, 0, 4, always, fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, rack))
+	want := []string{"trigger thermal/rack/dc-0/row-0-0/rack-02 (silenced)"}
+	if got := p.lines(); !slices.Equal(got, want) {
+		t.Errorf("pages %v, want %v", got, want)
+	}
+}
+
+func pipelineCatalog(t *testing.T) *catalog.Catalog {
+	t.Helper()
+	cat, err := catalog.Parse([]byte(fixture.PipelineCatalog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
+}
+
+// webhooks is a set of local webhook receivers, one per path.
+type webhooks struct {
+	mu  sync.Mutex
+	got []string // "path action key"
+}
+
+func (h *webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var msg route.WebhookMessage
+	body, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(body, &msg); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.got = append(h.got, r.URL.Path+" "+string(msg.Action)+" "+msg.Incident.Key)
+}
+
+func TestPipelineDriftIsOneIncidentRoutedToItsOwner(t *testing.T) {
+	hooks := &webhooks{}
+	srv := httptest.NewServer(hooks)
+	t.Cleanup(srv.Close)
+	cfg := alerting.NewDefaultConfig()
+	cfg.Routing = route.Config{
+		Routes: []route.Rule{
+			{Match: map[string]string{"team": "feature-platform"}, Receivers: []string{"feature-platform"}},
+			{Match: map[string]string{"domain": "recsys"}, Receivers: []string{"recsys"}},
+		},
+		Default: []string{"catchall"},
+		Receivers: []route.ReceiverConfig{
+			{Name: "feature-platform", Type: route.TypeWebhook, URL: srv.URL + "/feature-platform"},
+			{Name: "recsys", Type: route.TypeWebhook, URL: srv.URL + "/recsys"},
+			{Name: "catchall", Type: route.TypeWebhook, URL: srv.URL + "/catchall"},
+		},
+	}
+	router, err := route.New(cfg.Routing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newManager(t, cfg, alerting.Deps{Catalog: pipelineCatalog(t), Notifier: router})
+	dets := fixture.Models("psi", "covariate_drift", "critical", t0, fixture.Names("recsys", 0, 12))
+	feed(t, m, "psi", 5*time.Minute, 0, 6, always, dets)
+	want := []string{"/feature-platform trigger drift/upstream/feature_store/user_features_v2"}
+	if !slices.Equal(hooks.got, want) {
+		t.Errorf("webhooks got %v, want %v", hooks.got, want)
+	}
+	incs := m.Incidents()
+	if len(incs) != 1 || len(incs[0].Models) != 12 || incs[0].Oncall != "feature-platform-oncall" {
+		t.Errorf("incidents %+v", incs)
+	}
+}
+
+func TestLatencyIncidentLinksToHardwareOnItsServingGPUs(t *testing.T) {
+	p := &pages{}
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Catalog: pipelineCatalog(t), Inventory: fleet.Inventory(), Notifier: p})
+	node := fleet.Select(func(g fixture.GPU) bool { return g.Node == "node-000" })
+	feed(t, m, "health_thermal", time.Minute, 0, 3, always, fixture.Thermal("health_thermal", "gpu_thermal", "critical", t0, node))
+	feed(t, m, "slo_burn", time.Minute, 3, 3, always, fixture.Models("slo_burn", "latency", "critical", t0, []string{"recsys-00"}))
+	var lat incident.Incident
+	for _, inc := range m.Incidents() {
+		if inc.Key == "latency/model/recsys-00" {
+			lat = inc
+		}
+	}
+	if lat.Cause != "thermal/node/dc-0/row-0-0/rack-00/node-000" || lat.Oncall != "recsys-oncall" {
+		t.Errorf("latency incident cause %q, oncall %q: want the node's thermal incident and the model's owner", lat.Cause, lat.Oncall)
+	}
+}
+
+func TestRestartResumesWithoutRepaging(t *testing.T) {
+	db := chtest.NewDB(t)
+	st, err := store.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dep := storage.ModelDeploymentBlock{}
+	dep.Append(&storage.ModelDeployment{Time: t0.Add(-time.Hour), Model: "recsys-03", ModelVersion: "1.1.0", PreviousVersion: "1.0.0", Change: "rollout", Actor: "ci"})
+	w, err := db.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(ctx, dep.Block()); err != nil {
+		t.Fatal(err)
+	}
+	hooks := &webhooks{}
+	srv := httptest.NewServer(hooks)
+	t.Cleanup(srv.Close)
+	cfg := alerting.NewDefaultConfig()
+	cfg.Routing = route.Config{Default: []string{"hook"}, Receivers: []route.ReceiverConfig{{Name: "hook", Type: route.TypeWebhook, URL: srv.URL + "/hook"}}}
+	start := func() *alerting.Manager {
+		router, err := route.New(cfg.Routing, route.WithRecorder(st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := newManager(t, cfg, alerting.Deps{Catalog: pipelineCatalog(t), Inventory: fleet.Inventory(), Store: st, Notifier: router, Deployments: st})
+		if err := m.Restore(ctx, t0); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	rack := fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, fleet.Select(func(g fixture.GPU) bool { return g.Rack == "rack-05" }))
+	drift := fixture.Models("psi", "covariate_drift", "critical", t0, fixture.Names("recsys", 0, 12))
+	m := start()
+	feed(t, m, "health_thermal", time.Minute, 0, 3, always, rack)
+	feed(t, m, "psi", time.Minute, 0, 3, always, drift)
+	// The analyzer restarts; the engine replays the last window and goes on.
+	m = start()
+	if n := len(m.Incidents()); n != 2 {
+		t.Fatalf("restored %d incidents, want 2", n)
+	}
+	feed(t, m, "health_thermal", time.Minute, 2, 4, always, rack)
+	feed(t, m, "psi", time.Minute, 2, 4, always, drift)
+	want := []string{"/hook trigger thermal/rack/dc-0/row-0-1/rack-05", "/hook trigger drift/upstream/feature_store/user_features_v2"}
+	if !slices.Equal(hooks.got, want) {
+		t.Errorf("webhook got %v, want %v (no page again after the restart)", hooks.got, want)
+	}
+	var triggers uint64
+	if err := db.QueryScalar(ctx, "SELECT count() FROM "+db.Config().Database+".notifications WHERE action = 'trigger' AND outcome = 'sent'", &triggers); err != nil {
+		t.Fatal(err)
+	}
+	if triggers != 2 {
+		t.Errorf("notifications table has %d sent triggers, want 2", triggers)
+	}
+	var evidence uint64
+	if err := db.QueryScalar(ctx, "SELECT count(DISTINCT detection_key) FROM "+db.Config().Database+".incident_evidence WHERE incident_key = 'drift/upstream/feature_store/user_features_v2'", &evidence); err != nil {
+		t.Fatal(err)
+	}
+	if evidence != 12 {
+		t.Errorf("incident_evidence has %d detections for the pipeline incident, want 12", evidence)
+	}
+	for _, inc := range m.Incidents() {
+		if inc.Level == incident.LevelUpstream && (len(inc.Suspects) != 1 || inc.Suspects[0].Version != "1.1.0") {
+			t.Errorf("pipeline incident suspects %+v, want recsys-03's deployment of 1.1.0", inc.Suspects)
+		}
+	}
+	// fleetctl acknowledges; the analyzer picks it up and notifies once.
+	if err := st.Acknowledge(ctx, "thermal/rack/dc-0/row-0-1/rack-05", "alice", t0.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	feed(t, m, "health_thermal", time.Minute, 6, 2, always, rack)
+	if got := hooks.got[len(hooks.got)-1]; got != "/hook acknowledge thermal/rack/dc-0/row-0-1/rack-05" {
+		t.Errorf("last webhook %q, want the acknowledgement", got)
+	}
+}

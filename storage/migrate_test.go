@@ -64,6 +64,11 @@ func TestMigrateCreatesEveryTableAndIsIdempotent(t *testing.T) {
 			t.Errorf("view %s was not created", v.Name)
 		}
 	}
+	for _, v := range schema.QueryViews() {
+		if _, ok := first[v.Name]; !ok {
+			t.Errorf("view %s was not created", v.Name)
+		}
+	}
 	if _, ok := first[schema.MigrationsTable]; !ok {
 		t.Errorf("%s was not created", schema.MigrationsTable)
 	}

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
@@ -104,18 +107,24 @@ func TestMigrateUnreachableServer(t *testing.T) {
 	}
 }
 
-func TestDemoStartsClickHouseAndMigrates(t *testing.T) {
+func TestDemoRunsThePipeline(t *testing.T) {
 	chtest.Server(t) // skips or fails like every ClickHouse test when the server is missing
 	t.Setenv(storage.DSNEnv, "")
 	data := t.TempDir()
-	code, out, errOut := fleetctl(t, "demo", "--data", data, "--duration", "100ms")
+	code, out, errOut := fleetctl(t, "demo", "--data", data, "--scenario", "testdata/demo/tiny.yaml",
+		"--config", "../../deploy/demo/fleetwatch.yaml", "--grace", "4s", "--progress", "3s")
 	if code != 0 {
 		t.Fatalf("exit %d: %s\n%s", code, out, errOut)
 	}
-	for _, want := range []string{"starting a local ClickHouse", "gpu_samples", "clickhouse-client --host 127.0.0.1", "not part of the demo yet", "stopping ClickHouse"} {
+	for _, want := range []string{"starting ClickHouse", "collector: OTLP on", "will inject fan", "] scenario | samples",
+		"== summary ==", "fan              gpu_fan", "clickhouse-client --host 127.0.0.1", "stopping ClickHouse"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+	m := regexp.MustCompile(`ingested: (\d+) GPU samples, \d+ GPU events, (\d+) inference events`).FindStringSubmatch(out)
+	if m == nil || m[1] == "0" || m[2] == "0" {
+		t.Errorf("nothing ingested: %v\n%s", m, out)
 	}
 	if _, err := os.Stat(data + "/clickhouse/data"); err != nil {
 		t.Errorf("no data directory: %v", err)
@@ -151,5 +160,28 @@ func TestDeployConfigIsValid(t *testing.T) {
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSimulateLoadsTheScenario(t *testing.T) {
+	srv := chtest.Server(t)
+	dsn := "clickhouse://" + srv.Addr() + "/simulate_test"
+	truth := filepath.Join(t.TempDir(), "truth.jsonl")
+	code, out, errOut := fleetctl(t, "simulate", "--dsn", dsn, "--scenario", "testdata/demo/tiny.yaml", "--truth", truth)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, out, errOut)
+	}
+	m := regexp.MustCompile(`gpu_samples now (\d+) rows, inference_events (\d+) rows; 1 injected fault`).FindStringSubmatch(out)
+	if m == nil || m[1] == "0" || m[2] == "0" {
+		t.Fatalf("unexpected output:\n%s\n%s", out, errOut)
+	}
+	f, err := os.Open(truth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr, err := sim.ReadTruth(f)
+	if err != nil || len(tr) != 1 || tr[0].Type != sim.FaultGPUFan {
+		t.Errorf("truth file: %v %+v", err, tr)
 	}
 }

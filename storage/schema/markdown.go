@@ -35,6 +35,13 @@ func Markdown() string {
 		fmt.Fprintf(&b, "### `%s` (materialized view)\n\n`%s` → `%s`:\n\n```sql\n%s\n```\n\n", v.Name, v.From, v.To,
 			strings.ReplaceAll(v.Select, "{from}", v.From))
 	}
+	for _, v := range QueryViews() {
+		fmt.Fprintf(&b, "### `%s` (view)\n\n%s Reads %s.\n\n| column | type | meaning |\n|---|---|---|\n", v.Name, v.Doc, "`"+strings.Join(v.Reads(), "`, `")+"`")
+		for _, c := range v.Columns {
+			fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", c.Name, c.Type, strings.ReplaceAll(c.Comment, "|", `\|`))
+		}
+		fmt.Fprintf(&b, "\n```sql\n%s\n```\n\n", v.sql("fleetwatch"))
+	}
 	b.WriteString("¹ `LowCardinality(String)` on the modern profile, `String` on the legacy one.\n")
 	return b.String()
 }

@@ -23,6 +23,9 @@ var migrations = []Migration{
 	}},
 	{Version: 4, Name: "spans", Steps: []Step{CreateTable{Spans}}},
 	{Version: 5, Name: "detections", Steps: []Step{CreateTable{Detections}}},
+	{Version: 6, Name: "analytics", Steps: analyticsSteps},
+	{Version: 9, Name: "views", Steps: oncallSteps},
+	{Version: 8, Name: "alerting", Steps: alertingSteps},
 }
 
 // Migrations returns every migration in version order.
@@ -75,6 +78,31 @@ func Check() error {
 		if !seen[v.From] || !seen[v.To] {
 			return fmt.Errorf("view %s: tables %s and %s must be created first", v.Name, v.From, v.To)
 		}
+		seen[v.Name] = true
+	}
+	return checkQueryViews(seen)
+}
+
+// checkQueryViews checks that plain views have unique names, documented
+// columns, and read only what earlier steps created.
+func checkQueryViews(seen map[string]bool) error {
+	for _, v := range QueryViews() {
+		if !ValidIdent(v.Name) || seen[v.Name] {
+			return fmt.Errorf("view %s: bad or duplicate name", v.Name)
+		}
+		if len(v.Columns) == 0 || v.Doc == "" {
+			return fmt.Errorf("view %s: document its columns", v.Name)
+		}
+		reads := v.Reads()
+		if len(reads) == 0 {
+			return fmt.Errorf("view %s: qualify the tables it reads as {db}.name", v.Name)
+		}
+		for _, r := range reads {
+			if !seen[r] {
+				return fmt.Errorf("view %s reads %s, which no earlier step creates", v.Name, r)
+			}
+		}
+		seen[v.Name] = true
 	}
 	return nil
 }

@@ -223,3 +223,302 @@ ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(ts)
 ORDER BY (class, key, ts);
 
+CREATE TABLE IF NOT EXISTS fleetwatch.drift_profiles
+(
+    created_at DateTime COMMENT 'when the profile was built (the end of its reference window)',
+    model String COMMENT 'model name',
+    model_version String COMMENT 'model version',
+    feature String COMMENT 'feature, or @prediction / @prediction_class for the model\'s outputs',
+    kind String COMMENT 'numeric or categorical',
+    source String COMMENT 'where the reference came from: deployment (its first hours), window or file',
+    ref_start DateTime COMMENT 'start of the reference window (UTC); zero for a file',
+    ref_end DateTime COMMENT 'end of the reference window (UTC); zero for a file',
+    detail String COMMENT 'file name or note',
+    edges Array(Float64) COMMENT 'numeric: bin edges, sorted; bin i is [edges[i-1], edges[i]), outer bins open',
+    categories Array(String) COMMENT 'categorical: the top-K categories; one more bin holds every other value',
+    counts Array(Float64) COMMENT 'reference count per bin',
+    missing Float64 COMMENT 'reference count of missing values (null, NaN, Inf, empty string)'
+)
+ENGINE = ReplacingMergeTree(created_at)
+ORDER BY (model, model_version, feature);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.drift_scores
+(
+    ts DateTime COMMENT 'end of the evaluated window (UTC)',
+    window_start DateTime COMMENT 'start of the evaluated window (UTC)',
+    model String COMMENT 'model name',
+    model_version String COMMENT 'model version',
+    feature String COMMENT 'feature, or @prediction / @prediction_class',
+    kind String COMMENT 'numeric or categorical',
+    psi Float64 COMMENT 'population stability index against the profile (smoothed, see docs)',
+    p_value Float64 COMMENT 'p-value of no shift given the sample sizes',
+    q_value Float64 COMMENT 'Benjamini-Hochberg adjusted p-value across the whole pass',
+    method String COMMENT 'how the p-value was computed: chi2 or monte_carlo',
+    df UInt16 COMMENT 'bins in use minus one',
+    null_psi Float64 COMMENT 'PSI expected from sampling alone at these sample sizes',
+    band String COMMENT 'stable, investigate or action',
+    n_ref Float64 COMMENT 'reference values',
+    n_cur Float64 COMMENT 'current values',
+    missing_ref Float64 COMMENT 'missing share in the reference',
+    missing_cur Float64 COMMENT 'missing share in the window',
+    cur_counts Array(Float64) COMMENT 'current counts per profile bin, then the missing count',
+    cusum Float64 COMMENT 'sequential CUSUM statistic after this window',
+    cusum_run UInt32 COMMENT 'windows since the CUSUM was last zero',
+    cusum_excess Float64 COMMENT 'sum of PSI minus null_psi over that run',
+    flagged UInt8 COMMENT '1 when this window raised a detection'
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (model, model_version, feature, ts);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.spc_state
+(
+    ts DateTime COMMENT 'end of the evaluated window (UTC)',
+    detector String COMMENT 'analyzer detector that owns the series, e.g. spc_models',
+    series String COMMENT 'series key, e.g. model=fraud/latency_p99',
+    metric String COMMENT 'what is charted: latency_p99, error_rate, throughput, freshness, cost, accuracy, a DCGM field',
+    class String COMMENT 'detection class for this series',
+    entity_type String COMMENT 'model, feature, gpu, ...',
+    entity String COMMENT 'entity id',
+    value Float64 COMMENT 'the window\'s value; nan when the series had no data',
+    rules UInt8 COMMENT 'bit set of the rules fired: 1 we1, 2 we2, 4 we3, 8 we4, 16 ewma, 32 cusum',
+    phase UInt8 COMMENT '0 collecting the baseline, 1 charting',
+    baseline Array(Float64) COMMENT 'phase 0: the baseline points collected so far',
+    mean Float64 COMMENT 'baseline mean',
+    sigma Float64 COMMENT 'baseline sigma (average moving range / 1.128)',
+    zones UInt64 COMMENT 'recent zone history for rules 2-4',
+    ewma Float64 COMMENT 'EWMA statistic',
+    ewma_f Float64 COMMENT '(1-lambda)^(2t), for the EWMA\'s exact limits',
+    cusum_hi Float64 COMMENT 'upper tabular CUSUM, in sigma',
+    cusum_lo Float64 COMMENT 'lower tabular CUSUM, in sigma',
+    learn_n Float64 COMMENT 'baseline points learned (decayed)',
+    learn_sum Float64 COMMENT 'sum of learned points (decayed)',
+    learn_mr Float64 COMMENT 'sum of learned moving ranges (decayed)',
+    learn_mr_n Float64 COMMENT 'learned moving ranges (decayed)',
+    last Float64 COMMENT 'last accepted point; nan when the last point was rejected',
+    out_run UInt32 COMMENT 'consecutive windows with a rule fired',
+    stale UInt32 COMMENT 'consecutive windows without data'
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (detector, series, ts);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.analyzer_windows
+(
+    window_end DateTime COMMENT 'end of the window (UTC)',
+    window_start DateTime COMMENT 'start of the window (UTC)',
+    detector String COMMENT 'detector name',
+    status String COMMENT 'ok, or skipped (the reason is in error)',
+    detections UInt32 COMMENT 'detections raised',
+    attempts UInt32 COMMENT 'evaluation attempts it took',
+    duration_ms Float64 COMMENT 'time the evaluation took',
+    evaluated_at DateTime COMMENT 'wall-clock time of the evaluation (UTC)',
+    error String COMMENT 'why the window was skipped, or the last error before success'
+)
+ENGINE = ReplacingMergeTree(evaluated_at)
+PARTITION BY toYYYYMM(window_end)
+ORDER BY (detector, window_end);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.incidents
+(
+    key String COMMENT 'stable incident key, e.g. thermal/rack/dc-0/row-0-1/rack-03; also the PagerDuty dedup_key',
+    version UInt64 COMMENT 'state version (nanoseconds); the highest wins',
+    updated_at DateTime COMMENT 'when this state was written (UTC)',
+    opened_at DateTime COMMENT 'when the incident opened (paged); reopening after a flap keeps the key',
+    acked_at DateTime COMMENT 'when it was acknowledged; 1970 if not',
+    resolved_at DateTime COMMENT 'when it resolved; 1970 while open',
+    status String COMMENT 'open, acknowledged or resolved',
+    level String COMMENT 'gpu, node, rack, row, datacenter, fleet (hardware) or model, upstream, portfolio, fleet (models)',
+    scope String COMMENT 'what the level names: a topology path, a model, an upstream or a portfolio',
+    family String COMMENT 'correlation family of the evidence classes, e.g. thermal or drift',
+    class String COMMENT 'most frequent detection class among the evidence',
+    severity String COMMENT 'info, warning, error or critical, from level, breadth and the evidence',
+    team String COMMENT 'owning team (model catalog ownership.team)',
+    oncall String COMMENT 'on-call rotation (model catalog ownership.oncall)',
+    domain String COMMENT 'model domain / portfolio, for model incidents',
+    title String COMMENT 'one line for humans',
+    cause String COMMENT 'key of the incident this one is linked to as its probable cause (cross-layer) or merged into',
+    evidence_count UInt32 COMMENT 'detections attached as evidence',
+    flaps UInt32 COMMENT 'times the incident reopened within the flap window',
+    silenced UInt8 COMMENT '1 while a silence or maintenance window matches its labels',
+    state String COMMENT 'the whole incident as JSON (evidence, suspects, counters), for restore and fleetctl'
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (key);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.incident_evidence
+(
+    incident_key String COMMENT 'incident the detection explains',
+    detection_key String COMMENT 'the detection\'s stable key (detections.key)',
+    first_seen DateTime COMMENT 'first window end the detection was active in this incident (UTC)',
+    last_seen DateTime COMMENT 'last window end it was active (UTC)',
+    detector String COMMENT 'detector that raised it',
+    class String COMMENT 'detection class',
+    severity String COMMENT 'detection severity',
+    entity_type String COMMENT 'gpu, node, rack, model, feature, ...',
+    entity String COMMENT 'entity id',
+    datacenter String COMMENT 'datacenter (resource attribute fleetwatch.datacenter)',
+    row String COMMENT 'row or pod of racks (resource attribute fleetwatch.row)',
+    rack String COMMENT 'rack (resource attribute fleetwatch.rack)',
+    node String COMMENT 'host name (dcgm-exporter label Hostname)',
+    cluster String COMMENT 'logical compute cluster, Kubernetes or Slurm (resource attribute fleetwatch.cluster)',
+    gpu_uuid String COMMENT 'GPU UUID, for GPU-level detections',
+    model String COMMENT 'ML model, for model-level detections',
+    feature String COMMENT 'feature, for drift detections',
+    value Float64 COMMENT 'the detector\'s statistic',
+    summary String COMMENT 'the detection\'s summary line'
+)
+ENGINE = ReplacingMergeTree(last_seen)
+PARTITION BY toYYYYMM(first_seen)
+ORDER BY (incident_key, detection_key, first_seen);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.notifications
+(
+    ts DateTime COMMENT 'when the attempt finished (UTC)',
+    incident_key String COMMENT 'incident notified; also the PagerDuty dedup_key',
+    receiver String COMMENT 'receiver name from the routing config',
+    receiver_type String COMMENT 'pagerduty, alertmanager or webhook',
+    action String COMMENT 'trigger, acknowledge, resolve or refresh (Alertmanager re-send while firing)',
+    attempt UInt32 COMMENT '1 for the first try, then retries',
+    outcome String COMMENT 'sent, retry (429/5xx/network, tried again), failed, dropped (permanent 4xx) or silenced',
+    http_status UInt16 COMMENT 'HTTP status of the attempt; 0 when none came back',
+    error String COMMENT 'error text, if any',
+    duration_ms Float64 COMMENT 'time the attempt took',
+    severity String COMMENT 'incident severity at the time'
+)
+ENGINE = MergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (incident_key, ts);
+
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_node_health AS
+SELECT cluster, datacenter, rack, node, gpus, last_sample, max_temp_c, avg_util_pct, power_w,
+    ecc_dbe, ecc_sbe, nvlink_errors, xids, detections,
+    multiIf(xids > 0 OR ecc_dbe > 0, 'critical',
+            max_temp_c >= 85 OR nvlink_errors > 0 OR detections > 0, 'warning', 'ok') AS status
+FROM
+(
+SELECT cluster, datacenter, rack, node, gpus, last_sample, max_temp_c, avg_util_pct, power_w, ecc_dbe, ecc_sbe, nvlink_errors, xids
+FROM
+(
+    SELECT cluster, datacenter, rack, node,
+        uniqExact(uuid) AS gpus,
+        max(last_minute) AS last_sample,
+        maxIf(value, metric = 'DCGM_FI_DEV_GPU_TEMP') AS max_temp_c,
+        avgIf(value, metric = 'DCGM_FI_DEV_GPU_UTIL') AS avg_util_pct,
+        sumIf(value, metric = 'DCGM_FI_DEV_POWER_USAGE') AS power_w,
+        sumIf(increase, metric = 'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL') AS ecc_dbe,
+        sumIf(increase, metric = 'DCGM_FI_DEV_ECC_SBE_VOL_TOTAL') AS ecc_sbe,
+        sumIf(increase, metric IN ('DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL', 'DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL',
+            'DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL', 'DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL')) AS nvlink_errors
+    FROM
+    (
+        SELECT metric, series, argMax(last_value, minute) AS value, max(minute) AS last_minute, sum(minute_increase) AS increase
+        FROM
+        (
+            SELECT metric, series, minute, argMaxMerge(last) AS last_value, sumMerge(delta_sum) AS minute_increase
+            FROM fleetwatch.gpu_samples_1m
+            WHERE minute >= now() - INTERVAL 15 MINUTE
+              AND metric IN ('DCGM_FI_DEV_GPU_TEMP', 'DCGM_FI_DEV_GPU_UTIL', 'DCGM_FI_DEV_POWER_USAGE',
+                  'DCGM_FI_DEV_ECC_DBE_VOL_TOTAL', 'DCGM_FI_DEV_ECC_SBE_VOL_TOTAL',
+                  'DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL', 'DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL',
+                  'DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL', 'DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL')
+            GROUP BY metric, series, minute
+        )
+        GROUP BY metric, series
+    ) AS q1
+    ANY INNER JOIN
+    (
+        SELECT series, any(cluster) AS cluster, any(datacenter) AS datacenter, any(rack) AS rack, any(node) AS node, any(uuid) AS uuid
+        FROM fleetwatch.gpu_series
+        GROUP BY series
+    ) AS q5 USING series
+    GROUP BY cluster, datacenter, rack, node
+) AS q2
+ANY LEFT JOIN
+(
+    SELECT node, toUInt64(sum(count)) AS xids
+    FROM fleetwatch.gpu_events
+    WHERE event = 'xid' AND ts >= now() - INTERVAL 1 HOUR
+    GROUP BY node
+) AS q6 USING node
+) AS q3
+ANY LEFT JOIN
+(
+    SELECT node, uniqExact(key) AS detections
+    FROM fleetwatch.detections
+    WHERE ts >= now() - INTERVAL 1 HOUR AND node != ''
+    GROUP BY node
+) AS q7 USING node
+ORDER BY multiIf(status = 'critical', 0, status = 'warning', 1, 2), max_temp_c DESC, node;
+
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_drift_leaders AS
+SELECT model, model_version, feature,
+    argMax(psi, ts) AS latest_psi,
+    argMax(band, ts) AS latest_band,
+    argMax(q_value, ts) AS latest_q_value,
+    max(psi) AS max_psi_24h,
+    toUInt64(sum(flagged)) AS flagged_windows_24h,
+    count() AS windows_24h,
+    max(ts) AS last_window
+FROM fleetwatch.drift_scores FINAL
+WHERE ts >= now() - INTERVAL 1 DAY
+GROUP BY model, model_version, feature
+ORDER BY latest_psi DESC, model, model_version, feature;
+
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_stragglers_24h AS
+SELECT key,
+    any(entity_type) AS entity_type, any(entity) AS entity,
+    any(cluster) AS cluster, any(rack) AS rack, any(node) AS node, any(gpu_uuid) AS gpu_uuid, any(job) AS job,
+    min(ts) AS first_seen, max(ts) AS last_seen, count() AS windows, max(value) AS worst_value,
+    argMax(severity, ts) AS severity, argMax(action, ts) AS action, argMax(summary, ts) AS summary
+FROM fleetwatch.detections FINAL
+WHERE class = 'straggler' AND ts >= now() - INTERVAL 1 DAY
+GROUP BY key
+ORDER BY last_seen DESC, key;
+
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_model_slo AS
+SELECT model, serving_version, requests_1h, error_rate_1h, p50_ms_1h, p99_ms_1h, p99_ms_baseline,
+    error_rate_1h / 0.01 AS error_budget_burn, last_request,
+    multiIf(sampled_1h = 0, 'no_traffic',
+            error_budget_burn > 1 OR p99_ms_1h > 1.5 * p99_ms_baseline, 'breach',
+            error_budget_burn > 0.5 OR p99_ms_1h > 1.25 * p99_ms_baseline, 'at_risk', 'ok') AS status
+FROM
+(
+    SELECT model,
+        argMax(model_version, ts) AS serving_version,
+        countIf(ts >= now() - INTERVAL 1 HOUR) AS sampled_1h,
+        sumIf(1 / sample_rate, ts >= now() - INTERVAL 1 HOUR AND sample_rate > 0) AS requests_1h,
+        if(sampled_1h = 0, 0, countIf(status != 'ok' AND ts >= now() - INTERVAL 1 HOUR) / sampled_1h) AS error_rate_1h,
+        quantileIf(0.5)(latency_ms, ts >= now() - INTERVAL 1 HOUR) AS p50_ms_1h,
+        quantileIf(0.99)(latency_ms, ts >= now() - INTERVAL 1 HOUR) AS p99_ms_1h,
+        quantileIf(0.99)(latency_ms, ts < now() - INTERVAL 1 HOUR) AS p99_ms_baseline,
+        max(ts) AS last_request
+    FROM fleetwatch.inference_events
+    WHERE ts >= now() - INTERVAL 25 HOUR
+    GROUP BY model
+)
+ORDER BY multiIf(status = 'breach', 0, status = 'at_risk', 1, status = 'no_traffic', 2, 3), error_budget_burn DESC, model;
+
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_open_incidents AS
+SELECT key, cur_status AS status, severity, level, scope, class, team, oncall, title, opened_at, silenced,
+    evidence_count, last_evidence, evidence
+FROM
+(
+    SELECT key,
+        argMax(status, version) AS cur_status, argMax(severity, version) AS severity, argMax(level, version) AS level,
+        argMax(scope, version) AS scope, argMax(class, version) AS class, argMax(team, version) AS team,
+        argMax(oncall, version) AS oncall, argMax(title, version) AS title, argMax(opened_at, version) AS opened_at,
+        argMax(silenced, version) AS silenced
+    FROM fleetwatch.incidents
+    GROUP BY key
+    HAVING cur_status != 'resolved'
+) AS q4
+ANY LEFT JOIN
+(
+    SELECT incident_key AS key, count() AS evidence_count, max(last_seen) AS last_evidence,
+        groupArray(10)(concat(entity_type, ' ', entity, ': ', summary)) AS evidence
+    FROM fleetwatch.incident_evidence FINAL
+    GROUP BY incident_key
+) AS q8 USING key
+ORDER BY multiIf(severity = 'critical', 0, severity = 'error', 1, severity = 'warning', 2, 3), opened_at, key;
+

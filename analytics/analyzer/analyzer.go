@@ -1,0 +1,175 @@
+package analyzer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fleetwatch/fleetwatch/analytics/drift"
+	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/analytics/offline"
+	"github.com/fleetwatch/fleetwatch/analytics/spc"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+// Analyzer is a configured engine with its detectors.
+type Analyzer struct {
+	cfg    Config
+	client *storage.Client
+	Engine *engine.Engine
+	drift  *drift.Detector
+	alert  *alertingStage
+	state  *stateCache
+	log    *slog.Logger
+}
+
+// Option adjusts New.
+type Option func(*options)
+
+type options struct {
+	clock engine.Clock
+	sinks []engine.Sink
+}
+
+// WithClock sets the engine's clock (tests).
+func WithClock(c engine.Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithSink adds an in-process subscriber to every evaluation, after the
+// detections table (alerting subscribes here).
+func WithSink(s engine.Sink) Option { return func(o *options) { o.sinks = append(o.sinks, s) } }
+
+// New builds the analyzer on an open client: the engine, the detections
+// table sink and the enabled detectors. With cfg.Migrate it applies the
+// schema first.
+func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, opts ...Option) (*Analyzer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if cfg.Migrate {
+		rep, err := c.Migrate(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("migrate schema: %w", err)
+		}
+		if len(rep.Applied) > 0 {
+			log.Info("applied schema migrations", "count", len(rep.Applied))
+		}
+	}
+	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		return nil, err
+	}
+	eopts := []engine.Option{engine.WithLogger(log), engine.WithSink(engine.NewDetectionTable(w))}
+	if o.clock != nil {
+		eopts = append(eopts, engine.WithClock(o.clock))
+	}
+	for _, s := range o.sinks {
+		eopts = append(eopts, engine.WithSink(s))
+	}
+	al, err := newAlerting(ctx, cfg.Alerting, c, log)
+	if err != nil {
+		return nil, err
+	}
+	if al != nil {
+		eopts = append(eopts, engine.WithSink(al.manager))
+	}
+	e, err := engine.New(cfg.Engine, c, eopts...)
+	if err != nil {
+		return nil, err
+	}
+	a := &Analyzer{cfg: cfg, client: c, Engine: e, alert: al, state: newStateCache(c, cfg.StateLookback), log: log}
+	var dets []engine.Detector
+	if cfg.Drift.Enabled {
+		a.drift, err = drift.NewDetector(cfg.Drift.Config, c, offline.ProfileFile, log)
+		if err != nil {
+			return nil, err
+		}
+		dets = append(dets, a.drift)
+	}
+	if m := cfg.SPCModels; m.Enabled {
+		sources := []spc.Source{spc.NewModelMetrics(c, m.PricePerGPUHour)}
+		if m.Freshness {
+			sources = append(sources, spc.NewFreshness(c))
+		}
+		d, err := spc.NewDetector(m.Config, c, sources...)
+		if err != nil {
+			return nil, err
+		}
+		dets = append(dets, d)
+	}
+	if l := cfg.SPCLabels; l.Enabled {
+		sc := l.Config
+		if sc.Lateness < l.LabelDelay {
+			sc.Lateness = l.LabelDelay
+		}
+		d, err := spc.NewDetector(sc, c, spc.NewLabels(c, l.LabelDelay, l.MinLabels))
+		if err != nil {
+			return nil, err
+		}
+		dets = append(dets, d)
+	}
+	if g := cfg.SPCGPU; g.Enabled {
+		d, err := spc.NewDetector(g.Config, c, spc.NewGPUMetrics(c, g.Metrics))
+		if err != nil {
+			return nil, err
+		}
+		dets = append(dets, d)
+	}
+	hd, err := healthDetectors(cfg.Health, c, log)
+	if err != nil {
+		return nil, err
+	}
+	dets = append(dets, hd...)
+	if al != nil && al.slo != nil {
+		dets = append(dets, al.slo)
+	}
+	for _, d := range dets {
+		if err := e.Add(d); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Run serves /metrics and /healthz (when Listen is set) and runs the engine
+// until ctx ends, then shuts down gracefully.
+func (a *Analyzer) Run(ctx context.Context) error {
+	var srv *http.Server
+	if a.cfg.Listen != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(a.collector())
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		ln, err := net.Listen("tcp", a.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
+		}
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("metrics server", "err", err)
+			}
+		}()
+		a.log.Info("serving /metrics and /healthz", "addr", ln.Addr().String())
+	}
+	a.log.Info("analyzer running", "detectors", a.Engine.Detectors())
+	err := a.Engine.Run(ctx)
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}
+	a.log.Info("analyzer stopped")
+	return err
+}

@@ -1,0 +1,193 @@
+// Package analyzer wires the analytics engine with its detectors — PSI
+// drift, and SPC on model metrics, delayed-label accuracy and GPU series —
+// over ClickHouse, and serves its counters on /metrics. cmd/fleetwatch-analyzer
+// is a thin main around Run; tests and fleetctl demo run the same code.
+package analyzer
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/fleetwatch/fleetwatch/analytics/drift"
+	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/analytics/spc"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+// Config is the analyzer section of a Fleetwatch YAML file (see
+// deploy/analyzer.example.yaml).
+type Config struct {
+	// Listen is the address of /metrics and /healthz; empty turns them off.
+	Listen string `yaml:"listen"`
+	// StateLookback is how far back /metrics looks for the latest drift
+	// score and SPC state of each series (default 1h; older ones are gone
+	// or stale).
+	StateLookback time.Duration `yaml:"state_lookback"`
+	Engine        engine.Config `yaml:"engine"`
+	// Migrate applies the schema migrations at start (idempotent).
+	Migrate    bool           `yaml:"migrate"`
+	Drift      DriftConfig    `yaml:"drift"`
+	SPCModels  ModelsConfig   `yaml:"spc_models"`
+	SPCLabels  LabelsConfig   `yaml:"spc_labels"`
+	SPCGPU     GPUConfig      `yaml:"spc_gpu"`
+	Health     HealthConfig   `yaml:"health"`
+	Alerting   AlertingConfig `yaml:"alerting"`
+	ClickHouse storage.Config `yaml:"-"`
+}
+
+// DriftConfig turns on the PSI drift detector.
+type DriftConfig struct {
+	Enabled      bool `yaml:"enabled"`
+	drift.Config `yaml:",inline"`
+}
+
+// ModelsConfig charts per-model latency percentiles, error rate,
+// throughput, cost and feature freshness.
+type ModelsConfig struct {
+	Enabled    bool `yaml:"enabled"`
+	spc.Config `yaml:",inline"`
+	// Freshness charts the age of each feature's newest event.
+	Freshness bool `yaml:"freshness"`
+	// PricePerGPUHour turns serving GPUs into cost per window (0: no cost).
+	PricePerGPUHour float64 `yaml:"price_per_gpu_hour"`
+}
+
+// LabelsConfig charts delayed-label accuracy and MAE per model.
+type LabelsConfig struct {
+	Enabled    bool `yaml:"enabled"`
+	spc.Config `yaml:",inline"`
+	// LabelDelay is how long after a window its labels are complete; the
+	// detector's lateness.
+	LabelDelay time.Duration `yaml:"label_delay"`
+	// MinLabels is the fewest labelled predictions a window needs.
+	MinLabels int `yaml:"min_labels"`
+}
+
+// GPUConfig charts GPU series of the listed DCGM fields.
+type GPUConfig struct {
+	Enabled    bool `yaml:"enabled"`
+	spc.Config `yaml:",inline"`
+	Metrics    []string `yaml:"metrics"`
+}
+
+// NewDefaultConfig returns drift every 5 minutes, model SPC every minute,
+// label SPC every 5 minutes an hour late, GPU SPC off, fleet health every
+// 30 seconds.
+func NewDefaultConfig() Config {
+	labels := spc.NewDefaultConfig("spc_labels")
+	labels.Interval = 5 * time.Minute
+	labels.Lateness = time.Hour
+	gpu := spc.NewDefaultConfig("spc_gpu")
+	return Config{
+		Listen:        "127.0.0.1:9465",
+		StateLookback: time.Hour,
+		Engine:        engine.NewDefaultConfig(),
+		Migrate:       true,
+		Drift:         DriftConfig{Enabled: true, Config: drift.NewDefaultConfig()},
+		SPCModels:     ModelsConfig{Enabled: true, Config: spc.NewDefaultConfig("spc_models"), Freshness: true},
+		SPCLabels:     LabelsConfig{Enabled: true, Config: labels, LabelDelay: time.Hour, MinLabels: 30},
+		SPCGPU:        GPUConfig{Config: gpu, Metrics: []string{"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE"}},
+		Alerting:      NewDefaultAlertingConfig(),
+		Health:        NewDefaultHealthConfig(),
+		ClickHouse:    storage.NewDefaultConfig(),
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.ClickHouse.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Engine.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.StateLookback <= 0 {
+		errs = append(errs, fmt.Errorf("analyzer: state_lookback %v must be positive", c.StateLookback))
+	}
+	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled {
+		errs = append(errs, errors.New("analyzer: every detector is disabled"))
+	}
+	if c.Drift.Enabled {
+		errs = append(errs, c.Drift.Validate())
+	}
+	if c.SPCModels.Enabled {
+		errs = append(errs, c.SPCModels.Validate())
+		if c.SPCModels.PricePerGPUHour < 0 {
+			errs = append(errs, fmt.Errorf("spc_models: price_per_gpu_hour %v is negative", c.SPCModels.PricePerGPUHour))
+		}
+	}
+	if c.SPCLabels.Enabled {
+		errs = append(errs, c.SPCLabels.Validate())
+		if c.SPCLabels.LabelDelay <= 0 || c.SPCLabels.MinLabels < 1 {
+			errs = append(errs, fmt.Errorf("spc_labels: want label_delay > 0 and min_labels >= 1"))
+		}
+	}
+	if c.SPCGPU.Enabled {
+		errs = append(errs, c.SPCGPU.Validate())
+		if len(c.SPCGPU.Metrics) == 0 {
+			errs = append(errs, errors.New("spc_gpu: no metrics"))
+		}
+	}
+	if c.Health.Enabled {
+		errs = append(errs, c.Health.Validate())
+	}
+	errs = append(errs, c.Alerting.Validate())
+	names := map[string]bool{}
+	for _, n := range []struct {
+		on   bool
+		name string
+	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}} {
+		if n.on && names[n.name] {
+			errs = append(errs, fmt.Errorf("detector name %q is used twice", n.name))
+		}
+		names[n.name] = true
+	}
+	return errors.Join(errs...)
+}
+
+// LoadConfig reads the clickhouse and analyzer sections of a YAML file
+// over the defaults. Unknown keys in them are errors; other sections belong
+// to other programs.
+func LoadConfig(path string) (Config, error) {
+	cfg := NewDefaultConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	var top map[string]yaml.Node
+	if err := yaml.Unmarshal(data, &top); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := section(top, "clickhouse", &cfg.ClickHouse); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := section(top, "analyzer", &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// section decodes top[name], if present, strictly into dst.
+func section(top map[string]yaml.Node, name string, dst any) error {
+	node, ok := top[name]
+	if !ok {
+		return nil
+	}
+	raw, err := yaml.Marshal(&node)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package analyzer
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/analytics/health"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+// HealthConfig turns on the fleet-health detector (issue 6): hard faults,
+// gray failures and stragglers by peer comparison, failure prediction.
+type HealthConfig struct {
+	Enabled       bool `yaml:"enabled"`
+	health.Config `yaml:",inline"`
+}
+
+// Fleet-health windows are short: a hard fault should page within a
+// minute, a gray failure within three windows.
+const (
+	minHealthInterval = 15 * time.Second
+	maxHealthInterval = 30 * time.Second
+)
+
+// NewDefaultHealthConfig returns the detector on, every 30 seconds.
+func NewDefaultHealthConfig() HealthConfig {
+	return HealthConfig{Enabled: true, Config: health.NewDefaultConfig()}
+}
+
+// Validate checks the detector's settings and its interval's range.
+func (h HealthConfig) Validate() error {
+	if err := h.Config.Validate(); err != nil {
+		return err
+	}
+	if h.Interval < minHealthInterval || h.Interval > maxHealthInterval {
+		return fmt.Errorf("health: interval %v: want %v to %v", h.Interval, minHealthInterval, maxHealthInterval)
+	}
+	return nil
+}
+
+// healthDetectors returns the fleet-health detector when it is enabled.
+func healthDetectors(cfg HealthConfig, c *storage.Client, log *slog.Logger) ([]engine.Detector, error) {
+	if !cfg.Enabled {
+		return nil, nil
+	}
+	d, err := health.NewDetector(cfg.Config, c, log)
+	if err != nil {
+		return nil, err
+	}
+	return []engine.Detector{d}, nil
+}

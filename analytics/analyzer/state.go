@@ -1,0 +1,170 @@
+package analyzer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fleetwatch/fleetwatch/alerting/incident"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+// The analyzer's results as Prometheus series, so teams can chart and alert
+// on them with the Prometheus and Alertmanager they already run.
+var (
+	descPSI = prometheus.NewDesc("fleetwatch_drift_psi",
+		"Latest population stability index per model version and feature (@prediction for outputs).",
+		[]string{"model", "model_version", "feature"}, nil)
+	descPValue = prometheus.NewDesc("fleetwatch_drift_p_value",
+		"p-value of no shift for the latest drift test, given its sample sizes.",
+		[]string{"model", "model_version", "feature"}, nil)
+	descBand = prometheus.NewDesc("fleetwatch_drift_band",
+		"1 for the latest PSI band of each feature: stable (< 0.1), investigate (< 0.25) or action.",
+		[]string{"model", "model_version", "feature", "band"}, nil)
+	descSPCValue = prometheus.NewDesc("fleetwatch_spc_value",
+		"Latest value of each control-charted series.", []string{"detector", "metric", "entity"}, nil)
+	descSPCZ = prometheus.NewDesc("fleetwatch_spc_z",
+		"Latest value of each charted series in baseline sigmas from its baseline mean.", []string{"detector", "metric", "entity"}, nil)
+	descSPCOut = prometheus.NewDesc("fleetwatch_spc_out_of_control_windows",
+		"Consecutive windows the series has fired a control rule (0 = in control).", []string{"detector", "metric", "entity"}, nil)
+	descIncidents = prometheus.NewDesc("fleetwatch_incidents_open",
+		"Open (paged or acknowledged) incidents by level, class and severity.", []string{"level", "class", "severity"}, nil)
+	descStateErrors = prometheus.NewDesc("fleetwatch_analyzer_state_query_errors_total",
+		"Failed reads of drift_scores and spc_state for /metrics.", nil, nil)
+)
+
+type driftRow struct {
+	model, version, feature, band string
+	psi, pValue                   float64
+}
+
+type spcRow struct {
+	detector, metric, entity string
+	value, z                 float64
+	outRun                   uint32
+}
+
+// stateCache reads the latest drift scores and SPC state from ClickHouse,
+// at most once per refresh interval however often /metrics is scraped.
+type stateCache struct {
+	client   *storage.Client
+	lookback time.Duration
+	refresh  time.Duration
+
+	mu     sync.Mutex
+	at     time.Time
+	drift  []driftRow
+	spc    []spcRow
+	errors uint64
+}
+
+func newStateCache(c *storage.Client, lookback time.Duration) *stateCache {
+	return &stateCache{client: c, lookback: lookback, refresh: 15 * time.Second}
+}
+
+// get returns the cached rows, reading them again when they are older than
+// the refresh interval. On a failed read it keeps serving the last rows.
+func (s *stateCache) get(ctx context.Context) ([]driftRow, []spcRow, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Since(s.at) < s.refresh {
+		return s.drift, s.spc, s.errors
+	}
+	s.at = time.Now()
+	d, err := s.readDrift(ctx)
+	if err == nil {
+		s.drift = d
+	} else {
+		s.errors++
+	}
+	p, err := s.readSPC(ctx)
+	if err == nil {
+		s.spc = p
+	} else {
+		s.errors++
+	}
+	return s.drift, s.spc, s.errors
+}
+
+func (s *stateCache) readDrift(ctx context.Context) ([]driftRow, error) {
+	db := s.client.Config().Database
+	rows, err := s.client.Conn().Query(ctx, fmt.Sprintf(`SELECT model, model_version, feature,
+		argMax(psi, ts), argMax(p_value, ts), argMax(band, ts)
+		FROM %s.drift_scores WHERE ts >= now() - %d
+		GROUP BY model, model_version, feature`, db, int64(s.lookback.Seconds())))
+	if err != nil {
+		return nil, fmt.Errorf("read drift_scores: %w", err)
+	}
+	defer rows.Close()
+	var out []driftRow
+	for rows.Next() {
+		var r driftRow
+		if err := rows.Scan(&r.model, &r.version, &r.feature, &r.psi, &r.pValue, &r.band); err != nil {
+			return nil, fmt.Errorf("read drift_scores: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (s *stateCache) readSPC(ctx context.Context) ([]spcRow, error) {
+	db := s.client.Config().Database
+	rows, err := s.client.Conn().Query(ctx, fmt.Sprintf(`SELECT detector, metric, entity,
+		argMax(value, ts), argMax(mean, ts), argMax(sigma, ts), argMax(phase, ts), argMax(out_run, ts)
+		FROM %s.spc_state WHERE ts >= now() - %d
+		GROUP BY detector, series, metric, entity`, db, int64(s.lookback.Seconds())))
+	if err != nil {
+		return nil, fmt.Errorf("read spc_state: %w", err)
+	}
+	defer rows.Close()
+	var out []spcRow
+	for rows.Next() {
+		var r spcRow
+		var mean, sigma float64
+		var phase uint8
+		if err := rows.Scan(&r.detector, &r.metric, &r.entity, &r.value, &mean, &sigma, &phase, &r.outRun); err != nil {
+			return nil, fmt.Errorf("read spc_state: %w", err)
+		}
+		if phase == 0 {
+			continue // still collecting its baseline: nothing to chart yet
+		}
+		r.z = 0
+		if sigma > 0 {
+			r.z = (r.value - mean) / sigma
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// collectState emits the drift, SPC and incident series.
+func (c collector) collectState(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	drift, spc, errs := c.a.state.get(ctx)
+	ch <- prometheus.MustNewConstMetric(descStateErrors, prometheus.CounterValue, float64(errs))
+	for _, r := range drift {
+		ch <- prometheus.MustNewConstMetric(descPSI, prometheus.GaugeValue, r.psi, r.model, r.version, r.feature)
+		ch <- prometheus.MustNewConstMetric(descPValue, prometheus.GaugeValue, r.pValue, r.model, r.version, r.feature)
+		ch <- prometheus.MustNewConstMetric(descBand, prometheus.GaugeValue, 1, r.model, r.version, r.feature, r.band)
+	}
+	for _, r := range spc {
+		ch <- prometheus.MustNewConstMetric(descSPCValue, prometheus.GaugeValue, r.value, r.detector, r.metric, r.entity)
+		ch <- prometheus.MustNewConstMetric(descSPCZ, prometheus.GaugeValue, r.z, r.detector, r.metric, r.entity)
+		ch <- prometheus.MustNewConstMetric(descSPCOut, prometheus.GaugeValue, float64(r.outRun), r.detector, r.metric, r.entity)
+	}
+	if c.a.alert != nil {
+		open := map[[3]string]int{}
+		for _, inc := range c.a.alert.manager.Incidents() {
+			if inc.Status == incident.StatusOpen || inc.Status == incident.StatusAcknowledged {
+				open[[3]string{string(inc.Level), inc.Class, inc.Severity}]++
+			}
+		}
+		for k, n := range open {
+			ch <- prometheus.MustNewConstMetric(descIncidents, prometheus.GaugeValue, float64(n), k[0], k[1], k[2])
+		}
+	}
+}

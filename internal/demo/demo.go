@@ -1,0 +1,262 @@
+// Package demo runs the whole system on one machine: a local ClickHouse,
+// the collector, the analyzer with alerting, and a simulated fleet sending
+// through the real agent code, with a scenario that injects faults. It
+// prints progress, every incident as it opens and resolves, and a summary
+// against the scenario's ground truth. `fleetctl demo` is its front end.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/agent/sim"
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chserver"
+)
+
+// Config is what the demo runs.
+type Config struct {
+	// DataDir holds ClickHouse's data, the collector's queue and the
+	// agent's buffer (default "data").
+	DataDir string
+	// Scenario is the simulator scenario (default deploy/scenarios/demo.yaml).
+	Scenario string
+	// Analyzer is the analyzer's configuration file, its alerting section
+	// and model catalog included (default deploy/demo/fleetwatch.yaml).
+	Analyzer string
+	// ClickHouse, when its Addrs are set, is used instead of a local server.
+	ClickHouse storage.Config
+	// UseServer is true when ClickHouse names a running server.
+	UseServer bool
+	// Duration stops the demo early (0: the scenario's duration plus Grace).
+	Duration time.Duration
+	// Grace is how long the demo keeps running after the scenario ends, so
+	// the last windows are evaluated and incidents resolve (default 2m).
+	Grace time.Duration
+	// Progress is the interval between progress lines (default 10s).
+	Progress time.Duration
+	// Keep leaves ClickHouse running after the summary, until ctx ends.
+	Keep bool
+}
+
+// NewDefaultConfig returns the defaults.
+func NewDefaultConfig() Config {
+	return Config{DataDir: "data", Scenario: "deploy/scenarios/demo.yaml", Analyzer: "deploy/demo/fleetwatch.yaml",
+		ClickHouse: storage.NewDefaultConfig(), Grace: 2 * time.Minute, Progress: 10 * time.Second}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("demo: data directory is empty"))
+	}
+	for _, f := range []struct{ what, path string }{{"scenario", c.Scenario}, {"analyzer configuration", c.Analyzer}} {
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("demo: %s: %w (run from the repository root, or pass its path)", f.what, err))
+		}
+	}
+	if c.Duration < 0 || c.Grace < 0 || c.Progress <= 0 {
+		errs = append(errs, errors.New("demo: durations must not be negative and progress must be positive"))
+	}
+	if c.UseServer {
+		if err := c.ClickHouse.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Demo is a running demo's parts.
+type Demo struct {
+	cfg    Config
+	out    io.Writer
+	log    *slog.Logger
+	sc     *sim.Scenario
+	runner *sim.Runner
+	client *storage.Client
+	truth  []sim.Truth
+	start  time.Time
+	pager  *pager
+	// scripted is the scenario's own duration; the run goes on, healthy, for the grace period.
+	scripted time.Duration
+}
+
+// Run runs the demo until the scenario is over (plus grace), cfg.Duration
+// passes or ctx ends, and prints the summary. Progress and incidents go to
+// out; component logs (warnings and errors) to log.
+func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err error) {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	d := &Demo{cfg: cfg, out: out, log: log}
+	if d.sc, err = sim.Load(cfg.Scenario); err != nil {
+		return err
+	}
+	data, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	run := filepath.Join(data, "run-"+time.Now().UTC().Format("20060102T150405"))
+
+	// 1. ClickHouse.
+	chCfg := cfg.ClickHouse
+	if !cfg.UseServer {
+		dir := filepath.Join(data, "clickhouse")
+		d.say("starting ClickHouse (data in %s) ...", dir)
+		srv, err := chserver.Start(ctx, chserver.Config{Dir: dir})
+		if err != nil {
+			if errors.Is(err, chserver.ErrNoBinary) {
+				return fmt.Errorf("%w\n(run `make setup`, or point $%s at a running server)", err, storage.DSNEnv)
+			}
+			return err
+		}
+		defer func() {
+			d.say("stopping ClickHouse ...")
+			srv.Stop()
+		}()
+		chCfg.Addrs = []string{srv.Addr()}
+	}
+	if err := storage.CreateDatabase(ctx, chCfg); err != nil {
+		return err
+	}
+	if d.client, err = storage.Open(ctx, chCfg, storage.WithLogger(log)); err != nil {
+		return err
+	}
+	defer d.client.Close()
+	rep, err := d.client.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	d.say("ClickHouse %s at %s, database %s: %d migration(s) applied, %d present",
+		d.client.ServerVersion(), chCfg.Addrs[0], chCfg.Database, len(rep.Applied), rep.AlreadyApplied)
+
+	// 2. Collector.
+	p, err := startPipeline(ctx, chCfg, filepath.Join(run, "collector"), false)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		d.say("stopping the collector ...")
+		p.stop(log)
+	}()
+	d.say("collector: OTLP on %s", p.endpoint)
+
+	// 3. Analyzer with alerting.
+	an, err := d.startAnalyzer(ctx, chCfg)
+	if d.pager != nil {
+		defer d.pager.stop()
+	}
+	if err != nil {
+		return err
+	}
+
+	// 4. The simulated fleet, through the agent. It keeps reporting, healthy,
+	// through the grace period, so the last windows see a live fleet.
+	runFor := cfg.Duration
+	if runFor == 0 {
+		runFor = d.sc.Duration + cfg.Grace
+	}
+	d.scripted = d.sc.Duration
+	if d.sc.Duration > 0 && d.sc.Duration < runFor {
+		d.sc.Duration = runFor
+	}
+	if d.runner, err = sim.New(d.sc, log.With("source", "sim")); err != nil {
+		return err
+	}
+	defer d.runner.Close()
+	d.truth = d.runner.Fleet.GroundTruth()
+	ag, err := newSimAgent(d.runner, true, p.endpoint, filepath.Join(run, "agent"), log, nil)
+	if err != nil {
+		return err
+	}
+	d.start = d.sc.Start
+	d.say("simulating %q: %d nodes x %d GPUs, %d models, %d faults over %v (samples every %v)",
+		d.sc.Name, len(d.runner.Fleet.Nodes), d.sc.Fleet.GPUsPerNode, len(d.sc.Models), len(d.sc.Faults), d.sc.Duration, d.sc.Interval)
+	for _, t := range d.truth {
+		d.say("  will inject %-16s %-20s at +%v", t.Fault, t.Type+" ("+where(t)+")", t.Start.Sub(d.start).Round(time.Second))
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, runFor)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- ag.Run(rctx) }()
+	go func() { errc <- an.Run(rctx) }()
+	d.watch(rctx, an)
+	for range 2 {
+		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			log.Warn("component stopped", "err", err)
+		}
+	}
+	if err := d.summary(context.WithoutCancel(ctx), an); err != nil {
+		return err
+	}
+	if cfg.Keep && ctx.Err() == nil {
+		d.say("\nClickHouse keeps running for exploring; Ctrl-C stops it.")
+		<-ctx.Done()
+	}
+	return nil
+}
+
+func (d *Demo) say(format string, args ...any) {
+	fmt.Fprintf(d.out, format+"\n", args...)
+}
+
+// where names a fault's target.
+func where(t sim.Truth) string {
+	switch t.Level {
+	case "gpu":
+		return t.Node + " GPU " + strconv.Itoa(derefInt(t.GPUIndex))
+	case "node":
+		return t.Node
+	case "rack":
+		return t.Rack
+	case "row":
+		return t.Row
+	case "datacenter":
+		return t.Datacenter
+	case "pipeline":
+		return t.Pipeline + "/" + t.Feature
+	case "model":
+		return t.Model
+	}
+	return t.Level
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func mustFreeAddr() string {
+	a, err := freeAddr()
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	return a
+}
+
+func mustFreePort() int {
+	_, p, _ := net.SplitHostPort(mustFreeAddr())
+	n, _ := strconv.Atoi(p)
+	return n
+}

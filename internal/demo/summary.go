@@ -1,0 +1,78 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/analytics/analyzer"
+)
+
+// summary prints what was ingested, what was detected, and the incidents
+// against the injected ground truth, then the SQL to explore.
+func (d *Demo) summary(ctx context.Context, an *analyzer.Analyzer) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := d.counts(ctx)
+	if err != nil {
+		return fmt.Errorf("summary: %w", err)
+	}
+	d.say("\n== summary ==")
+	d.say("ingested: %d GPU samples, %d GPU events, %d inference events", c.samples, c.events, c.inferences)
+	db := d.client.Config().Database
+	rows, err := d.client.Conn().Query(ctx, fmt.Sprintf(
+		"SELECT detector, class, uniqExact(key), count() FROM %s.detections GROUP BY detector, class ORDER BY detector, class", db))
+	if err != nil {
+		return fmt.Errorf("summary: %w", err)
+	}
+	d.say("detections: %d", c.detections)
+	for rows.Next() {
+		var det, class string
+		var keys, n uint64
+		if err := rows.Scan(&det, &class, &keys, &n); err != nil {
+			rows.Close()
+			return fmt.Errorf("summary: %w", err)
+		}
+		d.say("  %-14s %-22s %4d distinct, %5d windows", det, class, keys, n)
+	}
+	rows.Close()
+
+	incs, err := d.incidents(ctx)
+	if err != nil {
+		return fmt.Errorf("summary: %w", err)
+	}
+	matched, extra := score(d.truth, incs)
+	d.say("\nincidents vs the injected faults:")
+	ok := 0
+	for _, t := range d.truth {
+		rs := matched[t.Fault]
+		verdict := "MISSED"
+		switch {
+		case len(rs) == 1:
+			verdict = "reported once at the " + wantLevel(t) + " level"
+			ok++
+		case len(rs) > 1:
+			verdict = fmt.Sprintf("reported %d times", len(rs))
+		}
+		d.say("  %-16s %-20s %-28s %s", t.Fault, t.Type, where(t), verdict)
+		for _, r := range rs {
+			d.say("      %s %s %s (owner %s)", r.Status, r.Level, r.Scope, orNone(r.Team))
+		}
+	}
+	d.say("  %d of %d faults reported exactly once at the right level; %d other incident(s)", ok, len(d.truth), len(extra))
+	if d.pager != nil {
+		d.say("  notifications received by the demo's pager (webhook): %d", d.pager.count.Load())
+	}
+	for _, r := range extra {
+		d.say("      other: %s %s %s — %s", r.Status, r.Level, r.Scope, r.Title)
+	}
+	addr := d.client.Config().Addrs[0]
+	host, port, _ := strings.Cut(addr, ":")
+	d.say("\nexplore (while the demo runs, or after `fleetctl demo --keep`):")
+	d.say("  clickhouse-client --host %s --port %s -d %s", host, port, db)
+	d.say("  SELECT * FROM %s.detections ORDER BY ts DESC LIMIT 20", db)
+	d.say("  SELECT key, argMax(status, version) AS status, argMax(title, version) AS title FROM %s.incidents GROUP BY key", db)
+	d.say("  fleetctl incidents --dsn clickhouse://%s/%s", addr, db)
+	return nil
+}

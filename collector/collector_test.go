@@ -21,9 +21,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/fleetwatch/fleetwatch/agent"
-	"github.com/fleetwatch/fleetwatch/collector"
 	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/agent/sim"
+	"github.com/fleetwatch/fleetwatch/collector"
 	"github.com/fleetwatch/fleetwatch/examples/modelservice"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"

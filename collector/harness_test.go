@@ -12,7 +12,6 @@ import (
 	"text/template"
 	"time"
 
-
 	"github.com/fleetwatch/fleetwatch/collector"
 	"github.com/fleetwatch/fleetwatch/internal/promtest"
 	"github.com/fleetwatch/fleetwatch/storage"

@@ -221,6 +221,10 @@ func (e *Evaluator) softFaults(w engine.Window, slot int, flagged uint8) []stora
 			fmt.Sprintf("is likely to fail: %.1f°C, %.1f°C above its peers at equal load (cooling, fan or thermal paste)", s.Value, s.Value-s.Median),
 			telemetry.ActionInvestigate)
 		out[len(out)-1].Value = s.Value - s.Median
+		if s.Value-s.Median >= 2*e.cfg.TempExcess {
+			// Twice the margin: a fan or cooling fault now, not a trend.
+			out[len(out)-1].Severity = SevError
+		}
 	}
 	for i, rr := range rateRules {
 		if flagged&(1<<rr.rule) == 0 {

@@ -1,0 +1,102 @@
+package alerting_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/fleetwatch/fleetwatch/agent/record"
+	"github.com/fleetwatch/fleetwatch/agent/sim"
+	"github.com/fleetwatch/fleetwatch/alerting"
+	"github.com/fleetwatch/fleetwatch/alerting/correlate"
+	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/analytics/health"
+	"github.com/fleetwatch/fleetwatch/analytics/health/score"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+// simScenario: a rack's CDU fails and, elsewhere, one GPU's fan. The hot
+// rack is a quarter of its peer group (the idle GPUs of racks 2-5): peer
+// comparison sees a rack only while it is a minority of its peers; a rack
+// that is most of its peer group needs each GPU charted against its own
+// history (the analyzer's spc_gpu detector).
+const simScenario = `name: rack-and-fan
+seed: 5
+start: 2026-11-23T00:00:00Z
+duration: 14m
+interval: 5s
+fleet: {racks_per_row: 6, nodes_per_rack: 4, gpus_per_node: 8, nvlinks: 4}
+jobs:
+  - {name: pretrain, first_node: 0, nodes: 8, step_seconds: 1.1}
+faults:
+  - {name: cdu, type: rack_cdu, target: {rack: rack-02}, start: 3m, end: 9m}
+  - {name: fan, type: gpu_fan, target: {node: node-001, gpu: 3}, start: 3m, end: 9m}
+`
+
+// TestSimulatedFaultsPageOncePerCause runs the simulator's telemetry through
+// the fleet-health detector and alerting: the failing CDU pages once, as a
+// rack incident, the failing fan once, as a GPU incident, and nothing else
+// pages.
+func TestSimulatedFaultsPageOncePerCause(t *testing.T) {
+	sc, err := sim.Parse([]byte(simScenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := correlate.NewInventory()
+	var fanUUID string
+	for _, n := range sim.NewFleet(sc).Nodes {
+		for _, g := range n.GPUs {
+			inv.Add(storage.Topology{Datacenter: n.Resource.Datacenter, Row: n.Resource.Row, Rack: n.Resource.Rack,
+				Node: n.Name, Cluster: n.Resource.Cluster}, g.UUID)
+			if n.Name == "node-001" && g.Index == 3 {
+				fanUUID = g.UUID
+			}
+		}
+	}
+	p := &pages{}
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: inv, Notifier: p})
+	hcfg := health.NewDefaultConfig()
+	ev, err := health.NewEvaluator(hcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := score.NewWindower(hcfg)
+	consume := func(in *health.Input) {
+		win := engine.Window{Start: in.Window.Start, End: in.Window.End}
+		dets := ev.Evaluate(in)
+		err := m.Consume(context.Background(), engine.Evaluation{Detector: hcfg.Name, Window: win, Detections: dets})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := score.Simulate(sc, slog.New(slog.NewTextHandler(io.Discard, nil)), func(b *record.Batch) {
+		for _, in := range w.Add(b) {
+			consume(in)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var rack, fan, other []string
+	for _, line := range p.lines() {
+		action, key, _ := strings.Cut(line, " ")
+		switch {
+		case strings.Contains(key, "/rack/dc-0/row-0-0/rack-02"):
+			rack = append(rack, action)
+		case strings.Contains(key, "/gpu/") && strings.HasSuffix(key, "/node-001/"+fanUUID):
+			fan = append(fan, action)
+		default:
+			other = append(other, line)
+		}
+	}
+	if strings.Join(rack, ",") != "trigger,resolve" {
+		t.Errorf("rack-02 CDU: %v, want one trigger and one resolve", rack)
+	}
+	if strings.Join(fan, ",") != "trigger,resolve" {
+		t.Errorf("node-001 GPU 3 fan: %v, want one trigger and one resolve", fan)
+	}
+	if len(other) > 0 {
+		t.Errorf("other notifications: %v", other)
+	}
+}

@@ -309,20 +309,19 @@ func TestOutageThenRecovery(t *testing.T) {
 func TestFullBufferDropsOldestAndCounts(t *testing.T) {
 	rcv := newReceiver(t)
 	small := func(c *agent.Config) { c.Buffer.SegmentBytes, c.Buffer.MaxBytes = 16<<10, 64<<10 }
-	var a *agent.Agent
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		a = runAgent(t, t.TempDir(), rcv.addr, small, func(a *agent.Agent) bool {
-			s, r := collected(a)
-			shipped := metricValue(a, "fleetwatch_agent_items_shipped_total", nil)
-			dropped := metricValue(a, "fleetwatch_agent_items_dropped_total", nil)
-			return s > 14000 && a.Buffer().Pending == 0 && uint64(shipped+dropped) == s+r
-		})
-	}()
-	time.Sleep(1500 * time.Millisecond)
-	rcv.start(t)
-	<-done
+	// The collector comes up only once the buffer has overflowed, however
+	// slowly a loaded machine runs the simulation.
+	started := false
+	a := runAgent(t, t.TempDir(), rcv.addr, small, func(a *agent.Agent) bool {
+		s, r := collected(a)
+		shipped := metricValue(a, "fleetwatch_agent_items_shipped_total", nil)
+		dropped := metricValue(a, "fleetwatch_agent_items_dropped_total", nil)
+		if !started && s > 14000 && dropped > 0 {
+			rcv.start(t)
+			started = true
+		}
+		return started && a.Buffer().Pending == 0 && uint64(shipped+dropped) == s+r
+	})
 	samples, records := collected(a)
 	dropped := metricValue(a, "fleetwatch_agent_items_dropped_total", map[string]string{"reason": "buffer_full"})
 	shipped := metricValue(a, "fleetwatch_agent_items_shipped_total", nil)

@@ -105,7 +105,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 	if err != nil {
 		return err
 	}
+	// The collector's queue and the agent's buffer live for one run;
+	// ClickHouse's data stays for exploring.
 	run := filepath.Join(data, "run-"+time.Now().UTC().Format("20060102T150405"))
+	defer os.RemoveAll(run)
 
 	// 1. ClickHouse.
 	chCfg := cfg.ClickHouse

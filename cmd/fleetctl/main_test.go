@@ -129,6 +129,9 @@ func TestDemoRunsThePipeline(t *testing.T) {
 	if _, err := os.Stat(data + "/clickhouse/data"); err != nil {
 		t.Errorf("no data directory: %v", err)
 	}
+	if left, _ := filepath.Glob(data + "/run-*"); len(left) > 0 {
+		t.Errorf("the run's queue and buffer directories were left behind: %v", left)
+	}
 }
 
 func TestConfigFile(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -469,4 +470,50 @@ func TestPrometheusScrapesTheAgent(t *testing.T) {
 	prom.WaitQuery(t, `fleetwatch_agent_collector_up`, 10*time.Second, func(s []promtest.Sample) bool {
 		return len(s) == 1 && s[0].Value == 1
 	})
+}
+
+// The agent's own NVML source, on a library handed to it (here the
+// simulator's go-nvml mock of one node), ships every GPU's temperature.
+func TestNVMLSourceOnAGivenLibrary(t *testing.T) {
+	rcv := newReceiver(t)
+	rcv.start(t)
+	sc, err := sim.Parse([]byte("seed: 1\nfleet: {racks_per_row: 1, nodes_per_rack: 1, gpus_per_node: 2}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := sim.NewFleet(sc)
+	cfg := agent.NewDefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), ""
+	cfg.Ship.Endpoint = rcv.addr
+	cfg.NVML.Interval = 20 * time.Millisecond
+	a, err := agent.New(cfg, agent.WithLogger(quiet), agent.WithNVML(fl.NVML(fl.Nodes[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	temps := func() map[string]bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		seen := map[string]bool{}
+		for key := range rcv.points {
+			if parts := strings.Split(key, "|"); parts[1] == telemetry.GPUTemp {
+				seen[parts[2]] = true
+			}
+		}
+		return seen
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(temps()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{fl.Nodes[0].GPUs[0].UUID: true, fl.Nodes[0].GPUs[1].UUID: true}
+	if got := temps(); !maps.Equal(got, want) {
+		t.Errorf("temperatures from GPUs %v, want %v", got, want)
+	}
 }

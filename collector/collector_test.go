@@ -527,6 +527,52 @@ func TestCounterResetsAreHandled(t *testing.T) {
 	}
 }
 
+// A monotonic delta sum's value is its increase, whether its series is new
+// to the exporter or already known.
+func TestDeltaSumsStoreTheirIncrease(t *testing.T) {
+	db := chtest.NewDB(t)
+	col := startCollector(t, colParams{DSN: dsnOf(db)})
+	client := pmetricotlp.NewGRPCClient(dial(t, col.endpoint))
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	values := []float64{4, 1, 7}
+	for i, v := range values {
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr(telemetry.AttrHostName, "n1")
+		m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName(telemetry.ECCSBEVolatile)
+		s := m.SetEmptySum()
+		s.SetIsMonotonic(true)
+		s.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+		dp := s.DataPoints().AppendEmpty()
+		dp.Attributes().PutStr(telemetry.LabelUUID, "GPU-d")
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(base.Add(time.Duration(i) * time.Second)))
+		dp.SetDoubleValue(v)
+		if _, err := client.Export(context.Background(), pmetricotlp.NewExportRequestFromMetrics(md)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "three points", func() bool { return count(t, db, "gpu_samples", "") == 3 })
+	rows, err := db.Conn().Query(context.Background(), "SELECT value, delta FROM gpu_samples ORDER BY ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for i := 0; rows.Next(); i++ {
+		var v, d float64
+		if err := rows.Scan(&v, &d); err != nil {
+			t.Fatal(err)
+		}
+		if v != values[i] || d != values[i] {
+			t.Errorf("point %d: value %v delta %v, want both %v", i, v, d, values[i])
+		}
+	}
+	var counter uint8
+	if err := db.QueryScalar(context.Background(), "SELECT any(counter) FROM gpu_series", &counter); err != nil || counter != 1 {
+		t.Errorf("gpu_series counter flag %d (%v), want 1", counter, err)
+	}
+}
+
 func TestLocalConfig(t *testing.T) {
 	cfg, err := collector.LocalConfig(collector.Local{GRPC: "127.0.0.1:1", MetricsPort: 2, DSN: "clickhouse://h:9/db", QueueDir: "/q", Memory: true, LogLevel: "warn"})
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"maps"
 	"math"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -346,14 +345,4 @@ func (s *Source) Run(ctx context.Context, sink record.Sink) error {
 		case <-t.C:
 		}
 	}
-}
-
-// DroppedReasons lists the reasons in st, sorted, for messages.
-func (st Stats) DroppedReasons() string {
-	keys := make([]string, 0, len(st.Dropped))
-	for k := range st.Dropped {
-		keys = append(keys, fmt.Sprintf("%s=%d", k, st.Dropped[k]))
-	}
-	sort.Strings(keys)
-	return strings.Join(keys, ", ")
 }

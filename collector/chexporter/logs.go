@@ -77,7 +77,7 @@ func (e *chExporter) eventTime(eb *eventBatch, lr plog.LogRecord) (time.Time, bo
 		return eb.now, true
 	}
 	t := ts.AsTime()
-	if t.Before(eb.now.Add(-e.cfg.MaxAge)) || t.After(eb.now.Add(e.cfg.MaxFuture)) {
+	if e.outOfRange(eb.now, t) {
 		eb.rejected[ReasonTimeOutOfRange]++
 		return t, false
 	}

@@ -281,15 +281,12 @@ func (e *chExporter) metric(mb *metricBatch, res *resource, m pmetric.Metric) {
 	isDCGM := strings.HasPrefix(name, "DCGM_FI_")
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
-		e.numberPoints(mb, res, name, m.Gauge().DataPoints(), false, factor, link, isDCGM)
+		e.numberPoints(mb, res, name, m.Gauge().DataPoints(), false, false, factor, link, isDCGM)
 	case pmetric.MetricTypeSum:
 		s := m.Sum()
-		counter := s.IsMonotonic() && s.AggregationTemporality() == pmetric.AggregationTemporalityCumulative
-		if s.IsMonotonic() && s.AggregationTemporality() == pmetric.AggregationTemporalityDelta {
-			e.deltaPoints(mb, res, name, s.DataPoints(), factor, link, isDCGM)
-			return
-		}
-		e.numberPoints(mb, res, name, s.DataPoints(), counter, factor, link, isDCGM)
+		temporality := s.AggregationTemporality()
+		e.numberPoints(mb, res, name, s.DataPoints(), s.IsMonotonic() && temporality == pmetric.AggregationTemporalityCumulative,
+			s.IsMonotonic() && temporality == pmetric.AggregationTemporalityDelta, factor, link, isDCGM)
 	case pmetric.MetricTypeHistogram:
 		e.histogram(mb, res, name, m.Histogram())
 	case pmetric.MetricTypeSummary:
@@ -334,11 +331,17 @@ func (e *chExporter) timeOf(mb *metricBatch, ts pcommon.Timestamp) (time.Time, b
 		return mb.now, true
 	}
 	t := ts.AsTime()
-	if t.Before(mb.now.Add(-e.cfg.MaxAge)) || t.After(mb.now.Add(e.cfg.MaxFuture)) {
+	if e.outOfRange(mb.now, t) {
 		mb.reject(ReasonTimeOutOfRange)
 		return t, false
 	}
 	return t, true
+}
+
+// outOfRange reports whether t is older than max_age or further than
+// max_future ahead of now.
+func (e *chExporter) outOfRange(now, t time.Time) bool {
+	return t.Before(now.Add(-e.cfg.MaxAge)) || t.After(now.Add(e.cfg.MaxFuture))
 }
 
 func numberValue(dp pmetric.NumberDataPoint) float64 {
@@ -348,7 +351,9 @@ func numberValue(dp pmetric.NumberDataPoint) float64 {
 	return dp.DoubleValue()
 }
 
-func (e *chExporter) numberPoints(mb *metricBatch, res *resource, name string, dps pmetric.NumberDataPointSlice, counter bool, factor float64, link int, isDCGM bool) {
+// numberPoints stores gauges, cumulative counters (counter) and monotonic
+// delta sums (delta: the increase is the value).
+func (e *chExporter) numberPoints(mb *metricBatch, res *resource, name string, dps pmetric.NumberDataPointSlice, counter, delta bool, factor float64, link int, isDCGM bool) {
 	var extra map[string]string
 	if link >= 0 {
 		extra = map[string]string{telemetry.LabelLink: strconv.Itoa(link)}
@@ -360,8 +365,11 @@ func (e *chExporter) numberPoints(mb *metricBatch, res *resource, name string, d
 			mb.reject(ReasonNonFinite)
 			continue
 		}
-		p := point{name: name, value: v, counter: counter, start: dp.StartTimestamp(), ts: dp.Timestamp(),
+		p := point{name: name, value: v, counter: counter || delta, start: dp.StartTimestamp(), ts: dp.Timestamp(),
 			raw: rawKey(res.key, name, link, dp.Attributes())}
+		if delta {
+			p.delta, p.hasDelta = v, true
+		}
 		if se := e.series.cached(p.raw, mb.now); se != nil {
 			// A known series: no labels to parse.
 			if t, ok := e.timeOf(mb, p.ts); ok {
@@ -376,28 +384,6 @@ func (e *chExporter) numberPoints(mb *metricBatch, res *resource, name string, d
 		}
 		p.labels = &pl
 		e.store(mb, res, p)
-	}
-}
-
-// deltaPoints stores monotonic delta sums: the increase is the value.
-func (e *chExporter) deltaPoints(mb *metricBatch, res *resource, name string, dps pmetric.NumberDataPointSlice, factor float64, link int, isDCGM bool) {
-	for i := 0; i < dps.Len(); i++ {
-		dp := dps.At(i)
-		v := numberValue(dp) * factor
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			mb.reject(ReasonNonFinite)
-			continue
-		}
-		var extra map[string]string
-		if link >= 0 {
-			extra = map[string]string{telemetry.LabelLink: strconv.Itoa(link)}
-		}
-		pl := e.labelsOf(dp.Attributes(), extra)
-		if isDCGM && pl.gpu.UUID == "" {
-			mb.reject(ReasonMissingUUID)
-			continue
-		}
-		e.store(mb, res, point{name: name, labels: &pl, value: v, counter: true, delta: v, hasDelta: true, ts: dp.Timestamp()})
 	}
 }
 

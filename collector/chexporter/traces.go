@@ -32,7 +32,7 @@ func (e *chExporter) pushTraces(ctx context.Context, td ptrace.Traces) error {
 				case sp.TraceID().IsEmpty() || sp.SpanID().IsEmpty() || end.Before(start):
 					rejected[ReasonBadSpan]++
 					continue
-				case start.Before(now.Add(-e.cfg.MaxAge)) || start.After(now.Add(e.cfg.MaxFuture)):
+				case e.outOfRange(now, start):
 					rejected[ReasonTimeOutOfRange]++
 					continue
 				}

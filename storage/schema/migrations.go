@@ -24,8 +24,9 @@ var migrations = []Migration{
 	{Version: 4, Name: "spans", Steps: []Step{CreateTable{Spans}}},
 	{Version: 5, Name: "detections", Steps: []Step{CreateTable{Detections}}},
 	{Version: 6, Name: "analytics", Steps: analyticsSteps},
-	{Version: 9, Name: "views", Steps: oncallSteps},
+	// Version 7 was reserved for fleet health, which needed no table.
 	{Version: 8, Name: "alerting", Steps: alertingSteps},
+	{Version: 9, Name: "views", Steps: oncallSteps},
 }
 
 // Migrations returns every migration in version order.

@@ -530,26 +530,6 @@ func (m *Manager) pollAcks(ctx context.Context, now time.Time) ([]*incident.Inci
 	return out, nil
 }
 
-// Acknowledge marks an open incident acknowledged and notifies receivers.
-func (m *Manager) Acknowledge(ctx context.Context, key, by string, now time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	inc := m.incidents[key]
-	if inc == nil || inc.Status != incident.StatusOpen {
-		return fmt.Errorf("acknowledge %s: no open incident with that key", key)
-	}
-	inc.Status, inc.AckedAt, inc.AckedBy = incident.StatusAcknowledged, now, by
-	if err := m.save(ctx, []*incident.Incident{inc}, now); err != nil {
-		return err
-	}
-	if m.notify == nil {
-		return nil
-	}
-	n := inc.Clone()
-	n.Silenced = m.silenced(&n, now)
-	return m.notify.Notify(ctx, []route.Notification{{Action: incident.ActionAcknowledge, Incident: n}})
-}
-
 func (m *Manager) silenced(inc *incident.Incident, now time.Time) bool {
 	for i := range m.silence {
 		if m.silence[i].Active(now, inc.Labels) {

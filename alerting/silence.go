@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/alerting/internal/labelmatch"
 )
 
 // Silence suppresses notifications for incidents whose labels match every
@@ -36,7 +38,7 @@ func parseMatcher(s string) (matcher, error) {
 		}
 		m := matcher{name: strings.TrimSpace(s[:i]), value: strings.Trim(strings.TrimSpace(s[i+len(op):]), `"`), negate: op[0] == '!'}
 		if strings.HasSuffix(op, "~") {
-			re, err := regexp.Compile("^(?:" + m.value + ")$")
+			re, err := labelmatch.Anchored(m.value)
 			if err != nil {
 				return m, fmt.Errorf("matcher %q: %w", s, err)
 			}

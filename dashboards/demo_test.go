@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent/sim"
-	"github.com/fleetwatch/fleetwatch/dashboards/internal/demodata"
+	fwdemo "github.com/fleetwatch/fleetwatch/internal/demo"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -41,12 +41,12 @@ func loadDemo(t *testing.T) *demo {
 	c := chtest.NewDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	st, err := demodata.Load(ctx, c.Config(), sc, slog.New(slog.DiscardHandler))
+	res, err := fwdemo.Simulate(ctx, sc, c, t.TempDir(), slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.MetricRequests == 0 || st.LogRequests == 0 {
-		t.Fatalf("nothing sent: %+v", st)
+	if res.Samples == 0 || res.Events == 0 {
+		t.Fatalf("nothing loaded: %+v", res)
 	}
 	for _, stmt := range analyzerOutputs {
 		stmt = strings.ReplaceAll(stmt, "{end}", fmt.Sprintf("toDateTime(%d)", end.Unix()))

@@ -74,10 +74,8 @@ type Thresholds struct {
 // FieldDefaults are a panel's field defaults.
 type FieldDefaults struct {
 	Unit       string         `json:"unit,omitempty"`
-	Decimals   *int           `json:"decimals,omitempty"`
 	Min        *float64       `json:"min,omitempty"`
 	Thresholds *Thresholds    `json:"thresholds,omitempty"`
-	Color      map[string]any `json:"color,omitempty"`
 	Custom     map[string]any `json:"custom,omitempty"`
 }
 
@@ -126,9 +124,6 @@ type Annotation struct {
 	Enable     bool    `json:"enable"`
 	IconColor  string  `json:"iconColor"`
 	Target     *Target `json:"target,omitempty"`
-	BuiltIn    int     `json:"builtIn,omitempty"`
-	Hide       bool    `json:"hide,omitempty"`
-	Type       string  `json:"type,omitempty"`
 }
 
 // Link links to other dashboards by tag.

@@ -314,9 +314,6 @@ func (c *Catalog) Len() int { return len(c.models) }
 // Model returns the named model, or nil.
 func (c *Catalog) Model(name string) *Model { return c.models[name] }
 
-// Component returns the named component, or nil.
-func (c *Catalog) Component(name string) *Component { return c.components[name] }
-
 // Models lists the model names, sorted.
 func (c *Catalog) Models() []string {
 	out := make([]string, 0, len(c.models))

@@ -5,18 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
+	"github.com/fleetwatch/fleetwatch/internal/promtest"
 )
 
 // amWebhook is the receiver Alertmanager forwards to: it keeps each
@@ -58,29 +55,11 @@ func (h *amWebhook) has(s string) bool {
 	return false
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startAlertmanager runs Debian's prometheus-alertmanager on free loopback
-// ports, forwarding every alert to webhookURL, and returns its base URL.
+// startAlertmanager runs Alertmanager forwarding every alert to
+// webhookURL and returns its base URL.
 func startAlertmanager(t *testing.T, webhookURL string) string {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and prometheus-alertmanager is not installed: %v", err)
-		}
-		t.Skipf("prometheus-alertmanager not installed (apt-get install prometheus-alertmanager): %v", err)
-	}
-	dir := t.TempDir()
-	conf := fmt.Sprintf(`route:
+	return promtest.Alertmanager(t, fmt.Sprintf(`route:
   receiver: hook
   group_by: [incident_key]
   group_wait: 0s
@@ -91,40 +70,7 @@ receivers:
     webhook_configs:
       - url: %s
         send_resolved: true
-`, webhookURL)
-	if err := os.WriteFile(filepath.Join(dir, "am.yml"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := freePort(t)
-	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "am.yml"), "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=warn")
-	out, err := os.Create(filepath.Join(dir, "am.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		out.Close()
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "am.log"))
-			t.Logf("alertmanager log:\n%s", log)
-		}
-	})
-	base := "http://" + addr
-	waitFor(t, 60*time.Second, "alertmanager ready", func() bool {
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return base
+`, webhookURL)).URL
 }
 
 // waitFor polls cond until it holds or the deadline passes (a generous

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/alerting/internal/labelmatch"
 )
 
 // Receiver types.
@@ -147,7 +149,7 @@ func (c *Config) Validate() error {
 		check(fmt.Sprintf("route %d", i+1), rule.Receivers)
 		rule.re = map[string]*regexp.Regexp{}
 		for k, expr := range rule.MatchRE {
-			re, err := regexp.Compile("^(?:" + expr + ")$")
+			re, err := labelmatch.Anchored(expr)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("route %d: match_re %s: %w", i+1, k, err))
 				continue
@@ -205,7 +207,3 @@ func (c *Config) route(labels map[string]string) []string {
 	}
 	return out
 }
-
-// Receivers returns the receiver names a validated config routes labels
-// to (for tests and fleetctl).
-func Receivers(c *Config, labels map[string]string) []string { return c.route(labels) }

@@ -138,6 +138,10 @@ type Detector struct {
 	client *storage.Client
 	cat    *catalog.Catalog
 	models []string
+	// latencyMs is each model's latency threshold (+inf without a
+	// latency SLO); windows are the rules' window lengths, sorted.
+	latencyMs []float64
+	windows   []time.Duration
 }
 
 // NewDetector returns the detector for the catalog's models with SLOs.
@@ -145,11 +149,20 @@ func NewDetector(cfg Config, c *storage.Client, cat *catalog.Catalog) (*Detector
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d := &Detector{cfg: cfg, client: c, cat: cat}
+	d := &Detector{cfg: cfg, client: c, cat: cat, windows: cfg.windows()}
 	for _, m := range cat.Models() {
-		if len(cat.Model(m).SLOs) > 0 {
-			d.models = append(d.models, m)
+		slos := cat.Model(m).SLOs
+		if len(slos) == 0 {
+			continue
 		}
+		lat := math.Inf(1)
+		for _, s := range slos {
+			if s.Kind == catalog.SLOLatency {
+				lat = s.LatencyMs
+			}
+		}
+		d.models = append(d.models, m)
+		d.latencyMs = append(d.latencyMs, lat)
 	}
 	return d, nil
 }
@@ -191,14 +204,14 @@ func CountsSQL(database string, models []string, latencyMs []float64, windows []
 		cols = append(cols,
 			fmt.Sprintf("sumIf(1 / sample_rate, %s)", cond),
 			fmt.Sprintf("sumIf(1 / sample_rate, %s AND status != 'ok')", cond),
-			fmt.Sprintf("sumIf(1 / sample_rate, %s AND latency_ms > %s)", cond, thresholds(models, latencyMs)))
+			fmt.Sprintf("sumIf(1 / sample_rate, %s AND slow)", cond))
 	}
 	quoted := make([]string, len(models))
 	for i, m := range models {
 		quoted[i] = quote(m)
 	}
-	return fmt.Sprintf("SELECT toString(model), %s FROM %s.inference_events WHERE ts >= toDateTime(%d) AND ts < toDateTime(%d) AND model IN (%s) GROUP BY model ORDER BY model",
-		strings.Join(cols, ", "), database, t-int64(windows[len(windows)-1]/time.Second), t, strings.Join(quoted, ", "))
+	return fmt.Sprintf("WITH latency_ms > %s AS slow SELECT toString(model), %s FROM %s.inference_events WHERE ts >= toDateTime(%d) AND ts < toDateTime(%d) AND model IN (%s) GROUP BY model ORDER BY model",
+		thresholds(models, latencyMs), strings.Join(cols, ", "), database, t-int64(windows[len(windows)-1]/time.Second), t, strings.Join(quoted, ", "))
 }
 
 // Evaluate implements engine.Detector.
@@ -206,17 +219,8 @@ func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Det
 	if len(d.models) == 0 {
 		return nil, nil
 	}
-	lat := make([]float64, len(d.models))
-	for i, m := range d.models {
-		lat[i] = math.Inf(1)
-		for _, s := range d.cat.Model(m).SLOs {
-			if s.Kind == catalog.SLOLatency {
-				lat[i] = s.LatencyMs
-			}
-		}
-	}
-	ws := d.cfg.windows()
-	rows, err := d.client.Conn().Query(ctx, CountsSQL(d.client.Config().Database, d.models, lat, ws, w.End))
+	ws := d.windows
+	rows, err := d.client.Conn().Query(ctx, CountsSQL(d.client.Config().Database, d.models, d.latencyMs, ws, w.End))
 	if err != nil {
 		return nil, fmt.Errorf("slo counts: %w", err)
 	}

@@ -70,6 +70,10 @@ func start(t testing.TB, bin string, args []string, dir, base, ready string) *Pr
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		out.Close()
+		if t.Failed() {
+			data, _ := os.ReadFile(logPath)
+			t.Logf("%s log:\n%s", filepath.Base(bin), data)
+		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -112,6 +116,22 @@ scrape_configs:
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	return start(t, bin, []string{"--config.file=" + cfgPath, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
 		"--web.listen-address=127.0.0.1:" + strconv.Itoa(port)}, dir, base, "/-/ready")
+}
+
+// Alertmanager starts Alertmanager (Debian's prometheus-alertmanager) with
+// the given configuration file contents, clustering off.
+func Alertmanager(t testing.TB, config string) *Process {
+	t.Helper()
+	bin := require(t, "prometheus-alertmanager")
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	return start(t, bin, []string{"--config.file=" + cfgPath, "--storage.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:" + strconv.Itoa(port), "--cluster.listen-address=", "--log.level=warn"}, dir, base, "/-/ready")
 }
 
 // Sample is one instant-vector element of a query result.

@@ -357,3 +357,50 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// A window's Monte Carlo p-value does not depend on the windows tested
+// before it with the same sample sizes (the null is cached by profile and
+// sizes), so a window evaluated again after a restart gets the same one.
+func TestMonteCarloPValueIgnoresEarlierWindows(t *testing.T) {
+	cfg := NewDefaultTestConfig()
+	cfg.Replicates = 400
+	r := rand.New(rand.NewPCG(5, 6))
+	ref := make([]float64, 2000)
+	for i := range ref {
+		ref[i] = r.NormFloat64()
+	}
+	p, err := BuildNumeric(ref, BuildConfig{Bins: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Model, p.ModelVersion, p.Feature = "m", "v", "x"
+	window := func(shift float64) []float64 {
+		b, _ := p.Binner()
+		h := p.Histogram()
+		cv := make([]float64, 30)
+		for i := range cv {
+			cv[i] = r.NormFloat64() + shift
+		}
+		b.AddFloat64s(h, cv)
+		return append(toFloats(h.Counts), float64(h.Missing))
+	}
+	calm, shifted := window(0), window(2)
+	test := func(tester *Tester, cur []float64) Result {
+		res, err := tester.Test(p, cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Method != MethodMonteCarlo {
+			t.Fatalf("method %s, want monte_carlo", res.Method)
+		}
+		return res
+	}
+	fresh, _ := NewTester(cfg)
+	used, _ := NewTester(cfg)
+	alone := test(fresh, calm)
+	test(used, shifted)
+	after := test(used, calm)
+	if alone.PValue != after.PValue {
+		t.Errorf("p-value %v alone, %v after a shifted window of the same size", alone.PValue, after.PValue)
+	}
+}

@@ -155,7 +155,7 @@ func (t *Tester) Test(p *Profile, cur []float64) (Result, error) {
 		return r, nil
 	}
 	r.Method = MethodMonteCarlo
-	null := t.null(p.Key(), ref, cur, r.NRef, r.NCur)
+	null := t.null(p.Key(), ref, r.NRef, r.NCur)
 	r.NullMean = mean(null)
 	// The first tied replicate counts as exceeding, hence the +1s.
 	exceed := len(null) - sortSearch(null, r.PSI*(1-1e-12))
@@ -193,7 +193,7 @@ const maxNulls = 4096
 
 // null returns the sorted Monte Carlo null distribution of PSI for the
 // profile at sample sizes m and n, cached.
-func (t *Tester) null(key string, ref, cur []float64, m, n float64) []float64 {
+func (t *Tester) null(key string, ref []float64, m, n float64) []float64 {
 	k := nullKey{key, m, n}
 	t.mu.Lock()
 	if d, ok := t.nulls[k]; ok {
@@ -201,7 +201,7 @@ func (t *Tester) null(key string, ref, cur []float64, m, n float64) []float64 {
 		return d
 	}
 	t.mu.Unlock()
-	d := t.simulate(key, ref, cur, m, n)
+	d := t.simulate(key, ref, m, n)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.nulls[k]; !ok {
@@ -216,16 +216,19 @@ func (t *Tester) null(key string, ref, cur []float64, m, n float64) []float64 {
 }
 
 // simulate draws Replicates pairs of histograms of sizes m and n from the
-// pooled proportions (multinomials as chains of conditional binomials) and
-// returns their PSI values, sorted. The draws are seeded from the profile
-// and the sample sizes, so a p-value is reproducible.
-func (t *Tester) simulate(key string, ref, cur []float64, m, n float64) []float64 {
+// reference proportions (multinomials as chains of conditional binomials)
+// and returns their PSI values, sorted. The null depends only on the profile
+// and the sample sizes — what the cache is keyed by — so a window's p-value
+// does not depend on which windows were tested before it (a replayed window
+// gets the same one). The draws are seeded from the same, so a p-value is
+// reproducible.
+func (t *Tester) simulate(key string, ref []float64, m, n float64) []float64 {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s/%v/%v", key, m, n)
 	src := rand.NewPCG(t.cfg.Seed, h.Sum64())
 	pool := make([]float64, len(ref))
 	for i := range ref {
-		pool[i] = (ref[i] + cur[i]) / (m + n)
+		pool[i] = ref[i] / m
 	}
 	rs, cs := make([]float64, len(ref)), make([]float64, len(ref))
 	out := make([]float64, t.cfg.Replicates)

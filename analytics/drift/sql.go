@@ -27,14 +27,14 @@ const (
 )
 
 func versionFilter(model, version string, w engine.Window) string {
-	return fmt.Sprintf("model = %s AND model_version = %s AND ts >= %s AND ts < %s",
-		chsql.String(model), chsql.String(version), chsql.Time(w.Start), chsql.Time(w.End))
+	return fmt.Sprintf("model = %s AND model_version = %s AND %s",
+		chsql.String(model), chsql.String(version), chsql.Between("ts", w.Start, w.End))
 }
 
 // ActiveVersionsSQL lists the model versions with events in a window.
 func ActiveVersionsSQL(database string, w engine.Window) string {
-	return fmt.Sprintf("SELECT model, model_version, count() AS events FROM %s WHERE ts >= %s AND ts < %s GROUP BY model, model_version ORDER BY model, model_version",
-		chsql.Ident(database, "inference_events"), chsql.Time(w.Start), chsql.Time(w.End))
+	return fmt.Sprintf("SELECT model, model_version, count() AS events FROM %s WHERE %s GROUP BY model, model_version ORDER BY model, model_version",
+		chsql.Ident(database, "inference_events"), chsql.Between("ts", w.Start, w.End))
 }
 
 // DeploymentTimeSQL finds when a model version was deployed (1970-01-01

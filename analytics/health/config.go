@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/analytics/engine"
 )
 
 // Config tunes the fleet-health detector. The thresholds' defaults are the
@@ -92,17 +94,8 @@ func NewDefaultConfig() Config {
 
 // Validate reports every problem at once.
 func (c Config) Validate() error {
-	var errs []error
+	errs := engine.CheckSchedule(c.Name, c.Interval, c.Lateness)
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if c.Name == "" {
-		bad("name is empty")
-	}
-	if c.Interval < time.Second || c.Interval%time.Second != 0 {
-		bad("interval %v: want a whole number of seconds, at least 1s", c.Interval)
-	}
-	if c.Lateness < 0 {
-		bad("lateness %v is negative", c.Lateness)
-	}
 	if c.MinPeers < 3 {
 		bad("min_peers %d: a median of fewer than 3 peers is no comparison", c.MinPeers)
 	}

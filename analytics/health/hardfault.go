@@ -93,6 +93,11 @@ func IsHardware(kind string) bool {
 	return true
 }
 
+// HardFaultKinds are the GPU event kinds the detector reads (Source's
+// events query and the score package's in-memory windower keep the same
+// set).
+var HardFaultKinds = []string{telemetry.GPUEventXID, telemetry.GPUEventECCDBE, telemetry.GPUEventRowRemap, telemetry.GPUEventLost}
+
 // eventPolicy maps a non-XID GPU event to its policy.
 func eventPolicy(e *Event) (XIDPolicy, bool) {
 	switch e.Kind {

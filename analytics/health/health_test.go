@@ -111,7 +111,7 @@ func TestConfigValidate(t *testing.T) {
 	c := NewDefaultConfig()
 	c.PersistK, c.ThroughputRatio, c.Interval, c.Heartbeat = 4, 1.5, 1500*time.Millisecond, ""
 	err := c.Validate()
-	for _, want := range []string{"persist_k 4 of persist_n 3", "throughput_ratio 1.5", "interval 1.5s", "heartbeat"} {
+	for _, want := range []string{"persist_k 4 of persist_n 3", "throughput_ratio 1.5", "interval: 1.5s", "heartbeat"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}

@@ -3,7 +3,6 @@ package health
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -11,7 +10,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
-	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 
 // Source reads a window's Input from ClickHouse with three queries, each
@@ -37,27 +35,13 @@ func gpuAt(rec arrow.Record, col, r int) GPU {
 		Topology: storage.Topology{Datacenter: s(3), Row: s(4), Rack: s(5), Node: s(6), Cluster: s(7)}, Job: s(8)}
 }
 
-func inList(ss []string) string { return "(" + strings.Join(mapStrings(ss, chsql.String), ", ") + ")" }
-
-func mapStrings(ss []string, f func(string) string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = f(s)
-	}
-	return out
-}
-
-func between(col string, from, to time.Time) string {
-	return fmt.Sprintf("%s >= %s AND %s < %s", col, chsql.Time(from), col, chsql.Time(to))
-}
-
 // RowsSQL aggregates every GPU's samples of the signals' metrics over the
 // window, per GPU and metric, in two steps: per series (the raw table's
 // order), then per GPU after joining each series to its GPU. Per-link
 // series are left out (their totals are read); the rank label comes along
 // for training metrics.
 func RowsSQL(db string, w engine.Window) string {
-	metrics := inList(Metrics())
+	metrics := chsql.In(Metrics())
 	return fmt.Sprintf(`SELECT metric, uuid, any(model_name), any(gpu), any(datacenter), any(row), any(rack), any(node), any(cluster),
     any(job), any(rank), sum(v_sum) / sum(n), max(v_max), sum(v_delta), sum(n)
 FROM (
@@ -67,18 +51,18 @@ ANY LEFT JOIN (
     SELECT series, %s, label_values[indexOf(label_keys, 'rank')] AS rank, has(label_keys, 'link') AS per_link
     FROM %s WHERE metric IN %s) AS g USING series
 WHERE per_link = 0 AND uuid != ''
-GROUP BY metric, uuid`, chsql.Ident(db, "gpu_samples"), metrics, between("ts", w.Start, w.End),
+GROUP BY metric, uuid`, chsql.Ident(db, "gpu_samples"), metrics, chsql.Between("ts", w.Start, w.End),
 		gpuColumns, chsql.Ident(db, "gpu_series"), metrics)
 }
 
 // EventsSQL reads the window's hard-fault events, folded per GPU, kind and
 // code.
 func EventsSQL(db string, w engine.Window) string {
-	kinds := inList([]string{telemetry.GPUEventXID, telemetry.GPUEventECCDBE, telemetry.GPUEventRowRemap, telemetry.GPUEventLost})
+	kinds := chsql.In(HardFaultKinds)
 	return fmt.Sprintf(`SELECT min(ts) AS first, event, code, sum(count) AS n, any(message),
     uuid, any(model_name), any(gpu), any(datacenter), any(row), any(rack), any(node), any(cluster), any(job)
 FROM %s WHERE event IN %s AND %s
-GROUP BY event, code, uuid ORDER BY uuid, event, code`, chsql.Ident(db, "gpu_events"), kinds, between("ts", w.Start, w.End))
+GROUP BY event, code, uuid ORDER BY uuid, event, code`, chsql.Ident(db, "gpu_events"), kinds, chsql.Between("ts", w.Start, w.End))
 }
 
 // MissingSQL finds the GPUs whose heartbeat metric has a sample in
@@ -89,7 +73,7 @@ func MissingSQL(db, heartbeat string, lostAfter time.Duration, w engine.Window) 
 FROM (SELECT series, max(ts) AS last FROM %s WHERE metric = %s AND %s GROUP BY series) AS s
 ANY LEFT JOIN (SELECT series, %s FROM %s WHERE metric = %s) AS g USING series
 WHERE uuid != ''
-GROUP BY uuid HAVING max(last) < %s ORDER BY uuid`, chsql.Ident(db, "gpu_samples"), hb, between("ts", w.Start.Add(-lostAfter), w.End),
+GROUP BY uuid HAVING max(last) < %s ORDER BY uuid`, chsql.Ident(db, "gpu_samples"), hb, chsql.Between("ts", w.Start.Add(-lostAfter), w.End),
 		gpuColumns, chsql.Ident(db, "gpu_series"), hb, chsql.Time(w.Start))
 }
 

@@ -133,7 +133,7 @@ func sampleProfiles(ref *tabular.IPCFile, cols []streamCol, opt Options) error {
 			if c.numeric {
 				floats[i] = tabular.AppendFloats(floats[i], a)
 			} else {
-				strs[i] = appendArrowStrings(strs[i], a)
+				strs[i] = tabular.AppendStrings(strs[i], a)
 			}
 		}
 		rec.Release()
@@ -159,18 +159,6 @@ func sampleProfiles(ref *tabular.IPCFile, cols []streamCol, opt Options) error {
 		floats[i], strs[i] = nil, nil
 	}
 	return nil
-}
-
-func appendArrowStrings(dst []string, a arrow.Array) []string {
-	s, ok := a.(*array.String)
-	for i := 0; i < a.Len(); i++ {
-		if ok && s.IsValid(i) {
-			dst = append(dst, s.Value(i))
-		} else {
-			dst = append(dst, "")
-		}
-	}
-	return dst
 }
 
 // binAll bins every batch of f into the columns' bins with workers
@@ -212,7 +200,7 @@ func binAll(f *tabular.IPCFile, cols []streamCol, workers int, index func(*strea
 						if s, ok := a.(*array.String); ok {
 							c.cats.AddArray(r.h[i], s)
 						} else {
-							c.cats.AddStrings(r.h[i], appendArrowStrings(nil, a))
+							c.cats.AddStrings(r.h[i], tabular.AppendStrings(nil, a))
 						}
 					case a.DataType().ID() == arrow.FLOAT64:
 						c.binner.AddArray(r.h[i], a.(*array.Float64))

@@ -22,9 +22,16 @@ type Source interface {
 	Observe(ctx context.Context, w engine.Window) ([]Observation, error)
 }
 
+// metricUnits are the units of the sources' metrics that have one, for
+// observed and restored series alike.
+var metricUnits = map[string]string{
+	"latency_p50": "ms", "latency_p95": "ms", "latency_p99": "ms",
+	"throughput": "req/s", "cost": "per window", "freshness": "s",
+}
+
 // windowFilter is the time filter of a window on column col.
 func windowFilter(col string, w engine.Window) string {
-	return fmt.Sprintf("%s >= %s AND %s < %s", col, chsql.Time(w.Start), col, chsql.Time(w.End))
+	return chsql.Between(col, w.Start, w.End)
 }
 
 // ModelMetricsSQL aggregates inference_events per model over a window:
@@ -67,19 +74,19 @@ func (m *ModelMetrics) Observe(ctx context.Context, w engine.Window) ([]Observat
 		requests, errs := chsql.F64(rec, 3, r), chsql.F64(rec, 4, r)
 		lv := chsql.FloatList(rec, 5, r)
 		gpus := float64(chsql.Int(rec, 6, r))
-		obs := func(metric, class, unit string, v float64) {
+		obs := func(metric, class string, v float64) {
 			out = append(out, Observation{Series: Series{Key: "model=" + model + "/" + metric, Metric: metric, Class: class,
-				EntityType: "model", Entity: model, Model: model, ModelVersion: version, Unit: unit}, Value: v})
+				EntityType: "model", Entity: model, Model: model, ModelVersion: version, Unit: metricUnits[metric]}, Value: v})
 		}
-		obs("latency_p50", "latency", "ms", lv[0])
-		obs("latency_p95", "latency", "ms", lv[1])
-		obs("latency_p99", "latency", "ms", lv[2])
+		obs("latency_p50", "latency", lv[0])
+		obs("latency_p95", "latency", lv[1])
+		obs("latency_p99", "latency", lv[2])
 		if requests > 0 {
-			obs("error_rate", "error_rate", "", errs/requests)
+			obs("error_rate", "error_rate", errs/requests)
 		}
-		obs("throughput", "throughput", "req/s", requests/secs)
+		obs("throughput", "throughput", requests/secs)
 		if m.PricePerGPUHour > 0 && gpus > 0 {
-			obs("cost", "cost", "per window", gpus*secs/3600*m.PricePerGPUHour)
+			obs("cost", "cost", gpus*secs/3600*m.PricePerGPUHour)
 		}
 	})
 	return out, err
@@ -118,7 +125,7 @@ func (f *Freshness) Observe(ctx context.Context, w engine.Window) ([]Observation
 		model, feature := chsql.Str(rec, 0, r), chsql.Str(rec, 1, r)
 		newest := time.Unix(chsql.Seconds(rec, 2, r), 0)
 		out = append(out, Observation{Series: Series{Key: "model=" + model + "/feature=" + feature + "/freshness", Metric: "freshness",
-			Class: "freshness", EntityType: "feature", Entity: model + "/" + feature, Model: model, Feature: feature, Unit: "s"},
+			Class: "freshness", EntityType: "feature", Entity: model + "/" + feature, Model: model, Feature: feature, Unit: metricUnits["freshness"]},
 			Value: w.End.Sub(newest).Seconds()})
 	})
 	return out, err
@@ -132,11 +139,11 @@ func LabelMetricsSQL(database string, w engine.Window, labelDeadline time.Time) 
 	return fmt.Sprintf(`SELECT model, count() AS labelled, countIf(label != '' AND prediction_class = label) AS correct,
     countIf(label != '') AS classified, avgIf(abs(prediction - label_value), isFinite(label_value) AND isFinite(prediction)) AS mae
 FROM %s AS e
-ANY INNER JOIN (SELECT request_id, label, label_value FROM %s WHERE ts >= %s AND ts < %s) AS l USING request_id
+ANY INNER JOIN (SELECT request_id, label, label_value FROM %s WHERE %s) AS l USING request_id
 WHERE %s AND status = 'ok'
 GROUP BY model
 ORDER BY model`, chsql.Ident(database, "inference_events"), chsql.Ident(database, "delayed_labels"),
-		chsql.Time(w.Start), chsql.Time(labelDeadline), windowFilter("ts", w))
+		chsql.Between("ts", w.Start, labelDeadline), windowFilter("ts", w))
 }
 
 // Labels charts delayed-label accuracy (classifiers) and mean absolute
@@ -186,16 +193,8 @@ func GPUMetricsSQL(database string, w engine.Window, metrics []string) string {
     SELECT metric, series, sumMerge(sum) / countMerge(samples) AS v FROM %s
     WHERE metric IN %s AND %s GROUP BY metric, series) AS s
 ANY LEFT JOIN (SELECT series, uuid, model_name, datacenter, row, rack, node, cluster FROM %s WHERE metric IN %s) AS g USING series
-ORDER BY metric, series`, chsql.Ident(database, "gpu_samples_1m"), inList(metrics), windowFilter("minute", w),
-		chsql.Ident(database, "gpu_series"), inList(metrics))
-}
-
-func inList(ss []string) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = chsql.String(s)
-	}
-	return "(" + strings.Join(q, ", ") + ")"
+ORDER BY metric, series`, chsql.Ident(database, "gpu_samples_1m"), chsql.In(metrics), windowFilter("minute", w),
+		chsql.Ident(database, "gpu_series"), chsql.In(metrics))
 }
 
 // GPUMetrics charts the window mean of each GPU series of some DCGM fields.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/array"
 
 	"github.com/fleetwatch/fleetwatch/analytics/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/analytics/kernels"
@@ -62,45 +61,29 @@ func (s *Set) Restore(ctx context.Context, c *storage.Client, detector string, t
 	if ts.IsZero() {
 		return nil
 	}
-	rr, err := c.QueryArrow(ctx, RestoreStateSQL(c.Config().Database, detector, ts))
+	err := chsql.ForRows(ctx, c, RestoreStateSQL(c.Config().Database, detector, ts), s.appendRow)
 	if err != nil {
-		return fmt.Errorf("restore spc state: %w", err)
-	}
-	defer rr.Release()
-	for rr.Next() {
-		s.appendRecord(rr.Record())
-	}
-	if err := rr.Err(); err != nil {
 		return fmt.Errorf("restore spc state: %w", err)
 	}
 	return nil
 }
 
-func (s *Set) appendRecord(rec arrow.Record) {
-	str := func(j int) *array.String { return rec.Column(j).(*array.String) }
-	f64 := func(j int) *array.Float64 { return rec.Column(j).(*array.Float64) }
-	u8 := func(j int) *array.Uint8 { return rec.Column(j).(*array.Uint8) }
-	u32 := func(j int) *array.Uint32 { return rec.Column(j).(*array.Uint32) }
-	// Columns as in stateColumns[2:].
-	key, metric, class, etype, entity := str(0), str(1), str(2), str(3), str(4)
-	value, rules, phase := f64(5), u8(6), u8(7)
-	base := rec.Column(8).(*array.List)
-	baseVals := base.ListValues().(*array.Float64)
-	zones := rec.Column(11).(*array.Uint64)
-	for r := 0; r < int(rec.NumRows()); r++ {
-		i := s.add(restoredSeries(key.Value(r), metric.Value(r), class.Value(r), etype.Value(r), entity.Value(r)))
-		s.value[i], s.rules[i] = value.Value(r), kernels.Signal(rules.Value(r))
-		if phase.Value(r) == 0 {
-			lo, hi := base.ValueOffsets(r)
-			s.phase1[i] = append([]float64(nil), baseVals.Float64Values()[lo:hi]...)
-		}
-		c := &s.charts
-		c.Mean[i], c.Sigma[i], c.Zones[i] = f64(9).Value(r), f64(10).Value(r), zones.Value(r)
-		c.EWMA[i], c.EWMAF[i], c.CusumHi[i], c.CusumLo[i] = f64(12).Value(r), f64(13).Value(r), f64(14).Value(r), f64(15).Value(r)
-		c.LearnN[i], c.LearnSum[i], c.LearnMR[i], c.LearnMRN[i] = f64(16).Value(r), f64(17).Value(r), f64(18).Value(r), f64(19).Value(r)
-		c.Last[i] = f64(20).Value(r)
-		s.outRun[i], s.stale[i] = u32(21).Value(r), u32(22).Value(r)
+// appendRow adds the series of row r of a RestoreStateSQL record; its
+// columns are stateColumns[2:].
+func (s *Set) appendRow(rec arrow.Record, r int) {
+	str := func(j int) string { return chsql.Str(rec, j, r) }
+	f64 := func(j int) float64 { return chsql.F64(rec, j, r) }
+	i := s.add(restoredSeries(str(0), str(1), str(2), str(3), str(4)))
+	s.value[i], s.rules[i] = f64(5), kernels.Signal(chsql.Int(rec, 6, r))
+	if chsql.Int(rec, 7, r) == 0 {
+		s.phase1[i] = chsql.FloatList(rec, 8, r)
 	}
+	c := &s.charts
+	c.Mean[i], c.Sigma[i], c.Zones[i] = f64(9), f64(10), uint64(chsql.Int(rec, 11, r))
+	c.EWMA[i], c.EWMAF[i], c.CusumHi[i], c.CusumLo[i] = f64(12), f64(13), f64(14), f64(15)
+	c.LearnN[i], c.LearnSum[i], c.LearnMR[i], c.LearnMRN[i] = f64(16), f64(17), f64(18), f64(19)
+	c.Last[i] = f64(20)
+	s.outRun[i], s.stale[i] = uint32(chsql.Int(rec, 21, r)), uint32(chsql.Int(rec, 22, r))
 }
 
 // restoredSeries rebuilds a series' description from its spc_state row.
@@ -120,6 +103,6 @@ func restoredSeries(key, metric, class, etype, entity string) Series {
 			sr.GPUUUID = entity
 		}
 	}
-	sr.Unit = map[string]string{"throughput": "req/s", "freshness": "s", "latency_p50": "ms", "latency_p95": "ms", "latency_p99": "ms"}[metric]
+	sr.Unit = metricUnits[metric]
 	return sr
 }

@@ -88,7 +88,7 @@ func ReadIPC(path string) (*Table, error) {
 			if c.Numeric {
 				c.Floats = AppendFloats(c.Floats, rec.Column(i))
 			} else {
-				c.Strings = appendStrings(c.Strings, rec.Column(i))
+				c.Strings = AppendStrings(c.Strings, rec.Column(i))
 			}
 		}
 		t.Rows += int(rec.NumRows())
@@ -157,7 +157,10 @@ func floatAt(a arrow.Array, i int) float64 {
 	return math.NaN()
 }
 
-func appendStrings(dst []string, a arrow.Array) []string {
+// AppendStrings appends a string Arrow array's values (String or
+// LargeString, each copied out of the array's buffers), nulls and values of
+// other types as "".
+func AppendStrings(dst []string, a arrow.Array) []string {
 	for i := 0; i < a.Len(); i++ {
 		switch v := a.(type) {
 		case *array.String:

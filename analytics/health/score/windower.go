@@ -13,6 +13,7 @@
 package score
 
 import (
+	"slices"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent/record"
@@ -119,8 +120,7 @@ func (w *Windower) Add(b *record.Batch) []*health.Input {
 		if e.GPU < 0 {
 			continue
 		}
-		switch e.Kind {
-		case telemetry.GPUEventXID, telemetry.GPUEventECCDBE, telemetry.GPUEventRowRemap, telemetry.GPUEventLost:
+		if slices.Contains(health.HardFaultKinds, e.Kind) {
 			w.events = append(w.events, health.Event{Time: e.Time.UTC().Truncate(time.Second), Kind: e.Kind, Code: e.Code,
 				Count: max(e.Count, 1), Message: e.Message, GPU: ident(e.GPU)})
 		}

@@ -66,6 +66,26 @@ func Time(t time.Time) string {
 	return "toDateTime(" + strconv.FormatInt(t.Unix(), 10) + ")"
 }
 
+// Between renders the half-open time filter from <= col < to, each bound
+// as Time renders it.
+func Between(col string, from, to time.Time) string {
+	return col + " >= " + Time(from) + " AND " + col + " < " + Time(to)
+}
+
+// In renders a parenthesised list of string literals, for col IN (...).
+func In(ss []string) string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(String(s))
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
 // Ident renders a database or table name; callers pass names that
 // schema.ValidIdent accepted.
 func Ident(db, table string) string { return db + "." + table }

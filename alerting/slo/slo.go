@@ -14,12 +14,12 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -173,24 +173,10 @@ func (d *Detector) Name() string { return d.cfg.Name }
 // Interval implements engine.Detector.
 func (d *Detector) Interval() time.Duration { return d.cfg.Interval }
 
-func quote(s string) string { return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'" }
-
 // thresholds is the per-model latency threshold as a SQL expression
 // (+inf for models without a latency SLO).
 func thresholds(models []string, ms []float64) string {
-	names := make([]string, len(models))
-	vals := make([]string, len(models))
-	for i, m := range models {
-		names[i] = quote(m)
-		vals[i] = strconv.FormatFloat(ms[i], 'f', -1, 64)
-		if !strings.Contains(vals[i], ".") {
-			vals[i] += ".0" // Float64, like the default
-		}
-		if math.IsInf(ms[i], 1) {
-			vals[i] = "inf"
-		}
-	}
-	return fmt.Sprintf("transform(model, [%s], [%s], inf)", strings.Join(names, ", "), strings.Join(vals, ", "))
+	return fmt.Sprintf("transform(model, %s, %s, inf)", chsql.Strings(models), chsql.Floats(ms))
 }
 
 // CountsSQL returns the query counting, per model, weighted events, errors
@@ -198,20 +184,15 @@ func thresholds(models []string, ms []float64) string {
 // ending at end. Columns: model, then per window total, errors, slow.
 func CountsSQL(database string, models []string, latencyMs []float64, windows []time.Duration, end time.Time) string {
 	var cols []string
-	t := end.Unix()
 	for _, w := range windows {
-		cond := fmt.Sprintf("ts >= toDateTime(%d)", t-int64(w/time.Second))
+		cond := "ts >= " + chsql.Time(end.Add(-w))
 		cols = append(cols,
 			fmt.Sprintf("sumIf(1 / sample_rate, %s)", cond),
 			fmt.Sprintf("sumIf(1 / sample_rate, %s AND status != 'ok')", cond),
 			fmt.Sprintf("sumIf(1 / sample_rate, %s AND slow)", cond))
 	}
-	quoted := make([]string, len(models))
-	for i, m := range models {
-		quoted[i] = quote(m)
-	}
-	return fmt.Sprintf("WITH latency_ms > %s AS slow SELECT toString(model), %s FROM %s.inference_events WHERE ts >= toDateTime(%d) AND ts < toDateTime(%d) AND model IN (%s) GROUP BY model ORDER BY model",
-		thresholds(models, latencyMs), strings.Join(cols, ", "), database, t-int64(windows[len(windows)-1]/time.Second), t, strings.Join(quoted, ", "))
+	return fmt.Sprintf("WITH latency_ms > %s AS slow SELECT toString(model), %s FROM %s.inference_events WHERE %s AND model IN %s GROUP BY model ORDER BY model",
+		thresholds(models, latencyMs), strings.Join(cols, ", "), database, chsql.Between("ts", end.Add(-windows[len(windows)-1]), end), chsql.In(models))
 }
 
 // Evaluate implements engine.Detector.

@@ -9,12 +9,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/alerting/correlate"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
+	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -153,19 +153,10 @@ func (s *Store) Load(ctx context.Context, since time.Time) ([]incident.Incident,
 	return out, rows.Err()
 }
 
-func quoteList(ss []string) string {
-	q := make([]string, len(ss))
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
-	for i, s := range ss {
-		q[i] = "'" + r.Replace(s) + "'"
-	}
-	return strings.Join(q, ", ")
-}
-
 // Acked implements alerting.Store.
 func (s *Store) Acked(ctx context.Context, keys []string) (map[string]string, error) {
 	q := fmt.Sprintf(`SELECT key, st FROM (SELECT key, argMax(status, version) AS s, argMax(state, version) AS st FROM %s
-WHERE key IN (%s) GROUP BY key) WHERE s = 'acknowledged'`, s.table("incidents"), quoteList(keys))
+WHERE key IN %s GROUP BY key) WHERE s = 'acknowledged'`, s.table("incidents"), chsql.In(keys))
 	rows, err := s.c.Conn().Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("read acknowledgements: %w", err)
@@ -224,8 +215,8 @@ func (s *Store) Record(ctx context.Context, as []route.Attempt) error {
 // Recent implements alerting.Deployments from model_deployments.
 func (s *Store) Recent(ctx context.Context, models []string, since, until time.Time) ([]incident.Suspect, error) {
 	q := fmt.Sprintf(`SELECT ts, toString(model), toString(model_version), toString(previous_version), toString(change), actor FROM %s
-WHERE model IN (%s) AND ts >= toDateTime(%d) AND ts <= toDateTime(%d) ORDER BY ts DESC, model LIMIT 20`,
-		s.table("model_deployments"), quoteList(models), since.Unix(), until.Unix())
+WHERE model IN %s AND ts >= %s AND ts <= %s ORDER BY ts DESC, model LIMIT 20`,
+		s.table("model_deployments"), chsql.In(models), chsql.Time(since), chsql.Time(until))
 	rows, err := s.c.Conn().Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("read deployments: %w", err)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
-	"github.com/fleetwatch/fleetwatch/analytics/internal/chsql"
+	"github.com/fleetwatch/fleetwatch/internal/chsql"
 )
 
 // The SQL the drift detector runs. Every statement runs on ClickHouse 18.16

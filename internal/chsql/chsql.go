@@ -1,6 +1,6 @@
 // Package chsql renders Go values as ClickHouse SQL literals that parse the
-// same on ClickHouse 18.16 and on current releases, for the analyzer's
-// generated queries.
+// same on ClickHouse 18.16 and on current releases, for the queries the
+// analyzer and alerting generate.
 package chsql
 
 import (

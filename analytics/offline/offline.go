@@ -28,6 +28,9 @@ type Options struct {
 	SampleRows int
 	// Workers streaming batches in parallel; 0 means 2.
 	Workers int
+	// PageCache reads streamed files through the page cache even when they
+	// are big enough for direct I/O (tabular.DirectIOMin).
+	PageCache bool
 }
 
 // NewDefaultOptions returns 10 bins, top 20 categories and FDR 5%.

@@ -29,12 +29,16 @@ func CompareIPC(refPath, curPath string, opt Options) (*Report, error) {
 	if opt.Workers == 0 {
 		opt.Workers = 2
 	}
-	ref, err := tabular.OpenIPC(refPath)
+	open := tabular.OpenIPC
+	if opt.PageCache {
+		open = tabular.OpenIPCCached
+	}
+	ref, err := open(refPath)
 	if err != nil {
 		return nil, fmt.Errorf("reference: %w", err)
 	}
 	defer ref.Close()
-	cur, err := tabular.OpenIPC(curPath)
+	cur, err := open(curPath)
 	if err != nil {
 		return nil, fmt.Errorf("current: %w", err)
 	}

@@ -17,37 +17,62 @@ import (
 // on demand and in any order, so memory stays bounded by a batch whatever
 // the file's size; Batch is safe for concurrent use.
 type IPCFile struct {
-	path string
-	f    *os.File
-	r    *ipc.FileReader
+	path   string
+	f      *os.File
+	direct *directFile // nil unless the file is read with direct I/O
+	r      *ipc.FileReader
 }
 
-// OpenIPC opens path and reads its schema and batch index.
-func OpenIPC(path string) (*IPCFile, error) {
+// OpenIPC opens path and reads its schema and batch index. Files of
+// DirectIOMin bytes or more are read with direct I/O where the platform
+// and file system allow it.
+func OpenIPC(path string) (*IPCFile, error) { return openIPC(path, true) }
+
+// OpenIPCCached is OpenIPC reading through the page cache whatever the
+// file's size.
+func OpenIPCCached(path string) (*IPCFile, error) { return openIPC(path, false) }
+
+func openIPC(path string, direct bool) (*IPCFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	r, err := ipc.NewFileReader(f, ipc.WithAllocator(memory.DefaultAllocator))
+	p := &IPCFile{path: path, f: f}
+	var src ipc.ReadAtSeeker = f
+	if st, err := f.Stat(); direct && err == nil && st.Size() >= DirectIOMin {
+		if d, err := openDirect(path, f, st.Size()); err == nil {
+			p.direct, src = d, d
+		}
+	}
+	p.r, err = ipc.NewFileReader(src, ipc.WithAllocator(memory.DefaultAllocator))
 	if err != nil {
-		f.Close()
+		p.closeFiles()
 		return nil, fmt.Errorf("%s: not an Arrow IPC (Feather v2) file: %w", path, err)
 	}
-	for _, fl := range r.Schema().Fields() {
+	for _, fl := range p.r.Schema().Fields() {
 		if !numericType(fl.Type) && !stringType(fl.Type) {
-			r.Close()
-			f.Close()
+			p.Close()
 			return nil, fmt.Errorf("%s: column %q is %s; want numbers or strings", path, fl.Name, fl.Type)
 		}
 	}
-	return &IPCFile{path: path, f: f, r: r}, nil
+	return p, nil
 }
 
 // Close closes the file.
 func (p *IPCFile) Close() error {
 	p.r.Close()
+	return p.closeFiles()
+}
+
+func (p *IPCFile) closeFiles() error {
+	if p.direct != nil {
+		p.direct.Close()
+	}
 	return p.f.Close()
 }
+
+// Direct reports whether the file is read with direct I/O.
+func (p *IPCFile) Direct() bool { return p.direct != nil && !p.direct.refused.Load() }
 
 // Fields lists the columns.
 func (p *IPCFile) Fields() []arrow.Field { return p.r.Schema().Fields() }

@@ -1,0 +1,5 @@
+package tabular
+
+import "syscall"
+
+const oDirect = syscall.O_DIRECT

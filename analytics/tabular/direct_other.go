@@ -1,0 +1,5 @@
+//go:build !linux
+
+package tabular
+
+const oDirect = 0

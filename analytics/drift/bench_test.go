@@ -2,7 +2,6 @@ package drift_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -25,7 +24,7 @@ const (
 
 // fleetProfiles profiles every model's columns from a reference sample
 // drawn by the same generator, the way a training-data file would be.
-func fleetProfiles(b *testing.B, models []traffic.Model) []*drift.Profile {
+func fleetProfiles(b testing.TB, models []traffic.Model) []*drift.Profile {
 	gen := traffic.New(99, models...)
 	var ev storage.InferenceEventBlock
 	gen.Events(&ev, nil, t0.Add(-time.Hour), t0, 2000, 0)
@@ -71,14 +70,24 @@ func fleetProfiles(b *testing.B, models []traffic.Model) []*drift.Profile {
 // BenchmarkFleetDriftPass is one drift pass over a 5-minute window of 100
 // models × 100 numeric features (+ a categorical feature and both outputs)
 // × 10,000 events: 1M events and 100M feature values in ClickHouse 18.16,
-// end to end: the active-versions query, two binning queries per model
-// pushed down to ClickHouse, 10,300 PSI tests, Benjamini–Hochberg, CUSUMs,
-// and writing 10,300 drift_scores rows. Sub-benchmarks split the time: the
-// ClickHouse queries alone, and the Go statistics alone.
+// end to end: the active-versions query, the binning, 10,300 PSI tests,
+// Benjamini–Hochberg, CUSUMs, and writing 10,300 drift_scores rows. The
+// events are written as the collector writes them: inference_events plus
+// their ingest-time counts in drift_bins. "drift_bins" is the detector's
+// default (one query summing drift_bins); "sql" turns that off and bins
+// inference_events in ClickHouse, two queries per model version.
+// Sub-benchmarks split the time: the ingest binning alone (what the
+// collector spends), the SQL binning queries alone, and the Go statistics
+// alone.
 func BenchmarkFleetDriftPass(b *testing.B) {
 	c := chtest.NewDB(b)
 	ctx := context.Background()
 	models := traffic.Fleet(fleetModels, fleetFeatures)
+	profiles := fleetProfiles(b, models)
+	pb, err := drift.NewPrebinner(profiles)
+	if err != nil {
+		b.Fatal(err)
+	}
 	w, _ := c.NewWriter(storage.NewDefaultWriterConfig())
 	win := engine.Window{Start: t0, End: t0.Add(5 * time.Minute)}
 	t1 := time.Now()
@@ -87,6 +96,7 @@ func BenchmarkFleetDriftPass(b *testing.B) {
 			continue
 		}
 		sub := traffic.New(uint64(m), models[m:m+10]...)
+		sub.Prebin = pb
 		if err := sub.Write(ctx, w, win.Start, win.End, 5*time.Minute, fleetEvents, 0); err != nil {
 			b.Fatal(err)
 		}
@@ -95,14 +105,16 @@ func BenchmarkFleetDriftPass(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("wrote %d events in %v", fleetModels*fleetEvents, time.Since(t1))
-	profiles := fleetProfiles(b, models)
 	if err := w.Write(ctx, drift.ProfilesBlock(profiles)); err != nil {
 		b.Fatal(err)
 	}
-	for _, conc := range []int{1, 2} {
-		b.Run(fmt.Sprintf("end-to-end/concurrency=%d", conc), func(b *testing.B) {
+	for _, mode := range []struct {
+		name      string
+		prebinned bool
+	}{{"drift_bins", true}, {"sql", false}} {
+		b.Run("end-to-end/"+mode.name, func(b *testing.B) {
 			cfg := drift.NewDefaultConfig()
-			cfg.Concurrency = conc
+			cfg.Prebinned = mode.prebinned
 			d, err := drift.NewDetector(cfg, c, nil, nil)
 			if err != nil {
 				b.Fatal(err)
@@ -117,12 +129,36 @@ func BenchmarkFleetDriftPass(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			if n := d.Stats()["tests"]; n != uint64(b.N*len(profiles)) {
+			st := d.Stats()
+			if n := st["tests"]; n != uint64(b.N*len(profiles)) {
 				b.Fatalf("%d tests, want %d", n, b.N*len(profiles))
+			}
+			if mode.prebinned && st["versions_prebinned"] != uint64(b.N*fleetModels) {
+				b.Fatalf("%d versions from drift_bins, want all %d", st["versions_prebinned"], b.N*fleetModels)
 			}
 			b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/pass")
 		})
 	}
+	b.Run("ingest-binning", func(b *testing.B) {
+		gen := traffic.New(1, models[:10]...)
+		var ev storage.InferenceEventBlock
+		var events []*storage.InferenceEvent
+		gen.Each = func(e *storage.InferenceEvent) { events = append(events, e) }
+		gen.Events(&ev, nil, win.Start, win.End, 1000, 0)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			batch := pb.NewBatch()
+			for _, e := range events {
+				batch.Add(e)
+			}
+			if blk := batch.Block(); len(blk.Data) == 0 {
+				b.Fatal("no block")
+			}
+		}
+		values := float64(len(events)) * float64(fleetFeatures+3)
+		b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N)/values, "ns/value")
+	})
 	byModel := map[string][]*drift.Profile{}
 	for _, p := range profiles {
 		byModel[p.Model] = append(byModel[p.Model], p)

@@ -157,6 +157,17 @@ ORDER BY fi, ci`, chsql.Ident(database, "inference_events"), categoricalJoin, ve
 		chsql.Strings(names), ordinals(len(names)), strings.Join(cats, ", "))
 }
 
+// PrebinnedSQL sums the ingest-time counts of drift_bins over a window
+// that starts and ends on a minute: per model version, feature, profile
+// fingerprint and bin (-1: the events binned).
+func PrebinnedSQL(database string, w engine.Window) string {
+	return fmt.Sprintf(`SELECT model, model_version, feature, profile, bin, sum(count) AS n
+FROM %s
+WHERE %s
+GROUP BY model, model_version, feature, profile, bin
+ORDER BY model, model_version, feature, profile, bin`, chsql.Ident(database, "drift_bins"), chsql.Between("ts", w.Start, w.End))
+}
+
 // ProfilesSQL loads every stored profile; FINAL keeps the newest of a
 // rebuilt one.
 func ProfilesSQL(database string) string {

@@ -56,6 +56,10 @@ type Config struct {
 	Exclude []string `mapstructure:"exclude_metrics"`
 	// SeriesRefresh is how often a known series' gpu_series row is rewritten.
 	SeriesRefresh time.Duration `mapstructure:"series_refresh"`
+	// DriftProfileRefresh is how often the drift profiles that inference
+	// events are binned into at ingest (drift_bins) are reloaded; 0 turns
+	// ingest binning off and leaves all drift binning to the analyzer's SQL.
+	DriftProfileRefresh time.Duration `mapstructure:"drift_profile_refresh"`
 	// MaxInsertRows and NativeBlockRows tune the ClickHouse writer.
 	MaxInsertRows   int `mapstructure:"max_insert_rows"`
 	NativeBlockRows int `mapstructure:"native_block_rows"`
@@ -73,24 +77,25 @@ func createDefaultConfig() *Config {
 	retry := configretry.NewDefaultBackOffConfig()
 	retry.MaxElapsedTime = 0 // keep retrying while ClickHouse is away; the queue bounds memory
 	return &Config{
-		Endpoints:       def.Addrs,
-		Database:        def.Database,
-		Username:        def.Username,
-		DialTimeout:     def.DialTimeout,
-		ReadTimeout:     def.ReadTimeout,
-		MaxOpenConns:    def.MaxOpenConns,
-		Compression:     def.Compression,
-		Profile:         def.Profile,
-		CreateSchema:    true,
-		MaxLabelLength:  1024,
-		MaxAge:          7 * 24 * time.Hour,
-		MaxFuture:       time.Hour,
-		SeriesRefresh:   time.Hour,
-		MaxInsertRows:   w.MaxInsertRows,
-		NativeBlockRows: w.NativeBlockRows,
-		TimeoutConfig:   exporterhelper.TimeoutConfig{Timeout: 2 * time.Minute},
-		QueueConfig:     configoptional.Some(queue),
-		RetryConfig:     retry,
+		Endpoints:           def.Addrs,
+		Database:            def.Database,
+		Username:            def.Username,
+		DialTimeout:         def.DialTimeout,
+		ReadTimeout:         def.ReadTimeout,
+		MaxOpenConns:        def.MaxOpenConns,
+		Compression:         def.Compression,
+		Profile:             def.Profile,
+		CreateSchema:        true,
+		MaxLabelLength:      1024,
+		MaxAge:              7 * 24 * time.Hour,
+		MaxFuture:           time.Hour,
+		SeriesRefresh:       time.Hour,
+		DriftProfileRefresh: time.Minute,
+		MaxInsertRows:       w.MaxInsertRows,
+		NativeBlockRows:     w.NativeBlockRows,
+		TimeoutConfig:       exporterhelper.TimeoutConfig{Timeout: 2 * time.Minute},
+		QueueConfig:         configoptional.Some(queue),
+		RetryConfig:         retry,
 	}
 }
 
@@ -135,6 +140,9 @@ func (c *Config) Validate() error {
 		if _, err := path.Match(g, ""); err != nil {
 			errs = append(errs, fmt.Errorf("metric glob %q: %w", g, err))
 		}
+	}
+	if c.DriftProfileRefresh < 0 || (c.DriftProfileRefresh > 0 && c.DriftProfileRefresh < time.Second) {
+		errs = append(errs, fmt.Errorf("drift_profile_refresh %v: want 0 (off) or at least 1s", c.DriftProfileRefresh))
 	}
 	if c.MaxInsertRows < 1 || c.NativeBlockRows < 1 {
 		errs = append(errs, errors.New("max_insert_rows and native_block_rows must be at least 1"))

@@ -28,6 +28,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -83,6 +84,10 @@ type chExporter struct {
 	series *seriesState
 	replay replayTable
 	cat    map[string]bool // model/feature -> categorical, learned from values
+
+	prebinMu     sync.Mutex
+	prebin       *drift.Prebinner
+	prebinLoaded time.Time
 }
 
 func newExporter(cfg *Config, set exporter.Settings, signal string) (*chExporter, error) {

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
@@ -18,13 +19,14 @@ type eventBatch struct {
 	inference  storage.InferenceEventBlock
 	labels     storage.DelayedLabelBlock
 	deploys    storage.ModelDeploymentBlock
+	bins       *drift.PrebinBatch
 	rejected   map[string]int
 	normalized map[string]int
 	now        time.Time
 }
 
 func (e *chExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
-	eb := &eventBatch{rejected: map[string]int{}, normalized: map[string]int{}, now: time.Now()}
+	eb := &eventBatch{rejected: map[string]int{}, normalized: map[string]int{}, now: time.Now(), bins: e.prebinner(ctx).NewBatch()}
 	e.received(ctx, ld.LogRecordCount())
 	e.mu.Lock()
 	rls := ld.ResourceLogs()
@@ -46,7 +48,10 @@ func (e *chExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
 	for reason, n := range eb.normalized {
 		e.normalize(ctx, reason, n)
 	}
-	for _, b := range []storage.Block{eb.gpu.Block(), eb.inference.Block(), eb.labels.Block(), eb.deploys.Block()} {
+	// drift_bins follows inference_events: if its write fails, the retried
+	// push counts those events twice there, which the analyzer detects and
+	// bins that window in SQL instead.
+	for _, b := range []storage.Block{eb.gpu.Block(), eb.inference.Block(), eb.bins.Block(), eb.labels.Block(), eb.deploys.Block()} {
 		if err := e.write(ctx, b); err != nil {
 			return err
 		}
@@ -237,4 +242,5 @@ func (e *chExporter) inference(eb *eventBatch, res *resource, a attrs, t time.Ti
 		})
 	}
 	eb.inference.Append(&in)
+	eb.bins.Add(&in)
 }

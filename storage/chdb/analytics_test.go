@@ -20,6 +20,9 @@ import (
 // the analyzer's tables).
 const analyticsMigration = 6
 
+// driftBinsMigration creates drift_bins, the ingest-time drift counts.
+const driftBinsMigration = 10
+
 // The SQL the analyzer ships (package drift, spc and engine builders, the
 // very text the detectors run on ClickHouse 18.16 in their tests) runs on
 // current ClickHouse and gives the same answers.
@@ -120,6 +123,21 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 		VALUES (`+at(600)+`, `+at(300)+`, 'm', 'v1', 'a', 'numeric', 0.01, 0.5, 1, 'chi2', 2, 0.001, 'stable', 1000, 100, 0, 0, [20, 30, 50, 0], 1.5, 2, 0.02, 0),
 		       (`+at(900)+`, `+at(600)+`, 'm', 'v1', 'a', 'numeric', 0.02, 0.1, 1, 'chi2', 2, 0.001, 'stable', 1000, 100, 0, 0, [20, 30, 50, 0], 2.5, 3, 0.04, 0)`)
 	check("cusum state", q(drift.CUSUMStateSQL(db, t0.Add(800*time.Second), time.Hour)), "m\tv1\ta\t1.5\t2\t0.02")
+
+	// Ingest-time counts (migration 10) sum per bin inside the window; the
+	// fingerprint keeps all 64 bits.
+	for _, m := range schema.Migrations() {
+		if m.Version == driftBinsMigration {
+			for _, stmt := range m.Statements(tg) {
+				mustQuery(t, s, stmt)
+			}
+		}
+	}
+	const fp = "18446744073709551615"
+	mustQuery(t, s, `INSERT INTO fleetwatch.drift_bins (ts, model, model_version, feature, profile, bin, count) VALUES
+		(`+at(0)+`, 'm', 'v1', 'a', `+fp+`, -1, 3), (`+at(0)+`, 'm', 'v1', 'a', `+fp+`, 0, 2),
+		(`+at(60)+`, 'm', 'v1', 'a', `+fp+`, 0, 4), (`+at(1000)+`, 'm', 'v1', 'a', `+fp+`, 0, 100)`)
+	check("prebinned counts", q(drift.PrebinnedSQL(db, all)), "m\tv1\ta\t"+fp+"\t-1\t3\nm\tv1\ta\t"+fp+"\t0\t6")
 
 	// SPC sources. Requests are weighted by 1/sample_rate = 2.
 	w := engine.Window{Start: t0, End: t0.Add(100 * time.Second)}

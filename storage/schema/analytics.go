@@ -138,3 +138,33 @@ var AnalyzerWindows = Table{
 	RetentionDays: 400,
 	ShardingKey:   "cityHash64(detector)",
 }
+
+// driftBinsSteps is migration 10.
+var driftBinsSteps = []Step{CreateTable{DriftBins}}
+
+// DriftBins holds inference feature values binned at ingest into their
+// stored profiles, per minute, so a drift pass sums a few counts per
+// profile bin instead of unnesting every event's feature arrays. The
+// collector writes it next to inference_events; the analyzer uses a
+// profile's rows only when they cover every event of the window and falls
+// back to binning inference_events in SQL otherwise.
+var DriftBins = Table{
+	Name: "drift_bins",
+	Doc:  "Feature values binned at ingest into their drift profiles: counts per minute, model version, feature and profile bin.",
+	Columns: []Column{
+		timeColumn("ts", "start of the minute the events happened in (UTC)"),
+		lcStr("model", "model name"),
+		lcStr("model_version", "model version"),
+		lcStr("feature", "feature, or @prediction / @prediction_class"),
+		{Name: "profile", Type: "UInt64", Comment: "fingerprint of the profile's edges or categories the values were binned with"},
+		{Name: "bin", Type: "Int16", Comment: "profile bin; the bin after the last is missing values; -1 counts the events of the model version binned, with or without this feature"},
+		{Name: "count", Type: "UInt64", Comment: "values (events for bin -1); rows with the same key are summed"},
+	},
+	Engine:        SummingMergeTree,
+	EngineArgs:    "count",
+	TimeColumn:    "ts",
+	Partition:     PartitionDaily,
+	OrderBy:       []string{"model", "model_version", "ts", "feature", "profile", "bin"},
+	RetentionDays: 30,
+	ShardingKey:   "cityHash64(model)",
+}

@@ -27,6 +27,7 @@ var migrations = []Migration{
 	// Version 7 was reserved for fleet health, which needed no table.
 	{Version: 8, Name: "alerting", Steps: alertingSteps},
 	{Version: 9, Name: "views", Steps: oncallSteps},
+	{Version: 10, Name: "drift_bins", Steps: driftBinsSteps},
 }
 
 // Migrations returns every migration in version order.

@@ -42,6 +42,7 @@ const (
 	MergeTree            Engine = "MergeTree"
 	ReplacingMergeTree   Engine = "ReplacingMergeTree"
 	AggregatingMergeTree Engine = "AggregatingMergeTree"
+	SummingMergeTree     Engine = "SummingMergeTree"
 )
 
 // Index is a data-skipping index, rendered only where Features.SkipIndexes.

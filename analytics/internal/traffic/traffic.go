@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -60,8 +61,13 @@ type Faults struct {
 type Generator struct {
 	Models []Model
 	Faults Faults
-	rng    *rand.Rand
-	seq    uint64
+	// Prebin, when set, makes Write also bin each INSERT's events into
+	// these profiles and write drift_bins, as the collector does.
+	Prebin *drift.Prebinner
+	// Each, when set, sees every generated event.
+	Each func(*storage.InferenceEvent)
+	rng  *rand.Rand
+	seq  uint64
 }
 
 // New returns a generator.
@@ -87,6 +93,10 @@ func Fleet(n, f int) []Model {
 // Events appends n events per model, spread over [start, end), to b and
 // their labels (arriving labelDelay later) to lb when lb is not nil.
 func (g *Generator) Events(b *storage.InferenceEventBlock, lb *storage.DelayedLabelBlock, start, end time.Time, n int, labelDelay time.Duration) {
+	g.events(b, lb, nil, start, end, n, labelDelay)
+}
+
+func (g *Generator) events(b *storage.InferenceEventBlock, lb *storage.DelayedLabelBlock, bins *drift.PrebinBatch, start, end time.Time, n int, labelDelay time.Duration) {
 	span := end.Sub(start)
 	for mi := range g.Models {
 		m := &g.Models[mi]
@@ -136,6 +146,12 @@ func (g *Generator) Events(b *storage.InferenceEventBlock, lb *storage.DelayedLa
 				e.Status = "error"
 			}
 			b.Append(&e)
+			if bins != nil {
+				bins.Add(&e)
+			}
+			if g.Each != nil {
+				g.Each(&e)
+			}
 			if lb == nil || e.Status != "ok" {
 				continue
 			}
@@ -160,9 +176,15 @@ func (g *Generator) Write(ctx context.Context, w *storage.Writer, start, end tim
 	for t := start; t.Before(end); t = t.Add(step) {
 		b.Reset()
 		lb.Reset()
-		g.Events(&b, &lb, t, t.Add(step), n, labelDelay)
+		bins := g.Prebin.NewBatch()
+		g.events(&b, &lb, bins, t, t.Add(step), n, labelDelay)
 		if err := w.Write(ctx, b.Block()); err != nil {
 			return err
+		}
+		if bins.Events > 0 {
+			if err := w.Write(ctx, bins.Block()); err != nil {
+				return err
+			}
 		}
 		if lb.Len() > 0 {
 			if err := w.Write(ctx, lb.Block()); err != nil {

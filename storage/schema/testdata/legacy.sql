@@ -522,3 +522,17 @@ ANY LEFT JOIN
 ) AS q8 USING key
 ORDER BY multiIf(severity = 'critical', 0, severity = 'error', 1, severity = 'warning', 2, 3), opened_at, key;
 
+CREATE TABLE IF NOT EXISTS fleetwatch.drift_bins
+(
+    ts DateTime COMMENT 'start of the minute the events happened in (UTC)',
+    model String COMMENT 'model name',
+    model_version String COMMENT 'model version',
+    feature String COMMENT 'feature, or @prediction / @prediction_class',
+    profile UInt64 COMMENT 'fingerprint of the profile\'s edges or categories the values were binned with',
+    bin Int16 COMMENT 'profile bin; the bin after the last is missing values; -1 counts the events of the model version binned, with or without this feature',
+    count UInt64 COMMENT 'values (events for bin -1); rows with the same key are summed'
+)
+ENGINE = SummingMergeTree(count)
+PARTITION BY toYYYYMMDD(ts)
+ORDER BY (model, model_version, ts, feature, profile, bin);
+

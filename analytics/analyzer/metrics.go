@@ -19,7 +19,7 @@ var (
 	descLastDuration = prometheus.NewDesc("fleetwatch_analyzer_last_evaluation_seconds",
 		"How long the last evaluation took.", []string{"detector"}, nil)
 	descDrift = prometheus.NewDesc("fleetwatch_analyzer_drift_columns_total",
-		"Drift detector counters: tests run, columns skipped (skipped_insufficient_samples), versions without a profile yet, profiles built.",
+		"Drift detector counters: tests run, columns skipped (skipped_insufficient_samples), versions without a profile yet, profiles built, version windows counted from drift_bins (versions_prebinned) or binned in SQL (versions_binned_in_sql).",
 		[]string{"what"}, nil)
 )
 

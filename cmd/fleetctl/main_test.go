@@ -117,7 +117,7 @@ func TestDemoRunsThePipeline(t *testing.T) {
 		t.Fatalf("exit %d: %s\n%s", code, out, errOut)
 	}
 	for _, want := range []string{"starting ClickHouse", "collector: OTLP on", "will inject fan", "] scenario | samples",
-		"== summary ==", "fan              gpu_fan", "clickhouse-client --host 127.0.0.1", "stopping ClickHouse"} {
+		"== summary ==", "inference events binned into their profiles at ingest", "fan              gpu_fan", "clickhouse-client --host 127.0.0.1", "stopping ClickHouse"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}

@@ -37,6 +37,15 @@ func (d *Demo) summary(ctx context.Context, an *analyzer.Analyzer) error {
 		d.say("  %-14s %-22s %4d distinct, %5d windows", det, class, keys, n)
 	}
 	rows.Close()
+	// Events binned at ingest: per minute and model version, the largest
+	// tally of any of its profiles.
+	var binned uint64
+	if err := d.client.QueryScalar(ctx, fmt.Sprintf(`SELECT sum(n) FROM (SELECT max(c) AS n FROM (
+		SELECT ts, model, model_version, feature, sum(count) AS c FROM %s.drift_bins WHERE bin = -1 GROUP BY ts, model, model_version, feature
+	) GROUP BY ts, model, model_version)`, db), &binned); err != nil {
+		return fmt.Errorf("summary: %w", err)
+	}
+	d.say("drift: %d of %d inference events binned into their profiles at ingest (drift_bins; the others belong to versions that had no profile yet when they arrived)", binned, c.inferences)
 
 	incs, err := d.incidents(ctx)
 	if err != nil {

@@ -69,6 +69,20 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Client, error) {
 // CreateDatabase connects to the server's default database and creates
 // cfg.Database (ON CLUSTER when a cluster is configured).
 func CreateDatabase(ctx context.Context, cfg Config) error {
+	tg := schema.Target{Database: cfg.Database, Cluster: cfg.Cluster}
+	return execOnDefault(ctx, cfg, schema.Bootstrap(tg)[0], "create database")
+}
+
+// DropDatabase drops cfg.Database and every table in it (on every node in
+// cluster mode). The demo uses it to start each run from an empty database.
+func DropDatabase(ctx context.Context, cfg Config) error {
+	tg := schema.Target{Database: cfg.Database, Cluster: cfg.Cluster}
+	return execOnDefault(ctx, cfg, "DROP DATABASE IF EXISTS "+cfg.Database+tg.OnCluster(), "drop database")
+}
+
+// execOnDefault runs a statement about cfg.Database from the default
+// database, which always exists.
+func execOnDefault(ctx context.Context, cfg Config, stmt, what string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -77,10 +91,8 @@ func CreateDatabase(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer conn.Close()
-	tg := schema.Target{Database: cfg.Database, Cluster: cfg.Cluster}
-	stmt := schema.Bootstrap(tg)[0]
 	if err := conn.Exec(ctx, stmt); err != nil {
-		return fmt.Errorf("create database %s at %s: %w", cfg.Database, strings.Join(cfg.Addrs, ","), err)
+		return fmt.Errorf("%s %s at %s: %w", what, cfg.Database, strings.Join(cfg.Addrs, ","), err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,26 +112,55 @@ func TestDemoRunsThePipeline(t *testing.T) {
 	chtest.Server(t) // skips or fails like every ClickHouse test when the server is missing
 	t.Setenv(storage.DSNEnv, "")
 	data := t.TempDir()
-	code, out, errOut := fleetctl(t, "demo", "--data", data, "--scenario", "testdata/demo/tiny.yaml",
-		"--config", "../../deploy/demo/fleetwatch.yaml", "--grace", "4s", "--progress", "3s")
-	if code != 0 {
-		t.Fatalf("exit %d: %s\n%s", code, out, errOut)
-	}
-	for _, want := range []string{"starting ClickHouse", "collector: OTLP on", "will inject fan", "] scenario | samples",
-		"== summary ==", "inference events binned into their profiles at ingest", "fan              gpu_fan", "clickhouse-client --host 127.0.0.1", "stopping ClickHouse"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("demo output lacks %q:\n%s", want, out)
+	run := func() (samples int) {
+		t.Helper()
+		code, out, errOut := fleetctl(t, "demo", "--data", data, "--scenario", "testdata/demo/tiny.yaml",
+			"--config", "../../deploy/demo/fleetwatch.yaml", "--grace", "4s", "--progress", "3s")
+		if code != 0 {
+			t.Fatalf("exit %d: %s\n%s", code, out, errOut)
 		}
+		for _, want := range []string{"starting ClickHouse", "collector: OTLP on", "will inject fan", "] scenario | samples",
+			"== summary ==", "inference events binned into their profiles at ingest", "fan              gpu_fan", "clickhouse-client --host 127.0.0.1", "stopping ClickHouse"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("demo output lacks %q:\n%s", want, out)
+			}
+		}
+		m := regexp.MustCompile(`ingested: (\d+) GPU samples, \d+ GPU events, (\d+) inference events`).FindStringSubmatch(out)
+		if m == nil || m[1] == "0" || m[2] == "0" {
+			t.Fatalf("nothing ingested: %v\n%s", m, out)
+		}
+		samples, _ = strconv.Atoi(m[1])
+		return samples
 	}
-	m := regexp.MustCompile(`ingested: (\d+) GPU samples, \d+ GPU events, (\d+) inference events`).FindStringSubmatch(out)
-	if m == nil || m[1] == "0" || m[2] == "0" {
-		t.Errorf("nothing ingested: %v\n%s", m, out)
-	}
+	first := run()
 	if _, err := os.Stat(data + "/clickhouse/data"); err != nil {
 		t.Errorf("no data directory: %v", err)
 	}
 	if left, _ := filepath.Glob(data + "/run-*"); len(left) > 0 {
 		t.Errorf("the run's queue and buffer directories were left behind: %v", left)
+	}
+	// A second run in the same directory starts from an empty database: its
+	// counts are its own, not added to the first run's.
+	if second := run(); second > first*3/2 {
+		t.Errorf("second run counted %d samples after the first's %d: the first run's data was kept", second, first)
+	}
+}
+
+// Pointed at a server whose database already holds data, the demo refuses
+// rather than score another run's incidents or drop the user's data.
+func TestDemoRefusesADatabaseWithData(t *testing.T) {
+	c := chtest.NewDB(t)
+	if err := c.Exec(context.Background(), "INSERT INTO detections (ts, detector, class, severity, entity_type, entity, key, value, summary) SELECT now(), 'x', 'x', 'info', 'gpu', 'g', 'k', 1, ''"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(storage.DSNEnv, "clickhouse://"+c.Config().Addrs[0]+"/"+c.Config().Database)
+	code, out, errOut := fleetctl(t, "demo", "--data", t.TempDir(), "--scenario", "testdata/demo/tiny.yaml", "--config", "../../deploy/demo/fleetwatch.yaml")
+	if code != 1 || !strings.Contains(errOut, "already holds 1 rows") || !strings.Contains(errOut, "empty database") {
+		t.Fatalf("exit %d: %s\n%s", code, out, errOut)
+	}
+	var n uint64
+	if err := c.QueryScalar(context.Background(), "SELECT count() FROM detections", &n); err != nil || n != 1 {
+		t.Fatalf("the user's data changed: %d rows (%v)", n, err)
 	}
 }
 

@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent/sim"
+	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chserver"
+	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
 // Config is what the demo runs.
@@ -114,7 +116,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 	chCfg := cfg.ClickHouse
 	if !cfg.UseServer {
 		dir := filepath.Join(data, "clickhouse")
-		d.say("starting ClickHouse (data in %s) ...", dir)
+		d.say("starting ClickHouse (data in %s; each run starts from an empty database) ...", dir)
 		srv, err := chserver.Start(ctx, chserver.Config{Dir: dir})
 		if err != nil {
 			if errors.Is(err, chserver.ErrNoBinary) {
@@ -128,6 +130,14 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 		}()
 		chCfg.Addrs = []string{srv.Addr()}
 	}
+	// The scenario's faults are scored against what this run raises, so a
+	// run starts from an empty database: the demo's own server drops the
+	// previous run's; a server the user named must hold none.
+	if !cfg.UseServer {
+		if err := storage.DropDatabase(ctx, chCfg); err != nil {
+			return err
+		}
+	}
 	if err := storage.CreateDatabase(ctx, chCfg); err != nil {
 		return err
 	}
@@ -135,6 +145,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 		return err
 	}
 	defer d.client.Close()
+	if cfg.UseServer {
+		if err := requireEmpty(ctx, d.client); err != nil {
+			return err
+		}
+	}
 	rep, err := d.client.Migrate(ctx)
 	if err != nil {
 		return err
@@ -262,4 +277,19 @@ func mustFreePort() int {
 	_, p, _ := net.SplitHostPort(mustFreeAddr())
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// requireEmpty fails when the database already holds rows: the demo's
+// scoring would count another run's incidents.
+func requireEmpty(ctx context.Context, c *storage.Client) error {
+	var rows uint64
+	db := c.Config().Database
+	q := "SELECT sum(rows) FROM system.parts WHERE active AND database = " + chsql.String(db) + " AND table != " + chsql.String(schema.MigrationsTable)
+	if err := c.QueryScalar(ctx, q, &rows); err != nil {
+		return fmt.Errorf("demo: check that database %s is empty: %w", db, err)
+	}
+	if rows > 0 {
+		return fmt.Errorf("demo: database %s already holds %d rows; the demo scores only what it injects, so give it an empty database (another name in the DSN, e.g. .../fleetwatch_demo)", db, rows)
+	}
+	return nil
 }

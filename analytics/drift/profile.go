@@ -211,7 +211,7 @@ func BuildNumeric(values []float64, cfg BuildConfig) (*Profile, error) {
 	}
 	pos = slices.Compact(pos)
 	sel := slices.Clone(finite)
-	selectPositions(sel, pos)
+	kernels.SelectPositions(sel, pos)
 	q := make([]float64, len(levels))
 	for i, l := range levels {
 		q[i] = sel[quantileIndex(l, len(finite))]

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/fleetwatch/fleetwatch/analytics/kernels"
 )
 
 func numericProfile(t *testing.T, values []float64, bins int) *Profile {
@@ -327,7 +329,7 @@ func TestSelectPositionsMatchesSort(t *testing.T) {
 		}
 		pos = slices.Compact(pos)
 		sel := slices.Clone(xs)
-		selectPositions(sel, pos)
+		kernels.SelectPositions(sel, pos)
 		for _, p := range pos {
 			if sel[p] != sorted[p] {
 				t.Fatalf("trial %d (n=%d): position %d holds %v, sorted %v", trial, n, p, sel[p], sorted[p])

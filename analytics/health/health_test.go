@@ -2,7 +2,6 @@ package health
 
 import (
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -12,38 +11,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
-
-func TestMedianMatchesSort(t *testing.T) {
-	rng := rand.New(rand.NewPCG(7, 8))
-	for _, n := range []int{1, 2, 3, 16, 17, 18, 100, 1001, 4096} {
-		for _, dist := range []string{"normal", "ties", "sorted", "reversed"} {
-			xs := make([]float64, n)
-			for i := range xs {
-				switch dist {
-				case "normal":
-					xs[i] = rng.NormFloat64()
-				case "ties":
-					xs[i] = float64(rng.IntN(3))
-				case "sorted":
-					xs[i] = float64(i)
-				case "reversed":
-					xs[i] = float64(n - i)
-				}
-			}
-			s := slices.Sorted(slices.Values(xs))
-			want := s[n/2]
-			if n%2 == 0 {
-				want = (s[n/2-1] + s[n/2]) / 2
-			}
-			if got := Median(xs); got != want {
-				t.Errorf("n=%d %s: median %v, want %v", n, dist, got, want)
-			}
-		}
-	}
-	if !math.IsNaN(Median(nil)) {
-		t.Error("median of nothing should be NaN")
-	}
-}
 
 func TestGroupStats(t *testing.T) {
 	nan := math.NaN()

@@ -88,20 +88,11 @@ func robustCenter(xs []float64) (median, sigma float64) {
 	for i := 1; i < len(xs); i++ {
 		diffs = append(diffs, math.Abs(xs[i]-xs[i-1]))
 	}
-	median = medianOf(slices.Clone(xs))
+	median = kernels.Median(slices.Clone(xs))
 	if len(diffs) > 0 {
-		sigma = medianOf(diffs) / 0.954
+		sigma = kernels.Median(diffs) / 0.954
 	}
 	return median, max(sigma, kernels.SigmaFloor(median))
-}
-
-func medianOf(xs []float64) float64 {
-	slices.Sort(xs)
-	n := len(xs)
-	if n%2 == 1 {
-		return xs[n/2]
-	}
-	return (xs[n/2-1] + xs[n/2]) / 2
 }
 
 // keptStats is the mean of the kept points and MR̄ over consecutive kept

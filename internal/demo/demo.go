@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
+	"github.com/fleetwatch/fleetwatch/internal/freeport"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chserver"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
@@ -256,27 +256,20 @@ func derefInt(p *int) int {
 	return *p
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
+// mustFreeAddr is a free loopback address, or 127.0.0.1:0 (any port) when
+// none could be probed.
 func mustFreeAddr() string {
-	a, err := freeAddr()
+	a, err := freeport.Addr()
 	if err != nil {
 		return "127.0.0.1:0"
 	}
 	return a
 }
 
+// mustFreePort is a free loopback port, or 0 (any port).
 func mustFreePort() int {
-	_, p, _ := net.SplitHostPort(mustFreeAddr())
-	n, _ := strconv.Atoi(p)
-	return n
+	p, _ := freeport.Port()
+	return p
 }
 
 // requireEmpty fails when the database already holds rows: the demo's

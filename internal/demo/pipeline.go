@@ -13,6 +13,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/collector"
+	"github.com/fleetwatch/fleetwatch/internal/freeport"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -25,7 +26,7 @@ type pipeline struct {
 // startPipeline starts the collector (the shipped default configuration on
 // free loopback ports) writing to ch, its queue under dir.
 func startPipeline(ctx context.Context, ch storage.Config, dir string, memoryQueue bool) (*pipeline, error) {
-	grpcAddr, err := freeAddr()
+	grpcAddr, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/internal/freeport"
 )
 
 // InstallHint tells a user how to get the server binary.
@@ -251,12 +253,11 @@ func (s *Server) LogTail(n int) string {
 }
 
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Port()
 	if err != nil {
-		return 0, fmt.Errorf("chserver: find a free port: %w", err)
+		return 0, fmt.Errorf("chserver: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p, nil
 }
 
 var configTmpl = template.Must(template.New("config").Parse(`<?xml version="1.0"?>

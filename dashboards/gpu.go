@@ -1,5 +1,7 @@
 package dashboards
 
+import "github.com/fleetwatch/fleetwatch/storage/schema"
+
 // The GPU fleet health dashboard: topology heat maps, stragglers, ECC and
 // NVLink trends, XIDs. Platform on-call's view (the infrastructure level
 // of the monitoring hierarchy).
@@ -63,14 +65,14 @@ WHERE `+tempMetric+` AND $__timeFilter(minute)
 
 	b.add(sqlPanel("table", "Node health now", "Latest health per node (view oncall_node_health), worst first.", 24, 8, tableLook,
 		`SELECT * FROM oncall_node_health WHERE `+topoFilter),
-		Expect{Columns: viewColumns("oncall_node_health"), Rows: true})
+		Expect{Columns: schema.OncallNodeHealth.ColumnNames(), Rows: true})
 
 	b.add(sqlPanel("timeseries", "Training step time per node (stragglers)", "Slowest rank's step time per node: a gray-failure straggler is the line above its peers with no error anywhere.", 12, 8,
 		lineLook("s"), rollup("node", stepMetric, "maxMerge(max)", "max(v)", "step_seconds")),
 		Expect{Columns: []string{"time", "node", "step_seconds"}, Rows: true})
 	b.add(sqlPanel("table", "Stragglers (last 24 h)", "From detections (view oncall_stragglers_24h).", 12, 8, tableLook,
 		`SELECT * FROM oncall_stragglers_24h WHERE `+topoFilter),
-		Expect{Columns: viewColumns("oncall_stragglers_24h"), Rows: true})
+		Expect{Columns: schema.OncallStragglers.ColumnNames(), Rows: true})
 
 	b.add(sqlPanel("timeseries", "ECC errors per node", "Volatile single- and double-bit ECC error increases per interval.", 12, 8,
 		lineLook("none"), rollup("node", eccMetrics, "sumMerge(delta_sum)", "sum(v)", "ecc_errors")),

@@ -9,20 +9,6 @@ import (
 // The four views of the monitoring hierarchy (Executive, Portfolio, Model,
 // Investigation) and the Drift dashboard.
 
-// viewColumns lists an on-call view's columns (storage/schema migration 9).
-func viewColumns(name string) []string {
-	for _, v := range schema.QueryViews() {
-		if v.Name == name {
-			out := make([]string, len(v.Columns))
-			for i, c := range v.Columns {
-				out[i] = c.Name
-			}
-			return out
-		}
-	}
-	panic("dashboards: no on-call view " + name)
-}
-
 var (
 	singleModelVar = func() Variable {
 		v := modelVar
@@ -95,10 +81,10 @@ ORDER BY time, class`),
 		Expect{Columns: []string{"time", "class", "detections"}, Rows: true})
 	b.add(sqlPanel("table", "Model SLO status", "Every model's last hour against its objectives (view oncall_model_slo).", 12, 8, tableLook,
 		`SELECT * FROM oncall_model_slo`),
-		Expect{Columns: viewColumns("oncall_model_slo"), Rows: true})
+		Expect{Columns: schema.OncallModelSLO.ColumnNames(), Rows: true})
 	b.add(sqlPanel("table", "Open incidents: owners and evidence", "Current open incidents with owner and evidence (view oncall_open_incidents).", 24, 8, tableLook,
 		`SELECT * FROM oncall_open_incidents`),
-		Expect{Columns: viewColumns("oncall_open_incidents"), Rows: true})
+		Expect{Columns: schema.OncallOpenIncidents.ColumnNames(), Rows: true})
 	b.add(promPanel("Collector ingest (Prometheus)", "Metric points the collectors accept per second (their own /metrics): a drop means blind dashboards, not a healthy fleet.", 24, 6,
 		lineLook("short"), `sum by (receiver) (rate(otelcol_receiver_accepted_metric_points_total[$__rate_interval]))`, "{{receiver}}"), Expect{})
 	return b
@@ -306,7 +292,7 @@ ORDER BY time, column`),
 		Expect{Columns: []string{"time", "column", "psi"}, Rows: true})
 	b.add(sqlPanel("table", "Drift leaders", "Latest PSI per model column in the last 24 h (view oncall_drift_leaders).", 12, 8, tableLook,
 		`SELECT * FROM oncall_drift_leaders WHERE `+modelFilter),
-		Expect{Columns: viewColumns("oncall_drift_leaders"), Rows: true})
+		Expect{Columns: schema.OncallDriftLeaders.ColumnNames(), Rows: true})
 	b.add(sqlPanel("timeseries", "q-value per feature", "Benjamini-Hochberg adjusted p-values: a flag needs PSI in a band and a small q-value, so 100 features do not raise 5 false alarms a window.", 12, 8,
 		look{unit: "none", interval: "1m", custom: map[string]any{"scaleDistribution": map[string]any{"type": "log", "log": 10}}},
 		`SELECT ts AS time, concat(model, ' / ', feature) AS column, greatest(q_value, 1e-12) AS q_value

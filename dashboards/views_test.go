@@ -10,14 +10,14 @@ import (
 )
 
 // rowsOf reads a whole on-call view as strings keyed by column name.
-func rowsOf(t *testing.T, d *demo, view string, where string) []map[string]string {
+func rowsOf(t *testing.T, d *demo, view schema.QueryView, where string) []map[string]string {
 	t.Helper()
-	v := viewColumns(view)
+	v := view.ColumnNames()
 	cols := make([]string, len(v))
 	for i, c := range v {
 		cols[i] = "toString(" + c + ")"
 	}
-	sql := fmt.Sprintf("SELECT %s FROM %s %s", strings.Join(cols, ", "), view, where)
+	sql := fmt.Sprintf("SELECT %s FROM %s %s", strings.Join(cols, ", "), view.Name, where)
 	rows, err := d.c.Conn().Query(context.Background(), sql)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, sql)
@@ -66,8 +66,8 @@ func checkViews(t *testing.T, d *demo) {
 		if err != nil {
 			t.Fatalf("%s: %v", v.Name, err)
 		}
-		if fmt.Sprint(res.columns) != fmt.Sprint(viewColumns(v.Name)) {
-			t.Errorf("%s: columns %v, documented %v", v.Name, res.columns, viewColumns(v.Name))
+		if fmt.Sprint(res.columns) != fmt.Sprint(v.ColumnNames()) {
+			t.Errorf("%s: columns %v, documented %v", v.Name, res.columns, v.ColumnNames())
 		}
 		for i, c := range v.Columns {
 			if i < len(res.types) && res.types[i] != c.Type {
@@ -76,7 +76,7 @@ func checkViews(t *testing.T, d *demo) {
 		}
 	}
 
-	nodes := byKey(rowsOf(t, d, "oncall_node_health", ""), "node")
+	nodes := byKey(rowsOf(t, d, schema.OncallNodeHealth, ""), "node")
 	if len(nodes) != 4 {
 		t.Fatalf("node health has %d nodes, want 4: %v", len(nodes), nodes)
 	}
@@ -106,7 +106,7 @@ func checkViews(t *testing.T, d *demo) {
 		t.Errorf("oncall_node_health: rack-01 (%.0f °C) is not clearly hotter than rack-00 (%.0f °C)", hot, cool)
 	}
 
-	leaders := rowsOf(t, d, "oncall_drift_leaders", "")
+	leaders := rowsOf(t, d, schema.OncallDriftLeaders, "")
 	if len(leaders) != 3 || leaders[0]["model"] != "fraud" || leaders[0]["feature"] != "amount" ||
 		leaders[0]["latest_band"] != "action" || leaders[0]["flagged_windows_24h"] == "0" || leaders[0]["windows_24h"] != "12" {
 		t.Errorf("oncall_drift_leaders: %v", leaders)
@@ -115,18 +115,18 @@ func checkViews(t *testing.T, d *demo) {
 		t.Errorf("oncall_drift_leaders: the stable column should come last: %v", last)
 	}
 
-	strag := rowsOf(t, d, "oncall_stragglers_24h", "")
+	strag := rowsOf(t, d, schema.OncallStragglers, "")
 	if len(strag) != 1 || strag[0]["node"] != "node-000" || strag[0]["windows"] != "2" || strag[0]["action"] != "drain" {
 		t.Errorf("oncall_stragglers_24h: %v", strag)
 	}
 
-	inc := rowsOf(t, d, "oncall_open_incidents", "")
+	inc := rowsOf(t, d, schema.OncallOpenIncidents, "")
 	if len(inc) != 1 || inc[0]["key"] != "thermal/rack/rack-01" || inc[0]["evidence_count"] != "2" || inc[0]["oncall"] != "platform-oncall" ||
 		!strings.Contains(inc[0]["evidence"], "node node-003: node-003 hot") {
 		t.Errorf("oncall_open_incidents: want only the rack incident with its two detections: %v", inc)
 	}
 
-	slo := byKey(rowsOf(t, d, "oncall_model_slo", ""), "model")
+	slo := byKey(rowsOf(t, d, schema.OncallModelSLO, ""), "model")
 	want := map[string]string{"fraud": "breach", "churn": "breach", "search": "ok"}
 	for m, status := range want {
 		if slo[m]["status"] != status {

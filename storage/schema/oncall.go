@@ -27,6 +27,9 @@ type QueryView struct {
 	Select string
 }
 
+// ColumnNames lists the view's columns in order.
+func (v QueryView) ColumnNames() []string { return columnNames(v.Columns) }
+
 // CreateQueryView creates a plain view.
 type CreateQueryView struct{ View QueryView }
 

@@ -93,9 +93,11 @@ func (t Table) Column(name string) (Column, bool) {
 }
 
 // ColumnNames lists the columns in definition order.
-func (t Table) ColumnNames() []string {
-	out := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
+func (t Table) ColumnNames() []string { return columnNames(t.Columns) }
+
+func columnNames(cs []Column) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
 		out[i] = c.Name
 	}
 	return out

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"math"
 	"path"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -147,6 +149,16 @@ func (e *chExporter) labelsOf(attrs pcommon.Map, extra map[string]string) pointL
 	}
 	sortKV(pl.keys, pl.values)
 	return pl
+}
+
+// with returns a copy of pl with one more label, in key order; the copy has
+// its own key and value slices (series rows keep them).
+func (pl pointLabels) with(k, v string) pointLabels {
+	i := sort.SearchStrings(pl.keys, k)
+	out := pl
+	out.keys = slices.Insert(slices.Clone(pl.keys), i, k)
+	out.values = slices.Insert(slices.Clone(pl.values), i, v)
+	return out
 }
 
 type kvSort struct{ k, v []string }
@@ -395,6 +407,7 @@ func (e *chExporter) histogram(mb *metricBatch, res *resource, name string, h pm
 	for i := 0; i < dps.Len(); i++ {
 		dp := dps.At(i)
 		bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
+		pl := e.labelsOf(dp.Attributes(), nil) // once per point; each bucket adds le
 		var acc uint64
 		for b := 0; b < counts.Len(); b++ {
 			acc += counts.At(b)
@@ -402,11 +415,10 @@ func (e *chExporter) histogram(mb *metricBatch, res *resource, name string, h pm
 			if b < bounds.Len() {
 				le = strconv.FormatFloat(bounds.At(b), 'g', -1, 64)
 			}
-			pl := e.labelsOf(dp.Attributes(), map[string]string{"le": le})
-			e.store(mb, res, point{name: name + "_bucket", labels: &pl, value: float64(acc), counter: true,
+			bl := pl.with("le", le)
+			e.store(mb, res, point{name: name + "_bucket", labels: &bl, value: float64(acc), counter: true,
 				delta: float64(acc), hasDelta: !cumulative, start: dp.StartTimestamp(), ts: dp.Timestamp()})
 		}
-		pl := e.labelsOf(dp.Attributes(), nil)
 		if dp.HasSum() && !math.IsNaN(dp.Sum()) && !math.IsInf(dp.Sum(), 0) {
 			e.store(mb, res, point{name: name + "_sum", labels: &pl, value: dp.Sum(), counter: true,
 				delta: dp.Sum(), hasDelta: !cumulative, start: dp.StartTimestamp(), ts: dp.Timestamp()})
@@ -426,7 +438,7 @@ func (e *chExporter) summary(mb *metricBatch, res *resource, name string, s pmet
 		e.store(mb, res, point{name: name + "_count", labels: &pl, value: float64(dp.Count()), counter: true, start: dp.StartTimestamp(), ts: dp.Timestamp()})
 		qs := dp.QuantileValues()
 		for q := 0; q < qs.Len(); q++ {
-			ql := e.labelsOf(dp.Attributes(), map[string]string{"quantile": strconv.FormatFloat(qs.At(q).Quantile(), 'g', -1, 64)})
+			ql := pl.with("quantile", strconv.FormatFloat(qs.At(q).Quantile(), 'g', -1, 64))
 			e.store(mb, res, point{name: name, labels: &ql, value: qs.At(q).Value(), start: dp.StartTimestamp(), ts: dp.Timestamp()})
 		}
 	}

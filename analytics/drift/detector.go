@@ -397,15 +397,14 @@ func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Det
 
 // decide applies Benjamini–Hochberg across the pass and the CUSUMs.
 func (d *Detector) decide(results []*tested) {
-	ps := make([]float64, len(results))
+	rs := make([]Result, len(results))
 	for i, t := range results {
-		ps[i] = t.r.PValue
+		rs[i] = t.r
 	}
-	rejected, q := BenjaminiHochberg(ps, d.cfg.FDR)
+	flagged, q := Flag(rs, d.cfg.FDR)
 	seq := d.cfg.sequential()
 	for i, t := range results {
-		t.q = q[i]
-		t.flagged = rejected[i] && t.r.Band != Stable
+		t.q, t.flagged = q[i], flagged[i]
 		c := d.cusum[t.p.Key()]
 		if c == nil {
 			c = &CUSUM{}

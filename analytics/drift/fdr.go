@@ -39,3 +39,19 @@ func BenjaminiHochberg(pvalues []float64, q float64) (rejected []bool, adjusted 
 	}
 	return rejected, adjusted
 }
+
+// Flag is the decision every drift pass makes over its columns' results:
+// Benjamini–Hochberg at fdr across all of them, and a column is flagged
+// only when it is both significant and practically large (out of the
+// stable band). It returns the flags and the q-values.
+func Flag(results []Result, fdr float64) (flagged []bool, q []float64) {
+	ps := make([]float64, len(results))
+	for i, r := range results {
+		ps[i] = r.PValue
+	}
+	flagged, q = BenjaminiHochberg(ps, fdr)
+	for i, r := range results {
+		flagged[i] = flagged[i] && r.Band != Stable
+	}
+	return flagged, q
+}

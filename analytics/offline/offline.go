@@ -203,20 +203,18 @@ func (rep *Report) finish(profiles []*drift.Profile, hists [][]float64, opt Opti
 	if err != nil {
 		return err
 	}
-	ps := make([]float64, len(profiles))
+	rs := make([]drift.Result, len(profiles))
 	for i, p := range profiles {
 		r, err := t.Test(p, hists[i])
 		if err != nil {
 			return err
 		}
 		rep.Columns = append(rep.Columns, Column{Name: p.Feature, Profile: p, Result: r})
-		ps[i] = r.PValue
+		rs[i] = r
 	}
-	rejected, q := drift.BenjaminiHochberg(ps, opt.FDR)
+	flagged, q := drift.Flag(rs, opt.FDR)
 	for i := range rep.Columns {
-		c := &rep.Columns[i]
-		c.QValue = q[i]
-		c.Flagged = rejected[i] && c.Result.Band != drift.Stable
+		rep.Columns[i].QValue, rep.Columns[i].Flagged = q[i], flagged[i]
 	}
 	return nil
 }

@@ -121,22 +121,16 @@ func CompareTables(ref, cur *tabular.Table, opt Options) (*Report, error) {
 			rep.Skipped = append(rep.Skipped, Skip{pair, kindMismatch(rc.Numeric)})
 			continue
 		}
-		var p *drift.Profile
-		var err error
+		p, err := profileColumn(rc, opt.Build)
 		h := []float64{}
-		if rc.Numeric {
-			if p, err = drift.BuildNumeric(rc.Floats, opt.Build); err == nil {
-				h, err = binFloats(p, cc.Floats)
-			}
-		} else {
-			if p, err = drift.BuildCategorical(rc.Strings, opt.Build); err == nil {
-				h, err = binStrings(p, cc.Strings)
-			}
+		if err == nil && rc.Numeric {
+			h, err = binFloats(p, cc.Floats)
+		} else if err == nil {
+			h, err = binStrings(p, cc.Strings)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", pair, err)
 		}
-		p.Feature = pair
 		profiles, hists = append(profiles, p), append(hists, h)
 	}
 	return rep, rep.finish(profiles, hists, opt)
@@ -227,18 +221,29 @@ func ProfileFile(path string, cfg drift.BuildConfig) ([]*drift.Profile, error) {
 		return nil, err
 	}
 	var out []*drift.Profile
-	for _, c := range t.Columns {
-		var p *drift.Profile
-		if c.Numeric {
-			p, err = drift.BuildNumeric(c.Floats, cfg)
-		} else {
-			p, err = drift.BuildCategorical(c.Strings, cfg)
-		}
+	for i := range t.Columns {
+		p, err := profileColumn(&t.Columns[i], cfg)
 		if err != nil {
-			return nil, fmt.Errorf("%s: column %s: %w", path, c.Name, err)
+			return nil, fmt.Errorf("%s: column %s: %w", path, t.Columns[i].Name, err)
 		}
-		p.Feature = c.Name
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// profileColumn builds a reference profile of a numeric or string column,
+// named after it.
+func profileColumn(c *tabular.Column, cfg drift.BuildConfig) (*drift.Profile, error) {
+	var p *drift.Profile
+	var err error
+	if c.Numeric {
+		p, err = drift.BuildNumeric(c.Floats, cfg)
+	} else {
+		p, err = drift.BuildCategorical(c.Strings, cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.Feature = c.Name
+	return p, nil
 }

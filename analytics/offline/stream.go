@@ -145,21 +145,15 @@ func sampleProfiles(ref *tabular.IPCFile, cols []streamCol, opt Options) error {
 	for i := range cols {
 		c := &cols[i]
 		var err error
-		if c.numeric {
-			c.profile, err = drift.BuildNumeric(floats[i], opt.Build)
-			if err == nil {
-				c.binner, err = c.profile.Binner()
-			}
-		} else {
-			c.profile, err = drift.BuildCategorical(strs[i], opt.Build)
-			if err == nil {
-				c.cats, err = c.profile.CategoryIndex()
-			}
+		c.profile, err = profileColumn(&tabular.Column{Name: c.name, Numeric: c.numeric, Floats: floats[i], Strings: strs[i]}, opt.Build)
+		if err == nil && c.numeric {
+			c.binner, err = c.profile.Binner()
+		} else if err == nil {
+			c.cats, err = c.profile.CategoryIndex()
 		}
 		if err != nil {
 			return fmt.Errorf("column %s: %w", c.name, err)
 		}
-		c.profile.Feature = c.name
 		floats[i], strs[i] = nil, nil
 	}
 	return nil

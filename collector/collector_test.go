@@ -471,6 +471,11 @@ func TestBadInputIsCountedAndTheRestLands(t *testing.T) {
 		}
 		return true
 	})
+	// Only the metrics exporter holds series; the logs and traces ones must
+	// not report a competing 0 for the same gauge.
+	if n := col.selfMetric(t, "fleetwatch_exporter_series_cached", nil); n < 1 {
+		t.Errorf("fleetwatch_exporter_series_cached = %v after storing series", n)
+	}
 	norm := map[[2]string]float64{{"metrics", "missing_timestamp"}: 1, {"metrics", "label_truncated"}: 1, {"logs", "feature_dropped_wrong_type"}: 1}
 	for k, v := range norm {
 		if got := col.selfMetric(t, "fleetwatch_exporter_normalized_items", map[string]string{"signal": k[0], "reason": k[1]}); got != v {

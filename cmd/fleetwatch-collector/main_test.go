@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
@@ -46,5 +47,13 @@ func TestDefaultConfigIsTheDeployedOne(t *testing.T) {
 	}
 	if got := withDefaultConfig([]string{"--config=x.yaml"}); len(got) != 1 {
 		t.Fatalf("default added beside --config: %v", got)
+	}
+	// The embedded default is a copy of the deployed file; keep them equal.
+	deployed, err := os.ReadFile("../../deploy/collector.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(deployed) != collector.DefaultConfig {
+		t.Fatal("collector/default.yaml differs from deploy/collector.yaml; copy one onto the other")
 	}
 }

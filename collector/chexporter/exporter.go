@@ -83,7 +83,7 @@ type chExporter struct {
 	mu     sync.Mutex
 	series *seriesState
 	replay replayTable
-	cat    map[string]bool // model/feature -> categorical, learned from values
+	cat    map[featureKey]bool // categorical features, learned from values
 
 	prebinMu     sync.Mutex
 	prebin       *drift.Prebinner
@@ -93,7 +93,7 @@ type chExporter struct {
 func newExporter(cfg *Config, set exporter.Settings, signal string) (*chExporter, error) {
 	meter := set.TelemetrySettings.MeterProvider.Meter("github.com/fleetwatch/fleetwatch/collector/chexporter")
 	var err error
-	e := &chExporter{cfg: cfg, logger: set.Logger, signal: signal, series: newSeriesState(cfg.SeriesRefresh), replay: replayTable{}, cat: map[string]bool{}}
+	e := &chExporter{cfg: cfg, logger: set.Logger, signal: signal, series: newSeriesState(cfg.SeriesRefresh), replay: replayTable{}, cat: map[featureKey]bool{}}
 	e.tel.received, err = meter.Int64Counter("fleetwatch_exporter_received_items",
 		metric.WithDescription("Data points, log records and spans received by the ClickHouse exporter."), metric.WithUnit("{item}"))
 	if err != nil {
@@ -114,6 +114,9 @@ func newExporter(cfg *Config, set exporter.Settings, signal string) (*chExporter
 	if err != nil {
 		return nil, err
 	}
+	if signal != signalMetrics {
+		return e, nil // only the metrics exporter holds series state
+	}
 	_, err = meter.Int64ObservableGauge("fleetwatch_exporter_series_cached",
 		metric.WithDescription("Counter and series states held for delta computation."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
@@ -122,6 +125,9 @@ func newExporter(cfg *Config, set exporter.Settings, signal string) (*chExporter
 		}))
 	return e, err
 }
+
+// featureKey names a model's feature without building a string per value.
+type featureKey struct{ model, feature string }
 
 // start connects to ClickHouse. If it cannot, the collector still starts:
 // data waits in the queue and every push tries to connect again.

@@ -218,7 +218,7 @@ func (e *chExporter) inference(eb *eventBatch, res *resource, a attrs, t time.Ti
 	}
 	if v, ok := a.m.Get(telemetry.AttrFeatures); ok && v.Type() == pcommon.ValueTypeMap {
 		v.Map().Range(func(name string, fv pcommon.Value) bool {
-			key := model + "/" + name
+			key := featureKey{model, name}
 			switch fv.Type() {
 			case pcommon.ValueTypeDouble:
 				in.FeatureNames, in.FeatureValues = append(in.FeatureNames, name), append(in.FeatureValues, fv.Double())

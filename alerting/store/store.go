@@ -33,7 +33,7 @@ func New(c *storage.Client) (*Store, error) {
 	return &Store{c: c, w: w}, nil
 }
 
-func (s *Store) table(name string) string { return s.c.Config().Database + "." + name }
+func (s *Store) table(name string) string { return chsql.Ident(s.c.Config().Database, name) }
 
 func unix(t time.Time) int64 {
 	if t.IsZero() {
@@ -128,7 +128,7 @@ func (c *evidenceCols) block() storage.Block {
 // resolved or was updated at or after since, newest first.
 func LatestSQL(database string, since time.Time) string {
 	return fmt.Sprintf(`SELECT st FROM (SELECT key, argMax(state, version) AS st, argMax(status, version) AS s, max(updated_at) AS u
-FROM %s.incidents GROUP BY key) WHERE s != 'resolved' OR u >= toDateTime(%d) ORDER BY u DESC, key`, database, since.Unix())
+FROM %s GROUP BY key) WHERE s != 'resolved' OR u >= %s ORDER BY u DESC, key`, chsql.Ident(database, "incidents"), chsql.Time(since))
 }
 
 // Load implements alerting.Store.
@@ -236,8 +236,8 @@ WHERE model IN %s AND ts >= %s AND ts <= %s ORDER BY ts DESC, model LIMIT 20`,
 
 // Inventory reads the fleet's GPUs from gpu_series seen since since.
 func (s *Store) Inventory(ctx context.Context, since time.Time) (*correlate.Inventory, error) {
-	q := fmt.Sprintf(`SELECT DISTINCT toString(datacenter), toString(row), toString(rack), toString(node), toString(uuid) FROM %s WHERE last_seen >= toDateTime(%d)`,
-		s.table("gpu_series"), since.Unix())
+	q := fmt.Sprintf(`SELECT DISTINCT toString(datacenter), toString(row), toString(rack), toString(node), toString(uuid) FROM %s WHERE last_seen >= %s`,
+		s.table("gpu_series"), chsql.Time(since))
 	rows, err := s.c.Conn().Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)

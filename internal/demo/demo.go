@@ -208,13 +208,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 	errc := make(chan error, 2)
 	go func() { errc <- ag.Run(rctx) }()
 	go func() { errc <- an.Run(rctx) }()
-	d.watch(rctx, an)
+	d.watch(rctx)
 	for range 2 {
 		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			log.Warn("component stopped", "err", err)
 		}
 	}
-	if err := d.summary(context.WithoutCancel(ctx), an); err != nil {
+	if err := d.summary(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
 	if cfg.Keep && ctx.Err() == nil {

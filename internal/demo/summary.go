@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/fleetwatch/fleetwatch/analytics/analyzer"
 )
 
 // summary prints what was ingested, what was detected, and the incidents
 // against the injected ground truth, then the SQL to explore.
-func (d *Demo) summary(ctx context.Context, an *analyzer.Analyzer) error {
+func (d *Demo) summary(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c, err := d.counts(ctx)

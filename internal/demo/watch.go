@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/fleetwatch/fleetwatch/analytics/analyzer"
 )
 
 // counts are the demo's running totals, read from ClickHouse.
@@ -26,7 +24,7 @@ func (d *Demo) counts(ctx context.Context) (counts, error) {
 
 // watch prints a progress line every cfg.Progress and the incidents as they
 // open and resolve, until ctx ends.
-func (d *Demo) watch(ctx context.Context, an *analyzer.Analyzer) {
+func (d *Demo) watch(ctx context.Context) {
 	tick := time.NewTicker(d.cfg.Progress)
 	defer tick.Stop()
 	began := time.Now()

@@ -51,7 +51,7 @@ func nullTrial(t testing.TB, tester *Tester, pop population, r *rand.Rand, m, n,
 			idx, _ := p.CategoryIndex()
 			h := p.Histogram()
 			idx.AddStrings(h, cv)
-			cur = append(toFloats(h.Counts), float64(h.Missing))
+			cur = h.Floats()
 		}
 	} else {
 		ref, cv := make([]float64, m), make([]float64, n)
@@ -66,7 +66,7 @@ func nullTrial(t testing.TB, tester *Tester, pop population, r *rand.Rand, m, n,
 			b, _ := p.Binner()
 			h := p.Histogram()
 			b.AddFloat64s(h, cv)
-			cur = append(toFloats(h.Counts), float64(h.Missing))
+			cur = h.Floats()
 		}
 	}
 	if err != nil {
@@ -382,7 +382,7 @@ func TestMonteCarloPValueIgnoresEarlierWindows(t *testing.T) {
 			cv[i] = r.NormFloat64() + shift
 		}
 		b.AddFloat64s(h, cv)
-		return append(toFloats(h.Counts), float64(h.Missing))
+		return h.Floats()
 	}
 	calm, shifted := window(0), window(2)
 	test := func(tester *Tester, cur []float64) Result {

@@ -150,6 +150,11 @@ type versionProfiles struct {
 	numeric, categorical []*Profile
 }
 
+// all lists the numeric profiles, then the categorical ones.
+func (vp *versionProfiles) all() []*Profile {
+	return append(slices.Clone(vp.numeric), vp.categorical...)
+}
+
 // FileProfiler builds profiles from a training-data file; package
 // tabular's ProfileFile is the implementation the analyzer wires in.
 type FileProfiler func(path string, cfg BuildConfig) ([]*Profile, error)
@@ -226,7 +231,7 @@ func (d *Detector) Profiles(model, version string) []*Profile {
 	if vp == nil {
 		return nil
 	}
-	return append(slices.Clone(vp.numeric), vp.categorical...)
+	return vp.all()
 }
 
 // Sequential returns the CUSUM state of a column (key model/version/feature).
@@ -363,7 +368,7 @@ func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Det
 	}
 	var results []*tested
 	for i, vp := range jobs {
-		for _, p := range append(slices.Clone(vp.numeric), vp.categorical...) {
+		for _, p := range vp.all() {
 			cur, ok := hists[i][p]
 			if !ok {
 				continue // the column had no values in this window
@@ -570,7 +575,7 @@ func (d *Detector) prebinnedCounts(ctx context.Context, w engine.Window, keys []
 		k := keys[i]
 		out := map[*Profile][]float64{}
 		complete := true
-		for _, p := range append(slices.Clone(vp.numeric), vp.categorical...) {
+		for _, p := range vp.all() {
 			bins := binned[column{k, p.Feature, p.Fingerprint()}]
 			if bins[-1] != active.n[k] {
 				complete = false

@@ -223,7 +223,7 @@ func BuildNumeric(values []float64, cfg BuildConfig) (*Profile, error) {
 	}
 	h := kernels.NewHistogram(b.Bins())
 	b.AddFloat64s(h, finite)
-	p.Counts = toFloats(h.Counts)
+	p.Counts = h.Floats()[:len(h.Counts):len(h.Counts)] // the missing count is set above
 	return p, nil
 }
 
@@ -271,12 +271,4 @@ func CategoricalFromCounts(counts map[string]int64, missing float64, topK int) *
 	}
 	p.Counts = append(p.Counts, other)
 	return p
-}
-
-func toFloats(c []int64) []float64 {
-	out := make([]float64, len(c))
-	for i, v := range c {
-		out[i] = float64(v)
-	}
-	return out
 }

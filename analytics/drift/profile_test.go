@@ -32,7 +32,7 @@ func histogramOf(t *testing.T, p *Profile, values []float64) []float64 {
 	}
 	h := p.Histogram()
 	b.AddFloat64s(h, values)
-	return append(toFloats(h.Counts), float64(h.Missing))
+	return h.Floats()
 }
 
 func TestNumericEdges(t *testing.T) {
@@ -277,7 +277,7 @@ func TestPSIMatchesNumPy(t *testing.T) {
 			idx, _ := p.CategoryIndex()
 			h := p.Histogram()
 			idx.AddStrings(h, c.Cur.([]string))
-			cur = append(toFloats(h.Counts), float64(h.Missing))
+			cur = h.Floats()
 		}
 		ref := append(slices.Clone(p.Counts), p.Missing)
 		if !slices.Equal(ref, want[i].Ref) || !slices.Equal(cur, want[i].Cur) {

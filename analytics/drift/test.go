@@ -112,9 +112,6 @@ func NewTester(cfg TestConfig) (*Tester, error) {
 	return &Tester{cfg: cfg, nulls: map[nullKey][]float64{}}, nil
 }
 
-// Config returns the tester's configuration.
-func (t *Tester) Config() TestConfig { return t.cfg }
-
 // Test compares cur (counts per profile bin, then the missing count) with
 // the profile.
 //

@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
@@ -31,6 +30,17 @@ func (h *Histogram) Total() int64 {
 		n += c
 	}
 	return n
+}
+
+// Floats returns the counts per bin, then the missing count, as float64s:
+// the layout PSI tests and profiles take.
+func (h *Histogram) Floats() []float64 {
+	out := make([]float64, len(h.Counts)+1)
+	for i, c := range h.Counts {
+		out[i] = float64(c)
+	}
+	out[len(h.Counts)] = float64(h.Missing)
+	return out
 }
 
 // Add adds o's counts to h; both must have the same number of bins.
@@ -158,9 +168,6 @@ func (b *Binner) cell(x float64) int {
 
 // Bins is the number of value bins (edges + 1).
 func (b *Binner) Bins() int { return len(b.edges) }
-
-// Edges returns the edges (not to be modified).
-func (b *Binner) Edges() []float64 { return b.edges[:len(b.edges)-1] }
 
 // Bin returns x's bin, or -1 when x is NaN or infinite.
 func (b *Binner) Bin(x float64) int {
@@ -291,6 +298,3 @@ func forEachNull(bitmap []byte, off, n int, f func(i int)) {
 		i++
 	}
 }
-
-// ErrNoValues is returned by statistics that need at least one valid value.
-var ErrNoValues = errors.New("no valid values")

@@ -33,9 +33,6 @@ func NewCategories(names []string) (*Categories, error) {
 // Bins is the number of bins: the categories plus "other".
 func (c *Categories) Bins() int { return len(c.names) + 1 }
 
-// Names returns the categories (not to be modified).
-func (c *Categories) Names() []string { return c.names }
-
 // Bin returns v's bin, len(names) for other, or -1 for missing.
 func (c *Categories) Bin(v string) int {
 	if v == "" {

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
-	"github.com/fleetwatch/fleetwatch/analytics/kernels"
 	"github.com/fleetwatch/fleetwatch/analytics/tabular"
 )
 
@@ -169,7 +168,7 @@ func binFloats(p *drift.Profile, xs []float64) ([]float64, error) {
 	}
 	h := p.Histogram()
 	b.AddFloat64s(h, xs)
-	return histogram(h), nil
+	return h.Floats(), nil
 }
 
 func binStrings(p *drift.Profile, xs []string) ([]float64, error) {
@@ -179,16 +178,7 @@ func binStrings(p *drift.Profile, xs []string) ([]float64, error) {
 	}
 	h := p.Histogram()
 	c.AddStrings(h, xs)
-	return histogram(h), nil
-}
-
-// histogram is h's counts followed by its missing count.
-func histogram(h *kernels.Histogram) []float64 {
-	out := make([]float64, 0, len(h.Counts)+1)
-	for _, c := range h.Counts {
-		out = append(out, float64(c))
-	}
-	return append(out, float64(h.Missing))
+	return h.Floats(), nil
 }
 
 // finish tests every column and applies Benjamini–Hochberg across them.

@@ -77,8 +77,9 @@ func CompareIPC(refPath, curPath string, opt Options) (*Report, error) {
 	hists := make([][]float64, len(cols))
 	for i, c := range cols {
 		p := c.profile
-		p.Counts, p.Missing = toFloats(refH[i].Counts), float64(refH[i].Missing)
-		profiles[i], hists[i] = p, histogram(curH[i])
+		ref := refH[i].Floats()
+		p.Counts, p.Missing = ref[:len(ref)-1:len(ref)-1], ref[len(ref)-1]
+		profiles[i], hists[i] = p, curH[i].Floats()
 	}
 	return rep, rep.finish(profiles, hists, opt)
 }
@@ -227,12 +228,4 @@ func binAll(f *tabular.IPCFile, cols []streamCol, workers int, index func(*strea
 		}
 	}
 	return total.h, total.rows, total.err
-}
-
-func toFloats(c []int64) []float64 {
-	out := make([]float64, len(c))
-	for i, v := range c {
-		out[i] = float64(v)
-	}
-	return out
 }

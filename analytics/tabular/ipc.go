@@ -71,9 +71,6 @@ func (p *IPCFile) closeFiles() error {
 	return p.f.Close()
 }
 
-// Direct reports whether the file is read with direct I/O.
-func (p *IPCFile) Direct() bool { return p.direct != nil && !p.direct.refused.Load() }
-
 // Fields lists the columns.
 func (p *IPCFile) Fields() []arrow.Field { return p.r.Schema().Fields() }
 

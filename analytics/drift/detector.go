@@ -17,6 +17,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
 // Reference is an explicit reference window for a model version.
@@ -689,10 +690,6 @@ func (d *Detector) detection(t *tested, w engine.Window) storage.Detection {
 		Action: action, Summary: summary, Evidence: string(ev)}
 }
 
-var scoreColumns = []string{"ts", "window_start", "model", "model_version", "feature", "kind", "psi", "p_value", "q_value",
-	"method", "df", "null_psi", "band", "n_ref", "n_cur", "missing_ref", "missing_cur", "cur_counts", "cusum", "cusum_run",
-	"cusum_excess", "flagged"}
-
 func scoresBlock(rs []*tested, w engine.Window) storage.Block {
 	n := len(rs)
 	ts, start := make([]int64, n), make([]int64, n)
@@ -713,6 +710,6 @@ func scoresBlock(rs []*tested, w engine.Window) storage.Block {
 			flagged[i] = 1
 		}
 	}
-	return storage.Block{Table: "drift_scores", Columns: scoreColumns, Data: []any{ts, start, model, version, feature, kind,
+	return storage.Block{Table: schema.DriftScores.Name, Columns: schema.DriftScores.ColumnNames(), Data: []any{ts, start, model, version, feature, kind,
 		psi, pv, qv, method, df, null, band, nref, ncur, mref, mcur, counts, cs, run, cex, flagged}}
 }

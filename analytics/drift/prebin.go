@@ -8,6 +8,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/kernels"
 	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
 // Ingest-time binning. A drift pass over a fleet touches every feature
@@ -192,7 +193,7 @@ func (pb *PrebinBatch) Block() storage.Block {
 			}
 		}
 	}
-	return storage.Block{Table: "drift_bins", Columns: []string{"ts", "model", "model_version", "feature", "profile", "bin", "count"},
+	return storage.Block{Table: schema.DriftBins.Name, Columns: schema.DriftBins.ColumnNames(),
 		Data: []any{rows.ts, rows.model, rows.version, rows.feature, rows.profile, rows.bin, rows.count}}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
 // Window statuses in the ledger.
@@ -63,8 +64,8 @@ type record struct {
 // record writes one ledger row for w.
 func (l *ledger) record(ctx context.Context, detector string, w Window, r record) error {
 	b := storage.Block{
-		Table:   "analyzer_windows",
-		Columns: []string{"window_end", "window_start", "detector", "status", "detections", "attempts", "duration_ms", "evaluated_at", "error"},
+		Table:   schema.AnalyzerWindows.Name,
+		Columns: schema.AnalyzerWindows.ColumnNames(),
 		Data: []any{
 			[]int64{w.End.Unix()}, []int64{w.Start.Unix()}, []string{detector}, []string{r.status},
 			[]uint32{uint32(r.detections)}, []uint32{uint32(r.attempts)}, []float64{float64(r.duration) / 1e6},

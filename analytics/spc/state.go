@@ -11,12 +11,11 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/kernels"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
 // stateColumns are the spc_state columns a Set writes and restores.
-var stateColumns = []string{"ts", "detector", "series", "metric", "class", "entity_type", "entity", "value", "rules", "phase",
-	"baseline", "mean", "sigma", "zones", "ewma", "ewma_f", "cusum_hi", "cusum_lo", "learn_n", "learn_sum", "learn_mr",
-	"learn_mr_n", "last", "out_run", "stale"}
+var stateColumns = schema.SPCState.ColumnNames()
 
 // Block returns the state of every series after the window ending at ts, as
 // one spc_state block. The set keeps no reference to it.
@@ -40,7 +39,7 @@ func (s *Set) Block(detector string, ts time.Time) storage.Block {
 		outRun[i], stale[i] = s.outRun[i], s.stale[i]
 	}
 	c := &s.charts
-	return storage.Block{Table: "spc_state", Columns: stateColumns, Data: []any{
+	return storage.Block{Table: schema.SPCState.Name, Columns: stateColumns, Data: []any{
 		tsCol, det, key, metric, class, etype, entity, s.value, rules, phase, base, c.Mean, c.Sigma, c.Zones,
 		c.EWMA, c.EWMAF, c.CusumHi, c.CusumLo, c.LearnN, c.LearnSum, c.LearnMR, c.LearnMRN, c.Last, outRun, stale,
 	}}

@@ -58,6 +58,11 @@ type Manager struct {
 	log     *slog.Logger
 
 	mu sync.Mutex
+	// send serialises deliveries. Consume takes it before it releases mu,
+	// so notifications leave in the order their windows were consumed,
+	// while receivers that are slow or down hold up neither the other
+	// detectors' windows nor readers of the incidents.
+	send sync.Mutex
 	// active holds each detector's detections from its last window.
 	active    map[string]map[string]*storage.Detection
 	firstSeen map[string]time.Time
@@ -139,10 +144,33 @@ func (m *Manager) nextVersion() uint64 {
 	return m.version
 }
 
-// Consume implements engine.Sink.
+// Consume implements engine.Sink: it advances the incidents on ev, saves
+// them, then delivers the notifications and refreshes Alertmanager.
 func (m *Manager) Consume(ctx context.Context, ev engine.Evaluation) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	notes, firing, err := m.advanceAll(ctx, ev)
+	if err != nil || m.notify == nil {
+		m.mu.Unlock()
+		return err
+	}
+	m.send.Lock()
+	m.mu.Unlock()
+	defer m.send.Unlock()
+	if len(notes) > 0 {
+		if err := m.notify.Notify(ctx, notes); err != nil {
+			m.log.Warn("alerting: notifications failed (recorded in notifications)", "err", err)
+		}
+	}
+	if err := m.notify.Refresh(ctx, firing); err != nil {
+		m.log.Warn("alerting: alertmanager refresh failed", "err", err)
+	}
+	return nil
+}
+
+// advanceAll moves every incident on ev and saves the changes; it returns
+// the notifications to send and, when there is a notifier, the incidents
+// firing now. m.mu is held.
+func (m *Manager) advanceAll(ctx context.Context, ev engine.Evaluation) ([]route.Notification, []incident.Incident, error) {
 	now := ev.Window.End
 	m.updateActive(ev)
 	cands := m.corr.Correlate(m.activeList())
@@ -183,28 +211,22 @@ func (m *Manager) Consume(ctx context.Context, ev engine.Evaluation) error {
 		notes = append(notes, route.Notification{Action: incident.ActionAcknowledge, Incident: inc.Clone()})
 	}
 	if err := m.save(ctx, changed, now); err != nil {
-		return err
+		return nil, nil, err
 	}
 	for i := range notes {
 		notes[i].Incident.Silenced = m.silenced(&notes[i].Incident, now)
 		notes[i].Incident.Version = m.incidents[notes[i].Incident.Key].Version
 	}
+	var firing []incident.Incident
 	if m.notify != nil {
-		if len(notes) > 0 {
-			if err := m.notify.Notify(ctx, notes); err != nil {
-				m.log.Warn("alerting: notifications failed (recorded in notifications)", "err", err)
-			}
-		}
-		if err := m.notify.Refresh(ctx, m.firing(now)); err != nil {
-			m.log.Warn("alerting: alertmanager refresh failed", "err", err)
-		}
+		firing = m.firing(now)
 	}
 	for _, k := range slices.Sorted(maps.Keys(m.incidents)) {
 		if inc := m.incidents[k]; inc.Status == incident.StatusResolved && now.Sub(inc.ResolvedAt) > m.cfg.FlapWindow {
 			delete(m.incidents, k)
 		}
 	}
-	return nil
+	return notes, firing, nil
 }
 
 // updateActive replaces ev.Detector's active detections with ev's.

@@ -322,3 +322,62 @@ func TestRestartResumesWithoutRepaging(t *testing.T) {
 		t.Errorf("last webhook %q, want the acknowledgement", got)
 	}
 }
+
+// stuck is a receiver that hangs on its first delivery until released.
+type stuck struct {
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (s *stuck) Notify(context.Context, []route.Notification) error {
+	s.once.Do(func() { close(s.entered); <-s.release })
+	return nil
+}
+
+func (s *stuck) Refresh(context.Context, []incident.Incident) error { return nil }
+
+// A receiver that hangs does not hold up readers of the incidents (the
+// analyzer's /metrics), and deliveries keep their order: another
+// detector's window is advanced at once and delivered after the hung one.
+func TestSlowReceiverDoesNotBlockReaders(t *testing.T) {
+	s := &stuck{entered: make(chan struct{}), release: make(chan struct{})}
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: fleet.Inventory(), Notifier: s})
+	gpu := fleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" })
+	dets := fixture.Thermal("health_thermal", "gpu_thermal", "critical", t0, gpu)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		feed(t, m, "health_thermal", 30*time.Second, 0, 5, always, dets) // pages, and the page hangs
+	}()
+	select {
+	case <-s.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notification was sent")
+	}
+	read := make(chan int, 1)
+	go func() { read <- len(m.Incidents()) }()
+	select {
+	case n := <-read:
+		if n != 1 {
+			t.Errorf("%d incidents while the page hangs, want 1", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Incidents() waited for the hung receiver")
+	}
+	other := make(chan struct{})
+	go func() {
+		defer close(other)
+		w := engine.Window{Start: t0, End: t0.Add(time.Minute)}
+		if err := m.Consume(context.Background(), engine.Evaluation{Detector: "spc_models", Window: w}); err != nil {
+			t.Error(err)
+		}
+	}()
+	close(s.release)
+	for _, c := range []chan struct{}{done, other} {
+		select {
+		case <-c:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a window never finished after the receiver answered")
+		}
+	}
+}

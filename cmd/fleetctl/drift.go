@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -28,8 +27,8 @@ func runDrift(_ context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	if *format != "table" && *format != "json" {
-		return fmt.Errorf("--format %q: want table or json", *format)
+	if err := checkFormat(*format); err != nil {
+		return err
 	}
 	opt := offline.NewDefaultOptions()
 	opt.Build.Bins, opt.Build.TopK, opt.FDR = *bins, *topK, *fdr
@@ -176,10 +175,5 @@ func writeDriftJSON(w io.Writer, refPath, curPath string, rep *offline.Report) e
 	for _, s := range rep.Skipped {
 		out.Skipped = append(out.Skipped, skip{s.Name, s.Reason})
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return fmt.Errorf("encode json: %w", err)
-	}
-	return nil
+	return writeJSON(w, out)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -25,8 +24,8 @@ func runIncidents(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *format != "table" && *format != "json" {
-		return fmt.Errorf("--format %q: want table or json", *format)
+	if err := checkFormat(*format); err != nil {
+		return err
 	}
 	cfg, err := resolve()
 	if err != nil {
@@ -54,9 +53,7 @@ func runIncidents(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *format == "json" {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(incs)
+		return writeJSON(e.stdout, incs)
 	}
 	writeIncidents(e.stdout, incs, *evidence)
 	return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -29,8 +28,8 @@ func runSPC(_ context.Context, e *env, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	if *format != "table" && *format != "json" {
-		return fmt.Errorf("--format %q: want table or json", *format)
+	if err := checkFormat(*format); err != nil {
+		return err
 	}
 	cfg := spc.NewDefaultAnalyzeConfig()
 	cfg.BaselinePoints = *baseline
@@ -163,10 +162,5 @@ func writeSPCJSON(w io.Writer, input, column string, cfg spc.AnalyzeConfig, a sp
 	for _, v := range a.Violations {
 		out.Violations = append(out.Violations, violation{v.Index, v.Value, v.Z, v.Rules.Names()})
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return fmt.Errorf("encode json: %w", err)
-	}
-	return nil
+	return writeJSON(w, out)
 }

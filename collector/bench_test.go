@@ -171,7 +171,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 func endToEnd(b *testing.B, queue string) {
 	srv := chtest.Server(b)
 	c := chtest.NewDB(b)
-	bc := startBenchCollector(b, dsnOf(c), queue == "persistent")
+	bc := startBenchCollector(b, c.Config().DSN(), queue == "persistent")
 	cfg := loadgen.NewDefaultConfig()
 	cfg.Endpoint = bc.grpc
 	cfg.Samples = envInt(b, "FLEETWATCH_BENCH_SAMPLES", 5_000_000)

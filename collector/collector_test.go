@@ -46,7 +46,7 @@ func dial(t *testing.T, endpoint string) *grpc.ClientConn {
 // latency histogram's series in gpu_samples.
 func TestExampleServiceLandsInTheRightTables(t *testing.T) {
 	db := chtest.NewDB(t)
-	col := startCollector(t, colParams{DSN: dsnOf(db)})
+	col := startCollector(t, colParams{DSN: db.Config().DSN()})
 	ctx := context.Background()
 	svc, err := modelservice.New(ctx, modelservice.Config{Endpoint: col.endpoint, Model: "fraud-detector", Version: "v7",
 		Cluster: "serve-a", Node: "web-1", MetricInterval: 200 * time.Millisecond})
@@ -111,7 +111,7 @@ func TestExampleServiceLandsInTheRightTables(t *testing.T) {
 // and every record the agent collected is in its table.
 func TestAgentFleetIsAccountedFor(t *testing.T) {
 	db := chtest.NewDB(t)
-	col := startCollector(t, colParams{DSN: dsnOf(db)})
+	col := startCollector(t, colParams{DSN: db.Config().DSN()})
 	sc, err := sim.Parse([]byte(`
 duration: 90s
 interval: 1s
@@ -238,7 +238,7 @@ func withCounter(md pmetric.Metrics, from, n int, ts time.Time) pmetric.Metrics 
 func TestClickHouseKilledMidStream(t *testing.T) {
 	srv := chtest.StartServer(t)
 	db := chtest.OpenDB(t, srv, true)
-	col := startCollector(t, colParams{DSN: dsnOf(db), Persistent: true})
+	col := startCollector(t, colParams{DSN: db.Config().DSN(), Persistent: true})
 	client := pmetricotlp.NewGRPCClient(dial(t, col.endpoint))
 	ts := time.Now().Add(-6 * time.Hour).Truncate(time.Second) // 15,000 one-second points end 2 hours ago
 	accepted := 0
@@ -311,7 +311,7 @@ func assertDescribed(t *testing.T, db *storage.Client) {
 func TestFirstWriteFailsSeriesStillDescribed(t *testing.T) {
 	srv := chtest.StartServer(t)
 	db := chtest.OpenDB(t, srv, true)
-	col := startCollector(t, colParams{DSN: dsnOf(db)})
+	col := startCollector(t, colParams{DSN: db.Config().DSN()})
 	srv.Kill()
 	client := pmetricotlp.NewGRPCClient(dial(t, col.endpoint))
 	ts := time.Now().Add(-time.Hour).Truncate(time.Second)
@@ -336,7 +336,7 @@ func TestPersistentQueueSurvivesRestart(t *testing.T) {
 	srv := chtest.StartServer(t)
 	db := chtest.OpenDB(t, srv, true)
 	queueDir := t.TempDir()
-	p := colParams{DSN: dsnOf(db), Persistent: true, QueueDir: queueDir}
+	p := colParams{DSN: db.Config().DSN(), Persistent: true, QueueDir: queueDir}
 	col := startCollector(t, p)
 	srv.Kill()
 	client := pmetricotlp.NewGRPCClient(dial(t, col.endpoint))
@@ -366,7 +366,7 @@ func TestPersistentQueueSurvivesRestart(t *testing.T) {
 // reason, and the rest of its batch still lands.
 func TestBadInputIsCountedAndTheRestLands(t *testing.T) {
 	db := chtest.NewDB(t)
-	col := startCollector(t, colParams{DSN: dsnOf(db)})
+	col := startCollector(t, colParams{DSN: db.Config().DSN()})
 	conn := dial(t, col.endpoint)
 	now := time.Now()
 	md := pmetric.NewMetrics()
@@ -487,7 +487,7 @@ func TestBadInputIsCountedAndTheRestLands(t *testing.T) {
 // Cumulative counters become increases, resets included.
 func TestCounterResetsAreHandled(t *testing.T) {
 	db := chtest.NewDB(t)
-	col := startCollector(t, colParams{DSN: dsnOf(db)})
+	col := startCollector(t, colParams{DSN: db.Config().DSN()})
 	client := pmetricotlp.NewGRPCClient(dial(t, col.endpoint))
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
 	points := []struct {
@@ -536,7 +536,7 @@ func TestCounterResetsAreHandled(t *testing.T) {
 // to the exporter or already known.
 func TestDeltaSumsStoreTheirIncrease(t *testing.T) {
 	db := chtest.NewDB(t)
-	col := startCollector(t, colParams{DSN: dsnOf(db)})
+	col := startCollector(t, colParams{DSN: db.Config().DSN()})
 	client := pmetricotlp.NewGRPCClient(dial(t, col.endpoint))
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
 	values := []float64{4, 1, 7}

@@ -3,7 +3,6 @@ package collector_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"strconv"
@@ -161,11 +160,6 @@ func (r *running) selfMetric(t *testing.T, name string, want map[string]string) 
 		total += v
 	}
 	return total
-}
-
-func dsnOf(c *storage.Client) string {
-	cfg := c.Config()
-	return fmt.Sprintf("clickhouse://%s/%s", cfg.Addrs[0], cfg.Database)
 }
 
 // count returns rows in table, de-duplicated (FINAL).

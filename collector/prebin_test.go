@@ -45,7 +45,7 @@ func TestInferenceFeaturesAreBinnedAtIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	col := startCollector(t, colParams{DSN: dsnOf(db)})
+	col := startCollector(t, colParams{DSN: db.Config().DSN()})
 	svc, err := modelservice.New(ctx, modelservice.Config{Endpoint: col.endpoint, Model: "fraud-detector", Version: "v7", Cluster: "c", Node: "n"})
 	if err != nil {
 		t.Fatal(err)

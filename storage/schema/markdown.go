@@ -21,14 +21,8 @@ func Markdown() string {
 		if t.ShardingKey != "" {
 			fmt.Fprintf(&b, ", sharding key `%s`", t.ShardingKey)
 		}
-		b.WriteString(".\n\n| column | type | meaning |\n|---|---|---|\n")
-		for _, c := range t.Columns {
-			typ := c.Type
-			if c.LowCardinality {
-				typ = "LowCardinality(" + typ + ")¹"
-			}
-			fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", c.Name, typ, strings.ReplaceAll(c.Comment, "|", `\|`))
-		}
+		b.WriteString(".\n\n")
+		writeColumns(&b, t.Columns)
 		b.WriteString("\n")
 	}
 	for _, v := range Views() {
@@ -36,12 +30,22 @@ func Markdown() string {
 			strings.ReplaceAll(v.Select, "{from}", v.From))
 	}
 	for _, v := range QueryViews() {
-		fmt.Fprintf(&b, "### `%s` (view)\n\n%s Reads %s.\n\n| column | type | meaning |\n|---|---|---|\n", v.Name, v.Doc, "`"+strings.Join(v.Reads(), "`, `")+"`")
-		for _, c := range v.Columns {
-			fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", c.Name, c.Type, strings.ReplaceAll(c.Comment, "|", `\|`))
-		}
+		fmt.Fprintf(&b, "### `%s` (view)\n\n%s Reads %s.\n\n", v.Name, v.Doc, "`"+strings.Join(v.Reads(), "`, `")+"`")
+		writeColumns(&b, v.Columns)
 		fmt.Fprintf(&b, "\n```sql\n%s\n```\n\n", v.sql("fleetwatch"))
 	}
 	b.WriteString("¹ `LowCardinality(String)` on the modern profile, `String` on the legacy one.\n")
 	return b.String()
+}
+
+// writeColumns writes the column table of a table or view.
+func writeColumns(b *strings.Builder, cols []Column) {
+	b.WriteString("| column | type | meaning |\n|---|---|---|\n")
+	for _, c := range cols {
+		typ := c.Type
+		if c.LowCardinality {
+			typ = "LowCardinality(" + typ + ")¹"
+		}
+		fmt.Fprintf(b, "| `%s` | `%s` | %s |\n", c.Name, typ, strings.ReplaceAll(c.Comment, "|", `\|`))
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -121,6 +122,7 @@ type Catalog struct {
 	// consumers maps an upstream to every model that depends on it,
 	// directly or through other models, sorted.
 	consumers map[string][]string
+	upstreams []string // consumers' keys, sorted
 	domains   map[string][]string
 }
 
@@ -306,6 +308,7 @@ func (c *Catalog) link() {
 		slices.Sort(out)
 		c.consumers[up] = out
 	}
+	c.upstreams = slices.Sorted(maps.Keys(c.consumers))
 }
 
 // Len is the number of models.
@@ -324,15 +327,9 @@ func (c *Catalog) Models() []string {
 	return out
 }
 
-// Upstreams lists everything at least one model depends on, sorted.
-func (c *Catalog) Upstreams() []string {
-	out := make([]string, 0, len(c.consumers))
-	for u := range c.consumers {
-		out = append(out, u)
-	}
-	slices.Sort(out)
-	return out
-}
+// Upstreams lists everything at least one model depends on, sorted. Do
+// not modify the result.
+func (c *Catalog) Upstreams() []string { return c.upstreams }
 
 // Consumers lists the models that depend on upstream, directly or through
 // other models, sorted. Do not modify the result.

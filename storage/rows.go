@@ -161,6 +161,7 @@ type GPUSample struct {
 // GPUSampleBlock builds gpu_samples blocks.
 type GPUSampleBlock struct {
 	ts           []int64
+	tsNS         []uint32
 	metric       []string
 	series       []uint64
 	value, delta []float64
@@ -169,6 +170,7 @@ type GPUSampleBlock struct {
 // Append adds one row.
 func (b *GPUSampleBlock) Append(s *GPUSample) {
 	b.ts = append(b.ts, s.Time.Unix())
+	b.tsNS = append(b.tsNS, uint32(s.Time.Nanosecond()))
 	b.metric = append(b.metric, s.Metric)
 	b.series = append(b.series, s.Series)
 	b.value = append(b.value, s.Value)
@@ -180,13 +182,14 @@ func (b *GPUSampleBlock) Len() int { return len(b.ts) }
 
 // Reset empties the builder, keeping its capacity.
 func (b *GPUSampleBlock) Reset() {
-	b.ts, b.metric, b.series, b.value, b.delta = b.ts[:0], b.metric[:0], b.series[:0], b.value[:0], b.delta[:0]
+	b.ts, b.tsNS, b.metric, b.series, b.value, b.delta = b.ts[:0], b.tsNS[:0], b.metric[:0], b.series[:0], b.value[:0], b.delta[:0]
 }
 
 // Block returns the rows as a Block sharing the builder's memory.
 func (b *GPUSampleBlock) Block() Block {
 	var cs columns
 	cs.add("ts", b.ts)
+	cs.add("ts_ns", b.tsNS)
 	cs.add("metric", b.metric)
 	cs.add("series", b.series)
 	cs.add("value", b.value)

@@ -10,7 +10,7 @@ import (
 // migration that has shipped; add a new one.
 var migrations = []Migration{
 	{Version: 1, Name: "gpu_samples", Steps: []Step{
-		CreateTable{GPUSamples},
+		CreateTable{gpuSamplesV1},
 		CreateTable{GPUSeries},
 		CreateTable{GPUSamples1m},
 		CreateView{GPUSamples1mView},
@@ -28,6 +28,8 @@ var migrations = []Migration{
 	{Version: 8, Name: "alerting", Steps: alertingSteps},
 	{Version: 9, Name: "views", Steps: oncallSteps},
 	{Version: 10, Name: "drift_bins", Steps: driftBinsSteps},
+	// Points of one series within one second were folded into one row.
+	{Version: 11, Name: "gpu_samples_subsecond", Steps: []Step{AddSortColumn{Table: GPUSamples, Column: "ts_ns"}}},
 }
 
 // Migrations returns every migration in version order.
@@ -38,13 +40,21 @@ func Migrations() []Migration {
 	return out
 }
 
-// Tables returns every table the migrations create, in creation order.
+// Tables returns every table the migrations create, in creation order, each
+// as the last migration that shapes it leaves it.
 func Tables() []Table {
 	var out []Table
+	at := map[string]int{}
 	for _, m := range Migrations() {
 		for _, s := range m.Steps {
-			if ct, ok := s.(CreateTable); ok {
-				out = append(out, ct.Table)
+			switch s := s.(type) {
+			case CreateTable:
+				at[s.Table.Name] = len(out)
+				out = append(out, s.Table)
+			case AddSortColumn:
+				if i, ok := at[s.Table.Name]; ok {
+					out[i] = s.Table
+				}
 			}
 		}
 	}
@@ -75,6 +85,18 @@ func Check() error {
 			return fmt.Errorf("table %s is created twice", t.Name)
 		}
 		seen[t.Name] = true
+	}
+	for _, m := range Migrations() {
+		for _, s := range m.Steps {
+			if as, ok := s.(AddSortColumn); ok {
+				if !seen[as.Table.Name] {
+					return fmt.Errorf("migration %d alters %s before it is created", m.Version, as.Table.Name)
+				}
+				if err := as.validate(); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	for _, v := range Views() {
 		if !seen[v.From] || !seen[v.To] {

@@ -178,6 +178,47 @@ func (s AddColumns) Statements(tg Target) []string {
 	return out
 }
 
+// AddSortColumn adds a column to an existing table and appends it to the
+// table's sorting key (ORDER BY), so that rows differing only in it are no
+// longer folded by a ReplacingMergeTree; the primary key (the sparse index)
+// stays as it was. Table is the table as it is after the step; Column names
+// the column added, which must be its last sorting-key column. ClickHouse
+// allows this in one ALTER (ADD COLUMN and MODIFY ORDER BY together) from
+// 18.16 on; the Distributed table of a cluster only gains the column.
+type AddSortColumn struct {
+	Table  Table
+	Column string
+}
+
+// Statements implements Step.
+func (s AddSortColumn) Statements(tg Target) []string {
+	var col Column
+	for _, c := range s.Table.Columns {
+		if c.Name == s.Column {
+			col = c
+		}
+	}
+	out := []string{fmt.Sprintf("ALTER TABLE %s%s ADD COLUMN %s, MODIFY ORDER BY (%s)",
+		tg.qualified(tg.Physical(s.Table.Name)), tg.OnCluster(), col.render(tg.Features), strings.Join(s.Table.OrderBy, ", "))}
+	if tg.Cluster != "" {
+		out = append(out, fmt.Sprintf("ALTER TABLE %s%s ADD COLUMN %s", tg.qualified(s.Table.Name), tg.OnCluster(), col.render(tg.Features)))
+	}
+	return out
+}
+
+func (s AddSortColumn) validate() error {
+	ob := s.Table.OrderBy
+	if len(ob) == 0 || ob[len(ob)-1] != s.Column {
+		return fmt.Errorf("table %s: %s must be the last sorting-key column", s.Table.Name, s.Column)
+	}
+	for _, c := range s.Table.Columns {
+		if c.Name == s.Column {
+			return nil
+		}
+	}
+	return fmt.Errorf("table %s has no column %s", s.Table.Name, s.Column)
+}
+
 // Migration is one numbered, named schema change. Applied migrations are
 // recorded in schema_migrations and never run again.
 type Migration struct {

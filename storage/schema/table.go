@@ -103,6 +103,14 @@ func columnNames(cs []Column) []string {
 	return out
 }
 
+// withSortColumn returns t with c added as its last column and last
+// sorting-key column (see AddSortColumn).
+func (t Table) withSortColumn(c Column) Table {
+	t.Columns = append(append([]Column{}, t.Columns...), c)
+	t.OrderBy = append(append([]string{}, t.OrderBy...), c.Name)
+	return t
+}
+
 // PartitionExpr is the PARTITION BY expression, or "" for PartitionNone.
 func (t Table) PartitionExpr() string {
 	switch t.Partition {

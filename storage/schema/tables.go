@@ -65,9 +65,18 @@ func concat(groups ...[]Column) []Column {
 // series is (its GPU, node, labels) lives once in gpu_series; keeping samples
 // to five columns costs the server about a fifth of the CPU per inserted row
 // of a wide row (measured: docs/SCHEMA.md).
-var GPUSamples = Table{
+//
+// A row is one point: ts and ts_ns together are its time to the nanosecond,
+// so points of one series within one second are all kept (migration 11; before
+// it, ReplacingMergeTree folded them into one row per second). A point stored
+// twice (a replay) has the same key and collapses.
+var GPUSamples = gpuSamplesV1.withSortColumn(Column{Name: "ts_ns", Type: "UInt32", Codec: "T64, ZSTD(1)",
+	Comment: "nanoseconds within the second of ts: the point's time is ts + ts_ns"})
+
+// gpuSamplesV1 is gpu_samples as migration 1 created it.
+var gpuSamplesV1 = Table{
 	Name: "gpu_samples",
-	Doc:  "Raw GPU metric samples: one row per DCGM field per GPU per interval; labels live in gpu_series.",
+	Doc:  "Raw GPU metric samples: one row per point of a DCGM field (or other metric) series; labels live in gpu_series.",
 	Columns: []Column{
 		timeColumn("ts", "sample time (UTC, seconds)"),
 		lcStr("metric", "DCGM field name, e.g. DCGM_FI_DEV_GPU_TEMP"),

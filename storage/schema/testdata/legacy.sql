@@ -536,3 +536,5 @@ ENGINE = SummingMergeTree(count)
 PARTITION BY toYYYYMMDD(ts)
 ORDER BY (model, model_version, ts, feature, profile, bin);
 
+ALTER TABLE fleetwatch.gpu_samples ADD COLUMN ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns', MODIFY ORDER BY (metric, series, ts, ts_ns);
+

@@ -1,0 +1,317 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+)
+
+// Blocks are encoded for a durable queue (the collector's write-ahead log)
+// as a small self-describing binary form:
+//
+//	block  := uvarint(len(table)) table uvarint(columns) uvarint(rows) column*
+//	column := uvarint(len(name)) name kind data
+//
+// where data holds rows values of the column's kind, little-endian:
+// fixed-width numbers back to back, a string as uvarint(len) bytes, an array
+// as uvarint(len) elements. Decoding checks every length against the input,
+// so a torn or corrupted record is an error, never a panic or a huge
+// allocation.
+
+// Column kinds of the encoding.
+const (
+	kindInt64 byte = iota + 1
+	kindUint64
+	kindFloat64
+	kindUint32
+	kindInt16
+	kindUint8
+	kindString
+	kindStrings  // [][]string
+	kindFloats64 // [][]float64
+)
+
+// ErrCorruptBlock is returned for an encoded block that cannot be decoded.
+var ErrCorruptBlock = errors.New("corrupt encoded block")
+
+// AppendBlock appends the encoding of b to dst.
+func AppendBlock(dst []byte, b Block) ([]byte, error) {
+	n, err := b.Rows()
+	if err != nil {
+		return dst, err
+	}
+	dst = appendString(dst, b.Table)
+	dst = binary.AppendUvarint(dst, uint64(len(b.Columns)))
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for i, name := range b.Columns {
+		dst = appendString(dst, name)
+		switch col := b.Data[i].(type) {
+		case []int64:
+			dst = append(dst, kindInt64)
+			for _, v := range col {
+				dst = binary.LittleEndian.AppendUint64(dst, uint64(v))
+			}
+		case []uint64:
+			dst = append(dst, kindUint64)
+			for _, v := range col {
+				dst = binary.LittleEndian.AppendUint64(dst, v)
+			}
+		case []float64:
+			dst = append(dst, kindFloat64)
+			dst = appendFloats(dst, col)
+		case []uint32:
+			dst = append(dst, kindUint32)
+			for _, v := range col {
+				dst = binary.LittleEndian.AppendUint32(dst, v)
+			}
+		case []int16:
+			dst = append(dst, kindInt16)
+			for _, v := range col {
+				dst = binary.LittleEndian.AppendUint16(dst, uint16(v))
+			}
+		case []uint8:
+			dst = append(dst, kindUint8)
+			dst = append(dst, col...)
+		case []string:
+			dst = append(dst, kindString)
+			for _, v := range col {
+				dst = appendString(dst, v)
+			}
+		case [][]string:
+			dst = append(dst, kindStrings)
+			for _, vs := range col {
+				dst = binary.AppendUvarint(dst, uint64(len(vs)))
+				for _, v := range vs {
+					dst = appendString(dst, v)
+				}
+			}
+		case [][]float64:
+			dst = append(dst, kindFloats64)
+			for _, vs := range col {
+				dst = binary.AppendUvarint(dst, uint64(len(vs)))
+				dst = appendFloats(dst, vs)
+			}
+		default:
+			return dst, fmt.Errorf("block for %s: column %s has type %T, which the encoding does not support", b.Table, name, b.Data[i])
+		}
+	}
+	return dst, nil
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendFloats(dst []byte, vs []float64) []byte {
+	for _, v := range vs {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
+	}
+	return dst
+}
+
+// ReadBlock decodes one block from the start of src and returns the rest.
+func ReadBlock(src []byte) (Block, []byte, error) {
+	d := decoder{buf: src}
+	var b Block
+	b.Table = d.str()
+	ncols := d.count(2) // a column takes at least a name length and a kind
+	rows := d.uvarint()
+	if d.err != nil {
+		return Block{}, src, d.err
+	}
+	b.Columns = make([]string, 0, ncols)
+	b.Data = make([]any, 0, ncols)
+	for c := 0; c < ncols && d.err == nil; c++ {
+		name := d.str()
+		kind := d.byte()
+		b.Columns = append(b.Columns, name)
+		b.Data = append(b.Data, d.column(kind, rows))
+	}
+	if d.err != nil {
+		return Block{}, src, d.err
+	}
+	if b.Table == "" || ncols == 0 {
+		return Block{}, src, fmt.Errorf("%w: no table or no columns", ErrCorruptBlock)
+	}
+	return b, d.buf, nil
+}
+
+// decoder reads the encoding, remembering the first error.
+type decoder struct {
+	buf []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrCorruptBlock, what)
+	}
+	d.buf = nil
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.fail("bad length")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+// count reads a count of elements that take at least min bytes each, and
+// fails unless that many could still follow.
+func (d *decoder) count(min int) int {
+	v := d.uvarint()
+	if v > uint64(len(d.buf)/max(min, 1)) {
+		d.fail("count larger than the input")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) take(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(d.buf) {
+		d.fail("truncated")
+		return nil
+	}
+	out := d.buf[:n:n]
+	d.buf = d.buf[n:]
+	return out
+}
+
+func (d *decoder) byte() byte {
+	b := d.take(1)
+	if b == nil {
+		return 0
+	}
+	return b[0]
+}
+
+func (d *decoder) str() string { return string(d.take(d.count(1))) }
+
+// fixed returns rows values of width bytes each.
+func (d *decoder) fixed(rows uint64, width int) []byte {
+	if rows > uint64(len(d.buf)/width) {
+		d.fail("column longer than the input")
+		return nil
+	}
+	return d.take(int(rows) * width)
+}
+
+func (d *decoder) floats(n uint64) []float64 {
+	raw := d.fixed(n, 8)
+	out := make([]float64, len(raw)/8)
+	for i := range out {
+		out[i] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:]))
+	}
+	return out
+}
+
+func (d *decoder) column(kind byte, rows uint64) any {
+	switch kind {
+	case kindInt64, kindUint64:
+		raw := d.fixed(rows, 8)
+		if kind == kindInt64 {
+			out := make([]int64, len(raw)/8)
+			for i := range out {
+				out[i] = int64(binary.LittleEndian.Uint64(raw[8*i:]))
+			}
+			return out
+		}
+		out := make([]uint64, len(raw)/8)
+		for i := range out {
+			out[i] = binary.LittleEndian.Uint64(raw[8*i:])
+		}
+		return out
+	case kindFloat64:
+		return d.floats(rows)
+	case kindUint32:
+		raw := d.fixed(rows, 4)
+		out := make([]uint32, len(raw)/4)
+		for i := range out {
+			out[i] = binary.LittleEndian.Uint32(raw[4*i:])
+		}
+		return out
+	case kindInt16:
+		raw := d.fixed(rows, 2)
+		out := make([]int16, len(raw)/2)
+		for i := range out {
+			out[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
+		}
+		return out
+	case kindUint8:
+		return append([]uint8{}, d.fixed(rows, 1)...)
+	case kindString:
+		if rows > uint64(len(d.buf)) {
+			d.fail("column longer than the input")
+			return nil
+		}
+		out := make([]string, rows)
+		for i := range out {
+			out[i] = d.str()
+		}
+		return out
+	case kindStrings:
+		if rows > uint64(len(d.buf)) {
+			d.fail("column longer than the input")
+			return nil
+		}
+		out := make([][]string, rows)
+		for i := range out {
+			vs := make([]string, d.count(1))
+			for j := range vs {
+				vs[j] = d.str()
+			}
+			out[i] = vs
+		}
+		return out
+	case kindFloats64:
+		if rows > uint64(len(d.buf)) {
+			d.fail("column longer than the input")
+			return nil
+		}
+		out := make([][]float64, rows)
+		for i := range out {
+			out[i] = d.floats(uint64(d.count(8)))
+		}
+		return out
+	}
+	d.fail(fmt.Sprintf("unknown column kind %d", kind))
+	return nil
+}
+
+// AppendRows returns dst with the rows of src appended: both must be blocks
+// of the same table with the same columns in the same order. dst's column
+// slices may be grown in place; src is not changed.
+func AppendRows(dst, src Block) (Block, error) {
+	if dst.Table == "" {
+		out := Block{Table: src.Table, Columns: src.Columns, Data: make([]any, len(src.Data))}
+		for i, d := range src.Data {
+			v := reflect.ValueOf(d)
+			out.Data[i] = reflect.AppendSlice(reflect.MakeSlice(v.Type(), 0, v.Len()), v).Interface()
+		}
+		return out, nil
+	}
+	if dst.Table != src.Table || !slices.Equal(dst.Columns, src.Columns) {
+		return dst, fmt.Errorf("append rows of %s%v to %s%v: tables or columns differ", src.Table, src.Columns, dst.Table, dst.Columns)
+	}
+	for i := range dst.Data {
+		a, b := reflect.ValueOf(dst.Data[i]), reflect.ValueOf(src.Data[i])
+		if a.Type() != b.Type() {
+			return dst, fmt.Errorf("append rows of %s: column %s is %s here and %s there", src.Table, src.Columns[i], a.Type(), b.Type())
+		}
+		dst.Data[i] = reflect.AppendSlice(a, b).Interface()
+	}
+	return dst, nil
+}

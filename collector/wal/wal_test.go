@@ -1,0 +1,297 @@
+package wal
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T, o Options) *Log {
+	t.Helper()
+	l, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func rec(i int) []byte { return []byte(fmt.Sprintf("record %06d %s", i, bytes.Repeat([]byte{byte(i)}, i%97))) }
+
+// readAll reads until n records came, acknowledging none.
+func readAll(t *testing.T, l *Log, n int) []Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var out []Record
+	for len(out) < n {
+		rs, err := l.Read(ctx, 7, 1<<20)
+		if err != nil {
+			t.Fatalf("read after %d of %d records: %v", len(out), n, err)
+		}
+		out = append(out, rs...)
+	}
+	return out
+}
+
+func checkRecords(t *testing.T, got []Record, from int) {
+	t.Helper()
+	for i, r := range got {
+		if want := rec(from + i); !bytes.Equal(r.Data, want) {
+			t.Fatalf("record %d: got %q, want %q", from+i, r.Data, want)
+		}
+	}
+}
+
+func TestAppendReadAckAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Dir: dir, SegmentBytes: 4096, MaxBytes: 1 << 20}
+	l := open(t, o)
+	for i := 0; i < 300; i++ {
+		if err := l.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := l.Stats(); st.Segments < 5 || st.PendingRecords != 300 {
+		t.Fatalf("stats after 300 appends: %+v", st)
+	}
+	got := readAll(t, l, 120)
+	checkRecords(t, got, 0)
+	if err := l.Ack(got[99].End); err != nil { // records 0..99 done; 100..119 read, not done
+		t.Fatal(err)
+	}
+	if st := l.Stats(); st.PendingRecords != 200 || st.Acked != 100 {
+		t.Fatalf("stats after acknowledging 100: %+v", st)
+	}
+	segsBefore := l.Stats().Segments
+	l.Close()
+
+	// A restart reads again from the first unacknowledged record.
+	l = open(t, o)
+	if st := l.Stats(); st.PendingRecords != 200 || st.Segments > segsBefore {
+		t.Fatalf("stats after restart: %+v (segments before %d)", st, segsBefore)
+	}
+	got = readAll(t, l, 200)
+	checkRecords(t, got, 100)
+	if err := l.Ack(got[len(got)-1].End); err != nil {
+		t.Fatal(err)
+	}
+	if st := l.Stats(); st.PendingRecords != 0 || st.PendingBytes != 0 || st.Segments != 1 {
+		t.Fatalf("everything acknowledged, yet: %+v", st)
+	}
+	if err := l.Append(rec(300)); err != nil {
+		t.Fatal(err)
+	}
+	checkRecords(t, readAll(t, l, 1), 300)
+}
+
+func TestTornTailIsCutAndCounted(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Dir: dir, SegmentBytes: 1 << 20, MaxBytes: 4 << 20}
+	l := open(t, o)
+	for i := 0; i < 10; i++ {
+		if err := l.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	// A crash mid-write: half a record at the end, then a record whose bytes rotted.
+	seg := filepath.Join(dir, segName(0))
+	whole, _ := os.ReadFile(seg)
+	for _, tail := range [][]byte{whole[len(whole)-20:], append([]byte{40, 0, 0, 0, 1, 2, 3, 4}, bytes.Repeat([]byte("x"), 40)...)} {
+		f, err := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(tail)
+		f.Close()
+		l = open(t, o)
+		if st := l.Stats(); st.TornRecords != 1 || st.PendingRecords != 10 {
+			t.Fatalf("after a torn tail: %+v", st)
+		}
+		if err := l.Append(rec(10)); err != nil {
+			t.Fatal(err)
+		}
+		checkRecords(t, readAll(t, l, 11), 0)
+		l.Close()
+		// Leave the file with 10 records again for the next case.
+		if err := os.Truncate(seg, int64(len(whole))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestFullLogPushesBackUntilAcknowledged(t *testing.T) {
+	o := Options{Dir: t.TempDir(), SegmentBytes: 1024, MaxBytes: 4096}
+	l := open(t, o)
+	n := 0
+	for ; ; n++ {
+		err := l.Append(rec(n))
+		if errors.Is(err, ErrFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d records fit", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := l.AppendWait(ctx, rec(n)); !errors.Is(err, ErrFull) {
+		t.Fatalf("AppendWait on a full log until the deadline: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.AppendWait(context.Background(), rec(n)) }()
+	got := readAll(t, l, n)
+	checkRecords(t, got, 0)
+	if err := l.Ack(got[n-1].End); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("AppendWait did not resume after the log was acknowledged")
+	}
+	checkRecords(t, readAll(t, l, 1), n)
+	if st := l.Stats(); st.AppendErrors["full"] < 2 {
+		t.Fatalf("full appends not counted: %+v", st.AppendErrors)
+	}
+}
+
+func TestConcurrentAppendsAreAllKeptInOrderPerWriter(t *testing.T) {
+	l := open(t, Options{Dir: t.TempDir(), SegmentBytes: 8192, MaxBytes: 16 << 20})
+	const writers, each = 8, 200
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := l.Append([]byte(fmt.Sprintf("%d/%d", w, i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	next := make([]int, writers)
+	for _, r := range readAll(t, l, writers*each) {
+		var w, i int
+		fmt.Sscanf(string(r.Data), "%d/%d", &w, &i)
+		if i != next[w] {
+			t.Fatalf("writer %d: record %d after %d", w, i, next[w]-1)
+		}
+		next[w]++
+	}
+}
+
+// TestDiskFullKeepsTheLogAndRecovers fills a real file system (a 1 MiB
+// tmpfs): appends fail with ErrDiskFull and leave no partial record, nothing
+// already in the log is lost, and appends work again once space returns.
+func TestDiskFullKeepsTheLogAndRecovers(t *testing.T) {
+	dir := smallFS(t, "1m")
+	// Eat most of the space with a file we can delete later.
+	ballast := filepath.Join(dir, "ballast")
+	if err := os.WriteFile(ballast, make([]byte, 700<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Dir: filepath.Join(dir, "wal"), SegmentBytes: 64 << 10, MaxBytes: 64 << 20}
+	l := open(t, o)
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 1024) // 16 KiB
+	stored := 0
+	var err error
+	for ; stored < 1000; stored++ {
+		if err = l.Append(append([]byte(fmt.Sprintf("%04d", stored)), payload...)); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrDiskFull) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk: %v, want ErrDiskFull wrapping ENOSPC", err)
+	}
+	for i := 0; i < 3; i++ { // still full: still a clean error
+		if err := l.Append(payload); !errors.Is(err, ErrDiskFull) {
+			t.Fatalf("append %d on a full disk: %v", i, err)
+		}
+	}
+	if st := l.Stats(); st.PendingRecords != int64(stored) || st.AppendErrors["disk_full"] < 4 {
+		t.Fatalf("after disk-full appends: %+v (stored %d)", st, stored)
+	}
+	// Acknowledging works on a full disk.
+	got := readAll(t, l, stored)
+	if err := l.Ack(got[0].End); err != nil {
+		t.Fatalf("acknowledge on a full disk: %v", err)
+	}
+	// Space returns: appends work again, without reopening.
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(append([]byte("more"), payload...)); err != nil {
+		t.Fatalf("append after space returned: %v", err)
+	}
+	l.Close()
+	// Nothing torn, nothing lost: a reopened log has every record but the
+	// acknowledged one, intact.
+	l = open(t, o)
+	if st := l.Stats(); st.TornRecords != 0 || st.PendingRecords != int64(stored) {
+		t.Fatalf("after reopening: %+v", st)
+	}
+	got = readAll(t, l, stored)
+	for i, r := range got[:stored-1] {
+		if want := fmt.Sprintf("%04d", i+1); string(r.Data[:4]) != want || !bytes.Equal(r.Data[4:], payload) {
+			t.Fatalf("record %d is %q…", i, r.Data[:4])
+		}
+	}
+	if string(got[stored-1].Data[:4]) != "more" {
+		t.Fatalf("the record appended after space returned is %q…", got[stored-1].Data[:4])
+	}
+}
+
+// smallFS mounts a tmpfs of the given size for the test and returns its
+// path. It needs root (CI runs as root); elsewhere the test is skipped and
+// says why.
+func smallFS(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs to fill a real disk needs root")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Fatalf("mount a %s tmpfs: %v", size, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+	})
+	return dir
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for _, tc := range []struct {
+		o    Options
+		want bool
+	}{
+		{Options{Dir: "x"}, true},
+		{Options{}, false},
+		{Options{Dir: "x", Sync: "sometimes"}, false},
+		{Options{Dir: "x", SegmentBytes: 1 << 20, MaxBytes: 1 << 20}, false},
+		{Options{Dir: "x", SegmentBytes: -1}, false},
+	} {
+		if err := tc.o.Validate(); (err == nil) != tc.want {
+			t.Errorf("Validate(%+v) = %v", tc.o, err)
+		}
+	}
+}

@@ -588,7 +588,7 @@ func TestLocalConfig(t *testing.T) {
 			t.Errorf("config lacks %q", want)
 		}
 	}
-	if strings.Contains(cfg, "storage: file_storage") {
-		t.Error("memory queue still names file_storage")
+	if !strings.Contains(cfg, "fsync: never") || strings.Contains(cfg, "fsync: always") {
+		t.Error("a memory queue must leave flushing to the kernel")
 	}
 }

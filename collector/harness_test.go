@@ -23,45 +23,43 @@ func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
 type colParams struct {
 	DSN, QueueDir         string
 	GRPCPort, MetricsPort int
-	Persistent            bool
-	BatchTimeout          string
-	LogLevel              string
+	// Persistent fsyncs the queue before acknowledging (the default config);
+	// otherwise the kernel flushes it.
+	Persistent   bool
+	BatchTimeout string
+	// QueueBytes, when set, bounds each signal's queue (SegmentBytes its files).
+	QueueBytes, SegmentBytes int64
+	LogLevel                 string
 }
 
 var colConfig = template.Must(template.New("cfg").Parse(`
-extensions:
-  file_storage:
-    directory: {{.QueueDir}}
-    create_directory: true
 receivers:
   otlp:
     protocols:
       grpc:
         endpoint: 127.0.0.1:{{.GRPCPort}}
-processors:
-  batch:
-    timeout: {{.BatchTimeout}}
-    send_batch_size: 8192
 exporters:
   fleetwatch_clickhouse:
     dsn: {{.DSN}}
-    sending_queue:
-{{- if .Persistent}}
-      storage: file_storage
+    queue:
+      directory: {{.QueueDir}}
+      fsync: {{if .Persistent}}always{{else}}never{{end}}
+{{- if .QueueBytes}}
+      max_bytes: {{.QueueBytes}}
+      segment_bytes: {{.SegmentBytes}}
 {{- end}}
-      block_on_overflow: true
-      queue_size: 200
-    retry_on_failure:
-      enabled: true
+      block_timeout: 2s
+    batch:
+      min_rows: 8192
+      flush_timeout: {{.BatchTimeout}}
+    retry:
       initial_interval: 100ms
       max_interval: 500ms
-      max_elapsed_time: 0s
 service:
-  extensions: [file_storage]
   pipelines:
-    metrics: {receivers: [otlp], processors: [batch], exporters: [fleetwatch_clickhouse]}
-    logs: {receivers: [otlp], processors: [batch], exporters: [fleetwatch_clickhouse]}
-    traces: {receivers: [otlp], processors: [batch], exporters: [fleetwatch_clickhouse]}
+    metrics: {receivers: [otlp], exporters: [fleetwatch_clickhouse]}
+    logs: {receivers: [otlp], exporters: [fleetwatch_clickhouse]}
+    traces: {receivers: [otlp], exporters: [fleetwatch_clickhouse]}
   telemetry:
     logs:
       level: {{.LogLevel}}

@@ -19,7 +19,8 @@ type Local struct {
 	MetricsPort               int
 	DSN                       string
 	QueueDir                  string
-	// Memory keeps the sending queue in memory instead of on file_storage.
+	// Memory leaves the queue's flushing to the kernel (fsync: never): a
+	// killed collector loses nothing, a crashed machine may.
 	Memory bool
 	// LogLevel sets the collector's own log level (default info).
 	LogLevel string
@@ -40,7 +41,7 @@ func LocalConfig(l Local) (string, error) {
 		{"${env:FLEETWATCH_COLLECTOR_DATA:-/var/lib/fleetwatch-collector}", l.QueueDir, l.QueueDir},
 	}
 	if l.Memory {
-		repl = append(repl, struct{ old, value, new string }{"      storage: file_storage", "-", ""})
+		repl = append(repl, struct{ old, value, new string }{"fsync: always ", "-", "fsync: never  "})
 	}
 	if l.LogLevel != "" {
 		repl = append(repl, struct{ old, value, new string }{"  telemetry:\n", l.LogLevel, "  telemetry:\n    logs:\n      level: " + l.LogLevel + "\n"})

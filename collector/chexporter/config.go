@@ -7,10 +7,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/config/configopaque"
-	"go.opentelemetry.io/collector/config/configoptional"
-	"go.opentelemetry.io/collector/config/configretry"
-	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
+	"github.com/fleetwatch/fleetwatch/collector/wal"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -64,18 +62,54 @@ type Config struct {
 	MaxInsertRows   int `mapstructure:"max_insert_rows"`
 	NativeBlockRows int `mapstructure:"native_block_rows"`
 
-	exporterhelper.TimeoutConfig `mapstructure:",squash"`
-	QueueConfig                  configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
-	RetryConfig                  configretry.BackOffConfig                                `mapstructure:"retry_on_failure"`
+	// Timeout bounds one insert attempt.
+	Timeout time.Duration `mapstructure:"timeout"`
+	Queue   QueueConfig   `mapstructure:"queue"`
+	Batch   BatchConfig   `mapstructure:"batch"`
+	Retry   RetryConfig   `mapstructure:"retry"`
 }
+
+// QueueConfig is the exporter's write-ahead log (package collector/wal): a
+// request is acknowledged to its sender only once its rows are in it.
+type QueueConfig struct {
+	// Directory holds one log per signal (metrics/, logs/, traces/).
+	Directory string `mapstructure:"directory"`
+	// MaxBytes bounds each signal's log; a full log pushes back on senders.
+	MaxBytes int64 `mapstructure:"max_bytes"`
+	// SegmentBytes is the size of the log's files.
+	SegmentBytes int64 `mapstructure:"segment_bytes"`
+	// Fsync is "always" (a sender's request is on stable storage before it is
+	// acknowledged; concurrent requests share an fsync) or "never" (the
+	// kernel flushes: survives a killed collector, not a crashed machine).
+	Fsync string `mapstructure:"fsync"`
+	// BlockTimeout is how long a request waits for space in a full log
+	// before its sender is told to retry (gRPC UNAVAILABLE, HTTP 503); the
+	// sender's own deadline, when shorter, wins.
+	BlockTimeout time.Duration `mapstructure:"block_timeout"`
+}
+
+// BatchConfig shapes the inserts: queued requests are read back and written
+// together, at least MinRows rows or whatever came within FlushTimeout.
+type BatchConfig struct {
+	MinRows      int           `mapstructure:"min_rows"`
+	MaxRows      int           `mapstructure:"max_rows"`
+	FlushTimeout time.Duration `mapstructure:"flush_timeout"`
+}
+
+// RetryConfig paces retries of a failed insert. Inserts are retried until
+// they succeed or fail permanently (a malformed row): the queue, not a time
+// limit, bounds what waits.
+type RetryConfig struct {
+	InitialInterval time.Duration `mapstructure:"initial_interval"`
+	MaxInterval     time.Duration `mapstructure:"max_interval"`
+}
+
+// DefaultQueueDirectory is where the queue lives unless configured.
+const DefaultQueueDirectory = "/var/lib/fleetwatch-collector"
 
 func createDefaultConfig() *Config {
 	def := storage.NewDefaultConfig()
 	w := storage.NewDefaultWriterConfig()
-	queue := exporterhelper.NewDefaultQueueConfig()
-	queue.BlockOnOverflow = true // backpressure to the receiver, not unbounded memory
-	retry := configretry.NewDefaultBackOffConfig()
-	retry.MaxElapsedTime = 0 // keep retrying while ClickHouse is away; the queue bounds memory
 	return &Config{
 		Endpoints:           def.Addrs,
 		Database:            def.Database,
@@ -93,10 +127,18 @@ func createDefaultConfig() *Config {
 		DriftProfileRefresh: time.Minute,
 		MaxInsertRows:       w.MaxInsertRows,
 		NativeBlockRows:     w.NativeBlockRows,
-		TimeoutConfig:       exporterhelper.TimeoutConfig{Timeout: 2 * time.Minute},
-		QueueConfig:         configoptional.Some(queue),
-		RetryConfig:         retry,
+		Timeout:             2 * time.Minute,
+		Queue: QueueConfig{Directory: DefaultQueueDirectory, MaxBytes: 1 << 30, SegmentBytes: 16 << 20, Fsync: string(wal.SyncAlways),
+			BlockTimeout: 10 * time.Second},
+		Batch: BatchConfig{MinRows: 16384, MaxRows: 65536, FlushTimeout: 200 * time.Millisecond},
+		Retry: RetryConfig{InitialInterval: time.Second, MaxInterval: 30 * time.Second},
 	}
+}
+
+// walOptions are the write-ahead log options of one signal.
+func (c *Config) walOptions(signal string) wal.Options {
+	return wal.Options{Dir: path.Join(c.Queue.Directory, signal), MaxBytes: c.Queue.MaxBytes,
+		SegmentBytes: c.Queue.SegmentBytes, Sync: wal.SyncPolicy(c.Queue.Fsync)}
 }
 
 // StorageConfig is the storage layer's view of the connection settings.
@@ -146,6 +188,24 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInsertRows < 1 || c.NativeBlockRows < 1 {
 		errs = append(errs, errors.New("max_insert_rows and native_block_rows must be at least 1"))
+	}
+	if c.Queue.Directory == "" {
+		errs = append(errs, errors.New("queue.directory is empty: the exporter queues every request on disk before acknowledging it"))
+	} else if err := c.walOptions(signalMetrics).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("queue: %w", err))
+	}
+	if c.Queue.BlockTimeout < 0 {
+		errs = append(errs, errors.New("queue.block_timeout must not be negative"))
+	}
+	if c.Batch.MinRows < 1 || c.Batch.MaxRows < c.Batch.MinRows || c.Batch.FlushTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("batch: want 1 <= min_rows (%d) <= max_rows (%d) and a positive flush_timeout (%v)",
+			c.Batch.MinRows, c.Batch.MaxRows, c.Batch.FlushTimeout))
+	}
+	if c.Retry.InitialInterval <= 0 || c.Retry.MaxInterval < c.Retry.InitialInterval {
+		errs = append(errs, fmt.Errorf("retry: want 0 < initial_interval (%v) <= max_interval (%v)", c.Retry.InitialInterval, c.Retry.MaxInterval))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, errors.New("timeout must be positive"))
 	}
 	return errors.Join(errs...)
 }

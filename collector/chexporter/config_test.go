@@ -11,8 +11,8 @@ func TestConfigValidate(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if !cfg.QueueConfig.HasValue() || !cfg.QueueConfig.Get().BlockOnOverflow || cfg.RetryConfig.MaxElapsedTime != 0 {
-		t.Fatal("the defaults must queue, block on overflow, and retry without giving up")
+	if cfg.Queue.Directory == "" || cfg.Queue.Fsync != "always" || cfg.Queue.BlockTimeout <= 0 || cfg.Queue.MaxBytes <= 0 {
+		t.Fatalf("the defaults must queue on disk, fsync before acknowledging, and push back when full: %+v", cfg.Queue)
 	}
 	bad := createDefaultConfig()
 	bad.Endpoints = []string{"nohost"}
@@ -21,11 +21,14 @@ func TestConfigValidate(t *testing.T) {
 	bad.SeriesRefresh = 0
 	bad.Include = []string{"["}
 	bad.MaxInsertRows = 0
+	bad.Queue.Fsync = "sometimes"
+	bad.Batch.MinRows = 0
+	bad.Retry.InitialInterval = 0
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"nohost", "max_label_length", "max_age", "series_refresh", `metric glob "["`, "max_insert_rows"} {
+	for _, want := range []string{"nohost", "max_label_length", "max_age", "series_refresh", `metric glob "["`, "max_insert_rows", `sync "sometimes"`, "batch:", "retry:"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
@@ -39,30 +42,37 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestSeriesDelta(t *testing.T) {
-	var e seriesEntry
+func TestPointIncrease(t *testing.T) {
+	var p pointState
 	steps := []struct {
 		name      string
+		kind      uint8
 		v         float64
 		start, ts int64
+		given     float64
 		want      float64
 	}{
-		{"first point counts nothing", 100, 1, 10, 0},
-		{"increase", 110, 1, 20, 10},
-		{"flat", 110, 1, 30, 0},
-		{"replay of the latest point", 110, 1, 30, 0},
-		{"replay of an earlier point keeps its delta", 110, 1, 20, 10},
-		{"new start time: restarted", 5, 2, 40, 5},
-		{"increase after restart", 9, 2, 50, 4},
-		{"decrease without new start: reset", 1, 2, 60, 1},
-		{"replay of the restart", 5, 2, 40, 5},
-		{"late point outside the window: counted at the later point", 3, 2, 15, 0},
-		{"next point after replays", 4, 2, 70, 3},
+		{"first point counts nothing", kindCumulative, 100, 1, 10, 0, 0},
+		{"increase", kindCumulative, 110, 1, 20, 0, 10},
+		{"flat", kindCumulative, 110, 1, 30, 0, 0},
+		{"new start time: restarted", kindCumulative, 5, 2, 40, 0, 5},
+		{"increase after restart", kindCumulative, 9, 2, 50, 0, 4},
+		{"decrease without new start: reset", kindCumulative, 1, 2, 60, 0, 1},
+		{"a delta sum's increase is as sent", kindDelta, 7, 0, 70, 7, 7},
+		{"a gauge has none", kindGauge, 3, 0, 80, 0, 0},
 	}
 	for _, s := range steps {
-		if got := e.delta(s.v, s.start, s.ts); got != s.want {
+		if got := p.advance(s.kind, s.v, s.start, s.ts, s.given); got != s.want {
 			t.Fatalf("%s: delta %v, want %v", s.name, got, s.want)
 		}
+	}
+	for _, ts := range []int64{50, 60, 70, 80} {
+		if !p.isRecent(ts) {
+			t.Errorf("point at %d not remembered", ts)
+		}
+	}
+	if p.isRecent(55) || p.isRecent(0) {
+		t.Error("a point never seen is remembered")
 	}
 }
 

@@ -4,11 +4,24 @@
 // resets handled), GPU events, inference events, delayed labels and
 // deployment markers from log records, and spans. It is a normal Collector
 // component (type fleetwatch_clickhouse) that anyone building their own
-// distribution can import; exporterhelper gives it a queue (persistent with a
-// storage extension), retries and backpressure.
+// distribution can import.
 //
-// Bad input never fails a whole batch: every item is stored, stored after a
-// documented normalisation, or rejected and counted with a reason
+// Delivery: a request is validated and turned into rows while its sender
+// waits; the rows are appended to an on-disk write-ahead log (package
+// collector/wal, fsynced), and only then is the sender answered. Rejected
+// items are counted by reason and reported back in the OTLP response's
+// partial success (package collector/partial). A full log or a full disk
+// refuses the request with a retryable error, so the sender keeps its data
+// and retries. One loop per signal reads the log in order, batches it,
+// writes it to ClickHouse, retrying until the write succeeds, and only then
+// acknowledges it in the log. A point that may already be stored (a replay
+// after a crash, a sender's retry, an insert whose outcome was unknown) is
+// looked up first and not written twice, so the one-minute rollups never
+// count a point twice; counters resume from their last stored value after a
+// restart.
+//
+// Bad input never fails a whole request: every item is stored, stored after
+// a documented normalisation, or rejected and counted with a reason
 // (docs/TELEMETRY.md, "What lands where").
 package chexporter
 
@@ -21,6 +34,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/otel/attribute"
@@ -29,6 +43,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
+	"github.com/fleetwatch/fleetwatch/collector/partial"
+	"github.com/fleetwatch/fleetwatch/collector/wal"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -51,12 +67,23 @@ const (
 	ReasonMissingModel    = "missing_model"
 	ReasonMissingRequest  = "missing_request_id"
 	ReasonBadSpan         = "bad_span"
+	ReasonBadNumber       = "bad_number"
+	ReasonBadFeatures     = "bad_features"
 )
 
 // Normalisations: the item is stored, changed as documented.
 const (
 	NormMissingTimestamp = "missing_timestamp" // stamped with the time it was received
 	NormLabelTruncated   = "label_truncated"   // a label value cut to max_label_length bytes
+	NormNumericString    = "numeric_string"    // a number sent as a string, parsed
+	NormFeaturesJSON     = "features_json"     // the features attribute sent as a JSON object in a string, parsed
+)
+
+// Reasons a request is refused (the sender retries it).
+const (
+	RefusedQueueFull = "queue_full"
+	RefusedDiskFull  = "disk_full"
+	RefusedIO        = "queue_io_error"
 )
 
 // migrateMu serializes schema creation by the exporters of one process.
@@ -66,10 +93,15 @@ type selfMetrics struct {
 	received   metric.Int64Counter
 	rejected   metric.Int64Counter
 	normalized metric.Int64Counter
+	refused    metric.Int64Counter
+	queued     metric.Int64Counter
 	written    metric.Int64Counter
+	duplicates metric.Int64Counter
+	dropped    metric.Int64Counter
+	retries    metric.Int64Counter
 }
 
-// chExporter is the state shared by the push functions of one signal.
+// chExporter is the exporter of one signal.
 type chExporter struct {
 	cfg    *Config
 	logger *zap.Logger
@@ -80,45 +112,75 @@ type chExporter struct {
 	client *storage.Client
 	writer *storage.Writer
 
+	// Receive side: turning requests into rows.
 	mu     sync.Mutex
 	series *seriesState
-	replay replayTable
 	cat    map[featureKey]bool // categorical features, learned from values
 
 	prebinMu     sync.Mutex
 	prebin       *drift.Prebinner
 	prebinLoaded time.Time
+
+	// Delivery side: the log and the loop that drains it.
+	log    *wal.Log
+	points *pointStates // counters' last points, for increases and duplicates (drain loop only)
+	stop   context.CancelFunc
+	done   chan struct{}
+	bufs   sync.Pool
+	warned sync.Map // warning key → when it was last logged
 }
 
 func newExporter(cfg *Config, set exporter.Settings, signal string) (*chExporter, error) {
 	meter := set.TelemetrySettings.MeterProvider.Meter("github.com/fleetwatch/fleetwatch/collector/chexporter")
-	var err error
-	e := &chExporter{cfg: cfg, logger: set.Logger, signal: signal, series: newSeriesState(cfg.SeriesRefresh), replay: replayTable{}, cat: map[featureKey]bool{}}
-	e.tel.received, err = meter.Int64Counter("fleetwatch_exporter_received_items",
-		metric.WithDescription("Data points, log records and spans received by the ClickHouse exporter."), metric.WithUnit("{item}"))
-	if err != nil {
-		return nil, err
+	e := &chExporter{cfg: cfg, logger: set.Logger, signal: signal, series: newSeriesState(cfg.SeriesRefresh),
+		cat: map[featureKey]bool{}, points: newPointStates()}
+	counters := []struct {
+		dst        *metric.Int64Counter
+		name, desc string
+		unit       string
+	}{
+		{&e.tel.received, "fleetwatch_exporter_received_items", "Data points, log records and spans that reached the ClickHouse exporter, by signal; a sender's retry counts again. received = rejected + refused + queued.", "{item}"},
+		{&e.tel.rejected, "fleetwatch_exporter_rejected_items", "Items rejected as invalid, by signal and reason; reported to the sender as OTLP partial success.", "{item}"},
+		{&e.tel.normalized, "fleetwatch_exporter_normalized_items", "Items stored after a documented normalisation, by signal and reason.", "{item}"},
+		{&e.tel.refused, "fleetwatch_exporter_refused_items", "Valid items not accepted because the queue was full or its disk failed, by signal and reason; the sender was told to retry.", "{item}"},
+		{&e.tel.queued, "fleetwatch_exporter_queued_items", "Valid items accepted: on disk in the exporter's queue, acknowledged to the sender.", "{item}"},
+		{&e.tel.written, "fleetwatch_exporter_written_rows", "Rows written to ClickHouse, by table.", "{row}"},
+		{&e.tel.duplicates, "fleetwatch_exporter_duplicate_rows", "Rows not written because ClickHouse already had them (replays, sender retries), by table.", "{row}"},
+		{&e.tel.dropped, "fleetwatch_exporter_dropped_rows", "Queued rows ClickHouse refused permanently (a malformed row or a schema mismatch), by table and reason.", "{row}"},
+		{&e.tel.retries, "fleetwatch_exporter_insert_retries", "Failed insert attempts that are retried, by table and reason.", "{attempt}"},
 	}
-	e.tel.rejected, err = meter.Int64Counter("fleetwatch_exporter_rejected_items",
-		metric.WithDescription("Items rejected by the ClickHouse exporter, by signal and reason."), metric.WithUnit("{item}"))
-	if err != nil {
-		return nil, err
+	for _, c := range counters {
+		var err error
+		if *c.dst, err = meter.Int64Counter(c.name, metric.WithDescription(c.desc), metric.WithUnit(c.unit)); err != nil {
+			return nil, err
+		}
 	}
-	e.tel.normalized, err = meter.Int64Counter("fleetwatch_exporter_normalized_items",
-		metric.WithDescription("Items stored after a documented normalisation, by signal and reason."), metric.WithUnit("{item}"))
-	if err != nil {
-		return nil, err
+	sig := metric.WithAttributes(attribute.String("signal", signal))
+	gauges := []struct {
+		name, desc string
+		value      func(wal.Stats) int64
+	}{
+		{"fleetwatch_exporter_queue_bytes", "Bytes in the exporter's queue not yet written to ClickHouse, by signal.", func(s wal.Stats) int64 { return s.PendingBytes }},
+		{"fleetwatch_exporter_queue_requests", "Requests in the exporter's queue not yet written to ClickHouse, by signal.", func(s wal.Stats) int64 { return s.PendingRecords }},
+		{"fleetwatch_exporter_queue_torn_records", "Torn or corrupt queue records cut off when the queue was opened (a crash mid-write), by signal.", func(s wal.Stats) int64 { return s.TornRecords }},
 	}
-	e.tel.written, err = meter.Int64Counter("fleetwatch_exporter_written_rows",
-		metric.WithDescription("Rows written to ClickHouse, by table."), metric.WithUnit("{row}"))
-	if err != nil {
-		return nil, err
+	for _, g := range gauges {
+		_, err := meter.Int64ObservableGauge(g.name, metric.WithDescription(g.desc),
+			metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+				if l := e.wal(); l != nil {
+					o.Observe(g.value(l.Stats()), sig)
+				}
+				return nil
+			}))
+		if err != nil {
+			return nil, err
+		}
 	}
 	if signal != signalMetrics {
 		return e, nil // only the metrics exporter holds series state
 	}
-	_, err = meter.Int64ObservableGauge("fleetwatch_exporter_series_cached",
-		metric.WithDescription("Counter and series states held for delta computation."),
+	_, err := meter.Int64ObservableGauge("fleetwatch_exporter_series_cached",
+		metric.WithDescription("Series whose gpu_series row and labels the exporter remembers."),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(int64(e.series.size()))
 			return nil
@@ -126,15 +188,46 @@ func newExporter(cfg *Config, set exporter.Settings, signal string) (*chExporter
 	return e, err
 }
 
+func (e *chExporter) wal() *wal.Log {
+	e.connMu.Lock()
+	defer e.connMu.Unlock()
+	return e.log
+}
+
 // featureKey names a model's feature without building a string per value.
 type featureKey struct{ model, feature string }
 
-// start connects to ClickHouse. If it cannot, the collector still starts:
-// data waits in the queue and every push tries to connect again.
-func (e *chExporter) start(ctx context.Context, _ component.Host) error {
+// Capabilities implements consumer.Metrics, Logs and Traces.
+func (e *chExporter) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: false}
+}
+
+// Start opens the queue and starts the loop that writes it to ClickHouse.
+// If ClickHouse is unreachable, the collector still starts: data waits in
+// the queue and the loop keeps trying.
+func (e *chExporter) Start(ctx context.Context, _ component.Host) error {
+	opts := e.cfg.walOptions(e.signal)
+	opts.Logger = slog.New(zapHandler{e.logger})
+	l, err := wal.Open(opts)
+	if err != nil {
+		return fmt.Errorf("open the exporter's queue: %w", err)
+	}
+	if st := l.Stats(); st.PendingRecords > 0 {
+		e.logger.Info("queued requests from before the restart will be written", zap.String("signal", e.signal),
+			zap.Int64("requests", st.PendingRecords), zap.Int64("bytes", st.PendingBytes), zap.Int64("torn_records", st.TornRecords))
+	}
+	e.connMu.Lock()
+	e.log = l
+	e.connMu.Unlock()
 	if err := e.ensure(ctx); err != nil {
 		e.logger.Warn("ClickHouse is unreachable; data is queued and the exporter keeps trying", zap.Error(err))
 	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	e.stop, e.done = cancel, make(chan struct{})
+	go func() {
+		defer close(e.done)
+		e.drain(runCtx)
+	}()
 	return nil
 }
 
@@ -172,12 +265,9 @@ func (e *chExporter) connect(ctx context.Context) error {
 		}
 	}
 	wc := storage.NewDefaultWriterConfig()
-	wc.MaxRetries = 1 // exporterhelper retries longer outages, with its queue
+	wc.MaxRetries = 1 // the drain loop retries longer outages; the queue holds the data
 	wc.MaxInsertRows, wc.NativeBlockRows = e.cfg.MaxInsertRows, e.cfg.NativeBlockRows
 	wc.AttemptTimeout = e.cfg.Timeout
-	if wc.AttemptTimeout <= 0 {
-		wc.AttemptTimeout = 2 * time.Minute
-	}
 	w, err := c.NewWriter(wc)
 	if err != nil {
 		c.Close()
@@ -189,19 +279,44 @@ func (e *chExporter) connect(ctx context.Context) error {
 	return nil
 }
 
-func (e *chExporter) shutdown(context.Context) error {
+// Shutdown stops the drain loop (what it has not written stays queued for
+// the next start) and closes the queue and the connection. It is safe to
+// call without Start.
+func (e *chExporter) Shutdown(ctx context.Context) error {
+	if e.stop != nil {
+		e.stop()
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return fmt.Errorf("exporter shutdown: %w", ctx.Err())
+		}
+	}
 	e.connMu.Lock()
 	defer e.connMu.Unlock()
-	if e.client != nil {
-		return e.client.Close()
+	var errs []error
+	if e.log != nil {
+		errs = append(errs, e.log.Close())
 	}
-	return nil
+	if e.client != nil {
+		errs = append(errs, e.client.Close())
+	}
+	return errors.Join(errs...)
 }
 
+func (e *chExporter) sig() metric.MeasurementOption {
+	return metric.WithAttributes(attribute.String("signal", e.signal))
+}
+
+// reject counts n items rejected for reason and reports them to the sender.
 func (e *chExporter) reject(ctx context.Context, reason string, n int) {
 	if n > 0 {
 		e.tel.rejected.Add(ctx, int64(n), metric.WithAttributes(attribute.String("signal", e.signal), attribute.String("reason", reason)))
+		partial.Reject(ctx, reason, n)
 	}
+}
+
+func (e *chExporter) received(ctx context.Context, n int) {
+	e.tel.received.Add(ctx, int64(n), e.sig())
 }
 
 func (e *chExporter) normalize(ctx context.Context, reason string, n int) {
@@ -210,31 +325,98 @@ func (e *chExporter) normalize(ctx context.Context, reason string, n int) {
 	}
 }
 
-func (e *chExporter) received(ctx context.Context, n int) {
-	e.tel.received.Add(ctx, int64(n), metric.WithAttributes(attribute.String("signal", e.signal)))
+// account counts a request's rejections and normalisations and returns how
+// many items it rejected.
+func (e *chExporter) account(ctx context.Context, rejected, normalized map[string]int) int {
+	n := 0
+	for reason, k := range rejected {
+		e.reject(ctx, reason, k)
+		n += k
+	}
+	for reason, k := range normalized {
+		e.normalize(ctx, reason, k)
+	}
+	return n
 }
 
-// write inserts one block; a failure that retrying cannot fix is permanent
-// (exporterhelper drops the request and counts it), anything else is retried.
-func (e *chExporter) write(ctx context.Context, b storage.Block) error {
-	n, _ := b.Rows()
-	if n == 0 {
-		return nil
+// enqueue appends one request's rows to the queue; items is how many of
+// the request's items they hold. It returns once they are on disk, or with
+// a retryable error when the queue cannot take them (the sender retries).
+func (e *chExporter) enqueue(ctx context.Context, items int, blocks ...storage.Block) error {
+	buf, _ := e.bufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
 	}
-	if err := e.ensure(ctx); err != nil {
-		return fmt.Errorf("connect to ClickHouse: %w", err)
+	defer e.bufs.Put(buf)
+	b := append((*buf)[:0], recordVersion)
+	var err error
+	for _, blk := range blocks {
+		if n, _ := blk.Rows(); n == 0 {
+			continue
+		}
+		if b, err = storage.AppendBlock(b, blk); err != nil {
+			return consumererror.NewPermanent(fmt.Errorf("encode rows: %w", err))
+		}
 	}
-	err := e.writer.Write(ctx, b)
+	*buf = b
+	if len(b) == 1 {
+		return nil // nothing to store
+	}
+	wait := e.cfg.Queue.BlockTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+		wait = time.Until(d)
+	}
+	actx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	err = e.log.AppendWait(actx, b)
 	if err == nil {
-		e.tel.written.Add(ctx, int64(n), metric.WithAttributes(attribute.String("table", b.Table)))
+		e.tel.queued.Add(ctx, int64(items), e.sig())
 		return nil
 	}
-	var we *storage.WriteError
-	if errors.As(err, &we) && !we.Retryable {
-		e.reject(ctx, "clickhouse_"+we.Reason, we.Failed)
-		return consumererror.NewPermanent(err)
+	reason := RefusedIO
+	switch {
+	case errors.Is(err, wal.ErrFull):
+		reason = RefusedQueueFull
+	case errors.Is(err, wal.ErrDiskFull):
+		reason = RefusedDiskFull
+	case errors.Is(err, wal.ErrTooLarge):
+		e.reject(ctx, "request_too_large", items)
+		return consumererror.NewPermanent(fmt.Errorf("queue the request: %w", err))
 	}
-	return err
+	e.tel.refused.Add(ctx, int64(items), metric.WithAttributes(attribute.String("signal", e.signal), attribute.String("reason", reason)))
+	e.throttledWarn(reason, "request refused; the sender is told to retry", zap.String("reason", reason), zap.Error(err))
+	return fmt.Errorf("queue the request (%s), retry later: %w", reason, err)
+}
+
+// recordVersion starts every queue record: the layout of what follows.
+const recordVersion byte = 1
+
+// decodeRecord returns the blocks of a queue record.
+func decodeRecord(data []byte) ([]storage.Block, error) {
+	if len(data) == 0 || data[0] != recordVersion {
+		return nil, fmt.Errorf("queue record of unknown version")
+	}
+	var out []storage.Block
+	rest := data[1:]
+	for len(rest) > 0 {
+		var b storage.Block
+		var err error
+		if b, rest, err = storage.ReadBlock(rest); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// throttledWarn logs a repetitive warning at most once a minute per key.
+func (e *chExporter) throttledWarn(key, msg string, fields ...zap.Field) {
+	now := time.Now()
+	if last, ok := e.warned.Load(key); ok && now.Sub(last.(time.Time)) < time.Minute {
+		return
+	}
+	e.warned.Store(key, now)
+	e.logger.Warn(msg, append(fields, zap.String("signal", e.signal))...)
 }
 
 // zapHandler lets the storage layer log through the Collector's logger.

@@ -4,9 +4,7 @@ import (
 	"context"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
-	"go.opentelemetry.io/collector/exporter/exporterhelper"
 )
 
 // TypeStr is the component type in Collector configuration.
@@ -25,40 +23,20 @@ func NewFactory() exporter.Factory {
 	)
 }
 
-func helperOptions(cfg *Config, e *chExporter) []exporterhelper.Option {
-	return []exporterhelper.Option{
-		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
-		exporterhelper.WithTimeout(cfg.TimeoutConfig),
-		exporterhelper.WithQueue(cfg.QueueConfig),
-		exporterhelper.WithRetry(cfg.RetryConfig),
-		exporterhelper.WithStart(e.start),
-		exporterhelper.WithShutdown(e.shutdown),
-	}
+// The exporter does not use exporterhelper: it answers a sender only once the
+// request is in its own write-ahead log, validates synchronously so that
+// rejections reach the sender as OTLP partial success, and counts what it
+// refuses, rejects and writes itself (exporterhelper would count rejected
+// items as sent).
+
+func createMetrics(_ context.Context, set exporter.Settings, c component.Config) (exporter.Metrics, error) {
+	return newExporter(c.(*Config), set, signalMetrics)
 }
 
-func createMetrics(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Metrics, error) {
-	cfg := c.(*Config)
-	e, err := newExporter(cfg, set, signalMetrics)
-	if err != nil {
-		return nil, err
-	}
-	return exporterhelper.NewMetrics(ctx, set, cfg, e.pushMetrics, helperOptions(cfg, e)...)
+func createLogs(_ context.Context, set exporter.Settings, c component.Config) (exporter.Logs, error) {
+	return newExporter(c.(*Config), set, signalLogs)
 }
 
-func createLogs(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Logs, error) {
-	cfg := c.(*Config)
-	e, err := newExporter(cfg, set, signalLogs)
-	if err != nil {
-		return nil, err
-	}
-	return exporterhelper.NewLogs(ctx, set, cfg, e.pushLogs, helperOptions(cfg, e)...)
-}
-
-func createTraces(ctx context.Context, set exporter.Settings, c component.Config) (exporter.Traces, error) {
-	cfg := c.(*Config)
-	e, err := newExporter(cfg, set, signalTraces)
-	if err != nil {
-		return nil, err
-	}
-	return exporterhelper.NewTraces(ctx, set, cfg, e.pushTraces, helperOptions(cfg, e)...)
+func createTraces(_ context.Context, set exporter.Settings, c component.Config) (exporter.Traces, error) {
+	return newExporter(c.(*Config), set, signalTraces)
 }

@@ -25,9 +25,12 @@ type eventBatch struct {
 	now        time.Time
 }
 
-func (e *chExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
+// ConsumeLogs validates ld, turns its Fleetwatch events into rows and
+// queues them; it returns once they are on disk.
+func (e *chExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	eb := &eventBatch{rejected: map[string]int{}, normalized: map[string]int{}, now: time.Now(), bins: e.prebinner(ctx).NewBatch()}
-	e.received(ctx, ld.LogRecordCount())
+	n := ld.LogRecordCount()
+	e.received(ctx, n)
 	e.mu.Lock()
 	rls := ld.ResourceLogs()
 	for i := 0; i < rls.Len(); i++ {
@@ -42,21 +45,11 @@ func (e *chExporter) pushLogs(ctx context.Context, ld plog.Logs) error {
 		}
 	}
 	e.mu.Unlock()
-	for reason, n := range eb.rejected {
-		e.reject(ctx, reason, n)
-	}
-	for reason, n := range eb.normalized {
-		e.normalize(ctx, reason, n)
-	}
-	// drift_bins follows inference_events: if its write fails, the retried
-	// push counts those events twice there, which the analyzer detects and
-	// bins that window in SQL instead.
-	for _, b := range []storage.Block{eb.gpu.Block(), eb.inference.Block(), eb.bins.Block(), eb.labels.Block(), eb.deploys.Block()} {
-		if err := e.write(ctx, b); err != nil {
-			return err
-		}
-	}
-	return nil
+	rejected := e.account(ctx, eb.rejected, eb.normalized)
+	// drift_bins follows inference_events: if a request is queued twice (a
+	// sender's retry), drift_bins counts its events twice, which the
+	// analyzer detects and bins that window in SQL instead.
+	return e.enqueue(ctx, n-rejected, eb.gpu.Block(), eb.inference.Block(), eb.bins.Block(), eb.labels.Block(), eb.deploys.Block())
 }
 
 // eventName is the record's event name: the OTLP field, else the attribute.

@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
@@ -170,26 +169,49 @@ func (s kvSort) Swap(i, j int) {
 	s.v[i], s.v[j] = s.v[j], s.v[i]
 }
 
-// metricBatch accumulates the rows of one push.
+// metricBatch accumulates the rows of one request.
 type metricBatch struct {
-	samples    storage.GPUSampleBlock
+	samples storage.GPUSampleBlock
+	// kinds and starts extend samples for the queue: how the drain loop
+	// computes each row's delta (kindGauge, kindCumulative, kindDelta) and
+	// the counter's start time (ns).
+	kinds      []uint8
+	starts     []int64
 	series     storage.GPUSeriesBlock
 	rejected   map[string]int
 	normalized map[string]int
 	now        time.Time
-	// counted holds the counter increases computed, kept for a retry if the
-	// write fails.
-	counted []countedPoint
-	// described are the series whose gpu_series row this push writes.
+	// described are the series whose gpu_series row this request writes.
 	described []*seriesEntry
 }
 
 func (mb *metricBatch) reject(reason string) { mb.rejected[reason]++ }
 
-func (e *chExporter) pushMetrics(ctx context.Context, md pmetric.Metrics) error {
-	e.received(ctx, md.DataPointCount())
+// samplesBlock is the request's gpu_samples rows with the queue-only columns.
+func (mb *metricBatch) samplesBlock() storage.Block {
+	b := mb.samples.Block()
+	b.Columns = append(b.Columns, colKind, colStart)
+	b.Data = append(b.Data, mb.kinds, mb.starts)
+	return b
+}
+
+// ConsumeMetrics validates md, turns it into rows and queues them; it
+// returns once they are on disk.
+func (e *chExporter) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	n := md.DataPointCount()
+	e.received(ctx, n)
 	mb := e.convert(md, time.Now())
-	return e.finishMetrics(ctx, mb)
+	rejected := e.account(ctx, mb.rejected, mb.normalized)
+	err := e.enqueue(ctx, n-rejected, mb.series.Block(), mb.samplesBlock())
+	if err != nil {
+		// The series rows were not stored: describe them again next time.
+		e.series.mu.Lock()
+		for _, se := range mb.described {
+			se.written = time.Time{}
+		}
+		e.series.mu.Unlock()
+	}
+	return err
 }
 
 // convert turns md into rows, as of now.
@@ -209,39 +231,10 @@ func (e *chExporter) convert(md pmetric.Metrics, now time.Time) *metricBatch {
 			}
 		}
 	}
-	if e.series.sweep(mb.now) {
-		e.replay.sweep(mb.now)
-	}
+	e.series.sweep(mb.now)
 	e.series.mu.Unlock()
 	e.mu.Unlock()
 	return mb
-}
-
-// finishMetrics counts mb's rejections and normalisations and writes its rows.
-func (e *chExporter) finishMetrics(ctx context.Context, mb *metricBatch) error {
-	for reason, n := range mb.rejected {
-		e.reject(ctx, reason, n)
-	}
-	for reason, n := range mb.normalized {
-		e.normalize(ctx, reason, n)
-	}
-	// Series first, so that a sample never lands without its description.
-	err := e.write(ctx, mb.series.Block())
-	if err == nil {
-		err = e.write(ctx, mb.samples.Block())
-	}
-	if err != nil && !consumererror.IsPermanent(err) {
-		// The retry must compute the same increases and describe the same series.
-		e.mu.Lock()
-		e.replay.keep(mb.counted, mb.now)
-		e.series.mu.Lock()
-		for _, se := range mb.described {
-			se.written = time.Time{}
-		}
-		e.series.mu.Unlock()
-		e.mu.Unlock()
-	}
-	return err
 }
 
 // validName accepts Prometheus-style and OTel-style (dotted) metric names.
@@ -481,22 +474,16 @@ func (e *chExporter) appendSample(mb *metricBatch, se *seriesEntry, p *point, t 
 	if se.truncated > 0 {
 		mb.normalized[NormLabelTruncated]++
 	}
-	delta := 0.0
+	kind, delta := kindGauge, 0.0
 	switch {
 	case p.hasDelta:
-		delta = p.delta
+		kind, delta = kindDelta, p.delta
 	case p.counter:
-		k := replayKey{series: se.id, ts: t.UnixNano()}
-		var ok bool
-		if se.seen(k.ts) {
-			delta, ok = e.replay.take(k)
-		}
-		if !ok {
-			delta = se.delta(p.value, int64(p.start), k.ts)
-		}
-		mb.counted = append(mb.counted, countedPoint{key: k, delta: delta})
+		kind = kindCumulative // its increase is computed when it is written
 	}
 	mb.samples.Append(&storage.GPUSample{Time: t, Metric: p.name, Series: se.id, Value: p.value, Delta: delta})
+	mb.kinds = append(mb.kinds, kind)
+	mb.starts = append(mb.starts, int64(p.start))
 }
 
 // seriesID hashes everything that identifies a series.

@@ -13,7 +13,9 @@ import (
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 
-func (e *chExporter) pushTraces(ctx context.Context, td ptrace.Traces) error {
+// ConsumeTraces validates td, turns its spans into rows and queues them; it
+// returns once they are on disk.
+func (e *chExporter) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 	var blk storage.SpanBlock
 	rejected := map[string]int{}
 	now := time.Now()
@@ -57,10 +59,8 @@ func (e *chExporter) pushTraces(ctx context.Context, td ptrace.Traces) error {
 			}
 		}
 	}
-	for reason, n := range rejected {
-		e.reject(ctx, reason, n)
-	}
-	return e.write(ctx, blk.Block())
+	n := e.account(ctx, rejected, nil)
+	return e.enqueue(ctx, td.SpanCount()-n, blk.Block())
 }
 
 func sortKV(keys, values []string) {

@@ -23,7 +23,9 @@ func open(t *testing.T, o Options) *Log {
 	return l
 }
 
-func rec(i int) []byte { return []byte(fmt.Sprintf("record %06d %s", i, bytes.Repeat([]byte{byte(i)}, i%97))) }
+func rec(i int) []byte {
+	return []byte(fmt.Sprintf("record %06d %s", i, bytes.Repeat([]byte{byte(i)}, i%97)))
+}
 
 // readAll reads until n records came, acknowledging none.
 func readAll(t *testing.T, l *Log, n int) []Record {

@@ -1,0 +1,220 @@
+package chexporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/fleetwatch/fleetwatch/collector/wal"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+// tableOrder is the order a batch's tables are written in: a series is
+// described (gpu_series) before its samples land, and drift_bins follows
+// inference_events.
+var tableOrder = []string{"gpu_series", "gpu_samples", "gpu_events", "inference_events", "drift_bins", "delayed_labels", "model_deployments", "spans"}
+
+// batch is what one drain pass writes: the rows of consecutive queue
+// records, merged per table.
+type batch struct {
+	blocks  map[string]storage.Block
+	rows    int
+	records int
+	end     wal.Position
+	// resolved: gpu_samples' increases computed and known duplicates removed.
+	resolved bool
+	// uncertain: a gpu_samples insert failed in a way that may have stored
+	// some rows; they are looked up before the next attempt.
+	uncertain bool
+	done      map[string]bool
+}
+
+func newBatch() *batch { return &batch{blocks: map[string]storage.Block{}, done: map[string]bool{}} }
+
+// add merges queue records into the batch. A record that cannot be decoded
+// (written by a newer or broken collector) is skipped and counted.
+func (e *chExporter) add(b *batch, recs []wal.Record) {
+	for _, r := range recs {
+		b.records++
+		b.end = r.End
+		blocks, err := decodeRecord(r.Data)
+		if err != nil {
+			e.tel.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("table", "queue_record"), attribute.String("reason", "undecodable")))
+			e.logger.Error("skipping a queue record that cannot be decoded", zap.String("signal", e.signal), zap.Error(err))
+			continue
+		}
+		for _, blk := range blocks {
+			merged, err := storage.AppendRows(b.blocks[blk.Table], blk)
+			if err != nil {
+				e.tel.dropped.Add(context.Background(), int64(rowsOf(blk)), metric.WithAttributes(attribute.String("table", blk.Table), attribute.String("reason", "shape_mismatch")))
+				e.logger.Error("skipping queued rows whose columns changed", zap.String("table", blk.Table), zap.Error(err))
+				continue
+			}
+			b.blocks[blk.Table] = merged
+			b.rows += rowsOf(blk)
+		}
+	}
+}
+
+func rowsOf(b storage.Block) int {
+	n, _ := b.Rows()
+	return n
+}
+
+// drain reads the queue in order, writes batches to ClickHouse and
+// acknowledges them, until ctx ends. Unacknowledged records are read again
+// at the next start.
+func (e *chExporter) drain(ctx context.Context) {
+	for {
+		recs, err := e.log.Read(ctx, 4096, 64<<20)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
+				e.logger.Error("reading the queue failed; the exporter stops writing until restarted", zap.String("signal", e.signal), zap.Error(err))
+			}
+			return
+		}
+		b := newBatch()
+		e.add(b, recs)
+		deadline := time.Now().Add(e.cfg.Batch.FlushTimeout)
+		for b.rows < e.cfg.Batch.MinRows {
+			rctx, cancel := context.WithDeadline(ctx, deadline)
+			more, err := e.log.Read(rctx, 4096, 64<<20)
+			cancel()
+			if err != nil {
+				break
+			}
+			e.add(b, more)
+			if b.rows >= e.cfg.Batch.MaxRows {
+				break
+			}
+		}
+		if !e.deliver(ctx, b) {
+			return
+		}
+		if err := e.log.Ack(b.end); err != nil {
+			// The rows are in ClickHouse; a restart replays them and the
+			// duplicate checks keep them from counting twice.
+			e.throttledWarn("ack", "cannot record written requests in the queue; they may be replayed after a restart", zap.Error(err))
+		}
+	}
+}
+
+// deliver writes b, retrying until every table is written or permanently
+// refused. It returns false if ctx ended first.
+func (e *chExporter) deliver(ctx context.Context, b *batch) bool {
+	wait := e.cfg.Retry.InitialInterval
+	for {
+		err := e.attempt(ctx, b)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		e.throttledWarn("insert", "writing to ClickHouse failed; retrying (the data stays queued)", zap.String("signal", e.signal),
+			zap.Int("rows", b.rows), zap.Duration("next_try_in", wait), zap.Error(err))
+		// Jitter so that collectors restarted together do not retry together.
+		sleep := wait/2 + rand.N(wait/2+1)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(sleep):
+		}
+		wait = min(2*wait, e.cfg.Retry.MaxInterval)
+	}
+}
+
+// attempt writes what of b is not written yet.
+func (e *chExporter) attempt(ctx context.Context, b *batch) error {
+	if err := e.ensure(ctx); err != nil {
+		e.tel.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("table", "connect"), attribute.String("reason", "connect")))
+		return fmt.Errorf("connect to ClickHouse: %w", err)
+	}
+	if s, ok := b.blocks["gpu_samples"]; ok && !b.resolved {
+		resolved, err := e.resolveSamples(ctx, s)
+		if err != nil {
+			e.tel.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("table", "gpu_samples"), attribute.String("reason", "lookup")))
+			return fmt.Errorf("look up stored points: %w", err)
+		}
+		b.blocks["gpu_samples"], b.resolved = resolved, true
+	}
+	for _, table := range tableOrder {
+		blk, ok := b.blocks[table]
+		if !ok || b.done[table] {
+			continue
+		}
+		if table == "gpu_samples" && b.uncertain {
+			unstored, err := e.dropStored(ctx, blk)
+			if err != nil {
+				return fmt.Errorf("look up points of an unconfirmed insert: %w", err)
+			}
+			b.blocks[table], blk, b.uncertain = unstored, unstored, false
+		}
+		err := e.write(ctx, blk)
+		var we *storage.WriteError
+		switch {
+		case err == nil:
+			b.done[table] = true
+		case consumererror.IsPermanent(err):
+			reason := "clickhouse_error"
+			if errors.As(err, &we) {
+				reason = "clickhouse_" + we.Reason
+			}
+			e.tel.dropped.Add(ctx, int64(rowsOf(blk)), metric.WithAttributes(attribute.String("table", table), attribute.String("reason", reason)))
+			e.logger.Error("ClickHouse refused queued rows permanently; they are dropped", zap.String("table", table),
+				zap.Int("rows", rowsOf(blk)), zap.Error(err))
+			b.done[table] = true
+		default:
+			reason := "transient"
+			if errors.As(err, &we) {
+				reason = we.Reason
+			}
+			e.tel.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("table", table), attribute.String("reason", reason)))
+			if table == "gpu_samples" {
+				b.uncertain = true // some rows may have landed
+			}
+			return fmt.Errorf("write %s: %w", table, err)
+		}
+	}
+	for table := range b.blocks {
+		if !b.done[table] && !knownTable(table) {
+			e.logger.Error("queued rows for a table this exporter does not know; dropped", zap.String("table", table))
+			b.done[table] = true
+		}
+	}
+	return nil
+}
+
+func knownTable(t string) bool {
+	for _, k := range tableOrder {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}
+
+// write inserts one block; a failure that retrying cannot fix is permanent.
+func (e *chExporter) write(ctx context.Context, b storage.Block) error {
+	n, _ := b.Rows()
+	if n == 0 {
+		return nil
+	}
+	err := e.writer.Write(ctx, b)
+	if err == nil {
+		e.tel.written.Add(ctx, int64(n), metric.WithAttributes(attribute.String("table", b.Table)))
+		return nil
+	}
+	var we *storage.WriteError
+	if errors.As(err, &we) && !we.Retryable {
+		return consumererror.NewPermanent(err)
+	}
+	return err
+}

@@ -1,0 +1,413 @@
+package chexporter
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/fleetwatch/fleetwatch/internal/chsql"
+	"github.com/fleetwatch/fleetwatch/storage"
+)
+
+// Sample kinds, carried through the queue in the _kind column of
+// gpu_samples rows and removed before the insert.
+const (
+	kindGauge      uint8 = iota // value only; delta 0
+	kindCumulative              // a running total: delta is computed at write time
+	kindDelta                   // the delta column already holds the increase
+)
+
+// Queue-only columns of gpu_samples rows.
+const (
+	colKind  = "_kind"
+	colStart = "_start"
+)
+
+// recentPoints is how many of a series' latest point times are remembered
+// to recognise a repeat without asking ClickHouse.
+const recentPoints = 8
+
+// pointState is what the drain loop knows of a series: its latest stored
+// point, for counter increases and to recognise points written before.
+type pointState struct {
+	hasLast bool
+	last    float64 // value of the latest point
+	lastTS  int64   // its time, ns
+	start   int64   // the counter's start time (ns) as sent, 0 if unknown
+	recent  [recentPoints]int64
+	next    int
+	seen    time.Time
+}
+
+// isRecent reports whether a point at ts was handled in this run.
+func (p *pointState) isRecent(ts int64) bool {
+	for _, r := range p.recent {
+		if r == ts && ts != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pointState) remember(ts int64) {
+	p.recent[p.next] = ts
+	p.next = (p.next + 1) % recentPoints
+}
+
+// advance records a new latest point and returns its increase. A reset — a
+// new start time, or a value below the last — counts the whole new value as
+// increase. The first point of a series never stored before counts none:
+// what the counter held before is not known to have happened in this
+// interval (GPU counters run since boot).
+func (p *pointState) advance(kind uint8, value float64, start, ts int64, given float64) float64 {
+	var d float64
+	switch kind {
+	case kindDelta:
+		d = given
+	case kindCumulative:
+		switch {
+		case !p.hasLast:
+		case start != 0 && p.start != 0 && start != p.start:
+			d = value // restarted
+		case value < p.last:
+			d = value // reset without a new start time
+		default:
+			d = value - p.last
+		}
+	}
+	p.hasLast, p.last, p.lastTS, p.start = true, value, ts, start
+	p.remember(ts)
+	return d
+}
+
+// pointStates is the drain loop's state, by series. Only the drain loop
+// touches it.
+type pointStates struct {
+	m     map[uint64]*pointState
+	swept time.Time
+}
+
+func newPointStates() *pointStates { return &pointStates{m: map[uint64]*pointState{}} }
+
+// sweep forgets series not seen for a day, at most once an hour.
+func (ps *pointStates) sweep(now time.Time) {
+	if now.Sub(ps.swept) < time.Hour {
+		return
+	}
+	ps.swept = now
+	for id, p := range ps.m {
+		if now.Sub(p.seen) > 24*time.Hour {
+			delete(ps.m, id)
+		}
+	}
+}
+
+// samples gives typed access to a queued gpu_samples block.
+type samples struct {
+	ts     []int64
+	tsNS   []uint32
+	metric []string
+	series []uint64
+	value  []float64
+	delta  []float64
+	kind   []uint8
+	start  []int64
+}
+
+func samplesOf(b storage.Block) (samples, error) {
+	var s samples
+	targets := map[string]any{"ts": &s.ts, "ts_ns": &s.tsNS, "metric": &s.metric, "series": &s.series,
+		"value": &s.value, "delta": &s.delta, colKind: &s.kind, colStart: &s.start}
+	for i, name := range b.Columns {
+		dst, ok := targets[name]
+		if !ok {
+			continue
+		}
+		v := reflect.ValueOf(dst).Elem()
+		src := reflect.ValueOf(b.Data[i])
+		if src.Type() != v.Type() {
+			return s, fmt.Errorf("gpu_samples column %s is %s, want %s", name, src.Type(), v.Type())
+		}
+		v.Set(src)
+		delete(targets, name)
+	}
+	if len(targets) > 0 {
+		return s, fmt.Errorf("queued gpu_samples rows lack %d column(s)", len(targets))
+	}
+	return s, nil
+}
+
+func (s *samples) at(i int) int64 { return s.ts[i]*1e9 + int64(s.tsNS[i]) }
+
+// pointKey names one stored point.
+type pointKey struct {
+	series uint64
+	ts     int64
+}
+
+// resolveSamples turns a batch of queued gpu_samples rows into the rows to
+// insert: each cumulative counter's increase computed against the series'
+// previous point (looked up in ClickHouse for a series not seen in this
+// run), and points already stored left out. It changes no state unless it
+// succeeds, so a failed lookup can simply be retried.
+func (e *chExporter) resolveSamples(ctx context.Context, b storage.Block) (storage.Block, error) {
+	s, err := samplesOf(b)
+	if err != nil {
+		return b, err
+	}
+	n := len(s.ts)
+	now := time.Now()
+	// Series this run has not seen: their latest stored point.
+	unknown := map[uint64]string{}
+	var minTS int64 = math.MaxInt64
+	for i := 0; i < n; i++ {
+		if _, ok := e.points.m[s.series[i]]; !ok {
+			unknown[s.series[i]] = s.metric[i]
+		}
+		minTS = min(minTS, s.ts[i])
+	}
+	found := map[uint64]*pointState{}
+	if len(unknown) > 0 {
+		if found, err = e.lastStored(ctx, unknown, time.Unix(minTS, 0).Add(-e.cfg.MaxAge)); err != nil {
+			return b, err
+		}
+	}
+	state := func(id uint64) *pointState {
+		if p, ok := e.points.m[id]; ok {
+			return p
+		}
+		return found[id]
+	}
+	// Points at or before their series' latest that this run has not seen:
+	// ask ClickHouse whether they are stored.
+	var candidates []int
+	latest := map[uint64]int64{}
+	for i := 0; i < n; i++ {
+		t, id := s.at(i), s.series[i]
+		last, ok := latest[id]
+		if !ok {
+			if p := state(id); p != nil && p.hasLast {
+				last = p.lastTS
+			} else {
+				last = math.MinInt64
+			}
+		}
+		if t <= last {
+			if p := state(id); p == nil || !p.isRecent(t) {
+				candidates = append(candidates, i)
+			}
+		} else {
+			last = t
+		}
+		latest[id] = last
+	}
+	var stored map[pointKey]bool
+	if len(candidates) > 0 {
+		if stored, err = e.storedPoints(ctx, &s, candidates); err != nil {
+			return b, err
+		}
+	}
+	// Commit: compute increases and drop repeats.
+	keep := make([]bool, n)
+	var kept map[pointKey]bool // points kept in this batch, when repeats are possible
+	if len(candidates) > 0 {
+		kept = map[pointKey]bool{}
+	}
+	dup := 0
+	for i := 0; i < n; i++ {
+		id, t := s.series[i], s.at(i)
+		p := e.points.m[id]
+		if p == nil {
+			if p = found[id]; p == nil {
+				p = &pointState{}
+			}
+			e.points.m[id] = p
+		}
+		p.seen = now
+		k := pointKey{id, t}
+		if p.hasLast && t <= p.lastTS {
+			if p.isRecent(t) || stored[k] || kept[k] {
+				dup++
+				continue
+			}
+			// A late point never stored: its increase was counted by the
+			// later point already, unless the sender gave the increase.
+			if s.kind[i] != kindDelta {
+				s.delta[i] = 0
+			}
+			p.remember(t)
+		} else {
+			s.delta[i] = p.advance(s.kind[i], s.value[i], s.start[i], t, s.delta[i])
+		}
+		keep[i] = true
+		if kept != nil {
+			kept[k] = true
+		}
+	}
+	e.points.sweep(now)
+	if dup > 0 {
+		e.tel.duplicates.Add(ctx, int64(dup), metric.WithAttributes(attribute.String("table", "gpu_samples")))
+	}
+	// The queue-only columns go no further.
+	out := storage.Block{Table: b.Table}
+	for i, c := range b.Columns {
+		if c != colKind && c != colStart {
+			out.Columns = append(out.Columns, c)
+			out.Data = append(out.Data, b.Data[i])
+		}
+	}
+	return keepRows(out, keep), nil
+}
+
+// dropStored removes from b (gpu_samples rows ready to insert) the points
+// ClickHouse already has: after an insert whose outcome is unknown.
+func (e *chExporter) dropStored(ctx context.Context, b storage.Block) (storage.Block, error) {
+	s, err := samplesOf(withQueueColumns(b))
+	if err != nil {
+		return b, err
+	}
+	all := make([]int, len(s.ts))
+	for i := range all {
+		all[i] = i
+	}
+	stored, err := e.storedPoints(ctx, &s, all)
+	if err != nil {
+		return b, err
+	}
+	keep := make([]bool, len(s.ts))
+	dup := 0
+	for i := range keep {
+		keep[i] = !stored[pointKey{s.series[i], s.at(i)}]
+		if !keep[i] {
+			dup++
+		}
+	}
+	if dup > 0 {
+		e.tel.duplicates.Add(ctx, int64(dup), metric.WithAttributes(attribute.String("table", "gpu_samples")))
+	}
+	return keepRows(b, keep), nil
+}
+
+// withQueueColumns adds empty-valued queue-only columns so samplesOf can
+// read a block that lost them.
+func withQueueColumns(b storage.Block) storage.Block {
+	n := rowsOf(b)
+	out := storage.Block{Table: b.Table, Columns: append(slices.Clone(b.Columns), colKind, colStart),
+		Data: append(slices.Clone(b.Data), make([]uint8, n), make([]int64, n))}
+	return out
+}
+
+// keepRows returns b with only the rows where keep is true.
+func keepRows(b storage.Block, keep []bool) storage.Block {
+	all := true
+	for _, k := range keep {
+		all = all && k
+	}
+	if all {
+		return b
+	}
+	out := storage.Block{Table: b.Table, Columns: b.Columns, Data: make([]any, len(b.Data))}
+	for c, d := range b.Data {
+		v := reflect.ValueOf(d)
+		w := reflect.MakeSlice(v.Type(), 0, v.Len())
+		for i := 0; i < v.Len(); i++ {
+			if keep[i] {
+				w = reflect.Append(w, v.Index(i))
+			}
+		}
+		out.Data[c] = w.Interface()
+	}
+	return out
+}
+
+// nsExpr is a gpu_samples point's time in nanoseconds.
+const nsExpr = "toUInt64(ts) * 1000000000 + ts_ns"
+
+// lastStored returns the latest stored point of each series (metric by
+// series id) since from.
+func (e *chExporter) lastStored(ctx context.Context, series map[uint64]string, from time.Time) (map[uint64]*pointState, error) {
+	ids, metrics := idsAndMetrics(series)
+	q := fmt.Sprintf(`SELECT series, max(%[1]s) AS t, argMax(value, %[1]s) AS v
+FROM %[2]s
+WHERE metric IN %[3]s AND series IN (%[4]s) AND ts >= %[5]s
+GROUP BY series`, nsExpr, e.table("gpu_samples"), chsql.In(metrics), ids, chsql.Time(from))
+	out := map[uint64]*pointState{}
+	rows, err := e.client.Conn().Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, t uint64
+		var v float64
+		if err := rows.Scan(&id, &t, &v); err != nil {
+			return nil, err
+		}
+		p := &pointState{hasLast: true, last: v, lastTS: int64(t)}
+		p.remember(int64(t))
+		out[id] = p
+	}
+	return out, rows.Err()
+}
+
+// storedPoints returns which of the rows of s at idx ClickHouse has.
+func (e *chExporter) storedPoints(ctx context.Context, s *samples, idx []int) (map[pointKey]bool, error) {
+	series := map[uint64]string{}
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	want := make(map[pointKey]bool, len(idx))
+	for _, i := range idx {
+		series[s.series[i]] = s.metric[i]
+		lo, hi = min(lo, s.ts[i]), max(hi, s.ts[i])
+		want[pointKey{s.series[i], s.at(i)}] = true
+	}
+	ids, metrics := idsAndMetrics(series)
+	q := fmt.Sprintf(`SELECT series, %[1]s AS t FROM %[2]s
+WHERE metric IN %[3]s AND series IN (%[4]s) AND %[5]s`, nsExpr, e.table("gpu_samples"), chsql.In(metrics), ids,
+		chsql.Between("ts", time.Unix(lo, 0), time.Unix(hi+1, 0)))
+	rows, err := e.client.Conn().Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	stored := map[pointKey]bool{}
+	for rows.Next() {
+		var id, t uint64
+		if err := rows.Scan(&id, &t); err != nil {
+			return nil, err
+		}
+		if k := (pointKey{id, int64(t)}); want[k] {
+			stored[k] = true
+		}
+	}
+	return stored, rows.Err()
+}
+
+func idsAndMetrics(series map[uint64]string) (string, []string) {
+	var b strings.Builder
+	seen := map[string]bool{}
+	var metrics []string
+	for id, m := range series {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(id, 10))
+		if !seen[m] {
+			seen[m] = true
+			metrics = append(metrics, m)
+		}
+	}
+	slices.Sort(metrics)
+	return b.String(), metrics
+}
+
+func (e *chExporter) table(name string) string {
+	return chsql.Ident(e.client.Config().Database, name)
+}

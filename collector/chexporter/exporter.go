@@ -67,16 +67,17 @@ const (
 	ReasonMissingModel    = "missing_model"
 	ReasonMissingRequest  = "missing_request_id"
 	ReasonBadSpan         = "bad_span"
-	ReasonBadNumber       = "bad_number"
-	ReasonBadFeatures     = "bad_features"
 )
 
 // Normalisations: the item is stored, changed as documented.
 const (
-	NormMissingTimestamp = "missing_timestamp" // stamped with the time it was received
-	NormLabelTruncated   = "label_truncated"   // a label value cut to max_label_length bytes
-	NormNumericString    = "numeric_string"    // a number sent as a string, parsed
-	NormFeaturesJSON     = "features_json"     // the features attribute sent as a JSON object in a string, parsed
+	NormMissingTimestamp = "missing_timestamp"          // stamped with the time it was received
+	NormLabelTruncated   = "label_truncated"            // a label value cut to max_label_length bytes
+	NormNumericString    = "numeric_string"             // a number sent as a string, parsed
+	NormBadNumber        = "bad_number"                 // a numeric attribute that is no number, stored as NaN (0 for counts and codes)
+	NormFeaturesJSON     = "features_json"              // the features attribute sent as a JSON object in a string, parsed
+	NormBadFeatures      = "bad_features"               // a features attribute neither a map nor a JSON object: stored without features
+	NormFeatureWrongType = "feature_dropped_wrong_type" // one feature of a type that is no number, string or bool: left out
 )
 
 // Reasons a request is refused (the sender retries it).

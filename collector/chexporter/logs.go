@@ -2,7 +2,10 @@ package chexporter
 
 import (
 	"context"
+	"encoding/json"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -82,10 +85,12 @@ func (e *chExporter) eventTime(eb *eventBatch, lr plog.LogRecord) (time.Time, bo
 	return t, true
 }
 
-// attrs reads typed attributes, truncating strings.
+// attrs reads typed attributes, truncating strings; norm, when set,
+// counts the normalisations made while reading.
 type attrs struct {
-	m   pcommon.Map
-	max int
+	m    pcommon.Map
+	max  int
+	norm map[string]int
 }
 
 func (a attrs) str(k string) string {
@@ -95,7 +100,9 @@ func (a attrs) str(k string) string {
 	return ""
 }
 
-// num reads a number (double, int or a numeric string); NaN when absent.
+// num reads a number: a double, an int, or a string holding a number
+// (normalisation numeric_string); NaN when absent, and NaN counted as
+// bad_number when the value is no number.
 func (a attrs) num(k string) (float64, bool) {
 	v, ok := a.m.Get(k)
 	if !ok {
@@ -106,8 +113,20 @@ func (a attrs) num(k string) (float64, bool) {
 		return v.Double(), true
 	case pcommon.ValueTypeInt:
 		return float64(v.Int()), true
+	case pcommon.ValueTypeStr:
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v.Str()), 64); err == nil {
+			a.count(NormNumericString)
+			return f, true
+		}
 	}
+	a.count(NormBadNumber)
 	return math.NaN(), false
+}
+
+func (a attrs) count(reason string) {
+	if a.norm != nil {
+		a.norm[reason]++
+	}
 }
 
 func (e *chExporter) event(eb *eventBatch, res *resource, lr plog.LogRecord) {
@@ -122,7 +141,7 @@ func (e *chExporter) event(eb *eventBatch, res *resource, lr plog.LogRecord) {
 	if !ok {
 		return
 	}
-	a := attrs{lr.Attributes(), e.cfg.MaxLabelLength}
+	a := attrs{lr.Attributes(), e.cfg.MaxLabelLength, eb.normalized}
 	switch name {
 	case telemetry.EventGPU:
 		pl := e.labelsOf(lr.Attributes(), nil)
@@ -209,8 +228,8 @@ func (e *chExporter) inference(eb *eventBatch, res *resource, a attrs, t time.Ti
 	} else {
 		in.SampleRate = 1
 	}
-	if v, ok := a.m.Get(telemetry.AttrFeatures); ok && v.Type() == pcommon.ValueTypeMap {
-		v.Map().Range(func(name string, fv pcommon.Value) bool {
+	if fm, ok := e.features(eb, a); ok {
+		fm.Range(func(name string, fv pcommon.Value) bool {
 			key := featureKey{model, name}
 			switch fv.Type() {
 			case pcommon.ValueTypeDouble:
@@ -229,11 +248,36 @@ func (e *chExporter) inference(eb *eventBatch, res *resource, a attrs, t time.Ti
 					in.FeatureNames, in.FeatureValues = append(in.FeatureNames, name), append(in.FeatureValues, math.NaN())
 				}
 			default:
-				eb.normalized["feature_dropped_wrong_type"]++
+				eb.normalized[NormFeatureWrongType]++
 			}
 			return true
 		})
 	}
 	eb.inference.Append(&in)
 	eb.bins.Add(&in)
+}
+
+// features returns the event's feature map: the attribute as a map, or a
+// string holding a JSON object (normalisation features_json). Anything
+// else is counted (bad_features) and the event is stored without features.
+func (e *chExporter) features(eb *eventBatch, a attrs) (pcommon.Map, bool) {
+	v, ok := a.m.Get(telemetry.AttrFeatures)
+	if !ok {
+		return pcommon.Map{}, false
+	}
+	switch v.Type() {
+	case pcommon.ValueTypeMap:
+		return v.Map(), true
+	case pcommon.ValueTypeStr:
+		var raw map[string]any
+		if err := json.Unmarshal([]byte(v.Str()), &raw); err == nil {
+			m := pcommon.NewMap()
+			if err := m.FromRaw(raw); err == nil {
+				eb.normalized[NormFeaturesJSON]++
+				return m, true
+			}
+		}
+	}
+	eb.normalized[NormBadFeatures]++
+	return pcommon.Map{}, false
 }

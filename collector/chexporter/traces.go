@@ -38,7 +38,7 @@ func (e *chExporter) ConsumeTraces(ctx context.Context, td ptrace.Traces) error 
 					rejected[ReasonTimeOutOfRange]++
 					continue
 				}
-				a := attrs{sp.Attributes(), e.cfg.MaxLabelLength}
+				a := attrs{sp.Attributes(), e.cfg.MaxLabelLength, nil}
 				var keys, values []string
 				sp.Attributes().Range(func(k string, v pcommon.Value) bool {
 					keys, values = append(keys, k), append(values, truncate(v.AsString(), e.cfg.MaxLabelLength))

@@ -198,10 +198,14 @@ func (s AddSortColumn) Statements(tg Target) []string {
 			col = c
 		}
 	}
-	out := []string{fmt.Sprintf("ALTER TABLE %s%s ADD COLUMN %s, MODIFY ORDER BY (%s)",
-		tg.qualified(tg.Physical(s.Table.Name)), tg.OnCluster(), col.render(tg.Features), strings.Join(s.Table.OrderBy, ", "))}
+	ifNotExists := ""
+	if tg.Features != (Features{}) {
+		ifNotExists = "IF NOT EXISTS " // re-running is then a no-op; 18.16 reports DUPLICATE_COLUMN instead
+	}
+	out := []string{fmt.Sprintf("ALTER TABLE %s%s ADD COLUMN %s%s, MODIFY ORDER BY (%s)",
+		tg.qualified(tg.Physical(s.Table.Name)), tg.OnCluster(), ifNotExists, col.render(tg.Features), strings.Join(s.Table.OrderBy, ", "))}
 	if tg.Cluster != "" {
-		out = append(out, fmt.Sprintf("ALTER TABLE %s%s ADD COLUMN %s", tg.qualified(s.Table.Name), tg.OnCluster(), col.render(tg.Features)))
+		out = append(out, fmt.Sprintf("ALTER TABLE %s%s ADD COLUMN %s%s", tg.qualified(s.Table.Name), tg.OnCluster(), ifNotExists, col.render(tg.Features)))
 	}
 	return out
 }

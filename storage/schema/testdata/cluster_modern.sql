@@ -605,7 +605,7 @@ TTL ts + toIntervalDay(30);
 CREATE TABLE IF NOT EXISTS fleetwatch.drift_bins ON CLUSTER fleet AS fleetwatch.drift_bins_local
 ENGINE = Distributed(fleet, fleetwatch, drift_bins_local, cityHash64(model));
 
-ALTER TABLE fleetwatch.gpu_samples_local ON CLUSTER fleet ADD COLUMN ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns' CODEC(T64, ZSTD(1)), MODIFY ORDER BY (metric, series, ts, ts_ns);
+ALTER TABLE fleetwatch.gpu_samples_local ON CLUSTER fleet ADD COLUMN IF NOT EXISTS ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns' CODEC(T64, ZSTD(1)), MODIFY ORDER BY (metric, series, ts, ts_ns);
 
-ALTER TABLE fleetwatch.gpu_samples ON CLUSTER fleet ADD COLUMN ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns' CODEC(T64, ZSTD(1));
+ALTER TABLE fleetwatch.gpu_samples ON CLUSTER fleet ADD COLUMN IF NOT EXISTS ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns' CODEC(T64, ZSTD(1));
 

@@ -551,5 +551,5 @@ PARTITION BY toYYYYMMDD(ts)
 ORDER BY (model, model_version, ts, feature, profile, bin)
 TTL ts + toIntervalDay(30);
 
-ALTER TABLE fleetwatch.gpu_samples ADD COLUMN ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns' CODEC(T64, ZSTD(1)), MODIFY ORDER BY (metric, series, ts, ts_ns);
+ALTER TABLE fleetwatch.gpu_samples ADD COLUMN IF NOT EXISTS ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns' CODEC(T64, ZSTD(1)), MODIFY ORDER BY (metric, series, ts, ts_ns);
 

@@ -117,12 +117,7 @@ func (r *otlpReceiver) startGRPC(ctx context.Context, host component.Host) error
 	}
 	r.grpcServer = srv
 	r.set.Logger.Info("OTLP gRPC server listening", zap.String("endpoint", ln.Addr().String()))
-	r.serve(host, func() error {
-		if err := srv.Serve(ln); !errors.Is(err, grpc.ErrServerStopped) {
-			return err
-		}
-		return nil
-	})
+	r.serve(host, func() error { return srv.Serve(ln) }, grpc.ErrServerStopped)
 	return nil
 }
 
@@ -162,19 +157,15 @@ func (r *otlpReceiver) startHTTP(ctx context.Context, host component.Host) error
 	}
 	r.httpServer = srv
 	r.set.Logger.Info("OTLP HTTP server listening", zap.String("endpoint", ln.Addr().String()))
-	r.serve(host, func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
+	r.serve(host, func() error { return srv.Serve(ln) }, http.ErrServerClosed)
 	return nil
 }
 
-// serve runs a server until it stops; a failure stops the collector.
-func (r *otlpReceiver) serve(host component.Host, run func() error) {
+// serve runs a server until it stops; a failure other than stopped (the
+// server's error after Shutdown) stops the collector.
+func (r *otlpReceiver) serve(host component.Host, run func() error, stopped error) {
 	r.wg.Go(func() {
-		if err := run(); err != nil {
+		if err := run(); err != nil && !errors.Is(err, stopped) {
 			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
 		}
 	})

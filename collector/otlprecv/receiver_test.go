@@ -13,7 +13,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -322,16 +324,35 @@ func TestRefusedRequests(t *testing.T) {
 	}
 }
 
-// gRPC refuses messages over max_recv_msg_size_mib itself, after
-// decompression, before the pipeline.
-func TestGRPCMessageSizeLimit(t *testing.T) {
+// gRPC refuses oversized messages (max_recv_msg_size_mib, after
+// decompression) and undecodable ones itself, before the pipeline.
+func TestGRPCRefusesBeforeThePipeline(t *testing.T) {
 	h := start(t, func(c *Config) { c.Protocols.GRPC.Get().MaxRecvMsgSizeMiB = 1 })
 	conn := h.dial(t)
 	_, _, err := testSignals[0].grpc(t.Context(), conn, make([]string, 60000)...)
 	if status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("a message over 1 MiB: %v, want ResourceExhausted", err)
+		t.Errorf("a message over 1 MiB: %v, want ResourceExhausted", err)
+	}
+	err = conn.Invoke(t.Context(), "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+		[]byte{0xff, 0xff, 0xff}, new([]byte), grpc.ForceCodecV2(bytesCodec{}))
+	if status.Code(err) != codes.Internal {
+		t.Errorf("an undecodable message: %v, want Internal", err)
 	}
 	if n := h.sink.keptOf(signalMetrics); n != 0 {
 		t.Errorf("the pipeline got %d items", n)
 	}
 }
+
+// bytesCodec sends a []byte as the message, whatever it holds.
+type bytesCodec struct{}
+
+func (bytesCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(v.([]byte))}, nil
+}
+
+func (bytesCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*v.(*[]byte) = data.Materialize()
+	return nil
+}
+
+func (bytesCodec) Name() string { return "proto" }

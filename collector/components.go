@@ -1,7 +1,9 @@
-// Package collector is Fleetwatch's OpenTelemetry Collector distribution: the
-// standard OTLP receiver, memory_limiter and batch processors, the debug and
-// OTLP exporters, the file_storage (persistent queues), health_check and
-// pprof extensions, and Fleetwatch's ClickHouse exporter (package chexporter).
+// Package collector is Fleetwatch's OpenTelemetry Collector distribution:
+// Fleetwatch's OTLP receiver with partial success (package otlprecv, type
+// fleetwatch_otlp) beside the standard otlp receiver, the memory_limiter and
+// batch processors, the debug and OTLP exporters, the file_storage
+// (persistent queues), health_check and pprof extensions, and Fleetwatch's
+// ClickHouse exporter (package chexporter).
 package collector
 
 import (
@@ -24,6 +26,7 @@ import (
 	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 
 	"github.com/fleetwatch/fleetwatch/collector/chexporter"
+	"github.com/fleetwatch/fleetwatch/collector/otlprecv"
 )
 
 // DefaultConfig is the configuration used when none is given (a copy of
@@ -51,7 +54,7 @@ func Settings(version string) otelcol.CollectorSettings {
 func Components() (otelcol.Factories, error) {
 	var f otelcol.Factories
 	var err error
-	if f.Receivers, err = otelcol.MakeFactoryMap(otlpreceiver.NewFactory()); err != nil {
+	if f.Receivers, err = otelcol.MakeFactoryMap(otlprecv.NewFactory(), otlpreceiver.NewFactory()); err != nil {
 		return f, err
 	}
 	if f.Processors, err = otelcol.MakeFactoryMap(batchprocessor.NewFactory(), memorylimiterprocessor.NewFactory()); err != nil {

@@ -23,6 +23,8 @@ func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
 type colParams struct {
 	DSN, QueueDir         string
 	GRPCPort, MetricsPort int
+	// HTTPPort, when set, opens the receiver's OTLP/HTTP listener too.
+	HTTPPort int
 	// Persistent fsyncs the queue before acknowledging (the default config);
 	// otherwise the kernel flushes it.
 	Persistent   bool
@@ -34,10 +36,14 @@ type colParams struct {
 
 var colConfig = template.Must(template.New("cfg").Parse(`
 receivers:
-  otlp:
+  fleetwatch_otlp:
     protocols:
       grpc:
         endpoint: 127.0.0.1:{{.GRPCPort}}
+{{- if .HTTPPort}}
+      http:
+        endpoint: 127.0.0.1:{{.HTTPPort}}
+{{- end}}
 exporters:
   fleetwatch_clickhouse:
     dsn: {{.DSN}}
@@ -57,9 +63,9 @@ exporters:
       max_interval: 500ms
 service:
   pipelines:
-    metrics: {receivers: [otlp], exporters: [fleetwatch_clickhouse]}
-    logs: {receivers: [otlp], exporters: [fleetwatch_clickhouse]}
-    traces: {receivers: [otlp], exporters: [fleetwatch_clickhouse]}
+    metrics: {receivers: [fleetwatch_otlp], exporters: [fleetwatch_clickhouse]}
+    logs: {receivers: [fleetwatch_otlp], exporters: [fleetwatch_clickhouse]}
+    traces: {receivers: [fleetwatch_otlp], exporters: [fleetwatch_clickhouse]}
   telemetry:
     logs:
       level: {{.LogLevel}}
@@ -77,6 +83,7 @@ service:
 type running struct {
 	col      *collector.Running
 	endpoint string
+	httpURL  string // http://host:port of OTLP/HTTP, when opened
 	metrics  string
 }
 
@@ -120,6 +127,9 @@ func startCollector(t *testing.T, p colParams) *running {
 	}
 	r := &running{col: col, endpoint: "127.0.0.1:" + strconv.Itoa(p.GRPCPort),
 		metrics: "http://127.0.0.1:" + strconv.Itoa(p.MetricsPort) + "/metrics"}
+	if p.HTTPPort != 0 {
+		r.httpURL = "http://127.0.0.1:" + strconv.Itoa(p.HTTPPort)
+	}
 	t.Cleanup(func() { r.stop(t) })
 	return r
 }

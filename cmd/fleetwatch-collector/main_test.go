@@ -25,7 +25,7 @@ func runCmd(t *testing.T, args ...string) (string, error) {
 func TestSubcommands(t *testing.T) {
 	out, err := runCmd(t, "components")
 	if err != nil || !strings.Contains(out, "fleetwatch_clickhouse") || !strings.Contains(out, "file_storage") ||
-		!strings.Contains(out, "memory_limiter") || !strings.Contains(out, "otlp") {
+		!strings.Contains(out, "memory_limiter") || !strings.Contains(out, "fleetwatch_otlp") || !strings.Contains(out, "name: otlp\n") {
 		t.Fatalf("components: %v\n%s", err, out)
 	}
 	if _, err := runCmd(t, "validate"); err != nil {
@@ -35,8 +35,10 @@ func TestSubcommands(t *testing.T) {
 		t.Fatalf("deploy/collector.yaml does not validate: %v", err)
 	}
 	_, err = runCmd(t, "validate", "--config", "yaml:exporters: {fleetwatch_clickhouse: {endpoints: [nohost], max_label_length: 3}}\n"+
-		"receivers: {otlp: {protocols: {grpc: {}}}}\nservice: {pipelines: {metrics: {receivers: [otlp], exporters: [fleetwatch_clickhouse]}}}")
-	if err == nil || !strings.Contains(err.Error(), "nohost") || !strings.Contains(err.Error(), "max_label_length") {
+		"receivers: {fleetwatch_otlp: {protocols: {http: {logs_url_path: v1/logs}}}}\n"+
+		"service: {pipelines: {metrics: {receivers: [fleetwatch_otlp], exporters: [fleetwatch_clickhouse]}}}")
+	if err == nil || !strings.Contains(err.Error(), "nohost") || !strings.Contains(err.Error(), "max_label_length") ||
+		!strings.Contains(err.Error(), "logs_url_path must start with /") {
 		t.Fatalf("bad config: %v", err)
 	}
 }

@@ -1,0 +1,125 @@
+package otlprecv
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configgrpc"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configtls"
+)
+
+// Default URL paths of OTLP/HTTP.
+const (
+	DefaultMetricsURLPath = "/v1/metrics"
+	DefaultLogsURLPath    = "/v1/logs"
+	DefaultTracesURLPath  = "/v1/traces"
+)
+
+// DefaultRejectionLogInterval is how often, at most, the receiver writes a
+// warning line per signal about the items it reported to senders as rejected.
+const DefaultRejectionLogInterval = 30 * time.Second
+
+// Config is the receiver's configuration. Its protocols section has the
+// shape of the upstream otlp receiver's, so a configuration moves from one
+// to the other by changing the component type.
+type Config struct {
+	Protocols Protocols `mapstructure:"protocols"`
+	// RejectionLogInterval bounds the warning lines about rejected items and
+	// refused requests: at most one line per signal and interval, with the
+	// counts since the previous line.
+	RejectionLogInterval time.Duration `mapstructure:"rejection_log_interval"`
+
+	_ struct{}
+}
+
+// Protocols are the listeners: gRPC, HTTP, or both. A protocol is on when
+// its key is present.
+type Protocols struct {
+	// GRPC is the Collector's own gRPC server configuration: endpoint, TLS
+	// and mTLS, auth, max_recv_msg_size_mib (refuses larger messages after
+	// decompression; gRPC's default is 4 MiB), keepalive, middlewares.
+	GRPC configoptional.Optional[configgrpc.ServerConfig] `mapstructure:"grpc"`
+	// HTTP is the Collector's own HTTP server configuration plus the paths
+	// of the three signals.
+	HTTP configoptional.Optional[HTTPConfig] `mapstructure:"http"`
+
+	_ struct{}
+}
+
+// HTTPConfig is the OTLP/HTTP listener.
+type HTTPConfig struct {
+	// ServerConfig: endpoint, TLS and mTLS, auth, CORS, compression
+	// algorithms, max_request_body_size (a limit on the body both as sent
+	// and after decompression; 20 MiB by default), middlewares.
+	ServerConfig confighttp.ServerConfig `mapstructure:",squash"`
+
+	MetricsURLPath string `mapstructure:"metrics_url_path"`
+	LogsURLPath    string `mapstructure:"logs_url_path"`
+	TracesURLPath  string `mapstructure:"traces_url_path"`
+
+	_ struct{}
+}
+
+var _ component.Config = (*Config)(nil)
+
+func createDefaultConfig() component.Config {
+	grpcCfg := configgrpc.NewDefaultServerConfig()
+	grpcCfg.NetAddr.Endpoint = "localhost:4317"
+
+	httpCfg := confighttp.NewDefaultServerConfig()
+	httpCfg.NetAddr.Endpoint = "localhost:4318"
+	httpCfg.TLS = configoptional.None[configtls.ServerConfig]()
+	// A request may wait on a full exporter queue (backpressure); a write
+	// deadline would cut its answer off. Headers must still come promptly.
+	httpCfg.WriteTimeout = 0
+
+	return &Config{
+		Protocols: Protocols{
+			GRPC: configoptional.Default(grpcCfg),
+			HTTP: configoptional.Default(HTTPConfig{
+				ServerConfig:   httpCfg,
+				MetricsURLPath: DefaultMetricsURLPath,
+				LogsURLPath:    DefaultLogsURLPath,
+				TracesURLPath:  DefaultTracesURLPath,
+			}),
+		},
+		RejectionLogInterval: DefaultRejectionLogInterval,
+	}
+}
+
+// Validate checks what the Collector's own server configurations do not
+// (they validate themselves).
+func (c *Config) Validate() error {
+	var errs []error
+	if !c.Protocols.GRPC.HasValue() && !c.Protocols.HTTP.HasValue() {
+		errs = append(errs, errors.New("protocols: enable grpc, http or both"))
+	}
+	if c.RejectionLogInterval <= 0 {
+		errs = append(errs, fmt.Errorf("rejection_log_interval must be positive, got %v", c.RejectionLogInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the URL paths: absolute and distinct.
+func (h *HTTPConfig) Validate() error {
+	var errs []error
+	seen := map[string]string{}
+	for _, p := range []struct{ key, path string }{
+		{"metrics_url_path", h.MetricsURLPath}, {"logs_url_path", h.LogsURLPath}, {"traces_url_path", h.TracesURLPath},
+	} {
+		if !strings.HasPrefix(p.path, "/") {
+			errs = append(errs, fmt.Errorf("%s must start with /, got %q", p.key, p.path))
+			continue
+		}
+		if other, dup := seen[p.path]; dup {
+			errs = append(errs, fmt.Errorf("%s and %s are both %q", other, p.key, p.path))
+		}
+		seen[p.path] = p.key
+	}
+	return errors.Join(errs...)
+}

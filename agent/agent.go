@@ -182,6 +182,8 @@ type Agent struct {
 	srcName [256]string
 	counts  [256]sourceCounts
 	errFns  map[string]func() map[string]uint64 // per-source error counters, by source name
+	// unsupported counts, per source and field, the GPUs that lack the field.
+	unsupported map[string]func() map[string]int
 
 	listener net.Listener
 	ready    atomic.Bool
@@ -203,7 +205,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: slog.Default(), srcIdx: map[string]byte{}, stopped: make(chan struct{}),
-		errFns: map[string]func() map[string]uint64{}}
+		errFns: map[string]func() map[string]uint64{}, unsupported: map[string]func() map[string]int{}}
 	for _, o := range opts {
 		o(a)
 	}
@@ -356,6 +358,7 @@ func (a *Agent) sources() ([]Source, error) {
 			return nil, err
 		}
 		a.errFns[src.Name()] = src.Errors
+		a.unsupported[src.Name()] = src.Unsupported
 		out = append(out, src)
 	}
 	if a.cfg.DCGM.Enabled {
@@ -381,7 +384,18 @@ func (a *Agent) sources() ([]Source, error) {
 		}
 		out = append(out, src)
 	}
+	for _, s := range a.extra {
+		if u, ok := s.(unsupportedReporter); ok {
+			a.unsupported[s.Name()] = u.Unsupported
+		}
+	}
 	return append(out, a.extra...), nil
+}
+
+// unsupportedReporter is a source that knows which fields its GPUs lack
+// (the NVML source, the simulator).
+type unsupportedReporter interface {
+	Unsupported() map[string]int
 }
 
 // pipeline encodes batches and appends them to the disk buffer.

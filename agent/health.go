@@ -23,6 +23,8 @@ var (
 		[]string{"source", "reason"}, nil)
 	descSourceErrors = prometheus.NewDesc("fleetwatch_agent_source_errors_total",
 		"Errors reading a source, by source and reason.", []string{"source", "reason"}, nil)
+	descUnsupported = prometheus.NewDesc("fleetwatch_agent_unsupported_fields",
+		"GPUs that do not support a field (not read from them), by source and field.", []string{"source", "field"}, nil)
 	descBufferBytes = prometheus.NewDesc("fleetwatch_agent_buffer_bytes",
 		"Bytes in the disk buffer.", nil, nil)
 	descCorrupt = prometheus.NewDesc("fleetwatch_agent_buffer_corrupt_records_total",
@@ -45,7 +47,7 @@ var (
 type healthCollector struct{ a *Agent }
 
 func (h *healthCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCollected, descRecords, descShipped, descBuffered, descDropped, descSourceErrors,
+	for _, d := range []*prometheus.Desc{descCollected, descRecords, descShipped, descBuffered, descDropped, descSourceErrors, descUnsupported,
 		descBufferBytes, descCorrupt, descBufferErrors, descBlocked, descUp, descRetries, descSeries, descBuild} {
 		ch <- d
 	}
@@ -82,6 +84,11 @@ func (h *healthCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, fn := range a.errFns {
 		for reason, n := range fn() {
 			counter(descSourceErrors, float64(n), name, reason)
+		}
+	}
+	for name, fn := range a.unsupported {
+		for field, n := range fn() {
+			gauge(descUnsupported, float64(n), name, field)
 		}
 	}
 	gauge(descBufferBytes, float64(bst.Bytes))

@@ -4,8 +4,6 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	"github.com/fleetwatch/fleetwatch/agent/sim"
 )
 
 // liveHeap is the heap still reachable after a full collection.
@@ -23,16 +21,8 @@ func liveHeap() uint64 {
 // about 2 KiB per GPU and step: a --simulate agent grew from 42 to 68 MiB in
 // ten minutes, issue 13.)
 func TestLongRunKeepsTheHeapFlat(t *testing.T) {
-	sc, err := sim.Parse([]byte("seed: 1\ninterval: 1s\nfleet: {racks_per_row: 1, nodes_per_rack: 1, gpus_per_node: 8}\n" +
-		"models: [{name: m, rps: 20, label_delay: 5s, label_fraction: 0.5, features: [{name: x, mean: 1, sd: 1}]}]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := sim.New(sc, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	sc, r := newRunner(t, "seed: 1\ninterval: 1s\nfleet: {racks_per_row: 1, nodes_per_rack: 1, gpus_per_node: 8}\n"+
+		"models: [{name: m, rps: 20, label_delay: 5s, label_fraction: 0.5, features: [{name: x, mean: 1, sd: 1}]}]\n", quiet)
 	steps := func(from, n int) {
 		for i := from; i < from+n; i++ {
 			r.Step(sc.Start.Add(time.Duration(i) * sc.Interval))

@@ -41,6 +41,8 @@ type library struct {
 func (l *library) Init() nvml.Return     { return nvml.SUCCESS }
 func (l *library) Shutdown() nvml.Return { return nvml.SUCCESS }
 
+func (l *library) SystemGetDriverVersion() (string, nvml.Return) { return driverVersion, nvml.SUCCESS }
+
 func (l *library) DeviceGetCount() (int, nvml.Return) { return len(l.devs), nvml.SUCCESS }
 
 func (l *library) DeviceGetHandleByIndex(i int) (nvml.Device, nvml.Return) {
@@ -90,7 +92,7 @@ func (e *eventSet) Wait(uint32) (nvml.EventData, nvml.Return) {
 type gpmSample struct {
 	mock.GpmSample
 	g                       *GPU
-	sm, tensor, dram        float64
+	gr, sm, tensor, dram    float64
 	tx, rx                  []float64
 	txTotal, rxTotal, links int
 }
@@ -98,6 +100,8 @@ type gpmSample struct {
 func (s *gpmSample) metric(id nvml.GpmMetricId) (float64, uint32) {
 	const mib = 1 << 20
 	switch {
+	case id == nvml.GPM_METRIC_GRAPHICS_UTIL:
+		return s.gr * 100, uint32(nvml.SUCCESS)
 	case id == nvml.GPM_METRIC_SM_UTIL:
 		return s.sm * 100, uint32(nvml.SUCCESS)
 	case id == nvml.GPM_METRIC_ANY_TENSOR_UTIL:
@@ -199,13 +203,39 @@ func (d *device) GetUtilizationRates() (nvml.Utilization, nvml.Return) {
 	return nvml.Utilization{Gpu: uint32(math.Round(d.g.load * 100)), Memory: uint32(math.Round(d.g.load * 38))}, nvml.SUCCESS
 }
 
-func (d *device) GetMemoryInfo() (nvml.Memory, nvml.Return) {
-	used := 450.0
-	if d.g.job != nil {
-		used = 71000
-	}
+// memory is the framebuffer in bytes: used by processes, free, and reserved
+// by the driver and firmware.
+func (d *device) memory() (used, free, reserved uint64) {
 	const mib = 1 << 20
-	return nvml.Memory{Total: uint64(fbTotalMiB * mib), Used: uint64(used * mib), Free: uint64((fbTotalMiB - used) * mib)}, nvml.SUCCESS
+	u := 450.0
+	if d.g.job != nil {
+		u = 71000
+	}
+	return uint64(u * mib), uint64((fbTotalMiB - fbReservedMiB - u) * mib), fbReservedMiB * mib
+}
+
+func (d *device) GetMemoryInfo_v2() (nvml.Memory_v2, nvml.Return) {
+	used, free, reserved := d.memory()
+	return nvml.Memory_v2{Version: nvml.STRUCT_VERSION(nvml.Memory_v2{}, 2), Total: used + free + reserved, Reserved: reserved, Free: free, Used: used}, nvml.SUCCESS
+}
+
+// GetMemoryInfo is the original call, which counts reserved memory as used.
+func (d *device) GetMemoryInfo() (nvml.Memory, nvml.Return) {
+	used, free, reserved := d.memory()
+	return nvml.Memory{Total: used + free + reserved, Used: used + reserved, Free: free}, nvml.SUCCESS
+}
+
+// The video encoders and decoders are idle: the fleet trains and serves models.
+func (d *device) GetEncoderUtilization() (uint32, uint32, nvml.Return) {
+	return 0, 167000, nvml.SUCCESS
+}
+func (d *device) GetDecoderUtilization() (uint32, uint32, nvml.Return) {
+	return 0, 167000, nvml.SUCCESS
+}
+
+// GetGridLicensableFeatures: bare metal, no vGPU.
+func (d *device) GetGridLicensableFeatures() (nvml.GridLicensableFeatures, nvml.Return) {
+	return nvml.GridLicensableFeatures{}, nvml.SUCCESS
 }
 
 func (d *device) GetTotalEccErrors(t nvml.MemoryErrorType, c nvml.EccCounterType) (uint64, nvml.Return) {
@@ -273,7 +303,8 @@ func (d *device) GpmSampleGet(s nvml.GpmSample) nvml.Return {
 	if g.lost {
 		return nvml.ERROR_GPU_IS_LOST
 	}
-	gs.g, gs.sm, gs.tensor, gs.dram = g, g.smActive, g.tensor, g.dram
+	// The graphics engine is busy a little longer than some SM has a warp.
+	gs.g, gs.gr, gs.sm, gs.tensor, gs.dram = g, math.Min(1, g.smActive*1.06), g.smActive, g.tensor, g.dram
 	gs.tx = append(gs.tx[:0], g.linkTx...)
 	gs.rx = append(gs.rx[:0], g.linkRx...)
 	return nvml.SUCCESS

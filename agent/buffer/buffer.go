@@ -208,7 +208,9 @@ func open(cfg Config, openFile func(string) (file, error)) (*Buffer, error) {
 		return nil, err
 	}
 	if len(b.segs) == 0 {
-		if err := b.newSegment(1); err != nil {
+		// On a full disk even the first segment may not be created yet:
+		// then the first append that finds space creates it.
+		if err := b.newSegment(1); err != nil && !isDiskFull(err) {
 			return nil, fmt.Errorf("buffer: %w", err)
 		}
 	} else if err := b.openWriter(b.segs[len(b.segs)-1].id); err != nil {
@@ -425,10 +427,15 @@ func isDiskFull(err error) bool {
 }
 
 func (b *Buffer) appendLocked(m Meta, payload []byte) error {
-	cur := b.segs[len(b.segs)-1]
+	var cur *segment
+	next := uint64(1)
+	if len(b.segs) > 0 {
+		cur = b.segs[len(b.segs)-1]
+		next = cur.id + 1
+	}
 	n := int64(headerLen + len(payload))
-	if b.w == nil || cur.size > 0 && cur.size+n > b.cfg.SegmentBytes {
-		if err := b.newSegment(cur.id + 1); err != nil {
+	if cur == nil || b.w == nil || cur.size > 0 && cur.size+n > b.cfg.SegmentBytes {
+		if err := b.newSegment(next); err != nil {
 			return err
 		}
 		cur = b.segs[len(b.segs)-1]

@@ -194,3 +194,29 @@ func TestFullDiskRefusesKeepsAndRecovers(t *testing.T) {
 		})
 	}
 }
+
+// An agent that starts on a full disk runs: the buffer opens without its
+// first segment, refuses appends as disk_full, and creates the segment once
+// space returns.
+func TestOpenOnAFullDisk(t *testing.T) {
+	dir := disktest.Tmpfs(t, "256k")
+	free := disktest.Fill(t, dir)
+	cfg := Config{Dir: dir, SegmentBytes: 16 << 10, MaxBytes: 1 << 30}
+	b, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("open on a full disk: %v", err)
+	}
+	defer b.Close()
+	r := rec(1)
+	if err := b.Append(r.meta, r.payload); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("append on a full disk: %v", err)
+	}
+	free()
+	if err := b.Append(r.meta, r.payload); err != nil {
+		t.Fatalf("append after space returned: %v", err)
+	}
+	got, err := b.Next(make(chan struct{}))
+	if err != nil || got.Meta != r.meta || !bytes.Equal(got.Payload, r.payload) {
+		t.Fatalf("read back %+v, %v", got.Meta, err)
+	}
+}

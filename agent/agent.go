@@ -190,6 +190,8 @@ type Agent struct {
 	// blocked is 1 while the pipeline holds a batch the disk buffer refused
 	// (a full disk) and retries it; sources block meanwhile.
 	blocked atomic.Int32
+	// dropLogged is set once a refused batch was dropped while stopping.
+	dropLogged atomic.Bool
 }
 
 type sourceCounts struct {
@@ -459,12 +461,6 @@ func (a *Agent) append(ctx context.Context, kind, idx byte, items int, m proto.M
 			}
 			return true
 		}
-		if since.IsZero() {
-			since = time.Now()
-			a.blocked.Store(1)
-			a.log.Warn("cannot write to the disk buffer; holding the batch and blocking sources until it can",
-				"source", a.srcName[idx], "items", items, "err", err, "buffer", a.cfg.Buffer.Dir)
-		}
 		if ctx.Err() != nil || errors.Is(err, buffer.ErrClosed) {
 			a.blocked.Store(0)
 			if errors.Is(err, buffer.ErrDiskFull) {
@@ -472,8 +468,17 @@ func (a *Agent) append(ctx context.Context, kind, idx byte, items int, m proto.M
 			} else {
 				c.droppedBuf.Add(uint64(items))
 			}
-			a.log.Error("stopping with a batch the disk buffer refused; dropped", "source", a.srcName[idx], "items", items, "err", err)
+			if !a.dropLogged.Swap(true) { // once: the queue may hold many more
+				a.log.Error("stopping while the disk buffer refuses data; the batches still queued are dropped and counted",
+					"source", a.srcName[idx], "items", items, "err", err)
+			}
 			return false
+		}
+		if since.IsZero() {
+			since = time.Now()
+			a.blocked.Store(1)
+			a.log.Warn("cannot write to the disk buffer; holding the batch and blocking sources until it can",
+				"source", a.srcName[idx], "items", items, "err", err, "buffer", a.cfg.Buffer.Dir)
 		}
 		select {
 		case <-ctx.Done():

@@ -48,3 +48,24 @@ func TestFullDiskPushesBackAndRecovers(t *testing.T) {
 	}
 	t.Logf("%d samples and %d records delivered; %v appends refused while the disk was full", samples, records, whileFull)
 }
+
+// Stopped while a full disk blocks it, the agent drops only the batches it
+// still holds, and counts them: every item collected is buffered on disk or
+// dropped as disk_full, none vanishes.
+func TestStoppingOnAFullDiskCountsWhatItDrops(t *testing.T) {
+	dir := disktest.Tmpfs(t, "256k")
+	rcv := newReceiver(t) // never started
+	bounds := func(c *agent.Config) { c.Buffer.SegmentBytes, c.Buffer.MaxBytes = 16<<10, 1<<30 }
+	a := runAgent(t, dir, rcv.addr, bounds, func(a *agent.Agent) bool {
+		return metricValue(a, "fleetwatch_agent_buffer_blocked", nil) == 1
+	})
+	samples, records := collected(a)
+	buffered := metricValue(a, "fleetwatch_agent_items_buffered", nil)
+	diskFull := metricValue(a, "fleetwatch_agent_items_dropped_total", map[string]string{"reason": "disk_full"})
+	dropped := metricValue(a, "fleetwatch_agent_items_dropped_total", nil)
+	if diskFull == 0 || dropped != diskFull || uint64(buffered+dropped) != samples+records {
+		t.Fatalf("collected %d, buffered %v, dropped %v (disk_full %v): want collected = buffered + dropped, all as disk_full",
+			samples+records, buffered, dropped, diskFull)
+	}
+	t.Logf("collected %d: %v on disk, %v dropped as disk_full at the stop", samples+records, buffered, diskFull)
+}

@@ -182,14 +182,21 @@ type Agent struct {
 	srcName [256]string
 	counts  [256]sourceCounts
 	errFns  map[string]func() map[string]uint64 // per-source error counters, by source name
+	// unsupported counts, per source and field, the GPUs that lack the field.
+	unsupported map[string]func() map[string]int
 
 	listener net.Listener
 	ready    atomic.Bool
+	// blocked is 1 while the pipeline holds a batch the disk buffer refused
+	// (a full disk) and retries it; sources block meanwhile.
+	blocked atomic.Int32
+	// dropLogged is set once a refused batch was dropped while stopping.
+	dropLogged atomic.Bool
 }
 
 type sourceCounts struct {
-	samples, records          atomic.Uint64
-	droppedEncode, droppedBuf atomic.Uint64
+	samples, records                           atomic.Uint64
+	droppedEncode, droppedBuf, droppedDiskFull atomic.Uint64
 }
 
 // New prepares an agent: it opens the disk buffer (recovering what a previous
@@ -200,7 +207,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: slog.Default(), srcIdx: map[string]byte{}, stopped: make(chan struct{}),
-		errFns: map[string]func() map[string]uint64{}}
+		errFns: map[string]func() map[string]uint64{}, unsupported: map[string]func() map[string]int{}}
 	for _, o := range opts {
 		o(a)
 	}
@@ -310,7 +317,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	pipeDone := make(chan struct{})
 	go func() {
 		defer close(pipeDone)
-		a.pipeline()
+		a.pipeline(ctx)
 	}()
 	shipCtx, stopShip := context.WithCancel(context.Background())
 	shipDone := make(chan error, 1)
@@ -353,6 +360,7 @@ func (a *Agent) sources() ([]Source, error) {
 			return nil, err
 		}
 		a.errFns[src.Name()] = src.Errors
+		a.unsupported[src.Name()] = src.Unsupported
 		out = append(out, src)
 	}
 	if a.cfg.DCGM.Enabled {
@@ -378,17 +386,28 @@ func (a *Agent) sources() ([]Source, error) {
 		}
 		out = append(out, src)
 	}
+	for _, s := range a.extra {
+		if u, ok := s.(unsupportedReporter); ok {
+			a.unsupported[s.Name()] = u.Unsupported
+		}
+	}
 	return append(out, a.extra...), nil
 }
 
+// unsupportedReporter is a source that knows which fields its GPUs lack
+// (the NVML source, the simulator).
+type unsupportedReporter interface {
+	Unsupported() map[string]int
+}
+
 // pipeline encodes batches and appends them to the disk buffer.
-func (a *Agent) pipeline() {
+func (a *Agent) pipeline(ctx context.Context) {
 	for b := range a.in {
-		a.process(b)
+		a.process(ctx, b)
 	}
 }
 
-func (a *Agent) process(b *record.Batch) {
+func (a *Agent) process(ctx context.Context, b *record.Batch) {
 	if b.Resource == nil {
 		res := a.resource
 		b.Resource = &res
@@ -400,17 +419,29 @@ func (a *Agent) process(b *record.Batch) {
 	a.exporter.Observe(b)
 	ok := true
 	if req := a.enc.Metrics(b); req != nil {
-		ok = a.append(ship.KindMetrics, idx, len(b.Samples), req) && ok
+		ok = a.append(ctx, ship.KindMetrics, idx, len(b.Samples), req) && ok
 	}
 	if req := a.enc.Logs(b); req != nil {
-		ok = a.append(ship.KindLogs, idx, b.Len()-len(b.Samples), req) && ok
+		ok = a.append(ctx, ship.KindLogs, idx, b.Len()-len(b.Samples), req) && ok
 	}
 	if ok && b.Commit != nil {
 		b.Commit()
 	}
 }
 
-func (a *Agent) append(kind, idx byte, items int, m proto.Message) bool {
+// Retry bounds for a batch the disk buffer refused.
+const (
+	appendRetryMin = 50 * time.Millisecond
+	appendRetryMax = 2 * time.Second
+)
+
+// append writes one encoded request to the disk buffer. A refused append (a
+// full disk, a failing write) is retried until it succeeds, holding the batch
+// in memory: the queue in front fills and sources block in Put, so a full
+// disk pushes back instead of losing data, and the agent recovers by itself
+// when space returns. Only once the agent is stopping is a batch the buffer
+// still refuses dropped, counted by reason.
+func (a *Agent) append(ctx context.Context, kind, idx byte, items int, m proto.Message) bool {
 	c := &a.counts[idx]
 	data, err := proto.Marshal(m)
 	if err != nil {
@@ -418,12 +449,43 @@ func (a *Agent) append(kind, idx byte, items int, m proto.Message) bool {
 		a.log.Error("cannot encode a batch; dropped", "source", a.srcName[idx], "items", items, "err", err)
 		return false
 	}
-	if err := a.buf.Append(buffer.Meta{Kind: kind, Source: idx, Items: uint32(items)}, data); err != nil {
-		c.droppedBuf.Add(uint64(items))
-		a.log.Error("cannot write to the disk buffer; dropped", "source", a.srcName[idx], "items", items, "err", err)
-		return false
+	meta := buffer.Meta{Kind: kind, Source: idx, Items: uint32(items)}
+	wait := appendRetryMin
+	var since time.Time
+	for {
+		err := a.buf.Append(meta, data)
+		if err == nil {
+			if !since.IsZero() {
+				a.blocked.Store(0)
+				a.log.Info("disk buffer accepts data again; sources resume", "held_for", time.Since(since).Round(time.Millisecond))
+			}
+			return true
+		}
+		if ctx.Err() != nil || errors.Is(err, buffer.ErrClosed) {
+			a.blocked.Store(0)
+			if errors.Is(err, buffer.ErrDiskFull) {
+				c.droppedDiskFull.Add(uint64(items))
+			} else {
+				c.droppedBuf.Add(uint64(items))
+			}
+			if !a.dropLogged.Swap(true) { // once: the queue may hold many more
+				a.log.Error("stopping while the disk buffer refuses data; the batches still queued are dropped and counted",
+					"source", a.srcName[idx], "items", items, "err", err)
+			}
+			return false
+		}
+		if since.IsZero() {
+			since = time.Now()
+			a.blocked.Store(1)
+			a.log.Warn("cannot write to the disk buffer; holding the batch and blocking sources until it can",
+				"source", a.srcName[idx], "items", items, "err", err, "buffer", a.cfg.Buffer.Dir)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, appendRetryMax)
 	}
-	return true
 }
 
 func (a *Agent) serve() error {

@@ -438,23 +438,8 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 // A real Prometheus (Debian's) scrapes the agent's /metrics and sees the
 // GPUs under dcgm-exporter's names and labels, and the agent's health.
 func TestPrometheusScrapesTheAgent(t *testing.T) {
-	rcv := newReceiver(t)
-	rcv.start(t)
 	runner := newRunner(t, "interval: 1s\nfleet: {nodes_per_rack: 1, gpus_per_node: 2, nvlinks: 2}\n")
-	cfg := agent.NewDefaultConfig()
-	cfg.DataDir, cfg.NVML.Enabled = t.TempDir(), false
-	cfg.Ship.Endpoint = rcv.addr
-	cfg.Listen = "127.0.0.1:0"
-	a, err := agent.New(cfg, agent.WithLogger(quiet), agent.WithSource(sim.Source{Runner: runner, Realtime: true}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go a.Run(ctx)
-	for a.Addr() == "" {
-		time.Sleep(10 * time.Millisecond)
-	}
+	a := startAgent(t, runner, true)
 	prom := promtest.Prometheus(t, time.Second, a.Addr())
 	uuid := runner.Fleet.Nodes[0].GPUs[1].UUID
 	prom.WaitQuery(t, `DCGM_FI_DEV_GPU_TEMP{UUID="`+uuid+`"}`, 30*time.Second, func(s []promtest.Sample) bool {

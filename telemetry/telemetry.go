@@ -7,6 +7,11 @@
 // these names; nothing else defines them.
 package telemetry
 
+import (
+	"strconv"
+	"strings"
+)
+
 // Kind is how a metric behaves over time.
 type Kind uint8
 
@@ -82,11 +87,18 @@ const (
 	NVLinkRecovTotal   = "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL"
 	NVLinkTxBytes      = "DCGM_FI_PROF_NVLINK_TX_BYTES"
 	NVLinkRxBytes      = "DCGM_FI_PROF_NVLINK_RX_BYTES"
-	ClockEventReasons  = "DCGM_FI_DEV_CLOCKS_EVENT_REASONS"
-	SMActive           = "DCGM_FI_PROF_SM_ACTIVE"
-	TensorActive       = "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"
-	DRAMActive         = "DCGM_FI_PROF_DRAM_ACTIVE"
-	XIDErrors          = "DCGM_FI_DEV_XID_ERRORS"
+	// NVLinkLinkTxBytes and NVLinkLinkRxBytes are DCGM's per-link
+	// DCGM_FI_PROF_NVLINK_L<n>_TX_BYTES / _RX_BYTES as one family with a link
+	// label, named apart from the totals so that sum() over a family never
+	// adds a total to its own links.
+	NVLinkLinkTxBytes = "DCGM_FI_PROF_NVLINK_LINK_TX_BYTES"
+	NVLinkLinkRxBytes = "DCGM_FI_PROF_NVLINK_LINK_RX_BYTES"
+	ClockEventReasons = "DCGM_FI_DEV_CLOCKS_EVENT_REASONS"
+	SMActive          = "DCGM_FI_PROF_SM_ACTIVE"
+	TensorActive      = "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"
+	DRAMActive        = "DCGM_FI_PROF_DRAM_ACTIVE"
+	XIDErrors         = "DCGM_FI_DEV_XID_ERRORS"
+	VGPULicenseStatus = "DCGM_FI_DEV_VGPU_LICENSE_STATUS"
 
 	// Training jobs report these per rank (not DCGM fields; OTel metrics from
 	// the job, with labels job and rank, and UUID/Hostname where known).
@@ -132,15 +144,18 @@ var Fields = []Field{
 	{NVLinkCRCDataTotal, Counter, "count", "Total number of NVLink data CRC errors.", false},
 	{NVLinkReplayTotal, Counter, "count", "Total number of NVLink retries.", false},
 	{NVLinkRecovTotal, Counter, "count", "Total number of NVLink recovery errors.", false},
-	{NVLinkTxBytes, Gauge, "B/s", "NVLink transmit rate (in bytes per second); per link with a link label, else total.", false},
-	{NVLinkRxBytes, Gauge, "B/s", "NVLink receive rate (in bytes per second); per link with a link label, else total.", false},
+	{NVLinkTxBytes, Gauge, "B/s", "NVLink transmit rate over all links (in bytes per second).", false},
+	{NVLinkRxBytes, Gauge, "B/s", "NVLink receive rate over all links (in bytes per second).", false},
+	{NVLinkLinkTxBytes, Gauge, "B/s", "NVLink transmit rate (in bytes per second, per link).", true},
+	{NVLinkLinkRxBytes, Gauge, "B/s", "NVLink receive rate (in bytes per second, per link).", true},
 	{ClockEventReasons, Gauge, "bitmask", "Current clock event (throttle) reasons, NVML bit mask.", false},
-	{NVLinkBandwidth, Gauge, "MB/s", "Aggregate NVLink throughput across all links (in MB/s).", false},
+	{NVLinkBandwidth, Gauge, "MB/s", "NVLink throughput, transmit plus receive, across all links (in MB/s).", false},
 	{GREngineActive, Gauge, "ratio", "Ratio of time the graphics engine is active.", false},
 	{SMActive, Gauge, "ratio", "Ratio of cycles an SM has at least one warp assigned.", false},
 	{TensorActive, Gauge, "ratio", "Ratio of cycles the tensor pipe is active.", false},
 	{DRAMActive, Gauge, "ratio", "Ratio of cycles the device memory interface is active.", false},
 	{XIDErrors, Gauge, "xid", "Value of the last XID error encountered.", false},
+	{VGPULicenseStatus, Gauge, "bool", "vGPU license status: 1 licensed, 0 unlicensed or no vGPU.", false},
 	{TrainStepSeconds, Gauge, "s", "Training step time of one rank (in seconds).", false},
 	{TrainThroughput, Gauge, "samples/s", "Training throughput of one rank (in samples per second).", false},
 }
@@ -222,6 +237,20 @@ func Canonical(name string) (f Field, factor float64, link int, ok bool) {
 		f, _ := Lookup(a.Name)
 		return f, a.Factor, -1, true
 	}
+	// DCGM_FI_PROF_NVLINK_L3_TX_BYTES -> the per-link throughput family + link 3.
+	if rest, ok := strings.CutPrefix(name, "DCGM_FI_PROF_NVLINK_L"); ok {
+		digits, dir, _ := strings.Cut(rest, "_")
+		if n, err := strconv.Atoi(digits); err == nil && n >= 0 && len(digits) <= 2 {
+			switch dir {
+			case "TX_BYTES":
+				f, _ := Lookup(NVLinkLinkTxBytes)
+				return f, 1, n, true
+			case "RX_BYTES":
+				f, _ := Lookup(NVLinkLinkRxBytes)
+				return f, 1, n, true
+			}
+		}
+	}
 	// Per-link spellings: DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_L3 -> family + link 3.
 	if i := lastIndexL(name); i > 0 {
 		n := 0
@@ -266,9 +295,21 @@ const (
 	LabelLink        = "link"
 	LabelErrCode     = "err_code"
 	LabelErrMsg      = "err_msg"
-	// LabelJob and LabelRank identify training jobs and their ranks.
-	LabelJob  = "job"
+	// LabelPodUID is the Kubernetes pod's UID (dcgm-exporter's pod_uid).
+	LabelPodUID = "pod_uid"
+	// LabelDriverVersion is the NVIDIA driver version, a label on every GPU
+	// series of dcgm-exporter (a DCGM field of type label).
+	LabelDriverVersion = "DCGM_FI_DRIVER_VERSION"
+	// LabelJob and LabelRank identify the job using a GPU (a training or
+	// serving job; dcgm-exporter's HPC job mapping uses the same label) and
+	// a training rank. The job label is not "job": Prometheus sets that on
+	// every scraped series (the scrape job), so a "job" from the target ends
+	// up renamed exported_job.
+	LabelJob  = "hpc_job"
 	LabelRank = "rank"
+	// LabelJobLegacy is how agents before issue 13, and training jobs that
+	// follow the older contract, spell LabelJob; consumers accept both.
+	LabelJobLegacy = "job"
 )
 
 // Resource attributes: where telemetry comes from. Topology is

@@ -50,6 +50,9 @@ func TestCanonical(t *testing.T) {
 		{"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", telemetry.ClockEventReasons, 1, -1},
 		{"DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_L17", telemetry.NVLinkCRCFlit, 1, 17},
 		{"DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_L0", telemetry.NVLinkCRCFlit, 1, 0},
+		{"DCGM_FI_PROF_NVLINK_L3_TX_BYTES", telemetry.NVLinkLinkTxBytes, 1, 3},
+		{"DCGM_FI_PROF_NVLINK_L17_RX_BYTES", telemetry.NVLinkLinkRxBytes, 1, 17},
+		{"DCGM_FI_PROF_NVLINK_TX_BYTES", telemetry.NVLinkTxBytes, 1, -1},
 	}
 	for _, c := range cases {
 		f, factor, link, ok := telemetry.Canonical(c.in)
@@ -57,7 +60,7 @@ func TestCanonical(t *testing.T) {
 			t.Errorf("Canonical(%s) = %s, %v, %d, %v", c.in, f.Name, factor, link, ok)
 		}
 	}
-	for _, bad := range []string{"DCGM_FI_DEV_GPU_TEMP_L3", "DCGM_FI_NOPE", "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_L", "X_L123"} {
+	for _, bad := range []string{"DCGM_FI_DEV_GPU_TEMP_L3", "DCGM_FI_NOPE", "DCGM_FI_PROF_NVLINK_LX_TX_BYTES", "DCGM_FI_PROF_NVLINK_L3_TX", "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_L", "X_L123"} {
 		if _, _, _, ok := telemetry.Canonical(bad); ok {
 			t.Errorf("Canonical(%s) accepted", bad)
 		}

@@ -1,8 +1,12 @@
 // Package buffer is the agent's bounded on-disk queue. Every encoded batch is
 // appended here before it is shipped, so a collector outage or an agent
 // restart loses nothing that fits: the shipper reads records in order and
-// acknowledges them once the collector accepted them. When the buffer is full
-// the oldest segment is dropped first and its unsent records are counted.
+// acknowledges them once the collector accepted them. Past MaxBytes the
+// oldest segment is dropped first and its unsent records are counted. A full
+// disk is not a reason to drop anything: Append fails with an error that
+// wraps ErrDiskFull, deletes nothing, cuts a record it wrote only in part back
+// off the segment, and the next Append tries again, so the buffer recovers by
+// itself once space returns (the agent holds the batch and retries).
 //
 // On disk: a directory of segment files (%016d.seg) holding records
 //
@@ -77,6 +81,25 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("buffer closed")
 
+// ErrDiskFull is wrapped by Append's error when the file system has no space
+// (ENOSPC) or the quota is exhausted (EDQUOT). Nothing was stored and nothing
+// was deleted; Append may be called again once space returns.
+var ErrDiskFull = errors.New("no space left for the disk buffer")
+
+// file is what the buffer needs of the segment it appends to. *os.File is
+// one; a test injects a disk that fills up where it cannot mount a small
+// file system.
+type file interface {
+	Write(p []byte) (int, error)
+	Truncate(size int64) error
+	Sync() error
+	Close() error
+}
+
+func openAppend(path string) (file, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+}
+
 // Record is one queued payload.
 type Record struct {
 	Meta
@@ -99,6 +122,12 @@ type Stats struct {
 	// damaged (a torn write at a crash) and skipped.
 	Dropped, DroppedBytes, Corrupt uint64
 	DroppedItems                   [256]uint64
+	// DiskFull counts appends refused for lack of disk space, WriteErrors
+	// appends that failed otherwise; neither stored anything. Truncated
+	// counts records written in part before such a failure and cut off
+	// again. CursorErrors counts acknowledgements whose read position could
+	// not be saved (it is kept in memory and saved with the next one).
+	DiskFull, WriteErrors, Truncated, CursorErrors uint64
 }
 
 type segment struct {
@@ -112,14 +141,17 @@ type segment struct {
 type Buffer struct {
 	cfg Config
 
-	mu     sync.Mutex
-	segs   []*segment // oldest first; the last is the one being written
-	w      *os.File
-	bw     *bufio.Writer
-	notify chan struct{}
-	closed bool
-	cursor position
-	read   [256]int64 // items read (acked) in the cursor's segment
+	mu   sync.Mutex
+	segs []*segment // oldest first; the last is the one being written
+	// w appends to the last segment; nil after a failed write could not be
+	// cut back, so that the next append starts a new segment.
+	w        file
+	openFile func(path string) (file, error)
+	rec      []byte // the record being appended, reused
+	notify   chan struct{}
+	closed   bool
+	cursor   position
+	read     [256]int64 // items read (acked) in the cursor's segment
 	// inflight is the record Next handed out and Ack has not confirmed; a
 	// drop of its segment does not count it, since the reader holds it.
 	inflight *Record
@@ -138,14 +170,16 @@ type position struct {
 
 // Open opens (or creates) the buffer in cfg.Dir, recovering from a crash:
 // a torn record at the end of the last segment is cut off.
-func Open(cfg Config) (*Buffer, error) {
+func Open(cfg Config) (*Buffer, error) { return open(cfg, openAppend) }
+
+func open(cfg Config, openFile func(string) (file, error)) (*Buffer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("buffer: %w", err)
 	}
-	b := &Buffer{cfg: cfg, notify: make(chan struct{})}
+	b := &Buffer{cfg: cfg, notify: make(chan struct{}), openFile: openFile}
 	entries, err := os.ReadDir(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("buffer: %w", err)
@@ -174,11 +208,13 @@ func Open(cfg Config) (*Buffer, error) {
 		return nil, err
 	}
 	if len(b.segs) == 0 {
-		if err := b.newSegment(1); err != nil {
-			return nil, err
+		// On a full disk even the first segment may not be created yet:
+		// then the first append that finds space creates it.
+		if err := b.newSegment(1); err != nil && !isDiskFull(err) {
+			return nil, fmt.Errorf("buffer: %w", err)
 		}
-	} else if err := b.openWriter(b.segs[len(b.segs)-1]); err != nil {
-		return nil, err
+	} else if err := b.openWriter(b.segs[len(b.segs)-1].id); err != nil {
+		return nil, fmt.Errorf("buffer: %w", err)
 	}
 	for _, s := range b.segs {
 		b.stats.Bytes += s.size
@@ -317,6 +353,7 @@ func (b *Buffer) saveCursor() error {
 	tmp := filepath.Join(b.cfg.Dir, "cursor.tmp")
 	data := fmt.Sprintf("%d %d %d\n", b.cursor.seg, b.cursor.off, b.cursor.records)
 	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("buffer: save cursor: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(b.cfg.Dir, "cursor")); err != nil {
@@ -334,44 +371,48 @@ func (b *Buffer) find(id uint64) *segment {
 	return nil
 }
 
+// newSegment starts segment id; it is added only once its file is open.
 func (b *Buffer) newSegment(id uint64) error {
-	seg := &segment{id: id}
-	b.segs = append(b.segs, seg)
+	if err := b.openWriter(id); err != nil {
+		return err
+	}
+	b.segs = append(b.segs, &segment{id: id})
 	if len(b.segs) == 1 && b.cursor.seg == 0 {
 		b.cursor = position{seg: id}
 	}
-	return b.openWriter(seg)
+	return nil
 }
 
-func (b *Buffer) openWriter(seg *segment) error {
-	if b.bw != nil {
-		if err := b.bw.Flush(); err != nil {
-			return fmt.Errorf("buffer: %w", err)
-		}
+// openWriter opens segment id for appending and closes the previous writer.
+func (b *Buffer) openWriter(id uint64) error {
+	f, err := b.openFile(b.path(id))
+	if err != nil {
+		return err
+	}
+	if b.w != nil {
 		b.w.Close()
 	}
-	f, err := os.OpenFile(b.path(seg.id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("buffer: %w", err)
-	}
-	b.w, b.bw = f, bufio.NewWriterSize(f, 64<<10)
+	b.w = f
 	return nil
 }
 
 // Append queues one payload. When the buffer would exceed MaxBytes the
-// oldest segments are dropped first. A full disk drops the oldest segment
-// and retries once; if that is not enough the error says so.
+// oldest segments are dropped first (counted in Stats.Dropped). A full disk
+// drops nothing: the error wraps ErrDiskFull and the caller keeps the
+// payload and calls again; any part of the record already written is cut
+// off, so a reader never sees it.
 func (b *Buffer) Append(m Meta, payload []byte) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return ErrClosed
 	}
-	err := b.appendLocked(m, payload)
-	if errors.Is(err, syscall.ENOSPC) && b.dropOldestLocked() {
-		err = b.appendLocked(m, payload)
-	}
-	if err != nil {
+	if err := b.appendLocked(m, payload); err != nil {
+		if isDiskFull(err) {
+			b.stats.DiskFull++
+			return fmt.Errorf("buffer: append: %w: %w", ErrDiskFull, err)
+		}
+		b.stats.WriteErrors++
 		return fmt.Errorf("buffer: append: %w", err)
 	}
 	for b.stats.Bytes > b.cfg.MaxBytes && b.dropOldestLocked() {
@@ -381,35 +422,45 @@ func (b *Buffer) Append(m Meta, payload []byte) error {
 	return nil
 }
 
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
 func (b *Buffer) appendLocked(m Meta, payload []byte) error {
-	cur := b.segs[len(b.segs)-1]
-	if cur.size > 0 && cur.size+int64(headerLen+len(payload)) > b.cfg.SegmentBytes {
-		if err := b.newSegment(cur.id + 1); err != nil {
+	var cur *segment
+	next := uint64(1)
+	if len(b.segs) > 0 {
+		cur = b.segs[len(b.segs)-1]
+		next = cur.id + 1
+	}
+	n := int64(headerLen + len(payload))
+	if cur == nil || b.w == nil || cur.size > 0 && cur.size+n > b.cfg.SegmentBytes {
+		if err := b.newSegment(next); err != nil {
 			return err
 		}
 		cur = b.segs[len(b.segs)-1]
 	}
-	var hdr [headerLen]byte
+	var zero [headerLen]byte
+	rec := append(append(b.rec[:0], zero[:]...), payload...)
+	hdr := rec[:headerLen]
 	binary.LittleEndian.PutUint32(hdr[0:4], uint32(len(payload)))
 	hdr[8], hdr[9] = m.Kind, m.Source
 	binary.LittleEndian.PutUint32(hdr[10:14], m.Items)
 	binary.LittleEndian.PutUint32(hdr[4:8], crc32.Update(crc32.Checksum(hdr[8:], castagnoli), castagnoli, payload))
-	if _, err := b.bw.Write(hdr[:]); err != nil {
-		return err
+	if cap(rec) <= 1<<20 {
+		b.rec = rec // keep a small buffer for the next record, not a huge one
 	}
-	if _, err := b.bw.Write(payload); err != nil {
-		return err
+	// One write: the reader sees the record at once. fsync only when asked.
+	written, err := b.w.Write(rec)
+	if err == nil && b.cfg.Sync {
+		err = b.w.Sync()
 	}
-	// Flush so the reader sees the record; fsync only when asked.
-	if err := b.bw.Flush(); err != nil {
-		return err
-	}
-	if b.cfg.Sync {
-		if err := b.w.Sync(); err != nil {
-			return err
+	if err != nil {
+		if written > 0 {
+			b.cutBack(cur)
 		}
+		return err
 	}
-	n := int64(headerLen + len(payload))
 	cur.size += n
 	cur.records++
 	cur.items[m.Source] += int64(m.Items)
@@ -418,6 +469,18 @@ func (b *Buffer) appendLocked(m Meta, payload []byte) error {
 	b.stats.PendingItems[m.Source] += int64(m.Items)
 	b.stats.Appended++
 	return nil
+}
+
+// cutBack removes a record written in part from the end of segment cur.
+// Should even that fail, the segment is closed at its last whole record:
+// readers never read past seg.size, the next append starts a new segment,
+// and a restart cuts or skips the damaged tail (counted as Corrupt).
+func (b *Buffer) cutBack(cur *segment) {
+	b.stats.Truncated++
+	if err := b.w.Truncate(cur.size); err != nil {
+		b.w.Close()
+		b.w = nil
+	}
 }
 
 // dropOldestLocked removes the oldest segment that is not being written,
@@ -559,7 +622,10 @@ func (b *Buffer) readLocked() (Record, bool, error) {
 	}
 }
 
-// Ack marks r (the record Next returned) as delivered and persists the cursor.
+// Ack marks r (the record Next returned) as delivered and persists the
+// cursor. A cursor that cannot be saved (a full disk) is counted in
+// Stats.CursorErrors and saved with a later Ack; until then a restart would
+// send the records since the last saved cursor again (at least once).
 func (b *Buffer) Ack(r Record) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -605,7 +671,10 @@ func (b *Buffer) Ack(r Record) error {
 			_ = os.Remove(b.path(old.id))
 		}
 	}
-	return b.saveCursor()
+	if err := b.saveCursor(); err != nil {
+		b.stats.CursorErrors++
+	}
+	return nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -625,9 +694,8 @@ func (b *Buffer) Close() error {
 	b.closed = true
 	close(b.notify)
 	var err error
-	if b.bw != nil {
-		err = b.bw.Flush()
-		b.w.Close()
+	if b.w != nil {
+		err = b.w.Close()
 	}
 	if b.r != nil {
 		b.r.Close()

@@ -98,7 +98,8 @@ var identityLabels = map[string]bool{
 	telemetry.LabelGPU: true, telemetry.LabelUUID: true, telemetry.LabelPCIBusID: true, telemetry.LabelDevice: true,
 	telemetry.LabelModelName: true, telemetry.LabelHostname: true, telemetry.LabelHostnameNew: true,
 	telemetry.LabelMIGID: true, telemetry.LabelMIGProfile: true, telemetry.LabelNamespace: true, telemetry.LabelPod: true,
-	telemetry.LabelContainer: true, "__name__": true, "pod_uid": true,
+	telemetry.LabelContainer: true, "__name__": true, telemetry.LabelPodUID: true, telemetry.LabelDriverVersion: true,
+	telemetry.LabelJob: true,
 }
 
 // Parse maps one scrape onto a batch. host, when the batch's resource has
@@ -216,7 +217,9 @@ func gpuOf(b *record.Batch, gpus map[string]int32, l labels.Labels) (int32, stri
 	b.GPUs = append(b.GPUs, record.GPU{
 		Index: l.Get(telemetry.LabelGPU), UUID: uuid, PCIBusID: l.Get(telemetry.LabelPCIBusID), Device: l.Get(telemetry.LabelDevice),
 		ModelName: l.Get(telemetry.LabelModelName), MIGInstance: l.Get(telemetry.LabelMIGID), MIGProfile: l.Get(telemetry.LabelMIGProfile),
-		Namespace: l.Get(telemetry.LabelNamespace), Pod: l.Get(telemetry.LabelPod), Container: l.Get(telemetry.LabelContainer),
+		DriverVersion: l.Get(telemetry.LabelDriverVersion),
+		Workload: record.Workload{Namespace: l.Get(telemetry.LabelNamespace), Pod: l.Get(telemetry.LabelPod),
+			PodUID: l.Get(telemetry.LabelPodUID), Container: l.Get(telemetry.LabelContainer), Job: l.Get(telemetry.LabelJob)},
 	})
 	gpus[key] = i
 	return i, key

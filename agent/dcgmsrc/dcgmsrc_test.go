@@ -63,27 +63,25 @@ func TestRealScrape(t *testing.T) {
 	want := map[string]float64{telemetry.SMClock: 2310, telemetry.MemClock: 9001, telemetry.GPUTemp: 48, telemetry.PowerUsage: 40.979,
 		telemetry.TotalEnergy: 455497156, telemetry.FBFree: 20015, telemetry.FBUsed: 1, telemetry.FBReserved: 457,
 		telemetry.GREngineActive: 0.004656, telemetry.DRAMActive: 0.003074, telemetry.PCIeTxBytes: 78398480, telemetry.XIDErrors: 0,
-		telemetry.NVLinkBandwidth: 0, "DCGM_FI_DEV_VGPU_LICENSE_STATUS": 0}
+		telemetry.NVLinkBandwidth: 0, telemetry.VGPULicenseStatus: 0}
 	for name, w := range want {
 		got, ok := v[name]
 		if !ok || math.Abs(got-w) > 1e-9*math.Max(1, w) {
 			t.Errorf("%s = %v (present %v), want %v", name, got, ok, w)
 		}
 	}
-	if st.PassedThrough != 1 {
-		t.Errorf("passed through %d fields outside the catalog, want 1 (vGPU license status)", st.PassedThrough)
+	if st.PassedThrough != 0 {
+		t.Errorf("passed through %d fields outside the catalog, want 0", st.PassedThrough)
 	}
-	// The driver version label rides along as an extra label.
-	found := false
+	// The driver version and pod UID are part of the GPU's identity, not
+	// extra labels of each sample.
+	if g.DriverVersion != "580.95.05" {
+		t.Errorf("driver version %q", g.DriverVersion)
+	}
 	for _, s := range b.Samples {
-		for _, l := range s.Extra {
-			if l.Key == "DCGM_FI_DRIVER_VERSION" && l.Value == "580.95.05" {
-				found = true
-			}
+		if len(s.Extra) != 0 {
+			t.Errorf("%s has extra labels %v", s.MetricName(), s.Extra)
 		}
-	}
-	if !found {
-		t.Error("DCGM_FI_DRIVER_VERSION label lost")
 	}
 	if len(b.Events) != 0 {
 		t.Errorf("XID 0 produced events: %+v", b.Events)
@@ -94,7 +92,7 @@ func TestRealScrape(t *testing.T) {
 func TestClassicAndNewNamesAgree(t *testing.T) {
 	classic, _ := parseFile(t, "testdata/dcgm-exporter-sample.txt")
 	modern, st := parseFile(t, "testdata/dcgm-4.7-sample.txt")
-	if st.PassedThrough != 1 {
+	if st.PassedThrough != 0 {
 		t.Errorf("4.7 names not recognised: %d passed through", st.PassedThrough)
 	}
 	a, b := values(classic), values(modern)

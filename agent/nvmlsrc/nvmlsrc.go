@@ -7,8 +7,10 @@
 // set, waiting rather than polling. It takes an nvml.Interface, so tests and
 // the fleet simulator drive this very code through go-nvml's mock.
 //
-// A field a GPU does not support is logged once and never asked for again.
-// Without the NVIDIA driver, Open returns ErrNoDriver and the agent keeps its
+// A field a GPU does not support is never asked for again; Unsupported
+// counts such fields per GPU, Run logs one summary line after its first
+// poll and each GPU's fields are logged at debug level. Without the NVIDIA
+// driver, Open returns ErrNoDriver and the agent keeps its
 // other sources running.
 package nvmlsrc
 
@@ -20,6 +22,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,7 +61,7 @@ func (c Config) Validate() error {
 // Workloads maps a GPU UUID to the workload using it (Kubernetes pod, job);
 // the simulator and Kubernetes integration provide it.
 type Workloads interface {
-	Workload(uuid string) (namespace, pod, container, job string)
+	Workload(uuid string) record.Workload
 }
 
 // Source polls NVML.
@@ -71,6 +74,7 @@ type Source struct {
 
 	mu      sync.Mutex
 	gpus    []*gpu
+	driver  string
 	events  nvml.EventSet
 	unsupp  map[unsuppKey]bool
 	errs    map[string]uint64
@@ -93,6 +97,7 @@ type gpu struct {
 	gpmGet    *nvml.GpmMetricsGetType // reused: the struct is ~370 KB
 	gpmWants  []gpmWant
 	mig       []migDevice
+	lastXID   int64 // the last XID the event set reported (DCGM_FI_DEV_XID_ERRORS)
 	lastClock uint64
 	lastRemap [2]bool
 	lost      bool
@@ -149,6 +154,11 @@ func (s *Source) Open() error {
 		return fmt.Errorf("%w: nvmlInit: %v", ErrNoDriver, ret)
 	}
 	s.opened = true
+	if v, ret := s.lib.SystemGetDriverVersion(); ret == nvml.SUCCESS {
+		s.driver = v
+	} else {
+		s.countErr("SystemGetDriverVersion", ret)
+	}
 	n, ret := s.lib.DeviceGetCount()
 	if ret != nvml.SUCCESS {
 		return fmt.Errorf("nvmlDeviceGetCount: %v", ret)
@@ -164,12 +174,11 @@ func (s *Source) Open() error {
 	if s.cfg.Events {
 		s.registerEvents()
 	}
-	s.log.Info("NVML source ready", "gpus", len(s.gpus))
 	return nil
 }
 
 func (s *Source) discover(i int, dev nvml.Device) *gpu {
-	g := &gpu{dev: dev, id: record.GPU{Index: strconv.Itoa(i), Device: "nvidia" + strconv.Itoa(i)}}
+	g := &gpu{dev: dev, id: record.GPU{Index: strconv.Itoa(i), Device: "nvidia" + strconv.Itoa(i), DriverVersion: s.driver}}
 	if uuid, ret := dev.GetUUID(); ret == nvml.SUCCESS {
 		g.id.UUID = uuid
 	}
@@ -256,14 +265,41 @@ func (s *Source) registerEvents() {
 	s.events = set
 }
 
-// logUnsupported logs once per GPU and field, and marks it to be skipped.
+// logUnsupported marks a field of a GPU to be skipped and logs it once, at
+// debug level: a fleet of one model lacks the same fields on every GPU, and
+// Unsupported and LogUnsupported summarise them.
 func (s *Source) logUnsupported(i int, field string, ret nvml.Return) {
 	k := unsuppKey{i, field}
 	if s.unsupp[k] {
 		return
 	}
 	s.unsupp[k] = true
-	s.log.Info("GPU does not support a field; skipping it from now on", "gpu", i, "field", field, "nvml", ret.Error())
+	s.log.Debug("GPU does not support a field; skipping it from now on", "gpu", i, "field", field, "nvml", ret.Error())
+}
+
+// Unsupported returns, per field, how many GPUs do not support it.
+func (s *Source) Unsupported() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k := range s.unsupp {
+		out[k.field]++
+	}
+	return out
+}
+
+// LogUnsupported logs one line naming each field some GPUs do not support,
+// with how many (nothing when every field is supported).
+func LogUnsupported(log *slog.Logger, gpus map[string]int) {
+	if len(gpus) == 0 {
+		return
+	}
+	fields := slices.Sorted(maps.Keys(gpus))
+	attrs := make([]any, 0, len(fields))
+	for _, f := range fields {
+		attrs = append(attrs, slog.Int(f, gpus[f]))
+	}
+	log.Info("some GPUs do not support these fields (number of GPUs); they are not read from now on", attrs...)
 }
 
 func (s *Source) countErr(what string, ret nvml.Return) {
@@ -297,6 +333,7 @@ func (s *Source) Run(ctx context.Context, sink record.Sink) error {
 		return err
 	}
 	defer s.Close()
+	s.log.Info("NVML source ready", "gpus", len(s.GPUs()), "driver", s.driver)
 	var wg sync.WaitGroup
 	if s.events != nil {
 		wg.Add(1)
@@ -313,6 +350,7 @@ func (s *Source) Run(ctx context.Context, sink record.Sink) error {
 		}()
 	}
 	next := time.Now().Truncate(s.cfg.Interval).Add(s.cfg.Interval)
+	summarised := false
 	t := time.NewTimer(time.Until(next))
 	defer t.Stop()
 	for {
@@ -322,6 +360,10 @@ func (s *Source) Run(ctx context.Context, sink record.Sink) error {
 			return nil
 		case <-t.C:
 			sink.Put(s.Collect(next))
+			if !summarised {
+				LogUnsupported(s.log, s.Unsupported())
+				summarised = true
+			}
 			next = next.Add(s.cfg.Interval)
 			if d := time.Until(next); d < 0 {
 				next = time.Now().Truncate(s.cfg.Interval).Add(s.cfg.Interval) // fell behind: skip ahead
@@ -336,7 +378,7 @@ func (s *Source) batch(now time.Time) *record.Batch {
 	for _, g := range s.gpus {
 		id := g.id
 		if s.workloads != nil {
-			id.Namespace, id.Pod, id.Container, id.Job = s.workloads.Workload(id.UUID)
+			id.Workload = s.workloads.Workload(id.UUID)
 		}
 		b.GPUs = append(b.GPUs, id)
 	}
@@ -368,6 +410,11 @@ func (s *Source) WaitEvents(now time.Time, timeout time.Duration) []record.Event
 		wait = 0
 		if ev, ok := s.toEvent(now, data); ok {
 			out = append(out, ev)
+			if ev.Kind == telemetry.GPUEventXID && ev.GPU >= 0 {
+				s.mu.Lock()
+				s.gpus[ev.GPU].lastXID = ev.Code
+				s.mu.Unlock()
+			}
 		}
 	}
 }
@@ -408,7 +455,7 @@ func (s *Source) Collect(now time.Time) *record.Batch {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.batch(now)
-	per := 48
+	per := 56
 	if len(s.gpus) > 0 {
 		per += 7 * len(s.gpus[0].links) // state, four error counters, TX and RX per link
 	}
@@ -439,14 +486,14 @@ func (c *collector) addLink(field string, link int, v float64) {
 	c.b.Samples = append(c.b.Samples, record.Sample{Field: int16(telemetry.Index(field)), GPU: int32(c.idx), Link: int16(link), Value: v})
 }
 
-// ok checks an NVML return for field: success, or an unsupported field
-// (logged once, then skipped), or an error (counted). A lost GPU ends the
+// ok checks an NVML return for field: success, or an unsupported field (or
+// a call the driver lacks; logged once, then skipped), or an error (counted). A lost GPU ends the
 // GPU's collection with a gpu_lost event.
 func (c *collector) ok(field string, ret nvml.Return) bool {
 	switch ret {
 	case nvml.SUCCESS:
 		return true
-	case nvml.ERROR_NOT_SUPPORTED, nvml.ERROR_NO_PERMISSION:
+	case nvml.ERROR_NOT_SUPPORTED, nvml.ERROR_NO_PERMISSION, nvml.ERROR_FUNCTION_NOT_FOUND:
 		c.s.logUnsupported(c.idx, field, ret)
 	case nvml.ERROR_GPU_IS_LOST:
 		if !c.g.lost {
@@ -501,12 +548,9 @@ func (c *collector) collect(now time.Time) {
 			c.add(telemetry.MemCopyUtil, float64(u.Memory))
 		}
 	}
-	if !c.skip(telemetry.FBUsed) {
-		if m, ret := d.GetMemoryInfo(); c.ok(telemetry.FBUsed, ret) {
-			c.add(telemetry.FBUsed, float64(m.Used)/(1<<20))
-			c.add(telemetry.FBFree, float64(m.Free)/(1<<20))
-		}
-	}
+	c.codec(telemetry.EncUtil, d.GetEncoderUtilization)
+	c.codec(telemetry.DecUtil, d.GetDecoderUtilization)
+	c.memory()
 	c.ecc(telemetry.ECCSBEVolatile, nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.VOLATILE_ECC)
 	c.ecc(telemetry.ECCDBEVolatile, nvml.MEMORY_ERROR_TYPE_UNCORRECTED, nvml.VOLATILE_ECC)
 	c.ecc(telemetry.ECCSBEAggregate, nvml.MEMORY_ERROR_TYPE_CORRECTED, nvml.AGGREGATE_ECC)
@@ -523,6 +567,9 @@ func (c *collector) collect(now time.Time) {
 	c.nvlink()
 	c.clockEvents()
 	c.gpm()
+	c.vgpuLicense()
+	// dcgm-exporter's last-XID gauge; 0 until the event set reports one.
+	c.add(telemetry.XIDErrors, float64(c.g.lastXID))
 	for _, m := range c.g.mig {
 		c.migMemory(m)
 	}
@@ -535,6 +582,61 @@ func (c *collector) clock(field string, t nvml.ClockType) {
 	if v, ret := c.g.dev.GetClockInfo(t); c.ok(field, ret) {
 		c.add(field, float64(v))
 	}
+}
+
+// codec reads an encoder or decoder utilization (in %).
+func (c *collector) codec(field string, read func() (uint32, uint32, nvml.Return)) {
+	if c.skip(field) {
+		return
+	}
+	if v, _, ret := read(); c.ok(field, ret) {
+		c.add(field, float64(v))
+	}
+}
+
+// memory reads the framebuffer: used, free and reserved (by the driver and
+// firmware) from nvmlDeviceGetMemoryInfo_v2, as DCGM does; where v2 is not
+// supported, used and free from the original call (used then includes the
+// reserved memory).
+func (c *collector) memory() {
+	const mib = 1 << 20
+	d := c.g.dev
+	if !c.skip(telemetry.FBReserved) {
+		if m, ret := d.GetMemoryInfo_v2(); c.ok(telemetry.FBReserved, ret) {
+			c.add(telemetry.FBUsed, float64(m.Used)/mib)
+			c.add(telemetry.FBFree, float64(m.Free)/mib)
+			c.add(telemetry.FBReserved, float64(m.Reserved)/mib)
+			return
+		}
+		if c.g.lost {
+			return
+		}
+	}
+	if c.skip(telemetry.FBUsed) {
+		return
+	}
+	if m, ret := d.GetMemoryInfo(); c.ok(telemetry.FBUsed, ret) {
+		c.add(telemetry.FBUsed, float64(m.Used)/mib)
+		c.add(telemetry.FBFree, float64(m.Free)/mib)
+	}
+}
+
+// vgpuLicense reports whether the GPU holds a vGPU license (0 where it has
+// no vGPU, as dcgm-exporter shows on bare metal).
+func (c *collector) vgpuLicense() {
+	if c.skip(telemetry.VGPULicenseStatus) {
+		return
+	}
+	f, ret := c.g.dev.GetGridLicensableFeatures()
+	if !c.ok(telemetry.VGPULicenseStatus, ret) {
+		return
+	}
+	licensed := false
+	for i := range min(int(f.LicensableFeaturesCount), len(f.GridLicensableFeatures)) {
+		ft := &f.GridLicensableFeatures[i]
+		licensed = licensed || ft.FeatureCode == uint32(nvml.GRID_LICENSE_FEATURE_CODE_VGPU) && ft.FeatureState != 0
+	}
+	c.add(telemetry.VGPULicenseStatus, boolf(licensed))
 }
 
 func (c *collector) ecc(field string, t nvml.MemoryErrorType, ct nvml.EccCounterType) {
@@ -660,6 +762,7 @@ var gpmMetrics = []struct {
 	scale float64
 	link  int
 }{
+	{nvml.GPM_METRIC_GRAPHICS_UTIL, telemetry.GREngineActive, 0.01, -1},
 	{nvml.GPM_METRIC_SM_UTIL, telemetry.SMActive, 0.01, -1},
 	{nvml.GPM_METRIC_ANY_TENSOR_UTIL, telemetry.TensorActive, 0.01, -1},
 	{nvml.GPM_METRIC_DRAM_BW_UTIL, telemetry.DRAMActive, 0.01, -1},
@@ -673,8 +776,11 @@ type gpmWant struct {
 	link  int
 }
 
-// gpm reads SM, tensor and DRAM activity and NVLink throughput (total and
-// per link) from two consecutive GPM samples.
+// gpm reads graphics-engine, SM, tensor and DRAM activity and NVLink
+// throughput (total, per link, and both directions together as
+// DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL in MB/s) from two consecutive GPM
+// samples. GPM exists on Hopper and newer GPUs; on older ones these fields
+// need DCGM's profiling module (use the dcgm-exporter source).
 func (c *collector) gpm() {
 	if !c.g.gpm || c.skip("gpm") {
 		return
@@ -703,8 +809,8 @@ func (c *collector) gpm() {
 			add(m.id, gpmWant{m.field, m.scale, m.link})
 		}
 		for _, l := range c.g.links {
-			add(nvml.GPM_METRIC_NVLINK_L0_TX_PER_SEC+nvml.GpmMetricId(2*l), gpmWant{telemetry.NVLinkTxBytes, 1 << 20, l})
-			add(nvml.GPM_METRIC_NVLINK_L0_RX_PER_SEC+nvml.GpmMetricId(2*l), gpmWant{telemetry.NVLinkRxBytes, 1 << 20, l})
+			add(nvml.GPM_METRIC_NVLINK_L0_TX_PER_SEC+nvml.GpmMetricId(2*l), gpmWant{telemetry.NVLinkLinkTxBytes, 1 << 20, l})
+			add(nvml.GPM_METRIC_NVLINK_L0_RX_PER_SEC+nvml.GpmMetricId(2*l), gpmWant{telemetry.NVLinkLinkRxBytes, 1 << 20, l})
 		}
 	}
 	mg := c.g.gpmGet
@@ -712,12 +818,22 @@ func (c *collector) gpm() {
 	if ret := c.s.lib.GpmMetricsGet(mg); !c.ok("gpm", ret) {
 		return
 	}
+	var nvlinkBytes float64 // transmit plus receive, all links
+	nvlinkTotals := 0
 	for i, w := range c.g.gpmWants {
 		m := &mg.Metrics[i]
 		if nvml.Return(m.NvmlReturn) != nvml.SUCCESS || math.IsNaN(m.Value) {
 			continue
 		}
-		c.addLink(w.field, w.link, m.Value*w.scale)
+		v := m.Value * w.scale
+		c.addLink(w.field, w.link, v)
+		if w.field == telemetry.NVLinkTxBytes || w.field == telemetry.NVLinkRxBytes {
+			nvlinkBytes += v
+			nvlinkTotals++
+		}
+	}
+	if nvlinkTotals == 2 {
+		c.add(telemetry.NVLinkBandwidth, nvlinkBytes/1e6)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,80 @@ func simNode(t *testing.T, yaml string) (*sim.Fleet, nvml.Interface) {
 	fl := sim.NewFleet(sc)
 	fl.Advance(sc.Start.Add(sc.Interval))
 	return fl, fl.NVML(fl.Nodes[0])
+}
+
+// patched is a simulated GPU with some NVML calls replaced, as a test needs.
+type patched struct {
+	nvml.Device
+	powerUsage   func() (uint32, nvml.Return)
+	clockInfo    func(nvml.ClockType) (uint32, nvml.Return)
+	clockReasons func() (uint64, nvml.Return)
+	memoryV2     func() (nvml.Memory_v2, nvml.Return)
+	migs         []nvml.Device
+}
+
+func (p *patched) GetPowerUsage() (uint32, nvml.Return) {
+	if p.powerUsage != nil {
+		return p.powerUsage()
+	}
+	return p.Device.GetPowerUsage()
+}
+
+func (p *patched) GetClockInfo(c nvml.ClockType) (uint32, nvml.Return) {
+	if p.clockInfo != nil {
+		return p.clockInfo(c)
+	}
+	return p.Device.GetClockInfo(c)
+}
+
+func (p *patched) GetCurrentClocksEventReasons() (uint64, nvml.Return) {
+	if p.clockReasons != nil {
+		return p.clockReasons()
+	}
+	return p.Device.GetCurrentClocksEventReasons()
+}
+
+func (p *patched) GetMemoryInfo_v2() (nvml.Memory_v2, nvml.Return) {
+	if p.memoryV2 != nil {
+		return p.memoryV2()
+	}
+	return p.Device.GetMemoryInfo_v2()
+}
+
+func (p *patched) GetMigMode() (int, int, nvml.Return) {
+	if p.migs != nil {
+		return nvml.DEVICE_MIG_ENABLE, nvml.DEVICE_MIG_ENABLE, nvml.SUCCESS
+	}
+	return p.Device.GetMigMode()
+}
+
+func (p *patched) GetMaxMigDeviceCount() (int, nvml.Return) { return 7, nvml.SUCCESS }
+
+func (p *patched) GetMigDeviceHandleByIndex(i int) (nvml.Device, nvml.Return) {
+	if i < len(p.migs) {
+		return p.migs[i], nvml.SUCCESS
+	}
+	return nil, nvml.ERROR_NOT_FOUND
+}
+
+// patchedLib serves a patched GPU 0.
+type patchedLib struct {
+	nvml.Interface
+	dev *patched
+}
+
+func (l patchedLib) DeviceGetHandleByIndex(i int) (nvml.Device, nvml.Return) {
+	if i == 0 {
+		return l.dev, nvml.SUCCESS
+	}
+	return l.Interface.DeviceGetHandleByIndex(i)
+}
+
+// patch wraps GPU 0 of lib so that a test can replace its calls.
+func patch(lib nvml.Interface) (nvml.Interface, *patched) {
+	dev, _ := lib.DeviceGetHandleByIndex(0)
+	p := &patched{Device: dev}
+	return patchedLib{Interface: lib, dev: p}, p
 }
 
 func open(t *testing.T, lib nvml.Interface, log *slog.Logger) *nvmlsrc.Source {
@@ -79,7 +154,9 @@ func TestCollectReadsEveryField(t *testing.T) {
 		telemetry.PCIeReplay, telemetry.PCIeTxBytes, telemetry.PCIeRxBytes, telemetry.NVLinkState, telemetry.NVLinkCRCFlit,
 		telemetry.NVLinkCRCData, telemetry.NVLinkReplay, telemetry.NVLinkRecovery, telemetry.NVLinkCRCFlitTotal,
 		telemetry.NVLinkReplayTotal, telemetry.ClockEventReasons, telemetry.SMActive, telemetry.TensorActive,
-		telemetry.DRAMActive, telemetry.NVLinkTxBytes, telemetry.NVLinkRxBytes}
+		telemetry.DRAMActive, telemetry.NVLinkTxBytes, telemetry.NVLinkRxBytes, telemetry.NVLinkLinkTxBytes, telemetry.NVLinkLinkRxBytes,
+		telemetry.EncUtil, telemetry.DecUtil, telemetry.FBReserved, telemetry.GREngineActive, telemetry.NVLinkBandwidth,
+		telemetry.XIDErrors, telemetry.VGPULicenseStatus}
 	for _, f := range want {
 		if len(got[f]) == 0 {
 			t.Errorf("no %s", f)
@@ -88,11 +165,28 @@ func TestCollectReadsEveryField(t *testing.T) {
 	if n := len(got[telemetry.NVLinkCRCFlit]); n != 4 {
 		t.Errorf("%d per-link CRC samples, want 4 links", n)
 	}
-	if n := len(got[telemetry.NVLinkTxBytes]); n != 5 {
-		t.Errorf("%d NVLink TX samples, want 4 links + total", n)
+	if n := len(got[telemetry.NVLinkTxBytes]); n != 1 {
+		t.Errorf("%d NVLink TX total samples, want 1", n)
+	}
+	if n := len(got[telemetry.NVLinkLinkTxBytes]); n != 4 {
+		t.Errorf("%d per-link NVLink TX samples, want 4 links", n)
+	}
+	// A family is per link or a total, never both: sum() over a family must
+	// not add a total to its own links.
+	for _, s := range b.Samples {
+		if f := telemetry.Fields[s.Field]; f.PerLink != (s.Link >= 0) {
+			t.Errorf("%s: per-link field %v, sample with link %d", f.Name, f.PerLink, s.Link)
+		}
+	}
+	if bytes := got[telemetry.NVLinkTxBytes][0].Value + got[telemetry.NVLinkRxBytes][0].Value; math.Abs(got[telemetry.NVLinkBandwidth][0].Value*1e6-bytes) > 1e-9*bytes {
+		t.Errorf("%s = %v MB/s, not TX + RX", telemetry.NVLinkBandwidth, got[telemetry.NVLinkBandwidth][0].Value)
+	}
+	if b.GPUs[1].DriverVersion == "" {
+		t.Error("no driver version")
 	}
 	// Units: W not mW, MiB not bytes, ratios in 0..1, B/s not KB/s.
 	checks := map[string][2]float64{telemetry.PowerUsage: {70, 720}, telemetry.GPUTemp: {25, 90}, telemetry.FBUsed: {60000, 80000},
+		telemetry.FBReserved: {100, 2000}, telemetry.GREngineActive: {0.5, 1},
 		telemetry.SMActive: {0.5, 1}, telemetry.PCIeTxBytes: {1e8, 1e10}, telemetry.SMClock: {1000, 2000}}
 	for f, r := range checks {
 		if v := got[f][0].Value; v < r[0] || v > r[1] {
@@ -105,18 +199,16 @@ func TestCollectReadsEveryField(t *testing.T) {
 	}
 }
 
-// countingDevice wraps a simulated device to count calls of one method.
 func TestUnsupportedFieldIsLoggedOnceAndSkipped(t *testing.T) {
-	_, lib := simNode(t, "fleet: {nodes_per_rack: 1, gpus_per_node: 1}\n")
-	dev, _ := lib.DeviceGetHandleByIndex(0)
-	md := dev.(*mock.Device)
+	_, sim := simNode(t, "fleet: {nodes_per_rack: 1, gpus_per_node: 1}\n")
+	lib, dev := patch(sim)
 	var calls atomic.Int32
-	md.GetPowerUsageFunc = func() (uint32, nvml.Return) {
+	dev.powerUsage = func() (uint32, nvml.Return) {
 		calls.Add(1)
 		return 0, nvml.ERROR_NOT_SUPPORTED
 	}
 	var logs bytes.Buffer
-	src := open(t, lib, slog.New(slog.NewTextHandler(&logs, nil)))
+	src := open(t, lib, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	for i := 0; i < 5; i++ {
 		b := src.Collect(time.Now())
 		if len(fields(b, 0)[telemetry.PowerUsage]) != 0 {
@@ -129,16 +221,18 @@ func TestUnsupportedFieldIsLoggedOnceAndSkipped(t *testing.T) {
 	if c := calls.Load(); c != 1 {
 		t.Errorf("GetPowerUsage called %d times, want once", c)
 	}
-	if n := strings.Count(logs.String(), "field="+telemetry.PowerUsage); n != 1 {
-		t.Errorf("logged %d times, want once:\n%s", n, logs.String())
+	if n := strings.Count(logs.String(), "level=DEBUG msg=\"GPU does not support a field; skipping it from now on\" source=nvml gpu=0 field="+telemetry.PowerUsage); n != 1 {
+		t.Errorf("logged %d times at debug level, want once:\n%s", n, logs.String())
+	}
+	if u := src.Unsupported(); u[telemetry.PowerUsage] != 1 {
+		t.Errorf("Unsupported() = %v, want %s: 1", u, telemetry.PowerUsage)
 	}
 }
 
 func TestTransientErrorsAreCountedNotFatal(t *testing.T) {
-	_, lib := simNode(t, "fleet: {nodes_per_rack: 1, gpus_per_node: 1}\n")
-	dev, _ := lib.DeviceGetHandleByIndex(0)
-	md := dev.(*mock.Device)
-	md.GetClockInfoFunc = func(nvml.ClockType) (uint32, nvml.Return) { return 0, nvml.ERROR_UNKNOWN }
+	_, sim := simNode(t, "fleet: {nodes_per_rack: 1, gpus_per_node: 1}\n")
+	lib, dev := patch(sim)
+	dev.clockInfo = func(nvml.ClockType) (uint32, nvml.Return) { return 0, nvml.ERROR_UNKNOWN }
 	src := open(t, lib, quiet)
 	for i := 0; i < 3; i++ {
 		src.Collect(time.Now())
@@ -203,13 +297,58 @@ faults: [{type: xid79, target: {node: node-000, gpu: 1}, start: 2s}]
 	}
 }
 
+// DCGM_FI_DEV_XID_ERRORS is the last XID the event set reported, per GPU.
+func TestLastXIDGauge(t *testing.T) {
+	fl, lib := simNode(t, `
+start: 2026-11-23T00:00:00Z
+interval: 1s
+fleet: {nodes_per_rack: 1, gpus_per_node: 2}
+faults: [{type: ecc_ramp, target: {node: node-000, gpu: 1}, start: 1s, end: 3s}]
+`)
+	src := open(t, lib, quiet)
+	xid := func(gpu int32) float64 {
+		s := fields(src.Collect(time.Now()), gpu)[telemetry.XIDErrors]
+		if len(s) != 1 {
+			t.Fatalf("%d XID samples for GPU %d", len(s), gpu)
+		}
+		return s[0].Value
+	}
+	if v := xid(1); v != 0 {
+		t.Fatalf("last XID %v before any event, want 0", v)
+	}
+	for i := 2; i <= 4; i++ {
+		fl.Advance(fl.Now().Add(time.Second))
+	}
+	src.WaitEvents(time.Now(), 0)
+	if v0, v1 := xid(0), xid(1); v0 != 0 || v1 != 48 {
+		t.Fatalf("last XID of GPU 0 = %v, of GPU 1 = %v; want 0 and 48 (double-bit ECC)", v0, v1)
+	}
+}
+
+// Where nvmlDeviceGetMemoryInfo_v2 is missing, used and free come from the
+// original call and no reserved memory is reported.
+func TestMemoryWithoutV2(t *testing.T) {
+	_, sim := simNode(t, "fleet: {nodes_per_rack: 1, gpus_per_node: 1}\n")
+	lib, dev := patch(sim)
+	dev.memoryV2 = func() (nvml.Memory_v2, nvml.Return) { return nvml.Memory_v2{}, nvml.ERROR_FUNCTION_NOT_FOUND }
+	src := open(t, lib, quiet)
+	got := fields(src.Collect(time.Now()), 0)
+	want, _ := sim.DeviceGetHandleByIndex(0)
+	mem, _ := want.GetMemoryInfo()
+	if len(got[telemetry.FBUsed]) != 1 || got[telemetry.FBUsed][0].Value != float64(mem.Used)/(1<<20) || len(got[telemetry.FBReserved]) != 0 {
+		t.Fatalf("used %v, reserved %v; want used %v from GetMemoryInfo and no reserved", got[telemetry.FBUsed], got[telemetry.FBReserved], float64(mem.Used)/(1<<20))
+	}
+	if u := src.Unsupported(); u[telemetry.FBReserved] != 1 || len(src.Errors()) != 0 {
+		t.Fatalf("unsupported %v, errors %v: a driver without the v2 call lacks a field, it is not an error", u, src.Errors())
+	}
+}
+
 func TestClockEventChangesBecomeEvents(t *testing.T) {
-	_, lib := simNode(t, "fleet: {nodes_per_rack: 1, gpus_per_node: 1}\n")
-	dev, _ := lib.DeviceGetHandleByIndex(0)
-	md := dev.(*mock.Device)
+	_, sim := simNode(t, "fleet: {nodes_per_rack: 1, gpus_per_node: 1}\n")
+	lib, dev := patch(sim)
 	masks := []uint64{0, 0, 0x20 | 0x40, 0x20 | 0x40, 0}
 	i := 0
-	md.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) { return masks[i], nvml.SUCCESS }
+	dev.clockReasons = func() (uint64, nvml.Return) { return masks[i], nvml.SUCCESS }
 	src := open(t, lib, quiet)
 	var got []string
 	for i = range masks {
@@ -223,9 +362,8 @@ func TestClockEventChangesBecomeEvents(t *testing.T) {
 }
 
 func TestMIGInstancesAreLabelled(t *testing.T) {
-	_, lib := simNode(t, "fleet: {nodes_per_rack: 1, gpus_per_node: 1}\n")
-	dev, _ := lib.DeviceGetHandleByIndex(0)
-	md := dev.(*mock.Device)
+	_, sim := simNode(t, "fleet: {nodes_per_rack: 1, gpus_per_node: 1}\n")
+	lib, dev := patch(sim)
 	mig := func(id int, profile string, used uint64) *mock.Device {
 		return &mock.Device{
 			GetGpuInstanceIdFunc: func() (int, nvml.Return) { return id, nvml.SUCCESS },
@@ -233,15 +371,7 @@ func TestMIGInstancesAreLabelled(t *testing.T) {
 			GetMemoryInfoFunc:    func() (nvml.Memory, nvml.Return) { return nvml.Memory{Used: used << 20, Free: 1 << 30}, nvml.SUCCESS },
 		}
 	}
-	migs := []*mock.Device{mig(1, "3g.40gb", 1000), mig(2, "1g.10gb", 200)}
-	md.GetMigModeFunc = func() (int, int, nvml.Return) { return nvml.DEVICE_MIG_ENABLE, nvml.DEVICE_MIG_ENABLE, nvml.SUCCESS }
-	md.GetMaxMigDeviceCountFunc = func() (int, nvml.Return) { return 7, nvml.SUCCESS }
-	md.GetMigDeviceHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
-		if i < len(migs) {
-			return migs[i], nvml.SUCCESS
-		}
-		return nil, nvml.ERROR_NOT_FOUND
-	}
+	dev.migs = []nvml.Device{mig(1, "3g.40gb", 1000), mig(2, "1g.10gb", 200)}
 	src := open(t, lib, quiet)
 	b := src.Collect(time.Now())
 	found := map[string]float64{}

@@ -92,16 +92,18 @@ func Resource(r *record.Resource) *resourcepb.Resource {
 
 // gpuAttributes are the dcgm-exporter labels of one GPU.
 func gpuAttributes(g *record.GPU, host string) []*commonpb.KeyValue {
-	kvs := make([]*commonpb.KeyValue, 0, 12)
+	kvs := make([]*commonpb.KeyValue, 0, 14)
 	kvs = append(kvs, str(telemetry.LabelGPU, g.Index), str(telemetry.LabelUUID, g.UUID))
 	kvs = appendNonEmpty(kvs, telemetry.LabelPCIBusID, g.PCIBusID)
 	kvs = appendNonEmpty(kvs, telemetry.LabelDevice, g.Device)
 	kvs = appendNonEmpty(kvs, telemetry.LabelModelName, g.ModelName)
 	kvs = appendNonEmpty(kvs, telemetry.LabelHostname, host)
+	kvs = appendNonEmpty(kvs, telemetry.LabelDriverVersion, g.DriverVersion)
 	kvs = appendNonEmpty(kvs, telemetry.LabelMIGID, g.MIGInstance)
 	kvs = appendNonEmpty(kvs, telemetry.LabelMIGProfile, g.MIGProfile)
 	kvs = appendNonEmpty(kvs, telemetry.LabelNamespace, g.Namespace)
 	kvs = appendNonEmpty(kvs, telemetry.LabelPod, g.Pod)
+	kvs = appendNonEmpty(kvs, telemetry.LabelPodUID, g.PodUID)
 	kvs = appendNonEmpty(kvs, telemetry.LabelContainer, g.Container)
 	kvs = appendNonEmpty(kvs, telemetry.LabelJob, g.Job)
 	return kvs

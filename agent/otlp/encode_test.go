@@ -24,7 +24,8 @@ func batch(t time.Time, energy float64) *record.Batch {
 	return &record.Batch{
 		Resource: &record.Resource{Host: "n1", Rack: "r1", Datacenter: "dc", Row: "row"},
 		Time:     t,
-		GPUs:     []record.GPU{{Index: "0", UUID: "GPU-1", ModelName: "H100", MIGInstance: "3"}},
+		GPUs: []record.GPU{{Index: "0", UUID: "GPU-1", ModelName: "H100", MIGInstance: "3", DriverVersion: "550.90.07",
+			Workload: record.Workload{Pod: "p", PodUID: "u-1", Job: "llm"}}},
 		Samples: []record.Sample{
 			{Field: int16(telemetry.Index(telemetry.GPUTemp)), GPU: 0, Link: -1, Value: 51},
 			{Field: int16(telemetry.Index(telemetry.TotalEnergy)), GPU: 0, Link: -1, Value: energy},
@@ -58,6 +59,11 @@ func TestMetricsEncoding(t *testing.T) {
 	if a[telemetry.LabelUUID].GetStringValue() != "GPU-1" || a[telemetry.LabelHostname].GetStringValue() != "n1" ||
 		a[telemetry.LabelMIGID].GetStringValue() != "3" || dp.GetAsDouble() != 51 || dp.TimeUnixNano != uint64(start.Add(time.Minute).UnixNano()) {
 		t.Fatalf("data point %+v", dp)
+	}
+	// The job is hpc_job: Prometheus owns "job" (issue 13).
+	if a["hpc_job"].GetStringValue() != "llm" || a["job"] != nil || a[telemetry.LabelPodUID].GetStringValue() != "u-1" ||
+		a[telemetry.LabelDriverVersion].GetStringValue() != "550.90.07" {
+		t.Fatalf("workload and driver attributes %v", a)
 	}
 	energy := ms[1].GetSum()
 	if energy == nil || !energy.IsMonotonic || energy.DataPoints[0].StartTimeUnixNano != uint64(start.UnixNano()) {

@@ -133,15 +133,16 @@ func validLabelName(s string) bool {
 }
 
 // labelsOf gives dcgm-exporter's labels of a GPU. The identity labels are
-// always present (as dcgm-exporter emits them); workload and MIG labels
-// only when set.
+// always present (as dcgm-exporter emits them); the driver version, workload
+// and MIG labels only when set.
 func labelsOf(g *record.GPU, host string) []string {
 	ls := []string{
 		telemetry.LabelGPU, g.Index, telemetry.LabelUUID, g.UUID, telemetry.LabelPCIBusID, g.PCIBusID,
 		telemetry.LabelDevice, g.Device, telemetry.LabelModelName, g.ModelName, telemetry.LabelHostname, host,
 	}
-	opt := [][2]string{{telemetry.LabelMIGID, g.MIGInstance}, {telemetry.LabelMIGProfile, g.MIGProfile},
-		{telemetry.LabelNamespace, g.Namespace}, {telemetry.LabelPod, g.Pod}, {telemetry.LabelContainer, g.Container}, {telemetry.LabelJob, g.Job}}
+	opt := [][2]string{{telemetry.LabelDriverVersion, g.DriverVersion}, {telemetry.LabelMIGID, g.MIGInstance}, {telemetry.LabelMIGProfile, g.MIGProfile},
+		{telemetry.LabelNamespace, g.Namespace}, {telemetry.LabelPod, g.Pod}, {telemetry.LabelPodUID, g.PodUID},
+		{telemetry.LabelContainer, g.Container}, {telemetry.LabelJob, g.Job}}
 	for _, o := range opt {
 		if o[1] != "" {
 			ls = append(ls, o[0], o[1])
@@ -176,11 +177,18 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 			delete(e.series, k)
 			continue
 		}
-		names := make([]string, 0, len(en.labels)/2)
-		values := make([]string, 0, len(en.labels)/2)
+		names := make([]string, 0, len(en.labels)/2+2)
+		values := make([]string, 0, len(en.labels)/2+2)
 		for i := 0; i+1 < len(en.labels); i += 2 {
 			names = append(names, en.labels[i])
 			values = append(values, en.labels[i+1])
+		}
+		if en.name == telemetry.XIDErrors {
+			// As dcgm-exporter: the last XID and its meaning as labels. They
+			// follow the value, so the GPU keeps one series.
+			code, msg := xidLabels(en.value)
+			names = append(names, telemetry.LabelErrCode, telemetry.LabelErrMsg)
+			values = append(values, code, msg)
 		}
 		dk := en.name + "\x00" + strings.Join(names, ",")
 		desc, ok := e.descs[dk]
@@ -202,6 +210,14 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- m
 	}
+}
+
+// xidLabels are err_code and err_msg of a last-XID value.
+func xidLabels(v float64) (code, msg string) {
+	if v == 0 {
+		return "0", "No Error"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64), telemetry.XID(int(v)).Meaning
 }
 
 // Series is the number of series held.

@@ -28,8 +28,15 @@ type GPU struct {
 	Index, UUID, PCIBusID, Device, ModelName string
 	// MIGInstance and MIGProfile are set for a MIG GPU instance.
 	MIGInstance, MIGProfile string
+	// DriverVersion is the NVIDIA driver's version, when known.
+	DriverVersion string
 	// Workload using the GPU, when known.
-	Namespace, Pod, Container, Job string
+	Workload
+}
+
+// Workload is what uses a GPU: a Kubernetes pod and container, a job.
+type Workload struct {
+	Namespace, Pod, PodUID, Container, Job string
 }
 
 // Label is an extra data-point label (err_code, rank, ...).

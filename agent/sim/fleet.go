@@ -20,8 +20,12 @@ const (
 	smClockIdle = 1410.0
 	memClock    = 2619.0
 	fbTotalMiB  = 81559.0
-	linkBytesPS = 25e9 // per NVLink link at full load, each direction
-	throttleC   = 87.0
+	// fbReservedMiB is held by the driver and firmware (NVML's Memory_v2.Reserved).
+	fbReservedMiB = 531
+	// driverVersion is what the simulated NVML reports.
+	driverVersion = "550.90.07"
+	linkBytesPS   = 25e9 // per NVLink link at full load, each direction
+	throttleC     = 87.0
 )
 
 // Node is one simulated host.
@@ -408,16 +412,17 @@ func (fl *Fleet) TrainingBatch(n *Node, t time.Time) *record.Batch {
 func (g *GPU) identity(model string) record.GPU {
 	id := record.GPU{Index: fmt.Sprint(g.Index), UUID: g.UUID, PCIBusID: g.PCI, Device: fmt.Sprintf("nvidia%d", g.Index), ModelName: model}
 	if g.job != nil {
-		id.Job, id.Namespace, id.Pod, id.Container = g.job.spec.Name, "training", fmt.Sprintf("%s-worker-%d", g.job.spec.Name, g.rank/8), "trainer"
+		worker := g.rank / 8
+		id.Workload = record.Workload{Job: g.job.spec.Name, Namespace: "training", Pod: fmt.Sprintf("%s-worker-%d", g.job.spec.Name, worker),
+			PodUID: fmt.Sprintf("%08x-0000-4000-8000-%012x", g.node.Index, worker), Container: "trainer"}
 	}
 	return id
 }
 
 // Workload implements nvmlsrc.Workloads for the fleet's jobs.
-func (fl *Fleet) Workload(uuid string) (namespace, pod, container, job string) {
+func (fl *Fleet) Workload(uuid string) record.Workload {
 	if g := fl.byUUID[uuid]; g != nil && g.job != nil {
-		id := g.identity("")
-		return id.Namespace, id.Pod, id.Container, id.Job
+		return g.identity("").Workload
 	}
-	return "", "", "", ""
+	return record.Workload{}
 }

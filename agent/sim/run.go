@@ -19,6 +19,9 @@ type Runner struct {
 	Serving  *Serving
 	sources  []*nvmlsrc.Source
 	last     time.Time
+	log      *slog.Logger
+	// summarised is set once the fields the GPUs lack have been logged.
+	summarised bool
 }
 
 // New builds the fleet and opens one NVML source per simulated node.
@@ -27,7 +30,7 @@ func New(sc *Scenario, log *slog.Logger) (*Runner, error) {
 		log = slog.Default()
 	}
 	fl := NewFleet(sc)
-	r := &Runner{Scenario: sc, Fleet: fl, Serving: NewServing(sc, fl), last: sc.Start}
+	r := &Runner{Scenario: sc, Fleet: fl, Serving: NewServing(sc, fl), last: sc.Start, log: log}
 	cfg := nvmlsrc.NewDefaultConfig()
 	cfg.Interval = sc.Interval
 	for _, n := range fl.Nodes {
@@ -69,7 +72,22 @@ func (r *Runner) Step(t time.Time) []*record.Batch {
 			}
 		}
 	}
+	if !r.summarised {
+		r.summarised = true
+		nvmlsrc.LogUnsupported(r.log, r.Unsupported())
+	}
 	return append(out, r.Serving.Batch(t, dt)...)
+}
+
+// Unsupported returns, per field, how many simulated GPUs do not support it.
+func (r *Runner) Unsupported() map[string]int {
+	out := map[string]int{}
+	for _, s := range r.sources {
+		for f, n := range s.Unsupported() {
+			out[f] += n
+		}
+	}
+	return out
 }
 
 // Run steps through the scenario, handing every batch to sink. With
@@ -105,6 +123,9 @@ type Source struct {
 
 // Name is "sim".
 func (s Source) Name() string { return "sim" }
+
+// Unsupported returns, per field, how many simulated GPUs do not support it.
+func (s Source) Unsupported() map[string]int { return s.Runner.Unsupported() }
 
 // Run runs the scenario into sink.
 func (s Source) Run(ctx context.Context, sink record.Sink) error {

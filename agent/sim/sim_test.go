@@ -122,7 +122,7 @@ func TestEveryFaultLeavesItsSignature(t *testing.T) {
 		if a, b := at(ts, tx, min(1)), at(ts, tx, min(7)); b > 0.6*a {
 			t.Errorf("NVLink TX %.3g -> %.3g, want below 60%%", a, b)
 		}
-		if _, v := series(bs, telemetry.NVLinkTxBytes, u, 2); len(v) == 0 {
+		if _, v := series(bs, telemetry.NVLinkLinkTxBytes, u, 2); len(v) == 0 {
 			t.Error("no per-link NVLink throughput")
 		}
 	})
@@ -314,16 +314,23 @@ func TestScenarioValidation(t *testing.T) {
 	}
 }
 
+// newRunner builds a simulator for a scenario given as YAML, logging to log.
+func newRunner(t *testing.T, yaml string, log *slog.Logger) (*sim.Scenario, *sim.Runner) {
+	t.Helper()
+	sc, err := sim.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := sim.New(sc, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return sc, r
+}
+
 func TestRealtimeRunStopsOnCancel(t *testing.T) {
-	sc, err := sim.Parse([]byte("interval: 20ms\nfleet: {nodes_per_rack: 1, gpus_per_node: 2}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := sim.New(sc, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	_, r := newRunner(t, "interval: 20ms\nfleet: {nodes_per_rack: 1, gpus_per_node: 2}\n", quiet)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
 	n := 0
@@ -359,5 +366,27 @@ func TestECCRampMagnitudeScalesTheRate(t *testing.T) {
 	// Two minutes of the default ramp: ∫₀¹²⁰ 0.05·e^(4s/180) ds ≈ 30 errors.
 	if def < 15 || def > 50 || big < 7*def || big > 13*def {
 		t.Errorf("SBE errors after 2 minutes: default %v, magnitude 0.5 %v; want ~30 and ~10×", def, big)
+	}
+}
+
+// The fields a fleet's GPUs lack are logged once, as one line with the
+// number of GPUs per field, not once per GPU and field.
+func TestUnsupportedFieldsAreSummarisedOnce(t *testing.T) {
+	var logs bytes.Buffer
+	sc, r := newRunner(t, "fleet: {racks_per_row: 1, nodes_per_rack: 3, gpus_per_node: 8}\n", slog.New(slog.NewTextHandler(&logs, nil)))
+	for i := 1; i <= 3; i++ {
+		r.Step(sc.Start.Add(time.Duration(i) * sc.Interval))
+	}
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "not support") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], telemetry.RetiredSBE+"=24") || !strings.Contains(lines[0], telemetry.RetiredPending+"=24") {
+		t.Fatalf("%d lines about unsupported fields, want one naming %s=24:\n%s", len(lines), telemetry.RetiredSBE, strings.Join(lines, "\n"))
+	}
+	if u := r.Unsupported(); u[telemetry.RetiredDBE] != 24 {
+		t.Fatalf("Unsupported() = %v", u)
 	}
 }

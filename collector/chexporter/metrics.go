@@ -132,7 +132,7 @@ func (e *chExporter) labelsOf(attrs pcommon.Map, extra map[string]string) pointL
 			pl.k8s.Pod = s
 		case telemetry.LabelContainer:
 			pl.k8s.Container = s
-		case telemetry.LabelJob:
+		case telemetry.LabelJob, telemetry.LabelJobLegacy: // hpc_job; job from agents before issue 13
 			pl.job = s
 		case telemetry.LabelHostname, telemetry.LabelHostnameNew:
 			pl.host = s

@@ -3,6 +3,8 @@ package chexporter
 import (
 	"slices"
 	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
 func TestLabelsWithKeepsKeyOrderAndOwnsItsSlices(t *testing.T) {
@@ -15,5 +17,26 @@ func TestLabelsWithKeepsKeyOrderAndOwnsItsSlices(t *testing.T) {
 	got.values[0] = "changed"
 	if base.values[0] != "1" || other.values[0] != "1" || !slices.Equal(base.keys, []string{"a", "m", "z"}) {
 		t.Fatalf("copies share memory: base %v, other %v", base.values, other.values)
+	}
+}
+
+// The agent's job label is hpc_job since issue 13 (Prometheus owns "job");
+// older agents and training jobs send job. Both fill the job column and give
+// the same series, so upgrading an agent does not split its series.
+func TestJobLabelBothSpellings(t *testing.T) {
+	e := &chExporter{cfg: &Config{MaxLabelLength: 1024}}
+	var ids []uint64
+	for _, key := range []string{"hpc_job", "job"} {
+		attrs := pcommon.NewMap()
+		attrs.PutStr("UUID", "GPU-1")
+		attrs.PutStr(key, "llm-pretrain")
+		pl := e.labelsOf(attrs, nil)
+		if pl.job != "llm-pretrain" || len(pl.keys) != 0 {
+			t.Fatalf("%s: job %q, other labels %v", key, pl.job, pl.keys)
+		}
+		ids = append(ids, seriesID("DCGM_FI_DEV_GPU_TEMP", &resource{}, "n1", &pl))
+	}
+	if ids[0] != ids[1] {
+		t.Fatal("hpc_job and job give different series")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/fleetwatch/fleetwatch/internal/disktest"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 	"github.com/fleetwatch/fleetwatch/telemetry"
@@ -165,7 +165,7 @@ func TestCountersSurviveRestartsAndRepeatsAreNotCountedTwice(t *testing.T) {
 // collector acknowledged is lost, and it takes data again by itself once
 // there is space.
 func TestFullQueueDiskPushesBackAndLosesNothing(t *testing.T) {
-	dir := smallFS(t, "3m")
+	dir := disktest.Tmpfs(t, "3m")
 	ballast := filepath.Join(dir, "ballast")
 	if err := os.WriteFile(ballast, make([]byte, 512<<10), 0o600); err != nil {
 		t.Fatal(err)
@@ -294,24 +294,4 @@ func TestNumbersAndFeaturesSentAsStrings(t *testing.T) {
 			t.Errorf("normalized_items{reason=%s} = %v, want %v", reason, got, want)
 		}
 	}
-}
-
-// smallFS mounts a tmpfs of the given size for the test (a disk that fills
-// for real) and returns its path. It needs root, which CI has; elsewhere the
-// test is skipped and says why.
-func smallFS(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs to fill a real disk needs root")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Fatalf("mount a %s tmpfs: %v", size, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-	})
-	return dir
 }

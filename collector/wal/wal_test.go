@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/internal/disktest"
 )
 
 func open(t *testing.T, o Options) *Log {
@@ -204,7 +206,7 @@ func TestConcurrentAppendsAreAllKeptInOrderPerWriter(t *testing.T) {
 // tmpfs): appends fail with ErrDiskFull and leave no partial record, nothing
 // already in the log is lost, and appends work again once space returns.
 func TestDiskFullKeepsTheLogAndRecovers(t *testing.T) {
-	dir := smallFS(t, "1m")
+	dir := disktest.Tmpfs(t, "1m")
 	// Eat most of the space with a file we can delete later.
 	ballast := filepath.Join(dir, "ballast")
 	if err := os.WriteFile(ballast, make([]byte, 700<<10), 0o600); err != nil {
@@ -259,26 +261,6 @@ func TestDiskFullKeepsTheLogAndRecovers(t *testing.T) {
 	if string(got[stored-1].Data[:4]) != "more" {
 		t.Fatalf("the record appended after space returned is %q…", got[stored-1].Data[:4])
 	}
-}
-
-// smallFS mounts a tmpfs of the given size for the test and returns its
-// path. It needs root (CI runs as root); elsewhere the test is skipped and
-// says why.
-func smallFS(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs to fill a real disk needs root")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Fatalf("mount a %s tmpfs: %v", size, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-	})
-	return dir
 }
 
 func TestOptionsValidate(t *testing.T) {

@@ -12,12 +12,17 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/collector"
+	"github.com/fleetwatch/fleetwatch/internal/clienttest"
 	"github.com/fleetwatch/fleetwatch/internal/promtest"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
+func TestMain(m *testing.M) {
+	code := chtest.Run(m)
+	clienttest.Cleanup()
+	os.Exit(code)
+}
 
 // colParams fill the test configuration.
 type colParams struct {

@@ -3,74 +3,16 @@ package otlprecv
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/fleetwatch/fleetwatch/internal/clienttest"
 )
-
-// telemetrygen is the Collector project's load generator, built from its
-// module: a client nobody here wrote.
-const telemetrygenModule = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@v0.161.0"
-
-var built struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
+	clienttest.Cleanup()
 	os.Exit(code)
-}
-
-// telemetrygen returns the path of a telemetrygen binary, built once per
-// test run with `go install` (the module cache and build cache make later
-// runs quick). Only a missing Go toolchain skips.
-func telemetrygen(t *testing.T) string {
-	t.Helper()
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no Go toolchain to build telemetrygen with")
-	}
-	built.once.Do(func() {
-		if built.dir, built.err = os.MkdirTemp("", "telemetrygen-"); built.err != nil {
-			return
-		}
-		cmd := exec.Command(goCmd, "install", telemetrygenModule)
-		cmd.Env = append(os.Environ(), "GOBIN="+built.dir, "GOFLAGS=", "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			built.err = &buildError{err: err, out: string(out)}
-			return
-		}
-		built.path = filepath.Join(built.dir, "telemetrygen")
-	})
-	if built.err != nil {
-		t.Fatalf("building telemetrygen: %v", built.err)
-	}
-	return built.path
-}
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
-
-// runTelemetrygen runs telemetrygen and returns its output.
-func runTelemetrygen(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.CommandContext(t.Context(), telemetrygen(t), args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("telemetrygen %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 func TestTelemetrygen(t *testing.T) {
@@ -94,7 +36,7 @@ func TestTelemetrygen(t *testing.T) {
 					args = append(args, "--otlp-http", "--otlp-endpoint", strings.TrimPrefix(h.httpURL, "http://"))
 				}
 				kept := h.sink.keptOf(tc.signal)
-				out := runTelemetrygen(t, args...)
+				out := clienttest.RunTelemetrygen(t, args...)
 				if got := h.sink.keptOf(tc.signal) - kept; got != tc.items {
 					t.Errorf("kept %d items, want %d\n%s", got, tc.items, out)
 				}
@@ -108,7 +50,7 @@ func TestTelemetrygen(t *testing.T) {
 				// on metrics and logs.
 				want := map[string]string{"signal": tc.signal, "reason": "filtered"}
 				rejected := h.counter(t, "fleetwatch_receiver_partial_rejected_items", want)
-				out = runTelemetrygen(t, append(args, "--allow-export-failures", "--telemetry-attributes", rejectKey+`="filtered"`)...)
+				out = clienttest.RunTelemetrygen(t, append(args, "--allow-export-failures", "--telemetry-attributes", rejectKey+`="filtered"`)...)
 				told := fmt.Sprintf("OTLP partial success: rejected %d of the request's items: %d filtered", tc.items, tc.items)
 				if !strings.Contains(out, told) || !strings.Contains(out, fmt.Sprintf("(%d %s rejected)", tc.items, tc.kind)) {
 					t.Errorf("telemetrygen's output does not say %q ... (%d %s rejected):\n%s", told, tc.items, tc.kind, out)

@@ -40,7 +40,7 @@ func init() {
 		{"spc", "--input series.csv [--column c] [--baseline N] [--format json|table]", "control-chart a series: limits and every rule violation", runSPC},
 		{"incidents", "[--since D] [--evidence N] [--ack KEY] [--format json|table]", "list open and recent incidents with their evidence chain; --ack acknowledges one", runIncidents},
 		{"simulate", "[--scenario F] [--truth F] [--dsn DSN]", "load a simulated fleet's telemetry into ClickHouse through the agent and collector, as fast as it goes", runSimulate},
-		{"sql", "[--dsn DSN] [--format table|csv|json] [--file F] 'SELECT ...'", "run a query against ClickHouse and print the result (try the oncall_* views)", runSQL},
+		{"sql", "[--dsn DSN] [--format table|csv|json] [--file F] 'SELECT ...'", "run a statement against ClickHouse and print its result (try the oncall_* views)", runSQL},
 		{"version", "", "print the version", runVersion},
 	}
 }
@@ -168,7 +168,8 @@ func checkFormat(fs *flag.FlagSet, format string, allowed ...string) error {
 		allowed = []string{"table", "json"}
 	}
 	if !slices.Contains(allowed, format) {
-		return badUsage(fs, "--format %q: want %s", format, strings.Join(allowed, ", "))
+		last := len(allowed) - 1
+		return badUsage(fs, "--format %q: want %s or %s", format, strings.Join(allowed[:last], ", "), allowed[last])
 	}
 	return nil
 }

@@ -155,6 +155,7 @@ func execSQL(ctx context.Context, c *storage.Client, stmt string) error {
 	}
 	return nil
 }
+
 func readQueryFile(path string) ([]byte, error) {
 	if path == "-" {
 		data, err := io.ReadAll(os.Stdin)

@@ -85,8 +85,11 @@ ORDER BY time, class`),
 	b.add(sqlPanel("table", "Open incidents: owners and evidence", "Current open incidents with owner and evidence (view oncall_open_incidents).", 24, 8, tableLook,
 		`SELECT * FROM oncall_open_incidents`),
 		Expect{Columns: schema.OncallOpenIncidents.ColumnNames(), Rows: true})
-	b.add(promPanel("Collector ingest (Prometheus)", "Metric points the collectors accept per second (their own /metrics): a drop means blind dashboards, not a healthy fleet.", 24, 6,
-		lineLook("short"), `sum by (receiver) (rate(otelcol_receiver_accepted_metric_points_total[$__rate_interval]))`, "{{receiver}}"), Expect{})
+	// The collector (v0.162) exposes its counters without the _total suffix.
+	b.add(promPanel("Collector ingest (Prometheus)", "Metric points the collectors accept per second (their own /metrics, :8888): a drop means blind dashboards, not a healthy fleet.", 12, 6,
+		lineLook("short"), `sum by (receiver) (rate(otelcol_receiver_accepted_metric_points[$__rate_interval]))`, "{{receiver}}"), Expect{})
+	b.add(promPanel("Analyzer lag (Prometheus)", "Seconds since the end of the last window each detector evaluated (the analyzer's /metrics, :9465): a line that keeps rising means detections and pages are late.", 12, 6,
+		lineLook("s"), `time() - max by (detector) (fleetwatch_analyzer_last_window_end_seconds)`, "{{detector}}"), Expect{})
 	return b
 }
 

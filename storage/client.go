@@ -47,23 +47,49 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	conn, err := dial(cfg, cfg.Database)
+	conn, v, err := connect(ctx, cfg, cfg.Database)
 	if err != nil {
 		return nil, err
 	}
+	c.conn, c.version, c.features = conn, v, cfg.features(v)
+	return c, nil
+}
+
+// connect dials database, pings and reads the server version.
+func connect(ctx context.Context, cfg Config, database string) (driver.Conn, schema.Version, error) {
+	conn, err := dial(cfg, database)
+	if err != nil {
+		return nil, schema.Version{}, err
+	}
 	if err := conn.Ping(ctx); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("connect to ClickHouse at %s (database %s): %w", strings.Join(cfg.Addrs, ","), cfg.Database, err)
+		return nil, schema.Version{}, fmt.Errorf("connect to ClickHouse at %s (database %s): %w", strings.Join(cfg.Addrs, ","), database, err)
 	}
 	sv, err := conn.ServerVersion()
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("read ClickHouse server version: %w", err)
+		return nil, schema.Version{}, fmt.Errorf("read ClickHouse server version: %w", err)
 	}
-	c.conn = conn
-	c.version = schema.Version{Major: int(sv.Version.Major), Minor: int(sv.Version.Minor), Patch: int(sv.Version.Patch)}
-	c.features = cfg.features(c.version)
-	return c, nil
+	return conn, schema.Version{Major: int(sv.Version.Major), Minor: int(sv.Version.Minor), Patch: int(sv.Version.Patch)}, nil
+}
+
+// ResolveTarget returns what the schema is rendered for with cfg: the
+// Target a Client opened with cfg would have. The legacy and modern
+// profiles need no server; auto asks the server for its version, through
+// the default database, so cfg.Database need not exist yet.
+func ResolveTarget(ctx context.Context, cfg Config) (schema.Target, error) {
+	if err := cfg.Validate(); err != nil {
+		return schema.Target{}, err
+	}
+	if cfg.Profile != ProfileAuto {
+		return cfg.target(cfg.features(schema.Version{})), nil
+	}
+	conn, v, err := connect(ctx, cfg, "default")
+	if err != nil {
+		return schema.Target{}, err
+	}
+	conn.Close()
+	return cfg.target(cfg.features(v)), nil
 }
 
 // CreateDatabase connects to the server's default database and creates
@@ -164,9 +190,7 @@ func (c *Client) ServerVersion() schema.Version { return c.version }
 func (c *Client) Features() schema.Features { return c.features }
 
 // Target is what the schema is rendered for on this server.
-func (c *Client) Target() schema.Target {
-	return schema.Target{Database: c.cfg.Database, Cluster: c.cfg.Cluster, Features: c.features, RetentionDays: c.cfg.RetentionDays}
-}
+func (c *Client) Target() schema.Target { return c.cfg.target(c.features) }
 
 // Conn exposes the underlying clickhouse-go connection for callers that need
 // its full API (tests, tools). Prefer Exec, Writer and QueryArrow.

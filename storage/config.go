@@ -291,6 +291,11 @@ func FromEnv(base Config) (Config, error) {
 	return c, nil
 }
 
+// target is what the schema is rendered for with features.
+func (c Config) target(f schema.Features) schema.Target {
+	return schema.Target{Database: c.Database, Cluster: c.Cluster, Features: f, RetentionDays: c.RetentionDays}
+}
+
 // features resolves Profile against the server's version.
 func (c Config) features(v schema.Version) schema.Features {
 	switch c.Profile {

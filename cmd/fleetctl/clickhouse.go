@@ -52,7 +52,8 @@ func loadConfigFile(path string) (storage.Config, error) {
 // chFlags registers --dsn and --config and returns a function that resolves
 // the ClickHouse config: --dsn, else $FLEETWATCH_CLICKHOUSE_DSN, else the
 // config file's clickhouse section, else a local default. Retention settings
-// from the config file apply in every case.
+// from the config file apply in every case. A --dsn that does not parse is a
+// usage error.
 func chFlags(fs *flag.FlagSet) func() (storage.Config, error) {
 	dsn := fs.String("dsn", "", "ClickHouse DSN (default $"+storage.DSNEnv+", else --config, else clickhouse://127.0.0.1:9000/fleetwatch)")
 	file := fs.String("config", "", "YAML config file; its clickhouse: section is used (addrs, database, retention_days, ...)")
@@ -66,23 +67,49 @@ func chFlags(fs *flag.FlagSet) func() (storage.Config, error) {
 		}
 		if *dsn != "" {
 			cfg, err := storage.ParseDSN(*dsn)
+			if err != nil {
+				return cfg, badUsage(fs, "--dsn: %v", err)
+			}
 			cfg.RetentionDays = base.RetentionDays
-			return cfg, err
+			return cfg, nil
 		}
 		return storage.FromEnv(base)
 	}
 }
 
-// connect creates the database if needed and opens a client.
-func connect(ctx context.Context, cfg storage.Config, log *slog.Logger) (*storage.Client, error) {
-	if err := storage.CreateDatabase(ctx, cfg); err != nil {
-		return nil, fmt.Errorf("%w\n(is ClickHouse running? `fleetctl demo` starts a local one)", err)
-	}
+// open connects to cfg.Database, which must exist. It creates nothing, so
+// a read-only user can run every command that only reads.
+func open(ctx context.Context, cfg storage.Config, log *slog.Logger) (*storage.Client, error) {
 	c, err := storage.Open(ctx, cfg, storage.WithLogger(log))
 	if err != nil {
-		return nil, err
+		return nil, explain(ctx, cfg, err)
 	}
 	return c, nil
+}
+
+// createAndOpen creates the database if needed, then opens it: for the
+// commands that write the schema (migrate, simulate).
+func createAndOpen(ctx context.Context, cfg storage.Config, log *slog.Logger) (*storage.Client, error) {
+	if err := storage.CreateDatabase(ctx, cfg); err != nil {
+		return nil, explain(ctx, cfg, err)
+	}
+	return open(ctx, cfg, log)
+}
+
+// explain adds to a failure to reach ClickHouse what to check: whether it
+// runs, the user and password, the port, the database.
+func explain(ctx context.Context, cfg storage.Config, err error) error {
+	d := storage.DiagnoseConnect(ctx, cfg, err)
+	hint := d.Hint()
+	switch d.Cause {
+	case storage.CauseUnknown:
+		return err
+	case storage.CauseRefused:
+		hint += "; `fleetctl demo` starts a local one"
+	case storage.CauseNoDatabase:
+		hint += " (`fleetctl migrate`)"
+	}
+	return fmt.Errorf("%w\n(%s)", err, hint)
 }
 
 func logger(e *env) *slog.Logger {

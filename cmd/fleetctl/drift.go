@@ -23,17 +23,15 @@ func runDrift(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	if *ref == "" || *cur == "" {
-		fmt.Fprintln(fs.Output(), "both --reference and --current are required")
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "both --reference and --current are required")
 	}
-	if err := checkFormat(*format); err != nil {
+	if err := checkFormat(fs, *format); err != nil {
 		return err
 	}
 	opt := offline.NewDefaultOptions()
 	opt.Build.Bins, opt.Build.TopK, opt.FDR = *bins, *topK, *fdr
 	if err := opt.Validate(); err != nil {
-		return fmt.Errorf("bad flags: %w", err)
+		return badUsage(fs, "bad flags: %v", err)
 	}
 	rep, err := offline.CompareFiles(*ref, *cur, opt)
 	if err != nil {

@@ -24,14 +24,14 @@ func runIncidents(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := checkFormat(*format); err != nil {
+	if err := checkFormat(fs, *format); err != nil {
 		return err
 	}
 	cfg, err := resolve()
 	if err != nil {
 		return err
 	}
-	c, err := connect(ctx, cfg, logger(e))
+	c, err := open(ctx, cfg, logger(e))
 	if err != nil {
 		return err
 	}

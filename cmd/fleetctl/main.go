@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -39,7 +40,7 @@ func init() {
 		{"spc", "--input series.csv [--column c] [--baseline N] [--format json|table]", "control-chart a series: limits and every rule violation", runSPC},
 		{"incidents", "[--since D] [--evidence N] [--ack KEY] [--format json|table]", "list open and recent incidents with their evidence chain; --ack acknowledges one", runIncidents},
 		{"simulate", "[--scenario F] [--truth F] [--dsn DSN]", "load a simulated fleet's telemetry into ClickHouse through the agent and collector, as fast as it goes", runSimulate},
-		{"sql", "[--dsn DSN] [--format table|csv|json] [--file F] 'SELECT ...'", "run a query against ClickHouse and print the result (try the oncall_* views)", runSQL},
+		{"sql", "[--dsn DSN] [--format table|csv|json] [--file F] 'SELECT ...'", "run a statement against ClickHouse and print its result (try the oncall_* views)", runSQL},
 		{"version", "", "print the version", runVersion},
 	}
 }
@@ -62,6 +63,17 @@ Run 'fleetctl <command> --help' for a command's flags.
 
 ClickHouse is found through --dsn or $FLEETWATCH_CLICKHOUSE_DSN, e.g.
   clickhouse://default:@127.0.0.1:9000/fleetwatch?dial_timeout=5s
+Only migrate and simulate create the database; the other commands need
+nothing more than the rights their statements need (a read-only user can
+list incidents and run SELECTs).
+
+Exit status, the same for every command:
+  0  it succeeded
+  1  it ran and failed: ClickHouse unreachable, a query failed, a file is
+     missing or invalid, ...
+  2  the command line is wrong: an unknown command or flag, a flag value
+     that cannot be parsed, a missing or extra argument (as Go's flag
+     package exits)
 `)
 }
 
@@ -73,12 +85,13 @@ func main() {
 
 // run executes one fleetctl invocation and returns the exit code.
 func run(ctx context.Context, args []string, e *env) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		usage(e.stderr)
+		return exitUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(e.stdout)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+		return exitOK
 	}
 	for _, c := range commands {
 		if c.name != args[0] {
@@ -86,24 +99,38 @@ func run(ctx context.Context, args []string, e *env) int {
 		}
 		err := c.run(ctx, e, args[1:])
 		switch {
-		case err == nil:
-			return 0
-		case errors.Is(err, flag.ErrHelp):
-			return 0
+		case err == nil, errors.Is(err, flag.ErrHelp):
+			return exitOK
 		case errors.Is(err, errUsage):
-			return 2
+			return exitUsage
 		default:
 			fmt.Fprintf(e.stderr, "fleetctl %s: %v\n", c.name, err)
-			return 1
+			return exitFailure
 		}
 	}
 	fmt.Fprintf(e.stderr, "fleetctl: unknown command %q\n\n", args[0])
 	usage(e.stderr)
-	return 2
+	return exitUsage
 }
 
-// errUsage means the flags were wrong; the flag package already said why.
+// Exit codes, one convention for every command (usage documents it).
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command ran and failed
+	exitUsage   = 2 // the command line is wrong, as flag.Parse's callers exit
+)
+
+// errUsage means the command line was wrong and the user has been told why
+// (by the flag package or badUsage).
 var errUsage = errors.New("usage")
+
+// badUsage tells the user what is wrong with the command line, shows the
+// command's usage and returns errUsage.
+func badUsage(fs *flag.FlagSet, format string, args ...any) error {
+	fmt.Fprintf(fs.Output(), format+"\n", args...)
+	fs.Usage()
+	return errUsage
+}
 
 // newFlags makes a flag set for a subcommand with a helpful usage line.
 func newFlags(e *env, name string) *flag.FlagSet {
@@ -129,17 +156,20 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return errUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	return nil
 }
 
-// checkFormat rejects an output format other than table or json.
-func checkFormat(format string) error {
-	if format != "table" && format != "json" {
-		return fmt.Errorf("--format %q: want table or json", format)
+// checkFormat rejects an output format other than those allowed (default
+// table or json) as a usage error.
+func checkFormat(fs *flag.FlagSet, format string, allowed ...string) error {
+	if len(allowed) == 0 {
+		allowed = []string{"table", "json"}
+	}
+	if !slices.Contains(allowed, format) {
+		last := len(allowed) - 1
+		return badUsage(fs, "--format %q: want %s or %s", format, strings.Join(allowed[:last], ", "), allowed[last])
 	}
 	return nil
 }

@@ -53,8 +53,30 @@ func TestMigratePrintOffline(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	if code, _, errOut := fleetctl(t, "migrate", "--print", "--profile", "newest"); code != 1 || !strings.Contains(errOut, "newest") {
+	if code, _, errOut := fleetctl(t, "migrate", "--print", "--profile", "newest"); code != 2 || !strings.Contains(errOut, `--profile "newest": want auto, legacy or modern`) {
 		t.Fatalf("bad profile: %d %q", code, errOut)
+	}
+}
+
+// --profile auto, as advertised, asks the server for its version, before
+// the database exists; without a server it says so and how to print
+// without one.
+func TestMigratePrintProfileAuto(t *testing.T) {
+	srv := chtest.Server(t)
+	cfg := chtest.Config(srv) // its database does not exist
+	code, out, errOut := fleetctl(t, "migrate", "--print", "--profile", "auto", "--dsn", "clickhouse://"+srv.Addr()+"/"+cfg.Database)
+	if code != 0 || !strings.Contains(out, "-- Fleetwatch schema, profile legacy") || !strings.Contains(out, "CREATE DATABASE IF NOT EXISTS "+cfg.Database) {
+		t.Fatalf("exit %d: %s\n%.300s", code, errOut, out)
+	}
+	code, out, errOut = fleetctl(t, "migrate", "--print", "--profile", "auto", "--dsn", "clickhouse://127.0.0.1:1/fw?dial_timeout=200ms")
+	if code != 1 || out != "" {
+		t.Fatalf("no server: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"profile auto renders the schema for the server's version, and asking the server failed",
+		"is ClickHouse running at 127.0.0.1:1?", "--profile legacy for ClickHouse before 20.3, --profile modern for 20.3 and later"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("no server: stderr lacks %q:\n%s", want, errOut)
+		}
 	}
 }
 

@@ -13,10 +13,15 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "migrate")
 	resolve := chFlags(fs)
 	print := fs.Bool("print", false, "print the SQL instead of running it")
-	profile := fs.String("profile", "", "with --print: render for legacy (ClickHouse < 20.3) or modern servers without connecting; default: ask the server")
+	profile := fs.String("profile", "", "DDL profile: auto (from the server's version), legacy (ClickHouse < 20.3) or modern (default: the DSN's or config's, else auto); with --print, legacy and modern need no server")
 	cluster := fs.String("cluster", "", "render ON CLUSTER DDL with Replicated and Distributed tables for this cluster (overrides the DSN's cluster=)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	switch *profile {
+	case "", storage.ProfileAuto, storage.ProfileLegacy, storage.ProfileModern:
+	default:
+		return badUsage(fs, "--profile %q: want auto, legacy or modern", *profile)
 	}
 	cfg, err := resolve()
 	if err != nil {
@@ -25,21 +30,6 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	if *cluster != "" {
 		cfg.Cluster = *cluster
 	}
-	if *print && *profile != "" {
-		tg := schema.Target{Database: cfg.Database, Cluster: cfg.Cluster, RetentionDays: cfg.RetentionDays}
-		switch *profile {
-		case storage.ProfileLegacy:
-		case storage.ProfileModern:
-			tg.Features = schema.Modern
-		default:
-			return fmt.Errorf("--profile %q: want legacy or modern", *profile)
-		}
-		if err := tg.Validate(); err != nil {
-			return err
-		}
-		fmt.Fprint(e.stdout, storage.RenderAll(tg))
-		return nil
-	}
 	if *profile != "" {
 		cfg.Profile = *profile
 	}
@@ -47,15 +37,15 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *print {
-		c, err := storage.Open(ctx, cfg, storage.WithLogger(logger(e)))
+		tg, err := storage.ResolveTarget(ctx, cfg)
 		if err != nil {
-			return fmt.Errorf("%w\n(use --profile legacy|modern to print without a server)", err)
+			return fmt.Errorf("profile auto renders the schema for the server's version, and asking the server failed: %w\n"+
+				"(or print without a server: --profile legacy for ClickHouse before 20.3, --profile modern for 20.3 and later)", explain(ctx, cfg, err))
 		}
-		defer c.Close()
-		fmt.Fprint(e.stdout, storage.RenderAll(c.Target()))
+		fmt.Fprint(e.stdout, storage.RenderAll(tg))
 		return nil
 	}
-	c, err := connect(ctx, cfg, logger(e))
+	c, err := createAndOpen(ctx, cfg, logger(e))
 	if err != nil {
 		return err
 	}

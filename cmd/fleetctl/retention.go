@@ -31,7 +31,7 @@ func runRetention(ctx context.Context, e *env, args []string) error {
 		}
 		return nil
 	}
-	c, err := connect(ctx, cfg, logger(e))
+	c, err := open(ctx, cfg, logger(e))
 	if err != nil {
 		return err
 	}

@@ -19,16 +19,16 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	sc, err := sim.Load(*scenario)
-	if err != nil {
-		return err
-	}
 	cfg, err := resolve()
 	if err != nil {
 		return err
 	}
+	sc, err := sim.Load(*scenario)
+	if err != nil {
+		return err
+	}
 	log := logger(e)
-	c, err := connect(ctx, cfg, log)
+	c, err := createAndOpen(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -24,22 +24,23 @@ func runSPC(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	if *input == "" {
-		fmt.Fprintln(fs.Output(), "--input is required")
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "--input is required")
 	}
-	if err := checkFormat(*format); err != nil {
+	if err := checkFormat(fs, *format); err != nil {
 		return err
 	}
 	cfg := spc.NewDefaultAnalyzeConfig()
 	cfg.BaselinePoints = *baseline
 	r, err := kernels.ParseSignal(*rules)
 	if err != nil {
-		return fmt.Errorf("--rules: %w", err)
+		return badUsage(fs, "--rules: %v", err)
 	}
 	cfg.Params.Rules = r
 	if *learn {
 		cfg.Params.LearnCap = kernels.DefaultChartParams().LearnCap
+	}
+	if err := cfg.Validate(); err != nil {
+		return badUsage(fs, "bad flags: %v", err)
 	}
 	t, err := tabular.ReadFile(*input)
 	if err != nil {

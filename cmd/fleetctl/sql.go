@@ -10,21 +10,26 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
-// runSQL runs one query against the configured ClickHouse and prints the
-// result as an aligned table, CSV or JSON (one object per row).
+// runSQL runs one statement against the configured ClickHouse. A query
+// (SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN) prints its result as an
+// aligned table, CSV or JSON (one object per row); any other statement
+// (DDL, INSERT, SET, OPTIMIZE, ...) is executed and reported as done.
 func runSQL(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "sql")
 	resolve := chFlags(fs)
 	format := fs.String("format", "table", "output format: table, csv or json")
-	file := fs.String("file", "", "read the query from this file (- for stdin) instead of the argument")
-	// The query is the one positional argument; flags may come before or after it.
+	file := fs.String("file", "", "read the statement from this file (- for stdin) instead of the argument")
+	// The statement is the one positional argument; flags may come before or after it.
 	query := ""
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -40,16 +45,12 @@ func runSQL(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, rest); err != nil {
 		return err
 	}
-	switch *format {
-	case "table", "csv", "json":
-	default:
-		fmt.Fprintf(e.stderr, "--format %q: want table, csv or json\n", *format)
-		return errUsage
+	if err := checkFormat(fs, *format, "table", "csv", "json"); err != nil {
+		return err
 	}
 	if *file != "" {
 		if query != "" {
-			fmt.Fprintln(e.stderr, "give the query either as an argument or with --file, not both")
-			return errUsage
+			return badUsage(fs, "give the statement either as an argument or with --file, not both")
 		}
 		data, err := readQueryFile(*file)
 		if err != nil {
@@ -59,19 +60,30 @@ func runSQL(ctx context.Context, e *env, args []string) error {
 	}
 	query = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(query), ";"))
 	if query == "" {
-		fmt.Fprintln(e.stderr, "no query: fleetctl sql [flags] 'SELECT ...'")
-		fs.Usage()
-		return errUsage
+		return badUsage(fs, "no statement: fleetctl sql [flags] 'SELECT ...'")
 	}
 	cfg, err := resolve()
 	if err != nil {
 		return err
 	}
-	c, err := storage.Open(ctx, cfg, storage.WithLogger(logger(e)))
+	c, err := open(ctx, cfg, logger(e))
 	if err != nil {
-		return fmt.Errorf("%w\n(is ClickHouse running? `fleetctl demo` starts a local one; `fleetctl migrate` creates the database)", err)
+		return err
 	}
 	defer c.Close()
+	if !returnsRows(query) {
+		if err := execSQL(ctx, c, query); err != nil {
+			return err
+		}
+		// The table format reports on stdout, like its "(N rows)" line; csv
+		// and json keep stdout for data.
+		w := e.stdout
+		if *format != "table" {
+			w = e.stderr
+		}
+		fmt.Fprintln(w, "ok, 0 rows returned")
+		return nil
+	}
 	res, err := querySQL(ctx, c, query)
 	if err != nil {
 		return err
@@ -83,6 +95,65 @@ func runSQL(ctx context.Context, e *env, args []string) error {
 		return res.writeJSON(e.stdout)
 	}
 	return res.writeTable(e.stdout)
+}
+
+// rowKeywords start the statements that return a result set.
+var rowKeywords = map[string]bool{"SELECT": true, "WITH": true, "SHOW": true, "DESCRIBE": true, "DESC": true, "EXISTS": true, "EXPLAIN": true}
+
+// returnsRows reports whether stmt is a query with a result set, from its
+// first keyword.
+func returnsRows(stmt string) bool {
+	rest := skipNoise(stmt, "(")
+	end := strings.IndexFunc(rest, func(r rune) bool { return !unicode.IsLetter(r) })
+	if end < 0 {
+		end = len(rest)
+	}
+	return rowKeywords[strings.ToUpper(rest[:end])]
+}
+
+// skipNoise returns stmt after its leading whitespace, -- and /* */
+// comments, and any of the characters in also.
+func skipNoise(stmt, also string) string {
+	for {
+		stmt = strings.TrimLeft(stmt, " \t\r\n"+also)
+		switch {
+		case strings.HasPrefix(stmt, "--"):
+			i := strings.IndexByte(stmt, '\n')
+			if i < 0 {
+				return ""
+			}
+			stmt = stmt[i+1:]
+		case strings.HasPrefix(stmt, "/*"):
+			i := strings.Index(stmt, "*/")
+			if i < 0 {
+				return ""
+			}
+			stmt = stmt[i+2:]
+		default:
+			return stmt
+		}
+	}
+}
+
+// inlineInsert matches an INSERT whose data follows in the statement
+// (VALUES or FORMAT) rather than coming from a SELECT.
+var inlineInsert = regexp.MustCompile(`(?is)^INSERT\s+INTO\s+(?:TABLE\s+)?(?:FUNCTION\s+)?[^\s(]+(?:\s*\([^)]*\))?\s*(?:VALUES|FORMAT)\b`)
+
+// inlineInsertSince is the first ClickHouse release whose server reads an
+// INSERT's inline data itself over the native protocol (pull request 4301,
+// 19.3); older servers wait for the client to send the rows as blocks.
+var inlineInsertSince = schema.Version{Major: 19, Minor: 3}
+
+// execSQL runs a statement that returns no result set.
+func execSQL(ctx context.Context, c *storage.Client, stmt string) error {
+	if v := c.ServerVersion(); !v.AtLeast(inlineInsertSince.Major, inlineInsertSince.Minor) && inlineInsert.MatchString(skipNoise(stmt, "")) {
+		return fmt.Errorf("ClickHouse %s reads INSERT ... VALUES/FORMAT data only from clients that send it as native blocks, which fleetctl sql does not; "+
+			"use INSERT ... SELECT, or clickhouse-client", v)
+	}
+	if err := c.Conn().Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("statement failed: %w", err)
+	}
+	return nil
 }
 
 func readQueryFile(path string) ([]byte, error) {

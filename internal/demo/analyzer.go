@@ -42,8 +42,8 @@ func (p *pager) stop() { _ = p.srv.Close() }
 
 // startAnalyzer builds the analyzer from the demo's configuration file
 // (cfg.Analyzer), pointed at the demo's ClickHouse, its "demo-pager"
-// receiver at the demo's own webhook receiver.
-func (d *Demo) startAnalyzer(ctx context.Context, ch storage.Config) (*analyzer.Analyzer, error) {
+// receiver at the demo's own webhook receiver, its /metrics on listen.
+func (d *Demo) startAnalyzer(ctx context.Context, ch storage.Config, listen string) (*analyzer.Analyzer, error) {
 	acfg, err := analyzer.LoadConfig(d.cfg.Analyzer)
 	if err != nil {
 		return nil, err
@@ -52,7 +52,7 @@ func (d *Demo) startAnalyzer(ctx context.Context, ch storage.Config) (*analyzer.
 	if c := acfg.Alerting.Catalog; c != "" && !filepath.IsAbs(c) {
 		acfg.Alerting.Catalog = filepath.Join(filepath.Dir(d.cfg.Analyzer), c)
 	}
-	acfg.Listen = mustFreeAddr()
+	acfg.Listen = listen
 	for i := range acfg.Alerting.Routing.Receivers {
 		if acfg.Alerting.Routing.Receivers[i].Name == pagerReceiver {
 			if d.pager == nil {

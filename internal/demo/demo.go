@@ -166,10 +166,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 		d.say("stopping the collector ...")
 		p.stop(log)
 	}()
-	d.say("collector: OTLP on %s", p.endpoint)
+	d.say("collector: OTLP on %s; its own metrics on http://%s/metrics", p.endpoint, p.metrics)
 
 	// 3. Analyzer with alerting.
-	an, err := d.startAnalyzer(ctx, chCfg)
+	an, err := d.startAnalyzer(ctx, chCfg, mustFreeAddr())
 	if d.pager != nil {
 		defer d.pager.stop()
 	}
@@ -192,7 +192,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 	}
 	defer d.runner.Close()
 	d.truth = d.runner.Fleet.GroundTruth()
-	ag, err := newSimAgent(d.runner, true, p.endpoint, filepath.Join(run, "agent"), log, nil)
+	ag, err := newSimAgent(d.runner, true, p.endpoint, "", filepath.Join(run, "agent"), log, nil)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,7 +21,8 @@ import (
 
 // pipeline is an in-process collector writing to ClickHouse.
 type pipeline struct {
-	endpoint string
+	endpoint string // OTLP/gRPC, host:port
+	metrics  string // the collector's own /metrics, host:port
 	col      *collector.Running
 }
 
@@ -30,8 +33,12 @@ func startPipeline(ctx context.Context, ch storage.Config, dir string, memoryQue
 	if err != nil {
 		return nil, err
 	}
+	metricsPort, err := freeport.Port()
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := collector.LocalConfig(collector.Local{GRPC: grpcAddr, HTTP: mustFreeAddr(), Health: mustFreeAddr(),
-		PProf: mustFreeAddr(), MetricsHost: "127.0.0.1", MetricsPort: mustFreePort(),
+		PProf: mustFreeAddr(), MetricsHost: "127.0.0.1", MetricsPort: metricsPort,
 		DSN: ch.DSN(), QueueDir: dir, Memory: memoryQueue, LogLevel: "warn"})
 	if err != nil {
 		return nil, err
@@ -40,7 +47,7 @@ func startPipeline(ctx context.Context, ch storage.Config, dir string, memoryQue
 	if err != nil {
 		return nil, err
 	}
-	return &pipeline{endpoint: grpcAddr, col: col}, nil
+	return &pipeline{endpoint: grpcAddr, metrics: net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)), col: col}, nil
 }
 
 func (p *pipeline) stop(log *slog.Logger) {
@@ -50,12 +57,13 @@ func (p *pipeline) stop(log *slog.Logger) {
 }
 
 // newSimAgent is the node agent with the simulator as its only source,
-// shipping to endpoint, its buffer under dir.
-func newSimAgent(runner *sim.Runner, realtime bool, endpoint, dir string, log *slog.Logger, done chan<- struct{}) (*agent.Agent, error) {
+// shipping to endpoint, its buffer under dir, its /metrics on listen
+// (none when empty).
+func newSimAgent(runner *sim.Runner, realtime bool, endpoint, listen, dir string, log *slog.Logger, done chan<- struct{}) (*agent.Agent, error) {
 	cfg := agent.NewDefaultConfig()
 	cfg.DataDir = dir
 	cfg.NVML.Enabled = false
-	cfg.Listen = ""
+	cfg.Listen = listen
 	cfg.Ship.Endpoint = endpoint
 	cfg.Resource.Host = "fleetwatch-sim"
 	cfg.Resolve()
@@ -107,7 +115,7 @@ func Simulate(ctx context.Context, sc *sim.Scenario, c *storage.Client, workDir 
 	}
 	defer runner.Close()
 	done := make(chan struct{})
-	ag, err := newSimAgent(runner, false, p.endpoint, filepath.Join(workDir, "agent"), log, done)
+	ag, err := newSimAgent(runner, false, p.endpoint, "", filepath.Join(workDir, "agent"), log, done)
 	if err != nil {
 		p.stop(log)
 		return SimulateResult{}, err

@@ -176,19 +176,29 @@ func (p *Process) Query(ctx context.Context, q string) ([]Sample, error) {
 	return out, nil
 }
 
-// WaitQuery polls q until check accepts the result or the timeout passes.
-func (p *Process) WaitQuery(t testing.TB, q string, timeout time.Duration, check func([]Sample) bool) []Sample {
-	t.Helper()
+// Poll runs q until check accepts the result or timeout passes; ok says
+// which. It returns the last result and error.
+func (p *Process) Poll(q string, timeout time.Duration, check func([]Sample) bool) (last []Sample, ok bool, err error) {
 	deadline := time.Now().Add(timeout)
-	var last []Sample
-	var lastErr error
-	for time.Now().Before(deadline) {
-		last, lastErr = p.Query(context.Background(), q)
-		if lastErr == nil && check(last) {
-			return last
+	for {
+		last, err = p.Query(context.Background(), q)
+		if err == nil && check(last) {
+			return last, true, nil
+		}
+		if time.Now().After(deadline) {
+			return last, false, err
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("query %q never satisfied the check within %v; last result %v, error %v", q, timeout, last, lastErr)
-	return nil
+}
+
+// WaitQuery polls q until check accepts the result or the timeout passes,
+// failing t then.
+func (p *Process) WaitQuery(t testing.TB, q string, timeout time.Duration, check func([]Sample) bool) []Sample {
+	t.Helper()
+	last, ok, err := p.Poll(q, timeout, check)
+	if !ok {
+		t.Fatalf("query %q never satisfied the check within %v; last result %v, error %v", q, timeout, last, err)
+	}
+	return last
 }

@@ -290,12 +290,26 @@ var configTmpl = template.Must(template.New("config").Parse(`<?xml version="1.0"
 </yandex>
 `))
 
+// ReadOnlyUser and ReadOnlyPassword name a second user of every private
+// server, in a profile with readonly=1: it may run SELECT and SHOW, and no
+// DDL, INSERT or SET, like the read-only user a dashboard or an on-call
+// engineer gets in production. (ClickHouse 18.16 has no CREATE USER; users
+// live in users.xml.)
+const (
+	ReadOnlyUser     = "reader"
+	ReadOnlyPassword = "reader-password"
+)
+
 var usersTmpl = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
 <yandex>
   <profiles>
     <default>
       <max_memory_usage>{{.MaxMemoryBytes}}</max_memory_usage>
     </default>
+    <readonly>
+      <max_memory_usage>{{.MaxMemoryBytes}}</max_memory_usage>
+      <readonly>1</readonly>
+    </readonly>
   </profiles>
   <users>
     <default>
@@ -304,6 +318,12 @@ var usersTmpl = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
       <profile>default</profile>
       <quota>default</quota>
     </default>
+    <{{.ReadOnlyUser}}>
+      <password>{{.ReadOnlyPassword}}</password>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>readonly</profile>
+      <quota>default</quota>
+    </{{.ReadOnlyUser}}>
   </users>
   <quotas>
     <default>
@@ -324,8 +344,9 @@ func (s *Server) writeConfig(interserver int) error {
 	}
 	data := struct {
 		Config
-		Interserver int
-	}{s.cfg, interserver}
+		Interserver                    int
+		ReadOnlyUser, ReadOnlyPassword string
+	}{s.cfg, interserver, ReadOnlyUser, ReadOnlyPassword}
 	for name, t := range map[string]*template.Template{"config.xml": configTmpl, "users.xml": usersTmpl} {
 		var b bytes.Buffer
 		if err := t.Execute(&b, data); err != nil {

@@ -169,3 +169,46 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A rack explains its nodes' detections only with evidence that it is the
+// cause: for a family that is not spanning (performance), whole nodes
+// affected, not one GPU fault on each of two nodes (deploy/scenarios/
+// small.yaml: a straggler on node-001 and an NVLink fault on node-002).
+func TestRackNeedsEvidenceThatItExplainsItsNodes(t *testing.T) {
+	fleet := fixture.Fleet{Datacenters: 1, Rows: 1, Racks: 2, Nodes: 4, GPUs: 8}
+	gpus := func(keep func(g fixture.GPU) bool) []fixture.GPU { return fleet.Select(keep) }
+	one := func(uuid string) func(g fixture.GPU) bool { return func(g fixture.GPU) bool { return g.UUID == uuid } }
+	gray := func(keep func(g fixture.GPU) bool) []storage.Detection {
+		return fixture.Thermal("health", "gpu_gray_failure", "error", t0, gpus(keep))
+	}
+	// The straggler's rank, as fleet health reports it: a rank entity on
+	// the GPU's UUID.
+	straggler := fixture.Thermal("health", "gpu_straggler", "error", t0, gpus(one("GPU-001-6")))
+	straggler[0].EntityType, straggler[0].Entity, straggler[0].Key = "rank", "llm-pretrain/6", "health/GPU-001-6/straggler"
+	cases := []struct {
+		name string
+		dets []storage.Detection
+		want []string
+	}{
+		{"a straggler and an NVLink fault on two nodes of one rack",
+			append(append(gray(one("GPU-001-6")), straggler...), gray(one("GPU-002-1"))...),
+			[]string{"performance/gpu/dc-0/row-0-0/rack-00/node-001/GPU-001-6 (2)", "performance/gpu/dc-0/row-0-0/rack-00/node-002/GPU-002-1 (1)"}},
+		{"every GPU of two nodes slow together: the rack",
+			gray(func(g fixture.GPU) bool { return g.Node == "node-001" || g.Node == "node-002" }),
+			[]string{"performance/rack/dc-0/row-0-0/rack-00 (16)"}},
+		{"a spanning family still counts nodes with any detection (a CDU heats the top GPUs)",
+			fixture.Thermal("health", "gpu_thermal", "warning", t0, gpus(func(g fixture.GPU) bool { return g.UUID == "GPU-001-7" || g.UUID == "GPU-002-7" })),
+			[]string{"thermal/rack/dc-0/row-0-0/rack-00 (2)"}},
+	}
+	c, err := correlate.New(correlate.NewDefaultConfig(), fleet.Inventory(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := summary(c.Correlate(ptrs(tc.dets))); !slices.Equal(got, tc.want) {
+				t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+		})
+	}
+}

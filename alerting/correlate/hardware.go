@@ -127,13 +127,15 @@ func (t *tree) place(d *storage.Detection) {
 	n.own = append(n.own, d)
 }
 
-// judge computes affected and touched bottom-up.
-func (c *Correlator) judge(t *tree) {
+// judge computes affected and touched bottom-up; spanning says whether a
+// rack counts its nodes with any detection (a spanning family) or only
+// those affected as whole nodes.
+func (c *Correlator) judge(t *tree, spanning bool) {
 	kidsAffected, kidsTouched := 0, 0
 	rowsWithAffectedRacks := map[string]bool{}
 	affectedRacks := 0
 	for _, k := range t.kids {
-		c.judge(k)
+		c.judge(k, spanning)
 		if k.affected {
 			kidsAffected++
 		}
@@ -163,8 +165,12 @@ func (c *Correlator) judge(t *tree) {
 		t.affected = kidsAffected >= 2 || (affectedRacks >= cfg.DatacenterMinRacks && len(rowsWithAffectedRacks) >= 2)
 	case 2: // row: racks affected
 		t.affected = kidsAffected >= atLeast(cfg.RowMinRacks, cfg.RowFraction, max(total, kidsAffected))
-	case 3: // rack: nodes with any detection
-		t.affected = kidsTouched >= atLeast(cfg.RackMinNodes, cfg.RackFraction, max(total, kidsTouched))
+	case 3: // rack: nodes affected, or with any detection for a spanning family
+		nodes := kidsAffected
+		if spanning {
+			nodes = kidsTouched
+		}
+		t.affected = nodes >= atLeast(cfg.RackMinNodes, cfg.RackFraction, max(total, kidsTouched))
 	case 4: // node: GPUs with detections
 		t.affected = kidsTouched >= atLeast(cfg.NodeMinGPUs, cfg.NodeFraction, max(total, kidsTouched))
 	case 5:
@@ -202,6 +208,6 @@ func (c *Correlator) hardware(family string, dets []*storage.Detection) []Candid
 	for _, d := range dets {
 		root.place(d)
 	}
-	c.judge(root)
+	c.judge(root, slices.Contains(c.cfg.SpanningFamilies, family))
 	return c.emit(family, root, nil)
 }

@@ -346,7 +346,7 @@ func coveredBy(inc *incident.Incident, cands []correlate.Candidate) string {
 	}
 	for i := range cands {
 		cd := &cands[i]
-		if cd.Family != inc.Family || cd.Level.Rank() <= inc.Level.Rank() {
+		if cd.Family != inc.Family || !broader(cd, inc) {
 			continue
 		}
 		keys := map[string]bool{}
@@ -365,6 +365,16 @@ func coveredBy(inc *incident.Incident, cands []correlate.Candidate) string {
 		}
 	}
 	return ""
+}
+
+// broader reports whether cd sits above inc: a higher level or, for the
+// telemetry pipeline (one level, scoped by topology), a scope that contains
+// inc's.
+func broader(cd *correlate.Candidate, inc *incident.Incident) bool {
+	if cd.Level == incident.LevelPipeline && inc.Level == incident.LevelPipeline {
+		return cd.Scope != inc.Scope && (cd.Scope == "all" || strings.HasPrefix(inc.Scope, cd.Scope+"/"))
+	}
+	return cd.Level.Rank() > inc.Level.Rank()
 }
 
 // refresh copies a candidate's view into the incident.
@@ -427,10 +437,24 @@ func title(inc *incident.Incident, entities int) string {
 		fmt.Fprintf(&b, " — %d models (%s)", len(inc.Models), strings.Join(firstN(inc.Models, 5), ", "))
 	case entities > 1:
 		fmt.Fprintf(&b, " — %d detections on %d entities", len(inc.Evidence), entities)
+		if n := nodes(inc.Evidence); n > 1 {
+			fmt.Fprintf(&b, " of %d nodes", n)
+		}
 	case len(inc.Evidence) == 1:
 		b.WriteString(" — " + inc.Evidence[0].Summary)
 	}
 	return b.String()
+}
+
+// nodes counts the distinct nodes of the evidence.
+func nodes(ev []incident.Evidence) int {
+	seen := map[string]bool{}
+	for i := range ev {
+		if ev[i].Node != "" {
+			seen[ev[i].Datacenter+"/"+ev[i].Row+"/"+ev[i].Rack+"/"+ev[i].Node] = true
+		}
+	}
+	return len(seen)
 }
 
 func firstN(s []string, n int) []string {

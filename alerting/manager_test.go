@@ -381,3 +381,20 @@ func TestSlowReceiverDoesNotBlockReaders(t *testing.T) {
 		}
 	}
 }
+
+// A telemetry gap that widens from one node to its row is one pipeline
+// incident at the wider scope; the node's resolves as merged into it.
+func TestWideningTelemetryGapMergesIntoTheWiderScope(t *testing.T) {
+	p := &pages{}
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: fleet.Inventory(), Notifier: p})
+	gap := func(keep func(g fixture.GPU) bool) []storage.Detection {
+		return fixture.Thermal("fleet_health", "telemetry_gap", "warning", t0, fleet.Select(keep))
+	}
+	feed(t, m, "fleet_health", 30*time.Second, 0, 3, always, gap(func(g fixture.GPU) bool { return g.Node == "node-005" }))
+	feed(t, m, "fleet_health", 30*time.Second, 3, 3, always, gap(func(g fixture.GPU) bool { return g.Row == "row-0-0" }))
+	const node, row = "telemetry_gap/pipeline/dc-0/row-0-0/rack-01/node-005", "telemetry_gap/pipeline/dc-0/row-0-0"
+	want := []string{"trigger " + node, "resolve " + node, "trigger " + row}
+	if got := p.lines(); !slices.Equal(got, want) {
+		t.Errorf("pages %v, want %v", got, want)
+	}
+}

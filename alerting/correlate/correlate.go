@@ -69,6 +69,16 @@ type Config struct {
 	// fleet); the catalog owns model incidents.
 	HardwareTeam   string `yaml:"hardware_team"`
 	HardwareOncall string `yaml:"hardware_oncall"`
+	// PipelineFamilies are about the telemetry pipeline, not the hardware:
+	// whole nodes that stopped reporting (telemetry_gap). They correlate up
+	// the topology like a spanning family, but their candidates are at
+	// level pipeline, scoped to the part of the fleet that went silent
+	// (one incident however many GPUs it covers), and owned by
+	// PipelineTeam and PipelineOncall, who run the agents, the collector
+	// and ClickHouse.
+	PipelineFamilies []string `yaml:"pipeline_families"`
+	PipelineTeam     string   `yaml:"pipeline_team"`
+	PipelineOncall   string   `yaml:"pipeline_oncall"`
 }
 
 // NewDefaultConfig returns the thresholds of the design documents.
@@ -81,6 +91,7 @@ func NewDefaultConfig() Config {
 		FleetThreshold: 0.6, PortfolioThreshold: 0.6,
 		UpstreamMinModels: 2, UpstreamFraction: 0.5,
 		HardwareTeam: "infrastructure", HardwareOncall: "infrastructure-oncall",
+		PipelineFamilies: []string{"telemetry_gap"}, PipelineTeam: "observability", PipelineOncall: "observability-oncall",
 		Families: map[string][]string{
 			"thermal": {"thermal", "gpu_thermal", "cooling", "temperature", "power_thermal"},
 			"drift":   {"drift", "covariate_drift", "prediction_drift", "feature_drift", "stale_features", "freshness"},

@@ -212,3 +212,39 @@ func TestRackNeedsEvidenceThatItExplainsItsNodes(t *testing.T) {
 		})
 	}
 }
+
+// Whole nodes that stop reporting are a telemetry gap: one pipeline
+// candidate scoped to what went silent, owned by the pipeline's owner.
+func TestTelemetryGapsArePipelineCandidates(t *testing.T) {
+	fleet := fixture.Fleet{Datacenters: 2, Rows: 2, Racks: 4, Nodes: 4, GPUs: 8}
+	silent := func(keep func(g fixture.GPU) bool) []storage.Detection {
+		return fixture.Thermal("fleet_health", "telemetry_gap", "warning", t0, fleet.Select(keep))
+	}
+	cases := []struct {
+		name string
+		dets []storage.Detection
+		want []string
+	}{
+		{"one node", silent(func(g fixture.GPU) bool { return g.Node == "node-005" }),
+			[]string{"telemetry_gap/pipeline/dc-0/row-0-0/rack-01/node-005 (8)"}},
+		{"a row", silent(func(g fixture.GPU) bool { return g.Row == "row-1-0" }),
+			[]string{"telemetry_gap/pipeline/dc-1/row-1-0 (128)"}},
+		{"the whole fleet", silent(func(fixture.GPU) bool { return true }),
+			[]string{"telemetry_gap/pipeline/all (512)"}},
+	}
+	c, err := correlate.New(correlate.NewDefaultConfig(), fleet.Inventory(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cands := c.Correlate(ptrs(tc.dets))
+			if got := summary(cands); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			if cd := cands[0]; cd.Team != "observability" || cd.Oncall != "observability-oncall" {
+				t.Errorf("owner %s/%s, want the pipeline's owner", cd.Team, cd.Oncall)
+			}
+		})
+	}
+}

@@ -15,7 +15,9 @@ type Level string
 
 // Hardware levels, GPU ⊂ node ⊂ rack ⊂ row ⊂ datacenter ⊂ fleet, and model
 // levels, model ⊂ upstream (a shared feature pipeline or embedding model) ⊂
-// portfolio (a domain) ⊂ fleet.
+// portfolio (a domain) ⊂ fleet. Pipeline is the telemetry pipeline (agents,
+// collector, ClickHouse) of the part of the fleet its scope names: what a
+// fleet that stops reporting at once points at.
 const (
 	LevelGPU        Level = "gpu"
 	LevelNode       Level = "node"
@@ -26,13 +28,15 @@ const (
 	LevelModel      Level = "model"
 	LevelUpstream   Level = "upstream"
 	LevelPortfolio  Level = "portfolio"
+	LevelPipeline   Level = "pipeline"
 )
 
 // Rank orders levels by breadth within their hierarchy: 0 for a GPU or a
-// model, up to 3 for a datacenter or the fleet.
+// model, up to 3 for a datacenter or the fleet; the telemetry pipeline, a
+// shared dependency of the GPUs as an upstream is of its models, is 1.
 func (l Level) Rank() int {
 	switch l {
-	case LevelNode, LevelUpstream:
+	case LevelNode, LevelUpstream, LevelPipeline:
 		return 1
 	case LevelRack, LevelRow, LevelPortfolio:
 		return 2

@@ -295,6 +295,7 @@ func (m *Manager) advance(ctx context.Context, cd *correlate.Candidate, detector
 	if inc.Status == incident.StatusPending && inc.Seen >= m.cfg.OpenAfter && pageable {
 		inc.Status, inc.OpenedAt = incident.StatusOpen, now
 		inc.AckedAt, inc.AckedBy, inc.ResolvedAt = time.Time{}, "", time.Time{}
+		inc.PageLabels = maps.Clone(inc.Labels)
 		m.attachSuspects(ctx, inc, now)
 		return inc, true, incident.ActionTrigger
 	}

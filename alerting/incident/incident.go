@@ -4,6 +4,7 @@
 package incident
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -132,6 +133,12 @@ type Incident struct {
 	// Labels are what routing rules and silences match on: class, family,
 	// level, scope, severity, team, oncall, domain, key and the topology.
 	Labels map[string]string `json:"labels"`
+	// PageLabels are Labels as they were when the incident opened. Class
+	// and severity change during an incident; routing and Alertmanager's
+	// alert identity use these for the incident's life, so that its
+	// acknowledgement, re-sends and resolve reach the receivers, and match
+	// the alert, that its trigger did.
+	PageLabels map[string]string `json:"page_labels,omitempty"`
 
 	FirstSeen  time.Time `json:"first_seen"`
 	LastSeen   time.Time `json:"last_seen"`
@@ -163,13 +170,23 @@ type Incident struct {
 	Version uint64 `json:"version"`
 }
 
+// RouteLabels are the labels notifications of inc route on: PageLabels
+// once it has opened, Labels before (and for states stored without them).
+func (inc *Incident) RouteLabels() map[string]string {
+	if len(inc.PageLabels) > 0 {
+		return inc.PageLabels
+	}
+	return inc.Labels
+}
+
 // Clone returns a deep copy of inc.
 func (inc *Incident) Clone() Incident {
 	out := *inc
-	out.Labels = make(map[string]string, len(inc.Labels))
-	for k, v := range inc.Labels {
-		out.Labels[k] = v
+	out.Labels = maps.Clone(inc.Labels)
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
 	}
+	out.PageLabels = maps.Clone(inc.PageLabels)
 	out.Models = slices.Clone(inc.Models)
 	out.Detectors = slices.Clone(inc.Detectors)
 	out.Evidence = slices.Clone(inc.Evidence)

@@ -9,6 +9,7 @@ package route
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"time"
 
@@ -29,6 +30,26 @@ type Config struct {
 	Routes    []Rule           `yaml:"routes"`
 	Default   []string         `yaml:"default"`
 	Receivers []ReceiverConfig `yaml:"receivers"`
+	// ExternalURL is where on-call opens Fleetwatch from a notification:
+	// Alertmanager's generatorURL and PagerDuty's client_url, unless a
+	// receiver sets its own dashboard_url (default DefaultExternalURL).
+	ExternalURL string `yaml:"external_url"`
+}
+
+// DefaultExternalURL is Grafana's default address with the provisioned
+// investigation dashboard (dashboards/README.md).
+const DefaultExternalURL = "http://localhost:3000/d/fleetwatch-investigation"
+
+// NewDefaultConfig returns no routes and no receivers, with the default
+// external URL.
+func NewDefaultConfig() Config { return Config{ExternalURL: DefaultExternalURL} }
+
+// externalURL is ExternalURL or its default.
+func (c *Config) externalURL() string {
+	if c.ExternalURL == "" {
+		return DefaultExternalURL
+	}
+	return c.ExternalURL
 }
 
 // Rule sends incidents whose labels match to receivers. Match compares
@@ -71,7 +92,8 @@ type ReceiverConfig struct {
 	Headers        map[string]string `yaml:"headers"`
 	// Source is PagerDuty's payload.source (default fleetwatch).
 	Source string `yaml:"source"`
-	// DashboardURL, when set, is linked from every event.
+	// DashboardURL, when set, is linked from every event and replaces
+	// the routing section's external_url for this receiver.
 	DashboardURL string `yaml:"dashboard_url"`
 }
 
@@ -158,6 +180,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	check("default", c.Default)
+	if u, err := url.Parse(c.externalURL()); err != nil || !u.IsAbs() {
+		errs = append(errs, fmt.Errorf("external_url %q: want an absolute URL", c.ExternalURL))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}

@@ -292,3 +292,36 @@ func TestRoutingRules(t *testing.T) {
 		}
 	}
 }
+
+// Notifications route on the labels the incident opened with: a severity
+// that rose since does not send its resolve to receivers that never got
+// its trigger.
+func TestFollowUpsRouteLikeTheTrigger(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := route.Config{
+		Routes:  []route.Rule{{Match: map[string]string{"severity": "critical"}, Receivers: []string{"pager"}}},
+		Default: []string{"tickets"},
+		Receivers: []route.ReceiverConfig{{Name: "pager", Type: route.TypeWebhook, URL: srv.URL + "/pager"},
+			{Name: "tickets", Type: route.TypeWebhook, URL: srv.URL + "/tickets"}},
+	}
+	r, err := route.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc := sample("k")
+	inc.PageLabels = map[string]string{"key": "k", "severity": "error"}
+	inc.Status = incident.StatusResolved
+	if err := r.Notify(context.Background(), []route.Notification{{Action: incident.ActionResolve, Incident: inc}}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"/tickets"}) {
+		t.Errorf("resolve went to %v, want /tickets, where the trigger (severity error) went", got)
+	}
+}

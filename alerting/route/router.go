@@ -70,7 +70,10 @@ type Router struct {
 }
 
 type receiver struct {
-	cfg    ReceiverConfig
+	cfg ReceiverConfig
+	// link is where a notification points on-call: the receiver's
+	// dashboard_url, else the routing section's external_url.
+	link   string
 	encode func(r *receiver, n *Notification, now time.Time) ([]byte, error)
 	bucket *bucket
 }
@@ -106,7 +109,10 @@ func New(cfg Config, opts ...Option) (*Router, error) {
 	buckets := map[string]*bucket{}
 	for _, rc := range cfg.Receivers {
 		rc = rc.withDefaults()
-		rv := &receiver{cfg: rc}
+		rv := &receiver{cfg: rc, link: rc.DashboardURL}
+		if rv.link == "" {
+			rv.link = cfg.externalURL()
+		}
 		switch rc.Type {
 		case TypePagerDuty:
 			rv.encode = encodePagerDuty
@@ -154,7 +160,7 @@ func (r *Router) Notify(ctx context.Context, ns []Notification) error {
 	var errs []error
 	for i := range ns {
 		n := &ns[i]
-		for _, name := range r.cfg.route(n.Incident.Labels) {
+		for _, name := range r.cfg.route(n.Incident.RouteLabels()) {
 			rv := r.recvs[name]
 			if !handles(rv.cfg.Type, n.Action) {
 				continue
@@ -200,7 +206,7 @@ func (r *Router) Refresh(ctx context.Context, firing []incident.Incident) error 
 		if inc.Silenced || !inc.Status.Active() {
 			continue
 		}
-		for _, name := range r.cfg.route(inc.Labels) {
+		for _, name := range r.cfg.route(inc.RouteLabels()) {
 			rv := r.recvs[name]
 			if rv.cfg.Type != TypeAlertmanager {
 				continue

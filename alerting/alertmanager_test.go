@@ -1,12 +1,10 @@
 package alerting_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sync"
 	"testing"
@@ -36,17 +34,6 @@ func (c *offsetClock) set(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.d = d
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // amAlert is the part of Alertmanager's API v2 gettableAlert we check.
@@ -80,70 +67,17 @@ func amAlerts(t *testing.T, base, key string) []amAlert {
 	return out
 }
 
-// amHook is the webhook Alertmanager notifies: it keeps each alert's
-// fingerprint and status.
-type amHook struct {
-	mu     sync.Mutex
-	status map[string][]string // fingerprint → statuses in order
-}
-
-func (h *amHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var msg struct {
-		Alerts []struct {
-			Status      string `json:"status"`
-			Fingerprint string `json:"fingerprint"`
-		} `json:"alerts"`
-	}
-	body, _ := io.ReadAll(r.Body)
-	if err := json.Unmarshal(body, &msg); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, a := range msg.Alerts {
-		h.status[a.Fingerprint] = append(h.status[a.Fingerprint], a.Status)
-	}
-}
-
-func (h *amHook) resolved(fp string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	st := h.status[fp]
-	return len(st) > 0 && st[len(st)-1] == "resolved"
-}
-
-func (h *amHook) fingerprints() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.status)
-}
-
 // An incident whose severity and class change while it fires is one alert
 // in Debian's Alertmanager, and the resolve resolves that alert at once,
 // not when its endsAt runs out.
 func TestAlertmanagerSeesOneAlertPerIncident(t *testing.T) {
-	hook := &amHook{status: map[string][]string{}}
-	hsrv := httptest.NewServer(hook)
-	t.Cleanup(hsrv.Close)
-	am := promtest.Alertmanager(t, fmt.Sprintf(`route:
-  receiver: hook
-  group_by: [incident_key]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: %s
-        send_resolved: true
-`, hsrv.URL))
+	am, hook := promtest.AlertmanagerWithWebhook(t)
 	clock := &offsetClock{}
 	cfg := alerting.NewDefaultConfig()
 	cfg.Routing.Default = []string{"am"}
 	cfg.Routing.Receivers = []route.ReceiverConfig{{Name: "am", Type: route.TypeAlertmanager, URL: am.URL, ResendInterval: time.Minute}}
 	cfg.Routing.ExternalURL = "https://grafana.example/d/fleetwatch-investigation"
-	router, err := route.New(cfg.Routing, route.WithClock(clock.now, sleepCtx))
+	router, err := route.New(cfg.Routing, route.WithClock(clock.now, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,21 +118,12 @@ receivers:
 	if left := amAlerts(t, am.URL, key); len(left) != 0 {
 		t.Errorf("right after the resolve Alertmanager still holds %+v firing", left)
 	}
-	waitFor(t, 30*time.Second, "Alertmanager to notify the alert resolved", func() bool { return hook.resolved(first[0].Fingerprint) })
-	if n := hook.fingerprints(); n != 1 {
-		t.Errorf("Alertmanager notified %d distinct alerts for one incident, want 1", n)
-	}
-}
-
-// waitFor polls cond until it holds or d passes (a bound for another
-// process to act, not a performance assertion).
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s after %v", what, d)
+	promtest.WaitFor(t, 30*time.Second, "Alertmanager to notify the alert resolved", func() bool {
+		return hook.Has(func(a promtest.Notified) bool { return a.Status == "resolved" && a.Fingerprint == first[0].Fingerprint })
+	})
+	for _, a := range hook.Alerts() {
+		if a.Fingerprint != first[0].Fingerprint {
+			t.Errorf("Alertmanager notified a second alert %+v for the incident", a)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

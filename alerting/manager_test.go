@@ -23,7 +23,13 @@ import (
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		// This process is the analyzer TestPageSurvivesAKillMidDelivery kills.
+		os.Exit(outboxChild())
+	}
+	os.Exit(chtest.Run(m))
+}
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
@@ -50,6 +56,8 @@ func (p *pages) Notify(_ context.Context, ns []route.Notification) error {
 	}
 	return nil
 }
+
+func (p *pages) Enqueue(ctx context.Context, ns []route.Notification) error { return p.Notify(ctx, ns) }
 
 func (p *pages) Refresh(context.Context, []incident.Incident) error { return nil }
 
@@ -333,6 +341,8 @@ func (s *stuck) Notify(context.Context, []route.Notification) error {
 	s.once.Do(func() { close(s.entered); <-s.release })
 	return nil
 }
+
+func (s *stuck) Enqueue(context.Context, []route.Notification) error { return nil }
 
 func (s *stuck) Refresh(context.Context, []incident.Incident) error { return nil }
 

@@ -19,6 +19,45 @@ import (
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
+// healthRun feeds windows through the fleet-health evaluator into a
+// manager, as the analyzer does.
+type healthRun struct {
+	t    *testing.T
+	m    *alerting.Manager
+	cfg  health.Config
+	ev   *health.Evaluator
+	last engine.Window
+}
+
+func newHealthRun(t *testing.T, m *alerting.Manager) *healthRun {
+	cfg := health.NewDefaultConfig()
+	ev, err := health.NewEvaluator(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &healthRun{t: t, m: m, cfg: cfg, ev: ev}
+}
+
+// consume evaluates one window and hands its detections to the manager.
+func (r *healthRun) consume(in *health.Input) {
+	r.last = engine.Window{Start: in.Window.Start, End: in.Window.End}
+	if err := r.m.Consume(context.Background(), engine.Evaluation{Detector: r.cfg.Name, Window: r.last, Detections: r.ev.Evaluate(in)}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// simulate runs sc's telemetry through the windows of the evaluator.
+func (r *healthRun) simulate(sc *sim.Scenario) {
+	w := score.NewWindower(r.cfg)
+	if _, err := score.Simulate(sc, slog.New(slog.NewTextHandler(io.Discard, nil)), func(b *record.Batch) {
+		for _, in := range w.Add(b) {
+			r.consume(in)
+		}
+	}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 // simScenario: a rack's CDU fails and, elsewhere, one GPU's fan. The hot
 // rack is a quarter of its peer group (the idle GPUs of racks 2-5): peer
 // comparison sees a rack only while it is a minority of its peers; a rack
@@ -59,27 +98,7 @@ func TestSimulatedFaultsPageOncePerCause(t *testing.T) {
 	}
 	p := &pages{}
 	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: inv, Notifier: p})
-	hcfg := health.NewDefaultConfig()
-	ev, err := health.NewEvaluator(hcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := score.NewWindower(hcfg)
-	consume := func(in *health.Input) {
-		win := engine.Window{Start: in.Window.Start, End: in.Window.End}
-		dets := ev.Evaluate(in)
-		err := m.Consume(context.Background(), engine.Evaluation{Detector: hcfg.Name, Window: win, Detections: dets})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := score.Simulate(sc, slog.New(slog.NewTextHandler(io.Discard, nil)), func(b *record.Batch) {
-		for _, in := range w.Add(b) {
-			consume(in)
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	newHealthRun(t, m).simulate(sc)
 	var rack, fan, other []string
 	for _, line := range p.lines() {
 		action, key, _ := strings.Cut(line, " ")
@@ -130,31 +149,13 @@ fleet: {racks_per_row: 2, nodes_per_rack: 4, gpus_per_node: 8}
 	}
 	p := &pages{}
 	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: inv, Notifier: p})
-	hcfg := health.NewDefaultConfig()
-	ev, err := health.NewEvaluator(hcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var last engine.Window
-	consume := func(in *health.Input) {
-		last = engine.Window{Start: in.Window.Start, End: in.Window.End}
-		if err := m.Consume(context.Background(), engine.Evaluation{Detector: hcfg.Name, Window: last, Detections: ev.Evaluate(in)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w := score.NewWindower(hcfg)
-	if _, err := score.Simulate(sc, slog.New(slog.NewTextHandler(io.Discard, nil)), func(b *record.Batch) {
-		for _, in := range w.Add(b) {
-			consume(in)
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	run := newHealthRun(t, m)
+	run.simulate(sc)
 	// The agent stops: every GPU reported within lost_after before each
 	// window and none in it.
 	for i := 0; i < 6; i++ {
-		iv := last.End.Sub(last.Start)
-		consume(&health.Input{Window: engine.Window{Start: last.End, End: last.End.Add(iv)}, Missing: all})
+		iv := run.last.End.Sub(run.last.Start)
+		run.consume(&health.Input{Window: engine.Window{Start: run.last.End, End: run.last.End.Add(iv)}, Missing: all})
 	}
 	const key = "telemetry_gap/pipeline/dc-0/row-0-0"
 	if got := p.lines(); !slices.Equal(got, []string{"trigger " + key}) {

@@ -154,6 +154,10 @@ type Incident struct {
 	Clear int `json:"clear"`
 	// Flaps counts reopenings within the flap window.
 	Flaps int `json:"flaps"`
+	// Transitions counts the notifications the incident asked for (its
+	// triggers, acknowledgements and resolves); each notification carries
+	// its number, which makes its idempotency key, the same on every retry.
+	Transitions int `json:"transitions"`
 	// Detectors are the engine detectors whose windows count for Seen and
 	// Clear.
 	Detectors []string `json:"detectors"`

@@ -164,13 +164,17 @@ func encodeAlertmanager(rv *receiver, n *Notification, now time.Time) ([]byte, e
 	return json.Marshal([]AlertmanagerAlert{a})
 }
 
-// WebhookMessage is what a generic webhook receives.
+// WebhookMessage is what a generic webhook receives. IdempotencyKey (also
+// the Idempotency-Key header) is the same on every retry of one
+// notification: a receiver that has seen it already should answer 2xx and
+// do nothing.
 type WebhookMessage struct {
-	Version  string            `json:"version"`
-	Action   incident.Action   `json:"action"`
-	Incident incident.Incident `json:"incident"`
+	Version        string            `json:"version"`
+	Action         incident.Action   `json:"action"`
+	IdempotencyKey string            `json:"idempotency_key"`
+	Incident       incident.Incident `json:"incident"`
 }
 
 func encodeWebhook(_ *receiver, n *Notification, _ time.Time) ([]byte, error) {
-	return json.Marshal(WebhookMessage{Version: "1", Action: n.Action, Incident: n.Incident})
+	return json.Marshal(WebhookMessage{Version: "1", Action: n.Action, IdempotencyKey: IdempotencyKey(n), Incident: n.Incident})
 }

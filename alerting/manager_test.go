@@ -276,7 +276,7 @@ func TestRestartResumesWithoutRepaging(t *testing.T) {
 	cfg := alerting.NewDefaultConfig()
 	cfg.Routing = route.Config{Default: []string{"hook"}, Receivers: []route.ReceiverConfig{{Name: "hook", Type: route.TypeWebhook, URL: srv.URL + "/hook"}}}
 	start := func() *alerting.Manager {
-		router, err := route.New(cfg.Routing, route.WithRecorder(st))
+		router, err := route.New(cfg.Routing, route.WithRecorder(st), route.WithOutbox(st))
 		if err != nil {
 			t.Fatal(err)
 		}

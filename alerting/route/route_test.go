@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
+	"github.com/fleetwatch/fleetwatch/internal/promtest"
 )
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -457,5 +458,42 @@ func TestWebhookRetriesKeepTheirKeyUntilExpiry(t *testing.T) {
 	}
 	if st := r.Stats(); st.Expired["hook"] != 1 {
 		t.Errorf("expired %v, want 1 for hook", st.Expired)
+	}
+}
+
+// Run retries a failed delivery when the retry falls due.
+func TestRunDeliversAndRetries(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cfg := route.Config{Default: []string{"hook"}, Receivers: []route.ReceiverConfig{
+		{Name: "hook", Type: route.TypeWebhook, URL: srv.URL, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}}}
+	rec := &recorder{}
+	r, err := route.New(cfg, route.WithRecorder(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	// Whether Notify or Run makes the first attempt, only Run retries.
+	if err := r.Notify(ctx, []route.Notification{{Action: incident.ActionTrigger, Incident: sample("k")}}); err != nil {
+		t.Fatal(err)
+	}
+	promtest.WaitFor(t, 30*time.Second, "the retried delivery", func() bool { return slices.Contains(rec.outcomes(), "hook:trigger:sent") })
+	if got := rec.outcomes(); !slices.Equal(got, []string{"hook:trigger:retry", "hook:trigger:sent"}) {
+		t.Errorf("attempts %v, want one retry then sent", got)
 	}
 }

@@ -64,6 +64,7 @@ type LifecycleConfig struct {
 func NewDefaultConfig() Config {
 	return Config{
 		Correlation: correlate.NewDefaultConfig(),
+		Routing:     route.NewDefaultConfig(),
 		Lifecycle: LifecycleConfig{MinSeverity: "warning", OpenSeverity: "error", OpenAfter: 2, ResolveAfter: 3,
 			FlapWindow: time.Hour, MaxResolveAfter: 24, SuspectLookback: 24 * time.Hour, AckPoll: time.Minute,
 			RestoreLookback: 24 * time.Hour, CrossLayerFamilies: []string{"latency", "error_rate", "throughput"}},

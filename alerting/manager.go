@@ -28,11 +28,19 @@ type Store interface {
 	// Acked returns, of keys, those whose latest stored state is
 	// acknowledged, with who acknowledged them.
 	Acked(ctx context.Context, keys []string) (map[string]string, error)
+	// Transitions returns, for each of keys that has one, the highest
+	// incident transition the notification outbox holds a notification of.
+	Transitions(ctx context.Context, keys []string) (map[string]int, error)
 }
 
-// Notifier delivers notifications (route.Router implements it).
+// Notifier delivers notifications through an outbox (route.Router
+// implements it).
 type Notifier interface {
+	// Notify records ns in the outbox, then delivers what is due.
 	Notify(ctx context.Context, ns []route.Notification) error
+	// Enqueue only records ns; a delivery loop sends them.
+	Enqueue(ctx context.Context, ns []route.Notification) error
+	// Refresh re-sends firing incidents to Alertmanager.
 	Refresh(ctx context.Context, firing []incident.Incident) error
 }
 
@@ -72,6 +80,12 @@ type Manager struct {
 	source   map[*storage.Detection]string
 	version  uint64
 	lastPoll time.Time
+	// unsaved are incidents whose last save failed and held the
+	// notifications of their transitions: both wait for the next save, so
+	// a transition is never notified before it is stored (a restart finds
+	// every notified transition) nor lost because a save failed.
+	unsaved map[string]bool
+	held    []route.Notification
 }
 
 // Deps are the manager's collaborators; any may be nil (memory only, no
@@ -97,7 +111,8 @@ func NewManager(cfg Config, deps Deps) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg.Lifecycle, corr: corr, cat: deps.Catalog, store: deps.Store, notify: deps.Notifier,
 		deploys: deps.Deployments, silence: cfg.Silences, log: deps.Logger,
-		active: map[string]map[string]*storage.Detection{}, firstSeen: map[string]time.Time{}, incidents: map[string]*incident.Incident{}}
+		active: map[string]map[string]*storage.Detection{}, firstSeen: map[string]time.Time{}, incidents: map[string]*incident.Incident{},
+		unsaved: map[string]bool{}}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
@@ -105,7 +120,10 @@ func NewManager(cfg Config, deps Deps) (*Manager, error) {
 }
 
 // Restore reloads incidents open now or resolved within the restore
-// lookback before now, so a restart neither loses nor re-pages them.
+// lookback before now, so a restart neither loses nor re-pages them. A
+// restored incident whose last transition is stored but whose notification
+// never reached the outbox (the analyzer stopped in between) has it
+// recorded now; the notifier's delivery loop sends it.
 func (m *Manager) Restore(ctx context.Context, now time.Time) error {
 	if m.store == nil {
 		return nil
@@ -114,15 +132,44 @@ func (m *Manager) Restore(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("restore incidents: %w", err)
 	}
+	keys := make([]string, len(incs))
+	for i := range incs {
+		keys[i] = incs[i].Key
+	}
+	recorded, err := m.store.Transitions(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("restore incidents: %w", err)
+	}
+	var missed []route.Notification
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	for i := range incs {
 		inc := incs[i]
 		m.incidents[inc.Key] = &inc
 		m.version = max(m.version, inc.Version)
+		if inc.Transitions > recorded[inc.Key] {
+			missed = append(missed, route.Notification{Action: lastAction(inc.Status), Incident: inc.Clone()})
+		}
 	}
-	m.log.Info("alerting restored incidents", "count", len(incs))
+	m.mu.Unlock()
+	m.log.Info("alerting restored incidents", "count", len(incs), "unrecorded_notifications", len(missed))
+	if len(missed) > 0 && m.notify != nil {
+		if err := m.notify.Enqueue(ctx, missed); err != nil {
+			return fmt.Errorf("restore incidents: %w", err)
+		}
+	}
 	return nil
+}
+
+// lastAction is the notification of the transition that left an incident
+// in status s.
+func lastAction(s incident.Status) incident.Action {
+	switch s {
+	case incident.StatusAcknowledged:
+		return incident.ActionAcknowledge
+	case incident.StatusResolved:
+		return incident.ActionResolve
+	}
+	return incident.ActionTrigger
 }
 
 // Incidents returns copies of the incidents known now (pending included),
@@ -145,7 +192,8 @@ func (m *Manager) nextVersion() uint64 {
 }
 
 // Consume implements engine.Sink: it advances the incidents on ev, saves
-// them, then delivers the notifications and refreshes Alertmanager.
+// them, then records the notifications of their transitions in the
+// notifier's outbox (which delivers them) and refreshes Alertmanager.
 func (m *Manager) Consume(ctx context.Context, ev engine.Evaluation) error {
 	m.mu.Lock()
 	notes, firing, err := m.advanceAll(ctx, ev)
@@ -158,7 +206,7 @@ func (m *Manager) Consume(ctx context.Context, ev engine.Evaluation) error {
 	defer m.send.Unlock()
 	if len(notes) > 0 {
 		if err := m.notify.Notify(ctx, notes); err != nil {
-			m.log.Warn("alerting: notifications failed (recorded in notifications)", "err", err)
+			m.log.Warn("alerting: notifications not delivered yet (kept in notification_outbox, retried)", "err", err)
 		}
 	}
 	if err := m.notify.Refresh(ctx, firing); err != nil {
@@ -185,7 +233,7 @@ func (m *Manager) advanceAll(ctx context.Context, ev engine.Evaluation) ([]route
 			changed = append(changed, inc)
 		}
 		if note != "" {
-			notes = append(notes, route.Notification{Action: note, Incident: inc.Clone()})
+			notes = append(notes, transition(inc, note))
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(m.incidents)) {
@@ -198,7 +246,7 @@ func (m *Manager) advanceAll(ctx context.Context, ev engine.Evaluation) ([]route
 			changed = append(changed, inc)
 		}
 		if note != "" {
-			notes = append(notes, route.Notification{Action: note, Incident: inc.Clone()})
+			notes = append(notes, transition(inc, note))
 		}
 	}
 	changed = append(changed, m.linkCauses()...)
@@ -208,14 +256,27 @@ func (m *Manager) advanceAll(ctx context.Context, ev engine.Evaluation) ([]route
 	}
 	for _, inc := range acks {
 		changed = append(changed, inc)
-		notes = append(notes, route.Notification{Action: incident.ActionAcknowledge, Incident: inc.Clone()})
+		notes = append(notes, transition(inc, incident.ActionAcknowledge))
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.unsaved)) {
+		if inc := m.incidents[k]; inc != nil {
+			changed = append(changed, inc)
+		}
 	}
 	if err := m.save(ctx, changed, now); err != nil {
+		for _, inc := range changed {
+			m.unsaved[inc.Key] = true
+		}
+		m.held = append(m.held, notes...)
 		return nil, nil, err
 	}
+	clear(m.unsaved)
+	notes, m.held = append(m.held, notes...), nil
 	for i := range notes {
 		notes[i].Incident.Silenced = m.silenced(&notes[i].Incident, now)
-		notes[i].Incident.Version = m.incidents[notes[i].Incident.Key].Version
+		if inc := m.incidents[notes[i].Incident.Key]; inc != nil {
+			notes[i].Incident.Version = inc.Version
+		}
 	}
 	var firing []incident.Incident
 	if m.notify != nil {
@@ -227,6 +288,13 @@ func (m *Manager) advanceAll(ctx context.Context, ev engine.Evaluation) ([]route
 		}
 	}
 	return notes, firing, nil
+}
+
+// transition counts a notifying transition of inc and returns its
+// notification, which carries the transition's number.
+func transition(inc *incident.Incident, a incident.Action) route.Notification {
+	inc.Transitions++
+	return route.Notification{Action: a, Incident: inc.Clone()}
 }
 
 // updateActive replaces ev.Detector's active detections with ev's.
@@ -295,6 +363,7 @@ func (m *Manager) advance(ctx context.Context, cd *correlate.Candidate, detector
 	if inc.Status == incident.StatusPending && inc.Seen >= m.cfg.OpenAfter && pageable {
 		inc.Status, inc.OpenedAt = incident.StatusOpen, now
 		inc.AckedAt, inc.AckedBy, inc.ResolvedAt = time.Time{}, "", time.Time{}
+		inc.PageLabels = maps.Clone(inc.Labels)
 		m.attachSuspects(ctx, inc, now)
 		return inc, true, incident.ActionTrigger
 	}
@@ -346,7 +415,7 @@ func coveredBy(inc *incident.Incident, cands []correlate.Candidate) string {
 	}
 	for i := range cands {
 		cd := &cands[i]
-		if cd.Family != inc.Family || cd.Level.Rank() <= inc.Level.Rank() {
+		if cd.Family != inc.Family || !broader(cd, inc) {
 			continue
 		}
 		keys := map[string]bool{}
@@ -365,6 +434,16 @@ func coveredBy(inc *incident.Incident, cands []correlate.Candidate) string {
 		}
 	}
 	return ""
+}
+
+// broader reports whether cd sits above inc: a higher level or, for the
+// telemetry pipeline (one level, scoped by topology), a scope that contains
+// inc's.
+func broader(cd *correlate.Candidate, inc *incident.Incident) bool {
+	if cd.Level == incident.LevelPipeline && inc.Level == incident.LevelPipeline {
+		return cd.Scope != inc.Scope && (cd.Scope == "all" || strings.HasPrefix(inc.Scope, cd.Scope+"/"))
+	}
+	return cd.Level.Rank() > inc.Level.Rank()
 }
 
 // refresh copies a candidate's view into the incident.
@@ -427,10 +506,24 @@ func title(inc *incident.Incident, entities int) string {
 		fmt.Fprintf(&b, " — %d models (%s)", len(inc.Models), strings.Join(firstN(inc.Models, 5), ", "))
 	case entities > 1:
 		fmt.Fprintf(&b, " — %d detections on %d entities", len(inc.Evidence), entities)
+		if n := nodes(inc.Evidence); n > 1 {
+			fmt.Fprintf(&b, " of %d nodes", n)
+		}
 	case len(inc.Evidence) == 1:
 		b.WriteString(" — " + inc.Evidence[0].Summary)
 	}
 	return b.String()
+}
+
+// nodes counts the distinct nodes of the evidence.
+func nodes(ev []incident.Evidence) int {
+	seen := map[string]bool{}
+	for i := range ev {
+		if ev[i].Node != "" {
+			seen[ev[i].Datacenter+"/"+ev[i].Row+"/"+ev[i].Rack+"/"+ev[i].Node] = true
+		}
+	}
+	return len(seen)
 }
 
 func firstN(s []string, n int) []string {

@@ -23,7 +23,13 @@ import (
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		// This process is the analyzer TestPageSurvivesAKillMidDelivery kills.
+		os.Exit(outboxChild())
+	}
+	os.Exit(chtest.Run(m))
+}
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
@@ -50,6 +56,8 @@ func (p *pages) Notify(_ context.Context, ns []route.Notification) error {
 	}
 	return nil
 }
+
+func (p *pages) Enqueue(ctx context.Context, ns []route.Notification) error { return p.Notify(ctx, ns) }
 
 func (p *pages) Refresh(context.Context, []incident.Incident) error { return nil }
 
@@ -268,7 +276,7 @@ func TestRestartResumesWithoutRepaging(t *testing.T) {
 	cfg := alerting.NewDefaultConfig()
 	cfg.Routing = route.Config{Default: []string{"hook"}, Receivers: []route.ReceiverConfig{{Name: "hook", Type: route.TypeWebhook, URL: srv.URL + "/hook"}}}
 	start := func() *alerting.Manager {
-		router, err := route.New(cfg.Routing, route.WithRecorder(st))
+		router, err := route.New(cfg.Routing, route.WithRecorder(st), route.WithOutbox(st))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -334,6 +342,8 @@ func (s *stuck) Notify(context.Context, []route.Notification) error {
 	return nil
 }
 
+func (s *stuck) Enqueue(context.Context, []route.Notification) error { return nil }
+
 func (s *stuck) Refresh(context.Context, []incident.Incident) error { return nil }
 
 // A receiver that hangs does not hold up readers of the incidents (the
@@ -379,5 +389,22 @@ func TestSlowReceiverDoesNotBlockReaders(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("a window never finished after the receiver answered")
 		}
+	}
+}
+
+// A telemetry gap that widens from one node to its row is one pipeline
+// incident at the wider scope; the node's resolves as merged into it.
+func TestWideningTelemetryGapMergesIntoTheWiderScope(t *testing.T) {
+	p := &pages{}
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: fleet.Inventory(), Notifier: p})
+	gap := func(keep func(g fixture.GPU) bool) []storage.Detection {
+		return fixture.Thermal("fleet_health", "telemetry_gap", "warning", t0, fleet.Select(keep))
+	}
+	feed(t, m, "fleet_health", 30*time.Second, 0, 3, always, gap(func(g fixture.GPU) bool { return g.Node == "node-005" }))
+	feed(t, m, "fleet_health", 30*time.Second, 3, 3, always, gap(func(g fixture.GPU) bool { return g.Row == "row-0-0" }))
+	const node, row = "telemetry_gap/pipeline/dc-0/row-0-0/rack-01/node-005", "telemetry_gap/pipeline/dc-0/row-0-0"
+	want := []string{"trigger " + node, "resolve " + node, "trigger " + row}
+	if got := p.lines(); !slices.Equal(got, want) {
+		t.Errorf("pages %v, want %v", got, want)
 	}
 }

@@ -117,6 +117,8 @@ func (p *pager) Notify(_ context.Context, ns []route.Notification) error {
 	return nil
 }
 
+func (p *pager) Enqueue(ctx context.Context, ns []route.Notification) error { return p.Notify(ctx, ns) }
+
 func (p *pager) Refresh(context.Context, []incident.Incident) error { return nil }
 
 // detection turns a fired SPC point into what the SPC detector raises:

@@ -29,7 +29,9 @@ type Config struct {
 	NodeMinGPUs  int     `yaml:"node_min_gpus"`
 	NodeFraction float64 `yaml:"node_fraction"`
 	// RackMinNodes and RackFraction: a rack explains its nodes' when at
-	// least max(RackMinNodes, RackFraction × its nodes) have detections.
+	// least max(RackMinNodes, RackFraction × its nodes) are affected (each
+	// node explains its own GPUs, see NodeMinGPUs) or, for a spanning
+	// family, merely have detections.
 	RackMinNodes int     `yaml:"rack_min_nodes"`
 	RackFraction float64 `yaml:"rack_fraction"`
 	// RowMinRacks and RowFraction: the same for a row and its racks.
@@ -54,10 +56,29 @@ type Config struct {
 	// failing CDU shows as gpu_thermal on some GPUs and cooling on others.
 	// A class in no family is a family of its own.
 	Families map[string][]string `yaml:"families"`
+	// SpanningFamilies are the families whose cause is shared
+	// infrastructure that shows on some GPUs of many nodes without taking
+	// a whole node (a rack's CDU heats the top GPUs of each node): a rack
+	// explains them when enough of its nodes have any detection. Every
+	// other family needs evidence that the rack explains its nodes: enough
+	// of them affected as whole nodes, or a detection about the rack
+	// itself. Two unrelated GPU faults on two nodes of a rack stay two GPU
+	// incidents.
+	SpanningFamilies []string `yaml:"spanning_families"`
 	// HardwareTeam and HardwareOncall own hardware incidents (GPU up to
 	// fleet); the catalog owns model incidents.
 	HardwareTeam   string `yaml:"hardware_team"`
 	HardwareOncall string `yaml:"hardware_oncall"`
+	// PipelineFamilies are about the telemetry pipeline, not the hardware:
+	// whole nodes that stopped reporting (telemetry_gap). They correlate up
+	// the topology like a spanning family, but their candidates are at
+	// level pipeline, scoped to the part of the fleet that went silent
+	// (one incident however many GPUs it covers), and owned by
+	// PipelineTeam and PipelineOncall, who run the agents, the collector
+	// and ClickHouse.
+	PipelineFamilies []string `yaml:"pipeline_families"`
+	PipelineTeam     string   `yaml:"pipeline_team"`
+	PipelineOncall   string   `yaml:"pipeline_oncall"`
 }
 
 // NewDefaultConfig returns the thresholds of the design documents.
@@ -70,6 +91,7 @@ func NewDefaultConfig() Config {
 		FleetThreshold: 0.6, PortfolioThreshold: 0.6,
 		UpstreamMinModels: 2, UpstreamFraction: 0.5,
 		HardwareTeam: "infrastructure", HardwareOncall: "infrastructure-oncall",
+		PipelineFamilies: []string{"telemetry_gap"}, PipelineTeam: "observability", PipelineOncall: "observability-oncall",
 		Families: map[string][]string{
 			"thermal": {"thermal", "gpu_thermal", "cooling", "temperature", "power_thermal"},
 			"drift":   {"drift", "covariate_drift", "prediction_drift", "feature_drift", "stale_features", "freshness"},
@@ -77,6 +99,7 @@ func NewDefaultConfig() Config {
 			// training job, as its rank's straggling step time.
 			"performance": {"gpu_gray_failure", "gpu_straggler"},
 		},
+		SpanningFamilies: []string{"thermal"},
 	}
 }
 

@@ -42,16 +42,44 @@ func itoa(n int) string {
 	}
 }
 
+// hwCase is one hardware correlation case: detections and the
+// candidates they should give, as summary lines.
+type hwCase struct {
+	name string
+	dets []storage.Detection
+	want []string
+}
+
+// checkHardware correlates each case on fleet with the default config and
+// checks the candidates and that team/oncall own every one.
+func checkHardware(t *testing.T, fleet fixture.Fleet, cases []hwCase, team, oncall string) {
+	t.Helper()
+	c, err := correlate.New(correlate.NewDefaultConfig(), fleet.Inventory(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cands := c.Correlate(ptrs(tc.dets))
+			got := summary(cands)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+			for _, cd := range cands {
+				if cd.Team != team || cd.Oncall != oncall {
+					t.Errorf("%s: owner %q/%q, want %s/%s", cd.Key, cd.Team, cd.Oncall, team, oncall)
+				}
+			}
+		})
+	}
+}
+
 func TestTopology(t *testing.T) {
 	fleet := fixture.Fleet{Datacenters: 2, Rows: 2, Racks: 4, Nodes: 4, GPUs: 8}
 	hot := func(keep func(g fixture.GPU) bool) []storage.Detection {
 		return fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, fleet.Select(keep))
 	}
-	cases := []struct {
-		name string
-		dets []storage.Detection
-		want []string
-	}{
+	cases := []hwCase{
 		{"one GPU's fan", hot(func(g fixture.GPU) bool { return g.UUID == "GPU-005-3" }),
 			[]string{"thermal/gpu/dc-0/row-0-0/rack-01/node-005/GPU-005-3 (1)"}},
 		{"two GPUs in different racks stay apart", hot(func(g fixture.GPU) bool { return g.UUID == "GPU-005-3" || g.UUID == "GPU-009-1" }),
@@ -76,24 +104,7 @@ func TestTopology(t *testing.T) {
 			return g.Rack == "rack-01" || g.Rack == "rack-05" || (g.Datacenter == "dc-1" && (g.Row == "row-1-0" || g.Row == "row-1-1"))
 		}), []string{"thermal/fleet/all (320)"}},
 	}
-	c, err := correlate.New(correlate.NewDefaultConfig(), fleet.Inventory(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cands := c.Correlate(ptrs(tc.dets))
-			got := summary(cands)
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
-			}
-			for _, cd := range cands {
-				if cd.Team != "infrastructure" || cd.Oncall != "infrastructure-oncall" {
-					t.Errorf("%s: owner %q/%q, want the hardware team", cd.Key, cd.Team, cd.Oncall)
-				}
-			}
-		})
-	}
+	checkHardware(t, fleet, cases, "infrastructure", "infrastructure-oncall")
 }
 
 func TestFamiliesKeepClassesOfOneCauseTogether(t *testing.T) {
@@ -168,4 +179,49 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("Validate() = %v, want it to mention %s", err, want)
 		}
 	}
+}
+
+// A rack explains its nodes' detections only with evidence that it is the
+// cause: for a family that is not spanning (performance), whole nodes
+// affected, not one GPU fault on each of two nodes (deploy/scenarios/
+// small.yaml: a straggler on node-001 and an NVLink fault on node-002).
+func TestRackNeedsEvidenceThatItExplainsItsNodes(t *testing.T) {
+	fleet := fixture.Fleet{Datacenters: 1, Rows: 1, Racks: 2, Nodes: 4, GPUs: 8}
+	gpus := func(keep func(g fixture.GPU) bool) []fixture.GPU { return fleet.Select(keep) }
+	one := func(uuid string) func(g fixture.GPU) bool { return func(g fixture.GPU) bool { return g.UUID == uuid } }
+	gray := func(keep func(g fixture.GPU) bool) []storage.Detection {
+		return fixture.Thermal("health", "gpu_gray_failure", "error", t0, gpus(keep))
+	}
+	// The straggler's rank, as fleet health reports it: a rank entity on
+	// the GPU's UUID.
+	straggler := fixture.Thermal("health", "gpu_straggler", "error", t0, gpus(one("GPU-001-6")))
+	straggler[0].EntityType, straggler[0].Entity, straggler[0].Key = "rank", "llm-pretrain/6", "health/GPU-001-6/straggler"
+	checkHardware(t, fleet, []hwCase{
+		{"a straggler and an NVLink fault on two nodes of one rack",
+			append(append(gray(one("GPU-001-6")), straggler...), gray(one("GPU-002-1"))...),
+			[]string{"performance/gpu/dc-0/row-0-0/rack-00/node-001/GPU-001-6 (2)", "performance/gpu/dc-0/row-0-0/rack-00/node-002/GPU-002-1 (1)"}},
+		{"every GPU of two nodes slow together: the rack",
+			gray(func(g fixture.GPU) bool { return g.Node == "node-001" || g.Node == "node-002" }),
+			[]string{"performance/rack/dc-0/row-0-0/rack-00 (16)"}},
+		{"a spanning family still counts nodes with any detection (a CDU heats the top GPUs)",
+			fixture.Thermal("health", "gpu_thermal", "warning", t0, gpus(func(g fixture.GPU) bool { return g.UUID == "GPU-001-7" || g.UUID == "GPU-002-7" })),
+			[]string{"thermal/rack/dc-0/row-0-0/rack-00 (2)"}},
+	}, "infrastructure", "infrastructure-oncall")
+}
+
+// Whole nodes that stop reporting are a telemetry gap: one pipeline
+// candidate scoped to what went silent, owned by the pipeline's owner.
+func TestTelemetryGapsArePipelineCandidates(t *testing.T) {
+	fleet := fixture.Fleet{Datacenters: 2, Rows: 2, Racks: 4, Nodes: 4, GPUs: 8}
+	silent := func(keep func(g fixture.GPU) bool) []storage.Detection {
+		return fixture.Thermal("fleet_health", "telemetry_gap", "warning", t0, fleet.Select(keep))
+	}
+	checkHardware(t, fleet, []hwCase{
+		{"one node", silent(func(g fixture.GPU) bool { return g.Node == "node-005" }),
+			[]string{"telemetry_gap/pipeline/dc-0/row-0-0/rack-01/node-005 (8)"}},
+		{"a row", silent(func(g fixture.GPU) bool { return g.Row == "row-1-0" }),
+			[]string{"telemetry_gap/pipeline/dc-1/row-1-0 (128)"}},
+		{"the whole fleet", silent(func(fixture.GPU) bool { return true }),
+			[]string{"telemetry_gap/pipeline/all (512)"}},
+	}, "observability", "observability-oncall")
 }

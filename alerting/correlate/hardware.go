@@ -127,13 +127,15 @@ func (t *tree) place(d *storage.Detection) {
 	n.own = append(n.own, d)
 }
 
-// judge computes affected and touched bottom-up.
-func (c *Correlator) judge(t *tree) {
+// judge computes affected and touched bottom-up; spanning says whether a
+// rack counts its nodes with any detection (a spanning family) or only
+// those affected as whole nodes.
+func (c *Correlator) judge(t *tree, spanning bool) {
 	kidsAffected, kidsTouched := 0, 0
 	rowsWithAffectedRacks := map[string]bool{}
 	affectedRacks := 0
 	for _, k := range t.kids {
-		c.judge(k)
+		c.judge(k, spanning)
 		if k.affected {
 			kidsAffected++
 		}
@@ -163,8 +165,12 @@ func (c *Correlator) judge(t *tree) {
 		t.affected = kidsAffected >= 2 || (affectedRacks >= cfg.DatacenterMinRacks && len(rowsWithAffectedRacks) >= 2)
 	case 2: // row: racks affected
 		t.affected = kidsAffected >= atLeast(cfg.RowMinRacks, cfg.RowFraction, max(total, kidsAffected))
-	case 3: // rack: nodes with any detection
-		t.affected = kidsTouched >= atLeast(cfg.RackMinNodes, cfg.RackFraction, max(total, kidsTouched))
+	case 3: // rack: nodes affected, or with any detection for a spanning family
+		nodes := kidsAffected
+		if spanning {
+			nodes = kidsTouched
+		}
+		t.affected = nodes >= atLeast(cfg.RackMinNodes, cfg.RackFraction, max(total, kidsTouched))
 	case 4: // node: GPUs with detections
 		t.affected = kidsTouched >= atLeast(cfg.NodeMinGPUs, cfg.NodeFraction, max(total, kidsTouched))
 	case 5:
@@ -181,18 +187,29 @@ func (t *tree) all(dst []*storage.Detection) []*storage.Detection {
 	return dst
 }
 
+// owner is who a hardware-tree candidate goes to: a level, a team and an
+// on-call rotation.
+type owner struct {
+	level        incident.Level // "" for the subtree's hardware level
+	team, oncall string
+}
+
 // emit returns one candidate per highest affected subtree.
-func (c *Correlator) emit(family string, t *tree, out []Candidate) []Candidate {
+func (c *Correlator) emit(family string, own owner, t *tree, out []Candidate) []Candidate {
 	if t.affected {
 		scope := t.path
 		if t.order == 0 {
 			scope = "all"
 		}
-		return append(out, Candidate{Key: key(family, hwLevels[t.order], scope), Level: hwLevels[t.order], Scope: scope,
-			Family: family, Topology: t.topo, Evidence: t.all(nil), Team: c.cfg.HardwareTeam, Oncall: c.cfg.HardwareOncall})
+		level := own.level
+		if level == "" {
+			level = hwLevels[t.order]
+		}
+		return append(out, Candidate{Key: key(family, level, scope), Level: level, Scope: scope,
+			Family: family, Topology: t.topo, Evidence: t.all(nil), Team: own.team, Oncall: own.oncall})
 	}
 	for _, name := range slices.Sorted(maps.Keys(t.kids)) {
-		out = c.emit(family, t.kids[name], out)
+		out = c.emit(family, own, t.kids[name], out)
 	}
 	return out
 }
@@ -202,6 +219,11 @@ func (c *Correlator) hardware(family string, dets []*storage.Detection) []Candid
 	for _, d := range dets {
 		root.place(d)
 	}
-	c.judge(root)
-	return c.emit(family, root, nil)
+	own := owner{team: c.cfg.HardwareTeam, oncall: c.cfg.HardwareOncall}
+	pipeline := slices.Contains(c.cfg.PipelineFamilies, family)
+	if pipeline {
+		own = owner{level: incident.LevelPipeline, team: c.cfg.PipelineTeam, oncall: c.cfg.PipelineOncall}
+	}
+	c.judge(root, pipeline || slices.Contains(c.cfg.SpanningFamilies, family))
+	return c.emit(family, own, root, nil)
 }

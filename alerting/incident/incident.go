@@ -4,6 +4,7 @@
 package incident
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -15,7 +16,9 @@ type Level string
 
 // Hardware levels, GPU ⊂ node ⊂ rack ⊂ row ⊂ datacenter ⊂ fleet, and model
 // levels, model ⊂ upstream (a shared feature pipeline or embedding model) ⊂
-// portfolio (a domain) ⊂ fleet.
+// portfolio (a domain) ⊂ fleet. Pipeline is the telemetry pipeline (agents,
+// collector, ClickHouse) of the part of the fleet its scope names: what a
+// fleet that stops reporting at once points at.
 const (
 	LevelGPU        Level = "gpu"
 	LevelNode       Level = "node"
@@ -26,13 +29,15 @@ const (
 	LevelModel      Level = "model"
 	LevelUpstream   Level = "upstream"
 	LevelPortfolio  Level = "portfolio"
+	LevelPipeline   Level = "pipeline"
 )
 
 // Rank orders levels by breadth within their hierarchy: 0 for a GPU or a
-// model, up to 3 for a datacenter or the fleet.
+// model, up to 3 for a datacenter or the fleet; the telemetry pipeline, a
+// shared dependency of the GPUs as an upstream is of its models, is 1.
 func (l Level) Rank() int {
 	switch l {
-	case LevelNode, LevelUpstream:
+	case LevelNode, LevelUpstream, LevelPipeline:
 		return 1
 	case LevelRack, LevelRow, LevelPortfolio:
 		return 2
@@ -128,6 +133,12 @@ type Incident struct {
 	// Labels are what routing rules and silences match on: class, family,
 	// level, scope, severity, team, oncall, domain, key and the topology.
 	Labels map[string]string `json:"labels"`
+	// PageLabels are Labels as they were when the incident opened. Class
+	// and severity change during an incident; routing and Alertmanager's
+	// alert identity use these for the incident's life, so that its
+	// acknowledgement, re-sends and resolve reach the receivers, and match
+	// the alert, that its trigger did.
+	PageLabels map[string]string `json:"page_labels,omitempty"`
 
 	FirstSeen  time.Time `json:"first_seen"`
 	LastSeen   time.Time `json:"last_seen"`
@@ -143,6 +154,10 @@ type Incident struct {
 	Clear int `json:"clear"`
 	// Flaps counts reopenings within the flap window.
 	Flaps int `json:"flaps"`
+	// Transitions counts the notifications the incident asked for (its
+	// triggers, acknowledgements and resolves); each notification carries
+	// its number, which makes its idempotency key, the same on every retry.
+	Transitions int `json:"transitions"`
 	// Detectors are the engine detectors whose windows count for Seen and
 	// Clear.
 	Detectors []string `json:"detectors"`
@@ -159,13 +174,23 @@ type Incident struct {
 	Version uint64 `json:"version"`
 }
 
+// RouteLabels are the labels notifications of inc route on: PageLabels
+// once it has opened, Labels before (and for states stored without them).
+func (inc *Incident) RouteLabels() map[string]string {
+	if len(inc.PageLabels) > 0 {
+		return inc.PageLabels
+	}
+	return inc.Labels
+}
+
 // Clone returns a deep copy of inc.
 func (inc *Incident) Clone() Incident {
 	out := *inc
-	out.Labels = make(map[string]string, len(inc.Labels))
-	for k, v := range inc.Labels {
-		out.Labels[k] = v
+	out.Labels = maps.Clone(inc.Labels)
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
 	}
+	out.PageLabels = maps.Clone(inc.PageLabels)
 	out.Models = slices.Clone(inc.Models)
 	out.Detectors = slices.Clone(inc.Detectors)
 	out.Evidence = slices.Clone(inc.Evidence)

@@ -1,14 +1,21 @@
 // Package route sends incident notifications where YAML rules on their
 // labels say: PagerDuty (Events API v2), Prometheus Alertmanager (API v2)
-// and generic webhooks. Deliveries retry 429 and 5xx answers with jittered
-// exponential backoff (honouring Retry-After), PagerDuty events are limited
-// per routing key, firing alerts are re-sent to Alertmanager while they
-// fire, and every attempt is handed to a Recorder (the notifications table).
+// and generic webhooks. Every notification to every receiver goes through
+// an outbox (the notification_outbox table): it is recorded before its
+// first attempt and retried — 429, 5xx, network errors and timeouts, with
+// jittered exponential backoff honouring Retry-After — until it is
+// delivered or expires, across restarts. Retries carry the same dedup key
+// (PagerDuty's dedup_key, Alertmanager's label set, the webhook
+// Idempotency-Key), so a receiver acts once per incident transition.
+// PagerDuty events are limited per routing key, firing alerts are re-sent to
+// Alertmanager while they fire, and every attempt is handed to a Recorder
+// (the notifications table).
 package route
 
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"time"
 
@@ -29,6 +36,26 @@ type Config struct {
 	Routes    []Rule           `yaml:"routes"`
 	Default   []string         `yaml:"default"`
 	Receivers []ReceiverConfig `yaml:"receivers"`
+	// ExternalURL is where on-call opens Fleetwatch from a notification:
+	// Alertmanager's generatorURL and PagerDuty's client_url, unless a
+	// receiver sets its own dashboard_url (default DefaultExternalURL).
+	ExternalURL string `yaml:"external_url"`
+}
+
+// DefaultExternalURL is Grafana's default address with the provisioned
+// investigation dashboard (dashboards/README.md).
+const DefaultExternalURL = "http://localhost:3000/d/fleetwatch-investigation"
+
+// NewDefaultConfig returns no routes and no receivers, with the default
+// external URL.
+func NewDefaultConfig() Config { return Config{ExternalURL: DefaultExternalURL} }
+
+// externalURL is ExternalURL or its default.
+func (c *Config) externalURL() string {
+	if c.ExternalURL == "" {
+		return DefaultExternalURL
+	}
+	return c.ExternalURL
 }
 
 // Rule sends incidents whose labels match to receivers. Match compares
@@ -61,17 +88,25 @@ type ReceiverConfig struct {
 	// firing (default 1m); their endsAt is 4 intervals ahead, so they
 	// resolve by themselves if Fleetwatch stops.
 	ResendInterval time.Duration `yaml:"resend_interval"`
-	// Timeout bounds one HTTP attempt (default 10s).
+	// Timeout bounds one HTTP attempt (default 10s): a receiver that
+	// hangs holds up no other delivery longer than this.
 	Timeout time.Duration `yaml:"timeout"`
-	// MaxAttempts per notification (default 6); InitialBackoff and
-	// MaxBackoff bound the jittered exponential backoff between them.
+	// ExpireAfter: a notification still not delivered this long after it
+	// was recorded in the outbox expires, counted and kept there as
+	// expired (default 24h).
+	ExpireAfter time.Duration `yaml:"expire_after"`
+	// MaxAttempts, when above 0, gives a notification up (failed) after
+	// that many attempts; 0 (the default) retries until ExpireAfter.
+	// InitialBackoff and MaxBackoff bound the jittered exponential backoff
+	// between attempts.
 	MaxAttempts    int               `yaml:"max_attempts"`
 	InitialBackoff time.Duration     `yaml:"initial_backoff"`
 	MaxBackoff     time.Duration     `yaml:"max_backoff"`
 	Headers        map[string]string `yaml:"headers"`
 	// Source is PagerDuty's payload.source (default fleetwatch).
 	Source string `yaml:"source"`
-	// DashboardURL, when set, is linked from every event.
+	// DashboardURL, when set, is linked from every event and replaces
+	// the routing section's external_url for this receiver.
 	DashboardURL string `yaml:"dashboard_url"`
 }
 
@@ -92,8 +127,8 @@ func (r ReceiverConfig) withDefaults() ReceiverConfig {
 	if r.Timeout == 0 {
 		r.Timeout = 10 * time.Second
 	}
-	if r.MaxAttempts == 0 {
-		r.MaxAttempts = 6
+	if r.ExpireAfter == 0 {
+		r.ExpireAfter = 24 * time.Hour
 	}
 	if r.InitialBackoff == 0 {
 		r.InitialBackoff = 500 * time.Millisecond
@@ -133,8 +168,8 @@ func (c *Config) Validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("receiver %s: type %q, want pagerduty, alertmanager or webhook", r.Name, r.Type))
 		}
-		if r.RatePerMinute < 1 || r.MaxAttempts < 1 || r.Timeout <= 0 || r.InitialBackoff <= 0 || r.MaxBackoff < r.InitialBackoff || r.ResendInterval <= 0 {
-			errs = append(errs, fmt.Errorf("receiver %s: want rate_per_minute, max_attempts >= 1, timeout, resend_interval > 0, 0 < initial_backoff <= max_backoff", r.Name))
+		if r.RatePerMinute < 1 || r.MaxAttempts < 0 || r.Timeout <= 0 || r.ExpireAfter <= 0 || r.InitialBackoff <= 0 || r.MaxBackoff < r.InitialBackoff || r.ResendInterval <= 0 {
+			errs = append(errs, fmt.Errorf("receiver %s: want rate_per_minute >= 1, max_attempts >= 0, timeout, expire_after, resend_interval > 0, 0 < initial_backoff <= max_backoff", r.Name))
 		}
 	}
 	check := func(where string, rs []string) {
@@ -158,6 +193,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	check("default", c.Default)
+	if u, err := url.Parse(c.externalURL()); err != nil || !u.IsAbs() {
+		errs = append(errs, fmt.Errorf("external_url %q: want an absolute URL", c.ExternalURL))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}

@@ -87,7 +87,7 @@ func encodePagerDuty(rv *receiver, n *Notification, _ time.Time) ([]byte, error)
 	ev := PagerDutyEvent{RoutingKey: rv.cfg.RoutingKey, EventAction: string(n.Action), DedupKey: inc.Key}
 	if n.Action == incident.ActionTrigger {
 		ev.Client = "Fleetwatch"
-		ev.ClientURL = rv.cfg.DashboardURL
+		ev.ClientURL = rv.link
 		ev.Payload = &PagerDutyPayload{
 			Summary:       truncate(inc.Title, 1024),
 			Source:        rv.cfg.Source,
@@ -101,9 +101,7 @@ func encodePagerDuty(rv *receiver, n *Notification, _ time.Time) ([]byte, error)
 		if inc.Runbook != "" {
 			ev.Links = append(ev.Links, PagerDutyLink{Href: inc.Runbook, Text: "runbook"})
 		}
-		if rv.cfg.DashboardURL != "" {
-			ev.Links = append(ev.Links, PagerDutyLink{Href: rv.cfg.DashboardURL, Text: "Fleetwatch"})
-		}
+		ev.Links = append(ev.Links, PagerDutyLink{Href: rv.link, Text: "Fleetwatch"})
 	}
 	return json.Marshal(ev)
 }
@@ -128,10 +126,15 @@ func amLabel(k string) string {
 	return string(b)
 }
 
+// encodeAlertmanager posts the incident as one alert. Its labels, which
+// are the alert's identity in Alertmanager, are the incident's labels as
+// it opened (incident.RouteLabels): a class or severity that changes later
+// goes into the annotations, so re-sends and the resolve address the very
+// alert the trigger created instead of firing a second one.
 func encodeAlertmanager(rv *receiver, n *Notification, now time.Time) ([]byte, error) {
 	inc := &n.Incident
 	labels := map[string]string{"alertname": "FleetwatchIncident", "incident_key": inc.Key}
-	for k, v := range inc.Labels {
+	for k, v := range inc.RouteLabels() {
 		if v != "" && k != "key" {
 			labels[amLabel(k)] = v
 		}
@@ -144,8 +147,8 @@ func encodeAlertmanager(rv *receiver, n *Notification, now time.Time) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	ann := map[string]string{"summary": inc.Title, "evidence": string(ev),
-		"description": fmt.Sprintf("%d detection(s) at %s level; status %s", len(inc.Evidence), inc.Level, inc.Status)}
+	ann := map[string]string{"summary": inc.Title, "evidence": string(ev), "severity": inc.Severity, "class": inc.Class,
+		"description": fmt.Sprintf("%d detection(s) at %s level; status %s; severity %s now", len(inc.Evidence), inc.Level, inc.Status, inc.Severity)}
 	if inc.Runbook != "" {
 		ann["runbook_url"] = inc.Runbook
 	}
@@ -157,17 +160,21 @@ func encodeAlertmanager(rv *receiver, n *Notification, now time.Time) ([]byte, e
 		start = now
 	}
 	a := AlertmanagerAlert{Labels: labels, Annotations: ann, StartsAt: start.UTC().Format(time.RFC3339),
-		EndsAt: ends.UTC().Format(time.RFC3339), GeneratorURL: rv.cfg.DashboardURL}
+		EndsAt: ends.UTC().Format(time.RFC3339), GeneratorURL: rv.link}
 	return json.Marshal([]AlertmanagerAlert{a})
 }
 
-// WebhookMessage is what a generic webhook receives.
+// WebhookMessage is what a generic webhook receives. IdempotencyKey (also
+// the Idempotency-Key header) is the same on every retry of one
+// notification: a receiver that has seen it already should answer 2xx and
+// do nothing.
 type WebhookMessage struct {
-	Version  string            `json:"version"`
-	Action   incident.Action   `json:"action"`
-	Incident incident.Incident `json:"incident"`
+	Version        string            `json:"version"`
+	Action         incident.Action   `json:"action"`
+	IdempotencyKey string            `json:"idempotency_key"`
+	Incident       incident.Incident `json:"incident"`
 }
 
 func encodeWebhook(_ *receiver, n *Notification, _ time.Time) ([]byte, error) {
-	return json.Marshal(WebhookMessage{Version: "1", Action: n.Action, Incident: n.Incident})
+	return json.Marshal(WebhookMessage{Version: "1", Action: n.Action, IdempotencyKey: IdempotencyKey(n), Incident: n.Incident})
 }

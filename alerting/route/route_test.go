@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
+	"github.com/fleetwatch/fleetwatch/internal/promtest"
 )
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -149,23 +150,81 @@ func (pd *pagerDuty) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 const routingKey = "R0123456789abcdef0123456789abcde"
 
-func newRouter(t *testing.T, cfg route.Config, rec *recorder, slept *[]time.Duration) *route.Router {
+// manualClock moves only when a test says so or the router sleeps (for its
+// rate limit), which it records.
+type manualClock struct {
+	mu    sync.Mutex
+	t     time.Time
+	slept []time.Duration
+}
+
+func (c *manualClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) sleep(_ context.Context, d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d > 0 {
+		c.slept = append(c.slept, d)
+		c.t = c.t.Add(d)
+	}
+	return nil
+}
+
+func (c *manualClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func newRouter(t *testing.T, cfg route.Config, rec *recorder, opts ...route.Option) (*route.Router, *manualClock) {
 	t.Helper()
-	var mu sync.Mutex
-	r, err := route.New(cfg, route.WithRecorder(rec), route.WithClock(time.Now, func(_ context.Context, d time.Duration) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if d > 0 {
-			*slept = append(*slept, d)
-		}
-		return nil
-	}))
+	clock := &manualClock{t: t0}
+	r, err := route.New(cfg, append([]route.Option{route.WithRecorder(rec), route.WithClock(clock.now, clock.sleep)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return r, clock
 }
 
+// drain moves the clock to each next retry and runs a delivery pass until
+// nothing is pending (at most n passes); it returns the waits.
+func drain(t *testing.T, r *route.Router, clock *manualClock, n int) []time.Duration {
+	t.Helper()
+	var waits []time.Duration
+	for i := 0; i < n; i++ {
+		q := route.Queue(r)
+		if len(q) == 0 {
+			return waits
+		}
+		// The first entry of each receiver and incident is the one due
+		// next; those behind it wait for it.
+		next, head := q[0].NextAt, map[string]bool{}
+		for _, e := range q {
+			if k := e.Receiver + " " + e.Incident.Key; !head[k] {
+				head[k] = true
+				if e.NextAt.Before(next) {
+					next = e.NextAt
+				}
+			}
+		}
+		waits = append(waits, next.Sub(clock.now()))
+		clock.set(next)
+		if err := r.Dispatch(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatalf("still pending after %d passes: %+v", n, route.Queue(r))
+	return nil
+}
+
+// Trigger, acknowledge and resolve reach PagerDuty in order, as valid
+// Events v2 events with the incident key as dedup_key; 429 and 502 are
+// retried from the outbox, the first retry after Retry-After, and the
+// acknowledgement waits for its trigger.
 func TestPagerDutyEventsAndRetries(t *testing.T) {
 	pd := &pagerDuty{script: []int{http.StatusTooManyRequests, http.StatusBadGateway}}
 	srv := httptest.NewServer(pd)
@@ -175,15 +234,16 @@ func TestPagerDutyEventsAndRetries(t *testing.T) {
 		Receivers: []route.ReceiverConfig{{Name: "pd", Type: route.TypePagerDuty, URL: srv.URL + "/v2/enqueue", RoutingKey: routingKey, InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Second}},
 	}
 	rec := &recorder{}
-	var slept []time.Duration
-	r := newRouter(t, cfg, rec, &slept)
+	r, clock := newRouter(t, cfg, rec)
 	inc := sample("thermal/rack/dc-0/row-0-0/rack-03")
 	ctx := context.Background()
 	for _, a := range []incident.Action{incident.ActionTrigger, incident.ActionAcknowledge, incident.ActionResolve} {
+		inc.Transitions++
 		if err := r.Notify(ctx, []route.Notification{{Action: a, Incident: inc}}); err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
 	}
+	waits := drain(t, r, clock, 5)
 	if len(pd.problems) > 0 {
 		t.Errorf("payloads violate the Events v2 schema: %v", pd.problems)
 	}
@@ -195,7 +255,7 @@ func TestPagerDutyEventsAndRetries(t *testing.T) {
 		}
 	}
 	if !slices.Equal(actions, []string{"trigger", "acknowledge", "resolve"}) {
-		t.Errorf("PagerDuty got %v", actions)
+		t.Fatalf("PagerDuty got %v", actions)
 	}
 	pl := pd.events[0]["payload"].(map[string]any)
 	if pl["severity"] != "critical" || pl["component"] != inc.Scope || pl["group"] != "rack" || pl["class"] != "gpu_thermal" {
@@ -209,8 +269,8 @@ func TestPagerDutyEventsAndRetries(t *testing.T) {
 	if got := rec.outcomes(); !slices.Equal(got, want) {
 		t.Errorf("recorded attempts %v, want %v", got, want)
 	}
-	if len(slept) < 2 || slept[0] < time.Second {
-		t.Errorf("backoff sleeps %v: want two, the first honouring Retry-After: 1", slept)
+	if len(waits) != 2 || waits[0] < time.Second {
+		t.Errorf("waits before the retries %v: want two, the first honouring Retry-After: 1", waits)
 	}
 }
 
@@ -221,8 +281,7 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 	cfg := route.Config{Default: []string{"pd"},
 		Receivers: []route.ReceiverConfig{{Name: "pd", Type: route.TypePagerDuty, URL: srv.URL + "/v2/enqueue", RoutingKey: routingKey, InitialBackoff: time.Millisecond}}}
 	rec := &recorder{}
-	var slept []time.Duration
-	r := newRouter(t, cfg, rec, &slept)
+	r, _ := newRouter(t, cfg, rec)
 	if err := r.Notify(context.Background(), []route.Notification{{Action: incident.ActionTrigger, Incident: sample("k")}}); err == nil {
 		t.Error("a 400 should be reported")
 	}
@@ -239,8 +298,7 @@ func TestRateLimitPerRoutingKey(t *testing.T) {
 		{Name: "a", Type: route.TypePagerDuty, URL: srv.URL + "/v2/enqueue", RoutingKey: routingKey, RatePerMinute: 3},
 		{Name: "b", Type: route.TypePagerDuty, URL: srv.URL + "/v2/enqueue", RoutingKey: routingKey, RatePerMinute: 3},
 	}}
-	var slept []time.Duration
-	r := newRouter(t, cfg, &recorder{}, &slept)
+	r, clock := newRouter(t, cfg, &recorder{})
 	var ns []route.Notification
 	for _, k := range []string{"k1", "k2"} {
 		ns = append(ns, route.Notification{Action: incident.ActionTrigger, Incident: sample(k)})
@@ -249,7 +307,7 @@ func TestRateLimitPerRoutingKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Four events on one key at 3/min: the fourth waits about 20 s.
-	if len(slept) != 1 || slept[0] < 15*time.Second || slept[0] > 21*time.Second {
+	if slept := clock.slept; len(slept) != 1 || slept[0] < 15*time.Second || slept[0] > 21*time.Second {
 		t.Errorf("rate-limit waits %v, want one of about 20s", slept)
 	}
 }
@@ -290,5 +348,152 @@ func TestRoutingRules(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v; want it to mention %s", err, want)
 		}
+	}
+}
+
+// Notifications route on the labels the incident opened with: a severity
+// that rose since does not send its resolve to receivers that never got
+// its trigger.
+func TestFollowUpsRouteLikeTheTrigger(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := route.Config{
+		Routes:  []route.Rule{{Match: map[string]string{"severity": "critical"}, Receivers: []string{"pager"}}},
+		Default: []string{"tickets"},
+		Receivers: []route.ReceiverConfig{{Name: "pager", Type: route.TypeWebhook, URL: srv.URL + "/pager"},
+			{Name: "tickets", Type: route.TypeWebhook, URL: srv.URL + "/tickets"}},
+	}
+	r, err := route.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc := sample("k")
+	inc.PageLabels = map[string]string{"key": "k", "severity": "error"}
+	inc.Status = incident.StatusResolved
+	if err := r.Notify(context.Background(), []route.Notification{{Action: incident.ActionResolve, Incident: inc}}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"/tickets"}) {
+		t.Errorf("resolve went to %v, want /tickets, where the trigger (severity error) went", got)
+	}
+}
+
+// A receiver that hangs costs one timed-out attempt per delivery pass: the
+// other receiver gets its notifications in the same pass, and the hung
+// one's keep waiting in the outbox for the next.
+func TestHungReceiverDoesNotHoldUpOthers(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // then a client that gives up ends r.Context()
+		mu.Lock()
+		got[r.URL.Path]++
+		mu.Unlock()
+		if r.URL.Path == "/hung" {
+			<-r.Context().Done()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cfg := route.Config{Default: []string{"hung", "ok"}, Receivers: []route.ReceiverConfig{
+		{Name: "hung", Type: route.TypeWebhook, URL: srv.URL + "/hung", Timeout: 50 * time.Millisecond},
+		{Name: "ok", Type: route.TypeWebhook, URL: srv.URL + "/ok"}}}
+	r, _ := newRouter(t, cfg, &recorder{})
+	var ns []route.Notification
+	for _, k := range []string{"k1", "k2"} {
+		ns = append(ns, route.Notification{Action: incident.ActionTrigger, Incident: sample(k)})
+	}
+	if err := r.Notify(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got["/ok"] != 2 || got["/hung"] != 1 {
+		t.Errorf("requests %v: want both notifications at /ok and one attempt at /hung", got)
+	}
+	st := r.Stats()
+	if st.Pending["hung"] != 2 || st.Pending["ok"] != 0 || st.Failures[route.Key{Receiver: "hung", Label: route.ReasonTimeout}] != 1 {
+		t.Errorf("pending %v, failures %v: want hung's two waiting and one timeout counted", st.Pending, st.Failures)
+	}
+}
+
+// Each retry of a webhook carries the same Idempotency-Key; an entry past
+// expire_after expires, counted, instead of being retried for ever.
+func TestWebhookRetriesKeepTheirKeyUntilExpiry(t *testing.T) {
+	var mu sync.Mutex
+	var keys []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := route.Config{Default: []string{"hook"}, Receivers: []route.ReceiverConfig{
+		{Name: "hook", Type: route.TypeWebhook, URL: srv.URL, ExpireAfter: 10 * time.Minute, MaxBackoff: time.Minute}}}
+	rec := &recorder{}
+	r, clock := newRouter(t, cfg, rec)
+	inc := sample("k")
+	inc.Transitions = 1
+	if err := r.Notify(context.Background(), []route.Notification{{Action: incident.ActionTrigger, Incident: inc}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 11 && len(route.Queue(r)) > 0; i++ {
+		clock.set(t0.Add(time.Duration(i) * time.Minute))
+		err := r.Dispatch(context.Background())
+		if i == 10 && (err == nil || !strings.Contains(err.Error(), "expired")) {
+			t.Errorf("pass at expire_after returned %v, want the expiry", err)
+		}
+	}
+	if len(keys) < 2 || slices.Compact(slices.Clone(keys))[0] != "k#1/trigger" || len(slices.Compact(slices.Clone(keys))) != 1 {
+		t.Errorf("Idempotency-Keys %v: want every attempt under k#1/trigger", keys)
+	}
+	if n := len(route.Queue(r)); n != 0 {
+		t.Errorf("%d entries still pending after expire_after", n)
+	}
+	if st := r.Stats(); st.Expired["hook"] != 1 {
+		t.Errorf("expired %v, want 1 for hook", st.Expired)
+	}
+}
+
+// Run retries a failed delivery when the retry falls due.
+func TestRunDeliversAndRetries(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cfg := route.Config{Default: []string{"hook"}, Receivers: []route.ReceiverConfig{
+		{Name: "hook", Type: route.TypeWebhook, URL: srv.URL, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}}}
+	rec := &recorder{}
+	r, err := route.New(cfg, route.WithRecorder(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	// Whether Notify or Run makes the first attempt, only Run retries.
+	if err := r.Notify(ctx, []route.Notification{{Action: incident.ActionTrigger, Incident: sample("k")}}); err != nil {
+		t.Fatal(err)
+	}
+	promtest.WaitFor(t, 30*time.Second, "the retried delivery", func() bool { return slices.Contains(rec.outcomes(), "hook:trigger:sent") })
+	if got := rec.outcomes(); !slices.Equal(got, []string{"hook:trigger:retry", "hook:trigger:sent"}) {
+		t.Errorf("attempts %v, want one retry then sent", got)
 	}
 }

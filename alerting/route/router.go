@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
@@ -44,6 +44,8 @@ type Attempt struct {
 	Err         string
 	Duration    time.Duration
 	Severity    string
+	// reason classifies a failed attempt for the metrics.
+	reason string
 }
 
 // Recorder stores attempts (alerting/store writes the notifications
@@ -52,25 +54,44 @@ type Recorder interface {
 	Record(ctx context.Context, attempts []Attempt) error
 }
 
-// Router routes notifications to receivers. It is safe for concurrent use.
+// Router routes notifications to receivers through its outbox. It is safe
+// for concurrent use.
 type Router struct {
 	cfg    Config
 	recvs  map[string]*receiver
 	client *http.Client
 	rec    Recorder
+	outbox Outbox
 	log    *slog.Logger
 	// sleep and now are the clock, replaceable in tests.
 	sleep func(ctx context.Context, d time.Duration) error
 	now   func() time.Time
+	// maxExpire is the longest ExpireAfter: how far back Resume looks.
+	maxExpire time.Duration
+
+	// pass lets one delivery pass run at a time; wake asks Run for one;
+	// running is set while Run runs.
+	pass    sync.Mutex
+	wake    chan struct{}
+	running atomic.Bool
 
 	mu sync.Mutex
+	// queue holds the pending entries in the order they were recorded.
+	queue []*Entry
+	// known is every entry ID this router recorded or resumed, with when,
+	// so that a notification is recorded once (pruned after maxExpire).
+	known map[string]time.Time
 	// lastSent is when each firing incident was last sent to each
 	// Alertmanager receiver (receiver + "\x00" + key).
 	lastSent map[string]time.Time
+	stats    Stats
 }
 
 type receiver struct {
-	cfg    ReceiverConfig
+	cfg ReceiverConfig
+	// link is where a notification points on-call: the receiver's
+	// dashboard_url, else the routing section's external_url.
+	link   string
 	encode func(r *receiver, n *Notification, now time.Time) ([]byte, error)
 	bucket *bucket
 }
@@ -85,12 +106,22 @@ func WithHTTPClient(c *http.Client) Option { return func(r *Router) { r.client =
 // WithRecorder sets where attempts are recorded.
 func WithRecorder(rec Recorder) Option { return func(r *Router) { r.rec = rec } }
 
+// WithOutbox sets where notifications are recorded before they are sent
+// (without one they live in memory only and a restart loses the pending).
+func WithOutbox(o Outbox) Option { return func(r *Router) { r.outbox = o } }
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(r *Router) { r.log = l } }
 
-// WithClock replaces the wall clock and sleeping (tests).
+// WithClock replaces the wall clock and, unless sleep is nil, sleeping
+// (tests).
 func WithClock(now func() time.Time, sleep func(ctx context.Context, d time.Duration) error) Option {
-	return func(r *Router) { r.now, r.sleep = now, sleep }
+	return func(r *Router) {
+		r.now = now
+		if sleep != nil {
+			r.sleep = sleep
+		}
+	}
 }
 
 // New validates cfg and returns a router.
@@ -99,14 +130,18 @@ func New(cfg Config, opts ...Option) (*Router, error) {
 		return nil, err
 	}
 	r := &Router{cfg: cfg, recvs: map[string]*receiver{}, client: &http.Client{}, log: slog.Default(),
-		sleep: sleepCtx, now: time.Now, lastSent: map[string]time.Time{}}
+		sleep: sleepCtx, now: time.Now, wake: make(chan struct{}, 1), known: map[string]time.Time{},
+		lastSent: map[string]time.Time{}, stats: newStats()}
 	for _, o := range opts {
 		o(r)
 	}
 	buckets := map[string]*bucket{}
 	for _, rc := range cfg.Receivers {
 		rc = rc.withDefaults()
-		rv := &receiver{cfg: rc}
+		rv := &receiver{cfg: rc, link: rc.DashboardURL}
+		if rv.link == "" {
+			rv.link = cfg.externalURL()
+		}
 		switch rc.Type {
 		case TypePagerDuty:
 			rv.encode = encodePagerDuty
@@ -120,6 +155,7 @@ func New(cfg Config, opts ...Option) (*Router, error) {
 			rv.encode = encodeWebhook
 		}
 		r.recvs[rc.Name] = rv
+		r.maxExpire = max(r.maxExpire, rc.ExpireAfter)
 	}
 	return r, nil
 }
@@ -147,52 +183,30 @@ func handles(typ string, a incident.Action) bool {
 	}
 }
 
-// Notify delivers each notification to the receivers its labels route to,
-// records every attempt, and returns the deliveries that failed for good.
+// Notify records ns in the outbox, one entry per receiver they route to,
+// and delivers what is due: by waking Run while it runs, else itself. It
+// returns the recording errors and the deliveries that ended undelivered
+// in this pass.
 func (r *Router) Notify(ctx context.Context, ns []Notification) error {
-	var attempts []Attempt
-	var errs []error
-	for i := range ns {
-		n := &ns[i]
-		for _, name := range r.cfg.route(n.Incident.Labels) {
-			rv := r.recvs[name]
-			if !handles(rv.cfg.Type, n.Action) {
-				continue
-			}
-			if n.Incident.Silenced {
-				attempts = append(attempts, Attempt{At: r.now(), IncidentKey: n.Incident.Key, Receiver: name, Type: rv.cfg.Type,
-					Action: n.Action, Attempt: 1, Outcome: OutcomeSilenced, Severity: n.Incident.Severity})
-				continue
-			}
-			var err error
-			attempts, err = r.deliver(ctx, rv, n, attempts)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			if rv.cfg.Type == TypeAlertmanager {
-				r.mu.Lock()
-				if n.Action == incident.ActionResolve {
-					delete(r.lastSent, name+"\x00"+n.Incident.Key)
-				} else if err == nil {
-					r.lastSent[name+"\x00"+n.Incident.Key] = r.now()
-				}
-				r.mu.Unlock()
-			}
-		}
+	err := r.Enqueue(ctx, ns)
+	if r.running.Load() {
+		r.signal()
+		return err
 	}
-	if r.rec != nil && len(attempts) > 0 {
-		if err := r.rec.Record(ctx, attempts); err != nil {
-			errs = append(errs, fmt.Errorf("record notification attempts: %w", err))
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(err, r.Dispatch(ctx))
 }
 
 // Refresh re-sends firing incidents to the Alertmanager receivers they
 // route to when their resend interval has passed, so Alertmanager keeps
-// them firing (and resolves them by itself if Fleetwatch stops).
+// them firing (and resolves them by itself if Fleetwatch stops). A refresh
+// is one attempt, not an outbox entry: the next refresh is the retry. A
+// receiver that fails is not tried again in the same call.
 func (r *Router) Refresh(ctx context.Context, firing []incident.Incident) error {
-	var due []Notification
+	type due struct {
+		rv *receiver
+		n  Notification
+	}
+	var dues []due
 	now := r.now()
 	r.mu.Lock()
 	for i := range firing {
@@ -200,7 +214,7 @@ func (r *Router) Refresh(ctx context.Context, firing []incident.Incident) error 
 		if inc.Silenced || !inc.Status.Active() {
 			continue
 		}
-		for _, name := range r.cfg.route(inc.Labels) {
+		for _, name := range r.cfg.route(inc.RouteLabels()) {
 			rv := r.recvs[name]
 			if rv.cfg.Type != TypeAlertmanager {
 				continue
@@ -208,61 +222,81 @@ func (r *Router) Refresh(ctx context.Context, firing []incident.Incident) error 
 			if last, ok := r.lastSent[name+"\x00"+inc.Key]; ok && now.Sub(last) < rv.cfg.ResendInterval {
 				continue
 			}
-			due = append(due, Notification{Action: incident.ActionRefresh, Incident: *inc})
-			break
+			dues = append(dues, due{rv, Notification{Action: incident.ActionRefresh, Incident: *inc}})
 		}
 	}
 	r.mu.Unlock()
-	if len(due) == 0 {
-		return nil
+	var attempts []Attempt
+	down := map[string]bool{}
+	for i := range dues {
+		d := &dues[i]
+		if down[d.rv.cfg.Name] || ctx.Err() != nil {
+			continue
+		}
+		a, _ := r.attempt(ctx, d.rv, &d.n, "", 1)
+		attempts = append(attempts, a)
+		if a.Outcome == OutcomeSent {
+			r.mu.Lock()
+			r.lastSent[d.rv.cfg.Name+"\x00"+d.n.Incident.Key] = r.now()
+			r.mu.Unlock()
+		} else {
+			down[d.rv.cfg.Name] = true
+		}
 	}
-	return r.Notify(ctx, due)
+	return r.record(ctx, attempts)
 }
 
-// deliver posts one notification with retries, appending its attempts.
-func (r *Router) deliver(ctx context.Context, rv *receiver, n *Notification, attempts []Attempt) ([]Attempt, error) {
+// record hands attempts to the recorder.
+func (r *Router) record(ctx context.Context, attempts []Attempt) error {
+	if r.rec == nil || len(attempts) == 0 {
+		return nil
+	}
+	if err := r.rec.Record(ctx, attempts); err != nil {
+		return fmt.Errorf("record notification attempts: %w", err)
+	}
+	return nil
+}
+
+// attempt makes one try to deliver n to rv and returns it with its outcome
+// (sent, retry or dropped) and the receiver's Retry-After. idem, when set,
+// is sent as the Idempotency-Key header.
+func (r *Router) attempt(ctx context.Context, rv *receiver, n *Notification, idem string, try int) (Attempt, time.Duration) {
+	a := Attempt{IncidentKey: n.Incident.Key, Receiver: rv.cfg.Name, Type: rv.cfg.Type, Action: n.Action, Attempt: try,
+		Severity: n.Incident.Severity}
 	body, err := rv.encode(rv, n, r.now())
 	if err != nil {
-		return attempts, fmt.Errorf("encode %s for %s: %w", n.Incident.Key, rv.cfg.Name, err)
+		a.At, a.Outcome, a.Err, a.reason = r.now(), OutcomeDropped, fmt.Sprintf("encode: %v", err), ReasonEncode
+		r.count(&a)
+		return a, 0
+	}
+	if rv.bucket != nil {
+		if err := r.sleep(ctx, rv.bucket.take(r.now())); err != nil {
+			a.At, a.Outcome, a.Err, a.reason = r.now(), OutcomeRetry, err.Error(), reason(err, 0)
+			return a, 0
+		}
 	}
 	url := rv.cfg.URL
 	if rv.cfg.Type == TypeAlertmanager {
 		url = trimSlash(url) + "/api/v2/alerts"
 	}
-	backoff := rv.cfg.InitialBackoff
-	for try := 1; ; try++ {
-		if rv.bucket != nil {
-			if err := r.sleep(ctx, rv.bucket.take(r.now())); err != nil {
-				return attempts, err
-			}
-		}
-		t0 := r.now()
-		status, retryAfter, err := r.post(ctx, rv, url, body)
-		a := Attempt{At: r.now(), IncidentKey: n.Incident.Key, Receiver: rv.cfg.Name, Type: rv.cfg.Type, Action: n.Action,
-			Attempt: try, HTTPStatus: status, Duration: r.now().Sub(t0), Severity: n.Incident.Severity}
-		retryable := err != nil || status == http.StatusTooManyRequests || status >= 500
-		switch {
-		case err == nil && status >= 200 && status < 300:
-			a.Outcome = OutcomeSent
-			return append(attempts, a), nil
-		case !retryable:
-			a.Outcome, a.Err = OutcomeDropped, fmt.Sprintf("permanent: HTTP %d", status)
-			return append(attempts, a), fmt.Errorf("%s to %s for %s: HTTP %d (not retried)", n.Action, rv.cfg.Name, n.Incident.Key, status)
-		case try >= rv.cfg.MaxAttempts:
-			a.Outcome, a.Err = OutcomeFailed, errText(err, status)
-			return append(attempts, a), fmt.Errorf("%s to %s for %s: giving up after %d attempts: %s", n.Action, rv.cfg.Name, n.Incident.Key, try, a.Err)
-		}
+	t0 := r.now()
+	status, retryAfter, err := r.post(ctx, rv, url, body, idem)
+	a.At, a.HTTPStatus, a.Duration = r.now(), status, r.now().Sub(t0)
+	switch {
+	case err == nil && status >= 200 && status < 300:
+		a.Outcome = OutcomeSent
+	case err == nil && status != http.StatusTooManyRequests && status < 500:
+		a.Outcome, a.Err = OutcomeDropped, fmt.Sprintf("permanent: HTTP %d", status)
+	default:
 		a.Outcome, a.Err = OutcomeRetry, errText(err, status)
-		attempts = append(attempts, a)
-		wait := time.Duration(float64(backoff) * (0.5 + rand.Float64()/2))
-		if retryAfter > 0 {
-			wait = max(wait, retryAfter)
-		}
-		if err := r.sleep(ctx, min(wait, rv.cfg.MaxBackoff)); err != nil {
-			return attempts, err
-		}
-		backoff = min(2*backoff, rv.cfg.MaxBackoff)
 	}
+	a.reason = reason(err, status)
+	if ctx.Err() == nil {
+		// An attempt cut short by our own shutdown says nothing about the
+		// receiver.
+		r.count(&a)
+	}
+	return a, retryAfter
 }
 
 func errText(err error, status int) string {
@@ -279,8 +313,9 @@ func trimSlash(s string) string {
 	return s
 }
 
-// post sends one request and returns its status and Retry-After.
-func (r *Router) post(ctx context.Context, rv *receiver, url string, body []byte) (int, time.Duration, error) {
+// post sends one request, bounded by the receiver's timeout, and returns
+// its status and Retry-After.
+func (r *Router) post(ctx context.Context, rv *receiver, url string, body []byte, idem string) (int, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, rv.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -289,6 +324,9 @@ func (r *Router) post(ctx context.Context, rv *receiver, url string, body []byte
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "fleetwatch-alerting")
+	if idem != "" {
+		req.Header.Set("Idempotency-Key", idem)
+	}
 	for k, v := range rv.cfg.Headers {
 		req.Header.Set(k, v)
 	}

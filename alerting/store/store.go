@@ -1,8 +1,9 @@
 // Package store keeps alerting's state in ClickHouse: incidents (one row
 // per state change, the highest version current), the detections attached
-// to them as evidence, every notification attempt, and reads deployments
-// and the fleet inventory the correlation needs. Tables: docs/SCHEMA.md,
-// migration 8 "alerting".
+// to them as evidence, every notification attempt, the notification outbox
+// (route.Outbox), and reads deployments and the fleet inventory the
+// correlation needs. Tables: docs/SCHEMA.md, migration 8 "alerting" and 12
+// "notification_outbox".
 package store
 
 import (

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fleetwatch/fleetwatch/alerting"
 	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
@@ -37,13 +39,16 @@ func (c *AlertingConfig) Validate() error {
 }
 
 // alertingStage is alerting as the analyzer runs it: the manager as an
-// engine sink and, with a catalog, the SLO burn-rate detector.
+// engine sink, the router's delivery loop over the notification outbox
+// and, with a catalog, the SLO burn-rate detector.
 type alertingStage struct {
 	manager *alerting.Manager
+	router  *route.Router
 	slo     engine.Detector
 }
 
-// newAlerting builds the alerting stage over ClickHouse and restores its
+// newAlerting builds the alerting stage over ClickHouse, resumes the
+// notifications a previous run left pending in the outbox and restores the
 // open incidents; nil when alerting is off.
 func newAlerting(ctx context.Context, cfg AlertingConfig, c *storage.Client, log *slog.Logger) (*alertingStage, error) {
 	if !cfg.Enabled {
@@ -65,9 +70,12 @@ func newAlerting(ctx context.Context, cfg AlertingConfig, c *storage.Client, log
 	if err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
-	router, err := route.New(cfg.Routing, route.WithRecorder(st), route.WithLogger(log))
+	router, err := route.New(cfg.Routing, route.WithRecorder(st), route.WithOutbox(st), route.WithLogger(log))
 	if err != nil {
 		return nil, err
+	}
+	if _, err := router.Resume(ctx); err != nil {
+		return nil, fmt.Errorf("alerting: %w", err)
 	}
 	m, err := alerting.NewManager(cfg.Config, alerting.Deps{Catalog: cat, Inventory: inv, Store: st, Notifier: router, Deployments: st, Logger: log})
 	if err != nil {
@@ -76,7 +84,7 @@ func newAlerting(ctx context.Context, cfg AlertingConfig, c *storage.Client, log
 	if err := m.Restore(ctx, now); err != nil {
 		return nil, err
 	}
-	stage := &alertingStage{manager: m}
+	stage := &alertingStage{manager: m, router: router}
 	if cat != nil && cfg.SLO.Enabled {
 		d, err := slo.NewDetector(cfg.SLO, c, cat)
 		if err != nil {
@@ -93,4 +101,39 @@ func catalogLen(c *catalog.Catalog) int {
 		return 0
 	}
 	return c.Len()
+}
+
+// Notification delivery as /metrics shows it (the router's counters).
+var (
+	descNotifyAttempts = prometheus.NewDesc("fleetwatch_alerting_notification_attempts_total",
+		"Notification delivery attempts by receiver and outcome: sent, retry (429, 5xx, network, timeout: tried again), failed (max_attempts reached), dropped (permanent 4xx) or silenced.",
+		[]string{"receiver", "outcome"}, nil)
+	descNotifyFailures = prometheus.NewDesc("fleetwatch_alerting_notification_failures_total",
+		"Notification attempts that did not deliver, by receiver and reason: timeout, network, http_429, http_5xx, http_4xx or encode.",
+		[]string{"receiver", "reason"}, nil)
+	descNotifyExpired = prometheus.NewDesc("fleetwatch_alerting_notifications_expired_total",
+		"Notifications not delivered within the receiver's expire_after (state expired in notification_outbox).",
+		[]string{"receiver"}, nil)
+	descOutboxPending = prometheus.NewDesc("fleetwatch_alerting_outbox_pending",
+		"Notifications recorded in the outbox and not delivered yet, by receiver.", []string{"receiver"}, nil)
+	descOutboxErrors = prometheus.NewDesc("fleetwatch_alerting_outbox_write_errors_total",
+		"Failed writes to notification_outbox (retried; nothing is sent before it is recorded).", nil, nil)
+)
+
+var alertingDescs = []*prometheus.Desc{descNotifyAttempts, descNotifyFailures, descNotifyExpired, descOutboxPending, descOutboxErrors}
+
+// collect exports the router's delivery counters.
+func (s *alertingStage) collect(ch chan<- prometheus.Metric) {
+	st := s.router.Stats()
+	for k, n := range st.Attempts {
+		ch <- prometheus.MustNewConstMetric(descNotifyAttempts, prometheus.CounterValue, float64(n), k.Receiver, k.Label)
+	}
+	for k, n := range st.Failures {
+		ch <- prometheus.MustNewConstMetric(descNotifyFailures, prometheus.CounterValue, float64(n), k.Receiver, k.Label)
+	}
+	for name, n := range st.Pending {
+		ch <- prometheus.MustNewConstMetric(descOutboxPending, prometheus.GaugeValue, float64(n), name)
+		ch <- prometheus.MustNewConstMetric(descNotifyExpired, prometheus.CounterValue, float64(st.Expired[name]), name)
+	}
+	ch <- prometheus.MustNewConstMetric(descOutboxErrors, prometheus.CounterValue, float64(st.OutboxErrors))
 }

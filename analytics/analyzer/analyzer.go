@@ -164,6 +164,16 @@ func (a *Analyzer) Run(ctx context.Context) error {
 		a.log.Info("serving /metrics and /healthz", "addr", ln.Addr().String())
 	}
 	a.log.Info("analyzer running", "detectors", a.Engine.Detectors())
+	if a.alert != nil {
+		// Deliver the notification outbox while the engine runs; what is
+		// still pending when it stops stays in the outbox for the next run.
+		deliveries := make(chan struct{})
+		go func() {
+			defer close(deliveries)
+			_ = a.alert.router.Run(ctx)
+		}()
+		defer func() { <-deliveries }()
+	}
 	err := a.Engine.Run(ctx)
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -35,6 +35,9 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 		descPSI, descPValue, descBand, descSPCValue, descSPCZ, descSPCOut, descIncidents, descStateErrors} {
 		ch <- d
 	}
+	for _, d := range alertingDescs {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -57,4 +60,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	c.collectState(ch)
+	if c.a.alert != nil {
+		c.a.alert.collect(ch)
+	}
 }

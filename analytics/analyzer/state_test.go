@@ -2,6 +2,8 @@ package analyzer
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/alerting"
 	"github.com/fleetwatch/fleetwatch/alerting/correlate"
+	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -67,3 +70,65 @@ type stateOnly struct{ a *Analyzer }
 func (stateOnly) Describe(chan<- *prometheus.Desc) {} // unchecked
 
 func (s stateOnly) Collect(ch chan<- prometheus.Metric) { collector{s.a}.collectState(ch) }
+
+// /metrics counts notification attempts by outcome, failures by reason,
+// expiries, and what waits in the outbox, per receiver.
+func TestNotificationDeliveryOnMetrics(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	t.Cleanup(srv.Close)
+	cfg := alerting.NewDefaultConfig()
+	cfg.Routing.Default = []string{"hook"}
+	cfg.Routing.Receivers = []route.ReceiverConfig{{Name: "hook", Type: route.TypeWebhook, URL: srv.URL}}
+	router, err := route.New(cfg.Routing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := alerting.NewManager(cfg, alerting.Deps{Notifier: router})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for i := 0; i < 3; i++ { // opens after two windows: one trigger, refused with 503
+		w := engine.Window{Start: t0.Add(time.Duration(i) * 30 * time.Second), End: t0.Add(time.Duration(i+1) * 30 * time.Second)}
+		d := storage.Detection{Time: w.End, WindowStart: w.Start, Detector: "fleet_health", Class: "gpu_hard_fault", Severity: "critical",
+			EntityType: "gpu", Entity: "GPU-a", Key: "fleet_health/GPU-a", GPUUUID: "GPU-a"}
+		if err := m.Consume(context.Background(), engine.Evaluation{Detector: "fleet_health", Window: w, Detections: []storage.Detection{d}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stage := &alertingStage{manager: m, router: router}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(alertingOnly{stage})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range mt.GetLabel() {
+				name += " " + l.GetName() + "=" + l.GetValue()
+			}
+			got[name] = mt.GetCounter().GetValue() + mt.GetGauge().GetValue()
+		}
+	}
+	for series, want := range map[string]float64{
+		"fleetwatch_alerting_notification_attempts_total outcome=retry receiver=hook":   1,
+		"fleetwatch_alerting_notification_failures_total reason=http_5xx receiver=hook": 1,
+		"fleetwatch_alerting_outbox_pending receiver=hook":                              1,
+		"fleetwatch_alerting_notifications_expired_total receiver=hook":                 0,
+		"fleetwatch_alerting_outbox_write_errors_total":                                 0,
+	} {
+		if v, ok := got[series]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v; got %v", series, v, ok, want, got)
+		}
+	}
+}
+
+// alertingOnly collects the alerting delivery series alone.
+type alertingOnly struct{ s *alertingStage }
+
+func (alertingOnly) Describe(chan<- *prometheus.Desc) {} // unchecked
+
+func (a alertingOnly) Collect(ch chan<- prometheus.Metric) { a.s.collect(ch) }

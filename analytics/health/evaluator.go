@@ -19,6 +19,11 @@ const (
 	ClassGrayFailure = "gpu_gray_failure"
 	ClassStraggler   = "gpu_straggler"
 	ClassPredicted   = "gpu_failure_predicted"
+	// ClassTelemetryGap: a whole node stopped reporting. That is first a
+	// question about the node's agent and the telemetry pipeline behind
+	// it, not a GPU fault; alerting gathers such gaps into one pipeline
+	// incident for the telemetry pipeline's owner.
+	ClassTelemetryGap = "telemetry_gap"
 )
 
 // Evaluator turns windows into detections. It keeps the GPUs' slots, rule
@@ -137,8 +142,11 @@ func (e *Evaluator) hardFaults(in *Input) []storage.Detection {
 	out := make([]storage.Detection, 0, len(found))
 	for _, f := range found {
 		class := ClassHardFault
-		if !IsHardware(f.policy.Kind) {
+		switch {
+		case !IsHardware(f.policy.Kind):
 			class = ClassAppError
+		case f.policy.Kind == KindNotReporting && !reporting[f.gpu.Node]:
+			class = ClassTelemetryGap
 		}
 		ev, _ := json.Marshal(map[string]any{"kind": f.policy.Kind, "steps": f.policy.Steps, "events": f.evidence})
 		d := e.detection(in.Window, &f.gpu, class, f.policy.Kind, f.policy.Severity)

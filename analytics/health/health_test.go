@@ -163,8 +163,9 @@ func TestHardFaults(t *testing.T) {
 		"health/GPU-b/uncorrectable_ecc": "gpu_hard_fault/critical/reset_gpu",
 		"health/GPU-c/row_remap_failure": "gpu_hard_fault/critical/rma",
 		"health/GPU-d/application_error": "gpu_application_error/info/restart_app",
-		// GPU-x's node reports nothing in the window: the node is the suspect.
-		"health/GPU-x/not_reporting": "gpu_hard_fault/warning/investigate",
+		// GPU-x's node reports nothing in the window: the node, its agent
+		// or the telemetry pipeline is the suspect, not the GPU.
+		"health/GPU-x/not_reporting": "telemetry_gap/warning/investigate",
 	}
 	for k, v := range want {
 		if got[k] != v {

@@ -106,3 +106,43 @@ var Notifications = Table{
 	RetentionDays: 400,
 	ShardingKey:   "cityHash64(incident_key)",
 }
+
+// notificationOutboxSteps is migration 12.
+var notificationOutboxSteps = []Step{CreateTable{NotificationOutbox}}
+
+// NotificationOutbox is alerting's outbox (issue 13): every notification
+// to every receiver is recorded here before its first attempt and gets a
+// new state after each attempt, until it is sent, dropped, expired or given
+// up; a restarted analyzer resumes the pending ones. Notifications (above)
+// keeps the attempts.
+var NotificationOutbox = Table{
+	Name: "notification_outbox",
+	Doc:  "Notifications recorded before they are sent: one row per state of each notification to each receiver, the highest version is current; pending ones are resumed after a restart. A repeated insert of one (id, version) is folded.",
+	Columns: []Column{
+		str("id", "idempotency_key@receiver"),
+		{Name: "version", Type: "UInt64", Comment: "state version: 1 when recorded, then one more per attempt; the highest is current"},
+		timeColumn("created_at", "when the notification was recorded, before its first attempt (UTC)"),
+		timeColumn("updated_at", "when this state was written (UTC)"),
+		str("incident_key", "incident notified; also the PagerDuty dedup_key"),
+		{Name: "transition", Type: "UInt32", Comment: "the incident's transition this notifies: 1 for its first trigger, one more per trigger, acknowledgement or resolve"},
+		str("idempotency_key", "incident_key#transition/action: the same on every retry (webhook Idempotency-Key header)"),
+		lcStr("receiver", "receiver name from the routing config"),
+		lcStr("receiver_type", "pagerduty, alertmanager or webhook"),
+		lcStr("action", "trigger, acknowledge or resolve"),
+		lcStr("state", "pending (not delivered yet), sent, dropped (permanent 4xx), failed (max_attempts reached), expired (not delivered within expire_after) or silenced"),
+		{Name: "attempts", Type: "UInt32", Comment: "attempts made so far"},
+		timeColumn("next_at", "when the next attempt is due, while pending (UTC)"),
+		timeColumn("expires_at", "when it expires if still not delivered (UTC)"),
+		str("error", "the last attempt's error, if any"),
+		str("incident", "the incident as JSON when the notification was recorded (what is sent); only on version 1"),
+	},
+	// Every state is kept (the sorting key holds the version) so that the
+	// incident JSON of version 1 survives merges; ReplacingMergeTree folds
+	// only a repeated insert of the same state.
+	Engine:        ReplacingMergeTree,
+	TimeColumn:    "created_at",
+	Partition:     PartitionMonthly,
+	OrderBy:       []string{"id", "version"},
+	RetentionDays: 400,
+	ShardingKey:   "cityHash64(id)",
+}

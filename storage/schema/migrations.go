@@ -30,6 +30,8 @@ var migrations = []Migration{
 	{Version: 10, Name: "drift_bins", Steps: driftBinsSteps},
 	// Points of one series within one second were folded into one row.
 	{Version: 11, Name: "gpu_samples_subsecond", Steps: []Step{AddSortColumn{Table: GPUSamples, Column: "ts_ns"}}},
+	// A page could be lost between saving an incident and sending it.
+	{Version: 12, Name: "notification_outbox", Steps: notificationOutboxSteps},
 }
 
 // Migrations returns every migration in version order.

@@ -553,3 +553,27 @@ TTL ts + toIntervalDay(30);
 
 ALTER TABLE fleetwatch.gpu_samples ADD COLUMN IF NOT EXISTS ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns' CODEC(T64, ZSTD(1)), MODIFY ORDER BY (metric, series, ts, ts_ns);
 
+CREATE TABLE IF NOT EXISTS fleetwatch.notification_outbox
+(
+    id String COMMENT 'idempotency_key@receiver',
+    version UInt64 COMMENT 'state version: 1 when recorded, then one more per attempt; the highest is current',
+    created_at DateTime COMMENT 'when the notification was recorded, before its first attempt (UTC)' CODEC(DoubleDelta, ZSTD(1)),
+    updated_at DateTime COMMENT 'when this state was written (UTC)' CODEC(DoubleDelta, ZSTD(1)),
+    incident_key String COMMENT 'incident notified; also the PagerDuty dedup_key',
+    transition UInt32 COMMENT 'the incident\'s transition this notifies: 1 for its first trigger, one more per trigger, acknowledgement or resolve',
+    idempotency_key String COMMENT 'incident_key#transition/action: the same on every retry (webhook Idempotency-Key header)',
+    receiver LowCardinality(String) COMMENT 'receiver name from the routing config',
+    receiver_type LowCardinality(String) COMMENT 'pagerduty, alertmanager or webhook',
+    action LowCardinality(String) COMMENT 'trigger, acknowledge or resolve',
+    state LowCardinality(String) COMMENT 'pending (not delivered yet), sent, dropped (permanent 4xx), failed (max_attempts reached), expired (not delivered within expire_after) or silenced',
+    attempts UInt32 COMMENT 'attempts made so far',
+    next_at DateTime COMMENT 'when the next attempt is due, while pending (UTC)' CODEC(DoubleDelta, ZSTD(1)),
+    expires_at DateTime COMMENT 'when it expires if still not delivered (UTC)' CODEC(DoubleDelta, ZSTD(1)),
+    error String COMMENT 'the last attempt\'s error, if any',
+    incident String COMMENT 'the incident as JSON when the notification was recorded (what is sent); only on version 1'
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(created_at)
+ORDER BY (id, version)
+TTL created_at + toIntervalDay(400);
+

@@ -86,6 +86,10 @@ type QueueConfig struct {
 	// before its sender is told to retry (gRPC UNAVAILABLE, HTTP 503); the
 	// sender's own deadline, when shorter, wins.
 	BlockTimeout time.Duration `mapstructure:"block_timeout"`
+	// DrainOnShutdown is how long a graceful shutdown keeps writing queued
+	// rows to ClickHouse before it stops; what is left stays queued for the
+	// next start.
+	DrainOnShutdown time.Duration `mapstructure:"drain_on_shutdown"`
 }
 
 // BatchConfig shapes the inserts: queued requests are read back and written
@@ -129,7 +133,7 @@ func createDefaultConfig() *Config {
 		NativeBlockRows:     w.NativeBlockRows,
 		Timeout:             2 * time.Minute,
 		Queue: QueueConfig{Directory: DefaultQueueDirectory, MaxBytes: 1 << 30, SegmentBytes: 16 << 20, Fsync: string(wal.SyncAlways),
-			BlockTimeout: 10 * time.Second},
+			BlockTimeout: 10 * time.Second, DrainOnShutdown: 5 * time.Second},
 		Batch: BatchConfig{MinRows: 16384, MaxRows: 65536, FlushTimeout: 200 * time.Millisecond},
 		Retry: RetryConfig{InitialInterval: time.Second, MaxInterval: 30 * time.Second},
 	}
@@ -194,8 +198,8 @@ func (c *Config) Validate() error {
 	} else if err := c.walOptions(signalMetrics).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("queue: %w", err))
 	}
-	if c.Queue.BlockTimeout < 0 {
-		errs = append(errs, errors.New("queue.block_timeout must not be negative"))
+	if c.Queue.BlockTimeout < 0 || c.Queue.DrainOnShutdown < 0 {
+		errs = append(errs, errors.New("queue.block_timeout and queue.drain_on_shutdown must not be negative"))
 	}
 	if c.Batch.MinRows < 1 || c.Batch.MaxRows < c.Batch.MinRows || c.Batch.FlushTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("batch: want 1 <= min_rows (%d) <= max_rows (%d) and a positive flush_timeout (%v)",

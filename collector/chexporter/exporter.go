@@ -129,6 +129,9 @@ type chExporter struct {
 	done   chan struct{}
 	bufs   sync.Pool
 	warned sync.Map // warning key → when it was last logged
+
+	shutOnce sync.Once
+	shutErr  error
 }
 
 func newExporter(cfg *Config, set exporter.Settings, signal string) (*chExporter, error) {
@@ -280,11 +283,21 @@ func (e *chExporter) connect(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown stops the drain loop (what it has not written stays queued for
-// the next start) and closes the queue and the connection. It is safe to
-// call without Start.
+// Shutdown lets the drain loop write what is queued for up to
+// queue.drain_on_shutdown (the receivers stopped first, so nothing new
+// arrives), then stops it — what is left stays queued for the next start —
+// and closes the queue and the connection. It is safe to call without Start.
 func (e *chExporter) Shutdown(ctx context.Context) error {
+	e.shutOnce.Do(func() { e.shutErr = e.shutdown(ctx) })
+	return e.shutErr
+}
+
+func (e *chExporter) shutdown(ctx context.Context) error {
 	if e.stop != nil {
+		deadline := time.Now().Add(e.cfg.Queue.DrainOnShutdown)
+		for e.log.Stats().PendingRecords > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
 		e.stop()
 		select {
 		case <-e.done:

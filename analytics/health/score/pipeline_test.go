@@ -10,8 +10,6 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/config/configoptional"
-	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -46,7 +44,8 @@ func TestPipelineThroughClickHouse(t *testing.T) {
 	// Agent → collector exporter → ClickHouse.
 	ecfg := chexporter.NewFactory().CreateDefaultConfig().(*chexporter.Config)
 	ecfg.Endpoints, ecfg.Database, ecfg.CreateSchema = c.Config().Addrs, c.Config().Database, false
-	ecfg.QueueConfig = configoptional.Optional[exporterhelper.QueueBatchConfig]{} // synchronous: consumed means written
+	ecfg.Queue.Directory = t.TempDir()
+	ecfg.Queue.DrainOnShutdown = 2 * time.Minute // Shutdown below returns once everything is written
 	set := exportertest.NewNopSettings(chexporter.Type)
 	metrics, err := chexporter.NewFactory().CreateMetrics(ctx, set, ecfg)
 	if err != nil {
@@ -93,6 +92,11 @@ func TestPipelineThroughClickHouse(t *testing.T) {
 	})
 	if err != nil || failed != nil {
 		t.Fatal(err, failed)
+	}
+	for _, comp := range []component.Component{metrics, logs} {
+		if err := comp.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// The analyzer's engine with the detector, past the end of the run.

@@ -161,6 +161,14 @@ func WithNVML(lib nvml.Interface) Option { return func(a *Agent) { a.nvml = lib 
 // WithSource adds a source, e.g. the fleet simulator.
 func WithSource(s Source) Option { return func(a *Agent) { a.extra = append(a.extra, s) } }
 
+// WithCounterStart sets the start time the agent sends with cumulative
+// counters (OTLP StartTimeUnixNano) until it sees one reset. The default is
+// the host's boot time: NVML's counters (energy, ECC, NVLink errors, XIDs)
+// run since the driver loaded, so the start must not move when the agent
+// restarts — a collector takes a new start time for a counter reset. A
+// simulated fleet passes its scenario's start.
+func WithCounterStart(t time.Time) Option { return func(a *Agent) { a.counterStart = t } }
+
 // Agent runs the sources and ships what they collect.
 type Agent struct {
 	cfg      Config
@@ -168,6 +176,8 @@ type Agent struct {
 	nvml     nvml.Interface
 	extra    []Source
 	resource record.Resource
+	// counterStart is the start time sent with cumulative counters.
+	counterStart time.Time
 
 	buf      *buffer.Buffer
 	shipper  *ship.Shipper
@@ -226,7 +236,13 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		buf.Close()
 		return nil, err
 	}
-	a.enc = otlp.NewEncoder(time.Now(), buildinfo.Version)
+	if a.counterStart.IsZero() {
+		if a.counterStart, err = bootTime(); err != nil {
+			a.counterStart = time.Now()
+			a.log.Warn("cannot read the host's boot time; counters are sent as starting now, so a restart of the agent looks like a counter reset", "error", err)
+		}
+	}
+	a.enc = otlp.NewEncoder(a.counterStart, buildinfo.Version)
 	a.exporter = promexp.New(cfg.StaleAfter)
 	a.in = make(chan *record.Batch, cfg.Queue)
 	a.reg = prometheus.NewRegistry()

@@ -122,7 +122,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		cfg.NVML.Enabled = false
-		opts = append(opts, agent.WithSource(sim.Source{Runner: runner, Realtime: !*fast}))
+		// The simulated hosts booted when the scenario starts: a restarted
+		// agent sends the same counter start, as a real one does.
+		opts = append(opts, agent.WithSource(sim.Source{Runner: runner, Realtime: !*fast}), agent.WithCounterStart(sc.Start))
 		log.Info("simulating", "scenario", sc.Name, "nodes", len(runner.Fleet.Nodes), "gpus_per_node", sc.Fleet.GPUsPerNode,
 			"models", len(sc.Models), "faults", len(sc.Faults), "duration", sc.Duration)
 	}

@@ -55,9 +55,10 @@ func TestPointIncrease(t *testing.T) {
 		{"first point counts nothing", kindCumulative, 100, 1, 10, 0, 0},
 		{"increase", kindCumulative, 110, 1, 20, 0, 10},
 		{"flat", kindCumulative, 110, 1, 30, 0, 0},
-		{"new start time: restarted", kindCumulative, 5, 2, 40, 0, 5},
+		{"new start time and lower: restarted", kindCumulative, 5, 2, 40, 0, 5},
 		{"increase after restart", kindCumulative, 9, 2, 50, 0, 4},
 		{"decrease without new start: reset", kindCumulative, 1, 2, 60, 0, 1},
+		{"new start time, still rising: the sender restarted, not the counter", kindCumulative, 4, 3, 65, 0, 3},
 		{"a delta sum's increase is as sent", kindDelta, 7, 0, 70, 7, 7},
 		{"a gauge has none", kindGauge, 3, 0, 80, 0, 0},
 	}

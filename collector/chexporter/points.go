@@ -62,10 +62,15 @@ func (p *pointState) remember(ts int64) {
 	p.next = (p.next + 1) % recentPoints
 }
 
-// advance records a new latest point and returns its increase. A reset — a
-// new start time, or a value below the last — counts the whole new value as
-// increase. The first point of a series never stored before counts none:
-// what the counter held before is not known to have happened in this
+// advance records a new latest point and returns its increase. A value
+// below the last is a reset: the whole new value is the increase. A new
+// start time with a value that did not go down is not taken for a reset:
+// senders that stamp counters with their own start (a restarted agent, a
+// Prometheus receiver after a collector restart) would otherwise count the
+// counter's whole history again; the price is that a counter that really
+// restarted and overtook its old value between two points is counted from
+// its old value. The first point of a series never stored before counts
+// none: what the counter held before is not known to have happened in this
 // interval (GPU counters run since boot).
 func (p *pointState) advance(kind uint8, value float64, start, ts int64, given float64) float64 {
 	var d float64
@@ -75,10 +80,8 @@ func (p *pointState) advance(kind uint8, value float64, start, ts int64, given f
 	case kindCumulative:
 		switch {
 		case !p.hasLast:
-		case start != 0 && p.start != 0 && start != p.start:
-			d = value // restarted
 		case value < p.last:
-			d = value // reset without a new start time
+			d = value // reset
 		default:
 			d = value - p.last
 		}

@@ -67,7 +67,8 @@ func newSimAgent(runner *sim.Runner, realtime bool, endpoint, listen, dir string
 	cfg.Ship.Endpoint = endpoint
 	cfg.Resource.Host = "fleetwatch-sim"
 	cfg.Resolve()
-	return agent.New(cfg, agent.WithLogger(log), agent.WithSource(simSource{Source: sim.Source{Runner: runner, Realtime: realtime}, done: done}))
+	return agent.New(cfg, agent.WithLogger(log), agent.WithSource(simSource{Source: sim.Source{Runner: runner, Realtime: realtime}, done: done}),
+		agent.WithCounterStart(runner.Scenario.Start))
 }
 
 // simSource is the simulator as an agent source that says when it is done.

@@ -1,9 +1,7 @@
 package collector_test
 
 import (
-	"bufio"
 	"context"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -142,37 +140,11 @@ func startCollector(t *testing.T, p colParams) *running {
 // selfMetric sums the collector's own metric name whose labels contain all of want.
 func (r *running) selfMetric(t *testing.T, name string, want map[string]string) float64 {
 	t.Helper()
-	resp, err := http.Get(r.metrics)
+	v, err := promtest.Sum(r.metrics, name, want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var total float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) || strings.HasPrefix(line, "#") {
-			continue
-		}
-		rest := line[len(name):]
-		if rest != "" && rest[0] != '{' && rest[0] != ' ' {
-			continue
-		}
-		ok := true
-		for k, v := range want {
-			if !strings.Contains(rest, k+`="`+v+`"`) {
-				ok = false
-			}
-		}
-		if !ok {
-			continue
-		}
-		f := strings.Fields(line)
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		total += v
-	}
-	return total
+	return v
 }
 
 // count returns rows in table, de-duplicated (FINAL).

@@ -410,6 +410,7 @@ func (b *Buffer) Append(m Meta, payload []byte) error {
 	if err := b.appendLocked(m, payload); err != nil {
 		if isDiskFull(err) {
 			b.stats.DiskFull++
+			b.reclaimLocked()
 			return fmt.Errorf("buffer: append: %w: %w", ErrDiskFull, err)
 		}
 		b.stats.WriteErrors++
@@ -428,7 +429,7 @@ func isDiskFull(err error) bool {
 
 func (b *Buffer) appendLocked(m Meta, payload []byte) error {
 	var cur *segment
-	next := uint64(1)
+	next := max(1, b.cursor.seg) // after reclaimLocked deleted the only segment
 	if len(b.segs) > 0 {
 		cur = b.segs[len(b.segs)-1]
 		next = cur.id + 1
@@ -469,6 +470,41 @@ func (b *Buffer) appendLocked(m Meta, payload []byte) error {
 	b.stats.PendingItems[m.Source] += int64(m.Items)
 	b.stats.Appended++
 	return nil
+}
+
+// reclaimLocked frees what a full disk can get back from the segment being
+// written. The buffer deletes only segments it no longer writes, so a
+// segment larger than the free space would never go: once part of it is
+// delivered, the next append starts a new segment, and the old one is
+// deleted when the reader is through it — at once, when it is delivered
+// whole.
+func (b *Buffer) reclaimLocked() {
+	if len(b.segs) == 0 {
+		return
+	}
+	cur := b.segs[len(b.segs)-1]
+	if b.cursor.seg != cur.id || b.cursor.off == 0 {
+		return
+	}
+	if b.w != nil {
+		b.w.Close()
+		b.w = nil // the next append starts segment cur.id+1
+	}
+	if b.cursor.off < cur.size || b.inflight != nil {
+		return
+	}
+	b.segs = b.segs[:len(b.segs)-1]
+	b.stats.Bytes -= cur.size
+	if b.r != nil && b.rSeg == cur.id {
+		b.r.Close()
+		b.r = nil
+	}
+	_ = os.Remove(b.path(cur.id))
+	b.cursor = position{seg: cur.id + 1}
+	b.read = [256]int64{}
+	if err := b.saveCursor(); err != nil {
+		b.stats.CursorErrors++
+	}
 }
 
 // cutBack removes a record written in part from the end of segment cur.

@@ -220,3 +220,63 @@ func TestOpenOnAFullDisk(t *testing.T) {
 		t.Fatalf("read back %+v, %v", got.Meta, err)
 	}
 }
+
+// The disk fills while the buffer writes one segment larger than the free
+// space, and nothing else on the disk can be freed. Once the shipper has
+// delivered what that segment holds, the buffer gets the space back by
+// itself — it never deletes the segment it writes, so it moves on to a new
+// one and deletes the delivered one — and appends go on. Before, the
+// delivered segment stayed as the one being written and the agent was stuck.
+func TestDeliveredSegmentIsReclaimedOnAFullDisk(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		disk func(*testing.T) fullDisk
+	}{{"tmpfs", tmpfsDisk}} { // the injected disk does not model freeing space
+		t.Run(tc.name, func(t *testing.T) {
+			d := tc.disk(t)
+			cfg := Config{Dir: filepath.Join(d.dir, "buf"), MaxBytes: 1 << 30, SegmentBytes: 64 << 20}
+			b, err := open(cfg, d.openFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			n := 0
+			for ; n < 100000; n++ {
+				r := rec(n)
+				if err := b.Append(r.meta, r.payload); err != nil {
+					if !errors.Is(err, ErrDiskFull) {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+			if n == 0 || n == 100000 {
+				t.Fatalf("%d records fit", n)
+			}
+			for i := 0; i < n; i++ { // the shipper delivers everything
+				r, err := b.Next(nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Ack(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// One more refusal lets the buffer move on; then appends work.
+			r := rec(n)
+			if err := b.Append(r.meta, r.payload); err != nil && !errors.Is(err, ErrDiskFull) {
+				t.Fatal(err)
+			}
+			if err := b.Append(r.meta, r.payload); err != nil {
+				t.Fatalf("append after everything was delivered: %v (segments %v)", err, segFiles(t, cfg.Dir))
+			}
+			got, err := b.Next(nil)
+			if err != nil || !bytes.Equal(got.Payload, r.payload) {
+				t.Fatalf("next record after the reclaim: %v", err)
+			}
+			if st := b.Stats(); st.Dropped != 0 || st.Pending != 1 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}

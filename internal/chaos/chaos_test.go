@@ -2,6 +2,8 @@ package chaos_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,8 +36,10 @@ func TestKillEveryProcessMidRun(t *testing.T) {
 		p.agent.kill()
 		p.agent.start()
 	})
-	for _, at := range []time.Duration{9, 13, 17, 21} {
-		step(at*time.Second, "kill -9 collector, restart at once", func() {
+	// Fractions of a second, so that the kills fall at every phase of the
+	// agent's once-a-second sends.
+	for _, at := range []time.Duration{9100, 13350, 17600, 21850} {
+		step(at*time.Millisecond, "kill -9 collector, restart at once", func() {
 			p.collector.kill()
 			p.collector.start()
 		})
@@ -73,10 +77,10 @@ func TestFullDisksPushBackAndDrain(t *testing.T) {
 	p := newPipeline(t, srv, pipelineOpts{duration: "60s", fast: true,
 		agentDir: disktest.Tmpfs(t, "512k"), queueDir: disktest.Tmpfs(t, "512k"), agentBufferBytes: 64 << 20})
 	p.agent.start()
-	waitMetric(t, p.agentAt, "fleetwatch_agent_buffer_blocked", nil, 1, "the agent's disk to fill")
+	waitMetric(t, p.agentAt, "fleetwatch_agent_buffer_blocked", nil, 1, "the agent's disk to fill", p.agent)
 	srv.Kill()
 	p.collector.start()
-	waitMetric(t, p.colProm, "fleetwatch_exporter_refused_items", map[string]string{"reason": "disk_full"}, 1, "the collector's queue disk to fill")
+	waitMetric(t, p.colProm, "fleetwatch_exporter_refused_items", map[string]string{"reason": "disk_full"}, 1, "the collector's queue disk to fill", p.agent, p.collector)
 	if err := srv.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +91,7 @@ func TestFullDisksPushBackAndDrain(t *testing.T) {
 }
 
 // waitMetric waits until a scraped metric reaches at least min.
-func waitMetric(t *testing.T, port int, name string, labels map[string]string, min float64, what string) {
+func waitMetric(t *testing.T, port int, name string, labels map[string]string, min float64, what string, procs ...*process) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -95,7 +99,11 @@ func waitMetric(t *testing.T, port int, name string, labels map[string]string, m
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (%s)", what, name)
+			var logs strings.Builder
+			for _, p := range procs {
+				fmt.Fprintf(&logs, "\n--- %s (last lines)\n%s", p.name, p.tail(15))
+			}
+			t.Fatalf("timed out waiting for %s (%s)%s", what, name, logs.String())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -1,17 +1,14 @@
 package chaos_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,8 +50,8 @@ func TestMain(m *testing.M) {
 // long reports whether outages should last minutes (FLEETWATCH_CHAOS_LONG=1).
 func long() bool { return os.Getenv("FLEETWATCH_CHAOS_LONG") == "1" }
 
-// proc is one of the binaries, run as its own process.
-type proc struct {
+// process is one of the binaries, run as its own process.
+type process struct {
 	t    *testing.T
 	name string
 	args []string
@@ -66,13 +63,13 @@ type proc struct {
 	runs int
 }
 
-func newProc(t *testing.T, name string, args ...string) *proc {
-	p := &proc{t: t, name: name, args: args, log: filepath.Join(t.TempDir(), name+".log")}
+func newProc(t *testing.T, name string, args ...string) *process {
+	p := &process{t: t, name: name, args: args, log: filepath.Join(t.TempDir(), name+".log")}
 	t.Cleanup(p.stop)
 	return p
 }
 
-func (p *proc) start() {
+func (p *process) start() {
 	p.t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -98,12 +95,12 @@ func (p *proc) start() {
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) kill() { p.signal(syscall.SIGKILL, 0) }
+func (p *process) kill() { p.signal(syscall.SIGKILL, 0) }
 
 // stop asks the process to stop (SIGTERM), then kills it after 30 s.
-func (p *proc) stop() { p.signal(syscall.SIGTERM, 30*time.Second) }
+func (p *process) stop() { p.signal(syscall.SIGTERM, 30*time.Second) }
 
-func (p *proc) signal(sig syscall.Signal, grace time.Duration) {
+func (p *process) signal(sig syscall.Signal, grace time.Duration) {
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
 	p.cmd = nil
@@ -121,7 +118,7 @@ func (p *proc) signal(sig syscall.Signal, grace time.Duration) {
 }
 
 // tail returns the last lines of the process's log, for failure messages.
-func (p *proc) tail(n int) string {
+func (p *process) tail(n int) string {
 	data, _ := os.ReadFile(p.log)
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	if len(lines) > n {
@@ -172,7 +169,7 @@ type pipeline struct {
 	queueDir string
 	agentDir string
 
-	collector, agent *proc
+	collector, agent *process
 }
 
 type pipelineOpts struct {
@@ -246,36 +243,10 @@ func write(t *testing.T, path, content string) {
 }
 
 // scrape reads the sum of a metric's series whose labels include want from a
-// Prometheus endpoint; ok is false when the endpoint does not answer.
+// Prometheus endpoint on port; ok is false when the endpoint does not answer.
 func scrape(port int, name string, want map[string]string) (float64, bool) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	var total float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		if rest == "" || (rest[0] != '{' && rest[0] != ' ') {
-			continue
-		}
-		match := true
-		for k, v := range want {
-			match = match && strings.Contains(rest, k+`="`+v+`"`)
-		}
-		if match {
-			f := strings.Fields(line)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			total += v
-		}
-	}
-	return total, true
+	v, err := promtest.Sum(fmt.Sprintf("http://127.0.0.1:%d/metrics", port), name, want)
+	return v, err == nil
 }
 
 // snapshot is what a database holds, merged: distinct rows per table, and per
@@ -366,7 +337,7 @@ func near(a, b float64) bool {
 
 // converge waits until db holds the reference's data, then checks raw and
 // rollup agree; it fails with the differences otherwise.
-func converge(t *testing.T, db *storage.Client, ref snapshot, timeout time.Duration, procs ...*proc) {
+func converge(t *testing.T, db *storage.Client, ref snapshot, timeout time.Duration, procs ...*process) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var diff []string

@@ -472,6 +472,21 @@ func (b *Buffer) appendLocked(m Meta, payload []byte) error {
 	return nil
 }
 
+// dropDeliveredLocked deletes the segments wholly before the cursor (every
+// record in them acknowledged), never the one being written.
+func (b *Buffer) dropDeliveredLocked() {
+	for len(b.segs) > 1 && b.segs[0].id < b.cursor.seg {
+		old := b.segs[0]
+		b.stats.Bytes -= old.size
+		b.segs = b.segs[1:]
+		if b.r != nil && b.rSeg == old.id {
+			b.r.Close()
+			b.r = nil
+		}
+		_ = os.Remove(b.path(old.id))
+	}
+}
+
 // reclaimLocked frees what a full disk can get back from the segment being
 // written. The buffer deletes only segments it no longer writes, so a
 // segment larger than the free space would never go: once part of it is
@@ -483,6 +498,15 @@ func (b *Buffer) reclaimLocked() {
 		return
 	}
 	cur := b.segs[len(b.segs)-1]
+	// A segment the reader is through and that is no longer written goes now.
+	if seg := b.find(b.cursor.seg); seg != nil && seg != cur && b.cursor.off >= seg.size && b.inflight == nil {
+		b.cursor = position{seg: seg.id + 1}
+		b.read = [256]int64{}
+		b.dropDeliveredLocked()
+		if err := b.saveCursor(); err != nil {
+			b.stats.CursorErrors++
+		}
+	}
 	if b.cursor.seg != cur.id || b.cursor.off == 0 {
 		return
 	}
@@ -613,6 +637,8 @@ func (b *Buffer) readLocked() (Record, bool, error) {
 			}
 			b.cursor = position{seg: seg.id + 1}
 			b.read = [256]int64{}
+			// Delivered whole: its space may be what a full disk waits for.
+			b.dropDeliveredLocked()
 			continue
 		}
 		if b.r == nil || b.rSeg != seg.id {
@@ -685,13 +711,7 @@ func (b *Buffer) Ack(r Record) error {
 	b.stats.Pending--
 	b.stats.PendingItems[r.Source] -= int64(r.Items)
 	b.stats.Acked++
-	// Delete segments that are fully delivered (never the one being written).
-	for len(b.segs) > 1 && b.segs[0].id < b.cursor.seg {
-		old := b.segs[0]
-		b.stats.Bytes -= old.size
-		b.segs = b.segs[1:]
-		_ = os.Remove(b.path(old.id))
-	}
+	b.dropDeliveredLocked()
 	if seg := b.find(b.cursor.seg); seg != nil && b.cursor.off >= seg.size && seg != b.segs[len(b.segs)-1] {
 		next := b.cursor.seg + 1
 		b.cursor = position{seg: next}

@@ -3,6 +3,7 @@ package buffer
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -225,15 +226,14 @@ func TestOpenOnAFullDisk(t *testing.T) {
 // space, and nothing else on the disk can be freed. Once the shipper has
 // delivered what that segment holds, the buffer gets the space back by
 // itself — it never deletes the segment it writes, so it moves on to a new
-// one and deletes the delivered one — and appends go on. Before, the
-// delivered segment stayed as the one being written and the agent was stuck.
+// one and deletes the delivered one — and appends go on; also when the
+// shipper was only part way through the segment when the disk filled.
+// Before, the delivered segment stayed as the one being written and the
+// agent was stuck.
 func TestDeliveredSegmentIsReclaimedOnAFullDisk(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		disk func(*testing.T) fullDisk
-	}{{"tmpfs", tmpfsDisk}} { // the injected disk does not model freeing space
-		t.Run(tc.name, func(t *testing.T) {
-			d := tc.disk(t)
+	for _, firstPart := range []float64{1, 0.5} {
+		t.Run(fmt.Sprintf("delivered %.0f%% when the disk filled", 100*firstPart), func(t *testing.T) {
+			d := tmpfsDisk(t)
 			cfg := Config{Dir: filepath.Join(d.dir, "buf"), MaxBytes: 1 << 30, SegmentBytes: 64 << 20}
 			b, err := open(cfg, d.openFile)
 			if err != nil {
@@ -253,22 +253,32 @@ func TestDeliveredSegmentIsReclaimedOnAFullDisk(t *testing.T) {
 			if n == 0 || n == 100000 {
 				t.Fatalf("%d records fit", n)
 			}
-			for i := 0; i < n; i++ { // the shipper delivers everything
-				r, err := b.Next(nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := b.Ack(r); err != nil {
-					t.Fatal(err)
+			deliver := func(k int) {
+				for i := 0; i < k; i++ {
+					r, err := b.Next(nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := b.Ack(r); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
-			// One more refusal lets the buffer move on; then appends work.
+			first := int(firstPart * float64(n))
+			deliver(first)
 			r := rec(n)
 			if err := b.Append(r.meta, r.payload); err != nil && !errors.Is(err, ErrDiskFull) {
-				t.Fatal(err)
+				t.Fatal(err) // a refusal here lets the buffer move on
 			}
-			if err := b.Append(r.meta, r.payload); err != nil {
-				t.Fatalf("append after everything was delivered: %v (segments %v)", err, segFiles(t, cfg.Dir))
+			deliver(n - first)
+			var appendErr error
+			for try := 0; try < 3; try++ { // at most one more refusal
+				if appendErr = b.Append(r.meta, r.payload); appendErr == nil {
+					break
+				}
+			}
+			if appendErr != nil {
+				t.Fatalf("append after everything was delivered: %v (segments %v)", appendErr, segFiles(t, cfg.Dir))
 			}
 			got, err := b.Next(nil)
 			if err != nil || !bytes.Equal(got.Payload, r.payload) {

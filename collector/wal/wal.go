@@ -481,7 +481,15 @@ func (l *Log) write(payload []byte) (int64, error) {
 	l.wbuf = binary.LittleEndian.AppendUint32(l.wbuf, uint32(len(payload)))
 	l.wbuf = binary.LittleEndian.AppendUint32(l.wbuf, crc32.Checksum(payload, castagnoli))
 	l.wbuf = append(l.wbuf, payload...)
-	if _, err := l.cur.Write(l.wbuf); err != nil {
+	_, err := l.cur.Write(l.wbuf)
+	if err != nil && isDiskFull(err) {
+		l.undo(last.size)
+		if l.reclaim() {
+			last = &l.segs[len(l.segs)-1]
+			_, err = l.cur.Write(l.wbuf)
+		}
+	}
+	if err != nil {
 		l.stats.AppendErrors[reason(err)]++
 		l.undo(last.size)
 		return 0, classify(err)
@@ -533,6 +541,14 @@ func (l *Log) roll() error {
 	l.cur.Close() // the reader has its own handle
 	l.cur, l.broken = f, false
 	l.segs = append(l.segs, segment{id: id})
+	// The segment left behind may be acknowledged to its end already.
+	ack := l.ack
+	l.dropAcked()
+	if l.ack != ack {
+		if err := l.writeAck(l.ack); err != nil {
+			l.opts.Logger.Warn("wal: cannot record the acknowledged position", "error", err)
+		}
+	}
 	return nil
 }
 
@@ -563,6 +579,10 @@ func (l *Log) sync(end int64) error {
 	}
 	l.synced = max(l.synced, upTo)
 	return nil
+}
+
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 func classify(err error) error {
@@ -699,15 +719,53 @@ func (l *Log) Ack(end Position) error {
 	}
 	l.pending -= n
 	l.stats.Acked += n
-	for len(l.segs) > 1 && l.segs[0].id < end.Segment {
+	l.dropAcked()
+	l.space.Broadcast()
+	return nil
+}
+
+// dropAcked deletes the segments whose records are all acknowledged; l.mu
+// is held. A finished segment acknowledged to its end moves the
+// acknowledged position to the next segment, so it goes at once: on a full
+// disk its space may be what the next append waits for. The segment being
+// written is never deleted here (see reclaim).
+func (l *Log) dropAcked() {
+	for len(l.segs) > 1 && l.segs[0].id == l.ack.Segment && l.ack.Offset >= l.segs[0].size {
+		l.ack = Position{Segment: l.segs[1].id}
+	}
+	for len(l.segs) > 1 && l.segs[0].id < l.ack.Segment {
 		if err := os.Remove(l.path(l.segs[0].id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			l.opts.Logger.Warn("wal: cannot delete an acknowledged segment", "error", err)
 			break
 		}
+		if l.read.Segment == l.segs[0].id {
+			l.closeReader()
+		}
 		l.segs = l.segs[1:]
 	}
-	l.space.Broadcast()
-	return nil
+	if l.read.Less(l.ack) {
+		l.read = l.ack
+	}
+}
+
+// reclaim makes room on a full disk from the segment being written; l.mu
+// is held. Once part of it is acknowledged, appends move on to a new
+// segment so that the acknowledged one can be deleted; when all of it is,
+// that happens now. It reports whether space was freed.
+func (l *Log) reclaim() bool {
+	last := l.segs[len(l.segs)-1]
+	if l.ack.Segment != last.id || l.ack.Offset == 0 {
+		return false
+	}
+	if l.ack.Offset < last.size {
+		l.broken = true // the next append starts a new segment
+		return false
+	}
+	before := len(l.segs)
+	if err := l.roll(); err != nil {
+		return false
+	}
+	return len(l.segs) <= before // the acknowledged segment went
 }
 
 // Stats returns the log's counters.

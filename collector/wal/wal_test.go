@@ -279,3 +279,59 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// The disk fills while the log writes one segment larger than the free
+// space, and nothing else on the disk can be freed: once the records in it
+// are acknowledged, the log gets the space back by itself and appends go on
+// — also when only part had been acknowledged when the disk filled.
+func TestAcknowledgedSpaceIsReclaimedOnAFullDisk(t *testing.T) {
+	for _, part := range []float64{1, 0.5} {
+		t.Run(fmt.Sprintf("acknowledged %.0f%% when the disk filled", 100*part), func(t *testing.T) {
+			dir := disktest.Tmpfs(t, "1m")
+			l := open(t, Options{Dir: filepath.Join(dir, "wal"), SegmentBytes: 64 << 20, MaxBytes: 1 << 30})
+			payload := bytes.Repeat([]byte("x"), 8<<10)
+			n := 0
+			for ; n < 1000; n++ {
+				if err := l.Append(payload); err != nil {
+					if !errors.Is(err, ErrDiskFull) {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+			if n == 0 || n == 1000 {
+				t.Fatalf("%d records fit", n)
+			}
+			recs := readAll(t, l, n)
+			first := int(part * float64(n))
+			if err := l.Ack(recs[first-1].End); err != nil {
+				t.Fatal(err)
+			}
+			err := l.Append(payload) // frees space when everything was acknowledged
+			if part < 1 {
+				if !errors.Is(err, ErrDiskFull) {
+					t.Fatalf("append with half the segment unacknowledged: %v, want ErrDiskFull", err)
+				}
+				if err := l.Ack(recs[n-1].End); err != nil {
+					t.Fatal(err)
+				}
+				err = l.Append(payload)
+			}
+			if err != nil {
+				t.Fatalf("append once everything was acknowledged: %v", err)
+			}
+			for i := 0; i < 3; i++ { // and it keeps working
+				if err := l.Append(payload); err != nil {
+					t.Fatalf("append %d after reclaiming: %v", i, err)
+				}
+			}
+			got := readAll(t, l, 4)
+			if len(got) != 4 || !bytes.Equal(got[0].Data, payload) {
+				t.Fatalf("read after reclaiming: %d records", len(got))
+			}
+			if st := l.Stats(); st.PendingRecords != 4 || st.Segments > 2 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}

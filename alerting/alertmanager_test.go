@@ -13,8 +13,8 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting"
 	"github.com/fleetwatch/fleetwatch/alerting/internal/fixture"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/promtest"
-	"github.com/fleetwatch/fleetwatch/storage"
 )
 
 // offsetClock is the wall clock moved by an offset the test sets: the
@@ -81,8 +81,8 @@ func TestAlertmanagerSeesOneAlertPerIncident(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newManager(t, cfg, alerting.Deps{Inventory: fleet.Inventory(), Notifier: router})
-	gpu := fleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" })
+	m := newManager(t, cfg, alerting.Deps{Inventory: testFleet.Inventory(), Notifier: router})
+	gpu := testFleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" })
 	const key = "thermal/gpu/dc-0/row-0-0/rack-02/node-009/GPU-009-4"
 	hot := fixture.Thermal("health_thermal", "gpu_thermal", "error", t0, gpu)
 	feed(t, m, "health_thermal", 30*time.Second, 0, 3, always, hot)
@@ -97,7 +97,7 @@ func TestAlertmanagerSeesOneAlertPerIncident(t *testing.T) {
 	// main class becomes cooling. A minute later (the resend interval) it
 	// is re-sent.
 	cooling := fixture.Thermal("spc_gpu", "cooling", "critical", t0, gpu)
-	worse := []storage.Detection{hot[0], cooling[0]}
+	worse := []fleet.Detection{hot[0], cooling[0]}
 	worse[0].Severity = "critical"
 	clock.set(2 * time.Minute)
 	feed(t, m, "health_thermal", 30*time.Second, 3, 1, always, worse)

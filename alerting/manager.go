@@ -15,7 +15,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // Store keeps incident state (alerting/store implements it on ClickHouse).
@@ -72,12 +72,12 @@ type Manager struct {
 	// detectors' windows nor readers of the incidents.
 	send sync.Mutex
 	// active holds each detector's detections from its last window.
-	active    map[string]map[string]*storage.Detection
+	active    map[string]map[string]*fleet.Detection
 	firstSeen map[string]time.Time
 	incidents map[string]*incident.Incident
 	// source maps each active detection to the engine detector whose
 	// windows count for it (its Detector field may name a rule instead).
-	source   map[*storage.Detection]string
+	source   map[*fleet.Detection]string
 	version  uint64
 	lastPoll time.Time
 	// unsaved are incidents whose last save failed and held the
@@ -111,7 +111,7 @@ func NewManager(cfg Config, deps Deps) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg.Lifecycle, corr: corr, cat: deps.Catalog, store: deps.Store, notify: deps.Notifier,
 		deploys: deps.Deployments, silence: cfg.Silences, log: deps.Logger,
-		active: map[string]map[string]*storage.Detection{}, firstSeen: map[string]time.Time{}, incidents: map[string]*incident.Incident{},
+		active: map[string]map[string]*fleet.Detection{}, firstSeen: map[string]time.Time{}, incidents: map[string]*incident.Incident{},
 		unsaved: map[string]bool{}}
 	if m.log == nil {
 		m.log = slog.Default()
@@ -300,7 +300,7 @@ func transition(inc *incident.Incident, a incident.Action) route.Notification {
 // updateActive replaces ev.Detector's active detections with ev's.
 func (m *Manager) updateActive(ev engine.Evaluation) {
 	minRank := incident.SeverityRank(m.cfg.MinSeverity)
-	cur := map[string]*storage.Detection{}
+	cur := map[string]*fleet.Detection{}
 	for i := range ev.Detections {
 		d := ev.Detections[i] // a copy: the slice is the engine's
 		if incident.SeverityRank(d.Severity) < minRank {
@@ -321,9 +321,9 @@ func (m *Manager) updateActive(ev engine.Evaluation) {
 }
 
 // activeList flattens the active detections in a fixed order.
-func (m *Manager) activeList() []*storage.Detection {
-	var out []*storage.Detection
-	m.source = map[*storage.Detection]string{}
+func (m *Manager) activeList() []*fleet.Detection {
+	var out []*fleet.Detection
+	m.source = map[*fleet.Detection]string{}
 	for _, det := range slices.Sorted(maps.Keys(m.active)) {
 		for _, k := range slices.Sorted(maps.Keys(m.active[det])) {
 			d := m.active[det][k]

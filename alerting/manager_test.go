@@ -19,6 +19,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/alerting/store"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -69,11 +70,11 @@ func (p *pages) lines() []string {
 
 // feed runs windows [from, from+n) of detector through m, each with dets
 // (re-stamped to the window) when on(i) holds and none otherwise.
-func feed(t *testing.T, m *alerting.Manager, detector string, iv time.Duration, from, n int, on func(i int) bool, dets []storage.Detection) {
+func feed(t *testing.T, m *alerting.Manager, detector string, iv time.Duration, from, n int, on func(i int) bool, dets []fleet.Detection) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
 		w := engine.Window{Start: t0.Add(time.Duration(i) * iv), End: t0.Add(time.Duration(i+1) * iv)}
-		var ev []storage.Detection
+		var ev []fleet.Detection
 		if on(i) {
 			for _, d := range dets {
 				d.Time, d.WindowStart = w.End, w.Start
@@ -97,13 +98,13 @@ func newManager(t *testing.T, cfg alerting.Config, deps alerting.Deps) *alerting
 	return m
 }
 
-var fleet = fixture.Fleet{Datacenters: 1, Rows: 2, Racks: 4, Nodes: 4, GPUs: 8}
+var testFleet = fixture.Fleet{Datacenters: 1, Rows: 2, Racks: 4, Nodes: 4, GPUs: 8}
 
 func TestRackCoolingFailureIsOneRackIncident(t *testing.T) {
 	p := &pages{}
-	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: fleet.Inventory(), Notifier: p})
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: testFleet.Inventory(), Notifier: p})
 	// The CDU fails: first two nodes' GPUs heat up, then the whole rack.
-	rack := fleet.Select(func(g fixture.GPU) bool { return g.Rack == "rack-02" })
+	rack := testFleet.Select(func(g fixture.GPU) bool { return g.Rack == "rack-02" })
 	early := fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, rack[:3])
 	all := fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, rack)
 	feed(t, m, "health_thermal", 30*time.Second, 0, 1, always, early)
@@ -126,8 +127,8 @@ func TestRackCoolingFailureIsOneRackIncident(t *testing.T) {
 
 func TestOneGPUFanIsOneGPUIncident(t *testing.T) {
 	p := &pages{}
-	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: fleet.Inventory(), Notifier: p})
-	gpu := fleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" })
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: testFleet.Inventory(), Notifier: p})
+	gpu := testFleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" })
 	feed(t, m, "health_thermal", 30*time.Second, 0, 20, always, fixture.Thermal("health_thermal", "gpu_thermal", "critical", t0, gpu))
 	want := []string{"trigger thermal/gpu/dc-0/row-0-0/rack-02/node-009/GPU-009-4"}
 	if got := p.lines(); !slices.Equal(got, want) {
@@ -136,7 +137,7 @@ func TestOneGPUFanIsOneGPUIncident(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
-	gpu := fleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" })
+	gpu := testFleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" })
 	dets := fixture.Thermal("health_thermal", "gpu_thermal", "critical", t0, gpu)
 	const key = "thermal/gpu/dc-0/row-0-0/rack-02/node-009/GPU-009-4"
 	cases := []struct {
@@ -154,7 +155,7 @@ func TestLifecycle(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &pages{}
-			m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: fleet.Inventory(), Notifier: p})
+			m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: testFleet.Inventory(), Notifier: p})
 			feed(t, m, "health_thermal", 30*time.Second, 0, tc.windows, tc.on, dets)
 			if got := p.lines(); !slices.Equal(got, tc.want) {
 				t.Errorf("pages %v, want %v", got, tc.want)
@@ -167,8 +168,8 @@ func TestSilenceByLabels(t *testing.T) {
 	cfg := alerting.NewDefaultConfig()
 	cfg.Silences = []alerting.Silence{{Matchers: []string{"rack=~rack-0[0-3]", "family=thermal"}, Starts: t0, Ends: t0.Add(time.Hour), Comment: "CDU maintenance"}}
 	p := &pages{}
-	m := newManager(t, cfg, alerting.Deps{Inventory: fleet.Inventory(), Notifier: p})
-	rack := fleet.Select(func(g fixture.GPU) bool { return g.Rack == "rack-02" })
+	m := newManager(t, cfg, alerting.Deps{Inventory: testFleet.Inventory(), Notifier: p})
+	rack := testFleet.Select(func(g fixture.GPU) bool { return g.Rack == "rack-02" })
 	feed(t, m, "health_thermal", 30*time.Second, 0, 4, always, fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, rack))
 	want := []string{"trigger thermal/rack/dc-0/row-0-0/rack-02 (silenced)"}
 	if got := p.lines(); !slices.Equal(got, want) {
@@ -239,8 +240,8 @@ func TestPipelineDriftIsOneIncidentRoutedToItsOwner(t *testing.T) {
 
 func TestLatencyIncidentLinksToHardwareOnItsServingGPUs(t *testing.T) {
 	p := &pages{}
-	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Catalog: pipelineCatalog(t), Inventory: fleet.Inventory(), Notifier: p})
-	node := fleet.Select(func(g fixture.GPU) bool { return g.Node == "node-000" })
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Catalog: pipelineCatalog(t), Inventory: testFleet.Inventory(), Notifier: p})
+	node := testFleet.Select(func(g fixture.GPU) bool { return g.Node == "node-000" })
 	feed(t, m, "health_thermal", time.Minute, 0, 3, always, fixture.Thermal("health_thermal", "gpu_thermal", "critical", t0, node))
 	feed(t, m, "slo_burn", time.Minute, 3, 3, always, fixture.Models("slo_burn", "latency", "critical", t0, []string{"recsys-00"}))
 	var lat incident.Incident
@@ -280,13 +281,13 @@ func TestRestartResumesWithoutRepaging(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := newManager(t, cfg, alerting.Deps{Catalog: pipelineCatalog(t), Inventory: fleet.Inventory(), Store: st, Notifier: router, Deployments: st})
+		m := newManager(t, cfg, alerting.Deps{Catalog: pipelineCatalog(t), Inventory: testFleet.Inventory(), Store: st, Notifier: router, Deployments: st})
 		if err := m.Restore(ctx, t0); err != nil {
 			t.Fatal(err)
 		}
 		return m
 	}
-	rack := fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, fleet.Select(func(g fixture.GPU) bool { return g.Rack == "rack-05" }))
+	rack := fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, testFleet.Select(func(g fixture.GPU) bool { return g.Rack == "rack-05" }))
 	drift := fixture.Models("psi", "covariate_drift", "critical", t0, fixture.Names("recsys", 0, 12))
 	m := start()
 	feed(t, m, "health_thermal", time.Minute, 0, 3, always, rack)
@@ -351,8 +352,8 @@ func (s *stuck) Refresh(context.Context, []incident.Incident) error { return nil
 // detector's window is advanced at once and delivered after the hung one.
 func TestSlowReceiverDoesNotBlockReaders(t *testing.T) {
 	s := &stuck{entered: make(chan struct{}), release: make(chan struct{})}
-	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: fleet.Inventory(), Notifier: s})
-	gpu := fleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" })
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: testFleet.Inventory(), Notifier: s})
+	gpu := testFleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" })
 	dets := fixture.Thermal("health_thermal", "gpu_thermal", "critical", t0, gpu)
 	done := make(chan struct{})
 	go func() {
@@ -396,9 +397,9 @@ func TestSlowReceiverDoesNotBlockReaders(t *testing.T) {
 // incident at the wider scope; the node's resolves as merged into it.
 func TestWideningTelemetryGapMergesIntoTheWiderScope(t *testing.T) {
 	p := &pages{}
-	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: fleet.Inventory(), Notifier: p})
-	gap := func(keep func(g fixture.GPU) bool) []storage.Detection {
-		return fixture.Thermal("fleet_health", "telemetry_gap", "warning", t0, fleet.Select(keep))
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Inventory: testFleet.Inventory(), Notifier: p})
+	gap := func(keep func(g fixture.GPU) bool) []fleet.Detection {
+		return fixture.Thermal("fleet_health", "telemetry_gap", "warning", t0, testFleet.Select(keep))
 	}
 	feed(t, m, "fleet_health", 30*time.Second, 0, 3, always, gap(func(g fixture.GPU) bool { return g.Node == "node-005" }))
 	feed(t, m, "fleet_health", 30*time.Second, 3, 3, always, gap(func(g fixture.GPU) bool { return g.Row == "row-0-0" }))

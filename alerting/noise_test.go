@@ -16,7 +16,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/kernels"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // The design documents' alert-fatigue scenario: 100 models × 10 metrics
@@ -124,7 +124,7 @@ func (p *pager) Refresh(context.Context, []incident.Incident) error { return nil
 // detection turns a fired SPC point into what the SPC detector raises:
 // critical after 3 windows out of control or |z| ≥ 6, else warning for
 // we1, else info.
-func detection(p spc.Point, w engine.Window) storage.Detection {
+func detection(p spc.Point, w engine.Window) fleet.Detection {
 	sev := "info"
 	switch {
 	case p.OutRun >= 3 || (p.Rules&kernels.Rule1 != 0 && math.Abs(p.Z) >= 6):
@@ -132,7 +132,7 @@ func detection(p spc.Point, w engine.Window) storage.Detection {
 	case p.Rules&(kernels.Rule1|kernels.RuleEWMA|kernels.RuleCUSUM) != 0:
 		sev = "warning"
 	}
-	return storage.Detection{Time: w.End, WindowStart: w.Start, Detector: "spc_" + p.Rules.Names()[0], Class: p.Class,
+	return fleet.Detection{Time: w.End, WindowStart: w.Start, Detector: "spc_" + p.Rules.Names()[0], Class: p.Class,
 		Severity: sev, EntityType: p.EntityType, Entity: p.Entity, Key: "spc/" + p.Key, Model: p.Model, Value: p.Z,
 		Summary: fmt.Sprintf("%s %s z=%.1f", p.Entity, p.Metric, p.Z)}
 }
@@ -209,7 +209,7 @@ func runNoise(t testing.TB) noiseResult {
 		}
 		set.Observe(obs)
 		w := engine.Window{Start: start.Add(time.Duration(wi) * noiseStep), End: start.Add(time.Duration(wi+1) * noiseStep)}
-		var dets []storage.Detection
+		var dets []fleet.Detection
 		for _, pt := range set.Fired() {
 			dets = append(dets, detection(pt, w))
 		}

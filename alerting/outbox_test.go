@@ -20,6 +20,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/alerting/store"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -28,8 +29,8 @@ import (
 // stake in the outbox tests.
 const xidKey = "gpu_hard_fault/gpu/dc-0/row-0-0/rack-02/node-009/GPU-009-4"
 
-func xid79() []storage.Detection {
-	return fixture.Thermal("fleet_health", "gpu_hard_fault", "critical", t0, fleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" }))
+func xid79() []fleet.Detection {
+	return fixture.Thermal("fleet_health", "gpu_hard_fault", "critical", t0, testFleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" }))
 }
 
 // hookRequest is one request a webhook receiver saw.
@@ -154,7 +155,7 @@ func analyzer(t *testing.T, db *storage.Client, routing route.Config, opts ...ro
 	}
 	cfg := alerting.NewDefaultConfig()
 	cfg.Routing = routing
-	m := newManager(t, cfg, alerting.Deps{Inventory: fleet.Inventory(), Store: st, Notifier: router})
+	m := newManager(t, cfg, alerting.Deps{Inventory: testFleet.Inventory(), Store: st, Notifier: router})
 	if err := m.Restore(ctx, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func outboxChild() int {
 	}
 	acfg := alerting.NewDefaultConfig()
 	acfg.Routing = routing
-	m, err := alerting.NewManager(acfg, alerting.Deps{Inventory: fleet.Inventory(), Store: st, Notifier: router})
+	m, err := alerting.NewManager(acfg, alerting.Deps{Inventory: testFleet.Inventory(), Store: st, Notifier: router})
 	if err != nil {
 		return fail("%v", err)
 	}

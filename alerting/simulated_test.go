@@ -16,7 +16,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
 	"github.com/fleetwatch/fleetwatch/analytics/health/score"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // healthRun feeds windows through the fleet-health evaluator into a
@@ -89,7 +89,7 @@ func TestSimulatedFaultsPageOncePerCause(t *testing.T) {
 	var fanUUID string
 	for _, n := range sim.NewFleet(sc).Nodes {
 		for _, g := range n.GPUs {
-			inv.Add(storage.Topology{Datacenter: n.Resource.Datacenter, Row: n.Resource.Row, Rack: n.Resource.Rack,
+			inv.Add(fleet.Topology{Datacenter: n.Resource.Datacenter, Row: n.Resource.Row, Rack: n.Resource.Rack,
 				Node: n.Name, Cluster: n.Resource.Cluster}, g.UUID)
 			if n.Name == "node-001" && g.Index == 3 {
 				fanUUID = g.UUID
@@ -141,7 +141,7 @@ fleet: {racks_per_row: 2, nodes_per_rack: 4, gpus_per_node: 8}
 	inv := correlate.NewInventory()
 	var all []health.GPU
 	for _, n := range sim.NewFleet(sc).Nodes {
-		topo := storage.Topology{Datacenter: n.Resource.Datacenter, Row: n.Resource.Row, Rack: n.Resource.Rack, Node: n.Name, Cluster: n.Resource.Cluster}
+		topo := fleet.Topology{Datacenter: n.Resource.Datacenter, Row: n.Resource.Row, Rack: n.Resource.Rack, Node: n.Name, Cluster: n.Resource.Cluster}
 		for _, g := range n.GPUs {
 			inv.Add(topo, g.UUID)
 			all = append(all, health.GPU{UUID: g.UUID, Topology: topo})

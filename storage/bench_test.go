@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/proc"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -26,13 +27,13 @@ func fleetSeries() *storage.GPUSeriesBlock {
 	b := &storage.GPUSeriesBlock{}
 	seen := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	for g := 0; g < 512; g++ {
-		id := storage.GPUIdentity{Index: fmt.Sprint(g % 8), UUID: fmt.Sprintf("GPU-%08x-0000-4000-8000-%012x", g, g),
+		id := fleet.GPUIdentity{Index: fmt.Sprint(g % 8), UUID: fmt.Sprintf("GPU-%08x-0000-4000-8000-%012x", g, g),
 			PCIBusID: fmt.Sprintf("00000000:%02X:00.0", 0x10+g%8), Device: fmt.Sprintf("nvidia%d", g%8), ModelName: "NVIDIA H100 80GB HBM3"}
 		for m, name := range benchMetrics {
 			b.Append(&storage.GPUSeries{
 				Series: storage.HashSeries(name, id.UUID), Metric: name, Counter: m == 3 || m == 10,
-				Topology: storage.Topology{Datacenter: "dc-east", Cluster: "train-a", Rack: fmt.Sprintf("rack-%02d", g/128), Node: fmt.Sprintf("gpu-node-%03d", g/8)},
-				GPU:      id, K8s: storage.Kubernetes{Namespace: "training", Pod: fmt.Sprintf("llm-pretrain-%d", g/64), Container: "trainer"},
+				Topology: fleet.Topology{Datacenter: "dc-east", Cluster: "train-a", Rack: fmt.Sprintf("rack-%02d", g/128), Node: fmt.Sprintf("gpu-node-%03d", g/8)},
+				GPU:      id, K8s: fleet.Kubernetes{Namespace: "training", Pod: fmt.Sprintf("llm-pretrain-%d", g/64), Container: "trainer"},
 				Job: "llm-pretrain", FirstSeen: seen, LastSeen: seen,
 			})
 		}

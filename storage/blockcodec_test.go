@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 func codecBlocks() []Block {
@@ -14,13 +16,13 @@ func codecBlocks() []Block {
 	s.Append(&GPUSample{Time: t0, Metric: "DCGM_FI_DEV_GPU_TEMP", Series: math.MaxUint64, Value: 61.5})
 	s.Append(&GPUSample{Time: t0.Add(time.Millisecond), Metric: "DCGM_FI_DEV_XID_ERRORS", Series: 7, Value: -1, Delta: math.Inf(1)})
 	var g GPUSeriesBlock
-	g.Append(&GPUSeries{Series: 7, Metric: "m", Counter: true, Topology: Topology{Node: "node-1"}, GPU: GPUIdentity{UUID: "GPU-1"},
-		Labels: Labels{Keys: []string{"a", "b"}, Values: []string{"x", "ünïcode"}}, FirstSeen: t0, LastSeen: t0})
+	g.Append(&GPUSeries{Series: 7, Metric: "m", Counter: true, Topology: fleet.Topology{Node: "node-1"}, GPU: fleet.GPUIdentity{UUID: "GPU-1"},
+		Labels: fleet.Labels{Keys: []string{"a", "b"}, Values: []string{"x", "ünïcode"}}, FirstSeen: t0, LastSeen: t0})
 	g.Append(&GPUSeries{Series: 8, Metric: "m2"})
 	var ie InferenceEventBlock
-	ie.Append(&InferenceEvent{Time: t0, Model: "fraud", RequestID: "r1", FeatureNames: []string{"amount"}, FeatureValues: []float64{math.NaN()},
+	ie.Append(&fleet.InferenceEvent{Time: t0, Model: "fraud", RequestID: "r1", FeatureNames: []string{"amount"}, FeatureValues: []float64{math.NaN()},
 		CatFeatureNames: []string{"country"}, CatFeatureValues: []string{"FR"}})
-	ie.Append(&InferenceEvent{Time: t0, Model: "fraud", RequestID: "r2"})
+	ie.Append(&fleet.InferenceEvent{Time: t0, Model: "fraud", RequestID: "r2"})
 	bins := Block{Table: "drift_bins", Columns: []string{"ts", "bin", "count"}, Data: []any{[]int64{1, 2}, []int16{-1, 300}, []uint64{5, 6}}}
 	return []Block{s.Block(), g.Block(), ie.Block(), bins}
 }

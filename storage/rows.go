@@ -4,36 +4,16 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // Row types and their columnar builders, one per telemetry table. A builder
 // appends rows column by column into slices it reuses after Reset, so a steady
-// stream of batches allocates nothing per row. Slices inside a row (labels,
+// stream of batches allocates nothing per row. The types rows share with the
+// stages (topology, GPU identity, labels, inference events, detections) are
+// package fleet's. Slices inside a row (labels,
 // features) are referenced, not copied: do not change them after Append.
-
-// Topology places a row in the fleet; it comes from OTLP resource attributes.
-// The physical tree is datacenter > row > rack > node; Cluster is the logical
-// compute cluster (Kubernetes or Slurm).
-type Topology struct {
-	Datacenter, Row, Rack, Node, Cluster string
-}
-
-// GPUIdentity names a GPU the way dcgm-exporter's labels do.
-type GPUIdentity struct {
-	Index, UUID, PCIBusID, Device, ModelName string
-	// Instance and Profile identify a MIG GPU instance (GPU_I_ID, GPU_I_PROFILE).
-	Instance, Profile string
-}
-
-// Kubernetes names the workload that used a GPU or served a request.
-type Kubernetes struct {
-	Namespace, Pod, Container string
-}
-
-// Labels are extra name/value pairs, sorted by name.
-type Labels struct {
-	Keys, Values []string
-}
 
 // HashSeries returns a stable 64-bit id for a series from its identifying
 // parts (metric name, then label names and values in a fixed order).
@@ -62,7 +42,7 @@ func (c *columns) block(table string) Block {
 
 type topologyCols struct{ datacenter, row, rack, node, cluster []string }
 
-func (c *topologyCols) append(t *Topology) {
+func (c *topologyCols) append(t *fleet.Topology) {
 	c.datacenter = append(c.datacenter, t.Datacenter)
 	c.row = append(c.row, t.Row)
 	c.rack = append(c.rack, t.Rack)
@@ -84,7 +64,7 @@ func (c *topologyCols) addTo(cs *columns) {
 
 type gpuCols struct{ index, uuid, pci, device, model, instance, profile []string }
 
-func (c *gpuCols) append(g *GPUIdentity) {
+func (c *gpuCols) append(g *fleet.GPUIdentity) {
 	c.index = append(c.index, g.Index)
 	c.uuid = append(c.uuid, g.UUID)
 	c.pci = append(c.pci, g.PCIBusID)
@@ -111,7 +91,7 @@ func (c *gpuCols) addTo(cs *columns) {
 
 type k8sCols struct{ namespace, pod, container []string }
 
-func (c *k8sCols) append(k *Kubernetes) {
+func (c *k8sCols) append(k *fleet.Kubernetes) {
 	c.namespace = append(c.namespace, k.Namespace)
 	c.pod = append(c.pod, k.Pod)
 	c.container = append(c.container, k.Container)
@@ -129,7 +109,7 @@ func (c *k8sCols) addTo(cs *columns) {
 
 type labelCols struct{ keys, values [][]string }
 
-func (c *labelCols) append(l *Labels) {
+func (c *labelCols) append(l *fleet.Labels) {
 	c.keys = append(c.keys, nonNil(l.Keys))
 	c.values = append(c.values, nonNil(l.Values))
 }
@@ -202,11 +182,11 @@ type GPUSeries struct {
 	Series  uint64
 	Metric  string
 	Counter bool
-	Topology
-	GPU                 GPUIdentity
-	K8s                 Kubernetes
+	fleet.Topology
+	GPU                 fleet.GPUIdentity
+	K8s                 fleet.Kubernetes
 	Job                 string
-	Labels              Labels
+	Labels              fleet.Labels
 	FirstSeen, LastSeen time.Time
 }
 
@@ -272,11 +252,11 @@ type GPUEvent struct {
 	Count   uint32
 	Message string
 	Source  string
-	Topology
-	GPU    GPUIdentity
-	K8s    Kubernetes
+	fleet.Topology
+	GPU    fleet.GPUIdentity
+	K8s    fleet.Kubernetes
 	Job    string
-	Labels Labels
+	Labels fleet.Labels
 }
 
 // GPUEventBlock builds gpu_events blocks.
@@ -336,25 +316,6 @@ func (b *GPUEventBlock) Block() Block {
 	return cs.block("gpu_events")
 }
 
-// InferenceEvent is one row of inference_events.
-type InferenceEvent struct {
-	Time                      time.Time
-	Model, ModelVersion       string
-	RequestID                 string
-	LatencyMs                 float64
-	Status                    string
-	FeatureNames              []string
-	FeatureValues             []float64
-	CatFeatureNames           []string
-	CatFeatureValues          []string
-	Prediction                float64
-	PredictionClass           string
-	SampleRate                float64
-	Service                   string
-	Datacenter, Cluster, Node string
-	GPUUUID, Namespace, Pod   string
-}
-
 // InferenceEventBlock builds inference_events blocks.
 type InferenceEventBlock struct {
 	ts                                                    []int64
@@ -366,7 +327,7 @@ type InferenceEventBlock struct {
 }
 
 // Append adds one row; a zero SampleRate is stored as 1 (not sampled).
-func (b *InferenceEventBlock) Append(e *InferenceEvent) {
+func (b *InferenceEventBlock) Append(e *fleet.InferenceEvent) {
 	rate := e.SampleRate
 	if rate == 0 {
 		rate = 1
@@ -532,8 +493,8 @@ type Span struct {
 	StatusCode, StatusMessage      string
 	Model, ModelVersion, RequestID string
 	Cluster, Node                  string
-	K8s                            Kubernetes
-	Attributes                     Labels
+	K8s                            fleet.Kubernetes
+	Attributes                     fleet.Labels
 }
 
 // SpanBlock builds spans blocks.
@@ -610,19 +571,6 @@ func boolByte(b bool) uint8 {
 	return 0
 }
 
-// Detection is one row of detections.
-type Detection struct {
-	Time, WindowStart       time.Time
-	Detector, Class         string
-	Severity                string
-	EntityType, Entity, Key string
-	Topology
-	GPUUUID, GPUModel, Job       string
-	Model, ModelVersion, Feature string
-	Value, Threshold, PValue     float64
-	Action, Summary, Evidence    string
-}
-
 // DetectionBlock builds detections blocks.
 type DetectionBlock struct {
 	ts, windowStart                                    []int64
@@ -634,7 +582,7 @@ type DetectionBlock struct {
 }
 
 // Append adds one row.
-func (b *DetectionBlock) Append(d *Detection) {
+func (b *DetectionBlock) Append(d *fleet.Detection) {
 	b.ts = append(b.ts, d.Time.Unix())
 	b.windowStart = append(b.windowStart, d.WindowStart.Unix())
 	b.detector = append(b.detector, d.Detector)

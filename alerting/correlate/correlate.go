@@ -19,7 +19,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // Config holds the correlation thresholds.
@@ -147,14 +147,14 @@ type Candidate struct {
 	Scope  string
 	Family string
 	// Topology is the scope's place, for hardware candidates.
-	Topology storage.Topology
+	Topology fleet.Topology
 	// Models are the models involved, for model candidates, sorted.
 	Models   []string
 	Team     string
 	Oncall   string
 	Domain   string
 	Runbook  string
-	Evidence []*storage.Detection
+	Evidence []*fleet.Detection
 }
 
 // Correlator turns active detections into candidates.
@@ -192,7 +192,7 @@ func (c *Correlator) Family(class string) string {
 }
 
 // isModel reports whether d is about a model rather than hardware.
-func isModel(d *storage.Detection) bool {
+func isModel(d *fleet.Detection) bool {
 	switch d.EntityType {
 	case "gpu", "node", "rack", "row", "datacenter":
 		return false
@@ -203,9 +203,9 @@ func isModel(d *storage.Detection) bool {
 }
 
 // Correlate groups dets by family and returns the candidates, sorted by key.
-func (c *Correlator) Correlate(dets []*storage.Detection) []Candidate {
-	hw := map[string][]*storage.Detection{}
-	models := map[string][]*storage.Detection{}
+func (c *Correlator) Correlate(dets []*fleet.Detection) []Candidate {
+	hw := map[string][]*fleet.Detection{}
+	models := map[string][]*fleet.Detection{}
 	for _, d := range dets {
 		f := c.Family(d.Class)
 		if isModel(d) {

@@ -9,13 +9,13 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/alerting/correlate"
 	"github.com/fleetwatch/fleetwatch/alerting/internal/fixture"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
-func ptrs(ds []storage.Detection) []*storage.Detection {
-	out := make([]*storage.Detection, len(ds))
+func ptrs(ds []fleet.Detection) []*fleet.Detection {
+	out := make([]*fleet.Detection, len(ds))
 	for i := range ds {
 		out[i] = &ds[i]
 	}
@@ -46,15 +46,15 @@ func itoa(n int) string {
 // candidates they should give, as summary lines.
 type hwCase struct {
 	name string
-	dets []storage.Detection
+	dets []fleet.Detection
 	want []string
 }
 
 // checkHardware correlates each case on fleet with the default config and
 // checks the candidates and that team/oncall own every one.
-func checkHardware(t *testing.T, fleet fixture.Fleet, cases []hwCase, team, oncall string) {
+func checkHardware(t *testing.T, testFleet fixture.Fleet, cases []hwCase, team, oncall string) {
 	t.Helper()
-	c, err := correlate.New(correlate.NewDefaultConfig(), fleet.Inventory(), nil)
+	c, err := correlate.New(correlate.NewDefaultConfig(), testFleet.Inventory(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,9 +75,9 @@ func checkHardware(t *testing.T, fleet fixture.Fleet, cases []hwCase, team, onca
 }
 
 func TestTopology(t *testing.T) {
-	fleet := fixture.Fleet{Datacenters: 2, Rows: 2, Racks: 4, Nodes: 4, GPUs: 8}
-	hot := func(keep func(g fixture.GPU) bool) []storage.Detection {
-		return fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, fleet.Select(keep))
+	testFleet := fixture.Fleet{Datacenters: 2, Rows: 2, Racks: 4, Nodes: 4, GPUs: 8}
+	hot := func(keep func(g fixture.GPU) bool) []fleet.Detection {
+		return fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, testFleet.Select(keep))
 	}
 	cases := []hwCase{
 		{"one GPU's fan", hot(func(g fixture.GPU) bool { return g.UUID == "GPU-005-3" }),
@@ -104,17 +104,17 @@ func TestTopology(t *testing.T) {
 			return g.Rack == "rack-01" || g.Rack == "rack-05" || (g.Datacenter == "dc-1" && (g.Row == "row-1-0" || g.Row == "row-1-1"))
 		}), []string{"thermal/fleet/all (320)"}},
 	}
-	checkHardware(t, fleet, cases, "infrastructure", "infrastructure-oncall")
+	checkHardware(t, testFleet, cases, "infrastructure", "infrastructure-oncall")
 }
 
 func TestFamiliesKeepClassesOfOneCauseTogether(t *testing.T) {
-	fleet := fixture.Fleet{Datacenters: 1, Rows: 1, Racks: 2, Nodes: 4, GPUs: 8}
+	testFleet := fixture.Fleet{Datacenters: 1, Rows: 1, Racks: 2, Nodes: 4, GPUs: 8}
 	in := func(g fixture.GPU) bool { return g.Rack == "rack-00" }
-	gpus := fleet.Select(in)
+	gpus := testFleet.Select(in)
 	dets := append(fixture.Thermal("health_thermal", "gpu_thermal", "warning", t0, gpus[:16]),
 		fixture.Thermal("spc_gpu", "cooling", "warning", t0, gpus[16:])...)
 	dets = append(dets, fixture.Thermal("health_ecc", "ecc", "critical", t0, gpus[:1])...)
-	c, err := correlate.New(correlate.NewDefaultConfig(), fleet.Inventory(), nil)
+	c, err := correlate.New(correlate.NewDefaultConfig(), testFleet.Inventory(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestModels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drift := func(models ...[]string) []storage.Detection {
+	drift := func(models ...[]string) []fleet.Detection {
 		var all []string
 		for _, m := range models {
 			all = append(all, m...)
@@ -143,7 +143,7 @@ func TestModels(t *testing.T) {
 	}
 	cases := []struct {
 		name      string
-		dets      []storage.Detection
+		dets      []fleet.Detection
 		want      []string
 		wantOwner string
 	}{
@@ -186,17 +186,17 @@ func TestConfigValidate(t *testing.T) {
 // affected, not one GPU fault on each of two nodes (deploy/scenarios/
 // small.yaml: a straggler on node-001 and an NVLink fault on node-002).
 func TestRackNeedsEvidenceThatItExplainsItsNodes(t *testing.T) {
-	fleet := fixture.Fleet{Datacenters: 1, Rows: 1, Racks: 2, Nodes: 4, GPUs: 8}
-	gpus := func(keep func(g fixture.GPU) bool) []fixture.GPU { return fleet.Select(keep) }
+	testFleet := fixture.Fleet{Datacenters: 1, Rows: 1, Racks: 2, Nodes: 4, GPUs: 8}
+	gpus := func(keep func(g fixture.GPU) bool) []fixture.GPU { return testFleet.Select(keep) }
 	one := func(uuid string) func(g fixture.GPU) bool { return func(g fixture.GPU) bool { return g.UUID == uuid } }
-	gray := func(keep func(g fixture.GPU) bool) []storage.Detection {
+	gray := func(keep func(g fixture.GPU) bool) []fleet.Detection {
 		return fixture.Thermal("health", "gpu_gray_failure", "error", t0, gpus(keep))
 	}
 	// The straggler's rank, as fleet health reports it: a rank entity on
 	// the GPU's UUID.
 	straggler := fixture.Thermal("health", "gpu_straggler", "error", t0, gpus(one("GPU-001-6")))
 	straggler[0].EntityType, straggler[0].Entity, straggler[0].Key = "rank", "llm-pretrain/6", "health/GPU-001-6/straggler"
-	checkHardware(t, fleet, []hwCase{
+	checkHardware(t, testFleet, []hwCase{
 		{"a straggler and an NVLink fault on two nodes of one rack",
 			append(append(gray(one("GPU-001-6")), straggler...), gray(one("GPU-002-1"))...),
 			[]string{"performance/gpu/dc-0/row-0-0/rack-00/node-001/GPU-001-6 (2)", "performance/gpu/dc-0/row-0-0/rack-00/node-002/GPU-002-1 (1)"}},
@@ -212,11 +212,11 @@ func TestRackNeedsEvidenceThatItExplainsItsNodes(t *testing.T) {
 // Whole nodes that stop reporting are a telemetry gap: one pipeline
 // candidate scoped to what went silent, owned by the pipeline's owner.
 func TestTelemetryGapsArePipelineCandidates(t *testing.T) {
-	fleet := fixture.Fleet{Datacenters: 2, Rows: 2, Racks: 4, Nodes: 4, GPUs: 8}
-	silent := func(keep func(g fixture.GPU) bool) []storage.Detection {
-		return fixture.Thermal("fleet_health", "telemetry_gap", "warning", t0, fleet.Select(keep))
+	testFleet := fixture.Fleet{Datacenters: 2, Rows: 2, Racks: 4, Nodes: 4, GPUs: 8}
+	silent := func(keep func(g fixture.GPU) bool) []fleet.Detection {
+		return fixture.Thermal("fleet_health", "telemetry_gap", "warning", t0, testFleet.Select(keep))
 	}
-	checkHardware(t, fleet, []hwCase{
+	checkHardware(t, testFleet, []hwCase{
 		{"one node", silent(func(g fixture.GPU) bool { return g.Node == "node-005" }),
 			[]string{"telemetry_gap/pipeline/dc-0/row-0-0/rack-01/node-005 (8)"}},
 		{"a row", silent(func(g fixture.GPU) bool { return g.Row == "row-1-0" }),

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // Inventory is what the fleet holds: GPUs per node, nodes per rack, racks
@@ -36,7 +36,7 @@ func path(parts ...string) string {
 }
 
 // Add records one GPU (uuid may be empty to record only the node).
-func (inv *Inventory) Add(t storage.Topology, uuid string) {
+func (inv *Inventory) Add(t fleet.Topology, uuid string) {
 	add := func(parent, child string) {
 		if inv.children[parent] == nil {
 			inv.children[parent] = map[string]bool{}
@@ -59,8 +59,8 @@ func (inv *Inventory) count(parent string) int { return len(inv.children[parent]
 type tree struct {
 	name  string
 	path  string
-	topo  storage.Topology
-	own   []*storage.Detection // detections about this entity itself
+	topo  fleet.Topology
+	own   []*fleet.Detection // detections about this entity itself
 	kids  map[string]*tree
 	order int // 0 fleet, 1 datacenter, 2 row, 3 rack, 4 node, 5 gpu
 	// affected and touched are computed bottom-up.
@@ -69,7 +69,7 @@ type tree struct {
 
 var hwLevels = []incident.Level{incident.LevelFleet, incident.LevelDatacenter, incident.LevelRow, incident.LevelRack, incident.LevelNode, incident.LevelGPU}
 
-func (t *tree) child(name string, topo storage.Topology) *tree {
+func (t *tree) child(name string, topo fleet.Topology) *tree {
 	if t.kids == nil {
 		t.kids = map[string]*tree{}
 	}
@@ -86,7 +86,7 @@ func (t *tree) child(name string, topo storage.Topology) *tree {
 }
 
 // depth is how deep a detection sits: 1 datacenter … 5 GPU.
-func depth(d *storage.Detection) int {
+func depth(d *fleet.Detection) int {
 	switch d.EntityType {
 	case "datacenter":
 		return 1
@@ -104,9 +104,9 @@ func depth(d *storage.Detection) int {
 }
 
 // place puts d at its place in the tree.
-func (t *tree) place(d *storage.Detection) {
+func (t *tree) place(d *fleet.Detection) {
 	names := []string{part(d.Datacenter), part(d.Row), part(d.Rack), part(d.Node)}
-	topos := []storage.Topology{
+	topos := []fleet.Topology{
 		{Datacenter: d.Datacenter},
 		{Datacenter: d.Datacenter, Row: d.Row},
 		{Datacenter: d.Datacenter, Row: d.Row, Rack: d.Rack},
@@ -179,7 +179,7 @@ func (c *Correlator) judge(t *tree, spanning bool) {
 }
 
 // all appends every detection under t.
-func (t *tree) all(dst []*storage.Detection) []*storage.Detection {
+func (t *tree) all(dst []*fleet.Detection) []*fleet.Detection {
 	dst = append(dst, t.own...)
 	for _, name := range slices.Sorted(maps.Keys(t.kids)) {
 		dst = t.kids[name].all(dst)
@@ -214,7 +214,7 @@ func (c *Correlator) emit(family string, own owner, t *tree, out []Candidate) []
 	return out
 }
 
-func (c *Correlator) hardware(family string, dets []*storage.Detection) []Candidate {
+func (c *Correlator) hardware(family string, dets []*fleet.Detection) []Candidate {
 	root := &tree{}
 	for _, d := range dets {
 		root.place(d)

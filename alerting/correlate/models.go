@@ -5,15 +5,15 @@ import (
 	"slices"
 
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // models attributes one family's model detections: the whole fleet when at
 // least FleetThreshold of the catalog is anomalous; else, greedily, shared
 // upstreams that explain the most anomalous consumers; then portfolios
 // past PortfolioThreshold; every model left is its own incident.
-func (c *Correlator) models(family string, dets []*storage.Detection) []Candidate {
-	byModel := map[string][]*storage.Detection{}
+func (c *Correlator) models(family string, dets []*fleet.Detection) []Candidate {
+	byModel := map[string][]*fleet.Detection{}
 	for _, d := range dets {
 		m := d.Model
 		if m == "" {
@@ -22,8 +22,8 @@ func (c *Correlator) models(family string, dets []*storage.Detection) []Candidat
 		byModel[m] = append(byModel[m], d)
 	}
 	anomalous := slices.Sorted(maps.Keys(byModel))
-	evidence := func(models []string) []*storage.Detection {
-		var out []*storage.Detection
+	evidence := func(models []string) []*fleet.Detection {
+		var out []*fleet.Detection
 		for _, m := range models {
 			out = append(out, byModel[m]...)
 		}
@@ -65,7 +65,7 @@ func (c *Correlator) models(family string, dets []*storage.Detection) []Candidat
 // upstreams picks, repeatedly, the upstream explaining the most anomalous
 // models still unexplained (ties: the one with fewer consumers, the more
 // specific cause; then by name).
-func (c *Correlator) upstreams(family string, anomalous []string, left map[string]bool, evidence func([]string) []*storage.Detection, out []Candidate) []Candidate {
+func (c *Correlator) upstreams(family string, anomalous []string, left map[string]bool, evidence func([]string) []*fleet.Detection, out []Candidate) []Candidate {
 	isAnom := map[string]bool{}
 	for _, m := range anomalous {
 		isAnom[m] = true
@@ -116,7 +116,7 @@ func (c *Correlator) upstreams(family string, anomalous []string, left map[strin
 
 // portfolios opens one incident per domain where at least
 // PortfolioThreshold of its models are anomalous.
-func (c *Correlator) portfolios(family string, anomalous []string, left map[string]bool, evidence func([]string) []*storage.Detection, out []Candidate) []Candidate {
+func (c *Correlator) portfolios(family string, anomalous []string, left map[string]bool, evidence func([]string) []*fleet.Detection, out []Candidate) []Candidate {
 	byDomain := map[string][]string{}
 	for _, m := range anomalous {
 		if mm := c.cat.Model(m); mm != nil {

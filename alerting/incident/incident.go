@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // Level is where in a hierarchy an incident sits.
@@ -81,7 +81,7 @@ type Evidence struct {
 	Severity   string `json:"severity"`
 	EntityType string `json:"entity_type"`
 	Entity     string `json:"entity"`
-	storage.Topology
+	fleet.Topology
 	GPUUUID   string    `json:"gpu_uuid,omitempty"`
 	Model     string    `json:"model,omitempty"`
 	Feature   string    `json:"feature,omitempty"`
@@ -92,7 +92,7 @@ type Evidence struct {
 }
 
 // FromDetection makes evidence of d, seen at its window's end.
-func FromDetection(d *storage.Detection) Evidence {
+func FromDetection(d *fleet.Detection) Evidence {
 	return Evidence{Key: d.Key, Detector: d.Detector, Class: d.Class, Severity: d.Severity, EntityType: d.EntityType,
 		Entity: d.Entity, Topology: d.Topology, GPUUUID: d.GPUUUID, Model: d.Model, Feature: d.Feature,
 		Value: d.Value, Summary: d.Summary, FirstSeen: d.Time, LastSeen: d.Time}
@@ -127,7 +127,7 @@ type Incident struct {
 	Domain   string `json:"domain,omitempty"`
 	Runbook  string `json:"runbook,omitempty"`
 	// Topology is the scope's place in the fleet, for hardware incidents.
-	Topology storage.Topology `json:"topology"`
+	Topology fleet.Topology `json:"topology"`
 	// Models are the models involved, for model incidents.
 	Models []string `json:"models,omitempty"`
 	// Labels are what routing rules and silences match on: class, family,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
@@ -196,7 +197,7 @@ func CountsSQL(database string, models []string, latencyMs []float64, windows []
 }
 
 // Evaluate implements engine.Detector.
-func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Detection, error) {
+func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]fleet.Detection, error) {
 	if len(d.models) == 0 {
 		return nil, nil
 	}
@@ -206,7 +207,7 @@ func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Det
 		return nil, fmt.Errorf("slo counts: %w", err)
 	}
 	defer rows.Close()
-	var out []storage.Detection
+	var out []fleet.Detection
 	for rows.Next() {
 		var model string
 		vals := make([]float64, 3*len(ws))
@@ -234,7 +235,7 @@ func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Det
 	return out, rows.Err()
 }
 
-func (d *Detector) detection(w engine.Window, model string, s catalog.SLO, dec Decision) storage.Detection {
+func (d *Detector) detection(w engine.Window, model string, s catalog.SLO, dec Decision) fleet.Detection {
 	r := d.cfg.Rules[dec.Rule]
 	class := "latency"
 	if s.Kind == catalog.SLOAvailability {
@@ -248,7 +249,7 @@ func (d *Detector) detection(w engine.Window, model string, s catalog.SLO, dec D
 	}
 	ev, _ := json.Marshal(map[string]any{"slo": s.Name, "kind": s.Kind, "objective": s.Objective, "latency_ms": s.LatencyMs,
 		"rule": map[string]any{"long": r.Long.String(), "short": r.Short.String(), "factor": r.Factor}, "burn_rates": burns})
-	return storage.Detection{
+	return fleet.Detection{
 		Time: w.End, WindowStart: w.Start, Detector: d.cfg.Name, Class: class, Severity: r.Severity,
 		EntityType: "model", Entity: model, Key: "slo/" + model + "/" + s.Name, Model: model,
 		Value: dec.Burns[r.Short], Threshold: r.Factor, PValue: math.NaN(), Action: "investigate",

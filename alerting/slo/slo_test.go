@@ -9,6 +9,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/alerting/slo"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -70,8 +71,8 @@ func TestDetectorOnInferenceEvents(t *testing.T) {
 		if ts.After(end.Add(-time.Hour)) && i%4 == 0 {
 			lat = 300
 		}
-		b.Append(&storage.InferenceEvent{Time: ts, Model: "ranker", ModelVersion: "v1", LatencyMs: lat, Status: "ok"})
-		b.Append(&storage.InferenceEvent{Time: ts, Model: "fraud", ModelVersion: "v1", LatencyMs: 5, Status: "ok"})
+		b.Append(&fleet.InferenceEvent{Time: ts, Model: "ranker", ModelVersion: "v1", LatencyMs: lat, Status: "ok"})
+		b.Append(&fleet.InferenceEvent{Time: ts, Model: "fraud", ModelVersion: "v1", LatencyMs: 5, Status: "ok"})
 	}
 	w, err := db.NewWriter(storage.NewDefaultWriterConfig())
 	if err != nil {

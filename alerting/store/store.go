@@ -15,6 +15,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/correlate"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
@@ -246,7 +247,7 @@ func (s *Store) Inventory(ctx context.Context, since time.Time) (*correlate.Inve
 	defer rows.Close()
 	inv := correlate.NewInventory()
 	for rows.Next() {
-		var t storage.Topology
+		var t fleet.Topology
 		var uuid string
 		if err := rows.Scan(&t.Datacenter, &t.Row, &t.Rack, &t.Node, &uuid); err != nil {
 			return nil, err

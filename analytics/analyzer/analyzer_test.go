@@ -16,6 +16,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -129,8 +130,8 @@ func writeSimulation(t *testing.T, c *storage.Client, path string) *sim.Scenario
 	return sc
 }
 
-func inference(in *record.Inference) storage.InferenceEvent {
-	e := storage.InferenceEvent{Time: in.Time, Model: in.Model, ModelVersion: in.ModelVersion, RequestID: in.RequestID,
+func inference(in *record.Inference) fleet.InferenceEvent {
+	e := fleet.InferenceEvent{Time: in.Time, Model: in.Model, ModelVersion: in.ModelVersion, RequestID: in.RequestID,
 		LatencyMs: in.LatencyMs, Status: in.Status, PredictionClass: in.PredictionClass, SampleRate: in.SampleRate,
 		GPUUUID: in.GPUUUID, Prediction: math.NaN()}
 	if in.HasPrediction {

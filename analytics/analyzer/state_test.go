@@ -14,14 +14,14 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/correlate"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
 // /metrics counts open incidents by level, class and severity, from the
 // alerting manager the analyzer runs.
 func TestOpenIncidentsOnMetrics(t *testing.T) {
-	topo := storage.Topology{Datacenter: "dc-0", Row: "row-0", Rack: "rack-01", Node: "node-001"}
+	topo := fleet.Topology{Datacenter: "dc-0", Row: "row-0", Rack: "rack-01", Node: "node-001"}
 	inv := correlate.NewInventory()
 	for _, uuid := range []string{"GPU-a", "GPU-b", "GPU-c", "GPU-d"} {
 		inv.Add(topo, uuid)
@@ -33,9 +33,9 @@ func TestOpenIncidentsOnMetrics(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	for i := 0; i < 3; i++ { // an incident opens after open_after (2) windows
 		w := engine.Window{Start: t0.Add(time.Duration(i) * 30 * time.Second), End: t0.Add(time.Duration(i+1) * 30 * time.Second)}
-		d := storage.Detection{Time: w.End, WindowStart: w.Start, Detector: "fleet_health", Class: "gpu_hard_fault", Severity: "critical",
+		d := fleet.Detection{Time: w.End, WindowStart: w.Start, Detector: "fleet_health", Class: "gpu_hard_fault", Severity: "critical",
 			EntityType: "gpu", Entity: "GPU-a", Key: "fleet_health/GPU-a", Topology: topo, GPUUUID: "GPU-a"}
-		if err := m.Consume(context.Background(), engine.Evaluation{Detector: "fleet_health", Window: w, Detections: []storage.Detection{d}}); err != nil {
+		if err := m.Consume(context.Background(), engine.Evaluation{Detector: "fleet_health", Window: w, Detections: []fleet.Detection{d}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -90,9 +90,9 @@ func TestNotificationDeliveryOnMetrics(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	for i := 0; i < 3; i++ { // opens after two windows: one trigger, refused with 503
 		w := engine.Window{Start: t0.Add(time.Duration(i) * 30 * time.Second), End: t0.Add(time.Duration(i+1) * 30 * time.Second)}
-		d := storage.Detection{Time: w.End, WindowStart: w.Start, Detector: "fleet_health", Class: "gpu_hard_fault", Severity: "critical",
+		d := fleet.Detection{Time: w.End, WindowStart: w.Start, Detector: "fleet_health", Class: "gpu_hard_fault", Severity: "critical",
 			EntityType: "gpu", Entity: "GPU-a", Key: "fleet_health/GPU-a", GPUUUID: "GPU-a"}
-		if err := m.Consume(context.Background(), engine.Evaluation{Detector: "fleet_health", Window: w, Detections: []storage.Detection{d}}); err != nil {
+		if err := m.Consume(context.Background(), engine.Evaluation{Detector: "fleet_health", Window: w, Detections: []fleet.Detection{d}}); err != nil {
 			t.Fatal(err)
 		}
 	}

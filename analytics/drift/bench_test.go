@@ -11,6 +11,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/internal/traffic"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -142,8 +143,8 @@ func BenchmarkFleetDriftPass(b *testing.B) {
 	b.Run("ingest-binning", func(b *testing.B) {
 		gen := traffic.New(1, models[:10]...)
 		var ev storage.InferenceEventBlock
-		var events []*storage.InferenceEvent
-		gen.Each = func(e *storage.InferenceEvent) { events = append(events, e) }
+		var events []*fleet.InferenceEvent
+		gen.Each = func(e *fleet.InferenceEvent) { events = append(events, e) }
 		gen.Events(&ev, nil, win.Start, win.End, 1000, 0)
 		b.ReportAllocs()
 		b.ResetTimer()

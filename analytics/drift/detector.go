@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
@@ -326,7 +327,7 @@ type tested struct {
 }
 
 // Evaluate implements engine.Detector.
-func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Detection, error) {
+func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]fleet.Detection, error) {
 	active, err := d.activeVersions(ctx, w)
 	if err != nil {
 		return nil, err
@@ -392,7 +393,7 @@ func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Det
 			return nil, fmt.Errorf("write drift_scores: %w", err)
 		}
 	}
-	var out []storage.Detection
+	var out []fleet.Detection
 	for _, t := range results {
 		if t.flagged || t.alarm {
 			out = append(out, d.detection(t, w))
@@ -659,7 +660,7 @@ func (d *Detector) windowCounts(ctx context.Context, k versionKey, vp *versionPr
 	return out, nil
 }
 
-func (d *Detector) detection(t *tested, w engine.Window) storage.Detection {
+func (d *Detector) detection(t *tested, w engine.Window) fleet.Detection {
 	p, r := t.p, t.r
 	class := "covariate_drift"
 	if strings.HasPrefix(p.Feature, "@") {
@@ -684,7 +685,7 @@ func (d *Detector) detection(t *tested, w engine.Window) storage.Detection {
 	if det == "psi_cusum" {
 		summary += fmt.Sprintf("; persistent over %d windows (CUSUM %.1f)", t.cusum.Run, t.cusum.S)
 	}
-	return storage.Detection{Time: w.End, WindowStart: w.Start, Detector: det, Class: class, Severity: sev,
+	return fleet.Detection{Time: w.End, WindowStart: w.Start, Detector: det, Class: class, Severity: sev,
 		EntityType: "feature", Entity: p.Model + "/" + p.Feature, Key: "drift/" + p.Key(), Model: p.Model,
 		ModelVersion: p.ModelVersion, Feature: p.Feature, Value: r.PSI, Threshold: threshold, PValue: r.PValue,
 		Action: action, Summary: summary, Evidence: string(ev)}

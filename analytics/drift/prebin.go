@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/fleetwatch/fleetwatch/analytics/kernels"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
@@ -131,7 +132,7 @@ func (b *Prebinner) NewBatch() *PrebinBatch {
 // Add bins one event: each present feature with a profile, and the
 // outputs (@prediction, @prediction_class) when profiled, exactly as the
 // SQL binning counts them.
-func (pb *PrebinBatch) Add(e *storage.InferenceEvent) {
+func (pb *PrebinBatch) Add(e *fleet.InferenceEvent) {
 	var v *prebinVersion
 	if pb.b != nil {
 		v = pb.b.versions[versionKey{e.Model, e.ModelVersion}]

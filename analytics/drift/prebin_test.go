@@ -12,6 +12,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/internal/traffic"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -60,10 +61,10 @@ func TestPrebinnerCountsLikeTheKernels(t *testing.T) {
 	xs := []float64{0.5, 3, 3, 9.5, 100, math.NaN(), 7}
 	ks := []string{"a", "b", "zzz", "", "a", "a", "a"}
 	for i := range xs {
-		batch.Add(&storage.InferenceEvent{Time: t0.Add(time.Duration(i) * 20 * time.Second), Model: "m", ModelVersion: "v1",
+		batch.Add(&fleet.InferenceEvent{Time: t0.Add(time.Duration(i) * 20 * time.Second), Model: "m", ModelVersion: "v1",
 			FeatureNames: []string{"x", "unprofiled"}, FeatureValues: []float64{xs[i], 1}, CatFeatureNames: []string{"k"}, CatFeatureValues: []string{ks[i]}})
 	}
-	batch.Add(&storage.InferenceEvent{Time: t0, Model: "m", ModelVersion: "v2", FeatureNames: []string{"x"}, FeatureValues: []float64{1}})
+	batch.Add(&fleet.InferenceEvent{Time: t0, Model: "m", ModelVersion: "v2", FeatureNames: []string{"x"}, FeatureValues: []float64{1}})
 	if batch.Events != 7 || batch.Unprofiled != 1 {
 		t.Fatalf("events %d, unprofiled %d", batch.Events, batch.Unprofiled)
 	}

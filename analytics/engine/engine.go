@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -59,7 +60,7 @@ type Detector interface {
 	// window comes again, and Evaluate must then write the same rows (the
 	// tables de-duplicate them). Rows a detector writes itself (scores,
 	// state) are written before it returns.
-	Evaluate(ctx context.Context, w Window) ([]storage.Detection, error)
+	Evaluate(ctx context.Context, w Window) ([]fleet.Detection, error)
 }
 
 // Restorer is implemented by detectors that keep state between windows
@@ -82,7 +83,7 @@ type LatenessOverride interface {
 type Evaluation struct {
 	Detector   string
 	Window     Window
-	Detections []storage.Detection
+	Detections []fleet.Detection
 }
 
 // Sink receives each evaluation, per detector in window order. Sinks run in

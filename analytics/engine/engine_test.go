@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -35,7 +36,7 @@ type counter struct {
 func (c *counter) Name() string            { return c.name }
 func (c *counter) Interval() time.Duration { return c.interval }
 
-func (c *counter) Evaluate(_ context.Context, w engine.Window) ([]storage.Detection, error) {
+func (c *counter) Evaluate(_ context.Context, w engine.Window) ([]fleet.Detection, error) {
 	if c.fail != nil {
 		if err := c.fail(w); err != nil {
 			return nil, err
@@ -47,7 +48,7 @@ func (c *counter) Evaluate(_ context.Context, w engine.Window) ([]storage.Detect
 	if w.Start.Unix()/int64(c.interval/time.Second)%3 != 0 {
 		return nil, nil
 	}
-	return []storage.Detection{{Time: w.End, WindowStart: w.Start, Detector: c.name, Class: "test", Severity: "info",
+	return []fleet.Detection{{Time: w.End, WindowStart: w.Start, Detector: c.name, Class: "test", Severity: "info",
 		EntityType: "model", Entity: "m", Key: c.name + "/m", Value: 1, Summary: "every third window"}}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -41,7 +42,7 @@ func (d *Detector) Interval() time.Duration { return d.cfg.Interval }
 func (d *Detector) Lateness() time.Duration { return d.cfg.Lateness }
 
 // Evaluate implements engine.Detector.
-func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Detection, error) {
+func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]fleet.Detection, error) {
 	in, err := d.src.Read(ctx, w)
 	if err != nil {
 		return nil, err

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 
@@ -50,7 +50,7 @@ func NewEvaluator(cfg Config) (*Evaluator, error) {
 }
 
 // Evaluate analyzes one window.
-func (e *Evaluator) Evaluate(in *Input) []storage.Detection {
+func (e *Evaluator) Evaluate(in *Input) []fleet.Detection {
 	if in.Window == e.last {
 		e.ticker.restore(&e.before)
 	} else {
@@ -65,7 +65,7 @@ func (e *Evaluator) Evaluate(in *Input) []storage.Detection {
 			out = append(out, e.softFaults(in.Window, slot, flagged)...)
 		}
 	}
-	slices.SortFunc(out, func(a, b storage.Detection) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(out, func(a, b fleet.Detection) int { return strings.Compare(a.Key, b.Key) })
 	return out
 }
 
@@ -80,7 +80,7 @@ type finding struct {
 // hardFaults raises one detection per GPU and fault kind from the window's
 // events, its uncorrectable-ECC and row-remap-failure values, and the GPUs
 // that stopped reporting.
-func (e *Evaluator) hardFaults(in *Input) []storage.Detection {
+func (e *Evaluator) hardFaults(in *Input) []fleet.Detection {
 	found := map[[2]string]*finding{}
 	add := func(g *GPU, p XIDPolicy, value float64, ev string) {
 		k := [2]string{g.UUID, p.Kind}
@@ -139,7 +139,7 @@ func (e *Evaluator) hardFaults(in *Input) []storage.Detection {
 		}
 		add(g, p, 0, fmt.Sprintf("no %s sample in the window; reported within %v before it", e.cfg.Heartbeat, e.cfg.LostAfter))
 	}
-	out := make([]storage.Detection, 0, len(found))
+	out := make([]fleet.Detection, 0, len(found))
 	for _, f := range found {
 		class := ClassHardFault
 		switch {
@@ -157,8 +157,8 @@ func (e *Evaluator) hardFaults(in *Input) []storage.Detection {
 	return out
 }
 
-func (e *Evaluator) detection(w engine.Window, g *GPU, class, kind, severity string) storage.Detection {
-	return storage.Detection{
+func (e *Evaluator) detection(w engine.Window, g *GPU, class, kind, severity string) fleet.Detection {
+	return fleet.Detection{
 		Time: w.End, WindowStart: w.Start, Detector: e.cfg.Name, Class: class, Severity: severity,
 		EntityType: "gpu", Entity: g.UUID, Key: "health/" + g.UUID + "/" + kind, Topology: g.Topology,
 		GPUUUID: g.UUID, GPUModel: g.Model, Job: g.Job, Feature: kind, PValue: math.NaN(),
@@ -177,9 +177,9 @@ type signalEvidence struct {
 // softFaults raises the detections of the rules that persisted on slot:
 // one gray failure (throughput and NVLink together), one straggler, and
 // one prediction per error rate or temperature.
-func (e *Evaluator) softFaults(w engine.Window, slot int, flagged uint8) []storage.Detection {
+func (e *Evaluator) softFaults(w engine.Window, slot int, flagged uint8) []fleet.Detection {
 	f, t, g := &e.frame, e.ticker, &e.slots.gpus[slot]
-	var out []storage.Detection
+	var out []fleet.Detection
 	deviating := e.deviating(slot)
 	windows := fmt.Sprintf("%d+ of the last %d windows", e.cfg.PersistK, e.cfg.PersistN)
 	group := f.PeerNames[f.Peer[slot]]

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 
@@ -153,7 +153,7 @@ func TestHardFaults(t *testing.T) {
 		{Time: at, Kind: telemetry.GPUEventLost, Code: 79, Count: 1, GPU: GPU{UUID: "GPU-a"}},
 		{Time: at, Kind: telemetry.GPUEventXID, Code: 13, Count: 2, GPU: GPU{UUID: "GPU-d"}},
 	}
-	in.Missing = []GPU{{UUID: "GPU-x", Topology: storage.Topology{Node: "n9"}}}
+	in.Missing = []GPU{{UUID: "GPU-x", Topology: fleet.Topology{Node: "n9"}}}
 	got := map[string]string{}
 	for _, d := range ev.Evaluate(in) {
 		got[d.Key] = d.Class + "/" + d.Severity + "/" + d.Action
@@ -177,6 +177,6 @@ func TestHardFaults(t *testing.T) {
 	}
 }
 
-func hasKey(ds []storage.Detection, key string) bool {
-	return slices.ContainsFunc(ds, func(d storage.Detection) bool { return d.Key == key })
+func hasKey(ds []fleet.Detection, key string) bool {
+	return slices.ContainsFunc(ds, func(d fleet.Detection) bool { return d.Key == key })
 }

@@ -4,13 +4,13 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // GPU is a GPU's identity and place, as gpu_series and gpu_events record it.
 type GPU struct {
 	UUID, Model, Index string
-	storage.Topology
+	fleet.Topology
 	// Job and Rank are set while the GPU runs a training job's rank.
 	Job, Rank string
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
@@ -32,7 +33,7 @@ const gpuColumns = "uuid, model_name, gpu, datacenter, row, rack, node, cluster,
 func gpuAt(rec arrow.Record, col, r int) GPU {
 	s := func(i int) string { return chsql.Str(rec, col+i, r) }
 	return GPU{UUID: s(0), Model: s(1), Index: s(2),
-		Topology: storage.Topology{Datacenter: s(3), Row: s(4), Rack: s(5), Node: s(6), Cluster: s(7)}, Job: s(8)}
+		Topology: fleet.Topology{Datacenter: s(3), Row: s(4), Rack: s(5), Node: s(6), Cluster: s(7)}, Job: s(8)}
 }
 
 // RowsSQL aggregates every GPU's samples of the signals' metrics over the

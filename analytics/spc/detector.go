@@ -13,6 +13,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/kernels"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -146,7 +147,7 @@ func (d *Detector) Restore(ctx context.Context, last engine.Window) error {
 }
 
 // Evaluate implements engine.Detector.
-func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Detection, error) {
+func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]fleet.Detection, error) {
 	var obs []Observation
 	for _, s := range d.sources {
 		o, err := s.Observe(ctx, w)
@@ -162,14 +163,14 @@ func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]storage.Det
 		}
 	}
 	fired := d.set.Fired()
-	out := make([]storage.Detection, 0, len(fired))
+	out := make([]fleet.Detection, 0, len(fired))
 	for _, p := range fired {
 		out = append(out, d.detection(p, w))
 	}
 	return out, nil
 }
 
-func (d *Detector) detection(p Point, w engine.Window) storage.Detection {
+func (d *Detector) detection(p Point, w engine.Window) fleet.Detection {
 	strongest := p.Rules.Names()[0]
 	sev := "info"
 	switch {
@@ -197,7 +198,7 @@ func (d *Detector) detection(p Point, w engine.Window) storage.Detection {
 		"lcl": p.Mean - 3*p.Sigma, "z": finite(p.Z), "rules": p.Rules.Names(), "ewma": p.EWMA, "cusum_hi": p.CusumHi,
 		"cusum_lo": p.CusumLo, "windows_out": p.OutRun,
 	})
-	return storage.Detection{
+	return fleet.Detection{
 		Time: w.End, WindowStart: w.Start, Detector: "spc_" + strongest, Class: p.Class, Severity: sev,
 		EntityType: p.EntityType, Entity: p.Entity, Key: "spc/" + p.Key, Topology: p.Topology,
 		GPUUUID: p.GPUUUID, GPUModel: p.GPUModel, Model: p.Model, ModelVersion: p.ModelVersion, Feature: p.Feature,

@@ -10,6 +10,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/internal/traffic"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -214,8 +215,8 @@ func TestGPUMetricsSource(t *testing.T) {
 	ctx := context.Background()
 	w, _ := c.NewWriter(storage.NewDefaultWriterConfig())
 	var series storage.GPUSeriesBlock
-	series.Append(&storage.GPUSeries{Series: 7, Metric: "DCGM_FI_DEV_GPU_TEMP", Topology: storage.Topology{Rack: "r1", Node: "n1", Cluster: "c1"},
-		GPU: storage.GPUIdentity{UUID: "GPU-a", ModelName: "H100"}, FirstSeen: t0, LastSeen: t0})
+	series.Append(&storage.GPUSeries{Series: 7, Metric: "DCGM_FI_DEV_GPU_TEMP", Topology: fleet.Topology{Rack: "r1", Node: "n1", Cluster: "c1"},
+		GPU: fleet.GPUIdentity{UUID: "GPU-a", ModelName: "H100"}, FirstSeen: t0, LastSeen: t0})
 	var samples storage.GPUSampleBlock
 	for i := 0; i < 180; i++ {
 		samples.Append(&storage.GPUSample{Time: t0.Add(time.Duration(i) * time.Second), Metric: "DCGM_FI_DEV_GPU_TEMP", Series: 7, Value: float64(40 + i%3)})

@@ -6,7 +6,7 @@ import (
 	"math"
 
 	"github.com/fleetwatch/fleetwatch/analytics/kernels"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // Series describes one charted series.
@@ -20,7 +20,7 @@ type Series struct {
 	Class                        string
 	EntityType, Entity           string
 	Model, ModelVersion, Feature string
-	Topology                     storage.Topology
+	Topology                     fleet.Topology
 	GPUUUID, GPUModel            string
 	// Unit is shown in summaries (ms, s, req/s, ...).
 	Unit string

@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
@@ -226,7 +227,7 @@ func (g *GPUMetrics) Observe(ctx context.Context, w engine.Window) ([]Observatio
 		}
 		out = append(out, Observation{Series: Series{Key: fmt.Sprintf("gpu=%016x/%s", series, metric), Metric: metric,
 			Class: GPUClass(metric), EntityType: "gpu", Entity: entity, GPUUUID: uuid, GPUModel: chsql.Str(rec, 4, r),
-			Topology: storage.Topology{Datacenter: chsql.Str(rec, 5, r), Row: chsql.Str(rec, 6, r), Rack: chsql.Str(rec, 7, r), Node: chsql.Str(rec, 8, r), Cluster: chsql.Str(rec, 9, r)}},
+			Topology: fleet.Topology{Datacenter: chsql.Str(rec, 5, r), Row: chsql.Str(rec, 6, r), Rack: chsql.Str(rec, 7, r), Node: chsql.Str(rec, 8, r), Cluster: chsql.Str(rec, 9, r)}},
 			Value: chsql.F64(rec, 2, r)})
 	})
 	return out, err

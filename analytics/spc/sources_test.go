@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -23,7 +24,7 @@ func TestModelMetricsSourceValues(t *testing.T) {
 	ctx := context.Background()
 	var b storage.InferenceEventBlock
 	for i := 0; i < 200; i++ {
-		e := storage.InferenceEvent{Time: t0.Add(time.Duration(i) * 250 * time.Millisecond), Model: "m", ModelVersion: "v2",
+		e := fleet.InferenceEvent{Time: t0.Add(time.Duration(i) * 250 * time.Millisecond), Model: "m", ModelVersion: "v2",
 			RequestID: fmt.Sprint(i), LatencyMs: float64(i + 1), Status: "ok", SampleRate: 1, GPUUUID: fmt.Sprintf("GPU-%d", i%3),
 			Prediction: math.NaN()}
 		if i%2 == 1 {
@@ -34,7 +35,7 @@ func TestModelMetricsSourceValues(t *testing.T) {
 		}
 		b.Append(&e)
 	}
-	b.Append(&storage.InferenceEvent{Time: t0.Add(time.Minute), Model: "m", ModelVersion: "v3", RequestID: "late", LatencyMs: 1e6,
+	b.Append(&fleet.InferenceEvent{Time: t0.Add(time.Minute), Model: "m", ModelVersion: "v3", RequestID: "late", LatencyMs: 1e6,
 		Status: "error", SampleRate: 1, GPUUUID: "GPU-x", Prediction: math.NaN()})
 	w, _ := c.NewWriter(storage.NewDefaultWriterConfig())
 	if err := w.Write(ctx, b.Block()); err != nil {
@@ -92,8 +93,8 @@ func TestGPUSeriesDetector(t *testing.T) {
 	w, _ := c.NewWriter(storage.NewDefaultWriterConfig())
 	var series storage.GPUSeriesBlock
 	for s, uuid := range []string{"GPU-ok", "GPU-hot"} {
-		series.Append(&storage.GPUSeries{Series: uint64(s + 1), Metric: "DCGM_FI_DEV_GPU_TEMP", Topology: storage.Topology{Rack: "r1", Node: "n1", Cluster: "c1"},
-			GPU: storage.GPUIdentity{UUID: uuid, ModelName: "H100"}, FirstSeen: t0, LastSeen: t0})
+		series.Append(&storage.GPUSeries{Series: uint64(s + 1), Metric: "DCGM_FI_DEV_GPU_TEMP", Topology: fleet.Topology{Rack: "r1", Node: "n1", Cluster: "c1"},
+			GPU: fleet.GPUIdentity{UUID: uuid, ModelName: "H100"}, FirstSeen: t0, LastSeen: t0})
 	}
 	var samples storage.GPUSampleBlock
 	rng := rand.New(rand.NewPCG(1, 6))

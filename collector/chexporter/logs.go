@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
@@ -161,7 +162,7 @@ func (e *chExporter) event(eb *eventBatch, res *resource, lr plog.LogRecord) {
 		keys, values := dropKeys(pl.keys, pl.values, telemetry.AttrGPUEvent, telemetry.AttrCode, telemetry.AttrCount, telemetry.AttrSource, telemetry.AttrEventName)
 		eb.gpu.Append(&storage.GPUEvent{Time: t, Event: a.str(telemetry.AttrGPUEvent), Code: int64(code), Count: uint32(count),
 			Message: truncate(lr.Body().AsString(), 4*e.cfg.MaxLabelLength), Source: a.str(telemetry.AttrSource), Topology: topo,
-			GPU: pl.gpu, K8s: pl.k8s, Job: pl.job, Labels: storage.Labels{Keys: keys, Values: values}})
+			GPU: pl.gpu, K8s: pl.k8s, Job: pl.job, Labels: fleet.Labels{Keys: keys, Values: values}})
 	case telemetry.EventInference:
 		e.inference(eb, res, a, t)
 	case telemetry.EventLabel:
@@ -214,7 +215,7 @@ func (e *chExporter) inference(eb *eventBatch, res *resource, a attrs, t time.Ti
 		eb.rejected[missingReason(model)]++
 		return
 	}
-	in := storage.InferenceEvent{Time: t, Model: model, ModelVersion: a.str(telemetry.AttrModelVersion), RequestID: req,
+	in := fleet.InferenceEvent{Time: t, Model: model, ModelVersion: a.str(telemetry.AttrModelVersion), RequestID: req,
 		Status: a.str(telemetry.AttrStatus), PredictionClass: a.str(telemetry.AttrPredictionClass), Service: res.service,
 		Datacenter: res.topo.Datacenter, Cluster: res.topo.Cluster, Node: res.topo.Node, GPUUUID: a.str(telemetry.AttrGPUUUID),
 		Namespace: res.k8s.Namespace, Pod: res.k8s.Pod}

@@ -17,15 +17,16 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 
 // resource is the part of an OTLP resource that locates the data.
 type resource struct {
-	topo    storage.Topology
+	topo    fleet.Topology
 	service string
-	k8s     storage.Kubernetes
+	k8s     fleet.Kubernetes
 	// key hashes every resource attribute as sent (see rawKey).
 	key uint64
 }
@@ -38,10 +39,10 @@ func resourceOf(attrs pcommon.Map, maxLen int) resource {
 		return ""
 	}
 	return resource{
-		topo: storage.Topology{Datacenter: get(telemetry.AttrDatacenter), Row: get(telemetry.AttrRow), Rack: get(telemetry.AttrRack),
+		topo: fleet.Topology{Datacenter: get(telemetry.AttrDatacenter), Row: get(telemetry.AttrRow), Rack: get(telemetry.AttrRack),
 			Node: get(telemetry.AttrHostName), Cluster: get(telemetry.AttrCluster)},
 		service: get(telemetry.AttrServiceName),
-		k8s:     storage.Kubernetes{Namespace: get(telemetry.AttrK8sNamespace), Pod: get(telemetry.AttrK8sPod), Container: get(telemetry.AttrK8sContainer)},
+		k8s:     fleet.Kubernetes{Namespace: get(telemetry.AttrK8sNamespace), Pod: get(telemetry.AttrK8sPod), Container: get(telemetry.AttrK8sContainer)},
 		key:     rawKey(0, "", -1, attrs),
 	}
 }
@@ -94,8 +95,8 @@ func truncate(s string, n int) string {
 // pointLabels splits a data point's attributes into the GPU identity and the
 // other labels (sorted by name).
 type pointLabels struct {
-	gpu       storage.GPUIdentity
-	k8s       storage.Kubernetes
+	gpu       fleet.GPUIdentity
+	k8s       fleet.Kubernetes
 	job, host string
 	keys      []string
 	values    []string
@@ -460,11 +461,11 @@ func (e *chExporter) store(mb *metricBatch, res *resource, p point) {
 		topo := res.topo
 		topo.Node = node
 		k8s := p.labels.k8s
-		if k8s == (storage.Kubernetes{}) {
+		if k8s == (fleet.Kubernetes{}) {
 			k8s = res.k8s
 		}
 		mb.series.Append(&storage.GPUSeries{Series: id, Metric: p.name, Counter: p.counter, Topology: topo, GPU: p.labels.gpu,
-			K8s: k8s, Job: p.labels.job, Labels: storage.Labels{Keys: p.labels.keys, Values: p.labels.values},
+			K8s: k8s, Job: p.labels.job, Labels: fleet.Labels{Keys: p.labels.keys, Values: p.labels.values},
 			FirstSeen: mb.now, LastSeen: mb.now})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
@@ -55,7 +56,7 @@ func (e *chExporter) ConsumeTraces(ctx context.Context, td ptrace.Traces) error 
 					StatusCode:    strings.ToLower(strings.TrimPrefix(sp.Status().Code().String(), "STATUS_CODE_")),
 					StatusMessage: truncate(sp.Status().Message(), e.cfg.MaxLabelLength),
 					Model:         a.str(telemetry.AttrModel), ModelVersion: a.str(telemetry.AttrModelVersion), RequestID: a.str(telemetry.AttrRequestID),
-					Cluster: res.topo.Cluster, Node: res.topo.Node, K8s: res.k8s, Attributes: storage.Labels{Keys: keys, Values: values}})
+					Cluster: res.topo.Cluster, Node: res.topo.Node, K8s: res.k8s, Attributes: fleet.Labels{Keys: keys, Values: values}})
 			}
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
 	"github.com/fleetwatch/fleetwatch/collector/chexporter"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -155,16 +156,16 @@ func unmarshal(m proto.Message, into func([]byte) error) error {
 
 // readDetections reads back what the engine wrote, with the columns the
 // scoring uses.
-func readDetections(t *testing.T, c *storage.Client) []storage.Detection {
+func readDetections(t *testing.T, c *storage.Client) []fleet.Detection {
 	t.Helper()
-	var out []storage.Detection
+	var out []fleet.Detection
 	sql := "SELECT key, window_start, ts, feature, gpu_uuid, node, rack, datacenter, class FROM " + c.Config().Database +
 		".detections WHERE detector = 'fleet_health' ORDER BY key, window_start"
 	err := chsql.ForRows(context.Background(), c, sql, func(rec arrow.Record, r int) {
 		s := func(i int) string { return chsql.Str(rec, i, r) }
-		out = append(out, storage.Detection{Key: s(0), WindowStart: time.Unix(chsql.Seconds(rec, 1, r), 0).UTC(),
+		out = append(out, fleet.Detection{Key: s(0), WindowStart: time.Unix(chsql.Seconds(rec, 1, r), 0).UTC(),
 			Time: time.Unix(chsql.Seconds(rec, 2, r), 0).UTC(), Feature: s(3), GPUUUID: s(4),
-			Topology: storage.Topology{Node: s(5), Rack: s(6), Datacenter: s(7)}, Class: s(8)})
+			Topology: fleet.Topology{Node: s(5), Rack: s(6), Datacenter: s(7)}, Class: s(8)})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +176,7 @@ func readDetections(t *testing.T, c *storage.Client) []storage.Detection {
 	return out
 }
 
-func keys(ds []storage.Detection) []string {
+func keys(ds []fleet.Detection) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
 		out[i] = d.Key + "@" + d.WindowStart.UTC().Format(time.TimeOnly)

@@ -7,7 +7,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // Simulate runs sc to its end and hands every batch to each, in time order.
@@ -30,13 +30,13 @@ func Simulate(sc *sim.Scenario, log *slog.Logger, each func(*record.Batch)) (*si
 
 // Run simulates sc and evaluates every complete window in memory; it
 // returns the ground truth and the detections.
-func Run(sc *sim.Scenario, cfg health.Config, log *slog.Logger) ([]sim.Truth, []storage.Detection, error) {
+func Run(sc *sim.Scenario, cfg health.Config, log *slog.Logger) ([]sim.Truth, []fleet.Detection, error) {
 	ev, err := health.NewEvaluator(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	w := NewWindower(cfg)
-	var dets []storage.Detection
+	var dets []fleet.Detection
 	r, err := Simulate(sc, log, func(b *record.Batch) {
 		for _, in := range w.Add(b) {
 			dets = append(dets, ev.Evaluate(in)...)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // Claims maps a detection to the fault type it claims, by its Feature (the
@@ -70,14 +70,14 @@ type Report struct {
 // alarm is a run of detections with the same key in consecutive windows:
 // what a person would see as one alert.
 type alarm struct {
-	first   storage.Detection
+	first   fleet.Detection
 	matched *sim.Truth
 }
 
 // Score matches dets (of one or more runs) against truths.
-func Score(truths []sim.Truth, dets []storage.Detection, o Options) Report {
+func Score(truths []sim.Truth, dets []fleet.Detection, o Options) Report {
 	dets = slices.Clone(dets)
-	slices.SortFunc(dets, func(a, b storage.Detection) int {
+	slices.SortFunc(dets, func(a, b fleet.Detection) int {
 		if c := strings.Compare(a.Key, b.Key); c != 0 {
 			return c
 		}
@@ -182,7 +182,7 @@ func ratio(a, b int) float64 {
 // fault, any GPU of the node, rack or datacenter for theirs) in a window
 // that overlaps the fault, its grace period, or — for lasting faults — the
 // rest of the run.
-func matches(t *sim.Truth, d *storage.Detection, o Options) bool {
+func matches(t *sim.Truth, d *fleet.Detection, o Options) bool {
 	switch t.Level {
 	case "gpu":
 		if d.GPUUUID != t.GPU {

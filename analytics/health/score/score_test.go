@@ -9,7 +9,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -37,7 +37,7 @@ func load(t *testing.T, name string, seed uint64) *sim.Scenario {
 func runSet(t *testing.T, cfg health.Config) Report {
 	t.Helper()
 	var truths []sim.Truth
-	var dets []storage.Detection
+	var dets []fleet.Detection
 	var end time.Time
 	for i, name := range standardSet {
 		for j, seed := range seeds {

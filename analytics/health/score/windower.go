@@ -19,7 +19,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 
@@ -72,7 +72,7 @@ func (w *Windower) Add(b *record.Batch) []*health.Input {
 	ident := func(i int32) health.GPU {
 		g := b.GPUs[i]
 		return health.GPU{UUID: g.UUID, Model: g.ModelName, Index: g.Index, Job: g.Job,
-			Topology: storage.Topology{Datacenter: res.Datacenter, Row: res.Row, Rack: res.Rack, Node: res.Host, Cluster: res.Cluster}}
+			Topology: fleet.Topology{Datacenter: res.Datacenter, Row: res.Row, Rack: res.Rack, Node: res.Host, Cluster: res.Cluster}}
 	}
 	for i := range b.Samples {
 		s := &b.Samples[i]

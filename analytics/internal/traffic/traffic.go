@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -65,7 +66,7 @@ type Generator struct {
 	// these profiles and write drift_bins, as the collector does.
 	Prebin *drift.Prebinner
 	// Each, when set, sees every generated event.
-	Each func(*storage.InferenceEvent)
+	Each func(*fleet.InferenceEvent)
 	rng  *rand.Rand
 	seq  uint64
 }
@@ -106,7 +107,7 @@ func (g *Generator) events(b *storage.InferenceEventBlock, lb *storage.DelayedLa
 				continue
 			}
 			g.seq++
-			e := storage.InferenceEvent{Time: ts, Model: m.Name, ModelVersion: m.Version, RequestID: fmt.Sprintf("%s-%d", m.Name, g.seq),
+			e := fleet.InferenceEvent{Time: ts, Model: m.Name, ModelVersion: m.Version, RequestID: fmt.Sprintf("%s-%d", m.Name, g.seq),
 				Status: "ok", SampleRate: 1, Service: "serving", Cluster: "c1", Node: "node-1"}
 			if m.GPUs > 0 {
 				e.GPUUUID = fmt.Sprintf("GPU-%s-%d", m.Name, i%m.GPUs)

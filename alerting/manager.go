@@ -14,7 +14,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/correlate"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
@@ -50,7 +49,7 @@ type Deployments interface {
 	Recent(ctx context.Context, models []string, since, until time.Time) ([]incident.Suspect, error)
 }
 
-// Manager is the alerting stage: an engine.Sink that keeps the active
+// Manager is the alerting stage: an fleet.Sink that keeps the active
 // detections of every detector, correlates them into candidates on each
 // evaluation, moves incidents through their lifecycle, persists them and
 // notifies. Time is the evaluated window's end, so replays and tests are
@@ -191,10 +190,10 @@ func (m *Manager) nextVersion() uint64 {
 	return m.version
 }
 
-// Consume implements engine.Sink: it advances the incidents on ev, saves
+// Consume implements fleet.Sink: it advances the incidents on ev, saves
 // them, then records the notifications of their transitions in the
 // notifier's outbox (which delivers them) and refreshes Alertmanager.
-func (m *Manager) Consume(ctx context.Context, ev engine.Evaluation) error {
+func (m *Manager) Consume(ctx context.Context, ev fleet.Evaluation) error {
 	m.mu.Lock()
 	notes, firing, err := m.advanceAll(ctx, ev)
 	if err != nil || m.notify == nil {
@@ -218,7 +217,7 @@ func (m *Manager) Consume(ctx context.Context, ev engine.Evaluation) error {
 // advanceAll moves every incident on ev and saves the changes; it returns
 // the notifications to send and, when there is a notifier, the incidents
 // firing now. m.mu is held.
-func (m *Manager) advanceAll(ctx context.Context, ev engine.Evaluation) ([]route.Notification, []incident.Incident, error) {
+func (m *Manager) advanceAll(ctx context.Context, ev fleet.Evaluation) ([]route.Notification, []incident.Incident, error) {
 	now := ev.Window.End
 	m.updateActive(ev)
 	cands := m.corr.Correlate(m.activeList())
@@ -298,7 +297,7 @@ func transition(inc *incident.Incident, a incident.Action) route.Notification {
 }
 
 // updateActive replaces ev.Detector's active detections with ev's.
-func (m *Manager) updateActive(ev engine.Evaluation) {
+func (m *Manager) updateActive(ev fleet.Evaluation) {
 	minRank := incident.SeverityRank(m.cfg.MinSeverity)
 	cur := map[string]*fleet.Detection{}
 	for i := range ev.Detections {

@@ -18,7 +18,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/internal/fixture"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/alerting/store"
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -73,7 +72,7 @@ func (p *pages) lines() []string {
 func feed(t *testing.T, m *alerting.Manager, detector string, iv time.Duration, from, n int, on func(i int) bool, dets []fleet.Detection) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		w := engine.Window{Start: t0.Add(time.Duration(i) * iv), End: t0.Add(time.Duration(i+1) * iv)}
+		w := fleet.Window{Start: t0.Add(time.Duration(i) * iv), End: t0.Add(time.Duration(i+1) * iv)}
 		var ev []fleet.Detection
 		if on(i) {
 			for _, d := range dets {
@@ -81,7 +80,7 @@ func feed(t *testing.T, m *alerting.Manager, detector string, iv time.Duration, 
 				ev = append(ev, d)
 			}
 		}
-		if err := m.Consume(context.Background(), engine.Evaluation{Detector: detector, Window: w, Detections: ev}); err != nil {
+		if err := m.Consume(context.Background(), fleet.Evaluation{Detector: detector, Window: w, Detections: ev}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -378,8 +377,8 @@ func TestSlowReceiverDoesNotBlockReaders(t *testing.T) {
 	other := make(chan struct{})
 	go func() {
 		defer close(other)
-		w := engine.Window{Start: t0, End: t0.Add(time.Minute)}
-		if err := m.Consume(context.Background(), engine.Evaluation{Detector: "spc_models", Window: w}); err != nil {
+		w := fleet.Window{Start: t0, End: t0.Add(time.Minute)}
+		if err := m.Consume(context.Background(), fleet.Evaluation{Detector: "spc_models", Window: w}); err != nil {
 			t.Error(err)
 		}
 	}()

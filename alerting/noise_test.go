@@ -13,7 +13,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/kernels"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
@@ -124,7 +123,7 @@ func (p *pager) Refresh(context.Context, []incident.Incident) error { return nil
 // detection turns a fired SPC point into what the SPC detector raises:
 // critical after 3 windows out of control or |z| ≥ 6, else warning for
 // we1, else info.
-func detection(p spc.Point, w engine.Window) fleet.Detection {
+func detection(p spc.Point, w fleet.Window) fleet.Detection {
 	sev := "info"
 	switch {
 	case p.OutRun >= 3 || (p.Rules&kernels.Rule1 != 0 && math.Abs(p.Z) >= 6):
@@ -208,13 +207,13 @@ func runNoise(t testing.TB) noiseResult {
 			}
 		}
 		set.Observe(obs)
-		w := engine.Window{Start: start.Add(time.Duration(wi) * noiseStep), End: start.Add(time.Duration(wi+1) * noiseStep)}
+		w := fleet.Window{Start: start.Add(time.Duration(wi) * noiseStep), End: start.Add(time.Duration(wi+1) * noiseStep)}
 		var dets []fleet.Detection
 		for _, pt := range set.Fired() {
 			dets = append(dets, detection(pt, w))
 		}
 		p.window = wi
-		if err := m.Consume(context.Background(), engine.Evaluation{Detector: "spc_models", Window: w, Detections: dets}); err != nil {
+		if err := m.Consume(context.Background(), fleet.Evaluation{Detector: "spc_models", Window: w, Detections: dets}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/internal/fixture"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/alerting/store"
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -204,12 +203,12 @@ func outboxChild() int {
 	}
 	go func() { _ = router.Run(ctx) }()
 	for i := 0; i < 3; i++ {
-		w := engine.Window{Start: t0.Add(time.Duration(i) * 30 * time.Second), End: t0.Add(time.Duration(i+1) * 30 * time.Second)}
+		w := fleet.Window{Start: t0.Add(time.Duration(i) * 30 * time.Second), End: t0.Add(time.Duration(i+1) * 30 * time.Second)}
 		dets := xid79()
 		for j := range dets {
 			dets[j].Time, dets[j].WindowStart = w.End, w.Start
 		}
-		if err := m.Consume(ctx, engine.Evaluation{Detector: "fleet_health", Window: w, Detections: dets}); err != nil {
+		if err := m.Consume(ctx, fleet.Evaluation{Detector: "fleet_health", Window: w, Detections: dets}); err != nil {
 			return fail("%v", err)
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting"
 	"github.com/fleetwatch/fleetwatch/alerting/correlate"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
 	"github.com/fleetwatch/fleetwatch/analytics/health/score"
 	"github.com/fleetwatch/fleetwatch/fleet"
@@ -26,7 +25,7 @@ type healthRun struct {
 	m    *alerting.Manager
 	cfg  health.Config
 	ev   *health.Evaluator
-	last engine.Window
+	last fleet.Window
 }
 
 func newHealthRun(t *testing.T, m *alerting.Manager) *healthRun {
@@ -40,8 +39,8 @@ func newHealthRun(t *testing.T, m *alerting.Manager) *healthRun {
 
 // consume evaluates one window and hands its detections to the manager.
 func (r *healthRun) consume(in *health.Input) {
-	r.last = engine.Window{Start: in.Window.Start, End: in.Window.End}
-	if err := r.m.Consume(context.Background(), engine.Evaluation{Detector: r.cfg.Name, Window: r.last, Detections: r.ev.Evaluate(in)}); err != nil {
+	r.last = fleet.Window{Start: in.Window.Start, End: in.Window.End}
+	if err := r.m.Consume(context.Background(), fleet.Evaluation{Detector: r.cfg.Name, Window: r.last, Detections: r.ev.Evaluate(in)}); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -155,7 +154,7 @@ fleet: {racks_per_row: 2, nodes_per_rack: 4, gpus_per_node: 8}
 	// window and none in it.
 	for i := 0; i < 6; i++ {
 		iv := run.last.End.Sub(run.last.Start)
-		run.consume(&health.Input{Window: engine.Window{Start: run.last.End, End: run.last.End.Add(iv)}, Missing: all})
+		run.consume(&health.Input{Window: fleet.Window{Start: run.last.End, End: run.last.End.Add(iv)}, Missing: all})
 	}
 	const key = "telemetry_gap/pipeline/dc-0/row-0-0"
 	if got := p.lines(); !slices.Equal(got, []string{"trigger " + key}) {

@@ -1,8 +1,10 @@
 // Package fleet is the vocabulary every stage shares: where a row sits in the
 // fleet (topology, GPU identity, Kubernetes workload, labels), the inference
-// event a model server reports, and the detection a detector raises. It is the
-// ground layer's leaf (docs/ARCHITECTURE.md, "Layers"): it imports only the
-// standard library, so a stage that speaks these types links nothing else.
+// event a model server reports, the detection a detector raises, and the
+// analyzer's contracts: the window a detector evaluates, the detector and the
+// sink that receives its detections (alerting is one). It is the ground
+// layer's leaf (docs/ARCHITECTURE.md, "Layers"): it imports only the standard
+// library, so a stage that speaks these types links nothing else.
 // The tables these records land in are storage's; their columns are in
 // docs/SCHEMA.md.
 package fleet

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/alerting/catalog"
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
@@ -168,10 +167,10 @@ func NewDetector(cfg Config, c *storage.Client, cat *catalog.Catalog) (*Detector
 	return d, nil
 }
 
-// Name implements engine.Detector.
+// Name implements fleet.Detector.
 func (d *Detector) Name() string { return d.cfg.Name }
 
-// Interval implements engine.Detector.
+// Interval implements fleet.Detector.
 func (d *Detector) Interval() time.Duration { return d.cfg.Interval }
 
 // thresholds is the per-model latency threshold as a SQL expression
@@ -196,8 +195,8 @@ func CountsSQL(database string, models []string, latencyMs []float64, windows []
 		thresholds(models, latencyMs), strings.Join(cols, ", "), database, chsql.Between("ts", end.Add(-windows[len(windows)-1]), end), chsql.In(models))
 }
 
-// Evaluate implements engine.Detector.
-func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]fleet.Detection, error) {
+// Evaluate implements fleet.Detector.
+func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detection, error) {
 	if len(d.models) == 0 {
 		return nil, nil
 	}
@@ -235,7 +234,7 @@ func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]fleet.Detec
 	return out, rows.Err()
 }
 
-func (d *Detector) detection(w engine.Window, model string, s catalog.SLO, dec Decision) fleet.Detection {
+func (d *Detector) detection(w fleet.Window, model string, s catalog.SLO, dec Decision) fleet.Detection {
 	r := d.cfg.Rules[dec.Rule]
 	class := "latency"
 	if s.Kind == catalog.SLOAvailability {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/alerting/slo"
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -85,7 +84,7 @@ func TestDetectorOnInferenceEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dets, err := d.Evaluate(ctx, engine.Window{Start: end.Add(-time.Minute), End: end})
+	dets, err := d.Evaluate(ctx, fleet.Window{Start: end.Add(-time.Minute), End: end})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/alerting/slo"
 	"github.com/fleetwatch/fleetwatch/alerting/store"
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -44,7 +44,7 @@ func (c *AlertingConfig) Validate() error {
 type alertingStage struct {
 	manager *alerting.Manager
 	router  *route.Router
-	slo     engine.Detector
+	slo     fleet.Detector
 }
 
 // newAlerting builds the alerting stage over ClickHouse, resumes the

@@ -16,6 +16,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/offline"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -35,7 +36,7 @@ type Option func(*options)
 
 type options struct {
 	clock engine.Clock
-	sinks []engine.Sink
+	sinks []fleet.Sink
 }
 
 // WithClock sets the engine's clock (tests).
@@ -43,7 +44,7 @@ func WithClock(c engine.Clock) Option { return func(o *options) { o.clock = c } 
 
 // WithSink adds an in-process subscriber to every evaluation, after the
 // detections table (alerting subscribes here).
-func WithSink(s engine.Sink) Option { return func(o *options) { o.sinks = append(o.sinks, s) } }
+func WithSink(s fleet.Sink) Option { return func(o *options) { o.sinks = append(o.sinks, s) } }
 
 // New builds the analyzer on an open client: the engine, the detections
 // table sink and the enabled detectors. With cfg.Migrate it applies the
@@ -88,7 +89,7 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 		return nil, err
 	}
 	a := &Analyzer{cfg: cfg, client: c, Engine: e, alert: al, state: newStateCache(c, cfg.StateLookback), log: log}
-	var dets []engine.Detector
+	var dets []fleet.Detector
 	if cfg.Drift.Enabled {
 		a.drift, err = drift.NewDetector(cfg.Drift.Config, c, offline.ProfileFile, log)
 		if err != nil {

@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -41,7 +41,7 @@ func (h HealthConfig) Validate() error {
 }
 
 // healthDetectors returns the fleet-health detector when it is enabled.
-func healthDetectors(cfg HealthConfig, c *storage.Client, log *slog.Logger) ([]engine.Detector, error) {
+func healthDetectors(cfg HealthConfig, c *storage.Client, log *slog.Logger) ([]fleet.Detector, error) {
 	if !cfg.Enabled {
 		return nil, nil
 	}
@@ -49,5 +49,5 @@ func healthDetectors(cfg HealthConfig, c *storage.Client, log *slog.Logger) ([]e
 	if err != nil {
 		return nil, err
 	}
-	return []engine.Detector{d}, nil
+	return []fleet.Detector{d}, nil
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting"
 	"github.com/fleetwatch/fleetwatch/alerting/correlate"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -32,10 +31,10 @@ func TestOpenIncidentsOnMetrics(t *testing.T) {
 	}
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	for i := 0; i < 3; i++ { // an incident opens after open_after (2) windows
-		w := engine.Window{Start: t0.Add(time.Duration(i) * 30 * time.Second), End: t0.Add(time.Duration(i+1) * 30 * time.Second)}
+		w := fleet.Window{Start: t0.Add(time.Duration(i) * 30 * time.Second), End: t0.Add(time.Duration(i+1) * 30 * time.Second)}
 		d := fleet.Detection{Time: w.End, WindowStart: w.Start, Detector: "fleet_health", Class: "gpu_hard_fault", Severity: "critical",
 			EntityType: "gpu", Entity: "GPU-a", Key: "fleet_health/GPU-a", Topology: topo, GPUUUID: "GPU-a"}
-		if err := m.Consume(context.Background(), engine.Evaluation{Detector: "fleet_health", Window: w, Detections: []fleet.Detection{d}}); err != nil {
+		if err := m.Consume(context.Background(), fleet.Evaluation{Detector: "fleet_health", Window: w, Detections: []fleet.Detection{d}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -89,10 +88,10 @@ func TestNotificationDeliveryOnMetrics(t *testing.T) {
 	}
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	for i := 0; i < 3; i++ { // opens after two windows: one trigger, refused with 503
-		w := engine.Window{Start: t0.Add(time.Duration(i) * 30 * time.Second), End: t0.Add(time.Duration(i+1) * 30 * time.Second)}
+		w := fleet.Window{Start: t0.Add(time.Duration(i) * 30 * time.Second), End: t0.Add(time.Duration(i+1) * 30 * time.Second)}
 		d := fleet.Detection{Time: w.End, WindowStart: w.Start, Detector: "fleet_health", Class: "gpu_hard_fault", Severity: "critical",
 			EntityType: "gpu", Entity: "GPU-a", Key: "fleet_health/GPU-a", GPUUUID: "GPU-a"}
-		if err := m.Consume(context.Background(), engine.Evaluation{Detector: "fleet_health", Window: w, Detections: []fleet.Detection{d}}); err != nil {
+		if err := m.Consume(context.Background(), fleet.Evaluation{Detector: "fleet_health", Window: w, Detections: []fleet.Detection{d}}); err != nil {
 			t.Fatal(err)
 		}
 	}

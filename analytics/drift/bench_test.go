@@ -9,7 +9,6 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/internal/traffic"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
@@ -90,7 +89,7 @@ func BenchmarkFleetDriftPass(b *testing.B) {
 		b.Fatal(err)
 	}
 	w, _ := c.NewWriter(storage.NewDefaultWriterConfig())
-	win := engine.Window{Start: t0, End: t0.Add(5 * time.Minute)}
+	win := fleet.Window{Start: t0, End: t0.Add(5 * time.Minute)}
 	t1 := time.Now()
 	for m := range models { // 10 models per INSERT keeps the client's memory small
 		if m%10 != 0 {
@@ -120,7 +119,7 @@ func BenchmarkFleetDriftPass(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := d.Restore(ctx, engine.Window{}); err != nil {
+			if err := d.Restore(ctx, fleet.Window{}); err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()

@@ -205,13 +205,13 @@ func NewDetector(cfg Config, c *storage.Client, files FileProfiler, log *slog.Lo
 		stats: map[string]uint64{}}, nil
 }
 
-// Name implements engine.Detector.
+// Name implements fleet.Detector.
 func (d *Detector) Name() string { return d.cfg.Name }
 
-// Interval implements engine.Detector.
+// Interval implements fleet.Detector.
 func (d *Detector) Interval() time.Duration { return d.cfg.Interval }
 
-// Lateness implements engine.LatenessOverride.
+// Lateness implements fleet.LatenessOverride.
 func (d *Detector) Lateness() time.Duration { return d.cfg.Lateness }
 
 // Stats counts tests, skipped columns by reason, and profiles built.
@@ -245,10 +245,10 @@ func (d *Detector) Sequential(key string) (CUSUM, bool) {
 	return *c, true
 }
 
-// Restore implements engine.Restorer: it loads the stored profiles, builds
+// Restore implements fleet.Restorer: it loads the stored profiles, builds
 // missing ones from the configured files, and restores each column's CUSUM
 // as of the last window.
-func (d *Detector) Restore(ctx context.Context, last engine.Window) error {
+func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
 	d.profiles = map[versionKey]*versionProfiles{}
 	d.cusum = map[string]*CUSUM{}
 	stored, err := LoadProfiles(ctx, d.client)
@@ -326,8 +326,8 @@ type tested struct {
 	cusum   CUSUM
 }
 
-// Evaluate implements engine.Detector.
-func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]fleet.Detection, error) {
+// Evaluate implements fleet.Detector.
+func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detection, error) {
 	active, err := d.activeVersions(ctx, w)
 	if err != nil {
 		return nil, err
@@ -424,7 +424,7 @@ func (d *Detector) decide(results []*tested) {
 
 // activeVersions returns the model versions with events in the window and
 // their event counts, in model and version order.
-func (d *Detector) activeVersions(ctx context.Context, w engine.Window) (*orderedCounts, error) {
+func (d *Detector) activeVersions(ctx context.Context, w fleet.Window) (*orderedCounts, error) {
 	out := &orderedCounts{n: map[versionKey]int64{}}
 	err := chsql.ForRows(ctx, d.client, ActiveVersionsSQL(d.client.Config().Database, w), func(rec arrow.Record, r int) {
 		k := versionKey{chsql.Str(rec, 0, r), chsql.Str(rec, 1, r)}
@@ -442,7 +442,7 @@ type orderedCounts struct {
 
 // ensureProfiles returns a version's profiles, building them once their
 // reference window is complete; nil while it is not.
-func (d *Detector) ensureProfiles(ctx context.Context, k versionKey, w engine.Window) (*versionProfiles, error) {
+func (d *Detector) ensureProfiles(ctx context.Context, k versionKey, w fleet.Window) (*versionProfiles, error) {
 	if vp := d.profiles[k]; vp != nil {
 		return vp, nil
 	}
@@ -471,36 +471,36 @@ func (d *Detector) ensureProfiles(ctx context.Context, k versionKey, w engine.Wi
 
 // referenceWindow is the configured window for a version, or the first
 // DeploymentReference after its deployment (or first event).
-func (d *Detector) referenceWindow(ctx context.Context, k versionKey, w engine.Window) (engine.Window, string, error) {
+func (d *Detector) referenceWindow(ctx context.Context, k versionKey, w fleet.Window) (fleet.Window, string, error) {
 	for _, r := range d.cfg.References {
 		if r.Model == k.model && r.Version == k.version {
-			return engine.Window{Start: r.Start.UTC(), End: r.End.UTC()}, SourceWindow, nil
+			return fleet.Window{Start: r.Start.UTC(), End: r.End.UTC()}, SourceWindow, nil
 		}
 	}
 	t, ok := d.deployed[k]
 	if !ok {
 		db := d.client.Config().Database
 		if err := d.client.QueryScalar(ctx, DeploymentTimeSQL(db, k.model, k.version), &t); err != nil {
-			return engine.Window{}, "", err
+			return fleet.Window{}, "", err
 		}
 		if t.Unix() <= 0 {
 			if err := d.client.QueryScalar(ctx, FirstSeenSQL(db, k.model, k.version, w.End.Add(-d.cfg.FirstSeenLookback), w.End), &t); err != nil {
-				return engine.Window{}, "", err
+				return fleet.Window{}, "", err
 			}
 		}
 		if t.Unix() <= 0 {
-			return engine.Window{}, "", nil
+			return fleet.Window{}, "", nil
 		}
 		t = t.UTC()
 		d.deployed[k] = t
 	}
-	return engine.Window{Start: t, End: t.Add(d.cfg.DeploymentReference)}, SourceDeployment, nil
+	return fleet.Window{Start: t, End: t.Add(d.cfg.DeploymentReference)}, SourceDeployment, nil
 }
 
 // buildProfiles profiles every column of a version over ref: edges and
 // categories from ClickHouse, then the reference counts with the very query
 // that counts current windows.
-func (d *Detector) buildProfiles(ctx context.Context, k versionKey, ref engine.Window) ([]*Profile, error) {
+func (d *Detector) buildProfiles(ctx context.Context, k versionKey, ref fleet.Window) ([]*Profile, error) {
 	db := d.client.Config().Database
 	var numeric, categorical []*Profile
 	err := chsql.ForRows(ctx, d.client, NumericQuantilesSQL(db, k.model, k.version, ref, QuantileLevels(d.cfg.Bins)), func(rec arrow.Record, r int) {
@@ -553,7 +553,7 @@ func (d *Detector) buildProfiles(ctx context.Context, k versionKey, ref engine.W
 // profiles' ingest-time counts cover each of its events in the window; the
 // others stay nil for windowCounts. Minutes are the unit of drift_bins, so
 // a window that does not start and end on a minute is binned in SQL.
-func (d *Detector) prebinnedCounts(ctx context.Context, w engine.Window, keys []versionKey, jobs []*versionProfiles, active *orderedCounts, hists []map[*Profile][]float64) error {
+func (d *Detector) prebinnedCounts(ctx context.Context, w fleet.Window, keys []versionKey, jobs []*versionProfiles, active *orderedCounts, hists []map[*Profile][]float64) error {
 	if !d.cfg.Prebinned || len(jobs) == 0 || w.Start.Unix()%60 != 0 || w.End.Unix()%60 != 0 {
 		return nil
 	}
@@ -608,7 +608,7 @@ func (d *Detector) prebinnedCounts(ctx context.Context, w engine.Window, keys []
 // windowCounts bins one version's window into its profiles: per profile,
 // the counts per bin and then the missing count. Profiles without values in
 // the window are absent from the map.
-func (d *Detector) windowCounts(ctx context.Context, k versionKey, vp *versionProfiles, w engine.Window) (map[*Profile][]float64, error) {
+func (d *Detector) windowCounts(ctx context.Context, k versionKey, vp *versionProfiles, w fleet.Window) (map[*Profile][]float64, error) {
 	out := map[*Profile][]float64{}
 	db := d.client.Config().Database
 	if len(vp.numeric) > 0 {
@@ -660,7 +660,7 @@ func (d *Detector) windowCounts(ctx context.Context, k versionKey, vp *versionPr
 	return out, nil
 }
 
-func (d *Detector) detection(t *tested, w engine.Window) fleet.Detection {
+func (d *Detector) detection(t *tested, w fleet.Window) fleet.Detection {
 	p, r := t.p, t.r
 	class := "covariate_drift"
 	if strings.HasPrefix(p.Feature, "@") {
@@ -691,7 +691,7 @@ func (d *Detector) detection(t *tested, w engine.Window) fleet.Detection {
 		Action: action, Summary: summary, Evidence: string(ev)}
 }
 
-func scoresBlock(rs []*tested, w engine.Window) storage.Block {
+func scoresBlock(rs []*tested, w fleet.Window) storage.Block {
 	n := len(rs)
 	ts, start := make([]int64, n), make([]int64, n)
 	model, version, feature, kind, method, band := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)

@@ -13,6 +13,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/internal/traffic"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -35,7 +36,7 @@ func newDetector(t *testing.T, c *storage.Client) *drift.Detector {
 	return d
 }
 
-func step(t *testing.T, c *storage.Client, clock engine.Clock, d engine.Detector) {
+func step(t *testing.T, c *storage.Client, clock engine.Clock, d fleet.Detector) {
 	t.Helper()
 	w, _ := c.NewWriter(storage.NewDefaultWriterConfig())
 	cfg := engine.NewDefaultConfig()
@@ -120,7 +121,7 @@ func TestDriftDetectorOnTraffic(t *testing.T) {
 
 	// Second process: profiles and CUSUMs come back; nothing is rebuilt.
 	restored := newDetector(t, c)
-	if err := restored.Restore(ctx, engine.Window{Start: minutes(50), End: minutes(55)}); err != nil {
+	if err := restored.Restore(ctx, fleet.Window{Start: minutes(50), End: minutes(55)}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range append(ps, d1.Profiles("model-001", "v1")...) {

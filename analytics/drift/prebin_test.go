@@ -10,7 +10,6 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/internal/traffic"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
@@ -142,7 +141,7 @@ func TestPrebinnedCountsEqualSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	evaluate := func(prebinned bool, win engine.Window) map[string]uint64 {
+	evaluate := func(prebinned bool, win fleet.Window) map[string]uint64 {
 		t.Helper()
 		cfg := drift.NewDefaultConfig()
 		cfg.Prebinned = prebinned
@@ -150,7 +149,7 @@ func TestPrebinnedCountsEqualSQL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := d.Restore(ctx, engine.Window{}); err != nil {
+		if err := d.Restore(ctx, fleet.Window{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := d.Evaluate(ctx, win); err != nil {
@@ -162,7 +161,7 @@ func TestPrebinnedCountsEqualSQL(t *testing.T) {
 		counts []float64
 		psi    float64
 	}
-	scores := func(win engine.Window) map[string][]score {
+	scores := func(win fleet.Window) map[string][]score {
 		t.Helper()
 		out := map[string][]score{}
 		err := chsql.ForRows(ctx, c, "SELECT model, feature, cur_counts, psi FROM "+db+".drift_scores WHERE ts = "+chsql.Time(win.End),
@@ -175,7 +174,7 @@ func TestPrebinnedCountsEqualSQL(t *testing.T) {
 		}
 		return out
 	}
-	check := func(name string, win engine.Window, wantPrebinned, wantSQL uint64) {
+	check := func(name string, win fleet.Window, wantPrebinned, wantSQL uint64) {
 		t.Helper()
 		sql := evaluate(false, win)
 		want := scores(win)
@@ -198,16 +197,16 @@ func TestPrebinnedCountsEqualSQL(t *testing.T) {
 			}
 		}
 	}
-	check("first window", engine.Window{Start: t0, End: minutes(5)}, 2, 1)
+	check("first window", fleet.Window{Start: t0, End: minutes(5)}, 2, 1)
 
 	// A write counted twice (a retried push) takes that version to SQL.
 	dup := "INSERT INTO " + db + ".drift_bins SELECT * FROM " + db + ".drift_bins WHERE model = 'model-001' AND ts = " + chsql.Time(minutes(6))
 	if err := c.Exec(ctx, dup); err != nil {
 		t.Fatal(err)
 	}
-	check("second window", engine.Window{Start: minutes(5), End: minutes(10)}, 1, 2)
+	check("second window", fleet.Window{Start: minutes(5), End: minutes(10)}, 1, 2)
 	if t.Failed() {
 		return
 	}
-	check("off the minute grid", engine.Window{Start: minutes(2).Add(30 * time.Second), End: minutes(7).Add(30 * time.Second)}, 0, 0)
+	check("off the minute grid", fleet.Window{Start: minutes(2).Add(30 * time.Second), End: minutes(7).Add(30 * time.Second)}, 0, 0)
 }

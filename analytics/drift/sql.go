@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 )
 
@@ -26,13 +26,13 @@ const (
 	categoricalJoin = "ARRAY JOIN arrayPushBack(cat_feature_names, '" + PredictionClassFeature + "') AS n, arrayPushBack(cat_feature_values, prediction_class) AS v"
 )
 
-func versionFilter(model, version string, w engine.Window) string {
+func versionFilter(model, version string, w fleet.Window) string {
 	return fmt.Sprintf("model = %s AND model_version = %s AND %s",
 		chsql.String(model), chsql.String(version), chsql.Between("ts", w.Start, w.End))
 }
 
 // ActiveVersionsSQL lists the model versions with events in a window.
-func ActiveVersionsSQL(database string, w engine.Window) string {
+func ActiveVersionsSQL(database string, w fleet.Window) string {
 	return fmt.Sprintf("SELECT model, model_version, count() AS events FROM %s WHERE %s GROUP BY model, model_version ORDER BY model, model_version",
 		chsql.Ident(database, "inference_events"), chsql.Between("ts", w.Start, w.End))
 }
@@ -48,14 +48,14 @@ func DeploymentTimeSQL(database, model, version string) string {
 // versions deployed without a marker.
 func FirstSeenSQL(database, model, version string, since, before time.Time) string {
 	return fmt.Sprintf("SELECT min(ts) FROM %s WHERE %s", chsql.Ident(database, "inference_events"),
-		versionFilter(model, version, engine.Window{Start: since, End: before}))
+		versionFilter(model, version, fleet.Window{Start: since, End: before}))
 }
 
 // NumericQuantilesSQL returns, per numeric feature (and @prediction) of a
 // model version in the reference window, the finite values, their exact
 // quantiles at levels (ClickHouse's quantileExact: the value at position
 // floor(level·n) of the sorted values) and their maximum.
-func NumericQuantilesSQL(database, model, version string, w engine.Window, levels []float64) string {
+func NumericQuantilesSQL(database, model, version string, w fleet.Window, levels []float64) string {
 	lv := make([]string, len(levels))
 	for i, l := range levels {
 		lv[i] = chsql.Float(l)
@@ -75,7 +75,7 @@ ORDER BY n`, strings.Join(lv, ", "), chsql.Ident(database, "inference_events"), 
 // @prediction_class) of a model version, its topK+1 most frequent values
 // with their counts (the empty value, missing, may be among them), ties by
 // value.
-func CategoryCountsSQL(database, model, version string, w engine.Window, topK int) string {
+func CategoryCountsSQL(database, model, version string, w fleet.Window, topK int) string {
 	return fmt.Sprintf(`SELECT n, v, count() AS c
 FROM %s
 %s
@@ -94,7 +94,7 @@ LIMIT %d BY n`, chsql.Ident(database, "inference_events"), categoricalJoin, vers
 // measured on both ClickHouse generations (countIf per edge with array
 // indexing, a sum of comparisons grouped by bin, multiIf, arrayCount) this
 // was the fastest (docs/BENCHMARKS.md).
-func NumericCountsSQL(database, model, version string, w engine.Window, profiles []*Profile) string {
+func NumericCountsSQL(database, model, version string, w fleet.Window, profiles []*Profile) string {
 	names := make([]string, len(profiles))
 	maxEdges := 0
 	for i, p := range profiles {
@@ -136,7 +136,7 @@ ORDER BY fi`, join(ge, ",\n    "), chsql.Strings(names), ids, join(lookups, ",\n
 // CategoricalCountsSQL counts a window's categorical values of one model
 // version per profile bin: ci is the 1-based category index, 0 for any
 // other value, -1 for missing ("").
-func CategoricalCountsSQL(database, model, version string, w engine.Window, profiles []*Profile) string {
+func CategoricalCountsSQL(database, model, version string, w fleet.Window, profiles []*Profile) string {
 	names := make([]string, len(profiles))
 	cats := make([]string, len(profiles))
 	for i, p := range profiles {
@@ -160,7 +160,7 @@ ORDER BY fi, ci`, chsql.Ident(database, "inference_events"), categoricalJoin, ve
 // PrebinnedSQL sums the ingest-time counts of drift_bins over a window
 // that starts and ends on a minute: per model version, feature, profile
 // fingerprint and bin (-1: the events binned).
-func PrebinnedSQL(database string, w engine.Window) string {
+func PrebinnedSQL(database string, w fleet.Window) string {
 	return fmt.Sprintf(`SELECT model, model_version, feature, profile, bin, sum(count) AS n
 FROM %s
 WHERE %s

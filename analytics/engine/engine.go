@@ -10,6 +10,10 @@
 // lateness allowance, so late-arriving data is waited for, not missed. The
 // clock is injected: tests evaluate days of windows in milliseconds with a
 // ManualClock and Step.
+//
+// The contracts (fleet.Window, fleet.Detector, fleet.Sink) are the ground
+// layer's, in package fleet, so that detectors and sinks in other stages
+// (alerting) implement them without importing the engine.
 package engine
 
 import (
@@ -24,82 +28,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
-
-// Window is a clock-aligned, half-open interval [Start, End) in UTC.
-type Window struct{ Start, End time.Time }
-
-// IsZero reports whether w is the zero window.
-func (w Window) IsZero() bool { return w.End.IsZero() }
-
-func (w Window) String() string {
-	return w.Start.UTC().Format(time.RFC3339) + "/" + w.End.UTC().Format(time.RFC3339)
-}
-
-// Align returns the window of length d that contains t. Windows are aligned
-// to multiples of d in Unix time, so every process agrees on them.
-func Align(t time.Time, d time.Duration) Window {
-	s := t.Unix() - mod(t.Unix(), int64(d/time.Second))
-	start := time.Unix(s, 0).UTC()
-	return Window{Start: start, End: start.Add(d)}
-}
-
-func mod(a, b int64) int64 { return ((a % b) + b) % b }
-
-// Detector is one analysis run on a schedule. Issue 6's fleet-health
-// detectors and issue 5's drift and SPC detectors all implement it.
-type Detector interface {
-	// Name identifies the detector in the ledger; it must be stable across
-	// restarts and unique in an engine.
-	Name() string
-	// Interval is the window length, a whole number of seconds: windows
-	// are [k·Interval, (k+1)·Interval) in Unix time.
-	Interval() time.Duration
-	// Evaluate analyzes one complete window and returns the detections
-	// that fired. Windows come in order, each once unless Evaluate failed
-	// or the process stopped before the window was recorded; then the same
-	// window comes again, and Evaluate must then write the same rows (the
-	// tables de-duplicate them). Rows a detector writes itself (scores,
-	// state) are written before it returns.
-	Evaluate(ctx context.Context, w Window) ([]fleet.Detection, error)
-}
-
-// Restorer is implemented by detectors that keep state between windows
-// (baselines, sequential statistics). Restore is called once, before the
-// first Evaluate, with the last window the detector evaluated successfully
-// (zero if none); the detector loads its state as of that window's end.
-type Restorer interface {
-	Restore(ctx context.Context, last Window) error
-}
-
-// LatenessOverride is implemented by detectors that need a different
-// lateness allowance than the engine's, e.g. for labels that arrive hours
-// after the prediction. Zero means the engine's allowance.
-type LatenessOverride interface {
-	Lateness() time.Duration
-}
-
-// Evaluation is what one detector found in one window. Detections may be
-// empty: a quiet window is news too (an incident may resolve).
-type Evaluation struct {
-	Detector   string
-	Window     Window
-	Detections []fleet.Detection
-}
-
-// Sink receives each evaluation, per detector in window order. Sinks run in
-// the order they were added; the window is recorded only after every sink
-// returned nil, so a failing sink makes the engine retry the window and a
-// sink may see an evaluation again after a crash. The Detections slice is
-// the sink's to read until Consume returns; copy what you keep.
-type Sink interface {
-	Consume(ctx context.Context, ev Evaluation) error
-}
-
-// SinkFunc adapts a function to Sink.
-type SinkFunc func(ctx context.Context, ev Evaluation) error
-
-// Consume implements Sink.
-func (f SinkFunc) Consume(ctx context.Context, ev Evaluation) error { return f(ctx, ev) }
 
 // Config tunes the engine.
 type Config struct {
@@ -175,16 +103,16 @@ type Engine struct {
 	ledger *ledger
 	clock  Clock
 	log    *slog.Logger
-	sinks  []Sink
+	sinks  []fleet.Sink
 	dets   []*entry
 	stats  statsSet
 }
 
 type entry struct {
 	mu       sync.Mutex
-	d        Detector
+	d        fleet.Detector
 	late     time.Duration
-	next     Window
+	next     fleet.Window
 	started  bool
 	attempts int
 	retryAt  time.Time
@@ -201,7 +129,7 @@ func WithClock(c Clock) Option { return func(e *Engine) { e.clock = c } }
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 
 // WithSink adds a sink after those added before.
-func WithSink(s Sink) Option { return func(e *Engine) { e.sinks = append(e.sinks, s) } }
+func WithSink(s fleet.Sink) Option { return func(e *Engine) { e.sinks = append(e.sinks, s) } }
 
 // New validates cfg and returns an engine recording its windows in client's
 // analyzer_windows table.
@@ -222,7 +150,7 @@ func New(cfg Config, client *storage.Client, opts ...Option) (*Engine, error) {
 
 // Add registers a detector. Its interval must be a positive whole number of
 // seconds and its name unique.
-func (e *Engine) Add(d Detector) error {
+func (e *Engine) Add(d fleet.Detector) error {
 	iv := d.Interval()
 	if iv < time.Second || iv%time.Second != 0 {
 		return fmt.Errorf("detector %s: interval %v must be a positive whole number of seconds", d.Name(), iv)
@@ -233,7 +161,7 @@ func (e *Engine) Add(d Detector) error {
 		}
 	}
 	late := e.cfg.Lateness
-	if lo, ok := d.(LatenessOverride); ok && lo.Lateness() > 0 {
+	if lo, ok := d.(fleet.LatenessOverride); ok && lo.Lateness() > 0 {
 		late = lo.Lateness()
 	}
 	e.dets = append(e.dets, &entry{d: d, late: late})
@@ -340,8 +268,8 @@ func (e *Engine) stepDetector(stop, ctx context.Context, en *entry) (int, error)
 		if now.Before(en.retryAt) {
 			return n, en.lastErr
 		}
-		latest := Align(now.Add(-en.late), en.d.Interval())
-		latest = Window{Start: latest.Start.Add(-en.d.Interval()), End: latest.Start} // last complete window
+		latest := fleet.Align(now.Add(-en.late), en.d.Interval())
+		latest = fleet.Window{Start: latest.Start.Add(-en.d.Interval()), End: latest.Start} // last complete window
 		if en.next.End.After(latest.End) {
 			return n, nil
 		}
@@ -364,23 +292,23 @@ func (e *Engine) start(ctx context.Context, en *entry) error {
 	if err != nil {
 		return err
 	}
-	if r, ok := en.d.(Restorer); ok {
+	if r, ok := en.d.(fleet.Restorer); ok {
 		if err := r.Restore(ctx, lastOK); err != nil {
 			return fmt.Errorf("restore state as of %v: %w", lastOK, err)
 		}
 	}
 	switch {
 	case !last.IsZero():
-		w := Align(last.End, iv)
+		w := fleet.Align(last.End, iv)
 		if w.Start.Before(last.End) {
-			w = Window{Start: w.End, End: w.End.Add(iv)}
+			w = fleet.Window{Start: w.End, End: w.End.Add(iv)}
 		}
 		en.next = w
 	case !e.cfg.StartAt.IsZero():
-		en.next = Align(e.cfg.StartAt, iv)
+		en.next = fleet.Align(e.cfg.StartAt, iv)
 	default:
-		cur := Align(e.clock.Now().Add(-en.late), iv)
-		en.next = Window{Start: cur.Start.Add(-iv), End: cur.Start}
+		cur := fleet.Align(e.clock.Now().Add(-en.late), iv)
+		en.next = fleet.Window{Start: cur.Start.Add(-iv), End: cur.Start}
 	}
 	en.started = true
 	e.log.Info("detector starting", "detector", en.d.Name(), "interval", iv, "lateness", en.late,
@@ -389,14 +317,14 @@ func (e *Engine) start(ctx context.Context, en *entry) error {
 }
 
 // catchUp skips windows beyond MaxCatchUp behind latest, recording the gap.
-func (e *Engine) catchUp(ctx context.Context, en *entry, latest Window, now time.Time) error {
+func (e *Engine) catchUp(ctx context.Context, en *entry, latest fleet.Window, now time.Time) error {
 	iv := en.d.Interval()
 	behind := int(latest.End.Sub(en.next.Start) / iv)
 	if behind <= e.cfg.MaxCatchUp {
 		return nil
 	}
 	newStart := latest.End.Add(-time.Duration(e.cfg.MaxCatchUp) * iv)
-	gap := Window{Start: en.next.Start, End: newStart}
+	gap := fleet.Window{Start: en.next.Start, End: newStart}
 	reason := fmt.Sprintf("analyzer was %d windows behind; max_catch_up is %d", behind, e.cfg.MaxCatchUp)
 	if err := e.ledger.record(ctx, en.d.Name(), gap, record{status: statusSkipped, err: reason, at: now}); err != nil {
 		return err
@@ -404,7 +332,7 @@ func (e *Engine) catchUp(ctx context.Context, en *entry, latest Window, now time
 	skipped := behind - e.cfg.MaxCatchUp
 	e.stats.skip(en.d.Name(), "behind", skipped)
 	e.log.Warn("skipping windows", "detector", en.d.Name(), "windows", skipped, "from", gap.Start, "to", gap.End, "reason", reason)
-	en.next = Window{Start: newStart, End: newStart.Add(iv)}
+	en.next = fleet.Window{Start: newStart, End: newStart.Add(iv)}
 	return nil
 }
 
@@ -415,7 +343,7 @@ func (e *Engine) evaluate(ctx context.Context, en *entry, now time.Time) error {
 	t0 := time.Now()
 	dets, err := en.d.Evaluate(ctx, w)
 	if err == nil {
-		ev := Evaluation{Detector: name, Window: w, Detections: dets}
+		ev := fleet.Evaluation{Detector: name, Window: w, Detections: dets}
 		for _, s := range e.sinks {
 			if err = s.Consume(ctx, ev); err != nil {
 				err = fmt.Errorf("sink: %w", err)
@@ -436,7 +364,7 @@ func (e *Engine) evaluate(ctx context.Context, en *entry, now time.Time) error {
 		}
 		e.stats.ok(name, w, len(dets), dur)
 		e.log.Debug("window evaluated", "detector", name, "window", w, "detections", len(dets), "duration", dur)
-		en.next, en.attempts, en.lastErr, en.retryAt = Window{Start: w.End, End: w.End.Add(w.End.Sub(w.Start))}, 0, nil, time.Time{}
+		en.next, en.attempts, en.lastErr, en.retryAt = fleet.Window{Start: w.End, End: w.End.Add(w.End.Sub(w.Start))}, 0, nil, time.Time{}
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -457,7 +385,7 @@ func (e *Engine) evaluate(ctx context.Context, en *entry, now time.Time) error {
 	e.stats.skip(name, "failed", 1)
 	e.log.Error("window skipped after repeated failures", "detector", name, "window", w, "attempts", en.attempts, "err", err)
 	failed := en.lastErr
-	en.next, en.attempts, en.lastErr, en.retryAt = Window{Start: w.End, End: w.End.Add(w.End.Sub(w.Start))}, 0, nil, time.Time{}
+	en.next, en.attempts, en.lastErr, en.retryAt = fleet.Window{Start: w.End, End: w.End.Add(w.End.Sub(w.Start))}, 0, nil, time.Time{}
 	return failed
 }
 

@@ -28,15 +28,15 @@ type counter struct {
 	interval time.Duration
 	late     time.Duration
 	mu       sync.Mutex
-	windows  []engine.Window
-	restored []engine.Window
-	fail     func(w engine.Window) error
+	windows  []fleet.Window
+	restored []fleet.Window
+	fail     func(w fleet.Window) error
 }
 
 func (c *counter) Name() string            { return c.name }
 func (c *counter) Interval() time.Duration { return c.interval }
 
-func (c *counter) Evaluate(_ context.Context, w engine.Window) ([]fleet.Detection, error) {
+func (c *counter) Evaluate(_ context.Context, w fleet.Window) ([]fleet.Detection, error) {
 	if c.fail != nil {
 		if err := c.fail(w); err != nil {
 			return nil, err
@@ -52,7 +52,7 @@ func (c *counter) Evaluate(_ context.Context, w engine.Window) ([]fleet.Detectio
 		EntityType: "model", Entity: "m", Key: c.name + "/m", Value: 1, Summary: "every third window"}}, nil
 }
 
-func (c *counter) Restore(_ context.Context, last engine.Window) error {
+func (c *counter) Restore(_ context.Context, last fleet.Window) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.restored = append(c.restored, last)
@@ -63,10 +63,10 @@ func (c *counter) Restore(_ context.Context, last engine.Window) error {
 type recorder struct {
 	mu   sync.Mutex
 	seen []string
-	fail func(ev engine.Evaluation) error
+	fail func(ev fleet.Evaluation) error
 }
 
-func (r *recorder) Consume(_ context.Context, ev engine.Evaluation) error {
+func (r *recorder) Consume(_ context.Context, ev fleet.Evaluation) error {
 	if r.fail != nil {
 		if err := r.fail(ev); err != nil {
 			return err
@@ -84,7 +84,7 @@ func (r *recorder) list() []string {
 	return slices.Clone(r.seen)
 }
 
-func newEngine(t *testing.T, c *storage.Client, cfg engine.Config, clock engine.Clock, sinks ...engine.Sink) *engine.Engine {
+func newEngine(t *testing.T, c *storage.Client, cfg engine.Config, clock engine.Clock, sinks ...fleet.Sink) *engine.Engine {
 	t.Helper()
 	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
 	if err != nil {
@@ -109,7 +109,7 @@ func testConfig() engine.Config {
 	return cfg
 }
 
-func ends(ws []engine.Window) []string {
+func ends(ws []fleet.Window) []string {
 	out := make([]string, len(ws))
 	for i, w := range ws {
 		out[i] = w.End.Format("15:04")
@@ -124,18 +124,6 @@ func count(t *testing.T, c *storage.Client, sql string) uint64 {
 		t.Fatal(err)
 	}
 	return n
-}
-
-func TestAlign(t *testing.T) {
-	w := engine.Align(time.Date(2026, 11, 23, 12, 7, 31, 0, time.UTC), 5*time.Minute)
-	if w.Start != time.Date(2026, 11, 23, 12, 5, 0, 0, time.UTC) || w.End != time.Date(2026, 11, 23, 12, 10, 0, 0, time.UTC) {
-		t.Fatalf("Align = %v", w)
-	}
-	// Before 1970 too.
-	w = engine.Align(time.Unix(-1, 0), time.Minute)
-	if w.Start.Unix() != -60 || w.End.Unix() != 0 {
-		t.Fatalf("Align(-1s) = %v", w)
-	}
 }
 
 // Windows are evaluated in order, once, only after their end plus the
@@ -238,7 +226,7 @@ func TestCrashMidWindowReplaysIdempotently(t *testing.T) {
 	clock := engine.NewManualClock(t0)
 	crash := errors.New("process killed")
 	// The window 11:15–11:20 is one that fires (its start is a multiple of 15m).
-	dying := &recorder{fail: func(ev engine.Evaluation) error {
+	dying := &recorder{fail: func(ev fleet.Evaluation) error {
 		if ev.Window.End.Equal(t0.Add(-40 * time.Minute)) {
 			return crash
 		}
@@ -278,7 +266,7 @@ func TestFailingWindowIsRetriedThenSkipped(t *testing.T) {
 	cfg.StartAt = t0.Add(-20 * time.Minute)
 	cfg.MaxAttempts = 3
 	bad := t0.Add(-10 * time.Minute)
-	d := &counter{name: "flaky", interval: 5 * time.Minute, fail: func(w engine.Window) error {
+	d := &counter{name: "flaky", interval: 5 * time.Minute, fail: func(w fleet.Window) error {
 		if w.End.Equal(bad) {
 			return errors.New("ClickHouse said no")
 		}
@@ -382,7 +370,7 @@ func TestRunFollowsTheClock(t *testing.T) {
 	cfg := testConfig()
 	cfg.StartAt = time.Time{}
 	got := make(chan string, 100)
-	sink := engine.SinkFunc(func(_ context.Context, ev engine.Evaluation) error {
+	sink := fleet.SinkFunc(func(_ context.Context, ev fleet.Evaluation) error {
 		got <- ev.Detector + " " + ev.Window.End.Format("15:04:05")
 		return nil
 	})

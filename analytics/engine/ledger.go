@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
-// Window statuses in the ledger.
+// fleet.Window statuses in the ledger.
 const (
 	statusOK      = "ok"
 	statusSkipped = "skipped"
@@ -38,16 +39,16 @@ func LastWindowsSQL(database, detector string) string {
 }
 
 // last returns the last recorded window and the last successful one.
-func (l *ledger) last(ctx context.Context, detector string, iv time.Duration) (last, lastOK Window, err error) {
+func (l *ledger) last(ctx context.Context, detector string, iv time.Duration) (last, lastOK fleet.Window, err error) {
 	var end, endOK time.Time
 	if err := l.client.QueryScalar(ctx, LastWindowsSQL(l.client.Config().Database, detector), &end, &endOK); err != nil {
 		return last, lastOK, fmt.Errorf("read analyzer_windows: %w", err)
 	}
 	if end.Unix() > 0 {
-		last = Window{Start: end.Add(-iv).UTC(), End: end.UTC()}
+		last = fleet.Window{Start: end.Add(-iv).UTC(), End: end.UTC()}
 	}
 	if endOK.Unix() > 0 {
-		lastOK = Window{Start: endOK.Add(-iv).UTC(), End: endOK.UTC()}
+		lastOK = fleet.Window{Start: endOK.Add(-iv).UTC(), End: endOK.UTC()}
 	}
 	return last, lastOK, nil
 }
@@ -62,7 +63,7 @@ type record struct {
 }
 
 // record writes one ledger row for w.
-func (l *ledger) record(ctx context.Context, detector string, w Window, r record) error {
+func (l *ledger) record(ctx context.Context, detector string, w fleet.Window, r record) error {
 	b := storage.Block{
 		Table:   schema.AnalyzerWindows.Name,
 		Columns: schema.AnalyzerWindows.ColumnNames(),

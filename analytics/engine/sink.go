@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -23,7 +24,7 @@ type DetectionTable struct {
 func NewDetectionTable(w *storage.Writer) *DetectionTable { return &DetectionTable{w: w} }
 
 // Consume implements Sink.
-func (s *DetectionTable) Consume(ctx context.Context, ev Evaluation) error {
+func (s *DetectionTable) Consume(ctx context.Context, ev fleet.Evaluation) error {
 	if len(ev.Detections) == 0 {
 		return nil
 	}
@@ -66,7 +67,7 @@ func (s *statsSet) add(name string) {
 	s.m[name] = &DetectorStats{Skipped: map[string]uint64{}}
 }
 
-func (s *statsSet) ok(name string, w Window, dets int, d time.Duration) {
+func (s *statsSet) ok(name string, w fleet.Window, dets int, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.m[name]

@@ -6,12 +6,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
-// Detector is the fleet-health engine.Detector: it reads each window with
+// Detector is the fleet-health fleet.Detector: it reads each window with
 // a Source and evaluates it with an Evaluator.
 type Detector struct {
 	cfg  Config
@@ -32,17 +31,17 @@ func NewDetector(cfg Config, c *storage.Client, log *slog.Logger) (*Detector, er
 	return &Detector{cfg: cfg, src: NewSource(c, cfg), eval: ev, log: log}, nil
 }
 
-// Name implements engine.Detector.
+// Name implements fleet.Detector.
 func (d *Detector) Name() string { return d.cfg.Name }
 
-// Interval implements engine.Detector.
+// Interval implements fleet.Detector.
 func (d *Detector) Interval() time.Duration { return d.cfg.Interval }
 
-// Lateness implements engine.LatenessOverride.
+// Lateness implements fleet.LatenessOverride.
 func (d *Detector) Lateness() time.Duration { return d.cfg.Lateness }
 
-// Evaluate implements engine.Detector.
-func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]fleet.Detection, error) {
+// Evaluate implements fleet.Detector.
+func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detection, error) {
 	in, err := d.src.Read(ctx, w)
 	if err != nil {
 		return nil, err
@@ -50,16 +49,16 @@ func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]fleet.Detec
 	return d.eval.Evaluate(in), nil
 }
 
-// Restore implements engine.Restorer: it replays the Warmup windows up to
+// Restore implements fleet.Restorer: it replays the Warmup windows up to
 // last, without raising anything, so that persistence and baselines are
 // as they were when the analyzer stopped.
-func (d *Detector) Restore(ctx context.Context, last engine.Window) error {
+func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
 	if last.IsZero() || d.cfg.Warmup == 0 {
 		return nil
 	}
 	iv := d.cfg.Interval
 	for k := d.cfg.Warmup - 1; k >= 0; k-- {
-		w := engine.Window{Start: last.Start.Add(-time.Duration(k) * iv), End: last.End.Add(-time.Duration(k) * iv)}
+		w := fleet.Window{Start: last.Start.Add(-time.Duration(k) * iv), End: last.End.Add(-time.Duration(k) * iv)}
 		in, err := d.src.Read(ctx, w)
 		if err != nil {
 			return fmt.Errorf("health: warm up: %w", err)

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
@@ -35,7 +34,7 @@ type Evaluator struct {
 	slots  slotTable
 	frame  Frame
 	ticker *Ticker
-	last   engine.Window
+	last   fleet.Window
 	before snapshot
 }
 
@@ -157,7 +156,7 @@ func (e *Evaluator) hardFaults(in *Input) []fleet.Detection {
 	return out
 }
 
-func (e *Evaluator) detection(w engine.Window, g *GPU, class, kind, severity string) fleet.Detection {
+func (e *Evaluator) detection(w fleet.Window, g *GPU, class, kind, severity string) fleet.Detection {
 	return fleet.Detection{
 		Time: w.End, WindowStart: w.Start, Detector: e.cfg.Name, Class: class, Severity: severity,
 		EntityType: "gpu", Entity: g.UUID, Key: "health/" + g.UUID + "/" + kind, Topology: g.Topology,
@@ -177,7 +176,7 @@ type signalEvidence struct {
 // softFaults raises the detections of the rules that persisted on slot:
 // one gray failure (throughput and NVLink together), one straggler, and
 // one prediction per error rate or temperature.
-func (e *Evaluator) softFaults(w engine.Window, slot int, flagged uint8) []fleet.Detection {
+func (e *Evaluator) softFaults(w fleet.Window, slot int, flagged uint8) []fleet.Detection {
 	f, t, g := &e.frame, e.ticker, &e.slots.gpus[slot]
 	var out []fleet.Detection
 	deviating := e.deviating(slot)

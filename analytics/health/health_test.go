@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
@@ -89,7 +88,7 @@ func TestConfigValidate(t *testing.T) {
 // throughput for GPU 0 (the others 100), plus extra rows.
 func window(k int, tput0 float64, extra ...Row) *Input {
 	start := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC).Add(time.Duration(k) * 30 * time.Second)
-	in := &Input{Window: engine.Window{Start: start, End: start.Add(30 * time.Second)}}
+	in := &Input{Window: fleet.Window{Start: start, End: start.Add(30 * time.Second)}}
 	for i := 0; i < 8; i++ {
 		g := GPU{UUID: "GPU-" + string(rune('a'+i)), Model: "H100", Job: "j", Rank: string(rune('0' + i))}
 		g.Node = "n1"

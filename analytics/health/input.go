@@ -3,7 +3,6 @@ package health
 import (
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
@@ -57,7 +56,7 @@ type Event struct {
 
 // Input is everything one window's evaluation reads.
 type Input struct {
-	Window engine.Window
+	Window fleet.Window
 	Rows   []Row
 	Events []Event
 	// Missing are GPUs whose heartbeat metric reported within LostAfter

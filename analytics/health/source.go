@@ -7,7 +7,6 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
@@ -41,7 +40,7 @@ func gpuAt(rec arrow.Record, col, r int) GPU {
 // order), then per GPU after joining each series to its GPU. Per-link
 // series are left out (their totals are read); the rank label comes along
 // for training metrics.
-func RowsSQL(db string, w engine.Window) string {
+func RowsSQL(db string, w fleet.Window) string {
 	metrics := chsql.In(Metrics())
 	return fmt.Sprintf(`SELECT metric, uuid, any(model_name), any(gpu), any(datacenter), any(row), any(rack), any(node), any(cluster),
     any(job), any(rank), sum(v_sum) / sum(n), max(v_max), sum(v_delta), sum(n)
@@ -58,7 +57,7 @@ GROUP BY metric, uuid`, chsql.Ident(db, "gpu_samples"), metrics, chsql.Between("
 
 // EventsSQL reads the window's hard-fault events, folded per GPU, kind and
 // code.
-func EventsSQL(db string, w engine.Window) string {
+func EventsSQL(db string, w fleet.Window) string {
 	kinds := chsql.In(HardFaultKinds)
 	return fmt.Sprintf(`SELECT min(ts) AS first, event, code, sum(count) AS n, any(message),
     uuid, any(model_name), any(gpu), any(datacenter), any(row), any(rack), any(node), any(cluster), any(job)
@@ -68,7 +67,7 @@ GROUP BY event, code, uuid ORDER BY uuid, event, code`, chsql.Ident(db, "gpu_eve
 
 // MissingSQL finds the GPUs whose heartbeat metric has a sample in
 // [start − lostAfter, start) and none in the window.
-func MissingSQL(db, heartbeat string, lostAfter time.Duration, w engine.Window) string {
+func MissingSQL(db, heartbeat string, lostAfter time.Duration, w fleet.Window) string {
 	hb := chsql.String(heartbeat)
 	return fmt.Sprintf(`SELECT uuid, any(model_name), any(gpu), any(datacenter), any(row), any(rack), any(node), any(cluster), any(job)
 FROM (SELECT series, max(ts) AS last FROM %s WHERE metric = %s AND %s GROUP BY series) AS s
@@ -79,7 +78,7 @@ GROUP BY uuid HAVING max(last) < %s ORDER BY uuid`, chsql.Ident(db, "gpu_samples
 }
 
 // Read runs the three queries for w.
-func (s *Source) Read(ctx context.Context, w engine.Window) (*Input, error) {
+func (s *Source) Read(ctx context.Context, w fleet.Window) (*Input, error) {
 	db := s.client.Config().Database
 	in := &Input{Window: w}
 	err := chsql.ForRows(ctx, s.client, RowsSQL(db, w), func(rec arrow.Record, r int) {

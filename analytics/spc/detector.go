@@ -98,8 +98,8 @@ func (c Config) Validate() error {
 
 // Detector charts every series its sources observe, writes their state to
 // spc_state after every window, and raises a detection for each series
-// that fires a rule. It implements engine.Detector, engine.Restorer and
-// engine.LatenessOverride.
+// that fires a rule. It implements fleet.Detector, fleet.Restorer and
+// fleet.LatenessOverride.
 type Detector struct {
 	cfg     Config
 	client  *storage.Client
@@ -128,26 +128,26 @@ func NewDetector(cfg Config, c *storage.Client, sources ...Source) (*Detector, e
 	return &Detector{cfg: cfg, client: c, writer: w, sources: sources, set: set}, nil
 }
 
-// Name implements engine.Detector.
+// Name implements fleet.Detector.
 func (d *Detector) Name() string { return d.cfg.Name }
 
-// Interval implements engine.Detector.
+// Interval implements fleet.Detector.
 func (d *Detector) Interval() time.Duration { return d.cfg.Interval }
 
-// Lateness implements engine.LatenessOverride; zero means the engine's.
+// Lateness implements fleet.LatenessOverride; zero means the engine's.
 func (d *Detector) Lateness() time.Duration { return d.cfg.Lateness }
 
 // Set exposes the charts (for tests and tools).
 func (d *Detector) Set() *Set { return d.set }
 
-// Restore implements engine.Restorer: it loads every series' chart as of
+// Restore implements fleet.Restorer: it loads every series' chart as of
 // the end of the last evaluated window.
-func (d *Detector) Restore(ctx context.Context, last engine.Window) error {
+func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
 	return d.set.Restore(ctx, d.client, d.cfg.Name, last.End)
 }
 
-// Evaluate implements engine.Detector.
-func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]fleet.Detection, error) {
+// Evaluate implements fleet.Detector.
+func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detection, error) {
 	var obs []Observation
 	for _, s := range d.sources {
 		o, err := s.Observe(ctx, w)
@@ -170,7 +170,7 @@ func (d *Detector) Evaluate(ctx context.Context, w engine.Window) ([]fleet.Detec
 	return out, nil
 }
 
-func (d *Detector) detection(p Point, w engine.Window) fleet.Detection {
+func (d *Detector) detection(p Point, w fleet.Window) fleet.Detection {
 	strongest := p.Rules.Names()[0]
 	sev := "info"
 	switch {

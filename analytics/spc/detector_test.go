@@ -37,7 +37,7 @@ func detectors(t *testing.T, c *storage.Client) (*spc.Detector, *spc.Detector) {
 	return models, labels
 }
 
-func run(t *testing.T, c *storage.Client, clock *engine.ManualClock, dets ...engine.Detector) {
+func run(t *testing.T, c *storage.Client, clock *engine.ManualClock, dets ...fleet.Detector) {
 	t.Helper()
 	w, _ := c.NewWriter(storage.NewDefaultWriterConfig())
 	cfg := engine.NewDefaultConfig()
@@ -125,7 +125,7 @@ func TestSPCDetectorsOnTraffic(t *testing.T) {
 	// Second process, after a restart: the baselines are back exactly.
 	clock.Set(at(62))
 	models2, labels2 := detectors(t, c)
-	if err := models2.Restore(ctx, engine.Window{Start: at(39), End: at(40)}); err != nil {
+	if err := models2.Restore(ctx, fleet.Window{Start: at(39), End: at(40)}); err != nil {
 		t.Fatal(err)
 	}
 	if mean2, sigma2, ok := models2.Set().Charted(key); !ok || mean2 != mean1 || sigma2 != sigma1 {
@@ -227,7 +227,7 @@ func TestGPUMetricsSource(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	obs, err := spc.NewGPUMetrics(c, []string{"DCGM_FI_DEV_GPU_TEMP"}).Observe(ctx, engine.Window{Start: t0, End: t0.Add(2 * time.Minute)})
+	obs, err := spc.NewGPUMetrics(c, []string{"DCGM_FI_DEV_GPU_TEMP"}).Observe(ctx, fleet.Window{Start: t0, End: t0.Add(2 * time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}

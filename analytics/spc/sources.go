@@ -9,7 +9,6 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/storage"
@@ -20,7 +19,7 @@ import (
 // few rows per model or series.
 type Source interface {
 	Name() string
-	Observe(ctx context.Context, w engine.Window) ([]Observation, error)
+	Observe(ctx context.Context, w fleet.Window) ([]Observation, error)
 }
 
 // metricUnits are the units of the sources' metrics that have one, for
@@ -31,14 +30,14 @@ var metricUnits = map[string]string{
 }
 
 // windowFilter is the time filter of a window on column col.
-func windowFilter(col string, w engine.Window) string {
+func windowFilter(col string, w fleet.Window) string {
 	return chsql.Between(col, w.Start, w.End)
 }
 
 // ModelMetricsSQL aggregates inference_events per model over a window:
 // sampled rows, requests (rows weighted by 1/sample_rate), weighted errors,
 // exact latency percentiles, and serving GPUs.
-func ModelMetricsSQL(database string, w engine.Window) string {
+func ModelMetricsSQL(database string, w fleet.Window) string {
 	return fmt.Sprintf(`SELECT model, argMax(model_version, ts) AS version, count() AS rows,
     sum(1 / sample_rate) AS requests, sumIf(1 / sample_rate, status != 'ok') AS errors,
     quantilesExactIf(0.5, 0.95, 0.99)(latency_ms, isFinite(latency_ms)) AS latency,
@@ -66,7 +65,7 @@ func NewModelMetrics(c *storage.Client, pricePerGPUHour float64) *ModelMetrics {
 func (m *ModelMetrics) Name() string { return "model_metrics" }
 
 // Observe implements Source.
-func (m *ModelMetrics) Observe(ctx context.Context, w engine.Window) ([]Observation, error) {
+func (m *ModelMetrics) Observe(ctx context.Context, w fleet.Window) ([]Observation, error) {
 	var out []Observation
 	secs := w.End.Sub(w.Start).Seconds()
 	err := chsql.ForRows(ctx, m.client, ModelMetricsSQL(m.client.Config().Database, w), func(rec arrow.Record, r int) {
@@ -97,7 +96,7 @@ func (m *ModelMetrics) Observe(ctx context.Context, w engine.Window) ([]Observat
 // that carries the feature (a finite numeric value or a non-empty
 // category). The lambdas use only their own arguments, as ClickHouse 18.16
 // requires.
-func FreshnessSQL(database string, w engine.Window) string {
+func FreshnessSQL(database string, w fleet.Window) string {
 	tbl, filter := chsql.Ident(database, "inference_events"), windowFilter("ts", w)
 	return fmt.Sprintf(`SELECT model, f, max(ts) AS newest FROM %s
 ARRAY JOIN arrayFilter((n, v) -> isFinite(v), feature_names, feature_values) AS f
@@ -120,7 +119,7 @@ func NewFreshness(c *storage.Client) *Freshness { return &Freshness{client: c} }
 func (f *Freshness) Name() string { return "freshness" }
 
 // Observe implements Source.
-func (f *Freshness) Observe(ctx context.Context, w engine.Window) ([]Observation, error) {
+func (f *Freshness) Observe(ctx context.Context, w fleet.Window) ([]Observation, error) {
 	var out []Observation
 	err := chsql.ForRows(ctx, f.client, FreshnessSQL(f.client.Config().Database, w), func(rec arrow.Record, r int) {
 		model, feature := chsql.Str(rec, 0, r), chsql.Str(rec, 1, r)
@@ -136,7 +135,7 @@ func (f *Freshness) Observe(ctx context.Context, w engine.Window) ([]Observation
 // by labelDeadline (the window end plus the label delay, so a replay sees
 // the same labels) and returns, per model, labelled predictions, correct
 // classes, and the mean absolute error of numeric labels.
-func LabelMetricsSQL(database string, w engine.Window, labelDeadline time.Time) string {
+func LabelMetricsSQL(database string, w fleet.Window, labelDeadline time.Time) string {
 	return fmt.Sprintf(`SELECT model, count() AS labelled, countIf(label != '' AND prediction_class = label) AS correct,
     countIf(label != '') AS classified, avgIf(abs(prediction - label_value), isFinite(label_value) AND isFinite(prediction)) AS mae
 FROM %s AS e
@@ -166,7 +165,7 @@ func NewLabels(c *storage.Client, delay time.Duration, minLabels int) *Labels {
 func (l *Labels) Name() string { return "labels" }
 
 // Observe implements Source.
-func (l *Labels) Observe(ctx context.Context, w engine.Window) ([]Observation, error) {
+func (l *Labels) Observe(ctx context.Context, w fleet.Window) ([]Observation, error) {
 	var out []Observation
 	sql := LabelMetricsSQL(l.client.Config().Database, w, w.End.Add(l.LabelDelay))
 	err := chsql.ForRows(ctx, l.client, sql, func(rec arrow.Record, r int) {
@@ -189,7 +188,7 @@ func (l *Labels) Observe(ctx context.Context, w engine.Window) ([]Observation, e
 
 // GPUMetricsSQL averages each GPU series of the given DCGM fields over a
 // window from the one-minute rollup, with the GPU's identity and place.
-func GPUMetricsSQL(database string, w engine.Window, metrics []string) string {
+func GPUMetricsSQL(database string, w fleet.Window, metrics []string) string {
 	return fmt.Sprintf(`SELECT metric, series, v, uuid, model_name, datacenter, row, rack, node, cluster FROM (
     SELECT metric, series, sumMerge(sum) / countMerge(samples) AS v FROM %s
     WHERE metric IN %s AND %s GROUP BY metric, series) AS s
@@ -213,7 +212,7 @@ func NewGPUMetrics(c *storage.Client, metrics []string) *GPUMetrics {
 func (g *GPUMetrics) Name() string { return "gpu_metrics" }
 
 // Observe implements Source.
-func (g *GPUMetrics) Observe(ctx context.Context, w engine.Window) ([]Observation, error) {
+func (g *GPUMetrics) Observe(ctx context.Context, w fleet.Window) ([]Observation, error) {
 	if len(g.Metrics) == 0 {
 		return nil, nil
 	}

@@ -41,7 +41,7 @@ func TestModelMetricsSourceValues(t *testing.T) {
 	if err := w.Write(ctx, b.Block()); err != nil {
 		t.Fatal(err)
 	}
-	obs, err := spc.NewModelMetrics(c, 2.5).Observe(ctx, engine.Window{Start: t0, End: t0.Add(time.Minute)})
+	obs, err := spc.NewModelMetrics(c, 2.5).Observe(ctx, fleet.Window{Start: t0, End: t0.Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestModelMetricsSourceValues(t *testing.T) {
 		t.Fatalf("observations %+v", obs)
 	}
 	// Without a price there is no cost series.
-	obs, err = spc.NewModelMetrics(c, 0).Observe(ctx, engine.Window{Start: t0, End: t0.Add(time.Minute)})
+	obs, err = spc.NewModelMetrics(c, 0).Observe(ctx, fleet.Window{Start: t0, End: t0.Add(time.Minute)})
 	if err != nil || len(obs) != 5 {
 		t.Fatalf("%d observations without a price (%v)", len(obs), err)
 	}

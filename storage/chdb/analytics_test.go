@@ -12,6 +12,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage/chdb"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
@@ -60,7 +61,7 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 		SELECT `+at(0)+` + number, 'DCGM_FI_DEV_GPU_TEMP', 7, 40 + number % 3, 0 FROM numbers(120)`)
 
 	db := "fleetwatch"
-	all := engine.Window{Start: t0, End: t0.Add(1000 * time.Second)}
+	all := fleet.Window{Start: t0, End: t0.Add(1000 * time.Second)}
 	q := func(sql string) string { return mustQuery(t, s, sql) }
 	check := func(name, got, want string) {
 		t.Helper()
@@ -140,14 +141,14 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 	check("prebinned counts", q(drift.PrebinnedSQL(db, all)), "m\tv1\ta\t"+fp+"\t-1\t3\nm\tv1\ta\t"+fp+"\t0\t6")
 
 	// SPC sources. Requests are weighted by 1/sample_rate = 2.
-	w := engine.Window{Start: t0, End: t0.Add(100 * time.Second)}
+	w := fleet.Window{Start: t0, End: t0.Add(100 * time.Second)}
 	check("model metrics", q(spc.ModelMetricsSQL(db, w)), "m\tv1\t100\t200\t4\t[13,16,16]\t1")
 	fresh := strings.Split(q(spc.FreshnessSQL(db, w)), "\n")
 	slices.Sort(fresh)
 	check("freshness", strings.Join(fresh, "\n"), "m\ta\t2026-11-20 00:01:39\nm\tb\t2026-11-20 00:01:38\nm\tc\t2026-11-20 00:01:38")
 	// 98 ok predictions with labels: the 50 odd ones right, 24 of the even.
 	check("labels", q(spc.LabelMetricsSQL(db, w, t0.Add(time.Hour))), "m\t98\t74\t98\tnan")
-	check("gpu metrics", q(spc.GPUMetricsSQL(db, engine.Window{Start: t0, End: t0.Add(2 * time.Minute)}, []string{"DCGM_FI_DEV_GPU_TEMP"})),
+	check("gpu metrics", q(spc.GPUMetricsSQL(db, fleet.Window{Start: t0, End: t0.Add(2 * time.Minute)}, []string{"DCGM_FI_DEV_GPU_TEMP"})),
 		"DCGM_FI_DEV_GPU_TEMP\t7\t41\tGPU-a\tH100\t\t\tr1\tn1\tc1")
 	mustQuery(t, s, `INSERT INTO fleetwatch.spc_state (ts, detector, series, metric, class, entity_type, entity, value, rules, phase, baseline, mean, sigma, zones, ewma, ewma_f, cusum_hi, cusum_lo, learn_n, learn_sum, learn_mr, learn_mr_n, last, out_run, stale)
 		VALUES (`+at(60)+`, 'spc_models', 'model=m/latency_p50', 'latency_p50', 'latency', 'model', 'm', 13, 0, 1, [], 13, 0.5, 3, 13, 0.5, 0, 0, 30, 390, 14, 29, 13, 0, 0),
@@ -220,7 +221,7 @@ func BenchmarkFleetDriftSQL(b *testing.B) {
 		toString(number), 20, 'ok', arrayMap(i -> concat('f', leftPad(toString(i), 3, '0')), range(100)),
 		arrayMap(i -> i + (rand(i) / 4294967296.0) * 3.4 - 1.7, range(100)), ['country'], [['de', 'fr', 'us', 'jp'][number %% 4 + 1]],
 		rand(200) / 4294967296.0, if(number %% 2 = 0, 'positive', 'negative'), 1 FROM numbers(1000000)`, t0.Unix()))
-	win := engine.Window{Start: t0, End: t0.Add(5 * time.Minute)}
+	win := fleet.Window{Start: t0, End: t0.Add(5 * time.Minute)}
 	var queries []string
 	for m := 0; m < 100; m++ {
 		model := fmt.Sprintf("model-%03d", m)

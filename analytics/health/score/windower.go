@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent/record"
-	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/telemetry"
@@ -32,7 +31,7 @@ type Windower struct {
 	heartbeat string
 	lostAfter time.Duration
 
-	cur      engine.Window
+	cur      fleet.Window
 	acc      map[[2]string]*agg
 	order    [][2]string
 	events   []health.Event
@@ -61,7 +60,7 @@ func NewWindower(cfg health.Config) *Windower {
 // window than the batches before it).
 func (w *Windower) Add(b *record.Batch) []*health.Input {
 	var done []*health.Input
-	win := engine.Align(b.Time, w.interval)
+	win := fleet.Align(b.Time, w.interval)
 	for !w.cur.IsZero() && !win.Start.Before(w.cur.End) {
 		done = append(done, w.Flush())
 	}
@@ -143,6 +142,6 @@ func (w *Windower) Flush() *health.Input {
 	in.Events = w.events
 	clear(w.acc)
 	w.order, w.events = w.order[:0], nil
-	w.cur = engine.Window{Start: w.cur.End, End: w.cur.End.Add(w.interval)}
+	w.cur = fleet.Window{Start: w.cur.End, End: w.cur.End.Add(w.interval)}
 	return in
 }

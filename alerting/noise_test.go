@@ -13,9 +13,9 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
-	"github.com/fleetwatch/fleetwatch/analytics/kernels"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 // The design documents' alert-fatigue scenario: 100 models × 10 metrics

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/analytics/kernels"
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 // Kind is what a profiled column holds.

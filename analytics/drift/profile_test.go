@@ -11,7 +11,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/fleetwatch/fleetwatch/analytics/kernels"
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 func numericProfile(t *testing.T, values []float64, bins int) *Profile {

@@ -3,7 +3,7 @@ package health
 import (
 	"math"
 
-	"github.com/fleetwatch/fleetwatch/analytics/kernels"
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 // madScale turns a median absolute deviation into a standard deviation for

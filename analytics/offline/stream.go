@@ -8,8 +8,8 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
-	"github.com/fleetwatch/fleetwatch/analytics/kernels"
 	"github.com/fleetwatch/fleetwatch/analytics/tabular"
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 // CompareIPC compares two Arrow IPC files without holding either in

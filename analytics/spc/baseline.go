@@ -13,7 +13,7 @@ import (
 	"math"
 	"slices"
 
-	"github.com/fleetwatch/fleetwatch/analytics/kernels"
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 // D4 is the upper control limit factor of a moving range of two points:

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/fleetwatch/fleetwatch/analytics/kernels"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 // Series describes one charted series.

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/fleetwatch/fleetwatch/analytics/kernels"
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 func normals(r *rand.Rand, n int, mu, sigma float64) []float64 {

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/fleetwatch/fleetwatch/analytics/kernels"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/analytics/tabular"
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 func runSPC(_ context.Context, e *env, args []string) error {

@@ -9,7 +9,8 @@
 //   - the assembly (binaries, the analyzer app, the demo) is imported by
 //     nothing but the assembly;
 //   - test support is imported only by tests and by other test support;
-//   - the shared domain types import only the standard library.
+//   - the pure libraries (lib/) import only fleet and lib/;
+//   - the shared domain types (fleet) import only the standard library.
 //
 // The rules apply to what a package's non-test files import: a _test.go file
 // belongs to the assembly and may import any layer. Every package must have a

@@ -35,6 +35,7 @@ func (l layer) String() string {
 // first element of its path.
 var layers = map[string]layer{
 	"fleet":              ground,
+	"lib/":               ground,
 	"telemetry":          ground,
 	"storage":            ground,
 	"storage/":           ground,
@@ -166,6 +167,8 @@ func rule(from, to string) string {
 		return "only the assembly imports the assembly"
 	case lf == ground && lt != ground:
 		return "the ground imports only the ground"
+	case strings.HasPrefix(from, "lib/") && to != "fleet" && !strings.HasPrefix(to, "lib/"):
+		return "a pure library imports only fleet and lib/"
 	case lf == stage && lt == stage && stageOf(from) != stageOf(to):
 		return "stages are peers"
 	}
@@ -259,6 +262,9 @@ func TestRules(t *testing.T) {
 		{"storage", "storage/chtest", "test support is imported only by tests"},
 		{"internal/promtest", "internal/freeport", ""},
 		{"storage/chtest", "storage", ""},
+		{"lib/kernels", "storage", "a pure library imports only fleet and lib/"},
+		{"lib/kernels", "fleet", ""},
+		{"storage", "lib/kernels", ""},
 	} {
 		if got := rule(tc.from, tc.to); got != tc.want {
 			t.Errorf("rule(%s -> %s) = %q, want %q", tc.from, tc.to, got, tc.want)

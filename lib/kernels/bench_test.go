@@ -16,7 +16,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
-	"github.com/fleetwatch/fleetwatch/analytics/kernels"
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/fleet"
-	"github.com/fleetwatch/fleetwatch/internal/chsql"
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 )
 
 // The SQL the drift detector runs. Every statement runs on ClickHouse 18.16

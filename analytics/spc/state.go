@@ -8,9 +8,9 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 
-	"github.com/fleetwatch/fleetwatch/internal/chsql"
 	"github.com/fleetwatch/fleetwatch/lib/kernels"
 	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 

@@ -41,7 +41,6 @@ var layers = map[string]layer{
 	"storage/":           ground,
 	"internal/buildinfo": ground,
 	"internal/freeport":  ground,
-	"internal/chsql":     ground,
 
 	"agent":      stage,
 	"agent/":     stage,

@@ -6,13 +6,17 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
-
-	"github.com/fleetwatch/fleetwatch/storage"
 )
+
+// Querier runs a query and returns its result as Arrow records;
+// *storage.Client is one.
+type Querier interface {
+	QueryArrow(ctx context.Context, query string, args ...any) (array.RecordReader, error)
+}
 
 // ForRows runs sql through the Arrow reader and calls row for every row of
 // every record.
-func ForRows(ctx context.Context, c *storage.Client, sql string, row func(rec arrow.Record, r int)) error {
+func ForRows(ctx context.Context, c Querier, sql string, row func(rec arrow.Record, r int)) error {
 	rr, err := c.QueryArrow(ctx, sql)
 	if err != nil {
 		return err

@@ -1,6 +1,8 @@
 // Package chsql renders Go values as ClickHouse SQL literals that parse the
 // same on ClickHouse 18.16 and on current releases, for the queries the
-// analyzer and alerting generate.
+// analyzer and alerting generate, and reads query results back from Arrow
+// records. It is part of storage (ground layer) and imports nothing of ours,
+// so that storage itself can use it.
 package chsql
 
 import (

@@ -7,8 +7,8 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 
-	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/examples/modelservice"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -25,23 +25,23 @@ func TestInferenceFeaturesAreBinnedAtIngest(t *testing.T) {
 	for x := 40.0; x <= 100; x++ {
 		ref = append(ref, x)
 	}
-	amount, err := drift.BuildNumeric(ref, drift.NewDefaultBuildConfig())
+	amount, err := profile.BuildNumeric(ref, profile.NewDefaultBuildConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	country, err := drift.BuildCategorical([]string{"DE", "DE", "FR"}, drift.NewDefaultBuildConfig())
+	country, err := profile.BuildCategorical([]string{"DE", "DE", "FR"}, profile.NewDefaultBuildConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	amount.Feature, country.Feature = "amount", "country"
-	for _, p := range []*drift.Profile{amount, country} {
-		p.Model, p.ModelVersion, p.Source = "fraud-detector", "v7", drift.SourceFile
+	for _, p := range []*profile.Profile{amount, country} {
+		p.Model, p.ModelVersion, p.Source = "fraud-detector", "v7", profile.SourceFile
 	}
 	w, err := db.NewWriter(storage.NewDefaultWriterConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(ctx, drift.ProfilesBlock([]*drift.Profile{amount, country})); err != nil {
+	if err := w.Write(ctx, storage.DriftProfilesBlock([]*profile.Profile{amount, country})); err != nil {
 		t.Fatal(err)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/internal/traffic"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -24,15 +25,15 @@ const (
 
 // fleetProfiles profiles every model's columns from a reference sample
 // drawn by the same generator, the way a training-data file would be.
-func fleetProfiles(b testing.TB, models []traffic.Model) []*drift.Profile {
+func fleetProfiles(b testing.TB, models []traffic.Model) []*profile.Profile {
 	gen := traffic.New(99, models...)
 	var ev storage.InferenceEventBlock
 	gen.Events(&ev, nil, t0.Add(-time.Hour), t0, 2000, 0)
 	blk := ev.Block()
 	names, values := blk.Data[6].([][]string), blk.Data[7].([][]float64)
 	cats, preds, classes := blk.Data[9].([][]string), blk.Data[10].([]float64), blk.Data[11].([]string)
-	var out []*drift.Profile
-	cfg := drift.NewDefaultBuildConfig()
+	var out []*profile.Profile
+	cfg := profile.NewDefaultBuildConfig()
 	for m, model := range models {
 		rows := ev.Len() / len(models)
 		col := func(j int) []float64 {
@@ -42,27 +43,27 @@ func fleetProfiles(b testing.TB, models []traffic.Model) []*drift.Profile {
 			}
 			return v
 		}
-		add := func(p *drift.Profile, err error, feature string) {
+		add := func(p *profile.Profile, err error, feature string) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			p.Model, p.ModelVersion, p.Feature, p.Source = model.Name, model.Version, feature, drift.SourceFile
+			p.Model, p.ModelVersion, p.Feature, p.Source = model.Name, model.Version, feature, profile.SourceFile
 			out = append(out, p)
 		}
 		for j := range names[m*rows] {
-			p, err := drift.BuildNumeric(col(j), cfg)
+			p, err := profile.BuildNumeric(col(j), cfg)
 			add(p, err, names[m*rows][j])
 		}
-		p, err := drift.BuildNumeric(preds[m*rows:(m+1)*rows], cfg)
-		add(p, err, drift.PredictionFeature)
+		p, err := profile.BuildNumeric(preds[m*rows:(m+1)*rows], cfg)
+		add(p, err, profile.PredictionFeature)
 		cv := make([]string, rows)
 		for r := range cv {
 			cv[r] = cats[m*rows+r][0]
 		}
-		p, err = drift.BuildCategorical(cv, cfg)
+		p, err = profile.BuildCategorical(cv, cfg)
 		add(p, err, "country")
-		p, err = drift.BuildCategorical(classes[m*rows:(m+1)*rows], cfg)
-		add(p, err, drift.PredictionClassFeature)
+		p, err = profile.BuildCategorical(classes[m*rows:(m+1)*rows], cfg)
+		add(p, err, profile.PredictionClassFeature)
 	}
 	return out
 }
@@ -84,7 +85,7 @@ func BenchmarkFleetDriftPass(b *testing.B) {
 	ctx := context.Background()
 	models := traffic.Fleet(fleetModels, fleetFeatures)
 	profiles := fleetProfiles(b, models)
-	pb, err := drift.NewPrebinner(profiles)
+	pb, err := profile.NewPrebinner(profiles)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func BenchmarkFleetDriftPass(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("wrote %d events in %v", fleetModels*fleetEvents, time.Since(t1))
-	if err := w.Write(ctx, drift.ProfilesBlock(profiles)); err != nil {
+	if err := w.Write(ctx, storage.DriftProfilesBlock(profiles)); err != nil {
 		b.Fatal(err)
 	}
 	for _, mode := range []struct {
@@ -152,14 +153,14 @@ func BenchmarkFleetDriftPass(b *testing.B) {
 			for _, e := range events {
 				batch.Add(e)
 			}
-			if blk := batch.Block(); len(blk.Data) == 0 {
+			if blk := storage.DriftBins(batch.Counts()); len(blk.Data) == 0 {
 				b.Fatal("no block")
 			}
 		}
 		values := float64(len(events)) * float64(fleetFeatures+3)
 		b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N)/values, "ns/value")
 	})
-	byModel := map[string][]*drift.Profile{}
+	byModel := map[string][]*profile.Profile{}
 	for _, p := range profiles {
 		byModel[p.Model] = append(byModel[p.Model], p)
 	}
@@ -171,9 +172,9 @@ func BenchmarkFleetDriftPass(b *testing.B) {
 				sem <- struct{}{}
 				go func() {
 					defer func() { <-sem }()
-					var num, cat []*drift.Profile
+					var num, cat []*profile.Profile
 					for _, p := range byModel[m.Name] {
-						if p.Kind == drift.Numeric {
+						if p.Kind == profile.Numeric {
 							num = append(num, p)
 						} else {
 							cat = append(cat, p)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"gonum.org/v1/gonum/stat/distuv"
 )
 
@@ -35,7 +36,7 @@ var populations = []population{
 // nullTrial draws a reference of m and a current window of n values from
 // the same population and tests one against the other.
 func nullTrial(t testing.TB, tester *Tester, pop population, r *rand.Rand, m, n, bins int) Result {
-	var p *Profile
+	var p *profile.Profile
 	var cur []float64
 	var err error
 	if pop.cat != nil {
@@ -46,7 +47,7 @@ func nullTrial(t testing.TB, tester *Tester, pop population, r *rand.Rand, m, n,
 		for i := range cv {
 			cv[i] = pop.cat(r)
 		}
-		p, err = BuildCategorical(ref, BuildConfig{Bins: bins, TopK: 8})
+		p, err = profile.BuildCategorical(ref, profile.BuildConfig{Bins: bins, TopK: 8})
 		if err == nil {
 			idx, _ := p.CategoryIndex()
 			h := p.Histogram()
@@ -61,7 +62,7 @@ func nullTrial(t testing.TB, tester *Tester, pop population, r *rand.Rand, m, n,
 		for i := range cv {
 			cv[i] = pop.numeric(r)
 		}
-		p, err = BuildNumeric(ref, BuildConfig{Bins: bins, TopK: 8})
+		p, err = profile.BuildNumeric(ref, profile.BuildConfig{Bins: bins, TopK: 8})
 		if err == nil {
 			b, _ := p.Binner()
 			h := p.Histogram()
@@ -369,7 +370,7 @@ func TestMonteCarloPValueIgnoresEarlierWindows(t *testing.T) {
 	for i := range ref {
 		ref[i] = r.NormFloat64()
 	}
-	p, err := BuildNumeric(ref, BuildConfig{Bins: 10})
+	p, err := profile.BuildNumeric(ref, profile.BuildConfig{Bins: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

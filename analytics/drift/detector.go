@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
@@ -101,7 +102,7 @@ func (c Config) sequential() SequentialConfig {
 // Validate reports every problem at once.
 func (c Config) Validate() error {
 	errs := engine.CheckSchedule(c.Name, c.Interval, c.Lateness)
-	if err := (BuildConfig{Bins: c.Bins, TopK: c.TopK}).Validate(); err != nil {
+	if err := (profile.BuildConfig{Bins: c.Bins, TopK: c.TopK}).Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MinSamples < 1 {
@@ -149,17 +150,17 @@ type versionKey struct{ model, version string }
 
 // versionProfiles are one version's profiles by kind, in feature order.
 type versionProfiles struct {
-	numeric, categorical []*Profile
+	numeric, categorical []*profile.Profile
 }
 
 // all lists the numeric profiles, then the categorical ones.
-func (vp *versionProfiles) all() []*Profile {
+func (vp *versionProfiles) all() []*profile.Profile {
 	return append(slices.Clone(vp.numeric), vp.categorical...)
 }
 
 // FileProfiler builds profiles from a training-data file; package
 // tabular's ProfileFile is the implementation the analyzer wires in.
-type FileProfiler func(path string, cfg BuildConfig) ([]*Profile, error)
+type FileProfiler func(path string, cfg profile.BuildConfig) ([]*profile.Profile, error)
 
 // Detector is the PSI drift detector for the analytics engine. Each window
 // it bins every active model version's features and outputs into their
@@ -228,7 +229,7 @@ func (d *Detector) count(what string, n int) {
 }
 
 // Profiles returns a version's stored profiles (nil when it has none yet).
-func (d *Detector) Profiles(model, version string) []*Profile {
+func (d *Detector) Profiles(model, version string) []*profile.Profile {
 	vp := d.profiles[versionKey{model, version}]
 	if vp == nil {
 		return nil
@@ -251,7 +252,7 @@ func (d *Detector) Sequential(key string) (CUSUM, bool) {
 func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
 	d.profiles = map[versionKey]*versionProfiles{}
 	d.cusum = map[string]*CUSUM{}
-	stored, err := LoadProfiles(ctx, d.client)
+	stored, err := storage.LoadDriftProfiles(ctx, d.client)
 	if err != nil {
 		return err
 	}
@@ -260,12 +261,12 @@ func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
 		if d.profiles[versionKey{f.Model, f.Version}] != nil {
 			continue
 		}
-		ps, err := d.files(f.Path, BuildConfig{Bins: d.cfg.Bins, TopK: d.cfg.TopK})
+		ps, err := d.files(f.Path, profile.BuildConfig{Bins: d.cfg.Bins, TopK: d.cfg.TopK})
 		if err != nil {
 			return fmt.Errorf("profile %s %s from %s: %w", f.Model, f.Version, f.Path, err)
 		}
 		for _, p := range ps {
-			p.Model, p.ModelVersion, p.Source, p.Detail = f.Model, f.Version, SourceFile, f.Path
+			p.Model, p.ModelVersion, p.Source, p.Detail = f.Model, f.Version, profile.SourceFile, f.Path
 		}
 		if err := d.store(ctx, ps); err != nil {
 			return err
@@ -284,7 +285,7 @@ func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
 	return nil
 }
 
-func (d *Detector) addProfiles(ps []*Profile) {
+func (d *Detector) addProfiles(ps []*profile.Profile) {
 	for _, p := range ps {
 		k := versionKey{p.Model, p.ModelVersion}
 		vp := d.profiles[k]
@@ -292,7 +293,7 @@ func (d *Detector) addProfiles(ps []*Profile) {
 			vp = &versionProfiles{}
 			d.profiles[k] = vp
 		}
-		if p.Kind == Numeric {
+		if p.Kind == profile.Numeric {
 			vp.numeric = append(vp.numeric, p)
 		} else {
 			vp.categorical = append(vp.categorical, p)
@@ -300,14 +301,14 @@ func (d *Detector) addProfiles(ps []*Profile) {
 	}
 }
 
-func (d *Detector) store(ctx context.Context, ps []*Profile) error {
+func (d *Detector) store(ctx context.Context, ps []*profile.Profile) error {
 	for _, p := range ps {
 		if err := p.Validate(); err != nil {
 			return err
 		}
 	}
 	if len(ps) > 0 {
-		if err := d.writer.Write(ctx, ProfilesBlock(ps)); err != nil {
+		if err := d.writer.Write(ctx, storage.DriftProfilesBlock(ps)); err != nil {
 			return fmt.Errorf("store drift profiles: %w", err)
 		}
 	}
@@ -318,7 +319,7 @@ func (d *Detector) store(ctx context.Context, ps []*Profile) error {
 
 // tested is one column's result in a pass.
 type tested struct {
-	p       *Profile
+	p       *profile.Profile
 	r       Result
 	q       float64
 	flagged bool
@@ -345,7 +346,7 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 		}
 		jobs, keys = append(jobs, vp), append(keys, k)
 	}
-	hists := make([]map[*Profile][]float64, len(jobs))
+	hists := make([]map[*profile.Profile][]float64, len(jobs))
 	errs := make([]error, len(jobs))
 	if err := d.prebinnedCounts(ctx, w, keys, jobs, active, hists); err != nil {
 		return nil, err
@@ -474,7 +475,7 @@ func (d *Detector) ensureProfiles(ctx context.Context, k versionKey, w fleet.Win
 func (d *Detector) referenceWindow(ctx context.Context, k versionKey, w fleet.Window) (fleet.Window, string, error) {
 	for _, r := range d.cfg.References {
 		if r.Model == k.model && r.Version == k.version {
-			return fleet.Window{Start: r.Start.UTC(), End: r.End.UTC()}, SourceWindow, nil
+			return fleet.Window{Start: r.Start.UTC(), End: r.End.UTC()}, profile.SourceWindow, nil
 		}
 	}
 	t, ok := d.deployed[k]
@@ -494,19 +495,19 @@ func (d *Detector) referenceWindow(ctx context.Context, k versionKey, w fleet.Wi
 		t = t.UTC()
 		d.deployed[k] = t
 	}
-	return fleet.Window{Start: t, End: t.Add(d.cfg.DeploymentReference)}, SourceDeployment, nil
+	return fleet.Window{Start: t, End: t.Add(d.cfg.DeploymentReference)}, profile.SourceDeployment, nil
 }
 
 // buildProfiles profiles every column of a version over ref: edges and
 // categories from ClickHouse, then the reference counts with the very query
 // that counts current windows.
-func (d *Detector) buildProfiles(ctx context.Context, k versionKey, ref fleet.Window) ([]*Profile, error) {
+func (d *Detector) buildProfiles(ctx context.Context, k versionKey, ref fleet.Window) ([]*profile.Profile, error) {
 	db := d.client.Config().Database
-	var numeric, categorical []*Profile
-	err := chsql.ForRows(ctx, d.client, NumericQuantilesSQL(db, k.model, k.version, ref, QuantileLevels(d.cfg.Bins)), func(rec arrow.Record, r int) {
-		p := &Profile{Model: k.model, ModelVersion: k.version, Feature: chsql.Str(rec, 0, r), Kind: Numeric}
+	var numeric, categorical []*profile.Profile
+	err := chsql.ForRows(ctx, d.client, NumericQuantilesSQL(db, k.model, k.version, ref, profile.QuantileLevels(d.cfg.Bins)), func(rec arrow.Record, r int) {
+		p := &profile.Profile{Model: k.model, ModelVersion: k.version, Feature: chsql.Str(rec, 0, r), Kind: profile.Numeric}
 		if chsql.Int(rec, 1, r) > 0 {
-			p.Edges = NumericEdges(chsql.FloatList(rec, 2, r), chsql.F64(rec, 3, r))
+			p.Edges = profile.NumericEdges(chsql.FloatList(rec, 2, r), chsql.F64(rec, 3, r))
 		}
 		numeric = append(numeric, p)
 	})
@@ -529,7 +530,7 @@ func (d *Detector) buildProfiles(ctx context.Context, k versionKey, ref fleet.Wi
 		return nil, err
 	}
 	for _, n := range order {
-		p := CategoricalFromCounts(counts[n], 0, d.cfg.TopK)
+		p := profile.CategoricalFromCounts(counts[n], 0, d.cfg.TopK)
 		p.Model, p.ModelVersion, p.Feature = k.model, k.version, n
 		categorical = append(categorical, p)
 	}
@@ -553,7 +554,7 @@ func (d *Detector) buildProfiles(ctx context.Context, k versionKey, ref fleet.Wi
 // profiles' ingest-time counts cover each of its events in the window; the
 // others stay nil for windowCounts. Minutes are the unit of drift_bins, so
 // a window that does not start and end on a minute is binned in SQL.
-func (d *Detector) prebinnedCounts(ctx context.Context, w fleet.Window, keys []versionKey, jobs []*versionProfiles, active *orderedCounts, hists []map[*Profile][]float64) error {
+func (d *Detector) prebinnedCounts(ctx context.Context, w fleet.Window, keys []versionKey, jobs []*versionProfiles, active *orderedCounts, hists []map[*profile.Profile][]float64) error {
 	if !d.cfg.Prebinned || len(jobs) == 0 || w.Start.Unix()%60 != 0 || w.End.Unix()%60 != 0 {
 		return nil
 	}
@@ -575,7 +576,7 @@ func (d *Detector) prebinnedCounts(ctx context.Context, w fleet.Window, keys []v
 	}
 	for i, vp := range jobs {
 		k := keys[i]
-		out := map[*Profile][]float64{}
+		out := map[*profile.Profile][]float64{}
 		complete := true
 		for _, p := range vp.all() {
 			bins := binned[column{k, p.Feature, p.Fingerprint()}]
@@ -608,8 +609,8 @@ func (d *Detector) prebinnedCounts(ctx context.Context, w fleet.Window, keys []v
 // windowCounts bins one version's window into its profiles: per profile,
 // the counts per bin and then the missing count. Profiles without values in
 // the window are absent from the map.
-func (d *Detector) windowCounts(ctx context.Context, k versionKey, vp *versionProfiles, w fleet.Window) (map[*Profile][]float64, error) {
-	out := map[*Profile][]float64{}
+func (d *Detector) windowCounts(ctx context.Context, k versionKey, vp *versionProfiles, w fleet.Window) (map[*profile.Profile][]float64, error) {
+	out := map[*profile.Profile][]float64{}
 	db := d.client.Config().Database
 	if len(vp.numeric) > 0 {
 		err := chsql.ForRows(ctx, d.client, NumericCountsSQL(db, k.model, k.version, w, vp.numeric), func(rec arrow.Record, r int) {

@@ -14,6 +14,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/internal/traffic"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -86,7 +87,7 @@ func TestDriftDetectorOnTraffic(t *testing.T) {
 	var names []string
 	for _, p := range ps {
 		names = append(names, p.Feature)
-		if p.Source != drift.SourceDeployment || !p.RefStart.Equal(t0.Add(-2*time.Minute)) || !p.CreatedAt.Equal(minutes(28)) {
+		if p.Source != profile.SourceDeployment || !p.RefStart.Equal(t0.Add(-2*time.Minute)) || !p.CreatedAt.Equal(minutes(28)) {
 			t.Errorf("%s: source %s, reference %v–%v, created %v", p.Feature, p.Source, p.RefStart, p.RefEnd, p.CreatedAt)
 		}
 	}
@@ -106,7 +107,7 @@ func TestDriftDetectorOnTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goProfile, err := drift.BuildNumeric(vals, drift.NewDefaultBuildConfig())
+	goProfile, err := profile.BuildNumeric(vals, profile.NewDefaultBuildConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,47 +12,28 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/internal/traffic"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
-func TestFingerprint(t *testing.T) {
-	num := &drift.Profile{Kind: drift.Numeric, Edges: []float64{1, 2}}
-	cat := &drift.Profile{Kind: drift.Categorical, Categories: []string{"a", "b"}}
-	for _, c := range []struct {
-		name string
-		a, b *drift.Profile
-		same bool
-	}{
-		{"same edges, other counts", num, &drift.Profile{Kind: drift.Numeric, Edges: []float64{1, 2}, Counts: []float64{4, 5, 6}}, true},
-		{"an edge moved", num, &drift.Profile{Kind: drift.Numeric, Edges: []float64{1, 2.0000001}}, false},
-		{"an edge more", num, &drift.Profile{Kind: drift.Numeric, Edges: []float64{1, 2, 3}}, false},
-		{"categories reordered", cat, &drift.Profile{Kind: drift.Categorical, Categories: []string{"b", "a"}}, false},
-		{"categories split differently", cat, &drift.Profile{Kind: drift.Categorical, Categories: []string{"ab"}}, false},
-	} {
-		if got := c.a.Fingerprint() == c.b.Fingerprint(); got != c.same {
-			t.Errorf("%s: equal fingerprints = %v", c.name, got)
-		}
-	}
-}
-
 func TestPrebinnerCountsLikeTheKernels(t *testing.T) {
-	num, err := drift.BuildNumeric([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, drift.BuildConfig{Bins: 4, TopK: 2})
+	num, err := profile.BuildNumeric([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, profile.BuildConfig{Bins: 4, TopK: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := drift.BuildCategorical([]string{"a", "a", "b", "c"}, drift.BuildConfig{Bins: 4, TopK: 2})
+	cat, err := profile.BuildCategorical([]string{"a", "a", "b", "c"}, profile.BuildConfig{Bins: 4, TopK: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, f := range map[*drift.Profile]string{num: "x", cat: "k"} {
+	for p, f := range map[*profile.Profile]string{num: "x", cat: "k"} {
 		p.Model, p.ModelVersion, p.Feature = "m", "v1", f
 	}
-	if _, err := drift.NewPrebinner([]*drift.Profile{{Model: "m", Kind: "weird"}}); err == nil {
+	if _, err := profile.NewPrebinner([]*profile.Profile{{Model: "m", Kind: "weird"}}); err == nil {
 		t.Error("an invalid profile was accepted")
 	}
-	pb, err := drift.NewPrebinner([]*drift.Profile{num, cat})
+	pb, err := profile.NewPrebinner([]*profile.Profile{num, cat})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +66,7 @@ func TestPrebinnerCountsLikeTheKernels(t *testing.T) {
 		want[[3]int64{m, 0, -1}]++
 		want[[3]int64{m, 1, -1}]++
 	}
-	blk := batch.Block()
+	blk := storage.DriftBins(batch.Counts())
 	got := map[[3]int64]int64{}
 	ts, feats, fps := blk.Data[0].([]int64), blk.Data[3].([]string), blk.Data[4].([]uint64)
 	bins, counts := blk.Data[5].([]int16), blk.Data[6].([]uint64)
@@ -121,13 +102,13 @@ func TestPrebinnedCountsEqualSQL(t *testing.T) {
 	models := traffic.Fleet(3, 4)
 	models[0].MissingRate = 0.05
 	profiles := fleetProfiles(t, models)
-	var atIngest []*drift.Profile // model-002's profiles did not exist yet at ingest
+	var atIngest []*profile.Profile // model-002's profiles did not exist yet at ingest
 	for _, p := range profiles {
 		if p.Model != "model-002" {
 			atIngest = append(atIngest, p)
 		}
 	}
-	pb, err := drift.NewPrebinner(atIngest)
+	pb, err := profile.NewPrebinner(atIngest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +118,7 @@ func TestPrebinnedCountsEqualSQL(t *testing.T) {
 	if err := gen.Write(ctx, w, t0, minutes(10), 30*time.Second, 40, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(ctx, drift.ProfilesBlock(profiles)); err != nil {
+	if err := w.Write(ctx, storage.DriftProfilesBlock(profiles)); err != nil {
 		t.Fatal(err)
 	}
 

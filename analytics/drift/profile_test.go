@@ -11,12 +11,12 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/fleetwatch/fleetwatch/lib/kernels"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 )
 
-func numericProfile(t *testing.T, values []float64, bins int) *Profile {
+func numericProfile(t *testing.T, values []float64, bins int) *profile.Profile {
 	t.Helper()
-	p, err := BuildNumeric(values, BuildConfig{Bins: bins, TopK: 20})
+	p, err := profile.BuildNumeric(values, profile.BuildConfig{Bins: bins, TopK: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func numericProfile(t *testing.T, values []float64, bins int) *Profile {
 }
 
 // histogramOf bins values into p's bins, then the missing count.
-func histogramOf(t *testing.T, p *Profile, values []float64) []float64 {
+func histogramOf(t *testing.T, p *profile.Profile, values []float64) []float64 {
 	t.Helper()
 	b, err := p.Binner()
 	if err != nil {
@@ -33,32 +33,6 @@ func histogramOf(t *testing.T, p *Profile, values []float64) []float64 {
 	h := p.Histogram()
 	b.AddFloat64s(h, values)
 	return h.Floats()
-}
-
-func TestNumericEdges(t *testing.T) {
-	cases := []struct {
-		name   string
-		values []float64
-		bins   int
-		edges  []float64
-		counts []float64
-	}{
-		// quantileExact at k/4 of 8 values: positions 2, 4, 6.
-		{"continuous", []float64{8, 1, 7, 2, 6, 3, 5, 4}, 4, []float64{3, 5, 7}, []float64{2, 2, 2, 2}},
-		// 70% zeros: the deciles are 0 ×7 and 1 ×2; the edge at the maximum
-		// gets a companion just above it; nothing is below the first edge.
-		{"discrete", []float64{0, 0, 0, 0, 0, 0, 0, 1, 1, 1}, 10, []float64{0, 1, math.Nextafter(1, 2)}, []float64{0, 7, 3, 0}},
-		{"constant", []float64{4, 4, 4}, 10, []float64{4, math.Nextafter(4, 5)}, []float64{0, 3, 0}},
-	}
-	for _, c := range cases {
-		p := numericProfile(t, c.values, c.bins)
-		if !slices.Equal(p.Edges, c.edges) || !slices.Equal(p.Counts, c.counts) {
-			t.Errorf("%s: edges %v counts %v, want %v %v", c.name, p.Edges, p.Counts, c.edges, c.counts)
-		}
-		if err := p.Validate(); err != nil {
-			t.Errorf("%s: %v", c.name, err)
-		}
-	}
 }
 
 func TestAllMissingColumn(t *testing.T) {
@@ -79,21 +53,6 @@ func TestAllMissingColumn(t *testing.T) {
 	r, _ = tester.Test(p, []float64{50, 0})
 	if r.PSI < 1 || r.PValue > 1e-6 {
 		t.Fatalf("values where the reference was all missing: %+v", r)
-	}
-}
-
-func TestCategoricalProfile(t *testing.T) {
-	vals := []string{"b", "a", "c", "a", "", "b", "d", "a", "b", "e"}
-	p, err := BuildCategorical(vals, BuildConfig{Bins: 10, TopK: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// a and b tie at 3 and come by name; c, d, e are other; one missing.
-	if !slices.Equal(p.Categories, []string{"a", "b"}) || !slices.Equal(p.Counts, []float64{3, 3, 3}) || p.Missing != 1 {
-		t.Fatalf("profile %+v", p)
-	}
-	if err := p.Validate(); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -255,7 +214,7 @@ func TestPSIMatchesNumPy(t *testing.T) {
 	}
 	tester := newTester(t)
 	for i, c := range cases {
-		var p *Profile
+		var p *profile.Profile
 		var cur []float64
 		switch c.Kind {
 		case "numeric":
@@ -270,7 +229,7 @@ func TestPSIMatchesNumPy(t *testing.T) {
 				t.Errorf("case %d (%s): edges %v, NumPy %v", i, names[i], p.Edges, edges)
 			}
 		default:
-			p, err = BuildCategorical(c.Ref.([]string), BuildConfig{Bins: 10, TopK: c.TopK})
+			p, err = profile.BuildCategorical(c.Ref.([]string), profile.BuildConfig{Bins: 10, TopK: c.TopK})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -302,41 +261,4 @@ func fromJSON(ps []*float64) []float64 {
 		}
 	}
 	return out
-}
-
-// Selecting order statistics gives exactly what sorting gives, for
-// continuous, discrete and constant data.
-func TestSelectPositionsMatchesSort(t *testing.T) {
-	r := rand.New(rand.NewPCG(41, 42))
-	for trial := 0; trial < 300; trial++ {
-		n := 1 + r.IntN(3000)
-		xs := make([]float64, n)
-		for i := range xs {
-			switch trial % 3 {
-			case 0:
-				xs[i] = r.NormFloat64()
-			case 1:
-				xs[i] = float64(r.IntN(5))
-			default:
-				xs[i] = 7
-			}
-		}
-		sorted := slices.Sorted(slices.Values(xs))
-		levels := QuantileLevels(1 + r.IntN(30))
-		var pos []int
-		for _, l := range levels {
-			pos = append(pos, quantileIndex(l, n))
-		}
-		pos = slices.Compact(pos)
-		sel := slices.Clone(xs)
-		kernels.SelectPositions(sel, pos)
-		for _, p := range pos {
-			if sel[p] != sorted[p] {
-				t.Fatalf("trial %d (n=%d): position %d holds %v, sorted %v", trial, n, p, sel[p], sorted[p])
-			}
-		}
-		if !slices.Equal(slices.Sorted(slices.Values(sel)), sorted) {
-			t.Fatalf("trial %d: selection lost or duplicated values", trial)
-		}
-	}
 }

@@ -2,11 +2,13 @@ package drift
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
 )
 
@@ -22,8 +24,8 @@ import (
 // categorical ones with the predicted class.
 
 const (
-	numericJoin     = "ARRAY JOIN arrayPushBack(feature_names, '" + PredictionFeature + "') AS n, arrayPushBack(feature_values, prediction) AS v"
-	categoricalJoin = "ARRAY JOIN arrayPushBack(cat_feature_names, '" + PredictionClassFeature + "') AS n, arrayPushBack(cat_feature_values, prediction_class) AS v"
+	numericJoin     = "ARRAY JOIN arrayPushBack(feature_names, '" + profile.PredictionFeature + "') AS n, arrayPushBack(feature_values, prediction) AS v"
+	categoricalJoin = "ARRAY JOIN arrayPushBack(cat_feature_names, '" + profile.PredictionClassFeature + "') AS n, arrayPushBack(cat_feature_values, prediction_class) AS v"
 )
 
 func versionFilter(model, version string, w fleet.Window) string {
@@ -94,7 +96,7 @@ LIMIT %d BY n`, chsql.Ident(database, "inference_events"), categoricalJoin, vers
 // measured on both ClickHouse generations (countIf per edge with array
 // indexing, a sum of comparisons grouped by bin, multiIf, arrayCount) this
 // was the fastest (docs/BENCHMARKS.md).
-func NumericCountsSQL(database, model, version string, w fleet.Window, profiles []*Profile) string {
+func NumericCountsSQL(database, model, version string, w fleet.Window, profiles []*profile.Profile) string {
 	names := make([]string, len(profiles))
 	maxEdges := 0
 	for i, p := range profiles {
@@ -136,7 +138,7 @@ ORDER BY fi`, join(ge, ",\n    "), chsql.Strings(names), ids, join(lookups, ",\n
 // CategoricalCountsSQL counts a window's categorical values of one model
 // version per profile bin: ci is the 1-based category index, 0 for any
 // other value, -1 for missing ("").
-func CategoricalCountsSQL(database, model, version string, w fleet.Window, profiles []*Profile) string {
+func CategoricalCountsSQL(database, model, version string, w fleet.Window, profiles []*profile.Profile) string {
 	names := make([]string, len(profiles))
 	cats := make([]string, len(profiles))
 	for i, p := range profiles {
@@ -157,6 +159,8 @@ ORDER BY fi, ci`, chsql.Ident(database, "inference_events"), categoricalJoin, ve
 		chsql.Strings(names), ordinals(len(names)), strings.Join(cats, ", "))
 }
 
+var inf = math.Inf(1)
+
 // PrebinnedSQL sums the ingest-time counts of drift_bins over a window
 // that starts and ends on a minute: per model version, feature, profile
 // fingerprint and bin (-1: the events binned).
@@ -166,13 +170,6 @@ FROM %s
 WHERE %s
 GROUP BY model, model_version, feature, profile, bin
 ORDER BY model, model_version, feature, profile, bin`, chsql.Ident(database, "drift_bins"), chsql.Between("ts", w.Start, w.End))
-}
-
-// ProfilesSQL loads every stored profile; FINAL keeps the newest of a
-// rebuilt one.
-func ProfilesSQL(database string) string {
-	return "SELECT model, model_version, feature, kind, source, ref_start, ref_end, detail, edges, categories, counts, missing, created_at FROM " +
-		chsql.Ident(database, "drift_profiles") + " FINAL ORDER BY model, model_version, feature"
 }
 
 // CUSUMStateSQL restores each profile's CUSUM as of the window ending at

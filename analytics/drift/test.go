@@ -11,6 +11,7 @@ import (
 	"gonum.org/v1/gonum/stat/distuv"
 
 	"github.com/fleetwatch/fleetwatch/lib/kernels"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 )
 
 // Band is the conventional reading of a PSI value (the design documents'
@@ -124,7 +125,7 @@ func NewTester(cfg TestConfig) (*Tester, error) {
 // would lose power, so the p-value comes from a parametric bootstrap
 // instead: both histograms drawn again from their pooled proportions,
 // Replicates times (see docs/BENCHMARKS.md, "calibration").
-func (t *Tester) Test(p *Profile, cur []float64) (Result, error) {
+func (t *Tester) Test(p *profile.Profile, cur []float64) (Result, error) {
 	if len(cur) != p.Bins()+1 {
 		return Result{}, fmt.Errorf("profile %s: current histogram has %d slots, want %d bins + missing", p.Key(), len(cur), p.Bins())
 	}

@@ -14,11 +14,12 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/tabular"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 )
 
 // Options tune a comparison.
 type Options struct {
-	Build drift.BuildConfig
+	Build profile.BuildConfig
 	Test  drift.TestConfig
 	// FDR is the Benjamini–Hochberg level across the columns.
 	FDR float64
@@ -34,7 +35,7 @@ type Options struct {
 
 // NewDefaultOptions returns 10 bins, top 20 categories and FDR 5%.
 func NewDefaultOptions() Options {
-	return Options{Build: drift.NewDefaultBuildConfig(), Test: drift.NewDefaultTestConfig(), FDR: 0.05, SampleRows: 1 << 16, Workers: 2}
+	return Options{Build: profile.NewDefaultBuildConfig(), Test: drift.NewDefaultTestConfig(), FDR: 0.05, SampleRows: 1 << 16, Workers: 2}
 }
 
 // Validate reports every problem at once.
@@ -58,7 +59,7 @@ func (o Options) Validate() error {
 // Column is one compared column.
 type Column struct {
 	Name    string
-	Profile *drift.Profile
+	Profile *profile.Profile
 	Result  drift.Result
 	// QValue is the BH-adjusted p-value across the report's columns;
 	// Flagged means significant at the FDR and not in the stable band.
@@ -111,7 +112,7 @@ func CompareTables(ref, cur *tabular.Table, opt Options) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{RefRows: ref.Rows, CurRows: cur.Rows}
-	var profiles []*drift.Profile
+	var profiles []*profile.Profile
 	var hists [][]float64
 	for _, pair := range match(ref.Names(), cur.Names(), rep) {
 		rc, _ := ref.Column(pair)
@@ -161,7 +162,7 @@ func kindMismatch(refNumeric bool) string {
 	return "text in the reference but numeric in the current file"
 }
 
-func binFloats(p *drift.Profile, xs []float64) ([]float64, error) {
+func binFloats(p *profile.Profile, xs []float64) ([]float64, error) {
 	b, err := p.Binner()
 	if err != nil {
 		return nil, err
@@ -171,7 +172,7 @@ func binFloats(p *drift.Profile, xs []float64) ([]float64, error) {
 	return h.Floats(), nil
 }
 
-func binStrings(p *drift.Profile, xs []string) ([]float64, error) {
+func binStrings(p *profile.Profile, xs []string) ([]float64, error) {
 	c, err := p.CategoryIndex()
 	if err != nil {
 		return nil, err
@@ -182,7 +183,7 @@ func binStrings(p *drift.Profile, xs []string) ([]float64, error) {
 }
 
 // finish tests every column and applies Benjamini–Hochberg across them.
-func (rep *Report) finish(profiles []*drift.Profile, hists [][]float64, opt Options) error {
+func (rep *Report) finish(profiles []*profile.Profile, hists [][]float64, opt Options) error {
 	t, err := drift.NewTester(opt.Test)
 	if err != nil {
 		return err
@@ -205,12 +206,12 @@ func (rep *Report) finish(profiles []*drift.Profile, hists [][]float64, opt Opti
 
 // ProfileFile profiles every column of a training-data file (CSV or Arrow
 // IPC); it is the analyzer's drift.FileProfiler.
-func ProfileFile(path string, cfg drift.BuildConfig) ([]*drift.Profile, error) {
+func ProfileFile(path string, cfg profile.BuildConfig) ([]*profile.Profile, error) {
 	t, err := tabular.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var out []*drift.Profile
+	var out []*profile.Profile
 	for i := range t.Columns {
 		p, err := profileColumn(&t.Columns[i], cfg)
 		if err != nil {
@@ -223,13 +224,13 @@ func ProfileFile(path string, cfg drift.BuildConfig) ([]*drift.Profile, error) {
 
 // profileColumn builds a reference profile of a numeric or string column,
 // named after it.
-func profileColumn(c *tabular.Column, cfg drift.BuildConfig) (*drift.Profile, error) {
-	var p *drift.Profile
+func profileColumn(c *tabular.Column, cfg profile.BuildConfig) (*profile.Profile, error) {
+	var p *profile.Profile
 	var err error
 	if c.Numeric {
-		p, err = drift.BuildNumeric(c.Floats, cfg)
+		p, err = profile.BuildNumeric(c.Floats, cfg)
 	} else {
-		p, err = drift.BuildCategorical(c.Strings, cfg)
+		p, err = profile.BuildCategorical(c.Strings, cfg)
 	}
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/tabular"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 )
 
 // table makes rows rows: x ~ N(shift, 1) with some NaN, k an integer,
@@ -107,11 +108,11 @@ func TestProfileFile(t *testing.T) {
 	if err := tabular.WriteIPC(path, table(r, 1000, 0, "note"), 256); err != nil {
 		t.Fatal(err)
 	}
-	ps, err := ProfileFile(path, drift.NewDefaultBuildConfig())
+	ps, err := ProfileFile(path, profile.NewDefaultBuildConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ps) != 4 || ps[0].Feature != "x" || ps[0].Kind != drift.Numeric || ps[2].Kind != drift.Categorical || ps[0].N() != 1000 {
+	if len(ps) != 4 || ps[0].Feature != "x" || ps[0].Kind != profile.Numeric || ps[2].Kind != profile.Categorical || ps[0].N() != 1000 {
 		t.Fatalf("%+v", ps)
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 
-	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/tabular"
 	"github.com/fleetwatch/fleetwatch/lib/kernels"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 )
 
 // CompareIPC compares two Arrow IPC files without holding either in
@@ -73,7 +73,7 @@ func CompareIPC(refPath, curPath string, opt Options) (*Report, error) {
 		return nil, err
 	}
 	rep.RefRows, rep.CurRows = refRows, curRows
-	profiles := make([]*drift.Profile, len(cols))
+	profiles := make([]*profile.Profile, len(cols))
 	hists := make([][]float64, len(cols))
 	for i, c := range cols {
 		p := c.profile
@@ -89,7 +89,7 @@ type streamCol struct {
 	name     string
 	ref, cur int
 	numeric  bool
-	profile  *drift.Profile
+	profile  *profile.Profile
 	binner   *kernels.Binner
 	cats     *kernels.Categories
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/offline"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 )
 
 func runDrift(_ context.Context, e *env, args []string) error {
@@ -67,7 +68,7 @@ func driftBins(c offline.Column) []driftBin {
 	var out []driftBin
 	for i := 0; i < p.Bins(); i++ {
 		b := driftBin{RefCount: p.Counts[i], CurCount: r.CurCounts[i]}
-		if p.Kind == drift.Numeric {
+		if p.Kind == profile.Numeric {
 			b.Bin = interval(p.Edges, i)
 			if i > 0 {
 				b.Lo = &p.Edges[i-1]
@@ -137,20 +138,20 @@ func writeDriftTable(w io.Writer, rep *offline.Report) {
 
 func writeDriftJSON(w io.Writer, refPath, curPath string, rep *offline.Report) error {
 	type column struct {
-		Column     string     `json:"column"`
-		Kind       drift.Kind `json:"kind"`
-		PSI        float64    `json:"psi"`
-		PValue     float64    `json:"p_value"`
-		QValue     float64    `json:"q_value"`
-		Band       drift.Band `json:"band"`
-		Drift      bool       `json:"drift"`
-		Method     string     `json:"method"`
-		DF         int        `json:"df"`
-		NRef       float64    `json:"n_ref"`
-		NCur       float64    `json:"n_cur"`
-		MissingRef float64    `json:"missing_ref"`
-		MissingCur float64    `json:"missing_cur"`
-		Bins       []driftBin `json:"bins"`
+		Column     string       `json:"column"`
+		Kind       profile.Kind `json:"kind"`
+		PSI        float64      `json:"psi"`
+		PValue     float64      `json:"p_value"`
+		QValue     float64      `json:"q_value"`
+		Band       drift.Band   `json:"band"`
+		Drift      bool         `json:"drift"`
+		Method     string       `json:"method"`
+		DF         int          `json:"df"`
+		NRef       float64      `json:"n_ref"`
+		NCur       float64      `json:"n_cur"`
+		MissingRef float64      `json:"missing_ref"`
+		MissingCur float64      `json:"missing_cur"`
+		Bins       []driftBin   `json:"bins"`
 	}
 	type skip struct {
 		Column string `json:"column"`

@@ -42,9 +42,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/collector/partial"
 	"github.com/fleetwatch/fleetwatch/collector/wal"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -119,7 +119,7 @@ type chExporter struct {
 	cat    map[featureKey]bool // categorical features, learned from values
 
 	prebinMu     sync.Mutex
-	prebin       *drift.Prebinner
+	prebin       *profile.Prebinner
 	prebinLoaded time.Time
 
 	// Delivery side: the log and the loop that drains it.

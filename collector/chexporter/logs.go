@@ -11,8 +11,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
-	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
@@ -23,7 +23,7 @@ type eventBatch struct {
 	inference  storage.InferenceEventBlock
 	labels     storage.DelayedLabelBlock
 	deploys    storage.ModelDeploymentBlock
-	bins       *drift.PrebinBatch
+	bins       *profile.PrebinBatch
 	rejected   map[string]int
 	normalized map[string]int
 	now        time.Time
@@ -53,7 +53,7 @@ func (e *chExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	// drift_bins follows inference_events: if a request is queued twice (a
 	// sender's retry), drift_bins counts its events twice, which the
 	// analyzer detects and bins that window in SQL instead.
-	return e.enqueue(ctx, n-rejected, eb.gpu.Block(), eb.inference.Block(), eb.bins.Block(), eb.labels.Block(), eb.deploys.Block())
+	return e.enqueue(ctx, n-rejected, eb.gpu.Block(), eb.inference.Block(), storage.DriftBins(eb.bins.Counts()), eb.labels.Block(), eb.deploys.Block())
 }
 
 // eventName is the record's event name: the OTLP field, else the attribute.

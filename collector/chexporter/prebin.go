@@ -4,9 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/lib/profile"
+	"github.com/fleetwatch/fleetwatch/storage"
 	"go.uber.org/zap"
-
-	"github.com/fleetwatch/fleetwatch/analytics/drift"
 )
 
 // prebinner returns the drift profiles to bin inference events into at
@@ -14,7 +14,7 @@ import (
 // DriftProfileRefresh; nil when ingest binning is off or no profile could be
 // loaded yet. A failed reload keeps the profiles already loaded: the
 // analyzer bins whatever drift_bins does not cover in SQL.
-func (e *chExporter) prebinner(ctx context.Context) *drift.Prebinner {
+func (e *chExporter) prebinner(ctx context.Context) *profile.Prebinner {
 	if e.cfg.DriftProfileRefresh <= 0 {
 		return nil
 	}
@@ -27,10 +27,10 @@ func (e *chExporter) prebinner(ctx context.Context) *drift.Prebinner {
 	if err := e.ensure(ctx); err != nil {
 		return e.prebin
 	}
-	ps, err := drift.LoadProfiles(ctx, e.client)
+	ps, err := storage.LoadDriftProfiles(ctx, e.client)
 	if err == nil {
-		var pb *drift.Prebinner
-		if pb, err = drift.NewPrebinner(ps); err == nil {
+		var pb *profile.Prebinner
+		if pb, err = profile.NewPrebinner(ps); err == nil {
 			if pb.Profiles() != e.prebin.Profiles() {
 				e.logger.Info("drift profiles loaded for ingest binning", zap.Int("profiles", pb.Profiles()))
 			}

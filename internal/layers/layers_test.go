@@ -85,8 +85,6 @@ var knownViolations = map[string]string{
 	"analytics/health/score -> agent/sim":    "stages are peers",
 	"collector/loadgen -> agent/otlp":        "stages are peers",
 	"collector/loadgen -> agent/sim":         "stages are peers",
-	// Ingest pre-binning: to use the pure drift library in the ground.
-	"collector/chexporter -> analytics/drift": "stages are peers",
 }
 
 // pkg is the part of `go list -json` the test reads.

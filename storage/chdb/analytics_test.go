@@ -13,6 +13,8 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
+	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chdb"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
@@ -76,7 +78,7 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 
 	// Quantiles: ClickHouse's quantileExact is the definition the Go
 	// profile builder implements.
-	levels := drift.QuantileLevels(10)
+	levels := profile.QuantileLevels(10)
 	rows := strings.Split(q(drift.NumericQuantilesSQL(db, "m", "v1", all, levels)), "\n")
 	if len(rows) != 3 {
 		t.Fatalf("quantiles: %q", rows)
@@ -95,7 +97,7 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 		sorted []float64
 	}{{rows[1], "a", aValues}, {rows[2], "b", bValues}} {
 		f := strings.Split(c.row, "\t")
-		want := drift.Quantiles(slices.Sorted(slices.Values(c.sorted)), levels)
+		want := profile.Quantiles(slices.Sorted(slices.Values(c.sorted)), levels)
 		if f[0] != c.name || f[1] != strconv.Itoa(len(c.sorted)) || !slices.Equal(parseFloats(t, f[2]), want) {
 			t.Errorf("quantiles of %s: %q, Go says %v", c.name, c.row, want)
 		}
@@ -104,22 +106,22 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 	check("top categories", q(drift.CategoryCountsSQL(db, "m", "v1", all, 2)),
 		"@prediction_class\tneg\t500\n@prediction_class\tpos\t500\nc\tx\t303\nc\ty\t303\nc\tz\t303")
 
-	a := &drift.Profile{Feature: "a", Kind: drift.Numeric, Edges: []float64{2, 5}}
-	b := &drift.Profile{Feature: "b", Kind: drift.Numeric, Edges: []float64{1, 2, 3, 4}}
+	a := &profile.Profile{Feature: "a", Kind: profile.Numeric, Edges: []float64{2, 5}}
+	b := &profile.Profile{Feature: "b", Kind: profile.Numeric, Edges: []float64{1, 2, 3, 4}}
 	// Per feature: rows, missing, +Inf, then values >= each edge (padded
 	// with inf). b = n/100 except every 9th: 800 of them >= 1, 711 >= 2, ...
-	check("numeric counts", q(drift.NumericCountsSQL(db, "m", "v1", all, []*drift.Profile{a, b})),
+	check("numeric counts", q(drift.NumericCountsSQL(db, "m", "v1", all, []*profile.Profile{a, b})),
 		"1\t1000\t0\t0\t800\t500\t0\t0\n2\t1000\t112\t0\t800\t711\t622\t533")
 	// 91 missing (every 11th), 303 of each letter; z is "other" here.
-	c := &drift.Profile{Feature: "c", Kind: drift.Categorical, Categories: []string{"y", "x"}}
-	out := &drift.Profile{Feature: drift.PredictionClassFeature, Kind: drift.Categorical}
-	check("categorical counts", q(drift.CategoricalCountsSQL(db, "m", "v1", all, []*drift.Profile{c, out})),
+	c := &profile.Profile{Feature: "c", Kind: profile.Categorical, Categories: []string{"y", "x"}}
+	out := &profile.Profile{Feature: profile.PredictionClassFeature, Kind: profile.Categorical}
+	check("categorical counts", q(drift.CategoricalCountsSQL(db, "m", "v1", all, []*profile.Profile{c, out})),
 		"1\t-1\t91\n1\t0\t303\n1\t1\t303\n1\t2\t303\n2\t0\t1000")
 
 	// Profiles and CUSUM state round trip through their tables.
 	mustQuery(t, s, `INSERT INTO fleetwatch.drift_profiles (created_at, model, model_version, feature, kind, source, ref_start, ref_end, detail, edges, categories, counts, missing)
 		VALUES (`+at(1800)+`, 'm', 'v1', 'a', 'numeric', 'deployment', `+at(0)+`, `+at(1800)+`, '', [2, 5], [], [200, 300, 500], 0)`)
-	check("profiles", q(drift.ProfilesSQL(db)), "m\tv1\ta\tnumeric\tdeployment\t2026-11-20 00:00:00\t2026-11-20 00:30:00\t\t[2,5]\t[]\t[200,300,500]\t0\t2026-11-20 00:30:00")
+	check("profiles", q(storage.DriftProfilesSQL(db)), "m\tv1\ta\tnumeric\tdeployment\t2026-11-20 00:00:00\t2026-11-20 00:30:00\t\t[2,5]\t[]\t[200,300,500]\t0\t2026-11-20 00:30:00")
 	mustQuery(t, s, `INSERT INTO fleetwatch.drift_scores (ts, window_start, model, model_version, feature, kind, psi, p_value, q_value, method, df, null_psi, band, n_ref, n_cur, missing_ref, missing_cur, cur_counts, cusum, cusum_run, cusum_excess, flagged)
 		VALUES (`+at(600)+`, `+at(300)+`, 'm', 'v1', 'a', 'numeric', 0.01, 0.5, 1, 'chi2', 2, 0.001, 'stable', 1000, 100, 0, 0, [20, 30, 50, 0], 1.5, 2, 0.02, 0),
 		       (`+at(900)+`, `+at(600)+`, 'm', 'v1', 'a', 'numeric', 0.02, 0.1, 1, 'chi2', 2, 0.001, 'stable', 1000, 100, 0, 0, [20, 30, 50, 0], 2.5, 3, 0.04, 0)`)
@@ -225,17 +227,17 @@ func BenchmarkFleetDriftSQL(b *testing.B) {
 	var queries []string
 	for m := 0; m < 100; m++ {
 		model := fmt.Sprintf("model-%03d", m)
-		var num []*drift.Profile
+		var num []*profile.Profile
 		for f := 0; f < 100; f++ {
 			e := make([]float64, 9)
 			for k := range e {
 				e[k] = float64(f) - 1.7 + 3.4*float64(k+1)/10
 			}
-			num = append(num, &drift.Profile{Feature: fmt.Sprintf("f%03d", f), Kind: drift.Numeric, Edges: e})
+			num = append(num, &profile.Profile{Feature: fmt.Sprintf("f%03d", f), Kind: profile.Numeric, Edges: e})
 		}
-		num = append(num, &drift.Profile{Feature: drift.PredictionFeature, Kind: drift.Numeric, Edges: []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}})
-		cat := []*drift.Profile{{Feature: "country", Kind: drift.Categorical, Categories: []string{"de", "fr", "us", "jp"}},
-			{Feature: drift.PredictionClassFeature, Kind: drift.Categorical, Categories: []string{"negative", "positive"}}}
+		num = append(num, &profile.Profile{Feature: profile.PredictionFeature, Kind: profile.Numeric, Edges: []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}})
+		cat := []*profile.Profile{{Feature: "country", Kind: profile.Categorical, Categories: []string{"de", "fr", "us", "jp"}},
+			{Feature: profile.PredictionClassFeature, Kind: profile.Categorical, Categories: []string{"negative", "positive"}}}
 		queries = append(queries, drift.NumericCountsSQL("fleetwatch", model, "v1", win, num), drift.CategoricalCountsSQL("fleetwatch", model, "v1", win, cat))
 	}
 	if got := strings.Count(run(queries[0]), "\n"); got != 101 {

@@ -11,8 +11,8 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -64,7 +64,7 @@ type Generator struct {
 	Faults Faults
 	// Prebin, when set, makes Write also bin each INSERT's events into
 	// these profiles and write drift_bins, as the collector does.
-	Prebin *drift.Prebinner
+	Prebin *profile.Prebinner
 	// Each, when set, sees every generated event.
 	Each func(*fleet.InferenceEvent)
 	rng  *rand.Rand
@@ -97,7 +97,7 @@ func (g *Generator) Events(b *storage.InferenceEventBlock, lb *storage.DelayedLa
 	g.events(b, lb, nil, start, end, n, labelDelay)
 }
 
-func (g *Generator) events(b *storage.InferenceEventBlock, lb *storage.DelayedLabelBlock, bins *drift.PrebinBatch, start, end time.Time, n int, labelDelay time.Duration) {
+func (g *Generator) events(b *storage.InferenceEventBlock, lb *storage.DelayedLabelBlock, bins *profile.PrebinBatch, start, end time.Time, n int, labelDelay time.Duration) {
 	span := end.Sub(start)
 	for mi := range g.Models {
 		m := &g.Models[mi]
@@ -183,7 +183,7 @@ func (g *Generator) Write(ctx context.Context, w *storage.Writer, start, end tim
 			return err
 		}
 		if bins.Events > 0 {
-			if err := w.Write(ctx, bins.Block()); err != nil {
+			if err := w.Write(ctx, storage.DriftBins(bins.Counts())); err != nil {
 				return err
 			}
 		}

@@ -1,4 +1,12 @@
-package drift
+// Package profile is the pure half of drift detection: reference profiles of
+// a feature's or an output's distribution (bin edges from reference
+// quantiles, or the top-K categories, with the reference counts), their
+// fingerprints, and ingest-time pre-binning of inference events into them.
+// It belongs to the ground layer's pure libraries (lib/README.md): the
+// collector bins with it at ingest and the analyzer (analytics/drift) tests
+// and stores with it, without either importing the other. Storing profiles
+// and pre-binned counts is storage's (storage/drift.go).
+package profile
 
 import (
 	"cmp"

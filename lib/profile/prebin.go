@@ -1,15 +1,15 @@
-package drift
+package profile
 
 import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"iter"
 	"math"
+	"time"
 
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/lib/kernels"
-	"github.com/fleetwatch/fleetwatch/storage"
-	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
 // Ingest-time binning. A drift pass over a fleet touches every feature
@@ -41,6 +41,9 @@ func (p *Profile) Fingerprint() uint64 {
 	}
 	return h.Sum64()
 }
+
+// versionKey identifies a model version.
+type versionKey struct{ model, version string }
 
 // Prebinner bins inference events into their model versions' profiles. It
 // is immutable once built and safe for concurrent use; each write gets its
@@ -180,37 +183,39 @@ func (a *prebinAcc) add(c *prebinColumn, bin int) {
 	cs[bin]++
 }
 
-// Block returns the batch as drift_bins rows: per minute, model version
-// and profile, the events binned (bin -1) and every non-zero bin.
-func (pb *PrebinBatch) Block() storage.Block {
-	var rows prebinRows
-	for k, a := range pb.acc {
-		for i, c := range a.v.columns {
-			rows.add(k, c, -1, a.events)
-			for bin, n := range a.counts[i] {
-				if n > 0 {
-					rows.add(k, c, bin, n)
+// BinCount is one count of a batch: for a minute, a model version and a
+// profile (by Fingerprint), the values that fell into Bin, or, for Bin -1,
+// the events of the version binned, with or without this feature. Bins run
+// over the profile's value bins, then one for missing values. These are the
+// rows of drift_bins.
+type BinCount struct {
+	Minute                       time.Time
+	Model, ModelVersion, Feature string
+	Profile                      uint64
+	Bin                          int16
+	Count                        uint64
+}
+
+// Counts yields the batch's counts: per minute, model version and profile,
+// the events binned (bin -1) and every non-zero bin, in no particular order.
+func (pb *PrebinBatch) Counts() iter.Seq[BinCount] {
+	return func(yield func(BinCount) bool) {
+		for k, a := range pb.acc {
+			for i, c := range a.v.columns {
+				row := BinCount{Minute: time.Unix(k.minute, 0).UTC(), Model: k.model, ModelVersion: k.version, Feature: c.p.Feature, Profile: c.fp}
+				row.Bin, row.Count = -1, a.events
+				if !yield(row) {
+					return
+				}
+				for bin, n := range a.counts[i] {
+					if n > 0 {
+						row.Bin, row.Count = int16(bin), n
+						if !yield(row) {
+							return
+						}
+					}
 				}
 			}
 		}
 	}
-	return storage.Block{Table: schema.DriftBins.Name, Columns: schema.DriftBins.ColumnNames(),
-		Data: []any{rows.ts, rows.model, rows.version, rows.feature, rows.profile, rows.bin, rows.count}}
-}
-
-type prebinRows struct {
-	ts                      []int64
-	model, version, feature []string
-	profile, count          []uint64
-	bin                     []int16
-}
-
-func (r *prebinRows) add(k prebinKey, c *prebinColumn, bin int, n uint64) {
-	r.ts = append(r.ts, k.minute)
-	r.model = append(r.model, k.model)
-	r.version = append(r.version, k.version)
-	r.feature = append(r.feature, c.p.Feature)
-	r.profile = append(r.profile, c.fp)
-	r.bin = append(r.bin, int16(bin))
-	r.count = append(r.count, n)
 }

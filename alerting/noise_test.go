@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/alerting"
-	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 

@@ -17,9 +17,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 )
 
 // Config holds the correlation thresholds.

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/alerting/correlate"
 	"github.com/fleetwatch/fleetwatch/alerting/internal/fixture"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 )
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)

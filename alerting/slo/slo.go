@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
 )

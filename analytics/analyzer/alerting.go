@@ -9,11 +9,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fleetwatch/fleetwatch/alerting"
-	"github.com/fleetwatch/fleetwatch/alerting/catalog"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/alerting/slo"
 	"github.com/fleetwatch/fleetwatch/alerting/store"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fleetwatch/fleetwatch/alerting/catalog"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 )
 
 func TestExampleCatalog(t *testing.T) {

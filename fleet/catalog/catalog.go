@@ -3,7 +3,9 @@
 // domain; dependencies.upstream/downstream; serving; ownership.team/oncall)
 // plus SLOs, and the non-model components models depend on (feature
 // pipelines, feature stores) with their owners. From it alerting gets
-// portfolios (domains), the dependency graph and who owns what.
+// portfolios (domains), the dependency graph and who owns what, and the SLO
+// detector its objectives. It is part of the ground layer's shared domain
+// (docs/ARCHITECTURE.md, "Layers").
 //
 // A catalog file is a YAML stream. Each document is either one registry
 // entry (a "model:" mapping at the top, as in the design documents) or a

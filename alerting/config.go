@@ -8,7 +8,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/correlate"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
-	"github.com/fleetwatch/fleetwatch/alerting/slo"
 )
 
 // Config is the alerting section of the analyzer's configuration (see
@@ -21,7 +20,6 @@ type Config struct {
 	Lifecycle   LifecycleConfig  `yaml:"lifecycle"`
 	Routing     route.Config     `yaml:",inline"`
 	Silences    []Silence        `yaml:"silences"`
-	SLO         slo.Config       `yaml:"slo"`
 }
 
 // LifecycleConfig tunes how candidates become incidents and go away.
@@ -60,7 +58,7 @@ type LifecycleConfig struct {
 
 // NewDefaultConfig returns the defaults: the design documents'
 // correlation thresholds, open after 2 windows at severity error, resolve
-// after 3 clear windows, SLO burn-rate paging every minute.
+// after 3 clear windows.
 func NewDefaultConfig() Config {
 	return Config{
 		Correlation: correlate.NewDefaultConfig(),
@@ -68,7 +66,6 @@ func NewDefaultConfig() Config {
 		Lifecycle: LifecycleConfig{MinSeverity: "warning", OpenSeverity: "error", OpenAfter: 2, ResolveAfter: 3,
 			FlapWindow: time.Hour, MaxResolveAfter: 24, SuspectLookback: 24 * time.Hour, AckPoll: time.Minute,
 			RestoreLookback: 24 * time.Hour, CrossLayerFamilies: []string{"latency", "error_rate", "throughput"}},
-		SLO: slo.NewDefaultConfig(),
 	}
 }
 
@@ -79,7 +76,7 @@ func validSeverity(s string) bool {
 // Validate reports every problem at once.
 func (c *Config) Validate() error {
 	var errs []error
-	errs = append(errs, c.Correlation.Validate(), c.Routing.Validate(), c.SLO.Validate())
+	errs = append(errs, c.Correlation.Validate(), c.Routing.Validate())
 	l := c.Lifecycle
 	if !validSeverity(l.MinSeverity) || !validSeverity(l.OpenSeverity) {
 		errs = append(errs, fmt.Errorf("lifecycle: min_severity %q and open_severity %q must be info, warning, error or critical", l.MinSeverity, l.OpenSeverity))

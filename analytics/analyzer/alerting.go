@@ -2,6 +2,7 @@ package analyzer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -10,8 +11,8 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/alerting"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
-	"github.com/fleetwatch/fleetwatch/alerting/slo"
 	"github.com/fleetwatch/fleetwatch/alerting/store"
+	"github.com/fleetwatch/fleetwatch/analytics/slo"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 	"github.com/fleetwatch/fleetwatch/storage"
@@ -23,11 +24,15 @@ import (
 type AlertingConfig struct {
 	Enabled         bool `yaml:"enabled"`
 	alerting.Config `yaml:",inline"`
+	// SLO is the burn-rate detector on the catalog's SLOs (analytics/slo),
+	// which runs with alerting when there is a catalog.
+	SLO slo.Config `yaml:"slo"`
 }
 
-// NewDefaultAlertingConfig returns alerting off, with alerting's defaults.
+// NewDefaultAlertingConfig returns alerting off, with alerting's defaults
+// and SLO burn-rate paging every minute.
 func NewDefaultAlertingConfig() AlertingConfig {
-	return AlertingConfig{Config: alerting.NewDefaultConfig()}
+	return AlertingConfig{Config: alerting.NewDefaultConfig(), SLO: slo.NewDefaultConfig()}
 }
 
 // Validate checks the section when alerting is on.
@@ -35,7 +40,11 @@ func (c *AlertingConfig) Validate() error {
 	if !c.Enabled {
 		return nil
 	}
-	return c.Config.Validate()
+	err := c.Config.Validate()
+	if sloErr := c.SLO.Validate(); sloErr != nil {
+		err = errors.Join(err, fmt.Errorf("alerting: %w", sloErr))
+	}
+	return err
 }
 
 // alertingStage is alerting as the analyzer runs it: the manager as an

@@ -78,7 +78,6 @@ var knownViolations = map[string]string{
 	"analytics/analyzer -> alerting":          "stages are peers",
 	"analytics/analyzer -> alerting/incident": "stages are peers",
 	"analytics/analyzer -> alerting/route":    "stages are peers",
-	"analytics/analyzer -> alerting/slo":      "stages are peers",
 	"analytics/analyzer -> alerting/store":    "stages are peers",
 	// Test rigs in production packages: to move to test support.
 	"analytics/health/score -> agent/record": "stages are peers",

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/fleetwatch/fleetwatch/analytics/analyzer"
+	"github.com/fleetwatch/fleetwatch/internal/analyzer"
 	"github.com/fleetwatch/fleetwatch/internal/buildinfo"
 	"github.com/fleetwatch/fleetwatch/storage"
 )

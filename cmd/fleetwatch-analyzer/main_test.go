@@ -39,7 +39,7 @@ func TestFlags(t *testing.T) {
 	if code, out, errOut := runAnalyzer(t, "--check-config", "--config", "../../deploy/analyzer.example.yaml"); code != 0 || out != "configuration is valid\n" {
 		t.Fatalf("example config: %d %s%s", code, out, errOut)
 	}
-	code, _, errOut := runAnalyzer(t, "--check-config", "--config", "../../analytics/analyzer/testdata/bad.yml")
+	code, _, errOut := runAnalyzer(t, "--check-config", "--config", "../../internal/analyzer/testdata/bad.yml")
 	if code != 1 || !strings.Contains(errOut, "lateness") || !strings.Contains(errOut, "we9") {
 		t.Fatalf("bad config: %d %s", code, errOut)
 	}

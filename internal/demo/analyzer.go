@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/analytics/analyzer"
+	"github.com/fleetwatch/fleetwatch/internal/analyzer"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 

@@ -1,7 +1,10 @@
 // Package analyzer wires the analytics engine with its detectors — PSI
-// drift, and SPC on model metrics, delayed-label accuracy and GPU series —
-// over ClickHouse, and serves its counters on /metrics. cmd/fleetwatch-analyzer
-// is a thin main around Run; tests and fleetctl demo run the same code.
+// drift, SPC on model metrics, delayed-label accuracy and GPU series, fleet
+// health, SLO burn rates — and with alerting, over ClickHouse, and serves its
+// counters on /metrics. It is the assembly layer (docs/ARCHITECTURE.md,
+// "Layers"): the one place that knows both analytics and alerting.
+// cmd/fleetwatch-analyzer is a thin main around Run; tests and fleetctl demo
+// run the same code.
 package analyzer
 
 import (

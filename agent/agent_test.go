@@ -22,7 +22,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent"
 	"github.com/fleetwatch/fleetwatch/agent/sim"
-	"github.com/fleetwatch/fleetwatch/internal/promtest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent"
 	"github.com/fleetwatch/fleetwatch/agent/record"
-	"github.com/fleetwatch/fleetwatch/internal/proc"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/proc"
 )
 
 // sinkCodec receives OTLP requests without decoding them, so the receiving

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/fleetwatch/fleetwatch/agent"
-	"github.com/fleetwatch/fleetwatch/internal/disktest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/disktest"
 )
 
 // The agent's data directory is a 256 KiB file system and the collector is

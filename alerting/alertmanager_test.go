@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/alerting"
-	"github.com/fleetwatch/fleetwatch/alerting/internal/fixture"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/fleet"
-	"github.com/fleetwatch/fleetwatch/internal/promtest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/fixture"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
 )
 
 // offsetClock is the wall clock moved by an offset the test sets: the

@@ -14,11 +14,11 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/alerting"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
-	"github.com/fleetwatch/fleetwatch/alerting/internal/fixture"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/alerting/store"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/fixture"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )

@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/alerting"
-	"github.com/fleetwatch/fleetwatch/alerting/internal/fixture"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/alerting/store"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/fixture"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )

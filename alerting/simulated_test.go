@@ -14,8 +14,8 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/correlate"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
-	"github.com/fleetwatch/fleetwatch/analytics/health/score"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/score"
 )
 
 // healthRun feeds windows through the fleet-health evaluator into a

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/collector"
-	"github.com/fleetwatch/fleetwatch/collector/loadgen"
-	"github.com/fleetwatch/fleetwatch/internal/proc"
-	"github.com/fleetwatch/fleetwatch/internal/promtest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/loadgen"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/proc"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chserver"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"

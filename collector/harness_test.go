@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/collector"
-	"github.com/fleetwatch/fleetwatch/internal/clienttest"
-	"github.com/fleetwatch/fleetwatch/internal/promtest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/clienttest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/fleetwatch/fleetwatch/internal/disktest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/disktest"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 	"github.com/fleetwatch/fleetwatch/telemetry"

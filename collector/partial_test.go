@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
-	"github.com/fleetwatch/fleetwatch/internal/promtest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )

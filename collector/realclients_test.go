@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/internal/clienttest"
-	"github.com/fleetwatch/fleetwatch/internal/promtest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/clienttest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 

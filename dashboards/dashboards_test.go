@@ -17,7 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/fleetwatch/fleetwatch/internal/promtest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
 )
 
 var update = flag.Bool("update", false, "rewrite json/*.json from the definitions")

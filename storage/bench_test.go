@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/fleet"
-	"github.com/fleetwatch/fleetwatch/internal/proc"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/proc"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )

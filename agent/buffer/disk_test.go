@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/fleetwatch/fleetwatch/internal/disktest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/disktest"
 )
 
 // fullDisk is a place for a buffer whose disk can be filled and freed.

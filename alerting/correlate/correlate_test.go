@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/alerting/correlate"
-	"github.com/fleetwatch/fleetwatch/alerting/internal/fixture"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/fixture"
 )
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
-	"github.com/fleetwatch/fleetwatch/internal/promtest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
 )
 
 func TestRealAlertmanagerForwardsToWebhook(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
-	"github.com/fleetwatch/fleetwatch/internal/promtest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
 )
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)

@@ -12,8 +12,8 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
-	"github.com/fleetwatch/fleetwatch/analytics/internal/traffic"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/traffic"
 	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"

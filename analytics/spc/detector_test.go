@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
-	"github.com/fleetwatch/fleetwatch/analytics/internal/traffic"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/traffic"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fleetwatch/fleetwatch/internal/clienttest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/clienttest"
 )
 
 func TestMain(m *testing.M) {

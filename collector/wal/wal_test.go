@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/internal/disktest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/disktest"
 )
 
 func open(t *testing.T, o Options) *Log {

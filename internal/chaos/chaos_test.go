@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/internal/disktest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/disktest"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/dashboards"
-	"github.com/fleetwatch/fleetwatch/internal/promtest"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )

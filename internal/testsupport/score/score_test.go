@@ -22,7 +22,7 @@ var (
 
 func load(t *testing.T, name string, seed uint64) *sim.Scenario {
 	t.Helper()
-	sc, err := sim.Load(filepath.Join("..", "testdata", name))
+	sc, err := sim.Load(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}

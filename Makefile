@@ -3,8 +3,8 @@ GO       ?= go
 BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
-LDFLAGS  := -X github.com/fleetwatch/fleetwatch/internal/buildinfo.Version=$(VERSION) \
-            -X github.com/fleetwatch/fleetwatch/internal/buildinfo.Commit=$(COMMIT)
+LDFLAGS  := -X github.com/fleetwatch/fleetwatch/lib/buildinfo.Version=$(VERSION) \
+            -X github.com/fleetwatch/fleetwatch/lib/buildinfo.Commit=$(COMMIT)
 # Benchmarks: `make bench BENCH=Insert` runs a subset.
 BENCH    ?= .
 BENCHTIME ?= 3s

@@ -31,7 +31,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/promexp"
 	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/agent/ship"
-	"github.com/fleetwatch/fleetwatch/internal/buildinfo"
+	"github.com/fleetwatch/fleetwatch/lib/buildinfo"
 )
 
 // ResourceConfig places the node in the fleet.

@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/fleetwatch/fleetwatch/internal/buildinfo"
+	"github.com/fleetwatch/fleetwatch/lib/buildinfo"
 )
 
 // The agent's own metrics, read from its parts at scrape time.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/store"
-	"github.com/fleetwatch/fleetwatch/internal/freeport"
+	"github.com/fleetwatch/fleetwatch/lib/freeport"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chserver"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/fleetwatch/fleetwatch/internal/buildinfo"
+	"github.com/fleetwatch/fleetwatch/lib/buildinfo"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )

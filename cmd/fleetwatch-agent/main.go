@@ -20,7 +20,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent"
 	"github.com/fleetwatch/fleetwatch/agent/sim"
-	"github.com/fleetwatch/fleetwatch/internal/buildinfo"
+	"github.com/fleetwatch/fleetwatch/lib/buildinfo"
 )
 
 func main() {

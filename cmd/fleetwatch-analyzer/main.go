@@ -18,7 +18,7 @@ import (
 	"syscall"
 
 	"github.com/fleetwatch/fleetwatch/internal/analyzer"
-	"github.com/fleetwatch/fleetwatch/internal/buildinfo"
+	"github.com/fleetwatch/fleetwatch/lib/buildinfo"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 

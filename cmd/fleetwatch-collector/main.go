@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/collector/otelcol"
 
 	"github.com/fleetwatch/fleetwatch/collector"
-	"github.com/fleetwatch/fleetwatch/internal/buildinfo"
+	"github.com/fleetwatch/fleetwatch/lib/buildinfo"
 )
 
 // withDefaultConfig adds the built-in configuration when no --config is given.

@@ -27,7 +27,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/fleetwatch/fleetwatch/collector/partial"
-	"github.com/fleetwatch/fleetwatch/internal/freeport"
+	"github.com/fleetwatch/fleetwatch/lib/freeport"
 )
 
 // rejectKey is the item attribute that makes the test pipeline reject an

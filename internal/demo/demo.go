@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent/sim"
-	"github.com/fleetwatch/fleetwatch/internal/freeport"
+	"github.com/fleetwatch/fleetwatch/lib/freeport"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chserver"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"

@@ -34,14 +34,12 @@ func (l layer) String() string {
 // ending in "/" to its layer; the longest match wins. A stage's name is the
 // first element of its path.
 var layers = map[string]layer{
-	"fleet":              ground,
-	"fleet/":             ground,
-	"lib/":               ground,
-	"telemetry":          ground,
-	"storage":            ground,
-	"storage/":           ground,
-	"internal/buildinfo": ground,
-	"internal/freeport":  ground,
+	"fleet":     ground,
+	"fleet/":    ground,
+	"lib/":      ground,
+	"telemetry": ground,
+	"storage":   ground,
+	"storage/":  ground,
 
 	"agent":      stage,
 	"agent/":     stage,
@@ -244,7 +242,7 @@ func TestRules(t *testing.T) {
 		{"internal/demo", "internal/testsupport/promtest", "test support is imported only by tests"},
 		{"agent", "internal/testsupport/disktest", "test support is imported only by tests"},
 		{"storage", "storage/chtest", "test support is imported only by tests"},
-		{"internal/testsupport/promtest", "internal/freeport", ""},
+		{"internal/testsupport/promtest", "lib/freeport", ""},
 		{"storage/chtest", "storage", ""},
 		{"lib/kernels", "storage", "a pure library imports only fleet and lib/"},
 		{"lib/kernels", "fleet", ""},

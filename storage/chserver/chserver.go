@@ -20,7 +20,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/internal/freeport"
+	"github.com/fleetwatch/fleetwatch/lib/freeport"
 )
 
 // InstallHint tells a user how to get the server binary.

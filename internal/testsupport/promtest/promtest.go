@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/internal/freeport"
+	"github.com/fleetwatch/fleetwatch/lib/freeport"
 )
 
 const installHint = "install it with `make setup` (or: sudo apt-get install -y prometheus prometheus-alertmanager)"

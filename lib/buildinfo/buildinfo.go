@@ -8,7 +8,7 @@ import (
 )
 
 // Version and Commit are set at link time by the Makefile
-// (-ldflags "-X github.com/fleetwatch/fleetwatch/internal/buildinfo.Version=...").
+// (-ldflags "-X github.com/fleetwatch/fleetwatch/lib/buildinfo.Version=...").
 var (
 	Version = "dev"
 	Commit  = ""

@@ -3,6 +3,10 @@
 // simulator), encodes what they collect as OTLP, queues it in a bounded disk
 // buffer, ships it to the collector, and serves the latest GPU values and its
 // own health on /metrics. cmd/fleetwatch-agent is a thin wrapper around it.
+//
+// Layer: stage (docs/ARCHITECTURE.md, "Layers"). The agent's packages import
+// the ground (fleet, lib/, telemetry) and each other, never another stage;
+// the agent never imports storage either.
 package agent
 
 import (

@@ -11,6 +11,9 @@
 // After changing a definition, regenerate the files:
 //
 //	go test ./dashboards -run TestFilesAreCurrent -update
+//
+// Layer: stage (docs/ARCHITECTURE.md, "Layers"): imports the ground
+// (storage/schema for the on-call views), never another stage.
 package dashboards
 
 import (

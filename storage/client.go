@@ -3,6 +3,10 @@
 // hand), a columnar batch writer with retries that never drops a row silently,
 // a streaming reader that yields Apache Arrow records, and partition-based
 // retention for servers without TTL.
+//
+// Layer: ground (docs/ARCHITECTURE.md, "Layers"). Storage owns every table,
+// the analyzer's included, and imports only the ground (fleet, lib/); every
+// stage may import it.
 package storage
 
 import (

@@ -5,6 +5,9 @@
 // docs/TELEMETRY.md is its prose. Producers (the agent, instrumented
 // services) and consumers (the collector's exporter, the analyzer) all use
 // these names; nothing else defines them.
+//
+// Layer: ground (docs/ARCHITECTURE.md, "Layers"): the wire contract every
+// stage speaks; it imports nothing of ours.
 package telemetry
 
 import (

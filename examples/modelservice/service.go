@@ -4,6 +4,9 @@
 // model, version, request id, latency, features and prediction), a latency
 // histogram, and spans for the request's stages. Any service in any language
 // can do the same; this one is the reference the tests run.
+//
+// Layer: assembly (docs/ARCHITECTURE.md, "Layers"): an example of a user's
+// service; it imports only the telemetry contract.
 package modelservice
 
 import (

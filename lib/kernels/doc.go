@@ -1,7 +1,9 @@
-// Package kernels holds the analyzer's vectorized statistics over Apache Arrow
-// arrays: binning values into histograms with given edges, categorical
-// counting, the population stability index, moving-range statistics, and
-// control-chart rule evaluation over many series at once.
+// Package kernels holds the vectorized statistics over Apache Arrow arrays
+// that the analyzer and the collector's ingest binning share (a pure library
+// of the ground layer, lib/README.md): binning values into histograms with
+// given edges, categorical counting, the population stability index,
+// moving-range statistics, and control-chart rule evaluation over many series
+// at once.
 //
 // Every kernel works on whole columns (array.Float64 with its validity
 // bitmap, or plain slices) and appends into caller-owned state, so a steady

@@ -295,3 +295,29 @@ func TestNumbersAndFeaturesSentAsStrings(t *testing.T) {
 		}
 	}
 }
+
+// A fleet's worth of series new to the collector in one batch (a restart
+// under load, a large first push): the lookups of their last stored points
+// are split so that no query passes ClickHouse's max_query_size. Before,
+// 15,000 new series made one query of ~300 KiB that ClickHouse refused, and
+// the batch was retried forever.
+func TestManyNewSeriesInOneBatch(t *testing.T) {
+	db := chtest.NewDB(t)
+	col := startCollector(t, colParams{DSN: db.Config().DSN()})
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr(telemetry.AttrHostName, "node-big")
+	dps := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	dps.SetName("fleet_series_probe")
+	pts := dps.SetEmptyGauge().DataPoints()
+	ts := pcommon.NewTimestampFromTime(time.Now().Add(-time.Minute))
+	const n = 15000
+	for i := 0; i < n; i++ {
+		dp := pts.AppendEmpty()
+		dp.Attributes().PutInt("i", int64(i))
+		dp.SetTimestamp(ts)
+		dp.SetDoubleValue(float64(i))
+	}
+	export(t, pmetricotlp.NewGRPCClient(dial(t, col.endpoint)), md)
+	waitFor(t, 60*time.Second, "15,000 new series", func() bool { return count(t, db, "gpu_samples", "") == n })
+}

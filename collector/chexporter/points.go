@@ -334,31 +334,71 @@ func keepRows(b storage.Block, keep []bool) storage.Block {
 // nsExpr is a gpu_samples point's time in nanoseconds.
 const nsExpr = "toUInt64(ts) * 1000000000 + ts_ns"
 
+// lookupChunk is how many series one lookup names: each id takes up to 21
+// bytes of SQL, and ClickHouse refuses queries over max_query_size (256 KiB
+// by default), so a collector restarted under a large fleet (10⁵ series in
+// its first batch) splits its lookups.
+const lookupChunk = 4096
+
+// forChunks calls f with the series (metric by id) in chunks of at most
+// lookupChunk, each as an id list and its metrics, in id order.
+func forChunks(series map[uint64]string, f func(ids string, metrics []string) error) error {
+	all := make([]uint64, 0, len(series))
+	for id := range series {
+		all = append(all, id)
+	}
+	slices.Sort(all)
+	for len(all) > 0 {
+		n := min(len(all), lookupChunk)
+		var b strings.Builder
+		seen := map[string]bool{}
+		var metrics []string
+		for i, id := range all[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.FormatUint(id, 10))
+			if m := series[id]; !seen[m] {
+				seen[m] = true
+				metrics = append(metrics, m)
+			}
+		}
+		slices.Sort(metrics)
+		if err := f(b.String(), metrics); err != nil {
+			return err
+		}
+		all = all[n:]
+	}
+	return nil
+}
+
 // lastStored returns the latest stored point of each series (metric by
 // series id) since from.
 func (e *chExporter) lastStored(ctx context.Context, series map[uint64]string, from time.Time) (map[uint64]*pointState, error) {
-	ids, metrics := idsAndMetrics(series)
-	q := fmt.Sprintf(`SELECT series, max(%[1]s) AS t, argMax(value, %[1]s) AS v
+	out := map[uint64]*pointState{}
+	err := forChunks(series, func(ids string, metrics []string) error {
+		q := fmt.Sprintf(`SELECT series, max(%[1]s) AS t, argMax(value, %[1]s) AS v
 FROM %[2]s
 WHERE metric IN %[3]s AND series IN (%[4]s) AND ts >= %[5]s
 GROUP BY series`, nsExpr, e.table("gpu_samples"), chsql.In(metrics), ids, chsql.Time(from))
-	out := map[uint64]*pointState{}
-	rows, err := e.client.Conn().Query(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, t uint64
-		var v float64
-		if err := rows.Scan(&id, &t, &v); err != nil {
-			return nil, err
+		rows, err := e.client.Conn().Query(ctx, q)
+		if err != nil {
+			return err
 		}
-		p := &pointState{hasLast: true, last: v, lastTS: int64(t)}
-		p.remember(int64(t))
-		out[id] = p
-	}
-	return out, rows.Err()
+		defer rows.Close()
+		for rows.Next() {
+			var id, t uint64
+			var v float64
+			if err := rows.Scan(&id, &t, &v); err != nil {
+				return err
+			}
+			p := &pointState{hasLast: true, last: v, lastTS: int64(t)}
+			p.remember(int64(t))
+			out[id] = p
+		}
+		return rows.Err()
+	})
+	return out, err
 }
 
 // storedPoints returns which of the rows of s at idx ClickHouse has.
@@ -371,44 +411,28 @@ func (e *chExporter) storedPoints(ctx context.Context, s *samples, idx []int) (m
 		lo, hi = min(lo, s.ts[i]), max(hi, s.ts[i])
 		want[pointKey{s.series[i], s.at(i)}] = true
 	}
-	ids, metrics := idsAndMetrics(series)
-	q := fmt.Sprintf(`SELECT series, %[1]s AS t FROM %[2]s
-WHERE metric IN %[3]s AND series IN (%[4]s) AND %[5]s`, nsExpr, e.table("gpu_samples"), chsql.In(metrics), ids,
-		chsql.Between("ts", time.Unix(lo, 0), time.Unix(hi+1, 0)))
-	rows, err := e.client.Conn().Query(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	stored := map[pointKey]bool{}
-	for rows.Next() {
-		var id, t uint64
-		if err := rows.Scan(&id, &t); err != nil {
-			return nil, err
+	err := forChunks(series, func(ids string, metrics []string) error {
+		q := fmt.Sprintf(`SELECT series, %[1]s AS t FROM %[2]s
+WHERE metric IN %[3]s AND series IN (%[4]s) AND %[5]s`, nsExpr, e.table("gpu_samples"), chsql.In(metrics), ids,
+			chsql.Between("ts", time.Unix(lo, 0), time.Unix(hi+1, 0)))
+		rows, err := e.client.Conn().Query(ctx, q)
+		if err != nil {
+			return err
 		}
-		if k := (pointKey{id, int64(t)}); want[k] {
-			stored[k] = true
+		defer rows.Close()
+		for rows.Next() {
+			var id, t uint64
+			if err := rows.Scan(&id, &t); err != nil {
+				return err
+			}
+			if k := (pointKey{id, int64(t)}); want[k] {
+				stored[k] = true
+			}
 		}
-	}
-	return stored, rows.Err()
-}
-
-func idsAndMetrics(series map[uint64]string) (string, []string) {
-	var b strings.Builder
-	seen := map[string]bool{}
-	var metrics []string
-	for id, m := range series {
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatUint(id, 10))
-		if !seen[m] {
-			seen[m] = true
-			metrics = append(metrics, m)
-		}
-	}
-	slices.Sort(metrics)
-	return b.String(), metrics
+		return rows.Err()
+	})
+	return stored, err
 }
 
 func (e *chExporter) table(name string) string {

@@ -1,7 +1,9 @@
 // Command fleetwatch-agent collects GPU telemetry (NVML, dcgm-exporter) and
 // model-server inference logs on a node and ships them over OTLP to the
 // Fleetwatch collector, buffering on disk while the collector is away. With
-// --simulate it runs a simulated fleet instead of reading real GPUs.
+// --simulate it runs a simulated fleet instead of reading real GPUs; the
+// simulator is linked only into builds with the "simulator" tag (the shipped
+// binary has none: `fleetctl simulate` is the simulator's home).
 package main
 
 import (
@@ -19,7 +21,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fleetwatch/fleetwatch/agent"
-	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/lib/buildinfo"
 )
 
@@ -37,13 +38,19 @@ Usage:
 
 Sources: NVML (on by default; without an NVIDIA driver it says so and the other
 sources keep running), a dcgm-exporter scrape (dcgm.enabled), model-server JSON
-logs (logs.enabled), or a simulated fleet (--simulate). Data goes over OTLP to
+logs (logs.enabled), or a simulated fleet (--simulate, in builds with
+-tags simulator; otherwise use fleetctl simulate). Data goes over OTLP to
 ship.endpoint, through a bounded disk buffer under data_dir. /metrics serves
 the latest GPU values with dcgm-exporter's names and labels, and the agent's
 own health.
 
 Flags:
 `
+
+// errNoSimulator answers --simulate in the shipped build, which does not
+// link the simulator.
+var errNoSimulator = errors.New("--simulate: this build has no simulator; run `fleetctl simulate`, " +
+	"or build the agent with `go build -tags simulator ./cmd/fleetwatch-agent`")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fleetwatch-agent", flag.ContinueOnError)
@@ -104,29 +111,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var opts []agent.Option
 	opts = append(opts, agent.WithLogger(log))
 	if *simulate != "" {
-		sc, err := sim.Load(*simulate)
+		simOpts, release, err := simulated(&cfg, log, *simulate, *truth, *fast)
+		if errors.Is(err, errNoSimulator) {
+			fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
+			return 2
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
 			return 1
 		}
-		runner, err := sim.New(sc, log.With("source", "sim"))
-		if err != nil {
-			fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
-			return 1
-		}
-		defer runner.Close()
-		if *truth != "" {
-			if err := sim.WriteTruthFile(*truth, runner.Fleet.GroundTruth()); err != nil {
-				fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
-				return 1
-			}
-		}
-		cfg.NVML.Enabled = false
-		// The simulated hosts booted when the scenario starts: a restarted
-		// agent sends the same counter start, as a real one does.
-		opts = append(opts, agent.WithSource(sim.Source{Runner: runner, Realtime: !*fast}), agent.WithCounterStart(sc.Start))
-		log.Info("simulating", "scenario", sc.Name, "nodes", len(runner.Fleet.Nodes), "gpus_per_node", sc.Fleet.GPUsPerNode,
-			"models", len(sc.Models), "faults", len(sc.Faults), "duration", sc.Duration)
+		defer release()
+		opts = append(opts, simOpts...)
 	}
 	cfg.Resolve()
 	if *printConfig {

@@ -34,7 +34,9 @@ func TestMain(m *testing.M) {
 		defer os.RemoveAll(dir)
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		build := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
+		// The agent runs a simulated fleet: its simulator is linked only
+		// with the "simulator" tag.
+		build := exec.Command("go", "build", "-tags", "simulator", "-o", dir+string(filepath.Separator),
 			"./cmd/fleetwatch-agent", "./cmd/fleetwatch-collector", "./cmd/fleetwatch-analyzer")
 		build.Dir = root
 		if out, err := build.CombinedOutput(); err != nil {

@@ -198,12 +198,17 @@ func runAgent(t *testing.T, dataDir, collector string, mutate func(*agent.Config
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	deadline := time.Now().Add(30 * time.Second)
-	for !wait(a) && time.Now().Before(deadline) {
+	reached := wait(a)
+	for !reached && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
+		reached = wait(a)
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	if !reached {
+		t.Log("the agent did not reach the awaited state within 30 s")
 	}
 	return a
 }

@@ -1,8 +1,9 @@
 package storage
 
 import (
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
+
 	"fmt"
-	"strings"
 
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
@@ -18,15 +19,10 @@ func LedgerSQL(database string) string {
 // PartitionsSQL lists a table's active partitions.
 func PartitionsSQL(database, table string) string {
 	return fmt.Sprintf("SELECT DISTINCT partition FROM system.parts WHERE database = %s AND table = %s AND active ORDER BY partition",
-		quote(database), quote(table))
+		chsql.String(database), chsql.String(table))
 }
 
 // DropPartitionSQL drops one partition of a table's physical (local) table.
 func DropPartitionSQL(tg schema.Target, table, partition string) string {
 	return fmt.Sprintf("ALTER TABLE %s.%s%s DROP PARTITION %s", tg.Database, tg.Physical(table), tg.OnCluster(), partition)
-}
-
-// quote renders s as a ClickHouse string literal.
-func quote(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }

@@ -23,9 +23,9 @@ import (
 // arrayPushBack(feature_values, prediction) AS v, and likewise the
 // categorical ones with the predicted class.
 
-const (
-	numericJoin     = "ARRAY JOIN arrayPushBack(feature_names, '" + profile.PredictionFeature + "') AS n, arrayPushBack(feature_values, prediction) AS v"
-	categoricalJoin = "ARRAY JOIN arrayPushBack(cat_feature_names, '" + profile.PredictionClassFeature + "') AS n, arrayPushBack(cat_feature_values, prediction_class) AS v"
+var (
+	numericJoin     = "ARRAY JOIN arrayPushBack(feature_names, " + chsql.String(profile.PredictionFeature) + ") AS n, arrayPushBack(feature_values, prediction) AS v"
+	categoricalJoin = "ARRAY JOIN arrayPushBack(cat_feature_names, " + chsql.String(profile.PredictionClassFeature) + ") AS n, arrayPushBack(cat_feature_values, prediction_class) AS v"
 )
 
 func versionFilter(model, version string, w fleet.Window) string {

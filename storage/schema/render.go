@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
+
 	"errors"
 	"fmt"
 	"sort"
@@ -130,8 +132,8 @@ func (tg Target) engine(t Table) string {
 		return fmt.Sprintf("%s(%s)", t.Engine, t.EngineArgs)
 	}
 	args := []string{
-		quoteString(fmt.Sprintf("/clickhouse/tables/{shard}/%s/%s", tg.Database, tg.Physical(t.Name))),
-		quoteString("{replica}"),
+		chsql.String(fmt.Sprintf("/clickhouse/tables/{shard}/%s/%s", tg.Database, tg.Physical(t.Name))),
+		chsql.String("{replica}"),
 	}
 	if t.EngineArgs != "" {
 		args = append(args, t.EngineArgs)

@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
+
 	"fmt"
 	"strings"
 )
@@ -136,7 +138,7 @@ func (c Column) render(f Features) string {
 		b.WriteString(" DEFAULT " + c.Default)
 	}
 	if c.Comment != "" {
-		b.WriteString(" COMMENT " + quoteString(c.Comment))
+		b.WriteString(" COMMENT " + chsql.String(c.Comment))
 	}
 	if c.Codec != "" && f.Codecs {
 		b.WriteString(" CODEC(" + c.Codec + ")")
@@ -170,11 +172,6 @@ func isPlainIdent(s string) bool {
 // ValidIdent reports whether s is usable as a database, table or cluster name
 // without quoting.
 func ValidIdent(s string) bool { return isPlainIdent(s) && len(s) <= 128 }
-
-func quoteString(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
-	return "'" + r.Replace(s) + "'"
-}
 
 func (t Table) validate() error {
 	var problems []string

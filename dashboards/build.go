@@ -163,11 +163,30 @@ func textVar(name, label, description string) Variable {
 		Current: map[string]any{"text": "", "value": ""}, Options: []any{}}
 }
 
-// SQL fragments shared by the dashboards. Multi-value variables are always
-// expanded with :singlequote ('a','b'), which the IN lists need.
-const (
-	topoFilter  = "cluster IN (${cluster:singlequote}) AND rack IN (${rack:singlequote}) AND node IN (${node:singlequote})"
-	modelFilter = "model IN (${model:singlequote})"
+// Template variables reach SQL percent-encoded, never quoted. Grafana's
+// quoting formats escape ' but not \ (:singlequote writes \' for ', and
+// :sqlstring doubles it), while ClickHouse reads \ as an escape inside a
+// string literal: a value ending in a backslash closes the literal early
+// and the rest of the value becomes SQL. :percentencode writes only
+// letters, digits, "-_.~" and %XX, so nothing can leave the literal; the
+// query decodes it. A multi-value variable encodes as {a,b}, one value as
+// itself: anyOf strips the braces and splits on commas.
+
+// anyOf is the filter "col is one of the selected values of variable name".
+func anyOf(col, name string) string {
+	return col + " IN (SELECT arrayJoin(splitByChar(',', replaceRegexpAll(" + textOf(name) + ", '^[{]|[}]$', ''))))"
+}
+
+// textOf is the value of the single-value (text box) variable name as a
+// ClickHouse string expression.
+func textOf(name string) string {
+	return "decodeURLComponent('${" + name + ":percentencode}')"
+}
+
+// SQL fragments shared by the dashboards.
+var (
+	topoFilter  = anyOf("cluster", "cluster") + " AND " + anyOf("rack", "rack") + " AND " + anyOf("node", "node")
+	modelFilter = anyOf("model", "model")
 )
 
 // bucket groups a DateTime column into $__interval_s buckets. The plugin's

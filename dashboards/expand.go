@@ -66,7 +66,7 @@ func ExpandVariables(s string, r Request, lang string) (string, error) {
 				return m
 			}
 		}
-		v, err := formatValues(vals, format)
+		v, err := formatValues(vals, format, r.Multi[name])
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("$%s: %v", name, err))
 			return m
@@ -111,7 +111,7 @@ func promDuration(d time.Duration) string {
 }
 
 // formatValues writes values the way Grafana's variable formats do.
-func formatValues(vals []string, format string) (string, error) {
+func formatValues(vals []string, format string, multi bool) (string, error) {
 	quoted := func(esc func(string) string) string {
 		parts := make([]string, len(vals))
 		for i, v := range vals {
@@ -124,6 +124,11 @@ func formatValues(vals []string, format string) (string, error) {
 		return quoted(strings.NewReplacer(`'`, `\'`).Replace), nil
 	case "sqlstring":
 		return quoted(strings.NewReplacer(`'`, `''`).Replace), nil
+	case "percentencode":
+		if multi {
+			return percentEncode("{" + strings.Join(vals, ",") + "}"), nil
+		}
+		return percentEncode(strings.Join(vals, ",")), nil
 	case "csv", "":
 		return strings.Join(vals, ","), nil
 	case "pipe":
@@ -139,6 +144,25 @@ func formatValues(vals []string, format string) (string, error) {
 		return "(" + strings.Join(parts, "|") + ")", nil
 	}
 	return "", fmt.Errorf("format %q is not supported", format)
+}
+
+// percentEncode is Grafana's encodeURIComponentStrict: every byte but
+// letters, digits and "-_.~" as %XX (UTF-8, upper-case hex).
+func percentEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
 }
 
 // macro expands one plugin macro with its arguments.

@@ -9,7 +9,7 @@ import (
 func TestExpand(t *testing.T) {
 	r := Request{
 		From: time.Unix(1_700_000_000, 0), To: time.Unix(1_700_003_600, 0), Interval: 90 * time.Second,
-		Vars:  map[string][]string{"node": {"n-1", "o'b"}, "model": {"fraud"}, "search": {""}},
+		Vars:  map[string][]string{"node": {"n-1", "o'b"}, "model": {"fraud"}, "search": {""}, "hostile": {`\') -- é~`}},
 		Multi: map[string]bool{"node": true},
 	}
 	cases := []struct {
@@ -23,6 +23,9 @@ func TestExpand(t *testing.T) {
 		{"date time filter", "$__dt(d, ts)", "sql", "(d >= toDate('2023-11-14') AND d <= toDate('2023-11-14')) AND (ts >= toDateTime(1700000000) AND ts <= toDateTime(1700003600))", ""},
 		{"singlequote", "node IN (${node:singlequote})", "sql", `node IN ('n-1','o\'b')`, ""},
 		{"sqlstring", "${node:sqlstring}", "sql", `'n-1','o''b'`, ""},
+		{"percentencode multi", "${node:percentencode}", "sql", `%7Bn-1%2Co%27b%7D`, ""},
+		{"percentencode single", "${model:percentencode} ${search:percentencode}", "sql", `fraud `, ""},
+		{"percentencode hostile", "${hostile:percentencode}", "sql", `%5C%27%29%20--%20%C3%A9~`, ""},
 		{"single value", "model = '$model' AND m = '${model}' AND [[model]]", "sql", "model = 'fraud' AND m = 'fraud' AND fraud", ""},
 		{"empty text", "position(msg, ${search:sqlstring})", "sql", "position(msg, '')", ""},
 		{"promql regex", `x{Hostname=~"$node"}[$__rate_interval]`, "promql", `x{Hostname=~"(n-1|o'b)"}[105s]`, ""},

@@ -10,9 +10,9 @@ var (
 	clusterVar = queryVar("cluster", "Cluster", "Logical compute cluster (Kubernetes or Slurm).",
 		"SELECT DISTINCT cluster FROM gpu_series WHERE metric = 'DCGM_FI_DEV_GPU_TEMP' ORDER BY cluster", true)
 	rackVar = queryVar("rack", "Rack", "Racks of the selected clusters.",
-		"SELECT DISTINCT rack FROM gpu_series WHERE metric = 'DCGM_FI_DEV_GPU_TEMP' AND cluster IN (${cluster:singlequote}) ORDER BY rack", true)
+		"SELECT DISTINCT rack FROM gpu_series WHERE metric = 'DCGM_FI_DEV_GPU_TEMP' AND "+anyOf("cluster", "cluster")+" ORDER BY rack", true)
 	nodeVar = queryVar("node", "Node", "Nodes of the selected racks.",
-		"SELECT DISTINCT node FROM gpu_series WHERE metric = 'DCGM_FI_DEV_GPU_TEMP' AND cluster IN (${cluster:singlequote}) AND rack IN (${rack:singlequote}) ORDER BY node", true)
+		"SELECT DISTINCT node FROM gpu_series WHERE metric = 'DCGM_FI_DEV_GPU_TEMP' AND "+anyOf("cluster", "cluster")+" AND "+anyOf("rack", "rack")+" ORDER BY node", true)
 	modelVar = queryVar("model", "Model", "Models that served requests in the time range.",
 		"SELECT DISTINCT model FROM inference_events WHERE $__timeFilter(ts) ORDER BY model", true)
 )

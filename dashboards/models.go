@@ -138,7 +138,7 @@ func model() *board {
 		singleModelVar)
 	b.annotate("Deployments", "blue", `SELECT ts AS time, concat(change, ' ', previous_version, ' → ', model_version) AS text
 FROM model_deployments
-WHERE model IN (${model:singlequote}) AND $__timeFilter(ts)`)
+WHERE `+modelFilter+` AND $__timeFilter(ts)`)
 	b.add(sqlPanel("timeseries", "Latency p50 / p99", "Latency of the selected model per interval.", 12, 8, lineLook("ms"),
 		`SELECT `+bucket("ts")+` AS time, quantile(0.5)(latency_ms) AS p50_ms, quantile(0.99)(latency_ms) AS p99_ms
 FROM inference_events
@@ -163,7 +163,7 @@ ORDER BY time`),
 	b.add(sqlPanel("timeseries", "Control chart: p99 latency", "The analyzer's SPC chart (spc_state): the window's value, centre line and 3σ limits.", 12, 8, lineLook("ms"),
 		`SELECT ts AS time, value, mean AS centre, mean + 3 * sigma AS upper_limit, mean - 3 * sigma AS lower_limit
 FROM spc_state FINAL
-WHERE $__timeFilter(ts) AND entity_type = 'model' AND entity IN (${model:singlequote}) AND metric = 'latency_p99' AND phase = 1
+WHERE $__timeFilter(ts) AND entity_type = 'model' AND `+anyOf("entity", "model")+` AND metric = 'latency_p99' AND phase = 1
 ORDER BY time`),
 		Expect{Columns: []string{"time", "value", "centre", "upper_limit", "lower_limit"}, Rows: true})
 	b.add(sqlPanel("timeseries", "PSI per feature", "Drift of every input and output of this model; bands at 0.1 (investigate) and 0.25 (action).", 12, 8, bandLook("none", 0.1, 0.25),
@@ -262,14 +262,14 @@ LIMIT 1000`),
 	b.add(sqlPanel("table", "Search: GPU events", "GPU events whose message contains the search text.", 12, 8, tableLook,
 		`SELECT ts, event, node, gpu, code, count, message
 FROM gpu_events
-WHERE $__timeFilter(ts) AND `+topoFilter+` AND positionCaseInsensitive(message, ${search:sqlstring}) > 0
+WHERE $__timeFilter(ts) AND `+topoFilter+` AND positionCaseInsensitive(message, `+textOf("search")+`) > 0
 ORDER BY ts DESC
 LIMIT 500`),
 		Expect{Columns: []string{"ts", "event", "node", "gpu", "code", "count", "message"}, Rows: true})
 	b.add(sqlPanel("table", "Search: detections", "Detections whose summary contains the search text, every level.", 12, 8, tableLook,
 		`SELECT ts, class, severity, entity_type, entity, node, model, feature, summary, evidence
 FROM detections
-WHERE $__timeFilter(ts) AND positionCaseInsensitive(summary, ${search:sqlstring}) > 0
+WHERE $__timeFilter(ts) AND positionCaseInsensitive(summary, `+textOf("search")+`) > 0
 ORDER BY ts DESC
 LIMIT 500`),
 		Expect{Columns: []string{"ts", "class", "severity", "entity_type", "entity", "node", "model", "feature", "summary", "evidence"}, Rows: true})
@@ -290,7 +290,7 @@ func drift() *board {
 	b.add(sqlPanel("timeseries", "PSI per feature", "Population stability index per evaluated window; the shaded bands start at 0.1 and 0.25.", 24, 9, bandLook("none", 0.1, 0.25),
 		`SELECT ts AS time, concat(model, ' / ', feature) AS column, psi
 FROM drift_scores FINAL
-WHERE $__timeFilter(ts) AND `+modelFilter+` AND feature IN (${feature:singlequote})
+WHERE $__timeFilter(ts) AND `+modelFilter+` AND `+anyOf("feature", "feature")+`
 ORDER BY time, column`),
 		Expect{Columns: []string{"time", "column", "psi"}, Rows: true})
 	b.add(sqlPanel("table", "Drift leaders", "Latest PSI per model column in the last 24 h (view oncall_drift_leaders).", 12, 8, tableLook,
@@ -300,13 +300,13 @@ ORDER BY time, column`),
 		look{unit: "none", interval: "1m", custom: map[string]any{"scaleDistribution": map[string]any{"type": "log", "log": 10}}},
 		`SELECT ts AS time, concat(model, ' / ', feature) AS column, greatest(q_value, 1e-12) AS q_value
 FROM drift_scores FINAL
-WHERE $__timeFilter(ts) AND `+modelFilter+` AND feature IN (${feature:singlequote})
+WHERE $__timeFilter(ts) AND `+modelFilter+` AND `+anyOf("feature", "feature")+`
 ORDER BY time, column`),
 		Expect{Columns: []string{"time", "column", "q_value"}, Rows: true})
 	b.add(sqlPanel("timeseries", "Missing share, current vs reference", "A jump in missing values is a broken pipeline rather than a shifted population.", 12, 8, lineLook("percentunit"),
 		`SELECT ts AS time, concat(model, ' / ', feature) AS column, missing_cur - missing_ref AS missing_share_change
 FROM drift_scores FINAL
-WHERE $__timeFilter(ts) AND `+modelFilter+` AND feature IN (${feature:singlequote})
+WHERE $__timeFilter(ts) AND `+modelFilter+` AND `+anyOf("feature", "feature")+`
 ORDER BY time, column`),
 		Expect{Columns: []string{"time", "column", "missing_share_change"}, Rows: true})
 	b.add(sqlPanel("table", "Drift detections", "Covariate and prediction drift detections in the range.", 12, 8, tableLook,

@@ -88,9 +88,15 @@ func ResolveTarget(ctx context.Context, cfg Config) (schema.Target, error) {
 	if cfg.Profile != ProfileAuto {
 		return cfg.target(cfg.features(schema.Version{})), nil
 	}
-	conn, v, err := connect(ctx, cfg, "default")
+	// The database itself first: a user limited to it (allow_databases, or
+	// grants on it alone) may not use "default"; before the first migration
+	// it does not exist yet, and "default" always does.
+	conn, v, err := connect(ctx, cfg, cfg.Database)
 	if err != nil {
-		return schema.Target{}, err
+		var errDefault error
+		if conn, v, errDefault = connect(ctx, cfg, "default"); errDefault != nil {
+			return schema.Target{}, err
+		}
 	}
 	conn.Close()
 	return cfg.target(cfg.features(v)), nil

@@ -41,6 +41,7 @@ func init() {
 		{"incidents", "[--since D] [--evidence N] [--ack KEY] [--format json|table]", "list open and recent incidents with their evidence chain; --ack acknowledges one", runIncidents},
 		{"simulate", "[--scenario F] [--truth F] [--dsn DSN]", "load a simulated fleet's telemetry into ClickHouse through the agent and collector, as fast as it goes", runSimulate},
 		{"sql", "[--dsn DSN] [--format table|csv|json] [--file F] 'SELECT ...'", "run a statement against ClickHouse and print its result (try the oncall_* views)", runSQL},
+		{"users", "[--format sql|users-xml] [--apply] [--passwords DIR] [--dsn DSN]", "least-privilege database roles: GRANTs for current ClickHouse, a users.d/ file for 18.x", runUsers},
 		{"version", "", "print the version", runVersion},
 	}
 }

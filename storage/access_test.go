@@ -1,0 +1,111 @@
+package storage_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chtest"
+	"github.com/fleetwatch/fleetwatch/storage/schema"
+)
+
+// The users schema.UsersXML renders, loaded into a real ClickHouse 18.16:
+// the reader reads everything and can change nothing; the ingest and
+// analyzer users write their tables and are refused DDL. (Per-table limits,
+// such as the ingest user not reading incidents, need SQL access control,
+// which 18.16 lacks: schema.GrantStatements holds them for current servers.)
+func TestLeastPrivilegeUsersOnARealServer(t *testing.T) {
+	srv := chtest.StartServer(t)
+	admin := chtest.OpenDB(t, srv, true)
+	db := admin.Config().Database
+	users := map[string]string{schema.RoleIngest: "collector", schema.RoleAnalyzer: "analyzer", schema.RoleReader: "grafana"}
+	passwords, hashes := map[string]string{}, map[string]string{}
+	for role := range users {
+		passwords[role] = role + "-secret"
+		sum := sha256.Sum256([]byte(passwords[role]))
+		hashes[role] = hex.EncodeToString(sum[:])
+	}
+	xml, err := schema.UsersXML(schema.Target{Database: db}, users, hashes, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(srv.Dir(), "users.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(srv.Dir(), "users.d", "fleetwatch.xml"), []byte(xml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	as := func(role string) *storage.Client {
+		t.Helper()
+		cfg := admin.Config()
+		cfg.Username, cfg.Password = users[role], passwords[role]
+		// The server re-reads its users every few seconds.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			c, err := storage.Open(ctx, cfg)
+			if err == nil {
+				t.Cleanup(func() { c.Close() })
+				return c
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s cannot log in: %v", role, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	ddl := []string{
+		"CREATE TABLE " + db + ".intruder (a UInt8) ENGINE = MergeTree ORDER BY a",
+		"ALTER TABLE " + db + ".incidents DELETE WHERE 1",
+		"DROP TABLE " + db + ".gpu_events",
+		"CREATE DATABASE intruder_" + db,
+	}
+	insertEvent := "INSERT INTO " + db + ".gpu_events (ts, event, code, message, node) SELECT now(), 'xid', 79, 'test', 'node-1'"
+	insertIncident := "INSERT INTO " + db + ".incidents (key, version, updated_at, opened_at, status, title) SELECT 'k', 1, now(), now(), 'open', 't'"
+	refused := func(c *storage.Client, who string, stmts ...string) {
+		t.Helper()
+		for _, s := range stmts {
+			if err := c.Exec(ctx, s); err == nil {
+				t.Errorf("%s may run %s", who, s)
+			}
+		}
+	}
+	allowed := func(c *storage.Client, who string, stmts ...string) {
+		t.Helper()
+		for _, s := range stmts {
+			if err := c.Exec(ctx, s); err != nil {
+				t.Errorf("%s may not run %s: %v", who, s, err)
+			}
+		}
+	}
+
+	reader := as(schema.RoleReader)
+	refused(reader, "the reader", append(ddl, insertEvent, insertIncident)...)
+	for _, table := range []string{"incidents", "gpu_samples", "detections"} {
+		var n uint64
+		if err := reader.Conn().QueryRow(ctx, "SELECT count() FROM "+db+"."+table).Scan(&n); err != nil {
+			t.Errorf("the reader cannot read %s: %v", table, err)
+		}
+	}
+	ingest := as(schema.RoleIngest)
+	refused(ingest, "the ingest user", ddl...)
+	allowed(ingest, "the ingest user", insertEvent)
+	analyzer := as(schema.RoleAnalyzer)
+	refused(analyzer, "the analyzer", ddl...)
+	allowed(analyzer, "the analyzer", insertIncident)
+
+	// The tables are all still there.
+	var tables uint64
+	if err := admin.Conn().QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = '"+db+"' AND name IN ('gpu_events', 'incidents')").Scan(&tables); err != nil || tables != 2 {
+		t.Fatalf("tables left: %d, %v", tables, err)
+	}
+	if strings.Contains(xml, "<password>") {
+		t.Error("users.xml holds a plain-text password")
+	}
+}

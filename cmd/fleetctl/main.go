@@ -35,6 +35,7 @@ func init() {
 	commands = []command{
 		{"migrate", "[--print] [--profile auto|legacy|modern] [--dsn DSN]", "create or upgrade the ClickHouse schema; --print shows the SQL", runMigrate},
 		{"retention", "[--dsn DSN] [--dry-run]", "drop partitions older than each table's retention (servers without TTL)", runRetention},
+		{"certs", "[--dir D] [--hosts h1,h2]", "make a private CA, server and client certificates and a bearer token for a first install", runCerts},
 		{"demo", "[--data DIR] [--scenario F] [--config F] [--duration D] [--keep]", "run the whole system on this machine with a simulated fleet and injected faults", runDemo},
 		{"drift", "--reference ref.csv --current cur.csv [--bins N] [--format json|table]", "compare two tables column by column: PSI, p-value, band, bins", runDrift},
 		{"spc", "--input series.csv [--column c] [--baseline N] [--format json|table]", "control-chart a series: limits and every rule violation", runSPC},

@@ -69,3 +69,16 @@ func TestGeneratedReaderRunsEveryReadOnlyCommand(t *testing.T) {
 		t.Fatalf("users --apply on 18.16: exit %d\n%s", code, errOut)
 	}
 }
+
+func TestCertsWritesThePairAndToken(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := fleetctl(t, "certs", "--dir", dir, "--hosts", "collector.example")
+	if code != exitOK || !strings.Contains(out, "ca.pem") {
+		t.Fatalf("certs: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, f := range []string{"ca.pem", "server.pem", "server-key.pem", "client.pem", "client-key.pem", "token"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}

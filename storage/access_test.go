@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,5 +108,23 @@ func TestLeastPrivilegeUsersOnARealServer(t *testing.T) {
 	}
 	if strings.Contains(xml, "<password>") {
 		t.Error("users.xml holds a plain-text password")
+	}
+}
+
+// A least-privilege process checks the schema instead of creating it, and
+// says who must apply it.
+func TestRequireSchema(t *testing.T) {
+	srv := chtest.Server(t)
+	empty := chtest.OpenDB(t, srv, false)
+	ctx := context.Background()
+	err := empty.RequireSchema(ctx)
+	if !errors.Is(err, storage.ErrSchemaMissing) || !strings.Contains(err.Error(), "fleetctl migrate") {
+		t.Fatalf("unmigrated database: %v", err)
+	}
+	if _, err := empty.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := empty.RequireSchema(ctx); err != nil {
+		t.Fatalf("migrated database: %v", err)
 	}
 }

@@ -41,7 +41,10 @@ type Config struct {
 	// Profile picks the schema's DDL extras: auto, legacy or modern.
 	Profile       string         `mapstructure:"profile"`
 	RetentionDays map[string]int `mapstructure:"retention_days"`
-	// CreateSchema creates the database and applies migrations at start.
+	// CreateSchema creates the database and applies migrations at start. Off
+	// by default: the collector runs as a user without DDL rights and the
+	// schema is applied by `fleetctl migrate`; it then only checks that every
+	// migration is there (and keeps data queued until it is).
 	CreateSchema bool `mapstructure:"create_schema"`
 
 	// Limits on what is accepted; see docs/TELEMETRY.md "What lands where".
@@ -123,7 +126,7 @@ func createDefaultConfig() *Config {
 		MaxOpenConns:        def.MaxOpenConns,
 		Compression:         def.Compression,
 		Profile:             def.Profile,
-		CreateSchema:        true,
+		CreateSchema:        false,
 		MaxLabelLength:      1024,
 		MaxAge:              7 * 24 * time.Hour,
 		MaxFuture:           time.Hour,

@@ -267,6 +267,9 @@ func (e *chExporter) connect(ctx context.Context) error {
 			c.Close()
 			return fmt.Errorf("apply the Fleetwatch schema: %w", err)
 		}
+	} else if err := c.RequireSchema(ctx); err != nil {
+		c.Close()
+		return err
 	}
 	wc := storage.NewDefaultWriterConfig()
 	wc.MaxRetries = 1 // the drain loop retries longer outages; the queue holds the data

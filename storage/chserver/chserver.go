@@ -44,6 +44,10 @@ type Config struct {
 	MaxMemoryBytes int64
 	// LogLevel is the server's log level (default warning).
 	LogLevel string
+	// TLSCert and TLSKey (PEM files), when set, open a TLS native-protocol
+	// port (TLSPort; 0 picks a free one) beside the plain one.
+	TLSCert, TLSKey string
+	TLSPort         int
 }
 
 // FindBinary locates clickhouse-server.
@@ -128,6 +132,11 @@ func (s *Server) Restart(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.cfg.TLSCert != "" && s.cfg.TLSPort == 0 {
+		if s.cfg.TLSPort, err = freePort(); err != nil {
+			return err
+		}
+	}
 	interserver, err := freePort()
 	if err != nil {
 		return err
@@ -194,6 +203,14 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 // HTTPAddr is the HTTP interface address.
 func (s *Server) HTTPAddr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.HTTPPort))
+}
+
+// TLSAddr is the TLS native-protocol address, "" without TLS.
+func (s *Server) TLSAddr() string {
+	if s.cfg.TLSCert == "" {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.TLSPort))
 }
 
 // Dir is the server's directory.
@@ -272,6 +289,20 @@ var configTmpl = template.Must(template.New("config").Parse(`<?xml version="1.0"
   </logger>
   <listen_host>127.0.0.1</listen_host>
   <tcp_port>{{.TCPPort}}</tcp_port>
+{{- if .TLSCert}}
+  <tcp_port_secure>{{.TLSPort}}</tcp_port_secure>
+  <openSSL>
+    <server>
+      <certificateFile>{{.TLSCert}}</certificateFile>
+      <privateKeyFile>{{.TLSKey}}</privateKeyFile>
+      <verificationMode>none</verificationMode>
+      <loadDefaultCAFile>false</loadDefaultCAFile>
+      <cacheSessions>true</cacheSessions>
+      <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+      <preferServerCiphers>true</preferServerCiphers>
+    </server>
+  </openSSL>
+{{- end}}
   <http_port>{{.HTTPPort}}</http_port>
   <interserver_http_port>{{.Interserver}}</interserver_http_port>
   <path>{{.Dir}}/data/</path>

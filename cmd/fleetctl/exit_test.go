@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +16,10 @@ func TestExitCodesAreTheSameForEveryCommand(t *testing.T) {
 	t.Setenv(storage.DSNEnv, "")
 	const nowhere = "clickhouse://127.0.0.1:1/fw?dial_timeout=200ms"
 	missing := filepath.Join(t.TempDir(), "missing")
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		cmd string
 		// extra is a stray positional argument.
@@ -34,6 +39,8 @@ func TestExitCodesAreTheSameForEveryCommand(t *testing.T) {
 		{"simulate", []string{"x"}, []string{"--dsn", "bogus://h"}, []string{"--scenario", missing + ".yaml", "--dsn", nowhere}},
 		{"sql", []string{"SELECT 1", "SELECT 2"}, []string{"--format", "xml", "SELECT 1"}, []string{"--dsn", nowhere, "SELECT 1"}},
 		{"version", []string{"x"}, nil, nil},
+		{"users", []string{"x"}, []string{"--format", "xml"}, []string{"--apply", "--dsn", nowhere}},
+		{"certs", []string{"x"}, nil, []string{"--dir", filepath.Join(notADir, "tls")}},
 	}
 	tested := map[string]bool{}
 	for _, c := range cases {

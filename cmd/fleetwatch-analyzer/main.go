@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	file := fs.String("config", "", "YAML config file with clickhouse: and analyzer: sections")
 	dsn := fs.String("dsn", "", "ClickHouse DSN, e.g. clickhouse://default:@127.0.0.1:9000/fleetwatch (overrides the config file)")
 	listen := fs.String("listen", "", "address for /metrics and /healthz (overrides analyzer.listen; \"off\" disables)")
+	migrate := fs.Bool("migrate", false, "create the database and apply the schema at start (needs DDL rights; default: analyzer.migrate, else check that `fleetctl migrate` did)")
 	once := fs.Bool("once", false, "evaluate every window that is due now, then exit (backfills, cron)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	check := fs.Bool("check-config", false, "validate the configuration and exit")
@@ -86,6 +87,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	cfg, err := loadConfig(*file, *dsn, *listen)
+	if *migrate {
+		cfg.Migrate = true
+	}
 	if err == nil {
 		err = cfg.Validate()
 	}
@@ -146,6 +150,9 @@ func serve(ctx context.Context, cfg analyzer.Config, log *slog.Logger, once bool
 	}
 	c, err := storage.Open(ctx, cfg.ClickHouse, storage.WithLogger(log))
 	if err != nil {
+		if !cfg.Migrate {
+			return fmt.Errorf("%w (the schema comes from `fleetctl migrate`, or --migrate)", err)
+		}
 		return err
 	}
 	defer c.Close()

@@ -55,8 +55,9 @@ func TestUnreachableClickHouse(t *testing.T) {
 	}
 }
 
-// --once against a real server: it creates and migrates the database,
-// evaluates the windows due now and exits.
+// --once against a real server: without --migrate it refuses a database
+// that fleetctl migrate has not created; with it, it creates and migrates
+// the database, evaluates the windows due now and exits.
 func TestOnceAgainstClickHouse(t *testing.T) {
 	srv := chtest.Server(t)
 	cfg := chtest.Config(srv)
@@ -69,6 +70,10 @@ func TestOnceAgainstClickHouse(t *testing.T) {
 	t.Setenv(storage.DSNEnv, "")
 	dsn := "clickhouse://" + srv.Addr() + "/" + cfg.Database
 	code, _, errOut := runAnalyzer(t, "--dsn", dsn, "--once", "--listen", "off")
+	if code != 1 || !strings.Contains(errOut, "fleetctl migrate") {
+		t.Fatalf("without the schema: exit %d:\n%s", code, errOut)
+	}
+	code, _, errOut = runAnalyzer(t, "--dsn", dsn, "--once", "--listen", "off", "--migrate")
 	if code != 0 || !strings.Contains(errOut, "evaluated the windows due") {
 		t.Fatalf("exit %d:\n%s", code, errOut)
 	}

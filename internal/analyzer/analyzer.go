@@ -65,6 +65,8 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 		if len(rep.Applied) > 0 {
 			log.Info("applied schema migrations", "count", len(rep.Applied))
 		}
+	} else if err := c.RequireSchema(ctx); err != nil {
+		return nil, err
 	}
 	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
 	if err != nil {

@@ -33,7 +33,9 @@ type Config struct {
 	// or stale).
 	StateLookback time.Duration `yaml:"state_lookback"`
 	Engine        engine.Config `yaml:"engine"`
-	// Migrate applies the schema migrations at start (idempotent).
+	// Migrate applies the schema migrations at start (idempotent). Off by
+	// default: the analyzer runs as a user without DDL rights, `fleetctl
+	// migrate` applies the schema, and the analyzer checks it is there.
 	Migrate    bool           `yaml:"migrate"`
 	Drift      DriftConfig    `yaml:"drift"`
 	SPCModels  ModelsConfig   `yaml:"spc_models"`
@@ -91,7 +93,7 @@ func NewDefaultConfig() Config {
 		Listen:        "127.0.0.1:9465",
 		StateLookback: time.Hour,
 		Engine:        engine.NewDefaultConfig(),
-		Migrate:       true,
+		Migrate:       false,
 		Drift:         DriftConfig{Enabled: true, Config: drift.NewDefaultConfig()},
 		SPCModels:     ModelsConfig{Enabled: true, Config: spc.NewDefaultConfig("spc_models"), Freshness: true},
 		SPCLabels:     LabelsConfig{Enabled: true, Config: labels, LabelDelay: time.Hour, MinLabels: 30},

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
-
 	"github.com/fleetwatch/fleetwatch/examples/modelservice"
 	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage"
@@ -76,13 +74,15 @@ func TestInferenceFeaturesAreBinnedAtIngest(t *testing.T) {
 	}
 	got := map[string]map[int64]int64{"amount": {}, "country": {}}
 	fps := map[string]uint64{"amount": amount.Fingerprint(), "country": country.Fingerprint()}
-	err = chsql.ForRows(ctx, db, "SELECT feature, profile, bin, sum(count) FROM "+db.Config().Database+".drift_bins WHERE bin >= 0 GROUP BY feature, profile, bin",
-		func(rec arrow.Record, r int) {
-			f := chsql.Str(rec, 0, r)
-			if uint64(chsql.Int(rec, 1, r)) != fps[f] {
-				t.Errorf("%s binned with profile %x, want %x", f, uint64(chsql.Int(rec, 1, r)), fps[f])
+	var res chsql.Result
+	feature, profile, bin, n := res.Str("feature"), res.Int("profile"), res.Int("bin"), res.Int("n")
+	err = res.ForRows(ctx, db, "SELECT feature, profile, bin, sum(count) AS n FROM "+db.Config().Database+".drift_bins WHERE bin >= 0 GROUP BY feature, profile, bin",
+		func(r int) {
+			f := feature.At(r)
+			if uint64(profile.At(r)) != fps[f] {
+				t.Errorf("%s binned with profile %x, want %x", f, uint64(profile.At(r)), fps[f])
 			}
-			got[f][chsql.Int(rec, 2, r)] = chsql.Int(rec, 3, r)
+			got[f][bin.At(r)] = n.At(r)
 		})
 	if err != nil {
 		t.Fatal(err)

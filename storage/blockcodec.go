@@ -292,7 +292,8 @@ func (d *decoder) column(kind byte, rows uint64) any {
 }
 
 // AppendRows returns dst with the rows of src appended: both must be blocks
-// of the same table with the same columns in the same order. dst's column
+// of the same table with the same columns (src's are matched to dst's by
+// name when their order differs). dst's column
 // slices may be grown in place; src is not changed.
 func AppendRows(dst, src Block) (Block, error) {
 	if dst.Table == "" {
@@ -303,8 +304,21 @@ func AppendRows(dst, src Block) (Block, error) {
 		}
 		return out, nil
 	}
-	if dst.Table != src.Table || !slices.Equal(dst.Columns, src.Columns) {
+	if dst.Table != src.Table || len(dst.Columns) != len(src.Columns) {
 		return dst, fmt.Errorf("append rows of %s%v to %s%v: tables or columns differ", src.Table, src.Columns, dst.Table, dst.Columns)
+	}
+	if !slices.Equal(dst.Columns, src.Columns) {
+		// The same columns in another order (a block queued before its
+		// builder followed the table's order): align src with dst by name.
+		aligned := Block{Table: src.Table, Columns: dst.Columns, Data: make([]any, len(dst.Columns))}
+		for i, name := range dst.Columns {
+			j := slices.Index(src.Columns, name)
+			if j < 0 {
+				return dst, fmt.Errorf("append rows of %s%v to %s%v: tables or columns differ", src.Table, src.Columns, dst.Table, dst.Columns)
+			}
+			aligned.Data[i] = src.Data[j]
+		}
+		src = aligned
 	}
 	for i := range dst.Data {
 		a, b := reflect.ValueOf(dst.Data[i]), reflect.ValueOf(src.Data[i])

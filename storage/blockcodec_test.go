@@ -113,6 +113,27 @@ func TestAppendRowsConcatenatesAndChecksShape(t *testing.T) {
 	}
 }
 
+// A block queued with its columns in another order (before the builders
+// followed the table's order) still joins a batch: matched by name.
+func TestAppendRowsAlignsColumnsByName(t *testing.T) {
+	a := Block{Table: "t", Columns: []string{"x", "y"}, Data: []any{[]int64{1}, []string{"a"}}}
+	b := Block{Table: "t", Columns: []string{"y", "x"}, Data: []any{[]string{"b"}, []int64{2}}}
+	acc, err := AppendRows(Block{}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc, err = AppendRows(acc, b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(acc.Data, []any{[]int64{1, 2}, []string{"a", "b"}}) {
+		t.Fatalf("data = %v", acc.Data)
+	}
+	c := Block{Table: "t", Columns: []string{"y", "z"}, Data: []any{[]string{"c"}, []int64{3}}}
+	if _, err := AppendRows(acc, c); err == nil {
+		t.Fatal("appending rows with other columns must fail")
+	}
+}
+
 func FuzzReadBlock(f *testing.F) {
 	for _, b := range codecBlocks() {
 		buf, err := AppendBlock(nil, b)

@@ -15,31 +15,35 @@ import (
 // Put implements route.Outbox: one notification_outbox row per entry
 // state. The incident JSON goes into the entry's first state only.
 func (s *Store) Put(ctx context.Context, es []route.Entry) error {
-	n := len(es)
-	var (
-		id, key, idem, recv, typ, action, state, errs, inc = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		version                                            = make([]uint64, n)
-		created, updated, next, expires                    = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		transition, attempts                               = make([]uint32, n), make([]uint32, n)
-	)
+	var b storage.NotificationOutboxBlock
 	for i := range es {
 		e := &es[i]
+		var inc string
 		if e.Version == 1 {
 			js, err := json.Marshal(&e.Incident)
 			if err != nil {
 				return fmt.Errorf("encode incident %s: %w", e.Incident.Key, err)
 			}
-			inc[i] = string(js)
+			inc = string(js)
 		}
-		id[i], key[i], idem[i], recv[i], typ[i], action[i] = e.ID, e.Incident.Key, e.IdempotencyKey, e.Receiver, e.Type, string(e.Action)
-		state[i], errs[i], version[i] = e.State, e.Err, e.Version
-		created[i], updated[i], next[i], expires[i] = unix(e.Created), unix(e.Updated), unix(e.NextAt), unix(e.Expires)
-		transition[i], attempts[i] = uint32(e.Incident.Transitions), uint32(e.Attempts)
+		b.ID = append(b.ID, e.ID)
+		b.Version = append(b.Version, e.Version)
+		b.CreatedAt = append(b.CreatedAt, unix(e.Created))
+		b.UpdatedAt = append(b.UpdatedAt, unix(e.Updated))
+		b.IncidentKey = append(b.IncidentKey, e.Incident.Key)
+		b.Transition = append(b.Transition, uint32(e.Incident.Transitions))
+		b.IdempotencyKey = append(b.IdempotencyKey, e.IdempotencyKey)
+		b.Receiver = append(b.Receiver, e.Receiver)
+		b.ReceiverType = append(b.ReceiverType, e.Type)
+		b.Action = append(b.Action, string(e.Action))
+		b.State = append(b.State, e.State)
+		b.Attempts = append(b.Attempts, uint32(e.Attempts))
+		b.NextAt = append(b.NextAt, unix(e.NextAt))
+		b.ExpiresAt = append(b.ExpiresAt, unix(e.Expires))
+		b.Error = append(b.Error, e.Err)
+		b.Incident = append(b.Incident, inc)
 	}
-	return s.w.Write(ctx, storage.Block{Table: "notification_outbox",
-		Columns: []string{"id", "version", "created_at", "updated_at", "incident_key", "transition", "idempotency_key", "receiver",
-			"receiver_type", "action", "state", "attempts", "next_at", "expires_at", "error", "incident"},
-		Data: []any{id, version, created, updated, key, transition, idem, recv, typ, action, state, attempts, next, expires, errs, inc}})
+	return s.w.Write(ctx, b.Block())
 }
 
 // PendingSQL returns the current state of every outbox entry created at

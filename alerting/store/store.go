@@ -46,84 +46,79 @@ func unix(t time.Time) int64 {
 
 // Save writes the incidents' states and their evidence.
 func (s *Store) Save(ctx context.Context, incs []incident.Incident) error {
-	n := len(incs)
-	var (
-		key, status, level, scope, family, class, sev, team, oncall, domain, title, cause, state = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		version                                                                                  = make([]uint64, n)
-		updated, opened, acked, resolved                                                         = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		evCount, flaps                                                                           = make([]uint32, n), make([]uint32, n)
-		silenced                                                                                 = make([]uint8, n)
-	)
-	var ev evidenceCols
+	var b storage.IncidentBlock
+	var ev storage.IncidentEvidenceBlock
 	for i := range incs {
 		inc := &incs[i]
 		js, err := json.Marshal(inc)
 		if err != nil {
 			return fmt.Errorf("encode incident %s: %w", inc.Key, err)
 		}
-		key[i], status[i], level[i], scope[i], family[i], class[i] = inc.Key, string(inc.Status), string(inc.Level), inc.Scope, inc.Family, inc.Class
-		sev[i], team[i], oncall[i], domain[i], title[i], cause[i], state[i] = inc.Severity, inc.Team, inc.Oncall, inc.Domain, inc.Title, inc.Cause, string(js)
-		version[i] = inc.Version
-		updated[i], opened[i], acked[i], resolved[i] = unix(inc.UpdatedAt), unix(inc.OpenedAt), unix(inc.AckedAt), unix(inc.ResolvedAt)
-		evCount[i], flaps[i] = uint32(len(inc.Evidence)), uint32(inc.Flaps)
-		if inc.Silenced {
-			silenced[i] = 1
-		}
+		appendIncident(&b, inc, string(js))
 		for j := range inc.Evidence {
-			ev.add(inc.Key, &inc.Evidence[j])
+			appendEvidence(&ev, inc.Key, &inc.Evidence[j])
 		}
 	}
-	b := storage.Block{Table: "incidents",
-		Columns: []string{"key", "version", "updated_at", "opened_at", "acked_at", "resolved_at", "status", "level", "scope", "family", "class",
-			"severity", "team", "oncall", "domain", "title", "cause", "evidence_count", "flaps", "silenced", "state"},
-		Data: []any{key, version, updated, opened, acked, resolved, status, level, scope, family, class, sev, team, oncall, domain, title, cause,
-			evCount, flaps, silenced, state}}
-	if err := s.w.Write(ctx, b); err != nil {
+	if err := s.w.Write(ctx, b.Block()); err != nil {
 		return fmt.Errorf("write incidents: %w", err)
 	}
-	if len(ev.incident) == 0 {
+	if ev.Len() == 0 {
 		return nil
 	}
-	if err := s.w.Write(ctx, ev.block()); err != nil {
+	if err := s.w.Write(ctx, ev.Block()); err != nil {
 		return fmt.Errorf("write incident_evidence: %w", err)
 	}
 	return nil
 }
 
-type evidenceCols struct {
-	incident, detKey, detector, class, sev, etype, entity, dc, row, rack, node, cluster, gpu, model, feature, summary []string
-	first, last                                                                                                       []int64
-	value                                                                                                             []float64
+func appendIncident(b *storage.IncidentBlock, inc *incident.Incident, state string) {
+	var silenced uint8
+	if inc.Silenced {
+		silenced = 1
+	}
+	b.Key = append(b.Key, inc.Key)
+	b.Version = append(b.Version, inc.Version)
+	b.UpdatedAt = append(b.UpdatedAt, unix(inc.UpdatedAt))
+	b.OpenedAt = append(b.OpenedAt, unix(inc.OpenedAt))
+	b.AckedAt = append(b.AckedAt, unix(inc.AckedAt))
+	b.ResolvedAt = append(b.ResolvedAt, unix(inc.ResolvedAt))
+	b.Status = append(b.Status, string(inc.Status))
+	b.Level = append(b.Level, string(inc.Level))
+	b.Scope = append(b.Scope, inc.Scope)
+	b.Family = append(b.Family, inc.Family)
+	b.Class = append(b.Class, inc.Class)
+	b.Severity = append(b.Severity, inc.Severity)
+	b.Team = append(b.Team, inc.Team)
+	b.Oncall = append(b.Oncall, inc.Oncall)
+	b.Domain = append(b.Domain, inc.Domain)
+	b.Title = append(b.Title, inc.Title)
+	b.Cause = append(b.Cause, inc.Cause)
+	b.EvidenceCount = append(b.EvidenceCount, uint32(len(inc.Evidence)))
+	b.Flaps = append(b.Flaps, uint32(inc.Flaps))
+	b.Silenced = append(b.Silenced, silenced)
+	b.State = append(b.State, state)
 }
 
-func (c *evidenceCols) add(key string, e *incident.Evidence) {
-	c.incident = append(c.incident, key)
-	c.detKey = append(c.detKey, e.Key)
-	c.first = append(c.first, unix(e.FirstSeen))
-	c.last = append(c.last, unix(e.LastSeen))
-	c.detector = append(c.detector, e.Detector)
-	c.class = append(c.class, e.Class)
-	c.sev = append(c.sev, e.Severity)
-	c.etype = append(c.etype, e.EntityType)
-	c.entity = append(c.entity, e.Entity)
-	c.dc = append(c.dc, e.Datacenter)
-	c.row = append(c.row, e.Row)
-	c.rack = append(c.rack, e.Rack)
-	c.node = append(c.node, e.Node)
-	c.cluster = append(c.cluster, e.Cluster)
-	c.gpu = append(c.gpu, e.GPUUUID)
-	c.model = append(c.model, e.Model)
-	c.feature = append(c.feature, e.Feature)
-	c.value = append(c.value, e.Value)
-	c.summary = append(c.summary, e.Summary)
-}
-
-func (c *evidenceCols) block() storage.Block {
-	return storage.Block{Table: "incident_evidence",
-		Columns: []string{"incident_key", "detection_key", "first_seen", "last_seen", "detector", "class", "severity", "entity_type", "entity",
-			"datacenter", "row", "rack", "node", "cluster", "gpu_uuid", "model", "feature", "value", "summary"},
-		Data: []any{c.incident, c.detKey, c.first, c.last, c.detector, c.class, c.sev, c.etype, c.entity,
-			c.dc, c.row, c.rack, c.node, c.cluster, c.gpu, c.model, c.feature, c.value, c.summary}}
+func appendEvidence(b *storage.IncidentEvidenceBlock, key string, e *incident.Evidence) {
+	b.IncidentKey = append(b.IncidentKey, key)
+	b.DetectionKey = append(b.DetectionKey, e.Key)
+	b.FirstSeen = append(b.FirstSeen, unix(e.FirstSeen))
+	b.LastSeen = append(b.LastSeen, unix(e.LastSeen))
+	b.Detector = append(b.Detector, e.Detector)
+	b.Class = append(b.Class, e.Class)
+	b.Severity = append(b.Severity, e.Severity)
+	b.EntityType = append(b.EntityType, e.EntityType)
+	b.Entity = append(b.Entity, e.Entity)
+	b.Datacenter = append(b.Datacenter, e.Datacenter)
+	b.Row = append(b.Row, e.Row)
+	b.Rack = append(b.Rack, e.Rack)
+	b.Node = append(b.Node, e.Node)
+	b.Cluster = append(b.Cluster, e.Cluster)
+	b.GPUUUID = append(b.GPUUUID, e.GPUUUID)
+	b.Model = append(b.Model, e.Model)
+	b.Feature = append(b.Feature, e.Feature)
+	b.Value = append(b.Value, e.Value)
+	b.Summary = append(b.Summary, e.Summary)
 }
 
 // LatestSQL returns the latest state JSON of every incident that is not
@@ -201,17 +196,21 @@ func (s *Store) Acknowledge(ctx context.Context, key, by string, now time.Time) 
 
 // Record implements route.Recorder: one notifications row per attempt.
 func (s *Store) Record(ctx context.Context, as []route.Attempt) error {
-	n := len(as)
-	ts, key, recv, typ, action, outcome, errs, sev := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	attempt, status, dur := make([]uint32, n), make([]uint16, n), make([]float64, n)
-	for i, a := range as {
-		ts[i], key[i], recv[i], typ[i], action[i] = a.At.Unix(), a.IncidentKey, a.Receiver, a.Type, string(a.Action)
-		outcome[i], errs[i], sev[i], attempt[i], status[i] = a.Outcome, a.Err, a.Severity, uint32(a.Attempt), uint16(a.HTTPStatus)
-		dur[i] = float64(a.Duration) / 1e6
+	var b storage.NotificationBlock
+	for _, a := range as {
+		b.Ts = append(b.Ts, a.At.Unix())
+		b.IncidentKey = append(b.IncidentKey, a.IncidentKey)
+		b.Receiver = append(b.Receiver, a.Receiver)
+		b.ReceiverType = append(b.ReceiverType, a.Type)
+		b.Action = append(b.Action, string(a.Action))
+		b.Attempt = append(b.Attempt, uint32(a.Attempt))
+		b.Outcome = append(b.Outcome, a.Outcome)
+		b.HTTPStatus = append(b.HTTPStatus, uint16(a.HTTPStatus))
+		b.Error = append(b.Error, a.Err)
+		b.DurationMs = append(b.DurationMs, float64(a.Duration)/1e6)
+		b.Severity = append(b.Severity, a.Severity)
 	}
-	return s.w.Write(ctx, storage.Block{Table: "notifications",
-		Columns: []string{"ts", "incident_key", "receiver", "receiver_type", "action", "attempt", "outcome", "http_status", "error", "duration_ms", "severity"},
-		Data:    []any{ts, key, recv, typ, action, attempt, outcome, status, errs, dur, sev}})
+	return s.w.Write(ctx, b.Block())
 }
 
 // Recent implements alerting.Deployments from model_deployments.

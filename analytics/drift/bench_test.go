@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
-
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/traffic"
@@ -181,9 +179,9 @@ func BenchmarkFleetDriftPass(b *testing.B) {
 						}
 					}
 					db := c.Config().Database
-					err := chsql.ForRows(ctx, c, drift.NumericCountsSQL(db, m.Name, m.Version, win, num), func(arrow.Record, int) {})
+					err := new(chsql.Result).ForRows(ctx, c, drift.NumericCountsSQL(db, m.Name, m.Version, win, num), func(int) {})
 					if err == nil {
-						err = chsql.ForRows(ctx, c, drift.CategoricalCountsSQL(db, m.Name, m.Version, win, cat), func(arrow.Record, int) {})
+						err = new(chsql.Result).ForRows(ctx, c, drift.CategoricalCountsSQL(db, m.Name, m.Version, win, cat), func(int) {})
 					}
 					errs <- err
 				}()

@@ -12,14 +12,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
-
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
-	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
 // Reference is an explicit reference window for a model version.
@@ -275,9 +272,12 @@ func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
 	if last.IsZero() {
 		return nil
 	}
-	err = chsql.ForRows(ctx, d.client, CUSUMStateSQL(d.client.Config().Database, last.End, d.cfg.SequentialMemory), func(rec arrow.Record, r int) {
-		key := chsql.Str(rec, 0, r) + "/" + chsql.Str(rec, 1, r) + "/" + chsql.Str(rec, 2, r)
-		d.cusum[key] = &CUSUM{S: chsql.F64(rec, 3, r), Run: int(chsql.Int(rec, 4, r)), Excess: chsql.F64(rec, 5, r)}
+	var res chsql.Result
+	model, version, feature := res.Str("model"), res.Str("model_version"), res.Str("feature")
+	s, run, excess := res.F64("s"), res.Int("run"), res.F64("excess")
+	err = res.ForRows(ctx, d.client, CUSUMStateSQL(d.client.Config().Database, last.End, d.cfg.SequentialMemory), func(r int) {
+		key := model.At(r) + "/" + version.At(r) + "/" + feature.At(r)
+		d.cusum[key] = &CUSUM{S: s.At(r), Run: int(run.At(r)), Excess: excess.At(r)}
 	})
 	if err != nil {
 		return fmt.Errorf("restore drift CUSUM: %w", err)
@@ -427,10 +427,12 @@ func (d *Detector) decide(results []*tested) {
 // their event counts, in model and version order.
 func (d *Detector) activeVersions(ctx context.Context, w fleet.Window) (*orderedCounts, error) {
 	out := &orderedCounts{n: map[versionKey]int64{}}
-	err := chsql.ForRows(ctx, d.client, ActiveVersionsSQL(d.client.Config().Database, w), func(rec arrow.Record, r int) {
-		k := versionKey{chsql.Str(rec, 0, r), chsql.Str(rec, 1, r)}
+	var res chsql.Result
+	model, version, events := res.Str("model"), res.Str("model_version"), res.Int("events")
+	err := res.ForRows(ctx, d.client, ActiveVersionsSQL(d.client.Config().Database, w), func(r int) {
+		k := versionKey{model.At(r), version.At(r)}
 		out.keys = append(out.keys, k)
-		out.n[k] = chsql.Int(rec, 2, r)
+		out.n[k] = events.At(r)
 	})
 	return out, err
 }
@@ -504,10 +506,12 @@ func (d *Detector) referenceWindow(ctx context.Context, k versionKey, w fleet.Wi
 func (d *Detector) buildProfiles(ctx context.Context, k versionKey, ref fleet.Window) ([]*profile.Profile, error) {
 	db := d.client.Config().Database
 	var numeric, categorical []*profile.Profile
-	err := chsql.ForRows(ctx, d.client, NumericQuantilesSQL(db, k.model, k.version, ref, profile.QuantileLevels(d.cfg.Bins)), func(rec arrow.Record, r int) {
-		p := &profile.Profile{Model: k.model, ModelVersion: k.version, Feature: chsql.Str(rec, 0, r), Kind: profile.Numeric}
-		if chsql.Int(rec, 1, r) > 0 {
-			p.Edges = profile.NumericEdges(chsql.FloatList(rec, 2, r), chsql.F64(rec, 3, r))
+	var quantiles chsql.Result
+	name, finite, q, top := quantiles.Str("n"), quantiles.Int("finite"), quantiles.Floats("q"), quantiles.F64("top")
+	err := quantiles.ForRows(ctx, d.client, NumericQuantilesSQL(db, k.model, k.version, ref, profile.QuantileLevels(d.cfg.Bins)), func(r int) {
+		p := &profile.Profile{Model: k.model, ModelVersion: k.version, Feature: name.At(r), Kind: profile.Numeric}
+		if finite.At(r) > 0 {
+			p.Edges = profile.NumericEdges(q.At(r), top.At(r))
 		}
 		numeric = append(numeric, p)
 	})
@@ -516,14 +520,16 @@ func (d *Detector) buildProfiles(ctx context.Context, k versionKey, ref fleet.Wi
 	}
 	counts := map[string]map[string]int64{}
 	var order []string
-	err = chsql.ForRows(ctx, d.client, CategoryCountsSQL(db, k.model, k.version, ref, d.cfg.TopK), func(rec arrow.Record, r int) {
-		n, v := chsql.Str(rec, 0, r), chsql.Str(rec, 1, r)
+	var cats chsql.Result
+	catName, catValue, catCount := cats.Str("n"), cats.Str("v"), cats.Int("c")
+	err = cats.ForRows(ctx, d.client, CategoryCountsSQL(db, k.model, k.version, ref, d.cfg.TopK), func(r int) {
+		n, v := catName.At(r), catValue.At(r)
 		if counts[n] == nil {
 			counts[n] = map[string]int64{}
 			order = append(order, n)
 		}
 		if v != "" {
-			counts[n][v] = chsql.Int(rec, 2, r)
+			counts[n][v] = catCount.At(r)
 		}
 	})
 	if err != nil {
@@ -564,12 +570,14 @@ func (d *Detector) prebinnedCounts(ctx context.Context, w fleet.Window, keys []v
 		profile uint64
 	}
 	binned := map[column]map[int]int64{}
-	err := chsql.ForRows(ctx, d.client, PrebinnedSQL(d.client.Config().Database, w), func(rec arrow.Record, r int) {
-		c := column{versionKey{chsql.Str(rec, 0, r), chsql.Str(rec, 1, r)}, chsql.Str(rec, 2, r), uint64(chsql.Int(rec, 3, r))}
+	var res chsql.Result
+	model, version, feature, fp, bin, n := res.Str("model"), res.Str("model_version"), res.Str("feature"), res.Int("profile"), res.Int("bin"), res.Int("n")
+	err := res.ForRows(ctx, d.client, PrebinnedSQL(d.client.Config().Database, w), func(r int) {
+		c := column{versionKey{model.At(r), version.At(r)}, feature.At(r), uint64(fp.At(r))}
 		if binned[c] == nil {
 			binned[c] = map[int]int64{}
 		}
-		binned[c][int(chsql.Int(rec, 4, r))] = chsql.Int(rec, 5, r)
+		binned[c][int(bin.At(r))] = n.At(r)
 	})
 	if err != nil {
 		return fmt.Errorf("drift_bins: %w", err)
@@ -613,10 +621,18 @@ func (d *Detector) windowCounts(ctx context.Context, k versionKey, vp *versionPr
 	out := map[*profile.Profile][]float64{}
 	db := d.client.Config().Database
 	if len(vp.numeric) > 0 {
-		err := chsql.ForRows(ctx, d.client, NumericCountsSQL(db, k.model, k.version, w, vp.numeric), func(rec arrow.Record, r int) {
-			p := vp.numeric[chsql.Int(rec, 0, r)-1]
-			rows, missing, posinf := chsql.Int(rec, 1, r), chsql.Int(rec, 2, r), chsql.Int(rec, 3, r)
-			ge := func(k int) float64 { return float64(chsql.Int(rec, 4+k, r) - posinf) }
+		var res chsql.Result
+		fi, rowsCol, missingCol, posinfCol := res.Int("fi"), res.Int("rows"), res.Int("missing"), res.Int("posinf")
+		var geCols []*chsql.IntCol // ge<k>: the values >= edge k
+		for _, p := range vp.numeric {
+			for len(geCols) < len(p.Edges) {
+				geCols = append(geCols, res.Int(fmt.Sprintf("ge%d", len(geCols))))
+			}
+		}
+		err := res.ForRows(ctx, d.client, NumericCountsSQL(db, k.model, k.version, w, vp.numeric), func(r int) {
+			p := vp.numeric[fi.At(r)-1]
+			rows, missing, posinf := rowsCol.At(r), missingCol.At(r), posinfCol.At(r)
+			ge := func(k int) float64 { return float64(geCols[k].At(r) - posinf) }
 			c := make([]float64, p.Bins()+1)
 			e := len(p.Edges)
 			finite := float64(rows - missing)
@@ -637,15 +653,17 @@ func (d *Detector) windowCounts(ctx context.Context, k versionKey, vp *versionPr
 		}
 	}
 	if len(vp.categorical) > 0 {
-		err := chsql.ForRows(ctx, d.client, CategoricalCountsSQL(db, k.model, k.version, w, vp.categorical), func(rec arrow.Record, r int) {
-			p := vp.categorical[chsql.Int(rec, 0, r)-1]
+		var res chsql.Result
+		fi, ciCol, count := res.Int("fi"), res.Int("ci"), res.Int("c")
+		err := res.ForRows(ctx, d.client, CategoricalCountsSQL(db, k.model, k.version, w, vp.categorical), func(r int) {
+			p := vp.categorical[fi.At(r)-1]
 			c := out[p]
 			if c == nil {
 				c = make([]float64, p.Bins()+1)
 				out[p] = c
 			}
-			n := float64(chsql.Int(rec, 2, r))
-			switch ci := chsql.Int(rec, 1, r); {
+			n := float64(count.At(r))
+			switch ci := ciCol.At(r); {
 			case ci < 0:
 				c[len(c)-1] += n
 			case ci == 0:
@@ -693,25 +711,34 @@ func (d *Detector) detection(t *tested, w fleet.Window) fleet.Detection {
 }
 
 func scoresBlock(rs []*tested, w fleet.Window) storage.Block {
-	n := len(rs)
-	ts, start := make([]int64, n), make([]int64, n)
-	model, version, feature, kind, method, band := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	psi, pv, qv, null, nref, ncur, mref, mcur, cs, cex := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n),
-		make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
-	df := make([]uint16, n)
-	run := make([]uint32, n)
-	flagged := make([]uint8, n)
-	counts := make([][]float64, n)
-	for i, t := range rs {
-		ts[i], start[i] = w.End.Unix(), w.Start.Unix()
-		model[i], version[i], feature[i], kind[i] = t.p.Model, t.p.ModelVersion, t.p.Feature, string(t.p.Kind)
-		psi[i], pv[i], qv[i], method[i], df[i], null[i] = t.r.PSI, t.r.PValue, t.q, t.r.Method, uint16(max(0, t.r.DF)), t.r.NullMean
-		band[i], nref[i], ncur[i], mref[i], mcur[i] = string(t.r.Band), t.r.NRef, t.r.NCur, t.r.MissingRef, t.r.MissingCur
-		counts[i], cs[i], run[i], cex[i] = t.r.CurCounts, t.cusum.S, uint32(t.cusum.Run), t.cusum.Excess
+	var b storage.DriftScoreBlock
+	for _, t := range rs {
+		var flagged uint8
 		if t.flagged || t.alarm {
-			flagged[i] = 1
+			flagged = 1
 		}
+		b.Ts = append(b.Ts, w.End.Unix())
+		b.WindowStart = append(b.WindowStart, w.Start.Unix())
+		b.Model = append(b.Model, t.p.Model)
+		b.ModelVersion = append(b.ModelVersion, t.p.ModelVersion)
+		b.Feature = append(b.Feature, t.p.Feature)
+		b.Kind = append(b.Kind, string(t.p.Kind))
+		b.PSI = append(b.PSI, t.r.PSI)
+		b.PValue = append(b.PValue, t.r.PValue)
+		b.QValue = append(b.QValue, t.q)
+		b.Method = append(b.Method, t.r.Method)
+		b.DF = append(b.DF, uint16(max(0, t.r.DF)))
+		b.NullPSI = append(b.NullPSI, t.r.NullMean)
+		b.Band = append(b.Band, string(t.r.Band))
+		b.NRef = append(b.NRef, t.r.NRef)
+		b.NCur = append(b.NCur, t.r.NCur)
+		b.MissingRef = append(b.MissingRef, t.r.MissingRef)
+		b.MissingCur = append(b.MissingCur, t.r.MissingCur)
+		b.CurCounts = append(b.CurCounts, t.r.CurCounts)
+		b.Cusum = append(b.Cusum, t.cusum.S)
+		b.CusumRun = append(b.CusumRun, uint32(t.cusum.Run))
+		b.CusumExcess = append(b.CusumExcess, t.cusum.Excess)
+		b.Flagged = append(b.Flagged, flagged)
 	}
-	return storage.Block{Table: schema.DriftScores.Name, Columns: schema.DriftScores.ColumnNames(), Data: []any{ts, start, model, version, feature, kind,
-		psi, pv, qv, method, df, null, band, nref, ncur, mref, mcur, counts, cs, run, cex, flagged}}
+	return b.Block()
 }

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
-
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
@@ -100,9 +98,11 @@ func TestDriftDetectorOnTraffic(t *testing.T) {
 
 	// The profile ClickHouse built equals the one Go builds from the same values.
 	var vals []float64
-	err := chsql.ForRows(ctx, c, "SELECT v FROM "+c.Config().Database+".inference_events ARRAY JOIN feature_names AS n, feature_values AS v "+
-		"WHERE model = 'model-000' AND n = 'f001' AND ts < "+chsql.Time(minutes(28)), func(rec arrow.Record, r int) {
-		vals = append(vals, chsql.F64(rec, 0, r))
+	var res chsql.Result
+	v := res.F64("v")
+	err := res.ForRows(ctx, c, "SELECT v FROM "+c.Config().Database+".inference_events ARRAY JOIN feature_names AS n, feature_values AS v "+
+		"WHERE model = 'model-000' AND n = 'f001' AND ts < "+chsql.Time(minutes(28)), func(r int) {
+		vals = append(vals, v.At(r))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -151,9 +151,12 @@ func TestDriftDetectorOnTraffic(t *testing.T) {
 		psi, p, qthresh float64
 	}
 	var got []det
-	err = chsql.ForRows(ctx, c, "SELECT toUInt32(ts), detector, severity, model, feature, value, p_value FROM "+db+".detections FINAL ORDER BY ts", func(rec arrow.Record, r int) {
-		got = append(got, det{ts: chsql.Int(rec, 0, r), detector: chsql.Str(rec, 1, r), sev: chsql.Str(rec, 2, r),
-			model: chsql.Str(rec, 3, r), feature: chsql.Str(rec, 4, r), psi: chsql.F64(rec, 5, r), p: chsql.F64(rec, 6, r)})
+	var dets chsql.Result
+	ts, detector, sev, model, feature := dets.Int("t"), dets.Str("detector"), dets.Str("severity"), dets.Str("model"), dets.Str("feature")
+	value, p := dets.F64("value"), dets.F64("p_value")
+	err = dets.ForRows(ctx, c, "SELECT toUInt32(ts) AS t, detector, severity, model, feature, value, p_value FROM "+db+".detections FINAL ORDER BY ts", func(r int) {
+		got = append(got, det{ts: ts.At(r), detector: detector.At(r), sev: sev.At(r),
+			model: model.At(r), feature: feature.At(r), psi: value.At(r), p: p.At(r)})
 	})
 	if err != nil {
 		t.Fatal(err)

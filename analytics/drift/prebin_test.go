@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
-
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/traffic"
@@ -145,10 +143,12 @@ func TestPrebinnedCountsEqualSQL(t *testing.T) {
 	scores := func(win fleet.Window) map[string][]score {
 		t.Helper()
 		out := map[string][]score{}
-		err := chsql.ForRows(ctx, c, "SELECT model, feature, cur_counts, psi FROM "+db+".drift_scores WHERE ts = "+chsql.Time(win.End),
-			func(rec arrow.Record, r int) {
-				k := chsql.Str(rec, 0, r) + "/" + chsql.Str(rec, 1, r)
-				out[k] = append(out[k], score{chsql.FloatList(rec, 2, r), chsql.F64(rec, 3, r)})
+		var res chsql.Result
+		model, feature, counts, psi := res.Str("model"), res.Str("feature"), res.Floats("cur_counts"), res.F64("psi")
+		err := res.ForRows(ctx, c, "SELECT model, feature, cur_counts, psi FROM "+db+".drift_scores WHERE ts = "+chsql.Time(win.End),
+			func(r int) {
+				k := model.At(r) + "/" + feature.At(r)
+				out[k] = append(out[k], score{counts.At(r), psi.At(r)})
 			})
 		if err != nil {
 			t.Fatal(err)

@@ -175,7 +175,7 @@ ORDER BY model, model_version, feature, profile, bin`, chsql.Ident(database, "dr
 // CUSUMStateSQL restores each profile's CUSUM as of the window ending at
 // ts, from scores written within memory before it.
 func CUSUMStateSQL(database string, ts time.Time, memory time.Duration) string {
-	return fmt.Sprintf(`SELECT model, model_version, feature, argMax(cusum, ts), argMax(cusum_run, ts), argMax(cusum_excess, ts)
+	return fmt.Sprintf(`SELECT model, model_version, feature, argMax(cusum, ts) AS s, argMax(cusum_run, ts) AS run, argMax(cusum_excess, ts) AS excess
 FROM %s WHERE ts <= %s AND ts > %s GROUP BY model, model_version, feature`,
 		chsql.Ident(database, "drift_scores"), chsql.Time(ts), chsql.Time(ts.Add(-memory)))
 }

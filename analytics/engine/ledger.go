@@ -35,7 +35,7 @@ func newLedger(c *storage.Client) (*ledger, error) {
 // window and of the last one evaluated successfully (1970-01-01 when none).
 func LastWindowsSQL(database, detector string) string {
 	return fmt.Sprintf("SELECT max(window_end), maxIf(window_end, status = 'ok') FROM %s WHERE detector = %s",
-		chsql.Ident(database, "analyzer_windows"), chsql.String(detector))
+		chsql.Ident(database, schema.AnalyzerWindows.Name), chsql.String(detector))
 }
 
 // last returns the last recorded window and the last successful one.
@@ -64,14 +64,10 @@ type record struct {
 
 // record writes one ledger row for w.
 func (l *ledger) record(ctx context.Context, detector string, w fleet.Window, r record) error {
-	b := storage.Block{
-		Table:   schema.AnalyzerWindows.Name,
-		Columns: schema.AnalyzerWindows.ColumnNames(),
-		Data: []any{
-			[]int64{w.End.Unix()}, []int64{w.Start.Unix()}, []string{detector}, []string{r.status},
-			[]uint32{uint32(r.detections)}, []uint32{uint32(r.attempts)}, []float64{float64(r.duration) / 1e6},
-			[]int64{r.at.Unix()}, []string{r.err},
-		},
+	b := storage.AnalyzerWindowBlock{
+		WindowEnd: []int64{w.End.Unix()}, WindowStart: []int64{w.Start.Unix()}, Detector: []string{detector}, Status: []string{r.status},
+		Detections: []uint32{uint32(r.detections)}, Attempts: []uint32{uint32(r.attempts)}, DurationMs: []float64{float64(r.duration) / 1e6},
+		EvaluatedAt: []int64{r.at.Unix()}, Error: []string{r.err},
 	}
-	return l.writer.Write(ctx, b)
+	return l.writer.Write(ctx, b.Block())
 }

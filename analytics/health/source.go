@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
-
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
@@ -29,10 +27,24 @@ func NewSource(c *storage.Client, cfg Config) *Source {
 // gpuColumns are gpu_series' identity columns, in the order gpuAt reads them.
 const gpuColumns = "uuid, model_name, gpu, datacenter, row, rack, node, cluster, job"
 
-func gpuAt(rec arrow.Record, col, r int) GPU {
-	s := func(i int) string { return chsql.Str(rec, col+i, r) }
-	return GPU{UUID: s(0), Model: s(1), Index: s(2),
-		Topology: fleet.Topology{Datacenter: s(3), Row: s(4), Rack: s(5), Node: s(6), Cluster: s(7)}, Job: s(8)}
+// gpuAny picks, in a query grouped by uuid, one value of each identity
+// column, named as gpuCols reads them (apart from the columns' own names,
+// which aliases must not shadow).
+const gpuAny = `uuid, any(model_name) AS g_model, any(gpu) AS g_index, any(datacenter) AS g_datacenter, any(row) AS g_row,
+    any(rack) AS g_rack, any(node) AS g_node, any(cluster) AS g_cluster, any(job) AS g_job`
+
+// gpuCols reads the columns gpuAny names.
+type gpuCols struct{ uuid, model, index, dc, row, rack, node, cluster, job *chsql.StrCol }
+
+func readGPU(res *chsql.Result) gpuCols {
+	return gpuCols{res.Str("uuid"), res.Str("g_model"), res.Str("g_index"), res.Str("g_datacenter"), res.Str("g_row"),
+		res.Str("g_rack"), res.Str("g_node"), res.Str("g_cluster"), res.Str("g_job")}
+}
+
+func (c gpuCols) at(r int) GPU {
+	return GPU{UUID: c.uuid.At(r), Model: c.model.At(r), Index: c.index.At(r),
+		Topology: fleet.Topology{Datacenter: c.dc.At(r), Row: c.row.At(r), Rack: c.rack.At(r), Node: c.node.At(r), Cluster: c.cluster.At(r)},
+		Job:      c.job.At(r)}
 }
 
 // RowsSQL aggregates every GPU's samples of the signals' metrics over the
@@ -42,8 +54,8 @@ func gpuAt(rec arrow.Record, col, r int) GPU {
 // for training metrics.
 func RowsSQL(db string, w fleet.Window) string {
 	metrics := chsql.In(Metrics())
-	return fmt.Sprintf(`SELECT metric, uuid, any(model_name), any(gpu), any(datacenter), any(row), any(rack), any(node), any(cluster),
-    any(job), any(rank), sum(v_sum) / sum(n), max(v_max), sum(v_delta), sum(n)
+	return fmt.Sprintf(`SELECT metric, %s,
+    any(rank) AS g_rank, sum(v_sum) / sum(n) AS mean, max(v_max) AS peak, sum(v_delta) AS increase, sum(n) AS samples
 FROM (
     SELECT metric, series, sum(value) AS v_sum, max(value) AS v_max, sum(delta) AS v_delta, count() AS n
     FROM %s WHERE metric IN %s AND %s GROUP BY metric, series) AS s
@@ -51,7 +63,7 @@ ANY LEFT JOIN (
     SELECT series, %s, label_values[indexOf(label_keys, 'rank')] AS rank, has(label_keys, 'link') AS per_link
     FROM %s WHERE metric IN %s) AS g USING series
 WHERE per_link = 0 AND uuid != ''
-GROUP BY metric, uuid`, chsql.Ident(db, "gpu_samples"), metrics, chsql.Between("ts", w.Start, w.End),
+GROUP BY metric, uuid`, gpuAny, chsql.Ident(db, "gpu_samples"), metrics, chsql.Between("ts", w.Start, w.End),
 		gpuColumns, chsql.Ident(db, "gpu_series"), metrics)
 }
 
@@ -59,21 +71,21 @@ GROUP BY metric, uuid`, chsql.Ident(db, "gpu_samples"), metrics, chsql.Between("
 // code.
 func EventsSQL(db string, w fleet.Window) string {
 	kinds := chsql.In(HardFaultKinds)
-	return fmt.Sprintf(`SELECT min(ts) AS first, event, code, sum(count) AS n, any(message),
-    uuid, any(model_name), any(gpu), any(datacenter), any(row), any(rack), any(node), any(cluster), any(job)
+	return fmt.Sprintf(`SELECT min(ts) AS first, event, code, sum(count) AS n, any(message) AS msg,
+    %s
 FROM %s WHERE event IN %s AND %s
-GROUP BY event, code, uuid ORDER BY uuid, event, code`, chsql.Ident(db, "gpu_events"), kinds, chsql.Between("ts", w.Start, w.End))
+GROUP BY event, code, uuid ORDER BY uuid, event, code`, gpuAny, chsql.Ident(db, "gpu_events"), kinds, chsql.Between("ts", w.Start, w.End))
 }
 
 // MissingSQL finds the GPUs whose heartbeat metric has a sample in
 // [start − lostAfter, start) and none in the window.
 func MissingSQL(db, heartbeat string, lostAfter time.Duration, w fleet.Window) string {
 	hb := chsql.String(heartbeat)
-	return fmt.Sprintf(`SELECT uuid, any(model_name), any(gpu), any(datacenter), any(row), any(rack), any(node), any(cluster), any(job)
+	return fmt.Sprintf(`SELECT %s
 FROM (SELECT series, max(ts) AS last FROM %s WHERE metric = %s AND %s GROUP BY series) AS s
 ANY LEFT JOIN (SELECT series, %s FROM %s WHERE metric = %s) AS g USING series
 WHERE uuid != ''
-GROUP BY uuid HAVING max(last) < %s ORDER BY uuid`, chsql.Ident(db, "gpu_samples"), hb, chsql.Between("ts", w.Start.Add(-lostAfter), w.End),
+GROUP BY uuid HAVING max(last) < %s ORDER BY uuid`, gpuAny, chsql.Ident(db, "gpu_samples"), hb, chsql.Between("ts", w.Start.Add(-lostAfter), w.End),
 		gpuColumns, chsql.Ident(db, "gpu_series"), hb, chsql.Time(w.Start))
 }
 
@@ -81,24 +93,30 @@ GROUP BY uuid HAVING max(last) < %s ORDER BY uuid`, chsql.Ident(db, "gpu_samples
 func (s *Source) Read(ctx context.Context, w fleet.Window) (*Input, error) {
 	db := s.client.Config().Database
 	in := &Input{Window: w}
-	err := chsql.ForRows(ctx, s.client, RowsSQL(db, w), func(rec arrow.Record, r int) {
-		g := gpuAt(rec, 1, r)
-		g.Rank = chsql.Str(rec, 10, r)
-		in.Rows = append(in.Rows, Row{GPU: g, Metric: chsql.Str(rec, 0, r), Mean: chsql.F64(rec, 11, r), Max: chsql.F64(rec, 12, r),
-			Delta: chsql.F64(rec, 13, r), Samples: int(chsql.Int(rec, 14, r))})
+	var rows chsql.Result
+	rowGPU, metric, rank := readGPU(&rows), rows.Str("metric"), rows.Str("g_rank")
+	mean, peak, increase, samples := rows.F64("mean"), rows.F64("peak"), rows.F64("increase"), rows.Int("samples")
+	err := rows.ForRows(ctx, s.client, RowsSQL(db, w), func(r int) {
+		g := rowGPU.at(r)
+		g.Rank = rank.At(r)
+		in.Rows = append(in.Rows, Row{GPU: g, Metric: metric.At(r), Mean: mean.At(r), Max: peak.At(r), Delta: increase.At(r), Samples: int(samples.At(r))})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("health: read samples of %v: %w", w, err)
 	}
-	err = chsql.ForRows(ctx, s.client, EventsSQL(db, w), func(rec arrow.Record, r int) {
-		in.Events = append(in.Events, Event{Time: time.Unix(chsql.Seconds(rec, 0, r), 0).UTC(), Kind: chsql.Str(rec, 1, r),
-			Code: chsql.Int(rec, 2, r), Count: uint32(chsql.Int(rec, 3, r)), Message: chsql.Str(rec, 4, r), GPU: gpuAt(rec, 5, r)})
+	var events chsql.Result
+	eventGPU, first, kind, code, n, msg := readGPU(&events), events.Time("first"), events.Str("event"), events.Int("code"), events.Int("n"), events.Str("msg")
+	err = events.ForRows(ctx, s.client, EventsSQL(db, w), func(r int) {
+		in.Events = append(in.Events, Event{Time: time.Unix(first.Seconds(r), 0).UTC(), Kind: kind.At(r),
+			Code: code.At(r), Count: uint32(n.At(r)), Message: msg.At(r), GPU: eventGPU.at(r)})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("health: read events of %v: %w", w, err)
 	}
-	err = chsql.ForRows(ctx, s.client, MissingSQL(db, s.heartbeat, s.lostAfter, w), func(rec arrow.Record, r int) {
-		in.Missing = append(in.Missing, gpuAt(rec, 0, r))
+	var missing chsql.Result
+	missingGPU := readGPU(&missing)
+	err = missing.ForRows(ctx, s.client, MissingSQL(db, s.heartbeat, s.lostAfter, w), func(r int) {
+		in.Missing = append(in.Missing, missingGPU.at(r))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("health: read missing GPUs of %v: %w", w, err)

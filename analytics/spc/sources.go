@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
-
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
@@ -68,12 +66,14 @@ func (m *ModelMetrics) Name() string { return "model_metrics" }
 func (m *ModelMetrics) Observe(ctx context.Context, w fleet.Window) ([]Observation, error) {
 	var out []Observation
 	secs := w.End.Sub(w.Start).Seconds()
-	err := chsql.ForRows(ctx, m.client, ModelMetricsSQL(m.client.Config().Database, w), func(rec arrow.Record, r int) {
-		model := chsql.Str(rec, 0, r)
-		version := chsql.Str(rec, 1, r)
-		requests, errs := chsql.F64(rec, 3, r), chsql.F64(rec, 4, r)
-		lv := chsql.FloatList(rec, 5, r)
-		gpus := float64(chsql.Int(rec, 6, r))
+	var res chsql.Result
+	modelCol, versionCol, requestsCol, errorsCol := res.Str("model"), res.Str("version"), res.F64("requests"), res.F64("errors")
+	latency, gpusCol := res.Floats("latency"), res.Int("gpus")
+	err := res.ForRows(ctx, m.client, ModelMetricsSQL(m.client.Config().Database, w), func(r int) {
+		model, version := modelCol.At(r), versionCol.At(r)
+		requests, errs := requestsCol.At(r), errorsCol.At(r)
+		lv := latency.At(r)
+		gpus := float64(gpusCol.At(r))
 		obs := func(metric, class string, v float64) {
 			out = append(out, Observation{Series: Series{Key: "model=" + model + "/" + metric, Metric: metric, Class: class,
 				EntityType: "model", Entity: model, Model: model, ModelVersion: version, Unit: metricUnits[metric]}, Value: v})
@@ -121,9 +121,11 @@ func (f *Freshness) Name() string { return "freshness" }
 // Observe implements Source.
 func (f *Freshness) Observe(ctx context.Context, w fleet.Window) ([]Observation, error) {
 	var out []Observation
-	err := chsql.ForRows(ctx, f.client, FreshnessSQL(f.client.Config().Database, w), func(rec arrow.Record, r int) {
-		model, feature := chsql.Str(rec, 0, r), chsql.Str(rec, 1, r)
-		newest := time.Unix(chsql.Seconds(rec, 2, r), 0)
+	var res chsql.Result
+	modelCol, featureCol, newestCol := res.Str("model"), res.Str("f"), res.Time("newest")
+	err := res.ForRows(ctx, f.client, FreshnessSQL(f.client.Config().Database, w), func(r int) {
+		model, feature := modelCol.At(r), featureCol.At(r)
+		newest := time.Unix(newestCol.Seconds(r), 0)
 		out = append(out, Observation{Series: Series{Key: "model=" + model + "/feature=" + feature + "/freshness", Metric: "freshness",
 			Class: "freshness", EntityType: "feature", Entity: model + "/" + feature, Model: model, Feature: feature, Unit: metricUnits["freshness"]},
 			Value: w.End.Sub(newest).Seconds()})
@@ -168,18 +170,20 @@ func (l *Labels) Name() string { return "labels" }
 func (l *Labels) Observe(ctx context.Context, w fleet.Window) ([]Observation, error) {
 	var out []Observation
 	sql := LabelMetricsSQL(l.client.Config().Database, w, w.End.Add(l.LabelDelay))
-	err := chsql.ForRows(ctx, l.client, sql, func(rec arrow.Record, r int) {
-		model := chsql.Str(rec, 0, r)
-		classified := float64(chsql.Int(rec, 3, r))
-		labelled := float64(chsql.Int(rec, 1, r))
+	var res chsql.Result
+	modelCol, labelledCol, correct, classifiedCol, maeCol := res.Str("model"), res.Int("labelled"), res.Int("correct"), res.Int("classified"), res.F64("mae")
+	err := res.ForRows(ctx, l.client, sql, func(r int) {
+		model := modelCol.At(r)
+		classified := float64(classifiedCol.At(r))
+		labelled := float64(labelledCol.At(r))
 		mk := func(metric string, v float64) Observation {
 			return Observation{Series: Series{Key: "model=" + model + "/" + metric, Metric: metric, Class: "accuracy",
 				EntityType: "model", Entity: model, Model: model}, Value: v}
 		}
 		if classified >= float64(l.MinLabels) {
-			out = append(out, mk("accuracy", float64(chsql.Int(rec, 2, r))/classified))
+			out = append(out, mk("accuracy", float64(correct.At(r))/classified))
 		}
-		if mae := chsql.F64(rec, 4, r); labelled-classified >= float64(l.MinLabels) && !math.IsNaN(mae) {
+		if mae := maeCol.At(r); labelled-classified >= float64(l.MinLabels) && !math.IsNaN(mae) {
 			out = append(out, mk("mae", mae))
 		}
 	})
@@ -217,17 +221,20 @@ func (g *GPUMetrics) Observe(ctx context.Context, w fleet.Window) ([]Observation
 		return nil, nil
 	}
 	var out []Observation
-	err := chsql.ForRows(ctx, g.client, GPUMetricsSQL(g.client.Config().Database, w, g.Metrics), func(rec arrow.Record, r int) {
-		metric, uuid := chsql.Str(rec, 0, r), chsql.Str(rec, 3, r)
-		series := uint64(chsql.Int(rec, 1, r))
+	var res chsql.Result
+	metricCol, seriesCol, v, uuidCol, modelName := res.Str("metric"), res.Int("series"), res.F64("v"), res.Str("uuid"), res.Str("model_name")
+	dc, row, rack, node, cluster := res.Str("datacenter"), res.Str("row"), res.Str("rack"), res.Str("node"), res.Str("cluster")
+	err := res.ForRows(ctx, g.client, GPUMetricsSQL(g.client.Config().Database, w, g.Metrics), func(r int) {
+		metric, uuid := metricCol.At(r), uuidCol.At(r)
+		series := uint64(seriesCol.At(r))
 		entity := uuid
 		if entity == "" {
 			entity = fmt.Sprintf("series-%016x", series)
 		}
 		out = append(out, Observation{Series: Series{Key: fmt.Sprintf("gpu=%016x/%s", series, metric), Metric: metric,
-			Class: GPUClass(metric), EntityType: "gpu", Entity: entity, GPUUUID: uuid, GPUModel: chsql.Str(rec, 4, r),
-			Topology: fleet.Topology{Datacenter: chsql.Str(rec, 5, r), Row: chsql.Str(rec, 6, r), Rack: chsql.Str(rec, 7, r), Node: chsql.Str(rec, 8, r), Cluster: chsql.Str(rec, 9, r)}},
-			Value: chsql.F64(rec, 2, r)})
+			Class: GPUClass(metric), EntityType: "gpu", Entity: entity, GPUUUID: uuid, GPUModel: modelName.At(r),
+			Topology: fleet.Topology{Datacenter: dc.At(r), Row: row.At(r), Rack: rack.At(r), Node: node.At(r), Cluster: cluster.At(r)}},
+			Value: v.At(r)})
 	})
 	return out, err
 }

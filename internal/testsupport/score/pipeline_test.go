@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/exporter/exportertest"
@@ -161,11 +160,13 @@ func readDetections(t *testing.T, c *storage.Client) []fleet.Detection {
 	var out []fleet.Detection
 	sql := "SELECT key, window_start, ts, feature, gpu_uuid, node, rack, datacenter, class FROM " + c.Config().Database +
 		".detections WHERE detector = 'fleet_health' ORDER BY key, window_start"
-	err := chsql.ForRows(context.Background(), c, sql, func(rec arrow.Record, r int) {
-		s := func(i int) string { return chsql.Str(rec, i, r) }
-		out = append(out, fleet.Detection{Key: s(0), WindowStart: time.Unix(chsql.Seconds(rec, 1, r), 0).UTC(),
-			Time: time.Unix(chsql.Seconds(rec, 2, r), 0).UTC(), Feature: s(3), GPUUUID: s(4),
-			Topology: fleet.Topology{Node: s(5), Rack: s(6), Datacenter: s(7)}, Class: s(8)})
+	var res chsql.Result
+	key, start, end, feature, uuid := res.Str("key"), res.Time("window_start"), res.Time("ts"), res.Str("feature"), res.Str("gpu_uuid")
+	node, rack, dc, class := res.Str("node"), res.Str("rack"), res.Str("datacenter"), res.Str("class")
+	err := res.ForRows(context.Background(), c, sql, func(r int) {
+		out = append(out, fleet.Detection{Key: key.At(r), WindowStart: time.Unix(start.Seconds(r), 0).UTC(),
+			Time: time.Unix(end.Seconds(r), 0).UTC(), Feature: feature.At(r), GPUUUID: uuid.At(r),
+			Topology: fleet.Topology{Node: node.At(r), Rack: rack.At(r), Datacenter: dc.At(r)}, Class: class.At(r)})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/churl"
+	"go.opentelemetry.io/collector/config/configtls"
+	"go.opentelemetry.io/collector/confmap"
+	"gopkg.in/yaml.v3"
 
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
@@ -28,15 +31,65 @@ const (
 	ProfileModern = "modern"
 )
 
-// TLSConfig turns on TLS for the native protocol.
+// TLSConfig turns on TLS for the native protocol. Its settings are the
+// Collector's configtls.ClientConfig (ca_file, cert_file, key_file, the
+// *_pem forms, insecure_skip_verify, server_name_override, min_version,
+// max_version, cipher_suites, reload_interval, ...), the same ones the
+// collector's exporter takes, loaded by configtls.
 type TLSConfig struct {
-	Enabled bool `yaml:"enabled"`
-	// InsecureSkipVerify disables certificate verification (testing only).
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
+	Enabled bool
+	configtls.ClientConfig
+}
+
+// tlsServerNameAlias is the older name of configtls's server_name_override,
+// still read from YAML files.
+const tlsServerNameAlias = "server_name"
+
+// UnmarshalYAML reads a tls: section: enabled, and configtls.ClientConfig's
+// keys, decoded as the Collector decodes them (confmap), so the keys and
+// their meaning are configtls's own; an unknown key is an error. yaml.v3
+// cannot decode configtls.ClientConfig by itself: it has mapstructure tags
+// only and an embedded (squashed) Config.
+func (t *TLSConfig) UnmarshalYAML(n *yaml.Node) error {
+	var m map[string]any
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	out := TLSConfig{ClientConfig: configtls.NewDefaultClientConfig()}
+	if v, ok := m["enabled"]; ok {
+		b, isBool := v.(bool)
+		if !isBool {
+			return fmt.Errorf("tls.enabled: %v is not a boolean", v)
+		}
+		out.Enabled = b
+		delete(m, "enabled")
+	}
+	if v, ok := m[tlsServerNameAlias]; ok {
+		if _, both := m["server_name_override"]; both {
+			return errors.New("tls: server_name and server_name_override: give one")
+		}
+		m["server_name_override"] = v
+		delete(m, tlsServerNameAlias)
+	}
+	if err := confmap.NewFromStringMap(m).Unmarshal(&out.ClientConfig); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	*t = out
+	return nil
+}
+
+// MarshalYAML writes the keys UnmarshalYAML reads.
+func (t TLSConfig) MarshalYAML() (any, error) {
+	conf := confmap.New()
+	if err := conf.Marshal(t.ClientConfig); err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	m := conf.ToStringMap()
+	if m == nil {
+		m = map[string]any{}
+	}
+	m["enabled"] = t.Enabled
+	return m, nil
 }
 
 // Config says how to reach ClickHouse and how to lay out the schema there.
@@ -151,6 +204,11 @@ func (t TLSConfig) validate() []error {
 		}
 		if _, err := os.Stat(f.path); err != nil {
 			errs = append(errs, fmt.Errorf("tls.%s: %w", f.name, err))
+		}
+	}
+	if len(errs) == 0 {
+		if err := t.ClientConfig.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("tls: %w", err))
 		}
 	}
 	return errs
@@ -331,7 +389,8 @@ func (c Config) features(v schema.Version) schema.Features {
 }
 
 // DSN renders c as a DSN that ParseDSN reads back to the same connection
-// settings (retention is not part of a DSN).
+// settings. Retention is not part of a DSN, and of the TLS settings only
+// enabled, the three files, insecure_skip_verify and the server name are.
 func (c Config) DSN() string {
 	u := url.URL{Scheme: "clickhouse", Host: strings.Join(c.Addrs, ","), Path: "/" + c.Database}
 	switch {

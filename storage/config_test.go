@@ -8,8 +8,18 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/config/configtls"
+
 	"github.com/fleetwatch/fleetwatch/storage"
 )
+
+// tlsConfig is a TLS section, enabled or not, with set applied to its
+// configtls settings.
+func tlsConfig(enabled bool, set func(*configtls.ClientConfig)) storage.TLSConfig {
+	t := storage.TLSConfig{Enabled: enabled}
+	set(&t.ClientConfig)
+	return t
+}
 
 func TestParseDSN(t *testing.T) {
 	cases := []struct {
@@ -78,11 +88,11 @@ func TestParseDSNClickhouseGoForms(t *testing.T) {
 		})},
 		{"secure=true with clickhouse-go's TLS parameters", "clickhouse://h?secure=true&skip_verify&tls_server_name=ch.example", with(func(c *storage.Config) {
 			c.Addrs = []string{"h:9440"}
-			c.TLS = storage.TLSConfig{Enabled: true, InsecureSkipVerify: true, ServerName: "ch.example"}
+			c.TLS = tlsConfig(true, func(t *configtls.ClientConfig) { t.InsecureSkipVerify, t.ServerName = true, "ch.example" })
 		})},
 		{"secure=1 with Fleetwatch's TLS files", "tcp://h:9441?secure=1&ca_file=/ca.pem&cert_file=/c.pem&key_file=/k.pem", with(func(c *storage.Config) {
 			c.Addrs = []string{"h:9441"}
-			c.TLS = storage.TLSConfig{Enabled: true, CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem"}
+			c.TLS = tlsConfig(true, func(t *configtls.ClientConfig) { t.CAFile, t.CertFile, t.KeyFile = "/ca.pem", "/c.pem", "/k.pem" })
 		})},
 		{"hosts and alt_hosts", "clickhouse://h1?hosts=h0&alt_hosts=h2:9001,h3", with(func(c *storage.Config) {
 			c.Addrs = []string{"h0:9000", "h1:9000", "h2:9001", "h3:9000"}
@@ -144,7 +154,7 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 		Profile:       "newest",
 		Cluster:       "my cluster",
 		RetentionDays: map[string]int{"gpu_samples": -3, "nope": 1},
-		TLS:           storage.TLSConfig{Enabled: true, CertFile: "/nonexistent/cert.pem"},
+		TLS:           tlsConfig(true, func(t *configtls.ClientConfig) { t.CertFile = "/nonexistent/cert.pem" }),
 	}
 	err := cfg.Validate()
 	if err == nil {
@@ -169,7 +179,7 @@ func TestTLSFilesMustExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := storage.NewDefaultConfig()
-	cfg.TLS = storage.TLSConfig{Enabled: true, CAFile: ca}
+	cfg.TLS = tlsConfig(true, func(t *configtls.ClientConfig) { t.CAFile = ca })
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("existing CA file rejected: %v", err)
 	}
@@ -177,7 +187,7 @@ func TestTLSFilesMustExist(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "tls.ca_file") {
 		t.Fatalf("missing CA file: %v", err)
 	}
-	cfg.TLS = storage.TLSConfig{CAFile: ca}
+	cfg.TLS = tlsConfig(false, func(t *configtls.ClientConfig) { t.CAFile = ca })
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "tls.enabled") {
 		t.Fatalf("files without tls.enabled: %v", err)
 	}
@@ -222,7 +232,7 @@ func TestDSNRoundTrip(t *testing.T) {
 			c := storage.NewDefaultConfig()
 			c.Addrs = []string{"a:9440", "[::1]:9441"}
 			c.Database, c.Username, c.Password = "fw", "alice", "p@ss/word"
-			c.TLS = storage.TLSConfig{Enabled: true, InsecureSkipVerify: true, CAFile: "/ca.pem", ServerName: "ch"}
+			c.TLS = tlsConfig(true, func(t *configtls.ClientConfig) { t.InsecureSkipVerify, t.CAFile, t.ServerName = true, "/ca.pem", "ch" })
 			c.Cluster, c.Profile, c.MaxOpenConns = "main", storage.ProfileLegacy, 3
 			return c
 		}(),

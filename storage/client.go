@@ -11,12 +11,9 @@ package storage
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -151,9 +148,9 @@ func dial(cfg Config, database string) (driver.Conn, error) {
 		opt.Compression = &clickhouse.Compression{Method: clickhouse.CompressionZSTD}
 	}
 	if cfg.TLS.Enabled {
-		tc, err := cfg.TLS.build()
+		tc, err := cfg.TLS.LoadTLSConfig(context.Background()) // dial has no context: clickhouse.Open takes none
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("tls: %w", err)
 		}
 		opt.TLS = tc
 	}
@@ -162,29 +159,6 @@ func dial(cfg Config, database string) (driver.Conn, error) {
 		return nil, fmt.Errorf("open ClickHouse client: %w", err)
 	}
 	return conn, nil
-}
-
-func (t TLSConfig) build() (*tls.Config, error) {
-	tc := &tls.Config{InsecureSkipVerify: t.InsecureSkipVerify, ServerName: t.ServerName, MinVersion: tls.VersionTLS12} //nolint:gosec // opt-in
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file %s: no PEM certificates", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // Close closes the pool.

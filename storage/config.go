@@ -3,13 +3,20 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/churl"
+	"go.opentelemetry.io/collector/config/configtls"
+	"go.opentelemetry.io/collector/confmap"
+	"gopkg.in/yaml.v3"
 
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
@@ -24,15 +31,65 @@ const (
 	ProfileModern = "modern"
 )
 
-// TLSConfig turns on TLS for the native protocol.
+// TLSConfig turns on TLS for the native protocol. Its settings are the
+// Collector's configtls.ClientConfig (ca_file, cert_file, key_file, the
+// *_pem forms, insecure_skip_verify, server_name_override, min_version,
+// max_version, cipher_suites, reload_interval, ...), the same ones the
+// collector's exporter takes, loaded by configtls.
 type TLSConfig struct {
-	Enabled bool `yaml:"enabled"`
-	// InsecureSkipVerify disables certificate verification (testing only).
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
+	Enabled bool
+	configtls.ClientConfig
+}
+
+// tlsServerNameAlias is the older name of configtls's server_name_override,
+// still read from YAML files.
+const tlsServerNameAlias = "server_name"
+
+// UnmarshalYAML reads a tls: section: enabled, and configtls.ClientConfig's
+// keys, decoded as the Collector decodes them (confmap), so the keys and
+// their meaning are configtls's own; an unknown key is an error. yaml.v3
+// cannot decode configtls.ClientConfig by itself: it has mapstructure tags
+// only and an embedded (squashed) Config.
+func (t *TLSConfig) UnmarshalYAML(n *yaml.Node) error {
+	var m map[string]any
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	out := TLSConfig{ClientConfig: configtls.NewDefaultClientConfig()}
+	if v, ok := m["enabled"]; ok {
+		b, isBool := v.(bool)
+		if !isBool {
+			return fmt.Errorf("tls.enabled: %v is not a boolean", v)
+		}
+		out.Enabled = b
+		delete(m, "enabled")
+	}
+	if v, ok := m[tlsServerNameAlias]; ok {
+		if _, both := m["server_name_override"]; both {
+			return errors.New("tls: server_name and server_name_override: give one")
+		}
+		m["server_name_override"] = v
+		delete(m, tlsServerNameAlias)
+	}
+	if err := confmap.NewFromStringMap(m).Unmarshal(&out.ClientConfig); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	*t = out
+	return nil
+}
+
+// MarshalYAML writes the keys UnmarshalYAML reads.
+func (t TLSConfig) MarshalYAML() (any, error) {
+	conf := confmap.New()
+	if err := conf.Marshal(t.ClientConfig); err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	m := conf.ToStringMap()
+	if m == nil {
+		m = map[string]any{}
+	}
+	m["enabled"] = t.Enabled
+	return m, nil
 }
 
 // Config says how to reach ClickHouse and how to lay out the schema there.
@@ -149,6 +206,11 @@ func (t TLSConfig) validate() []error {
 			errs = append(errs, fmt.Errorf("tls.%s: %w", f.name, err))
 		}
 	}
+	if len(errs) == 0 {
+		if err := t.ClientConfig.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("tls: %w", err))
+		}
+	}
 	return errs
 }
 
@@ -156,98 +218,80 @@ func (t TLSConfig) validate() []error {
 //
 //	clickhouse://[user[:password]@]host[:port][,host[:port]...][/database][?param=value&...]
 //
-// on top of NewDefaultConfig. Parameters: secure, skip_verify, ca_file,
-// cert_file, key_file, server_name, dial_timeout, read_timeout,
-// max_open_conns, compress, cluster, profile. The scheme may also be tcp.
+// on top of NewDefaultConfig. The scheme may also be tcp. clickhouse-go's
+// own parser (clickhouse.ParseDSN) reads it, so its parameters mean what
+// they mean there: secure (a bare "secure" is true), skip_verify,
+// tls_server_name, dial_timeout, read_timeout, max_open_conns, compress
+// (true is lz4, false is none), hosts and alt_hosts (more hosts before and
+// after those of the authority), username, password, database. Fleetwatch
+// adds ca_file, cert_file, key_file, server_name (tls_server_name by its
+// older name), cluster and profile. Every other parameter is refused:
+// clickhouse-go would send it to the server as a setting, and a typo should
+// not become one. A host without a port gets 9000, or 9440 with secure.
 func ParseDSN(dsn string) (Config, error) {
 	c := NewDefaultConfig()
-	// net/url accepts one host only; lift the comma-separated host list out
-	// and parse the rest with a placeholder host.
-	hosts := ""
-	if i := strings.Index(dsn, "://"); i >= 0 {
-		rest := dsn[i+3:]
-		end := strings.IndexAny(rest, "/?#")
-		if end < 0 {
-			end = len(rest)
-		}
-		authority := rest[:end]
-		at := strings.LastIndexByte(authority, '@')
-		hosts = authority[at+1:]
-		dsn = dsn[:i+3] + authority[:at+1] + "placeholder" + rest[end:]
+	if scheme, _, _ := strings.Cut(dsn, "://"); !strings.EqualFold(scheme, "clickhouse") && !strings.EqualFold(scheme, "tcp") {
+		return c, fmt.Errorf("parse DSN: scheme %q: want clickhouse:// or tcp://", scheme)
 	}
-	u, err := url.Parse(dsn)
+	opt, optErr := clickhouse.ParseDSN(dsn)
+	u, err := churl.Parse(dsn) // the parser clickhouse.ParseDSN uses
 	if err != nil {
-		return c, fmt.Errorf("parse DSN: %w", redactURLError(err))
-	}
-	if u.Scheme != "clickhouse" && u.Scheme != "tcp" {
-		return c, fmt.Errorf("parse DSN: scheme %q: want clickhouse:// or tcp://", u.Scheme)
-	}
-	if u.User != nil {
-		c.Username = u.User.Username()
-		c.Password, _ = u.User.Password()
+		// clickhouse.ParseDSN failed the same way and keeps credentials out of its error.
+		return c, fmt.Errorf("parse DSN: %w", optErr)
 	}
 	q := u.Query()
 	var errs []error
-	boolParam := func(name string) bool {
-		v := q.Get(name)
-		if v == "" {
-			return false
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: not a boolean", name, v))
-		}
-		return b
+	if u.Host == "" {
+		errs = append(errs, errors.New("no host"))
 	}
-	durParam := func(name string, dst *time.Duration) {
-		if v := q.Get(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
-			}
-			*dst = d
-		}
+	errs = append(errs, checkDSNParams(q)...)
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("parse DSN: %w", err)
 	}
-	c.TLS.Enabled = boolParam("secure")
-	c.TLS.InsecureSkipVerify = boolParam("skip_verify")
+	if optErr != nil {
+		return c, fmt.Errorf("parse DSN: %w", optErr)
+	}
+
+	if opt.Auth.Username != "" {
+		c.Username = opt.Auth.Username
+	}
+	c.Password = opt.Auth.Password
+	if db := strings.Trim(opt.Auth.Database, "/"); db != "" {
+		c.Database = db
+	}
+	if opt.TLS != nil {
+		c.TLS.Enabled = true
+		c.TLS.InsecureSkipVerify = opt.TLS.InsecureSkipVerify
+		c.TLS.ServerName = opt.TLS.ServerName
+	}
+	if v := q.Get("server_name"); v != "" {
+		c.TLS.ServerName = v
+	}
 	c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile = q.Get("ca_file"), q.Get("cert_file"), q.Get("key_file")
-	c.TLS.ServerName = q.Get("server_name")
-	durParam("dial_timeout", &c.DialTimeout)
-	durParam("read_timeout", &c.ReadTimeout)
-	if v := q.Get("max_open_conns"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("max_open_conns=%q: not a number", v))
-		}
-		c.MaxOpenConns = n
+	if q.Has("dial_timeout") {
+		c.DialTimeout = opt.DialTimeout
+	}
+	if q.Has("read_timeout") {
+		c.ReadTimeout = opt.ReadTimeout
+	}
+	if q.Has("max_open_conns") {
+		c.MaxOpenConns = opt.MaxOpenConns
 	}
 	if v := q.Get("compress"); v != "" {
-		c.Compression = v
+		c.Compression = dsnCompression(v, opt.Compression)
 	}
 	if v := q.Get("profile"); v != "" {
 		c.Profile = v
 	}
 	c.Cluster = q.Get("cluster")
-	known := map[string]bool{"secure": true, "skip_verify": true, "ca_file": true, "cert_file": true, "key_file": true,
-		"server_name": true, "dial_timeout": true, "read_timeout": true, "max_open_conns": true, "compress": true,
-		"cluster": true, "profile": true}
-	var unknown []string
-	for k := range q {
-		if !known[k] {
-			unknown = append(unknown, k)
-		}
-	}
-	sort.Strings(unknown)
-	for _, k := range unknown {
-		errs = append(errs, fmt.Errorf("unknown parameter %q", k))
-	}
+
 	defPort := "9000"
 	if c.TLS.Enabled {
 		defPort = "9440"
 	}
 	c.Addrs = nil
-	for _, h := range strings.Split(hosts, ",") {
-		if h == "" {
+	for _, h := range opt.Addr {
+		if h = strings.TrimSpace(h); h == "" {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(h); err != nil {
@@ -256,24 +300,60 @@ func ParseDSN(dsn string) (Config, error) {
 		c.Addrs = append(c.Addrs, h)
 	}
 	if len(c.Addrs) == 0 {
-		errs = append(errs, errors.New("no host"))
-	}
-	if db := strings.Trim(u.Path, "/"); db != "" {
-		c.Database = db
-	}
-	if err := errors.Join(errs...); err != nil {
-		return c, fmt.Errorf("parse DSN: %w", err)
+		return c, errors.New("parse DSN: no host")
 	}
 	return c, nil
 }
 
-// redactURLError keeps passwords out of error messages.
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return errors.New(ue.Err.Error())
+// dsnParams are the DSN parameters ParseDSN accepts, with the kind of value
+// each takes: clickhouse-go's that map onto Config, then Fleetwatch's own.
+var dsnParams = map[string]string{
+	"secure": "bool", "skip_verify": "bool", "tls_server_name": "", "dial_timeout": "duration",
+	"read_timeout": "duration", "max_open_conns": "int", "compress": "", "hosts": "", "alt_hosts": "",
+	"username": "", "password": "", "database": "",
+
+	"ca_file": "", "cert_file": "", "key_file": "", "server_name": "", "cluster": "", "profile": "",
+}
+
+// checkDSNParams reports unknown parameters and values of the wrong kind, in
+// Fleetwatch's words, before clickhouse-go reports the first in its own.
+func checkDSNParams(q url.Values) []error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		kind, ok := dsnParams[k]
+		if !ok {
+			errs = append(errs, fmt.Errorf("unknown parameter %q", k))
+			continue
+		}
+		v := q.Get(k)
+		switch {
+		case kind == "bool" && v != "":
+			if _, err := strconv.ParseBool(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a boolean", k, v))
+			}
+		case kind == "duration":
+			if _, err := time.ParseDuration(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", k, v, err))
+			}
+		case kind == "int":
+			if _, err := strconv.Atoi(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a number", k, v))
+			}
+		}
 	}
-	return err
+	return errs
+}
+
+// dsnCompression names the compression clickhouse-go read from compress=v;
+// a value it does not know is kept for Validate to report.
+func dsnCompression(v string, cc *clickhouse.Compression) string {
+	if cc != nil {
+		return cc.Method.String()
+	}
+	if on, err := strconv.ParseBool(v); err == nil && !on {
+		return "none"
+	}
+	return v
 }
 
 // FromEnv returns base, or the config parsed from $FLEETWATCH_CLICKHOUSE_DSN
@@ -309,7 +389,8 @@ func (c Config) features(v schema.Version) schema.Features {
 }
 
 // DSN renders c as a DSN that ParseDSN reads back to the same connection
-// settings (retention is not part of a DSN).
+// settings. Retention is not part of a DSN, and of the TLS settings only
+// enabled, the three files, insecure_skip_verify and the server name are.
 func (c Config) DSN() string {
 	u := url.URL{Scheme: "clickhouse", Host: strings.Join(c.Addrs, ","), Path: "/" + c.Database}
 	switch {

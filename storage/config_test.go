@@ -8,8 +8,18 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/config/configtls"
+
 	"github.com/fleetwatch/fleetwatch/storage"
 )
+
+// tlsConfig is a TLS section, enabled or not, with set applied to its
+// configtls settings.
+func tlsConfig(enabled bool, set func(*configtls.ClientConfig)) storage.TLSConfig {
+	t := storage.TLSConfig{Enabled: enabled}
+	set(&t.ClientConfig)
+	return t
+}
 
 func TestParseDSN(t *testing.T) {
 	cases := []struct {
@@ -61,6 +71,78 @@ func TestParseDSN(t *testing.T) {
 	}
 }
 
+// TestParseDSNClickhouseGoForms covers DSNs that clickhouse-go's parser
+// accepts and ParseDSN now accepts too, with the Config each gives.
+func TestParseDSNClickhouseGoForms(t *testing.T) {
+	with := func(f func(*storage.Config)) storage.Config {
+		c := storage.NewDefaultConfig()
+		f(&c)
+		return c
+	}
+	cases := []struct {
+		name, dsn string
+		want      storage.Config
+	}{
+		{"several hosts, bare secure", "clickhouse://h1,h2:9001,[::1]/db?secure", with(func(c *storage.Config) {
+			c.Addrs, c.Database, c.TLS.Enabled = []string{"h1:9440", "h2:9001", "[::1]:9440"}, "db", true
+		})},
+		{"secure=true with clickhouse-go's TLS parameters", "clickhouse://h?secure=true&skip_verify&tls_server_name=ch.example", with(func(c *storage.Config) {
+			c.Addrs = []string{"h:9440"}
+			c.TLS = tlsConfig(true, func(t *configtls.ClientConfig) { t.InsecureSkipVerify, t.ServerName = true, "ch.example" })
+		})},
+		{"secure=1 with Fleetwatch's TLS files", "tcp://h:9441?secure=1&ca_file=/ca.pem&cert_file=/c.pem&key_file=/k.pem", with(func(c *storage.Config) {
+			c.Addrs = []string{"h:9441"}
+			c.TLS = tlsConfig(true, func(t *configtls.ClientConfig) { t.CAFile, t.CertFile, t.KeyFile = "/ca.pem", "/c.pem", "/k.pem" })
+		})},
+		{"hosts and alt_hosts", "clickhouse://h1?hosts=h0&alt_hosts=h2:9001,h3", with(func(c *storage.Config) {
+			c.Addrs = []string{"h0:9000", "h1:9000", "h2:9001", "h3:9000"}
+		})},
+		{"credentials and database as parameters", "clickhouse://h?username=alice&password=p%26w&database=metrics", with(func(c *storage.Config) {
+			c.Addrs, c.Username, c.Password, c.Database = []string{"h:9000"}, "alice", "p&w", "metrics"
+		})},
+		{"compress=true is lz4", "clickhouse://h?compress=true", with(func(c *storage.Config) { c.Addrs, c.Compression = []string{"h:9000"}, "lz4" })},
+		{"compress=false is none", "clickhouse://h?compress=false", with(func(c *storage.Config) { c.Addrs, c.Compression = []string{"h:9000"}, "none" })},
+		{"timeouts and pool", "CLICKHOUSE://h?dial_timeout=250ms&read_timeout=10s&max_open_conns=2", with(func(c *storage.Config) {
+			c.Addrs, c.DialTimeout, c.ReadTimeout, c.MaxOpenConns = []string{"h:9000"}, 250*time.Millisecond, 10*time.Second, 2
+		})},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := storage.ParseDSN(c.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("ParseDSN(%q):\n got %+v\nwant %+v", c.dsn, got, c.want)
+			}
+		})
+	}
+}
+
+// TestParseDSNRefuses covers what clickhouse-go would take and Fleetwatch
+// does not: server settings and driver options with no Config field (a
+// typo must not become a setting), and clickhouse-go's own refusals.
+func TestParseDSNRefuses(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"clickhouse://h?max_execution_time=60":     `unknown parameter "max_execution_time"`,
+		"clickhouse://h?debug=true":                `unknown parameter "debug"`,
+		"clickhouse://h?tls_server_name=ch":        "tls_server_name requires secure=true",
+		"clickhouse://h?secure=true&skip_verify=x": "skip_verify=\"x\": not a boolean",
+		"clickhouse://h?read_timeout=1&colour=b":   "read_timeout",
+	} {
+		if _, err := storage.ParseDSN(dsn); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseDSN(%q) = %v, want an error mentioning %s", dsn, err, want)
+		}
+	}
+	cfg, err := storage.ParseDSN("clickhouse://h?compress=gzip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `compression: "gzip"`) {
+		t.Fatalf("compress=gzip validates: %v", err)
+	}
+}
+
 func TestConfigValidateListsEveryProblem(t *testing.T) {
 	cfg := storage.Config{
 		Addrs:         []string{"nohost", "h:0", ":9000"},
@@ -72,7 +154,7 @@ func TestConfigValidateListsEveryProblem(t *testing.T) {
 		Profile:       "newest",
 		Cluster:       "my cluster",
 		RetentionDays: map[string]int{"gpu_samples": -3, "nope": 1},
-		TLS:           storage.TLSConfig{Enabled: true, CertFile: "/nonexistent/cert.pem"},
+		TLS:           tlsConfig(true, func(t *configtls.ClientConfig) { t.CertFile = "/nonexistent/cert.pem" }),
 	}
 	err := cfg.Validate()
 	if err == nil {
@@ -97,7 +179,7 @@ func TestTLSFilesMustExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := storage.NewDefaultConfig()
-	cfg.TLS = storage.TLSConfig{Enabled: true, CAFile: ca}
+	cfg.TLS = tlsConfig(true, func(t *configtls.ClientConfig) { t.CAFile = ca })
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("existing CA file rejected: %v", err)
 	}
@@ -105,7 +187,7 @@ func TestTLSFilesMustExist(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "tls.ca_file") {
 		t.Fatalf("missing CA file: %v", err)
 	}
-	cfg.TLS = storage.TLSConfig{CAFile: ca}
+	cfg.TLS = tlsConfig(false, func(t *configtls.ClientConfig) { t.CAFile = ca })
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "tls.enabled") {
 		t.Fatalf("files without tls.enabled: %v", err)
 	}
@@ -150,7 +232,7 @@ func TestDSNRoundTrip(t *testing.T) {
 			c := storage.NewDefaultConfig()
 			c.Addrs = []string{"a:9440", "[::1]:9441"}
 			c.Database, c.Username, c.Password = "fw", "alice", "p@ss/word"
-			c.TLS = storage.TLSConfig{Enabled: true, InsecureSkipVerify: true, CAFile: "/ca.pem", ServerName: "ch"}
+			c.TLS = tlsConfig(true, func(t *configtls.ClientConfig) { t.InsecureSkipVerify, t.CAFile, t.ServerName = true, "/ca.pem", "ch" })
 			c.Cluster, c.Profile, c.MaxOpenConns = "main", storage.ProfileLegacy, 3
 			return c
 		}(),

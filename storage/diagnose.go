@@ -96,7 +96,7 @@ func (d Diagnosis) Hint() string {
 func httpAddr(ctx context.Context, cfg Config) string {
 	scheme, client := "http", &http.Client{Timeout: 2 * time.Second}
 	if cfg.TLS.Enabled {
-		tc, err := cfg.TLS.build()
+		tc, err := cfg.TLS.LoadTLSConfig(ctx)
 		if err != nil {
 			return ""
 		}

@@ -7,20 +7,12 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configtls"
 
 	"github.com/fleetwatch/fleetwatch/collector/wal"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
-
-// TLSConfig turns on TLS to ClickHouse.
-type TLSConfig struct {
-	Enabled            bool   `mapstructure:"enabled"`
-	InsecureSkipVerify bool   `mapstructure:"insecure_skip_verify"`
-	CAFile             string `mapstructure:"ca_file"`
-	CertFile           string `mapstructure:"cert_file"`
-	KeyFile            string `mapstructure:"key_file"`
-	ServerName         string `mapstructure:"server_name"`
-}
 
 // Config is the exporter's configuration.
 type Config struct {
@@ -28,16 +20,18 @@ type Config struct {
 	// the fields below override nothing then except retention.
 	DSN string `mapstructure:"dsn"`
 	// Endpoints are host:port pairs of the native protocol.
-	Endpoints    []string            `mapstructure:"endpoints"`
-	Database     string              `mapstructure:"database"`
-	Username     string              `mapstructure:"username"`
-	Password     configopaque.String `mapstructure:"password"`
-	Cluster      string              `mapstructure:"cluster"`
-	TLS          TLSConfig           `mapstructure:"tls"`
-	DialTimeout  time.Duration       `mapstructure:"dial_timeout"`
-	ReadTimeout  time.Duration       `mapstructure:"read_timeout"`
-	MaxOpenConns int                 `mapstructure:"max_open_conns"`
-	Compression  string              `mapstructure:"compression"`
+	Endpoints []string            `mapstructure:"endpoints"`
+	Database  string              `mapstructure:"database"`
+	Username  string              `mapstructure:"username"`
+	Password  configopaque.String `mapstructure:"password"`
+	Cluster   string              `mapstructure:"cluster"`
+	// TLS, when the tls section is present (and not enabled: false), turns
+	// on TLS to ClickHouse with the Collector's usual client TLS settings.
+	TLS          configoptional.Optional[configtls.ClientConfig] `mapstructure:"tls"`
+	DialTimeout  time.Duration                                   `mapstructure:"dial_timeout"`
+	ReadTimeout  time.Duration                                   `mapstructure:"read_timeout"`
+	MaxOpenConns int                                             `mapstructure:"max_open_conns"`
+	Compression  string                                          `mapstructure:"compression"`
 	// Profile picks the schema's DDL extras: auto, legacy or modern.
 	Profile       string         `mapstructure:"profile"`
 	RetentionDays map[string]int `mapstructure:"retention_days"`
@@ -161,7 +155,9 @@ func (c *Config) StorageConfig() (storage.Config, error) {
 		sc.Addrs, sc.Database, sc.Username, sc.Password = c.Endpoints, c.Database, c.Username, string(c.Password)
 		sc.Cluster, sc.DialTimeout, sc.ReadTimeout = c.Cluster, c.DialTimeout, c.ReadTimeout
 		sc.MaxOpenConns, sc.Compression, sc.Profile = c.MaxOpenConns, c.Compression, c.Profile
-		sc.TLS = storage.TLSConfig(c.TLS)
+		if c.TLS.HasValue() {
+			sc.TLS = storage.TLSConfig{Enabled: true, ClientConfig: *c.TLS.Get()}
+		}
 	}
 	sc.RetentionDays = c.RetentionDays
 	return sc, nil

@@ -4,6 +4,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/confmap"
+
+	"github.com/fleetwatch/fleetwatch/storage"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -104,5 +108,44 @@ func TestTruncateKeepsUTF8(t *testing.T) {
 	}
 	if truncate("abc", 5) != "abc" {
 		t.Fatal("short string changed")
+	}
+}
+
+// TestConfigTLS reads the exporter's tls section as the Collector does and
+// checks what reaches the storage layer.
+func TestConfigTLS(t *testing.T) {
+	cases := []struct {
+		name string
+		conf map[string]any
+		want func(storage.TLSConfig) bool
+	}{
+		{"absent: plaintext", map[string]any{}, func(c storage.TLSConfig) bool { return !c.Enabled }},
+		{"present: on", map[string]any{"tls": map[string]any{"ca_file": "/ca.pem", "server_name_override": "ch", "min_version": "1.3"}},
+			func(c storage.TLSConfig) bool {
+				return c.Enabled && c.CAFile == "/ca.pem" && c.ServerName == "ch" && c.MinVersion == "1.3"
+			}},
+		{"enabled: true as before", map[string]any{"tls": map[string]any{"enabled": true, "insecure_skip_verify": true}},
+			func(c storage.TLSConfig) bool { return c.Enabled && c.InsecureSkipVerify }},
+		{"enabled: false", map[string]any{"tls": map[string]any{"enabled": false, "ca_file": "/ca.pem"}},
+			func(c storage.TLSConfig) bool { return !c.Enabled }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := createDefaultConfig()
+			if err := confmap.NewFromStringMap(c.conf).Unmarshal(cfg); err != nil {
+				t.Fatal(err)
+			}
+			sc, err := cfg.StorageConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.want(sc.TLS) {
+				t.Fatalf("storage TLS %+v", sc.TLS)
+			}
+		})
+	}
+	cfg := createDefaultConfig()
+	if err := confmap.NewFromStringMap(map[string]any{"tls": map[string]any{"server_name": "ch"}}).Unmarshal(cfg); err == nil {
+		t.Fatal("server_name (storage's YAML alias) is not a configtls key in a Collector config")
 	}
 }

@@ -46,14 +46,14 @@ func (e *chExporter) add(b *batch, recs []wal.Record) {
 		b.end = r.End
 		blocks, err := decodeRecord(r.Data)
 		if err != nil {
-			e.tel.dropped.Add(context.Background(), 1, metric.WithAttributes(attribute.String("table", "queue_record"), attribute.String("reason", "undecodable")))
+			e.tel.ExporterDroppedRows.Add(context.Background(), 1, metric.WithAttributes(attribute.String("table", "queue_record"), attribute.String("reason", "undecodable")))
 			e.logger.Error("skipping a queue record that cannot be decoded", zap.String("signal", e.signal), zap.Error(err))
 			continue
 		}
 		for _, blk := range blocks {
 			merged, err := storage.AppendRows(b.blocks[blk.Table], blk)
 			if err != nil {
-				e.tel.dropped.Add(context.Background(), int64(rowsOf(blk)), metric.WithAttributes(attribute.String("table", blk.Table), attribute.String("reason", "shape_mismatch")))
+				e.tel.ExporterDroppedRows.Add(context.Background(), int64(rowsOf(blk)), metric.WithAttributes(attribute.String("table", blk.Table), attribute.String("reason", "shape_mismatch")))
 				e.logger.Error("skipping queued rows whose columns changed", zap.String("table", blk.Table), zap.Error(err))
 				continue
 			}
@@ -134,13 +134,13 @@ func (e *chExporter) deliver(ctx context.Context, b *batch) bool {
 // attempt writes what of b is not written yet.
 func (e *chExporter) attempt(ctx context.Context, b *batch) error {
 	if err := e.ensure(ctx); err != nil {
-		e.tel.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("table", "connect"), attribute.String("reason", "connect")))
+		e.tel.ExporterInsertRetries.Add(ctx, 1, metric.WithAttributes(attribute.String("table", "connect"), attribute.String("reason", "connect")))
 		return fmt.Errorf("connect to ClickHouse: %w", err)
 	}
 	if s, ok := b.blocks["gpu_samples"]; ok && !b.resolved {
 		resolved, err := e.resolveSamples(ctx, s)
 		if err != nil {
-			e.tel.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("table", "gpu_samples"), attribute.String("reason", "lookup")))
+			e.tel.ExporterInsertRetries.Add(ctx, 1, metric.WithAttributes(attribute.String("table", "gpu_samples"), attribute.String("reason", "lookup")))
 			return fmt.Errorf("look up stored points: %w", err)
 		}
 		b.blocks["gpu_samples"], b.resolved = resolved, true
@@ -167,7 +167,7 @@ func (e *chExporter) attempt(ctx context.Context, b *batch) error {
 			if errors.As(err, &we) {
 				reason = "clickhouse_" + we.Reason
 			}
-			e.tel.dropped.Add(ctx, int64(rowsOf(blk)), metric.WithAttributes(attribute.String("table", table), attribute.String("reason", reason)))
+			e.tel.ExporterDroppedRows.Add(ctx, int64(rowsOf(blk)), metric.WithAttributes(attribute.String("table", table), attribute.String("reason", reason)))
 			e.logger.Error("ClickHouse refused queued rows permanently; they are dropped", zap.String("table", table),
 				zap.Int("rows", rowsOf(blk)), zap.Error(err))
 			b.done[table] = true
@@ -176,7 +176,7 @@ func (e *chExporter) attempt(ctx context.Context, b *batch) error {
 			if errors.As(err, &we) {
 				reason = we.Reason
 			}
-			e.tel.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("table", table), attribute.String("reason", reason)))
+			e.tel.ExporterInsertRetries.Add(ctx, 1, metric.WithAttributes(attribute.String("table", table), attribute.String("reason", reason)))
 			if table == "gpu_samples" {
 				b.uncertain = true // some rows may have landed
 			}
@@ -209,7 +209,7 @@ func (e *chExporter) write(ctx context.Context, b storage.Block) error {
 	}
 	err := e.writer.Write(ctx, b)
 	if err == nil {
-		e.tel.written.Add(ctx, int64(n), metric.WithAttributes(attribute.String("table", b.Table)))
+		e.tel.ExporterWrittenRows.Add(ctx, int64(n), metric.WithAttributes(attribute.String("table", b.Table)))
 		return nil
 	}
 	var we *storage.WriteError

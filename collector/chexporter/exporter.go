@@ -42,6 +42,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/fleetwatch/fleetwatch/collector/chexporter/internal/metadata"
 	"github.com/fleetwatch/fleetwatch/collector/partial"
 	"github.com/fleetwatch/fleetwatch/collector/wal"
 	"github.com/fleetwatch/fleetwatch/lib/profile"
@@ -90,24 +91,12 @@ const (
 // migrateMu serializes schema creation by the exporters of one process.
 var migrateMu sync.Mutex
 
-type selfMetrics struct {
-	received   metric.Int64Counter
-	rejected   metric.Int64Counter
-	normalized metric.Int64Counter
-	refused    metric.Int64Counter
-	queued     metric.Int64Counter
-	written    metric.Int64Counter
-	duplicates metric.Int64Counter
-	dropped    metric.Int64Counter
-	retries    metric.Int64Counter
-}
-
 // chExporter is the exporter of one signal.
 type chExporter struct {
 	cfg    *Config
 	logger *zap.Logger
 	signal string
-	tel    selfMetrics
+	tel    *metadata.TelemetryBuilder // the exporter's own metrics (metadata.yaml)
 
 	connMu sync.Mutex
 	client *storage.Client
@@ -135,61 +124,45 @@ type chExporter struct {
 }
 
 func newExporter(cfg *Config, set exporter.Settings, signal string) (*chExporter, error) {
-	meter := set.TelemetrySettings.MeterProvider.Meter("github.com/fleetwatch/fleetwatch/collector/chexporter")
-	e := &chExporter{cfg: cfg, logger: set.Logger, signal: signal, series: newSeriesState(cfg.SeriesRefresh),
+	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	e := &chExporter{cfg: cfg, logger: set.Logger, signal: signal, tel: tel, series: newSeriesState(cfg.SeriesRefresh),
 		cat: map[featureKey]bool{}, points: newPointStates()}
-	counters := []struct {
-		dst        *metric.Int64Counter
-		name, desc string
-		unit       string
-	}{
-		{&e.tel.received, "fleetwatch_exporter_received_items", "Data points, log records and spans that reached the ClickHouse exporter, by signal; a sender's retry counts again. received = rejected + refused + queued.", "{item}"},
-		{&e.tel.rejected, "fleetwatch_exporter_rejected_items", "Items rejected as invalid, by signal and reason; reported to the sender as OTLP partial success.", "{item}"},
-		{&e.tel.normalized, "fleetwatch_exporter_normalized_items", "Items stored after a documented normalisation, by signal and reason.", "{item}"},
-		{&e.tel.refused, "fleetwatch_exporter_refused_items", "Valid items not accepted because the queue was full or its disk failed, by signal and reason; the sender was told to retry.", "{item}"},
-		{&e.tel.queued, "fleetwatch_exporter_queued_items", "Valid items accepted: on disk in the exporter's queue, acknowledged to the sender.", "{item}"},
-		{&e.tel.written, "fleetwatch_exporter_written_rows", "Rows written to ClickHouse, by table.", "{row}"},
-		{&e.tel.duplicates, "fleetwatch_exporter_duplicate_rows", "Rows not written because ClickHouse already had them (replays, sender retries), by table.", "{row}"},
-		{&e.tel.dropped, "fleetwatch_exporter_dropped_rows", "Queued rows ClickHouse refused permanently (a malformed row or a schema mismatch), by table and reason.", "{row}"},
-		{&e.tel.retries, "fleetwatch_exporter_insert_retries", "Failed insert attempts that are retried, by table and reason.", "{attempt}"},
-	}
-	for _, c := range counters {
-		var err error
-		if *c.dst, err = meter.Int64Counter(c.name, metric.WithDescription(c.desc), metric.WithUnit(c.unit)); err != nil {
-			return nil, err
-		}
-	}
 	sig := metric.WithAttributes(attribute.String("signal", signal))
-	gauges := []struct {
-		name, desc string
-		value      func(wal.Stats) int64
+	queueGauges := []struct {
+		register func(metric.Int64Callback) error
+		value    func(wal.Stats) int64
 	}{
-		{"fleetwatch_exporter_queue_bytes", "Bytes in the exporter's queue not yet written to ClickHouse, by signal.", func(s wal.Stats) int64 { return s.PendingBytes }},
-		{"fleetwatch_exporter_queue_requests", "Requests in the exporter's queue not yet written to ClickHouse, by signal.", func(s wal.Stats) int64 { return s.PendingRecords }},
-		{"fleetwatch_exporter_queue_torn_records", "Torn or corrupt queue records cut off when the queue was opened (a crash mid-write), by signal.", func(s wal.Stats) int64 { return s.TornRecords }},
+		{tel.RegisterExporterQueueBytesCallback, func(s wal.Stats) int64 { return s.PendingBytes }},
+		{tel.RegisterExporterQueueRequestsCallback, func(s wal.Stats) int64 { return s.PendingRecords }},
+		{tel.RegisterExporterQueueTornRecordsCallback, func(s wal.Stats) int64 { return s.TornRecords }},
 	}
-	for _, g := range gauges {
-		_, err := meter.Int64ObservableGauge(g.name, metric.WithDescription(g.desc),
-			metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-				if l := e.wal(); l != nil {
-					o.Observe(g.value(l.Stats()), sig)
-				}
-				return nil
-			}))
+	for _, g := range queueGauges {
+		err := g.register(func(_ context.Context, o metric.Int64Observer) error {
+			if l := e.wal(); l != nil {
+				o.Observe(g.value(l.Stats()), sig)
+			}
+			return nil
+		})
 		if err != nil {
+			tel.Shutdown()
 			return nil, err
 		}
 	}
 	if signal != signalMetrics {
 		return e, nil // only the metrics exporter holds series state
 	}
-	_, err := meter.Int64ObservableGauge("fleetwatch_exporter_series_cached",
-		metric.WithDescription("Series whose gpu_series row and labels the exporter remembers."),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(e.series.size()))
-			return nil
-		}))
-	return e, err
+	err = tel.RegisterExporterSeriesCachedCallback(func(_ context.Context, o metric.Int64Observer) error {
+		o.Observe(int64(e.series.size()))
+		return nil
+	})
+	if err != nil {
+		tel.Shutdown()
+		return nil, err
+	}
+	return e, nil
 }
 
 func (e *chExporter) wal() *wal.Log {
@@ -296,6 +269,7 @@ func (e *chExporter) Shutdown(ctx context.Context) error {
 }
 
 func (e *chExporter) shutdown(ctx context.Context) error {
+	defer e.tel.Shutdown() // unregisters the gauges' callbacks
 	if e.stop != nil {
 		deadline := time.Now().Add(e.cfg.Queue.DrainOnShutdown)
 		for e.log.Stats().PendingRecords > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
@@ -327,18 +301,18 @@ func (e *chExporter) sig() metric.MeasurementOption {
 // reject counts n items rejected for reason and reports them to the sender.
 func (e *chExporter) reject(ctx context.Context, reason string, n int) {
 	if n > 0 {
-		e.tel.rejected.Add(ctx, int64(n), metric.WithAttributes(attribute.String("signal", e.signal), attribute.String("reason", reason)))
+		e.tel.ExporterRejectedItems.Add(ctx, int64(n), metric.WithAttributes(attribute.String("signal", e.signal), attribute.String("reason", reason)))
 		partial.Reject(ctx, reason, n)
 	}
 }
 
 func (e *chExporter) received(ctx context.Context, n int) {
-	e.tel.received.Add(ctx, int64(n), e.sig())
+	e.tel.ExporterReceivedItems.Add(ctx, int64(n), e.sig())
 }
 
 func (e *chExporter) normalize(ctx context.Context, reason string, n int) {
 	if n > 0 {
-		e.tel.normalized.Add(ctx, int64(n), metric.WithAttributes(attribute.String("signal", e.signal), attribute.String("reason", reason)))
+		e.tel.ExporterNormalizedItems.Add(ctx, int64(n), metric.WithAttributes(attribute.String("signal", e.signal), attribute.String("reason", reason)))
 	}
 }
 
@@ -387,7 +361,7 @@ func (e *chExporter) enqueue(ctx context.Context, items int, blocks ...storage.B
 	defer cancel()
 	err = e.log.AppendWait(actx, b)
 	if err == nil {
-		e.tel.queued.Add(ctx, int64(items), e.sig())
+		e.tel.ExporterQueuedItems.Add(ctx, int64(items), e.sig())
 		return nil
 	}
 	reason := RefusedIO
@@ -400,7 +374,7 @@ func (e *chExporter) enqueue(ctx context.Context, items int, blocks ...storage.B
 		e.reject(ctx, "request_too_large", items)
 		return consumererror.NewPermanent(fmt.Errorf("queue the request: %w", err))
 	}
-	e.tel.refused.Add(ctx, int64(items), metric.WithAttributes(attribute.String("signal", e.signal), attribute.String("reason", reason)))
+	e.tel.ExporterRefusedItems.Add(ctx, int64(items), metric.WithAttributes(attribute.String("signal", e.signal), attribute.String("reason", reason)))
 	e.throttledWarn(reason, "request refused; the sender is told to retry", zap.String("reason", reason), zap.Error(err))
 	return fmt.Errorf("queue the request (%s), retry later: %w", reason, err)
 }

@@ -5,21 +5,28 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/exporter"
+
+	"github.com/fleetwatch/fleetwatch/collector/chexporter/internal/metadata"
 )
+
+// The exporter's own metrics are declared in metadata.yaml; mdatagen
+// (go.opentelemetry.io/collector/cmd/mdatagen) writes internal/metadata,
+// documentation.md and the generated tests from it.
+//go:generate mdatagen metadata.yaml
 
 // TypeStr is the component type in Collector configuration.
 const TypeStr = "fleetwatch_clickhouse"
 
 // Type is the component type.
-var Type = component.MustNewType(TypeStr)
+var Type = metadata.Type
 
 // NewFactory returns the exporter's factory, for Collector distributions.
 func NewFactory() exporter.Factory {
 	return exporter.NewFactory(Type,
 		func() component.Config { return createDefaultConfig() },
-		exporter.WithMetrics(createMetrics, component.StabilityLevelBeta),
-		exporter.WithLogs(createLogs, component.StabilityLevelBeta),
-		exporter.WithTraces(createTraces, component.StabilityLevelBeta),
+		exporter.WithMetrics(createMetrics, metadata.MetricsStability),
+		exporter.WithLogs(createLogs, metadata.LogsStability),
+		exporter.WithTraces(createTraces, metadata.TracesStability),
 	)
 }
 

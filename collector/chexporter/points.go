@@ -257,7 +257,7 @@ func (e *chExporter) resolveSamples(ctx context.Context, b storage.Block) (stora
 	}
 	e.points.sweep(now)
 	if dup > 0 {
-		e.tel.duplicates.Add(ctx, int64(dup), metric.WithAttributes(attribute.String("table", "gpu_samples")))
+		e.tel.ExporterDuplicateRows.Add(ctx, int64(dup), metric.WithAttributes(attribute.String("table", "gpu_samples")))
 	}
 	// The queue-only columns go no further.
 	out := storage.Block{Table: b.Table}
@@ -294,7 +294,7 @@ func (e *chExporter) dropStored(ctx context.Context, b storage.Block) (storage.B
 		}
 	}
 	if dup > 0 {
-		e.tel.duplicates.Add(ctx, int64(dup), metric.WithAttributes(attribute.String("table", "gpu_samples")))
+		e.tel.ExporterDuplicateRows.Add(ctx, int64(dup), metric.WithAttributes(attribute.String("table", "gpu_samples")))
 	}
 	return keepRows(b, keep), nil
 }

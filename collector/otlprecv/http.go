@@ -92,9 +92,9 @@ func (s *signal[Req, Resp]) handler(obs *receiverhelper.ObsReport, tel *telemetr
 			refuse(enc, http.StatusBadRequest, RefusedUnreadable, "reading the request body: "+err.Error())
 			return
 		}
-		req := s.newReq()
-		if err := enc.decode(req, body); err != nil {
-			refuse(enc, http.StatusBadRequest, RefusedUndecodable, "decoding the "+enc.format+" export request: "+err.Error())
+		req, reason, err := s.decode(enc, body)
+		if err != nil {
+			refuse(enc, http.StatusBadRequest, reason, err.Error())
 			return
 		}
 		resp, err := s.export(r.Context(), obs, tel, enc.format, req)

@@ -214,7 +214,9 @@ func TestItemLimitsRejectWithPartialSuccess(t *testing.T) {
 	})
 	add(func(m pcommon.Map) { m.PutStr(strings.Repeat("k", DefaultMaxKeyBytes+1), "v") })
 	add(func(m pcommon.Map) { m.PutStr("long", strings.Repeat("v", DefaultMaxValueBytes+1)) })
-	add(func(m pcommon.Map) { m.PutStr(fwtelemetry.AttrModel, `\') UNION ALL SELECT name FROM system.databases -- `) })
+	add(func(m pcommon.Map) {
+		m.PutStr(fwtelemetry.AttrModel, `\') UNION ALL SELECT name FROM system.databases -- `)
+	})
 	add(func(m pcommon.Map) { m.PutEmptyMap(fwtelemetry.AttrFeatures).PutDouble("x') --", 1) })
 	add(func(m pcommon.Map) { // a slice value over max_nested_values
 		s := m.PutEmptySlice("big")

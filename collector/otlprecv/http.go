@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
@@ -155,6 +156,9 @@ func httpStatus(c codes.Code) int {
 // gets a Retry-After header, and a RetryInfo detail when st has none.
 func writeStatus(w http.ResponseWriter, enc *encoding, httpCode int, st *status.Status) {
 	pb := st.Proto()
+	// A decoder's message may quote the sender's invalid UTF-8, which a
+	// google.rpc.Status cannot carry (found by FuzzOTLPHTTP).
+	pb.Message = strings.ToValidUTF8(pb.Message, "\uFFFD")
 	if httpCode == http.StatusTooManyRequests || httpCode == http.StatusServiceUnavailable {
 		delay := DefaultRetryAfter
 		if ri := retryInfo(st); ri != nil {

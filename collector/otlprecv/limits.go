@@ -20,7 +20,7 @@ const (
 	DefaultMaxAttributes      = 128
 	DefaultMaxNestedValues    = 1024
 	DefaultMaxKeyBytes        = 256
-	DefaultMaxValueBytes      = 4096
+	DefaultMaxValueBytes      = 16 << 10
 	DefaultMaxItemsPerRequest = 100_000
 	DefaultMaxRequestBodySize = 8 << 20
 	DefaultMaxRecvMsgSizeMiB  = 8

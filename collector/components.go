@@ -2,13 +2,15 @@
 // Fleetwatch's OTLP receiver with partial success (package otlprecv, type
 // fleetwatch_otlp) beside the standard otlp receiver, the memory_limiter and
 // batch processors, the debug and OTLP exporters, the file_storage
-// (persistent queues), health_check and pprof extensions, and Fleetwatch's
-// ClickHouse exporter (package chexporter).
+// (persistent queues), health_check, pprof and bearertokenauth (the OTLP
+// listeners' authenticator) extensions, and Fleetwatch's ClickHouse
+// exporter (package chexporter).
 package collector
 
 import (
 	_ "embed"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/bearertokenauthextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
@@ -63,7 +65,8 @@ func Components() (otelcol.Factories, error) {
 	if f.Exporters, err = otelcol.MakeFactoryMap(chexporter.NewFactory(), debugexporter.NewFactory(), otlpexporter.NewFactory()); err != nil {
 		return f, err
 	}
-	if f.Extensions, err = otelcol.MakeFactoryMap(filestorage.NewFactory(), healthcheckextension.NewFactory(), pprofextension.NewFactory()); err != nil {
+	if f.Extensions, err = otelcol.MakeFactoryMap(bearertokenauthextension.NewFactory(), filestorage.NewFactory(),
+		healthcheckextension.NewFactory(), pprofextension.NewFactory()); err != nil {
 		return f, err
 	}
 	f.Telemetry = otelconftelemetry.NewFactory()

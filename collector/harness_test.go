@@ -35,17 +35,34 @@ type colParams struct {
 	// QueueBytes, when set, bounds each signal's queue (SegmentBytes its files).
 	QueueBytes, SegmentBytes int64
 	LogLevel                 string
+	// TLSCert, TLSKey and TokenFile, when set, turn on TLS and bearer-token
+	// auth on both OTLP listeners, as the shipped configuration does.
+	TLSCert, TLSKey, TokenFile string
 }
 
 var colConfig = template.Must(template.New("cfg").Parse(`
+{{- define "security"}}{{if .TokenFile}}
+        tls:
+          cert_file: {{.TLSCert}}
+          key_file: {{.TLSKey}}
+        auth:
+          authenticator: bearertokenauth
+{{- end}}{{end}}
+{{- if .TokenFile}}
+extensions:
+  bearertokenauth:
+    filename: {{.TokenFile}}
+{{- end}}
 receivers:
   fleetwatch_otlp:
     protocols:
       grpc:
         endpoint: 127.0.0.1:{{.GRPCPort}}
+{{- template "security" .}}
 {{- if .HTTPPort}}
       http:
         endpoint: 127.0.0.1:{{.HTTPPort}}
+{{- template "security" .}}
 {{- end}}
 exporters:
   fleetwatch_clickhouse:
@@ -65,6 +82,9 @@ exporters:
       initial_interval: 100ms
       max_interval: 500ms
 service:
+{{- if .TokenFile}}
+  extensions: [bearertokenauth]
+{{- end}}
   pipelines:
     metrics: {receivers: [fleetwatch_otlp], exporters: [fleetwatch_clickhouse]}
     logs: {receivers: [fleetwatch_otlp], exporters: [fleetwatch_clickhouse]}
@@ -131,7 +151,11 @@ func startCollector(t *testing.T, p colParams) *running {
 	r := &running{col: col, endpoint: "127.0.0.1:" + strconv.Itoa(p.GRPCPort),
 		metrics: "http://127.0.0.1:" + strconv.Itoa(p.MetricsPort) + "/metrics"}
 	if p.HTTPPort != 0 {
-		r.httpURL = "http://127.0.0.1:" + strconv.Itoa(p.HTTPPort)
+		scheme := "http://"
+		if p.TLSCert != "" {
+			scheme = "https://"
+		}
+		r.httpURL = scheme + "127.0.0.1:" + strconv.Itoa(p.HTTPPort)
 	}
 	t.Cleanup(func() { r.stop(t) })
 	return r

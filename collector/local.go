@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -24,18 +25,62 @@ type Local struct {
 	Memory bool
 	// LogLevel sets the collector's own log level (default info).
 	LogLevel string
+	// TLSCert, TLSKey and TokenFile, all set, are the OTLP listeners'
+	// certificate, key and bearer-token file (TLS and auth stay on). All
+	// empty, the listeners run plaintext without auth: for a collector on
+	// loopback (the demo, tests); one on another address logs a warning.
+	TLSCert, TLSKey, TokenFile string
+}
+
+// The default configuration's TLS and auth, which a plaintext Local removes.
+var (
+	listenerSecurity = regexp.MustCompile(`(?m)^        tls:\n(?:          .*\n)+        auth:\n          authenticator: bearertokenauth\n`)
+	tokenExtension   = regexp.MustCompile(`(?m)^  # OTLP senders present.*\n(?:  #.*\n)*  bearertokenauth:\n    filename: .*\n`)
+)
+
+// security applies l's TLS and token settings to cfg.
+func (l Local) security(cfg string) (string, error) {
+	switch set := l.TLSCert != "" || l.TLSKey != "" || l.TokenFile != ""; {
+	case set && (l.TLSCert == "" || l.TLSKey == "" || l.TokenFile == ""):
+		return "", errors.New("collector: TLSCert, TLSKey and TokenFile go together")
+	case set:
+		for _, r := range []struct{ old, new string }{
+			{"${env:FLEETWATCH_TLS_CERT:-/etc/fleetwatch/tls/server.pem}", l.TLSCert},
+			{"${env:FLEETWATCH_TLS_KEY:-/etc/fleetwatch/tls/server-key.pem}", l.TLSKey},
+			{"${env:FLEETWATCH_TOKEN_FILE:-/etc/fleetwatch/tls/token}", l.TokenFile},
+		} {
+			if !strings.Contains(cfg, r.old) {
+				return "", fmt.Errorf("collector: default config no longer contains %q", r.old)
+			}
+			cfg = strings.ReplaceAll(cfg, r.old, r.new)
+		}
+		return cfg, nil
+	}
+	if n := len(listenerSecurity.FindAllStringIndex(cfg, -1)); n != 2 {
+		return "", fmt.Errorf("collector: default config has %d listeners with tls and auth, want 2", n)
+	}
+	cfg = listenerSecurity.ReplaceAllString(cfg, "")
+	const withToken, without = "extensions: [health_check, pprof, bearertokenauth]", "extensions: [health_check, pprof]"
+	if !tokenExtension.MatchString(cfg) || !strings.Contains(cfg, withToken) {
+		return "", errors.New("collector: default config no longer has the bearertokenauth extension")
+	}
+	cfg = tokenExtension.ReplaceAllString(cfg, "")
+	return strings.Replace(cfg, withToken, without, 1), nil
 }
 
 // LocalConfig is DefaultConfig rewritten for l. It fails when the default
 // configuration no longer has a setting it rewrites.
 func LocalConfig(l Local) (string, error) {
-	cfg := DefaultConfig
+	cfg, err := l.security(DefaultConfig)
+	if err != nil {
+		return "", err
+	}
 	repl := []struct{ old, value, new string }{
 		{"0.0.0.0:4317", l.GRPC, l.GRPC},
 		{"0.0.0.0:4318", l.HTTP, l.HTTP},
-		{"0.0.0.0:13133", l.Health, l.Health},
+		{"127.0.0.1:13133", l.Health, l.Health},
 		{"127.0.0.1:1777", l.PProf, l.PProf},
-		{"host: 0.0.0.0", l.MetricsHost, "host: " + l.MetricsHost},
+		{"host: 127.0.0.1", l.MetricsHost, "host: " + l.MetricsHost},
 		{"port: 8888", strconv.Itoa(l.MetricsPort), "port: " + strconv.Itoa(l.MetricsPort)},
 		{"${env:FLEETWATCH_CLICKHOUSE_DSN:-clickhouse://127.0.0.1:9000/fleetwatch}", l.DSN, l.DSN},
 		{"${env:FLEETWATCH_COLLECTOR_DATA:-/var/lib/fleetwatch-collector}", l.QueueDir, l.QueueDir},

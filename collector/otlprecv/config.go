@@ -33,6 +33,13 @@ type Config struct {
 	// refused requests: at most one line per signal and interval, with the
 	// counts since the previous line.
 	RejectionLogInterval time.Duration `mapstructure:"rejection_log_interval"`
+	// Limits bound what one request may hold (limits.go; docs/TELEMETRY.md,
+	// "Input limits").
+	Limits Limits `mapstructure:"limits"`
+	// AllowInsecurePublic acknowledges a listener on a non-loopback address
+	// without TLS or without auth: the warning logged at start becomes an
+	// info line. Meant for a trusted network or a TLS-terminating proxy.
+	AllowInsecurePublic bool `mapstructure:"allow_insecure_public"`
 
 	_ struct{}
 }
@@ -42,7 +49,8 @@ type Config struct {
 type Protocols struct {
 	// GRPC is the Collector's own gRPC server configuration: endpoint, TLS
 	// and mTLS, auth, max_recv_msg_size_mib (refuses larger messages after
-	// decompression; gRPC's default is 4 MiB), keepalive, middlewares.
+	// decompression; DefaultMaxRecvMsgSizeMiB here, gRPC's own default is
+	// 4 MiB), keepalive, middlewares.
 	GRPC configoptional.Optional[configgrpc.ServerConfig] `mapstructure:"grpc"`
 	// HTTP is the Collector's own HTTP server configuration plus the paths
 	// of the three signals.
@@ -55,7 +63,8 @@ type Protocols struct {
 type HTTPConfig struct {
 	// ServerConfig: endpoint, TLS and mTLS, auth, CORS, compression
 	// algorithms, max_request_body_size (a limit on the body both as sent
-	// and after decompression; 20 MiB by default), middlewares.
+	// and after decompression; DefaultMaxRequestBodySize here, confighttp's
+	// own default is 20 MiB), middlewares.
 	ServerConfig confighttp.ServerConfig `mapstructure:",squash"`
 
 	MetricsURLPath string `mapstructure:"metrics_url_path"`
@@ -70,10 +79,12 @@ var _ component.Config = (*Config)(nil)
 func createDefaultConfig() component.Config {
 	grpcCfg := configgrpc.NewDefaultServerConfig()
 	grpcCfg.NetAddr.Endpoint = "localhost:4317"
+	grpcCfg.MaxRecvMsgSizeMiB = DefaultMaxRecvMsgSizeMiB
 
 	httpCfg := confighttp.NewDefaultServerConfig()
 	httpCfg.NetAddr.Endpoint = "localhost:4318"
 	httpCfg.TLS = configoptional.None[configtls.ServerConfig]()
+	httpCfg.MaxRequestBodySize = DefaultMaxRequestBodySize
 	// A request may wait on a full exporter queue (backpressure); a write
 	// deadline would cut its answer off. Headers must still come promptly.
 	httpCfg.WriteTimeout = 0
@@ -89,6 +100,7 @@ func createDefaultConfig() component.Config {
 			}),
 		},
 		RejectionLogInterval: DefaultRejectionLogInterval,
+		Limits:               DefaultLimits(),
 	}
 }
 

@@ -56,7 +56,7 @@ func createMetrics(_ context.Context, set receiver.Settings, cfg component.Confi
 	if err != nil {
 		return nil, err
 	}
-	r.metrics = newMetricsSignal(next)
+	r.metrics = newMetricsSignal(next, &r.cfg.Limits)
 	return r, nil
 }
 
@@ -65,7 +65,7 @@ func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, 
 	if err != nil {
 		return nil, err
 	}
-	r.logs = newLogsSignal(next)
+	r.logs = newLogsSignal(next, &r.cfg.Limits)
 	return r, nil
 }
 
@@ -74,6 +74,6 @@ func createTraces(_ context.Context, set receiver.Settings, cfg component.Config
 	if err != nil {
 		return nil, err
 	}
-	r.traces = newTracesSignal(next)
+	r.traces = newTracesSignal(next, &r.cfg.Limits)
 	return r, nil
 }

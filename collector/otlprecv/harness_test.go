@@ -41,6 +41,8 @@ type sink struct {
 	mu   sync.Mutex
 	kept map[string]int
 	err  error
+	// inspect, when set, sees every metrics request the pipeline gets.
+	inspect func(pmetric.Metrics)
 }
 
 func (s *sink) fail(err error) {
@@ -156,7 +158,7 @@ type harness struct {
 
 // start starts a receiver on free loopback ports for all three signals;
 // edit changes the configuration first.
-func start(t *testing.T, edit func(*Config)) *harness {
+func start(t testing.TB, edit func(*Config)) *harness {
 	t.Helper()
 	cfg := NewFactory().CreateDefaultConfig().(*Config)
 	h := &harness{cfg: cfg, sink: &sink{kept: map[string]int{}}, tel: componenttest.NewTelemetry()}
@@ -187,6 +189,9 @@ func start(t *testing.T, edit func(*Config)) *harness {
 	ctx := context.Background()
 	f := NewFactory()
 	m, err := f.CreateMetrics(ctx, set, cfg, must(consumer.NewMetrics(func(ctx context.Context, md pmetric.Metrics) error {
+		if h.sink.inspect != nil {
+			h.sink.inspect(md)
+		}
 		return h.sink.take(ctx, signalMetrics, dataPoints(md))
 	})))
 	if err != nil {
@@ -222,7 +227,7 @@ func must[T any](v T, err error) T {
 }
 
 // stop shuts the receiver down (every pipeline's handle, as the Collector does).
-func (h *harness) stop(t *testing.T) {
+func (h *harness) stop(t testing.TB) {
 	t.Helper()
 	for _, c := range h.comps {
 		if err := c.Shutdown(context.Background()); err != nil {

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
@@ -92,9 +93,9 @@ func (s *signal[Req, Resp]) handler(obs *receiverhelper.ObsReport, tel *telemetr
 			refuse(enc, http.StatusBadRequest, RefusedUnreadable, "reading the request body: "+err.Error())
 			return
 		}
-		req := s.newReq()
-		if err := enc.decode(req, body); err != nil {
-			refuse(enc, http.StatusBadRequest, RefusedUndecodable, "decoding the "+enc.format+" export request: "+err.Error())
+		req, reason, err := s.decode(enc, body)
+		if err != nil {
+			refuse(enc, http.StatusBadRequest, reason, err.Error())
 			return
 		}
 		resp, err := s.export(r.Context(), obs, tel, enc.format, req)
@@ -155,6 +156,9 @@ func httpStatus(c codes.Code) int {
 // gets a Retry-After header, and a RetryInfo detail when st has none.
 func writeStatus(w http.ResponseWriter, enc *encoding, httpCode int, st *status.Status) {
 	pb := st.Proto()
+	// A decoder's message may quote the sender's invalid UTF-8, which a
+	// google.rpc.Status cannot carry (found by FuzzOTLPHTTP).
+	pb.Message = strings.ToValidUTF8(pb.Message, "\uFFFD")
 	if httpCode == http.StatusTooManyRequests || httpCode == http.StatusServiceUnavailable {
 		delay := DefaultRetryAfter
 		if ri := retryInfo(st); ri != nil {

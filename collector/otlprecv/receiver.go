@@ -21,15 +21,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/config/confighttp"
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.opentelemetry.io/otel/metric"
@@ -98,18 +97,21 @@ func (r *otlpReceiver) startGRPC(ctx context.Context, host component.Host) error
 		return nil
 	}
 	cfg := r.cfg.Protocols.GRPC.Get()
-	srv, err := cfg.ToServer(ctx, host.GetExtensions(), r.set.TelemetrySettings)
+	// The host's extensions go to ToServer: the auth extension named in
+	// auth: runs as an interceptor, before the services decode anything.
+	srv, err := cfg.ToServer(ctx, host.GetExtensions(), r.set.TelemetrySettings,
+		configgrpc.WithGrpcServerOption(grpc.ForceServerCodecV2(newRawCodec())))
 	if err != nil {
 		return fmt.Errorf("fleetwatch_otlp: gRPC server: %w", err)
 	}
 	if r.metrics != nil {
-		pmetricotlp.RegisterGRPCServer(srv, &metricsService{s: r.metrics, obs: r.obsGRPC, tel: r.tel})
+		srv.RegisterService(r.metrics.serviceDesc(grpcMetricsService, r.obsGRPC, r.tel), struct{}{})
 	}
 	if r.logs != nil {
-		plogotlp.RegisterGRPCServer(srv, &logsService{s: r.logs, obs: r.obsGRPC, tel: r.tel})
+		srv.RegisterService(r.logs.serviceDesc(grpcLogsService, r.obsGRPC, r.tel), struct{}{})
 	}
 	if r.traces != nil {
-		ptraceotlp.RegisterGRPCServer(srv, &tracesService{s: r.traces, obs: r.obsGRPC, tel: r.tel})
+		srv.RegisterService(r.traces.serviceDesc(grpcTracesService, r.obsGRPC, r.tel), struct{}{})
 	}
 	ln, err := cfg.NetAddr.Listen(ctx)
 	if err != nil {
@@ -117,6 +119,7 @@ func (r *otlpReceiver) startGRPC(ctx context.Context, host component.Host) error
 	}
 	r.grpcServer = srv
 	r.set.Logger.Info("OTLP gRPC server listening", zap.String("endpoint", ln.Addr().String()))
+	r.warnIfExposed("grpc", ln.Addr(), cfg.TLS.HasValue(), cfg.Auth.HasValue())
 	r.serve(host, func() error { return srv.Serve(ln) }, grpc.ErrServerStopped)
 	return nil
 }
@@ -157,8 +160,38 @@ func (r *otlpReceiver) startHTTP(ctx context.Context, host component.Host) error
 	}
 	r.httpServer = srv
 	r.set.Logger.Info("OTLP HTTP server listening", zap.String("endpoint", ln.Addr().String()))
+	r.warnIfExposed("http", ln.Addr(), cfg.ServerConfig.TLS.HasValue(), cfg.ServerConfig.Auth.HasValue())
 	r.serve(host, func() error { return srv.Serve(ln) }, http.ErrServerClosed)
 	return nil
+}
+
+// warnIfExposed logs a warning when a listener on a non-loopback address
+// runs without TLS or without authentication, unless allow_insecure_public
+// says that is intended (it is still logged, at info).
+func (r *otlpReceiver) warnIfExposed(protocol string, addr net.Addr, tls, auth bool) {
+	if (tls && auth) || isLoopback(addr) {
+		return
+	}
+	var missing []string
+	if !tls {
+		missing = append(missing, "tls")
+	}
+	if !auth {
+		missing = append(missing, "auth")
+	}
+	fields := []zap.Field{zap.String("protocol", protocol), zap.String("endpoint", addr.String()), zap.Strings("missing", missing)}
+	if r.cfg.AllowInsecurePublic {
+		r.set.Logger.Info("OTLP listener on a non-loopback address without TLS or authentication (allow_insecure_public: true)", fields...)
+		return
+	}
+	r.set.Logger.Warn("OTLP listener on a non-loopback address without TLS or authentication: anyone who can reach it can send or forge telemetry; "+
+		"configure tls and auth (see docs/SECURITY.md), bind it to loopback, or set allow_insecure_public: true if this is intended", fields...)
+}
+
+// isLoopback reports whether addr is a TCP address on a loopback IP.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // serve runs a server until it stops; a failure other than stopped (the

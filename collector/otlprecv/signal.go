@@ -2,6 +2,8 @@ package otlprecv
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -45,8 +47,11 @@ type response interface {
 // the next consumer, answer, and report the operation.
 type signal[Req request, Resp response] struct {
 	name    string
+	lim     *Limits
+	shape   *wireShape
 	newReq  func() Req
 	items   func(Req) int
+	check   func(Req, *checker)
 	consume func(context.Context, Req) error
 	// answer builds the response; rejected > 0 fills its partial success.
 	answer  func(rejected int64, message string) Resp
@@ -54,19 +59,55 @@ type signal[Req request, Resp response] struct {
 	endOp   func(*receiverhelper.ObsReport, context.Context, string, int, error)
 }
 
-// export hands req to the next consumer with a partial.Tally in the context
-// and answers with what the tally holds. An error is a gRPC status:
-// InvalidArgument for a permanent error (the sender must not retry),
-// Unavailable for any other (it should), unless the consumer returned a
-// status itself.
+// decode checks body against the limits that must hold before pdata
+// decodes it (attribute depth, items per request), then decodes it. On
+// failure it returns the refusal reason and an error for the sender.
+func (s *signal[Req, Resp]) decode(enc *encoding, body []byte) (Req, string, error) {
+	var zero Req
+	var err error
+	if enc == jsonEncoding {
+		err = scanJSON(body, s.lim.scan())
+	} else {
+		err = s.shape.scanProto(body, s.lim.scan())
+	}
+	switch {
+	case errors.Is(err, errTooDeep):
+		return zero, RefusedTooDeep, fmt.Errorf("attribute values are nested deeper than %d levels (max_attribute_depth)", s.lim.MaxAttributeDepth)
+	case errors.Is(err, errTooManyItems):
+		return zero, RefusedTooManyItems, fmt.Errorf("the request holds more than %d %s items (max_items_per_request); send smaller batches", s.lim.MaxItemsPerRequest, s.name)
+	case err != nil:
+		return zero, RefusedUndecodable, fmt.Errorf("decoding the %s export request: %w", enc.format, err)
+	}
+	req := s.newReq()
+	if err := enc.decode(req, body); err != nil {
+		return zero, RefusedUndecodable, fmt.Errorf("decoding the %s export request: %w", enc.format, err)
+	}
+	return req, "", nil
+}
+
+// export checks req's items against the limits and the identifier policy,
+// hands those it keeps to the next consumer with a partial.Tally in the
+// context and answers with what the tally holds: its own rejections and the
+// pipeline's. An error is a gRPC status: InvalidArgument for a permanent
+// error (the sender must not retry), Unavailable for any other (it should),
+// unless the consumer returned a status itself.
 func (s *signal[Req, Resp]) export(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, format string, req Req) (Resp, error) {
 	n := s.items(req)
 	if n == 0 {
 		return s.answer(0, ""), nil
 	}
+	c := newChecker(s.lim)
+	s.check(req, c)
 	ctx = s.startOp(obs, ctx)
 	ctx, tally := partial.NewContext(ctx)
-	err := s.consume(ctx, req)
+	for reason, k := range c.rejected {
+		tally.Add(reason, k)
+	}
+	tel.normalized(ctx, s.name, NormalizedInvalidUTF8, c.normalized)
+	var err error
+	if s.items(req) > 0 {
+		err = s.consume(ctx, req)
+	}
 	s.endOp(obs, ctx, format, n, err)
 	if err != nil {
 		return s.answer(0, ""), grpcError(err)
@@ -97,11 +138,14 @@ type (
 	tracesSignal  = signal[ptraceotlp.ExportRequest, ptraceotlp.ExportResponse]
 )
 
-func newMetricsSignal(next consumer.Metrics) *metricsSignal {
+func newMetricsSignal(next consumer.Metrics, lim *Limits) *metricsSignal {
 	return &metricsSignal{
 		name:   signalMetrics,
+		lim:    lim,
+		shape:  metricsShape,
 		newReq: pmetricotlp.NewExportRequest,
 		items:  func(r pmetricotlp.ExportRequest) int { return r.Metrics().DataPointCount() },
+		check:  func(r pmetricotlp.ExportRequest, c *checker) { checkMetrics(r.Metrics(), c) },
 		consume: func(ctx context.Context, r pmetricotlp.ExportRequest) error {
 			return next.ConsumeMetrics(ctx, r.Metrics())
 		},
@@ -118,11 +162,14 @@ func newMetricsSignal(next consumer.Metrics) *metricsSignal {
 	}
 }
 
-func newLogsSignal(next consumer.Logs) *logsSignal {
+func newLogsSignal(next consumer.Logs, lim *Limits) *logsSignal {
 	return &logsSignal{
 		name:   signalLogs,
+		lim:    lim,
+		shape:  logsShape,
 		newReq: plogotlp.NewExportRequest,
 		items:  func(r plogotlp.ExportRequest) int { return r.Logs().LogRecordCount() },
+		check:  func(r plogotlp.ExportRequest, c *checker) { checkLogs(r.Logs(), c) },
 		consume: func(ctx context.Context, r plogotlp.ExportRequest) error {
 			return next.ConsumeLogs(ctx, r.Logs())
 		},
@@ -139,11 +186,14 @@ func newLogsSignal(next consumer.Logs) *logsSignal {
 	}
 }
 
-func newTracesSignal(next consumer.Traces) *tracesSignal {
+func newTracesSignal(next consumer.Traces, lim *Limits) *tracesSignal {
 	return &tracesSignal{
 		name:   signalTraces,
+		lim:    lim,
+		shape:  tracesShape,
 		newReq: ptraceotlp.NewExportRequest,
 		items:  func(r ptraceotlp.ExportRequest) int { return r.Traces().SpanCount() },
+		check:  func(r ptraceotlp.ExportRequest, c *checker) { checkTraces(r.Traces(), c) },
 		consume: func(ctx context.Context, r ptraceotlp.ExportRequest) error {
 			return next.ConsumeTraces(ctx, r.Traces())
 		},
@@ -158,39 +208,4 @@ func newTracesSignal(next consumer.Traces) *tracesSignal {
 		startOp: (*receiverhelper.ObsReport).StartTracesOp,
 		endOp:   (*receiverhelper.ObsReport).EndTracesOp,
 	}
-}
-
-// The gRPC services: each hands its requests to its signal.
-
-type metricsService struct {
-	pmetricotlp.UnimplementedGRPCServer
-	s   *metricsSignal
-	obs *receiverhelper.ObsReport
-	tel *telemetry
-}
-
-func (m *metricsService) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	return m.s.export(ctx, m.obs, m.tel, formatProtobuf, req)
-}
-
-type logsService struct {
-	plogotlp.UnimplementedGRPCServer
-	s   *logsSignal
-	obs *receiverhelper.ObsReport
-	tel *telemetry
-}
-
-func (l *logsService) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
-	return l.s.export(ctx, l.obs, l.tel, formatProtobuf, req)
-}
-
-type tracesService struct {
-	ptraceotlp.UnimplementedGRPCServer
-	s   *tracesSignal
-	obs *receiverhelper.ObsReport
-	tel *telemetry
-}
-
-func (t *tracesService) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	return t.s.export(ctx, t.obs, t.tel, formatProtobuf, req)
 }

@@ -23,6 +23,8 @@ const (
 	RefusedMethod          = "method_not_allowed"     // not POST
 	RefusedContentEncoding = "bad_content_encoding"   // unknown Content-Encoding or a broken compressed stream
 	RefusedUnauthenticated = "unauthenticated"        // the auth extension refused the request
+	RefusedTooDeep         = "too_deep"               // attribute values nested deeper than max_attribute_depth
+	RefusedTooManyItems    = "too_many_items"         // more items than max_items_per_request
 )
 
 // telemetry is the receiver's own metrics, and its throttled warnings.
@@ -30,6 +32,7 @@ type telemetry struct {
 	id            attribute.KeyValue
 	rejectedItems metric.Int64Counter
 	refusedReqs   metric.Int64Counter
+	normalizedIt  metric.Int64Counter
 	rejectLog     *throttle
 	refuseLog     *throttle
 	flushEvery    time.Duration
@@ -51,7 +54,20 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, interval tim
 	t.refusedReqs, err = meter.Int64Counter("fleetwatch_receiver_refused_requests",
 		metric.WithDescription("OTLP requests refused before their data reached the pipeline, by signal, transport and reason."),
 		metric.WithUnit("{request}"))
+	if err != nil {
+		return nil, err
+	}
+	t.normalizedIt, err = meter.Int64Counter("fleetwatch_receiver_normalized_items",
+		metric.WithDescription("Data points, log records and spans the receiver kept after repairing them (invalid UTF-8 replaced with U+FFFD), by signal and reason."),
+		metric.WithUnit("{item}"))
 	return t, err
+}
+
+// normalized records n items of one request kept after a repair.
+func (t *telemetry) normalized(ctx context.Context, signal, reason string, n int64) {
+	if n > 0 {
+		t.normalizedIt.Add(ctx, n, metric.WithAttributes(t.id, attribute.String("signal", signal), attribute.String("reason", reason)))
+	}
 }
 
 // rejected records the items of one request rejected downstream.

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -155,6 +156,31 @@ func pool(t *testing.T, path string) *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AppendCertsFromPEM(data)
 	return p
+}
+
+// An insecure listener on every interface starts, and says so.
+func TestInsecureListenerWarns(t *testing.T) {
+	var logs strings.Builder
+	s, err := netsec.NewServer(netsec.ServerConfig{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Listen("0.0.0.0:0", slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "without TLS or authentication") {
+		t.Fatalf("no warning: %q", logs.String())
+	}
+	logs.Reset()
+	if l, err = s.Listen("127.0.0.1:0", slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if logs.Len() != 0 {
+		t.Fatalf("loopback warned: %q", logs.String())
+	}
 }
 
 func TestServerTLSAndToken(t *testing.T) {

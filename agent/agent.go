@@ -36,6 +36,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/agent/ship"
 	"github.com/fleetwatch/fleetwatch/lib/buildinfo"
+	"github.com/fleetwatch/fleetwatch/lib/netsec"
 )
 
 // ResourceConfig places the node in the fleet.
@@ -69,8 +70,12 @@ type Config struct {
 	} `yaml:"logs"`
 	Ship   ship.Config   `yaml:"ship"`
 	Buffer buffer.Config `yaml:"buffer"`
-	// Listen is the address of /metrics and /healthz (default :9401).
+	// Listen is the address of /metrics and /healthz (default
+	// 127.0.0.1:9401; empty turns them off). A non-loopback address needs
+	// Web's TLS and authentication, or web.insecure.
 	Listen string `yaml:"listen"`
+	// Web secures /metrics: TLS (mutual optional) and a bearer token file.
+	Web netsec.ServerConfig `yaml:"web"`
 	// StaleAfter drops a series from /metrics after this long without a value.
 	StaleAfter time.Duration `yaml:"stale_after"`
 	// Queue is how many batches may wait for the disk buffer.
@@ -89,7 +94,7 @@ func NewDefaultConfig() Config {
 	c.Logs.StateFile, c.Logs.DeadLetter = "", "" // derived from data_dir by Resolve
 	c.Ship = ship.NewDefaultConfig()
 	c.Buffer = buffer.NewDefaultConfig("")
-	c.Listen = ":9401"
+	c.Listen = "127.0.0.1:9401"
 	c.StaleAfter = 5 * time.Minute
 	c.Queue = 1024
 	return c
@@ -133,6 +138,8 @@ func (c Config) Validate() error {
 	if c.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+		} else {
+			errs = append(errs, c.Web.Validate("web", c.Listen))
 		}
 	}
 	if c.StaleAfter <= 0 {
@@ -199,6 +206,7 @@ type Agent struct {
 	// unsupported counts, per source and field, the GPUs that lack the field.
 	unsupported map[string]func() map[string]int
 
+	web      *netsec.Server // nil without a listener
 	listener net.Listener
 	ready    atomic.Bool
 	// blocked is 1 while the pipeline holds a batch the disk buffer refused
@@ -239,6 +247,12 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	if err != nil {
 		buf.Close()
 		return nil, err
+	}
+	if cfg.Listen != "" {
+		if a.web, err = netsec.NewServer(cfg.Web); err != nil {
+			buf.Close()
+			return nil, fmt.Errorf("web: %w", err)
+		}
 	}
 	if a.counterStart.IsZero() {
 		if a.counterStart, err = bootTime(); err != nil {
@@ -343,7 +357,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	shipDone := make(chan error, 1)
 	go func() { shipDone <- a.shipper.Run(shipCtx) }()
 	a.ready.Store(true)
-	a.log.Info("agent running", "sources", len(sources), "collector", a.cfg.Ship.Endpoint, "metrics", a.Addr(), "buffer", a.cfg.Buffer.Dir)
+	a.log.Info("agent running", "sources", len(sources), "collector", a.cfg.Ship.Endpoint, "collector_tls", !a.cfg.Ship.Plaintext(),
+		"metrics", a.Addr(), "buffer", a.cfg.Buffer.Dir)
 
 	<-ctx.Done()
 	a.ready.Store(false)
@@ -508,8 +523,11 @@ func (a *Agent) append(ctx context.Context, kind, idx byte, items int, m proto.M
 	}
 }
 
+// serve starts /metrics (behind the bearer token, when configured) and
+// /healthz (open: it says only whether the agent runs), over TLS when
+// configured.
 func (a *Agent) serve() error {
-	l, err := net.Listen("tcp", a.cfg.Listen)
+	l, err := a.web.Listen(a.cfg.Listen, a.log)
 	if err != nil {
 		return fmt.Errorf("listen on %s for /metrics: %w", a.cfg.Listen, err)
 	}
@@ -523,7 +541,8 @@ func (a *Agent) serve() error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: a.web.Handler(mux, "/healthz"), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
 	go func() { _ = srv.Serve(l) }()
 	return nil
 }

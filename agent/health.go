@@ -40,6 +40,8 @@ var (
 		"Failed sends to the collector that were retried.", nil, nil)
 	descSeries = prometheus.NewDesc("fleetwatch_agent_exposed_series",
 		"GPU series currently exposed on /metrics.", nil, nil)
+	descUnauthorized = prometheus.NewDesc("fleetwatch_agent_http_unauthorized_total",
+		"Requests to /metrics refused for a missing or wrong bearer token.", nil, nil)
 	descBuild = prometheus.NewDesc("fleetwatch_agent_build_info",
 		"The agent's version.", []string{"version", "goversion"}, nil)
 )
@@ -48,7 +50,7 @@ type healthCollector struct{ a *Agent }
 
 func (h *healthCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCollected, descRecords, descShipped, descBuffered, descDropped, descSourceErrors, descUnsupported,
-		descBufferBytes, descCorrupt, descBufferErrors, descBlocked, descUp, descRetries, descSeries, descBuild} {
+		descBufferBytes, descCorrupt, descBufferErrors, descBlocked, descUp, descRetries, descSeries, descUnauthorized, descBuild} {
 		ch <- d
 	}
 }
@@ -101,5 +103,8 @@ func (h *healthCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descUp, float64(ss.Connected.Load()))
 	counter(descRetries, float64(ss.Retries.Load()))
 	gauge(descSeries, float64(a.exporter.Series()))
+	if a.web != nil {
+		counter(descUnauthorized, float64(a.web.Unauthorized.Load()))
+	}
 	gauge(descBuild, 1, buildinfo.Version, runtime.Version())
 }

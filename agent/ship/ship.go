@@ -4,19 +4,28 @@
 // leaves it queued on disk; transient failures are retried with backoff
 // forever, permanent ones (the endpoint rejects the data itself) are counted
 // and skipped so one bad batch cannot stall the queue.
+//
+// The connection is TLS unless the collector is on loopback: a private CA,
+// a client certificate for mutual TLS (re-read when it changes) and a server
+// name override are configurable, and a bearer token read from a file (also
+// re-read when it changes) goes with every request. A refused credential is
+// retried like an outage, so the data waits on disk until it is fixed.
 package ship
 
 import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +42,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fleetwatch/fleetwatch/agent/buffer"
+	"github.com/fleetwatch/fleetwatch/lib/netsec"
 )
 
 // Record kinds in the buffer.
@@ -49,19 +59,62 @@ type Config struct {
 	Protocol string `yaml:"protocol"`
 	// Compression is gzip (default) or none.
 	Compression string `yaml:"compression"`
-	// Insecure disables TLS (default true: a collector on the node or cluster network).
-	Insecure bool              `yaml:"insecure"`
-	Timeout  time.Duration     `yaml:"timeout"`
-	Headers  map[string]string `yaml:"headers"`
+	// Insecure: true sends in plaintext (for HTTP: an http:// endpoint),
+	// which a non-loopback endpoint needs explicitly and which is logged as
+	// a warning; false always uses TLS. Unset, a loopback endpoint without
+	// tls settings is plaintext and everything else is TLS.
+	Insecure *bool `yaml:"insecure,omitempty"`
+	// TLS names the CA, the client certificate and the server name.
+	TLS netsec.ClientTLS `yaml:"tls,omitempty"`
+	// TokenFile holds the bearer token sent with every request
+	// (Authorization: Bearer <token>, the file's first line); re-read when
+	// the file changes, so a token rotates without a restart.
+	TokenFile string            `yaml:"token_file,omitempty"`
+	Timeout   time.Duration     `yaml:"timeout"`
+	Headers   map[string]string `yaml:"headers"`
 	// InitialBackoff and MaxBackoff bound retries while the endpoint is unreachable.
 	InitialBackoff time.Duration `yaml:"initial_backoff"`
 	MaxBackoff     time.Duration `yaml:"max_backoff"`
 }
 
-// NewDefaultConfig returns the defaults for a local collector.
+// NewDefaultConfig returns the defaults for a local collector (plaintext on
+// loopback).
 func NewDefaultConfig() Config {
-	return Config{Endpoint: "127.0.0.1:4317", Protocol: "grpc", Compression: "gzip", Insecure: true,
+	return Config{Endpoint: "127.0.0.1:4317", Protocol: "grpc", Compression: "gzip",
 		Timeout: 10 * time.Second, InitialBackoff: 200 * time.Millisecond, MaxBackoff: 10 * time.Second}
+}
+
+// host is the endpoint's host:port (or host), for the loopback rule.
+func (c Config) host() string {
+	if c.Protocol == "http" {
+		if u, err := url.Parse(c.Endpoint); err == nil {
+			return u.Host
+		}
+	}
+	return c.Endpoint
+}
+
+// Plaintext reports whether the connection goes without TLS.
+func (c Config) Plaintext() bool {
+	if c.Protocol == "http" {
+		return strings.HasPrefix(c.Endpoint, "http://")
+	}
+	if c.Insecure != nil {
+		return *c.Insecure
+	}
+	return !c.TLS.IsSet() && netsec.IsLoopback(c.Endpoint)
+}
+
+// Warning returns what to log at start about this connection's security, or "".
+func (c Config) Warning() string {
+	if !c.Plaintext() || netsec.IsLoopback(c.host()) {
+		return ""
+	}
+	w := "shipping to a non-loopback collector in plaintext (ship.insecure: true): anyone on the path can read the telemetry"
+	if c.TokenFile != "" {
+		w += ", and the bearer token"
+	}
+	return w
 }
 
 // Validate reports every problem at once.
@@ -79,6 +132,7 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("ship.protocol %q: want grpc or http", c.Protocol))
 	}
+	errs = append(errs, c.validateSecurity()...)
 	if c.Compression != "gzip" && c.Compression != "none" {
 		errs = append(errs, fmt.Errorf("ship.compression %q: want gzip or none", c.Compression))
 	}
@@ -89,6 +143,28 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("ship backoff: want 0 < initial_backoff (%v) <= max_backoff (%v)", c.InitialBackoff, c.MaxBackoff))
 	}
 	return errors.Join(errs...)
+}
+
+func (c Config) validateSecurity() []error {
+	var errs []error
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("ship.%w", err))
+	}
+	explicit := c.Insecure != nil && *c.Insecure
+	switch {
+	case c.Plaintext() && c.TLS.IsSet():
+		errs = append(errs, errors.New("ship.tls is set but the connection is plaintext (ship.insecure: true or an http:// endpoint)"))
+	case c.Protocol == "http" && c.Insecure != nil && *c.Insecure != c.Plaintext():
+		errs = append(errs, fmt.Errorf("ship.insecure: %v contradicts the endpoint %q (http:// is plaintext, https:// is TLS)", *c.Insecure, c.Endpoint))
+	case c.Plaintext() && !explicit && !netsec.IsLoopback(c.host()):
+		errs = append(errs, fmt.Errorf("ship.endpoint %q is not a loopback address: use TLS (https://, ship.tls), or set ship.insecure: true to send in plaintext", c.Endpoint))
+	}
+	for k := range c.Headers {
+		if c.TokenFile != "" && strings.EqualFold(k, "authorization") {
+			errs = append(errs, errors.New("ship.headers sets Authorization and ship.token_file is set: keep one"))
+		}
+	}
+	return errs
 }
 
 // Stats counts what the shipper did.
@@ -118,25 +194,123 @@ type Shipper struct {
 	s     sender
 	log   *slog.Logger
 	Stats Stats
+
+	errMu   sync.Mutex
+	lastErr error
 }
 
-// New returns a shipper for buf.
+// security is the loaded TLS configuration (nil: plaintext) and token file
+// (nil: none).
+type security struct {
+	tls   *tls.Config
+	token *netsec.TokenFile
+}
+
+// New returns a shipper for buf. It reads the CA, the client certificate
+// and the token file, and logs a warning for plaintext to a non-loopback
+// collector.
 func New(cfg Config, buf *buffer.Buffer, log *slog.Logger) (*Shipper, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	var s sender
-	var err error
-	if cfg.Protocol == "http" {
-		s = newHTTPSender(cfg)
-	} else if s, err = newGRPCSender(cfg); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
 	}
+	sec, err := loadSecurity(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if w := cfg.Warning(); w != "" {
+		log.Warn(w, "endpoint", cfg.Endpoint)
+	}
+	var s sender
+	if cfg.Protocol == "http" {
+		s = newHTTPSender(cfg, sec)
+	} else if s, err = newGRPCSender(cfg, sec); err != nil {
+		return nil, err
+	}
 	return &Shipper{cfg: cfg, buf: buf, s: s, log: log}, nil
 }
+
+// loadSecurity reads the files cfg names.
+func loadSecurity(cfg Config) (security, error) {
+	var sec security
+	var err error
+	if !cfg.Plaintext() {
+		if sec.tls, err = cfg.TLS.Build(); err != nil {
+			return sec, fmt.Errorf("ship.%w", err)
+		}
+	}
+	if cfg.TokenFile != "" {
+		if sec.token, err = netsec.OpenTokenFile(cfg.TokenFile); err != nil {
+			return sec, fmt.Errorf("ship.token_file: %w", err)
+		}
+	}
+	return sec, nil
+}
+
+// LastError is the last failed send, explained (nil after a success).
+func (s *Shipper) LastError() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.lastErr
+}
+
+// setError records the outcome of a send and logs a failure whose kind
+// differs from the previous one (so a wrong CA or token is said once, not
+// on every retry).
+func (s *Shipper) setError(err error) {
+	s.errMu.Lock()
+	prev := s.lastErr
+	s.lastErr = err
+	s.errMu.Unlock()
+	if err == nil || (prev != nil && failureKind(prev) == failureKind(err)) {
+		return
+	}
+	if failureKind(err) != "" {
+		s.log.Error("cannot ship to the collector; data stays buffered on disk and is retried", "endpoint", s.cfg.Endpoint, "err", err)
+	}
+}
+
+// failureKind classifies a send error for the log: TLS, credentials, or "".
+func failureKind(err error) string {
+	var se securityError
+	if errors.As(err, &se) {
+		return se.kind
+	}
+	return ""
+}
+
+// securityError explains a TLS or authentication failure with the
+// settings to check.
+type securityError struct {
+	kind string
+	err  error
+}
+
+func (e securityError) Error() string {
+	if e.kind == "tls" {
+		return "TLS with the collector failed (check ship.tls.ca_file, ship.tls.server_name, and the client certificate ship.tls.cert_file): " + e.err.Error()
+	}
+	return "the collector refused the credentials (check ship.token_file and the client certificate): " + e.err.Error()
+}
+
+func (e securityError) Unwrap() error { return e.err }
+
+// explain wraps a TLS or authentication failure in a securityError.
+func explain(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:") || strings.Contains(msg, "authentication handshake failed"):
+		return securityError{"tls", err}
+	case status.Code(err) == codes.Unauthenticated || status.Code(err) == codes.PermissionDenied || errors.Is(err, errUnauthorized):
+		return securityError{"auth", err}
+	}
+	return err
+}
+
+// errUnauthorized marks an HTTP 401 or 403.
+var errUnauthorized = errors.New("unauthorized")
 
 // permanentError marks a request the endpoint will never accept.
 type permanentError struct{ err error }
@@ -160,6 +334,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 			actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 			rejected, err := s.s.send(actx, rec.Kind, rec.Payload)
 			cancel()
+			if err != nil {
+				err = explain(err)
+			}
+			s.setError(err)
 			if err == nil {
 				s.Stats.Sent.Add(1)
 				s.Stats.SentItems[rec.Source].Add(uint64(rec.Items))
@@ -235,12 +413,16 @@ type grpcSender struct {
 	md   []string
 }
 
-func newGRPCSender(cfg Config) (*grpcSender, error) {
+func newGRPCSender(cfg Config, sec security) (*grpcSender, error) {
 	creds := insecure.NewCredentials()
-	if !cfg.Insecure {
-		creds = credentials.NewClientTLSFromCert(nil, "")
+	if sec.tls != nil {
+		creds = credentials.NewTLS(sec.tls)
 	}
-	conn, err := grpc.NewClient(cfg.Endpoint, grpc.WithTransportCredentials(creds))
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if sec.token != nil {
+		dial = append(dial, grpc.WithPerRPCCredentials(tokenCredentials{token: sec.token, tls: sec.tls != nil}))
+	}
+	conn, err := grpc.NewClient(cfg.Endpoint, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("ship: dial %s: %w", cfg.Endpoint, err)
 	}
@@ -277,21 +459,44 @@ func (g *grpcSender) send(ctx context.Context, kind byte, payload []byte) (int64
 		return rejected, nil
 	}
 	switch status.Code(err) {
-	case codes.InvalidArgument, codes.Unimplemented, codes.PermissionDenied, codes.Unauthenticated, codes.DataLoss:
+	case codes.InvalidArgument, codes.Unimplemented, codes.DataLoss:
 		return 0, permanentError{err}
 	}
+	// Unauthenticated and PermissionDenied are retried: a credential is
+	// fixed (or rotated) and the data must still be there.
 	return 0, err
 }
 
 func (g *grpcSender) close() error { return g.conn.Close() }
 
+// tokenCredentials sends the token file's current token with every RPC.
+type tokenCredentials struct {
+	token *netsec.TokenFile
+	tls   bool
+}
+
+func (t tokenCredentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + t.token.Token()}, nil
+}
+
+// RequireTransportSecurity is false on a plaintext connection, which the
+// configuration allowed (loopback, or ship.insecure: true).
+func (t tokenCredentials) RequireTransportSecurity() bool { return t.tls }
+
 type httpSender struct {
 	cfg    Config
 	client *http.Client
+	token  *netsec.TokenFile
 }
 
-func newHTTPSender(cfg Config) *httpSender {
-	return &httpSender{cfg: cfg, client: &http.Client{}}
+func newHTTPSender(cfg Config, sec security) *httpSender {
+	client := &http.Client{}
+	if sec.tls != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = sec.tls
+		client.Transport = tr
+	}
+	return &httpSender{cfg: cfg, client: client, token: sec.token}
 }
 
 func (h *httpSender) send(ctx context.Context, kind byte, payload []byte) (int64, error) {
@@ -318,6 +523,9 @@ func (h *httpSender) send(ctx context.Context, kind byte, payload []byte) (int64
 	for k, v := range h.cfg.Headers {
 		req.Header.Set(k, v)
 	}
+	if h.token != nil {
+		req.Header.Set("Authorization", "Bearer "+h.token.Token())
+	}
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return 0, err
@@ -341,6 +549,8 @@ func (h *httpSender) send(ctx context.Context, kind byte, payload []byte) (int64
 		return rejected, nil
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 		return 0, fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return 0, fmt.Errorf("%s: HTTP %d: %.200s: %w", path, resp.StatusCode, data, errUnauthorized)
 	default:
 		return 0, permanentError{fmt.Errorf("%s: HTTP %d: %.200s", path, resp.StatusCode, data)}
 	}

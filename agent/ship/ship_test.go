@@ -29,7 +29,7 @@ func TestHTTPSenderStatuses(t *testing.T) {
 	defer srv.Close()
 	cfg := NewDefaultConfig()
 	cfg.Protocol, cfg.Endpoint = "http", srv.URL
-	s := newHTTPSender(cfg)
+	s := newHTTPSender(cfg, security{})
 	rejected, err := s.send(context.Background(), KindMetrics, []byte{})
 	if err != nil || rejected != 3 {
 		t.Fatalf("200: rejected %d, %v", rejected, err)

@@ -40,9 +40,12 @@ Sources: NVML (on by default; without an NVIDIA driver it says so and the other
 sources keep running), a dcgm-exporter scrape (dcgm.enabled), model-server JSON
 logs (logs.enabled), or a simulated fleet (--simulate, in builds with
 -tags simulator; otherwise use fleetctl simulate). Data goes over OTLP to
-ship.endpoint, through a bounded disk buffer under data_dir. /metrics serves
-the latest GPU values with dcgm-exporter's names and labels, and the agent's
-own health.
+ship.endpoint, through a bounded disk buffer under data_dir, over TLS
+(ship.tls: CA, client certificate; ship.token_file: bearer token) unless the
+collector is on loopback or ship.insecure is true. /metrics serves the latest
+GPU values with dcgm-exporter's names and labels, and the agent's own health,
+on 127.0.0.1:9401 by default; another address needs TLS and a token (web:)
+or web.insecure: true.
 
 Flags:
 `

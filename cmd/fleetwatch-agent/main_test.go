@@ -3,13 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent"
 	"github.com/fleetwatch/fleetwatch/agent/sim"
+	"github.com/fleetwatch/fleetwatch/lib/devcerts"
 )
 
 func TestHelpAndVersion(t *testing.T) {
@@ -51,5 +58,58 @@ func TestShippedConfigsLoad(t *testing.T) {
 		if _, err := sim.Load(p); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
+	}
+}
+
+// The shipped configuration starts with TLS and a token on /metrics and to
+// the collector, given the files `fleetctl certs` makes.
+func TestShippedConfigRunsWithTLS(t *testing.T) {
+	dir := t.TempDir()
+	f, err := devcerts.Ensure(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("../../deploy/agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte("/etc/fleetwatch/tls/")) {
+		t.Fatal("deploy/agent.yaml names no certificate files")
+	}
+	path := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(path, bytes.ReplaceAll(data, []byte("/etc/fleetwatch/tls"), []byte(dir)), 0o644)
+	cfg := agent.NewDefaultConfig()
+	if err := loadConfig(path, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Ship.Plaintext() || cfg.Ship.TokenFile != f.Token || !cfg.Web.Secure() {
+		t.Fatalf("shipped config: ship %+v, web %+v", cfg.Ship, cfg.Web)
+	}
+	cfg.DataDir, cfg.NVML.Enabled, cfg.Listen = t.TempDir(), false, "127.0.0.1:0"
+	a, err := agent.New(cfg, agent.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for a.Addr() == "" {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ca, _ := os.ReadFile(f.CA)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	token, _ := os.ReadFile(f.Token)
+	req, _ := http.NewRequest(http.MethodGet, "https://"+a.Addr()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics with the token: %s", resp.Status)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -17,12 +16,14 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/offline"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/lib/netsec"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
 // Analyzer is a configured engine with its detectors.
 type Analyzer struct {
 	cfg    Config
+	web    *netsec.Server // nil without a listener
 	client *storage.Client
 	Engine *engine.Engine
 	drift  *drift.Detector
@@ -57,6 +58,13 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	for _, opt := range opts {
 		opt(&o)
 	}
+	var web *netsec.Server
+	if cfg.Listen != "" {
+		var err error
+		if web, err = netsec.NewServer(cfg.Web); err != nil {
+			return nil, fmt.Errorf("analyzer.web: %w", err)
+		}
+	}
 	if cfg.Migrate {
 		rep, err := c.Migrate(ctx)
 		if err != nil {
@@ -90,7 +98,7 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	if err != nil {
 		return nil, err
 	}
-	a := &Analyzer{cfg: cfg, client: c, Engine: e, alert: al, state: newStateCache(c, cfg.StateLookback), log: log}
+	a := &Analyzer{cfg: cfg, web: web, client: c, Engine: e, alert: al, state: newStateCache(c, cfg.StateLookback), log: log}
 	var dets []fleet.Detector
 	if cfg.Drift.Enabled {
 		a.drift, err = drift.NewDetector(cfg.Drift.Config, c, offline.ProfileFile, log)
@@ -144,8 +152,9 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	return a, nil
 }
 
-// Run serves /metrics and /healthz (when Listen is set) and runs the engine
-// until ctx ends, then shuts down gracefully.
+// Run serves /metrics (behind the bearer token, when configured) and
+// /healthz (open) when Listen is set, over TLS when configured, and runs the
+// engine until ctx ends, then shuts down gracefully.
 func (a *Analyzer) Run(ctx context.Context) error {
 	var srv *http.Server
 	if a.cfg.Listen != "" {
@@ -154,17 +163,18 @@ func (a *Analyzer) Run(ctx context.Context) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-		ln, err := net.Listen("tcp", a.cfg.Listen)
+		ln, err := a.web.Listen(a.cfg.Listen, a.log)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
 		}
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		srv = &http.Server{Handler: a.web.Handler(mux, "/healthz"), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.log.Error("metrics server", "err", err)
 			}
 		}()
-		a.log.Info("serving /metrics and /healthz", "addr", ln.Addr().String())
+		a.log.Info("serving /metrics and /healthz", "addr", ln.Addr().String(), "scheme", a.web.Scheme())
 	}
 	a.log.Info("analyzer running", "detectors", a.Engine.Detectors())
 	if a.alert != nil {

@@ -20,14 +20,19 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
+	"github.com/fleetwatch/fleetwatch/lib/netsec"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
 // Config is the analyzer section of a Fleetwatch YAML file (see
 // deploy/analyzer.example.yaml).
 type Config struct {
-	// Listen is the address of /metrics and /healthz; empty turns them off.
+	// Listen is the address of /metrics and /healthz (default
+	// 127.0.0.1:9465); empty turns them off. A non-loopback address needs
+	// Web's TLS and authentication, or web.insecure.
 	Listen string `yaml:"listen"`
+	// Web secures /metrics: TLS (mutual optional) and a bearer token file.
+	Web netsec.ServerConfig `yaml:"web"`
 	// StateLookback is how far back /metrics looks for the latest drift
 	// score and SPC state of each series (default 1h; older ones are gone
 	// or stale).
@@ -112,6 +117,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Engine.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Listen != "" {
+		if err := c.Web.Validate("analyzer.web", c.Listen); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.StateLookback <= 0 {
 		errs = append(errs, fmt.Errorf("analyzer: state_lookback %v must be positive", c.StateLookback))

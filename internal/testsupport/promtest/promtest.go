@@ -94,20 +94,28 @@ func start(t testing.TB, bin string, args []string, dir, base, ready string) *Pr
 // Prometheus starts Prometheus scraping targets (host:port) every interval.
 func Prometheus(t testing.TB, interval time.Duration, targets ...string) *Process {
 	t.Helper()
-	bin := require(t, "prometheus")
-	dir := t.TempDir()
 	quoted := make([]string, len(targets))
 	for i, tg := range targets {
 		quoted[i] = strconv.Quote(tg)
 	}
+	return PrometheusConfig(t, interval, fmt.Sprintf(`  - job_name: fleetwatch
+    static_configs:
+      - targets: [%s]
+`, strings.Join(quoted, ", ")))
+}
+
+// PrometheusConfig starts Prometheus with the given scrape_configs list
+// (YAML list items, indented by two spaces), e.g. a job that scrapes over
+// TLS with a bearer token.
+func PrometheusConfig(t testing.TB, interval time.Duration, scrapeConfigs string) *Process {
+	t.Helper()
+	bin := require(t, "prometheus")
+	dir := t.TempDir()
 	cfg := fmt.Sprintf(`global:
   scrape_interval: %s
   evaluation_interval: %s
 scrape_configs:
-  - job_name: fleetwatch
-    static_configs:
-      - targets: [%s]
-`, interval, interval, strings.Join(quoted, ", "))
+%s`, interval, interval, scrapeConfigs)
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,9 @@ type Signal uint8
 // The rules. Rules 1–4 are the Western Electric rules with the run length
 // of the design documents (7 in a row; the Western Electric handbook says 8,
 // Nelson 9). A rule fires on the point that completes its pattern, and again
-// on every following point while the pattern holds.
+// on every following point while the pattern holds; EWMA and CUSUM restart
+// (at the target and at zero) after they fire, so each of their signals
+// needs fresh evidence.
 const (
 	// Rule1 is one point beyond 3σ from the mean.
 	Rule1 Signal = 1 << iota
@@ -306,17 +308,28 @@ func (c *Charts) step(p *ChartParams, i int, x float64) Signal {
 	c.EWMA[i], c.EWMAF[i] = e, f
 	if math.Abs(e-mu) > p.EWMAL*sigma*math.Sqrt(lam/(2-lam)*(1-f)) {
 		s |= RuleEWMA
+		// Restart at the target after a signal, as a new chart starts
+		// (Montgomery, Introduction to Statistical Quality Control, 9.2):
+		// each signal is then a renewal and the per-point in-control rate
+		// is 1/ARL₀, instead of one excursion firing on every point until
+		// the statistic drifts back.
+		c.EWMA[i], c.EWMAF[i] = mu, 1
 	}
 
 	hi := max(0, c.CusumHi[i]+zc-p.CUSUMK)
 	lo := max(0, c.CusumLo[i]-zc-p.CUSUMK)
-	c.CusumHi[i], c.CusumLo[i] = hi, lo
+	quiet := max(hi, lo) <= p.CUSUMH/2
 	if hi > p.CUSUMH || lo > p.CUSUMH {
 		s |= RuleCUSUM
+		// Restart both sums at zero after a signal (Montgomery 9.1.2),
+		// for the same reason: a sum that stays above h would otherwise
+		// signal on every point for as long as it takes to decay.
+		hi, lo = 0, 0
 	}
+	c.CusumHi[i], c.CusumLo[i] = hi, lo
 	s &= p.Rules
 
-	if s == 0 && p.LearnCap > 0 && max(hi, lo) <= p.CUSUMH/2 {
+	if s == 0 && p.LearnCap > 0 && quiet {
 		c.learn(p.LearnCap, i, x)
 	} else {
 		c.Last[i] = math.NaN()

@@ -91,9 +91,9 @@ type ChartParams struct {
 }
 
 // DefaultChartParams are the textbook settings: λ = 0.2 with 3σ limits,
-// k = 0.5σ and h = 5σ, learning over the last 500 in-control points.
+// k = 0.5σ and h = 5σ, learning over the last 2,000 in-control points.
 func DefaultChartParams() ChartParams {
-	return ChartParams{Rules: AllRules, EWMALambda: 0.2, EWMAL: 3, CUSUMK: 0.5, CUSUMH: 5, LearnCap: 500}
+	return ChartParams{Rules: AllRules, EWMALambda: 0.2, EWMAL: 3, CUSUMK: 0.5, CUSUMH: 5, LearnCap: 2000}
 }
 
 // Validate reports every problem at once.

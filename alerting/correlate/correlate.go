@@ -3,7 +3,7 @@
 // row ⊂ datacenter ⊂ fleet for hardware, and up the dependency graph model
 // ⊂ shared upstream ⊂ portfolio ⊂ fleet for models, as the design documents
 // describe (k of a node's GPUs → node; a share of a rack's nodes → rack;
-// racks in several rows → datacenter; ≥ 0.6 of the models → fleet).
+// racks in several rows → datacenter; more than 0.6 of the models → fleet).
 //
 // Correlation is a pure function of the active detections, the inventory
 // and the catalog: the same detections always give the same candidates with
@@ -43,9 +43,10 @@ type Config struct {
 	DatacenterMinRacks int `yaml:"datacenter_min_racks"`
 	// FleetMinDatacenters affected datacenters make one fleet incident.
 	FleetMinDatacenters int `yaml:"fleet_min_datacenters"`
-	// FleetThreshold: when at least this share of the catalog's models is
+	// FleetThreshold: when more than this share of the catalog's models is
 	// anomalous in one family, one fleet-wide incident (design documents:
-	// 0.6). PortfolioThreshold is the same share within a domain.
+	// fraction > 0.6). PortfolioThreshold: at least this share within a
+	// domain.
 	FleetThreshold     float64 `yaml:"fleet_threshold"`
 	PortfolioThreshold float64 `yaml:"portfolio_threshold"`
 	// UpstreamMinModels anomalous consumers, being at least

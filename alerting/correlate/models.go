@@ -8,8 +8,8 @@ import (
 	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
-// models attributes one family's model detections: the whole fleet when at
-// least FleetThreshold of the catalog is anomalous; else, greedily, shared
+// models attributes one family's model detections: the whole fleet when
+// more than FleetThreshold of the catalog is anomalous; else, greedily, shared
 // upstreams that explain the most anomalous consumers; then portfolios
 // past PortfolioThreshold; every model left is its own incident.
 func (c *Correlator) models(family string, dets []*fleet.Detection) []Candidate {
@@ -36,7 +36,7 @@ func (c *Correlator) models(family string, dets []*fleet.Detection) []Candidate 
 				inCat++
 			}
 		}
-		if inCat >= c.cfg.UpstreamMinModels && float64(inCat) >= c.cfg.FleetThreshold*float64(c.cat.Len()) {
+		if inCat >= c.cfg.UpstreamMinModels && float64(inCat)/float64(c.cat.Len()) > c.cfg.FleetThreshold {
 			return []Candidate{{Key: key(family, incident.LevelFleet, "models"), Level: incident.LevelFleet, Scope: "models",
 				Family: family, Models: anomalous, Evidence: evidence(anomalous)}}
 		}

@@ -19,12 +19,22 @@ type AnalyzeConfig struct {
 	Params kernels.ChartParams
 }
 
-// NewDefaultAnalyzeConfig returns a 20-point baseline, every rule, and a
-// frozen baseline (no learning), so the limits printed hold for every point.
+// NewDefaultAnalyzeConfig charts a series as the analyzer's detectors do
+// by default (NewDefaultConfig): the same baseline length, rules and
+// settings, and a baseline that keeps learning from in-control points.
 func NewDefaultAnalyzeConfig() AnalyzeConfig {
-	p := kernels.DefaultChartParams()
-	p.LearnCap = 0
-	return AnalyzeConfig{BaselinePoints: 20, Params: p}
+	a, err := NewDefaultConfig("spc").AnalyzeConfig()
+	if err != nil {
+		panic(err) // the shipped defaults are valid (TestDefaultsValid)
+	}
+	return a
+}
+
+// AnalyzeConfig charts one series offline as a detector with this
+// configuration charts each of its series.
+func (c Config) AnalyzeConfig() (AnalyzeConfig, error) {
+	p, err := c.params()
+	return AnalyzeConfig{BaselinePoints: c.BaselinePoints, Params: p}, err
 }
 
 // Validate reports every problem at once.

@@ -44,12 +44,27 @@ type Config struct {
 	CriticalZ float64 `yaml:"critical_z"`
 }
 
-// NewDefaultConfig returns a one-minute detector with every rule, a
-// 30-window baseline, learning over 500 in-control windows, and series
-// forgotten after a week without data.
+// DefaultRules are the rules a chart evaluates unless configured: beyond
+// 3σ (we1), 2 of 3 beyond 2σ (we2), EWMA and CUSUM. The run rules we3 and
+// we4 are off: they multiply false alarms (we4 alone fires on 1.56% of
+// in-control points, and keeps firing while a run lasts, so noise reaches
+// the 3 consecutive windows that make a detection critical), and EWMA and
+// CUSUM detect the small persistent shifts they are for sooner at a far
+// lower in-control rate (Montgomery, Introduction to Statistical Quality
+// Control, 5.3.6 and chapter 9; Champ and Woodall 1987 put the in-control
+// run length of rules 1–4 together at 92 points against 370 for rule 1).
+const DefaultRules = kernels.Rule1 | kernels.Rule2 | kernels.RuleEWMA | kernels.RuleCUSUM
+
+// NewDefaultConfig returns the one SPC configuration Fleetwatch ships: the
+// analyzer's detectors and fleetctl spc both start from it. A one-minute
+// window, DefaultRules, a 30-point Phase I baseline that keeps learning from
+// in-control points (remembering 2,000), EWMA λ = 0.2, L = 3, CUSUM k = 0.5σ,
+// h = 5σ, and series forgotten after a week without data. Its measured
+// in-control false-alarm rates are in analytics/README.md
+// (TestShippedDefaultsFalseAlarmRates).
 func NewDefaultConfig(name string) Config {
 	p := kernels.DefaultChartParams()
-	return Config{Name: name, Interval: time.Minute, BaselinePoints: 30, Rules: strings.Split(kernels.AllRules.String(), ","),
+	return Config{Name: name, Interval: time.Minute, BaselinePoints: 30, Rules: DefaultRules.Names(),
 		EWMALambda: p.EWMALambda, EWMAL: p.EWMAL, CUSUMK: p.CUSUMK, CUSUMH: p.CUSUMH, LearnCap: p.LearnCap,
 		ForgetAfter: 7 * 24 * time.Hour, Persist: 3, CriticalZ: 6}
 }
@@ -61,7 +76,8 @@ func (c Config) params() (kernels.ChartParams, error) {
 	return p, err
 }
 
-func (c Config) setConfig() (SetConfig, error) {
+// SetConfig is the configuration of the detector's Set.
+func (c Config) SetConfig() (SetConfig, error) {
 	p, err := c.params()
 	if err != nil {
 		return SetConfig{}, err
@@ -85,7 +101,7 @@ func (c Config) Validate() error {
 	if !(c.CriticalZ > 3) {
 		errs = append(errs, fmt.Errorf("critical_z: %v, want > 3", c.CriticalZ))
 	}
-	if sc, err := c.setConfig(); err != nil {
+	if sc, err := c.SetConfig(); err != nil {
 		errs = append(errs, err)
 	} else if err := sc.Validate(); err != nil {
 		errs = append(errs, err)
@@ -116,7 +132,7 @@ func NewDetector(cfg Config, c *storage.Client, sources ...Source) (*Detector, e
 	if len(sources) == 0 {
 		return nil, fmt.Errorf("spc %s: no sources", cfg.Name)
 	}
-	sc, _ := cfg.setConfig()
+	sc, _ := cfg.SetConfig()
 	set, err := NewSet(sc, cfg.Interval.Seconds())
 	if err != nil {
 		return nil, err
@@ -165,16 +181,19 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 	fired := d.set.Fired()
 	out := make([]fleet.Detection, 0, len(fired))
 	for _, p := range fired {
-		out = append(out, d.detection(p, w))
+		out = append(out, d.cfg.Detection(p, w))
 	}
 	return out, nil
 }
 
-func (d *Detector) detection(p Point, w fleet.Window) fleet.Detection {
+// Detection is what a detector with this configuration raises for a fired
+// point in window w: critical after Persist windows out of control or at
+// |z| ≥ CriticalZ, warning for we1, EWMA and CUSUM, else info.
+func (c Config) Detection(p Point, w fleet.Window) fleet.Detection {
 	strongest := p.Rules.Names()[0]
 	sev := "info"
 	switch {
-	case p.OutRun >= d.cfg.Persist || (p.Rules&kernels.Rule1 != 0 && math.Abs(p.Z) >= d.cfg.CriticalZ):
+	case p.OutRun >= c.Persist || (p.Rules&kernels.Rule1 != 0 && math.Abs(p.Z) >= c.CriticalZ):
 		sev = "critical"
 	case p.Rules&(kernels.Rule1|kernels.RuleEWMA|kernels.RuleCUSUM) != 0:
 		sev = "warning"

@@ -14,11 +14,12 @@ import (
 
 func runSPC(_ context.Context, e *env, args []string) error {
 	fs := newFlags(e, "spc")
+	def := spc.NewDefaultAnalyzeConfig() // the analyzer's defaults
 	input := fs.String("input", "", "series table: .csv (header row; empty cell = missing) or .arrow (Arrow IPC / Feather v2)")
 	column := fs.String("column", "", "numeric column to chart (default: the only numeric column)")
-	baseline := fs.Int("baseline", 20, "leading values that form the baseline; 0 = every value (a retrospective chart)")
-	rules := fs.String("rules", kernels.AllRules.String(), "rules to evaluate: we1 (beyond 3σ), we2 (2 of 3 beyond 2σ), we3 (4 of 5 beyond 1σ), we4 (7 in a row on one side), ewma, cusum")
-	learn := fs.Bool("learn", false, "let in-control points after the baseline refine it, as the analyzer does")
+	baseline := fs.Int("baseline", def.BaselinePoints, "leading values that form the baseline; 0 = every value (a retrospective chart)")
+	rules := fs.String("rules", def.Params.Rules.String(), "rules to evaluate: we1 (beyond 3σ), we2 (2 of 3 beyond 2σ), we3 (4 of 5 beyond 1σ), we4 (7 in a row on one side), ewma, cusum")
+	learn := fs.Bool("learn", def.Params.LearnCap > 0, "let in-control points after the baseline refine it, as the analyzer does; --learn=false freezes the baseline")
 	format := fs.String("format", "table", "output: table or json")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -29,15 +30,15 @@ func runSPC(_ context.Context, e *env, args []string) error {
 	if err := checkFormat(fs, *format); err != nil {
 		return err
 	}
-	cfg := spc.NewDefaultAnalyzeConfig()
+	cfg := def
 	cfg.BaselinePoints = *baseline
 	r, err := kernels.ParseSignal(*rules)
 	if err != nil {
 		return badUsage(fs, "--rules: %v", err)
 	}
 	cfg.Params.Rules = r
-	if *learn {
-		cfg.Params.LearnCap = kernels.DefaultChartParams().LearnCap
+	if !*learn {
+		cfg.Params.LearnCap = 0
 	}
 	if err := cfg.Validate(); err != nil {
 		return badUsage(fs, "bad flags: %v", err)

@@ -15,7 +15,9 @@ type Signal uint8
 // The rules. Rules 1–4 are the Western Electric rules with the run length
 // of the design documents (7 in a row; the Western Electric handbook says 8,
 // Nelson 9). A rule fires on the point that completes its pattern, and again
-// on every following point while the pattern holds.
+// on every following point while the pattern holds; EWMA and CUSUM restart
+// (at the target and at zero) after they fire, so each of their signals
+// needs fresh evidence.
 const (
 	// Rule1 is one point beyond 3σ from the mean.
 	Rule1 Signal = 1 << iota
@@ -89,9 +91,9 @@ type ChartParams struct {
 }
 
 // DefaultChartParams are the textbook settings: λ = 0.2 with 3σ limits,
-// k = 0.5σ and h = 5σ, learning over the last 500 in-control points.
+// k = 0.5σ and h = 5σ, learning over the last 2,000 in-control points.
 func DefaultChartParams() ChartParams {
-	return ChartParams{Rules: AllRules, EWMALambda: 0.2, EWMAL: 3, CUSUMK: 0.5, CUSUMH: 5, LearnCap: 500}
+	return ChartParams{Rules: AllRules, EWMALambda: 0.2, EWMAL: 3, CUSUMK: 0.5, CUSUMH: 5, LearnCap: 2000}
 }
 
 // Validate reports every problem at once.
@@ -128,7 +130,21 @@ const (
 	zAbove0 = 32 // x > μ
 	zBelow0 = 40 // x < μ
 	zShift  = 0xFEFE_FEFE_FEFE
+	// zHold (bits 48–63) counts down the points before the mean may learn
+	// again after a signal (see learnHoldoff).
+	zHold = 48
 )
+
+// learnHoldoff is how many points after any signal the mean does not learn.
+// EWMA and CUSUM restart after they fire, so under a small persistent shift
+// they are quiet for a while between signals; without the hold-off the mean
+// would learn the shifted points in those gaps and the fault would slowly
+// become the new normal. 50 points is longer than the CUSUM's run length at
+// a 0.5σ shift (38 for k = 0.5, h = 5; Montgomery, Introduction to
+// Statistical Quality Control, Table 9.3), the smallest shift it is for. In
+// control the exclusion depends on time, not on the value, so the mean
+// stays unbiased.
+const learnHoldoff = 50
 
 // Charts is the state of many series' individuals control charts as
 // parallel slices, one element per series, so that one Step evaluates a
@@ -136,13 +152,18 @@ const (
 // are exported so that callers can store and restore them column by column.
 //
 // A series is charted once Sigma > 0 (see Seed). The baseline then keeps
-// learning from in-control points: a point that fires no rule while neither
-// CUSUM is past half its decision interval refines Mean and Sigma (σ from
-// the average moving range between consecutive accepted points), so a fault
-// never becomes the new normal.
+// learning: Mean from points that fire no rule, with neither CUSUM past half
+// its decision interval and no signal in the last learnHoldoff points, so a
+// fault never becomes the new normal; Sigma from the average moving range of
+// consecutive points within zClip σ of the mean. Moving ranges are not
+// changed by a level shift, and screening them at 4σ rather than by the
+// rules keeps σ unbiased: leaving out the points that fired (≈ 1% of
+// in-control points, the largest ones) underestimated σ by 4% and raised
+// rule 1's rate from 0.27% to 0.40%.
 type Charts struct {
 	Mean, Sigma []float64
-	// Zones is the recent history of zones, for rules 2–4.
+	// Zones is the recent history of zones, for rules 2–4 (bits 0–47),
+	// and the learning hold-off after a signal (bits 48–63).
 	Zones []uint64
 	// EWMA is the EWMA statistic; EWMAF is (1−λ)^(2t) for its exact limits.
 	EWMA, EWMAF []float64
@@ -151,8 +172,8 @@ type Charts struct {
 	// LearnN, LearnSum, LearnMR, LearnMRN are the baseline's (decayed)
 	// point count, sum, moving-range sum and moving-range count.
 	LearnN, LearnSum, LearnMR, LearnMRN []float64
-	// Last is the last accepted point, NaN when the previous point was not
-	// accepted (a moving range never spans a rejected point).
+	// Last is the previous point when it was within zClip σ of the mean,
+	// else NaN (a moving range never spans a screened-out point).
 	Last []float64
 }
 
@@ -281,8 +302,8 @@ func (c *Charts) step(p *ChartParams, i int, x float64) Signal {
 	if z < 0 {
 		nb |= 1 << zBelow0
 	}
+	hold := c.Zones[i] >> zHold
 	h := (c.Zones[i]<<1)&zShift | nb
-	c.Zones[i] = h
 	if (nb>>zAbove2&1 != 0 && bits.OnesCount64(h>>zAbove2&0x7) >= 2) ||
 		(nb>>zBelow2&1 != 0 && bits.OnesCount64(h>>zBelow2&0x7) >= 2) {
 		s |= Rule2
@@ -306,40 +327,66 @@ func (c *Charts) step(p *ChartParams, i int, x float64) Signal {
 	c.EWMA[i], c.EWMAF[i] = e, f
 	if math.Abs(e-mu) > p.EWMAL*sigma*math.Sqrt(lam/(2-lam)*(1-f)) {
 		s |= RuleEWMA
+		// Restart at the target after a signal, as a new chart starts
+		// (Montgomery, Introduction to Statistical Quality Control, 9.2):
+		// each signal is then a renewal and the per-point in-control rate
+		// is 1/ARL₀, instead of one excursion firing on every point until
+		// the statistic drifts back.
+		c.EWMA[i], c.EWMAF[i] = mu, 1
 	}
 
 	hi := max(0, c.CusumHi[i]+zc-p.CUSUMK)
 	lo := max(0, c.CusumLo[i]-zc-p.CUSUMK)
-	c.CusumHi[i], c.CusumLo[i] = hi, lo
+	quiet := max(hi, lo) <= p.CUSUMH/2
 	if hi > p.CUSUMH || lo > p.CUSUMH {
 		s |= RuleCUSUM
+		// Restart both sums at zero after a signal (Montgomery 9.1.2),
+		// for the same reason: a sum that stays above h would otherwise
+		// signal on every point for as long as it takes to decay.
+		hi, lo = 0, 0
 	}
+	c.CusumHi[i], c.CusumLo[i] = hi, lo
 	s &= p.Rules
 
-	if s == 0 && p.LearnCap > 0 && max(hi, lo) <= p.CUSUMH/2 {
-		c.learn(p.LearnCap, i, x)
-	} else {
-		c.Last[i] = math.NaN()
+	switch {
+	case s != 0:
+		hold = learnHoldoff
+	case hold > 0:
+		hold--
+	}
+	c.Zones[i] = h | hold<<zHold
+	if p.LearnCap > 0 {
+		c.learn(p.LearnCap, i, x, math.Abs(z) <= zClip, s == 0 && quiet && hold == 0)
 	}
 	return s
 }
 
-// learn adds an accepted point to series i's baseline.
-func (c *Charts) learn(capN float64, i int, x float64) {
-	decay := 1.0
-	if c.LearnN[i] >= capN {
-		decay = (capN - 1) / capN
+// learn adds x to series i's baseline: to σ's moving ranges when it and
+// the previous point are within zClip σ (screened), to the mean when
+// accepted. Beyond capN points the older ones are forgotten exponentially.
+func (c *Charts) learn(capN float64, i int, x float64, screened, accepted bool) {
+	decay := func(n float64) float64 {
+		if n >= capN {
+			return (capN - 1) / capN
+		}
+		return 1
 	}
-	c.LearnN[i] = c.LearnN[i]*decay + 1
-	c.LearnSum[i] = c.LearnSum[i]*decay + x
-	if last := c.Last[i]; last == last {
-		c.LearnMR[i] = c.LearnMR[i]*decay + math.Abs(x-last)
-		c.LearnMRN[i] = c.LearnMRN[i]*decay + 1
+	if last := c.Last[i]; screened && last == last {
+		d := decay(c.LearnMRN[i])
+		c.LearnMR[i] = c.LearnMR[i]*d + math.Abs(x-last)
+		c.LearnMRN[i] = c.LearnMRN[i]*d + 1
 	}
-	c.Last[i] = x
-	mu := c.LearnSum[i] / c.LearnN[i]
-	c.Mean[i] = mu
+	c.Last[i] = math.NaN()
+	if screened {
+		c.Last[i] = x
+	}
+	if accepted {
+		d := decay(c.LearnN[i])
+		c.LearnN[i] = c.LearnN[i]*d + 1
+		c.LearnSum[i] = c.LearnSum[i]*d + x
+		c.Mean[i] = c.LearnSum[i] / c.LearnN[i]
+	}
 	if c.LearnMRN[i] > 0 {
-		c.Sigma[i] = max(c.LearnMR[i]/c.LearnMRN[i]/D2, SigmaFloor(mu))
+		c.Sigma[i] = max(c.LearnMR[i]/c.LearnMRN[i]/D2, SigmaFloor(c.Mean[i]))
 	}
 }

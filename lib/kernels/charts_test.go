@@ -62,11 +62,14 @@ func TestWesternElectricRulesOnCraftedSequences(t *testing.T) {
 		{"rule 4 below", Rule4, repeat(-0.01, 7), []int{6}},
 		{"mean itself is on neither side", Rule4, append(repeat(0.1, 6), 0), nil},
 		// Tabular CUSUM at a 1σ shift: C⁺ grows by z − k = 0.5 per point
-		// and passes h = 5 at the 11th point.
-		{"cusum", RuleCUSUM, repeat(1, 12), []int{10, 11}},
+		// and passes h = 5 at the 11th point; it then restarts at 0 and
+		// passes h again 11 points later.
+		{"cusum", RuleCUSUM, repeat(1, 23), []int{10, 21}},
+		{"cusum lower", RuleCUSUM, repeat(-1, 12), []int{10}},
 		// EWMA of a 1.5σ shift: 1.5·(1 − 0.8ᵗ) first exceeds
-		// 3·sqrt(0.2/1.8·(1 − 0.64ᵗ)) at t = 5.
-		{"ewma", RuleEWMA, repeat(1.5, 6), []int{4, 5}},
+		// 3·sqrt(0.2/1.8·(1 − 0.64ᵗ)) at t = 5; restarted at the target
+		// with fresh limits, again 5 points later.
+		{"ewma", RuleEWMA, repeat(1.5, 10), []int{4, 9}},
 		{"ewma asymptote: a 1σ shift stays inside", RuleEWMA, repeat(1, 50), nil},
 		// One wild point is rule 1's: clipped at 4σ it leaves CUSUM below h
 		// (3.5 < 5) and the EWMA back inside its limits at the next point

@@ -15,14 +15,15 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 // The design documents' alert-fatigue scenario: 100 models × 10 metrics
 // checked every 5 minutes. A warm-up day, a week without faults, then a
 // week with injected incidents. Naive alerting pages on every point beyond
 // 3σ of its metric's first-day mean; Fleetwatch charts each series with
-// package spc with its shipped defaults (spc.NewDefaultConfig), turns fired
-// points into detections as the SPC detector does, and pages through alerting's correlation and lifecycle with their
+// package spc, turns fired points into detections as the SPC detector does,
+// and pages through alerting's correlation and lifecycle with their
 // defaults.
 
 const (
@@ -119,6 +120,22 @@ func (p *pager) Enqueue(ctx context.Context, ns []route.Notification) error { re
 
 func (p *pager) Refresh(context.Context, []incident.Incident) error { return nil }
 
+// detection turns a fired SPC point into what the SPC detector raises:
+// critical after 3 windows out of control or |z| ≥ 6, else warning for
+// we1, else info.
+func detection(p spc.Point, w fleet.Window) fleet.Detection {
+	sev := "info"
+	switch {
+	case p.OutRun >= 3 || (p.Rules&kernels.Rule1 != 0 && math.Abs(p.Z) >= 6):
+		sev = "critical"
+	case p.Rules&(kernels.Rule1|kernels.RuleEWMA|kernels.RuleCUSUM) != 0:
+		sev = "warning"
+	}
+	return fleet.Detection{Time: w.End, WindowStart: w.Start, Detector: "spc_" + p.Rules.Names()[0], Class: p.Class,
+		Severity: sev, EntityType: p.EntityType, Entity: p.Entity, Key: "spc/" + p.Key, Model: p.Model, Value: p.Z,
+		Summary: fmt.Sprintf("%s %s z=%.1f", p.Entity, p.Metric, p.Z)}
+}
+
 type noiseResult struct {
 	naivePerDay                 float64
 	week1Pages, week2False      int
@@ -134,14 +151,9 @@ func runNoise(t testing.TB) noiseResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The shipped SPC defaults, with the scenario's 5-minute windows.
-	spcCfg := spc.NewDefaultConfig("spc_models")
-	spcCfg.Interval = noiseStep
-	sc, err := spcCfg.SetConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := spc.NewSet(sc, noiseStep.Seconds())
+	params := kernels.DefaultChartParams()
+	params.Rules = kernels.Rule1 | kernels.Rule2
+	set, err := spc.NewSet(spc.SetConfig{BaselinePoints: windowsPerDay, Params: params, ForgetAfter: windowsPerDay}, noiseStep.Seconds())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +210,7 @@ func runNoise(t testing.TB) noiseResult {
 		w := fleet.Window{Start: start.Add(time.Duration(wi) * noiseStep), End: start.Add(time.Duration(wi+1) * noiseStep)}
 		var dets []fleet.Detection
 		for _, pt := range set.Fired() {
-			dets = append(dets, spcCfg.Detection(pt, w))
+			dets = append(dets, detection(pt, w))
 		}
 		p.window = wi
 		if err := m.Consume(context.Background(), fleet.Evaluation{Detector: "spc_models", Window: w, Detections: dets}); err != nil {

@@ -192,7 +192,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 	}
 	defer d.runner.Close()
 	d.truth = d.runner.Fleet.GroundTruth()
-	ag, err := newSimAgent(d.runner, true, p.endpoint, "", filepath.Join(run, "agent"), log, nil)
+	ag, err := newSimAgent(d.runner, true, p.endpoint, p.certs, "", filepath.Join(run, "agent"), log, nil)
 	if err != nil {
 		return err
 	}

@@ -15,19 +15,22 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/collector"
+	"github.com/fleetwatch/fleetwatch/lib/devcerts"
 	"github.com/fleetwatch/fleetwatch/lib/freeport"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
 // pipeline is an in-process collector writing to ClickHouse.
 type pipeline struct {
-	endpoint string // OTLP/gRPC, host:port
-	metrics  string // the collector's own /metrics, host:port
+	endpoint string         // OTLP/gRPC, host:port
+	certs    devcerts.Files // the listeners' TLS and token, which agents use
+	metrics  string         // the collector's own /metrics, host:port
 	col      *collector.Running
 }
 
 // startPipeline starts the collector (the shipped default configuration on
-// free loopback ports) writing to ch, its queue under dir.
+// free loopback ports, with TLS and a bearer token from a private CA made
+// under dir) writing to ch, its queue under dir.
 func startPipeline(ctx context.Context, ch storage.Config, dir string, memoryQueue bool) (*pipeline, error) {
 	grpcAddr, err := freeport.Addr()
 	if err != nil {
@@ -37,7 +40,11 @@ func startPipeline(ctx context.Context, ch storage.Config, dir string, memoryQue
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := collector.LocalConfig(collector.Local{GRPC: grpcAddr, HTTP: mustFreeAddr(), Health: mustFreeAddr(),
+	certs, err := devcerts.Ensure(filepath.Join(dir, "tls"), nil)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := collector.LocalConfig(collector.Local{TLSCert: certs.ServerCert, TLSKey: certs.ServerKey, TokenFile: certs.Token, GRPC: grpcAddr, HTTP: mustFreeAddr(), Health: mustFreeAddr(),
 		PProf: mustFreeAddr(), MetricsHost: "127.0.0.1", MetricsPort: metricsPort,
 		DSN: ch.DSN(), QueueDir: dir, Memory: memoryQueue, LogLevel: "warn"})
 	if err != nil {
@@ -47,7 +54,7 @@ func startPipeline(ctx context.Context, ch storage.Config, dir string, memoryQue
 	if err != nil {
 		return nil, err
 	}
-	return &pipeline{endpoint: grpcAddr, metrics: net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)), col: col}, nil
+	return &pipeline{endpoint: grpcAddr, certs: certs, metrics: net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)), col: col}, nil
 }
 
 func (p *pipeline) stop(log *slog.Logger) {
@@ -57,14 +64,15 @@ func (p *pipeline) stop(log *slog.Logger) {
 }
 
 // newSimAgent is the node agent with the simulator as its only source,
-// shipping to endpoint, its buffer under dir, its /metrics on listen
+// shipping to endpoint over TLS with the token of certs, its buffer under dir, its /metrics on listen
 // (none when empty).
-func newSimAgent(runner *sim.Runner, realtime bool, endpoint, listen, dir string, log *slog.Logger, done chan<- struct{}) (*agent.Agent, error) {
+func newSimAgent(runner *sim.Runner, realtime bool, endpoint string, certs devcerts.Files, listen, dir string, log *slog.Logger, done chan<- struct{}) (*agent.Agent, error) {
 	cfg := agent.NewDefaultConfig()
 	cfg.DataDir = dir
 	cfg.NVML.Enabled = false
 	cfg.Listen = listen
 	cfg.Ship.Endpoint = endpoint
+	cfg.Ship.TLS.CAFile, cfg.Ship.TokenFile = certs.CA, certs.Token
 	cfg.Resource.Host = "fleetwatch-sim"
 	cfg.Resolve()
 	return agent.New(cfg, agent.WithLogger(log), agent.WithSource(simSource{Source: sim.Source{Runner: runner, Realtime: realtime}, done: done}),
@@ -116,7 +124,7 @@ func Simulate(ctx context.Context, sc *sim.Scenario, c *storage.Client, workDir 
 	}
 	defer runner.Close()
 	done := make(chan struct{})
-	ag, err := newSimAgent(runner, false, p.endpoint, "", filepath.Join(workDir, "agent"), log, done)
+	ag, err := newSimAgent(runner, false, p.endpoint, p.certs, "", filepath.Join(workDir, "agent"), log, done)
 	if err != nil {
 		p.stop(log)
 		return SimulateResult{}, err

@@ -51,7 +51,7 @@ func TestDashboardPromQLOnRealScrapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	agentAddr, analyzerAddr := mustFreeAddr(), mustFreeAddr()
-	ag, err := newSimAgent(runner, true, p.endpoint, agentAddr, filepath.Join(t.TempDir(), "agent"), log, nil)
+	ag, err := newSimAgent(runner, true, p.endpoint, p.certs, agentAddr, filepath.Join(t.TempDir(), "agent"), log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -157,8 +157,9 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 		       (`+at(60)+`, 'spc_models', 'model=m/latency_p50', 'latency_p50', 'latency', 'model', 'm', 13, 0, 1, [], 13, 0.5, 3, 13, 0.5, 0, 0, 30, 390, 14, 29, 13, 0, 0),
 		       (`+at(60)+`, 'spc_models', 'model=m/throughput', 'throughput', 'throughput', 'model', 'm', 2, 0, 0, [2, 2.1], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, nan, 0, 0)`)
 	check("spc restore", q(spc.RestoreStateSQL(db, "spc_models", t0.Add(time.Minute))),
-		"model=m/latency_p50\tlatency_p50\tlatency\tmodel\tm\t13\t0\t1\t[]\t13\t0.5\t3\t13\t0.5\t0\t0\t30\t390\t14\t29\t13\t0\t0\n"+
-			"model=m/throughput\tthroughput\tthroughput\tmodel\tm\t2\t0\t0\t[2,2.1]\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\tnan\t0\t0")
+		// SELECT *: the restore reads its columns by name.
+		"2026-11-20 00:01:00\tspc_models\tmodel=m/latency_p50\tlatency_p50\tlatency\tmodel\tm\t13\t0\t1\t[]\t13\t0.5\t3\t13\t0.5\t0\t0\t30\t390\t14\t29\t13\t0\t0\n"+
+			"2026-11-20 00:01:00\tspc_models\tmodel=m/throughput\tthroughput\tthroughput\tmodel\tm\t2\t0\t0\t[2,2.1]\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\tnan\t0\t0")
 
 	// The engine's ledger.
 	mustQuery(t, s, `INSERT INTO fleetwatch.analyzer_windows (window_end, window_start, detector, status, detections, attempts, duration_ms, evaluated_at, error)

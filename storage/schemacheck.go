@@ -2,13 +2,14 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
 // ErrSchemaMissing is wrapped by RequireSchema when migrations are missing.
-var ErrSchemaMissing = fmt.Errorf("the Fleetwatch schema is not (fully) applied")
+var ErrSchemaMissing = errors.New("the Fleetwatch schema is not (fully) applied")
 
 // RequireSchema checks that every migration this build knows is applied:
 // processes that run as least-privilege users (the collector, the

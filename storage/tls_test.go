@@ -2,19 +2,14 @@ package storage_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/lib/devcerts"
 
 	"go.opentelemetry.io/collector/config/configtls"
 	"gopkg.in/yaml.v3"
@@ -112,7 +107,7 @@ func TestTLSHandshake(t *testing.T) {
 	_, _ = storage.Open(ctx, cfg) // the server is no ClickHouse: only the handshake matters
 	select {
 	case st := <-seen:
-		if st.ServerName != "ch.test" || len(st.PeerCertificates) == 0 || st.PeerCertificates[0].Subject.CommonName != "fleetwatch-client" {
+		if st.ServerName != "ch.test" || len(st.PeerCertificates) == 0 || st.PeerCertificates[0].Subject.CommonName != "fleetwatch-agent" {
 			t.Fatalf("server saw SNI %q and client certificates %d", st.ServerName, len(st.PeerCertificates))
 		}
 	case <-ctx.Done():
@@ -125,8 +120,8 @@ func TestTLSHandshake(t *testing.T) {
 	}
 }
 
-// testPKI is a CA with a server certificate for ch.test and a client
-// certificate, written to files where configtls reads them.
+// testPKI is lib/devcerts' CA, server certificate (valid for ch.test)
+// and client certificate, as the test's server and configtls read them.
 type testPKI struct {
 	pool                      *x509.CertPool
 	server                    tls.Certificate
@@ -135,57 +130,21 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T) testPKI {
 	t.Helper()
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	key := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	caKey := key()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fleetwatch-test-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	f, err := devcerts.Ensure(t.TempDir(), []string{"ch.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, dns []string) ([]byte, *ecdsa.PrivateKey) {
-		k := key()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn}, DNSNames: dns,
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, k
+	server, err := tls.LoadX509KeyPair(f.ServerCert, f.ServerKey)
+	if err != nil {
+		t.Fatal(err)
 	}
-	srvDER, srvKey := issue(2, "ch.test", x509.ExtKeyUsageServerAuth, []string{"ch.test"})
-	cliDER, cliKey := issue(3, "fleetwatch-client", x509.ExtKeyUsageClientAuth, nil)
-	marshal := func(k *ecdsa.PrivateKey) []byte {
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der
+	caPEM, err := os.ReadFile(f.CA)
+	if err != nil {
+		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	return testPKI{
-		pool:     pool,
-		server:   tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey},
-		caFile:   write("ca.pem", "CERTIFICATE", caDER),
-		certFile: write("client.pem", "CERTIFICATE", cliDER),
-		keyFile:  write("client-key.pem", "PRIVATE KEY", marshal(cliKey)),
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("ca.pem holds no certificate")
 	}
+	return testPKI{pool: pool, server: server, caFile: f.CA, certFile: f.ClientCert, keyFile: f.ClientKey}
 }

@@ -17,6 +17,7 @@ func TestFullDiskPushesBackAndRecovers(t *testing.T) {
 	rcv := newReceiver(t) // not started yet: the endpoint refuses connections
 	bounds := func(c *agent.Config) { c.Buffer.SegmentBytes, c.Buffer.MaxBytes = 16<<10, 1<<30 }
 	started := false
+	var lastCollected uint64
 	var whileFull, droppedWhileFull float64
 	a := runAgent(t, dir, rcv.addr, bounds, func(a *agent.Agent) bool {
 		if !started && metricValue(a, "fleetwatch_agent_buffer_blocked", nil) == 1 {
@@ -27,7 +28,11 @@ func TestFullDiskPushesBackAndRecovers(t *testing.T) {
 		}
 		s, r := collected(a)
 		p, _, l, _ := rcv.counts()
-		return started && s > 14000 && uint64(p) == s && uint64(l) == r && a.Buffer().Pending == 0
+		// The simulator collects flat out: wait until it has finished (no
+		// new item since the last poll), so that the stop cuts nothing off.
+		settled := s+r == lastCollected
+		lastCollected = s + r
+		return started && settled && s > 14000 && uint64(p) == s && uint64(l) == r && a.Buffer().Pending == 0
 	})
 	if !started {
 		t.Fatal("the disk never filled up: the pipeline never blocked")

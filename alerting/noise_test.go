@@ -15,15 +15,14 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
-	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 // The design documents' alert-fatigue scenario: 100 models × 10 metrics
 // checked every 5 minutes. A warm-up day, a week without faults, then a
 // week with injected incidents. Naive alerting pages on every point beyond
 // 3σ of its metric's first-day mean; Fleetwatch charts each series with
-// package spc, turns fired points into detections as the SPC detector does,
-// and pages through alerting's correlation and lifecycle with their
+// package spc with its shipped defaults (spc.NewDefaultConfig), turns fired
+// points into detections as the SPC detector does, and pages through alerting's correlation and lifecycle with their
 // defaults.
 
 const (
@@ -120,22 +119,6 @@ func (p *pager) Enqueue(ctx context.Context, ns []route.Notification) error { re
 
 func (p *pager) Refresh(context.Context, []incident.Incident) error { return nil }
 
-// detection turns a fired SPC point into what the SPC detector raises:
-// critical after 3 windows out of control or |z| ≥ 6, else warning for
-// we1, else info.
-func detection(p spc.Point, w fleet.Window) fleet.Detection {
-	sev := "info"
-	switch {
-	case p.OutRun >= 3 || (p.Rules&kernels.Rule1 != 0 && math.Abs(p.Z) >= 6):
-		sev = "critical"
-	case p.Rules&(kernels.Rule1|kernels.RuleEWMA|kernels.RuleCUSUM) != 0:
-		sev = "warning"
-	}
-	return fleet.Detection{Time: w.End, WindowStart: w.Start, Detector: "spc_" + p.Rules.Names()[0], Class: p.Class,
-		Severity: sev, EntityType: p.EntityType, Entity: p.Entity, Key: "spc/" + p.Key, Model: p.Model, Value: p.Z,
-		Summary: fmt.Sprintf("%s %s z=%.1f", p.Entity, p.Metric, p.Z)}
-}
-
 type noiseResult struct {
 	naivePerDay                 float64
 	week1Pages, week2False      int
@@ -144,16 +127,21 @@ type noiseResult struct {
 	lines                       []string
 }
 
-func runNoise(t testing.TB) noiseResult {
+func runNoise(t testing.TB, seed uint64) noiseResult {
 	cfg := alerting.NewDefaultConfig()
 	p := &pager{}
 	m, err := alerting.NewManager(cfg, alerting.Deps{Catalog: noiseCatalog(t), Notifier: p})
 	if err != nil {
 		t.Fatal(err)
 	}
-	params := kernels.DefaultChartParams()
-	params.Rules = kernels.Rule1 | kernels.Rule2
-	set, err := spc.NewSet(spc.SetConfig{BaselinePoints: windowsPerDay, Params: params, ForgetAfter: windowsPerDay}, noiseStep.Seconds())
+	// The shipped SPC defaults, with the scenario's 5-minute windows.
+	spcCfg := spc.NewDefaultConfig("spc_models")
+	spcCfg.Interval = noiseStep
+	sc, err := spcCfg.SetConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := spc.NewSet(sc, noiseStep.Seconds())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +153,7 @@ func runNoise(t testing.TB) noiseResult {
 		}
 	}
 	const mu, sigma = 100.0, 5.0
-	rng := rand.New(rand.NewPCG(7, 11))
+	rng := rand.New(rand.NewPCG(seed, 11))
 	incs := noiseIncidents()
 	var res noiseResult
 	// Naive 3σ limits from the warm-up day's sample mean and deviation.
@@ -210,7 +198,7 @@ func runNoise(t testing.TB) noiseResult {
 		w := fleet.Window{Start: start.Add(time.Duration(wi) * noiseStep), End: start.Add(time.Duration(wi+1) * noiseStep)}
 		var dets []fleet.Detection
 		for _, pt := range set.Fired() {
-			dets = append(dets, detection(pt, w))
+			dets = append(dets, spcCfg.Detection(pt, w))
 		}
 		p.window = wi
 		if err := m.Consume(context.Background(), fleet.Evaluation{Detector: "spc_models", Window: w, Detections: dets}); err != nil {
@@ -249,25 +237,38 @@ func runNoise(t testing.TB) noiseResult {
 	return res
 }
 
+// noiseSeeds are the runs of TestAlertNoise: seeds 1 to 4, each two
+// simulated weeks, so that the false-page target is held on eight weeks of
+// noise rather than on one draw.
+var noiseSeeds = []uint64{1, 2, 3, 4}
+
 func TestAlertNoise(t *testing.T) {
 	if testing.Short() {
-		t.Skip("two simulated weeks")
+		t.Skip("two simulated weeks per seed")
 	}
-	res := runNoise(t)
 	n := len(noiseIncidents())
-	for _, l := range res.lines {
-		t.Log(l)
+	var falsePages, weeks int
+	for _, seed := range noiseSeeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			res := runNoise(t, seed)
+			for _, l := range res.lines {
+				t.Log(l)
+			}
+			t.Logf("naive 3σ: %.0f pages/day on the fault-free week (%d in the faulty week)", res.naivePerDay, res.naiveWeek2)
+			t.Logf("fleetwatch: %d pages on the fault-free week (%.2f/day); faulty week: %d of %d injected incidents paged exactly once to their owner, %d false pages",
+				res.week1Pages, float64(res.week1Pages)/7, res.recalled, n, res.week2False)
+			falsePages += res.week1Pages + res.week2False
+			weeks += 2
+			if res.naivePerDay < 500 {
+				t.Errorf("naive alerting paged %.0f/day; the scenario should reproduce the design documents' ~800", res.naivePerDay)
+			}
+			if res.week1Pages > 1 || res.week2False > 1 {
+				t.Errorf("false pages: %d in the fault-free week, %d in the faulty week; target ≤ 1 per week", res.week1Pages, res.week2False)
+			}
+			if res.recalled != n {
+				t.Errorf("%d of %d injected incidents paged exactly once to their owner; want all", res.recalled, n)
+			}
+		})
 	}
-	t.Logf("naive 3σ: %.0f pages/day on the fault-free week (%d in the faulty week)", res.naivePerDay, res.naiveWeek2)
-	t.Logf("fleetwatch: %d pages on the fault-free week (%.2f/day); faulty week: %d of %d injected incidents paged exactly once to their owner, %d false pages",
-		res.week1Pages, float64(res.week1Pages)/7, res.recalled, n, res.week2False)
-	if res.naivePerDay < 500 {
-		t.Errorf("naive alerting paged %.0f/day; the scenario should reproduce the design documents' ~800", res.naivePerDay)
-	}
-	if res.week1Pages > 1 || res.week2False > 1 {
-		t.Errorf("false pages: %d in the fault-free week, %d in the faulty week; target ≤ 1 per week", res.week1Pages, res.week2False)
-	}
-	if res.recalled != n {
-		t.Errorf("%d of %d injected incidents paged exactly once to their owner; want all", res.recalled, n)
-	}
+	t.Logf("shipped SPC defaults: %d false pages in %d simulated weeks of 1,000 series", falsePages, weeks)
 }

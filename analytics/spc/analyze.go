@@ -53,7 +53,8 @@ func (c AnalyzeConfig) Validate() error {
 type Violation struct {
 	Index int
 	Value float64
-	// Z is (value − mean)/σ with the baseline in force at that point.
+	// Z is (value − mean)/σ with the baseline in force at that point, on the
+	// normal scale of the prediction statistic (kernels.PredictionZ).
 	Z     float64
 	Rules kernels.Signal
 }
@@ -66,6 +67,19 @@ type Analysis struct {
 	// BaselineEnd is the index of the first monitored point.
 	BaselineEnd int
 	Violations  []Violation
+}
+
+// Limits are the baseline's mean ∓ k·σ limits as the rules judge the first
+// monitored point: widened to prediction limits (kernels.PredictionLimit)
+// after a Phase I baseline, where they narrow as the baseline learns; the
+// plain limits in a retrospective chart.
+func (a Analysis) Limits(k float64) (lo, hi float64) {
+	b := a.Baseline
+	w := k
+	if a.BaselineEnd > 0 {
+		w = kernels.PredictionLimit(k, float64(b.Stats.N), float64(b.Stats.NMR))
+	}
+	return b.Mean() - w*b.Sigma(), b.Mean() + w*b.Sigma()
 }
 
 // Analyze charts xs (NaN and ±Inf are missing) and lists every point that
@@ -109,10 +123,13 @@ func Analyze(xs []float64, cfg AnalyzeConfig) (Analysis, error) {
 	var c kernels.Charts
 	c.Resize(1)
 	c.Seed(0, a.Baseline.Stats, a.Baseline.Last)
+	if cfg.BaselinePoints == 0 {
+		c.Known(0) // its points are its baseline: textbook Phase I limits
+	}
 	for i := a.BaselineEnd; i < len(xs); i++ {
-		mu, sigma := c.Mean[0], c.Sigma[0]
+		z := c.Z(0, xs[i])
 		if s := c.StepOne(&p, 0, xs[i]); s != 0 {
-			a.Violations = append(a.Violations, Violation{Index: i, Value: xs[i], Z: (xs[i] - mu) / sigma, Rules: s})
+			a.Violations = append(a.Violations, Violation{Index: i, Value: xs[i], Z: z, Rules: s})
 		}
 	}
 	return a, nil

@@ -48,7 +48,7 @@ type Config struct {
 // 3σ (we1), 2 of 3 beyond 2σ (we2), EWMA and CUSUM. The run rules we3 and
 // we4 are off: they multiply false alarms (we4 alone fires on 1.56% of
 // in-control points, and keeps firing while a run lasts, so noise reaches
-// the 3 consecutive windows that make a detection critical), and EWMA and
+// the consecutive windows that make a detection critical), and EWMA and
 // CUSUM detect the small persistent shifts they are for sooner at a far
 // lower in-control rate (Montgomery, Introduction to Statistical Quality
 // Control, 5.3.6 and chapter 9; Champ and Woodall 1987 put the in-control
@@ -59,14 +59,17 @@ const DefaultRules = kernels.Rule1 | kernels.Rule2 | kernels.RuleEWMA | kernels.
 // analyzer's detectors and fleetctl spc both start from it. A one-minute
 // window, DefaultRules, a 30-point Phase I baseline that keeps learning from
 // in-control points (remembering 2,000), EWMA λ = 0.2, L = 3, CUSUM k = 0.5σ,
-// h = 5σ, and series forgotten after a week without data. Its measured
-// in-control false-alarm rates are in analytics/README.md
-// (TestShippedDefaultsFalseAlarmRates).
+// h = 5σ, series forgotten after a week without data, and detections
+// critical after 4 consecutive windows out of control (Persist) or at
+// |z| ≥ 6. Persist is 4 because the rules answer one noise excursion in
+// consecutive windows: a run of 3 comes on 26 of 10⁶ in-control points, a
+// run of 4 on 0.9 (TestShippedDefaultsCriticalRate). Its measured in-control false-alarm rates are in
+// analytics/README.md (TestShippedDefaultsFalseAlarmRates).
 func NewDefaultConfig(name string) Config {
 	p := kernels.DefaultChartParams()
 	return Config{Name: name, Interval: time.Minute, BaselinePoints: 30, Rules: DefaultRules.Names(),
 		EWMALambda: p.EWMALambda, EWMAL: p.EWMAL, CUSUMK: p.CUSUMK, CUSUMH: p.CUSUMH, LearnCap: p.LearnCap,
-		ForgetAfter: 7 * 24 * time.Hour, Persist: 3, CriticalZ: 6}
+		ForgetAfter: 7 * 24 * time.Hour, Persist: 4, CriticalZ: 6}
 }
 
 // params converts the config to chart parameters.

@@ -105,7 +105,7 @@ func TestSPCGolden(t *testing.T) {
 	out := golden(t, "spc_table", "spc", "--input", "testdata/spc/latency.csv", "--column", "latency_ms")
 	// The fixture has a spike at row 33 and a level shift from row 48; with
 	// the shipped defaults (30-point baseline) nothing before them fires.
-	for _, want := range []string{"\n  33   190    12.40  we1\n", "1 missing", "UCL "} {
+	for _, want := range []string{"\n  33   190    6.75  we1\n", "1 missing", "UCL ", "prediction limits of a 30-point baseline"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}

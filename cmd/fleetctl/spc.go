@@ -123,7 +123,13 @@ func writeSPCTable(w io.Writer, input, column string, cfg spc.AnalyzeConfig, a s
 	fmt.Fprintf(w, "%s, column %s: %d values, %d missing\n", input, column, a.Points, a.Missing)
 	fmt.Fprintln(w, baselineText(cfg, a))
 	fmt.Fprintf(w, "mean %.6g  sigma %.6g (average moving range / 1.128)\n", m, s)
-	fmt.Fprintf(w, "UCL %.6g  LCL %.6g  (±2σ %.6g / %.6g, ±1σ %.6g / %.6g)\n", b.UCL(), b.LCL(), m+2*s, m-2*s, m+s, m-s)
+	lcl, ucl := a.Limits(3)
+	lo2, hi2 := a.Limits(2)
+	lo1, hi1 := a.Limits(1)
+	fmt.Fprintf(w, "UCL %.6g  LCL %.6g  (±2σ %.6g / %.6g, ±1σ %.6g / %.6g)\n", ucl, lcl, hi2, lo2, hi1, lo1)
+	if a.BaselineEnd > 0 {
+		fmt.Fprintf(w, "limits: prediction limits of a %d-point baseline (μ and σ are estimates); they narrow as the baseline learns\n", b.Stats.N)
+	}
 	fmt.Fprintf(w, "rules: %s\n", cfg.Params.Rules)
 	if len(a.Violations) == 0 {
 		fmt.Fprintln(w, "no rule violations")
@@ -146,6 +152,7 @@ func writeSPCJSON(w io.Writer, input, column string, cfg spc.AnalyzeConfig, a sp
 		Rules []string `json:"rules"`
 	}
 	b := a.Baseline
+	lcl, ucl := a.Limits(3)
 	out := struct {
 		Input       string      `json:"input"`
 		Column      string      `json:"column"`
@@ -160,7 +167,7 @@ func writeSPCJSON(w io.Writer, input, column string, cfg spc.AnalyzeConfig, a sp
 		Rules       []string    `json:"rules"`
 		Violations  []violation `json:"violations"`
 	}{Input: input, Column: column, Values: a.Points, Missing: a.Missing, BaselineEnd: a.BaselineEnd, Excluded: append([]int{}, b.Excluded...),
-		Mean: b.Mean(), Sigma: b.Sigma(), UCL: b.UCL(), LCL: b.LCL(), Rules: cfg.Params.Rules.Names(), Violations: []violation{}}
+		Mean: b.Mean(), Sigma: b.Sigma(), UCL: ucl, LCL: lcl, Rules: cfg.Params.Rules.Names(), Violations: []violation{}}
 	for _, v := range a.Violations {
 		out.Violations = append(out.Violations, violation{v.Index, v.Value, v.Z, v.Rules.Names()})
 	}

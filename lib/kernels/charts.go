@@ -275,10 +275,8 @@ func (c *Charts) step(p *ChartParams, i int, x float64) Signal {
 	if x-x != 0 || !(sigma > 0) {
 		return 0
 	}
-	z := (x - mu) / sigma
-	if math.Abs(z) < zNoise {
-		z = 0 // rounding noise of a constant series is on neither side
-	}
+	// z in σ̂ on the normal scale of the prediction statistic (PredictionZ).
+	z := c.Z(i, x)
 	var s Signal
 	if math.Abs(z) > 3 {
 		s |= Rule1

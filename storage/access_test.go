@@ -47,6 +47,15 @@ func TestLeastPrivilegeUsersOnARealServer(t *testing.T) {
 		t.Helper()
 		cfg := admin.Config()
 		cfg.Username, cfg.Password = users[role], passwords[role]
+		if role == schema.RoleReader {
+			// The reader's password comes from a file, as a mounted
+			// Secret would hold it (with a trailing newline).
+			f := filepath.Join(t.TempDir(), "password")
+			if err := os.WriteFile(f, []byte(passwords[role]+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Password, cfg.PasswordFile = "", f
+		}
 		// The server re-reads its users every few seconds.
 		deadline := time.Now().Add(30 * time.Second)
 		for {
@@ -87,6 +96,16 @@ func TestLeastPrivilegeUsersOnARealServer(t *testing.T) {
 	}
 
 	reader := as(schema.RoleReader)
+	missing := reader.Config()
+	missing.PasswordFile = filepath.Join(t.TempDir(), "absent")
+	if _, err := storage.Open(ctx, missing); err == nil || !strings.Contains(err.Error(), "password_file") {
+		t.Errorf("a missing password file: %v, want an error naming password_file", err)
+	}
+	both := reader.Config()
+	both.Password = "x"
+	if err := both.Validate(); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("password and password_file both set: %v", err)
+	}
 	refused(reader, "the reader", append(ddl, insertEvent, insertIncident)...)
 	for _, table := range []string{"incidents", "gpu_samples", "detections"} {
 		var n uint64

@@ -131,9 +131,13 @@ func execOnDefault(ctx context.Context, cfg Config, stmt, what string) error {
 }
 
 func dial(cfg Config, database string) (driver.Conn, error) {
+	pw, err := cfg.password()
+	if err != nil {
+		return nil, err
+	}
 	opt := &clickhouse.Options{
 		Addr:             cfg.Addrs,
-		Auth:             clickhouse.Auth{Database: database, Username: cfg.Username, Password: cfg.Password},
+		Auth:             clickhouse.Auth{Database: database, Username: cfg.Username, Password: pw},
 		DialTimeout:      cfg.DialTimeout,
 		ReadTimeout:      cfg.ReadTimeout,
 		MaxOpenConns:     cfg.MaxOpenConns,

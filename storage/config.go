@@ -24,6 +24,10 @@ import (
 // DSNEnv is the environment variable that may hold a ClickHouse DSN.
 const DSNEnv = "FLEETWATCH_CLICKHOUSE_DSN"
 
+// PasswordFileEnv names a file holding the ClickHouse password; it sets
+// Config.PasswordFile (FromEnv).
+const PasswordFileEnv = "FLEETWATCH_CLICKHOUSE_PASSWORD_FILE"
+
 // Profile names accepted by Config.Profile.
 const (
 	ProfileAuto   = "auto"
@@ -96,11 +100,16 @@ func (t TLSConfig) MarshalYAML() (any, error) {
 type Config struct {
 	// Addrs are host:port pairs of the native protocol (port 9000, 9440 with TLS).
 	// Several addresses are tried in order for failover.
-	Addrs    []string  `yaml:"addrs"`
-	Database string    `yaml:"database"`
-	Username string    `yaml:"username"`
-	Password string    `yaml:"password"`
-	TLS      TLSConfig `yaml:"tls"`
+	Addrs    []string `yaml:"addrs"`
+	Database string   `yaml:"database"`
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password"`
+	// PasswordFile is a file holding the password instead (a mounted
+	// Kubernetes Secret, a systemd credential), read when a client opens,
+	// with one trailing newline trimmed. It excludes Password;
+	// $FLEETWATCH_CLICKHOUSE_PASSWORD_FILE sets it.
+	PasswordFile string    `yaml:"password_file"`
+	TLS          TLSConfig `yaml:"tls"`
 	// Cluster, when set, renders ON CLUSTER DDL with Replicated and Distributed tables.
 	Cluster      string        `yaml:"cluster"`
 	DialTimeout  time.Duration `yaml:"dial_timeout"`
@@ -160,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if c.Username == "" {
 		errs = append(errs, errors.New("username: empty (ClickHouse's default user is \"default\")"))
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		errs = append(errs, errors.New("password and password_file: set one, not both"))
 	}
 	errs = append(errs, c.TLS.validate()...)
 	tg := schema.Target{Database: c.Database, Cluster: c.Cluster, RetentionDays: c.RetentionDays}
@@ -357,18 +369,39 @@ func dsnCompression(v string, cc *clickhouse.Compression) string {
 }
 
 // FromEnv returns base, or the config parsed from $FLEETWATCH_CLICKHOUSE_DSN
-// when that is set. Retention overrides in base are kept.
+// when that is set (retention overrides in base are kept), with the
+// password read from $FLEETWATCH_CLICKHOUSE_PASSWORD_FILE when that is set.
 func FromEnv(base Config) (Config, error) {
-	dsn := os.Getenv(DSNEnv)
-	if dsn == "" {
-		return base, nil
+	c := base
+	if dsn := os.Getenv(DSNEnv); dsn != "" {
+		var err error
+		if c, err = ParseDSN(dsn); err != nil {
+			return base, fmt.Errorf("$%s: %w", DSNEnv, err)
+		}
+		c.RetentionDays = base.RetentionDays
+		c.PasswordFile = base.PasswordFile
 	}
-	c, err := ParseDSN(dsn)
-	if err != nil {
-		return base, fmt.Errorf("$%s: %w", DSNEnv, err)
+	if f := os.Getenv(PasswordFileEnv); f != "" {
+		c.Password, c.PasswordFile = "", f
 	}
-	c.RetentionDays = base.RetentionDays
 	return c, nil
+}
+
+// password is the password to connect with: Password, or the content of
+// PasswordFile without its trailing newline.
+func (c Config) password() (string, error) {
+	if c.PasswordFile == "" {
+		return c.Password, nil
+	}
+	b, err := os.ReadFile(c.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("password_file: %w", err)
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if pw == "" {
+		return "", fmt.Errorf("password_file %s: empty", c.PasswordFile)
+	}
+	return pw, nil
 }
 
 // target is what the schema is rendered for with features.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"strings"
 	"time"
 
@@ -78,21 +79,10 @@ func (c *Client) Migrate(ctx context.Context) (MigrationReport, error) {
 }
 
 func (c *Client) appliedMigrations(ctx context.Context) (map[int]string, error) {
-	rows, err := c.conn.Query(ctx, LedgerSQL(c.cfg.Database))
-	if err != nil {
-		return nil, fmt.Errorf("read migrations ledger: %w", err)
-	}
-	defer rows.Close()
 	out := map[int]string{}
-	for rows.Next() {
-		var v uint32
-		var sum string
-		if err := rows.Scan(&v, &sum); err != nil {
-			return nil, fmt.Errorf("read migrations ledger: %w", err)
-		}
-		out[int(v)] = sum
-	}
-	if err := rows.Err(); err != nil {
+	var res chsql.Result
+	v, sum := res.Int("version"), res.Str("checksum")
+	if err := res.ForRows(ctx, c, LedgerSQL(c.cfg.Database), func(r int) { out[int(v.At(r))] = sum.At(r) }); err != nil {
 		return nil, fmt.Errorf("read migrations ledger: %w", err)
 	}
 	return out, nil

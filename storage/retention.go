@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"strconv"
 	"time"
 
@@ -55,20 +56,13 @@ func (c *Client) EnforceRetention(ctx context.Context, now time.Time) ([]Dropped
 }
 
 func (c *Client) partitions(ctx context.Context, table string) ([]string, error) {
-	rows, err := c.conn.Query(ctx, PartitionsSQL(c.cfg.Database, table))
-	if err != nil {
+	var out []string
+	var res chsql.Result
+	p := res.Str("partition")
+	if err := res.ForRows(ctx, c, PartitionsSQL(c.cfg.Database, table), func(r int) { out = append(out, p.At(r)) }); err != nil {
 		return nil, fmt.Errorf("list partitions of %s: %w", table, err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return nil, fmt.Errorf("list partitions of %s: %w", table, err)
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // partitionEnd is the first instant after the partition's time range.

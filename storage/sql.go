@@ -13,7 +13,7 @@ import (
 
 // LedgerSQL reads the applied migrations and their checksums.
 func LedgerSQL(database string) string {
-	return fmt.Sprintf("SELECT version, argMax(checksum, applied_at) FROM %s.%s GROUP BY version", database, schema.MigrationsTable)
+	return fmt.Sprintf("SELECT version, argMax(checksum, applied_at) AS checksum FROM %s GROUP BY version", chsql.Ident(database, schema.MigrationsTable))
 }
 
 // PartitionsSQL lists a table's active partitions.

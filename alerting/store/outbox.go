@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -50,9 +51,10 @@ func (s *Store) Put(ctx context.Context, es []route.Entry) error {
 // or after since that is still pending, oldest first (also what on-call
 // runs, with other states, to see undelivered notifications).
 func PendingSQL(database string, since time.Time) string {
-	return fmt.Sprintf(`SELECT id, max(version) AS v, argMax(state, version) AS st, min(created_at) AS created, max(updated_at),
-    any(idempotency_key), any(receiver), any(receiver_type), any(action), argMax(attempts, version), argMax(next_at, version),
-    max(expires_at), argMax(error, version), anyIf(incident, version = 1) AS inc
+	return fmt.Sprintf(`SELECT id, max(version) AS v, argMax(state, version) AS st, min(created_at) AS created, max(updated_at) AS updated,
+    any(idempotency_key) AS idem, toString(any(receiver)) AS recv, toString(any(receiver_type)) AS recv_type, toString(any(action)) AS act,
+    argMax(attempts, version) AS attempts, argMax(next_at, version) AS next, max(expires_at) AS expires, argMax(error, version) AS err,
+    anyIf(incident, version = 1) AS inc
 FROM %s WHERE created_at >= %s
 GROUP BY id HAVING st = 'pending' AND inc != ''
 ORDER BY created, id`, chsql.Ident(database, "notification_outbox"), chsql.Time(since))
@@ -60,28 +62,30 @@ ORDER BY created, id`, chsql.Ident(database, "notification_outbox"), chsql.Time(
 
 // Pending implements route.Outbox.
 func (s *Store) Pending(ctx context.Context, since time.Time) ([]route.Entry, error) {
-	rows, err := s.c.Conn().Query(ctx, PendingSQL(s.c.Config().Database, since))
+	var out []route.Entry
+	var decodeErr error
+	var res chsql.Result
+	id, version, state, created, updated := res.Str("id"), res.Int("v"), res.Str("st"), res.Time("created"), res.Time("updated")
+	idem, recv, recvType, action, attempts := res.Str("idem"), res.Str("recv"), res.Str("recv_type"), res.Str("act"), res.Int("attempts")
+	next, expires, errText, inc := res.Time("next"), res.Time("expires"), res.Str("err"), res.Str("inc")
+	at := func(c *chsql.TimeCol, r int) time.Time { return time.Unix(c.Seconds(r), 0).UTC() }
+	err := res.ForRows(ctx, s.c, PendingSQL(s.c.Config().Database, since), func(r int) {
+		e := route.Entry{ID: id.At(r), Version: uint64(version.At(r)), State: state.At(r), Created: at(created, r), Updated: at(updated, r),
+			IdempotencyKey: idem.At(r), Receiver: recv.At(r), Type: recvType.At(r), Notification: route.Notification{Action: incident.Action(action.At(r))},
+			Attempts: int(attempts.At(r)), NextAt: at(next, r), Expires: at(expires, r), Err: errText.At(r)}
+		if err := json.Unmarshal([]byte(inc.At(r)), &e.Incident); err != nil {
+			decodeErr = cmp.Or(decodeErr, fmt.Errorf("decode the incident of outbox entry %s: %w", e.ID, err))
+			return
+		}
+		out = append(out, e)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read the notification outbox: %w", err)
 	}
-	defer rows.Close()
-	var out []route.Entry
-	for rows.Next() {
-		var e route.Entry
-		var action, inc string
-		var attempts uint32
-		if err := rows.Scan(&e.ID, &e.Version, &e.State, &e.Created, &e.Updated, &e.IdempotencyKey, &e.Receiver, &e.Type, &action,
-			&attempts, &e.NextAt, &e.Expires, &e.Err, &inc); err != nil {
-			return nil, fmt.Errorf("read the notification outbox: %w", err)
-		}
-		if err := json.Unmarshal([]byte(inc), &e.Incident); err != nil {
-			return nil, fmt.Errorf("decode the incident of outbox entry %s: %w", e.ID, err)
-		}
-		e.Action, e.Attempts = incident.Action(action), int(attempts)
-		e.Created, e.Updated, e.NextAt, e.Expires = e.Created.UTC(), e.Updated.UTC(), e.NextAt.UTC(), e.Expires.UTC()
-		out = append(out, e)
+	if decodeErr != nil {
+		return nil, decodeErr
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Transitions implements alerting.Store: the highest incident transition
@@ -91,20 +95,12 @@ func (s *Store) Transitions(ctx context.Context, keys []string) (map[string]int,
 	if len(keys) == 0 {
 		return out, nil
 	}
-	q := fmt.Sprintf("SELECT incident_key, max(transition) FROM %s WHERE incident_key IN %s GROUP BY incident_key",
+	q := fmt.Sprintf("SELECT incident_key, max(transition) AS t FROM %s WHERE incident_key IN %s GROUP BY incident_key",
 		s.table("notification_outbox"), chsql.In(keys))
-	rows, err := s.c.Conn().Query(ctx, q)
-	if err != nil {
+	var res chsql.Result
+	k, t := res.Str("incident_key"), res.Int("t")
+	if err := res.ForRows(ctx, s.c, q, func(r int) { out[k.At(r)] = int(t.At(r)) }); err != nil {
 		return nil, fmt.Errorf("read the notification outbox: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var k string
-		var t uint32
-		if err := rows.Scan(&k, &t); err != nil {
-			return nil, err
-		}
-		out[k] = int(t)
-	}
-	return out, rows.Err()
+	return out, nil
 }

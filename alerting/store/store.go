@@ -7,6 +7,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -130,46 +131,43 @@ FROM %s GROUP BY key) WHERE s != 'resolved' OR u >= %s ORDER BY u DESC, key`, ch
 
 // Load implements alerting.Store.
 func (s *Store) Load(ctx context.Context, since time.Time) ([]incident.Incident, error) {
-	rows, err := s.c.Conn().Query(ctx, LatestSQL(s.c.Config().Database, since))
+	var out []incident.Incident
+	var decodeErr error
+	var res chsql.Result
+	st := res.Str("st")
+	err := res.ForRows(ctx, s.c, LatestSQL(s.c.Config().Database, since), func(r int) {
+		var inc incident.Incident
+		if err := json.Unmarshal([]byte(st.At(r)), &inc); err != nil {
+			decodeErr = cmp.Or(decodeErr, fmt.Errorf("decode incident: %w", err))
+			return
+		}
+		out = append(out, inc)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read incidents: %w", err)
 	}
-	defer rows.Close()
-	var out []incident.Incident
-	for rows.Next() {
-		var js string
-		if err := rows.Scan(&js); err != nil {
-			return nil, fmt.Errorf("read incidents: %w", err)
-		}
-		var inc incident.Incident
-		if err := json.Unmarshal([]byte(js), &inc); err != nil {
-			return nil, fmt.Errorf("decode incident: %w", err)
-		}
-		out = append(out, inc)
+	if decodeErr != nil {
+		return nil, decodeErr
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Acked implements alerting.Store.
 func (s *Store) Acked(ctx context.Context, keys []string) (map[string]string, error) {
 	q := fmt.Sprintf(`SELECT key, st FROM (SELECT key, argMax(status, version) AS s, argMax(state, version) AS st FROM %s
 WHERE key IN %s GROUP BY key) WHERE s = 'acknowledged'`, s.table("incidents"), chsql.In(keys))
-	rows, err := s.c.Conn().Query(ctx, q)
+	out := map[string]string{}
+	var res chsql.Result
+	k, st := res.Str("key"), res.Str("st")
+	err := res.ForRows(ctx, s.c, q, func(r int) {
+		var inc incident.Incident
+		_ = json.Unmarshal([]byte(st.At(r)), &inc)
+		out[k.At(r)] = inc.AckedBy
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read acknowledgements: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var k, js string
-		if err := rows.Scan(&k, &js); err != nil {
-			return nil, err
-		}
-		var inc incident.Incident
-		_ = json.Unmarshal([]byte(js), &inc)
-		out[k] = inc.AckedBy
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Acknowledge writes an acknowledged state of an open incident (fleetctl
@@ -215,43 +213,36 @@ func (s *Store) Record(ctx context.Context, as []route.Attempt) error {
 
 // Recent implements alerting.Deployments from model_deployments.
 func (s *Store) Recent(ctx context.Context, models []string, since, until time.Time) ([]incident.Suspect, error) {
-	q := fmt.Sprintf(`SELECT ts, toString(model), toString(model_version), toString(previous_version), toString(change), actor FROM %s
+	q := fmt.Sprintf(`SELECT ts, toString(model) AS model, toString(model_version) AS version, toString(previous_version) AS previous,
+toString(change) AS change, actor FROM %s
 WHERE model IN %s AND ts >= %s AND ts <= %s ORDER BY ts DESC, model LIMIT 20`,
 		s.table("model_deployments"), chsql.In(models), chsql.Time(since), chsql.Time(until))
-	rows, err := s.c.Conn().Query(ctx, q)
+	var out []incident.Suspect
+	var res chsql.Result
+	ts, model, version, previous, change, actor := res.Time("ts"), res.Str("model"), res.Str("version"), res.Str("previous"), res.Str("change"), res.Str("actor")
+	err := res.ForRows(ctx, s.c, q, func(r int) {
+		out = append(out, incident.Suspect{Time: time.Unix(ts.Seconds(r), 0).UTC(), Model: model.At(r), Version: version.At(r),
+			Previous: previous.At(r), Change: change.At(r), Actor: actor.At(r)})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read deployments: %w", err)
 	}
-	defer rows.Close()
-	var out []incident.Suspect
-	for rows.Next() {
-		var sp incident.Suspect
-		if err := rows.Scan(&sp.Time, &sp.Model, &sp.Version, &sp.Previous, &sp.Change, &sp.Actor); err != nil {
-			return nil, err
-		}
-		sp.Time = sp.Time.UTC()
-		out = append(out, sp)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Inventory reads the fleet's GPUs from gpu_series seen since since.
 func (s *Store) Inventory(ctx context.Context, since time.Time) (*correlate.Inventory, error) {
-	q := fmt.Sprintf(`SELECT DISTINCT toString(datacenter), toString(row), toString(rack), toString(node), toString(uuid) FROM %s WHERE last_seen >= %s`,
+	q := fmt.Sprintf(`SELECT DISTINCT toString(datacenter) AS dc, toString(row) AS r, toString(rack) AS rk, toString(node) AS n, toString(uuid) AS u
+FROM %s WHERE last_seen >= %s`,
 		s.table("gpu_series"), chsql.Time(since))
-	rows, err := s.c.Conn().Query(ctx, q)
+	inv := correlate.NewInventory()
+	var res chsql.Result
+	dc, row, rack, node, uuid := res.Str("dc"), res.Str("r"), res.Str("rk"), res.Str("n"), res.Str("u")
+	err := res.ForRows(ctx, s.c, q, func(r int) {
+		inv.Add(fleet.Topology{Datacenter: dc.At(r), Row: row.At(r), Rack: rack.At(r), Node: node.At(r)}, uuid.At(r))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
-	defer rows.Close()
-	inv := correlate.NewInventory()
-	for rows.Next() {
-		var t fleet.Topology
-		var uuid string
-		if err := rows.Scan(&t.Datacenter, &t.Row, &t.Rack, &t.Node, &uuid); err != nil {
-			return nil, err
-		}
-		inv.Add(t, uuid)
-	}
-	return inv, rows.Err()
+	return inv, nil
 }

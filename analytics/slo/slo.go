@@ -181,18 +181,19 @@ func thresholds(models []string, ms []float64) string {
 
 // CountsSQL returns the query counting, per model, weighted events, errors
 // and events slower than the model's latency threshold in each window
-// ending at end. Columns: model, then per window total, errors, slow.
+// ending at end. Columns: model, then per window i total_i, errors_i,
+// slow_i.
 func CountsSQL(database string, models []string, latencyMs []float64, windows []time.Duration, end time.Time) string {
 	var cols []string
 	for _, w := range windows {
 		cond := "ts >= " + chsql.Time(end.Add(-w))
 		cols = append(cols,
-			fmt.Sprintf("sumIf(1 / sample_rate, %s)", cond),
-			fmt.Sprintf("sumIf(1 / sample_rate, %s AND status != 'ok')", cond),
-			fmt.Sprintf("sumIf(1 / sample_rate, %s AND slow)", cond))
+			fmt.Sprintf("sumIf(1 / sample_rate, %s) AS total_%d", cond, len(cols)/3),
+			fmt.Sprintf("sumIf(1 / sample_rate, %s AND status != 'ok') AS errors_%d", cond, len(cols)/3),
+			fmt.Sprintf("sumIf(1 / sample_rate, %s AND slow) AS slow_%d", cond, len(cols)/3))
 	}
-	return fmt.Sprintf("WITH latency_ms > %s AS slow SELECT toString(model), %s FROM %s.inference_events WHERE %s AND model IN %s GROUP BY model ORDER BY model",
-		thresholds(models, latencyMs), strings.Join(cols, ", "), database, chsql.Between("ts", end.Add(-windows[len(windows)-1]), end), chsql.In(models))
+	return fmt.Sprintf("WITH latency_ms > %s AS slow SELECT toString(model) AS m, %s FROM %s WHERE %s AND model IN %s GROUP BY model ORDER BY model",
+		thresholds(models, latencyMs), strings.Join(cols, ", "), chsql.Ident(database, "inference_events"), chsql.Between("ts", end.Add(-windows[len(windows)-1]), end), chsql.In(models))
 }
 
 // Evaluate implements fleet.Detector.
@@ -201,37 +202,33 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 		return nil, nil
 	}
 	ws := d.windows
-	rows, err := d.client.Conn().Query(ctx, CountsSQL(d.client.Config().Database, d.models, d.latencyMs, ws, w.End))
+	var res chsql.Result
+	model := res.Str("m")
+	total, errs, slow := make([]*chsql.F64Col, len(ws)), make([]*chsql.F64Col, len(ws)), make([]*chsql.F64Col, len(ws))
+	for i := range ws {
+		total[i], errs[i], slow[i] = res.F64(fmt.Sprint("total_", i)), res.F64(fmt.Sprint("errors_", i)), res.F64(fmt.Sprint("slow_", i))
+	}
+	var out []fleet.Detection
+	err := res.ForRows(ctx, d.client, CountsSQL(d.client.Config().Database, d.models, d.latencyMs, ws, w.End), func(r int) {
+		m := model.At(r)
+		for _, s := range d.cat.Model(m).SLOs {
+			counts := Counts{}
+			for i, win := range ws {
+				bad := errs[i]
+				if s.Kind == catalog.SLOLatency {
+					bad = slow[i]
+				}
+				counts[win] = struct{ Total, Bad float64 }{total[i].At(r), bad.At(r)}
+			}
+			if dec := d.cfg.Assess(s.Objective, counts); dec.Rule >= 0 {
+				out = append(out, d.detection(w, m, s, dec))
+			}
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("slo counts: %w", err)
 	}
-	defer rows.Close()
-	var out []fleet.Detection
-	for rows.Next() {
-		var model string
-		vals := make([]float64, 3*len(ws))
-		dest := []any{&model}
-		for i := range vals {
-			dest = append(dest, &vals[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("slo counts: %w", err)
-		}
-		for _, s := range d.cat.Model(model).SLOs {
-			counts := Counts{}
-			for i, win := range ws {
-				bad := vals[3*i+1]
-				if s.Kind == catalog.SLOLatency {
-					bad = vals[3*i+2]
-				}
-				counts[win] = struct{ Total, Bad float64 }{vals[3*i], bad}
-			}
-			if dec := d.cfg.Assess(s.Objective, counts); dec.Rule >= 0 {
-				out = append(out, d.detection(w, model, s, dec))
-			}
-		}
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (d *Detector) detection(w fleet.Window, model string, s catalog.SLO, dec Decision) fleet.Detection {

@@ -381,22 +381,14 @@ func (e *chExporter) lastStored(ctx context.Context, series map[uint64]string, f
 FROM %[2]s
 WHERE metric IN %[3]s AND series IN (%[4]s) AND ts >= %[5]s
 GROUP BY series`, nsExpr, e.table("gpu_samples"), chsql.In(metrics), ids, chsql.Time(from))
-		rows, err := e.client.Conn().Query(ctx, q)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id, t uint64
-			var v float64
-			if err := rows.Scan(&id, &t, &v); err != nil {
-				return err
-			}
-			p := &pointState{hasLast: true, last: v, lastTS: int64(t)}
-			p.remember(int64(t))
-			out[id] = p
-		}
-		return rows.Err()
+		var res chsql.Result
+		idCol, tCol, vCol := res.Int("series"), res.Int("t"), res.F64("v")
+		return res.ForRows(ctx, e.client, q, func(r int) {
+			t := tCol.At(r)
+			p := &pointState{hasLast: true, last: vCol.At(r), lastTS: t}
+			p.remember(t)
+			out[uint64(idCol.At(r))] = p
+		})
 	})
 	return out, err
 }
@@ -416,21 +408,13 @@ func (e *chExporter) storedPoints(ctx context.Context, s *samples, idx []int) (m
 		q := fmt.Sprintf(`SELECT series, %[1]s AS t FROM %[2]s
 WHERE metric IN %[3]s AND series IN (%[4]s) AND %[5]s`, nsExpr, e.table("gpu_samples"), chsql.In(metrics), ids,
 			chsql.Between("ts", time.Unix(lo, 0), time.Unix(hi+1, 0)))
-		rows, err := e.client.Conn().Query(ctx, q)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id, t uint64
-			if err := rows.Scan(&id, &t); err != nil {
-				return err
-			}
-			if k := (pointKey{id, int64(t)}); want[k] {
+		var res chsql.Result
+		idCol, tCol := res.Int("series"), res.Int("t")
+		return res.ForRows(ctx, e.client, q, func(r int) {
+			if k := (pointKey{uint64(idCol.At(r)), tCol.At(r)}); want[k] {
 				stored[k] = true
 			}
-		}
-		return rows.Err()
+		})
 	})
 	return stored, err
 }

@@ -3,6 +3,7 @@ package analyzer
 import (
 	"context"
 	"fmt"
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"sync"
 	"time"
 
@@ -90,54 +91,46 @@ func (s *stateCache) get(ctx context.Context) ([]driftRow, []spcRow, uint64) {
 }
 
 func (s *stateCache) readDrift(ctx context.Context) ([]driftRow, error) {
-	db := s.client.Config().Database
-	rows, err := s.client.Conn().Query(ctx, fmt.Sprintf(`SELECT model, model_version, feature,
-		argMax(psi, ts), argMax(p_value, ts), argMax(band, ts)
-		FROM %s.drift_scores WHERE ts >= now() - %d
-		GROUP BY model, model_version, feature`, db, int64(s.lookback.Seconds())))
+	q := fmt.Sprintf(`SELECT toString(model) AS model, toString(model_version) AS version, toString(feature) AS feature,
+		argMax(psi, ts) AS psi, argMax(p_value, ts) AS p, toString(argMax(band, ts)) AS band
+		FROM %s WHERE ts >= now() - %d
+		GROUP BY model, model_version, feature`, chsql.Ident(s.client.Config().Database, "drift_scores"), int64(s.lookback.Seconds()))
+	var out []driftRow
+	var res chsql.Result
+	model, version, feature, psi, p, band := res.Str("model"), res.Str("version"), res.Str("feature"), res.F64("psi"), res.F64("p"), res.Str("band")
+	err := res.ForRows(ctx, s.client, q, func(r int) {
+		out = append(out, driftRow{model: model.At(r), version: version.At(r), feature: feature.At(r), psi: psi.At(r), pValue: p.At(r), band: band.At(r)})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read drift_scores: %w", err)
 	}
-	defer rows.Close()
-	var out []driftRow
-	for rows.Next() {
-		var r driftRow
-		if err := rows.Scan(&r.model, &r.version, &r.feature, &r.psi, &r.pValue, &r.band); err != nil {
-			return nil, fmt.Errorf("read drift_scores: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (s *stateCache) readSPC(ctx context.Context) ([]spcRow, error) {
-	db := s.client.Config().Database
-	rows, err := s.client.Conn().Query(ctx, fmt.Sprintf(`SELECT detector, metric, entity,
-		argMax(value, ts), argMax(mean, ts), argMax(sigma, ts), argMax(phase, ts), argMax(out_run, ts)
-		FROM %s.spc_state WHERE ts >= now() - %d
-		GROUP BY detector, series, metric, entity`, db, int64(s.lookback.Seconds())))
+	q := fmt.Sprintf(`SELECT toString(detector) AS detector, toString(metric) AS metric, toString(entity) AS entity,
+		argMax(value, ts) AS value, argMax(mean, ts) AS mean, argMax(sigma, ts) AS sigma, argMax(phase, ts) AS phase,
+		argMax(out_run, ts) AS out_run
+		FROM %s WHERE ts >= now() - %d
+		GROUP BY detector, series, metric, entity`, chsql.Ident(s.client.Config().Database, "spc_state"), int64(s.lookback.Seconds()))
+	var out []spcRow
+	var res chsql.Result
+	detector, metric, entity, value := res.Str("detector"), res.Str("metric"), res.Str("entity"), res.F64("value")
+	mean, sigma, phase, outRun := res.F64("mean"), res.F64("sigma"), res.Int("phase"), res.Int("out_run")
+	err := res.ForRows(ctx, s.client, q, func(r int) {
+		if phase.At(r) == 0 {
+			return // still collecting its baseline: nothing to chart yet
+		}
+		row := spcRow{detector: detector.At(r), metric: metric.At(r), entity: entity.At(r), value: value.At(r), outRun: uint32(outRun.At(r))}
+		if sd := sigma.At(r); sd > 0 {
+			row.z = (row.value - mean.At(r)) / sd
+		}
+		out = append(out, row)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read spc_state: %w", err)
 	}
-	defer rows.Close()
-	var out []spcRow
-	for rows.Next() {
-		var r spcRow
-		var mean, sigma float64
-		var phase uint8
-		if err := rows.Scan(&r.detector, &r.metric, &r.entity, &r.value, &mean, &sigma, &phase, &r.outRun); err != nil {
-			return nil, fmt.Errorf("read spc_state: %w", err)
-		}
-		if phase == 0 {
-			continue // still collecting its baseline: nothing to chart yet
-		}
-		r.z = 0
-		if sigma > 0 {
-			r.z = (r.value - mean) / sigma
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // collectState emits the drift, SPC and incident series.

@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"sort"
 	"strings"
 
@@ -37,24 +38,22 @@ func (w *incidentWatch) open() int {
 
 // incidents reads every incident's latest state.
 func (d *Demo) incidents(ctx context.Context) ([]incidentRow, error) {
-	q := fmt.Sprintf(`SELECT key, argMax(status, version), argMax(level, version), argMax(scope, version),
-		argMax(class, version), argMax(severity, version), argMax(team, version), argMax(title, version),
-		argMax(evidence_count, version)
-		FROM %s.incidents GROUP BY key ORDER BY min(opened_at), key`, d.client.Config().Database)
-	rows, err := d.client.Conn().Query(ctx, q)
+	q := fmt.Sprintf(`SELECT key, toString(argMax(status, version)) AS status, toString(argMax(level, version)) AS level,
+		argMax(scope, version) AS scope, toString(argMax(class, version)) AS class, toString(argMax(severity, version)) AS severity,
+		toString(argMax(team, version)) AS team, argMax(title, version) AS title, argMax(evidence_count, version) AS evidence
+		FROM %s GROUP BY key ORDER BY min(opened_at), key`, chsql.Ident(d.client.Config().Database, "incidents"))
+	var out []incidentRow
+	var res chsql.Result
+	key, status, level, scope, class := res.Str("key"), res.Str("status"), res.Str("level"), res.Str("scope"), res.Str("class")
+	severity, team, title, evidence := res.Str("severity"), res.Str("team"), res.Str("title"), res.Int("evidence")
+	err := res.ForRows(ctx, d.client, q, func(r int) {
+		out = append(out, incidentRow{Key: key.At(r), Status: status.At(r), Level: level.At(r), Scope: scope.At(r), Class: class.At(r),
+			Severity: severity.At(r), Team: team.At(r), Title: title.At(r), Evidence: uint32(evidence.At(r))})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read incidents: %w", err)
 	}
-	defer rows.Close()
-	var out []incidentRow
-	for rows.Next() {
-		var r incidentRow
-		if err := rows.Scan(&r.Key, &r.Status, &r.Level, &r.Scope, &r.Class, &r.Severity, &r.Team, &r.Title, &r.Evidence); err != nil {
-			return nil, fmt.Errorf("read incidents: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (w *incidentWatch) poll(ctx context.Context) {

@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"strings"
 	"time"
 )
@@ -19,28 +20,22 @@ func (d *Demo) summary(ctx context.Context) error {
 	d.say("\n== summary ==")
 	d.say("ingested: %d GPU samples, %d GPU events, %d inference events", c.samples, c.events, c.inferences)
 	db := d.client.Config().Database
-	rows, err := d.client.Conn().Query(ctx, fmt.Sprintf(
-		"SELECT detector, class, uniqExact(key), count() FROM %s.detections GROUP BY detector, class ORDER BY detector, class", db))
+	d.say("detections: %d", c.detections)
+	var res chsql.Result
+	det, class, keys, n := res.Str("detector"), res.Str("class"), res.Int("keys"), res.Int("n")
+	err = res.ForRows(ctx, d.client, fmt.Sprintf(`SELECT toString(detector) AS detector, toString(class) AS class, uniqExact(key) AS keys,
+		count() AS n FROM %s GROUP BY detector, class ORDER BY detector, class`, chsql.Ident(db, "detections")), func(r int) {
+		d.say("  %-14s %-22s %4d distinct, %5d windows", det.At(r), class.At(r), keys.At(r), n.At(r))
+	})
 	if err != nil {
 		return fmt.Errorf("summary: %w", err)
 	}
-	d.say("detections: %d", c.detections)
-	for rows.Next() {
-		var det, class string
-		var keys, n uint64
-		if err := rows.Scan(&det, &class, &keys, &n); err != nil {
-			rows.Close()
-			return fmt.Errorf("summary: %w", err)
-		}
-		d.say("  %-14s %-22s %4d distinct, %5d windows", det, class, keys, n)
-	}
-	rows.Close()
 	// Events binned at ingest: per minute and model version, the largest
 	// tally of any of its profiles.
 	var binned uint64
 	if err := d.client.QueryScalar(ctx, fmt.Sprintf(`SELECT sum(n) FROM (SELECT max(c) AS n FROM (
-		SELECT ts, model, model_version, feature, sum(count) AS c FROM %s.drift_bins WHERE bin = -1 GROUP BY ts, model, model_version, feature
-	) GROUP BY ts, model, model_version)`, db), &binned); err != nil {
+		SELECT ts, model, model_version, feature, sum(count) AS c FROM %s WHERE bin = -1 GROUP BY ts, model, model_version, feature
+	) GROUP BY ts, model, model_version)`, chsql.Ident(db, "drift_bins")), &binned); err != nil {
 		return fmt.Errorf("summary: %w", err)
 	}
 	d.say("drift: %d of %d inference events binned into their profiles at ingest (drift_bins; the others belong to versions that had no profile yet when they arrived)", binned, c.inferences)

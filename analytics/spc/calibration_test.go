@@ -239,7 +239,9 @@ func TestKnownParameterFalseAlarmRates(t *testing.T) {
 // the baseline is still young, are reported (analytics/README.md) but not
 // held to theory. With learn_cap 500 the learned σ̂ scattered by 3% and
 // lifted every rate 5–8% (4 SE); at 2,000 the residual is about 1.5%.
-func TestShippedDefaultsFalseAlarmRates(t *testing.T) {
+// shippedSet is an empty Set with the shipped defaults.
+func shippedSet(t *testing.T) (Config, SetConfig, *Set) {
+	t.Helper()
 	cfg := NewDefaultConfig("spc_calibration")
 	sc, err := cfg.SetConfig()
 	if err != nil {
@@ -249,6 +251,11 @@ func TestShippedDefaultsFalseAlarmRates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg, sc, set
+}
+
+func TestShippedDefaultsFalseAlarmRates(t *testing.T) {
+	_, sc, set := shippedSet(t)
 	const series, young, learned = 1000, 3000, 3000
 	obs := make([]Observation, series)
 	for i := range obs {
@@ -294,15 +301,7 @@ func TestShippedDefaultsCriticalRate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("2.4·10⁷ points")
 	}
-	cfg := NewDefaultConfig("spc_calibration")
-	sc, err := cfg.SetConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := NewSet(sc, cfg.Interval.Seconds())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, sc, set := shippedSet(t)
 	const series, points = 4000, 6000
 	obs := make([]Observation, series)
 	for i := range obs {

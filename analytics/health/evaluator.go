@@ -17,7 +17,14 @@ const (
 	ClassAppError    = "gpu_application_error"
 	ClassGrayFailure = "gpu_gray_failure"
 	ClassStraggler   = "gpu_straggler"
-	ClassPredicted   = "gpu_failure_predicted"
+	// ClassPredicted: a GPU whose error rates (correctable ECC, NVLink
+	// CRC and replays, PCIe replays) say it is likely to fail.
+	ClassPredicted = "gpu_failure_predicted"
+	// ClassThermal: a GPU (or every GPU of a node or rack) hotter than its
+	// peers at equal load. Its name is the correlation family's
+	// (alerting's "thermal", a spanning family: a rack's CDU heats some
+	// GPUs of many nodes), so routing on family=thermal matches it.
+	ClassThermal = "thermal"
 	// ClassTelemetryGap: a whole node stopped reporting. That is first a
 	// question about the node's agent and the telemetry pipeline behind
 	// it, not a GPU fault; alerting gathers such gaps into one pipeline
@@ -224,7 +231,7 @@ func (e *Evaluator) softFaults(w fleet.Window, slot int, flagged uint8) []fleet.
 	if flagged&(1<<RuleTemperature) != 0 {
 		s := t.Score(f, slot, SigTemperature)
 		windows = fmt.Sprintf("%d+ of the last %d windows", e.cfg.TempPersistK, e.cfg.PersistN)
-		mk(ClassPredicted, "temperature_high", 1<<RuleTemperature, SigTemperature, e.cfg.TempExcess,
+		mk(ClassThermal, "temperature_high", 1<<RuleTemperature, SigTemperature, e.cfg.TempExcess,
 			fmt.Sprintf("is likely to fail: %.1f°C, %.1f°C above its peers at equal load (cooling, fan or thermal paste)", s.Value, s.Value-s.Median),
 			telemetry.ActionInvestigate)
 		out[len(out)-1].Value = s.Value - s.Median

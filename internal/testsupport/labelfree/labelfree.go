@@ -58,7 +58,7 @@ func New(racks, nodes, gpus int, seed uint64) *Fleet {
 		Start: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b9))}
 	n := racks * nodes * gpus
 	for i := 0; i < n; i++ {
-		f.offset = append(f.offset, 1.5*f.rng.NormFloat64())
+		f.offset = append(f.offset, 1.2*f.rng.NormFloat64()) // as agent/sim's GPUs
 		f.share = append(f.share, 0.93+0.01*f.rng.NormFloat64())
 	}
 	return f

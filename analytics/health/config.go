@@ -21,14 +21,22 @@ type Config struct {
 	// Lateness overrides the engine's lateness allowance (0: the engine's).
 	Lateness time.Duration `yaml:"lateness"`
 
-	// MinPeers is the smallest peer group compared (default 4).
+	// MinPeers is the smallest peer group compared (default 4): GPUs of
+	// a job, of a node, nodes of a rack, racks of a datacenter.
 	MinPeers int `yaml:"min_peers"`
-	// LoadBucket is the width, in utilization percent, of the load buckets
-	// that group GPUs without a job (default 20).
+	// LoadBucket is no longer used (issue 16: a GPU slowed into another
+	// bucket lost its peers; load is now a covariate). Accepted and
+	// ignored so that older configurations still load.
 	LoadBucket float64 `yaml:"load_bucket"`
-	// MinLoad is the median utilization (%) a group needs before activity
-	// and bandwidth are compared: idle GPUs are all noise (default 50).
+	// MinLoad is the median load (%) a group needs before activity and
+	// bandwidth are compared: idle GPUs are all noise (default 50). A
+	// GPU's load is the largest of whatever it reports: utilization, SM
+	// or tensor activity (×100), power against its model's peak.
 	MinLoad float64 `yaml:"min_load"`
+	// IdleLoad: a GPU without a job whose load is below it (%) is idle,
+	// not slow, and is left out of activity and bandwidth comparisons
+	// (default 10).
+	IdleLoad float64 `yaml:"idle_load"`
 	// ThroughputRatio flags throughput below this share of the peer median
 	// (default 0.90).
 	ThroughputRatio float64 `yaml:"throughput_ratio"`
@@ -66,6 +74,12 @@ type Config struct {
 	NVLinkFloor float64 `yaml:"nvlink_floor_per_s"`
 	PCIeFloor   float64 `yaml:"pcie_floor_per_s"`
 	RateAlpha   float64 `yaml:"rate_alpha"`
+	// EscalateAfter: a hardware degradation (correctable-ECC, NVLink or
+	// PCIe error rate, temperature above peers) whose rule has stayed
+	// flagged this long becomes an error (alerting pages) with a drain or
+	// RMA action; before, it is a warning (default 5m). NVLink errors
+	// with NVLink bandwidth below peers are an error at once.
+	EscalateAfter time.Duration `yaml:"escalate_after"`
 	// BaselineWeight is the EWMA weight of a quiet window in a GPU's own
 	// baseline error rate (default 0.05).
 	BaselineWeight float64 `yaml:"baseline_weight"`
@@ -84,7 +98,7 @@ type Config struct {
 func NewDefaultConfig() Config {
 	return Config{
 		Name: "fleet_health", Interval: 30 * time.Second,
-		MinPeers: 4, LoadBucket: 20, MinLoad: 50,
+		MinPeers: 4, MinLoad: 50, IdleLoad: 10, EscalateAfter: 5 * time.Minute,
 		ThroughputRatio: 0.90, NVLinkRatio: 0.85, StepTimeRatio: 1.10,
 		MinZ: 4, NameZ: 3, NameRatio: 0.05, PersistK: 2, PersistN: 3,
 		TempExcess: 6, TempPersistK: 1, ECCFloor: 1e-4, NVLinkFloor: 1e-3, PCIeFloor: 1e-3, RateAlpha: 1e-6, BaselineWeight: 0.05,
@@ -99,11 +113,11 @@ func (c Config) Validate() error {
 	if c.MinPeers < 3 {
 		bad("min_peers %d: a median of fewer than 3 peers is no comparison", c.MinPeers)
 	}
-	if c.LoadBucket <= 0 || c.LoadBucket > 100 {
-		bad("load_bucket %v: want (0, 100]", c.LoadBucket)
+	if c.MinLoad < 0 || c.MinLoad > 100 || c.IdleLoad < 0 || c.IdleLoad > c.MinLoad {
+		bad("min_load %v and idle_load %v: want 0 ≤ idle_load ≤ min_load ≤ 100", c.MinLoad, c.IdleLoad)
 	}
-	if c.MinLoad < 0 || c.MinLoad > 100 {
-		bad("min_load %v: want [0, 100]", c.MinLoad)
+	if c.EscalateAfter < c.Interval {
+		bad("escalate_after %v is shorter than the interval %v", c.EscalateAfter, c.Interval)
 	}
 	for _, r := range []struct {
 		name string

@@ -28,8 +28,13 @@ func NewDetector(cfg Config, c *storage.Client, log *slog.Logger) (*Detector, er
 	if log == nil {
 		log = slog.Default()
 	}
+	ev.SetLogger(log)
 	return &Detector{cfg: cfg, src: NewSource(c, cfg), eval: ev, log: log}, nil
 }
+
+// Skipped returns the evaluator's counts of rules that could not run, per
+// rule and reason.
+func (d *Detector) Skipped() map[SkipKey]uint64 { return d.eval.Skipped() }
 
 // Name implements fleet.Detector.
 func (d *Detector) Name() string { return d.cfg.Name }

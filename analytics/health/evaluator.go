@@ -3,9 +3,12 @@ package health
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/telemetry"
@@ -17,7 +20,14 @@ const (
 	ClassAppError    = "gpu_application_error"
 	ClassGrayFailure = "gpu_gray_failure"
 	ClassStraggler   = "gpu_straggler"
-	ClassPredicted   = "gpu_failure_predicted"
+	// ClassPredicted: a GPU whose error rates (correctable ECC, NVLink
+	// CRC and replays, PCIe replays) say it is likely to fail.
+	ClassPredicted = "gpu_failure_predicted"
+	// ClassThermal: a GPU (or every GPU of a node or rack) hotter than its
+	// peers at equal load. Its name is the correlation family's
+	// (alerting's "thermal", a spanning family: a rack's CDU heats some
+	// GPUs of many nodes), so routing on family=thermal matches it.
+	ClassThermal = "thermal"
 	// ClassTelemetryGap: a whole node stopped reporting. That is first a
 	// question about the node's agent and the telemetry pipeline behind
 	// it, not a GPU fault; alerting gathers such gaps into one pipeline
@@ -36,6 +46,48 @@ type Evaluator struct {
 	ticker *Ticker
 	last   fleet.Window
 	before snapshot
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	skipped map[SkipKey]uint64
+}
+
+// SkipKey is a rule and the reason it could not run.
+type SkipKey struct{ Rule, Reason string }
+
+// SetLogger sets where the evaluator logs (default slog.Default()).
+func (e *Evaluator) SetLogger(l *slog.Logger) { e.log = l }
+
+// Skipped returns, per rule and reason, how many times (GPU × window)
+// a rule could not run: the fleetwatch_analyzer_health_rules_skipped_total
+// counter.
+func (e *Evaluator) Skipped() map[SkipKey]uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.skipped)
+}
+
+// countSkips adds the last tick's skips to the totals and logs each rule
+// and reason the first time it is seen.
+func (e *Evaluator) countSkips() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.skipped == nil {
+		e.skipped = map[SkipKey]uint64{}
+	}
+	for r := range e.ticker.Skipped {
+		for why, n := range e.ticker.Skipped[r] {
+			if n == 0 {
+				continue
+			}
+			k := SkipKey{RuleNames[r], SkipReasons[why]}
+			if _, seen := e.skipped[k]; !seen {
+				e.log.Warn("fleet health rule cannot run for some GPUs (logged once per rule and reason; counted in fleetwatch_analyzer_health_rules_skipped_total)",
+					"detector", e.cfg.Name, "rule", k.Rule, "reason", k.Reason, "gpus", n)
+			}
+			e.skipped[k] += n
+		}
+	}
 }
 
 // NewEvaluator validates cfg and returns an evaluator with no history.
@@ -43,14 +95,15 @@ func NewEvaluator(cfg Config) (*Evaluator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Evaluator{cfg: cfg}
+	e := &Evaluator{cfg: cfg, log: slog.Default()}
 	e.ticker = NewTicker(&e.cfg)
 	return e, nil
 }
 
 // Evaluate analyzes one window.
 func (e *Evaluator) Evaluate(in *Input) []fleet.Detection {
-	if in.Window == e.last {
+	again := in.Window == e.last
+	if again {
 		e.ticker.restore(&e.before)
 	} else {
 		e.ticker.save(&e.before)
@@ -58,6 +111,9 @@ func (e *Evaluator) Evaluate(in *Input) []fleet.Detection {
 	}
 	e.slots.fill(&e.frame, in, &e.cfg)
 	e.ticker.Tick(&e.frame)
+	if !again {
+		e.countSkips()
+	}
 	out := e.hardFaults(in)
 	for slot, flagged := range e.ticker.Flagged {
 		if flagged != 0 {
@@ -222,16 +278,21 @@ func (e *Evaluator) softFaults(w fleet.Window, slot int, flagged uint8) []fleet.
 		out[d].Severity = SevError // a synchronous job runs at its slowest rank's pace
 	}
 	if flagged&(1<<RuleTemperature) != 0 {
-		s := t.Score(f, slot, SigTemperature)
+		s, tierBit := t.TempScore(f, slot)
 		windows = fmt.Sprintf("%d+ of the last %d windows", e.cfg.TempPersistK, e.cfg.PersistN)
-		mk(ClassPredicted, "temperature_high", 1<<RuleTemperature, SigTemperature, e.cfg.TempExcess,
-			fmt.Sprintf("is likely to fail: %.1f°C, %.1f°C above its peers at equal load (cooling, fan or thermal paste)", s.Value, s.Value-s.Median),
-			telemetry.ActionInvestigate)
-		out[len(out)-1].Value = s.Value - s.Median
+		than := map[int]string{TierGPU: "its peers", TierNode: "the other nodes of its rack (whole node)",
+			TierRack: "the other racks of its datacenter (whole rack)"}[tierBit]
+		mk(ClassThermal, "temperature_high", 1<<RuleTemperature, SigTemperature, e.cfg.TempExcess,
+			fmt.Sprintf("is likely to fail: %.1f°C, %.1f°C above %s at equal load (cooling, fan or thermal paste)",
+				f.Vals[SigTemperature][slot], s.Value-s.Median, than), telemetry.ActionInvestigate)
+		d := &out[len(out)-1]
+		d.Value = s.Value - s.Median
+		d.Evidence = withTier(d.Evidence, tierBit, s)
 		if s.Value-s.Median >= 2*e.cfg.TempExcess {
 			// Twice the margin: a fan or cooling fault now, not a trend.
-			out[len(out)-1].Severity = SevError
+			d.Severity = SevError
 		}
+		e.escalate(d, slot, RuleTemperature, "drain the GPU and check its fan, heatsink and the node's cooling; RMA the GPU if it runs hot again")
 	}
 	for i, rr := range rateRules {
 		if flagged&(1<<rr.rule) == 0 {
@@ -247,8 +308,42 @@ func (e *Evaluator) softFaults(w fleet.Window, slot int, flagged uint8) []fleet.
 				count, Signals[rr.sig].Name, t.PValue[i][slot], why), action)
 		d := &out[len(out)-1]
 		d.Value, d.PValue = count/f.Seconds, t.PValue[i][slot]
+		rma := "drain the GPU, reset it to remap rows, and RMA it: its error rate has stayed improbable"
+		if rr.rule != RuleECC {
+			rma = "drain the GPU and reseat or replace the link or riser (RMA): its error rate has stayed improbable"
+		}
+		if rr.rule == RuleNVLinkErrors && flagged&(1<<RuleNVLink) != 0 {
+			// Errors and lost bandwidth together: the link is failing now.
+			d.Severity, d.Action = SevError, telemetry.ActionDrain
+			d.Summary += "; with NVLink bandwidth below its peers: drain and replace the link"
+		}
+		e.escalate(d, slot, rr.rule, rma)
 	}
 	return out
+}
+
+// escalate makes d an error with a drain action when its hardware rule has
+// stayed flagged for EscalateAfter: a degradation that persists is a GPU
+// to take out of service (drain, then reset or RMA), not a warning.
+func (e *Evaluator) escalate(d *fleet.Detection, slot, rule int, steps string) {
+	if e.ticker.Escalated[slot]&(1<<rule) == 0 {
+		return
+	}
+	d.Severity, d.Action = SevError, telemetry.ActionDrain
+	d.Summary += fmt.Sprintf("; persisted %v or longer: %s", e.cfg.EscalateAfter, steps)
+}
+
+// withTier adds the temperature comparison's tier to a detection's
+// evidence.
+func withTier(evidence string, tierBit int, s Score) string {
+	var m map[string]any
+	if json.Unmarshal([]byte(evidence), &m) != nil {
+		return evidence
+	}
+	m["tier"] = map[int]string{TierGPU: "gpu", TierNode: "node", TierRack: "rack"}[tierBit]
+	m["tier_median"], m["tier_peers"], m["tier_z"] = round(s.Median), s.Peers, round(s.Z)
+	out, _ := json.Marshal(m)
+	return string(out)
 }
 
 // deviating lists slot's peer-compared signals that stand out: |z| ≥
@@ -256,7 +351,7 @@ func (e *Evaluator) softFaults(w fleet.Window, slot int, flagged uint8) []fleet.
 func (e *Evaluator) deviating(slot int) []signalEvidence {
 	var out []signalEvidence
 	for sig := range Signals {
-		if Signals[sig].Cmp != CmpPeers {
+		if Signals[sig].Cmp != CmpPeers || Signals[sig].Derived() {
 			continue
 		}
 		s := e.ticker.Score(&e.frame, slot, sig)

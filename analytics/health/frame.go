@@ -2,7 +2,9 @@ package health
 
 import (
 	"math"
-	"strconv"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 // Frame is one window in columns: Vals[signal][slot], NaN where a GPU did
@@ -10,13 +12,29 @@ import (
 // slot whose GPU did not report at all has Peer and Fleet −1.
 type Frame struct {
 	Vals [NumSignals][]float64
-	// Peer is each slot's peer group (job, or model and load bucket);
-	// Fleet its model group; −1 for none.
+	// Peer is each slot's peer group: its job's GPUs, or without a job
+	// the GPUs of its model on its node (else its rack, else its model);
+	// Fleet its model group; −1 for none. A fault changes neither: load
+	// is a covariate, not a group.
 	Peer, Fleet []int32
-	// PeerNames and FleetNames name the groups.
-	PeerNames, FleetNames []string
-	// Seconds is the window's length.
+	// Node and Rack are each slot's node and rack (per model; −1 when the
+	// GPU has no node or rack label). NodeParent is, per node, the group
+	// of nodes it is compared with (its rack); RackParent, per rack, the
+	// racks of its datacenter. A node is compared with the nodes of its
+	// rack, a rack with the racks of its datacenter: a fault of the level
+	// above moves every peer alike and inflates no spread.
+	Node, Rack             []int32
+	NodeParent, RackParent []int32
+	// Idle marks GPUs without a job whose load is under IdleLoad: their
+	// activity and bandwidth are left out (NaN) of every comparison.
+	Idle []bool
+	// PeerNames, FleetNames, NodeNames and RackNames name the groups;
+	// NodeParents and RackParents count the parent groups.
+	PeerNames, FleetNames, NodeNames, RackNames []string
+	NodeParents, RackParents                    int
+	// Seconds is the window's length, End its end.
 	Seconds float64
+	End     time.Time
 }
 
 // Resize sets the number of slots, filling every value with NaN and every
@@ -28,21 +46,38 @@ func (f *Frame) Resize(slots int) {
 			f.Vals[s][i] = math.NaN()
 		}
 	}
-	f.Peer, f.Fleet = resize(f.Peer, slots), resize(f.Fleet, slots)
+	f.Peer, f.Fleet, f.Node, f.Rack = resize(f.Peer, slots), resize(f.Fleet, slots), resize(f.Node, slots), resize(f.Rack, slots)
+	f.Idle = resize(f.Idle, slots)
 	for i := range f.Peer {
-		f.Peer[i], f.Fleet[i] = -1, -1
+		f.Peer[i], f.Fleet[i], f.Node[i], f.Rack[i], f.Idle[i] = -1, -1, -1, -1, false
 	}
-	f.PeerNames, f.FleetNames = f.PeerNames[:0], f.FleetNames[:0]
+	f.PeerNames, f.FleetNames, f.NodeNames, f.RackNames = f.PeerNames[:0], f.FleetNames[:0], f.NodeNames[:0], f.RackNames[:0]
+	f.NodeParent, f.RackParent = f.NodeParent[:0], f.RackParent[:0]
+	f.NodeParents, f.RackParents = 0, 0
 }
 
 // Slots is the number of slots.
 func (f *Frame) Slots() int { return len(f.Peer) }
 
+// activity are the signals that only mean something on a GPU at work:
+// an idle GPU without a job is left out of their comparison.
+var activity = [...]int{SigSMActive, SigTensorActive, SigDRAMActive, SigNVLinkBandwidth, SigPCIeBandwidth, SigLoad}
+
 // slotTable numbers GPUs by UUID, stably across windows, and remembers
-// their latest identity.
+// their latest identity, and per model its peak power and the slope of
+// temperature over load.
 type slotTable struct {
 	index map[string]int32
 	gpus  []GPU
+	// peakPower is, per model, the largest median power seen: power
+	// against it is a load where nothing else reports one.
+	peakPower map[string]float64
+	// slope is, per model and covariate, the last well-determined slope
+	// of temperature over the covariate (°C per W or per %).
+	slope   map[string]float64
+	rank    [NumSignals][]int8
+	models  Grouping
+	scratch [4][]float64
 }
 
 func (t *slotTable) slot(g *GPU) int32 {
@@ -59,8 +94,9 @@ func (t *slotTable) slot(g *GPU) int32 {
 }
 
 // fill builds f from in's rows: the values per slot and signal, then the
-// groups. A GPU's identity is refreshed from its rows (job and rank fields
-// only from this window, so a GPU that left its job leaves its group).
+// groups, then the derived columns. A GPU's identity is refreshed from its
+// rows (job and rank fields only from this window, so a GPU that left its
+// job leaves its group).
 func (t *slotTable) fill(f *Frame, in *Input, cfg *Config) {
 	slots := make([]int32, len(in.Rows))
 	fresh := map[int32]bool{}
@@ -74,14 +110,23 @@ func (t *slotTable) fill(f *Frame, in *Input, cfg *Config) {
 		}
 		t.gpus[s].merge(&r.GPU)
 	}
-	f.Resize(len(t.gpus))
+	n := len(t.gpus)
+	f.Resize(n)
 	f.Seconds = in.Window.End.Sub(in.Window.Start).Seconds()
+	f.End = in.Window.End
+	for s := range t.rank {
+		t.rank[s] = resize(t.rank[s], n)
+		for i := range t.rank[s] {
+			t.rank[s][i] = math.MaxInt8
+		}
+	}
 	for i := range in.Rows {
 		r := &in.Rows[i]
-		sig, ok := signalOf[r.Metric]
+		src, ok := signalOf[r.Metric]
 		if !ok || r.Samples == 0 {
 			continue
 		}
+		sig := src.sig
 		var v float64
 		switch Signals[sig].Agg {
 		case AggMean:
@@ -91,40 +136,198 @@ func (t *slotTable) fill(f *Frame, in *Input, cfg *Config) {
 		case AggMax:
 			v = r.Max
 		}
-		col, s := f.Vals[sig], slots[i]
+		v *= src.scale
+		col, s, rank := f.Vals[sig], slots[i], t.rank[sig]
 		switch {
-		case math.IsNaN(col[s]):
-			col[s] = v
+		case int8(src.rank) > rank[s]: // a better source of the signal reported
+		case int8(src.rank) < rank[s] || math.IsNaN(col[s]):
+			col[s], rank[s] = v, int8(src.rank)
 		case Signals[sig].Agg == AggMax:
 			col[s] = max(col[s], v)
 		default:
 			col[s] += v
 		}
 	}
-	peers, fleets := map[string]int32{}, map[string]int32{}
-	group := func(m map[string]int32, names *[]string, key string) int32 {
-		id, ok := m[key]
+	t.group(f, fresh)
+	t.derive(f, cfg)
+}
+
+// group places every reporting GPU in its peer, model, node and rack
+// groups.
+func (t *slotTable) group(f *Frame, fresh map[int32]bool) {
+	peers, fleets, nodes, racks := map[string]int32{}, map[string]int32{}, map[string]int32{}, map[string]int32{}
+	nodeParents, rackParents := map[string]int32{}, map[string]int32{}
+	id := func(m map[string]int32, names *[]string, key string) int32 {
+		i, ok := m[key]
 		if !ok {
-			id = int32(len(*names))
-			m[key] = id
-			*names = append(*names, key)
+			i = int32(len(m))
+			m[key] = i
+			if names != nil {
+				*names = append(*names, key)
+			}
 		}
-		return id
+		return i
 	}
 	for s := range int32(len(t.gpus)) {
 		if !fresh[s] {
 			continue
 		}
 		g := &t.gpus[s]
-		f.Fleet[s] = group(fleets, &f.FleetNames, "model="+g.Model)
-		key := "job=" + g.Job
-		if g.Job == "" {
-			key = "model=" + g.Model + "/load=?"
-			if u := f.Vals[SigUtilization][s]; !math.IsNaN(u) {
-				b := int(math.Min(u, 99.999) / cfg.LoadBucket)
-				key = "model=" + g.Model + "/load=" + strconv.Itoa(int(float64(b)*cfg.LoadBucket)) + "%"
+		model := "model=" + g.Model
+		f.Fleet[s] = id(fleets, &f.FleetNames, model)
+		rackPath := g.Datacenter + "/" + g.Row + "/" + g.Rack
+		if g.Node != "" {
+			f.Node[s] = id(nodes, &f.NodeNames, model+"/node="+rackPath+"/"+g.Node)
+			if int(f.Node[s]) == len(f.NodeParent) {
+				f.NodeParent = append(f.NodeParent, id(nodeParents, nil, model+"/rack="+rackPath))
 			}
 		}
-		f.Peer[s] = group(peers, &f.PeerNames, key)
+		if g.Rack != "" {
+			f.Rack[s] = id(racks, &f.RackNames, model+"/rack="+rackPath)
+			if int(f.Rack[s]) == len(f.RackParent) {
+				f.RackParent = append(f.RackParent, id(rackParents, nil, model+"/dc="+g.Datacenter))
+			}
+		}
+		var key string
+		switch {
+		case g.Job != "":
+			key = "job=" + g.Job
+		case g.Node != "":
+			key = model + "/node=" + rackPath + "/" + g.Node
+		case g.Rack != "":
+			key = model + "/rack=" + rackPath
+		default:
+			key = model
+		}
+		f.Peer[s] = id(peers, &f.PeerNames, key)
 	}
+	f.NodeParents, f.RackParents = len(nodeParents), len(rackParents)
+}
+
+// derive computes the load and the temperature at load, and leaves idle
+// GPUs without a job out of the activity columns.
+func (t *slotTable) derive(f *Frame, cfg *Config) {
+	if t.peakPower == nil {
+		t.peakPower, t.slope = map[string]float64{}, map[string]float64{}
+	}
+	t.models.Build(f.Fleet, len(f.FleetNames))
+	power, load := f.Vals[SigPower], f.Vals[SigLoad]
+	peak := make([]float64, len(f.FleetNames))
+	for g, name := range f.FleetNames {
+		if m := t.median(g, power, nil, 0); m > t.peakPower[name] {
+			t.peakPower[name] = m
+		}
+		peak[g] = t.peakPower[name]
+	}
+	for s := range f.Peer {
+		if f.Fleet[s] < 0 {
+			continue
+		}
+		l := math.NaN()
+		for _, v := range [...]float64{f.Vals[SigUtilization][s], 100 * f.Vals[SigSMActive][s], 100 * f.Vals[SigTensorActive][s]} {
+			if !math.IsNaN(v) {
+				l = max(v, nanTo(l, v))
+			}
+		}
+		if p := peak[f.Fleet[s]]; math.IsNaN(l) && p > 0 && !math.IsNaN(power[s]) {
+			l = min(100, 100*power[s]/p)
+		}
+		load[s] = l
+	}
+	t.tempAtLoad(f, cfg)
+	for s := range f.Peer {
+		if f.Fleet[s] >= 0 && t.gpus[s].Job == "" && load[s] < cfg.IdleLoad {
+			f.Idle[s] = true
+			for _, sig := range activity {
+				f.Vals[sig][s] = math.NaN()
+			}
+		}
+	}
+}
+
+// tempAtLoad computes the temperature at load: T − slope·x, x the
+// model's power where most of its GPUs report it, else the load. The
+// slope is estimated per model from the window when its GPUs split into
+// two clearly different halves of x (medians at least 25% apart, each
+// half of MinPeers or more): the temperature medians' difference over
+// the x medians' difference, never negative; else the last estimate
+// (0 until one): GPUs at one load need no correction.
+func (t *slotTable) tempAtLoad(f *Frame, cfg *Config) {
+	power, load := f.Vals[SigPower], f.Vals[SigLoad]
+	temp, out := f.Vals[SigTemperature], f.Vals[SigTempLoad]
+	for g, name := range f.FleetNames {
+		rows := t.models.Order[t.models.Start[g]:t.models.Start[g+1]]
+		x, kind := power, "/power"
+		if withPower, withTemp := count(rows, power, temp), count(rows, nil, temp); 2*withPower < withTemp {
+			x, kind = load, "/load"
+		}
+		key := name + kind
+		med := t.median(g, x, nil, 0)
+		lowX, highX := t.median(g, x, x, -med), t.median(g, x, x, med)
+		if spread := highX - lowX; spread > 0 && spread >= 0.25*highX {
+			lowT, highT := t.median(g, temp, x, -med), t.median(g, temp, x, med)
+			if t.half(g, x, med) >= cfg.MinPeers && !math.IsNaN(lowT) && !math.IsNaN(highT) {
+				t.slope[key] = max(0, (highT-lowT)/spread)
+			}
+		}
+		b := t.slope[key]
+		for _, s := range rows {
+			out[s] = temp[s] - b*nanTo(x[s], med)
+		}
+	}
+}
+
+// median is the median of vals over model group g's rows; with by, only
+// rows whose by value is at most −split (split < 0) or above split
+// (split > 0), NaNs skipped.
+func (t *slotTable) median(g int, vals, by []float64, split float64) float64 {
+	buf := t.scratch[0][:0]
+	for _, r := range t.models.Order[t.models.Start[g]:t.models.Start[g+1]] {
+		v := vals[r]
+		if math.IsNaN(v) {
+			continue
+		}
+		if by != nil {
+			b := by[r]
+			if math.IsNaN(b) || (split < 0 && b > -split) || (split > 0 && b <= split) {
+				continue
+			}
+		}
+		buf = append(buf, v)
+	}
+	t.scratch[0] = buf
+	return kernels.Median(buf)
+}
+
+// half counts the smaller of model group g's two halves split at med.
+func (t *slotTable) half(g int, x []float64, med float64) int {
+	lo, hi := 0, 0
+	for _, r := range t.models.Order[t.models.Start[g]:t.models.Start[g+1]] {
+		switch v := x[r]; {
+		case math.IsNaN(v):
+		case v <= med:
+			lo++
+		default:
+			hi++
+		}
+	}
+	return min(lo, hi)
+}
+
+// count counts rows where both columns (a nil one is ignored) have a value.
+func count(rows []int32, a, b []float64) int {
+	n := 0
+	for _, r := range rows {
+		if (a == nil || !math.IsNaN(a[r])) && !math.IsNaN(b[r]) {
+			n++
+		}
+	}
+	return n
+}
+
+func nanTo(v, alt float64) float64 {
+	if math.IsNaN(v) {
+		return alt
+	}
+	return v
 }

@@ -33,12 +33,13 @@ func (g *GPU) merge(o *GPU) {
 }
 
 // Row is one GPU metric aggregated over a window (all of a GPU's series of
-// the metric without a link label).
+// the metric without a link label; for a per-link family, its links).
 type Row struct {
 	GPU    GPU
 	Metric string
-	// Mean and Max of the samples' values; Delta the sum of their counter
-	// increases; Samples their number.
+	// Mean and Max of the samples' values (for a per-link family, Mean
+	// sums the links' means); Delta the sum of their counter increases;
+	// Samples their number.
 	Mean, Max, Delta float64
 	Samples          int
 }

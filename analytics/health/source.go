@@ -50,21 +50,24 @@ func (c gpuCols) at(r int) GPU {
 // RowsSQL aggregates every GPU's samples of the signals' metrics over the
 // window, per GPU and metric, in two steps: per series (the raw table's
 // order), then per GPU after joining each series to its GPU. Per-link
-// series are left out (their totals are read); the rank label comes along
-// for training metrics.
+// series of a total are left out (the total is read); a per-link family
+// (the catalog's PerLink fields the signals read) is read as the sum over
+// its links of each link's mean. The rank label comes along for training
+// metrics.
 func RowsSQL(db string, w fleet.Window) string {
-	metrics := chsql.In(Metrics())
+	metrics, links := chsql.In(Metrics()), chsql.In(perLink)
 	return fmt.Sprintf(`SELECT metric, %s,
-    any(rank) AS g_rank, sum(v_sum) / sum(n) AS mean, max(v_max) AS peak, sum(v_delta) AS increase, sum(n) AS samples
+    any(rank) AS g_rank, if(metric IN %s, sum(v_sum / n), sum(v_sum) / sum(n)) AS mean, max(v_max) AS peak,
+    sum(v_delta) AS increase, sum(n) AS samples
 FROM (
     SELECT metric, series, sum(value) AS v_sum, max(value) AS v_max, sum(delta) AS v_delta, count() AS n
     FROM %s WHERE metric IN %s AND %s GROUP BY metric, series) AS s
 ANY LEFT JOIN (
     SELECT series, %s, label_values[indexOf(label_keys, 'rank')] AS rank, has(label_keys, 'link') AS per_link
     FROM %s WHERE metric IN %s) AS g USING series
-WHERE per_link = 0 AND uuid != ''
-GROUP BY metric, uuid`, gpuAny, chsql.Ident(db, "gpu_samples"), metrics, chsql.Between("ts", w.Start, w.End),
-		gpuColumns, chsql.Ident(db, "gpu_series"), metrics)
+WHERE (per_link = 0 OR metric IN %s) AND uuid != ''
+GROUP BY metric, uuid`, gpuAny, links, chsql.Ident(db, "gpu_samples"), metrics, chsql.Between("ts", w.Start, w.End),
+		gpuColumns, chsql.Ident(db, "gpu_series"), metrics, links)
 }
 
 // EventsSQL reads the window's hard-fault events, folded per GPU, kind and

@@ -3,6 +3,7 @@ package health
 import (
 	"math"
 	"math/bits"
+	"time"
 )
 
 // Rules, the bits of Ticker.Fired and Ticker.Flagged.
@@ -21,6 +22,30 @@ const (
 var RuleNames = [NumRules]string{"throughput_low", "nvlink_bandwidth_low", "step_time_high", "temperature_high",
 	"ecc_correctable_rising", "nvlink_errors_rising", "pcie_replays_rising"}
 
+// Reasons a rule could not run for a GPU in a window (SkipReasons names
+// them): counted per GPU and window, and logged once per rule and reason.
+const (
+	SkipNoSignal    = iota // the GPU does not report the rule's signal
+	SkipNoLoad             // nothing shows whether the GPU and its peers are under load
+	SkipTooFewPeers        // fewer than MinPeers comparable peers at every level
+	SkipIdle               // the GPU or its peer group is idle (activity means nothing then)
+	NumSkips
+)
+
+// SkipReasons are the reasons' names in the counter and the log.
+var SkipReasons = [NumSkips]string{"no_signal", "no_load_signal", "too_few_peers", "idle"}
+
+// hardware are the prediction rules whose degradation escalates to an
+// error after EscalateAfter.
+const hardware = 1<<RuleTemperature | 1<<RuleECC | 1<<RuleNVLinkErrors | 1<<RulePCIeReplays
+
+// Tiers of the temperature comparison (Ticker.TempTier bits).
+const (
+	TierGPU  = 1 << iota // the GPU against its peers (job or node)
+	TierNode             // its node's median against its rack's nodes
+	TierRack             // its rack's median against its datacenter's racks
+)
+
 // rateRules pairs the error-rate rules with their signals.
 var rateRules = [...]struct{ rule, sig int }{
 	{RuleECC, SigECCCorrectable}, {RuleNVLinkErrors, SigNVLinkErrors}, {RulePCIeReplays, SigPCIeReplays},
@@ -37,14 +62,53 @@ type Ticker struct {
 	// Fired is, per slot, the rules that fired in the last frame; Flagged
 	// those that also persisted (k of the last n windows).
 	Fired, Flagged []uint8
+	// Escalated is, per slot, the flagged hardware rules that have stayed
+	// flagged for EscalateAfter.
+	Escalated []uint8
 	// PValue is, per slot and rate rule, the last frame's tail probability.
 	PValue [len(rateRules)][]float64
+	// TempTier is, per slot, the tiers whose temperature comparison fired.
+	TempTier []uint8
+	// Skipped counts, per rule and reason, the GPUs of the last frame a
+	// rule could not run for.
+	Skipped [NumRules][NumSkips]uint64
+	// Nodes and Racks compare temperature one level up.
+	Nodes, Racks tier
 
 	hist     [NumRules][]uint8
+	since    [NumRules][]int64         // start (Unix s) of the rule's flagged episode; 0 for none
 	baseline [len(rateRules)][]float64 // own rate per second; NaN until seen
 	peerG    Grouping
 	fleetG   Grouping
 	scratch  []float64
+}
+
+// tier compares entities (nodes or racks) by their GPUs' median of a
+// signal against the other entities of their parent group.
+type tier struct {
+	members, parents Grouping
+	// Own is each entity's median over its GPUs; Parent the median and σ
+	// of the entities' medians per parent group.
+	Own, Parent Stats
+}
+
+// build computes the entities' medians of vals and their parents' stats.
+func (tr *tier) build(vals []float64, entity []int32, entities int, parent []int32, parents int, scratch *[]float64) {
+	tr.members.Build(entity, entities)
+	GroupStats(vals, &tr.members, &tr.Own, scratch)
+	tr.parents.Build(parent, parents)
+	GroupStats(tr.Own.Median, &tr.parents, &tr.Parent, scratch)
+}
+
+// score is entity e's standing among its parent's entities.
+func (tr *tier) score(e int32, parent []int32) Score {
+	if e < 0 || int(e) >= len(tr.Own.Median) {
+		return Score{Value: math.NaN(), Median: math.NaN(), Ratio: math.NaN(), Z: math.NaN()}
+	}
+	p := parent[e]
+	v, med, sd := tr.Own.Median[e], tr.Parent.Median[p], tr.Parent.Sigma[p]
+	sd = max(sd, 1e-6*math.Abs(med), 1e-12)
+	return Score{Value: v, Median: med, Ratio: v / med, Z: (v - med) / sd, Peers: int(tr.Parent.N[p])}
 }
 
 // NewTicker returns a ticker for cfg (validated by the caller).
@@ -55,12 +119,13 @@ func (t *Ticker) grow(n int) {
 	for len(t.hist[0]) < n {
 		for r := range t.hist {
 			t.hist[r] = append(t.hist[r], 0)
+			t.since[r] = append(t.since[r], 0)
 		}
 		for i := range t.baseline {
 			t.baseline[i] = append(t.baseline[i], math.NaN())
 		}
 	}
-	t.Fired, t.Flagged = resize(t.Fired, n), resize(t.Flagged, n)
+	t.Fired, t.Flagged, t.Escalated, t.TempTier = resize(t.Fired, n), resize(t.Flagged, n), resize(t.Escalated, n), resize(t.TempTier, n)
 	for i := range t.PValue {
 		t.PValue[i] = resize(t.PValue[i], n)
 	}
@@ -80,6 +145,11 @@ func (t *Ticker) Tick(f *Frame) {
 			GroupStats(f.Vals[s], &t.fleetG, &t.Fleet[s], &t.scratch)
 		}
 	}
+	t.Nodes.build(f.Vals[SigTempLoad], f.Node, len(f.NodeNames), f.NodeParent, f.NodeParents, &t.scratch)
+	t.Racks.build(f.Vals[SigTempLoad], f.Rack, len(f.RackNames), f.RackParent, f.RackParents, &t.scratch)
+	t.Skipped = [NumRules][NumSkips]uint64{}
+	end := f.End.Unix()
+	escalate := int64(t.cfg.EscalateAfter / time.Second)
 	mask := uint8(1)<<t.cfg.PersistN - 1
 	var need [NumRules]int
 	for r := range need {
@@ -92,15 +162,24 @@ func (t *Ticker) Tick(f *Frame) {
 			fired = t.peerRules(f, slot) | t.rateRules(f, slot)
 		}
 		t.Fired[slot] = fired
-		var flagged uint8
+		var flagged, escalated uint8
 		for r := 0; r < NumRules; r++ {
 			h := (t.hist[r][slot]<<1 | fired>>r&1) & mask
 			t.hist[r][slot] = h
+			if h == 0 {
+				t.since[r][slot] = 0 // the episode is over
+			}
 			if fired>>r&1 == 1 && bits.OnesCount8(h) >= need[r] {
 				flagged |= 1 << r
+				if t.since[r][slot] == 0 {
+					t.since[r][slot] = end - int64(f.Seconds)
+				}
+				if end-t.since[r][slot] >= escalate {
+					escalated |= 1 << r
+				}
 			}
 		}
-		t.Flagged[slot] = flagged
+		t.Flagged[slot], t.Escalated[slot] = flagged, escalated&hardware
 	}
 }
 
@@ -129,25 +208,118 @@ func (t *Ticker) peerRules(f *Frame, slot int) uint8 {
 	c := t.cfg
 	var fired uint8
 	enough := func(s Score) bool { return s.Peers >= c.MinPeers && !math.IsNaN(s.Value) }
+	skip := func(rule, reason int) { t.Skipped[rule][reason]++ }
+	// underLoad says whether slot's activity can be compared: the GPU is
+	// not idle, and its group's median load (whatever signal shows it) is
+	// at least MinLoad; else it counts why not.
 	g := f.Peer[slot]
-	loaded := t.Peer[SigUtilization].Median[g] >= c.MinLoad
+	ld := &t.Peer[SigLoad]
+	underLoad := func(rule int) bool {
+		switch {
+		case f.Idle[slot]:
+			skip(rule, SkipIdle)
+		case math.IsNaN(f.Vals[SigLoad][slot]):
+			skip(rule, SkipNoLoad)
+		case int(ld.N[g]) < c.MinPeers:
+			skip(rule, SkipTooFewPeers)
+		case ld.Median[g] < c.MinLoad:
+			skip(rule, SkipIdle)
+		default:
+			return true
+		}
+		return false
+	}
+	// compare runs a peer rule on score s once the GPU is under load.
+	compare := func(rule int, s Score, ratio float64) {
+		switch {
+		case math.IsNaN(s.Value):
+			if f.Idle[slot] {
+				skip(rule, SkipIdle)
+			} else {
+				skip(rule, SkipNoSignal)
+			}
+		case !underLoad(rule):
+		case s.Peers < c.MinPeers:
+			skip(rule, SkipTooFewPeers)
+		case s.Median > 0 && s.Ratio < ratio && s.Z <= -c.MinZ:
+			fired |= 1 << rule
+		}
+	}
 	if tp := t.Score(f, slot, SigThroughput); enough(tp) {
 		if tp.Ratio < c.ThroughputRatio && tp.Z <= -c.MinZ {
 			fired |= 1 << RuleThroughput
 		}
-	} else if sm := t.Score(f, slot, SigSMActive); loaded && enough(sm) && sm.Ratio < c.ThroughputRatio && sm.Z <= -c.MinZ {
-		fired |= 1 << RuleThroughput
+	} else {
+		// Without a job's throughput: SM activity, else tensor activity.
+		act := t.Score(f, slot, SigSMActive)
+		if math.IsNaN(act.Value) {
+			if ta := t.Score(f, slot, SigTensorActive); !math.IsNaN(ta.Value) {
+				act = ta
+			}
+		}
+		compare(RuleThroughput, act, c.ThroughputRatio)
 	}
-	if nv := t.Score(f, slot, SigNVLinkBandwidth); loaded && enough(nv) && nv.Median > 0 && nv.Ratio < c.NVLinkRatio && nv.Z <= -c.MinZ {
-		fired |= 1 << RuleNVLink
-	}
-	if st := t.Score(f, slot, SigStepTime); enough(st) && st.Ratio >= c.StepTimeRatio && st.Z >= c.MinZ {
+	compare(RuleNVLink, t.Score(f, slot, SigNVLinkBandwidth), c.NVLinkRatio)
+	switch st := t.Score(f, slot, SigStepTime); {
+	case math.IsNaN(st.Value):
+		skip(RuleStepTime, SkipNoSignal)
+	case st.Peers < c.MinPeers:
+		skip(RuleStepTime, SkipTooFewPeers)
+	case st.Ratio >= c.StepTimeRatio && st.Z >= c.MinZ:
 		fired |= 1 << RuleStepTime
 	}
-	if tc := t.Score(f, slot, SigTemperature); enough(tc) && tc.Value-tc.Median >= c.TempExcess && tc.Z >= c.MinZ {
-		fired |= 1 << RuleTemperature
-	}
+	fired |= t.tempRule(f, slot)
 	return fired
+}
+
+// tempRule compares slot's temperature at load with its peers, its node's
+// with its rack's nodes, its rack's with its datacenter's racks: any of
+// them TempExcess or more above the median, and MinZ σ, fires.
+func (t *Ticker) tempRule(f *Frame, slot int) uint8 {
+	c := t.cfg
+	t.TempTier[slot] = 0
+	if math.IsNaN(f.Vals[SigTempLoad][slot]) {
+		t.Skipped[RuleTemperature][SkipNoSignal]++
+		return 0
+	}
+	compared := false
+	for _, tc := range [...]struct {
+		bit int
+		s   Score
+	}{
+		{TierGPU, t.Score(f, slot, SigTempLoad)},
+		{TierNode, t.Nodes.score(f.Node[slot], f.NodeParent)},
+		{TierRack, t.Racks.score(f.Rack[slot], f.RackParent)},
+	} {
+		if tc.s.Peers < c.MinPeers || math.IsNaN(tc.s.Value) {
+			continue
+		}
+		compared = true
+		if tc.s.Value-tc.s.Median >= c.TempExcess && tc.s.Z >= c.MinZ {
+			t.TempTier[slot] |= uint8(tc.bit)
+		}
+	}
+	switch {
+	case !compared:
+		t.Skipped[RuleTemperature][SkipTooFewPeers]++
+	case t.TempTier[slot] != 0:
+		return 1 << RuleTemperature
+	}
+	return 0
+}
+
+// TempScore is slot's temperature score at the tier that fired with the
+// largest excess (the GPU tier when none fired), and the tier's bit.
+func (t *Ticker) TempScore(f *Frame, slot int) (Score, int) {
+	scores := [...]Score{t.Score(f, slot, SigTempLoad), t.Nodes.score(f.Node[slot], f.NodeParent), t.Racks.score(f.Rack[slot], f.RackParent)}
+	best, bit := scores[0], TierGPU
+	found := false
+	for i, s := range scores {
+		if t.TempTier[slot]&uint8(1<<i) != 0 && (!found || s.Value-s.Median > best.Value-best.Median) {
+			best, bit, found = s, 1<<i, true
+		}
+	}
+	return best, bit
 }
 
 // rateRules tests each error count against a Poisson whose rate is the
@@ -161,6 +333,7 @@ func (t *Ticker) rateRules(f *Frame, slot int) uint8 {
 		t.PValue[i][slot] = math.NaN()
 		count := f.Vals[rr.sig][slot]
 		if math.IsNaN(count) || count < 0 {
+			t.Skipped[rr.rule][SkipNoSignal]++
 			continue
 		}
 		lambda := floors[i] * f.Seconds
@@ -226,12 +399,14 @@ func regTail(k, lambda float64) float64 {
 // window evaluated again starts from the state before its first try.
 type snapshot struct {
 	hist     [NumRules][]uint8
+	since    [NumRules][]int64
 	baseline [len(rateRules)][]float64
 }
 
 func (t *Ticker) save(s *snapshot) {
 	for r := range t.hist {
 		s.hist[r] = append(s.hist[r][:0], t.hist[r]...)
+		s.since[r] = append(s.since[r][:0], t.since[r]...)
 	}
 	for i := range t.baseline {
 		s.baseline[i] = append(s.baseline[i][:0], t.baseline[i]...)
@@ -241,6 +416,7 @@ func (t *Ticker) save(s *snapshot) {
 func (t *Ticker) restore(s *snapshot) {
 	for r := range t.hist {
 		t.hist[r] = append(t.hist[r][:0], s.hist[r]...)
+		t.since[r] = append(t.since[r][:0], s.since[r]...)
 	}
 	for i := range t.baseline {
 		t.baseline[i] = append(t.baseline[i][:0], s.baseline[i]...)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/analytics/health"
 	"github.com/fleetwatch/fleetwatch/analytics/offline"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
@@ -27,6 +28,7 @@ type Analyzer struct {
 	client *storage.Client
 	Engine *engine.Engine
 	drift  *drift.Detector
+	health *health.Detector
 	alert  *alertingStage
 	state  *stateCache
 	log    *slog.Logger
@@ -136,11 +138,12 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 		}
 		dets = append(dets, d)
 	}
-	hd, err := healthDetectors(cfg.Health, c, log)
+	hd, hdet, err := healthDetectors(cfg.Health, c, log)
 	if err != nil {
 		return nil, err
 	}
 	dets = append(dets, hd...)
+	a.health = hdet
 	if al != nil && al.slo != nil {
 		dets = append(dets, al.slo)
 	}

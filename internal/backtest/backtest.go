@@ -196,7 +196,9 @@ func (r *recorder) Notify(_ context.Context, ns []route.Notification) error {
 	return nil
 }
 
-func (r *recorder) Enqueue(ctx context.Context, ns []route.Notification) error { return r.Notify(ctx, ns) }
+func (r *recorder) Enqueue(ctx context.Context, ns []route.Notification) error {
+	return r.Notify(ctx, ns)
+}
 
 func (r *recorder) Refresh(context.Context, []incident.Incident) error { return nil }
 

@@ -3,9 +3,9 @@ package score
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
-	"fmt"
 	"time"
 
 	"go.opentelemetry.io/collector/component"

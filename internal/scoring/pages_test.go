@@ -27,7 +27,7 @@ func TestPages(t *testing.T) {
 		page(2*time.Minute, "thermal/gpu/G1", incident.LevelGPU, fleet.Topology{Node: "n1"}, "G1"),
 		page(3*time.Minute, "thermal/node/n4", incident.LevelNode, fleet.Topology{Node: "n4", Rack: "r2"}, "G4"), // the CDU, one level low
 		page(3*time.Minute, "thermal/gpu/G9", incident.LevelGPU, fleet.Topology{Node: "n9", Rack: "r9"}, "G9"),   // nothing injected
-		page(40*time.Minute, "thermal/gpu/G1", incident.LevelGPU, fleet.Topology{Node: "n1"}, "G1"),             // long after the fan
+		page(40*time.Minute, "thermal/gpu/G1", incident.LevelGPU, fleet.Topology{Node: "n1"}, "G1"),              // long after the fan
 	}
 	rep := Pages(truths, pages, Options{Interval: 30 * time.Second, Grace: time.Minute, RunEnd: t0.Add(time.Hour)})
 	want := []struct {

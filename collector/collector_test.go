@@ -579,11 +579,13 @@ func TestDeltaSumsStoreTheirIncrease(t *testing.T) {
 }
 
 func TestLocalConfig(t *testing.T) {
-	cfg, err := collector.LocalConfig(collector.Local{GRPC: "127.0.0.1:1", MetricsPort: 2, DSN: "clickhouse://h:9/db", QueueDir: "/q", Memory: true, LogLevel: "warn"})
+	cfg, err := collector.LocalConfig(collector.Local{GRPC: "127.0.0.1:1", MetricsPort: 2, DSN: "clickhouse://h:9/db", QueueDir: "/q", Memory: true, LogLevel: "warn",
+		MaxAge: 90 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"endpoint: 127.0.0.1:1", "port: 2", "dsn: clickhouse://h:9/db", "directory: /q", "endpoint: 0.0.0.0:4318", "logs:\n      level: warn"} {
+	for _, want := range []string{"endpoint: 127.0.0.1:1", "port: 2", "dsn: clickhouse://h:9/db", "directory: /q", "endpoint: 0.0.0.0:4318", "logs:\n      level: warn",
+		"max_age: 2160h0m0s"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config lacks %q", want)
 		}
@@ -591,4 +593,35 @@ func TestLocalConfig(t *testing.T) {
 	if !strings.Contains(cfg, "fsync: never") || strings.Contains(cfg, "fsync: always") {
 		t.Error("a memory queue must leave flushing to the kernel")
 	}
+}
+
+// The age limit is configurable for backfills: with max_age raised to 30
+// days a point 10 days old lands, one 40 days old is still rejected; the
+// shipped configuration reads it from FLEETWATCH_MAX_AGE, 7 days by default.
+func TestMaxAgeIsConfigurableForBackfills(t *testing.T) {
+	if !strings.Contains(collector.DefaultConfig, "max_age: ${env:FLEETWATCH_MAX_AGE:-168h}") {
+		t.Error("the shipped configuration does not take max_age from FLEETWATCH_MAX_AGE")
+	}
+	db := chtest.NewDB(t)
+	col := startCollector(t, colParams{DSN: db.Config().DSN(), MaxAge: "720h"})
+	now := time.Now()
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr(telemetry.AttrHostName, "n1")
+	ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+	for _, age := range []time.Duration{10 * 24 * time.Hour, 40 * 24 * time.Hour} {
+		m := ms.AppendEmpty()
+		m.SetName(telemetry.GPUTemp)
+		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(-age)))
+		dp.SetDoubleValue(50)
+		dp.Attributes().PutStr(telemetry.LabelUUID, "GPU-1")
+	}
+	if _, err := pmetricotlp.NewGRPCClient(dial(t, col.endpoint)).Export(context.Background(), pmetricotlp.NewExportRequestFromMetrics(md)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the 10-day-old point stored and the 40-day-old one rejected", func() bool {
+		return count(t, db, "gpu_samples", "") == 1 &&
+			col.selfMetric(t, "fleetwatch_exporter_rejected_items", map[string]string{"signal": "metrics", "reason": "timestamp_out_of_range"}) == 1
+	})
 }

@@ -38,6 +38,8 @@ type colParams struct {
 	// TLSCert, TLSKey and TokenFile, when set, turn on TLS and bearer-token
 	// auth on both OTLP listeners, as the shipped configuration does.
 	TLSCert, TLSKey, TokenFile string
+	// MaxAge, when set, is the exporter's max_age (a backfill's).
+	MaxAge string
 }
 
 var colConfig = template.Must(template.New("cfg").Parse(`
@@ -67,6 +69,9 @@ receivers:
 exporters:
   fleetwatch_clickhouse:
     dsn: {{.DSN}}
+{{- if .MaxAge}}
+    max_age: {{.MaxAge}}
+{{- end}}
     queue:
       directory: {{.QueueDir}}
       fsync: {{if .Persistent}}always{{else}}never{{end}}

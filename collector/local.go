@@ -30,6 +30,9 @@ type Local struct {
 	// empty, the listeners run plaintext without auth: for a collector on
 	// loopback (the demo, tests); one on another address logs a warning.
 	TLSCert, TLSKey, TokenFile string
+	// MaxAge is the exporter's max_age, how old an accepted point may be
+	// (0: the default's, 7 days); backfills of older data raise it.
+	MaxAge time.Duration
 }
 
 // The default configuration's TLS and auth, which a plaintext Local removes.
@@ -87,6 +90,9 @@ func LocalConfig(l Local) (string, error) {
 	}
 	if l.Memory {
 		repl = append(repl, struct{ old, value, new string }{"fsync: always ", "-", "fsync: never  "})
+	}
+	if l.MaxAge > 0 {
+		repl = append(repl, struct{ old, value, new string }{"max_age: ${env:FLEETWATCH_MAX_AGE:-168h}", "-", "max_age: " + l.MaxAge.String()})
 	}
 	if l.LogLevel != "" {
 		repl = append(repl, struct{ old, value, new string }{"  telemetry:\n", l.LogLevel, "  telemetry:\n    logs:\n      level: " + l.LogLevel + "\n"})

@@ -45,6 +45,10 @@ type Config struct {
 	// StartAt is where a detector with no ledger starts; zero means at the
 	// latest complete window.
 	StartAt time.Time `yaml:"start_at"`
+	// EndAt, when set, ends the run: no window ending after it is evaluated,
+	// however far the clock goes (backtests replay [StartAt, EndAt) with a
+	// virtual clock). Zero means no end.
+	EndAt time.Time `yaml:"-"`
 	// ShutdownGrace is how long Run lets evaluations in flight finish
 	// after its context ends (default 30s); they are canceled after that,
 	// and their windows come again after a restart.
@@ -89,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, fmt.Errorf("shutdown_grace: %v is negative", c.ShutdownGrace))
+	}
+	if !c.EndAt.IsZero() && !c.StartAt.IsZero() && !c.EndAt.After(c.StartAt) {
+		errs = append(errs, fmt.Errorf("end %v is not after start_at %v", c.EndAt, c.StartAt))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid engine config: %w", err)
@@ -185,10 +192,11 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 	return total, errors.Join(errs...)
 }
 
-// Run evaluates every detector on its schedule until ctx ends, each in its
-// own goroutine so that a slow detector never delays another. When ctx
-// ends no new window starts; evaluations in flight get ShutdownGrace to
-// finish. It returns nil once every detector has stopped.
+// Run evaluates every detector on its schedule until ctx ends or, with an
+// EndAt, until every detector has evaluated its windows up to it; each
+// detector runs in its own goroutine so that a slow one never delays
+// another. When ctx ends no new window starts; evaluations in flight get
+// ShutdownGrace to finish. It returns nil once every detector has stopped.
 func (e *Engine) Run(ctx context.Context) error {
 	if len(e.dets) == 0 {
 		return errors.New("engine: no detectors")
@@ -228,12 +236,46 @@ func (e *Engine) loop(stop, work context.Context, en *entry) {
 		if _, err := e.stepDetector(stop, work, en); err != nil && stop.Err() == nil {
 			e.log.Warn("detector step failed", "detector", en.d.Name(), "err", err)
 		}
+		en.mu.Lock()
+		done := e.finished(en)
+		en.mu.Unlock()
+		if done {
+			return // every window up to EndAt is evaluated
+		}
 		wait := e.untilDue(en)
 		select {
 		case <-stop.Done():
 		case <-e.clock.After(wait):
 		}
 	}
+}
+
+// finished reports whether en has evaluated every window up to EndAt.
+func (e *Engine) finished(en *entry) bool {
+	return !e.cfg.EndAt.IsZero() && en.started && en.next.End.After(e.cfg.EndAt)
+}
+
+// NextDue returns the earliest clock time at which a detector has a window
+// to evaluate (or retry), for a virtual clock that jumps from one due time
+// to the next instead of waiting; a detector not started yet is due now.
+// ok is false when every detector has finished its windows up to EndAt
+// (never without an EndAt).
+func (e *Engine) NextDue() (at time.Time, ok bool) {
+	for _, en := range e.dets {
+		en.mu.Lock()
+		due, done := en.next.End.Add(en.late), e.finished(en)
+		if !en.started {
+			due = e.clock.Now()
+		}
+		if en.retryAt.After(due) {
+			due = en.retryAt
+		}
+		en.mu.Unlock()
+		if !done && (!ok || due.Before(at)) {
+			at, ok = due, true
+		}
+	}
+	return at, ok
 }
 
 // untilDue is how long until en has something to do.
@@ -270,7 +312,7 @@ func (e *Engine) stepDetector(stop, ctx context.Context, en *entry) (int, error)
 		}
 		latest := fleet.Align(now.Add(-en.late), en.d.Interval())
 		latest = fleet.Window{Start: latest.Start.Add(-en.d.Interval()), End: latest.Start} // last complete window
-		if en.next.End.After(latest.End) {
+		if en.next.End.After(latest.End) || e.finished(en) {
 			return n, nil
 		}
 		if err := e.catchUp(ctx, en, latest, now); err != nil {

@@ -403,3 +403,72 @@ func TestRunFollowsTheClock(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// late is a counter with its own lateness.
+type lateCounter struct{ *counter }
+
+func (l lateCounter) Lateness() time.Duration { return l.late }
+
+// With an EndAt, a virtual clock that jumps from one NextDue to the next
+// evaluates every window of [StartAt, EndAt) of every detector, in the
+// order the wall clock would, and none after EndAt, however far the clock
+// goes; then NextDue reports the run finished.
+func TestVirtualClockStopsAtEnd(t *testing.T) {
+	c := chtest.NewDB(t)
+	cfg := testConfig()
+	cfg.StartAt, cfg.EndAt = t0, t0.Add(10*time.Minute+15*time.Second)
+	clock := engine.NewManualClock(cfg.StartAt)
+	rec := &recorder{}
+	e := newEngine(t, c, cfg, clock, rec)
+	fast := &counter{name: "fast", interval: 30 * time.Second}
+	slow := lateCounter{&counter{name: "slow", interval: 5 * time.Minute, late: time.Hour}}
+	for _, d := range []fleet.Detector{fast, slow} {
+		if err := e.Add(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	steps := 0
+	for {
+		if _, err := e.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+		at, ok := e.NextDue()
+		if !ok {
+			break
+		}
+		if at.Before(clock.Now()) {
+			t.Fatalf("next due %v is before the clock %v", at, clock.Now())
+		}
+		clock.Set(at)
+		if steps++; steps > 100 {
+			t.Fatal("the run does not end")
+		}
+	}
+	if got := ends(fast.windows); len(got) != 20 || got[0] != "12:00" || got[19] != "12:10" {
+		t.Errorf("fast windows %v, want 12:00:30 .. 12:10:00", got)
+	}
+	if got := ends(slow.windows); !slices.Equal(got, []string{"12:05", "12:10"}) {
+		t.Errorf("slow windows %v, want 12:05 and 12:10 (an hour late, none after the end)", got)
+	}
+	// The slow detector's windows came after the fast one's of that time.
+	seen := rec.list()
+	if seen[len(seen)-1] != "slow 12:10 1" && seen[len(seen)-1] != "slow 12:10 0" {
+		t.Errorf("last evaluation %q, want slow's 12:10 (an hour late)", seen[len(seen)-1])
+	}
+	clock.Set(t0.Add(48 * time.Hour))
+	if n, err := e.Step(ctx); n != 0 || err != nil {
+		t.Errorf("after the end: %d windows evaluated (%v)", n, err)
+	}
+	// Run returns by itself once every detector is done.
+	done := make(chan error, 1)
+	go func() { done <- e.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the end")
+	}
+}

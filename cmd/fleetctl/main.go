@@ -35,6 +35,7 @@ func init() {
 	commands = []command{
 		{"migrate", "[--print] [--profile auto|legacy|modern] [--dsn DSN]", "create or upgrade the ClickHouse schema; --print shows the SQL", runMigrate},
 		{"retention", "[--dsn DSN] [--dry-run]", "drop partitions older than each table's retention (servers without TTL)", runRetention},
+		{"backtest", "--from T --to T [--target-db DB] [--truth F] [--config F] [--dsn DSN] [--format json|table]", "replay a stored time range through the analyzer's detectors and alerting; --truth scores it", runBacktest},
 		{"certs", "[--dir D] [--hosts h1,h2]", "make a private CA, server and client certificates and a bearer token for a first install", runCerts},
 		{"demo", "[--data DIR] [--scenario F] [--config F] [--duration D] [--keep]", "run the whole system on this machine with a simulated fleet and injected faults", runDemo},
 		{"drift", "--reference ref.csv --current cur.csv [--bins N] [--format json|table]", "compare two tables column by column: PSI, p-value, band, bins", runDrift},
@@ -65,7 +66,8 @@ Run 'fleetctl <command> --help' for a command's flags.
 
 ClickHouse is found through --dsn or $FLEETWATCH_CLICKHOUSE_DSN, e.g.
   clickhouse://default:@127.0.0.1:9000/fleetwatch?dial_timeout=5s
-Only migrate and simulate create the database; the other commands need
+Only migrate and simulate create the database (backtest creates its
+target database); the other commands need
 nothing more than the rights their statements need (a read-only user can
 list incidents and run SELECTs).
 

@@ -49,17 +49,28 @@ func (c *AlertingConfig) Validate() error {
 
 // alertingStage is alerting as the analyzer runs it: the manager as an
 // engine sink, the router's delivery loop over the notification outbox
-// and, with a catalog, the SLO burn-rate detector.
+// (none when a notifier replaces it) and, with a catalog, the SLO
+// burn-rate detector.
 type alertingStage struct {
 	manager *alerting.Manager
 	router  *route.Router
 	slo     fleet.Detector
 }
 
+// stores are where alerting reads and writes: the inventory, deployments
+// and SLO counts come from in, incident state goes to out (the same
+// database except in a backtest). A notifier replaces the router and its
+// outbox; now is the time incidents are restored as of.
+type stores struct {
+	in, out  *storage.Client
+	notifier alerting.Notifier
+	now      time.Time
+}
+
 // newAlerting builds the alerting stage over ClickHouse, resumes the
 // notifications a previous run left pending in the outbox and restores the
 // open incidents; nil when alerting is off.
-func newAlerting(ctx context.Context, cfg AlertingConfig, c *storage.Client, log *slog.Logger) (*alertingStage, error) {
+func newAlerting(ctx context.Context, cfg AlertingConfig, db stores, log *slog.Logger) (*alertingStage, error) {
 	if !cfg.Enabled {
 		return nil, nil
 	}
@@ -70,38 +81,48 @@ func newAlerting(ctx context.Context, cfg AlertingConfig, c *storage.Client, log
 			return nil, err
 		}
 	}
-	st, err := store.New(c)
+	in, err := store.New(db.in)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	inv, err := st.Inventory(ctx, now.Add(-24*time.Hour))
+	st := in
+	if db.out != db.in {
+		if st, err = store.New(db.out); err != nil {
+			return nil, err
+		}
+	}
+	inv, err := in.Inventory(ctx, db.now.Add(-24*time.Hour))
 	if err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
-	router, err := route.New(cfg.Routing, route.WithRecorder(st), route.WithOutbox(st), route.WithLogger(log))
+	stage := &alertingStage{}
+	notifier := db.notifier
+	if notifier == nil {
+		stage.router, err = route.New(cfg.Routing, route.WithRecorder(st), route.WithOutbox(st), route.WithLogger(log))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := stage.router.Resume(ctx); err != nil {
+			return nil, fmt.Errorf("alerting: %w", err)
+		}
+		notifier = stage.router
+	}
+	m, err := alerting.NewManager(cfg.Config, alerting.Deps{Catalog: cat, Inventory: inv, Store: st, Notifier: notifier, Deployments: in, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	if _, err := router.Resume(ctx); err != nil {
-		return nil, fmt.Errorf("alerting: %w", err)
-	}
-	m, err := alerting.NewManager(cfg.Config, alerting.Deps{Catalog: cat, Inventory: inv, Store: st, Notifier: router, Deployments: st, Logger: log})
-	if err != nil {
+	if err := m.Restore(ctx, db.now); err != nil {
 		return nil, err
 	}
-	if err := m.Restore(ctx, now); err != nil {
-		return nil, err
-	}
-	stage := &alertingStage{manager: m, router: router}
+	stage.manager = m
 	if cat != nil && cfg.SLO.Enabled {
-		d, err := slo.NewDetector(cfg.SLO, c, cat)
+		d, err := slo.NewDetector(cfg.SLO, db.in, cat)
 		if err != nil {
 			return nil, err
 		}
 		stage.slo = d
 	}
-	log.Info("alerting on", "catalog_models", catalogLen(cat), "receivers", len(cfg.Routing.Receivers), "slo", stage.slo != nil)
+	log.Info("alerting on", "catalog_models", catalogLen(cat), "receivers", len(cfg.Routing.Receivers), "router", stage.router != nil, "slo", stage.slo != nil)
 	return stage, nil
 }
 
@@ -133,6 +154,9 @@ var alertingDescs = []*prometheus.Desc{descNotifyAttempts, descNotifyFailures, d
 
 // collect exports the router's delivery counters.
 func (s *alertingStage) collect(ch chan<- prometheus.Metric) {
+	if s.router == nil {
+		return
+	}
 	st := s.router.Stats()
 	for k, n := range st.Attempts {
 		ch <- prometheus.MustNewConstMetric(descNotifyAttempts, prometheus.CounterValue, float64(n), k.Receiver, k.Label)

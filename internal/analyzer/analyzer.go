@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fleetwatch/fleetwatch/alerting"
+	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
@@ -38,12 +40,25 @@ type Analyzer struct {
 type Option func(*options)
 
 type options struct {
-	clock engine.Clock
-	sinks []fleet.Sink
+	clock    engine.Clock
+	sinks    []fleet.Sink
+	results  *storage.Client
+	notifier alerting.Notifier
 }
 
-// WithClock sets the engine's clock (tests).
+// WithClock sets the engine's clock (tests, backtests); alerting restores
+// its incidents as of the clock's time.
 func WithClock(c engine.Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithResults writes what the analyzer produces — detections, the window
+// ledger, SPC state, incidents — to r's database, while the detectors read
+// telemetry from the client given to New (backtests). The drift detector
+// keeps its profiles beside the telemetry and cannot run with it.
+func WithResults(r *storage.Client) Option { return func(o *options) { o.results = r } }
+
+// WithNotifier hands alerting's notifications to n instead of the router:
+// no receiver is contacted and no outbox is kept (backtests record them).
+func WithNotifier(n alerting.Notifier) Option { return func(o *options) { o.notifier = n } }
 
 // WithSink adds an in-process subscriber to every evaluation, after the
 // detections table (alerting subscribes here).
@@ -59,6 +74,17 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	var o options
 	for _, opt := range opts {
 		opt(&o)
+	}
+	out := c
+	if o.results != nil {
+		out = o.results
+		if cfg.Drift.Enabled {
+			return nil, errors.New("analyzer: the drift detector cannot write to a separate results database; disable it")
+		}
+	}
+	now := time.Now()
+	if o.clock != nil {
+		now = o.clock.Now()
 	}
 	var web *netsec.Server
 	if cfg.Listen != "" {
@@ -78,7 +104,7 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	} else if err := c.RequireSchema(ctx); err != nil {
 		return nil, err
 	}
-	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
+	w, err := out.NewWriter(storage.NewDefaultWriterConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -89,18 +115,18 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	for _, s := range o.sinks {
 		eopts = append(eopts, engine.WithSink(s))
 	}
-	al, err := newAlerting(ctx, cfg.Alerting, c, log)
+	al, err := newAlerting(ctx, cfg.Alerting, stores{in: c, out: out, notifier: o.notifier, now: now}, log)
 	if err != nil {
 		return nil, err
 	}
 	if al != nil {
 		eopts = append(eopts, engine.WithSink(al.manager))
 	}
-	e, err := engine.New(cfg.Engine, c, eopts...)
+	e, err := engine.New(cfg.Engine, out, eopts...)
 	if err != nil {
 		return nil, err
 	}
-	a := &Analyzer{cfg: cfg, web: web, client: c, Engine: e, alert: al, state: newStateCache(c, cfg.StateLookback), log: log}
+	a := &Analyzer{cfg: cfg, web: web, client: c, Engine: e, alert: al, state: newStateCache(out, cfg.StateLookback), log: log}
 	var dets []fleet.Detector
 	if cfg.Drift.Enabled {
 		a.drift, err = drift.NewDetector(cfg.Drift.Config, c, offline.ProfileFile, log)
@@ -114,7 +140,7 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 		if m.Freshness {
 			sources = append(sources, spc.NewFreshness(c))
 		}
-		d, err := spc.NewDetector(m.Config, c, sources...)
+		d, err := spc.NewDetector(m.Config, out, sources...)
 		if err != nil {
 			return nil, err
 		}
@@ -125,14 +151,14 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 		if sc.Lateness < l.LabelDelay {
 			sc.Lateness = l.LabelDelay
 		}
-		d, err := spc.NewDetector(sc, c, spc.NewLabels(c, l.LabelDelay, l.MinLabels))
+		d, err := spc.NewDetector(sc, out, spc.NewLabels(c, l.LabelDelay, l.MinLabels))
 		if err != nil {
 			return nil, err
 		}
 		dets = append(dets, d)
 	}
 	if g := cfg.SPCGPU; g.Enabled {
-		d, err := spc.NewDetector(g.Config, c, spc.NewGPUMetrics(c, g.Metrics))
+		d, err := spc.NewDetector(g.Config, out, spc.NewGPUMetrics(c, g.Metrics))
 		if err != nil {
 			return nil, err
 		}
@@ -180,7 +206,7 @@ func (a *Analyzer) Run(ctx context.Context) error {
 		a.log.Info("serving /metrics and /healthz", "addr", ln.Addr().String(), "scheme", a.web.Scheme())
 	}
 	a.log.Info("analyzer running", "detectors", a.Engine.Detectors())
-	if a.alert != nil {
+	if a.alert != nil && a.alert.router != nil {
 		// Deliver the notification outbox while the engine runs; what is
 		// still pending when it stops stays in the outbox for the next run.
 		deliveries := make(chan struct{})
@@ -198,4 +224,13 @@ func (a *Analyzer) Run(ctx context.Context) error {
 	}
 	a.log.Info("analyzer stopped")
 	return err
+}
+
+// Incidents returns the incidents alerting knows now (pending included),
+// sorted by key; nil when alerting is off.
+func (a *Analyzer) Incidents() []incident.Incident {
+	if a.alert == nil {
+		return nil
+	}
+	return a.alert.manager.Incidents()
 }

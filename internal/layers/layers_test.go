@@ -53,6 +53,8 @@ var layers = map[string]layer{
 	"cmd/":              assembly,
 	"internal/demo":     assembly,
 	"internal/analyzer": assembly,
+	"internal/backtest": assembly,
+	"internal/scoring":  assembly,
 	"examples/":         assembly,
 
 	"storage/chtest":        testSupport,

@@ -7,18 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/exporter/exportertest"
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/fleetwatch/fleetwatch/agent/otlp"
-	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
-	"github.com/fleetwatch/fleetwatch/collector/chexporter"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
@@ -42,61 +32,8 @@ func TestPipelineThroughClickHouse(t *testing.T) {
 	end := sc.Start.Add(sc.Duration)
 
 	// Agent → collector exporter → ClickHouse.
-	ecfg := chexporter.NewFactory().CreateDefaultConfig().(*chexporter.Config)
-	ecfg.Endpoints, ecfg.Database, ecfg.CreateSchema = c.Config().Addrs, c.Config().Database, false
-	ecfg.Queue.Directory = t.TempDir()
-	ecfg.Queue.DrainOnShutdown = 2 * time.Minute // Shutdown below returns once everything is written
-	set := exportertest.NewNopSettings(chexporter.Type)
-	metrics, err := chexporter.NewFactory().CreateMetrics(ctx, set, ecfg)
-	if err != nil {
+	if _, err := Store(ctx, sc, c, StoreOptions{QueueDir: t.TempDir()}); err != nil {
 		t.Fatal(err)
-	}
-	logs, err := chexporter.NewFactory().CreateLogs(ctx, set, ecfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, comp := range []interface {
-		Start(context.Context, component.Host) error
-		Shutdown(context.Context) error
-	}{metrics, logs} {
-		if err := comp.Start(ctx, componenttest.NewNopHost()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = comp.Shutdown(context.Background()) })
-	}
-	encoders := map[string]*otlp.Encoder{}
-	var failed error
-	_, err = Simulate(sc, quiet, func(b *record.Batch) {
-		if failed != nil {
-			return
-		}
-		enc := encoders[b.Resource.Host]
-		if enc == nil {
-			enc = otlp.NewEncoder(sc.Start, "test")
-			encoders[b.Resource.Host] = enc
-		}
-		if req := enc.Metrics(b); req != nil {
-			md := pmetricotlp.NewExportRequest()
-			failed = unmarshal(req, md.UnmarshalProto)
-			if failed == nil {
-				failed = metrics.ConsumeMetrics(ctx, md.Metrics())
-			}
-		}
-		if req := enc.Logs(b); req != nil && failed == nil {
-			ld := plogotlp.NewExportRequest()
-			failed = unmarshal(req, ld.UnmarshalProto)
-			if failed == nil {
-				failed = logs.ConsumeLogs(ctx, ld.Logs())
-			}
-		}
-	})
-	if err != nil || failed != nil {
-		t.Fatal(err, failed)
-	}
-	for _, comp := range []component.Component{metrics, logs} {
-		if err := comp.Shutdown(ctx); err != nil {
-			t.Fatal(err)
-		}
 	}
 
 	// The analyzer's engine with the detector, past the end of the run.
@@ -143,14 +80,6 @@ func TestPipelineThroughClickHouse(t *testing.T) {
 	if a, b := keys(got), keys(mem); !slices.Equal(a, b) {
 		t.Errorf("ClickHouse path and in-memory path differ:\nclickhouse %q\nin memory  %q", a, b)
 	}
-}
-
-func unmarshal(m proto.Message, into func([]byte) error) error {
-	data, err := proto.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return into(data)
 }
 
 // readDetections reads back what the engine wrote, with the columns the

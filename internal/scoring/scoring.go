@@ -1,4 +1,11 @@
-package score
+// Package scoring scores what the analyzer raised against the simulator's
+// ground truth (agent/sim.Truth, the JSON-lines file `fleetctl simulate
+// --truth` writes): per fault type, precision, recall, F1 and detection
+// delay of the detections (Score), and per injected fault, the pages it
+// caused and whether they came at the fault's level (Pages). The health
+// scoring tests (internal/testsupport/score) and `fleetctl backtest
+// --truth` use it.
+package scoring
 
 import (
 	"fmt"
@@ -203,6 +210,12 @@ func matches(t *sim.Truth, d *fleet.Detection, o Options) bool {
 	default:
 		return false
 	}
+	return inTime(t, d, o)
+}
+
+// inTime says whether d's window overlaps t, its grace period or — for
+// lasting faults — the rest of the run.
+func inTime(t *sim.Truth, d *fleet.Detection, o Options) bool {
 	end := t.End
 	if end.IsZero() || lasting[t.Type] {
 		end = o.RunEnd

@@ -33,6 +33,12 @@ type LifecycleConfig struct {
 	// candidate must be at open severity before it opens (default 2):
 	// one-window blips never page.
 	OpenAfter int `yaml:"open_after"`
+	// OpenAtOnce lists the detection classes that report definitive events
+	// rather than statistics (an uncorrectable ECC error, a GPU off the
+	// bus): a candidate with a critical detection of one of them opens in
+	// its first window, without waiting OpenAfter windows (default
+	// gpu_hard_fault).
+	OpenAtOnce []string `yaml:"open_at_once"`
 	// ResolveAfter is how many windows of its detectors an open incident
 	// must be clear before it resolves (default 3).
 	ResolveAfter int `yaml:"resolve_after"`
@@ -63,7 +69,7 @@ func NewDefaultConfig() Config {
 	return Config{
 		Correlation: correlate.NewDefaultConfig(),
 		Routing:     route.NewDefaultConfig(),
-		Lifecycle: LifecycleConfig{MinSeverity: "warning", OpenSeverity: "error", OpenAfter: 2, ResolveAfter: 3,
+		Lifecycle: LifecycleConfig{MinSeverity: "warning", OpenSeverity: "error", OpenAfter: 2, OpenAtOnce: []string{"gpu_hard_fault"}, ResolveAfter: 3,
 			FlapWindow: time.Hour, MaxResolveAfter: 24, SuspectLookback: 24 * time.Hour, AckPoll: time.Minute,
 			RestoreLookback: 24 * time.Hour, CrossLayerFamilies: []string{"latency", "error_rate", "throughput"}},
 	}

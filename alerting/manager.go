@@ -359,7 +359,7 @@ func (m *Manager) advance(ctx context.Context, cd *correlate.Candidate, detector
 		}
 	}
 	inc.Clear = 0
-	if inc.Status == incident.StatusPending && inc.Seen >= m.cfg.OpenAfter && pageable {
+	if inc.Status == incident.StatusPending && pageable && (inc.Seen >= m.cfg.OpenAfter || m.definitive(cd)) {
 		inc.Status, inc.OpenedAt = incident.StatusOpen, now
 		inc.AckedAt, inc.AckedBy, inc.ResolvedAt = time.Time{}, "", time.Time{}
 		inc.PageLabels = maps.Clone(inc.Labels)
@@ -368,6 +368,17 @@ func (m *Manager) advance(ctx context.Context, cd *correlate.Candidate, detector
 	}
 	changed := inc.Status.Active() && (len(inc.Evidence) != before || inc.Severity != sevBefore)
 	return inc, changed, ""
+}
+
+// definitive reports whether cd holds a critical detection of a class that
+// reports events rather than statistics (LifecycleConfig.OpenAtOnce).
+func (m *Manager) definitive(cd *correlate.Candidate) bool {
+	for _, d := range cd.Evidence {
+		if d.Severity == "critical" && slices.Contains(m.cfg.OpenAtOnce, d.Class) {
+			return true
+		}
+	}
+	return false
 }
 
 // clear counts a window without the incident's candidate and resolves it

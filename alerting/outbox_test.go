@@ -26,7 +26,7 @@ import (
 
 // A GPU fell off the bus (XID 79): a critical GPU incident, the page at
 // stake in the outbox tests.
-const xidKey = "gpu_hard_fault/gpu/dc-0/row-0-0/rack-02/node-009/GPU-009-4"
+const xidKey = "gpu_failure/gpu/dc-0/row-0-0/rack-02/node-009/GPU-009-4"
 
 func xid79() []fleet.Detection {
 	return fixture.Thermal("fleet_health", "gpu_hard_fault", "critical", t0, testFleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-009-4" }))

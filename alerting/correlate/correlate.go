@@ -99,6 +99,11 @@ func NewDefaultConfig() Config {
 			// A slow GPU shows as a gray failure (below its peers) and, in a
 			// training job, as its rank's straggling step time.
 			"performance": {"gpu_gray_failure", "gpu_straggler"},
+			// A failing GPU is one problem with one action (drain, reset,
+			// RMA) whether its evidence is a definitive event (an
+			// uncorrectable ECC error, an NVLink XID) or rising error
+			// rates; one incident per GPU, not one per kind of evidence.
+			"gpu_failure": {"gpu_hard_fault", "gpu_failure_predicted"},
 		},
 		SpanningFamilies: []string{"thermal"},
 	}

@@ -254,7 +254,13 @@ func (e *Evaluator) softFaults(w fleet.Window, slot int, flagged uint8) []fleet.
 		d.Summary = fmt.Sprintf("GPU %s on %s %s (%s, %d peers, %s)%s", g.UUID, g.Node, lead, group, s.Peers, windows, describe(deviating, primary))
 		out = append(out, d)
 	}
-	if gray := flagged & (1<<RuleThroughput | 1<<RuleNVLink); gray != 0 {
+	gray := flagged & (1<<RuleThroughput | 1<<RuleNVLink)
+	if flagged&(1<<RuleNVLinkErrors) != 0 {
+		// Lost bandwidth with link errors is the failing link's evidence
+		// (its failure prediction below says so), not a second problem.
+		gray &^= 1 << RuleNVLink
+	}
+	if gray != 0 {
 		primary, thr := SigThroughput, e.cfg.ThroughputRatio
 		if math.IsNaN(f.Vals[SigThroughput][slot]) {
 			primary = SigSMActive

@@ -199,27 +199,33 @@ func benchClickHouse(b *testing.B) {
 }
 
 // BenchmarkChartsStep evaluates one new point for each of 100,000 series
-// (every rule, learning on): the fleet-health tick's kernel.
+// (every rule, learning on), with baselines of 100 points (young: the
+// prediction statistic's full mapping) and of 2,000 (learned: its
+// expansion, the analyzer's steady state).
 func BenchmarkChartsStep(b *testing.B) {
-	const n = 100_000
-	var c kernels.Charts
-	c.Resize(n)
-	for i := 0; i < n; i++ {
-		c.Seed(i, kernels.MRStats{N: 100, Mean: 50, MRBar: 2, NMR: 99}, 50)
+	for _, base := range []int{100, 2000} {
+		b.Run(fmt.Sprintf("baseline=%d", base), func(b *testing.B) {
+			const n = 100_000
+			var c kernels.Charts
+			c.Resize(n)
+			for i := 0; i < n; i++ {
+				c.Seed(i, kernels.MRStats{N: base, Mean: 50, MRBar: 2, NMR: base - 1}, 50)
+			}
+			r := rand.New(rand.NewPCG(3, 4))
+			xs := make([]float64, n)
+			for i := range xs {
+				xs[i] = 50 + 2/kernels.D2*r.NormFloat64()
+			}
+			out := make([]kernels.Signal, n)
+			p := kernels.DefaultChartParams()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c.Step(&p, xs, out)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/series")
+		})
 	}
-	r := rand.New(rand.NewPCG(3, 4))
-	xs := make([]float64, n)
-	for i := range xs {
-		xs[i] = 50 + 2/kernels.D2*r.NormFloat64()
-	}
-	out := make([]kernels.Signal, n)
-	p := kernels.DefaultChartParams()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		c.Step(&p, xs, out)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/series")
 }
 
 // BenchmarkPSI computes PSI over 11 bins.

@@ -99,3 +99,19 @@ func TestYoungBaselinesKeepTheRulesRates(t *testing.T) {
 		}
 	}
 }
+
+// The mature-baseline expansion agrees with Wallace's mapping where it
+// takes over, for every |z| a rule reads.
+func TestPredictionZExpansionMatchesTheMapping(t *testing.T) {
+	for _, nMR := range []float64{fastNu / mrDegreesOfFreedom, 1000, 2000, 1e5} {
+		n := nMR + 1
+		nu := mrDegreesOfFreedom * nMR
+		for z := -6.0; z <= 6; z += 0.25 {
+			tt := z / math.Sqrt(1+1/n)
+			wallace := math.Copysign((8*nu+1)/(8*nu+3)*math.Sqrt(nu*math.Log1p(tt*tt/nu)), tt)
+			if got := PredictionZ(z, n, nMR); math.Abs(got-wallace) > 1e-3 {
+				t.Errorf("nMR=%v z=%v: expansion %.5f, mapping %.5f", nMR, z, got, wallace)
+			}
+		}
+	}
+}

@@ -381,10 +381,17 @@ func FromEnv(base Config) (Config, error) {
 		c.RetentionDays = base.RetentionDays
 		c.PasswordFile = base.PasswordFile
 	}
+	return WithPasswordFileEnv(c), nil
+}
+
+// WithPasswordFileEnv returns c with its password taken from the file
+// $FLEETWATCH_CLICKHOUSE_PASSWORD_FILE names, when that is set (also for a
+// --dsn given on the command line, which should carry no password).
+func WithPasswordFileEnv(c Config) Config {
 	if f := os.Getenv(PasswordFileEnv); f != "" {
 		c.Password, c.PasswordFile = "", f
 	}
-	return c, nil
+	return c
 }
 
 // password is the password to connect with: Password, or the content of

@@ -71,7 +71,7 @@ func chFlags(fs *flag.FlagSet) func() (storage.Config, error) {
 				return cfg, badUsage(fs, "--dsn: %v", err)
 			}
 			cfg.RetentionDays = base.RetentionDays
-			return cfg, nil
+			return storage.WithPasswordFileEnv(cfg), nil
 		}
 		return storage.FromEnv(base)
 	}

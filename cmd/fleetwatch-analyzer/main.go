@@ -129,7 +129,7 @@ func loadConfig(file, dsn, listen string) (analyzer.Config, error) {
 			return cfg, fmt.Errorf("--dsn: %w", err)
 		}
 		ch.RetentionDays = cfg.ClickHouse.RetentionDays
-		cfg.ClickHouse = ch
+		cfg.ClickHouse = storage.WithPasswordFileEnv(ch)
 	}
 	switch listen {
 	case "":

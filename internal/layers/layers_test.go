@@ -61,6 +61,7 @@ var layers = map[string]layer{
 	"internal/testsupport/": testSupport,
 	"internal/chaos":        testSupport,
 	"internal/layers":       testSupport,
+	"deploy":                testSupport, // tests of the shipped deployment files only
 }
 
 // stdlibOnly are the packages that may import nothing but the standard

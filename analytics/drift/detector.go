@@ -166,8 +166,12 @@ type FileProfiler func(path string, cfg profile.BuildConfig) ([]*profile.Profile
 // detections. Profiles are built once (from a version's first hours, an
 // explicit window, or a file), stored in drift_profiles and reused.
 type Detector struct {
-	cfg      Config
-	client   *storage.Client
+	cfg    Config
+	client *storage.Client // telemetry, and the reference profiles at Restore
+	// results holds what the detector writes and reads back (profiles it
+	// builds, drift_scores with the CUSUM state): client unless
+	// WriteResultsTo moved it (backtests).
+	results  *storage.Client
 	writer   *storage.Writer
 	tester   *Tester
 	files    FileProfiler
@@ -198,9 +202,23 @@ func NewDetector(cfg Config, c *storage.Client, files FileProfiler, log *slog.Lo
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Detector{cfg: cfg, client: c, writer: w, tester: t, files: files, log: log,
+	return &Detector{cfg: cfg, client: c, results: c, writer: w, tester: t, files: files, log: log,
 		profiles: map[versionKey]*versionProfiles{}, cusum: map[string]*CUSUM{}, deployed: map[versionKey]time.Time{},
 		stats: map[string]uint64{}}, nil
+}
+
+// WriteResultsTo makes the detector write the profiles it builds and its
+// scores to r's database, and restore its CUSUM state from there, while it
+// reads telemetry and the stored reference profiles from the client given
+// to NewDetector (a backtest replaying stored traffic into a database of
+// its own).
+func (d *Detector) WriteResultsTo(r *storage.Client) error {
+	w, err := r.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		return err
+	}
+	d.results, d.writer = r, w
+	return nil
 }
 
 // Name implements fleet.Detector.
@@ -275,7 +293,7 @@ func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
 	var res chsql.Result
 	model, version, feature := res.Str("model"), res.Str("model_version"), res.Str("feature")
 	s, run, excess := res.F64("s"), res.Int("run"), res.F64("excess")
-	err = res.ForRows(ctx, d.client, CUSUMStateSQL(d.client.Config().Database, last.End, d.cfg.SequentialMemory), func(r int) {
+	err = res.ForRows(ctx, d.results, CUSUMStateSQL(d.results.Config().Database, last.End, d.cfg.SequentialMemory), func(r int) {
 		key := model.At(r) + "/" + version.At(r) + "/" + feature.At(r)
 		d.cusum[key] = &CUSUM{S: s.At(r), Run: int(run.At(r)), Excess: excess.At(r)}
 	})

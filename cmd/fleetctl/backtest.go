@@ -22,9 +22,10 @@ const backtestHelp = `
 The analyzer's detectors and alerting (its YAML's analyzer: section, or the
 shipped defaults) evaluate every window of [--from, --to) back to back on a
 virtual clock: no waiting, and no window ending after --to. Detections, the
-window ledger, SPC state and incidents go to --target-db (created with the
-schema; it must not hold an earlier run). Notifications are recorded and
-counted, never sent. The drift detector is left out.
+window ledger, SPC state, drift scores and the drift profiles built in the
+run, and incidents go to --target-db (created with the schema; it must not
+hold an earlier run); the source is only read. Notifications are recorded
+and counted, never sent.
 
 Ground truth (--truth): JSON lines, one injected fault per line, as
 'fleetctl simulate --truth F' writes them:

@@ -53,7 +53,8 @@ func WithClock(c engine.Clock) Option { return func(o *options) { o.clock = c } 
 // WithResults writes what the analyzer produces — detections, the window
 // ledger, SPC state, incidents — to r's database, while the detectors read
 // telemetry from the client given to New (backtests). The drift detector
-// keeps its profiles beside the telemetry and cannot run with it.
+// reads the stored reference profiles from there too and writes the
+// profiles it builds and its scores to r.
 func WithResults(r *storage.Client) Option { return func(o *options) { o.results = r } }
 
 // WithNotifier hands alerting's notifications to n instead of the router:
@@ -78,9 +79,6 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	out := c
 	if o.results != nil {
 		out = o.results
-		if cfg.Drift.Enabled {
-			return nil, errors.New("analyzer: the drift detector cannot write to a separate results database; disable it")
-		}
 	}
 	now := time.Now()
 	if o.clock != nil {
@@ -132,6 +130,11 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 		a.drift, err = drift.NewDetector(cfg.Drift.Config, c, offline.ProfileFile, log)
 		if err != nil {
 			return nil, err
+		}
+		if out != c {
+			if err := a.drift.WriteResultsTo(out); err != nil {
+				return nil, err
+			}
 		}
 		dets = append(dets, a.drift)
 	}

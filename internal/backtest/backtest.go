@@ -32,7 +32,7 @@ import (
 // Config is one backtest.
 type Config struct {
 	// Analyzer is the analyzer's configuration (its detectors' settings).
-	// Run turns alerting on, the drift detector and the web listener off,
+	// Run turns alerting on and the web listener off,
 	// and sets the engine's start and end.
 	Analyzer analyzer.Config
 	// From and To bound the replayed windows: [From, To).
@@ -78,10 +78,6 @@ func Run(ctx context.Context, cfg Config, source, target *storage.Client, log *s
 	acfg := cfg.Analyzer
 	acfg.Listen, acfg.Migrate = "", false
 	acfg.Alerting.Enabled = true
-	if acfg.Drift.Enabled {
-		log.Warn("backtest: the drift detector is left out (its reference profiles live beside the telemetry)")
-		acfg.Drift.Enabled = false
-	}
 	acfg.Engine.StartAt, acfg.Engine.EndAt = from, to
 	acfg.ClickHouse = source.Config()
 

@@ -61,6 +61,7 @@ func TestBacktestScoresInjectedFaults(t *testing.T) {
 	from, to := sc.Start, sc.Start.Add(sc.Duration)
 	cfg := analyzer.NewDefaultConfig()
 	target := chtest.NewDB(t)
+	profilesBefore := count(t, src, "SELECT count() FROM DB.drift_profiles")
 	res, err := backtest.Run(ctx, backtest.Config{Analyzer: cfg, From: from, To: to}, src, target, chtest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -78,9 +79,17 @@ func TestBacktestScoresInjectedFaults(t *testing.T) {
 	if n := count(t, target, "SELECT count() FROM DB.detections"); n != uint64(len(res.Detections)) || n == 0 {
 		t.Errorf("%d detections in the target database, %d raised", n, len(res.Detections))
 	}
-	if n := count(t, src, "SELECT (SELECT count() FROM DB.detections) + (SELECT count() FROM DB.analyzer_windows) + (SELECT count() FROM DB.incidents)"); n != 0 {
+	if n := count(t, src, "SELECT (SELECT count() FROM DB.detections) + (SELECT count() FROM DB.analyzer_windows) + (SELECT count() FROM DB.incidents) + (SELECT count() FROM DB.drift_scores)"); n != 0 {
 		t.Errorf("the source database got %d result rows", n)
 	}
+	if n := count(t, src, "SELECT count() FROM DB.drift_profiles"); n != profilesBefore {
+		t.Errorf("the source's drift profiles went from %d to %d", profilesBefore, n)
+	}
+	if st := res.Windows[cfg.Drift.Name]; st.Evaluated == 0 {
+		t.Errorf("the drift detector evaluated no window: %+v", res.Windows)
+	}
+	t.Logf("drift: %d windows; target: %d profiles built, %d drift scores", res.Windows[cfg.Drift.Name].Evaluated,
+		count(t, target, "SELECT count() FROM DB.drift_profiles"), count(t, target, "SELECT count() FROM DB.drift_scores"))
 	if n := count(t, target, "SELECT count(DISTINCT key) FROM DB.incidents"); n != uint64(len(res.Incidents)) {
 		t.Errorf("%d incidents stored, %d paged", n, len(res.Incidents))
 	}

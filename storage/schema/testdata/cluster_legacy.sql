@@ -620,3 +620,11 @@ ORDER BY (id, version);
 CREATE TABLE IF NOT EXISTS fleetwatch.notification_outbox ON CLUSTER fleet AS fleetwatch.notification_outbox_local
 ENGINE = Distributed(fleet, fleetwatch, notification_outbox_local, cityHash64(id));
 
+ALTER TABLE fleetwatch.inference_events_local ON CLUSTER fleet ADD COLUMN feature_update_names Array(String) COMMENT 'features whose served value reported when it was last updated (fleetwatch.feature_updated_at)';
+
+ALTER TABLE fleetwatch.inference_events_local ON CLUSTER fleet ADD COLUMN feature_update_ts Array(Float64) COMMENT 'last update time of each feature_update_names value (Unix seconds)';
+
+ALTER TABLE fleetwatch.inference_events ON CLUSTER fleet ADD COLUMN feature_update_names Array(String) COMMENT 'features whose served value reported when it was last updated (fleetwatch.feature_updated_at)';
+
+ALTER TABLE fleetwatch.inference_events ON CLUSTER fleet ADD COLUMN feature_update_ts Array(Float64) COMMENT 'last update time of each feature_update_names value (Unix seconds)';
+

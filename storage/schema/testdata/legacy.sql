@@ -561,3 +561,7 @@ ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(created_at)
 ORDER BY (id, version);
 
+ALTER TABLE fleetwatch.inference_events ADD COLUMN feature_update_names Array(String) COMMENT 'features whose served value reported when it was last updated (fleetwatch.feature_updated_at)';
+
+ALTER TABLE fleetwatch.inference_events ADD COLUMN feature_update_ts Array(Float64) COMMENT 'last update time of each feature_update_names value (Unix seconds)';
+

@@ -577,3 +577,7 @@ PARTITION BY toYYYYMM(created_at)
 ORDER BY (id, version)
 TTL created_at + toIntervalDay(400);
 
+ALTER TABLE fleetwatch.inference_events ADD COLUMN IF NOT EXISTS feature_update_names Array(String) COMMENT 'features whose served value reported when it was last updated (fleetwatch.feature_updated_at)';
+
+ALTER TABLE fleetwatch.inference_events ADD COLUMN IF NOT EXISTS feature_update_ts Array(Float64) COMMENT 'last update time of each feature_update_names value (Unix seconds)';
+

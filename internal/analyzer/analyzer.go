@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	for _, s := range o.sinks {
 		eopts = append(eopts, engine.WithSink(s))
 	}
-	al, err := newAlerting(ctx, cfg.Alerting, c, log)
+	al, err := newAlerting(ctx, cfg.Alerting, cfg.Freshness, c, log)
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +143,9 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	dets = append(dets, hd...)
 	if al != nil && al.slo != nil {
 		dets = append(dets, al.slo)
+	}
+	if al != nil && al.fresh != nil {
+		dets = append(dets, al.fresh)
 	}
 	for _, d := range dets {
 		if err := e.Add(d); err != nil {

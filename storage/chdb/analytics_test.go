@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
-	"github.com/fleetwatch/fleetwatch/analytics/freshness"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/analytics/freshness"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/lib/profile"

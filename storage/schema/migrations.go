@@ -33,7 +33,10 @@ var migrations = []Migration{
 	// A page could be lost between saving an incident and sending it.
 	{Version: 12, Name: "notification_outbox", Steps: notificationOutboxSteps},
 	// Freshness is the age of a feature's value, not of the event carrying it.
-	{Version: 13, Name: "feature_update_times", Steps: []Step{AddColumns{Table: InferenceEvents.Name, Columns: featureUpdateColumns}}},
+	{Version: 13, Name: "feature_update_times", Steps: []Step{
+		AddColumns{Table: InferenceEvents.Name, Columns: featureUpdateColumns},
+		CreateQueryView{OncallFeatureFreshness},
+	}},
 }
 
 // Migrations returns every migration in version order.

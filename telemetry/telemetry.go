@@ -351,27 +351,28 @@ const (
 	AttrSource   = "fleetwatch.source"
 
 	// Inference events, labels and deployments.
-	AttrModel        = "fleetwatch.model"
-	AttrModelVersion = "fleetwatch.model_version"
-	AttrRequestID    = "fleetwatch.request_id"
-	AttrLatencyMs    = "fleetwatch.latency_ms"
-	AttrStatus       = "fleetwatch.status"
-	AttrFeatures     = "fleetwatch.features" // map: name -> double (numeric) or string (categorical); empty/absent = missing
-	// AttrFeatureUpdatedAt says when each served feature value was last
-	// updated by its pipeline: map name -> Unix seconds (double or int) or
-	// an RFC 3339 string. Optional; freshness is measured from it.
-	AttrFeatureUpdatedAt = "fleetwatch.feature_updated_at"
-	AttrPrediction       = "fleetwatch.prediction"
-	AttrPredictionClass  = "fleetwatch.prediction_class"
-	AttrSampleRate       = "fleetwatch.sample_rate"
-	AttrGPUUUID          = "fleetwatch.gpu_uuid"
-	AttrLabel            = "fleetwatch.label"
-	AttrLabelValue       = "fleetwatch.label_value"
-	AttrPreviousVersion  = "fleetwatch.previous_version"
-	AttrChange           = "fleetwatch.change"
-	AttrEnvironment      = "fleetwatch.environment"
-	AttrActor            = "fleetwatch.actor"
+	AttrModel           = "fleetwatch.model"
+	AttrModelVersion    = "fleetwatch.model_version"
+	AttrRequestID       = "fleetwatch.request_id"
+	AttrLatencyMs       = "fleetwatch.latency_ms"
+	AttrStatus          = "fleetwatch.status"
+	AttrFeatures        = "fleetwatch.features" // map: name -> double (numeric) or string (categorical); empty/absent = missing
+	AttrPrediction      = "fleetwatch.prediction"
+	AttrPredictionClass = "fleetwatch.prediction_class"
+	AttrSampleRate      = "fleetwatch.sample_rate"
+	AttrGPUUUID         = "fleetwatch.gpu_uuid"
+	AttrLabel           = "fleetwatch.label"
+	AttrLabelValue      = "fleetwatch.label_value"
+	AttrPreviousVersion = "fleetwatch.previous_version"
+	AttrChange          = "fleetwatch.change"
+	AttrEnvironment     = "fleetwatch.environment"
+	AttrActor           = "fleetwatch.actor"
 )
+
+// AttrFeatureUpdatedAt says when each served feature value of an inference
+// event was last updated by its pipeline: map name -> Unix seconds (double
+// or int) or an RFC 3339 string. Optional; freshness is measured from it.
+const AttrFeatureUpdatedAt = "fleetwatch.feature_updated_at"
 
 // GPU event kinds (AttrGPUEvent values and gpu_events.event).
 const (

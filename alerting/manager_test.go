@@ -408,3 +408,31 @@ func TestWideningTelemetryGapMergesIntoTheWiderScope(t *testing.T) {
 		t.Errorf("pages %v, want %v", got, want)
 	}
 }
+
+// Stale features of one pipeline (the freshness detector names the
+// pipeline, not the models) and the drift they cause in some consumers are
+// one incident, paged once to the pipeline's on-call, however many
+// features breach and windows pass.
+func TestStalePipelineFeaturesPageThePipelineOnce(t *testing.T) {
+	p := &pages{}
+	m := newManager(t, alerting.NewDefaultConfig(), alerting.Deps{Catalog: pipelineCatalog(t), Notifier: p})
+	var dets []fleet.Detection
+	for _, f := range []string{"purchases_30d", "session_clicks", "cart_value"} {
+		dets = append(dets, fleet.Detection{Detector: "feature_freshness", Class: "freshness", Severity: "error",
+			EntityType: "pipeline", Entity: "feature_store/user_features_v2", Key: "freshness/feature_store/user_features_v2/" + f,
+			Feature: f, Value: 7200, Threshold: 3600})
+	}
+	feed(t, m, "feature_freshness", time.Minute, 0, 10, always, dets)
+	feed(t, m, "psi", 5*time.Minute, 0, 3, always, fixture.Models("psi", "covariate_drift", "warning", t0, fixture.Names("recsys", 0, 1)))
+	want := []string{"trigger drift/upstream/feature_store/user_features_v2"}
+	if got := p.lines(); !slices.Equal(got, want) {
+		t.Errorf("pages %v, want %v", got, want)
+	}
+	if p.by["drift/upstream/feature_store/user_features_v2"] != "feature-platform-oncall" {
+		t.Errorf("paged %q, want the pipeline's on-call", p.by["drift/upstream/feature_store/user_features_v2"])
+	}
+	incs := m.Incidents()
+	if len(incs) != 1 || !slices.Equal(incs[0].Models, fixture.Names("recsys", 0, 1)) {
+		t.Errorf("incidents %+v, want one with the drifting consumer", incs)
+	}
+}

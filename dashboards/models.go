@@ -296,6 +296,9 @@ ORDER BY time, column`),
 	b.add(sqlPanel("table", "Drift leaders", "Latest PSI per model column in the last 24 h (view oncall_drift_leaders).", 12, 8, tableLook,
 		`SELECT * FROM oncall_drift_leaders WHERE `+modelFilter),
 		Expect{Columns: schema.OncallDriftLeaders.ColumnNames(), Rows: true})
+	b.add(sqlPanel("table", "Feature freshness", "Staleness of every feature served in the last hour: now minus the last update of the served value (arrival age where no update times come), with the pipeline and SLO of those in breach first (view oncall_feature_freshness; docs/RUNBOOK.md, \"Stale features\").", 12, 8, tableLook,
+		`SELECT * FROM oncall_feature_freshness WHERE `+modelFilter),
+		Expect{Columns: schema.OncallFeatureFreshness.ColumnNames()})
 	b.add(sqlPanel("timeseries", "q-value per feature", "Benjamini-Hochberg adjusted p-values: a flag needs PSI in a band and a small q-value, so 100 features do not raise 5 false alarms a window.", 12, 8,
 		look{unit: "none", interval: "1m", custom: map[string]any{"scaleDistribution": map[string]any{"type": "log", "log": 10}}},
 		`SELECT ts AS time, concat(model, ' / ', feature) AS column, greatest(q_value, 1e-12) AS q_value

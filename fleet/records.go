@@ -21,6 +21,11 @@ type InferenceEvent struct {
 	Service                   string
 	Datacenter, Cluster, Node string
 	GPUUUID, Namespace, Pod   string
+	// FeatureUpdateNames and FeatureUpdateTimes (Unix seconds, aligned) say
+	// when the served value of each listed feature was last updated, for
+	// the features whose emitter reports it (fleetwatch.feature_updated_at).
+	FeatureUpdateNames []string
+	FeatureUpdateTimes []float64
 }
 
 // Detection is what a detector raised for one entity in one window (a row of

@@ -179,6 +179,8 @@ func (b *InferenceEventBlock) Append(e *fleet.InferenceEvent) {
 	b.GPUUUID = append(b.GPUUUID, e.GPUUUID)
 	b.Namespace = append(b.Namespace, e.Namespace)
 	b.Pod = append(b.Pod, e.Pod)
+	b.FeatureUpdateNames = append(b.FeatureUpdateNames, nonNil(e.FeatureUpdateNames))
+	b.FeatureUpdateTs = append(b.FeatureUpdateTs, nonNil(e.FeatureUpdateTimes))
 }
 
 // DelayedLabel is one row of delayed_labels.

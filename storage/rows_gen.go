@@ -120,26 +120,28 @@ func (b *GPUEventBlock) Block() Block {
 // InferenceEventBlock builds inference_events rows (schema.InferenceEvents) column by column: one slice per column,
 // named and ordered as the table defines them. Reset keeps the slices' capacity.
 type InferenceEventBlock struct {
-	Ts               []int64     // ts DateTime
-	Model            []string    // model String
-	ModelVersion     []string    // model_version String
-	RequestID        []string    // request_id String
-	LatencyMs        []float64   // latency_ms Float64
-	Status           []string    // status String
-	FeatureNames     [][]string  // feature_names Array(String)
-	FeatureValues    [][]float64 // feature_values Array(Float64)
-	CatFeatureNames  [][]string  // cat_feature_names Array(String)
-	CatFeatureValues [][]string  // cat_feature_values Array(String)
-	Prediction       []float64   // prediction Float64
-	PredictionClass  []string    // prediction_class String
-	SampleRate       []float64   // sample_rate Float64
-	Service          []string    // service String
-	Datacenter       []string    // datacenter String
-	Cluster          []string    // cluster String
-	Node             []string    // node String
-	GPUUUID          []string    // gpu_uuid String
-	Namespace        []string    // namespace String
-	Pod              []string    // pod String
+	Ts                 []int64     // ts DateTime
+	Model              []string    // model String
+	ModelVersion       []string    // model_version String
+	RequestID          []string    // request_id String
+	LatencyMs          []float64   // latency_ms Float64
+	Status             []string    // status String
+	FeatureNames       [][]string  // feature_names Array(String)
+	FeatureValues      [][]float64 // feature_values Array(Float64)
+	CatFeatureNames    [][]string  // cat_feature_names Array(String)
+	CatFeatureValues   [][]string  // cat_feature_values Array(String)
+	Prediction         []float64   // prediction Float64
+	PredictionClass    []string    // prediction_class String
+	SampleRate         []float64   // sample_rate Float64
+	Service            []string    // service String
+	Datacenter         []string    // datacenter String
+	Cluster            []string    // cluster String
+	Node               []string    // node String
+	GPUUUID            []string    // gpu_uuid String
+	Namespace          []string    // namespace String
+	Pod                []string    // pod String
+	FeatureUpdateNames [][]string  // feature_update_names Array(String)
+	FeatureUpdateTs    [][]float64 // feature_update_ts Array(Float64)
 }
 
 var columnsInferenceEventBlock = schema.InferenceEvents.ColumnNames()
@@ -149,12 +151,12 @@ func (b *InferenceEventBlock) Len() int { return len(b.Ts) }
 
 // Reset empties the builder, keeping its capacity.
 func (b *InferenceEventBlock) Reset() {
-	b.Ts, b.Model, b.ModelVersion, b.RequestID, b.LatencyMs, b.Status, b.FeatureNames, b.FeatureValues, b.CatFeatureNames, b.CatFeatureValues, b.Prediction, b.PredictionClass, b.SampleRate, b.Service, b.Datacenter, b.Cluster, b.Node, b.GPUUUID, b.Namespace, b.Pod = b.Ts[:0], b.Model[:0], b.ModelVersion[:0], b.RequestID[:0], b.LatencyMs[:0], b.Status[:0], b.FeatureNames[:0], b.FeatureValues[:0], b.CatFeatureNames[:0], b.CatFeatureValues[:0], b.Prediction[:0], b.PredictionClass[:0], b.SampleRate[:0], b.Service[:0], b.Datacenter[:0], b.Cluster[:0], b.Node[:0], b.GPUUUID[:0], b.Namespace[:0], b.Pod[:0]
+	b.Ts, b.Model, b.ModelVersion, b.RequestID, b.LatencyMs, b.Status, b.FeatureNames, b.FeatureValues, b.CatFeatureNames, b.CatFeatureValues, b.Prediction, b.PredictionClass, b.SampleRate, b.Service, b.Datacenter, b.Cluster, b.Node, b.GPUUUID, b.Namespace, b.Pod, b.FeatureUpdateNames, b.FeatureUpdateTs = b.Ts[:0], b.Model[:0], b.ModelVersion[:0], b.RequestID[:0], b.LatencyMs[:0], b.Status[:0], b.FeatureNames[:0], b.FeatureValues[:0], b.CatFeatureNames[:0], b.CatFeatureValues[:0], b.Prediction[:0], b.PredictionClass[:0], b.SampleRate[:0], b.Service[:0], b.Datacenter[:0], b.Cluster[:0], b.Node[:0], b.GPUUUID[:0], b.Namespace[:0], b.Pod[:0], b.FeatureUpdateNames[:0], b.FeatureUpdateTs[:0]
 }
 
 // Block returns the rows as a Block sharing the builder's memory.
 func (b *InferenceEventBlock) Block() Block {
-	return Block{Table: schema.InferenceEvents.Name, Columns: columnsInferenceEventBlock, Data: []any{b.Ts, b.Model, b.ModelVersion, b.RequestID, b.LatencyMs, b.Status, b.FeatureNames, b.FeatureValues, b.CatFeatureNames, b.CatFeatureValues, b.Prediction, b.PredictionClass, b.SampleRate, b.Service, b.Datacenter, b.Cluster, b.Node, b.GPUUUID, b.Namespace, b.Pod}}
+	return Block{Table: schema.InferenceEvents.Name, Columns: columnsInferenceEventBlock, Data: []any{b.Ts, b.Model, b.ModelVersion, b.RequestID, b.LatencyMs, b.Status, b.FeatureNames, b.FeatureValues, b.CatFeatureNames, b.CatFeatureValues, b.Prediction, b.PredictionClass, b.SampleRate, b.Service, b.Datacenter, b.Cluster, b.Node, b.GPUUUID, b.Namespace, b.Pod, b.FeatureUpdateNames, b.FeatureUpdateTs}}
 }
 
 // DelayedLabelBlock builds delayed_labels rows (schema.DelayedLabels) column by column: one slice per column,

@@ -369,6 +369,11 @@ const (
 	AttrActor           = "fleetwatch.actor"
 )
 
+// AttrFeatureUpdatedAt says when each served feature value of an inference
+// event was last updated by its pipeline: map name -> Unix seconds (double
+// or int) or an RFC 3339 string. Optional; freshness is measured from it.
+const AttrFeatureUpdatedAt = "fleetwatch.feature_updated_at"
+
 // GPU event kinds (AttrGPUEvent values and gpu_events.event).
 const (
 	GPUEventXID        = "xid"

@@ -327,11 +327,29 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// feature_updated_at is forwarded as written, sorted by feature: numbers as
+// Unix seconds, strings as they are, anything else as its JSON text, for
+// the collector to validate and count; a bad entry never loses the line.
+func TestFeatureUpdatedAtIsForwarded(t *testing.T) {
+	line := `{"model":"m","request_id":"r","feature_updated_at":{"b":"2026-11-20T00:00:00Z","a":1763596800.5,"c":{"x":1},"d":true}}`
+	item, err := logtail.ParseLine([]byte(line), now, logtail.Window{Past: time.Hour, Future: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprintf("%+v", item.Inference.FeatureUpdatedAt)
+	want := fmt.Sprintf("%+v", []record.FeatureUpdate{{Name: "a", Unix: 1763596800.5}, {Name: "b", Str: "2026-11-20T00:00:00Z", IsStr: true},
+		{Name: "c", Str: `{"x":1}`, IsStr: true}, {Name: "d", Str: "true", IsStr: true}})
+	if got != want {
+		t.Errorf("feature updates %s, want %s", got, want)
+	}
+}
+
 func FuzzParseLine(f *testing.F) {
 	f.Add([]byte(inferenceLine(1)))
 	f.Add([]byte(`{"type":"label","model":"m","request_id":"r","label_value":1e308}`))
 	f.Add([]byte(`{"model":"m","request_id":"r","ts":-1}`))
 	f.Add([]byte(`{"model":"m","request_id":"r","features":{"a":"","b":true,"c":1e-400}}`))
+	f.Add([]byte(`{"model":"m","request_id":"r","feature_updated_at":{"a":1,"b":"2026-11-20T00:00:00Z","c":{"x":1},"d":null}}`))
 	w := logtail.Window{Past: 24 * time.Hour, Future: time.Hour}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		item, err := logtail.ParseLine(data, now, w)

@@ -54,6 +54,7 @@ type line struct {
 	LatencyMs       *float64                   `json:"latency_ms"`
 	Status          string                     `json:"status"`
 	Features        map[string]json.RawMessage `json:"features"`
+	FeatureUpdated  map[string]json.RawMessage `json:"feature_updated_at"`
 	Prediction      *float64                   `json:"prediction"`
 	PredictionClass string                     `json:"prediction_class"`
 	GPUUUID         string                     `json:"gpu_uuid"`
@@ -154,7 +155,33 @@ func parseInference(l *line, ts time.Time) (Item, error) {
 		}
 		in.Features = append(in.Features, f)
 	}
+	in.FeatureUpdatedAt = featureUpdates(l.FeatureUpdated)
 	return Item{Inference: in}, nil
+}
+
+// featureUpdates forwards feature_updated_at: numbers as Unix seconds,
+// strings as they are, anything else as its JSON text. The collector
+// validates the entries and counts the ones it drops (a bad update time
+// loses that entry, never the event), so both ingest paths judge alike.
+func featureUpdates(m map[string]json.RawMessage) []record.FeatureUpdate {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]record.FeatureUpdate, 0, len(m))
+	for name, raw := range m {
+		raw = bytes.TrimSpace(raw)
+		u := record.FeatureUpdate{Name: name}
+		if v, err := strconv.ParseFloat(string(raw), 64); err == nil {
+			u.Unix = v
+		} else if err := json.Unmarshal(raw, &u.Str); err == nil {
+			u.IsStr = true
+		} else {
+			u.Str, u.IsStr = string(raw), true
+		}
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 func parseFeature(name string, raw json.RawMessage) (record.Feature, error) {

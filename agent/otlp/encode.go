@@ -318,6 +318,18 @@ func InferenceRecord(in *record.Inference, observed uint64) *logspb.LogRecord {
 		attrs = append(attrs, &commonpb.KeyValue{Key: telemetry.AttrFeatures,
 			Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: fs}}}})
 	}
+	if len(in.FeatureUpdatedAt) > 0 {
+		us := make([]*commonpb.KeyValue, 0, len(in.FeatureUpdatedAt))
+		for _, u := range in.FeatureUpdatedAt {
+			kv := &commonpb.KeyValue{Key: u.Name, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: u.Unix}}}
+			if u.IsStr {
+				kv.Value.Value = &commonpb.AnyValue_StringValue{StringValue: u.Str}
+			}
+			us = append(us, kv)
+		}
+		attrs = append(attrs, &commonpb.KeyValue{Key: telemetry.AttrFeatureUpdatedAt,
+			Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: us}}}})
+	}
 	return event(telemetry.EventInference, in.Time, observed, attrs)
 }
 

@@ -106,6 +106,19 @@ type Inference struct {
 	PredictionClass     string
 	SampleRate          float64
 	GPUUUID             string
+	// FeatureUpdatedAt says when served feature values were last updated,
+	// as the model server wrote it (docs/TELEMETRY.md): the agent forwards
+	// it and the collector validates it.
+	FeatureUpdatedAt []FeatureUpdate
+}
+
+// FeatureUpdate is one entry of an inference's feature_updated_at: Unix
+// seconds (IsStr false) or a string, meant to be RFC 3339.
+type FeatureUpdate struct {
+	Name  string
+	Unix  float64
+	Str   string
+	IsStr bool
 }
 
 // DelayedLabel is ground truth for an earlier request.

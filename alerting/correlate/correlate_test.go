@@ -141,6 +141,14 @@ func TestModels(t *testing.T) {
 		}
 		return fixture.Models("psi", "covariate_drift", "warning", t0, all)
 	}
+	stale := func(pipeline string, features ...string) []fleet.Detection {
+		var out []fleet.Detection
+		for _, f := range features {
+			out = append(out, fleet.Detection{Time: t0, Detector: "feature_freshness", Class: "freshness", Severity: "error",
+				EntityType: "pipeline", Entity: pipeline, Key: "freshness/" + pipeline + "/" + f, Feature: f})
+		}
+		return out
+	}
 	cases := []struct {
 		name      string
 		dets      []fleet.Detection
@@ -156,6 +164,12 @@ func TestModels(t *testing.T) {
 		// design documents' fraction > 0.6): 18 are exactly 60%, 19 more.
 		{"exactly 60% of the fleet is not fleet-wide", drift(fixture.Names("recsys", 0, 15), fixture.Names("vision", 0, 3)), []string{"drift/model/vision-00 (1)", "drift/model/vision-01 (1)", "drift/model/vision-02 (1)", "drift/portfolio/recsys (3)", "drift/upstream/feature_store/user_features_v2 (12)"}, "vision-oncall"},
 		{"more than 60% of the fleet", drift(fixture.Names("recsys", 0, 15), fixture.Names("vision", 0, 4)), []string{"drift/fleet/models (19)"}, ""},
+		// A pipeline's own detections (stale features) make one incident
+		// for the pipeline's owner, with its drifting consumers, however few.
+		{"stale pipeline features and one drifting consumer", append(drift([]string{"recsys-01"}), stale("feature_store/user_features_v2", "f1", "f2")...),
+			[]string{"drift/upstream/feature_store/user_features_v2 (3)"}, "feature-platform-oncall"},
+		{"stale pipeline beside an unrelated model", append(drift([]string{"fraud-03"}), stale("feature_store/user_features_v2", "f1")...),
+			[]string{"drift/model/fraud-03 (1)", "drift/upstream/feature_store/user_features_v2 (1)"}, "fraud-oncall"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

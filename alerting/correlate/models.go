@@ -8,19 +8,29 @@ import (
 	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
-// models attributes one family's model detections: the whole fleet when
-// more than FleetThreshold of the catalog is anomalous; else, greedily, shared
-// upstreams that explain the most anomalous consumers; then portfolios
-// past PortfolioThreshold; every model left is its own incident.
+// models attributes one family's model detections: a pipeline with
+// detections of its own (a feature pipeline whose features breach their
+// freshness SLO) is one upstream incident with its anomalous consumers;
+// then the whole fleet when more than FleetThreshold of the catalog is
+// anomalous; else, greedily, shared upstreams that explain the most
+// anomalous consumers; then portfolios past PortfolioThreshold; every model
+// left is its own incident.
 func (c *Correlator) models(family string, dets []*fleet.Detection) []Candidate {
 	byModel := map[string][]*fleet.Detection{}
+	byPipeline := map[string][]*fleet.Detection{}
 	for _, d := range dets {
+		if d.EntityType == "pipeline" && d.Model == "" {
+			byPipeline[d.Entity] = append(byPipeline[d.Entity], d)
+			continue
+		}
 		m := d.Model
 		if m == "" {
 			m = d.Entity
 		}
 		byModel[m] = append(byModel[m], d)
 	}
+	var pipes []Candidate
+	pipes, byModel = c.pipelines(family, byPipeline, byModel)
 	anomalous := slices.Sorted(maps.Keys(byModel))
 	evidence := func(models []string) []*fleet.Detection {
 		var out []*fleet.Detection
@@ -37,11 +47,11 @@ func (c *Correlator) models(family string, dets []*fleet.Detection) []Candidate 
 			}
 		}
 		if inCat >= c.cfg.UpstreamMinModels && float64(inCat)/float64(c.cat.Len()) > c.cfg.FleetThreshold {
-			return []Candidate{{Key: key(family, incident.LevelFleet, "models"), Level: incident.LevelFleet, Scope: "models",
-				Family: family, Models: anomalous, Evidence: evidence(anomalous)}}
+			return append(pipes, Candidate{Key: key(family, incident.LevelFleet, "models"), Level: incident.LevelFleet, Scope: "models",
+				Family: family, Models: anomalous, Evidence: evidence(anomalous)})
 		}
 	}
-	var out []Candidate
+	out := pipes
 	left := map[string]bool{}
 	for _, m := range anomalous {
 		left[m] = true
@@ -60,6 +70,30 @@ func (c *Correlator) models(family string, dets []*fleet.Detection) []Candidate 
 		out = append(out, cd)
 	}
 	return out
+}
+
+// pipelines opens one upstream incident per pipeline with detections of
+// its own, owned by the pipeline, whatever the number of its consumers:
+// its consumers' detections of the family join it as evidence. It returns
+// the candidates and the model detections left to correlate.
+func (c *Correlator) pipelines(family string, byPipeline, byModel map[string][]*fleet.Detection) ([]Candidate, map[string][]*fleet.Detection) {
+	var out []Candidate
+	for _, p := range slices.Sorted(maps.Keys(byPipeline)) {
+		cd := Candidate{Key: key(family, incident.LevelUpstream, p), Level: incident.LevelUpstream, Scope: p,
+			Family: family, Evidence: byPipeline[p]}
+		if c.cat != nil {
+			for _, m := range c.cat.Consumers(p) {
+				if ds, ok := byModel[m]; ok {
+					cd.Models = append(cd.Models, m)
+					cd.Evidence = append(cd.Evidence, ds...)
+					delete(byModel, m)
+				}
+			}
+			c.own(&cd, p)
+		}
+		out = append(out, cd)
+	}
+	return out, byModel
 }
 
 // upstreams picks, repeatedly, the upstream explaining the most anomalous

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/analytics/freshness"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
@@ -92,24 +93,12 @@ func (m *ModelMetrics) Observe(ctx context.Context, w fleet.Window) ([]Observati
 	return out, err
 }
 
-// FreshnessSQL finds, per model and feature, the newest event in a window
-// that carries the feature (a finite numeric value or a non-empty
-// category). The lambdas use only their own arguments, as ClickHouse 18.16
-// requires.
-func FreshnessSQL(database string, w fleet.Window) string {
-	tbl, filter := chsql.Ident(database, "inference_events"), windowFilter("ts", w)
-	return fmt.Sprintf(`SELECT model, f, max(ts) AS newest FROM %s
-ARRAY JOIN arrayFilter((n, v) -> isFinite(v), feature_names, feature_values) AS f
-WHERE %s GROUP BY model, f
-UNION ALL
-SELECT model, f, max(ts) AS newest FROM %s
-ARRAY JOIN arrayFilter((n, v) -> v != '', cat_feature_names, cat_feature_values) AS f
-WHERE %s GROUP BY model, f`, tbl, filter, tbl, filter)
-}
-
-// Freshness charts the age of the newest event carrying each feature of
-// each model, at the end of each window; a feature that stops arriving gets
-// older by a window each window.
+// Freshness charts, per model and feature, the staleness at the end of
+// each window: the window end minus the newest update time the window's
+// events reported for the feature's value (analytics/freshness), or, for a
+// feature whose emitter reports none, minus the newest event carrying it
+// (arrival age). A value still served but no longer updated gets older
+// window by window; so does a feature that stops arriving (AbsentAge).
 type Freshness struct{ client *storage.Client }
 
 // NewFreshness returns the source.
@@ -120,17 +109,19 @@ func (f *Freshness) Name() string { return "freshness" }
 
 // Observe implements Source.
 func (f *Freshness) Observe(ctx context.Context, w fleet.Window) ([]Observation, error) {
-	var out []Observation
-	var res chsql.Result
-	modelCol, featureCol, newestCol := res.Str("model"), res.Str("f"), res.Time("newest")
-	err := res.ForRows(ctx, f.client, FreshnessSQL(f.client.Config().Database, w), func(r int) {
-		model, feature := modelCol.At(r), featureCol.At(r)
-		newest := time.Unix(newestCol.Seconds(r), 0)
+	ns, err := freshness.ReadNewest(ctx, f.client, w.Start, w.End)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Observation, 0, len(ns))
+	for _, n := range ns {
+		stale, _ := n.Staleness(w.End)
+		model, feature := n.Model, n.Feature
 		out = append(out, Observation{Series: Series{Key: "model=" + model + "/feature=" + feature + "/freshness", Metric: "freshness",
 			Class: "freshness", EntityType: "feature", Entity: model + "/" + feature, Model: model, Feature: feature, Unit: metricUnits["freshness"]},
-			Value: w.End.Sub(newest).Seconds()})
-	})
-	return out, err
+			Value: stale.Seconds()})
+	}
+	return out, nil
 }
 
 // LabelMetricsSQL joins a window's predictions with the labels that arrived

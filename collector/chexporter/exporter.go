@@ -79,6 +79,7 @@ const (
 	NormFeaturesJSON     = "features_json"              // the features attribute sent as a JSON object in a string, parsed
 	NormBadFeatures      = "bad_features"               // a features attribute neither a map nor a JSON object: stored without features
 	NormFeatureWrongType = "feature_dropped_wrong_type" // one feature of a type that is no number, string or bool: left out
+	NormBadFeatureUpdate = "feature_update_dropped"     // one feature_updated_at entry that is no time (Unix seconds or RFC 3339), not after 2000, or later than the event: left out
 )
 
 // Reasons a request is refused (the sender retries it).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -254,8 +255,77 @@ func (e *chExporter) inference(eb *eventBatch, res *resource, a attrs, t time.Ti
 			return true
 		})
 	}
+	e.featureUpdates(eb, a, &in)
 	eb.inference.Append(&in)
 	eb.bins.Add(&in)
+}
+
+// Feature update times outside [minFeatureUpdate, event time + maxUpdateSkew]
+// are no update times: a served value cannot have been updated after it was
+// served (beyond clock skew between the pipeline and the server).
+var minFeatureUpdate = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const maxUpdateSkew = 5 * time.Minute
+
+// featureUpdates reads fleetwatch.feature_updated_at into in, sorted by
+// name. Each entry that is no time is dropped and counted
+// (feature_update_dropped); the event is kept either way. An attribute
+// that is no map drops every entry, counted once.
+func (e *chExporter) featureUpdates(eb *eventBatch, a attrs, in *fleet.InferenceEvent) {
+	v, ok := a.m.Get(telemetry.AttrFeatureUpdatedAt)
+	if !ok {
+		return
+	}
+	if v.Type() != pcommon.ValueTypeMap {
+		eb.normalized[NormBadFeatureUpdate]++
+		return
+	}
+	latest := in.Time.Add(maxUpdateSkew)
+	for name, uv := range v.Map().All() {
+		t, ok := updateTime(uv)
+		if !ok || t.Before(minFeatureUpdate) || t.After(latest) {
+			eb.normalized[NormBadFeatureUpdate]++
+			continue
+		}
+		in.FeatureUpdateNames = append(in.FeatureUpdateNames, name)
+		in.FeatureUpdateTimes = append(in.FeatureUpdateTimes, float64(t.UnixNano())/1e9)
+	}
+	sort.Sort(byUpdateName{in.FeatureUpdateNames, in.FeatureUpdateTimes})
+}
+
+// updateTime reads one update time: Unix seconds (double or int) or an
+// RFC 3339 string.
+func updateTime(v pcommon.Value) (time.Time, bool) {
+	var secs float64
+	switch v.Type() {
+	case pcommon.ValueTypeDouble:
+		secs = v.Double()
+	case pcommon.ValueTypeInt:
+		secs = float64(v.Int())
+	case pcommon.ValueTypeStr:
+		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(v.Str()))
+		return t, err == nil
+	default:
+		return time.Time{}, false
+	}
+	if math.IsNaN(secs) || math.IsInf(secs, 0) || secs > 1e11 {
+		return time.Time{}, false
+	}
+	whole, frac := math.Modf(secs)
+	return time.Unix(int64(whole), int64(frac*1e9)), true
+}
+
+// byUpdateName sorts aligned update names and times by name.
+type byUpdateName struct {
+	names []string
+	ts    []float64
+}
+
+func (b byUpdateName) Len() int           { return len(b.names) }
+func (b byUpdateName) Less(i, j int) bool { return b.names[i] < b.names[j] }
+func (b byUpdateName) Swap(i, j int) {
+	b.names[i], b.names[j] = b.names[j], b.names[i]
+	b.ts[i], b.ts[j] = b.ts[j], b.ts[i]
 }
 
 // features returns the event's feature map: the attribute as a map, or a

@@ -176,7 +176,7 @@ func (c *checker) mapEntries(m pcommon.Map, top bool) string {
 		if fwtelemetry.IsIdentifierAttribute(k) && v.Type() == pcommon.ValueTypeStr && fwtelemetry.CheckIdentifier(v.Str()) != nil {
 			return RejectedBadIdentifier
 		}
-		if k == fwtelemetry.AttrFeatures && v.Type() == pcommon.ValueTypeMap {
+		if (k == fwtelemetry.AttrFeatures || k == fwtelemetry.AttrFeatureUpdatedAt) && v.Type() == pcommon.ValueTypeMap {
 			for name := range v.Map().All() {
 				if fwtelemetry.CheckIdentifier(name) != nil {
 					return RejectedBadIdentifier

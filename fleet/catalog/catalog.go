@@ -22,6 +22,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -88,6 +89,33 @@ type Component struct {
 	Type      string    `yaml:"type"`
 	Ownership Ownership `yaml:"ownership"`
 	Runbook   string    `yaml:"runbook"`
+	// Features are the features a feature pipeline serves, each with its
+	// freshness type (and SLO).
+	Features []Feature `yaml:"features"`
+}
+
+// Feature types by how often their values must be updated (design document
+// 003, "Freshness SLOs", table 33): each has its own freshness SLO.
+const (
+	FeatureStatic         = "static"          // days, batch
+	FeatureSlowlyChanging = "slowly_changing" // hours, batch
+	FeatureSession        = "session"         // minutes, streaming
+	FeatureRealtime       = "realtime"        // seconds, streaming or on demand
+)
+
+// FeatureTypes lists the feature types, slowest first.
+var FeatureTypes = []string{FeatureStatic, FeatureSlowlyChanging, FeatureSession, FeatureRealtime}
+
+// ComponentFeaturePipeline is the component type of a feature pipeline.
+const ComponentFeaturePipeline = "feature_pipeline"
+
+// Feature is one feature a pipeline serves. FreshnessSLO, when set,
+// overrides the default SLO of its type: the longest a served value may go
+// without an update.
+type Feature struct {
+	Name         string        `yaml:"name"`
+	Type         string        `yaml:"type"`
+	FreshnessSLO time.Duration `yaml:"freshness_slo"`
 }
 
 // entry is one model in the registry's YAML shape.
@@ -218,6 +246,9 @@ func build(entries []entry, comps []Component) (*Catalog, error) {
 		case c.components[comp.Name] != nil || c.models[comp.Name] != nil:
 			errs = append(errs, fmt.Errorf("component %s is listed twice or is also a model", comp.Name))
 		default:
+			if err := comp.validate(); err != nil {
+				errs = append(errs, fmt.Errorf("component %s: %w", comp.Name, err))
+			}
 			c.components[comp.Name] = comp
 		}
 	}
@@ -226,6 +257,31 @@ func build(entries []entry, comps []Component) (*Catalog, error) {
 	}
 	c.link()
 	return c, nil
+}
+
+// validate checks a component's features: named once each, of a known
+// type, with a non-negative SLO, on a feature pipeline.
+func (comp *Component) validate() error {
+	var errs []error
+	if len(comp.Features) > 0 && comp.Type != ComponentFeaturePipeline {
+		errs = append(errs, fmt.Errorf("features listed on a component of type %q, want %s", comp.Type, ComponentFeaturePipeline))
+	}
+	seen := map[string]bool{}
+	for i, f := range comp.Features {
+		if f.Name == "" {
+			errs = append(errs, fmt.Errorf("feature %d has no name", i+1))
+		} else if seen[f.Name] {
+			errs = append(errs, fmt.Errorf("feature %s is listed twice", f.Name))
+		}
+		seen[f.Name] = true
+		if !slices.Contains(FeatureTypes, f.Type) {
+			errs = append(errs, fmt.Errorf("feature %s: type %q, want one of %s", f.Name, f.Type, strings.Join(FeatureTypes, ", ")))
+		}
+		if f.FreshnessSLO < 0 {
+			errs = append(errs, fmt.Errorf("feature %s: freshness_slo %v is negative", f.Name, f.FreshnessSLO))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (m *Model) validate() error {
@@ -350,4 +406,29 @@ func (c *Catalog) Owner(name string) (o Ownership, runbook string, ok bool) {
 		return comp.Ownership, comp.Runbook, true
 	}
 	return Ownership{}, "", false
+}
+
+// Component returns the named component, or nil. Do not modify it.
+func (c *Catalog) Component(name string) *Component { return c.components[name] }
+
+// FeaturePipeline finds the feature pipeline that serves feature to model:
+// the first of the model's direct upstreams, in catalog order, that lists
+// the feature. ok is false when none does.
+func (c *Catalog) FeaturePipeline(model, feature string) (pipeline string, f Feature, ok bool) {
+	m := c.models[model]
+	if m == nil {
+		return "", Feature{}, false
+	}
+	for _, u := range m.Upstream {
+		comp := c.components[u]
+		if comp == nil {
+			continue
+		}
+		for _, cf := range comp.Features {
+			if cf.Name == feature {
+				return comp.Name, cf, true
+			}
+		}
+	}
+	return "", Feature{}, false
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 )
@@ -34,6 +35,14 @@ func TestExampleCatalog(t *testing.T) {
 	if s := c.Model("fraud_detector").SLOs; len(s) != 1 || s[0].Kind != catalog.SLOAvailability {
 		t.Errorf("fraud SLOs %+v", s)
 	}
+	// Features map to the pipeline among the model's upstreams that serves them.
+	if p, f, ok := c.FeaturePipeline("user_embedding_v3", "cart_value"); !ok || p != "feature_store/user_features_v2" ||
+		f.Type != catalog.FeatureRealtime || f.FreshnessSLO != 30*time.Second {
+		t.Errorf("FeaturePipeline(cart_value) = %q %+v %v", p, f, ok)
+	}
+	if _, _, ok := c.FeaturePipeline("fraud_detector", "cart_value"); ok {
+		t.Error("fraud_detector does not depend on the pipeline")
+	}
 }
 
 func TestBadCatalogs(t *testing.T) {
@@ -43,6 +52,10 @@ func TestBadCatalogs(t *testing.T) {
 		{"objective", "model: {name: a}\nslos: [{name: l, objective: 1.5, latency_ms: 3}]\n", "objective"},
 		{"kind", "model: {name: a}\nslos: [{kind: throughput, objective: 0.9}]\n", "kind"},
 		{"no name", "model: {version: \"1\"}\n", "model.name"},
+		{"feature type", "components: [{name: p, type: feature_pipeline, features: [{name: f, type: hourly}]}]\n", "type \"hourly\""},
+		{"feature twice", "components: [{name: p, type: feature_pipeline, features: [{name: f, type: static}, {name: f, type: static}]}]\n", "feature f is listed twice"},
+		{"feature slo", "components: [{name: p, type: feature_pipeline, features: [{name: f, type: static, freshness_slo: -1h}]}]\n", "negative"},
+		{"features off a pipeline", "components: [{name: p, type: feature_store, features: [{name: f, type: static}]}]\n", "want feature_pipeline"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/alerting/store"
+	"github.com/fleetwatch/fleetwatch/analytics/freshness"
 	"github.com/fleetwatch/fleetwatch/analytics/slo"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
@@ -55,6 +56,9 @@ type alertingStage struct {
 	manager *alerting.Manager
 	router  *route.Router
 	slo     fleet.Detector
+	// fresh is the freshness SLO detector on the catalog's pipeline
+	// features (analytics/freshness); nil without a catalog.
+	fresh fleet.Detector
 }
 
 // stores are where alerting reads and writes: the inventory, deployments
@@ -70,7 +74,7 @@ type stores struct {
 // newAlerting builds the alerting stage over ClickHouse, resumes the
 // notifications a previous run left pending in the outbox and restores the
 // open incidents; nil when alerting is off.
-func newAlerting(ctx context.Context, cfg AlertingConfig, db stores, log *slog.Logger) (*alertingStage, error) {
+func newAlerting(ctx context.Context, cfg AlertingConfig, fresh freshness.Config, db stores, log *slog.Logger) (*alertingStage, error) {
 	if !cfg.Enabled {
 		return nil, nil
 	}
@@ -122,7 +126,15 @@ func newAlerting(ctx context.Context, cfg AlertingConfig, db stores, log *slog.L
 		}
 		stage.slo = d
 	}
-	log.Info("alerting on", "catalog_models", catalogLen(cat), "receivers", len(cfg.Routing.Receivers), "router", stage.router != nil, "slo", stage.slo != nil)
+	if cat != nil && fresh.Enabled {
+		d, err := freshness.NewDetector(fresh, db.in, cat)
+		if err != nil {
+			return nil, err
+		}
+		stage.fresh = d
+	}
+	log.Info("alerting on", "catalog_models", catalogLen(cat), "receivers", len(cfg.Routing.Receivers), "router", stage.router != nil,
+		"slo", stage.slo != nil, "freshness", stage.fresh != nil)
 	return stage, nil
 }
 

@@ -113,7 +113,7 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	for _, s := range o.sinks {
 		eopts = append(eopts, engine.WithSink(s))
 	}
-	al, err := newAlerting(ctx, cfg.Alerting, stores{in: c, out: out, notifier: o.notifier, now: now}, log)
+	al, err := newAlerting(ctx, cfg.Alerting, cfg.Freshness, stores{in: c, out: out, notifier: o.notifier, now: now}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +175,9 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	a.health = hdet
 	if al != nil && al.slo != nil {
 		dets = append(dets, al.slo)
+	}
+	if al != nil && al.fresh != nil {
+		dets = append(dets, al.fresh)
 	}
 	for _, d := range dets {
 		if err := e.Add(d); err != nil {

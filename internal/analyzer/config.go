@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/analytics/freshness"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/lib/netsec"
 	"github.com/fleetwatch/fleetwatch/storage"
@@ -41,14 +42,18 @@ type Config struct {
 	// Migrate applies the schema migrations at start (idempotent). Off by
 	// default: the analyzer runs as a user without DDL rights, `fleetctl
 	// migrate` applies the schema, and the analyzer checks it is there.
-	Migrate    bool           `yaml:"migrate"`
-	Drift      DriftConfig    `yaml:"drift"`
-	SPCModels  ModelsConfig   `yaml:"spc_models"`
-	SPCLabels  LabelsConfig   `yaml:"spc_labels"`
-	SPCGPU     GPUConfig      `yaml:"spc_gpu"`
-	Health     HealthConfig   `yaml:"health"`
-	Alerting   AlertingConfig `yaml:"alerting"`
-	ClickHouse storage.Config `yaml:"-"`
+	Migrate   bool         `yaml:"migrate"`
+	Drift     DriftConfig  `yaml:"drift"`
+	SPCModels ModelsConfig `yaml:"spc_models"`
+	SPCLabels LabelsConfig `yaml:"spc_labels"`
+	SPCGPU    GPUConfig    `yaml:"spc_gpu"`
+	Health    HealthConfig `yaml:"health"`
+	// Freshness judges the catalog's pipeline features against the
+	// freshness SLO of their type (analytics/freshness); it runs with
+	// alerting when there is a catalog.
+	Freshness  freshness.Config `yaml:"freshness"`
+	Alerting   AlertingConfig   `yaml:"alerting"`
+	ClickHouse storage.Config   `yaml:"-"`
 }
 
 // DriftConfig turns on the PSI drift detector.
@@ -62,7 +67,8 @@ type DriftConfig struct {
 type ModelsConfig struct {
 	Enabled    bool `yaml:"enabled"`
 	spc.Config `yaml:",inline"`
-	// Freshness charts the age of each feature's newest event.
+	// Freshness charts each feature's staleness: the age of its newest
+	// update time, or of its newest event where no update times come.
 	Freshness bool `yaml:"freshness"`
 	// PricePerGPUHour turns serving GPUs into cost per window (0: no cost).
 	PricePerGPUHour float64 `yaml:"price_per_gpu_hour"`
@@ -88,7 +94,7 @@ type GPUConfig struct {
 
 // NewDefaultConfig returns drift every 5 minutes, model SPC every minute,
 // label SPC every 5 minutes an hour late, GPU SPC off, fleet health every
-// 30 seconds.
+// 30 seconds, feature freshness SLOs every minute (with a catalog).
 func NewDefaultConfig() Config {
 	labels := spc.NewDefaultConfig("spc_labels")
 	labels.Interval = 5 * time.Minute
@@ -105,6 +111,7 @@ func NewDefaultConfig() Config {
 		SPCGPU:        GPUConfig{Config: gpu, Metrics: []string{"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE"}},
 		Alerting:      NewDefaultAlertingConfig(),
 		Health:        NewDefaultHealthConfig(),
+		Freshness:     freshness.NewDefaultConfig(),
 		ClickHouse:    storage.NewDefaultConfig(),
 	}
 }
@@ -154,11 +161,14 @@ func (c Config) Validate() error {
 		errs = append(errs, c.Health.Validate())
 	}
 	errs = append(errs, c.Alerting.Validate())
+	if c.Freshness.Enabled {
+		errs = append(errs, c.Freshness.Validate())
+	}
 	names := map[string]bool{}
 	for _, n := range []struct {
 		on   bool
 		name string
-	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}} {
+	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}, {c.Freshness.Enabled, c.Freshness.Name}} {
 		if n.on && names[n.name] {
 			errs = append(errs, fmt.Errorf("detector name %q is used twice", n.name))
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/analytics/freshness"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/lib/profile"
@@ -25,6 +26,9 @@ const analyticsMigration = 6
 
 // driftBinsMigration creates drift_bins, the ingest-time drift counts.
 const driftBinsMigration = 10
+
+// featureUpdateMigration adds the feature update times to inference_events.
+const featureUpdateMigration = 13
 
 // The SQL the analyzer ships (package drift, spc and engine builders, the
 // very text the detectors run on ClickHouse 18.16 in their tests) runs on
@@ -145,9 +149,20 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 	// SPC sources. Requests are weighted by 1/sample_rate = 2.
 	w := fleet.Window{Start: t0, End: t0.Add(100 * time.Second)}
 	check("model metrics", q(spc.ModelMetricsSQL(db, w)), "m\tv1\t100\t200\t4\t[13,16,16]\t1")
-	fresh := strings.Split(q(spc.FreshnessSQL(db, w)), "\n")
+	// Feature update times (migration 13): the newest reported update per
+	// feature, beside the newest event carrying a value.
+	for _, m := range schema.Migrations() {
+		if m.Version == featureUpdateMigration {
+			for _, stmt := range m.Statements(tg) {
+				mustQuery(t, s, stmt)
+			}
+		}
+	}
+	mustQuery(t, s, `INSERT INTO fleetwatch.inference_events (ts, model, request_id, feature_update_names, feature_update_ts)
+		VALUES (`+at(10)+`, 'm', 'u1', ['a', 'c'], [1795132800.5, 1795132000]), (`+at(20)+`, 'm', 'u2', ['a'], [1795132700])`)
+	fresh := strings.Split(q(freshness.NewestSQL(db, w.Start, w.End)), "\n")
 	slices.Sort(fresh)
-	check("freshness", strings.Join(fresh, "\n"), "m\ta\t2026-11-20 00:01:39\nm\tb\t2026-11-20 00:01:38\nm\tc\t2026-11-20 00:01:38")
+	check("freshness", strings.Join(fresh, "\n"), "m\ta\tarrival\t1795132899\nm\ta\tupdate\t1795132800.5\nm\tb\tarrival\t1795132898\nm\tc\tarrival\t1795132898\nm\tc\tupdate\t1795132000")
 	// 98 ok predictions with labels: the 50 odd ones right, 24 of the even.
 	check("labels", q(spc.LabelMetricsSQL(db, w, t0.Add(time.Hour))), "m\t98\t74\t98\tnan")
 	check("gpu metrics", q(spc.GPUMetricsSQL(db, fleet.Window{Start: t0, End: t0.Add(2 * time.Minute)}, []string{"DCGM_FI_DEV_GPU_TEMP"})),

@@ -17,7 +17,7 @@ var migrations = []Migration{
 	}},
 	{Version: 2, Name: "gpu_events", Steps: []Step{CreateTable{GPUEvents}}},
 	{Version: 3, Name: "inference", Steps: []Step{
-		CreateTable{InferenceEvents},
+		CreateTable{inferenceEventsV1},
 		CreateTable{DelayedLabels},
 		CreateTable{ModelDeployments},
 	}},
@@ -32,6 +32,11 @@ var migrations = []Migration{
 	{Version: 11, Name: "gpu_samples_subsecond", Steps: []Step{AddSortColumn{Table: GPUSamples, Column: "ts_ns"}}},
 	// A page could be lost between saving an incident and sending it.
 	{Version: 12, Name: "notification_outbox", Steps: notificationOutboxSteps},
+	// Freshness is the age of a feature's value, not of the event carrying it.
+	{Version: 13, Name: "feature_update_times", Steps: []Step{
+		AddColumns{Table: InferenceEvents.Name, Columns: featureUpdateColumns},
+		CreateQueryView{OncallFeatureFreshness},
+	}},
 }
 
 // Migrations returns every migration in version order.
@@ -56,6 +61,10 @@ func Tables() []Table {
 			case AddSortColumn:
 				if i, ok := at[s.Table.Name]; ok {
 					out[i] = s.Table
+				}
+			case AddColumns:
+				if i, ok := at[s.Table]; ok {
+					out[i] = out[i].withColumns(s.Columns...)
 				}
 			}
 		}
@@ -90,6 +99,9 @@ func Check() error {
 	}
 	for _, m := range Migrations() {
 		for _, s := range m.Steps {
+			if ac, ok := s.(AddColumns); ok && !seen[ac.Table] {
+				return fmt.Errorf("migration %d alters %s before it is created", m.Version, ac.Table)
+			}
 			if as, ok := s.(AddSortColumn); ok {
 				if !seen[as.Table.Name] {
 					return fmt.Errorf("migration %d alters %s before it is created", m.Version, as.Table.Name)

@@ -323,3 +323,56 @@ ANY LEFT JOIN
 ) AS q8 USING key
 ORDER BY multiIf(severity = 'critical', 0, severity = 'error', 1, severity = 'warning', 2, 3), opened_at, key`,
 }
+
+// OncallFeatureFreshness lists the staleness of every feature served in the
+// last hour (issue 16 item 6): now minus the newest update time its events
+// reported, or minus its newest event where no update times come (arrival
+// age, which cannot see a stale value still being served), with the SLO and
+// pipeline of the features the freshness detector found in breach in the
+// last 10 minutes; breaches first, then the stalest. The SLOs live in the
+// catalog and the analyzer's configuration, so only breaches carry one.
+var OncallFeatureFreshness = QueryView{
+	Name: "oncall_feature_freshness",
+	Doc:  "Feature freshness: staleness of every feature served in the last hour (from update times, else arrival age), with pipeline and SLO of those in breach; breaches first, then stalest.",
+	Columns: []Column{
+		outCol("model", "String", "model serving the feature"),
+		outCol("feature", "String", "feature"),
+		outCol("last_update", "DateTime", "newest update time reported for the served value (1970-01-01: none reported)"),
+		outCol("last_event", "DateTime", "newest event carrying a value"),
+		outCol("staleness_s", "Float64", "now minus last_update, or minus last_event where no update times come"),
+		outCol("measure", "String", "update_time, or arrival_age where the emitter reports no update times"),
+		outCol("pipeline", "String", "feature pipeline in breach (freshness detections of the last 10 minutes), else empty"),
+		outCol("slo_s", "Float64", "freshness SLO of a feature in breach, else 0"),
+		outCol("breached", "UInt8", "1 when the freshness detector found the feature past its SLO in the last 10 minutes"),
+	},
+	Select: `SELECT model, feature, toDateTime(toUInt32(upd)) AS last_update, toDateTime(toUInt32(evt)) AS last_event,
+    if(upd > 0, toFloat64(toUInt32(now())) - upd, toFloat64(toUInt32(now())) - evt) AS staleness_s,
+    if(upd > 0, 'update_time', 'arrival_age') AS measure, pipeline, slo_s, breached
+FROM
+(
+    SELECT model, feature, max(u0) AS upd, max(e0) AS evt
+    FROM
+    (
+        SELECT toString(model) AS model, f AS feature, max(u) AS u0, toFloat64(0) AS e0
+        FROM {db}.inference_events ARRAY JOIN feature_update_names AS f, feature_update_ts AS u
+        WHERE ts >= now() - INTERVAL 1 HOUR GROUP BY model, f
+        UNION ALL
+        SELECT toString(model) AS model, f AS feature, toFloat64(0) AS u0, toFloat64(toUInt32(max(ts))) AS e0
+        FROM {db}.inference_events ARRAY JOIN arrayFilter((n, v) -> isFinite(v), feature_names, feature_values) AS f
+        WHERE ts >= now() - INTERVAL 1 HOUR GROUP BY model, f
+        UNION ALL
+        SELECT toString(model) AS model, f AS feature, toFloat64(0) AS u0, toFloat64(toUInt32(max(ts))) AS e0
+        FROM {db}.inference_events ARRAY JOIN arrayFilter((n, v) -> v != '', cat_feature_names, cat_feature_values) AS f
+        WHERE ts >= now() - INTERVAL 1 HOUR GROUP BY model, f
+    )
+    GROUP BY model, feature
+) AS s
+ANY LEFT JOIN
+(
+    SELECT toString(feature) AS feature, argMax(entity, ts) AS pipeline, argMax(threshold, ts) AS slo_s, toUInt8(1) AS breached
+    FROM {db}.detections
+    WHERE class = 'freshness' AND entity_type = 'pipeline' AND ts >= now() - INTERVAL 10 MINUTE
+    GROUP BY feature
+) AS d USING feature
+ORDER BY breached DESC, staleness_s DESC, model, feature`,
+}

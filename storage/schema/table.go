@@ -113,6 +113,12 @@ func (t Table) withSortColumn(c Column) Table {
 	return t
 }
 
+// withColumns returns t with columns appended (see AddColumns).
+func (t Table) withColumns(cs ...Column) Table {
+	t.Columns = append(append([]Column{}, t.Columns...), cs...)
+	return t
+}
+
 // PartitionExpr is the PARTITION BY expression, or "" for PartitionNone.
 func (t Table) PartitionExpr() string {
 	switch t.Partition {

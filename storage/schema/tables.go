@@ -188,7 +188,18 @@ var GPUEvents = Table{
 }
 
 // InferenceEvents holds model-server inference records (sampled at the edge).
-var InferenceEvents = Table{
+// Migration 13 added when each served feature value was last updated
+// (issue 16: freshness is the age of the value, not of the event).
+var InferenceEvents = inferenceEventsV1.withColumns(featureUpdateColumns...)
+
+// featureUpdateColumns are the columns migration 13 added to inference_events.
+var featureUpdateColumns = []Column{
+	{Name: "feature_update_names", Type: "Array(String)", Comment: "features whose served value reported when it was last updated (fleetwatch.feature_updated_at)"},
+	{Name: "feature_update_ts", Type: "Array(Float64)", Comment: "last update time of each feature_update_names value (Unix seconds)"},
+}
+
+// inferenceEventsV1 is inference_events as migration 3 created it.
+var inferenceEventsV1 = Table{
 	Name: "inference_events",
 	Doc:  "Inference records: one row per sampled request to a model.",
 	Columns: []Column{

@@ -561,3 +561,39 @@ ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(created_at)
 ORDER BY (id, version);
 
+ALTER TABLE fleetwatch.inference_events ADD COLUMN feature_update_names Array(String) COMMENT 'features whose served value reported when it was last updated (fleetwatch.feature_updated_at)';
+
+ALTER TABLE fleetwatch.inference_events ADD COLUMN feature_update_ts Array(Float64) COMMENT 'last update time of each feature_update_names value (Unix seconds)';
+
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_feature_freshness AS
+SELECT model, feature, toDateTime(toUInt32(upd)) AS last_update, toDateTime(toUInt32(evt)) AS last_event,
+    if(upd > 0, toFloat64(toUInt32(now())) - upd, toFloat64(toUInt32(now())) - evt) AS staleness_s,
+    if(upd > 0, 'update_time', 'arrival_age') AS measure, pipeline, slo_s, breached
+FROM
+(
+    SELECT model, feature, max(u0) AS upd, max(e0) AS evt
+    FROM
+    (
+        SELECT toString(model) AS model, f AS feature, max(u) AS u0, toFloat64(0) AS e0
+        FROM fleetwatch.inference_events ARRAY JOIN feature_update_names AS f, feature_update_ts AS u
+        WHERE ts >= now() - INTERVAL 1 HOUR GROUP BY model, f
+        UNION ALL
+        SELECT toString(model) AS model, f AS feature, toFloat64(0) AS u0, toFloat64(toUInt32(max(ts))) AS e0
+        FROM fleetwatch.inference_events ARRAY JOIN arrayFilter((n, v) -> isFinite(v), feature_names, feature_values) AS f
+        WHERE ts >= now() - INTERVAL 1 HOUR GROUP BY model, f
+        UNION ALL
+        SELECT toString(model) AS model, f AS feature, toFloat64(0) AS u0, toFloat64(toUInt32(max(ts))) AS e0
+        FROM fleetwatch.inference_events ARRAY JOIN arrayFilter((n, v) -> v != '', cat_feature_names, cat_feature_values) AS f
+        WHERE ts >= now() - INTERVAL 1 HOUR GROUP BY model, f
+    )
+    GROUP BY model, feature
+) AS s
+ANY LEFT JOIN
+(
+    SELECT toString(feature) AS feature, argMax(entity, ts) AS pipeline, argMax(threshold, ts) AS slo_s, toUInt8(1) AS breached
+    FROM fleetwatch.detections
+    WHERE class = 'freshness' AND entity_type = 'pipeline' AND ts >= now() - INTERVAL 10 MINUTE
+    GROUP BY feature
+) AS d USING feature
+ORDER BY breached DESC, staleness_s DESC, model, feature;
+

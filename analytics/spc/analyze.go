@@ -127,9 +127,8 @@ func Analyze(xs []float64, cfg AnalyzeConfig) (Analysis, error) {
 		c.Known(0) // its points are its baseline: textbook Phase I limits
 	}
 	for i := a.BaselineEnd; i < len(xs); i++ {
-		z := c.Z(0, xs[i])
 		if s := c.StepOne(&p, 0, xs[i]); s != 0 {
-			a.Violations = append(a.Violations, Violation{Index: i, Value: xs[i], Z: z, Rules: s})
+			a.Violations = append(a.Violations, Violation{Index: i, Value: xs[i], Z: c.LastZ[0], Rules: s})
 		}
 	}
 	return a, nil

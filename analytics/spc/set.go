@@ -90,7 +90,6 @@ type Set struct {
 	rules      []kernels.Signal
 	mean       []float64
 	sigma      []float64
-	z          []float64
 	outRun     []uint32
 	stale      []uint32
 	windowSecs float64
@@ -121,7 +120,6 @@ func (s *Set) add(sr Series) int {
 	s.rules = append(s.rules, 0)
 	s.mean = append(s.mean, 0)
 	s.sigma = append(s.sigma, 0)
-	s.z = append(s.z, math.NaN())
 	s.outRun = append(s.outRun, 0)
 	s.stale = append(s.stale, 0)
 	return i
@@ -154,9 +152,6 @@ func (s *Set) Observe(obs []Observation) {
 	}
 	copy(s.mean, s.charts.Mean)
 	copy(s.sigma, s.charts.Sigma)
-	for i, v := range s.value {
-		s.z[i] = s.charts.Z(i, v)
-	}
 	s.charts.Step(&s.cfg.Params, s.value, s.rules)
 	for i, v := range s.value {
 		if v-v != 0 {
@@ -222,17 +217,17 @@ func (s *Set) move(i, j int) {
 		return
 	}
 	s.series[j], s.phase1[j], s.value[j], s.rules[j] = s.series[i], s.phase1[i], s.value[i], s.rules[i]
-	s.mean[j], s.sigma[j], s.z[j], s.outRun[j], s.stale[j] = s.mean[i], s.sigma[i], s.z[i], s.outRun[i], s.stale[i]
+	s.mean[j], s.sigma[j], s.outRun[j], s.stale[j] = s.mean[i], s.sigma[i], s.outRun[i], s.stale[i]
 	s.index[s.series[j].Key] = j
 	c := &s.charts
 	c.Mean[j], c.Sigma[j], c.Zones[j], c.EWMA[j], c.EWMAF[j] = c.Mean[i], c.Sigma[i], c.Zones[i], c.EWMA[i], c.EWMAF[i]
-	c.CusumHi[j], c.CusumLo[j], c.Last[j] = c.CusumHi[i], c.CusumLo[i], c.Last[i]
+	c.CusumHi[j], c.CusumLo[j], c.Last[j], c.LastZ[j] = c.CusumHi[i], c.CusumLo[i], c.Last[i], c.LastZ[i]
 	c.LearnN[j], c.LearnSum[j], c.LearnMR[j], c.LearnMRN[j] = c.LearnN[i], c.LearnSum[i], c.LearnMR[i], c.LearnMRN[i]
 }
 
 func (s *Set) truncate(n int) {
 	s.series, s.phase1, s.value, s.rules = s.series[:n], s.phase1[:n], s.value[:n], s.rules[:n]
-	s.mean, s.sigma, s.z, s.outRun, s.stale = s.mean[:n], s.sigma[:n], s.z[:n], s.outRun[:n], s.stale[:n]
+	s.mean, s.sigma, s.outRun, s.stale = s.mean[:n], s.sigma[:n], s.outRun[:n], s.stale[:n]
 	s.charts.Resize(n)
 }
 
@@ -262,7 +257,7 @@ func (s *Set) Fired() []Point {
 			continue
 		}
 		out = append(out, Point{Series: s.series[i], Value: s.value[i], Rules: r, Mean: s.mean[i], Sigma: s.sigma[i],
-			Z: s.z[i], EWMA: s.charts.EWMA[i], CusumHi: s.charts.CusumHi[i],
+			Z: s.charts.LastZ[i], EWMA: s.charts.EWMA[i], CusumHi: s.charts.CusumHi[i],
 			CusumLo: s.charts.CusumLo[i], OutRun: int(s.outRun[i])})
 	}
 	return out

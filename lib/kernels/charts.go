@@ -175,6 +175,10 @@ type Charts struct {
 	// Last is the previous point when it was within zClip σ of the mean,
 	// else NaN (a moving range never spans a screened-out point).
 	Last []float64
+	// LastZ is the z (see Z) the last Step judged each series' point at:
+	// NaN for a missing point or a series not charted yet. It is output,
+	// not state: nothing needs it restored.
+	LastZ []float64
 }
 
 // Len is the number of series.
@@ -188,13 +192,13 @@ func (c *Charts) Resize(n int) {
 	}
 	c.Zones = resize(c.Zones, n)
 	for i := old; i < n; i++ {
-		c.Last[i] = math.NaN()
+		c.Last[i], c.LastZ[i] = math.NaN(), math.NaN()
 	}
 }
 
 func (c *Charts) floatSlices() []*[]float64 {
 	return []*[]float64{&c.Mean, &c.Sigma, &c.EWMA, &c.EWMAF, &c.CusumHi, &c.CusumLo,
-		&c.LearnN, &c.LearnSum, &c.LearnMR, &c.LearnMRN, &c.Last}
+		&c.LearnN, &c.LearnSum, &c.LearnMR, &c.LearnMRN, &c.Last, &c.LastZ}
 }
 
 func resize[T any](s []T, n int) []T {
@@ -260,7 +264,7 @@ func (c *Charts) StepArray(p *ChartParams, a *array.Float64, out []Signal) {
 	}
 	for i, x := range vals {
 		if a.IsNull(i) {
-			out[i] = 0
+			out[i], c.LastZ[i] = 0, math.NaN()
 			continue
 		}
 		out[i] = c.step(p, i, x)
@@ -272,11 +276,13 @@ func (c *Charts) StepOne(p *ChartParams, i int, x float64) Signal { return c.ste
 
 func (c *Charts) step(p *ChartParams, i int, x float64) Signal {
 	mu, sigma := c.Mean[i], c.Sigma[i]
+	c.LastZ[i] = math.NaN()
 	if x-x != 0 || !(sigma > 0) {
 		return 0
 	}
 	// z in σ̂ on the normal scale of the prediction statistic (PredictionZ).
 	z := c.Z(i, x)
+	c.LastZ[i] = z
 	var s Signal
 	if math.Abs(z) > 3 {
 		s |= Rule1

@@ -13,7 +13,6 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
-	"github.com/fleetwatch/fleetwatch/storage"
 )
 
 // Config configures the freshness SLO detector.
@@ -106,20 +105,21 @@ type tracked struct {
 // recovers them from the last Lookback of events.
 type Detector struct {
 	cfg    Config
-	client *storage.Client
+	reader *Reader
 	cat    *catalog.Catalog
 	state  map[[2]string]*tracked
 }
 
-// NewDetector returns the detector over the catalog's feature pipelines.
-func NewDetector(cfg Config, c *storage.Client, cat *catalog.Catalog) (*Detector, error) {
+// NewDetector returns the detector over the catalog's feature pipelines,
+// reading through r (shared with the SPC staleness chart).
+func NewDetector(cfg Config, r *Reader, cat *catalog.Catalog) (*Detector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cat == nil {
 		return nil, errors.New("freshness: the detector needs a catalog")
 	}
-	return &Detector{cfg: cfg, client: c, cat: cat, state: map[[2]string]*tracked{}}, nil
+	return &Detector{cfg: cfg, reader: r, cat: cat, state: map[[2]string]*tracked{}}, nil
 }
 
 // Name implements fleet.Detector.
@@ -135,7 +135,7 @@ func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
 	if last.IsZero() {
 		return nil
 	}
-	ns, err := ReadNewest(ctx, d.client, last.End.Add(-d.cfg.Lookback), last.End)
+	ns, err := ReadNewest(ctx, d.reader.client, last.End.Add(-d.cfg.Lookback), last.End)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (d *Detector) merge(ns []Newest) {
 // Evaluate implements fleet.Detector: one detection per pipeline feature
 // whose staleness at the window's end exceeds its SLO.
 func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detection, error) {
-	ns, err := ReadNewest(ctx, d.client, w.Start, w.End)
+	ns, err := d.reader.Window(ctx, w)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,9 @@ package freshness
 import (
 	"context"
 	"fmt"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/storage"
@@ -100,6 +102,39 @@ func ReadNewest(ctx context.Context, c *storage.Client, from, to time.Time) ([]N
 		return nil, fmt.Errorf("feature freshness: %w", err)
 	}
 	return out, nil
+}
+
+// Reader reads each window's newest times once for every detector that
+// needs them (the freshness SLO detector and the SPC staleness chart run on
+// the same one-minute windows): the last window's answer is kept and
+// handed to the next caller of the same window.
+type Reader struct {
+	client *storage.Client
+	mu     sync.Mutex
+	w      fleet.Window
+	ns     []Newest
+}
+
+// NewReader returns a reader over c.
+func NewReader(c *storage.Client) *Reader { return &Reader{client: c} }
+
+// Window returns ReadNewest over [w.Start, w.End), queried once per window.
+// The slice is shared: callers must not change it.
+func (r *Reader) Window(ctx context.Context, w fleet.Window) ([]Newest, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ns != nil && r.w == w {
+		return r.ns, nil
+	}
+	ns, err := ReadNewest(ctx, r.client, w.Start, w.End)
+	if err != nil {
+		return nil, err
+	}
+	if ns == nil {
+		ns = []Newest{}
+	}
+	r.w, r.ns = w, ns
+	return ns, nil
 }
 
 // unixTime converts Unix seconds (with a fraction) to a time.

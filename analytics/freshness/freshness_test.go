@@ -133,7 +133,7 @@ func TestStaleValuesStillServedBreach(t *testing.T) {
 	}
 	write(t, db, evs)
 
-	d, err := freshness.NewDetector(freshness.NewDefaultConfig(), db, cat)
+	d, err := freshness.NewDetector(freshness.NewDefaultConfig(), freshness.NewReader(db), cat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestStaleValuesStillServedBreach(t *testing.T) {
 	}
 
 	// A restarted detector recovers the last updates from the lookback.
-	d2, err := freshness.NewDetector(freshness.NewDefaultConfig(), db, cat)
+	d2, err := freshness.NewDetector(freshness.NewDefaultConfig(), freshness.NewReader(db), cat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestOncallFeatureFreshnessView(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := freshness.NewDetector(freshness.NewDefaultConfig(), db, cat)
+	d, err := freshness.NewDetector(freshness.NewDefaultConfig(), freshness.NewReader(db), cat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,5 +287,33 @@ func TestOncallFeatureFreshnessView(t *testing.T) {
 	want := "cart_value update_time p 60 1\nbid update_time p 20 1\ncountry arrival_age  0 0\npurchases_30d arrival_age  0 0\nsession_clicks arrival_age  0 0"
 	if g := strings.Join(got, "\n"); g != want {
 		t.Errorf("oncall_feature_freshness:\n%s\nwant\n%s", g, want)
+	}
+}
+
+// The reader queries a window once: a second caller of the same window gets
+// the first answer (it does not see rows written since), another window is
+// queried anew.
+func TestReaderQueriesEachWindowOnce(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	w := fleet.Window{Start: end.Add(-time.Minute), End: end}
+	write(t, db, []*fleet.InferenceEvent{event(w.Start.Add(10*time.Second), "ranker", map[string]time.Time{"bid": w.Start})})
+	r := freshness.NewReader(db)
+	first, err := r.Window(ctx, w)
+	if err != nil || len(first) == 0 {
+		t.Fatalf("first read: %v, %d rows", err, len(first))
+	}
+	write(t, db, []*fleet.InferenceEvent{event(w.Start.Add(20*time.Second), "retrieval", nil)})
+	again, err := r.Window(ctx, w)
+	if err != nil || len(again) != len(first) {
+		t.Errorf("same window read again: %v, %d rows; want the first answer's %d", err, len(again), len(first))
+	}
+	direct, err := freshness.ReadNewest(ctx, db, w.Start, w.End)
+	if err != nil || len(direct) <= len(first) {
+		t.Fatalf("the second event is not in ClickHouse: %v, %d rows", err, len(direct))
+	}
+	next := fleet.Window{Start: w.Start.Add(-time.Minute), End: w.End}
+	if other, err := r.Window(ctx, next); err != nil || len(other) != len(direct) {
+		t.Errorf("another window: %v, %d rows; want %d", err, len(other), len(direct))
 	}
 }

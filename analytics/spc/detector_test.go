@@ -2,6 +2,7 @@ package spc_test
 
 import (
 	"context"
+	"github.com/fleetwatch/fleetwatch/analytics/freshness"
 	"os"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ func at(window int) time.Time { return t0.Add(time.Duration(window) * time.Minut
 // detectors builds the model-metrics and labels detectors over c.
 func detectors(t *testing.T, c *storage.Client) (*spc.Detector, *spc.Detector) {
 	t.Helper()
-	models, err := spc.NewDetector(spc.NewDefaultConfig("spc_models"), c, spc.NewModelMetrics(c, 2.5), spc.NewFreshness(c))
+	models, err := spc.NewDetector(spc.NewDefaultConfig("spc_models"), c, spc.NewModelMetrics(c, 2.5), spc.NewFreshness(freshness.NewReader(c)))
 	if err != nil {
 		t.Fatal(err)
 	}

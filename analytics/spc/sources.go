@@ -99,17 +99,18 @@ func (m *ModelMetrics) Observe(ctx context.Context, w fleet.Window) ([]Observati
 // feature whose emitter reports none, minus the newest event carrying it
 // (arrival age). A value still served but no longer updated gets older
 // window by window; so does a feature that stops arriving (AbsentAge).
-type Freshness struct{ client *storage.Client }
+type Freshness struct{ reader *freshness.Reader }
 
-// NewFreshness returns the source.
-func NewFreshness(c *storage.Client) *Freshness { return &Freshness{client: c} }
+// NewFreshness returns the source, reading through r (shared with the
+// freshness SLO detector, so a window is queried once).
+func NewFreshness(r *freshness.Reader) *Freshness { return &Freshness{reader: r} }
 
 // Name implements Source.
 func (f *Freshness) Name() string { return "freshness" }
 
 // Observe implements Source.
 func (f *Freshness) Observe(ctx context.Context, w fleet.Window) ([]Observation, error) {
-	ns, err := freshness.ReadNewest(ctx, f.client, w.Start, w.End)
+	ns, err := f.reader.Window(ctx, w)
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,9 @@ type stores struct {
 	in, out  *storage.Client
 	notifier alerting.Notifier
 	now      time.Time
+	// newest reads feature update times once per window for the
+	// freshness detector and the SPC staleness chart.
+	newest *freshness.Reader
 }
 
 // newAlerting builds the alerting stage over ClickHouse, resumes the
@@ -127,7 +130,7 @@ func newAlerting(ctx context.Context, cfg AlertingConfig, fresh freshness.Config
 		stage.slo = d
 	}
 	if cat != nil && fresh.Enabled {
-		d, err := freshness.NewDetector(fresh, db.in, cat)
+		d, err := freshness.NewDetector(fresh, db.newest, cat)
 		if err != nil {
 			return nil, err
 		}

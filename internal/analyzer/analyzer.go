@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fleetwatch/fleetwatch/analytics/freshness"
 	"log/slog"
 	"net/http"
 	"time"
@@ -113,7 +114,8 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	for _, s := range o.sinks {
 		eopts = append(eopts, engine.WithSink(s))
 	}
-	al, err := newAlerting(ctx, cfg.Alerting, cfg.Freshness, stores{in: c, out: out, notifier: o.notifier, now: now}, log)
+	newest := freshness.NewReader(c)
+	al, err := newAlerting(ctx, cfg.Alerting, cfg.Freshness, stores{in: c, out: out, notifier: o.notifier, now: now, newest: newest}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +143,7 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	if m := cfg.SPCModels; m.Enabled {
 		sources := []spc.Source{spc.NewModelMetrics(c, m.PricePerGPUHour)}
 		if m.Freshness {
-			sources = append(sources, spc.NewFreshness(c))
+			sources = append(sources, spc.NewFreshness(newest))
 		}
 		d, err := spc.NewDetector(m.Config, out, sources...)
 		if err != nil {

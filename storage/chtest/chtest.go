@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chcluster"
 	"github.com/fleetwatch/fleetwatch/storage/chserver"
 )
 
@@ -94,6 +95,29 @@ func StartServer(t testing.TB) *chserver.Server {
 	}
 	t.Cleanup(srv.Stop)
 	return srv
+}
+
+// StartCluster starts a private 2-shard × 2-replica cluster with its own
+// ZooKeeper for one test; it is stopped and its data removed at the end of
+// the test. Like the single server, it skips with instructions when
+// ZooKeeper or ClickHouse is missing, and fails under CI=true.
+func StartCluster(t testing.TB) *chcluster.Cluster {
+	t.Helper()
+	requireBinary(t)
+	if _, err := chcluster.FindZooKeeper(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl, err := chcluster.Start(ctx, chcluster.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start private ClickHouse cluster: %v", err)
+	}
+	t.Cleanup(cl.Stop)
+	return cl
 }
 
 // Config returns a storage config for srv with a fresh random database name.

@@ -605,9 +605,9 @@ TTL ts + toIntervalDay(30);
 CREATE TABLE IF NOT EXISTS fleetwatch.drift_bins ON CLUSTER fleet AS fleetwatch.drift_bins_local
 ENGINE = Distributed(fleet, fleetwatch, drift_bins_local, cityHash64(model));
 
-ALTER TABLE fleetwatch.gpu_samples_local ON CLUSTER fleet ADD COLUMN IF NOT EXISTS ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns' CODEC(T64, ZSTD(1)), MODIFY ORDER BY (metric, series, ts, ts_ns);
+/* on one replica of each shard */ ALTER TABLE fleetwatch.gpu_samples_local ADD COLUMN IF NOT EXISTS ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns' CODEC(T64, ZSTD(1)), MODIFY ORDER BY (metric, series, ts, ts_ns);
 
-ALTER TABLE fleetwatch.gpu_samples ON CLUSTER fleet ADD COLUMN IF NOT EXISTS ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns' CODEC(T64, ZSTD(1));
+/* on every server */ ALTER TABLE fleetwatch.gpu_samples ADD COLUMN IF NOT EXISTS ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns' CODEC(T64, ZSTD(1));
 
 CREATE TABLE IF NOT EXISTS fleetwatch.notification_outbox_local ON CLUSTER fleet
 (
@@ -640,9 +640,9 @@ ALTER TABLE fleetwatch.inference_events_local ON CLUSTER fleet ADD COLUMN IF NOT
 
 ALTER TABLE fleetwatch.inference_events_local ON CLUSTER fleet ADD COLUMN IF NOT EXISTS feature_update_ts Array(Float64) COMMENT 'last update time of each feature_update_names value (Unix seconds)';
 
-ALTER TABLE fleetwatch.inference_events ON CLUSTER fleet ADD COLUMN IF NOT EXISTS feature_update_names Array(String) COMMENT 'features whose served value reported when it was last updated (fleetwatch.feature_updated_at)';
+/* on every server */ ALTER TABLE fleetwatch.inference_events ADD COLUMN IF NOT EXISTS feature_update_names Array(String) COMMENT 'features whose served value reported when it was last updated (fleetwatch.feature_updated_at)';
 
-ALTER TABLE fleetwatch.inference_events ON CLUSTER fleet ADD COLUMN IF NOT EXISTS feature_update_ts Array(Float64) COMMENT 'last update time of each feature_update_names value (Unix seconds)';
+/* on every server */ ALTER TABLE fleetwatch.inference_events ADD COLUMN IF NOT EXISTS feature_update_ts Array(Float64) COMMENT 'last update time of each feature_update_names value (Unix seconds)';
 
 CREATE VIEW IF NOT EXISTS fleetwatch.oncall_feature_freshness ON CLUSTER fleet AS
 SELECT model, feature, toDateTime(toUInt32(upd)) AS last_update, toDateTime(toUInt32(evt)) AS last_event,

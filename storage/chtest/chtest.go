@@ -140,9 +140,43 @@ func NewDB(t testing.TB) *storage.Client {
 // schema migrated when migrate is set. The database is dropped at cleanup.
 func OpenDB(t testing.TB, srv *chserver.Server, migrate bool) *storage.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	return openDB(t, Config(srv), migrate, srv.Running)
+}
+
+// OpenClusterDB creates a fresh database on every server of cl (ON CLUSTER),
+// migrates it in cluster mode (Replicated tables named <table>_local,
+// Distributed tables over them) and returns a client that fails over
+// between all the servers. The database is dropped at cleanup.
+func OpenClusterDB(t testing.TB, cl *chcluster.Cluster) *storage.Client {
+	t.Helper()
+	cfg := storage.NewDefaultConfig()
+	cfg.Addrs = cl.Addrs()
+	cfg.Database = "test_" + randomHex(6)
+	cfg.Cluster = cl.Name()
+	cfg.DialTimeout = 2 * time.Second
+	return openDB(t, cfg, true, func() bool { return true })
+}
+
+// ClientOn returns a client on database db of one server only (for
+// looking at one replica's local tables); it is closed at cleanup.
+func ClientOn(t testing.TB, srv *chserver.Server, db string) *storage.Client {
+	t.Helper()
 	cfg := Config(srv)
+	cfg.Database = db
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := storage.Open(ctx, cfg, storage.WithLogger(Logger(t)))
+	if err != nil {
+		t.Fatalf("open %s on %s: %v", db, srv.Addr(), err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func openDB(t testing.TB, cfg storage.Config, migrate bool, alive func() bool) *storage.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	if err := storage.CreateDatabase(ctx, cfg); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
@@ -151,10 +185,10 @@ func OpenDB(t testing.TB, srv *chserver.Server, migrate bool) *storage.Client {
 		t.Fatalf("open test database: %v", err)
 	}
 	t.Cleanup(func() {
-		if srv.Running() {
+		if alive() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			_ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.Database)
+			_ = storage.DropDatabase(ctx, cfg)
 		}
 		c.Close()
 	})

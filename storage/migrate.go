@@ -208,3 +208,20 @@ func RenderAll(tg schema.Target) string {
 	}
 	return b.String()
 }
+
+// OptimizeFinal merges every part of table (a logical table name, such as
+// "gpu_samples") into one per partition, so that ReplacingMergeTree and
+// AggregatingMergeTree rows are collapsed on disk. On a cluster it runs on
+// one replica of each shard's local table; replication carries the merge
+// to the other replicas (ON CLUSTER would have every replica assign it).
+func (c *Client) OptimizeFinal(ctx context.Context, table string) error {
+	tg := c.Target()
+	stmt := fmt.Sprintf("OPTIMIZE TABLE %s.%s FINAL", c.cfg.Database, tg.Physical(table))
+	if tg.Cluster != "" {
+		stmt = schema.PerShard + stmt
+	}
+	if err := c.execStep(ctx, stmt); err != nil {
+		return fmt.Errorf("optimize %s: %w", table, err)
+	}
+	return nil
+}

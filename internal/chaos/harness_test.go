@@ -17,7 +17,6 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
 	"github.com/fleetwatch/fleetwatch/storage"
-	"github.com/fleetwatch/fleetwatch/storage/chserver"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
@@ -162,7 +161,6 @@ faults:
 // pipeline is one agent and one collector writing into a fresh database.
 type pipeline struct {
 	t        *testing.T
-	srv      *chserver.Server
 	db       *storage.Client
 	scenario string
 	grpc     int
@@ -181,10 +179,12 @@ type pipelineOpts struct {
 	agentBufferBytes   int64  // default: the agent's default
 }
 
-func newPipeline(t *testing.T, srv *chserver.Server, o pipelineOpts) *pipeline {
+// newPipeline prepares an agent and a collector writing into db (a fresh,
+// migrated database).
+func newPipeline(t *testing.T, db *storage.Client, o pipelineOpts) *pipeline {
 	t.Helper()
 	dir := t.TempDir()
-	p := &pipeline{t: t, srv: srv, db: chtest.OpenDB(t, srv, true), grpc: promtest.FreePort(t), colProm: promtest.FreePort(t),
+	p := &pipeline{t: t, db: db, grpc: promtest.FreePort(t), colProm: promtest.FreePort(t),
 		agentAt: promtest.FreePort(t), queueDir: o.queueDir, agentDir: o.agentDir}
 	if p.queueDir == "" {
 		p.queueDir = filepath.Join(dir, "queue")
@@ -272,7 +272,7 @@ func snapshotOf(t *testing.T, db *storage.Client, optimize bool) (snapshot, erro
 	s := snapshot{tables: map[string]uint64{}, metrics: map[string]metricTotals{}}
 	if optimize {
 		for _, tbl := range append([]string{"gpu_samples_1m"}, compared...) {
-			if err := db.Exec(ctx, "OPTIMIZE TABLE "+tbl+" FINAL"); err != nil {
+			if err := db.OptimizeFinal(ctx, tbl); err != nil {
 				return s, err
 			}
 		}
@@ -387,7 +387,7 @@ func reference(t *testing.T, duration string) snapshot {
 	if s, ok := refs[duration]; ok {
 		return s
 	}
-	p := newPipeline(t, chtest.Server(t), pipelineOpts{duration: duration, fast: true})
+	p := newPipeline(t, chtest.OpenDB(t, chtest.Server(t), true), pipelineOpts{duration: duration, fast: true})
 	p.collector.start()
 	p.agent.start()
 	var last snapshot

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
@@ -82,6 +83,10 @@ func TestRowsWrittenAreRowsReadAndRetriesAreNotDoubled(t *testing.T) {
 		}
 		return ""
 	})
+	// Merged on one replica per shard, the others follow.
+	if err := c.OptimizeFinal(ctx, "gpu_samples"); err != nil {
+		t.Fatal(err)
+	}
 	var perShard []uint64
 	for s := 0; s < cl.Shards(); s++ {
 		var counts []uint64
@@ -89,6 +94,12 @@ func TestRowsWrittenAreRowsReadAndRetriesAreNotDoubled(t *testing.T) {
 			rc := chtest.ClientOn(t, cl.Server(s, r), db)
 			eventually(t, time.Minute, func() string {
 				got, err := scalar(rc, "SELECT count() FROM "+db+".gpu_samples_local")
+				if err == nil && got != 0 {
+					var parts uint64
+					if parts, err = scalar(rc, "SELECT count() FROM system.parts WHERE active AND database = "+chsql.String(db)+" AND table = 'gpu_samples_local'"); err == nil && parts != 1 {
+						return fmt.Sprintf("shard %d replica %d: %d active parts after OPTIMIZE FINAL, want 1", s+1, r+1, parts)
+					}
+				}
 				if err != nil {
 					return err.Error()
 				}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
@@ -85,33 +87,40 @@ func (c *Client) Migrate(ctx context.Context) (MigrationReport, error) {
 // cluster (the first that answers, in system.clusters order); for one
 // marked schema.EveryServer, on every server of the cluster.
 func (c *Client) execStep(ctx context.Context, stmt string) error {
-	var targets [][]string
+	exec := func(conn driver.Conn) error { return conn.Exec(ctx, stmt) }
 	switch {
 	case strings.HasPrefix(stmt, schema.PerShard):
-		shards, err := c.clusterShards(ctx)
-		if err != nil {
-			return err
-		}
-		targets = shards
+		return c.onCluster(ctx, false, exec)
 	case strings.HasPrefix(stmt, schema.EveryServer):
-		shards, err := c.clusterShards(ctx)
-		if err != nil {
-			return err
-		}
+		return c.onCluster(ctx, true, exec)
+	default:
+		return c.conn.Exec(ctx, stmt)
+	}
+}
+
+// onCluster calls f with a connection to one replica of each shard of the
+// configured cluster (the first that answers), or to every server when
+// every is set.
+func (c *Client) onCluster(ctx context.Context, every bool, f func(driver.Conn) error) error {
+	shards, err := c.clusterShards(ctx)
+	if err != nil {
+		return err
+	}
+	targets := shards
+	if every {
+		targets = nil
 		for _, sh := range shards {
 			for _, a := range sh {
 				targets = append(targets, []string{a})
 			}
 		}
-	default:
-		return c.conn.Exec(ctx, stmt)
 	}
 	for _, addrs := range targets {
 		cfg := c.cfg
 		cfg.Addrs = addrs
 		conn, err := dial(cfg, c.cfg.Database)
 		if err == nil {
-			err = conn.Exec(ctx, stmt)
+			err = f(conn)
 			conn.Close()
 		}
 		if err != nil {
@@ -212,15 +221,27 @@ func RenderAll(tg schema.Target) string {
 // OptimizeFinal merges every part of table (a logical table name, such as
 // "gpu_samples") into one per partition, so that ReplacingMergeTree and
 // AggregatingMergeTree rows are collapsed on disk. On a cluster it runs on
-// one replica of each shard's local table; replication carries the merge
-// to the other replicas (ON CLUSTER would have every replica assign it).
+// one replica of each shard's local table, and replication carries the
+// merge to the other replicas (ON CLUSTER would have every replica assign
+// it); a shard whose table is empty is left alone (18.16 fails OPTIMIZE of
+// an empty Replicated table with "Unknown log entry type").
 func (c *Client) OptimizeFinal(ctx context.Context, table string) error {
 	tg := c.Target()
 	stmt := fmt.Sprintf("OPTIMIZE TABLE %s.%s FINAL", c.cfg.Database, tg.Physical(table))
-	if tg.Cluster != "" {
-		stmt = schema.PerShard + stmt
+	var err error
+	if tg.Cluster == "" {
+		err = c.conn.Exec(ctx, stmt)
+	} else {
+		parts := "SELECT count() FROM system.parts WHERE active AND database = " + chsql.String(c.cfg.Database) + " AND table = " + chsql.String(tg.Physical(table))
+		err = c.onCluster(ctx, false, func(conn driver.Conn) error {
+			var n uint64
+			if err := conn.QueryRow(ctx, parts).Scan(&n); err != nil || n == 0 {
+				return err
+			}
+			return conn.Exec(ctx, stmt)
+		})
 	}
-	if err := c.execStep(ctx, stmt); err != nil {
+	if err != nil {
 		return fmt.Errorf("optimize %s: %w", table, err)
 	}
 	return nil

@@ -36,7 +36,7 @@ func TestClusterSurvivesAKilledReplicaAndADeadShard(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := cl.Server(s, r).Restart(ctx); err != nil {
+		if err := cl.Restart(ctx, s, r); err != nil {
 			t.Fatal(err)
 		}
 	}

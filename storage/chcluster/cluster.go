@@ -12,11 +12,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/fleetwatch/fleetwatch/lib/freeport"
 	"github.com/fleetwatch/fleetwatch/storage/chserver"
@@ -140,11 +144,57 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	wg.Wait()
-	if len(errs) > 0 {
+	if len(errs) == 0 {
+		for _, sh := range c.servers {
+			errs = append(errs, waitZooKeeper(ctx, sh...))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		c.Stop()
-		return nil, fmt.Errorf("chcluster: %w", errors.Join(errs...))
+		return nil, fmt.Errorf("chcluster: %w", err)
 	}
 	return c, nil
+}
+
+// Restart restarts the (stopped or killed) server of shard s, replica r on
+// its ports and data, and waits for its ZooKeeper session.
+func (c *Cluster) Restart(ctx context.Context, s, r int) error {
+	if err := c.servers[s][r].Restart(ctx); err != nil {
+		return err
+	}
+	return waitZooKeeper(ctx, c.servers[s][r])
+}
+
+// waitZooKeeper waits until each of servers has its ZooKeeper session: 18.16
+// crashes (a null session in zkutil::ZooKeeper::createImpl) when ON CLUSTER
+// DDL reaches it before the session is up.
+func waitZooKeeper(ctx context.Context, servers ...*chserver.Server) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	q := url.QueryEscape("SELECT count() FROM system.zookeeper WHERE path = '/'")
+	deadline := time.Now().Add(60 * time.Second)
+	for _, srv := range servers {
+		for !hasSession(client, srv, q) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("server %s has no ZooKeeper session after 60s", srv.Addr())
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func hasSession(client *http.Client, srv *chserver.Server, query string) bool {
+	resp, err := client.Get("http://" + srv.HTTPAddr() + "/?query=" + query)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode == http.StatusOK
 }
 
 // Name is the cluster's name, for storage.Config.Cluster.

@@ -116,7 +116,16 @@ func StartCluster(t testing.TB) *chcluster.Cluster {
 	if err != nil {
 		t.Fatalf("start private ClickHouse cluster: %v", err)
 	}
-	t.Cleanup(cl.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for s := 0; s < cl.Shards(); s++ {
+				for r := 0; r < cl.Replicas(); r++ {
+					t.Logf("shard %d replica %d (%s), last log lines:\n%s", s+1, r+1, cl.Server(s, r).Addr(), cl.Server(s, r).LogTail(8))
+				}
+			}
+		}
+		cl.Stop()
+	})
 	return cl
 }
 

@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	simulate := fs.String("simulate", "", "run this simulator scenario instead of reading real GPUs")
 	fast := fs.Bool("fast", false, "with --simulate: run as fast as possible instead of in real time")
 	truth := fs.String("truth", "", "with --simulate: write the ground truth (JSON lines) here")
-	collector := fs.String("collector", "", "collector OTLP endpoint: host:port for gRPC, http(s)://... for HTTP (overrides ship.endpoint)")
+	collector := fs.String("collector", "", "collector OTLP endpoint (overrides ship.endpoint): for gRPC host:port (every address the name resolves to), dns:///host:port, or host:port,host:port — the agent uses one at random and fails over to the others; for HTTP http(s)://...")
 	listen := fs.String("listen", "", "address for /metrics and /healthz (overrides listen; \"off\" disables)")
 	dataDir := fs.String("data-dir", "", "directory for the disk buffer and log offsets (overrides data_dir)")
 	printConfig := fs.Bool("print-config", false, "print the effective configuration and exit")

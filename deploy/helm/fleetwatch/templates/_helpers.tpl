@@ -123,3 +123,8 @@ runAsGroup: 65532
 fsGroup: 65532
 seccompProfile: {type: RuntimeDefault}
 {{- end -}}
+
+{{/* "true" when any value of the map is non-empty. */}}
+{{- define "fleetwatch.anyValue" -}}
+{{- range $_, $v := . }}{{ if $v }}true{{ end }}{{ end -}}
+{{- end -}}

@@ -28,18 +28,19 @@ import (
 // chartDir is the chart under test, relative to this package.
 const chartDir = "../fleetwatch"
 
-// helmBin is the helm built from this module's tool directive (TestMain).
-var helmBin string
+// workDir holds what TestMain and the tests build; helmBin is the helm
+// built from this module's tool directive.
+var workDir, helmBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "chartest-")
-	if err != nil {
+	var err error
+	if workDir, err = os.MkdirTemp("", "chartest-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := func() int {
-		defer os.RemoveAll(dir)
-		helmBin = filepath.Join(dir, "helm")
+		defer os.RemoveAll(workDir)
+		helmBin = filepath.Join(workDir, "helm")
 		// The tool directive pins helm; building it here keeps the test
 		// independent of whatever helm is (or is not) on PATH.
 		cmd := exec.Command("go", "build", "-o", helmBin, "helm.sh/helm/v4/cmd/helm")
@@ -242,22 +243,28 @@ func (r *release) configData(t *testing.T, name, key string) string {
 		if o.meta.Name != name {
 			continue
 		}
-		switch v := o.obj.(type) {
-		case *corev1.ConfigMap:
-			if d, ok := v.Data[key]; ok {
-				return d
-			}
-		case *corev1.Secret:
-			if d, ok := v.StringData[key]; ok {
-				return d
-			}
-			if d, ok := v.Data[key]; ok {
-				return string(d)
-			}
+		if d, ok := tryConfigData(o, key); ok {
+			return d
 		}
 	}
 	t.Fatalf("no ConfigMap or Secret %s with key %s", name, key)
 	return ""
+}
+
+// tryConfigData returns a key of o when it is a ConfigMap or a Secret.
+func tryConfigData(o object, key string) (string, bool) {
+	switch v := o.obj.(type) {
+	case *corev1.ConfigMap:
+		d, ok := v.Data[key]
+		return d, ok
+	case *corev1.Secret:
+		if d, ok := v.StringData[key]; ok {
+			return d, true
+		}
+		d, ok := v.Data[key]
+		return string(d), ok
+	}
+	return "", false
 }
 
 // renderErr runs helm template and returns its error (nil when it rendered).

@@ -32,6 +32,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/logtail"
 	"github.com/fleetwatch/fleetwatch/agent/nvmlsrc"
 	"github.com/fleetwatch/fleetwatch/agent/otlp"
+	"github.com/fleetwatch/fleetwatch/agent/podres"
 	"github.com/fleetwatch/fleetwatch/agent/promexp"
 	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/agent/ship"
@@ -135,6 +136,12 @@ type Config struct {
 		Enabled        bool `yaml:"enabled"`
 		logtail.Config `yaml:",inline"`
 	} `yaml:"logs"`
+	// PodResources labels NVML's GPU series with the Kubernetes pod holding
+	// each GPU, from the kubelet's pod-resources socket.
+	PodResources struct {
+		Enabled       bool `yaml:"enabled"`
+		podres.Config `yaml:",inline"`
+	} `yaml:"pod_resources"`
 	Ship   ship.Config   `yaml:"ship"`
 	Buffer buffer.Config `yaml:"buffer"`
 	// Listen is the address of /metrics and /healthz (default
@@ -159,6 +166,7 @@ func NewDefaultConfig() Config {
 	c.DCGM.Config = dcgmsrc.NewDefaultConfig()
 	c.Logs.Config = logtail.NewDefaultConfig("")
 	c.Logs.StateFile, c.Logs.DeadLetter = "", "" // derived from data_dir by Resolve
+	c.PodResources.Config = podres.NewDefaultConfig()
 	c.Ship = ship.NewDefaultConfig()
 	c.Buffer = buffer.NewDefaultConfig("")
 	c.Listen = "127.0.0.1:9401"
@@ -203,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if c.Logs.Enabled {
 		errs = append(errs, c.Logs.Config.Validate())
+	}
+	if c.PodResources.Enabled {
+		errs = append(errs, c.PodResources.Config.Validate())
 	}
 	errs = append(errs, c.Ship.Validate(), c.Buffer.Validate())
 	if c.Listen != "" {
@@ -460,13 +471,26 @@ func (a *Agent) sources() ([]Source, error) {
 		}
 		cfg := a.cfg.NVML.Config
 		res := a.resource
-		src, err := nvmlsrc.New(lib, cfg, &res, nil, a.log)
+		var workloads nvmlsrc.Workloads
+		if a.cfg.PodResources.Enabled {
+			m, err := podres.New(a.cfg.PodResources.Config, a.log.With("source", podResourcesSource))
+			if err != nil {
+				return nil, err
+			}
+			a.errFns[podResourcesSource] = m.Errors
+			out = append(out, mapperSource{m})
+			workloads = m
+		}
+		src, err := nvmlsrc.New(lib, cfg, &res, workloads, a.log)
 		if err != nil {
 			return nil, err
 		}
 		a.errFns[src.Name()] = src.Errors
 		a.unsupported[src.Name()] = src.Unsupported
 		out = append(out, src)
+	}
+	if a.cfg.PodResources.Enabled && !a.cfg.NVML.Enabled {
+		a.log.Warn("pod_resources is on but the NVML source is off: there are no GPU series to label (a dcgm-exporter scrape brings its own pod labels)")
 	}
 	if a.cfg.DCGM.Enabled {
 		src, err := dcgmsrc.New(a.cfg.DCGM.Config, a.resource, a.log)
@@ -498,6 +522,17 @@ func (a *Agent) sources() ([]Source, error) {
 	}
 	return append(out, a.extra...), nil
 }
+
+// podResourcesSource names the pod-resources mapper among the sources.
+const podResourcesSource = "pod_resources"
+
+// mapperSource runs the pod-resources mapper beside the sources; it
+// collects no samples of its own.
+type mapperSource struct{ *podres.Mapper }
+
+func (mapperSource) Name() string { return podResourcesSource }
+
+func (m mapperSource) Run(ctx context.Context, _ record.Sink) error { return m.Mapper.Run(ctx) }
 
 // unsupportedReporter is a source that knows which fields its GPUs lack
 // (the NVML source, the simulator).

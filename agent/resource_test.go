@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent"
+	"github.com/fleetwatch/fleetwatch/agent/podres/podrestest"
+	"github.com/fleetwatch/fleetwatch/agent/sim"
+	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 
 func TestResourceFromNode(t *testing.T) {
@@ -102,5 +108,66 @@ func TestHostIsTheKubernetesNode(t *testing.T) {
 	cfg.Resolve()
 	if cfg.Resource.Host != "given" {
 		t.Errorf("a configured host was replaced: %q", cfg.Resource.Host)
+	}
+}
+
+// With pod_resources on, NVML's GPU series carry the pod the kubelet
+// allocated each GPU to, on /metrics as in what is shipped.
+func TestGPUSeriesNameTheirPod(t *testing.T) {
+	sc, err := sim.Parse([]byte("seed: 1\nfleet: {racks_per_row: 1, nodes_per_rack: 1, gpus_per_node: 2}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := sim.NewFleet(sc)
+	gpu0, gpu1 := fl.Nodes[0].GPUs[0].UUID, fl.Nodes[0].GPUs[1].UUID
+	k := podrestest.Start(t, []podrestest.Pod{{Name: "scorer-7d9f", Namespace: "fraud", Containers: []podrestest.Container{
+		{Name: "scorer", Devices: []podrestest.Device{{Resource: "nvidia.com/gpu", IDs: []string{gpu0}}}}}}})
+	cfg := agent.NewDefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	cfg.Ship.Endpoint = "127.0.0.1:1" // nothing listens: the buffer keeps it
+	cfg.NVML.Interval = 20 * time.Millisecond
+	cfg.PodResources.Enabled, cfg.PodResources.Socket = true, k.Socket
+	a, err := agent.New(cfg, agent.WithLogger(quiet), agent.WithNVML(fl.NVML(fl.Nodes[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	temp := func(uuid string) string {
+		for a.Addr() == "" {
+			time.Sleep(10 * time.Millisecond)
+		}
+		resp, err := http.Get("http://" + a.Addr() + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(line, telemetry.GPUTemp+"{") && strings.Contains(line, `UUID="`+uuid+`"`) {
+				return line
+			}
+		}
+		return ""
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(temp(gpu0), `pod="scorer-7d9f"`) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	line := temp(gpu0)
+	for _, want := range []string{`namespace="fraud"`, `pod="scorer-7d9f"`, `container="scorer"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("GPU 0 lacks %s: %s", want, line)
+		}
+	}
+	if other := temp(gpu1); other == "" || strings.Contains(other, "pod=") {
+		t.Errorf("GPU 1, allocated to no pod: %q", other)
 	}
 }

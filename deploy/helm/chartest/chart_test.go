@@ -185,7 +185,8 @@ func TestAgentDaemonSet(t *testing.T) {
 		t.Errorf("binding %+v does not give the role to the agent's service account %s", binding, spec.ServiceAccountName)
 	}
 	cfg := r.configData(t, "fw-fleetwatch-agent", "agent.yaml")
-	for _, want := range []string{"datacenter: topology.kubernetes.io/zone", "endpoint: fw-fleetwatch-collector.fleet.svc:4317", "token_file: /etc/fleetwatch/tls/token"} {
+	for _, want := range []string{"datacenter: topology.kubernetes.io/zone", "endpoint: fw-fleetwatch-collector.fleet.svc:4317", "token_file: /etc/fleetwatch/tls/token",
+		"socket: /var/lib/kubelet/pod-resources/kubelet.sock"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("agent config lacks %q:\n%s", want, cfg)
 		}
@@ -218,6 +219,9 @@ func TestAgentDaemonSet(t *testing.T) {
 		if m.MountPath == "/var/lib/kubelet/pod-resources" {
 			t.Error("pod-resources mounted with podResources.enabled=false")
 		}
+	}
+	if cfg := plain.configData(t, "fw-fleetwatch-agent", "agent.yaml"); strings.Contains(cfg, "pod_resources") || strings.Contains(cfg, "node_labels") {
+		t.Errorf("agent config reads the kubelet or the node with both off:\n%s", cfg)
 	}
 	if v := volume(t, spec, "buffer"); v.EmptyDir == nil {
 		t.Errorf("buffer %+v, want an emptyDir with bufferHostPath \"\"", v.VolumeSource)

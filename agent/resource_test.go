@@ -122,24 +122,11 @@ func TestGPUSeriesNameTheirPod(t *testing.T) {
 	gpu0, gpu1 := fl.Nodes[0].GPUs[0].UUID, fl.Nodes[0].GPUs[1].UUID
 	k := podrestest.Start(t, []podrestest.Pod{{Name: "scorer-7d9f", Namespace: "fraud", Containers: []podrestest.Container{
 		{Name: "scorer", Devices: []podrestest.Device{{Resource: "nvidia.com/gpu", IDs: []string{gpu0}}}}}}})
-	cfg := agent.NewDefaultConfig()
-	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	cfg.Ship.Endpoint = "127.0.0.1:1" // nothing listens: the buffer keeps it
-	cfg.NVML.Interval = 20 * time.Millisecond
-	cfg.PodResources.Enabled, cfg.PodResources.Socket = true, k.Socket
-	a, err := agent.New(cfg, agent.WithLogger(quiet), agent.WithNVML(fl.NVML(fl.Nodes[0])))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	a, _ := runOnNode(t, fl, func(cfg *agent.Config) {
+		cfg.Listen = "127.0.0.1:0"
+		cfg.Ship.Endpoint = "127.0.0.1:1" // nothing listens: the buffer keeps it
+		cfg.PodResources.Enabled, cfg.PodResources.Socket = true, k.Socket
+	})
 	temp := func(uuid string) string {
 		for a.Addr() == "" {
 			time.Sleep(10 * time.Millisecond)

@@ -718,3 +718,37 @@ func rulePorts(ps []networkingv1.NetworkPolicyPort) []int {
 	slices.Sort(out)
 	return out
 }
+
+// TestNotes: what `helm install` prints names the Secrets the pods mount when
+// the chart does not render them, and says nothing of them when it does.
+func TestNotes(t *testing.T) {
+	notes := func(args ...string) string {
+		t.Helper()
+		out, err := helm(append([]string{"install", "fw", chartDir, "--namespace", "fleet", "--dry-run=client"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, n, ok := strings.Cut(string(out), "\nNOTES:\n")
+		if !ok {
+			t.Fatalf("no NOTES in:\n%s", out)
+		}
+		return n
+	}
+	def := notes()
+	r := render(t)
+	for _, secret := range []string{volume(t, r.component(t, "collector").tmpl.Spec, "clickhouse-password").Secret.SecretName,
+		volume(t, r.component(t, "collector").tmpl.Spec, "tls").Secret.SecretName} {
+		if !strings.Contains(def, "create secret generic "+secret+" ") {
+			t.Errorf("NOTES do not say how to create %s:\n%s", secret, def)
+		}
+	}
+	if strings.Contains(def, "ca-key.pem \\") || !strings.Contains(def, "fw-fleetwatch-collector.fleet.svc") {
+		t.Errorf("NOTES' certificate commands:\n%s", def)
+	}
+	if n := notes("-f", "testdata/inline.yaml"); strings.Contains(n, "create secret") {
+		t.Errorf("NOTES ask for Secrets the chart rendered:\n%s", n)
+	}
+	if n := notes("-f", "testdata/plaintext.yaml"); !strings.Contains(n, "WARNING: tls.enabled=false") {
+		t.Errorf("no plaintext warning:\n%s", n)
+	}
+}

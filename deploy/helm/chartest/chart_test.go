@@ -81,6 +81,8 @@ func TestRefusals(t *testing.T) {
 		{"not a clickhouse DSN", []string{"--set", "clickhouse.dsn=http://ch:8123/"}, "clickhouse.dsn"},
 		{"a password missing", []string{"--set", "clickhouse.passwords.collector=x"}, "clickhouse.passwords.analyzer is empty"},
 		{"a certificate missing", []string{"--set", "tls.files.token=x"}, "tls.files.ca.pem is empty"},
+		{"a misspelt value (values.schema.json)", []string{"--set", "agent.nodeLabel.rack=x"}, "additional properties 'nodeLabel' not allowed"},
+		{"a value of the wrong type", []string{"--set", "collector.replicas=two"}, "/collector/replicas"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := renderErr(tc.args...)

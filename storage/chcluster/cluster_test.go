@@ -11,20 +11,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
-// sampleRows makes n gpu_samples rows over nSeries series on one day.
-func sampleRows(first, n, nSeries int, day time.Time) *storage.GPUSampleBlock {
-	b := &storage.GPUSampleBlock{}
-	for i := first; i < first+n; i++ {
-		b.Append(&storage.GPUSample{
-			Time:   day.Add(time.Duration(i/nSeries) * time.Second),
-			Metric: "DCGM_FI_DEV_GPU_TEMP",
-			Series: uint64(i % nSeries),
-			Value:  float64(i),
-		})
-	}
-	return b
-}
-
 // eventually polls f until it returns "" or the deadline passes, then
 // fails with f's last answer.
 func eventually(t *testing.T, timeout time.Duration, f func() string) {
@@ -64,13 +50,13 @@ func TestRowsWrittenAreRowsReadAndRetriesAreNotDoubled(t *testing.T) {
 	}
 	day := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	const n, series = 100_000, 64
-	block := sampleRows(0, n, series, day)
+	block := chtest.SampleRows(0, n, series, day)
 	if err := w.Write(ctx, block.Block()); err != nil {
 		t.Fatal(err)
 	}
 	// A retry: the same rows again, as a writer does when an insert's
 	// answer was lost.
-	if err := w.Write(ctx, sampleRows(0, n, series, day).Block()); err != nil {
+	if err := w.Write(ctx, chtest.SampleRows(0, n, series, day).Block()); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, time.Minute, func() string {

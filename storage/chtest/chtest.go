@@ -209,6 +209,22 @@ func openDB(t testing.TB, cfg storage.Config, migrate bool, alive func() bool) *
 	return c
 }
 
+// SampleRows makes n deterministic gpu_samples rows spread over nSeries
+// series, all on one day (one partition), so each insert block is atomic.
+// Rows first..first+n-1 of the same series and day are distinct records.
+func SampleRows(first, n, nSeries int, day time.Time) *storage.GPUSampleBlock {
+	b := &storage.GPUSampleBlock{}
+	for i := first; i < first+n; i++ {
+		b.Append(&storage.GPUSample{
+			Time:   day.Add(time.Duration(i/nSeries) * time.Second),
+			Metric: "DCGM_FI_DEV_GPU_TEMP",
+			Series: uint64(i % nSeries),
+			Value:  float64(i),
+		})
+	}
+	return b
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {

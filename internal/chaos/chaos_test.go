@@ -25,13 +25,7 @@ func TestKillEveryProcessMidRun(t *testing.T) {
 	if long() {
 		down = 3 * time.Minute
 	}
-	start := time.Now()
-	step := func(at time.Duration, what string, f func()) {
-		t.Helper()
-		time.Sleep(time.Until(start.Add(at)))
-		t.Logf("%5.1fs: %s", time.Since(start).Seconds(), what)
-		f()
-	}
+	step := schedule(t)
 	step(4*time.Second, "kill -9 agent, restart (the scenario replays from its start)", func() {
 		p.agent.kill()
 		p.agent.start()

@@ -25,13 +25,7 @@ func TestClusterSurvivesAKilledReplicaAndADeadShard(t *testing.T) {
 	p := newPipeline(t, db, pipelineOpts{duration: "60s"}) // real time: a minute of sending
 	p.collector.start()
 	p.agent.start()
-	start := time.Now()
-	step := func(at time.Duration, what string, f func()) {
-		t.Helper()
-		time.Sleep(time.Until(start.Add(at)))
-		t.Logf("%5.1fs: %s", time.Since(start).Seconds(), what)
-		f()
-	}
+	step := schedule(t)
 	restart := func(s, r int) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

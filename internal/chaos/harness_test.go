@@ -257,6 +257,18 @@ func newPipeline(t *testing.T, db *storage.Client, o pipelineOpts) *pipeline {
 	return p
 }
 
+// schedule returns step, which waits until at after the call to schedule,
+// logs what and runs f: a fault plan read as a timeline.
+func schedule(t *testing.T) func(at time.Duration, what string, f func()) {
+	start := time.Now()
+	return func(at time.Duration, what string, f func()) {
+		t.Helper()
+		time.Sleep(time.Until(start.Add(at)))
+		t.Logf("%5.1fs: %s", time.Since(start).Seconds(), what)
+		f()
+	}
+}
+
 func write(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {

@@ -62,7 +62,7 @@ func (s *Source) Read(ctx context.Context, w fleet.Window) (*Input, error) {
 	err := res.ForRows(ctx, s.client, RowsSQL(s.client.Config().Database, w, s.lookback), func(r int) {
 		f.add(Point{Metric: metric.At(r), Job: job.At(r), Rank: rank.At(r), GPU: uuid.At(r),
 			Topology: fleet.Topology{Datacenter: dc.At(r), Row: row.At(r), Rack: rack.At(r), Node: node.At(r)},
-			N: int(n.At(r)), Sum: sum.At(r), Last: last.At(r), Delta: delta.At(r),
+			N:        int(n.At(r)), Sum: sum.At(r), Last: last.At(r), Delta: delta.At(r),
 			First: unix(first.At(r)), LastPoint: unix(lastTS.At(r)), LastRise: unix(rise.At(r))})
 	})
 	if err != nil {
@@ -85,8 +85,8 @@ func unix(s int64) time.Time {
 type Point struct {
 	Metric, Job, Rank, GPU string
 	fleet.Topology
-	N                         int
-	Sum, Last, Delta          float64
+	N                          int
+	Sum, Last, Delta           float64
 	First, LastPoint, LastRise time.Time
 }
 

@@ -59,7 +59,7 @@ func TestJobFaultsMatchTheirJob(t *testing.T) {
 			WindowStart: t0.Add(at - time.Minute), Time: t0.Add(at)}
 	}
 	o := Options{Interval: time.Minute, Grace: time.Minute, RunEnd: t0.Add(time.Hour)}
-	rep := Score(truths, []fleet.Detection{det("llm", 4 * time.Minute), det("vision", 4 * time.Minute)}, o)
+	rep := Score(truths, []fleet.Detection{det("llm", 4*time.Minute), det("vision", 4*time.Minute)}, o)
 	if rep.Total.Detected != 1 || rep.Total.TrueAlarms != 1 || len(rep.FalseAlarms) != 1 || rep.Total.MaxWindows != 3 {
 		t.Errorf("report %+v", rep)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
+	"github.com/fleetwatch/fleetwatch/analytics/jobs"
 	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
@@ -31,6 +32,8 @@ var Claims = map[string]string{
 	"ecc_correctable": sim.FaultECCRamp, health.KindUncorrectableECC: sim.FaultECCRamp, health.KindContainedECC: sim.FaultECCRamp,
 	health.KindRowRemapPending: sim.FaultECCRamp, health.KindRowRemapFailure: sim.FaultECCRamp,
 	health.KindFellOffBus: sim.FaultXID79, health.KindNotReporting: sim.FaultXID79,
+	jobs.RuleRegression: sim.FaultJobRegression, jobs.RuleStall: sim.FaultRankHang,
+	jobs.RuleCheckpointSlow: sim.FaultCheckpointSlow, jobs.RuleCheckpointFailed: sim.FaultCheckpointFailure,
 }
 
 // lasting are fault types whose effect outlives the fault's end: a GPU
@@ -186,7 +189,8 @@ func ratio(a, b int) float64 {
 }
 
 // matches says whether d is about t: the same place (the GPU for a GPU
-// fault, any GPU of the node, rack or datacenter for theirs) in a window
+// fault, any GPU of the node, rack or datacenter for theirs, the job for
+// a job's) in a window
 // that overlaps the fault, its grace period, or — for lasting faults — the
 // rest of the run.
 func matches(t *sim.Truth, d *fleet.Detection, o Options) bool {
@@ -205,6 +209,10 @@ func matches(t *sim.Truth, d *fleet.Detection, o Options) bool {
 		}
 	case "datacenter":
 		if d.Datacenter != t.Datacenter {
+			return false
+		}
+	case "job":
+		if d.Job != t.Job {
 			return false
 		}
 	default:

@@ -182,8 +182,8 @@ type Member struct {
 	mu     sync.Mutex
 	status Status
 
-	conn    *zk.Conn
-	wake    chan struct{}
+	conn *zk.Conn
+	wake chan struct{}
 	// live is canceled when the connection leaves StateHasSession (the
 	// client's event callback): the leader's work and graceful stops end
 	// at once, not at the next poll. Guarded by mu.
@@ -514,4 +514,6 @@ func (m *Member) unlock(p string, sid int64) error {
 // zkLogger sends the client's messages to slog at debug level.
 type zkLogger struct{ log *slog.Logger }
 
-func (l zkLogger) Printf(format string, a ...any) { l.log.Debug("zookeeper: " + fmt.Sprintf(format, a...)) }
+func (l zkLogger) Printf(format string, a ...any) {
+	l.log.Debug("zookeeper: " + fmt.Sprintf(format, a...))
+}

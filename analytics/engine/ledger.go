@@ -31,17 +31,19 @@ func newLedger(c *storage.Client) (*ledger, error) {
 	return &ledger{client: c, writer: w}, nil
 }
 
-// LastWindowsSQL returns, for one detector, the end of the last recorded
-// window and of the last one evaluated successfully (1970-01-01 when none).
-func LastWindowsSQL(database, detector string) string {
-	return fmt.Sprintf("SELECT max(window_end), maxIf(window_end, status = 'ok') FROM %s WHERE detector = %s",
-		chsql.Ident(database, schema.AnalyzerWindows.Name), chsql.String(detector))
+// LastWindowsSQL returns, over the ledger rows of the named detectors, the
+// end of the last recorded window and of the last one evaluated
+// successfully (1970-01-01 when none).
+func LastWindowsSQL(database string, detectors ...string) string {
+	return fmt.Sprintf("SELECT max(window_end), maxIf(window_end, status = 'ok') FROM %s WHERE detector IN %s",
+		chsql.Ident(database, schema.AnalyzerWindows.Name), chsql.In(detectors))
 }
 
-// last returns the last recorded window and the last successful one.
-func (l *ledger) last(ctx context.Context, detector string, iv time.Duration) (last, lastOK fleet.Window, err error) {
+// last returns the last recorded window and the last successful one of
+// the detectors named.
+func (l *ledger) last(ctx context.Context, detectors []string, iv time.Duration) (last, lastOK fleet.Window, err error) {
 	var end, endOK time.Time
-	if err := l.client.QueryScalar(ctx, LastWindowsSQL(l.client.Config().Database, detector), &end, &endOK); err != nil {
+	if err := l.client.QueryScalar(ctx, LastWindowsSQL(l.client.Config().Database, detectors...), &end, &endOK); err != nil {
 		return last, lastOK, fmt.Errorf("read analyzer_windows: %w", err)
 	}
 	if end.Unix() > 0 {

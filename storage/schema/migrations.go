@@ -22,7 +22,7 @@ var migrations = []Migration{
 		CreateTable{ModelDeployments},
 	}},
 	{Version: 4, Name: "spans", Steps: []Step{CreateTable{Spans}}},
-	{Version: 5, Name: "detections", Steps: []Step{CreateTable{Detections}}},
+	{Version: 5, Name: "detections", Steps: []Step{CreateTable{detectionsV1}}},
 	{Version: 6, Name: "analytics", Steps: analyticsSteps},
 	// Version 7 was reserved for fleet health, which needed no table.
 	{Version: 8, Name: "alerting", Steps: alertingSteps},
@@ -36,6 +36,11 @@ var migrations = []Migration{
 	{Version: 13, Name: "feature_update_times", Steps: []Step{
 		AddColumns{Table: InferenceEvents.Name, Columns: featureUpdateColumns},
 		CreateQueryView{OncallFeatureFreshness},
+	}},
+	// Analyzers sharing the fleet: the alerting owner reads each share's
+	// detections back by the evaluation that raised them.
+	{Version: 14, Name: "detections_source", Steps: []Step{
+		AddColumns{Table: Detections.Name, Columns: detectionSourceColumns},
 	}},
 }
 

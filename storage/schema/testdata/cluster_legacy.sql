@@ -660,3 +660,7 @@ ANY LEFT JOIN
 ) AS d USING feature
 ORDER BY breached DESC, staleness_s DESC, model, feature;
 
+ALTER TABLE fleetwatch.detections_local ON CLUSTER fleet ADD COLUMN source String;
+
+/* on every server */ ALTER TABLE fleetwatch.detections ADD COLUMN source String;
+

@@ -597,3 +597,5 @@ ANY LEFT JOIN
 ) AS d USING feature
 ORDER BY breached DESC, staleness_s DESC, model, feature;
 
+ALTER TABLE fleetwatch.detections ADD COLUMN source String COMMENT 'the analyzer\'s evaluation that raised it: the engine detector, or its share (fleet_health@dc0of4) when analyzers share the fleet; ts is the window\'s end';
+

@@ -126,7 +126,9 @@ func NewReader(c *storage.Client) *Reader { return &Reader{client: c} }
 
 // NewShardReader returns a reader of the models of one shard over c (an
 // analyzer's share of the SPC staleness charts).
-func NewShardReader(c *storage.Client, shard fleet.Shard) *Reader { return &Reader{client: c, shard: shard} }
+func NewShardReader(c *storage.Client, shard fleet.Shard) *Reader {
+	return &Reader{client: c, shard: shard}
+}
 
 // Window returns ReadNewest over [w.Start, w.End), queried once per window.
 // The slice is shared: callers must not change it.

@@ -412,6 +412,8 @@ func TestThreeAnalyzersShareTheFleetAndSurviveALoss(t *testing.T) {
 		t.Errorf("ledger: %d series, want %d shares and their alerting cursors", rows, 2*len(shares))
 	}
 
+	checkRunbookShareQuery(t, db, from, len(shares))
+
 	// Every fault pages once, at its level; no page twice.
 	trig := rec.triggers()
 	var pages []scoring.Page
@@ -431,6 +433,39 @@ func TestThreeAnalyzersShareTheFleetAndSurviveALoss(t *testing.T) {
 	}
 	if len(rep.Unexplained) > 0 {
 		t.Errorf("pages matching no fault: %v", rep.Unexplained)
+	}
+}
+
+// checkRunbookShareQuery runs docs/RUNBOOK.md's query of how far each share
+// is evaluated and consumed: at the end of the run, every share's windows
+// are all consumed.
+func checkRunbookShareQuery(t *testing.T, db *storage.Client, from time.Time, shares int) {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/RUNBOOK.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, _ := strings.Cut(string(doc), "**Who evaluates what, and how far behind.**")
+	_, after, _ = strings.Cut(after, "```sql\n")
+	q, _, ok := strings.Cut(after, "```")
+	if !ok {
+		t.Fatal("docs/RUNBOOK.md: the shares' query is missing")
+	}
+	q = strings.ReplaceAll(q, "now() - INTERVAL 1 DAY", chsql.Time(from.Add(-time.Hour)))
+	q = strings.ReplaceAll(q, "FROM analyzer_windows", "FROM "+chsql.Ident(db.Config().Database, "analyzer_windows"))
+	var res chsql.Result
+	share, evaluated, consumed := res.Str("share"), res.Time("evaluated_to"), res.Time("alerting_consumed_to")
+	rows := 0
+	if err := res.ForRows(context.Background(), db, q, func(r int) {
+		rows++
+		if evaluated.Seconds(r) != consumed.Seconds(r) {
+			t.Errorf("runbook query: %s evaluated to %d, consumed to %d", share.At(r), evaluated.Seconds(r), consumed.Seconds(r))
+		}
+	}); err != nil {
+		t.Fatalf("docs/RUNBOOK.md's shares query: %v", err)
+	}
+	if rows != shares {
+		t.Errorf("runbook query: %d shares, want %d", rows, shares)
 	}
 }
 

@@ -36,8 +36,9 @@ type Analyzer struct {
 	out    *storage.Client
 	clock  engine.Clock
 	Engine *engine.Engine
-	drift  *drift.Detector  // unshared only
-	health *health.Detector // unshared only
+	// dets are the detectors when the analyzer is alone (shared: the
+	// shares' come and go, sharing.live).
+	dets []fleet.Detector
 	state  *stateCache
 	log    *slog.Logger
 	// notifier and newest are alerting's collaborators (stores).
@@ -161,12 +162,7 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 		if err != nil {
 			return nil, err
 		}
-		switch d := d.(type) {
-		case *drift.Detector:
-			a.drift = d
-		case *health.Detector:
-			a.health = d
-		}
+		a.dets = append(a.dets, d)
 		if err := a.Engine.Add(d); err != nil {
 			return nil, err
 		}

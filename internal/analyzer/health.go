@@ -45,14 +45,7 @@ var descHealthSkipped = prometheus.NewDesc("fleetwatch_analyzer_health_rules_ski
 
 // collectHealth exports the fleet-health detector's skipped rules.
 func (c collector) collectHealth(ch chan<- prometheus.Metric) {
-	var skipped map[health.SkipKey]uint64
-	switch {
-	case c.a.share != nil:
-		skipped = c.a.share.healthSkipped()
-	case c.a.health != nil:
-		skipped = c.a.health.Skipped()
-	}
-	for k, n := range skipped {
+	for k, n := range c.a.healthSkipped() {
 		ch <- prometheus.MustNewConstMetric(descHealthSkipped, prometheus.CounterValue, float64(n), c.a.cfg.Health.Name, k.Rule, k.Reason)
 	}
 }

@@ -57,14 +57,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descLastDuration, prometheus.GaugeValue, st.LastDuration.Seconds(), name)
 		}
 	}
-	var driftStats map[string]uint64
-	switch {
-	case c.a.share != nil:
-		driftStats = c.a.share.driftStats()
-	case c.a.drift != nil:
-		driftStats = c.a.drift.Stats()
-	}
-	for what, n := range driftStats {
+	for what, n := range c.a.driftStats() {
 		ch <- prometheus.MustNewConstMetric(descDrift, prometheus.CounterValue, float64(n), what)
 	}
 	c.collectState(ch)

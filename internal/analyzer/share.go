@@ -174,16 +174,8 @@ func (s *sharing) Stop(ctx context.Context, name string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch d := s.live[name].(type) {
-	case *drift.Detector:
-		for k, n := range d.Stats() {
-			s.retiredDrift[k] += n
-		}
-	case *health.Detector:
-		for k, n := range d.Skipped() {
-			s.retiredSkipped[k] += n
-		}
-	}
+	addCounts(s.retiredDrift, driftCounts(s.live[name]))
+	addCounts(s.retiredSkipped, healthCounts(s.live[name]))
 	delete(s.live, name)
 }
 
@@ -241,34 +233,62 @@ func (s *sharing) lead(ctx context.Context) error {
 	return nil
 }
 
-// driftStats sums the drift counters of the live and handed-over shares.
-func (s *sharing) driftStats() map[string]uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := maps.Clone(s.retiredDrift)
-	for _, d := range s.live {
-		if dd, ok := d.(*drift.Detector); ok {
-			for k, n := range dd.Stats() {
-				out[k] += n
-			}
-		}
+// counts sums a counter of one kind of detector over dets, on top of
+// base (the counts of shares handed over).
+func counts[K comparable](base map[K]uint64, dets []fleet.Detector, of func(fleet.Detector) map[K]uint64) map[K]uint64 {
+	out := map[K]uint64{}
+	addCounts(out, base)
+	for _, d := range dets {
+		addCounts(out, of(d))
 	}
 	return out
 }
 
-// healthSkipped sums the skipped rules of the live and handed-over shares.
-func (s *sharing) healthSkipped() map[health.SkipKey]uint64 {
+func addCounts[K comparable](dst, src map[K]uint64) {
+	for k, n := range src {
+		dst[k] += n
+	}
+}
+
+// driftCounts are a drift detector's counters; nil for another detector.
+func driftCounts(d fleet.Detector) map[string]uint64 {
+	if dd, ok := d.(*drift.Detector); ok {
+		return dd.Stats()
+	}
+	return nil
+}
+
+// healthCounts are a fleet-health detector's skipped rules; nil for
+// another detector.
+func healthCounts(d fleet.Detector) map[health.SkipKey]uint64 {
+	if hd, ok := d.(*health.Detector); ok {
+		return hd.Skipped()
+	}
+	return nil
+}
+
+// driftStats sums the drift detectors' counters: every share's, live or
+// handed over.
+func (a *Analyzer) driftStats() map[string]uint64 {
+	if a.share == nil {
+		return counts(nil, a.dets, driftCounts)
+	}
+	s := a.share
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := maps.Clone(s.retiredSkipped)
-	for _, d := range s.live {
-		if hd, ok := d.(*health.Detector); ok {
-			for k, n := range hd.Skipped() {
-				out[k] += n
-			}
-		}
+	return counts(s.retiredDrift, slices.Collect(maps.Values(s.live)), driftCounts)
+}
+
+// healthSkipped sums the fleet-health detectors' skipped rules: every
+// share's, live or handed over.
+func (a *Analyzer) healthSkipped() map[health.SkipKey]uint64 {
+	if a.share == nil {
+		return counts(nil, a.dets, healthCounts)
 	}
-	return out
+	s := a.share
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return counts(s.retiredSkipped, slices.Collect(maps.Values(s.live)), healthCounts)
 }
 
 // Coordination as /metrics shows it.

@@ -3,7 +3,6 @@ package analyzer
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -28,7 +27,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/score"
 	"github.com/fleetwatch/fleetwatch/lib/coord"
 	"github.com/fleetwatch/fleetwatch/storage"
-	"github.com/fleetwatch/fleetwatch/storage/chcluster"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -137,17 +135,7 @@ type member struct {
 // pages exactly once at its level, none twice, none lost.
 func TestThreeAnalyzersShareTheFleetAndSurviveALoss(t *testing.T) {
 	ctx := context.Background()
-	zk, err := chcluster.StartZooKeeper(ctx, t.TempDir())
-	if errors.Is(err, chcluster.ErrNoZooKeeper) {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(zk.Stop)
+	zk := chtest.StartZooKeeper(t)
 	sc, err := sim.Parse([]byte(sharedFleet))
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,7 @@ package coord_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/netcut"
 	"github.com/fleetwatch/fleetwatch/lib/coord"
-	"github.com/fleetwatch/fleetwatch/storage/chcluster"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
@@ -172,17 +169,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) time.
 // bound, never to two members at once; when it comes back, units move
 // back to it the same way.
 func TestMembersShareAndTakeOver(t *testing.T) {
-	zk, err := chcluster.StartZooKeeper(context.Background(), t.TempDir())
-	if errors.Is(err, chcluster.ErrNoZooKeeper) {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(zk.Stop)
+	zk := chtest.StartZooKeeper(t)
 	cfg := coord.NewDefaultConfig()
 	cfg.SessionTimeout, cfg.Poll = 2*time.Second, 200*time.Millisecond
 	var units []string

@@ -38,9 +38,9 @@ type Analyzer struct {
 	Engine *engine.Engine
 	// dets are the detectors when the analyzer is alone (shared: the
 	// shares' come and go, sharing.live).
-	dets []fleet.Detector
-	state  *stateCache
-	log    *slog.Logger
+	dets  []fleet.Detector
+	state *stateCache
+	log   *slog.Logger
 	// notifier and newest are alerting's collaborators (stores).
 	notifier alerting.Notifier
 	newest   *freshness.Reader

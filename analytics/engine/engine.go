@@ -423,11 +423,7 @@ func (e *Engine) stepDetector(stop, ctx context.Context, en *entry) (int, error)
 // window to evaluate.
 func (e *Engine) start(ctx context.Context, en *entry) error {
 	iv := en.d.Interval()
-	names := []string{en.d.Name()}
-	if base := fleet.BaseName(en.d.Name()); base != en.d.Name() {
-		names = append(names, base) // a share resumes where the whole detector stopped, if later
-	}
-	last, lastOK, err := e.ledger.last(ctx, names, iv)
+	last, lastOK, err := e.ledger.last(ctx, en.d.Name(), iv)
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,28 @@ func TestShareResumesWhereItsLastEvaluatorStopped(t *testing.T) {
 			t.Fatalf("windows not contiguous across engines: %v", ends(all))
 		}
 	}
+
+	// A second share lags one window behind u0; back to one analyzer, the
+	// whole detector resumes after the earlier of the shares' last windows,
+	// so that no share misses one.
+	lag := &counter{name: "counter", interval: 5 * time.Minute}
+	e := newEngine(t, c, testConfig(), clock)
+	_ = e.Add(engine.Share(lag, "u1"))
+	clock.Advance(-5 * time.Minute)
+	if _, err := e.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(5 * time.Minute)
+	back := &counter{name: "counter", interval: 5 * time.Minute}
+	e = newEngine(t, c, testConfig(), clock)
+	_ = e.Add(back)
+	if _, err := e.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ends(back.windows), []string{ends(all)[len(all)-1]}; !slices.Equal(got, want) {
+		t.Errorf("whole detector after shares at %s and %s evaluated %v, want %v",
+			ends(all)[len(all)-1], ends(lag.windows)[len(lag.windows)-1], got, want)
+	}
 }
 
 // stepped waits until f holds, letting the clock's due waiters fire.

@@ -191,7 +191,7 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 	// The engine's ledger.
 	mustQuery(t, s, `INSERT INTO fleetwatch.analyzer_windows (window_end, window_start, detector, status, detections, attempts, duration_ms, evaluated_at, error)
 		VALUES (`+at(300)+`, `+at(0)+`, 'drift', 'ok', 0, 1, 3.5, now(), ''), (`+at(600)+`, `+at(300)+`, 'drift', 'skipped', 0, 5, 1, now(), 'boom')`)
-	check("ledger", q(engine.LastWindowsSQL(db, "drift")), "2026-11-20 00:10:00\t2026-11-20 00:05:00")
+	check("ledger", q(engine.LastWindowsSQL(db, []string{"drift"}, "drift")), "drift\t2026-11-20 00:10:00\t2026-11-20 00:05:00")
 
 	// Analyzers sharing the fleet: a share resumes after its own or the
 	// whole detector's last window, and the alerting owner's feed reads
@@ -200,7 +200,10 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 	mustQuery(t, s, `INSERT INTO fleetwatch.analyzer_windows (window_end, window_start, detector, status, detections, attempts, duration_ms, evaluated_at, error)
 		VALUES (`+at(900)+`, `+at(600)+`, 'drift@model1of3', 'ok', 1, 1, 1, now(), ''), (`+at(900)+`, `+at(600)+`, 'drift@model1of3', 'ok', 1, 1, 1, now(), ''),
 		       (`+at(300)+`, `+at(0)+`, 'alerting>drift@model1of3', 'ok', 0, 1, 0, now(), '')`)
-	check("share ledger", q(engine.LastWindowsSQL(db, "drift@model1of3", "drift")), "2026-11-20 00:15:00\t2026-11-20 00:15:00")
+	check("share ledger", q(engine.LastWindowsSQL(db, []string{"drift@model1of3", "drift"}, "")),
+		"drift\t2026-11-20 00:10:00\t2026-11-20 00:05:00\ndrift@model1of3\t2026-11-20 00:15:00\t2026-11-20 00:15:00")
+	check("whole ledger with shares", q(engine.LastWindowsSQL(db, []string{"drift"}, "drift")),
+		"drift\t2026-11-20 00:10:00\t2026-11-20 00:05:00\ndrift@model1of3\t2026-11-20 00:15:00\t2026-11-20 00:15:00")
 	check("feed windows", q(engine.NewWindowsSQL(db, t0, []string{"drift@model1of3"}, t0.Add(300*time.Second))),
 		"drift@model1of3\t2026-11-20 00:15:00\t2026-11-20 00:10:00")
 	check("feed cursors", q(engine.FeedCursorsSQL(db, "alerting")), "drift@model1of3\t2026-11-20 00:05:00")

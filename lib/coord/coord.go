@@ -358,7 +358,15 @@ var canceled = func() context.Context {
 // stepLeader takes the leader lock when it is free.
 func (m *Member) stepLeader(ctx context.Context, sid int64) {
 	if m.lead != nil {
-		return
+		select {
+		case <-m.leadEnd:
+			// The leader's work ended with a connection that came back
+			// (same session) before a step saw it gone: lead again if the
+			// lock is still this session's.
+			m.lead, m.leadEnd = nil, nil
+		default:
+			return
+		}
 	}
 	ok, err := m.lock(m.group+"/leader", sid)
 	if err != nil || !ok {

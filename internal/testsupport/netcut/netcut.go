@@ -53,6 +53,13 @@ func (p *Proxy) Cut() {
 	p.conns = nil
 }
 
+// Resume accepts connections again after Cut (a network blip, not a death).
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = false
+}
+
 func (p *Proxy) serve() {
 	for {
 		in, err := p.ln.Accept()

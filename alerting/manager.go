@@ -79,6 +79,11 @@ type Manager struct {
 	source   map[*fleet.Detection]string
 	version  uint64
 	lastPoll time.Time
+	// counted is, per incident and detector (a share counts as its
+	// detector), the window end it last counted toward opening or
+	// resolving: the shares of one detector evaluating the same window
+	// count as one window, as the whole detector's evaluation would.
+	counted map[string]map[string]time.Time
 	// unsaved are incidents whose last save failed and held the
 	// notifications of their transitions: both wait for the next save, so
 	// a transition is never notified before it is stored (a restart finds
@@ -111,7 +116,7 @@ func NewManager(cfg Config, deps Deps) (*Manager, error) {
 	m := &Manager{cfg: cfg.Lifecycle, corr: corr, cat: deps.Catalog, store: deps.Store, notify: deps.Notifier,
 		deploys: deps.Deployments, silence: cfg.Silences, log: deps.Logger,
 		active: map[string]map[string]*fleet.Detection{}, firstSeen: map[string]time.Time{}, incidents: map[string]*incident.Incident{},
-		unsaved: map[string]bool{}}
+		unsaved: map[string]bool{}, counted: map[string]map[string]time.Time{}}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
@@ -157,6 +162,40 @@ func (m *Manager) Restore(ctx context.Context, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// Prime takes over the active detections another alerting owner had: evs
+// are each detector's (or share's) last evaluation it consumed. They only
+// fill the active set — no incident moves and nothing is notified — so
+// that the first windows after a takeover are correlated with the whole
+// fleet's detections, not with the few evaluated since.
+func (m *Manager) Prime(_ context.Context, evs []fleet.Evaluation) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ev := range evs {
+		m.updateActive(ev)
+	}
+	return nil
+}
+
+// counts reports whether detector's window ending at now counts toward
+// inc's opening or resolving: detector is one of the incident's, and no
+// other share of its detector counted that window already.
+func (m *Manager) counts(inc *incident.Incident, detector string, now time.Time) bool {
+	if !slices.Contains(inc.Detectors, detector) {
+		return false
+	}
+	base := fleet.BaseName(detector)
+	c := m.counted[inc.Key]
+	if c == nil {
+		c = map[string]time.Time{}
+		m.counted[inc.Key] = c
+	}
+	if t, ok := c[base]; ok && t.Equal(now) && base != detector {
+		return false
+	}
+	c[base] = now
+	return true
 }
 
 // lastAction is the notification of the transition that left an incident
@@ -286,6 +325,11 @@ func (m *Manager) advanceAll(ctx context.Context, ev fleet.Evaluation) ([]route.
 			delete(m.incidents, k)
 		}
 	}
+	for k := range m.counted {
+		if m.incidents[k] == nil {
+			delete(m.counted, k)
+		}
+	}
 	return notes, firing, nil
 }
 
@@ -349,7 +393,7 @@ func (m *Manager) advance(ctx context.Context, cd *correlate.Candidate, detector
 	sevBefore := inc.Severity
 	m.refresh(inc, cd, now)
 	pageable := incident.SeverityRank(inc.Severity) >= incident.SeverityRank(m.cfg.OpenSeverity)
-	if slices.Contains(inc.Detectors, detector) {
+	if m.counts(inc, detector, now) {
 		// Seen counts consecutive windows at open severity (Prometheus's
 		// "for"): a single out-of-control point never pages.
 		if pageable {
@@ -397,7 +441,7 @@ func (m *Manager) clear(inc *incident.Incident, detector string, now time.Time, 
 		inc.Cause = parent
 		return true, incident.ActionResolve
 	}
-	if !slices.Contains(inc.Detectors, detector) {
+	if !m.counts(inc, detector, now) {
 		return false, ""
 	}
 	inc.Clear++

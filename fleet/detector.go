@@ -2,6 +2,8 @@ package fleet
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -85,3 +87,39 @@ type SinkFunc func(ctx context.Context, ev Evaluation) error
 
 // Consume implements Sink.
 func (f SinkFunc) Consume(ctx context.Context, ev Evaluation) error { return f(ctx, ev) }
+
+// Shares: several analyzers split a detector's work (issue 17). Each takes
+// shares of it — the GPUs of some datacenters, some models — and evaluates
+// each share as a detector of its own, named ShareName(detector, unit),
+// with its own windows in the engine's ledger.
+
+// ShareSep separates a detector's name from its share in the name the
+// engine evaluates a share under (fleet_health@dc0of4).
+const ShareSep = "@"
+
+// ShareName is the name of one share (unit) of a detector's work.
+func ShareName(detector, unit string) string { return detector + ShareSep + unit }
+
+// BaseName returns the detector a share name belongs to: name itself for a
+// detector that is not split.
+func BaseName(name string) string {
+	base, _, _ := strings.Cut(name, ShareSep)
+	return base
+}
+
+// Shard is one of Of parts of a detector's work, chosen by hashing a key:
+// the datacenters, or the models, whose name's cityHash64 (ClickHouse's
+// function; storage/chsql renders it and its Go twin) modulo Of is Index.
+// The zero Shard, and any with Of ≤ 1, is the whole work.
+type Shard struct{ Index, Of int }
+
+// All reports whether s is the whole work.
+func (s Shard) All() bool { return s.Of <= 1 }
+
+// String is "Index of Of" in a unit name's form ("0of4"); "" for All.
+func (s Shard) String() string {
+	if s.All() {
+		return ""
+	}
+	return strconv.Itoa(s.Index) + "of" + strconv.Itoa(s.Of)
+}

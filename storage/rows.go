@@ -255,8 +255,9 @@ func (b *SpanBlock) Append(s *Span) {
 	appendLabels(&s.Attributes, &b.AttrKeys, &b.AttrValues)
 }
 
-// Append adds one row.
-func (b *DetectionBlock) Append(d *fleet.Detection) {
+// Append adds one row: d, raised by the evaluation source (the engine
+// detector or its share).
+func (b *DetectionBlock) Append(d *fleet.Detection, source string) {
 	b.Ts = append(b.Ts, d.Time.Unix())
 	b.WindowStart = append(b.WindowStart, d.WindowStart.Unix())
 	b.Detector = append(b.Detector, d.Detector)
@@ -278,4 +279,5 @@ func (b *DetectionBlock) Append(d *fleet.Detection) {
 	b.Action = append(b.Action, d.Action)
 	b.Summary = append(b.Summary, d.Summary)
 	b.Evidence = append(b.Evidence, d.Evidence)
+	b.Source = append(b.Source, source)
 }

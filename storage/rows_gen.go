@@ -281,6 +281,7 @@ type DetectionBlock struct {
 	Action       []string  // action String
 	Summary      []string  // summary String
 	Evidence     []string  // evidence String
+	Source       []string  // source String
 }
 
 var columnsDetectionBlock = schema.Detections.ColumnNames()
@@ -290,12 +291,12 @@ func (b *DetectionBlock) Len() int { return len(b.Ts) }
 
 // Reset empties the builder, keeping its capacity.
 func (b *DetectionBlock) Reset() {
-	b.Ts, b.WindowStart, b.Detector, b.Class, b.Severity, b.EntityType, b.Entity, b.Key, b.Datacenter, b.Row, b.Rack, b.Node, b.Cluster, b.GPUUUID, b.GPUModel, b.Job, b.Model, b.ModelVersion, b.Feature, b.Value, b.Threshold, b.PValue, b.Action, b.Summary, b.Evidence = b.Ts[:0], b.WindowStart[:0], b.Detector[:0], b.Class[:0], b.Severity[:0], b.EntityType[:0], b.Entity[:0], b.Key[:0], b.Datacenter[:0], b.Row[:0], b.Rack[:0], b.Node[:0], b.Cluster[:0], b.GPUUUID[:0], b.GPUModel[:0], b.Job[:0], b.Model[:0], b.ModelVersion[:0], b.Feature[:0], b.Value[:0], b.Threshold[:0], b.PValue[:0], b.Action[:0], b.Summary[:0], b.Evidence[:0]
+	b.Ts, b.WindowStart, b.Detector, b.Class, b.Severity, b.EntityType, b.Entity, b.Key, b.Datacenter, b.Row, b.Rack, b.Node, b.Cluster, b.GPUUUID, b.GPUModel, b.Job, b.Model, b.ModelVersion, b.Feature, b.Value, b.Threshold, b.PValue, b.Action, b.Summary, b.Evidence, b.Source = b.Ts[:0], b.WindowStart[:0], b.Detector[:0], b.Class[:0], b.Severity[:0], b.EntityType[:0], b.Entity[:0], b.Key[:0], b.Datacenter[:0], b.Row[:0], b.Rack[:0], b.Node[:0], b.Cluster[:0], b.GPUUUID[:0], b.GPUModel[:0], b.Job[:0], b.Model[:0], b.ModelVersion[:0], b.Feature[:0], b.Value[:0], b.Threshold[:0], b.PValue[:0], b.Action[:0], b.Summary[:0], b.Evidence[:0], b.Source[:0]
 }
 
 // Block returns the rows as a Block sharing the builder's memory.
 func (b *DetectionBlock) Block() Block {
-	return Block{Table: schema.Detections.Name, Columns: columnsDetectionBlock, Data: []any{b.Ts, b.WindowStart, b.Detector, b.Class, b.Severity, b.EntityType, b.Entity, b.Key, b.Datacenter, b.Row, b.Rack, b.Node, b.Cluster, b.GPUUUID, b.GPUModel, b.Job, b.Model, b.ModelVersion, b.Feature, b.Value, b.Threshold, b.PValue, b.Action, b.Summary, b.Evidence}}
+	return Block{Table: schema.Detections.Name, Columns: columnsDetectionBlock, Data: []any{b.Ts, b.WindowStart, b.Detector, b.Class, b.Severity, b.EntityType, b.Entity, b.Key, b.Datacenter, b.Row, b.Rack, b.Node, b.Cluster, b.GPUUUID, b.GPUModel, b.Job, b.Model, b.ModelVersion, b.Feature, b.Value, b.Threshold, b.PValue, b.Action, b.Summary, b.Evidence, b.Source}}
 }
 
 // DriftProfileBlock builds drift_profiles rows (schema.DriftProfiles) column by column: one slice per column,

@@ -73,6 +73,10 @@ type Config struct {
 	// Prebinned uses the counts the collector binned at ingest (drift_bins)
 	// for every model version they fully cover, and bins the rest in SQL.
 	Prebinned bool `yaml:"prebinned"`
+	// Shard limits the detector to the models of one shard, when analyzers
+	// share the fleet (zero: every model). Benjamini–Hochberg then runs
+	// across the shard's columns: each shard's pass keeps the FDR level.
+	Shard fleet.Shard `yaml:"-"`
 }
 
 // NewDefaultConfig returns a 5-minute detector: 10 bins, top 20 categories,
@@ -273,7 +277,7 @@ func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
 	}
 	d.addProfiles(stored)
 	for _, f := range d.cfg.Files {
-		if d.profiles[versionKey{f.Model, f.Version}] != nil {
+		if d.profiles[versionKey{f.Model, f.Version}] != nil || !d.inShard(f.Model) {
 			continue
 		}
 		ps, err := d.files(f.Path, profile.BuildConfig{Bins: d.cfg.Bins, TopK: d.cfg.TopK})
@@ -293,7 +297,7 @@ func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
 	var res chsql.Result
 	model, version, feature := res.Str("model"), res.Str("model_version"), res.Str("feature")
 	s, run, excess := res.F64("s"), res.Int("run"), res.F64("excess")
-	err = res.ForRows(ctx, d.results, CUSUMStateSQL(d.results.Config().Database, last.End, d.cfg.SequentialMemory), func(r int) {
+	err = res.ForRows(ctx, d.results, CUSUMStateSQL(d.results.Config().Database, last.End, d.cfg.SequentialMemory, d.cfg.Shard), func(r int) {
 		key := model.At(r) + "/" + version.At(r) + "/" + feature.At(r)
 		d.cusum[key] = &CUSUM{S: s.At(r), Run: int(run.At(r)), Excess: excess.At(r)}
 	})
@@ -301,6 +305,12 @@ func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
 		return fmt.Errorf("restore drift CUSUM: %w", err)
 	}
 	return nil
+}
+
+// inShard reports whether model is one of the detector's shard.
+func (d *Detector) inShard(model string) bool {
+	sh := d.cfg.Shard
+	return sh.All() || chsql.ShardOf(model, sh.Of) == sh.Index
 }
 
 func (d *Detector) addProfiles(ps []*profile.Profile) {
@@ -447,7 +457,7 @@ func (d *Detector) activeVersions(ctx context.Context, w fleet.Window) (*ordered
 	out := &orderedCounts{n: map[versionKey]int64{}}
 	var res chsql.Result
 	model, version, events := res.Str("model"), res.Str("model_version"), res.Int("events")
-	err := res.ForRows(ctx, d.client, ActiveVersionsSQL(d.client.Config().Database, w), func(r int) {
+	err := res.ForRows(ctx, d.client, ActiveVersionsSQL(d.client.Config().Database, w, d.cfg.Shard), func(r int) {
 		k := versionKey{model.At(r), version.At(r)}
 		out.keys = append(out.keys, k)
 		out.n[k] = events.At(r)
@@ -590,7 +600,7 @@ func (d *Detector) prebinnedCounts(ctx context.Context, w fleet.Window, keys []v
 	binned := map[column]map[int]int64{}
 	var res chsql.Result
 	model, version, feature, fp, bin, n := res.Str("model"), res.Str("model_version"), res.Str("feature"), res.Int("profile"), res.Int("bin"), res.Int("n")
-	err := res.ForRows(ctx, d.client, PrebinnedSQL(d.client.Config().Database, w), func(r int) {
+	err := res.ForRows(ctx, d.client, PrebinnedSQL(d.client.Config().Database, w, d.cfg.Shard), func(r int) {
 		c := column{versionKey{model.At(r), version.At(r)}, feature.At(r), uint64(fp.At(r))}
 		if binned[c] == nil {
 			binned[c] = map[int]int64{}

@@ -33,11 +33,15 @@ func versionFilter(model, version string, w fleet.Window) string {
 		chsql.String(model), chsql.String(version), chsql.Between("ts", w.Start, w.End))
 }
 
-// ActiveVersionsSQL lists the model versions with events in a window.
-func ActiveVersionsSQL(database string, w fleet.Window) string {
-	return fmt.Sprintf("SELECT model, model_version, count() AS events FROM %s WHERE %s GROUP BY model, model_version ORDER BY model, model_version",
-		chsql.Ident(database, "inference_events"), chsql.Between("ts", w.Start, w.End))
+// ActiveVersionsSQL lists the model versions of shard's models with events
+// in a window.
+func ActiveVersionsSQL(database string, w fleet.Window, shard fleet.Shard) string {
+	return fmt.Sprintf("SELECT model, model_version, count() AS events FROM %s WHERE %s AND %s GROUP BY model, model_version ORDER BY model, model_version",
+		chsql.Ident(database, "inference_events"), chsql.Between("ts", w.Start, w.End), inShard(shard))
 }
+
+// inShard is the condition on the model column of shard's models.
+func inShard(shard fleet.Shard) string { return chsql.InShard("model", shard.Index, shard.Of) }
 
 // DeploymentTimeSQL finds when a model version was deployed (1970-01-01
 // when there is no marker).
@@ -163,21 +167,21 @@ var inf = math.Inf(1)
 
 // PrebinnedSQL sums the ingest-time counts of drift_bins over a window
 // that starts and ends on a minute: per model version, feature, profile
-// fingerprint and bin (-1: the events binned).
-func PrebinnedSQL(database string, w fleet.Window) string {
+// fingerprint and bin (-1: the events binned), of shard's models.
+func PrebinnedSQL(database string, w fleet.Window, shard fleet.Shard) string {
 	return fmt.Sprintf(`SELECT model, model_version, feature, profile, bin, sum(count) AS n
 FROM %s
-WHERE %s
+WHERE %s AND %s
 GROUP BY model, model_version, feature, profile, bin
-ORDER BY model, model_version, feature, profile, bin`, chsql.Ident(database, "drift_bins"), chsql.Between("ts", w.Start, w.End))
+ORDER BY model, model_version, feature, profile, bin`, chsql.Ident(database, "drift_bins"), chsql.Between("ts", w.Start, w.End), inShard(shard))
 }
 
-// CUSUMStateSQL restores each profile's CUSUM as of the window ending at
-// ts, from scores written within memory before it.
-func CUSUMStateSQL(database string, ts time.Time, memory time.Duration) string {
+// CUSUMStateSQL restores the CUSUM of each profile of shard's models as of
+// the window ending at ts, from scores written within memory before it.
+func CUSUMStateSQL(database string, ts time.Time, memory time.Duration, shard fleet.Shard) string {
 	return fmt.Sprintf(`SELECT model, model_version, feature, argMax(cusum, ts) AS s, argMax(cusum_run, ts) AS run, argMax(cusum_excess, ts) AS excess
-FROM %s WHERE ts <= %s AND ts > %s GROUP BY model, model_version, feature`,
-		chsql.Ident(database, "drift_scores"), chsql.Time(ts), chsql.Time(ts.Add(-memory)))
+FROM %s WHERE ts <= %s AND ts > %s AND %s GROUP BY model, model_version, feature`,
+		chsql.Ident(database, "drift_scores"), chsql.Time(ts), chsql.Time(ts.Add(-memory)), inShard(shard))
 }
 
 func ordinals(n int) string {

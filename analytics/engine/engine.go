@@ -104,15 +104,28 @@ func (c Config) Validate() error {
 }
 
 // Engine schedules detectors. Build it with New, Add detectors, then call
-// Run (or Step, for tests and one-shot runs; not both at once).
+// Run (or Step, for tests and one-shot runs; not both at once). With
+// WithDynamic, detectors are added and removed while Run runs (analyzers
+// sharing the fleet take and hand over shares of the work).
 type Engine struct {
-	cfg    Config
-	ledger *ledger
-	clock  Clock
-	log    *slog.Logger
-	sinks  []fleet.Sink
-	dets   []*entry
-	stats  statsSet
+	cfg     Config
+	ledger  *ledger
+	clock   Clock
+	log     *slog.Logger
+	sinks   []fleet.Sink
+	dynamic bool
+	stats   statsSet
+
+	// mu guards dets and run.
+	mu   sync.Mutex
+	dets []*entry
+	run  *running // while Run runs
+}
+
+// running is what Run shares with the detectors' loops it started.
+type running struct {
+	stop, work context.Context
+	wg         sync.WaitGroup
 }
 
 type entry struct {
@@ -124,6 +137,11 @@ type entry struct {
 	attempts int
 	retryAt  time.Time
 	lastErr  error
+	// halt ends the detector's loop between windows, abort cancels its
+	// evaluation in flight, done closes when the loop returned; set while
+	// Run runs it.
+	halt, abort context.CancelFunc
+	done        chan struct{}
 }
 
 // Option adjusts New.
@@ -137,6 +155,10 @@ func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 
 // WithSink adds a sink after those added before.
 func WithSink(s fleet.Sink) Option { return func(e *Engine) { e.sinks = append(e.sinks, s) } }
+
+// WithDynamic lets detectors come and go while Run runs (Add, Remove):
+// Run then returns only when its context ends, and runs with none.
+func WithDynamic() Option { return func(e *Engine) { e.dynamic = true } }
 
 // New validates cfg and returns an engine recording its windows in client's
 // analyzer_windows table.
@@ -156,24 +178,70 @@ func New(cfg Config, client *storage.Client, opts ...Option) (*Engine, error) {
 }
 
 // Add registers a detector. Its interval must be a positive whole number of
-// seconds and its name unique.
+// seconds and its name unique. While Run runs (WithDynamic), the detector
+// starts at once: it resumes after the last window the ledger holds for
+// it (or for the detector it is a share of, whichever is later).
 func (e *Engine) Add(d fleet.Detector) error {
 	iv := d.Interval()
 	if iv < time.Second || iv%time.Second != 0 {
 		return fmt.Errorf("detector %s: interval %v must be a positive whole number of seconds", d.Name(), iv)
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, x := range e.dets {
 		if x.d.Name() == d.Name() {
 			return fmt.Errorf("detector %s added twice", d.Name())
 		}
 	}
+	if e.run != nil && !e.dynamic {
+		return fmt.Errorf("detector %s: added while the engine runs (WithDynamic allows it)", d.Name())
+	}
 	late := e.cfg.Lateness
 	if lo, ok := d.(fleet.LatenessOverride); ok && lo.Lateness() > 0 {
 		late = lo.Lateness()
 	}
-	e.dets = append(e.dets, &entry{d: d, late: late})
+	en := &entry{d: d, late: late}
+	e.dets = append(e.dets, en)
 	e.stats.add(d.Name())
+	if e.run != nil {
+		e.startLoop(en)
+	}
 	return nil
+}
+
+// Remove stops and unregisters the detector named name: its loop stops
+// after the window in flight, which may finish while ctx lasts and is
+// canceled when ctx ends (its window comes again for whoever evaluates the
+// detector next). It returns once nothing of it runs. Its counters stay.
+func (e *Engine) Remove(ctx context.Context, name string) error {
+	e.mu.Lock()
+	i := slices.IndexFunc(e.dets, func(en *entry) bool { return en.d.Name() == name })
+	if i < 0 {
+		e.mu.Unlock()
+		return fmt.Errorf("detector %s is not registered", name)
+	}
+	en := e.dets[i]
+	e.dets = slices.Delete(e.dets, i, i+1)
+	e.mu.Unlock()
+	if en.done == nil {
+		return nil
+	}
+	en.halt()
+	select {
+	case <-en.done:
+	case <-ctx.Done():
+		en.abort()
+		<-en.done
+	}
+	en.abort()
+	return nil
+}
+
+// entries returns the registered detectors now.
+func (e *Engine) entries() []*entry {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.dets)
 }
 
 // Step evaluates, for every detector, each window that is complete now and
@@ -182,7 +250,7 @@ func (e *Engine) Add(d fleet.Detector) error {
 func (e *Engine) Step(ctx context.Context) (int, error) {
 	total := 0
 	var errs []error
-	for _, en := range e.dets {
+	for _, en := range e.entries() {
 		n, err := e.stepDetector(ctx, ctx, en)
 		total += n
 		if err != nil {
@@ -193,16 +261,25 @@ func (e *Engine) Step(ctx context.Context) (int, error) {
 }
 
 // Run evaluates every detector on its schedule until ctx ends or, with an
-// EndAt, until every detector has evaluated its windows up to it; each
-// detector runs in its own goroutine so that a slow one never delays
-// another. When ctx ends no new window starts; evaluations in flight get
-// ShutdownGrace to finish. It returns nil once every detector has stopped.
+// EndAt and without WithDynamic, until every detector has evaluated its
+// windows up to it; each detector runs in its own goroutine so that a slow
+// one never delays another. When ctx ends no new window starts;
+// evaluations in flight get ShutdownGrace to finish. It returns nil once
+// every detector has stopped.
 func (e *Engine) Run(ctx context.Context) error {
-	if len(e.dets) == 0 {
-		return errors.New("engine: no detectors")
-	}
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	e.mu.Lock()
+	if len(e.dets) == 0 && !e.dynamic {
+		e.mu.Unlock()
+		return errors.New("engine: no detectors")
+	}
+	r := &running{stop: ctx, work: work}
+	e.run = r
+	for _, en := range e.dets {
+		e.startLoop(en)
+	}
+	e.mu.Unlock()
 	stopped := make(chan struct{})
 	go func() {
 		select {
@@ -218,17 +295,33 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-stopped:
 		}
 	}()
-	var wg sync.WaitGroup
-	for _, en := range e.dets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.loop(ctx, work, en)
-		}()
+	if e.dynamic {
+		<-ctx.Done()
+		e.mu.Lock()
+		e.run = nil // from now on Add only registers
+		e.mu.Unlock()
 	}
-	wg.Wait()
+	r.wg.Wait()
+	e.mu.Lock()
+	e.run = nil
+	e.mu.Unlock()
 	close(stopped)
 	return nil
+}
+
+// startLoop runs en's loop under e.run; e.mu is held.
+func (e *Engine) startLoop(en *entry) {
+	r := e.run
+	stop, halt := context.WithCancel(r.stop)
+	work, abort := context.WithCancel(r.work)
+	en.halt, en.abort, en.done = halt, abort, make(chan struct{})
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(en.done)
+		defer halt()
+		e.loop(stop, work, en)
+	}()
 }
 
 func (e *Engine) loop(stop, work context.Context, en *entry) {
@@ -261,7 +354,7 @@ func (e *Engine) finished(en *entry) bool {
 // ok is false when every detector has finished its windows up to EndAt
 // (never without an EndAt).
 func (e *Engine) NextDue() (at time.Time, ok bool) {
-	for _, en := range e.dets {
+	for _, en := range e.entries() {
 		en.mu.Lock()
 		due, done := en.next.End.Add(en.late), e.finished(en)
 		if !en.started {
@@ -433,8 +526,9 @@ func (e *Engine) evaluate(ctx context.Context, en *entry, now time.Time) error {
 
 // Detectors lists the registered detectors' names.
 func (e *Engine) Detectors() []string {
-	out := make([]string, len(e.dets))
-	for i, en := range e.dets {
+	dets := e.entries()
+	out := make([]string, len(dets))
+	for i, en := range dets {
 		out[i] = en.d.Name()
 	}
 	return slices.Clip(out)

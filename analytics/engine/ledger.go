@@ -31,19 +31,54 @@ func newLedger(c *storage.Client) (*ledger, error) {
 	return &ledger{client: c, writer: w}, nil
 }
 
-// LastWindowsSQL returns, for one detector, the end of the last recorded
-// window and of the last one evaluated successfully (1970-01-01 when none).
-func LastWindowsSQL(database, detector string) string {
-	return fmt.Sprintf("SELECT max(window_end), maxIf(window_end, status = 'ok') FROM %s WHERE detector = %s",
-		chsql.Ident(database, schema.AnalyzerWindows.Name), chsql.String(detector))
+// LastWindowsSQL returns, per detector, the end of the last recorded
+// window and of the last one evaluated successfully, of the detectors named
+// and of the shares of whole (fleet.ShareName(whole, …)).
+func LastWindowsSQL(database string, detectors []string, whole string) string {
+	shares := "0"
+	if whole != "" {
+		prefix := whole + fleet.ShareSep
+		shares = fmt.Sprintf("substring(detector, 1, %d) = %s", len(prefix), chsql.String(prefix))
+	}
+	return fmt.Sprintf("SELECT detector, max(window_end) AS last, maxIf(window_end, status = 'ok') AS last_ok FROM %s WHERE detector IN %s OR %s GROUP BY detector ORDER BY detector",
+		chsql.Ident(database, schema.AnalyzerWindows.Name), chsql.In(detectors), shares)
 }
 
-// last returns the last recorded window and the last successful one.
+// last returns where detector resumes: the last recorded window and the
+// last successful one. A share resumes after the later of its own and the
+// whole detector's (evaluated alone, before the fleet was shared); a whole
+// detector after the later of its own and the earliest its shares reached
+// (evaluated shared, before a single analyzer took over again), so that no
+// share's windows are left out.
 func (l *ledger) last(ctx context.Context, detector string, iv time.Duration) (last, lastOK fleet.Window, err error) {
+	base := fleet.BaseName(detector)
+	names, whole := []string{detector, base}, ""
+	if base == detector {
+		names, whole = []string{detector}, detector
+	}
 	var end, endOK time.Time
-	if err := l.client.QueryScalar(ctx, LastWindowsSQL(l.client.Config().Database, detector), &end, &endOK); err != nil {
+	var shareEnd, shareOK time.Time
+	shares := 0
+	var res chsql.Result
+	det, lastCol, okCol := res.Str("detector"), res.Time("last"), res.Time("last_ok")
+	err = res.ForRows(ctx, l.client, LastWindowsSQL(l.client.Config().Database, names, whole), func(r int) {
+		e, ok := time.Unix(lastCol.Seconds(r), 0).UTC(), time.Unix(okCol.Seconds(r), 0).UTC()
+		if whole != "" && det.At(r) != whole {
+			if shares == 0 || e.Before(shareEnd) {
+				shareEnd = e
+			}
+			if shares == 0 || ok.Before(shareOK) {
+				shareOK = ok
+			}
+			shares++
+			return
+		}
+		end, endOK = maxTime(end, e), maxTime(endOK, ok)
+	})
+	if err != nil {
 		return last, lastOK, fmt.Errorf("read analyzer_windows: %w", err)
 	}
+	end, endOK = maxTime(end, shareEnd), maxTime(endOK, shareOK)
 	if end.Unix() > 0 {
 		last = fleet.Window{Start: end.Add(-iv).UTC(), End: end.UTC()}
 	}

@@ -11,8 +11,10 @@ import (
 )
 
 // DetectionTable is the sink that writes every detection to the shared
-// detections table. Rows are identified by (class, key, ts), so a window
-// written again after a crash collapses into the rows already there.
+// detections table, with the evaluation that raised it (its source: the
+// engine detector's name, a share's under analyzers sharing the fleet).
+// Rows are identified by (class, key, ts), so a window written again after
+// a crash collapses into the rows already there.
 type DetectionTable struct {
 	w *storage.Writer
 	b storage.DetectionBlock
@@ -32,7 +34,7 @@ func (s *DetectionTable) Consume(ctx context.Context, ev fleet.Evaluation) error
 	defer s.mu.Unlock()
 	s.b.Reset()
 	for i := range ev.Detections {
-		s.b.Append(&ev.Detections[i])
+		s.b.Append(&ev.Detections[i], ev.Detector)
 	}
 	return s.w.Write(ctx, s.b.Block())
 }
@@ -64,7 +66,9 @@ func (s *statsSet) add(name string) {
 	if s.m == nil {
 		s.m = map[string]*DetectorStats{}
 	}
-	s.m[name] = &DetectorStats{Skipped: map[string]uint64{}}
+	if s.m[name] == nil { // a detector added again keeps its counts
+		s.m[name] = &DetectorStats{Skipped: map[string]uint64{}}
+	}
 }
 
 func (s *statsSet) ok(name string, w fleet.Window, dets int, d time.Duration) {

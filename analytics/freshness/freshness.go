@@ -59,10 +59,11 @@ func (n Newest) Staleness(now time.Time) (time.Duration, string) {
 // NewestSQL finds, per model and feature, over [from, to): the newest
 // reported update time (kind 'update'), and the newest event carrying a
 // value, a finite number or a non-empty category (kind 'arrival'); newest is
-// in Unix seconds. The lambdas use only their own arguments, as ClickHouse
-// 18.16 requires.
-func NewestSQL(database string, from, to time.Time) string {
-	tbl, filter := chsql.Ident(database, "inference_events"), chsql.Between("ts", from, to)
+// in Unix seconds. Only shard's models are read. The lambdas use only their
+// own arguments, as ClickHouse 18.16 requires.
+func NewestSQL(database string, from, to time.Time, shard fleet.Shard) string {
+	tbl := chsql.Ident(database, "inference_events")
+	filter := chsql.Between("ts", from, to) + " AND " + chsql.InShard("model", shard.Index, shard.Of)
 	return fmt.Sprintf(`SELECT toString(model) AS m, f, 'update' AS kind, max(u) AS newest FROM %s
 ARRAY JOIN feature_update_names AS f, feature_update_ts AS u
 WHERE %s GROUP BY model, f
@@ -79,11 +80,15 @@ WHERE %s GROUP BY model, f`, tbl, filter, tbl, filter, tbl, filter)
 // ReadNewest runs NewestSQL and merges its rows per model and feature, in
 // the order the features first appear.
 func ReadNewest(ctx context.Context, c *storage.Client, from, to time.Time) ([]Newest, error) {
+	return readNewest(ctx, c, from, to, fleet.Shard{})
+}
+
+func readNewest(ctx context.Context, c *storage.Client, from, to time.Time, shard fleet.Shard) ([]Newest, error) {
 	var out []Newest
 	at := map[[2]string]int{}
 	var res chsql.Result
 	model, feature, kind, newest := res.Str("m"), res.Str("f"), res.Str("kind"), res.F64("newest")
-	err := res.ForRows(ctx, c, NewestSQL(c.Config().Database, from, to), func(r int) {
+	err := res.ForRows(ctx, c, NewestSQL(c.Config().Database, from, to, shard), func(r int) {
 		k := [2]string{model.At(r), feature.At(r)}
 		i, ok := at[k]
 		if !ok {
@@ -110,6 +115,7 @@ func ReadNewest(ctx context.Context, c *storage.Client, from, to time.Time) ([]N
 // handed to the next caller of the same window.
 type Reader struct {
 	client *storage.Client
+	shard  fleet.Shard
 	mu     sync.Mutex
 	w      fleet.Window
 	ns     []Newest
@@ -117,6 +123,12 @@ type Reader struct {
 
 // NewReader returns a reader over c.
 func NewReader(c *storage.Client) *Reader { return &Reader{client: c} }
+
+// NewShardReader returns a reader of the models of one shard over c (an
+// analyzer's share of the SPC staleness charts).
+func NewShardReader(c *storage.Client, shard fleet.Shard) *Reader {
+	return &Reader{client: c, shard: shard}
+}
 
 // Window returns ReadNewest over [w.Start, w.End), queried once per window.
 // The slice is shared: callers must not change it.
@@ -126,7 +138,7 @@ func (r *Reader) Window(ctx context.Context, w fleet.Window) ([]Newest, error) {
 	if r.ns != nil && r.w == w {
 		return r.ns, nil
 	}
-	ns, err := ReadNewest(ctx, r.client, w.Start, w.End)
+	ns, err := readNewest(ctx, r.client, w.Start, w.End, r.shard)
 	if err != nil {
 		return nil, err
 	}

@@ -251,7 +251,7 @@ func TestOncallFeatureFreshnessView(t *testing.T) {
 	}
 	var b storage.DetectionBlock
 	for i := range ds {
-		b.Append(&ds[i])
+		b.Append(&ds[i], ds[i].Detector)
 	}
 	wr, err := db.NewWriter(storage.NewDefaultWriterConfig())
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // Config tunes the fleet-health detector. The thresholds' defaults are the
@@ -92,6 +93,13 @@ type Config struct {
 	// Warmup is how many windows before the last evaluated one a restart
 	// replays to rebuild persistence and baselines (default 10).
 	Warmup int `yaml:"warmup"`
+	// Shard limits the detector to the GPUs of the datacenters in one
+	// shard, when analyzers share the fleet (zero: every GPU). Every peer
+	// group (job, node, rack, datacenter) lies within a datacenter, so the
+	// comparisons are those of the whole fleet; the figures taken per GPU
+	// model across the fleet (the median error rate under the Poisson
+	// floors, a model's observed peak power for load) are the shard's.
+	Shard fleet.Shard `yaml:"-"`
 }
 
 // NewDefaultConfig returns the defaults.

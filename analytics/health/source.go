@@ -17,11 +17,20 @@ type Source struct {
 	client    *storage.Client
 	heartbeat string
 	lostAfter time.Duration
+	shard     fleet.Shard
 }
 
-// NewSource returns a source on c.
+// NewSource returns a source on c, reading the GPUs of cfg.Shard.
 func NewSource(c *storage.Client, cfg Config) *Source {
-	return &Source{client: c, heartbeat: cfg.Heartbeat, lostAfter: cfg.LostAfter}
+	return &Source{client: c, heartbeat: cfg.Heartbeat, lostAfter: cfg.LostAfter, shard: cfg.Shard}
+}
+
+// seriesOf is gpu_series' identity of the metrics' series of the GPUs in
+// shard (their datacenters'). A series of another datacenter finds no
+// match in the ANY LEFT JOIN and is dropped with the GPUs without a uuid.
+func seriesOf(db, metricsIn string, shard fleet.Shard) string {
+	return fmt.Sprintf("SELECT series, %s FROM %s WHERE metric IN %s AND %s", gpuColumns, chsql.Ident(db, "gpu_series"), metricsIn,
+		chsql.InShard("datacenter", shard.Index, shard.Of))
 }
 
 // gpuColumns are gpu_series' identity columns, in the order gpuAt reads them.
@@ -53,8 +62,8 @@ func (c gpuCols) at(r int) GPU {
 // series of a total are left out (the total is read); a per-link family
 // (the catalog's PerLink fields the signals read) is read as the sum over
 // its links of each link's mean. The rank label comes along for training
-// metrics.
-func RowsSQL(db string, w fleet.Window) string {
+// metrics. Only the GPUs of shard's datacenters are read.
+func RowsSQL(db string, w fleet.Window, shard fleet.Shard) string {
 	metrics, links := chsql.In(Metrics()), chsql.In(perLink)
 	return fmt.Sprintf(`SELECT metric, %s,
     any(rank) AS g_rank, if(metric IN %s, sum(v_sum / n), sum(v_sum) / sum(n)) AS mean, max(v_max) AS peak,
@@ -64,32 +73,33 @@ FROM (
     FROM %s WHERE metric IN %s AND %s GROUP BY metric, series) AS s
 ANY LEFT JOIN (
     SELECT series, %s, label_values[indexOf(label_keys, 'rank')] AS rank, has(label_keys, 'link') AS per_link
-    FROM %s WHERE metric IN %s) AS g USING series
+    FROM %s WHERE metric IN %s AND %s) AS g USING series
 WHERE (per_link = 0 OR metric IN %s) AND uuid != ''
 GROUP BY metric, uuid`, gpuAny, links, chsql.Ident(db, "gpu_samples"), metrics, chsql.Between("ts", w.Start, w.End),
-		gpuColumns, chsql.Ident(db, "gpu_series"), metrics, links)
+		gpuColumns, chsql.Ident(db, "gpu_series"), metrics, chsql.InShard("datacenter", shard.Index, shard.Of), links)
 }
 
-// EventsSQL reads the window's hard-fault events, folded per GPU, kind and
-// code.
-func EventsSQL(db string, w fleet.Window) string {
+// EventsSQL reads the window's hard-fault events of shard's datacenters,
+// folded per GPU, kind and code.
+func EventsSQL(db string, w fleet.Window, shard fleet.Shard) string {
 	kinds := chsql.In(HardFaultKinds)
 	return fmt.Sprintf(`SELECT min(ts) AS first, event, code, sum(count) AS n, any(message) AS msg,
     %s
-FROM %s WHERE event IN %s AND %s
-GROUP BY event, code, uuid ORDER BY uuid, event, code`, gpuAny, chsql.Ident(db, "gpu_events"), kinds, chsql.Between("ts", w.Start, w.End))
+FROM %s WHERE event IN %s AND %s AND %s
+GROUP BY event, code, uuid ORDER BY uuid, event, code`, gpuAny, chsql.Ident(db, "gpu_events"), kinds, chsql.Between("ts", w.Start, w.End),
+		chsql.InShard("datacenter", shard.Index, shard.Of))
 }
 
-// MissingSQL finds the GPUs whose heartbeat metric has a sample in
-// [start − lostAfter, start) and none in the window.
-func MissingSQL(db, heartbeat string, lostAfter time.Duration, w fleet.Window) string {
+// MissingSQL finds the GPUs of shard's datacenters whose heartbeat metric
+// has a sample in [start − lostAfter, start) and none in the window.
+func MissingSQL(db, heartbeat string, lostAfter time.Duration, w fleet.Window, shard fleet.Shard) string {
 	hb := chsql.String(heartbeat)
 	return fmt.Sprintf(`SELECT %s
 FROM (SELECT series, max(ts) AS last FROM %s WHERE metric = %s AND %s GROUP BY series) AS s
-ANY LEFT JOIN (SELECT series, %s FROM %s WHERE metric = %s) AS g USING series
+ANY LEFT JOIN (%s) AS g USING series
 WHERE uuid != ''
 GROUP BY uuid HAVING max(last) < %s ORDER BY uuid`, gpuAny, chsql.Ident(db, "gpu_samples"), hb, chsql.Between("ts", w.Start.Add(-lostAfter), w.End),
-		gpuColumns, chsql.Ident(db, "gpu_series"), hb, chsql.Time(w.Start))
+		seriesOf(db, "("+hb+")", shard), chsql.Time(w.Start))
 }
 
 // Read runs the three queries for w.
@@ -99,7 +109,7 @@ func (s *Source) Read(ctx context.Context, w fleet.Window) (*Input, error) {
 	var rows chsql.Result
 	rowGPU, metric, rank := readGPU(&rows), rows.Str("metric"), rows.Str("g_rank")
 	mean, peak, increase, samples := rows.F64("mean"), rows.F64("peak"), rows.F64("increase"), rows.Int("samples")
-	err := rows.ForRows(ctx, s.client, RowsSQL(db, w), func(r int) {
+	err := rows.ForRows(ctx, s.client, RowsSQL(db, w, s.shard), func(r int) {
 		g := rowGPU.at(r)
 		g.Rank = rank.At(r)
 		in.Rows = append(in.Rows, Row{GPU: g, Metric: metric.At(r), Mean: mean.At(r), Max: peak.At(r), Delta: increase.At(r), Samples: int(samples.At(r))})
@@ -109,7 +119,7 @@ func (s *Source) Read(ctx context.Context, w fleet.Window) (*Input, error) {
 	}
 	var events chsql.Result
 	eventGPU, first, kind, code, n, msg := readGPU(&events), events.Time("first"), events.Str("event"), events.Int("code"), events.Int("n"), events.Str("msg")
-	err = events.ForRows(ctx, s.client, EventsSQL(db, w), func(r int) {
+	err = events.ForRows(ctx, s.client, EventsSQL(db, w, s.shard), func(r int) {
 		in.Events = append(in.Events, Event{Time: time.Unix(first.Seconds(r), 0).UTC(), Kind: kind.At(r),
 			Code: code.At(r), Count: uint32(n.At(r)), Message: msg.At(r), GPU: eventGPU.at(r)})
 	})
@@ -118,7 +128,7 @@ func (s *Source) Read(ctx context.Context, w fleet.Window) (*Input, error) {
 	}
 	var missing chsql.Result
 	missingGPU := readGPU(&missing)
-	err = missing.ForRows(ctx, s.client, MissingSQL(db, s.heartbeat, s.lostAfter, w), func(r int) {
+	err = missing.ForRows(ctx, s.client, MissingSQL(db, s.heartbeat, s.lostAfter, w, s.shard), func(r int) {
 		in.Missing = append(in.Missing, missingGPU.at(r))
 	})
 	if err != nil {

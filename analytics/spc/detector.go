@@ -15,6 +15,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/lib/kernels"
 	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 )
 
 // Config configures one SPC detector.
@@ -42,6 +43,10 @@ type Config struct {
 	// detection critical; CriticalZ the |z| that does so at once.
 	Persist   int     `yaml:"persist"`
 	CriticalZ float64 `yaml:"critical_z"`
+	// Shard limits the charts restored to the series of one shard's
+	// models, when analyzers share the fleet (zero: all); the sources are
+	// limited to the same shard. State stays under the detector's name.
+	Shard fleet.Shard `yaml:"-"`
 }
 
 // DefaultRules are the rules a chart evaluates unless configured: beyond
@@ -162,7 +167,11 @@ func (d *Detector) Set() *Set { return d.set }
 // Restore implements fleet.Restorer: it loads every series' chart as of
 // the end of the last evaluated window.
 func (d *Detector) Restore(ctx context.Context, last fleet.Window) error {
-	return d.set.Restore(ctx, d.client, d.cfg.Name, last.End)
+	var keep func(Series) bool
+	if sh := d.cfg.Shard; !sh.All() {
+		keep = func(sr Series) bool { return chsql.ShardOf(sr.Model, sh.Of) == sh.Index }
+	}
+	return d.set.Restore(ctx, d.client, d.cfg.Name, last.End, keep)
 }
 
 // Evaluate implements fleet.Detector.

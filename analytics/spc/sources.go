@@ -33,18 +33,21 @@ func windowFilter(col string, w fleet.Window) string {
 	return chsql.Between(col, w.Start, w.End)
 }
 
-// ModelMetricsSQL aggregates inference_events per model over a window:
-// sampled rows, requests (rows weighted by 1/sample_rate), weighted errors,
-// exact latency percentiles, and serving GPUs.
-func ModelMetricsSQL(database string, w fleet.Window) string {
+// inShard is the condition on a model column of shard's models.
+func inShard(col string, shard fleet.Shard) string { return chsql.InShard(col, shard.Index, shard.Of) }
+
+// ModelMetricsSQL aggregates inference_events per model of shard over a
+// window: sampled rows, requests (rows weighted by 1/sample_rate), weighted
+// errors, exact latency percentiles, and serving GPUs.
+func ModelMetricsSQL(database string, w fleet.Window, shard fleet.Shard) string {
 	return fmt.Sprintf(`SELECT model, argMax(model_version, ts) AS version, count() AS rows,
     sum(1 / sample_rate) AS requests, sumIf(1 / sample_rate, status != 'ok') AS errors,
     quantilesExactIf(0.5, 0.95, 0.99)(latency_ms, isFinite(latency_ms)) AS latency,
     uniqExactIf(gpu_uuid, gpu_uuid != '') AS gpus
 FROM %s
-WHERE %s AND sample_rate > 0
+WHERE %s AND sample_rate > 0 AND %s
 GROUP BY model
-ORDER BY model`, chsql.Ident(database, "inference_events"), windowFilter("ts", w))
+ORDER BY model`, chsql.Ident(database, "inference_events"), windowFilter("ts", w), inShard("model", shard))
 }
 
 // ModelMetrics charts, per model and window: latency p50/p95/p99, error
@@ -53,6 +56,8 @@ type ModelMetrics struct {
 	client *storage.Client
 	// PricePerGPUHour turns GPU time into cost; 0 leaves cost out.
 	PricePerGPUHour float64
+	// Shard limits the source to one shard's models (zero: all).
+	Shard fleet.Shard
 }
 
 // NewModelMetrics returns the source.
@@ -70,7 +75,7 @@ func (m *ModelMetrics) Observe(ctx context.Context, w fleet.Window) ([]Observati
 	var res chsql.Result
 	modelCol, versionCol, requestsCol, errorsCol := res.Str("model"), res.Str("version"), res.F64("requests"), res.F64("errors")
 	latency, gpusCol := res.Floats("latency"), res.Int("gpus")
-	err := res.ForRows(ctx, m.client, ModelMetricsSQL(m.client.Config().Database, w), func(r int) {
+	err := res.ForRows(ctx, m.client, ModelMetricsSQL(m.client.Config().Database, w, m.Shard), func(r int) {
 		model, version := modelCol.At(r), versionCol.At(r)
 		requests, errs := requestsCol.At(r), errorsCol.At(r)
 		lv := latency.At(r)
@@ -128,16 +133,16 @@ func (f *Freshness) Observe(ctx context.Context, w fleet.Window) ([]Observation,
 // LabelMetricsSQL joins a window's predictions with the labels that arrived
 // by labelDeadline (the window end plus the label delay, so a replay sees
 // the same labels) and returns, per model, labelled predictions, correct
-// classes, and the mean absolute error of numeric labels.
-func LabelMetricsSQL(database string, w fleet.Window, labelDeadline time.Time) string {
+// classes, and the mean absolute error of numeric labels, of shard's models.
+func LabelMetricsSQL(database string, w fleet.Window, labelDeadline time.Time, shard fleet.Shard) string {
 	return fmt.Sprintf(`SELECT model, count() AS labelled, countIf(label != '' AND prediction_class = label) AS correct,
     countIf(label != '') AS classified, avgIf(abs(prediction - label_value), isFinite(label_value) AND isFinite(prediction)) AS mae
 FROM %s AS e
 ANY INNER JOIN (SELECT request_id, label, label_value FROM %s WHERE %s) AS l USING request_id
-WHERE %s AND status = 'ok'
+WHERE %s AND status = 'ok' AND %s
 GROUP BY model
 ORDER BY model`, chsql.Ident(database, "inference_events"), chsql.Ident(database, "delayed_labels"),
-		chsql.Between("ts", w.Start, labelDeadline), windowFilter("ts", w))
+		chsql.Between("ts", w.Start, labelDeadline), windowFilter("ts", w), inShard("model", shard))
 }
 
 // Labels charts delayed-label accuracy (classifiers) and mean absolute
@@ -148,6 +153,8 @@ type Labels struct {
 	LabelDelay time.Duration
 	// MinLabels is the fewest labelled predictions a window needs.
 	MinLabels int
+	// Shard limits the source to one shard's models (zero: all).
+	Shard fleet.Shard
 }
 
 // NewLabels returns the source.
@@ -161,7 +168,7 @@ func (l *Labels) Name() string { return "labels" }
 // Observe implements Source.
 func (l *Labels) Observe(ctx context.Context, w fleet.Window) ([]Observation, error) {
 	var out []Observation
-	sql := LabelMetricsSQL(l.client.Config().Database, w, w.End.Add(l.LabelDelay))
+	sql := LabelMetricsSQL(l.client.Config().Database, w, w.End.Add(l.LabelDelay), l.Shard)
 	var res chsql.Result
 	modelCol, labelledCol, correct, classifiedCol, maeCol := res.Str("model"), res.Int("labelled"), res.Int("correct"), res.Int("classified"), res.F64("mae")
 	err := res.ForRows(ctx, l.client, sql, func(r int) {

@@ -52,8 +52,9 @@ func RestoreStateSQL(database, detector string, ts time.Time) string {
 }
 
 // Restore replaces the set's series with a detector's state as of the
-// window ending at ts (none when ts is zero).
-func (s *Set) Restore(ctx context.Context, c *storage.Client, detector string, ts time.Time) error {
+// window ending at ts (none when ts is zero); with keep, only the series it
+// keeps (a share's).
+func (s *Set) Restore(ctx context.Context, c *storage.Client, detector string, ts time.Time, keep func(Series) bool) error {
 	fresh, _ := NewSet(s.cfg, s.windowSecs)
 	*s = *fresh
 	if ts.IsZero() {
@@ -66,7 +67,11 @@ func (s *Set) Restore(ctx context.Context, c *storage.Client, detector string, t
 	cusumHi, cusumLo, learnN, learnSum := res.F64("cusum_hi"), res.F64("cusum_lo"), res.F64("learn_n"), res.F64("learn_sum")
 	learnMR, learnMRN, last, outRun, stale := res.F64("learn_mr"), res.F64("learn_mr_n"), res.F64("last"), res.Int("out_run"), res.Int("stale")
 	err := res.ForRows(ctx, c, RestoreStateSQL(c.Config().Database, detector, ts), func(r int) {
-		i := s.add(restoredSeries(key.At(r), metric.At(r), class.At(r), etype.At(r), entity.At(r)))
+		sr := restoredSeries(key.At(r), metric.At(r), class.At(r), etype.At(r), entity.At(r))
+		if keep != nil && !keep(sr) {
+			return
+		}
+		i := s.add(sr)
 		s.value[i], s.rules[i] = value.At(r), kernels.Signal(rules.At(r))
 		if phase.At(r) == 0 {
 			s.phase1[i] = base.At(r)

@@ -161,6 +161,11 @@ func serve(ctx context.Context, cfg analyzer.Config, log *slog.Logger, once bool
 		return err
 	}
 	if once {
+		if cfg.Coordination.Enabled {
+			// The shares belong to whichever analyzer holds them; a
+			// one-shot run holds none.
+			return errors.New("--once evaluates every detector whole: turn analyzer.coordination off for it, with the other analyzers stopped")
+		}
 		n, err := a.Engine.Step(ctx)
 		log.Info("evaluated the windows due", "windows", n)
 		return err

@@ -12,9 +12,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/alerting/store"
-	"github.com/fleetwatch/fleetwatch/analytics/freshness"
 	"github.com/fleetwatch/fleetwatch/analytics/slo"
-	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
@@ -48,17 +46,15 @@ func (c *AlertingConfig) Validate() error {
 	return err
 }
 
-// alertingStage is alerting as the analyzer runs it: the manager as an
-// engine sink, the router's delivery loop over the notification outbox
-// (none when a notifier replaces it) and, with a catalog, the SLO
-// burn-rate detector.
+// alertingStage is alerting as the analyzer runs it: the manager (an
+// engine sink when the analyzer is alone, fed from the ledger by the
+// alerting owner when analyzers share the fleet) and the router's
+// delivery loop over the notification outbox (none when a notifier
+// replaces it). The catalog's SLO burn-rate and feature-freshness
+// detectors are ordinary detectors (Analyzer.factories).
 type alertingStage struct {
 	manager *alerting.Manager
 	router  *route.Router
-	slo     fleet.Detector
-	// fresh is the freshness SLO detector on the catalog's pipeline
-	// features (analytics/freshness); nil without a catalog.
-	fresh fleet.Detector
 }
 
 // stores are where alerting reads and writes: the inventory, deployments
@@ -69,25 +65,12 @@ type stores struct {
 	in, out  *storage.Client
 	notifier alerting.Notifier
 	now      time.Time
-	// newest reads feature update times once per window for the
-	// freshness detector and the SPC staleness chart.
-	newest *freshness.Reader
 }
 
 // newAlerting builds the alerting stage over ClickHouse, resumes the
-// notifications a previous run left pending in the outbox and restores the
-// open incidents; nil when alerting is off.
-func newAlerting(ctx context.Context, cfg AlertingConfig, fresh freshness.Config, db stores, log *slog.Logger) (*alertingStage, error) {
-	if !cfg.Enabled {
-		return nil, nil
-	}
-	var cat *catalog.Catalog
-	if cfg.Catalog != "" {
-		var err error
-		if cat, err = catalog.Load(cfg.Catalog); err != nil {
-			return nil, err
-		}
-	}
+// notifications a previous run (or alerting owner) left pending in the
+// outbox and restores the open incidents.
+func newAlerting(ctx context.Context, cfg AlertingConfig, cat *catalog.Catalog, db stores, log *slog.Logger) (*alertingStage, error) {
 	in, err := store.New(db.in)
 	if err != nil {
 		return nil, err
@@ -122,22 +105,7 @@ func newAlerting(ctx context.Context, cfg AlertingConfig, fresh freshness.Config
 		return nil, err
 	}
 	stage.manager = m
-	if cat != nil && cfg.SLO.Enabled {
-		d, err := slo.NewDetector(cfg.SLO, db.in, cat)
-		if err != nil {
-			return nil, err
-		}
-		stage.slo = d
-	}
-	if cat != nil && fresh.Enabled {
-		d, err := freshness.NewDetector(fresh, db.newest, cat)
-		if err != nil {
-			return nil, err
-		}
-		stage.fresh = d
-	}
-	log.Info("alerting on", "catalog_models", catalogLen(cat), "receivers", len(cfg.Routing.Receivers), "router", stage.router != nil,
-		"slo", stage.slo != nil, "freshness", stage.fresh != nil)
+	log.Info("alerting on", "catalog_models", catalogLen(cat), "receivers", len(cfg.Routing.Receivers), "router", stage.router != nil)
 	return stage, nil
 }
 

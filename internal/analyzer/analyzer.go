@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fleetwatch/fleetwatch/analytics/freshness"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,11 +16,14 @@ import (
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
+	"github.com/fleetwatch/fleetwatch/analytics/freshness"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
 	"github.com/fleetwatch/fleetwatch/analytics/jobs"
 	"github.com/fleetwatch/fleetwatch/analytics/offline"
+	"github.com/fleetwatch/fleetwatch/analytics/slo"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 	"github.com/fleetwatch/fleetwatch/lib/netsec"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
@@ -30,13 +33,26 @@ type Analyzer struct {
 	cfg    Config
 	web    *netsec.Server // nil without a listener
 	client *storage.Client
+	// out is where results go (client, except in a backtest).
+	out    *storage.Client
+	clock  engine.Clock
 	Engine *engine.Engine
-	drift  *drift.Detector
-	health *health.Detector
-	jobs   *jobs.Detector
-	alert  *alertingStage
-	state  *stateCache
-	log    *slog.Logger
+	// dets are the detectors when the analyzer is alone (shared: the
+	// shares' come and go, sharing.live).
+	dets  []fleet.Detector
+	state *stateCache
+	log   *slog.Logger
+	// notifier and newest are alerting's collaborators (stores).
+	notifier alerting.Notifier
+	newest   *freshness.Reader
+	cat      *catalog.Catalog
+	// share runs the coordination when analyzers share the fleet.
+	share *sharing
+
+	alertMu sync.Mutex
+	// alert is alerting as this analyzer runs it: always when alone and
+	// alerting is on, while it holds the alerting lease when shared.
+	alert *alertingStage
 }
 
 // Option adjusts New.
@@ -70,7 +86,8 @@ func WithSink(s fleet.Sink) Option { return func(o *options) { o.sinks = append(
 
 // New builds the analyzer on an open client: the engine, the detections
 // table sink and the enabled detectors. With cfg.Migrate it applies the
-// schema first.
+// schema first. With cfg.Coordination it adds no detector yet: Run joins
+// the analyzers sharing the fleet and evaluates the shares it is given.
 func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, opts ...Option) (*Analyzer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -83,9 +100,9 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	if o.results != nil {
 		out = o.results
 	}
-	now := time.Now()
+	var clock engine.Clock = engine.SystemClock{}
 	if o.clock != nil {
-		now = o.clock.Now()
+		clock = o.clock
 	}
 	var web *netsec.Server
 	if cfg.Listen != "" {
@@ -109,92 +126,152 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	if err != nil {
 		return nil, err
 	}
-	eopts := []engine.Option{engine.WithLogger(log), engine.WithSink(engine.NewDetectionTable(w))}
-	if o.clock != nil {
-		eopts = append(eopts, engine.WithClock(o.clock))
-	}
+	shared := cfg.Coordination.Enabled
+	eopts := []engine.Option{engine.WithLogger(log), engine.WithSink(engine.NewDetectionTable(w)), engine.WithClock(clock)}
 	for _, s := range o.sinks {
 		eopts = append(eopts, engine.WithSink(s))
 	}
-	newest := freshness.NewReader(c)
-	al, err := newAlerting(ctx, cfg.Alerting, cfg.Freshness, stores{in: c, out: out, notifier: o.notifier, now: now, newest: newest}, log)
-	if err != nil {
+	if shared {
+		eopts = append(eopts, engine.WithDynamic())
+	}
+	a := &Analyzer{cfg: cfg, web: web, client: c, out: out, clock: clock, state: newStateCache(out, cfg.StateLookback), log: log,
+		notifier: o.notifier, newest: freshness.NewReader(c)}
+	if cfg.Alerting.Enabled && cfg.Alerting.Catalog != "" {
+		if a.cat, err = catalog.Load(cfg.Alerting.Catalog); err != nil {
+			return nil, err
+		}
+	}
+	fs := a.factories(a.cat)
+	if !shared && cfg.Alerting.Enabled {
+		// Alone, the analyzer owns alerting, in process: an engine sink.
+		if a.alert, err = newAlerting(ctx, cfg.Alerting, a.cat, a.stores(), log); err != nil {
+			return nil, err
+		}
+		eopts = append(eopts, engine.WithSink(a.alert.manager))
+	}
+	if a.Engine, err = engine.New(cfg.Engine, out, eopts...); err != nil {
 		return nil, err
 	}
-	if al != nil {
-		eopts = append(eopts, engine.WithSink(al.manager))
+	if shared {
+		if a.share, err = newSharing(a, cfg.Coordination, fs); err != nil {
+			return nil, err
+		}
+		return a, nil
 	}
-	e, err := engine.New(cfg.Engine, out, eopts...)
-	if err != nil {
-		return nil, err
-	}
-	a := &Analyzer{cfg: cfg, web: web, client: c, Engine: e, alert: al, state: newStateCache(out, cfg.StateLookback), log: log}
-	var dets []fleet.Detector
-	if cfg.Drift.Enabled {
-		a.drift, err = drift.NewDetector(cfg.Drift.Config, c, offline.ProfileFile, log)
+	for _, f := range fs {
+		d, err := f.build(fleet.Shard{})
 		if err != nil {
 			return nil, err
 		}
-		if out != c {
-			if err := a.drift.WriteResultsTo(out); err != nil {
-				return nil, err
-			}
-		}
-		dets = append(dets, a.drift)
-	}
-	if m := cfg.SPCModels; m.Enabled {
-		sources := []spc.Source{spc.NewModelMetrics(c, m.PricePerGPUHour)}
-		if m.Freshness {
-			sources = append(sources, spc.NewFreshness(newest))
-		}
-		d, err := spc.NewDetector(m.Config, out, sources...)
-		if err != nil {
-			return nil, err
-		}
-		dets = append(dets, d)
-	}
-	if l := cfg.SPCLabels; l.Enabled {
-		sc := l.Config
-		if sc.Lateness < l.LabelDelay {
-			sc.Lateness = l.LabelDelay
-		}
-		d, err := spc.NewDetector(sc, out, spc.NewLabels(c, l.LabelDelay, l.MinLabels))
-		if err != nil {
-			return nil, err
-		}
-		dets = append(dets, d)
-	}
-	if g := cfg.SPCGPU; g.Enabled {
-		d, err := spc.NewDetector(g.Config, out, spc.NewGPUMetrics(c, g.Metrics))
-		if err != nil {
-			return nil, err
-		}
-		dets = append(dets, d)
-	}
-	hd, hdet, err := healthDetectors(cfg.Health, c, log)
-	if err != nil {
-		return nil, err
-	}
-	dets = append(dets, hd...)
-	a.health = hdet
-	jd, jdet, err := jobsDetectors(cfg.Jobs, c, out, log)
-	if err != nil {
-		return nil, err
-	}
-	dets = append(dets, jd...)
-	a.jobs = jdet
-	if al != nil && al.slo != nil {
-		dets = append(dets, al.slo)
-	}
-	if al != nil && al.fresh != nil {
-		dets = append(dets, al.fresh)
-	}
-	for _, d := range dets {
-		if err := e.Add(d); err != nil {
+		a.dets = append(a.dets, d)
+		if err := a.Engine.Add(d); err != nil {
 			return nil, err
 		}
 	}
 	return a, nil
+}
+
+// stores are where alerting reads and writes.
+func (a *Analyzer) stores() stores {
+	return stores{in: a.client, out: a.out, notifier: a.notifier, now: a.clock.Now()}
+}
+
+// factories lists the enabled detectors, each as a builder of its share
+// of the work: fleet health by datacenter, drift and the model SPC charts
+// by model, the rest whole. Alone, the analyzer builds each once, whole.
+func (a *Analyzer) factories(cat *catalog.Catalog) []factory {
+	cfg, c, out, log := a.cfg, a.client, a.out, a.log
+	var fs []factory
+	if cfg.Drift.Enabled {
+		fs = append(fs, factory{name: cfg.Drift.Name, by: byModel, build: func(sh fleet.Shard) (fleet.Detector, error) {
+			dc := cfg.Drift.Config
+			dc.Shard = sh
+			d, err := drift.NewDetector(dc, c, offline.ProfileFile, log)
+			if err != nil {
+				return nil, err
+			}
+			if out != c {
+				if err := d.WriteResultsTo(out); err != nil {
+					return nil, err
+				}
+			}
+			return d, nil
+		}})
+	}
+	if m := cfg.SPCModels; m.Enabled {
+		fs = append(fs, factory{name: m.Name, by: byModel, build: func(sh fleet.Shard) (fleet.Detector, error) {
+			mm := spc.NewModelMetrics(c, m.PricePerGPUHour)
+			mm.Shard = sh
+			sources := []spc.Source{mm}
+			if m.Freshness {
+				r := a.newest // shared with the freshness SLO detector when whole
+				if !sh.All() {
+					r = freshness.NewShardReader(c, sh)
+				}
+				sources = append(sources, spc.NewFreshness(r))
+			}
+			sc := m.Config
+			sc.Shard = sh
+			return spc.NewDetector(sc, out, sources...)
+		}})
+	}
+	if l := cfg.SPCLabels; l.Enabled {
+		fs = append(fs, factory{name: l.Name, by: byModel, build: func(sh fleet.Shard) (fleet.Detector, error) {
+			sc := l.Config
+			sc.Shard = sh
+			if sc.Lateness < l.LabelDelay {
+				sc.Lateness = l.LabelDelay
+			}
+			src := spc.NewLabels(c, l.LabelDelay, l.MinLabels)
+			src.Shard = sh
+			return spc.NewDetector(sc, out, src)
+		}})
+	}
+	if g := cfg.SPCGPU; g.Enabled {
+		fs = append(fs, factory{name: g.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
+			return spc.NewDetector(g.Config, out, spc.NewGPUMetrics(c, g.Metrics))
+		}})
+	}
+	if h := cfg.Health; h.Enabled {
+		fs = append(fs, factory{name: h.Name, by: byDatacenter, build: func(sh fleet.Shard) (fleet.Detector, error) {
+			hc := h.Config
+			hc.Shard = sh
+			return health.NewDetector(hc, c, log)
+		}})
+	}
+	if j := cfg.Jobs; j.Enabled {
+		fs = append(fs, factory{name: j.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
+			return jobs.NewDetector(j.Config, c, out, log)
+		}})
+	}
+	al := cfg.Alerting
+	if al.Enabled && cat != nil && al.SLO.Enabled {
+		fs = append(fs, factory{name: al.SLO.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
+			return slo.NewDetector(al.SLO, c, cat)
+		}})
+	}
+	if al.Enabled && cat != nil && cfg.Freshness.Enabled {
+		fs = append(fs, factory{name: cfg.Freshness.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
+			return freshness.NewDetector(cfg.Freshness, a.newest, cat)
+		}})
+	}
+	return fs
+}
+
+// setAlerting sets (or, with nil, clears) the alerting stage this
+// analyzer runs.
+func (a *Analyzer) setAlerting(st *alertingStage) {
+	a.alertMu.Lock()
+	defer a.alertMu.Unlock()
+	a.alert = st
+}
+
+// alerting returns the alerting stage this analyzer runs now; nil when it
+// runs none.
+func (a *Analyzer) alerting() *alertingStage {
+	a.alertMu.Lock()
+	defer a.alertMu.Unlock()
+	return a.alert
 }
 
 // Run serves /metrics (behind the bearer token, when configured) and
@@ -221,8 +298,22 @@ func (a *Analyzer) Run(ctx context.Context) error {
 		}()
 		a.log.Info("serving /metrics and /healthz", "addr", ln.Addr().String(), "scheme", a.web.Scheme())
 	}
-	a.log.Info("analyzer running", "detectors", a.Engine.Detectors())
-	if a.alert != nil && a.alert.router != nil {
+	if a.share != nil {
+		// Shared: the shares come and go with the membership, and the
+		// alerting lease brings its own delivery loop.
+		members := make(chan struct{})
+		go func() {
+			defer close(members)
+			if err := a.share.member.Run(ctx, a.cfg.Engine.ShutdownGrace); err != nil {
+				a.log.Error("coordination", "err", err)
+			}
+		}()
+		defer func() { <-members }()
+		a.log.Info("analyzer running, sharing the fleet", "member", a.cfg.Coordination.MemberID, "shares", len(a.share.specs))
+	} else {
+		a.log.Info("analyzer running", "detectors", a.Engine.Detectors())
+	}
+	if a.share == nil && a.alert != nil && a.alert.router != nil {
 		// Deliver the notification outbox while the engine runs; what is
 		// still pending when it stops stays in the outbox for the next run.
 		deliveries := make(chan struct{})
@@ -243,10 +334,12 @@ func (a *Analyzer) Run(ctx context.Context) error {
 }
 
 // Incidents returns the incidents alerting knows now (pending included),
-// sorted by key; nil when alerting is off.
+// sorted by key; nil when alerting is off, or when analyzers share the
+// fleet and another one owns alerting.
 func (a *Analyzer) Incidents() []incident.Incident {
-	if a.alert == nil {
+	st := a.alerting()
+	if st == nil {
 		return nil
 	}
-	return a.alert.manager.Incidents()
+	return st.manager.Incidents()
 }

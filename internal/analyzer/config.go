@@ -54,9 +54,13 @@ type Config struct {
 	// Freshness judges the catalog's pipeline features against the
 	// freshness SLO of their type (analytics/freshness); it runs with
 	// alerting when there is a catalog.
-	Freshness  freshness.Config `yaml:"freshness"`
-	Alerting   AlertingConfig   `yaml:"alerting"`
-	ClickHouse storage.Config   `yaml:"-"`
+	Freshness freshness.Config `yaml:"freshness"`
+	Alerting  AlertingConfig   `yaml:"alerting"`
+	// Coordination lets several analyzers share the fleet through
+	// ZooKeeper, one of them owning alerting at a time (off: this one
+	// does everything).
+	Coordination CoordinationConfig `yaml:"coordination"`
+	ClickHouse   storage.Config     `yaml:"-"`
 }
 
 // DriftConfig turns on the PSI drift detector.
@@ -117,6 +121,7 @@ func NewDefaultConfig() Config {
 		Health:        NewDefaultHealthConfig(),
 		Jobs:          NewDefaultJobsConfig(),
 		Freshness:     freshness.NewDefaultConfig(),
+		Coordination:  NewDefaultCoordinationConfig(),
 		ClickHouse:    storage.NewDefaultConfig(),
 	}
 }
@@ -169,6 +174,7 @@ func (c Config) Validate() error {
 		errs = append(errs, c.Jobs.Validate())
 	}
 	errs = append(errs, c.Alerting.Validate())
+	errs = append(errs, c.Coordination.Validate())
 	if c.Freshness.Enabled {
 		errs = append(errs, c.Freshness.Validate())
 	}

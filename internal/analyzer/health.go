@@ -2,14 +2,11 @@ package analyzer
 
 import (
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fleetwatch/fleetwatch/analytics/health"
-	"github.com/fleetwatch/fleetwatch/fleet"
-	"github.com/fleetwatch/fleetwatch/storage"
 )
 
 // HealthConfig turns on the fleet-health detector (issue 6): hard faults,
@@ -42,28 +39,13 @@ func (h HealthConfig) Validate() error {
 	return nil
 }
 
-// healthDetectors returns the fleet-health detector when it is enabled.
-func healthDetectors(cfg HealthConfig, c *storage.Client, log *slog.Logger) ([]fleet.Detector, *health.Detector, error) {
-	if !cfg.Enabled {
-		return nil, nil, nil
-	}
-	d, err := health.NewDetector(cfg.Config, c, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	return []fleet.Detector{d}, d, nil
-}
-
 var descHealthSkipped = prometheus.NewDesc("fleetwatch_analyzer_health_rules_skipped_total",
 	"Fleet-health rules that could not run, per GPU and window, by rule and reason: no_signal, no_load_signal, too_few_peers or idle (each logged once).",
 	[]string{"detector", "rule", "reason"}, nil)
 
 // collectHealth exports the fleet-health detector's skipped rules.
 func (c collector) collectHealth(ch chan<- prometheus.Metric) {
-	if c.a.health == nil {
-		return
-	}
-	for k, n := range c.a.health.Skipped() {
-		ch <- prometheus.MustNewConstMetric(descHealthSkipped, prometheus.CounterValue, float64(n), c.a.health.Name(), k.Rule, k.Reason)
+	for k, n := range c.a.healthSkipped() {
+		ch <- prometheus.MustNewConstMetric(descHealthSkipped, prometheus.CounterValue, float64(n), c.a.cfg.Health.Name, k.Rule, k.Reason)
 	}
 }

@@ -1,13 +1,13 @@
 package analyzer
 
 import (
-	"log/slog"
+	"maps"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fleetwatch/fleetwatch/analytics/jobs"
 	"github.com/fleetwatch/fleetwatch/fleet"
-	"github.com/fleetwatch/fleetwatch/storage"
 )
 
 // JobsConfig turns on the training-job detector (issue 16): a job's step
@@ -23,18 +23,6 @@ func NewDefaultJobsConfig() JobsConfig {
 	return JobsConfig{Enabled: true, Config: jobs.NewDefaultConfig()}
 }
 
-// jobsDetectors returns the training-job detector when it is enabled,
-// reading telemetry from in and writing job_health to out.
-func jobsDetectors(cfg JobsConfig, in, out *storage.Client, log *slog.Logger) ([]fleet.Detector, *jobs.Detector, error) {
-	if !cfg.Enabled {
-		return nil, nil, nil
-	}
-	d, err := jobs.NewDetector(cfg.Config, in, out, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	return []fleet.Detector{d}, d, nil
-}
 
 var (
 	descJobsSkipped = prometheus.NewDesc("fleetwatch_analyzer_jobs_rules_skipped_total",
@@ -47,7 +35,7 @@ var (
 
 // collectJobs exports the training-job detector's skipped rules and goodput.
 func (c collector) collectJobs(ch chan<- prometheus.Metric) {
-	d := c.a.jobs
+	d := c.a.jobsDetector()
 	if d == nil {
 		return
 	}
@@ -57,4 +45,24 @@ func (c collector) collectJobs(ch chan<- prometheus.Metric) {
 	for job, g := range d.Goodput() {
 		ch <- prometheus.MustNewConstMetric(descJobGoodput, prometheus.GaugeValue, g, d.Name(), job)
 	}
+}
+
+// jobsDetector is the training-job detector this analyzer runs now: its
+// own when alone; when analyzers share the fleet, the live one if this
+// analyzer holds the (whole) job share, else nil.
+func (a *Analyzer) jobsDetector() *jobs.Detector {
+	var dets []fleet.Detector
+	if a.share == nil {
+		dets = a.dets
+	} else {
+		a.share.mu.Lock()
+		dets = slices.Collect(maps.Values(a.share.live))
+		a.share.mu.Unlock()
+	}
+	for _, d := range dets {
+		if j, ok := d.(*jobs.Detector); ok {
+			return j
+		}
+	}
+	return nil
 }

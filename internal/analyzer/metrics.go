@@ -38,6 +38,9 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range alertingDescs {
 		ch <- d
 	}
+	for _, d := range sharingDescs {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -54,15 +57,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descLastDuration, prometheus.GaugeValue, st.LastDuration.Seconds(), name)
 		}
 	}
-	if c.a.drift != nil {
-		for what, n := range c.a.drift.Stats() {
-			ch <- prometheus.MustNewConstMetric(descDrift, prometheus.CounterValue, float64(n), what)
-		}
+	for what, n := range c.a.driftStats() {
+		ch <- prometheus.MustNewConstMetric(descDrift, prometheus.CounterValue, float64(n), what)
 	}
 	c.collectState(ch)
 	c.collectHealth(ch)
 	c.collectJobs(ch)
-	if c.a.alert != nil {
-		c.a.alert.collect(ch)
+	if st := c.a.alerting(); st != nil {
+		st.collect(ch)
+	}
+	if c.a.share != nil {
+		c.a.share.collect(ch)
 	}
 }

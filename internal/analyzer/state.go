@@ -133,8 +133,14 @@ func (s *stateCache) readSPC(ctx context.Context) ([]spcRow, error) {
 	return out, nil
 }
 
-// collectState emits the drift, SPC and incident series.
+// collectState emits the drift, SPC and incident series. When analyzers
+// share the fleet only the alerting owner does, so that Prometheus gets
+// one copy of them.
 func (c collector) collectState(ch chan<- prometheus.Metric) {
+	st := c.a.alerting()
+	if c.a.share != nil && st == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	drift, spc, errs := c.a.state.get(ctx)
@@ -149,9 +155,9 @@ func (c collector) collectState(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSPCZ, prometheus.GaugeValue, r.z, r.detector, r.metric, r.entity)
 		ch <- prometheus.MustNewConstMetric(descSPCOut, prometheus.GaugeValue, float64(r.outRun), r.detector, r.metric, r.entity)
 	}
-	if c.a.alert != nil {
+	if st != nil {
 		open := map[[3]string]int{}
-		for _, inc := range c.a.alert.manager.Incidents() {
+		for _, inc := range st.manager.Incidents() {
 			if inc.Status == incident.StatusOpen || inc.Status == incident.StatusAcknowledged {
 				open[[3]string{string(inc.Level), inc.Class, inc.Severity}]++
 			}

@@ -12,11 +12,13 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/freshness"
+	"github.com/fleetwatch/fleetwatch/analytics/health"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/lib/profile"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chdb"
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
@@ -29,6 +31,9 @@ const driftBinsMigration = 10
 
 // featureUpdateMigration adds the feature update times to inference_events.
 const featureUpdateMigration = 13
+
+// detectionSourceMigration adds the evaluation that raised each detection.
+const detectionSourceMigration = 14
 
 // The SQL the analyzer ships (package drift, spc and engine builders, the
 // very text the detectors run on ClickHouse 18.16 in their tests) runs on
@@ -76,7 +81,14 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 		}
 	}
 
-	check("active versions", q(drift.ActiveVersionsSQL(db, all)), "m\tv1\t1000")
+	// Every model (no shard), the shard holding "m" (the Go twin of
+	// cityHash64 agrees with current ClickHouse) and the other one.
+	whole := fleet.Shard{}
+	in := fleet.Shard{Index: chsql.ShardOf("m", 3), Of: 3}
+	other := fleet.Shard{Index: (in.Index + 1) % 3, Of: 3}
+	check("active versions", q(drift.ActiveVersionsSQL(db, all, whole)), "m\tv1\t1000")
+	check("active versions of m's shard", q(drift.ActiveVersionsSQL(db, all, in)), "m\tv1\t1000")
+	check("active versions of another shard", q(drift.ActiveVersionsSQL(db, all, other)), "")
 	check("deployment", q(drift.DeploymentTimeSQL(db, "m", "v1")), time.Unix(t0.Unix()-60, 0).UTC().Format("2006-01-02 15:04:05"))
 	check("first seen", q(drift.FirstSeenSQL(db, "m", "v1", t0.Add(-time.Hour), t0.Add(time.Hour))), t0.Format("2006-01-02 15:04:05"))
 
@@ -129,7 +141,7 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 	mustQuery(t, s, `INSERT INTO fleetwatch.drift_scores (ts, window_start, model, model_version, feature, kind, psi, p_value, q_value, method, df, null_psi, band, n_ref, n_cur, missing_ref, missing_cur, cur_counts, cusum, cusum_run, cusum_excess, flagged)
 		VALUES (`+at(600)+`, `+at(300)+`, 'm', 'v1', 'a', 'numeric', 0.01, 0.5, 1, 'chi2', 2, 0.001, 'stable', 1000, 100, 0, 0, [20, 30, 50, 0], 1.5, 2, 0.02, 0),
 		       (`+at(900)+`, `+at(600)+`, 'm', 'v1', 'a', 'numeric', 0.02, 0.1, 1, 'chi2', 2, 0.001, 'stable', 1000, 100, 0, 0, [20, 30, 50, 0], 2.5, 3, 0.04, 0)`)
-	check("cusum state", q(drift.CUSUMStateSQL(db, t0.Add(800*time.Second), time.Hour)), "m\tv1\ta\t1.5\t2\t0.02")
+	check("cusum state", q(drift.CUSUMStateSQL(db, t0.Add(800*time.Second), time.Hour, in)), "m\tv1\ta\t1.5\t2\t0.02")
 
 	// Ingest-time counts (migration 10) sum per bin inside the window; the
 	// fingerprint keeps all 64 bits.
@@ -144,11 +156,11 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 	mustQuery(t, s, `INSERT INTO fleetwatch.drift_bins (ts, model, model_version, feature, profile, bin, count) VALUES
 		(`+at(0)+`, 'm', 'v1', 'a', `+fp+`, -1, 3), (`+at(0)+`, 'm', 'v1', 'a', `+fp+`, 0, 2),
 		(`+at(60)+`, 'm', 'v1', 'a', `+fp+`, 0, 4), (`+at(1000)+`, 'm', 'v1', 'a', `+fp+`, 0, 100)`)
-	check("prebinned counts", q(drift.PrebinnedSQL(db, all)), "m\tv1\ta\t"+fp+"\t-1\t3\nm\tv1\ta\t"+fp+"\t0\t6")
+	check("prebinned counts", q(drift.PrebinnedSQL(db, all, in)), "m\tv1\ta\t"+fp+"\t-1\t3\nm\tv1\ta\t"+fp+"\t0\t6")
 
 	// SPC sources. Requests are weighted by 1/sample_rate = 2.
 	w := fleet.Window{Start: t0, End: t0.Add(100 * time.Second)}
-	check("model metrics", q(spc.ModelMetricsSQL(db, w)), "m\tv1\t100\t200\t4\t[13,16,16]\t1")
+	check("model metrics", q(spc.ModelMetricsSQL(db, w, in)), "m\tv1\t100\t200\t4\t[13,16,16]\t1")
 	// Feature update times (migration 13): the newest reported update per
 	// feature, beside the newest event carrying a value.
 	for _, m := range schema.Migrations() {
@@ -160,11 +172,11 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 	}
 	mustQuery(t, s, `INSERT INTO fleetwatch.inference_events (ts, model, request_id, feature_update_names, feature_update_ts)
 		VALUES (`+at(10)+`, 'm', 'u1', ['a', 'c'], [1795132800.5, 1795132000]), (`+at(20)+`, 'm', 'u2', ['a'], [1795132700])`)
-	fresh := strings.Split(q(freshness.NewestSQL(db, w.Start, w.End)), "\n")
+	fresh := strings.Split(q(freshness.NewestSQL(db, w.Start, w.End, in)), "\n")
 	slices.Sort(fresh)
 	check("freshness", strings.Join(fresh, "\n"), "m\ta\tarrival\t1795132899\nm\ta\tupdate\t1795132800.5\nm\tb\tarrival\t1795132898\nm\tc\tarrival\t1795132898\nm\tc\tupdate\t1795132000")
 	// 98 ok predictions with labels: the 50 odd ones right, 24 of the even.
-	check("labels", q(spc.LabelMetricsSQL(db, w, t0.Add(time.Hour))), "m\t98\t74\t98\tnan")
+	check("labels", q(spc.LabelMetricsSQL(db, w, t0.Add(time.Hour), in)), "m\t98\t74\t98\tnan")
 	check("gpu metrics", q(spc.GPUMetricsSQL(db, fleet.Window{Start: t0, End: t0.Add(2 * time.Minute)}, []string{"DCGM_FI_DEV_GPU_TEMP"})),
 		"DCGM_FI_DEV_GPU_TEMP\t7\t41\tGPU-a\tH100\t\t\tr1\tn1\tc1")
 	mustQuery(t, s, `INSERT INTO fleetwatch.spc_state (ts, detector, series, metric, class, entity_type, entity, value, rules, phase, baseline, mean, sigma, zones, ewma, ewma_f, cusum_hi, cusum_lo, learn_n, learn_sum, learn_mr, learn_mr_n, last, out_run, stale)
@@ -179,7 +191,39 @@ func TestAnalyzerSQLOnCurrentClickHouse(t *testing.T) {
 	// The engine's ledger.
 	mustQuery(t, s, `INSERT INTO fleetwatch.analyzer_windows (window_end, window_start, detector, status, detections, attempts, duration_ms, evaluated_at, error)
 		VALUES (`+at(300)+`, `+at(0)+`, 'drift', 'ok', 0, 1, 3.5, now(), ''), (`+at(600)+`, `+at(300)+`, 'drift', 'skipped', 0, 5, 1, now(), 'boom')`)
-	check("ledger", q(engine.LastWindowsSQL(db, "drift")), "2026-11-20 00:10:00\t2026-11-20 00:05:00")
+	check("ledger", q(engine.LastWindowsSQL(db, []string{"drift"}, "drift")), "drift\t2026-11-20 00:10:00\t2026-11-20 00:05:00")
+
+	// Analyzers sharing the fleet: a share resumes after its own or the
+	// whole detector's last window, and the alerting owner's feed reads
+	// the shares' windows, its cursors and the detections by their source
+	// (migration 15).
+	mustQuery(t, s, `INSERT INTO fleetwatch.analyzer_windows (window_end, window_start, detector, status, detections, attempts, duration_ms, evaluated_at, error)
+		VALUES (`+at(900)+`, `+at(600)+`, 'drift@model1of3', 'ok', 1, 1, 1, now(), ''), (`+at(900)+`, `+at(600)+`, 'drift@model1of3', 'ok', 1, 1, 1, now(), ''),
+		       (`+at(300)+`, `+at(0)+`, 'alerting>drift@model1of3', 'ok', 0, 1, 0, now(), '')`)
+	check("share ledger", q(engine.LastWindowsSQL(db, []string{"drift@model1of3", "drift"}, "")),
+		"drift\t2026-11-20 00:10:00\t2026-11-20 00:05:00\ndrift@model1of3\t2026-11-20 00:15:00\t2026-11-20 00:15:00")
+	check("whole ledger with shares", q(engine.LastWindowsSQL(db, []string{"drift"}, "drift")),
+		"drift\t2026-11-20 00:10:00\t2026-11-20 00:05:00\ndrift@model1of3\t2026-11-20 00:15:00\t2026-11-20 00:15:00")
+	check("feed windows", q(engine.NewWindowsSQL(db, t0, []string{"drift@model1of3"}, t0.Add(300*time.Second))),
+		"drift@model1of3\t2026-11-20 00:15:00\t2026-11-20 00:10:00")
+	check("feed cursors", q(engine.FeedCursorsSQL(db, "alerting")), "drift@model1of3\t2026-11-20 00:05:00")
+	for _, m := range schema.Migrations() {
+		if m.Version == detectionSourceMigration {
+			for _, stmt := range m.Statements(tg) {
+				mustQuery(t, s, stmt)
+			}
+		}
+	}
+	mustQuery(t, s, `INSERT INTO fleetwatch.detections (ts, window_start, detector, class, key, model, source) VALUES
+		(`+at(900)+`, `+at(600)+`, 'psi', 'covariate_drift', 'psi/m/a', 'm', 'drift@model1of3'),
+		(`+at(900)+`, `+at(600)+`, 'psi', 'covariate_drift', 'psi/n/a', 'n', 'drift@model2of3')`)
+	check("feed detections", q("SELECT source, key FROM ("+engine.DetectionsSQL(db, []string{"drift@model1of3"}, t0, t0.Add(900*time.Second))+")"),
+		"drift@model1of3\tpsi/m/a")
+	for _, sql := range []string{
+		health.RowsSQL(db, all, in), health.EventsSQL(db, all, in), health.MissingSQL(db, "DCGM_FI_DEV_GPU_TEMP", time.Minute, all, in),
+	} {
+		q(sql) // the datacenter shard's filter parses and runs
+	}
 }
 
 func parseFloats(t *testing.T, s string) []float64 {

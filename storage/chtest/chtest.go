@@ -104,12 +104,7 @@ func StartServer(t testing.TB) *chserver.Server {
 func StartCluster(t testing.TB) *chcluster.Cluster {
 	t.Helper()
 	requireBinary(t)
-	if _, err := chcluster.FindZooKeeper(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
+	requireZooKeeper(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cl, err := chcluster.Start(ctx, chcluster.Config{Dir: t.TempDir()})
@@ -127,6 +122,34 @@ func StartCluster(t testing.TB) *chcluster.Cluster {
 		cl.Stop()
 	})
 	return cl
+}
+
+// requireZooKeeper skips or fails t when ZooKeeper is not installed.
+func requireZooKeeper(t testing.TB) {
+	t.Helper()
+	if _, err := chcluster.FindZooKeeper(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+}
+
+// StartZooKeeper starts a private standalone ZooKeeper for one test (the
+// analyzers' coordination); it is stopped and its data removed at the end
+// of the test. It skips with instructions when ZooKeeper is missing, and
+// fails under CI=true.
+func StartZooKeeper(t testing.TB) *chcluster.ZooKeeper {
+	t.Helper()
+	requireZooKeeper(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	zk, err := chcluster.StartZooKeeper(ctx, t.TempDir())
+	if err != nil {
+		t.Fatalf("start private ZooKeeper: %v", err)
+	}
+	t.Cleanup(zk.Stop)
+	return zk
 }
 
 // Config returns a storage config for srv with a fresh random database name.

@@ -22,7 +22,7 @@ var migrations = []Migration{
 		CreateTable{ModelDeployments},
 	}},
 	{Version: 4, Name: "spans", Steps: []Step{CreateTable{Spans}}},
-	{Version: 5, Name: "detections", Steps: []Step{CreateTable{Detections}}},
+	{Version: 5, Name: "detections", Steps: []Step{CreateTable{detectionsV1}}},
 	{Version: 6, Name: "analytics", Steps: analyticsSteps},
 	// Version 7 was reserved for fleet health, which needed no table.
 	{Version: 8, Name: "alerting", Steps: alertingSteps},
@@ -39,6 +39,11 @@ var migrations = []Migration{
 	}},
 	// Training-job health beyond one slow rank (issue 16).
 	{Version: 14, Name: "job_health", Steps: []Step{CreateTable{JobHealth}}},
+	// Analyzers sharing the fleet: the alerting owner reads each share's
+	// detections back by the evaluation that raised them.
+	{Version: 15, Name: "detections_source", Steps: []Step{
+		AddColumns{Table: Detections.Name, Columns: detectionSourceColumns},
+	}},
 }
 
 // Migrations returns every migration in version order.

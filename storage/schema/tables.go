@@ -310,7 +310,15 @@ var Spans = Table{
 
 // Detections holds every raw detection the analyzer raises: cheap, stored,
 // and the input of alerting's correlation into incidents.
-var Detections = Table{
+var Detections = detectionsV1.withColumns(detectionSourceColumns...)
+
+// detectionSourceColumns are the columns migration 15 added to detections.
+var detectionSourceColumns = []Column{
+	lcStr("source", "the analyzer's evaluation that raised it: the engine detector, or its share (fleet_health@dc0of4) when analyzers share the fleet; ts is the window's end"),
+}
+
+// detectionsV1 is detections as migration 5 created it.
+var detectionsV1 = Table{
 	Name: "detections",
 	Doc:  "Raw detections from every detector, one row per firing entity per evaluation window.",
 	Columns: concat(

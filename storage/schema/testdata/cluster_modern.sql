@@ -704,3 +704,7 @@ TTL ts + toIntervalDay(90);
 CREATE TABLE IF NOT EXISTS fleetwatch.job_health ON CLUSTER fleet AS fleetwatch.job_health_local
 ENGINE = Distributed(fleet, fleetwatch, job_health_local, cityHash64(job));
 
+ALTER TABLE fleetwatch.detections_local ON CLUSTER fleet ADD COLUMN IF NOT EXISTS source LowCardinality(String) COMMENT 'the analyzer\'s evaluation that raised it: the engine detector, or its share (fleet_health@dc0of4) when analyzers share the fleet; ts is the window\'s end';
+
+/* on every server */ ALTER TABLE fleetwatch.detections ADD COLUMN IF NOT EXISTS source LowCardinality(String) COMMENT 'the analyzer\'s evaluation that raised it: the engine detector, or its share (fleet_health@dc0of4) when analyzers share the fleet; ts is the window\'s end';
+

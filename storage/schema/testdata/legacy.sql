@@ -621,3 +621,5 @@ ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(ts)
 ORDER BY (detector, job, ts);
 
+ALTER TABLE fleetwatch.detections ADD COLUMN source String COMMENT 'the analyzer\'s evaluation that raised it: the engine detector, or its share (fleet_health@dc0of4) when analyzers share the fleet; ts is the window\'s end';
+

@@ -638,3 +638,5 @@ PARTITION BY toYYYYMM(ts)
 ORDER BY (detector, job, ts)
 TTL ts + toIntervalDay(90);
 
+ALTER TABLE fleetwatch.detections ADD COLUMN IF NOT EXISTS source LowCardinality(String) COMMENT 'the analyzer\'s evaluation that raised it: the engine detector, or its share (fleet_health@dc0of4) when analyzers share the fleet; ts is the window\'s end';
+

@@ -23,7 +23,6 @@ func NewDefaultJobsConfig() JobsConfig {
 	return JobsConfig{Enabled: true, Config: jobs.NewDefaultConfig()}
 }
 
-
 var (
 	descJobsSkipped = prometheus.NewDesc("fleetwatch_analyzer_jobs_rules_skipped_total",
 		"Training-job rules that could not run, per job (or series) and window, by rule and reason: no_step_time, short_history, no_step_counter, short_checkpoint_history, first_window, threshold_beyond_lookback, no_job, no_rank (each logged once).",

@@ -241,7 +241,7 @@ func TestThreeAnalyzersShareTheFleetAndSurviveALoss(t *testing.T) {
 		}
 	}()
 
-	intervals := map[string]time.Duration{cfg.Health.Name: cfg.Health.Interval, cfg.Drift.Name: cfg.Drift.Interval, cfg.SPCModels.Name: cfg.SPCModels.Interval}
+	intervals := map[string]time.Duration{cfg.Health.Name: cfg.Health.Interval, cfg.Drift.Name: cfg.Drift.Interval, cfg.SPCModels.Name: cfg.SPCModels.Interval, cfg.Jobs.Name: cfg.Jobs.Interval}
 	// due is the end of the last window a share must have evaluated by
 	// the clock's time now (zero: none yet).
 	due := func(share string, now time.Time) time.Time {

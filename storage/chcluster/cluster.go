@@ -86,6 +86,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := zk.prepare(ddlQueue); err != nil {
+		zk.Stop()
+		return nil, err
+	}
 	c := &Cluster{cfg: cfg, zk: zk}
 	// Every server's ports are chosen first: each server's <remote_servers>
 	// names all of them.

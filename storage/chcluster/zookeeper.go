@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-zookeeper/zk"
+
 	"github.com/fleetwatch/fleetwatch/lib/freeport"
 )
 
@@ -115,6 +117,39 @@ admin.enableServer=false
 	}
 }
 
+// ddlQueue is the servers' <distributed_ddl> path (storage/chserver).
+const ddlQueue = "/clickhouse/task_queue/ddl"
+
+// prepare creates path and its parents before any server starts: 18.16
+// servers racing to create the distributed DDL queue on their first ON
+// CLUSTER query crash (a null ZooKeeper handle in createImpl).
+func (z *ZooKeeper) prepare(path string) error {
+	// A server that just said "imok" may still refuse a session for a
+	// moment: try for up to 30 s.
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		if err = z.createPath(path); err == nil || time.Now().After(deadline) {
+			return err
+		}
+	}
+}
+
+func (z *ZooKeeper) createPath(path string) error {
+	conn, _, err := zk.Connect([]string{z.Addr()}, 10*time.Second, zk.WithLogInfo(false), zk.WithLogger(quiet{}))
+	if err != nil {
+		return fmt.Errorf("chcluster: connect to ZooKeeper: %w", err)
+	}
+	defer conn.Close()
+	node := ""
+	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
+		node += "/" + part
+		if _, err := conn.Create(node, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("chcluster: create %s in ZooKeeper: %w", node, err)
+		}
+	}
+	return nil
+}
+
 // ruok sends ZooKeeper's four-letter health check.
 func (z *ZooKeeper) ruok() bool {
 	c, err := net.DialTimeout("tcp", z.Addr(), time.Second)
@@ -143,3 +178,8 @@ func (z *ZooKeeper) Stop() {
 		<-z.done
 	}
 }
+
+// quiet drops the ZooKeeper client's log lines (a refused first session).
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}

@@ -33,7 +33,7 @@ const driftBinsMigration = 10
 const featureUpdateMigration = 13
 
 // detectionSourceMigration adds the evaluation that raised each detection.
-const detectionSourceMigration = 14
+const detectionSourceMigration = 15
 
 // The SQL the analyzer ships (package drift, spc and engine builders, the
 // very text the detectors run on ClickHouse 18.16 in their tests) runs on

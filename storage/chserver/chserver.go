@@ -380,7 +380,7 @@ var configTmpl = template.Must(template.New("config").Funcs(template.FuncMap{
     </{{.Cluster}}>
   </remote_servers>
   <distributed_ddl>
-    <path>/clickhouse/task_queue/ddl</path>
+    <path>/clickhouse/task_queue/ddl</path><!-- chcluster.ddlQueue -->
   </distributed_ddl>
   <macros>
     <shard>{{.Shard}}</shard>

@@ -157,10 +157,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.bin, s.args = bin, args
 	}
-	if err := s.Restart(ctx); err != nil {
-		return nil, err
+	// A port found free can be taken by another process before the server
+	// binds it: then start again on other free ports (those the caller
+	// left to us).
+	for attempt := 1; ; attempt++ {
+		err := s.Restart(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
+			return nil, err
+		}
+		s.cfg.TCPPort, s.cfg.HTTPPort, s.cfg.TLSPort, s.cfg.InterserverPort = cfg.TCPPort, cfg.HTTPPort, cfg.TLSPort, cfg.InterserverPort
 	}
-	return s, nil
 }
 
 // Restart (re)starts the process on the same ports and data. Ports chosen

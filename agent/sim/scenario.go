@@ -33,6 +33,10 @@ type Scenario struct {
 	// Deployments change a model's version at a time offset.
 	Deployments []DeploymentSpec `yaml:"deployments"`
 	Faults      []FaultSpec      `yaml:"faults"`
+	// CoTenants are neighbour workloads (not faults, cotenant.go).
+	CoTenants []CoTenantSpec `yaml:"co_tenants"`
+	// Noise is what the telemetry loses or garbles on its way (noise.go).
+	Noise NoiseSpec `yaml:"noise"`
 }
 
 // FleetSpec lays out the hardware.
@@ -43,6 +47,8 @@ type FleetSpec struct {
 	NodesPerRack int    `yaml:"nodes_per_rack"`
 	GPUsPerNode  int    `yaml:"gpus_per_node"`
 	GPUModel     string `yaml:"gpu_model"`
+	// ModelByRack gives racks another GPU model than GPUModel (models.go).
+	ModelByRack map[string]string `yaml:"model_by_rack"`
 	NVLinks      int    `yaml:"nvlinks"`
 	Cluster      string `yaml:"cluster"`
 	// InletC is the facility's cold-aisle temperature (default 24).
@@ -152,6 +158,10 @@ type FaultSpec struct {
 	// Ramp is how long the fault takes to reach full strength (default 60s for
 	// thermal faults and degradations, 0 otherwise).
 	Ramp time.Duration `yaml:"ramp"`
+	// Every and For make a fault intermittent: it acts for For at the
+	// start of every Every (ramping up again each time), from Start to End.
+	Every time.Duration `yaml:"every"`
+	For   time.Duration `yaml:"for"`
 }
 
 var faultTypes = map[string]bool{
@@ -318,6 +328,7 @@ func (sc *Scenario) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, sc.validateMix()...)
 	for _, d := range sc.Deployments {
 		if !models[d.Model] {
 			errs = append(errs, fmt.Errorf("deployment of unknown model %q", d.Model))
@@ -330,6 +341,9 @@ func (sc *Scenario) Validate() error {
 		}
 		if ft.End != 0 && ft.End <= ft.Start {
 			errs = append(errs, fmt.Errorf("fault %s: end %v is not after start %v", ft.Name, ft.End, ft.Start))
+		}
+		if ft.Every < 0 || ft.For < 0 || (ft.Every > 0 && ft.For >= ft.Every) || (ft.Every == 0 && ft.For > 0) {
+			errs = append(errs, fmt.Errorf("fault %s: an intermittent fault needs 0 < for (%v) < every (%v)", ft.Name, ft.For, ft.Every))
 		}
 		t := ft.Target
 		switch ft.Type {

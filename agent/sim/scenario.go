@@ -49,8 +49,8 @@ type FleetSpec struct {
 	GPUModel     string `yaml:"gpu_model"`
 	// ModelByRack gives racks another GPU model than GPUModel (models.go).
 	ModelByRack map[string]string `yaml:"model_by_rack"`
-	NVLinks      int    `yaml:"nvlinks"`
-	Cluster      string `yaml:"cluster"`
+	NVLinks     int               `yaml:"nvlinks"`
+	Cluster     string            `yaml:"cluster"`
 	// InletC is the facility's cold-aisle temperature (default 24).
 	InletC float64 `yaml:"inlet_c"`
 	// IdleLoad is the load of GPUs without a job (default 0.05).

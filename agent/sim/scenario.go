@@ -47,14 +47,14 @@ type FleetSpec struct {
 	NodesPerRack int    `yaml:"nodes_per_rack"`
 	GPUsPerNode  int    `yaml:"gpus_per_node"`
 	GPUModel     string `yaml:"gpu_model"`
-	// ModelByRack gives racks another GPU model than GPUModel (models.go).
-	ModelByRack map[string]string `yaml:"model_by_rack"`
-	NVLinks     int               `yaml:"nvlinks"`
-	Cluster     string            `yaml:"cluster"`
+	NVLinks      int    `yaml:"nvlinks"`
+	Cluster      string `yaml:"cluster"`
 	// InletC is the facility's cold-aisle temperature (default 24).
 	InletC float64 `yaml:"inlet_c"`
 	// IdleLoad is the load of GPUs without a job (default 0.05).
 	IdleLoad float64 `yaml:"idle_load"`
+	// ModelByRack gives racks another GPU model than GPUModel (models.go).
+	ModelByRack map[string]string `yaml:"model_by_rack"`
 }
 
 // JobSpec is a synchronous training job spread over whole nodes.

@@ -25,6 +25,12 @@ type Frame struct {
 	// above moves every peer alike and inflates no spread.
 	Node, Rack             []int32
 	NodeParent, RackParent []int32
+	// NodeModel and RackModel are each node's and rack's model group
+	// (Fleet's numbering); RackDC each rack's datacenter, whatever its
+	// model (RackDCs of them): a rack without a rack of its model to
+	// compare with is compared with the other racks of its datacenter.
+	NodeModel, RackModel, RackDC []int32
+	RackDCs                      int
 	// Idle marks GPUs without a job whose load is under IdleLoad: their
 	// activity and bandwidth are left out (NaN) of every comparison.
 	Idle []bool
@@ -53,7 +59,8 @@ func (f *Frame) Resize(slots int) {
 	}
 	f.PeerNames, f.FleetNames, f.NodeNames, f.RackNames = f.PeerNames[:0], f.FleetNames[:0], f.NodeNames[:0], f.RackNames[:0]
 	f.NodeParent, f.RackParent = f.NodeParent[:0], f.RackParent[:0]
-	f.NodeParents, f.RackParents = 0, 0
+	f.NodeModel, f.RackModel, f.RackDC = f.NodeModel[:0], f.RackModel[:0], f.RackDC[:0]
+	f.NodeParents, f.RackParents, f.RackDCs = 0, 0, 0
 }
 
 // Slots is the number of slots.
@@ -156,7 +163,7 @@ func (t *slotTable) fill(f *Frame, in *Input, cfg *Config) {
 // groups.
 func (t *slotTable) group(f *Frame, fresh map[int32]bool) {
 	peers, fleets, nodes, racks := map[string]int32{}, map[string]int32{}, map[string]int32{}, map[string]int32{}
-	nodeParents, rackParents := map[string]int32{}, map[string]int32{}
+	nodeParents, rackParents, dcs := map[string]int32{}, map[string]int32{}, map[string]int32{}
 	id := func(m map[string]int32, names *[]string, key string) int32 {
 		i, ok := m[key]
 		if !ok {
@@ -180,12 +187,15 @@ func (t *slotTable) group(f *Frame, fresh map[int32]bool) {
 			f.Node[s] = id(nodes, &f.NodeNames, model+"/node="+rackPath+"/"+g.Node)
 			if int(f.Node[s]) == len(f.NodeParent) {
 				f.NodeParent = append(f.NodeParent, id(nodeParents, nil, model+"/rack="+rackPath))
+				f.NodeModel = append(f.NodeModel, f.Fleet[s])
 			}
 		}
 		if g.Rack != "" {
 			f.Rack[s] = id(racks, &f.RackNames, model+"/rack="+rackPath)
 			if int(f.Rack[s]) == len(f.RackParent) {
 				f.RackParent = append(f.RackParent, id(rackParents, nil, model+"/dc="+g.Datacenter))
+				f.RackModel = append(f.RackModel, f.Fleet[s])
+				f.RackDC = append(f.RackDC, id(dcs, nil, g.Datacenter))
 			}
 		}
 		var key string
@@ -201,7 +211,7 @@ func (t *slotTable) group(f *Frame, fresh map[int32]bool) {
 		}
 		f.Peer[s] = id(peers, &f.PeerNames, key)
 	}
-	f.NodeParents, f.RackParents = len(nodeParents), len(rackParents)
+	f.NodeParents, f.RackParents, f.RackDCs = len(nodeParents), len(rackParents), len(dcs)
 }
 
 // derive computes the load and the temperature at load, and leaves idle

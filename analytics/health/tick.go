@@ -1,6 +1,7 @@
 package health
 
 import (
+	"maps"
 	"math"
 	"math/bits"
 	"time"
@@ -39,11 +40,11 @@ var SkipReasons = [NumSkips]string{"no_signal", "no_load_signal", "too_few_peers
 // error after EscalateAfter.
 const hardware = 1<<RuleTemperature | 1<<RuleECC | 1<<RuleNVLinkErrors | 1<<RulePCIeReplays
 
-// Tiers of the temperature comparison (Ticker.TempTier bits).
+// Tiers of the temperature comparison (Ticker.TempTier bits; thermal.go).
 const (
-	TierGPU  = 1 << iota // the GPU against its peers (job or node)
-	TierNode             // its node's median against its rack's nodes
-	TierRack             // its rack's median against its datacenter's racks
+	TierGPU  = 1 << iota // the GPU against its node-mates (else its peers)
+	TierNode             // its node's median against its rack's other nodes
+	TierRack             // its rack's median against its datacenter's other racks
 )
 
 // rateRules pairs the error-rate rules with their signals.
@@ -72,8 +73,10 @@ type Ticker struct {
 	// Skipped counts, per rule and reason, the GPUs of the last frame a
 	// rule could not run for.
 	Skipped [NumRules][NumSkips]uint64
-	// Nodes and Racks compare temperature one level up.
+	// Nodes and Racks are the nodes' and racks' temperatures, th the
+	// tiers' comparisons.
 	Nodes, Racks tier
+	th           thermal
 
 	hist     [NumRules][]uint8
 	since    [NumRules][]int64         // start (Unix s) of the rule's flagged episode; 0 for none
@@ -83,32 +86,18 @@ type Ticker struct {
 	scratch  []float64
 }
 
-// tier compares entities (nodes or racks) by their GPUs' median of a
-// signal against the other entities of their parent group.
+// tier is the entities (nodes or racks) of one level with their GPUs'
+// median of a signal.
 type tier struct {
-	members, parents Grouping
-	// Own is each entity's median over its GPUs; Parent the median and σ
-	// of the entities' medians per parent group.
-	Own, Parent Stats
+	members Grouping
+	// Own is each entity's median over its GPUs.
+	Own Stats
 }
 
-// build computes the entities' medians of vals and their parents' stats.
-func (tr *tier) build(vals []float64, entity []int32, entities int, parent []int32, parents int, scratch *[]float64) {
+// build computes the entities' medians of vals.
+func (tr *tier) build(vals []float64, entity []int32, entities int, scratch *[]float64) {
 	tr.members.Build(entity, entities)
 	GroupStats(vals, &tr.members, &tr.Own, scratch)
-	tr.parents.Build(parent, parents)
-	GroupStats(tr.Own.Median, &tr.parents, &tr.Parent, scratch)
-}
-
-// score is entity e's standing among its parent's entities.
-func (tr *tier) score(e int32, parent []int32) Score {
-	if e < 0 || int(e) >= len(tr.Own.Median) {
-		return Score{Value: math.NaN(), Median: math.NaN(), Ratio: math.NaN(), Z: math.NaN()}
-	}
-	p := parent[e]
-	v, med, sd := tr.Own.Median[e], tr.Parent.Median[p], tr.Parent.Sigma[p]
-	sd = max(sd, 1e-6*math.Abs(med), 1e-12)
-	return Score{Value: v, Median: med, Ratio: v / med, Z: (v - med) / sd, Peers: int(tr.Parent.N[p])}
 }
 
 // NewTicker returns a ticker for cfg (validated by the caller).
@@ -145,8 +134,9 @@ func (t *Ticker) Tick(f *Frame) {
 			GroupStats(f.Vals[s], &t.fleetG, &t.Fleet[s], &t.scratch)
 		}
 	}
-	t.Nodes.build(f.Vals[SigTempLoad], f.Node, len(f.NodeNames), f.NodeParent, f.NodeParents, &t.scratch)
-	t.Racks.build(f.Vals[SigTempLoad], f.Rack, len(f.RackNames), f.RackParent, f.RackParents, &t.scratch)
+	t.Nodes.build(f.Vals[SigTempLoad], f.Node, len(f.NodeNames), &t.scratch)
+	t.Racks.build(f.Vals[SigTempLoad], f.Rack, len(f.RackNames), &t.scratch)
+	t.tiers(f)
 	t.Skipped = [NumRules][NumSkips]uint64{}
 	end := f.End.Unix()
 	escalate := int64(t.cfg.EscalateAfter / time.Second)
@@ -272,9 +262,8 @@ func (t *Ticker) peerRules(f *Frame, slot int) uint8 {
 	return fired
 }
 
-// tempRule compares slot's temperature at load with its peers, its node's
-// with its rack's nodes, its rack's with its datacenter's racks: any of
-// them TempExcess or more above the median, and MinZ σ, fires.
+// tempRule fires when any tier (thermal.go) finds slot's GPU, node or
+// rack TempExcess or more above its reference and MinZ σ.
 func (t *Ticker) tempRule(f *Frame, slot int) uint8 {
 	c := t.cfg
 	t.TempTier[slot] = 0
@@ -283,20 +272,14 @@ func (t *Ticker) tempRule(f *Frame, slot int) uint8 {
 		return 0
 	}
 	compared := false
-	for _, tc := range [...]struct {
-		bit int
-		s   Score
-	}{
-		{TierGPU, t.Score(f, slot, SigTempLoad)},
-		{TierNode, t.Nodes.score(f.Node[slot], f.NodeParent)},
-		{TierRack, t.Racks.score(f.Rack[slot], f.RackParent)},
-	} {
-		if tc.s.Peers < c.MinPeers || math.IsNaN(tc.s.Value) {
+	for _, bit := range [...]int{TierGPU, TierNode, TierRack} {
+		s := t.TierScore(f, slot, bit)
+		if math.IsNaN(s.Z) || s.Peers < 1 {
 			continue
 		}
 		compared = true
-		if tc.s.Value-tc.s.Median >= c.TempExcess && tc.s.Z >= c.MinZ {
-			t.TempTier[slot] |= uint8(tc.bit)
+		if hot(s, c) {
+			t.TempTier[slot] |= uint8(bit)
 		}
 	}
 	switch {
@@ -308,18 +291,49 @@ func (t *Ticker) tempRule(f *Frame, slot int) uint8 {
 	return 0
 }
 
-// TempScore is slot's temperature score at the tier that fired with the
-// largest excess (the GPU tier when none fired), and the tier's bit.
-func (t *Ticker) TempScore(f *Frame, slot int) (Score, int) {
-	scores := [...]Score{t.Score(f, slot, SigTempLoad), t.Nodes.score(f.Node[slot], f.NodeParent), t.Racks.score(f.Rack[slot], f.RackParent)}
-	best, bit := scores[0], TierGPU
-	found := false
-	for i, s := range scores {
-		if t.TempTier[slot]&uint8(1<<i) != 0 && (!found || s.Value-s.Median > best.Value-best.Median) {
-			best, bit, found = s, 1<<i, true
+// hot says whether a temperature score is TempExcess and MinZ σ above its
+// reference.
+func hot(s Score, c *Config) bool { return s.Value-s.Median >= c.TempExcess && s.Z >= c.MinZ }
+
+// TierScore is slot's temperature standing at a tier: its GPU's, node's
+// or rack's temperature at load (Value) against the tier's reference
+// (Median), z against the model's spread at that tier, and how many
+// siblings made the reference (Peers). A GPU whose node has fewer than
+// MinPeers GPUs of its model is scored against its peer group.
+func (t *Ticker) TierScore(f *Frame, slot, bit int) Score {
+	th, model := &t.th, f.Fleet[slot]
+	nan := Score{Value: math.NaN(), Median: math.NaN(), Ratio: math.NaN(), Z: math.NaN()}
+	var v, ref, sigma float64
+	var peers int32
+	switch bit {
+	case TierGPU:
+		if math.IsNaN(th.GPU[slot]) {
+			if s := t.Score(f, slot, SigTempLoad); s.Peers >= t.cfg.MinPeers {
+				return s
+			}
+			return nan
 		}
+		n := f.Node[slot]
+		v, sigma, peers = f.Vals[SigTempLoad][slot], th.SigmaGPU[model], t.Nodes.Own.N[n]-1
+		ref = v - th.GPU[slot]
+	case TierNode:
+		n := f.Node[slot]
+		if n < 0 {
+			return nan
+		}
+		v, ref, sigma, peers = t.Nodes.Own.Median[n], th.NodeRef[n], th.SigmaNode[model], th.NodeSibs[n]
+	default:
+		k := f.Rack[slot]
+		if k < 0 {
+			return nan
+		}
+		v, ref, sigma, peers = t.Racks.Own.Median[k], th.RackRef[k], th.SigmaRack[model], th.RackSibs[k]
 	}
-	return best, bit
+	if math.IsNaN(v) || math.IsNaN(ref) || math.IsNaN(sigma) {
+		return nan
+	}
+	sigma = max(sigma, 1e-6*math.Abs(ref), 1e-12)
+	return Score{Value: v, Median: ref, Ratio: v / ref, Z: (v - ref) / sigma, Peers: int(peers)}
 }
 
 // rateRules tests each error count against a Poisson whose rate is the
@@ -401,6 +415,7 @@ type snapshot struct {
 	hist     [NumRules][]uint8
 	since    [NumRules][]int64
 	baseline [len(rateRules)][]float64
+	offset   map[string]float64
 }
 
 func (t *Ticker) save(s *snapshot) {
@@ -411,6 +426,7 @@ func (t *Ticker) save(s *snapshot) {
 	for i := range t.baseline {
 		s.baseline[i] = append(s.baseline[i][:0], t.baseline[i]...)
 	}
+	s.offset = maps.Clone(t.th.offset)
 }
 
 func (t *Ticker) restore(s *snapshot) {
@@ -421,4 +437,5 @@ func (t *Ticker) restore(s *snapshot) {
 	for i := range t.baseline {
 		t.baseline[i] = append(t.baseline[i][:0], s.baseline[i]...)
 	}
+	t.th.offset = maps.Clone(s.offset)
 }

@@ -1,0 +1,123 @@
+package score
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/agent/sim"
+	"github.com/fleetwatch/fleetwatch/alerting"
+	"github.com/fleetwatch/fleetwatch/analytics/health"
+	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/internal/scoring"
+)
+
+// generatedSeeds is how many generated scenarios the floor test runs:
+// seeds 1 to generatedSeeds, every one of them.
+const generatedSeeds = 24
+
+// variant names a fault's type as the scoring table reports it: a
+// straggler only 10% slow and an intermittent fault are rows of their own.
+func variant(t sim.Truth) string {
+	typ := t.Type
+	if t.Type == sim.FaultStraggler && t.Magnitude >= 0.88 {
+		typ += " (10% slow)"
+	}
+	if t.Intermittent {
+		typ += " (intermittent)"
+	}
+	return typ
+}
+
+type generatedSet struct {
+	rep   scoring.Report
+	pages scoring.PageReport
+	weeks float64
+	runs  int
+}
+
+func runGenerated(t *testing.T, seeds []uint64, p sim.GenParams) generatedSet {
+	t.Helper()
+	hcfg, acfg := health.NewDefaultConfig(), alerting.NewDefaultConfig()
+	var truths []sim.Truth
+	var dets []fleet.Detection
+	var pages []scoring.Page
+	var end time.Time
+	var span time.Duration
+	for i, seed := range seeds {
+		sc, err := sim.Generate(seed, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Day(sc, i)
+		run, err := RunPaged(sc, hcfg, acfg, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range run.Truths {
+			tr.Type = variant(tr)
+			truths = append(truths, tr)
+		}
+		dets, pages = append(dets, run.Detections...), append(pages, run.Pages...)
+		end, span = sc.Start.Add(sc.Duration), span+sc.Duration
+	}
+	o := scoring.Options{Interval: hcfg.Interval, Grace: 2 * hcfg.Interval, RunEnd: end}
+	return generatedSet{rep: scoring.Score(truths, dets, o), pages: scoring.Pages(truths, pages, o), weeks: span.Hours() / (7 * 24), runs: len(seeds)}
+}
+
+func TestGeneratedExplore(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("GEN_SEEDS"))
+	if n == 0 {
+		t.Skip("GEN_SEEDS")
+	}
+	var seeds []uint64
+	for s := 1; s <= n; s++ {
+		seeds = append(seeds, uint64(s))
+	}
+	set := runGenerated(t, seeds, sim.NewGenParams())
+	t.Logf("\n%s", scoring.Table(set.rep, set.pages, 30*time.Second))
+	for _, m := range set.rep.Missed {
+		t.Logf("missed: %s", m)
+	}
+	for _, fa := range set.rep.FalseAlarms {
+		t.Logf("false alarm: %s", fa)
+	}
+	for _, u := range set.pages.Unexplained {
+		t.Logf("false page: %s", u)
+	}
+	for _, c := range set.pages.Causes {
+		if c.Pages != 1 || !c.LevelOK {
+			t.Logf("cause %s %s: %d pages at %v (want %s)", c.Fault, c.Type, c.Pages, c.Levels, c.WantLevel)
+		}
+	}
+	fmt.Println()
+}
+
+func TestGeneratedOne(t *testing.T) {
+	seed, _ := strconv.Atoi(os.Getenv("GEN_SEED"))
+	if seed == 0 {
+		t.Skip("GEN_SEED")
+	}
+	sc, err := sim.Generate(uint64(seed), sim.NewGenParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := sc.Fleet
+	t.Logf("fleet %dx%dx%dx%d mix=%v jobs=%+v cot=%+v noise=%+v", f.RowsPerDC, f.RacksPerRow, f.NodesPerRack, f.GPUsPerNode, f.ModelByRack, sc.Jobs, sc.CoTenants, sc.Noise)
+	run, err := RunPaged(sc, health.NewDefaultConfig(), alerting.NewDefaultConfig(), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range run.Truths {
+		t.Logf("truth %s %s %s/%s/%s %v..%v mag %.2f int %v", tr.Fault, tr.Type, tr.Rack, tr.Node, tr.GPU, tr.Start.Format(time.TimeOnly), tr.End.Format(time.TimeOnly), tr.Magnitude, tr.Intermittent)
+	}
+	for _, d := range run.Detections {
+		t.Logf("det %s %s %s %s [%s] %s", d.WindowStart.Format(time.TimeOnly), d.Severity, d.Class, d.Node, d.Key, d.Summary)
+	}
+	for _, p := range run.Pages {
+		t.Logf("page %s %s %s", p.Time.Format(time.TimeOnly), p.Incident.Key, p.Incident.Title)
+	}
+	t.Logf("skipped %v late %d noise %+v", run.Skipped, run.Late, run.Noise)
+}

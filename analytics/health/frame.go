@@ -2,6 +2,7 @@ package health
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/lib/kernels"
@@ -257,11 +258,12 @@ func (t *slotTable) derive(f *Frame, cfg *Config) {
 
 // tempAtLoad computes the temperature at load: T − slope·x, x the
 // model's power where most of its GPUs report it, else the load. The
-// slope is estimated per model from the window when its GPUs split into
-// two clearly different halves of x (medians at least 25% apart, each
-// half of MinPeers or more): the temperature medians' difference over
-// the x medians' difference, never negative; else the last estimate
-// (0 until one): GPUs at one load need no correction.
+// slope is estimated per model from the window when its GPUs' x spreads
+// (10th to 90th percentile at least 25% of the 90th): the median of the
+// slopes between pairs of its GPUs whose x differ by half that spread or
+// more (Theil–Sen: hot GPUs, nodes or racks, up to about a quarter of
+// the model, do not move it), never negative; else the last estimate (0
+// until one): GPUs at one load need no correction.
 func (t *slotTable) tempAtLoad(f *Frame, cfg *Config) {
 	power, load := f.Vals[SigPower], f.Vals[SigLoad]
 	temp, out := f.Vals[SigTemperature], f.Vals[SigTempLoad]
@@ -273,12 +275,8 @@ func (t *slotTable) tempAtLoad(f *Frame, cfg *Config) {
 		}
 		key := name + kind
 		med := t.median(g, x, nil, 0)
-		lowX, highX := t.median(g, x, x, -med), t.median(g, x, x, med)
-		if spread := highX - lowX; spread > 0 && spread >= 0.25*highX {
-			lowT, highT := t.median(g, temp, x, -med), t.median(g, temp, x, med)
-			if t.half(g, x, med) >= cfg.MinPeers && !math.IsNaN(lowT) && !math.IsNaN(highT) {
-				t.slope[key] = max(0, (highT-lowT)/spread)
-			}
+		if b, ok := t.theilSen(rows, x, temp, cfg.MinPeers); ok {
+			t.slope[key] = max(0, b)
 		}
 		b := t.slope[key]
 		for _, s := range rows {
@@ -309,19 +307,43 @@ func (t *slotTable) median(g int, vals, by []float64, split float64) float64 {
 	return kernels.Median(buf)
 }
 
-// half counts the smaller of model group g's two halves split at med.
-func (t *slotTable) half(g int, x []float64, med float64) int {
-	lo, hi := 0, 0
-	for _, r := range t.models.Order[t.models.Start[g]:t.models.Start[g+1]] {
-		switch v := x[r]; {
-		case math.IsNaN(v):
-		case v <= med:
-			lo++
-		default:
-			hi++
+// theilSen estimates the slope of y over x from up to 128 of rows (an
+// even stride through them): the median slope between pairs whose x differ
+// by at least half the 10th-to-90th percentile spread, when that spread is
+// 25% of the 90th percentile or more and minPairs pairs qualify.
+func (t *slotTable) theilSen(rows []int32, x, y []float64, minPairs int) (float64, bool) {
+	xs, ys := t.scratch[1][:0], t.scratch[2][:0]
+	step := max(1, len(rows)/128)
+	for i := 0; i < len(rows); i += step {
+		if r := rows[i]; !math.IsNaN(x[r]) && !math.IsNaN(y[r]) {
+			xs, ys = append(xs, x[r]), append(ys, y[r])
 		}
 	}
-	return min(lo, hi)
+	t.scratch[1], t.scratch[2] = xs, ys
+	if len(xs) < 2 {
+		return 0, false
+	}
+	sorted := append(t.scratch[3][:0], xs...)
+	t.scratch[3] = sorted
+	slices.Sort(sorted)
+	p10, p90 := sorted[len(sorted)/10], sorted[len(sorted)*9/10]
+	spread := p90 - p10
+	if spread <= 0 || spread < 0.25*p90 {
+		return 0, false
+	}
+	slopes := sorted[:0]
+	for i := range xs {
+		for j := i + 1; j < len(xs); j++ {
+			if dx := xs[j] - xs[i]; math.Abs(dx) >= spread/2 {
+				slopes = append(slopes, (ys[j]-ys[i])/dx)
+			}
+		}
+	}
+	t.scratch[3] = slopes
+	if len(slopes) < minPairs {
+		return 0, false
+	}
+	return kernels.Median(slopes), true
 }
 
 // count counts rows where both columns (a nil one is ignored) have a value.

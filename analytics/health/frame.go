@@ -35,6 +35,11 @@ type Frame struct {
 	// Idle marks GPUs without a job whose load is under IdleLoad: their
 	// activity and bandwidth are left out (NaN) of every comparison.
 	Idle []bool
+	// Unsteady marks GPUs whose load covariate (power, else load) moved
+	// by more than a tenth of its model's peak since the last window: their
+	// temperature lags the step, so it is not compared at equal load (NaN
+	// temperature at load) in this window.
+	Unsteady []bool
 	// PeerNames, FleetNames, NodeNames and RackNames name the groups;
 	// NodeParents and RackParents count the parent groups.
 	PeerNames, FleetNames, NodeNames, RackNames []string
@@ -54,9 +59,9 @@ func (f *Frame) Resize(slots int) {
 		}
 	}
 	f.Peer, f.Fleet, f.Node, f.Rack = resize(f.Peer, slots), resize(f.Fleet, slots), resize(f.Node, slots), resize(f.Rack, slots)
-	f.Idle = resize(f.Idle, slots)
+	f.Idle, f.Unsteady = resize(f.Idle, slots), resize(f.Unsteady, slots)
 	for i := range f.Peer {
-		f.Peer[i], f.Fleet[i], f.Node[i], f.Rack[i], f.Idle[i] = -1, -1, -1, -1, false
+		f.Peer[i], f.Fleet[i], f.Node[i], f.Rack[i], f.Idle[i], f.Unsteady[i] = -1, -1, -1, -1, false, false
 	}
 	f.PeerNames, f.FleetNames, f.NodeNames, f.RackNames = f.PeerNames[:0], f.FleetNames[:0], f.NodeNames[:0], f.RackNames[:0]
 	f.NodeParent, f.RackParent = f.NodeParent[:0], f.RackParent[:0]
@@ -82,10 +87,14 @@ type slotTable struct {
 	peakPower map[string]float64
 	// slope is, per model and covariate, the last well-determined slope
 	// of temperature over the covariate (°C per W or per %).
-	slope   map[string]float64
-	rank    [NumSignals][]int8
-	models  Grouping
-	scratch [4][]float64
+	slope map[string]float64
+	// lastX and prevX are each slot's load covariate in the window ending
+	// at lastEnd and in the window before it.
+	lastX, prevX []float64
+	lastEnd      time.Time
+	rank         [NumSignals][]int8
+	models       Grouping
+	scratch      [4][]float64
 }
 
 func (t *slotTable) slot(g *GPU) int32 {
@@ -267,6 +276,11 @@ func (t *slotTable) derive(f *Frame, cfg *Config) {
 func (t *slotTable) tempAtLoad(f *Frame, cfg *Config) {
 	power, load := f.Vals[SigPower], f.Vals[SigLoad]
 	temp, out := f.Vals[SigTemperature], f.Vals[SigTempLoad]
+	before := t.lastX // the last window's covariates
+	if f.End.Equal(t.lastEnd) {
+		before = t.prevX // this window again: the one before it
+	}
+	defer t.keepX(f, power, load)
 	for g, name := range f.FleetNames {
 		rows := t.models.Order[t.models.Start[g]:t.models.Start[g+1]]
 		x, kind := power, "/power"
@@ -281,6 +295,13 @@ func (t *slotTable) tempAtLoad(f *Frame, cfg *Config) {
 		b := t.slope[key]
 		for _, s := range rows {
 			out[s] = temp[s] - b*nanTo(x[s], med)
+			step := 0.1 * t.peakPower[name]
+			if math.IsNaN(power[s]) {
+				step = 10 // % load
+			}
+			if int(s) < len(before) && math.Abs(nanTo(power[s], load[s])-before[s]) > step {
+				out[s], f.Unsteady[s] = math.NaN(), true
+			}
 		}
 	}
 }
@@ -362,4 +383,18 @@ func nanTo(v, alt float64) float64 {
 		return alt
 	}
 	return v
+}
+
+// keepX remembers each slot's load covariate (power, else load) for the
+// next window's steadiness test; the same window again keeps the one
+// before it.
+func (t *slotTable) keepX(f *Frame, power, load []float64) {
+	if !f.End.Equal(t.lastEnd) {
+		t.prevX, t.lastX = t.lastX, t.prevX
+		t.lastEnd = f.End
+	}
+	t.lastX = resize(t.lastX, len(power))
+	for s := range power {
+		t.lastX[s] = nanTo(power[s], load[s])
+	}
 }

@@ -48,12 +48,20 @@ type thermal struct {
 	Cross                []bool
 	CrossRaw             []float64
 	NodeFired, RackFired []bool
+	// RackVal is each rack's temperature: the median of its nodes' that
+	// are not hot against its other nodes.
+	RackVal []float64
 	// SigmaGPU, SigmaNode and SigmaRack are per model.
 	SigmaGPU, SigmaNode, SigmaRack []float64
 
 	// offset is, per rack (by name), its learned excess over the other
 	// racks of its datacenter, for the cross-model comparison.
 	offset    map[string]float64
+	nodeRack  []int32 // each node's rack
+	calm      []float64
+	rackNodes Grouping
+	rackVal   Stats
+	rackAll   Stats
 	crossRef  []float64
 	crossSibs []int32
 	crossG    Grouping
@@ -126,9 +134,12 @@ func (t *Ticker) tiers(f *Frame) {
 	th.GPU = resize(th.GPU, f.Slots())
 	th.Node, th.NodeRef, th.NodeSibs = resize(th.Node, nodes), resize(th.NodeRef, nodes), resize(th.NodeSibs, nodes)
 	th.Rack, th.RackRef, th.RackSibs = resize(th.Rack, racks), resize(th.RackRef, racks), resize(th.RackSibs, racks)
-	th.Cross = resize(th.Cross, racks)
+	th.Cross, th.nodeRack, th.calm = resize(th.Cross, racks), resize(th.nodeRack, nodes), resize(th.calm, nodes)
 	th.SigmaGPU, th.SigmaNode, th.SigmaRack = resize(th.SigmaGPU, models), resize(th.SigmaNode, models), resize(th.SigmaRack, models)
-	temp, nodeMed, rackMed := f.Vals[SigTempLoad], t.Nodes.Own.Median, t.Racks.Own.Median
+	th.NodeFired, th.RackFired = resize(th.NodeFired, nodes), resize(th.RackFired, racks)
+	temp, nodeMed := f.Vals[SigTempLoad], t.Nodes.Own.Median
+
+	// GPUs against their node-mates, nodes against their rack's others.
 	for s := range th.GPU {
 		th.GPU[s] = math.NaN()
 		if n := f.Node[s]; n >= 0 && int(t.Nodes.Own.N[n]) >= c.MinPeers {
@@ -139,40 +150,66 @@ func (t *Ticker) tiers(f *Frame) {
 	for n := range th.Node {
 		th.Node[n] = nodeMed[n] - th.NodeRef[n]
 	}
-	leaveOneOut(rackMed, f.RackParent, f.RackParents, th.RackRef, th.RackSibs, &th.models, &th.pairs)
+	th.sigmas(th.GPU, f.Fleet, models, c.MinPeers, th.SigmaGPU, &t.scratch)
+	th.sigmas(th.Node, f.NodeModel, models, c.MinPeers, th.SigmaNode, &t.scratch)
+	for m := range models { // too few nodes: the spread of the GPUs
+		if math.IsNaN(th.SigmaNode[m]) {
+			th.SigmaNode[m] = th.SigmaGPU[m]
+		}
+	}
+	for n := range th.Node {
+		th.NodeFired[n], th.nodeRack[n] = false, -1
+	}
+	for s := range th.GPU {
+		if n := f.Node[s]; n >= 0 {
+			th.nodeRack[n] = f.Rack[s]
+			if !th.NodeFired[n] {
+				th.NodeFired[n] = hot(t.TierScore(f, s, TierNode), c)
+			}
+		}
+	}
+
+	// A rack is the median of its nodes that are not hot against the
+	// others (a hot node is its own cause, not the rack's), against the
+	// other racks of its datacenter.
+	for n := range th.Node {
+		th.calm[n] = nodeMed[n]
+		if th.NodeFired[n] {
+			th.calm[n] = math.NaN()
+		}
+	}
+	th.rackNodes.Build(th.nodeRack, racks)
+	GroupStats(th.calm, &th.rackNodes, &th.rackVal, &t.scratch)
+	GroupStats(nodeMed, &th.rackNodes, &th.rackAll, &t.scratch)
+	th.RackVal = resize(th.RackVal, racks)
+	for k := range th.RackVal {
+		th.RackVal[k] = th.rackVal.Median[k]
+		if math.IsNaN(th.RackVal[k]) { // every node hot
+			th.RackVal[k] = th.rackAll.Median[k]
+		}
+	}
+	leaveOneOut(th.RackVal, f.RackParent, f.RackParents, th.RackRef, th.RackSibs, &th.models, &th.pairs)
 	alone := false
 	for k := range th.Rack {
 		th.Cross[k] = th.RackSibs[k] == 0
 		alone = alone || th.Cross[k]
 	}
 	if alone {
-		t.crossModel(f, rackMed)
+		t.crossModel(f, th.RackVal)
 	}
 	for k := range th.Rack {
-		th.Rack[k] = rackMed[k] - th.RackRef[k]
+		th.Rack[k] = th.RackVal[k] - th.RackRef[k]
 	}
-	th.sigmas(th.GPU, f.Fleet, models, c.MinPeers, th.SigmaGPU, &t.scratch)
-	th.sigmas(th.Node, f.NodeModel, models, c.MinPeers, th.SigmaNode, &t.scratch)
 	th.sigmas(th.Rack, f.RackModel, models, c.MinPeers, th.SigmaRack, &t.scratch)
-	for m := range models { // too few entities at a tier: the spread of the tier below
-		if math.IsNaN(th.SigmaNode[m]) {
-			th.SigmaNode[m] = th.SigmaGPU[m]
-		}
+	for m := range models { // too few racks: the spread of the nodes
 		if math.IsNaN(th.SigmaRack[m]) {
 			th.SigmaRack[m] = th.SigmaNode[m]
 		}
 	}
-	th.NodeFired, th.RackFired = resize(th.NodeFired, nodes), resize(th.RackFired, racks)
-	for n := range th.Node {
-		th.NodeFired[n] = false
-	}
 	for k := range th.Rack {
 		th.RackFired[k] = false
 	}
-	for s := range th.GPU { // entities fire through any of their GPUs' scores
-		if n := f.Node[s]; n >= 0 && !th.NodeFired[n] {
-			th.NodeFired[n] = hot(t.TierScore(f, s, TierNode), c)
-		}
+	for s := range th.GPU {
 		if k := f.Rack[s]; k >= 0 && !th.RackFired[k] {
 			th.RackFired[k] = hot(t.TierScore(f, s, TierRack), c)
 		}

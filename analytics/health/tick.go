@@ -30,11 +30,12 @@ const (
 	SkipNoLoad             // nothing shows whether the GPU and its peers are under load
 	SkipTooFewPeers        // fewer than MinPeers comparable peers at every level
 	SkipIdle               // the GPU or its peer group is idle (activity means nothing then)
+	SkipUnsteady           // the GPU's load stepped since the last window (its temperature lags)
 	NumSkips
 )
 
 // SkipReasons are the reasons' names in the counter and the log.
-var SkipReasons = [NumSkips]string{"no_signal", "no_load_signal", "too_few_peers", "idle"}
+var SkipReasons = [NumSkips]string{"no_signal", "no_load_signal", "too_few_peers", "idle", "load_changed"}
 
 // hardware are the prediction rules whose degradation escalates to an
 // error after EscalateAfter.
@@ -73,10 +74,9 @@ type Ticker struct {
 	// Skipped counts, per rule and reason, the GPUs of the last frame a
 	// rule could not run for.
 	Skipped [NumRules][NumSkips]uint64
-	// Nodes and Racks are the nodes' and racks' temperatures, th the
-	// tiers' comparisons.
-	Nodes, Racks tier
-	th           thermal
+	// Nodes are the nodes' temperatures, th the tiers' comparisons.
+	Nodes tier
+	th    thermal
 
 	hist     [NumRules][]uint8
 	since    [NumRules][]int64         // start (Unix s) of the rule's flagged episode; 0 for none
@@ -135,7 +135,6 @@ func (t *Ticker) Tick(f *Frame) {
 		}
 	}
 	t.Nodes.build(f.Vals[SigTempLoad], f.Node, len(f.NodeNames), &t.scratch)
-	t.Racks.build(f.Vals[SigTempLoad], f.Rack, len(f.RackNames), &t.scratch)
 	t.tiers(f)
 	t.Skipped = [NumRules][NumSkips]uint64{}
 	end := f.End.Unix()
@@ -268,7 +267,11 @@ func (t *Ticker) tempRule(f *Frame, slot int) uint8 {
 	c := t.cfg
 	t.TempTier[slot] = 0
 	if math.IsNaN(f.Vals[SigTempLoad][slot]) {
-		t.Skipped[RuleTemperature][SkipNoSignal]++
+		why := SkipNoSignal
+		if f.Unsteady[slot] {
+			why = SkipUnsteady
+		}
+		t.Skipped[RuleTemperature][why]++
 		return 0
 	}
 	compared := false
@@ -327,7 +330,7 @@ func (t *Ticker) TierScore(f *Frame, slot, bit int) Score {
 		if k < 0 {
 			return nan
 		}
-		v, ref, sigma, peers = t.Racks.Own.Median[k], th.RackRef[k], th.SigmaRack[model], th.RackSibs[k]
+		v, ref, sigma, peers = th.RackVal[k], th.RackRef[k], th.SigmaRack[model], th.RackSibs[k]
 	}
 	if math.IsNaN(v) || math.IsNaN(ref) || math.IsNaN(sigma) {
 		return nan

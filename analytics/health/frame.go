@@ -88,6 +88,10 @@ type slotTable struct {
 	// slope is, per model and covariate, the last well-determined slope
 	// of temperature over the covariate (°C per W or per %).
 	slope map[string]float64
+	// slopes are, per model and covariate, the last slopeMemory windows'
+	// estimates of the slope (by window end: the same window again
+	// replaces its own).
+	slopes map[string]*slopeRing
 	// lastX and prevX are each slot's load covariate in the window ending
 	// at lastEnd and in the window before it.
 	lastX, prevX []float64
@@ -271,8 +275,11 @@ func (t *slotTable) derive(f *Frame, cfg *Config) {
 // (10th to 90th percentile at least 25% of the 90th): the median of the
 // slopes between pairs of its GPUs whose x differ by half that spread or
 // more (Theil–Sen: hot GPUs, nodes or racks, up to about a quarter of
-// the model, do not move it), never negative; else the last estimate (0
-// until one): GPUs at one load need no correction.
+// the model, do not move it), never negative, and of the last slopeMemory
+// windows' estimates the median (a physical constant: a fault that heats a
+// third of a model's busy GPUs bends one window's fit, not the slope);
+// else the last estimate (0 until one): GPUs at one load need no
+// correction.
 func (t *slotTable) tempAtLoad(f *Frame, cfg *Config) {
 	power, load := f.Vals[SigPower], f.Vals[SigLoad]
 	temp, out := f.Vals[SigTemperature], f.Vals[SigTempLoad]
@@ -290,7 +297,7 @@ func (t *slotTable) tempAtLoad(f *Frame, cfg *Config) {
 		key := name + kind
 		med := t.median(g, x, nil, 0)
 		if b, ok := t.theilSen(rows, x, temp, cfg.MinPeers); ok {
-			t.slope[key] = max(0, b)
+			t.slope[key] = t.remember(key, f.End, max(0, b))
 		}
 		b := t.slope[key]
 		for _, s := range rows {
@@ -331,7 +338,10 @@ func (t *slotTable) median(g int, vals, by []float64, split float64) float64 {
 // theilSen estimates the slope of y over x from up to 128 of rows (an
 // even stride through them): the median slope between pairs whose x differ
 // by at least half the 10th-to-90th percentile spread, when that spread is
-// 25% of the 90th percentile or more and minPairs pairs qualify.
+// 25% of the 90th percentile or more and minPairs pairs qualify. The fit is
+// done twice more without the points more than 3 σ (1.4826·MAD of the
+// residuals, at least 0.5) off the line before: hot GPUs, a hot node or
+// rack, bend a first fit but not the last.
 func (t *slotTable) theilSen(rows []int32, x, y []float64, minPairs int) (float64, bool) {
 	xs, ys := t.scratch[1][:0], t.scratch[2][:0]
 	step := max(1, len(rows)/128)
@@ -352,19 +362,42 @@ func (t *slotTable) theilSen(rows []int32, x, y []float64, minPairs int) (float6
 	if spread <= 0 || spread < 0.25*p90 {
 		return 0, false
 	}
-	slopes := sorted[:0]
-	for i := range xs {
-		for j := i + 1; j < len(xs); j++ {
-			if dx := xs[j] - xs[i]; math.Abs(dx) >= spread/2 {
-				slopes = append(slopes, (ys[j]-ys[i])/dx)
+	var b float64
+	for pass := range 3 {
+		if pass > 0 { // drop the points far off the last line
+			res := t.scratch[3][:0]
+			for i := range xs {
+				res = append(res, ys[i]-b*xs[i])
+			}
+			a := kernels.Median(slices.Clone(res))
+			for i := range res {
+				res[i] = math.Abs(res[i] - a)
+			}
+			limit := 3 * max(0.5, madScale*kernels.Median(slices.Clone(res)))
+			keep := 0
+			for i := range xs {
+				if res[i] <= limit {
+					xs[keep], ys[keep] = xs[i], ys[i]
+					keep++
+				}
+			}
+			xs, ys = xs[:keep], ys[:keep]
+		}
+		slopes := t.scratch[3][:0]
+		for i := range xs {
+			for j := i + 1; j < len(xs); j++ {
+				if dx := xs[j] - xs[i]; math.Abs(dx) >= spread/2 {
+					slopes = append(slopes, (ys[j]-ys[i])/dx)
+				}
 			}
 		}
+		t.scratch[3] = slopes
+		if len(slopes) < minPairs {
+			return 0, false
+		}
+		b = kernels.Median(slopes)
 	}
-	t.scratch[3] = slopes
-	if len(slopes) < minPairs {
-		return 0, false
-	}
-	return kernels.Median(slopes), true
+	return b, true
 }
 
 // count counts rows where both columns (a nil one is ignored) have a value.
@@ -397,4 +430,41 @@ func (t *slotTable) keepX(f *Frame, power, load []float64) {
 	for s := range power {
 		t.lastX[s] = nanTo(power[s], load[s])
 	}
+}
+
+// slopeMemory is how many windows' slope estimates the slope is the median
+// of (30 minutes at the default interval).
+const slopeMemory = 60
+
+type slopeRing struct {
+	vals []float64
+	ends []time.Time
+	next int
+	buf  []float64
+}
+
+// remember adds the estimate of the window ending at end to key's ring
+// (replacing it when the window is evaluated again) and returns the
+// ring's median.
+func (t *slotTable) remember(key string, end time.Time, b float64) float64 {
+	if t.slopes == nil {
+		t.slopes = map[string]*slopeRing{}
+	}
+	r := t.slopes[key]
+	if r == nil {
+		r = &slopeRing{}
+		t.slopes[key] = r
+	}
+	last := (r.next + len(r.vals) - 1) % max(len(r.vals), 1)
+	switch {
+	case len(r.vals) > 0 && r.ends[last].Equal(end):
+		r.vals[last] = b
+	case len(r.vals) < slopeMemory:
+		r.vals, r.ends = append(r.vals, b), append(r.ends, end)
+	default:
+		r.vals[r.next], r.ends[r.next] = b, end
+		r.next = (r.next + 1) % slopeMemory
+	}
+	r.buf = append(r.buf[:0], r.vals...)
+	return kernels.Median(r.buf)
 }

@@ -56,18 +56,23 @@ type thermal struct {
 
 	// offset is, per rack (by name), its learned excess over the other
 	// racks of its datacenter, for the cross-model comparison.
-	offset    map[string]float64
-	nodeRack  []int32 // each node's rack
-	calm      []float64
-	rackNodes Grouping
-	rackVal   Stats
-	rackAll   Stats
-	crossRef  []float64
-	crossSibs []int32
-	crossG    Grouping
-	models    Grouping
-	stats     Stats
-	pairs     []valueAt
+	offset map[string]float64
+	// gpuOff and nodeOff are each GPU's (by slot) and node's (by name)
+	// usual excess over its siblings; GPURaw and NodeRaw this window's.
+	gpuOff          []float64
+	nodeOff         map[string]float64
+	GPURaw, NodeRaw []float64
+	nodeRack        []int32 // each node's rack
+	calm            []float64
+	rackNodes       Grouping
+	rackVal         Stats
+	rackAll         Stats
+	crossRef        []float64
+	crossSibs       []int32
+	crossG          Grouping
+	models          Grouping
+	stats           Stats
+	pairs           []valueAt
 }
 
 type valueAt struct {
@@ -140,14 +145,26 @@ func (t *Ticker) tiers(f *Frame) {
 	temp, nodeMed := f.Vals[SigTempLoad], t.Nodes.Own.Median
 
 	// GPUs against their node-mates, nodes against their rack's others.
+	th.GPURaw, th.NodeRaw = resize(th.GPURaw, f.Slots()), resize(th.NodeRaw, nodes)
+	for len(th.gpuOff) < f.Slots() {
+		th.gpuOff = append(th.gpuOff, math.NaN())
+	}
+	if th.nodeOff == nil {
+		th.nodeOff = map[string]float64{}
+	}
 	for s := range th.GPU {
-		th.GPU[s] = math.NaN()
+		th.GPU[s], th.GPURaw[s] = math.NaN(), math.NaN()
 		if n := f.Node[s]; n >= 0 && int(t.Nodes.Own.N[n]) >= c.MinPeers {
-			th.GPU[s] = temp[s] - nodeMed[n]
+			th.GPURaw[s] = temp[s] - nodeMed[n]
+			th.GPU[s] = th.GPURaw[s] - nanTo(th.gpuOff[s], 0)
 		}
 	}
 	leaveOneOut(nodeMed, f.NodeParent, f.NodeParents, th.NodeRef, th.NodeSibs, &th.models, &th.pairs)
 	for n := range th.Node {
+		th.NodeRaw[n] = nodeMed[n] - th.NodeRef[n]
+		if off, ok := th.nodeOff[f.NodeNames[n]]; ok {
+			th.NodeRef[n] += off
+		}
 		th.Node[n] = nodeMed[n] - th.NodeRef[n]
 	}
 	th.sigmas(th.GPU, f.Fleet, models, c.MinPeers, th.SigmaGPU, &t.scratch)
@@ -214,9 +231,6 @@ func (t *Ticker) tiers(f *Frame) {
 			th.RackFired[k] = hot(t.TierScore(f, s, TierRack), c)
 		}
 	}
-	if alone {
-		t.learnOffsets(f)
-	}
 }
 
 // crossModel sets the reference of racks with no rack of their model in
@@ -245,21 +259,38 @@ func (t *Ticker) crossModel(f *Frame, rackMed []float64) {
 	}
 }
 
-// learnOffsets moves each cross-compared rack's offset towards this
-// window's, unless the rack fired (a fault is not the new normal).
+// learnOffsets moves each GPU's, node's and cross-compared rack's usual
+// excess over its siblings towards this window's, unless it fired (a
+// fault is not the new normal). A GPU's or node's is held within half the
+// margin (TempExcess/2): a GPU that runs warm in its slot is normal, one
+// that runs hot is not, even if it always has.
 func (t *Ticker) learnOffsets(f *Frame) {
-	th := &t.th
-	w := t.cfg.BaselineWeight
+	th, w := &t.th, t.cfg.BaselineWeight
+	bound := t.cfg.TempExcess / 2
+	learn := func(old float64, known bool, raw float64) float64 {
+		if !known {
+			return raw
+		}
+		return old + w*(raw-old)
+	}
+	for s := range th.GPURaw {
+		if raw := th.GPURaw[s]; !math.IsNaN(raw) && t.TempTier[s]&TierGPU == 0 {
+			old := th.gpuOff[s]
+			th.gpuOff[s] = max(-bound, min(bound, learn(old, !math.IsNaN(old), raw)))
+		}
+	}
+	for n, raw := range th.NodeRaw {
+		if !math.IsNaN(raw) && !th.NodeFired[n] {
+			old, ok := th.nodeOff[f.NodeNames[n]]
+			th.nodeOff[f.NodeNames[n]] = max(-bound, min(bound, learn(old, ok, raw)))
+		}
+	}
 	for k := range th.Rack {
 		if !th.Cross[k] || th.RackFired[k] || math.IsNaN(th.CrossRaw[k]) {
 			continue
 		}
-		name := f.RackNames[k]
-		if b, ok := th.offset[name]; ok {
-			th.offset[name] = b + w*(th.CrossRaw[k]-b)
-		} else {
-			th.offset[name] = th.CrossRaw[k]
-		}
+		old, ok := th.offset[f.RackNames[k]]
+		th.offset[f.RackNames[k]] = learn(old, ok, th.CrossRaw[k])
 	}
 }
 

@@ -170,6 +170,7 @@ func (t *Ticker) Tick(f *Frame) {
 		}
 		t.Flagged[slot], t.Escalated[slot] = flagged, escalated&hardware
 	}
+	t.learnOffsets(f)
 }
 
 // Score is a slot's standing in its group for one signal.
@@ -419,6 +420,8 @@ type snapshot struct {
 	since    [NumRules][]int64
 	baseline [len(rateRules)][]float64
 	offset   map[string]float64
+	gpuOff   []float64
+	nodeOff  map[string]float64
 }
 
 func (t *Ticker) save(s *snapshot) {
@@ -429,7 +432,8 @@ func (t *Ticker) save(s *snapshot) {
 	for i := range t.baseline {
 		s.baseline[i] = append(s.baseline[i][:0], t.baseline[i]...)
 	}
-	s.offset = maps.Clone(t.th.offset)
+	s.offset, s.nodeOff = maps.Clone(t.th.offset), maps.Clone(t.th.nodeOff)
+	s.gpuOff = append(s.gpuOff[:0], t.th.gpuOff...)
 }
 
 func (t *Ticker) restore(s *snapshot) {
@@ -440,5 +444,6 @@ func (t *Ticker) restore(s *snapshot) {
 	for i := range t.baseline {
 		t.baseline[i] = append(t.baseline[i][:0], s.baseline[i]...)
 	}
-	t.th.offset = maps.Clone(s.offset)
+	t.th.offset, t.th.nodeOff = maps.Clone(s.offset), maps.Clone(s.nodeOff)
+	t.th.gpuOff = append(t.th.gpuOff[:0], s.gpuOff...)
 }

@@ -80,6 +80,7 @@ type Ticker struct {
 
 	hist     [NumRules][]uint8
 	since    [NumRules][]int64         // start (Unix s) of the rule's flagged episode; 0 for none
+	last     [NumRules][]int64         // end (Unix s) of the episode's last flagged window
 	baseline [len(rateRules)][]float64 // own rate per second; NaN until seen
 	peerG    Grouping
 	fleetG   Grouping
@@ -109,6 +110,7 @@ func (t *Ticker) grow(n int) {
 		for r := range t.hist {
 			t.hist[r] = append(t.hist[r], 0)
 			t.since[r] = append(t.since[r], 0)
+			t.last[r] = append(t.last[r], 0)
 		}
 		for i := range t.baseline {
 			t.baseline[i] = append(t.baseline[i], math.NaN())
@@ -155,14 +157,18 @@ func (t *Ticker) Tick(f *Frame) {
 		for r := 0; r < NumRules; r++ {
 			h := (t.hist[r][slot]<<1 | fired>>r&1) & mask
 			t.hist[r][slot] = h
-			if h == 0 {
-				t.since[r][slot] = 0 // the episode is over
+			if t.since[r][slot] != 0 && end-t.last[r][slot] > escalate {
+				// Quiet for longer than escalate_after: the episode is
+				// over. A shorter gap does not end it: a degradation that
+				// keeps coming back escalates like one that stays.
+				t.since[r][slot] = 0
 			}
 			if fired>>r&1 == 1 && bits.OnesCount8(h) >= need[r] {
 				flagged |= 1 << r
 				if t.since[r][slot] == 0 {
 					t.since[r][slot] = end - int64(f.Seconds)
 				}
+				t.last[r][slot] = end
 				if end-t.since[r][slot] >= escalate {
 					escalated |= 1 << r
 				}
@@ -418,6 +424,7 @@ func regTail(k, lambda float64) float64 {
 type snapshot struct {
 	hist     [NumRules][]uint8
 	since    [NumRules][]int64
+	last     [NumRules][]int64
 	baseline [len(rateRules)][]float64
 	offset   map[string]float64
 	gpuOff   []float64
@@ -428,6 +435,7 @@ func (t *Ticker) save(s *snapshot) {
 	for r := range t.hist {
 		s.hist[r] = append(s.hist[r][:0], t.hist[r]...)
 		s.since[r] = append(s.since[r][:0], t.since[r]...)
+		s.last[r] = append(s.last[r][:0], t.last[r]...)
 	}
 	for i := range t.baseline {
 		s.baseline[i] = append(s.baseline[i][:0], t.baseline[i]...)
@@ -440,6 +448,7 @@ func (t *Ticker) restore(s *snapshot) {
 	for r := range t.hist {
 		t.hist[r] = append(t.hist[r][:0], s.hist[r]...)
 		t.since[r] = append(t.since[r][:0], s.since[r]...)
+		t.last[r] = append(t.last[r][:0], s.last[r]...)
 	}
 	for i := range t.baseline {
 		t.baseline[i] = append(t.baseline[i][:0], s.baseline[i]...)

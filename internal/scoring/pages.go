@@ -71,12 +71,22 @@ func Pages(truths []sim.Truth, pages []Page, o Options) PageReport {
 		rep.Causes[i] = CauseScore{Fault: t.Fault, Type: t.Type, Level: t.Level, WantLevel: wantLevel(t.Level)}
 	}
 	for _, p := range pages {
-		hit := false
+		// A page is about the faults its evidence matches; when some of
+		// them are at the page's level, about those only (a GPU page
+		// inside a hot node is the GPU's fault's, not also the node's).
+		var about []int
+		atLevel := false
 		for i := range truths {
-			if !pageMatches(&truths[i], &p.Incident, o) {
+			if pageMatches(&truths[i], &p.Incident, o) {
+				about = append(about, i)
+				atLevel = atLevel || wantLevel(truths[i].Level) == string(p.Incident.Level)
+			}
+		}
+		hit := len(about) > 0
+		for _, i := range about {
+			if atLevel && wantLevel(truths[i].Level) != string(p.Incident.Level) {
 				continue
 			}
-			hit = true
 			c := &rep.Causes[i]
 			if c.Pages == 0 {
 				c.Delay = p.Time.Sub(truths[i].Start)

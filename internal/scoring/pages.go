@@ -68,7 +68,7 @@ func Pages(truths []sim.Truth, pages []Page, o Options) PageReport {
 	slices.SortStableFunc(pages, func(a, b Page) int { return a.Time.Compare(b.Time) })
 	rep.Causes = make([]CauseScore, len(truths))
 	for i, t := range truths {
-		rep.Causes[i] = CauseScore{Fault: t.Fault, Type: t.Type, Level: t.Level, WantLevel: wantLevel(t.Level)}
+		rep.Causes[i] = CauseScore{Fault: t.Fault, Type: o.row(&t), Level: t.Level, WantLevel: wantLevel(t.Level)}
 	}
 	for _, p := range pages {
 		// A page is about the faults its evidence matches; when some of

@@ -20,7 +20,7 @@ const generatedSeeds = 24
 
 // variant names a fault's type as the scoring table reports it: a
 // straggler only 10% slow and an intermittent fault are rows of their own.
-func variant(t sim.Truth) string {
+func variant(t *sim.Truth) string {
 	typ := t.Type
 	if t.Type == sim.FaultStraggler && t.Magnitude >= 0.88 {
 		typ += " (10% slow)"
@@ -57,13 +57,13 @@ func runGenerated(t *testing.T, seeds []uint64, p sim.GenParams) generatedSet {
 			t.Fatal(err)
 		}
 		for _, tr := range run.Truths {
-			tr.Type = variant(tr)
+			tr.Fault = fmt.Sprintf("seed %d %s", seed, tr.Fault)
 			truths = append(truths, tr)
 		}
 		dets, pages = append(dets, run.Detections...), append(pages, run.Pages...)
 		end, span = sc.Start.Add(sc.Duration), span+sc.Duration
 	}
-	o := scoring.Options{Interval: hcfg.Interval, Grace: 2 * hcfg.Interval, RunEnd: end}
+	o := scoring.Options{Interval: hcfg.Interval, Grace: 2 * hcfg.Interval, RunEnd: end, Row: variant}
 	return generatedSet{rep: scoring.Score(truths, dets, o), pages: scoring.Pages(truths, pages, o), weeks: span.Hours() / (7 * 24), runs: len(seeds)}
 }
 

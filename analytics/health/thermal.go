@@ -71,6 +71,7 @@ type thermal struct {
 	crossSibs       []int32
 	crossG          Grouping
 	models          Grouping
+	within          []float64
 	stats           Stats
 	pairs           []valueAt
 }
@@ -119,11 +120,20 @@ func leaveOneOut(vals []float64, parent []int32, parents int, ref []float64, sib
 	}
 }
 
-// sigmas sets out to 1.4826·MAD of vals per model group (NaN for a model
-// with fewer than minN values).
-func (th *thermal) sigmas(vals []float64, model []int32, models, minN int, out []float64, scratch *[]float64) {
+// sigmas sets out to 1.4826·MAD of vals per model group, over the values
+// within ±margin only: the normal spread, which neither an entity hot by
+// the margin nor the sibling whose reference it is (−margin in a rack of
+// two) belongs to (NaN for a model with fewer than minN such values).
+func (th *thermal) sigmas(vals []float64, model []int32, models, minN int, margin float64, out []float64, scratch *[]float64) {
+	th.within = resize(th.within, len(vals))
+	for i, v := range vals {
+		th.within[i] = v
+		if math.Abs(v) >= margin {
+			th.within[i] = math.NaN()
+		}
+	}
 	th.models.Build(model, models)
-	GroupStats(vals, &th.models, &th.stats, scratch)
+	GroupStats(th.within, &th.models, &th.stats, scratch)
 	for m := range out {
 		out[m] = math.NaN()
 		if int(th.stats.N[m]) >= minN {
@@ -167,8 +177,8 @@ func (t *Ticker) tiers(f *Frame) {
 		}
 		th.Node[n] = nodeMed[n] - th.NodeRef[n]
 	}
-	th.sigmas(th.GPU, f.Fleet, models, c.MinPeers, th.SigmaGPU, &t.scratch)
-	th.sigmas(th.Node, f.NodeModel, models, c.MinPeers, th.SigmaNode, &t.scratch)
+	th.sigmas(th.GPU, f.Fleet, models, c.MinPeers, c.TempExcess, th.SigmaGPU, &t.scratch)
+	th.sigmas(th.Node, f.NodeModel, models, c.MinPeers, c.TempExcess, th.SigmaNode, &t.scratch)
 	for m := range models { // too few nodes: the spread of the GPUs
 		if math.IsNaN(th.SigmaNode[m]) {
 			th.SigmaNode[m] = th.SigmaGPU[m]
@@ -217,7 +227,7 @@ func (t *Ticker) tiers(f *Frame) {
 	for k := range th.Rack {
 		th.Rack[k] = th.RackVal[k] - th.RackRef[k]
 	}
-	th.sigmas(th.Rack, f.RackModel, models, c.MinPeers, th.SigmaRack, &t.scratch)
+	th.sigmas(th.Rack, f.RackModel, models, c.MinPeers, c.TempExcess, th.SigmaRack, &t.scratch)
 	for m := range models { // too few racks: the spread of the nodes
 		if math.IsNaN(th.SigmaRack[m]) {
 			th.SigmaRack[m] = th.SigmaNode[m]

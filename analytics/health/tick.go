@@ -82,9 +82,13 @@ type Ticker struct {
 	since    [NumRules][]int64         // start (Unix s) of the rule's flagged episode; 0 for none
 	last     [NumRules][]int64         // end (Unix s) of the episode's last flagged window
 	baseline [len(rateRules)][]float64 // own rate per second; NaN until seen
-	peerG    Grouping
-	fleetG   Grouping
-	scratch  []float64
+	// recent are, per rate rule, each slot's counts of the keep
+	// (PersistN−1) windows before the last, oldest first (NaN: none).
+	recent  [len(rateRules)][]float64
+	keep    int
+	peerG   Grouping
+	fleetG  Grouping
+	scratch []float64
 }
 
 // tier is the entities (nodes or racks) of one level with their GPUs'
@@ -114,6 +118,12 @@ func (t *Ticker) grow(n int) {
 		}
 		for i := range t.baseline {
 			t.baseline[i] = append(t.baseline[i], math.NaN())
+		}
+		t.keep = t.cfg.PersistN - 1
+		for i := range t.recent {
+			for range t.keep {
+				t.recent[i] = append(t.recent[i], math.NaN())
+			}
 		}
 	}
 	t.Fired, t.Flagged, t.Escalated, t.TempTier = resize(t.Fired, n), resize(t.Flagged, n), resize(t.Escalated, n), resize(t.TempTier, n)
@@ -237,12 +247,12 @@ func (t *Ticker) peerRules(f *Frame, slot int) uint8 {
 		case !underLoad(rule):
 		case s.Peers < c.MinPeers:
 			skip(rule, SkipTooFewPeers)
-		case s.Median > 0 && s.Ratio < ratio && s.Z <= -c.MinZ:
+		case below(s, ratio, c.MinZ):
 			fired |= 1 << rule
 		}
 	}
 	if tp := t.Score(f, slot, SigThroughput); enough(tp) {
-		if tp.Ratio < c.ThroughputRatio && tp.Z <= -c.MinZ {
+		if below(tp, c.ThroughputRatio, c.MinZ) {
 			fired |= 1 << RuleThroughput
 		}
 	} else {
@@ -261,11 +271,30 @@ func (t *Ticker) peerRules(f *Frame, slot int) uint8 {
 		skip(RuleStepTime, SkipNoSignal)
 	case st.Peers < c.MinPeers:
 		skip(RuleStepTime, SkipTooFewPeers)
-	case st.Ratio >= c.StepTimeRatio && st.Z >= c.MinZ:
+	case above(st, c.StepTimeRatio, c.MinZ):
 		fired |= 1 << RuleStepTime
 	}
 	fired |= t.tempRule(f, slot)
 	return fired
+}
+
+// below says whether s is MinZ σ under its median and its ratio under
+// ratio within two standard errors (σ/median, the peers' spread): a GPU
+// slowed to the threshold is at it, however a window's noise falls, and
+// one slowed by half as much is not.
+func below(s Score, ratio, minZ float64) bool {
+	if !(s.Median > 0) || !(s.Z <= -minZ) {
+		return false
+	}
+	return s.Ratio < ratio+2*(s.Median-s.Value)/(-s.Z)/s.Median
+}
+
+// above is below's mirror for signals that grow when slow (step time).
+func above(s Score, ratio, minZ float64) bool {
+	if !(s.Median > 0) || !(s.Z >= minZ) {
+		return false
+	}
+	return s.Ratio >= ratio-2*(s.Value-s.Median)/s.Z/s.Median
 }
 
 // tempRule fires when any tier (thermal.go) finds slot's GPU, node or
@@ -369,12 +398,28 @@ func (t *Ticker) rateRules(f *Frame, slot int) uint8 {
 				lambda = max(lambda, m)
 			}
 		}
-		p := PoissonTail(count, lambda)
+		// The window's count, and the count of the last PersistN windows
+		// against as many windows' rate (a slow ramp, a few errors a
+		// window, is improbable over several before it is in one); the
+		// smaller tail, doubled for the two tests.
+		sum, windows := count, 1.0
+		prev := t.recent[i][slot*t.keep : (slot+1)*t.keep]
+		for _, n := range prev {
+			if !math.IsNaN(n) {
+				sum, windows = sum+n, windows+1
+			}
+		}
+		copy(prev, prev[1:])
+		if len(prev) > 0 {
+			prev[len(prev)-1] = count
+		}
+		p := min(1, 2*min(PoissonTail(count, lambda), PoissonTail(sum, windows*lambda)))
 		t.PValue[i][slot] = p
 		rate := count / f.Seconds
 		switch {
 		case p < c.RateAlpha:
 			fired |= 1 << rr.rule
+		case p < quietP: // unusual, not yet improbable: not the GPU's normal either
 		case math.IsNaN(t.baseline[i][slot]):
 			t.baseline[i][slot] = rate
 		default:
@@ -383,6 +428,10 @@ func (t *Ticker) rateRules(f *Frame, slot int) uint8 {
 	}
 	return fired
 }
+
+// quietP: a window whose error counts have a tail probability below it
+// does not teach a GPU's baseline rate (a ramp must not become its normal).
+const quietP = 0.01
 
 // PoissonTail is P(X ≥ k) for X ~ Poisson(lambda), summed from k upwards so
 // that tiny tails keep their precision; k is rounded down.
@@ -426,6 +475,7 @@ type snapshot struct {
 	since    [NumRules][]int64
 	last     [NumRules][]int64
 	baseline [len(rateRules)][]float64
+	recent   [len(rateRules)][]float64
 	offset   map[string]float64
 	gpuOff   []float64
 	nodeOff  map[string]float64
@@ -439,6 +489,7 @@ func (t *Ticker) save(s *snapshot) {
 	}
 	for i := range t.baseline {
 		s.baseline[i] = append(s.baseline[i][:0], t.baseline[i]...)
+		s.recent[i] = append(s.recent[i][:0], t.recent[i]...)
 	}
 	s.offset, s.nodeOff = maps.Clone(t.th.offset), maps.Clone(t.th.nodeOff)
 	s.gpuOff = append(s.gpuOff[:0], t.th.gpuOff...)
@@ -452,6 +503,7 @@ func (t *Ticker) restore(s *snapshot) {
 	}
 	for i := range t.baseline {
 		t.baseline[i] = append(t.baseline[i][:0], s.baseline[i]...)
+		t.recent[i] = append(t.recent[i][:0], s.recent[i]...)
 	}
 	t.th.offset, t.th.nodeOff = maps.Clone(s.offset), maps.Clone(s.nodeOff)
 	t.th.gpuOff = append(t.th.gpuOff[:0], s.gpuOff...)

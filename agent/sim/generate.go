@@ -343,8 +343,13 @@ func (g *generator) spec(typ string, pf *placed, i int) FaultSpec {
 		fs.Magnitude = g.uniform(0.4, 0.8)
 	}
 	if slices.Contains([]string{FaultGPUFan, FaultNodeCooling, FaultStraggler, FaultNVLink}, typ) && g.rng.Float64() < 0.25 {
-		fs.Every = g.between(3*time.Minute, 8*time.Minute)
-		fs.For = g.between(90*time.Second, fs.Every-time.Minute)
+		// On for 2 minutes or more at a time (shorter is a blip, which
+		// by design never pages), off for a minute or more, and at least
+		// twice: the fault lasts two periods or more.
+		fs.Every = g.between(3*time.Minute+30*time.Second, 8*time.Minute)
+		fs.For = g.between(2*time.Minute, fs.Every-time.Minute)
+		fs.End = max(fs.End, min(fs.Start+fs.Every+fs.For, g.p.Duration-time.Minute))
+		pf.end = fs.End
 	}
 	return fs
 }

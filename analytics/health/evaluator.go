@@ -287,6 +287,7 @@ func (e *Evaluator) softFaults(w fleet.Window, slot int, flagged uint8) []fleet.
 	if flagged&(1<<RuleTemperature) != 0 && t.TempTier[slot]&TierGPU != 0 {
 		out = append(out, e.thermal(w, slot, TierGPU))
 	}
+	windows = fmt.Sprintf("this window's count or the last %d windows'", e.cfg.PersistN)
 	for i, rr := range rateRules {
 		if flagged&(1<<rr.rule) == 0 {
 			continue

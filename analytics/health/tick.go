@@ -157,6 +157,11 @@ func (t *Ticker) Tick(f *Frame) {
 		need[r] = t.cfg.PersistK
 	}
 	need[RuleTemperature] = t.cfg.TempPersistK
+	for _, rr := range rateRules {
+		// A rate rule tests the count of the last PersistN windows too:
+		// that is its persistence, not a second one on top.
+		need[rr.rule] = 1
+	}
 	for slot := 0; slot < n; slot++ {
 		var fired uint8
 		if f.Peer[slot] >= 0 {

@@ -67,6 +67,10 @@ type tree struct {
 	// entity is affected through its children (enough of them affected or
 	// touched), so it explains what is under it.
 	affected, touched, explains bool
+	// gpuTouched: a GPU under it has a detection (a node's own detection
+	// does not count: a node hot on its own is its own cause, not some
+	// GPUs of a rack's worth of nodes).
+	gpuTouched bool
 }
 
 var hwLevels = []incident.Level{incident.LevelFleet, incident.LevelDatacenter, incident.LevelRow, incident.LevelRack, incident.LevelNode, incident.LevelGPU}
@@ -133,7 +137,7 @@ func (t *tree) place(d *fleet.Detection) {
 // rack counts its nodes with any detection (a spanning family) or only
 // those affected as whole nodes.
 func (c *Correlator) judge(t *tree, spanning bool) {
-	kidsAffected, kidsTouched := 0, 0
+	kidsAffected, kidsTouched, kidsGPUTouched := 0, 0, 0
 	rowsWithAffectedRacks := map[string]bool{}
 	affectedRacks := 0
 	for _, k := range t.kids {
@@ -143,6 +147,9 @@ func (c *Correlator) judge(t *tree, spanning bool) {
 		}
 		if k.touched {
 			kidsTouched++
+		}
+		if k.gpuTouched {
+			kidsGPUTouched++
 		}
 		if t.order == 1 { // datacenter: look at the racks of each row
 			for _, rack := range k.kids {
@@ -154,6 +161,7 @@ func (c *Correlator) judge(t *tree, spanning bool) {
 		}
 	}
 	t.touched = len(t.own) > 0 || kidsTouched > 0
+	t.gpuTouched = (t.order == 5 && len(t.own) > 0) || kidsGPUTouched > 0
 	total := c.inv.count(t.path)
 	cfg := &c.cfg
 	switch t.order {
@@ -163,10 +171,10 @@ func (c *Correlator) judge(t *tree, spanning bool) {
 		t.explains = kidsAffected >= 2 || (affectedRacks >= cfg.DatacenterMinRacks && len(rowsWithAffectedRacks) >= 2)
 	case 2: // row: racks affected
 		t.explains = kidsAffected >= atLeast(cfg.RowMinRacks, cfg.RowFraction, max(total, kidsAffected))
-	case 3: // rack: nodes affected, or with any detection for a spanning family
+	case 3: // rack: nodes affected, or with a GPU detection for a spanning family
 		nodes := kidsAffected
 		if spanning {
-			nodes = kidsTouched
+			nodes = kidsGPUTouched
 		}
 		t.explains = nodes >= atLeast(cfg.RackMinNodes, cfg.RackFraction, max(total, kidsTouched))
 	case 4: // node: GPUs with detections

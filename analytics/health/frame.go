@@ -40,6 +40,9 @@ type Frame struct {
 	// temperature lags the step, so it is not compared at equal load (NaN
 	// temperature at load) in this window.
 	Unsteady []bool
+	// NoSlope marks GPUs whose temperature is not compared because their
+	// model's slope is not known yet and their load is not its median.
+	NoSlope []bool
 	// PeerNames, FleetNames, NodeNames and RackNames name the groups;
 	// NodeParents and RackParents count the parent groups.
 	PeerNames, FleetNames, NodeNames, RackNames []string
@@ -59,9 +62,10 @@ func (f *Frame) Resize(slots int) {
 		}
 	}
 	f.Peer, f.Fleet, f.Node, f.Rack = resize(f.Peer, slots), resize(f.Fleet, slots), resize(f.Node, slots), resize(f.Rack, slots)
-	f.Idle, f.Unsteady = resize(f.Idle, slots), resize(f.Unsteady, slots)
+	f.Idle, f.Unsteady, f.NoSlope = resize(f.Idle, slots), resize(f.Unsteady, slots), resize(f.NoSlope, slots)
 	for i := range f.Peer {
-		f.Peer[i], f.Fleet[i], f.Node[i], f.Rack[i], f.Idle[i], f.Unsteady[i] = -1, -1, -1, -1, false, false
+		f.Peer[i], f.Fleet[i], f.Node[i], f.Rack[i] = -1, -1, -1, -1
+		f.Idle[i], f.Unsteady[i], f.NoSlope[i] = false, false, false
 	}
 	f.PeerNames, f.FleetNames, f.NodeNames, f.RackNames = f.PeerNames[:0], f.FleetNames[:0], f.NodeNames[:0], f.RackNames[:0]
 	f.NodeParent, f.RackParent = f.NodeParent[:0], f.RackParent[:0]
@@ -272,14 +276,15 @@ func (t *slotTable) derive(f *Frame, cfg *Config) {
 // tempAtLoad computes the temperature at load: T − slope·x, x the
 // model's power where most of its GPUs report it, else the load. The
 // slope is estimated per model from the window when its GPUs' x spreads
-// (10th to 90th percentile at least 25% of the 90th): the median of the
+// (second smallest to second largest at least 25% of the latter): the
+// median of the
 // slopes between pairs of its GPUs whose x differ by half that spread or
 // more (Theil–Sen: hot GPUs, nodes or racks, up to about a quarter of
 // the model, do not move it), never negative, and of the last slopeMemory
 // windows' estimates the median (a physical constant: a fault that heats a
 // third of a model's busy GPUs bends one window's fit, not the slope);
-// else the last estimate (0 until one): GPUs at one load need no
-// correction.
+// else the last estimate. Until a model has one, only its GPUs near its
+// median x are compared (Frame.NoSlope).
 func (t *slotTable) tempAtLoad(f *Frame, cfg *Config) {
 	power, load := f.Vals[SigPower], f.Vals[SigLoad]
 	temp, out := f.Vals[SigTemperature], f.Vals[SigTempLoad]
@@ -299,15 +304,19 @@ func (t *slotTable) tempAtLoad(f *Frame, cfg *Config) {
 		if b, ok := t.theilSen(rows, x, temp, cfg.MinPeers); ok {
 			t.slope[key] = t.remember(key, f.End, max(0, b))
 		}
-		b := t.slope[key]
+		b, known := t.slope[key]
 		for _, s := range rows {
 			out[s] = temp[s] - b*nanTo(x[s], med)
 			step := 0.1 * t.peakPower[name]
 			if math.IsNaN(power[s]) {
 				step = 10 // % load
 			}
-			if int(s) < len(before) && math.Abs(nanTo(power[s], load[s])-before[s]) > step {
+			switch {
+			case int(s) < len(before) && math.Abs(nanTo(power[s], load[s])-before[s]) > step:
 				out[s], f.Unsteady[s] = math.NaN(), true
+			case !known && math.Abs(x[s]-med) > step:
+				// No slope yet: only GPUs at the model's usual load compare.
+				out[s], f.NoSlope[s] = math.NaN(), true
 			}
 		}
 	}
@@ -337,8 +346,9 @@ func (t *slotTable) median(g int, vals, by []float64, split float64) float64 {
 
 // theilSen estimates the slope of y over x from up to 128 of rows (an
 // even stride through them): the median slope between pairs whose x differ
-// by at least half the 10th-to-90th percentile spread, when that spread is
-// 25% of the 90th percentile or more and minPairs pairs qualify. The fit is
+// by at least half the spread from the second smallest x to the second
+// largest, when that spread is 25% of the latter or more and minPairs
+// pairs qualify. The fit is
 // done twice more without the points more than 3 σ (1.4826·MAD of the
 // residuals, at least 0.5) off the line before: hot GPUs, a hot node or
 // rack, bend a first fit but not the last.
@@ -357,9 +367,9 @@ func (t *slotTable) theilSen(rows []int32, x, y []float64, minPairs int) (float6
 	sorted := append(t.scratch[3][:0], xs...)
 	t.scratch[3] = sorted
 	slices.Sort(sorted)
-	p10, p90 := sorted[len(sorted)/10], sorted[len(sorted)*9/10]
-	spread := p90 - p10
-	if spread <= 0 || spread < 0.25*p90 {
+	lo, hi := sorted[1], sorted[len(sorted)-2] // two GPUs at each end at least
+	spread := hi - lo
+	if spread <= 0 || spread < 0.25*hi {
 		return 0, false
 	}
 	var b float64

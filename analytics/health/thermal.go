@@ -72,6 +72,7 @@ type thermal struct {
 	crossG          Grouping
 	models          Grouping
 	within          []float64
+	hotRack, hotDC  []bool
 	stats           Stats
 	pairs           []valueAt
 }
@@ -289,14 +290,34 @@ func (t *Ticker) learnOffsets(f *Frame) {
 			th.gpuOff[s] = max(-bound, min(bound, learn(old, !math.IsNaN(old), raw)))
 		}
 	}
+	// Not while a sibling (whose temperature is the reference) or
+	// anything in the datacenter (whose racks' make the cross-model
+	// reference) is hot.
+	th.hotRack = resize(th.hotRack, f.NodeParents)
+	th.hotDC = resize(th.hotDC, f.RackDCs)
+	clear(th.hotRack)
+	clear(th.hotDC)
+	for n, hot := range th.NodeFired {
+		if hot {
+			th.hotRack[f.NodeParent[n]] = true
+			if k := th.nodeRack[n]; k >= 0 {
+				th.hotDC[f.RackDC[k]] = true
+			}
+		}
+	}
+	for k, hot := range th.RackFired {
+		if hot {
+			th.hotDC[f.RackDC[k]] = true
+		}
+	}
 	for n, raw := range th.NodeRaw {
-		if !math.IsNaN(raw) && !th.NodeFired[n] {
+		if !math.IsNaN(raw) && !th.hotRack[f.NodeParent[n]] {
 			old, ok := th.nodeOff[f.NodeNames[n]]
 			th.nodeOff[f.NodeNames[n]] = max(-bound, min(bound, learn(old, ok, raw)))
 		}
 	}
 	for k := range th.Rack {
-		if !th.Cross[k] || th.RackFired[k] || math.IsNaN(th.CrossRaw[k]) {
+		if !th.Cross[k] || th.hotDC[f.RackDC[k]] || math.IsNaN(th.CrossRaw[k]) {
 			continue
 		}
 		old, ok := th.offset[f.RackNames[k]]

@@ -31,11 +31,12 @@ const (
 	SkipTooFewPeers        // fewer than MinPeers comparable peers at every level
 	SkipIdle               // the GPU or its peer group is idle (activity means nothing then)
 	SkipUnsteady           // the GPU's load stepped since the last window (its temperature lags)
+	SkipNoSlope            // its model's temperature-over-load slope is not known yet and its load is not the model's usual
 	NumSkips
 )
 
 // SkipReasons are the reasons' names in the counter and the log.
-var SkipReasons = [NumSkips]string{"no_signal", "no_load_signal", "too_few_peers", "idle", "load_changed"}
+var SkipReasons = [NumSkips]string{"no_signal", "no_load_signal", "too_few_peers", "idle", "load_changed", "no_load_slope"}
 
 // hardware are the prediction rules whose degradation escalates to an
 // error after EscalateAfter.
@@ -309,8 +310,11 @@ func (t *Ticker) tempRule(f *Frame, slot int) uint8 {
 	t.TempTier[slot] = 0
 	if math.IsNaN(f.Vals[SigTempLoad][slot]) {
 		why := SkipNoSignal
-		if f.Unsteady[slot] {
+		switch {
+		case f.Unsteady[slot]:
 			why = SkipUnsteady
+		case f.NoSlope[slot]:
+			why = SkipNoSlope
 		}
 		t.Skipped[RuleTemperature][why]++
 		return 0

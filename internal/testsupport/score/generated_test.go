@@ -61,6 +61,15 @@ func runGenerated(t *testing.T, seeds []uint64, p sim.GenParams) generatedSet {
 			truths = append(truths, tr)
 		}
 		dets, pages = append(dets, run.Detections...), append(pages, run.Pages...)
+		if testing.Verbose() {
+			one := scoring.Options{Interval: hcfg.Interval, Grace: 2 * hcfg.Interval, RunEnd: sc.Start.Add(sc.Duration)}
+			if r := scoring.Score(run.Truths, run.Detections, one); len(r.FalseAlarms) > 0 {
+				t.Logf("seed %d: false alarms %v", seed, r.FalseAlarms)
+			}
+			if r := scoring.Pages(run.Truths, run.Pages, one); len(r.Unexplained) > 0 {
+				t.Logf("seed %d: false pages %v", seed, r.Unexplained)
+			}
+		}
 		end, span = sc.Start.Add(sc.Duration), span+sc.Duration
 	}
 	o := scoring.Options{Interval: hcfg.Interval, Grace: 2 * hcfg.Interval, RunEnd: end, Row: variant}

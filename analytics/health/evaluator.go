@@ -109,7 +109,7 @@ func (e *Evaluator) Evaluate(in *Input) []fleet.Detection {
 		e.ticker.save(&e.before)
 		e.last = in.Window
 	}
-	e.slots.fill(&e.frame, in, &e.cfg)
+	e.slots.fill(&e.frame, in, &e.cfg, e.ticker.TempTier)
 	e.ticker.Tick(&e.frame)
 	if !again {
 		e.countSkips()

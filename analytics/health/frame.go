@@ -122,7 +122,7 @@ func (t *slotTable) slot(g *GPU) int32 {
 // groups, then the derived columns. A GPU's identity is refreshed from its
 // rows (job and rank fields only from this window, so a GPU that left its
 // job leaves its group).
-func (t *slotTable) fill(f *Frame, in *Input, cfg *Config) {
+func (t *slotTable) fill(f *Frame, in *Input, cfg *Config, hot []uint8) {
 	slots := make([]int32, len(in.Rows))
 	fresh := map[int32]bool{}
 	for i := range in.Rows {
@@ -174,7 +174,7 @@ func (t *slotTable) fill(f *Frame, in *Input, cfg *Config) {
 		}
 	}
 	t.group(f, fresh)
-	t.derive(f, cfg)
+	t.derive(f, cfg, hot)
 }
 
 // group places every reporting GPU in its peer, model, node and rack
@@ -234,7 +234,7 @@ func (t *slotTable) group(f *Frame, fresh map[int32]bool) {
 
 // derive computes the load and the temperature at load, and leaves idle
 // GPUs without a job out of the activity columns.
-func (t *slotTable) derive(f *Frame, cfg *Config) {
+func (t *slotTable) derive(f *Frame, cfg *Config, hot []uint8) {
 	if t.peakPower == nil {
 		t.peakPower, t.slope = map[string]float64{}, map[string]float64{}
 	}
@@ -262,7 +262,7 @@ func (t *slotTable) derive(f *Frame, cfg *Config) {
 		}
 		load[s] = l
 	}
-	t.tempAtLoad(f, cfg)
+	t.tempAtLoad(f, cfg, hot)
 	for s := range f.Peer {
 		if f.Fleet[s] >= 0 && t.gpus[s].Job == "" && load[s] < cfg.IdleLoad {
 			f.Idle[s] = true
@@ -285,7 +285,7 @@ func (t *slotTable) derive(f *Frame, cfg *Config) {
 // third of a model's busy GPUs bends one window's fit, not the slope);
 // else the last estimate. Until a model has one, only its GPUs near its
 // median x are compared (Frame.NoSlope).
-func (t *slotTable) tempAtLoad(f *Frame, cfg *Config) {
+func (t *slotTable) tempAtLoad(f *Frame, cfg *Config, hot []uint8) {
 	power, load := f.Vals[SigPower], f.Vals[SigLoad]
 	temp, out := f.Vals[SigTemperature], f.Vals[SigTempLoad]
 	before := t.lastX // the last window's covariates
@@ -301,7 +301,7 @@ func (t *slotTable) tempAtLoad(f *Frame, cfg *Config) {
 		}
 		key := name + kind
 		med := t.median(g, x, nil, 0)
-		if b, ok := t.theilSen(rows, x, temp, cfg.MinPeers); ok {
+		if b, ok := t.theilSen(rows, x, temp, hot, cfg.MinPeers); ok {
 			t.slope[key] = t.remember(key, f.End, max(0, b))
 		}
 		b, known := t.slope[key]
@@ -351,12 +351,14 @@ func (t *slotTable) median(g int, vals, by []float64, split float64) float64 {
 // pairs qualify. The fit is
 // done twice more without the points more than 3 σ (1.4826·MAD of the
 // residuals, at least 0.5) off the line before: hot GPUs, a hot node or
-// rack, bend a first fit but not the last.
-func (t *slotTable) theilSen(rows []int32, x, y []float64, minPairs int) (float64, bool) {
+// rack, bend a first fit but not the last. GPUs hot at any tier in the
+// last window (hot) are left out from the start: a fault that heats half
+// of a model's busy GPUs for a long while must not become its slope.
+func (t *slotTable) theilSen(rows []int32, x, y []float64, hot []uint8, minPairs int) (float64, bool) {
 	xs, ys := t.scratch[1][:0], t.scratch[2][:0]
 	step := max(1, len(rows)/128)
 	for i := 0; i < len(rows); i += step {
-		if r := rows[i]; !math.IsNaN(x[r]) && !math.IsNaN(y[r]) {
+		if r := rows[i]; !math.IsNaN(x[r]) && !math.IsNaN(y[r]) && (int(r) >= len(hot) || hot[r] == 0) {
 			xs, ys = append(xs, x[r]), append(ys, y[r])
 		}
 	}

@@ -485,6 +485,7 @@ type snapshot struct {
 	last     [NumRules][]int64
 	baseline [len(rateRules)][]float64
 	recent   [len(rateRules)][]float64
+	tempTier []uint8
 	offset   map[string]float64
 	gpuOff   []float64
 	nodeOff  map[string]float64
@@ -501,6 +502,7 @@ func (t *Ticker) save(s *snapshot) {
 		s.recent[i] = append(s.recent[i][:0], t.recent[i]...)
 	}
 	s.offset, s.nodeOff = maps.Clone(t.th.offset), maps.Clone(t.th.nodeOff)
+	s.tempTier = append(s.tempTier[:0], t.TempTier...)
 	s.gpuOff = append(s.gpuOff[:0], t.th.gpuOff...)
 }
 
@@ -515,5 +517,6 @@ func (t *Ticker) restore(s *snapshot) {
 		t.recent[i] = append(t.recent[i][:0], s.recent[i]...)
 	}
 	t.th.offset, t.th.nodeOff = maps.Clone(s.offset), maps.Clone(s.nodeOff)
+	t.TempTier = append(t.TempTier[:0], s.tempTier...)
 	t.th.gpuOff = append(t.th.gpuOff[:0], s.gpuOff...)
 }

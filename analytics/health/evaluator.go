@@ -306,7 +306,7 @@ func (e *Evaluator) softFaults(w fleet.Window, slot int, flagged uint8) []fleet.
 		if rr.rule != RuleECC {
 			rma = "drain the GPU and reseat or replace the link or riser (RMA): its error rate has stayed improbable"
 		}
-		if rr.rule == RuleNVLinkErrors && flagged&(1<<RuleNVLink) != 0 {
+		if rr.rule == RuleNVLinkErrors && (flagged|t.Fired[slot])&(1<<RuleNVLink) != 0 {
 			// Errors and lost bandwidth together: the link is failing now.
 			d.Severity, d.Action = SevError, telemetry.ActionDrain
 			d.Summary += "; with NVLink bandwidth below its peers: drain and replace the link"

@@ -1,9 +1,12 @@
 package score
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +19,7 @@ import (
 
 // generatedSeeds is how many generated scenarios the floor test runs:
 // seeds 1 to generatedSeeds, every one of them.
-const generatedSeeds = 40
+const generatedSeeds = 80
 
 // variant names a fault's type as the scoring table reports it: a
 // straggler only 10% slow and an intermittent fault are rows of their own.
@@ -50,16 +53,28 @@ func runGenerated(t *testing.T, seeds []uint64, p sim.GenParams) generatedSet {
 	var end time.Time
 	var span time.Duration
 	gpuWindows := 0
+	// The runs are independent: as many at once as there are CPUs.
+	scs, runs, errs := make([]*sim.Scenario, len(seeds)), make([]*Paged, len(seeds)), make([]error, len(seeds))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i, seed := range seeds {
-		sc, err := sim.Generate(seed, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		Day(sc, i)
-		run, err := RunPaged(sc, hcfg, acfg, quiet)
-		if err != nil {
-			t.Fatal(err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if scs[i], errs[i] = sim.Generate(seed, p); errs[i] == nil {
+				Day(scs[i], i)
+				runs[i], errs[i] = RunPaged(scs[i], hcfg, acfg, quiet)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i, seed := range seeds {
+		sc, run := scs[i], runs[i]
 		for _, tr := range run.Truths {
 			tr.Fault = fmt.Sprintf("seed %d %s", seed, tr.Fault)
 			truths = append(truths, tr)

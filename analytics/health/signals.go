@@ -90,7 +90,7 @@ var Signals = [NumSignals]SignalSpec{
 	SigSMClock:           {"sm_clock", []string{telemetry.SMClock}, AggMean, CmpPeers, "MHz", nil},
 	SigMemClock:          {"mem_clock", []string{telemetry.MemClock}, AggMean, CmpPeers, "MHz", nil},
 	SigPower:             {"power", []string{telemetry.PowerUsage}, AggMean, CmpPeers, "W", nil},
-	SigTemperature:       {"temperature", []string{telemetry.GPUTemp}, AggMean, CmpPeers, "°C", nil},
+	SigTemperature:       {"temperature", []string{telemetry.GPUTemp}, AggMax, CmpPeers, "°C", nil},
 	SigMemoryTemperature: {"memory_temperature", []string{telemetry.MemoryTemp}, AggMean, CmpPeers, "°C", nil},
 	SigUtilization:       {"utilization", []string{telemetry.GPUUtil}, AggMean, CmpPeers, "%", nil},
 	SigFBUsed:            {"fb_used", []string{telemetry.FBUsed}, AggMean, CmpPeers, "MiB", nil},

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/bits"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
 )
 
 // Rules, the bits of Ticker.Fired and Ticker.Flagged.
@@ -89,6 +91,7 @@ type Ticker struct {
 	keep    int
 	peerG   Grouping
 	fleetG  Grouping
+	mateBuf []float64
 	scratch []float64
 }
 
@@ -242,7 +245,7 @@ func (t *Ticker) peerRules(f *Frame, slot int) uint8 {
 		return false
 	}
 	// compare runs a peer rule on score s once the GPU is under load.
-	compare := func(rule int, s Score, ratio float64) {
+	compare := func(rule, sig int, s Score, ratio float64) {
 		switch {
 		case math.IsNaN(s.Value):
 			if f.Idle[slot] {
@@ -253,35 +256,80 @@ func (t *Ticker) peerRules(f *Frame, slot int) uint8 {
 		case !underLoad(rule):
 		case s.Peers < c.MinPeers:
 			skip(rule, SkipTooFewPeers)
-		case below(s, ratio, c.MinZ):
+		case t.slower(f, slot, sig, s, ratio, false):
 			fired |= 1 << rule
 		}
 	}
 	if tp := t.Score(f, slot, SigThroughput); enough(tp) {
-		if below(tp, c.ThroughputRatio, c.MinZ) {
+		if t.slower(f, slot, SigThroughput, tp, c.ThroughputRatio, false) {
 			fired |= 1 << RuleThroughput
 		}
 	} else {
 		// Without a job's throughput: SM activity, else tensor activity.
-		act := t.Score(f, slot, SigSMActive)
+		act, sig := t.Score(f, slot, SigSMActive), SigSMActive
 		if math.IsNaN(act.Value) {
 			if ta := t.Score(f, slot, SigTensorActive); !math.IsNaN(ta.Value) {
-				act = ta
+				act, sig = ta, SigTensorActive
 			}
 		}
-		compare(RuleThroughput, act, c.ThroughputRatio)
+		compare(RuleThroughput, sig, act, c.ThroughputRatio)
 	}
-	compare(RuleNVLink, t.Score(f, slot, SigNVLinkBandwidth), c.NVLinkRatio)
+	compare(RuleNVLink, SigNVLinkBandwidth, t.Score(f, slot, SigNVLinkBandwidth), c.NVLinkRatio)
 	switch st := t.Score(f, slot, SigStepTime); {
 	case math.IsNaN(st.Value):
 		skip(RuleStepTime, SkipNoSignal)
 	case st.Peers < c.MinPeers:
 		skip(RuleStepTime, SkipTooFewPeers)
-	case above(st, c.StepTimeRatio, c.MinZ):
+	case t.slower(f, slot, SigStepTime, st, c.StepTimeRatio, true):
 		fired |= 1 << RuleStepTime
 	}
 	fired |= t.tempRule(f, slot)
 	return fired
+}
+
+// slower says whether slot is slower than ratio of its peers on sig (s
+// its peer score; up for step time, which grows when slow). When that is
+// not conclusive but it is at least half as far off as ratio, it is
+// compared again with the GPUs of its peer group on its own node, which
+// share its host and whatever interferes with it: a neighbour slowing
+// some nodes of a job moves the job's median and spread, not the node's.
+func (t *Ticker) slower(f *Frame, slot, sig int, s Score, ratio float64, up bool) bool {
+	test, half := below, 1-(1-ratio)/2
+	if up {
+		test, half = above, 1+(ratio-1)/2
+	}
+	if test(s, ratio, t.cfg.MinZ) {
+		return true
+	}
+	if math.IsNaN(s.Ratio) || (!up && s.Ratio > half) || (up && s.Ratio < half) {
+		return false
+	}
+	m := t.mates(f, slot, sig)
+	return m.Peers >= t.cfg.MinPeers && test(m, ratio, t.cfg.MinZ)
+}
+
+// mates is slot's score on sig against the GPUs of its node in its peer
+// group (itself included, as in Score).
+func (t *Ticker) mates(f *Frame, slot, sig int) Score {
+	n, v := f.Node[slot], f.Vals[sig][slot]
+	if n < 0 || math.IsNaN(v) {
+		return Score{Value: v, Median: math.NaN(), Ratio: math.NaN(), Z: math.NaN()}
+	}
+	g := &t.Nodes.members
+	buf := t.mateBuf[:0]
+	for _, r := range g.Order[g.Start[n]:g.Start[n+1]] {
+		if x := f.Vals[sig][r]; f.Peer[r] == f.Peer[slot] && !math.IsNaN(x) {
+			buf = append(buf, x)
+		}
+	}
+	t.mateBuf = buf
+	k := len(buf)
+	med := kernels.Median(buf)
+	for i := range buf {
+		buf[i] = math.Abs(buf[i] - med)
+	}
+	sd := max(madScale*kernels.Median(buf), 1e-6*math.Abs(med), 1e-12)
+	return Score{Value: v, Median: med, Ratio: v / med, Z: (v - med) / sd, Peers: k}
 }
 
 // below says whether s is MinZ σ under its median and its ratio under

@@ -333,14 +333,15 @@ func (t *Ticker) mates(f *Frame, slot, sig int) Score {
 }
 
 // below says whether s is MinZ σ under its median and its ratio under
-// ratio plus one standard error (σ/median, the peers' spread): a GPU
-// slowed to the threshold is at it in most windows however the noise
-// falls (not in half of them), and one slowed by half as much is not.
+// ratio plus two standard errors (σ/median, the peers' spread: a 95%
+// band): a window's ratio that noise cannot tell from the threshold is at
+// it, so a GPU slowed to the threshold is raised in nearly every window,
+// not in half of them, and one slowed by half as much is not.
 func below(s Score, ratio, minZ float64) bool {
 	if !(s.Median > 0) || !(s.Z <= -minZ) {
 		return false
 	}
-	return s.Ratio < ratio+(s.Median-s.Value)/(-s.Z)/s.Median
+	return s.Ratio < ratio+2*(s.Median-s.Value)/(-s.Z)/s.Median
 }
 
 // above is below's mirror for signals that grow when slow (step time).
@@ -348,7 +349,7 @@ func above(s Score, ratio, minZ float64) bool {
 	if !(s.Median > 0) || !(s.Z >= minZ) {
 		return false
 	}
-	return s.Ratio >= ratio-(s.Value-s.Median)/s.Z/s.Median
+	return s.Ratio >= ratio-2*(s.Value-s.Median)/s.Z/s.Median
 }
 
 // tempRule fires when any tier (thermal.go) finds slot's GPU, node or

@@ -348,8 +348,12 @@ func (g *generator) spec(typ string, pf *placed, i int) FaultSpec {
 		// twice: the fault lasts two periods or more.
 		fs.Every = g.between(3*time.Minute+30*time.Second, 8*time.Minute)
 		fs.For = g.between(2*time.Minute, fs.Every-time.Minute)
-		fs.End = max(fs.End, min(fs.Start+fs.Every+fs.For, g.p.Duration-time.Minute))
-		pf.end = fs.End
+		if fs.Start+fs.Every+fs.For > g.p.Duration-time.Minute {
+			fs.Every, fs.For = 0, 0 // no room for two: a steady fault
+		} else {
+			fs.End = max(fs.End, fs.Start+fs.Every+fs.For)
+			pf.end = fs.End
+		}
 	}
 	return fs
 }

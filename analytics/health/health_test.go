@@ -98,7 +98,7 @@ func window(k int, tput0 float64, extra ...Row) *Input {
 		}
 		in.Rows = append(in.Rows,
 			Row{GPU: g, Metric: telemetry.TrainThroughput, Mean: v, Max: v, Samples: 6},
-			Row{GPU: g, Metric: telemetry.GPUTemp, Mean: 60 + float64(i%3)*0.5, Samples: 6},
+			Row{GPU: g, Metric: telemetry.GPUTemp, Mean: 60 + float64(i%3)*0.5, Max: 60.5 + float64(i%3)*0.5, Samples: 6},
 			Row{GPU: g, Metric: telemetry.GPUUtil, Mean: 93, Samples: 6})
 	}
 	in.Rows = append(in.Rows, extra...)
@@ -181,4 +181,38 @@ func TestHardFaults(t *testing.T) {
 
 func hasKey(ds []fleet.Detection, key string) bool {
 	return slices.ContainsFunc(ds, func(d fleet.Detection) bool { return d.Key == key })
+}
+
+// A slow error ramp — two correctable ECC errors a window, none of them
+// improbable alone at the floor rate — is improbable over the last
+// windows together and is raised in the second; a GPU without errors is
+// not.
+func TestRateRuleAccumulatesWindows(t *testing.T) {
+	ev, err := NewEvaluator(NewDefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "health/GPU-a/ecc_correctable_rising"
+	var raised []bool
+	for k := range 4 {
+		in := window(k, 100)
+		for i := range 8 {
+			n := 0.0
+			if i == 0 {
+				n = 2
+			}
+			g := GPU{UUID: "GPU-" + string(rune('a'+i)), Model: "H100", Job: "j", Rank: string(rune('0' + i))}
+			in.Rows = append(in.Rows, Row{GPU: g, Metric: telemetry.ECCSBEVolatile, Delta: n, Samples: 6})
+		}
+		dets := ev.Evaluate(in)
+		raised = append(raised, hasKey(dets, key))
+		for _, d := range dets {
+			if d.Key != key {
+				t.Errorf("window %d: raised %s", k, d.Key)
+			}
+		}
+	}
+	if want := []bool{false, true, true, true}; !slices.Equal(raised, want) {
+		t.Errorf("raised %v, want %v", raised, want)
+	}
 }

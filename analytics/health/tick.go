@@ -489,7 +489,7 @@ func (t *Ticker) rateRules(f *Frame, slot int) uint8 {
 
 // quietP: a window whose error counts have a tail probability below it
 // does not teach a GPU's baseline rate (a ramp must not become its normal).
-const quietP = 0.01
+const quietP = 1e-3
 
 // PoissonTail is P(X ≥ k) for X ~ Poisson(lambda), summed from k upwards so
 // that tiny tails keep their precision; k is rounded down.

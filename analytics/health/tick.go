@@ -471,7 +471,17 @@ func (t *Ticker) rateRules(f *Frame, slot int) uint8 {
 		if len(prev) > 0 {
 			prev[len(prev)-1] = count
 		}
-		p := min(1, 2*min(PoissonTail(count, lambda), PoissonTail(sum, windows*lambda)))
+		// A count at or under its mean is not improbable (tail ≥ ~0.26):
+		// its tail is left at 1, and the longer test is left out when it
+		// counts nothing more than the window.
+		p := 1.0
+		if count > lambda {
+			p = PoissonTail(count, lambda)
+		}
+		if sum > count && sum > windows*lambda {
+			p = min(p, PoissonTail(sum, windows*lambda))
+		}
+		p = min(1, 2*p)
 		t.PValue[i][slot] = p
 		rate := count / f.Seconds
 		switch {

@@ -2,9 +2,11 @@
 // N nodes × G GPUs behind go-nvml's mock (so the agent's real NVML code reads
 // them), with realistic baselines and noise, topology, training jobs whose
 // ranks report step times, model-serving traffic producing inference events
-// and delayed labels, and injectable faults. Scenarios are small YAML files;
-// every run records its ground truth (which fault, where, from when to when)
-// for scoring detectors.
+// and delayed labels, and injectable faults. Scenarios are small YAML files,
+// or drawn from a seed by Generate (generate.go: two GPU models, co-tenants,
+// noisy telemetry, nested and intermittent faults); every run records its
+// ground truth (which fault, where, from when to when) for scoring
+// detectors.
 package sim
 
 import (

@@ -9,12 +9,12 @@ LDFLAGS  := -X github.com/fleetwatch/fleetwatch/lib/buildinfo.Version=$(VERSION)
 BENCH    ?= .
 BENCHTIME ?= 3s
 
-.PHONY: all setup build test bench lint demo clean help
+.PHONY: all setup build test test-chart bench lint demo clean help
 
 all: build
 
 help: ## list targets
-	@awk -F':.*## ' '/^[a-z]+:.*## / { printf "  %-8s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk -F':.*## ' '/^[a-z-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 setup: ## install ClickHouse, Prometheus, Alertmanager, NumPy and chDB when missing
 	@scripts/setup.sh
@@ -27,6 +27,10 @@ test: setup ## install what is missing, then run every test, integration tests i
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -tags simulator ./cmd/fleetwatch-agent/
+	$(MAKE) test-chart
+
+test-chart: ## helm lint and helm template of deploy/helm/fleetwatch, every object decoded strictly (helm built from its Go module)
+	cd deploy/helm/chartest && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
 
 bench: setup ## run the benchmarks (see docs/BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -timeout 60m ./...
@@ -34,6 +38,7 @@ bench: setup ## run the benchmarks (see docs/BENCHMARKS.md)
 lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd deploy/helm/chartest && $(GO) vet ./...
 
 demo: setup build ## run the local demo (Ctrl-C stops it)
 	$(BIN)/fleetctl demo

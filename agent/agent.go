@@ -32,6 +32,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/logtail"
 	"github.com/fleetwatch/fleetwatch/agent/nvmlsrc"
 	"github.com/fleetwatch/fleetwatch/agent/otlp"
+	"github.com/fleetwatch/fleetwatch/agent/podres"
 	"github.com/fleetwatch/fleetwatch/agent/promexp"
 	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/agent/ship"
@@ -45,10 +46,77 @@ type ResourceConfig struct {
 	Row        string `yaml:"row"`
 	Rack       string `yaml:"rack"`
 	Cluster    string `yaml:"cluster"`
-	// Host defaults to the machine's host name.
+	// Host defaults to the Kubernetes node name when there is one (K8sNode),
+	// else the machine's host name (in a pod that is the pod's name, which
+	// changes with every rollout).
 	Host string `yaml:"host"`
 	// K8sNode is the Kubernetes node name (default $NODE_NAME, the downward API's usual variable).
 	K8sNode string `yaml:"k8s_node"`
+	// NodeLabels, under Kubernetes, names the node labels the fields above
+	// are taken from (FromNode); a field whose label is unnamed or absent on
+	// the node keeps its configured value.
+	NodeLabels NodeLabels `yaml:"node_labels"`
+}
+
+// NodeLabels names, per topology field, the Kubernetes node label that
+// holds it (e.g. rack: example.com/rack); "" takes nothing from the node.
+type NodeLabels struct {
+	Datacenter string `yaml:"datacenter"`
+	Row        string `yaml:"row"`
+	Rack       string `yaml:"rack"`
+	Cluster    string `yaml:"cluster"`
+}
+
+// fields pairs each label name with the field it fills.
+func (r *ResourceConfig) fields() []struct {
+	name, label string
+	dst         *string
+} {
+	return []struct {
+		name, label string
+		dst         *string
+	}{
+		{"datacenter", r.NodeLabels.Datacenter, &r.Datacenter},
+		{"row", r.NodeLabels.Row, &r.Row},
+		{"rack", r.NodeLabels.Rack, &r.Rack},
+		{"cluster", r.NodeLabels.Cluster, &r.Cluster},
+	}
+}
+
+// Any reports whether any field is taken from a node label.
+func (n NodeLabels) Any() bool { return n.Datacenter+n.Row+n.Rack+n.Cluster != "" }
+
+// FromNode fills the topology from the labels of the agent's Kubernetes
+// node, read once with get (k8snode.Client.Labels). It logs what it took,
+// and each named label the node lacks (the configured value stays). Without
+// node_labels it does nothing; an error from get is returned: an agent told
+// to place itself by its node's labels does not guess.
+func (r *ResourceConfig) FromNode(ctx context.Context, get func(ctx context.Context, node string) (map[string]string, error), log *slog.Logger) error {
+	if !r.NodeLabels.Any() {
+		return nil
+	}
+	labels, err := get(ctx, r.K8sNode)
+	if err != nil {
+		return fmt.Errorf("resource.node_labels: %w", err)
+	}
+	var took, missing []any
+	for _, f := range r.fields() {
+		if f.label == "" {
+			continue
+		}
+		if v, ok := labels[f.label]; ok && v != "" {
+			*f.dst = v
+			took = append(took, f.name, v)
+		} else {
+			missing = append(missing, f.name, fmt.Sprintf("%s (kept %q)", f.label, *f.dst))
+		}
+	}
+	log.Info("topology from the node's labels", append([]any{"node", r.K8sNode}, took...)...)
+	if len(missing) > 0 {
+		log.Warn("the node lacks labels the agent places itself by; label the node, or the configured values are used",
+			append([]any{"node", r.K8sNode}, missing...)...)
+	}
+	return nil
 }
 
 // Config is the agent's configuration (the YAML file of fleetwatch-agent).
@@ -68,6 +136,12 @@ type Config struct {
 		Enabled        bool `yaml:"enabled"`
 		logtail.Config `yaml:",inline"`
 	} `yaml:"logs"`
+	// PodResources labels NVML's GPU series with the Kubernetes pod holding
+	// each GPU, from the kubelet's pod-resources socket.
+	PodResources struct {
+		Enabled       bool `yaml:"enabled"`
+		podres.Config `yaml:",inline"`
+	} `yaml:"pod_resources"`
 	Ship   ship.Config   `yaml:"ship"`
 	Buffer buffer.Config `yaml:"buffer"`
 	// Listen is the address of /metrics and /healthz (default
@@ -92,6 +166,7 @@ func NewDefaultConfig() Config {
 	c.DCGM.Config = dcgmsrc.NewDefaultConfig()
 	c.Logs.Config = logtail.NewDefaultConfig("")
 	c.Logs.StateFile, c.Logs.DeadLetter = "", "" // derived from data_dir by Resolve
+	c.PodResources.Config = podres.NewDefaultConfig()
 	c.Ship = ship.NewDefaultConfig()
 	c.Buffer = buffer.NewDefaultConfig("")
 	c.Listen = "127.0.0.1:9401"
@@ -111,11 +186,14 @@ func (c *Config) Resolve() {
 	if c.Logs.DeadLetter == "" {
 		c.Logs.DeadLetter = filepath.Join(c.DataDir, "dead-letter.jsonl")
 	}
-	if c.Resource.Host == "" {
-		c.Resource.Host, _ = os.Hostname()
-	}
 	if c.Resource.K8sNode == "" {
 		c.Resource.K8sNode = os.Getenv("NODE_NAME")
+	}
+	if c.Resource.Host == "" {
+		c.Resource.Host = c.Resource.K8sNode
+	}
+	if c.Resource.Host == "" {
+		c.Resource.Host, _ = os.Hostname()
 	}
 }
 
@@ -133,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if c.Logs.Enabled {
 		errs = append(errs, c.Logs.Config.Validate())
+	}
+	if c.PodResources.Enabled {
+		errs = append(errs, c.PodResources.Config.Validate())
 	}
 	errs = append(errs, c.Ship.Validate(), c.Buffer.Validate())
 	if c.Listen != "" {
@@ -390,13 +471,26 @@ func (a *Agent) sources() ([]Source, error) {
 		}
 		cfg := a.cfg.NVML.Config
 		res := a.resource
-		src, err := nvmlsrc.New(lib, cfg, &res, nil, a.log)
+		var workloads nvmlsrc.Workloads
+		if a.cfg.PodResources.Enabled {
+			m, err := podres.New(a.cfg.PodResources.Config, a.log.With("source", podResourcesSource))
+			if err != nil {
+				return nil, err
+			}
+			a.errFns[podResourcesSource] = m.Errors
+			out = append(out, mapperSource{m})
+			workloads = m
+		}
+		src, err := nvmlsrc.New(lib, cfg, &res, workloads, a.log)
 		if err != nil {
 			return nil, err
 		}
 		a.errFns[src.Name()] = src.Errors
 		a.unsupported[src.Name()] = src.Unsupported
 		out = append(out, src)
+	}
+	if a.cfg.PodResources.Enabled && !a.cfg.NVML.Enabled {
+		a.log.Warn("pod_resources is on but the NVML source is off: there are no GPU series to label (a dcgm-exporter scrape brings its own pod labels)")
 	}
 	if a.cfg.DCGM.Enabled {
 		src, err := dcgmsrc.New(a.cfg.DCGM.Config, a.resource, a.log)
@@ -428,6 +522,17 @@ func (a *Agent) sources() ([]Source, error) {
 	}
 	return append(out, a.extra...), nil
 }
+
+// podResourcesSource names the pod-resources mapper among the sources.
+const podResourcesSource = "pod_resources"
+
+// mapperSource runs the pod-resources mapper beside the sources; it
+// collects no samples of its own.
+type mapperSource struct{ *podres.Mapper }
+
+func (mapperSource) Name() string { return podResourcesSource }
+
+func (m mapperSource) Run(ctx context.Context, _ record.Sink) error { return m.Mapper.Run(ctx) }
 
 // unsupportedReporter is a source that knows which fields its GPUs lack
 // (the NVML source, the simulator).

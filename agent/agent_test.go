@@ -472,17 +472,7 @@ func TestNVMLSourceOnAGivenLibrary(t *testing.T) {
 		t.Fatal(err)
 	}
 	fl := sim.NewFleet(sc)
-	cfg := agent.NewDefaultConfig()
-	cfg.DataDir, cfg.Listen = t.TempDir(), ""
-	cfg.Ship.Endpoint = rcv.addr
-	cfg.NVML.Interval = 20 * time.Millisecond
-	a, err := agent.New(cfg, agent.WithLogger(quiet), agent.WithNVML(fl.NVML(fl.Nodes[0])))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	_, stop := runOnNode(t, fl, func(cfg *agent.Config) { cfg.Ship.Endpoint = rcv.addr })
 	temps := func() map[string]bool {
 		rcv.mu.Lock()
 		defer rcv.mu.Unlock()
@@ -498,12 +488,38 @@ func TestNVMLSourceOnAGivenLibrary(t *testing.T) {
 	for len(temps()) < 2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	want := map[string]bool{fl.Nodes[0].GPUs[0].UUID: true, fl.Nodes[0].GPUs[1].UUID: true}
 	if got := temps(); !maps.Equal(got, want) {
 		t.Errorf("temperatures from GPUs %v, want %v", got, want)
 	}
+}
+
+// runOnNode runs an agent whose NVML source reads the simulated fleet's
+// first node every 20 ms, with no /metrics listener unless adjust sets one;
+// stop (also run at cleanup) ends it and fails the test if Run failed.
+func runOnNode(t *testing.T, fl *sim.Fleet, adjust func(*agent.Config)) (*agent.Agent, func()) {
+	t.Helper()
+	cfg := agent.NewDefaultConfig()
+	cfg.DataDir, cfg.Listen = t.TempDir(), ""
+	cfg.NVML.Interval = 20 * time.Millisecond
+	adjust(&cfg)
+	a, err := agent.New(cfg, agent.WithLogger(quiet), agent.WithNVML(fl.NVML(fl.Nodes[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return a, stop
 }

@@ -224,7 +224,17 @@ func TestFullQueueDiskPushesBackAndLosesNothing(t *testing.T) {
 	if queued != float64(accepted+500) || received != queued+refusedItems {
 		t.Errorf("received %v, queued %v, refused %v: want queued = %d accepted and received = queued + refused", received, queued, refusedItems, accepted+500)
 	}
-	if written := col.selfMetric(t, "fleetwatch_exporter_written_rows", map[string]string{"table": "gpu_samples"}); written != queued {
+	// The counter moves just after the insert returns: give it a moment,
+	// then it must be exactly the queued count (a retried insert counted
+	// twice would pass it).
+	var written float64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		written = col.selfMetric(t, "fleetwatch_exporter_written_rows", map[string]string{"table": "gpu_samples"})
+		if written >= queued || time.Now().After(deadline) {
+			break
+		}
+	}
+	if written != queued {
 		t.Errorf("written_rows{gpu_samples} = %v, want %v: retried inserts must not count twice", written, queued)
 	}
 }

@@ -61,7 +61,8 @@ func loadDemo(t *testing.T) *demo {
 // scenario's faults: PSI rising on fraud/amount into the action band,
 // churn/amount in the investigate band, a stable column; two straggler
 // windows for node-000's GPU 3; a drift and a thermal detection; and the
-// control chart of fraud's p99 latency; an open rack incident with two
+// control chart of fraud's p99 latency; a training job's health rows, the
+// job stalled in its last windows; an open rack incident with two
 // detections as evidence, and a straggler incident since resolved.
 var analyzerOutputs = []string{
 	`INSERT INTO drift_scores (ts, window_start, model, model_version, feature, kind, psi, p_value, q_value, method, band, n_ref, n_cur, missing_ref, missing_cur, flagged)
@@ -94,6 +95,10 @@ var analyzerOutputs = []string{
 	`INSERT INTO incident_evidence (incident_key, detection_key, first_seen, last_seen, detector, class, severity, entity_type, entity, rack, value, summary)
 	SELECT 'thermal/rack/rack-01', concat('thermal/', n), {end} - 600, {end} - 120, 'thermal', 'thermal', 'critical', 'node', n, 'rack-01', 90, concat(n, ' hot')
 	FROM system.one ARRAY JOIN ['node-002', 'node-003'] AS n`,
+	`INSERT INTO job_health (ts, window_start, detector, job, ranks, step_seconds, baseline_step_seconds, step_z, steps, goodput, stalled_ranks, stall_seconds, checkpoints, checkpoint_seconds, baseline_checkpoint_seconds, checkpoint_failures, flags)
+	SELECT {end} - (11 - number) * 60 AS t, t - 60, 'training_jobs', 'llm-pretrain', 16, 1.2, 1.2, 0.3, if(number > 8, 0, 50),
+	    if(number > 8, 0, 0.99), if(number > 8, 16, 0), if(number > 8, (number - 8) * 60, 2), 0, nan, 20, 0, if(number > 8, 4, 0)
+	FROM numbers(12)`,
 	`INSERT INTO spc_state (ts, detector, series, metric, class, entity_type, entity, value, rules, phase, mean, sigma)
 	SELECT {end} - (11 - number) * 300, 'spc_models', 'model=fraud/latency_p99', 'latency_p99', 'latency',
 	    'model', 'fraud', if(number > 8, 150, 60 + number % 3), if(number > 8, 1, 0), 1, 61, 1.5

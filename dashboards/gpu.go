@@ -74,6 +74,23 @@ WHERE `+tempMetric+` AND $__timeFilter(minute)
 		`SELECT * FROM oncall_stragglers_24h WHERE `+topoFilter),
 		Expect{Columns: schema.OncallStragglers.ColumnNames(), Rows: true})
 
+	b.add(sqlPanel("timeseries", "Training job goodput", "Share of each interval a training job made progress at its healthy pace (job_health, analytics/jobs): stalls, checkpoint pauses and regressions pull it down.", 12, 8,
+		lineLook("percentunit"), `SELECT `+bucket("ts")+` AS time, job, avg(goodput) AS mean_goodput
+FROM job_health
+WHERE $__timeFilter(ts) AND isFinite(goodput)
+GROUP BY time, job
+ORDER BY time, job`),
+		Expect{Columns: []string{"time", "job", "mean_goodput"}, Rows: true})
+	b.add(sqlPanel("table", "Training jobs in range", "Per job: its latest step time against its own baseline, mean goodput, and what it raised in the range (flags: 2 regression, 4 stalled, 8 slow checkpoint, 16 failing checkpoints).", 12, 8, tableLook,
+		`SELECT job, argMax(step_seconds, ts) AS last_step_s, argMax(baseline_step_seconds, ts) AS baseline_step_s,
+  avgIf(goodput, isFinite(goodput)) AS mean_goodput, max(stalled_ranks) AS most_stalled_ranks,
+  sum(checkpoint_failures) AS failed_checkpoints, groupBitOr(flags) AS flags_raised
+FROM job_health
+WHERE $__timeFilter(ts)
+GROUP BY job
+ORDER BY mean_goodput`),
+		Expect{Columns: []string{"job", "last_step_s", "baseline_step_s", "mean_goodput", "most_stalled_ranks", "failed_checkpoints", "flags_raised"}, Rows: true})
+
 	b.add(sqlPanel("timeseries", "ECC errors per node", "Volatile single- and double-bit ECC error increases per interval.", 12, 8,
 		lineLook("none"), rollup("node", eccMetrics, "sumMerge(delta_sum)", "sum(v)", "ecc_errors")),
 		Expect{Columns: []string{"time", "node", "ecc_errors"}, Rows: true})

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Fleetwatch's tests, benchmarks and demo need on a Debian or
 # Ubuntu machine, when it is missing: ClickHouse server and client,
-# Prometheus, Alertmanager, systemd-analyze (to verify the units in
+# Prometheus, Alertmanager, ZooKeeper (for the replicated-cluster tests),
+# systemd-analyze (to verify the units in
 # deploy/systemd), NumPy/SciPy (for side-by-side benchmarks), and
 # chDB's libchdb.so (a current ClickHouse engine, for the modern-schema tests).
 # Idempotent, and quiet when everything is present.
@@ -18,6 +19,7 @@ have clickhouse-client || missing+=(clickhouse-client)
 have prometheus || missing+=(prometheus)
 have prometheus-alertmanager || missing+=(prometheus-alertmanager)
 have systemd-analyze || missing+=(systemd)
+{ have java && [ -f /usr/share/java/zookeeper.jar ]; } || missing+=(zookeeper)
 /usr/bin/python3 -c 'import numpy, scipy' >/dev/null 2>&1 || missing+=(python3-numpy python3-scipy)
 [ -f "$CHDB_DIR/libchdb.so" ] || have npm || missing+=(npm)
 

@@ -5,10 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/fleetwatch/fleetwatch/storage/chsql"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
@@ -59,7 +63,7 @@ func (c *Client) Migrate(ctx context.Context) (MigrationReport, error) {
 			continue
 		}
 		for i, stmt := range stmts {
-			if err := c.conn.Exec(ctx, stmt); err != nil {
+			if err := c.execStep(ctx, stmt); err != nil {
 				if ex, ok := Exception(err); ok && ex.Code == codeDuplicateColumn {
 					continue // ADD COLUMN re-run after a crash mid-migration
 				}
@@ -76,6 +80,81 @@ func (c *Client) Migrate(ctx context.Context) (MigrationReport, error) {
 		c.log.Warn("applied migrations differ from what this build would render (profile or retention changed since); left as they are", "migrations", strings.Join(rep.Drifted, ","))
 	}
 	return rep, nil
+}
+
+// execStep runs one migration statement: on the connected server; for a
+// statement marked schema.PerShard, on one replica of each shard of the
+// cluster (the first that answers, in system.clusters order); for one
+// marked schema.EveryServer, on every server of the cluster.
+func (c *Client) execStep(ctx context.Context, stmt string) error {
+	exec := func(conn driver.Conn) error { return conn.Exec(ctx, stmt) }
+	switch {
+	case strings.HasPrefix(stmt, schema.PerShard):
+		return c.onCluster(ctx, false, exec)
+	case strings.HasPrefix(stmt, schema.EveryServer):
+		return c.onCluster(ctx, true, exec)
+	default:
+		return c.conn.Exec(ctx, stmt)
+	}
+}
+
+// onCluster calls f with a connection to one replica of each shard of the
+// configured cluster (the first that answers), or to every server when
+// every is set.
+func (c *Client) onCluster(ctx context.Context, every bool, f func(driver.Conn) error) error {
+	shards, err := c.clusterShards(ctx)
+	if err != nil {
+		return err
+	}
+	targets := shards
+	if every {
+		targets = nil
+		for _, sh := range shards {
+			for _, a := range sh {
+				targets = append(targets, []string{a})
+			}
+		}
+	}
+	for _, addrs := range targets {
+		cfg := c.cfg
+		cfg.Addrs = addrs
+		conn, err := dial(cfg, c.cfg.Database)
+		if err == nil {
+			err = f(conn)
+			conn.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("on %s: %w", strings.Join(addrs, ","), err)
+		}
+	}
+	return nil
+}
+
+// clusterShards lists, per shard of the configured cluster, the native
+// addresses of its replicas as the servers' <remote_servers> names them.
+func (c *Client) clusterShards(ctx context.Context) ([][]string, error) {
+	var res chsql.Result
+	shard, host, port := res.Int("shard_num"), res.Str("host_name"), res.Int("port")
+	byShard := map[int64][]string{}
+	var order []int64
+	q := "SELECT shard_num, host_name, toInt64(port) AS port FROM system.clusters WHERE cluster = " + chsql.String(c.cfg.Cluster) + " ORDER BY shard_num, replica_num"
+	if err := res.ForRows(ctx, c, q, func(r int) {
+		s := shard.At(r)
+		if _, ok := byShard[s]; !ok {
+			order = append(order, s)
+		}
+		byShard[s] = append(byShard[s], net.JoinHostPort(host.At(r), strconv.FormatInt(port.At(r), 10)))
+	}); err != nil {
+		return nil, fmt.Errorf("list the shards of cluster %s: %w", c.cfg.Cluster, err)
+	}
+	if len(order) == 0 {
+		return nil, fmt.Errorf("cluster %q is not in system.clusters of %s: check <remote_servers>", c.cfg.Cluster, strings.Join(c.cfg.Addrs, ","))
+	}
+	out := make([][]string, 0, len(order))
+	for _, s := range order {
+		out = append(out, byShard[s])
+	}
+	return out, nil
 }
 
 func (c *Client) appliedMigrations(ctx context.Context) (map[int]string, error) {
@@ -137,4 +216,33 @@ func RenderAll(tg schema.Target) string {
 		}
 	}
 	return b.String()
+}
+
+// OptimizeFinal merges every part of table (a logical table name, such as
+// "gpu_samples") into one per partition, so that ReplacingMergeTree and
+// AggregatingMergeTree rows are collapsed on disk. On a cluster it runs on
+// one replica of each shard's local table, and replication carries the
+// merge to the other replicas (ON CLUSTER would have every replica assign
+// it); a shard whose table is empty is left alone (18.16 fails OPTIMIZE of
+// an empty Replicated table with "Unknown log entry type").
+func (c *Client) OptimizeFinal(ctx context.Context, table string) error {
+	tg := c.Target()
+	stmt := fmt.Sprintf("OPTIMIZE TABLE %s.%s FINAL", c.cfg.Database, tg.Physical(table))
+	var err error
+	if tg.Cluster == "" {
+		err = c.conn.Exec(ctx, stmt)
+	} else {
+		parts := "SELECT count() FROM system.parts WHERE active AND database = " + chsql.String(c.cfg.Database) + " AND table = " + chsql.String(tg.Physical(table))
+		err = c.onCluster(ctx, false, func(conn driver.Conn) error {
+			var n uint64
+			if err := conn.QueryRow(ctx, parts).Scan(&n); err != nil || n == 0 {
+				return err
+			}
+			return conn.Exec(ctx, stmt)
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("optimize %s: %w", table, err)
+	}
+	return nil
 }

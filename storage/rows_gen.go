@@ -620,3 +620,40 @@ func (b *NotificationOutboxBlock) Reset() {
 func (b *NotificationOutboxBlock) Block() Block {
 	return Block{Table: schema.NotificationOutbox.Name, Columns: columnsNotificationOutboxBlock, Data: []any{b.ID, b.Version, b.CreatedAt, b.UpdatedAt, b.IncidentKey, b.Transition, b.IdempotencyKey, b.Receiver, b.ReceiverType, b.Action, b.State, b.Attempts, b.NextAt, b.ExpiresAt, b.Error, b.Incident}}
 }
+
+// JobHealthBlock builds job_health rows (schema.JobHealth) column by column: one slice per column,
+// named and ordered as the table defines them. Reset keeps the slices' capacity.
+type JobHealthBlock struct {
+	Ts                        []int64   // ts DateTime
+	WindowStart               []int64   // window_start DateTime
+	Detector                  []string  // detector String
+	Job                       []string  // job String
+	Ranks                     []uint32  // ranks UInt32
+	StepSeconds               []float64 // step_seconds Float64
+	BaselineStepSeconds       []float64 // baseline_step_seconds Float64
+	StepZ                     []float64 // step_z Float64
+	Steps                     []float64 // steps Float64
+	Goodput                   []float64 // goodput Float64
+	StalledRanks              []uint32  // stalled_ranks UInt32
+	StallSeconds              []float64 // stall_seconds Float64
+	Checkpoints               []float64 // checkpoints Float64
+	CheckpointSeconds         []float64 // checkpoint_seconds Float64
+	BaselineCheckpointSeconds []float64 // baseline_checkpoint_seconds Float64
+	CheckpointFailures        []float64 // checkpoint_failures Float64
+	Flags                     []uint8   // flags UInt8
+}
+
+var columnsJobHealthBlock = schema.JobHealth.ColumnNames()
+
+// Len is the number of rows.
+func (b *JobHealthBlock) Len() int { return len(b.Ts) }
+
+// Reset empties the builder, keeping its capacity.
+func (b *JobHealthBlock) Reset() {
+	b.Ts, b.WindowStart, b.Detector, b.Job, b.Ranks, b.StepSeconds, b.BaselineStepSeconds, b.StepZ, b.Steps, b.Goodput, b.StalledRanks, b.StallSeconds, b.Checkpoints, b.CheckpointSeconds, b.BaselineCheckpointSeconds, b.CheckpointFailures, b.Flags = b.Ts[:0], b.WindowStart[:0], b.Detector[:0], b.Job[:0], b.Ranks[:0], b.StepSeconds[:0], b.BaselineStepSeconds[:0], b.StepZ[:0], b.Steps[:0], b.Goodput[:0], b.StalledRanks[:0], b.StallSeconds[:0], b.Checkpoints[:0], b.CheckpointSeconds[:0], b.BaselineCheckpointSeconds[:0], b.CheckpointFailures[:0], b.Flags[:0]
+}
+
+// Block returns the rows as a Block sharing the builder's memory.
+func (b *JobHealthBlock) Block() Block {
+	return Block{Table: schema.JobHealth.Name, Columns: columnsJobHealthBlock, Data: []any{b.Ts, b.WindowStart, b.Detector, b.Job, b.Ranks, b.StepSeconds, b.BaselineStepSeconds, b.StepZ, b.Steps, b.Goodput, b.StalledRanks, b.StallSeconds, b.Checkpoints, b.CheckpointSeconds, b.BaselineCheckpointSeconds, b.CheckpointFailures, b.Flags}}
+}

@@ -29,6 +29,7 @@ func TestBuildersFollowTheirTables(t *testing.T) {
 		(&storage.IncidentEvidenceBlock{}).Block(),
 		(&storage.NotificationBlock{}).Block(),
 		(&storage.NotificationOutboxBlock{}).Block(),
+		(&storage.JobHealthBlock{}).Block(),
 	}
 	tables := map[string]schema.Table{}
 	for _, tb := range schema.Tables() {

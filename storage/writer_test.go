@@ -15,21 +15,8 @@ import (
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
-// sampleRows makes n deterministic gpu_samples rows spread over nSeries
-// series, all on one day (one partition), so each insert block is atomic.
-// Rows first..first+n-1 of the same series and day are distinct records.
-func sampleRows(first, n, nSeries int, day time.Time) *storage.GPUSampleBlock {
-	b := &storage.GPUSampleBlock{}
-	for i := first; i < first+n; i++ {
-		b.Append(&storage.GPUSample{
-			Time:   day.Add(time.Duration(i/nSeries) * time.Second),
-			Metric: "DCGM_FI_DEV_GPU_TEMP",
-			Series: uint64(i % nSeries),
-			Value:  float64(i),
-		})
-	}
-	return b
-}
+// sampleRows makes deterministic gpu_samples rows (chtest.SampleRows).
+var sampleRows = chtest.SampleRows
 
 func count(t *testing.T, c *storage.Client, table string) uint64 {
 	t.Helper()

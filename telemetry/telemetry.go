@@ -104,9 +104,20 @@ const (
 	VGPULicenseStatus = "DCGM_FI_DEV_VGPU_LICENSE_STATUS"
 
 	// Training jobs report these per rank (not DCGM fields; OTel metrics from
-	// the job, with labels job and rank, and UUID/Hostname where known).
+	// the job, with labels hpc_job and rank, and UUID/Hostname where known).
 	TrainStepSeconds = "fleetwatch_train_step_seconds"
 	TrainThroughput  = "fleetwatch_train_samples_per_second"
+	// TrainSteps counts the steps a rank completed: progress, whose
+	// absence is a stalled or hung rank (the step-time gauge keeps its last
+	// value while a rank hangs).
+	TrainSteps = "fleetwatch_train_steps_total"
+	// TrainCheckpointSeconds is the write time of a rank's last completed
+	// checkpoint; TrainCheckpoints counts the completed checkpoints (each
+	// rise is a new TrainCheckpointSeconds value), TrainCheckpointFailures
+	// the failed checkpoint writes.
+	TrainCheckpointSeconds  = "fleetwatch_train_checkpoint_seconds"
+	TrainCheckpoints        = "fleetwatch_train_checkpoints_total"
+	TrainCheckpointFailures = "fleetwatch_train_checkpoint_failures_total"
 )
 
 // Fields is the catalog, in a stable order.
@@ -161,6 +172,10 @@ var Fields = []Field{
 	{VGPULicenseStatus, Gauge, "bool", "vGPU license status: 1 licensed, 0 unlicensed or no vGPU.", false},
 	{TrainStepSeconds, Gauge, "s", "Training step time of one rank (in seconds).", false},
 	{TrainThroughput, Gauge, "samples/s", "Training throughput of one rank (in samples per second).", false},
+	{TrainSteps, Counter, "count", "Training steps one rank completed.", false},
+	{TrainCheckpointSeconds, Gauge, "s", "Write time of one rank's last completed checkpoint (in seconds).", false},
+	{TrainCheckpoints, Counter, "count", "Checkpoints one rank completed.", false},
+	{TrainCheckpointFailures, Counter, "count", "Checkpoint writes of one rank that failed.", false},
 }
 
 var byName = func() map[string]int {

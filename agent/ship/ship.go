@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -38,6 +39,8 @@ import (
 	"google.golang.org/grpc/encoding"
 	grpcgzip "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -53,7 +56,11 @@ const (
 
 // Config says where and how to ship.
 type Config struct {
-	// Endpoint is host:port for gRPC, or an http(s):// base URL for HTTP.
+	// Endpoint is, for gRPC, host:port (every address the name resolves
+	// to, as with a Kubernetes headless Service; also written
+	// dns:///host:port) or a comma-separated list host:port,host:port —
+	// either way the agent sends to one of them, picked at random, and
+	// moves to another when it dies; for HTTP, an http(s):// base URL.
 	Endpoint string `yaml:"endpoint"`
 	// Protocol is grpc (default) or http.
 	Protocol string `yaml:"protocol"`
@@ -84,14 +91,38 @@ func NewDefaultConfig() Config {
 		Timeout: 10 * time.Second, InitialBackoff: 200 * time.Millisecond, MaxBackoff: 10 * time.Second}
 }
 
-// host is the endpoint's host:port (or host), for the loopback rule.
-func (c Config) host() string {
+// hosts are the endpoint's host:port addresses (or hosts), for the
+// loopback rule.
+func (c Config) hosts() []string {
 	if c.Protocol == "http" {
 		if u, err := url.Parse(c.Endpoint); err == nil {
-			return u.Host
+			return []string{u.Host}
+		}
+		return []string{c.Endpoint}
+	}
+	return grpcAddrs(c.Endpoint)
+}
+
+// loopback reports whether every address of the endpoint is loopback.
+func (c Config) loopback() bool {
+	for _, h := range c.hosts() {
+		if !netsec.IsLoopback(h) {
+			return false
 		}
 	}
-	return c.Endpoint
+	return true
+}
+
+// grpcAddrs splits a gRPC endpoint into its addresses: a list, or one
+// host:port (with or without the dns:/// scheme).
+func grpcAddrs(endpoint string) []string {
+	var out []string
+	for _, a := range strings.Split(strings.TrimPrefix(endpoint, "dns:///"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Plaintext reports whether the connection goes without TLS.
@@ -102,12 +133,12 @@ func (c Config) Plaintext() bool {
 	if c.Insecure != nil {
 		return *c.Insecure
 	}
-	return !c.TLS.IsSet() && netsec.IsLoopback(c.Endpoint)
+	return !c.TLS.IsSet() && c.loopback()
 }
 
 // Warning returns what to log at start about this connection's security, or "".
 func (c Config) Warning() string {
-	if !c.Plaintext() || netsec.IsLoopback(c.host()) {
+	if !c.Plaintext() || c.loopback() {
 		return ""
 	}
 	w := "shipping to a non-loopback collector in plaintext (ship.insecure: true): anyone on the path can read the telemetry"
@@ -122,8 +153,17 @@ func (c Config) Validate() error {
 	var errs []error
 	switch c.Protocol {
 	case "grpc":
-		if c.Endpoint == "" || strings.Contains(c.Endpoint, "://") {
-			errs = append(errs, fmt.Errorf("ship.endpoint %q: gRPC wants host:port", c.Endpoint))
+		addrs := grpcAddrs(c.Endpoint)
+		if len(addrs) == 0 {
+			errs = append(errs, fmt.Errorf("ship.endpoint %q: gRPC wants host:port, dns:///host:port or host:port,host:port", c.Endpoint))
+		}
+		for _, a := range addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil || strings.Contains(a, "/") {
+				errs = append(errs, fmt.Errorf("ship.endpoint %q: %q is not host:port (gRPC wants host:port, dns:///host:port or host:port,host:port)", c.Endpoint, a))
+			}
+		}
+		if len(addrs) > 1 && strings.HasPrefix(c.Endpoint, "dns:///") {
+			errs = append(errs, fmt.Errorf("ship.endpoint %q: a list takes no dns:/// scheme", c.Endpoint))
 		}
 	case "http":
 		if !strings.HasPrefix(c.Endpoint, "http://") && !strings.HasPrefix(c.Endpoint, "https://") {
@@ -156,7 +196,7 @@ func (c Config) validateSecurity() []error {
 		errs = append(errs, errors.New("ship.tls is set but the connection is plaintext (ship.insecure: true or an http:// endpoint)"))
 	case c.Protocol == "http" && c.Insecure != nil && *c.Insecure != c.Plaintext():
 		errs = append(errs, fmt.Errorf("ship.insecure: %v contradicts the endpoint %q (http:// is plaintext, https:// is TLS)", *c.Insecure, c.Endpoint))
-	case c.Plaintext() && !explicit && !netsec.IsLoopback(c.host()):
+	case c.Plaintext() && !explicit && !c.loopback():
 		errs = append(errs, fmt.Errorf("ship.endpoint %q is not a loopback address: use TLS (https://, ship.tls), or set ship.insecure: true to send in plaintext", c.Endpoint))
 	}
 	for k := range c.Headers {
@@ -422,7 +462,27 @@ func newGRPCSender(cfg Config, sec security) (*grpcSender, error) {
 	if sec.token != nil {
 		dial = append(dial, grpc.WithPerRPCCredentials(tokenCredentials{token: sec.token, tls: sec.tls != nil}))
 	}
-	conn, err := grpc.NewClient(cfg.Endpoint, dial...)
+	// One collector at a time, picked at random from every address (the
+	// DNS resolver's: all the records of a headless Service; or the
+	// list's), so that agents spread over the collectors while each
+	// series goes through one collector: counter increases are computed
+	// from the series' previous point where it is written. A collector
+	// that dies makes the agent move to another; the send that failed is
+	// retried from the buffer and lands there.
+	dial = append(dial, grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"pick_first":{"shuffleAddressList":true}}]}`))
+	target := cfg.Endpoint
+	if addrs := grpcAddrs(cfg.Endpoint); len(addrs) > 1 {
+		r := manual.NewBuilderWithScheme("fleetwatch-collectors")
+		state := resolver.State{}
+		for _, a := range addrs {
+			host, _, _ := net.SplitHostPort(a)
+			state.Addresses = append(state.Addresses, resolver.Address{Addr: a, ServerName: host})
+		}
+		r.InitialState(state)
+		dial = append(dial, grpc.WithResolvers(r))
+		target = r.Scheme() + ":///collectors"
+	}
+	conn, err := grpc.NewClient(target, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("ship: dial %s: %w", cfg.Endpoint, err)
 	}

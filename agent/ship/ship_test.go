@@ -55,6 +55,8 @@ func TestConfigValidate(t *testing.T) {
 		`compression "lz4"`:    func(c *Config) { c.Compression = "lz4" },
 		"timeout":              func(c *Config) { c.Timeout = 0 },
 		"initial_backoff":      func(c *Config) { c.MaxBackoff = 0 },
+		`"b" is not host:port`: func(c *Config) { c.Endpoint = "127.0.0.1:4317,b" },
+		"takes no dns:///":     func(c *Config) { c.Endpoint = "dns:///127.0.0.1:1,127.0.0.1:2" },
 	}
 	for want, mutate := range cases {
 		c := NewDefaultConfig()
@@ -63,7 +65,17 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: %v", want, err)
 		}
 	}
-	if err := NewDefaultConfig().Validate(); err != nil {
-		t.Fatal(err)
+	// One address off loopback in a list: the whole list uses TLS.
+	mixed := NewDefaultConfig()
+	mixed.Endpoint = "127.0.0.1:4317,10.0.0.2:4317"
+	if mixed.Plaintext() {
+		t.Error("a list with a non-loopback collector ships in plaintext")
+	}
+	for _, ok := range []string{"127.0.0.1:4317", "dns:///localhost:4317", "127.0.0.1:4317, 127.0.0.1:4318"} {
+		c := NewDefaultConfig()
+		c.Endpoint = ok
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
 	}
 }

@@ -87,6 +87,7 @@ type GPU struct {
 type jobState struct {
 	spec  JobSpec
 	ranks int
+	run   *jobRun // progress and checkpoints (jobs.go)
 }
 
 // Fleet is the simulated hardware and its faults.
@@ -147,6 +148,7 @@ func NewFleet(sc *Scenario) *Fleet {
 		}
 		fl.jobs = append(fl.jobs, j)
 	}
+	fl.startJobs()
 	for _, fs := range sc.Faults {
 		end := sc.Start.Add(fs.End)
 		if fs.End == 0 {
@@ -293,6 +295,7 @@ func (fl *Fleet) Advance(t time.Time) {
 			fl.step(g, dt)
 		}
 	}
+	fl.advanceJobs(dt)
 }
 
 func (fl *Fleet) step(g *GPU, dt float64) {
@@ -402,14 +405,14 @@ func (fl *Fleet) step(g *GPU, dt float64) {
 	}
 
 	if g.job != nil {
-		g.stepSec = g.job.spec.StepSeconds / tp * (1 + rng.NormFloat64()*0.015)
-		g.tput = float64(g.job.spec.BatchPerRank) / g.stepSec
+		fl.stepRank(g, tp, rng)
 	}
 }
 
 func clamp(v, lo, hi float64) float64 { return math.Max(lo, math.Min(hi, v)) }
 
-// TrainingBatch reports the step time and throughput of every rank on n.
+// TrainingBatch reports the step time and throughput of every rank on n,
+// and its progress: steps and checkpoints (jobs.go).
 func (fl *Fleet) TrainingBatch(n *Node, t time.Time) *record.Batch {
 	b := &record.Batch{Source: "train", Resource: &n.Resource, Time: t}
 	stepIdx := int16(telemetry.Index(telemetry.TrainStepSeconds))
@@ -424,6 +427,7 @@ func (fl *Fleet) TrainingBatch(n *Node, t time.Time) *record.Batch {
 		b.Samples = append(b.Samples,
 			record.Sample{Field: stepIdx, GPU: gi, Link: -1, Value: g.stepSec, Extra: extra},
 			record.Sample{Field: tputIdx, GPU: gi, Link: -1, Value: g.tput, Extra: extra})
+		b.Samples = fl.jobSamples(b.Samples, g, gi, extra)
 	}
 	return b
 }

@@ -69,6 +69,8 @@ type JobSpec struct {
 	StepSeconds float64 `yaml:"step_seconds"`
 	// BatchPerRank is the samples per step and rank (default 32).
 	BatchPerRank int `yaml:"batch_per_rank"`
+	// Checkpoint is how often and how long the job checkpoints (jobs.go).
+	Checkpoint CheckpointSpec `yaml:"checkpoint"`
 }
 
 // FeatureSpec is one model input.
@@ -141,6 +143,9 @@ type Target struct {
 	Model      string `yaml:"model"`
 	Pipeline   string `yaml:"pipeline"`
 	Feature    string `yaml:"feature"`
+	// Job (and Rank) for training-job faults (jobs.go).
+	Job  string `yaml:"job"`
+	Rank *int   `yaml:"rank"`
 }
 
 // FaultSpec injects one fault from Start to End (offsets from the run's start).
@@ -284,6 +289,7 @@ func (sc *Scenario) setDefaults() {
 			ft.End = sc.Duration
 		}
 	}
+	sc.setJobDefaults()
 }
 
 // Nodes is the fleet's node count.
@@ -337,7 +343,7 @@ func (sc *Scenario) Validate() error {
 		}
 	}
 	for _, ft := range sc.Faults {
-		if !faultTypes[ft.Type] {
+		if !faultTypes[ft.Type] && !jobFaultTypes[ft.Type] {
 			errs = append(errs, fmt.Errorf("fault %s: unknown type %q", ft.Name, ft.Type))
 			continue
 		}
@@ -375,5 +381,6 @@ func (sc *Scenario) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, sc.validateJobs()...)
 	return errors.Join(errs...)
 }

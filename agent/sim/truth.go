@@ -13,7 +13,7 @@ import (
 type Truth struct {
 	Fault string `json:"fault"`
 	Type  string `json:"type"`
-	// Level is gpu, node, rack, row, datacenter, model or pipeline.
+	// Level is gpu, node, rack, row, datacenter, model, pipeline or job.
 	Level string    `json:"level"`
 	Start time.Time `json:"start"`
 	// End is zero for a fault that lasts to the end of the run.
@@ -42,6 +42,10 @@ type Truth struct {
 func (fl *Fleet) GroundTruth() []Truth {
 	var out []Truth
 	for _, f := range fl.faults {
+		if jobFaultTypes[f.spec.Type] {
+			out = append(out, fl.jobTruth(f))
+			continue
+		}
 		t := Truth{Fault: f.spec.Name, Type: f.spec.Type, Start: f.start, End: f.end, Magnitude: f.spec.Magnitude, Intermittent: f.spec.Every > 0}
 		tg := f.spec.Target
 		switch f.spec.Type {

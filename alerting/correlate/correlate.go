@@ -80,6 +80,11 @@ type Config struct {
 	PipelineFamilies []string `yaml:"pipeline_families"`
 	PipelineTeam     string   `yaml:"pipeline_team"`
 	PipelineOncall   string   `yaml:"pipeline_oncall"`
+	// JobTeam and JobOncall own training-job incidents (detections about a
+	// job as a whole, entity type job): one incident per job, level job,
+	// scoped by the job's name.
+	JobTeam   string `yaml:"job_team"`
+	JobOncall string `yaml:"job_oncall"`
 }
 
 // NewDefaultConfig returns the thresholds of the design documents.
@@ -93,6 +98,7 @@ func NewDefaultConfig() Config {
 		UpstreamMinModels: 2, UpstreamFraction: 0.5,
 		HardwareTeam: "infrastructure", HardwareOncall: "infrastructure-oncall",
 		PipelineFamilies: []string{"telemetry_gap"}, PipelineTeam: "observability", PipelineOncall: "observability-oncall",
+		JobTeam: "ml-platform", JobOncall: "ml-platform-oncall",
 		Families: map[string][]string{
 			"thermal": {"thermal", "gpu_thermal", "cooling", "temperature", "power_thermal"},
 			"drift":   {"drift", "covariate_drift", "prediction_drift", "feature_drift", "stale_features", "freshness"},
@@ -104,6 +110,9 @@ func NewDefaultConfig() Config {
 			// uncorrectable ECC error, an NVLink XID) or rising error
 			// rates; one incident per GPU, not one per kind of evidence.
 			"gpu_failure": {"gpu_hard_fault", "gpu_failure_predicted"},
+			// A training job that regresses, stalls or cannot checkpoint is
+			// one incident about the job (analytics/jobs).
+			"training_job": {"job_step_regression", "job_stalled", "checkpoint_slow", "checkpoint_failed"},
 		},
 		SpanningFamilies: []string{"thermal"},
 	}
@@ -212,9 +221,12 @@ func isModel(d *fleet.Detection) bool {
 func (c *Correlator) Correlate(dets []*fleet.Detection) []Candidate {
 	hw := map[string][]*fleet.Detection{}
 	models := map[string][]*fleet.Detection{}
+	jobs := map[string][]*fleet.Detection{}
 	for _, d := range dets {
 		f := c.Family(d.Class)
-		if isModel(d) {
+		if isJob(d) {
+			jobs[f] = append(jobs[f], d)
+		} else if isModel(d) {
 			models[f] = append(models[f], d)
 		} else {
 			hw[f] = append(hw[f], d)
@@ -226,6 +238,9 @@ func (c *Correlator) Correlate(dets []*fleet.Detection) []Candidate {
 	}
 	for f, ds := range models {
 		out = append(out, c.models(f, ds)...)
+	}
+	for f, ds := range jobs {
+		out = append(out, c.jobs(f, ds)...)
 	}
 	slices.SortFunc(out, func(a, b Candidate) int { return strings.Compare(a.Key, b.Key) })
 	return out

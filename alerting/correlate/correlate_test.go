@@ -275,3 +275,35 @@ func TestTelemetryGapsArePipelineCandidates(t *testing.T) {
 			[]string{"telemetry_gap/pipeline/all (512)"}},
 	}, "observability", "observability-oncall")
 }
+
+// A training job's detections, of any of its rules and with or without a
+// rank's place, are one incident about the job, owned by the job's team;
+// a straggling rank of the same job stays a GPU incident.
+func TestJobs(t *testing.T) {
+	testFleet := fixture.Fleet{Datacenters: 1, Rows: 1, Racks: 2, Nodes: 4, GPUs: 8}
+	job := func(name, class string, where fleet.Topology) fleet.Detection {
+		return fleet.Detection{Time: t0, WindowStart: t0.Add(-time.Minute), Detector: "training_jobs", Class: class, Severity: "error",
+			EntityType: "job", Entity: name, Job: name, Key: "training_jobs/" + name + "/" + class, Topology: where}
+	}
+	rank := fleet.Topology{Datacenter: "dc-0", Row: "row-0-0", Rack: "rack-00", Node: "node-001"}
+	dets := []fleet.Detection{
+		job("llm", "job_step_regression", fleet.Topology{}), job("llm", "checkpoint_failed", fleet.Topology{}),
+		job("llm", "job_stalled", rank), job("vision", "checkpoint_slow", fleet.Topology{}),
+	}
+	straggler := fixture.Thermal("fleet_health", "gpu_straggler", "error", t0, testFleet.Select(func(g fixture.GPU) bool { return g.UUID == "GPU-001-2" }))
+	c, err := correlate.New(correlate.NewDefaultConfig(), testFleet.Inventory(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cands := c.Correlate(ptrs(append(dets, straggler...)))
+	got := summary(cands)
+	want := []string{"performance/gpu/dc-0/row-0-0/rack-00/node-001/GPU-001-2 (1)", "training_job/job/llm (3)", "training_job/job/vision (1)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for _, cd := range cands[1:] {
+		if cd.Level != "job" || cd.Team != "ml-platform" || cd.Oncall != "ml-platform-oncall" {
+			t.Errorf("%s: level %s, owner %s/%s", cd.Key, cd.Level, cd.Team, cd.Oncall)
+		}
+	}
+}

@@ -30,10 +30,13 @@ const (
 	LevelUpstream   Level = "upstream"
 	LevelPortfolio  Level = "portfolio"
 	LevelPipeline   Level = "pipeline"
+	// LevelJob is a training job as a whole: its progress, not one of its
+	// GPUs (a straggling rank stays a GPU incident).
+	LevelJob Level = "job"
 )
 
-// Rank orders levels by breadth within their hierarchy: 0 for a GPU or a
-// model, up to 3 for a datacenter or the fleet; the telemetry pipeline, a
+// Rank orders levels by breadth within their hierarchy: 0 for a GPU, a
+// model or a training job, up to 3 for a datacenter or the fleet; the telemetry pipeline, a
 // shared dependency of the GPUs as an upstream is of its models, is 1.
 func (l Level) Rank() int {
 	switch l {

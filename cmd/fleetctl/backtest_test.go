@@ -43,7 +43,7 @@ func TestBacktestCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	for _, want := range []string{"results in database " + c.Config().Database + "_backtest", "no GPU samples",
-		"fleet_health  6 ", "2026-11-23T00:03:00Z", "0 incidents paged", "missed: gpu_fan fan", "| fan | gpu_fan | gpu | 0 |"} {
+		"fleet_health   6 ", "training_jobs  3 ", "2026-11-23T00:03:00Z", "0 incidents paged", "missed: gpu_fan fan", "| fan | gpu_fan | gpu | 0 |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

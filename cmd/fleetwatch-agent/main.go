@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fleetwatch/fleetwatch/agent"
+	"github.com/fleetwatch/fleetwatch/agent/k8snode"
 	"github.com/fleetwatch/fleetwatch/lib/buildinfo"
 )
 
@@ -66,10 +67,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	simulate := fs.String("simulate", "", "run this simulator scenario instead of reading real GPUs")
 	fast := fs.Bool("fast", false, "with --simulate: run as fast as possible instead of in real time")
 	truth := fs.String("truth", "", "with --simulate: write the ground truth (JSON lines) here")
-	collector := fs.String("collector", "", "collector OTLP endpoint: host:port for gRPC, http(s)://... for HTTP (overrides ship.endpoint)")
+	collector := fs.String("collector", "", "collector OTLP endpoint (overrides ship.endpoint): for gRPC host:port (every address the name resolves to), dns:///host:port, or host:port,host:port — the agent uses one at random and fails over to the others; for HTTP http(s)://...")
 	listen := fs.String("listen", "", "address for /metrics and /healthz (overrides listen; \"off\" disables)")
 	dataDir := fs.String("data-dir", "", "directory for the disk buffer and log offsets (overrides data_dir)")
 	printConfig := fs.Bool("print-config", false, "print the effective configuration and exit")
+	checkConfig := fs.Bool("check-config", false, "validate the configuration and exit")
 	version := fs.Bool("version", false, "print the version and exit")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -132,6 +134,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		stdout.Write(out)
 		return 0
 	}
+	if *checkConfig {
+		if err := cfg.Validate(); err != nil {
+			fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "configuration is valid")
+		return 0
+	}
+	if err := cfg.Resource.FromNode(ctx, nodeLabels, log); err != nil {
+		fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
+		return 1
+	}
 	a, err := agent.New(cfg, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "fleetwatch-agent: %v\n", err)
@@ -142,6 +156,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// nodeLabels reads the labels of the agent's Kubernetes node with the pod's
+// service account.
+func nodeLabels(ctx context.Context, node string) (map[string]string, error) {
+	c, err := k8snode.InCluster()
+	if err != nil {
+		return nil, err
+	}
+	return c.Labels(ctx, node)
 }
 
 // loadConfig reads a YAML file over the defaults; unknown keys are errors.

@@ -113,3 +113,25 @@ func TestShippedConfigRunsWithTLS(t *testing.T) {
 		t.Fatalf("GET /metrics with the token: %s", resp.Status)
 	}
 }
+
+func TestCheckConfigAndNodeLabelsOutsideAPod(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("data_dir: "+dir+"\nresource:\n  node_labels: {rack: example.com/rack}\nlisten: \"off\"\n"), 0o644)
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"--config", good, "--check-config", "--listen", "off"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "configuration is valid") {
+		t.Fatalf("--check-config on a valid file: %d\n%s%s", code, out.String(), errOut.String())
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("data_dir: \"\"\n"), 0o644)
+	if code := run(context.Background(), []string{"--config", bad, "--check-config"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "data_dir is required") {
+		t.Fatalf("--check-config on an invalid file: %d\n%s", code, errOut.String())
+	}
+	// Told to place itself by its node's labels, outside Kubernetes the
+	// agent stops instead of shipping data without its topology.
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	errOut.Reset()
+	if code := run(context.Background(), []string{"--config", good, "--listen", "off"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "not in a Kubernetes pod") {
+		t.Fatalf("node_labels outside a pod: %d\n%s", code, errOut.String())
+	}
+}

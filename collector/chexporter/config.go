@@ -24,7 +24,11 @@ type Config struct {
 	Database  string              `mapstructure:"database"`
 	Username  string              `mapstructure:"username"`
 	Password  configopaque.String `mapstructure:"password"`
-	Cluster   string              `mapstructure:"cluster"`
+	// PasswordFile holds the password instead (a mounted Secret, a systemd
+	// credential), read when a connection opens, one trailing newline
+	// trimmed; it applies with DSN too, which then carries no password.
+	PasswordFile string `mapstructure:"password_file"`
+	Cluster      string `mapstructure:"cluster"`
 	// TLS, when the tls section is present (and not enabled: false), turns
 	// on TLS to ClickHouse with the Collector's usual client TLS settings.
 	TLS          configoptional.Optional[configtls.ClientConfig] `mapstructure:"tls"`
@@ -158,6 +162,9 @@ func (c *Config) StorageConfig() (storage.Config, error) {
 		if c.TLS.HasValue() {
 			sc.TLS = storage.TLSConfig{Enabled: true, ClientConfig: *c.TLS.Get()}
 		}
+	}
+	if c.PasswordFile != "" {
+		sc.PasswordFile = c.PasswordFile // with a password too, storage's Validate refuses both
 	}
 	sc.RetentionDays = c.RetentionDays
 	return sc, nil

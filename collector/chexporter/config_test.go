@@ -44,6 +44,22 @@ func TestConfigValidate(t *testing.T) {
 	if err != nil || len(sc.Addrs) != 2 || sc.Database != "metrics" || sc.Cluster != "c" || sc.RetentionDays["spans"] != 2 {
 		t.Fatalf("DSN: %+v, %v", sc, err)
 	}
+	// A password file applies to a DSN (the Helm chart's and systemd's way)
+	// and to the separate fields; a password given twice is refused.
+	fields := createDefaultConfig()
+	fields.PasswordFile = "/etc/fleetwatch/clickhouse/password"
+	if sc, err := fields.StorageConfig(); err != nil || sc.PasswordFile != fields.PasswordFile || sc.Password != "" {
+		t.Errorf("password_file: %+v, %v", sc, err)
+	}
+	withFile := createDefaultConfig()
+	withFile.DSN, withFile.PasswordFile = "clickhouse://fleetwatch_collector@h1:9000/fleetwatch", "/run/pw"
+	if sc, err := withFile.StorageConfig(); err != nil || sc.Username != "fleetwatch_collector" || sc.PasswordFile != "/run/pw" {
+		t.Errorf("DSN with password_file: %+v, %v", sc, err)
+	}
+	withFile.DSN = "clickhouse://u:p@h1:9000/fleetwatch"
+	if err := withFile.Validate(); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Errorf("a DSN password and password_file together: %v", err)
+	}
 }
 
 func TestPointIncrease(t *testing.T) {

@@ -31,6 +31,11 @@ const (
 	colStart = "_start"
 )
 
+// staleState is how long a series' remembered latest point is trusted
+// without a look at ClickHouse: after that, another collector may have
+// written the series (an agent that failed over and came back).
+const staleState = 2 * time.Minute
+
 // recentPoints is how many of a series' latest point times are remembered
 // to recognise a repeat without asking ClickHouse.
 const recentPoints = 8
@@ -168,11 +173,12 @@ func (e *chExporter) resolveSamples(ctx context.Context, b storage.Block) (stora
 	}
 	n := len(s.ts)
 	now := time.Now()
-	// Series this run has not seen: their latest stored point.
+	// Series this run has not seen, or not lately: their latest stored
+	// point.
 	unknown := map[uint64]string{}
 	var minTS int64 = math.MaxInt64
 	for i := 0; i < n; i++ {
-		if _, ok := e.points.m[s.series[i]]; !ok {
+		if p, ok := e.points.m[s.series[i]]; !ok || now.Sub(p.seen) > staleState {
 			unknown[s.series[i]] = s.metric[i]
 		}
 		minTS = min(minTS, s.ts[i])
@@ -181,6 +187,15 @@ func (e *chExporter) resolveSamples(ctx context.Context, b storage.Block) (stora
 	if len(unknown) > 0 {
 		if found, err = e.lastStored(ctx, unknown, time.Unix(minTS, 0).Add(-e.cfg.MaxAge)); err != nil {
 			return b, err
+		}
+	}
+	// Where this run's memory of a series is older than what ClickHouse
+	// has (another collector wrote it meanwhile), ClickHouse's is taken.
+	for id, f := range found {
+		if p, ok := e.points.m[id]; ok && (!p.hasLast || f.lastTS > p.lastTS) {
+			delete(e.points.m, id)
+		} else if ok {
+			delete(found, id)
 		}
 	}
 	state := func(id uint64) *pointState {

@@ -17,6 +17,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
+	"github.com/fleetwatch/fleetwatch/analytics/jobs"
 	"github.com/fleetwatch/fleetwatch/analytics/offline"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
 	"github.com/fleetwatch/fleetwatch/fleet"
@@ -32,6 +33,7 @@ type Analyzer struct {
 	Engine *engine.Engine
 	drift  *drift.Detector
 	health *health.Detector
+	jobs   *jobs.Detector
 	alert  *alertingStage
 	state  *stateCache
 	log    *slog.Logger
@@ -175,6 +177,12 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	}
 	dets = append(dets, hd...)
 	a.health = hdet
+	jd, jdet, err := jobsDetectors(cfg.Jobs, c, out, log)
+	if err != nil {
+		return nil, err
+	}
+	dets = append(dets, jd...)
+	a.jobs = jdet
 	if al != nil && al.slo != nil {
 		dets = append(dets, al.slo)
 	}

@@ -61,6 +61,9 @@ func TestDeployExampleIsValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if cfg.Jobs != NewDefaultJobsConfig() {
+		t.Errorf("the example's jobs section is not the defaults:\n%+v\n%+v", cfg.Jobs, NewDefaultJobsConfig())
+	}
 }
 
 func checkGolden(t *testing.T, name, got string) {

@@ -1,6 +1,6 @@
 // Package analyzer wires the analytics engine with its detectors — PSI
 // drift, SPC on model metrics, delayed-label accuracy and GPU series, fleet
-// health, SLO burn rates — and with alerting, over ClickHouse, and serves its
+// health, training jobs, SLO burn rates — and with alerting, over ClickHouse, and serves its
 // counters on /metrics. It is the assembly layer (docs/ARCHITECTURE.md,
 // "Layers"): the one place that knows both analytics and alerting.
 // cmd/fleetwatch-analyzer is a thin main around Run; tests and fleetctl demo
@@ -48,6 +48,9 @@ type Config struct {
 	SPCLabels LabelsConfig `yaml:"spc_labels"`
 	SPCGPU    GPUConfig    `yaml:"spc_gpu"`
 	Health    HealthConfig `yaml:"health"`
+	// Jobs judges training jobs: step time against their own history,
+	// stalled ranks, checkpoints, goodput (analytics/jobs).
+	Jobs JobsConfig `yaml:"jobs"`
 	// Freshness judges the catalog's pipeline features against the
 	// freshness SLO of their type (analytics/freshness); it runs with
 	// alerting when there is a catalog.
@@ -94,7 +97,8 @@ type GPUConfig struct {
 
 // NewDefaultConfig returns drift every 5 minutes, model SPC every minute,
 // label SPC every 5 minutes an hour late, GPU SPC off, fleet health every
-// 30 seconds, feature freshness SLOs every minute (with a catalog).
+// 30 seconds, training jobs every minute, feature freshness SLOs every
+// minute (with a catalog).
 func NewDefaultConfig() Config {
 	labels := spc.NewDefaultConfig("spc_labels")
 	labels.Interval = 5 * time.Minute
@@ -111,6 +115,7 @@ func NewDefaultConfig() Config {
 		SPCGPU:        GPUConfig{Config: gpu, Metrics: []string{"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE"}},
 		Alerting:      NewDefaultAlertingConfig(),
 		Health:        NewDefaultHealthConfig(),
+		Jobs:          NewDefaultJobsConfig(),
 		Freshness:     freshness.NewDefaultConfig(),
 		ClickHouse:    storage.NewDefaultConfig(),
 	}
@@ -133,7 +138,7 @@ func (c Config) Validate() error {
 	if c.StateLookback <= 0 {
 		errs = append(errs, fmt.Errorf("analyzer: state_lookback %v must be positive", c.StateLookback))
 	}
-	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled {
+	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled && !c.Jobs.Enabled {
 		errs = append(errs, errors.New("analyzer: every detector is disabled"))
 	}
 	if c.Drift.Enabled {
@@ -160,6 +165,9 @@ func (c Config) Validate() error {
 	if c.Health.Enabled {
 		errs = append(errs, c.Health.Validate())
 	}
+	if c.Jobs.Enabled {
+		errs = append(errs, c.Jobs.Validate())
+	}
 	errs = append(errs, c.Alerting.Validate())
 	if c.Freshness.Enabled {
 		errs = append(errs, c.Freshness.Validate())
@@ -168,7 +176,7 @@ func (c Config) Validate() error {
 	for _, n := range []struct {
 		on   bool
 		name string
-	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}, {c.Freshness.Enabled, c.Freshness.Name}} {
+	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}, {c.Jobs.Enabled, c.Jobs.Name}, {c.Freshness.Enabled, c.Freshness.Name}} {
 		if n.on && names[n.name] {
 			errs = append(errs, fmt.Errorf("detector name %q is used twice", n.name))
 		}

@@ -18,20 +18,14 @@ import (
 func TestKillEveryProcessMidRun(t *testing.T) {
 	ref := reference(t, "60s")
 	srv := chtest.StartServer(t)
-	p := newPipeline(t, srv, pipelineOpts{duration: "60s"}) // real time: a minute of sending
+	p := newPipeline(t, chtest.OpenDB(t, srv, true), pipelineOpts{duration: "60s"}) // real time: a minute of sending
 	p.collector.start()
 	p.agent.start()
 	down := 15 * time.Second
 	if long() {
 		down = 3 * time.Minute
 	}
-	start := time.Now()
-	step := func(at time.Duration, what string, f func()) {
-		t.Helper()
-		time.Sleep(time.Until(start.Add(at)))
-		t.Logf("%5.1fs: %s", time.Since(start).Seconds(), what)
-		f()
-	}
+	step := schedule(t)
 	step(4*time.Second, "kill -9 agent, restart (the scenario replays from its start)", func() {
 		p.agent.kill()
 		p.agent.start()
@@ -74,7 +68,7 @@ func TestKillEveryProcessMidRun(t *testing.T) {
 func TestFullDisksPushBackAndDrain(t *testing.T) {
 	ref := reference(t, "60s")
 	srv := chtest.StartServer(t)
-	p := newPipeline(t, srv, pipelineOpts{duration: "60s", fast: true,
+	p := newPipeline(t, chtest.OpenDB(t, srv, true), pipelineOpts{duration: "60s", fast: true,
 		agentDir: disktest.Tmpfs(t, "512k"), queueDir: disktest.Tmpfs(t, "512k"), agentBufferBytes: 64 << 20})
 	p.agent.start()
 	waitMetric(t, p.agentAt, "fleetwatch_agent_buffer_blocked", nil, 1, "the agent's disk to fill", p.agent)

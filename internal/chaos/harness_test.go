@@ -17,7 +17,6 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
 	"github.com/fleetwatch/fleetwatch/storage"
-	"github.com/fleetwatch/fleetwatch/storage/chserver"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
@@ -159,43 +158,9 @@ faults:
   - {name: bus, type: xid79, target: {node: node-001, gpu: 0}, start: 40s}
 `
 
-// pipeline is one agent and one collector writing into a fresh database.
-type pipeline struct {
-	t        *testing.T
-	srv      *chserver.Server
-	db       *storage.Client
-	scenario string
-	grpc     int
-	colProm  int
-	agentAt  int
-	queueDir string
-	agentDir string
-
-	collector, agent *process
-}
-
-type pipelineOpts struct {
-	duration           string // of the simulated scenario
-	fast               bool   // simulate as fast as possible
-	queueDir, agentDir string // default: temporary directories
-	agentBufferBytes   int64  // default: the agent's default
-}
-
-func newPipeline(t *testing.T, srv *chserver.Server, o pipelineOpts) *pipeline {
-	t.Helper()
-	dir := t.TempDir()
-	p := &pipeline{t: t, srv: srv, db: chtest.OpenDB(t, srv, true), grpc: promtest.FreePort(t), colProm: promtest.FreePort(t),
-		agentAt: promtest.FreePort(t), queueDir: o.queueDir, agentDir: o.agentDir}
-	if p.queueDir == "" {
-		p.queueDir = filepath.Join(dir, "queue")
-	}
-	if p.agentDir == "" {
-		p.agentDir = filepath.Join(dir, "agent")
-	}
-	p.scenario = filepath.Join(dir, "scenario.yaml")
-	write(t, p.scenario, fmt.Sprintf(scenario, o.duration, simStart.Format(time.RFC3339)))
-	colCfg := filepath.Join(dir, "collector.yaml")
-	write(t, colCfg, fmt.Sprintf(`receivers:
+// collectorConfig is a collector's configuration: its gRPC port, the
+// DSN, its queue directory and its metrics port.
+const collectorConfig = `receivers:
   fleetwatch_otlp:
     protocols:
       grpc:
@@ -221,9 +186,64 @@ service:
       level: detailed
       readers:
         - pull: {exporter: {prometheus: {host: 127.0.0.1, port: %d}}}
-`, p.grpc, p.db.Config().DSN(), p.queueDir, p.colProm))
-	p.collector = newProc(t, "fleetwatch-collector", "--config", colCfg)
-	args := []string{"--simulate", p.scenario, "--collector", fmt.Sprintf("127.0.0.1:%d", p.grpc),
+`
+
+// pipeline is one agent and one collector writing into a fresh database.
+type pipeline struct {
+	t        *testing.T
+	db       *storage.Client
+	scenario string
+	grpc     int
+	colProm  int
+	agentAt  int
+	queueDir string
+	agentDir string
+
+	collector, agent *process
+	// collectors are every collector, collector the first; each has its
+	// own gRPC port and persistent queue, and the agent balances over
+	// them.
+	collectors []*process
+	colProms   []int // each collector's metrics port
+}
+
+type pipelineOpts struct {
+	duration           string // of the simulated scenario
+	fast               bool   // simulate as fast as possible
+	queueDir, agentDir string // default: temporary directories
+	agentBufferBytes   int64  // default: the agent's default
+	collectors         int    // default 1
+}
+
+// newPipeline prepares an agent and a collector writing into db (a fresh,
+// migrated database).
+func newPipeline(t *testing.T, db *storage.Client, o pipelineOpts) *pipeline {
+	t.Helper()
+	dir := t.TempDir()
+	p := &pipeline{t: t, db: db, grpc: promtest.FreePort(t), colProm: promtest.FreePort(t),
+		agentAt: promtest.FreePort(t), queueDir: o.queueDir, agentDir: o.agentDir}
+	if p.queueDir == "" {
+		p.queueDir = filepath.Join(dir, "queue")
+	}
+	if p.agentDir == "" {
+		p.agentDir = filepath.Join(dir, "agent")
+	}
+	p.scenario = filepath.Join(dir, "scenario.yaml")
+	write(t, p.scenario, fmt.Sprintf(scenario, o.duration, simStart.Format(time.RFC3339)))
+	var endpoints []string
+	for i := 0; i < max(o.collectors, 1); i++ {
+		grpcPort, promPort, queue := p.grpc, p.colProm, p.queueDir
+		if i > 0 {
+			grpcPort, promPort, queue = promtest.FreePort(t), promtest.FreePort(t), filepath.Join(dir, fmt.Sprintf("queue%d", i+1))
+		}
+		colCfg := filepath.Join(dir, fmt.Sprintf("collector%d.yaml", i+1))
+		write(t, colCfg, fmt.Sprintf(collectorConfig, grpcPort, p.db.Config().DSN(), queue, promPort))
+		p.collectors = append(p.collectors, newProc(t, "fleetwatch-collector", "--config", colCfg))
+		p.colProms = append(p.colProms, promPort)
+		endpoints = append(endpoints, fmt.Sprintf("127.0.0.1:%d", grpcPort))
+	}
+	p.collector = p.collectors[0]
+	args := []string{"--simulate", p.scenario, "--collector", strings.Join(endpoints, ","),
 		"--data-dir", p.agentDir, "--listen", fmt.Sprintf("127.0.0.1:%d", p.agentAt), "--log-level", "warn"}
 	if o.fast {
 		args = append(args, "--fast")
@@ -235,6 +255,18 @@ service:
 	}
 	p.agent = newProc(t, "fleetwatch-agent", args...)
 	return p
+}
+
+// schedule returns step, which waits until at after the call to schedule,
+// logs what and runs f: a fault plan read as a timeline.
+func schedule(t *testing.T) func(at time.Duration, what string, f func()) {
+	start := time.Now()
+	return func(at time.Duration, what string, f func()) {
+		t.Helper()
+		time.Sleep(time.Until(start.Add(at)))
+		t.Logf("%5.1fs: %s", time.Since(start).Seconds(), what)
+		f()
+	}
 }
 
 func write(t *testing.T, path, content string) {
@@ -272,7 +304,7 @@ func snapshotOf(t *testing.T, db *storage.Client, optimize bool) (snapshot, erro
 	s := snapshot{tables: map[string]uint64{}, metrics: map[string]metricTotals{}}
 	if optimize {
 		for _, tbl := range append([]string{"gpu_samples_1m"}, compared...) {
-			if err := db.Exec(ctx, "OPTIMIZE TABLE "+tbl+" FINAL"); err != nil {
+			if err := db.OptimizeFinal(ctx, tbl); err != nil {
 				return s, err
 			}
 		}
@@ -387,7 +419,7 @@ func reference(t *testing.T, duration string) snapshot {
 	if s, ok := refs[duration]; ok {
 		return s
 	}
-	p := newPipeline(t, chtest.Server(t), pipelineOpts{duration: duration, fast: true})
+	p := newPipeline(t, chtest.OpenDB(t, chtest.Server(t), true), pipelineOpts{duration: duration, fast: true})
 	p.collector.start()
 	p.agent.start()
 	var last snapshot

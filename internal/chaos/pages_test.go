@@ -77,7 +77,7 @@ func (p *pager) state() (seen int, answered map[string]int) {
 func TestAnalyzerKilledWhileThePagerHangs(t *testing.T) {
 	ref := reference(t, "60s")
 	srv := chtest.StartServer(t)
-	p := newPipeline(t, srv, pipelineOpts{duration: "60s", fast: true})
+	p := newPipeline(t, chtest.OpenDB(t, srv, true), pipelineOpts{duration: "60s", fast: true})
 	p.collector.start()
 	p.agent.start()
 	converge(t, p.db, ref, 2*time.Minute, p.agent, p.collector)

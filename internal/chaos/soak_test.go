@@ -55,7 +55,7 @@ func TestSoak(t *testing.T) {
 		t.Skip("a soak benchmark: set FLEETWATCH_SOAK to a duration of at least 3m (30m for docs/BENCHMARKS.md)")
 	}
 	srv := chtest.StartServer(t)
-	p := newPipeline(t, srv, pipelineOpts{duration: "60s"})
+	p := newPipeline(t, chtest.OpenDB(t, srv, true), pipelineOpts{duration: "60s"})
 	write(t, p.scenario, fmt.Sprintf(soakScenario, (d+5*time.Minute).String()))
 	analyzerAt := promtest.FreePort(t)
 	analyzer := newProc(t, "fleetwatch-analyzer", "--dsn", p.db.Config().DSN(), "--listen", fmt.Sprintf("127.0.0.1:%d", analyzerAt), "--log-level", "warn")

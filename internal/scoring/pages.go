@@ -121,6 +121,9 @@ func pageMatches(t *sim.Truth, inc *incident.Incident, o Options) bool {
 		// The evidence stands for the windows it was seen in.
 		d := fleet.Detection{Time: e.LastSeen, WindowStart: e.FirstSeen.Add(-o.Interval), Topology: e.Topology,
 			GPUUUID: e.GPUUUID, Model: e.Model, Feature: e.Feature}
+		if e.EntityType == "job" {
+			d.Job = e.Entity
+		}
 		switch t.Level {
 		case "model", "pipeline":
 			if slices.Contains(t.Models, e.Model) || (e.Model != "" && e.Model == t.Model) {

@@ -48,3 +48,24 @@ func TestPages(t *testing.T) {
 		t.Errorf("markdown:\n%s", md)
 	}
 }
+
+// A job fault is matched by the job a detection or a page's evidence is
+// about, wherever its ranks run.
+func TestJobFaultsMatchTheirJob(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	truths := []sim.Truth{{Fault: "hang", Type: sim.FaultRankHang, Level: "job", Job: "llm", Node: "n1", Start: t0.Add(time.Minute), End: t0.Add(10 * time.Minute)}}
+	det := func(job string, at time.Duration) fleet.Detection {
+		return fleet.Detection{Key: "training_jobs/" + job + "/stall", Job: job, Feature: "stall", EntityType: "job", Entity: job,
+			WindowStart: t0.Add(at - time.Minute), Time: t0.Add(at)}
+	}
+	o := Options{Interval: time.Minute, Grace: time.Minute, RunEnd: t0.Add(time.Hour)}
+	rep := Score(truths, []fleet.Detection{det("llm", 4*time.Minute), det("vision", 4*time.Minute)}, o)
+	if rep.Total.Detected != 1 || rep.Total.TrueAlarms != 1 || len(rep.FalseAlarms) != 1 || rep.Total.MaxWindows != 3 {
+		t.Errorf("report %+v", rep)
+	}
+	ev := incident.Evidence{EntityType: "job", Entity: "llm", FirstSeen: t0.Add(4 * time.Minute), LastSeen: t0.Add(5 * time.Minute)}
+	pages := []Page{{Time: t0.Add(5 * time.Minute), Incident: incident.Incident{Key: "training_job/job/llm", Level: incident.LevelJob, Evidence: []incident.Evidence{ev}}}}
+	if pr := Pages(truths, pages, o); pr.Paged != 1 || pr.LevelOK != 1 {
+		t.Errorf("page report %+v", pr)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/analytics/health"
+	"github.com/fleetwatch/fleetwatch/analytics/jobs"
 	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
@@ -31,6 +32,8 @@ var Claims = map[string]string{
 	"ecc_correctable": sim.FaultECCRamp, health.KindUncorrectableECC: sim.FaultECCRamp, health.KindContainedECC: sim.FaultECCRamp,
 	health.KindRowRemapPending: sim.FaultECCRamp, health.KindRowRemapFailure: sim.FaultECCRamp,
 	health.KindFellOffBus: sim.FaultXID79, health.KindNotReporting: sim.FaultXID79,
+	jobs.RuleRegression: sim.FaultJobRegression, jobs.RuleStall: sim.FaultRankHang,
+	jobs.RuleCheckpointSlow: sim.FaultCheckpointSlow, jobs.RuleCheckpointFailed: sim.FaultCheckpointFailure,
 }
 
 // lasting are fault types whose effect outlives the fault's end: a GPU
@@ -207,12 +210,13 @@ func about(feature, typ string) bool {
 		(feature == "nvlink_bandwidth" && typ == sim.FaultStraggler)
 }
 
-// matches says whether d is about t: a detection of its kind (about), at
-// the same place (the GPU for a GPU fault, any GPU of the node, rack or
-// datacenter for theirs) in a window that overlaps the fault, its grace
-// period, or — for lasting faults — the rest of the run.
+// matches says whether d is about t: for a hardware fault a detection of
+// its kind (about), at the same place (the GPU for a GPU fault, any GPU of
+// the node, rack or datacenter for theirs, the job for a job's) in a
+// window that overlaps the fault, its grace period, or — for lasting
+// faults — the rest of the run.
 func matches(t *sim.Truth, d *fleet.Detection, o Options) bool {
-	if !about(d.Feature, t.Type) {
+	if t.Level != "job" && !about(d.Feature, t.Type) {
 		return false
 	}
 	switch t.Level {
@@ -230,6 +234,10 @@ func matches(t *sim.Truth, d *fleet.Detection, o Options) bool {
 		}
 	case "datacenter":
 		if d.Datacenter != t.Datacenter {
+			return false
+		}
+	case "job":
+		if d.Job != t.Job {
 			return false
 		}
 	default:

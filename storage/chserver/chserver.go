@@ -48,6 +48,51 @@ type Config struct {
 	// port (TLSPort; 0 picks a free one) beside the plain one.
 	TLSCert, TLSKey string
 	TLSPort         int
+	// InterserverPort is the loopback port replicas fetch parts from; 0 picks
+	// a free one on first start, kept across restarts.
+	InterserverPort int
+	// Replication, when set, makes the server one replica of a cluster.
+	Replication *Replication
+}
+
+// Replication joins a server to a replicated, sharded cluster: the
+// ZooKeeper ensemble that coordinates its Replicated*MergeTree tables, the
+// cluster's shape for Distributed tables and ON CLUSTER DDL, and the
+// {shard} and {replica} macros the schema's replication paths use.
+type Replication struct {
+	// ZooKeeper lists the ensemble's host:port addresses.
+	ZooKeeper []string
+	// Cluster names the cluster in <remote_servers>.
+	Cluster string
+	// Shards lists, per shard, the native-protocol host:port of each replica.
+	Shards [][]string
+	// Shard and Replica are this server's macros.
+	Shard, Replica string
+}
+
+// Validate checks that the cluster is complete.
+func (r *Replication) Validate() error {
+	switch {
+	case len(r.ZooKeeper) == 0:
+		return errors.New("chserver: replication needs at least one ZooKeeper address")
+	case r.Cluster == "":
+		return errors.New("chserver: replication needs a cluster name")
+	case len(r.Shards) == 0:
+		return errors.New("chserver: replication needs at least one shard")
+	case r.Shard == "" || r.Replica == "":
+		return errors.New("chserver: replication needs the shard and replica macros")
+	}
+	for i, sh := range r.Shards {
+		if len(sh) == 0 {
+			return fmt.Errorf("chserver: shard %d has no replicas", i+1)
+		}
+		for _, a := range sh {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fmt.Errorf("chserver: shard %d replica %q: %w", i+1, a, err)
+			}
+		}
+	}
+	return nil
 }
 
 // FindBinary locates clickhouse-server.
@@ -97,6 +142,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.LogLevel == "" {
 		cfg.LogLevel = "warning"
 	}
+	if cfg.Replication != nil {
+		if err := cfg.Replication.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{cfg: cfg}
 	if cfg.Binary != "" {
 		s.bin = cfg.Binary
@@ -137,11 +187,12 @@ func (s *Server) Restart(ctx context.Context) error {
 			return err
 		}
 	}
-	interserver, err := freePort()
-	if err != nil {
-		return err
+	if s.cfg.InterserverPort == 0 {
+		if s.cfg.InterserverPort, err = freePort(); err != nil {
+			return err
+		}
 	}
-	if err := s.writeConfig(interserver); err != nil {
+	if err := s.writeConfig(); err != nil {
 		return err
 	}
 	args := append(append([]string{}, s.args...), "--config-file="+filepath.Join(s.cfg.Dir, "config.xml"))
@@ -277,7 +328,10 @@ func freePort() (int, error) {
 	return p, nil
 }
 
-var configTmpl = template.Must(template.New("config").Parse(`<?xml version="1.0"?>
+var configTmpl = template.Must(template.New("config").Funcs(template.FuncMap{
+	"host": func(a string) string { h, _, _ := net.SplitHostPort(a); return h },
+	"port": func(a string) string { _, p, _ := net.SplitHostPort(a); return p },
+}).Parse(`<?xml version="1.0"?>
 <!-- Written by Fleetwatch's chserver for a private server; safe to delete with its directory. -->
 <yandex>
   <logger>
@@ -304,7 +358,35 @@ var configTmpl = template.Must(template.New("config").Parse(`<?xml version="1.0"
   </openSSL>
 {{- end}}
   <http_port>{{.HTTPPort}}</http_port>
-  <interserver_http_port>{{.Interserver}}</interserver_http_port>
+  <interserver_http_host>127.0.0.1</interserver_http_host>
+  <interserver_http_port>{{.InterserverPort}}</interserver_http_port>
+{{- with .Replication}}
+  <zookeeper>
+{{- range .ZooKeeper}}
+    <node><host>{{host .}}</host><port>{{port .}}</port></node>
+{{- end}}
+    <session_timeout_ms>10000</session_timeout_ms>
+  </zookeeper>
+  <remote_servers>
+    <{{.Cluster}}>
+{{- range .Shards}}
+      <shard>
+        <internal_replication>true</internal_replication>
+{{- range .}}
+        <replica><host>{{host .}}</host><port>{{port .}}</port></replica>
+{{- end}}
+      </shard>
+{{- end}}
+    </{{.Cluster}}>
+  </remote_servers>
+  <distributed_ddl>
+    <path>/clickhouse/task_queue/ddl</path>
+  </distributed_ddl>
+  <macros>
+    <shard>{{.Shard}}</shard>
+    <replica>{{.Replica}}</replica>
+  </macros>
+{{- end}}
   <path>{{.Dir}}/data/</path>
   <tmp_path>{{.Dir}}/data/tmp/</tmp_path>
   <user_files_path>{{.Dir}}/data/user_files/</user_files_path>
@@ -364,7 +446,7 @@ var usersTmpl = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
 </yandex>
 `))
 
-func (s *Server) writeConfig(interserver int) error {
+func (s *Server) writeConfig() error {
 	abs, err := filepath.Abs(s.cfg.Dir)
 	if err != nil {
 		return fmt.Errorf("chserver: %w", err)
@@ -375,9 +457,8 @@ func (s *Server) writeConfig(interserver int) error {
 	}
 	data := struct {
 		Config
-		Interserver                    int
 		ReadOnlyUser, ReadOnlyPassword string
-	}{s.cfg, interserver, ReadOnlyUser, ReadOnlyPassword}
+	}{s.cfg, ReadOnlyUser, ReadOnlyPassword}
 	for name, t := range map[string]*template.Template{"config.xml": configTmpl, "users.xml": usersTmpl} {
 		var b bytes.Buffer
 		if err := t.Execute(&b, data); err != nil {

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chcluster"
 	"github.com/fleetwatch/fleetwatch/storage/chserver"
 )
 
@@ -96,6 +97,38 @@ func StartServer(t testing.TB) *chserver.Server {
 	return srv
 }
 
+// StartCluster starts a private 2-shard × 2-replica cluster with its own
+// ZooKeeper for one test; it is stopped and its data removed at the end of
+// the test. Like the single server, it skips with instructions when
+// ZooKeeper or ClickHouse is missing, and fails under CI=true.
+func StartCluster(t testing.TB) *chcluster.Cluster {
+	t.Helper()
+	requireBinary(t)
+	if _, err := chcluster.FindZooKeeper(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl, err := chcluster.Start(ctx, chcluster.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start private ClickHouse cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for s := 0; s < cl.Shards(); s++ {
+				for r := 0; r < cl.Replicas(); r++ {
+					t.Logf("shard %d replica %d (%s), last log lines:\n%s", s+1, r+1, cl.Server(s, r).Addr(), cl.Server(s, r).LogTail(8))
+				}
+			}
+		}
+		cl.Stop()
+	})
+	return cl
+}
+
 // Config returns a storage config for srv with a fresh random database name.
 func Config(srv *chserver.Server) storage.Config {
 	cfg := storage.NewDefaultConfig()
@@ -116,9 +149,43 @@ func NewDB(t testing.TB) *storage.Client {
 // schema migrated when migrate is set. The database is dropped at cleanup.
 func OpenDB(t testing.TB, srv *chserver.Server, migrate bool) *storage.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	return openDB(t, Config(srv), migrate, srv.Running)
+}
+
+// OpenClusterDB creates a fresh database on every server of cl (ON CLUSTER),
+// migrates it in cluster mode (Replicated tables named <table>_local,
+// Distributed tables over them) and returns a client that fails over
+// between all the servers. The database is dropped at cleanup.
+func OpenClusterDB(t testing.TB, cl *chcluster.Cluster) *storage.Client {
+	t.Helper()
+	cfg := storage.NewDefaultConfig()
+	cfg.Addrs = cl.Addrs()
+	cfg.Database = "test_" + randomHex(6)
+	cfg.Cluster = cl.Name()
+	cfg.DialTimeout = 2 * time.Second
+	return openDB(t, cfg, true, func() bool { return true })
+}
+
+// ClientOn returns a client on database db of one server only (for
+// looking at one replica's local tables); it is closed at cleanup.
+func ClientOn(t testing.TB, srv *chserver.Server, db string) *storage.Client {
+	t.Helper()
 	cfg := Config(srv)
+	cfg.Database = db
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := storage.Open(ctx, cfg, storage.WithLogger(Logger(t)))
+	if err != nil {
+		t.Fatalf("open %s on %s: %v", db, srv.Addr(), err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func openDB(t testing.TB, cfg storage.Config, migrate bool, alive func() bool) *storage.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	if err := storage.CreateDatabase(ctx, cfg); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
@@ -127,10 +194,10 @@ func OpenDB(t testing.TB, srv *chserver.Server, migrate bool) *storage.Client {
 		t.Fatalf("open test database: %v", err)
 	}
 	t.Cleanup(func() {
-		if srv.Running() {
+		if alive() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			_ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.Database)
+			_ = storage.DropDatabase(ctx, cfg)
 		}
 		c.Close()
 	})
@@ -140,6 +207,22 @@ func OpenDB(t testing.TB, srv *chserver.Server, migrate bool) *storage.Client {
 		}
 	}
 	return c
+}
+
+// SampleRows makes n deterministic gpu_samples rows spread over nSeries
+// series, all on one day (one partition), so each insert block is atomic.
+// Rows first..first+n-1 of the same series and day are distinct records.
+func SampleRows(first, n, nSeries int, day time.Time) *storage.GPUSampleBlock {
+	b := &storage.GPUSampleBlock{}
+	for i := first; i < first+n; i++ {
+		b.Append(&storage.GPUSample{
+			Time:   day.Add(time.Duration(i/nSeries) * time.Second),
+			Metric: "DCGM_FI_DEV_GPU_TEMP",
+			Series: uint64(i % nSeries),
+			Value:  float64(i),
+		})
+	}
+	return b
 }
 
 func randomHex(n int) string {

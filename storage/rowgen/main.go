@@ -45,6 +45,7 @@ var builders = []builder{
 	{"IncidentEvidenceBlock", "IncidentEvidence", schema.IncidentEvidence},
 	{"NotificationBlock", "Notifications", schema.Notifications},
 	{"NotificationOutboxBlock", "NotificationOutbox", schema.NotificationOutbox},
+	{"JobHealthBlock", "JobHealth", schema.JobHealth},
 }
 
 // goTypes maps a ClickHouse column type to the element type of its Go

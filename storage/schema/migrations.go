@@ -37,6 +37,8 @@ var migrations = []Migration{
 		AddColumns{Table: InferenceEvents.Name, Columns: featureUpdateColumns},
 		CreateQueryView{OncallFeatureFreshness},
 	}},
+	// Training-job health beyond one slow rank (issue 16).
+	{Version: 14, Name: "job_health", Steps: []Step{CreateTable{JobHealth}}},
 }
 
 // Migrations returns every migration in version order.

@@ -73,6 +73,36 @@ func (tg Target) Physical(name string) string {
 
 func (tg Target) qualified(name string) string { return tg.Database + "." + name }
 
+// comments reports whether column comments are rendered. ClickHouse before
+// 20.3 refuses a Replicated table whose columns carry comments when a second
+// replica creates it ("Table structure in ZooKeeper is too different from
+// local table structure"), so legacy cluster DDL leaves them out; the
+// columns are documented in docs/SCHEMA.md either way.
+func (tg Target) comments() bool { return tg.Cluster == "" || tg.Features.ReplicatedComments }
+
+// PerShard marks a statement that, on a cluster, must run on one replica of
+// each shard (Replicated tables replicate it to the shard's other replicas)
+// instead of with ON CLUSTER. The marker is an SQL comment, so the statement
+// still runs as printed.
+const PerShard = "/* on one replica of each shard */ "
+
+// EveryServer marks a statement that, on a cluster, must run on every
+// server: ClickHouse refuses ON CLUSTER ALTERs of a Distributed table over
+// replicated shards ("isn't replicated, but shard is replicated").
+const EveryServer = "/* on every server */ "
+
+// alterDistributed alters the Distributed table name on every server.
+func (tg Target) alterDistributed(name, change string) string {
+	return fmt.Sprintf("%sALTER TABLE %s %s", EveryServer, tg.qualified(name), change)
+}
+
+func (tg Target) perShard() string {
+	if tg.Cluster == "" {
+		return ""
+	}
+	return PerShard
+}
+
 // OnCluster is " ON CLUSTER name" in cluster mode and "" otherwise.
 func (tg Target) OnCluster() string {
 	if tg.Cluster == "" {
@@ -97,7 +127,7 @@ func (s CreateTable) Statements(tg Target) []string {
 	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s%s\n(\n", tg.qualified(tg.Physical(t.Name)), tg.OnCluster())
 	lines := make([]string, 0, len(t.Columns)+len(t.Indexes))
 	for _, c := range t.Columns {
-		lines = append(lines, "    "+c.render(tg.Features))
+		lines = append(lines, "    "+c.render(tg))
 	}
 	if tg.Features.SkipIndexes {
 		for _, ix := range t.Indexes {
@@ -167,14 +197,13 @@ func (s AddColumns) Statements(tg Target) []string {
 	if tg.Features != (Features{}) {
 		ifNotExists = "IF NOT EXISTS "
 	}
-	tables := []string{tg.Physical(s.Table)}
-	if tg.Cluster != "" {
-		tables = append(tables, s.Table)
-	}
 	var out []string
-	for _, tbl := range tables {
+	for _, c := range s.Columns {
+		out = append(out, fmt.Sprintf("ALTER TABLE %s%s ADD COLUMN %s%s", tg.qualified(tg.Physical(s.Table)), tg.OnCluster(), ifNotExists, c.render(tg)))
+	}
+	if tg.Cluster != "" {
 		for _, c := range s.Columns {
-			out = append(out, fmt.Sprintf("ALTER TABLE %s%s ADD COLUMN %s%s", tg.qualified(tbl), tg.OnCluster(), ifNotExists, c.render(tg.Features)))
+			out = append(out, tg.alterDistributed(s.Table, "ADD COLUMN "+ifNotExists+c.render(tg)))
 		}
 	}
 	return out
@@ -204,10 +233,13 @@ func (s AddSortColumn) Statements(tg Target) []string {
 	if tg.Features != (Features{}) {
 		ifNotExists = "IF NOT EXISTS " // re-running is then a no-op; 18.16 reports DUPLICATE_COLUMN instead
 	}
-	out := []string{fmt.Sprintf("ALTER TABLE %s%s ADD COLUMN %s%s, MODIFY ORDER BY (%s)",
-		tg.qualified(tg.Physical(s.Table.Name)), tg.OnCluster(), ifNotExists, col.render(tg.Features), strings.Join(s.Table.OrderBy, ", "))}
+	// ON CLUSTER refuses MODIFY ORDER BY before 20.3; on a cluster the ALTER
+	// runs on one replica of each shard, and replication carries it to the
+	// others.
+	out := []string{fmt.Sprintf("%sALTER TABLE %s ADD COLUMN %s%s, MODIFY ORDER BY (%s)",
+		tg.perShard(), tg.qualified(tg.Physical(s.Table.Name)), ifNotExists, col.render(tg), strings.Join(s.Table.OrderBy, ", "))}
 	if tg.Cluster != "" {
-		out = append(out, fmt.Sprintf("ALTER TABLE %s%s ADD COLUMN %s%s", tg.qualified(s.Table.Name), tg.OnCluster(), ifNotExists, col.render(tg.Features)))
+		out = append(out, tg.alterDistributed(s.Table.Name, "ADD COLUMN "+ifNotExists+col.render(tg)))
 	}
 	return out
 }

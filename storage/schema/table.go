@@ -131,7 +131,8 @@ func (t Table) PartitionExpr() string {
 	}
 }
 
-func (c Column) render(f Features) string {
+func (c Column) render(tg Target) string {
+	f := tg.Features
 	var b strings.Builder
 	b.WriteString(quoteIdent(c.Name))
 	b.WriteByte(' ')
@@ -143,7 +144,7 @@ func (c Column) render(f Features) string {
 	if c.Default != "" {
 		b.WriteString(" DEFAULT " + c.Default)
 	}
-	if c.Comment != "" {
+	if c.Comment != "" && tg.comments() {
 		b.WriteString(" COMMENT " + chsql.String(c.Comment))
 	}
 	if c.Codec != "" && f.Codecs {

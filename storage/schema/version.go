@@ -52,6 +52,9 @@ type Features struct {
 	TTL bool
 	// SkipIndexes adds data-skipping indexes (bloom filter on trace ids).
 	SkipIndexes bool
+	// ReplicatedComments keeps column comments on Replicated tables (cluster
+	// mode); 18.16's replicas reject a second CREATE of such a table.
+	ReplicatedComments bool
 }
 
 // ModernSince is the first release where every extra in Features is generally
@@ -59,7 +62,7 @@ type Features struct {
 var ModernSince = Version{Major: 20, Minor: 3}
 
 // Modern is the feature set of current ClickHouse releases.
-var Modern = Features{LowCardinality: true, Codecs: true, TTL: true, SkipIndexes: true}
+var Modern = Features{LowCardinality: true, Codecs: true, TTL: true, SkipIndexes: true, ReplicatedComments: true}
 
 // FeaturesFor returns the features to use against a server of version v.
 func FeaturesFor(v Version) Features {

@@ -2,12 +2,12 @@ CREATE DATABASE IF NOT EXISTS fleetwatch ON CLUSTER fleet;
 
 CREATE TABLE IF NOT EXISTS fleetwatch.schema_migrations_local ON CLUSTER fleet
 (
-    version UInt32 COMMENT 'migration number',
-    name String COMMENT 'migration name',
-    checksum String COMMENT 'sha256 of the SQL that was applied',
-    applied_at DateTime COMMENT 'when it was applied (UTC)',
-    server_version String COMMENT 'ClickHouse version it was applied on',
-    profile String COMMENT 'feature profile: legacy or modern'
+    version UInt32,
+    name String,
+    checksum String,
+    applied_at DateTime,
+    server_version String,
+    profile String
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/schema_migrations_local', '{replica}', applied_at)
 ORDER BY (version);
@@ -17,11 +17,11 @@ ENGINE = Distributed(fleet, fleetwatch, schema_migrations_local, rand());
 
 CREATE TABLE IF NOT EXISTS fleetwatch.gpu_samples_local ON CLUSTER fleet
 (
-    ts DateTime COMMENT 'sample time (UTC, seconds)',
-    metric String COMMENT 'DCGM field name, e.g. DCGM_FI_DEV_GPU_TEMP',
-    series UInt64 COMMENT 'series id: hash of metric and every identifying label; joins gpu_series',
-    value Float64 COMMENT 'sample value in the field\'s classic DCGM unit',
-    delta Float64 COMMENT 'counters: increase since the previous sample of the series, resets handled; gauges: 0'
+    ts DateTime,
+    metric String,
+    series UInt64,
+    value Float64,
+    delta Float64
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/gpu_samples_local', '{replica}')
 PARTITION BY toYYYYMMDD(ts)
@@ -32,29 +32,29 @@ ENGINE = Distributed(fleet, fleetwatch, gpu_samples_local, series);
 
 CREATE TABLE IF NOT EXISTS fleetwatch.gpu_series_local ON CLUSTER fleet
 (
-    series UInt64 COMMENT 'series id, as in gpu_samples',
-    metric String COMMENT 'DCGM field name',
-    counter UInt8 COMMENT '1 for a cumulative counter, 0 for a gauge',
-    datacenter String COMMENT 'datacenter (resource attribute fleetwatch.datacenter)',
-    row String COMMENT 'row or pod of racks (resource attribute fleetwatch.row)',
-    rack String COMMENT 'rack (resource attribute fleetwatch.rack)',
-    node String COMMENT 'host name (dcgm-exporter label Hostname)',
-    cluster String COMMENT 'logical compute cluster, Kubernetes or Slurm (resource attribute fleetwatch.cluster)',
-    gpu String COMMENT 'GPU index on the node (dcgm-exporter label gpu)',
-    uuid String COMMENT 'GPU UUID (label UUID)',
-    pci_bus_id String COMMENT 'PCI bus id (label pci_bus_id)',
-    device String COMMENT 'device name, e.g. nvidia0 (label device)',
-    model_name String COMMENT 'GPU product name (label modelName)',
-    gpu_instance String COMMENT 'MIG GPU instance id (label GPU_I_ID); empty for a whole GPU',
-    gpu_profile String COMMENT 'MIG profile (label GPU_I_PROFILE)',
-    namespace String COMMENT 'Kubernetes namespace',
-    pod String COMMENT 'Kubernetes pod',
-    container String COMMENT 'Kubernetes container',
-    job String COMMENT 'training or serving job the GPU is assigned to, when known',
-    label_keys Array(String) COMMENT 'other label names, sorted',
-    label_values Array(String) COMMENT 'other label values, aligned with label_keys',
-    first_seen DateTime COMMENT 'when a writer first saw the series (UTC)',
-    last_seen DateTime COMMENT 'when a writer last refreshed the series (UTC)'
+    series UInt64,
+    metric String,
+    counter UInt8,
+    datacenter String,
+    row String,
+    rack String,
+    node String,
+    cluster String,
+    gpu String,
+    uuid String,
+    pci_bus_id String,
+    device String,
+    model_name String,
+    gpu_instance String,
+    gpu_profile String,
+    namespace String,
+    pod String,
+    container String,
+    job String,
+    label_keys Array(String),
+    label_values Array(String),
+    first_seen DateTime,
+    last_seen DateTime
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/gpu_series_local', '{replica}', last_seen)
 PARTITION BY toYYYYMM(last_seen)
@@ -65,15 +65,15 @@ ENGINE = Distributed(fleet, fleetwatch, gpu_series_local, series);
 
 CREATE TABLE IF NOT EXISTS fleetwatch.gpu_samples_1m_local ON CLUSTER fleet
 (
-    minute DateTime COMMENT 'start of the minute (UTC)',
-    metric String COMMENT 'DCGM field name',
-    series UInt64 COMMENT 'series id; joins gpu_series',
-    samples AggregateFunction(count) COMMENT 'countMerge(samples): samples in the minute',
-    sum AggregateFunction(sum, Float64) COMMENT 'sumMerge(sum)',
-    min AggregateFunction(min, Float64) COMMENT 'minMerge(min)',
-    max AggregateFunction(max, Float64) COMMENT 'maxMerge(max)',
-    last AggregateFunction(argMax, Float64, DateTime) COMMENT 'argMaxMerge(last): the minute\'s last value',
-    delta_sum AggregateFunction(sum, Float64) COMMENT 'sumMerge(delta_sum): counter increase in the minute'
+    minute DateTime,
+    metric String,
+    series UInt64,
+    samples AggregateFunction(count),
+    sum AggregateFunction(sum, Float64),
+    min AggregateFunction(min, Float64),
+    max AggregateFunction(max, Float64),
+    last AggregateFunction(argMax, Float64, DateTime),
+    delta_sum AggregateFunction(sum, Float64)
 )
 ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/fleetwatch/gpu_samples_1m_local', '{replica}')
 PARTITION BY toYYYYMM(minute)
@@ -92,30 +92,30 @@ GROUP BY minute, metric, series;
 
 CREATE TABLE IF NOT EXISTS fleetwatch.gpu_events_local ON CLUSTER fleet
 (
-    ts DateTime COMMENT 'event time (UTC, seconds)',
-    event String COMMENT 'event kind: xid, ecc_sbe, ecc_dbe, clock_event, row_remap, gpu_lost, ...',
-    code Int64 COMMENT 'XID number, or the clock-event reason bit mask',
-    count UInt32 DEFAULT 1 COMMENT 'occurrences folded into this row (same GPU, event, code, second)',
-    message String COMMENT 'human-readable detail, e.g. the XID message',
-    source String COMMENT 'where it was read: nvml or dcgm',
-    datacenter String COMMENT 'datacenter (resource attribute fleetwatch.datacenter)',
-    row String COMMENT 'row or pod of racks (resource attribute fleetwatch.row)',
-    rack String COMMENT 'rack (resource attribute fleetwatch.rack)',
-    node String COMMENT 'host name (dcgm-exporter label Hostname)',
-    cluster String COMMENT 'logical compute cluster, Kubernetes or Slurm (resource attribute fleetwatch.cluster)',
-    gpu String COMMENT 'GPU index on the node (dcgm-exporter label gpu)',
-    uuid String COMMENT 'GPU UUID (label UUID)',
-    pci_bus_id String COMMENT 'PCI bus id (label pci_bus_id)',
-    device String COMMENT 'device name, e.g. nvidia0 (label device)',
-    model_name String COMMENT 'GPU product name (label modelName)',
-    gpu_instance String COMMENT 'MIG GPU instance id (label GPU_I_ID); empty for a whole GPU',
-    gpu_profile String COMMENT 'MIG profile (label GPU_I_PROFILE)',
-    namespace String COMMENT 'Kubernetes namespace',
-    pod String COMMENT 'Kubernetes pod',
-    container String COMMENT 'Kubernetes container',
-    job String COMMENT 'job label',
-    label_keys Array(String) COMMENT 'other label names, sorted',
-    label_values Array(String) COMMENT 'other label values, aligned with label_keys'
+    ts DateTime,
+    event String,
+    code Int64,
+    count UInt32 DEFAULT 1,
+    message String,
+    source String,
+    datacenter String,
+    row String,
+    rack String,
+    node String,
+    cluster String,
+    gpu String,
+    uuid String,
+    pci_bus_id String,
+    device String,
+    model_name String,
+    gpu_instance String,
+    gpu_profile String,
+    namespace String,
+    pod String,
+    container String,
+    job String,
+    label_keys Array(String),
+    label_values Array(String)
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/gpu_events_local', '{replica}')
 PARTITION BY toYYYYMM(ts)
@@ -126,26 +126,26 @@ ENGINE = Distributed(fleet, fleetwatch, gpu_events_local, cityHash64(node));
 
 CREATE TABLE IF NOT EXISTS fleetwatch.inference_events_local ON CLUSTER fleet
 (
-    ts DateTime COMMENT 'request time (UTC, seconds)',
-    model String COMMENT 'model name as in the model catalog',
-    model_version String COMMENT 'model version',
-    request_id String COMMENT 'request id; delayed labels join on it',
-    latency_ms Float64 COMMENT 'end-to-end latency in milliseconds',
-    status String COMMENT 'ok, or an error class (timeout, error, rejected, ...)',
-    feature_names Array(String) COMMENT 'numeric feature names',
-    feature_values Array(Float64) COMMENT 'numeric feature values aligned with feature_names; nan = missing',
-    cat_feature_names Array(String) COMMENT 'categorical feature names',
-    cat_feature_values Array(String) COMMENT 'categorical values aligned with cat_feature_names; empty = missing',
-    prediction Float64 COMMENT 'numeric output or score; nan when the model emits only a class',
-    prediction_class String COMMENT 'categorical output, if any',
-    sample_rate Float64 DEFAULT 1 COMMENT 'fraction of requests kept by edge sampling; each row stands for 1/sample_rate requests',
-    service String COMMENT 'service.name of the emitter',
-    datacenter String COMMENT 'datacenter',
-    cluster String COMMENT 'cluster',
-    node String COMMENT 'serving host',
-    gpu_uuid String COMMENT 'serving GPU, when known',
-    namespace String COMMENT 'Kubernetes namespace',
-    pod String COMMENT 'Kubernetes pod'
+    ts DateTime,
+    model String,
+    model_version String,
+    request_id String,
+    latency_ms Float64,
+    status String,
+    feature_names Array(String),
+    feature_values Array(Float64),
+    cat_feature_names Array(String),
+    cat_feature_values Array(String),
+    prediction Float64,
+    prediction_class String,
+    sample_rate Float64 DEFAULT 1,
+    service String,
+    datacenter String,
+    cluster String,
+    node String,
+    gpu_uuid String,
+    namespace String,
+    pod String
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/inference_events_local', '{replica}')
 PARTITION BY toYYYYMMDD(ts)
@@ -156,11 +156,11 @@ ENGINE = Distributed(fleet, fleetwatch, inference_events_local, cityHash64(reque
 
 CREATE TABLE IF NOT EXISTS fleetwatch.delayed_labels_local ON CLUSTER fleet
 (
-    ts DateTime COMMENT 'when the label became known (UTC)',
-    model String COMMENT 'model name',
-    request_id String COMMENT 'request id of the inference event',
-    label String COMMENT 'true class, for classifiers',
-    label_value Float64 COMMENT 'true value, for regressors; nan otherwise'
+    ts DateTime,
+    model String,
+    request_id String,
+    label String,
+    label_value Float64
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/delayed_labels_local', '{replica}', ts)
 PARTITION BY toYYYYMM(ts)
@@ -171,14 +171,14 @@ ENGINE = Distributed(fleet, fleetwatch, delayed_labels_local, cityHash64(request
 
 CREATE TABLE IF NOT EXISTS fleetwatch.model_deployments_local ON CLUSTER fleet
 (
-    ts DateTime COMMENT 'when the change took effect (UTC)',
-    model String COMMENT 'model name',
-    model_version String COMMENT 'version now serving',
-    previous_version String COMMENT 'version it replaced',
-    change String COMMENT 'deploy, canary, promote or rollback',
-    environment String COMMENT 'environment, e.g. prod',
-    actor String COMMENT 'who or what made the change',
-    note String COMMENT 'free text'
+    ts DateTime,
+    model String,
+    model_version String,
+    previous_version String,
+    change String,
+    environment String,
+    actor String,
+    note String
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/model_deployments_local', '{replica}')
 PARTITION BY toYYYYMM(ts)
@@ -189,27 +189,27 @@ ENGINE = Distributed(fleet, fleetwatch, model_deployments_local, cityHash64(mode
 
 CREATE TABLE IF NOT EXISTS fleetwatch.spans_local ON CLUSTER fleet
 (
-    ts DateTime COMMENT 'span start (UTC, seconds)',
-    start_ns Int64 COMMENT 'span start, Unix nanoseconds',
-    duration_ns Int64 COMMENT 'span duration in nanoseconds',
-    trace_id String COMMENT 'trace id, 32 hex digits',
-    span_id String COMMENT 'span id, 16 hex digits',
-    parent_span_id String COMMENT 'parent span id; empty for a root span',
-    service String COMMENT 'service.name',
-    operation String COMMENT 'span name',
-    kind String COMMENT 'internal, server, client, producer or consumer',
-    status_code String COMMENT 'unset, ok or error',
-    status_message String COMMENT 'status description',
-    model String COMMENT 'model (attribute fleetwatch.model), when the span serves one',
-    model_version String COMMENT 'model version (attribute fleetwatch.model_version)',
-    request_id String COMMENT 'request id (attribute fleetwatch.request_id)',
-    cluster String COMMENT 'cluster',
-    node String COMMENT 'host',
-    namespace String COMMENT 'Kubernetes namespace',
-    pod String COMMENT 'Kubernetes pod',
-    container String COMMENT 'Kubernetes container',
-    attr_keys Array(String) COMMENT 'other span attribute names, sorted',
-    attr_values Array(String) COMMENT 'other span attribute values, aligned with attr_keys'
+    ts DateTime,
+    start_ns Int64,
+    duration_ns Int64,
+    trace_id String,
+    span_id String,
+    parent_span_id String,
+    service String,
+    operation String,
+    kind String,
+    status_code String,
+    status_message String,
+    model String,
+    model_version String,
+    request_id String,
+    cluster String,
+    node String,
+    namespace String,
+    pod String,
+    container String,
+    attr_keys Array(String),
+    attr_values Array(String)
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/spans_local', '{replica}')
 PARTITION BY toYYYYMMDD(ts)
@@ -220,31 +220,31 @@ ENGINE = Distributed(fleet, fleetwatch, spans_local, cityHash64(trace_id));
 
 CREATE TABLE IF NOT EXISTS fleetwatch.detections_local ON CLUSTER fleet
 (
-    ts DateTime COMMENT 'end of the evaluated window (UTC)',
-    window_start DateTime COMMENT 'start of the evaluated window (UTC)',
-    detector String COMMENT 'detector that fired, e.g. psi, spc_we1, xid, straggler',
-    class String COMMENT 'what kind of problem: thermal, ecc, nvlink, straggler, gpu_lost, covariate_drift, latency, ...',
-    severity String COMMENT 'info, warning or critical',
-    entity_type String COMMENT 'gpu, node, rack, job, rank, model, feature, pipeline, ...',
-    entity String COMMENT 'the entity\'s id: GPU UUID, node name, model, model/feature, ...',
-    key String COMMENT 'stable detection key (detector and entity); one problem keeps one key',
-    datacenter String COMMENT 'datacenter (resource attribute fleetwatch.datacenter)',
-    row String COMMENT 'row or pod of racks (resource attribute fleetwatch.row)',
-    rack String COMMENT 'rack (resource attribute fleetwatch.rack)',
-    node String COMMENT 'host name (dcgm-exporter label Hostname)',
-    cluster String COMMENT 'logical compute cluster, Kubernetes or Slurm (resource attribute fleetwatch.cluster)',
-    gpu_uuid String COMMENT 'GPU UUID, for GPU-level detections',
-    gpu_model String COMMENT 'GPU product name, for peer grouping',
-    job String COMMENT 'training job, when known',
-    model String COMMENT 'ML model, for model-level detections',
-    model_version String COMMENT 'model version',
-    feature String COMMENT 'feature, for drift detections',
-    value Float64 COMMENT 'the detector\'s statistic (PSI, z-score, ratio to peers, ...)',
-    threshold Float64 COMMENT 'the threshold it crossed',
-    p_value Float64 COMMENT 'p-value where the detector has one; nan otherwise',
-    action String COMMENT 'recommended action: investigate, drain, reset, reboot, rma, retrain, rollback, ...',
-    summary String COMMENT 'one line for humans',
-    evidence String COMMENT 'JSON object with the numbers behind the detection'
+    ts DateTime,
+    window_start DateTime,
+    detector String,
+    class String,
+    severity String,
+    entity_type String,
+    entity String,
+    key String,
+    datacenter String,
+    row String,
+    rack String,
+    node String,
+    cluster String,
+    gpu_uuid String,
+    gpu_model String,
+    job String,
+    model String,
+    model_version String,
+    feature String,
+    value Float64,
+    threshold Float64,
+    p_value Float64,
+    action String,
+    summary String,
+    evidence String
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/detections_local', '{replica}')
 PARTITION BY toYYYYMM(ts)
@@ -255,19 +255,19 @@ ENGINE = Distributed(fleet, fleetwatch, detections_local, cityHash64(key));
 
 CREATE TABLE IF NOT EXISTS fleetwatch.drift_profiles_local ON CLUSTER fleet
 (
-    created_at DateTime COMMENT 'when the profile was built (the end of its reference window)',
-    model String COMMENT 'model name',
-    model_version String COMMENT 'model version',
-    feature String COMMENT 'feature, or @prediction / @prediction_class for the model\'s outputs',
-    kind String COMMENT 'numeric or categorical',
-    source String COMMENT 'where the reference came from: deployment (its first hours), window or file',
-    ref_start DateTime COMMENT 'start of the reference window (UTC); zero for a file',
-    ref_end DateTime COMMENT 'end of the reference window (UTC); zero for a file',
-    detail String COMMENT 'file name or note',
-    edges Array(Float64) COMMENT 'numeric: bin edges, sorted; bin i is [edges[i-1], edges[i]), outer bins open',
-    categories Array(String) COMMENT 'categorical: the top-K categories; one more bin holds every other value',
-    counts Array(Float64) COMMENT 'reference count per bin',
-    missing Float64 COMMENT 'reference count of missing values (null, NaN, Inf, empty string)'
+    created_at DateTime,
+    model String,
+    model_version String,
+    feature String,
+    kind String,
+    source String,
+    ref_start DateTime,
+    ref_end DateTime,
+    detail String,
+    edges Array(Float64),
+    categories Array(String),
+    counts Array(Float64),
+    missing Float64
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/drift_profiles_local', '{replica}', created_at)
 ORDER BY (model, model_version, feature);
@@ -277,28 +277,28 @@ ENGINE = Distributed(fleet, fleetwatch, drift_profiles_local, cityHash64(model))
 
 CREATE TABLE IF NOT EXISTS fleetwatch.drift_scores_local ON CLUSTER fleet
 (
-    ts DateTime COMMENT 'end of the evaluated window (UTC)',
-    window_start DateTime COMMENT 'start of the evaluated window (UTC)',
-    model String COMMENT 'model name',
-    model_version String COMMENT 'model version',
-    feature String COMMENT 'feature, or @prediction / @prediction_class',
-    kind String COMMENT 'numeric or categorical',
-    psi Float64 COMMENT 'population stability index against the profile (smoothed, see docs)',
-    p_value Float64 COMMENT 'p-value of no shift given the sample sizes',
-    q_value Float64 COMMENT 'Benjamini-Hochberg adjusted p-value across the whole pass',
-    method String COMMENT 'how the p-value was computed: chi2 or monte_carlo',
-    df UInt16 COMMENT 'bins in use minus one',
-    null_psi Float64 COMMENT 'PSI expected from sampling alone at these sample sizes',
-    band String COMMENT 'stable, investigate or action',
-    n_ref Float64 COMMENT 'reference values',
-    n_cur Float64 COMMENT 'current values',
-    missing_ref Float64 COMMENT 'missing share in the reference',
-    missing_cur Float64 COMMENT 'missing share in the window',
-    cur_counts Array(Float64) COMMENT 'current counts per profile bin, then the missing count',
-    cusum Float64 COMMENT 'sequential CUSUM statistic after this window',
-    cusum_run UInt32 COMMENT 'windows since the CUSUM was last zero',
-    cusum_excess Float64 COMMENT 'sum of PSI minus null_psi over that run',
-    flagged UInt8 COMMENT '1 when this window raised a detection'
+    ts DateTime,
+    window_start DateTime,
+    model String,
+    model_version String,
+    feature String,
+    kind String,
+    psi Float64,
+    p_value Float64,
+    q_value Float64,
+    method String,
+    df UInt16,
+    null_psi Float64,
+    band String,
+    n_ref Float64,
+    n_cur Float64,
+    missing_ref Float64,
+    missing_cur Float64,
+    cur_counts Array(Float64),
+    cusum Float64,
+    cusum_run UInt32,
+    cusum_excess Float64,
+    flagged UInt8
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/drift_scores_local', '{replica}')
 PARTITION BY toYYYYMM(ts)
@@ -309,31 +309,31 @@ ENGINE = Distributed(fleet, fleetwatch, drift_scores_local, cityHash64(model));
 
 CREATE TABLE IF NOT EXISTS fleetwatch.spc_state_local ON CLUSTER fleet
 (
-    ts DateTime COMMENT 'end of the evaluated window (UTC)',
-    detector String COMMENT 'analyzer detector that owns the series, e.g. spc_models',
-    series String COMMENT 'series key, e.g. model=fraud/latency_p99',
-    metric String COMMENT 'what is charted: latency_p99, error_rate, throughput, freshness, cost, accuracy, a DCGM field',
-    class String COMMENT 'detection class for this series',
-    entity_type String COMMENT 'model, feature, gpu, ...',
-    entity String COMMENT 'entity id',
-    value Float64 COMMENT 'the window\'s value; nan when the series had no data',
-    rules UInt8 COMMENT 'bit set of the rules fired: 1 we1, 2 we2, 4 we3, 8 we4, 16 ewma, 32 cusum',
-    phase UInt8 COMMENT '0 collecting the baseline, 1 charting',
-    baseline Array(Float64) COMMENT 'phase 0: the baseline points collected so far',
-    mean Float64 COMMENT 'baseline mean',
-    sigma Float64 COMMENT 'baseline sigma (average moving range / 1.128)',
-    zones UInt64 COMMENT 'recent zone history for rules 2-4',
-    ewma Float64 COMMENT 'EWMA statistic',
-    ewma_f Float64 COMMENT '(1-lambda)^(2t), for the EWMA\'s exact limits',
-    cusum_hi Float64 COMMENT 'upper tabular CUSUM, in sigma',
-    cusum_lo Float64 COMMENT 'lower tabular CUSUM, in sigma',
-    learn_n Float64 COMMENT 'baseline points learned (decayed)',
-    learn_sum Float64 COMMENT 'sum of learned points (decayed)',
-    learn_mr Float64 COMMENT 'sum of learned moving ranges (decayed)',
-    learn_mr_n Float64 COMMENT 'learned moving ranges (decayed)',
-    last Float64 COMMENT 'last accepted point; nan when the last point was rejected',
-    out_run UInt32 COMMENT 'consecutive windows with a rule fired',
-    stale UInt32 COMMENT 'consecutive windows without data'
+    ts DateTime,
+    detector String,
+    series String,
+    metric String,
+    class String,
+    entity_type String,
+    entity String,
+    value Float64,
+    rules UInt8,
+    phase UInt8,
+    baseline Array(Float64),
+    mean Float64,
+    sigma Float64,
+    zones UInt64,
+    ewma Float64,
+    ewma_f Float64,
+    cusum_hi Float64,
+    cusum_lo Float64,
+    learn_n Float64,
+    learn_sum Float64,
+    learn_mr Float64,
+    learn_mr_n Float64,
+    last Float64,
+    out_run UInt32,
+    stale UInt32
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/spc_state_local', '{replica}')
 PARTITION BY toYYYYMM(ts)
@@ -344,15 +344,15 @@ ENGINE = Distributed(fleet, fleetwatch, spc_state_local, cityHash64(series));
 
 CREATE TABLE IF NOT EXISTS fleetwatch.analyzer_windows_local ON CLUSTER fleet
 (
-    window_end DateTime COMMENT 'end of the window (UTC)',
-    window_start DateTime COMMENT 'start of the window (UTC)',
-    detector String COMMENT 'detector name',
-    status String COMMENT 'ok, or skipped (the reason is in error)',
-    detections UInt32 COMMENT 'detections raised',
-    attempts UInt32 COMMENT 'evaluation attempts it took',
-    duration_ms Float64 COMMENT 'time the evaluation took',
-    evaluated_at DateTime COMMENT 'wall-clock time of the evaluation (UTC)',
-    error String COMMENT 'why the window was skipped, or the last error before success'
+    window_end DateTime,
+    window_start DateTime,
+    detector String,
+    status String,
+    detections UInt32,
+    attempts UInt32,
+    duration_ms Float64,
+    evaluated_at DateTime,
+    error String
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/analyzer_windows_local', '{replica}', evaluated_at)
 PARTITION BY toYYYYMM(window_end)
@@ -363,27 +363,27 @@ ENGINE = Distributed(fleet, fleetwatch, analyzer_windows_local, cityHash64(detec
 
 CREATE TABLE IF NOT EXISTS fleetwatch.incidents_local ON CLUSTER fleet
 (
-    key String COMMENT 'stable incident key, e.g. thermal/rack/dc-0/row-0-1/rack-03; also the PagerDuty dedup_key',
-    version UInt64 COMMENT 'state version (nanoseconds); the highest wins',
-    updated_at DateTime COMMENT 'when this state was written (UTC)',
-    opened_at DateTime COMMENT 'when the incident opened (paged); reopening after a flap keeps the key',
-    acked_at DateTime COMMENT 'when it was acknowledged; 1970 if not',
-    resolved_at DateTime COMMENT 'when it resolved; 1970 while open',
-    status String COMMENT 'open, acknowledged or resolved',
-    level String COMMENT 'gpu, node, rack, row, datacenter, fleet (hardware) or model, upstream, portfolio, fleet (models)',
-    scope String COMMENT 'what the level names: a topology path, a model, an upstream or a portfolio',
-    family String COMMENT 'correlation family of the evidence classes, e.g. thermal or drift',
-    class String COMMENT 'most frequent detection class among the evidence',
-    severity String COMMENT 'info, warning, error or critical, from level, breadth and the evidence',
-    team String COMMENT 'owning team (model catalog ownership.team)',
-    oncall String COMMENT 'on-call rotation (model catalog ownership.oncall)',
-    domain String COMMENT 'model domain / portfolio, for model incidents',
-    title String COMMENT 'one line for humans',
-    cause String COMMENT 'key of the incident this one is linked to as its probable cause (cross-layer) or merged into',
-    evidence_count UInt32 COMMENT 'detections attached as evidence',
-    flaps UInt32 COMMENT 'times the incident reopened within the flap window',
-    silenced UInt8 COMMENT '1 while a silence or maintenance window matches its labels',
-    state String COMMENT 'the whole incident as JSON (evidence, suspects, counters), for restore and fleetctl'
+    key String,
+    version UInt64,
+    updated_at DateTime,
+    opened_at DateTime,
+    acked_at DateTime,
+    resolved_at DateTime,
+    status String,
+    level String,
+    scope String,
+    family String,
+    class String,
+    severity String,
+    team String,
+    oncall String,
+    domain String,
+    title String,
+    cause String,
+    evidence_count UInt32,
+    flaps UInt32,
+    silenced UInt8,
+    state String
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/incidents_local', '{replica}', version)
 ORDER BY (key);
@@ -393,25 +393,25 @@ ENGINE = Distributed(fleet, fleetwatch, incidents_local, cityHash64(key));
 
 CREATE TABLE IF NOT EXISTS fleetwatch.incident_evidence_local ON CLUSTER fleet
 (
-    incident_key String COMMENT 'incident the detection explains',
-    detection_key String COMMENT 'the detection\'s stable key (detections.key)',
-    first_seen DateTime COMMENT 'first window end the detection was active in this incident (UTC)',
-    last_seen DateTime COMMENT 'last window end it was active (UTC)',
-    detector String COMMENT 'detector that raised it',
-    class String COMMENT 'detection class',
-    severity String COMMENT 'detection severity',
-    entity_type String COMMENT 'gpu, node, rack, model, feature, ...',
-    entity String COMMENT 'entity id',
-    datacenter String COMMENT 'datacenter (resource attribute fleetwatch.datacenter)',
-    row String COMMENT 'row or pod of racks (resource attribute fleetwatch.row)',
-    rack String COMMENT 'rack (resource attribute fleetwatch.rack)',
-    node String COMMENT 'host name (dcgm-exporter label Hostname)',
-    cluster String COMMENT 'logical compute cluster, Kubernetes or Slurm (resource attribute fleetwatch.cluster)',
-    gpu_uuid String COMMENT 'GPU UUID, for GPU-level detections',
-    model String COMMENT 'ML model, for model-level detections',
-    feature String COMMENT 'feature, for drift detections',
-    value Float64 COMMENT 'the detector\'s statistic',
-    summary String COMMENT 'the detection\'s summary line'
+    incident_key String,
+    detection_key String,
+    first_seen DateTime,
+    last_seen DateTime,
+    detector String,
+    class String,
+    severity String,
+    entity_type String,
+    entity String,
+    datacenter String,
+    row String,
+    rack String,
+    node String,
+    cluster String,
+    gpu_uuid String,
+    model String,
+    feature String,
+    value Float64,
+    summary String
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/incident_evidence_local', '{replica}', last_seen)
 PARTITION BY toYYYYMM(first_seen)
@@ -422,17 +422,17 @@ ENGINE = Distributed(fleet, fleetwatch, incident_evidence_local, cityHash64(inci
 
 CREATE TABLE IF NOT EXISTS fleetwatch.notifications_local ON CLUSTER fleet
 (
-    ts DateTime COMMENT 'when the attempt finished (UTC)',
-    incident_key String COMMENT 'incident notified; also the PagerDuty dedup_key',
-    receiver String COMMENT 'receiver name from the routing config',
-    receiver_type String COMMENT 'pagerduty, alertmanager or webhook',
-    action String COMMENT 'trigger, acknowledge, resolve or refresh (Alertmanager re-send while firing)',
-    attempt UInt32 COMMENT '1 for the first try, then retries',
-    outcome String COMMENT 'sent, retry (429/5xx/network, tried again), failed, dropped (permanent 4xx) or silenced',
-    http_status UInt16 COMMENT 'HTTP status of the attempt; 0 when none came back',
-    error String COMMENT 'error text, if any',
-    duration_ms Float64 COMMENT 'time the attempt took',
-    severity String COMMENT 'incident severity at the time'
+    ts DateTime,
+    incident_key String,
+    receiver String,
+    receiver_type String,
+    action String,
+    attempt UInt32,
+    outcome String,
+    http_status UInt16,
+    error String,
+    duration_ms Float64,
+    severity String
 )
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/fleetwatch/notifications_local', '{replica}')
 PARTITION BY toYYYYMM(ts)
@@ -575,13 +575,13 @@ ORDER BY multiIf(severity = 'critical', 0, severity = 'error', 1, severity = 'wa
 
 CREATE TABLE IF NOT EXISTS fleetwatch.drift_bins_local ON CLUSTER fleet
 (
-    ts DateTime COMMENT 'start of the minute the events happened in (UTC)',
-    model String COMMENT 'model name',
-    model_version String COMMENT 'model version',
-    feature String COMMENT 'feature, or @prediction / @prediction_class',
-    profile UInt64 COMMENT 'fingerprint of the profile\'s edges or categories the values were binned with',
-    bin Int16 COMMENT 'profile bin; the bin after the last is missing values; -1 counts the events of the model version binned, with or without this feature',
-    count UInt64 COMMENT 'values (events for bin -1); rows with the same key are summed'
+    ts DateTime,
+    model String,
+    model_version String,
+    feature String,
+    profile UInt64,
+    bin Int16,
+    count UInt64
 )
 ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/fleetwatch/drift_bins_local', '{replica}', count)
 PARTITION BY toYYYYMMDD(ts)
@@ -590,28 +590,28 @@ ORDER BY (model, model_version, ts, feature, profile, bin);
 CREATE TABLE IF NOT EXISTS fleetwatch.drift_bins ON CLUSTER fleet AS fleetwatch.drift_bins_local
 ENGINE = Distributed(fleet, fleetwatch, drift_bins_local, cityHash64(model));
 
-ALTER TABLE fleetwatch.gpu_samples_local ON CLUSTER fleet ADD COLUMN ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns', MODIFY ORDER BY (metric, series, ts, ts_ns);
+/* on one replica of each shard */ ALTER TABLE fleetwatch.gpu_samples_local ADD COLUMN ts_ns UInt32, MODIFY ORDER BY (metric, series, ts, ts_ns);
 
-ALTER TABLE fleetwatch.gpu_samples ON CLUSTER fleet ADD COLUMN ts_ns UInt32 COMMENT 'nanoseconds within the second of ts: the point\'s time is ts + ts_ns';
+/* on every server */ ALTER TABLE fleetwatch.gpu_samples ADD COLUMN ts_ns UInt32;
 
 CREATE TABLE IF NOT EXISTS fleetwatch.notification_outbox_local ON CLUSTER fleet
 (
-    id String COMMENT 'idempotency_key@receiver',
-    version UInt64 COMMENT 'state version: 1 when recorded, then one more per attempt; the highest is current',
-    created_at DateTime COMMENT 'when the notification was recorded, before its first attempt (UTC)',
-    updated_at DateTime COMMENT 'when this state was written (UTC)',
-    incident_key String COMMENT 'incident notified; also the PagerDuty dedup_key',
-    transition UInt32 COMMENT 'the incident\'s transition this notifies: 1 for its first trigger, one more per trigger, acknowledgement or resolve',
-    idempotency_key String COMMENT 'incident_key#transition/action: the same on every retry (webhook Idempotency-Key header)',
-    receiver String COMMENT 'receiver name from the routing config',
-    receiver_type String COMMENT 'pagerduty, alertmanager or webhook',
-    action String COMMENT 'trigger, acknowledge or resolve',
-    state String COMMENT 'pending (not delivered yet), sent, dropped (permanent 4xx), failed (max_attempts reached), expired (not delivered within expire_after) or silenced',
-    attempts UInt32 COMMENT 'attempts made so far',
-    next_at DateTime COMMENT 'when the next attempt is due, while pending (UTC)',
-    expires_at DateTime COMMENT 'when it expires if still not delivered (UTC)',
-    error String COMMENT 'the last attempt\'s error, if any',
-    incident String COMMENT 'the incident as JSON when the notification was recorded (what is sent); only on version 1'
+    id String,
+    version UInt64,
+    created_at DateTime,
+    updated_at DateTime,
+    incident_key String,
+    transition UInt32,
+    idempotency_key String,
+    receiver String,
+    receiver_type String,
+    action String,
+    state String,
+    attempts UInt32,
+    next_at DateTime,
+    expires_at DateTime,
+    error String,
+    incident String
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/notification_outbox_local', '{replica}')
 PARTITION BY toYYYYMM(created_at)
@@ -620,13 +620,13 @@ ORDER BY (id, version);
 CREATE TABLE IF NOT EXISTS fleetwatch.notification_outbox ON CLUSTER fleet AS fleetwatch.notification_outbox_local
 ENGINE = Distributed(fleet, fleetwatch, notification_outbox_local, cityHash64(id));
 
-ALTER TABLE fleetwatch.inference_events_local ON CLUSTER fleet ADD COLUMN feature_update_names Array(String) COMMENT 'features whose served value reported when it was last updated (fleetwatch.feature_updated_at)';
+ALTER TABLE fleetwatch.inference_events_local ON CLUSTER fleet ADD COLUMN feature_update_names Array(String);
 
-ALTER TABLE fleetwatch.inference_events_local ON CLUSTER fleet ADD COLUMN feature_update_ts Array(Float64) COMMENT 'last update time of each feature_update_names value (Unix seconds)';
+ALTER TABLE fleetwatch.inference_events_local ON CLUSTER fleet ADD COLUMN feature_update_ts Array(Float64);
 
-ALTER TABLE fleetwatch.inference_events ON CLUSTER fleet ADD COLUMN feature_update_names Array(String) COMMENT 'features whose served value reported when it was last updated (fleetwatch.feature_updated_at)';
+/* on every server */ ALTER TABLE fleetwatch.inference_events ADD COLUMN feature_update_names Array(String);
 
-ALTER TABLE fleetwatch.inference_events ON CLUSTER fleet ADD COLUMN feature_update_ts Array(Float64) COMMENT 'last update time of each feature_update_names value (Unix seconds)';
+/* on every server */ ALTER TABLE fleetwatch.inference_events ADD COLUMN feature_update_ts Array(Float64);
 
 CREATE VIEW IF NOT EXISTS fleetwatch.oncall_feature_freshness ON CLUSTER fleet AS
 SELECT model, feature, toDateTime(toUInt32(upd)) AS last_update, toDateTime(toUInt32(evt)) AS last_event,
@@ -659,4 +659,31 @@ ANY LEFT JOIN
     GROUP BY feature
 ) AS d USING feature
 ORDER BY breached DESC, staleness_s DESC, model, feature;
+
+CREATE TABLE IF NOT EXISTS fleetwatch.job_health_local ON CLUSTER fleet
+(
+    ts DateTime,
+    window_start DateTime,
+    detector String,
+    job String,
+    ranks UInt32,
+    step_seconds Float64,
+    baseline_step_seconds Float64,
+    step_z Float64,
+    steps Float64,
+    goodput Float64,
+    stalled_ranks UInt32,
+    stall_seconds Float64,
+    checkpoints Float64,
+    checkpoint_seconds Float64,
+    baseline_checkpoint_seconds Float64,
+    checkpoint_failures Float64,
+    flags UInt8
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/job_health_local', '{replica}')
+PARTITION BY toYYYYMM(ts)
+ORDER BY (detector, job, ts);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.job_health ON CLUSTER fleet AS fleetwatch.job_health_local
+ENGINE = Distributed(fleet, fleetwatch, job_health_local, cityHash64(job));
 

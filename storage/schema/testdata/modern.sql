@@ -613,3 +613,28 @@ ANY LEFT JOIN
 ) AS d USING feature
 ORDER BY breached DESC, staleness_s DESC, model, feature;
 
+CREATE TABLE IF NOT EXISTS fleetwatch.job_health
+(
+    ts DateTime COMMENT 'end of the evaluated window (UTC)' CODEC(DoubleDelta, ZSTD(1)),
+    window_start DateTime COMMENT 'start of the evaluated window (UTC)' CODEC(DoubleDelta, ZSTD(1)),
+    detector LowCardinality(String) COMMENT 'analyzer detector that wrote the row, e.g. training_jobs',
+    job String COMMENT 'training job (the hpc_job label)',
+    ranks UInt32 COMMENT 'ranks that reported in the window',
+    step_seconds Float64 COMMENT 'the job\'s step time: median over its ranks of each rank\'s mean step time; nan without one',
+    baseline_step_seconds Float64 COMMENT 'median of the job\'s step times over its trailing history (this window left out); nan while the history is short',
+    step_z Float64 COMMENT 'robust z of step_seconds against the baseline (sigma 1.4826·MAD, at least rel_floor of the median); nan without a baseline',
+    steps Float64 COMMENT 'steps the job completed in the window: the fewest any rank completed',
+    goodput Float64 COMMENT 'share of the window\'s wall time that made progress at the job\'s healthy pace: steps × baseline step time / window, at most 1; nan when unknown',
+    stalled_ranks UInt32 COMMENT 'ranks without a step for longer than the stall threshold',
+    stall_seconds Float64 COMMENT 'the longest time any rank went without a step, as of its last report',
+    checkpoints Float64 COMMENT 'checkpoints the job completed in the window',
+    checkpoint_seconds Float64 COMMENT 'write time of the window\'s checkpoint, its slowest rank\'s; nan without one',
+    baseline_checkpoint_seconds Float64 COMMENT 'median write time of the job\'s earlier checkpoints; nan while there are too few',
+    checkpoint_failures Float64 COMMENT 'failed checkpoint writes in the window (the rank with the most)',
+    flags UInt8 COMMENT 'bit set: 1 step time out of baseline, 2 regression raised, 4 stalled, 8 checkpoint slow, 16 checkpoint failing'
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(ts)
+ORDER BY (detector, job, ts)
+TTL ts + toIntervalDay(90);
+

@@ -1,0 +1,4 @@
+package podres
+
+// DecodeList exposes decodeList to the external tests.
+var DecodeList = decodeList

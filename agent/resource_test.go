@@ -1,0 +1,160 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/agent"
+	"github.com/fleetwatch/fleetwatch/agent/podres/podrestest"
+	"github.com/fleetwatch/fleetwatch/agent/sim"
+	"github.com/fleetwatch/fleetwatch/telemetry"
+)
+
+func TestResourceFromNode(t *testing.T) {
+	node := map[string]string{"topology.kubernetes.io/zone": "dc-east", "example.com/rack": "rack-07", "example.com/empty": ""}
+	get := func(_ context.Context, name string) (map[string]string, error) {
+		if name != "gpu-017" {
+			return nil, errors.New("no such node " + name)
+		}
+		return node, nil
+	}
+	for _, tc := range []struct {
+		name   string
+		in     agent.ResourceConfig
+		want   agent.ResourceConfig // without NodeLabels
+		warn   string               // in the log, "" for none
+		err    string
+		called bool
+	}{
+		{
+			name:   "labels fill their fields",
+			in:     agent.ResourceConfig{K8sNode: "gpu-017", Cluster: "train-a", NodeLabels: agent.NodeLabels{Datacenter: "topology.kubernetes.io/zone", Rack: "example.com/rack"}},
+			want:   agent.ResourceConfig{K8sNode: "gpu-017", Datacenter: "dc-east", Rack: "rack-07", Cluster: "train-a"},
+			called: true,
+		},
+		{
+			name:   "a label wins over the configured value",
+			in:     agent.ResourceConfig{K8sNode: "gpu-017", Rack: "rack-00", NodeLabels: agent.NodeLabels{Rack: "example.com/rack"}},
+			want:   agent.ResourceConfig{K8sNode: "gpu-017", Rack: "rack-07"},
+			called: true,
+		},
+		{
+			name:   "an absent or empty label keeps the configured value and says so",
+			in:     agent.ResourceConfig{K8sNode: "gpu-017", Row: "row-1", Rack: "rack-00", NodeLabels: agent.NodeLabels{Row: "example.com/row", Rack: "example.com/empty"}},
+			want:   agent.ResourceConfig{K8sNode: "gpu-017", Row: "row-1", Rack: "rack-00"},
+			warn:   `row="example.com/row (kept \"row-1\")" rack="example.com/empty (kept \"rack-00\")"`,
+			called: true,
+		},
+		{
+			name: "without node_labels the API is not asked",
+			in:   agent.ResourceConfig{K8sNode: "elsewhere", Rack: "rack-00"},
+			want: agent.ResourceConfig{K8sNode: "elsewhere", Rack: "rack-00"},
+		},
+		{
+			name:   "a failed lookup is an error",
+			in:     agent.ResourceConfig{K8sNode: "gpu-999", NodeLabels: agent.NodeLabels{Rack: "example.com/rack"}},
+			err:    "resource.node_labels: no such node gpu-999",
+			called: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			called := false
+			r := tc.in
+			err := r.FromNode(context.Background(), func(ctx context.Context, n string) (map[string]string, error) {
+				called = true
+				return get(ctx, n)
+			}, slog.New(slog.NewTextHandler(&logs, nil)))
+			if called != tc.called {
+				t.Errorf("API asked: %v, want %v", called, tc.called)
+			}
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.NodeLabels = agent.NodeLabels{}
+			if r != tc.want {
+				t.Errorf("resource %+v, want %+v", r, tc.want)
+			}
+			if got := strings.Contains(logs.String(), "level=WARN"); got != (tc.warn != "") || !strings.Contains(logs.String(), tc.warn) {
+				t.Errorf("log:\n%s\nwant a warning with %s", logs.String(), tc.warn)
+			}
+		})
+	}
+}
+
+func TestHostIsTheKubernetesNode(t *testing.T) {
+	t.Setenv("NODE_NAME", "gpu-017")
+	cfg := agent.NewDefaultConfig()
+	cfg.Resolve()
+	if cfg.Resource.Host != "gpu-017" || cfg.Resource.K8sNode != "gpu-017" {
+		t.Errorf("in a pod: host %q, k8s node %q; want both the node's name, not the pod's", cfg.Resource.Host, cfg.Resource.K8sNode)
+	}
+	t.Setenv("NODE_NAME", "")
+	cfg = agent.NewDefaultConfig()
+	cfg.Resource.Host = "given"
+	cfg.Resolve()
+	if cfg.Resource.Host != "given" {
+		t.Errorf("a configured host was replaced: %q", cfg.Resource.Host)
+	}
+}
+
+// With pod_resources on, NVML's GPU series carry the pod the kubelet
+// allocated each GPU to, on /metrics as in what is shipped.
+func TestGPUSeriesNameTheirPod(t *testing.T) {
+	sc, err := sim.Parse([]byte("seed: 1\nfleet: {racks_per_row: 1, nodes_per_rack: 1, gpus_per_node: 2}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := sim.NewFleet(sc)
+	gpu0, gpu1 := fl.Nodes[0].GPUs[0].UUID, fl.Nodes[0].GPUs[1].UUID
+	k := podrestest.Start(t, []podrestest.Pod{{Name: "scorer-7d9f", Namespace: "fraud", Containers: []podrestest.Container{
+		{Name: "scorer", Devices: []podrestest.Device{{Resource: "nvidia.com/gpu", IDs: []string{gpu0}}}}}}})
+	a, _ := runOnNode(t, fl, func(cfg *agent.Config) {
+		cfg.Listen = "127.0.0.1:0"
+		cfg.Ship.Endpoint = "127.0.0.1:1" // nothing listens: the buffer keeps it
+		cfg.PodResources.Enabled, cfg.PodResources.Socket = true, k.Socket
+	})
+	temp := func(uuid string) string {
+		for a.Addr() == "" {
+			time.Sleep(10 * time.Millisecond)
+		}
+		resp, err := http.Get("http://" + a.Addr() + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(line, telemetry.GPUTemp+"{") && strings.Contains(line, `UUID="`+uuid+`"`) {
+				return line
+			}
+		}
+		return ""
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(temp(gpu0), `pod="scorer-7d9f"`) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	line := temp(gpu0)
+	for _, want := range []string{`namespace="fraud"`, `pod="scorer-7d9f"`, `container="scorer"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("GPU 0 lacks %s: %s", want, line)
+		}
+	}
+	if other := temp(gpu1); other == "" || strings.Contains(other, "pod=") {
+		t.Errorf("GPU 1, allocated to no pod: %q", other)
+	}
+}

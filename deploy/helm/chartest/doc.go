@@ -1,0 +1,2 @@
+// Package chartest checks the Helm chart in deploy/helm/fleetwatch.
+package chartest

@@ -264,7 +264,7 @@ func (e *Evaluator) softFaults(w fleet.Window, slot int, flagged uint8) []fleet.
 	if gray != 0 {
 		primary, thr := SigThroughput, e.cfg.ThroughputRatio
 		if math.IsNaN(f.Vals[SigThroughput][slot]) {
-			primary = SigSMActive
+			_, primary = t.activity(f, slot)
 		}
 		if gray&(1<<RuleThroughput) == 0 {
 			primary, thr = SigNVLinkBandwidth, e.cfg.NVLinkRatio

@@ -271,6 +271,17 @@ func (t *slotTable) derive(f *Frame, cfg *Config, hot []uint8) {
 			}
 		}
 	}
+	// SM activity per busy time: load is a covariate of activity, not a
+	// bucket. A GPU kept busier than its peers in a window is more active
+	// by as much; divided by its utilization (the share of time a kernel
+	// ran, which a slowed GPU still spends), what is left is how much it
+	// does while it works. Only where the GPU reports both.
+	sm, util, per := f.Vals[SigSMActive], f.Vals[SigUtilization], f.Vals[SigSMPerBusy]
+	for s := range f.Peer {
+		if u := util[s]; u >= cfg.IdleLoad && u > 0 && !math.IsNaN(sm[s]) {
+			per[s] = 100 * sm[s] / u
+		}
+	}
 }
 
 // tempAtLoad computes the temperature at load: T − slope·x, x the

@@ -30,8 +30,9 @@ const (
 	SigRowRemapFailure  // 1 when row remapping has failed
 	SigRowRemapPending  // 1 when a row remap waits for a GPU reset
 	// Derived columns, computed from the others (no metric of their own).
-	SigLoad     // % under load: the largest of utilization, 100·SM and 100·tensor activity, power against the model's peak
-	SigTempLoad // temperature less its load covariate (slope × power or load): what peers compare "at equal load"
+	SigLoad      // % under load: the largest of utilization, 100·SM and 100·tensor activity, power against the model's peak
+	SigTempLoad  // temperature less its load covariate (slope × power or load): what peers compare "at equal load"
+	SigSMPerBusy // SM activity per busy time (100·SM activity ÷ utilization): what a GPU does while it works, its load divided out
 	NumSignals
 )
 
@@ -103,6 +104,7 @@ var Signals = [NumSignals]SignalSpec{
 	SigRowRemapPending: {"row_remap_pending", []string{telemetry.RowRemapPending}, AggMax, CmpNone, "", nil},
 	SigLoad:            {Name: "load", Agg: AggMean, Cmp: CmpPeers, Unit: "%"},
 	SigTempLoad:        {Name: "temperature_at_load", Agg: AggMean, Cmp: CmpPeers, Unit: "°C"},
+	SigSMPerBusy:       {Name: "sm_active_per_busy", Agg: AggMean, Cmp: CmpPeers},
 }
 
 // source is where a metric goes: its signal, the source's rank (0 the

@@ -265,13 +265,7 @@ func (t *Ticker) peerRules(f *Frame, slot int) uint8 {
 			fired |= 1 << RuleThroughput
 		}
 	} else {
-		// Without a job's throughput: SM activity, else tensor activity.
-		act, sig := t.Score(f, slot, SigSMActive), SigSMActive
-		if math.IsNaN(act.Value) {
-			if ta := t.Score(f, slot, SigTensorActive); !math.IsNaN(ta.Value) {
-				act, sig = ta, SigTensorActive
-			}
-		}
+		act, sig := t.activity(f, slot)
 		compare(RuleThroughput, sig, act, c.ThroughputRatio)
 	}
 	compare(RuleNVLink, SigNVLinkBandwidth, t.Score(f, slot, SigNVLinkBandwidth), c.NVLinkRatio)
@@ -285,6 +279,23 @@ func (t *Ticker) peerRules(f *Frame, slot int) uint8 {
 	}
 	fired |= t.tempRule(f, slot)
 	return fired
+}
+
+// activity is slot's evidence of throughput where its job reports none,
+// and the signal it comes from: SM activity per busy time where the GPU
+// and at least MinPeers of its peers report utilization, else SM
+// activity, else tensor activity.
+func (t *Ticker) activity(f *Frame, slot int) (Score, int) {
+	if s := t.Score(f, slot, SigSMPerBusy); s.Peers >= t.cfg.MinPeers && !math.IsNaN(s.Value) {
+		return s, SigSMPerBusy
+	}
+	if s := t.Score(f, slot, SigSMActive); !math.IsNaN(s.Value) {
+		return s, SigSMActive
+	}
+	if s := t.Score(f, slot, SigTensorActive); !math.IsNaN(s.Value) {
+		return s, SigTensorActive
+	}
+	return t.Score(f, slot, SigSMActive), SigSMActive
 }
 
 // slower says whether slot is slower than ratio of its peers on sig (s

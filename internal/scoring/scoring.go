@@ -52,6 +52,9 @@ type Options struct {
 	RunEnd time.Time
 	// Row names the table row a fault is scored in (default its type).
 	Row func(*sim.Truth) string
+	// Within, when positive, is the number of windows a fault should be
+	// first detected in: Report.Late lists those detected later.
+	Within int
 }
 
 func (o *Options) row(t *sim.Truth) string {
@@ -82,8 +85,9 @@ type Report struct {
 	// fault (by key and first window).
 	Total       TypeScore
 	FalseAlarms []string
-	// Missed lists the faults no detection matched.
-	Missed []string
+	// Missed lists the faults no detection matched; Late those first
+	// detected after Options.Within windows.
+	Missed, Late []string
 }
 
 // alarm is a run of detections with the same key in consecutive windows:
@@ -139,7 +143,11 @@ func Score(truths []sim.Truth, dets []fleet.Detection, o Options) Report {
 			continue
 		}
 		s.Detected++
-		delays[o.row(&t)] = append(delays[o.row(&t)], first[j].Sub(t.Start))
+		d := first[j].Sub(t.Start)
+		delays[o.row(&t)] = append(delays[o.row(&t)], d)
+		if o.Within > 0 && d > time.Duration(o.Within)*o.Interval {
+			rep.Late = append(rep.Late, fmt.Sprintf("%s %s at %s after %.0f s", o.row(&t), t.Fault, where(&t), d.Seconds()))
+		}
 	}
 	for _, a := range alarms {
 		typ := Claims[a.first.Feature]

@@ -92,7 +92,7 @@ func runGenerated(t *testing.T, seeds []uint64, p sim.GenParams) generatedSet {
 		end, span = sc.Start.Add(sc.Duration), span+sc.Duration
 		gpuWindows += run.Windows * sc.Fleet.Nodes() * sc.Fleet.GPUsPerNode
 	}
-	o := scoring.Options{Interval: hcfg.Interval, Grace: 2 * hcfg.Interval, RunEnd: end, Row: variant}
+	o := scoring.Options{Interval: hcfg.Interval, Grace: 2 * hcfg.Interval, RunEnd: end, Row: variant, Within: 3}
 	return generatedSet{rep: scoring.Score(truths, dets, o), pages: scoring.Pages(truths, pages, o), weeks: span.Hours() / (7 * 24), runs: len(seeds),
 		dets: len(dets), gpuWindows: gpuWindows}
 }
@@ -171,8 +171,9 @@ func TestGeneratedExplore(t *testing.T) {
 	if n == 0 {
 		t.Skip("GEN_SEEDS")
 	}
+	from, _ := strconv.Atoi(os.Getenv("GEN_FROM"))
 	var seeds []uint64
-	for s := 1; s <= n; s++ {
+	for s := max(from, 1); s <= n; s++ {
 		seeds = append(seeds, uint64(s))
 	}
 	set := runGenerated(t, seeds, sim.NewGenParams())
@@ -185,6 +186,9 @@ func TestGeneratedExplore(t *testing.T) {
 	}
 	for _, u := range set.pages.Unexplained {
 		t.Logf("false page: %s", u)
+	}
+	for _, l := range set.rep.Late {
+		t.Logf("late: %s", l)
 	}
 	for _, c := range set.pages.Causes {
 		if c.Pages != 1 || !c.LevelOK {

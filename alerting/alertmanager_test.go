@@ -113,8 +113,9 @@ func TestAlertmanagerSeesOneAlertPerIncident(t *testing.T) {
 	if now[0].Annotations["severity"] != "critical" || now[0].Annotations["class"] != "cooling" {
 		t.Errorf("annotations %v: want the current severity and class", now[0].Annotations)
 	}
-	// Cooling restored: resolved after three clear windows.
-	feed(t, m, "health_thermal", 30*time.Second, 6, 3, func(int) bool { return false }, nil)
+	// Cooling restored: resolved after three clear windows and
+	// keep_firing_for (10 minutes: 20 windows).
+	feed(t, m, "health_thermal", 30*time.Second, 6, 21, func(int) bool { return false }, nil)
 	if left := amAlerts(t, am.URL, key); len(left) != 0 {
 		t.Errorf("right after the resolve Alertmanager still holds %+v firing", left)
 	}

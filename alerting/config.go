@@ -42,6 +42,12 @@ type LifecycleConfig struct {
 	// ResolveAfter is how many windows of its detectors an open incident
 	// must be clear before it resolves (default 3).
 	ResolveAfter int `yaml:"resolve_after"`
+	// KeepFiringFor: an open incident also stays open until its evidence
+	// has been gone this long (default 10m, Prometheus's keep_firing_for).
+	// A fault that comes and goes (a flapping link, a fan that stalls now
+	// and then) is one incident and one page, not a page per return; the
+	// resolve is sent this much later.
+	KeepFiringFor time.Duration `yaml:"keep_firing_for"`
 	// FlapWindow: an incident that comes back within this long after
 	// resolving reopens under the same key and counts a flap; each flap
 	// doubles its ResolveAfter, up to MaxResolveAfter (default 1h, 24).
@@ -69,7 +75,7 @@ func NewDefaultConfig() Config {
 	return Config{
 		Correlation: correlate.NewDefaultConfig(),
 		Routing:     route.NewDefaultConfig(),
-		Lifecycle: LifecycleConfig{MinSeverity: "warning", OpenSeverity: "error", OpenAfter: 2, OpenAtOnce: []string{"gpu_hard_fault"}, ResolveAfter: 3,
+		Lifecycle: LifecycleConfig{MinSeverity: "warning", OpenSeverity: "error", OpenAfter: 2, OpenAtOnce: []string{"gpu_hard_fault"}, ResolveAfter: 3, KeepFiringFor: 10 * time.Minute,
 			FlapWindow: time.Hour, MaxResolveAfter: 24, SuspectLookback: 24 * time.Hour, AckPoll: time.Minute,
 			RestoreLookback: 24 * time.Hour, CrossLayerFamilies: []string{"latency", "error_rate", "throughput"}},
 	}
@@ -92,8 +98,8 @@ func (c *Config) Validate() error {
 	if l.OpenAfter < 1 || l.ResolveAfter < 1 || l.MaxResolveAfter < l.ResolveAfter {
 		errs = append(errs, fmt.Errorf("lifecycle: want open_after >= 1, resolve_after >= 1, max_resolve_after >= resolve_after"))
 	}
-	if l.FlapWindow < 0 || l.SuspectLookback < 0 || l.AckPoll <= 0 || l.RestoreLookback <= 0 {
-		errs = append(errs, errors.New("lifecycle: flap_window and suspect_lookback must not be negative, ack_poll and restore_lookback positive"))
+	if l.FlapWindow < 0 || l.SuspectLookback < 0 || l.KeepFiringFor < 0 || l.AckPoll <= 0 || l.RestoreLookback <= 0 {
+		errs = append(errs, errors.New("lifecycle: flap_window, keep_firing_for and suspect_lookback must not be negative, ack_poll and restore_lookback positive"))
 	}
 	for i := range c.Silences {
 		if err := c.Silences[i].compile(); err != nil {

@@ -402,6 +402,9 @@ func (m *Manager) advance(ctx context.Context, cd *correlate.Candidate, detector
 			inc.Seen = 0
 		}
 	}
+	if inc.Status.Active() && inc.Clear >= m.resolveAfter(inc) {
+		inc.Flaps++ // back while held open: a flap, without a page
+	}
 	inc.Clear = 0
 	if inc.Status == incident.StatusPending && pageable && (inc.Seen >= m.cfg.OpenAfter || m.definitive(cd)) {
 		inc.Status, inc.OpenedAt = incident.StatusOpen, now
@@ -445,16 +448,24 @@ func (m *Manager) clear(inc *incident.Incident, detector string, now time.Time, 
 		return false, ""
 	}
 	inc.Clear++
-	need := min(m.cfg.MaxResolveAfter, m.cfg.ResolveAfter<<min(inc.Flaps, 16))
-	if inc.Clear < need {
+	if inc.Clear < m.resolveAfter(inc) {
 		return false, ""
 	}
 	if inc.Status == incident.StatusPending {
 		delete(m.incidents, inc.Key)
 		return false, ""
 	}
+	if now.Sub(inc.LastSeen) < m.cfg.KeepFiringFor {
+		return false, "" // held: it may come back (LifecycleConfig.KeepFiringFor)
+	}
 	m.resolve(inc, now, fmt.Sprintf("clear for %d windows", inc.Clear))
 	return true, incident.ActionResolve
+}
+
+// resolveAfter is how many clear windows inc needs: ResolveAfter,
+// doubled per flap, up to MaxResolveAfter.
+func (m *Manager) resolveAfter(inc *incident.Incident) int {
+	return min(m.cfg.MaxResolveAfter, m.cfg.ResolveAfter<<min(inc.Flaps, 16))
 }
 
 func (m *Manager) resolve(inc *incident.Incident, now time.Time, reason string) {

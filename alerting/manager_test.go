@@ -116,8 +116,13 @@ func TestRackCoolingFailureIsOneRackIncident(t *testing.T) {
 	if len(incs) != 1 || len(incs[0].Evidence) != 32 || incs[0].Severity != "critical" || incs[0].Status != incident.StatusOpen {
 		t.Fatalf("incidents %+v: want one open critical rack incident with 32 GPUs as evidence", incs)
 	}
-	// Cooling restored: resolved after 3 clear windows, once.
-	feed(t, m, "health_thermal", 30*time.Second, 11, 5, func(int) bool { return false }, nil)
+	// Cooling restored: resolved once, after 3 clear windows and
+	// keep_firing_for (10 minutes: 20 windows).
+	feed(t, m, "health_thermal", 30*time.Second, 11, 19, func(int) bool { return false }, nil)
+	if got := p.lines(); !slices.Equal(got, want) {
+		t.Fatalf("pages %v before keep_firing_for, want %v", got, want)
+	}
+	feed(t, m, "health_thermal", 30*time.Second, 30, 2, func(int) bool { return false }, nil)
 	want = append(want, "resolve thermal/rack/dc-0/row-0-0/rack-02")
 	if got := p.lines(); !slices.Equal(got, want) {
 		t.Errorf("pages %v, want %v", got, want)
@@ -147,8 +152,10 @@ func TestLifecycle(t *testing.T) {
 	}{
 		{"a one-window blip never pages", func(i int) bool { return i == 3 }, 20, nil},
 		{"gaps shorter than resolve_after keep one incident", func(i int) bool { return i%3 != 2 }, 30, []string{"trigger " + key}},
-		{"resolve after 3 clear windows", func(i int) bool { return i < 5 }, 20, []string{"trigger " + key, "resolve " + key}},
-		{"flapping: each flap doubles the hold, so pages stay few", func(i int) bool { return i%8 < 4 }, 80,
+		{"resolve after 3 clear windows and keep_firing_for", func(i int) bool { return i < 5 }, 30, []string{"trigger " + key, "resolve " + key}},
+		{"not before keep_firing_for", func(i int) bool { return i < 5 }, 23, []string{"trigger " + key}},
+		{"flapping within keep_firing_for: one incident, one page", func(i int) bool { return i%16 < 4 }, 80, []string{"trigger " + key}},
+		{"back after it resolved: reopened under its key", func(i int) bool { return i%40 < 4 }, 60,
 			[]string{"trigger " + key, "resolve " + key, "trigger " + key}},
 	}
 	for _, tc := range cases {

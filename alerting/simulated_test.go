@@ -65,7 +65,7 @@ func (r *healthRun) simulate(sc *sim.Scenario) {
 const simScenario = `name: rack-and-fan
 seed: 5
 start: 2026-11-23T00:00:00Z
-duration: 14m
+duration: 22m
 interval: 5s
 fleet: {racks_per_row: 6, nodes_per_rack: 4, gpus_per_node: 8, nvlinks: 4}
 jobs:

@@ -10,12 +10,10 @@ import (
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 
-// Physical constants of the simulated GPU (H100 SXM-like).
+// Physical constants of the simulated GPU (H100 SXM-like; a model's power
+// and thermal resistance are its physics, models.go).
 const (
-	tdpW        = 700.0
-	idleW       = 70.0
-	thermalCW   = 0.055 // °C per W above inlet
-	tauSeconds  = 20.0  // thermal time constant
+	tauSeconds  = 20.0 // thermal time constant
 	smClockMax  = 1980.0
 	smClockIdle = 1410.0
 	memClock    = 2619.0
@@ -46,6 +44,8 @@ type pendingEvent struct {
 // GPU is one simulated GPU's state.
 type GPU struct {
 	node  *Node
+	model string
+	phys  physics
 	Index int
 	UUID  string
 	PCI   string
@@ -101,6 +101,8 @@ type Fleet struct {
 	now    time.Time
 	last   time.Time
 	faults []*activeFault
+	// tenants are the co-tenants by node (cotenant.go).
+	tenants map[*Node]*coTenant
 }
 
 type activeFault struct {
@@ -154,9 +156,10 @@ func NewFleet(sc *Scenario) *Fleet {
 		}
 		fl.faults = append(fl.faults, &activeFault{spec: fs, start: sc.Start.Add(fs.Start), end: end})
 	}
+	fl.placeCoTenants()
 	for _, n := range fl.Nodes {
 		for _, g := range n.GPUs {
-			g.tempC = fl.steadyTemp(g, fl.inlet(g), fl.baseLoad(g)*tdpW)
+			g.tempC = fl.steadyTemp(g, fl.inlet(g), fl.baseLoad(g)*g.phys.tdpW)
 		}
 	}
 	return fl
@@ -164,8 +167,9 @@ func NewFleet(sc *Scenario) *Fleet {
 
 func (fl *Fleet) newGPU(node *Node, i int) *GPU {
 	links := fl.sc.Fleet.NVLinks
+	model := fl.sc.Fleet.modelOf(node.Resource.Rack)
 	return &GPU{
-		node: node, Index: i,
+		node: node, Index: i, model: model, phys: physicsOf(model),
 		UUID:     fmt.Sprintf("GPU-%08x-%04x-4%03x-8%03x-%012x", node.Index*64+i, fl.sc.Seed&0xffff, i, node.Index&0xfff, uint64(node.Index)<<8|uint64(i)),
 		PCI:      fmt.Sprintf("00000000:%02X:00.0", 0x18+i*0x10),
 		offsetC:  fl.rng.NormFloat64() * 1.2,
@@ -198,10 +202,16 @@ func (f *activeFault) strength(t time.Time) float64 {
 	if t.Before(f.start) || (!f.end.IsZero() && !t.Before(f.end)) {
 		return 0
 	}
+	on := t.Sub(f.start)
+	if f.spec.Every > 0 { // intermittent: on for For at the start of each Every
+		if on %= f.spec.Every; on >= f.spec.For {
+			return 0
+		}
+	}
 	if f.spec.Ramp <= 0 {
 		return 1
 	}
-	return math.Min(1, float64(t.Sub(f.start))/float64(f.spec.Ramp))
+	return math.Min(1, float64(on)/float64(f.spec.Ramp))
 }
 
 func (f *activeFault) hitsGPU(g *GPU) bool {
@@ -212,6 +222,9 @@ func (f *activeFault) hitsGPU(g *GPU) bool {
 // inlet is the air or coolant temperature a GPU sees, with thermal faults.
 func (fl *Fleet) inlet(g *GPU) float64 {
 	c := fl.sc.Fleet.InletC + float64(g.node.Index%5)*0.3
+	if l, ct := fl.coTenantLoad(g.node); ct != nil {
+		c += l * ct.HeatC // a neighbour's heat in the chassis
+	}
 	for _, f := range fl.faults {
 		s := f.strength(fl.now)
 		if s == 0 {
@@ -240,11 +253,14 @@ func (fl *Fleet) baseLoad(g *GPU) float64 {
 	if g.job != nil {
 		return 0.93
 	}
+	if l, ct := fl.coTenantLoad(g.node); ct != nil {
+		return max(l, fl.sc.Fleet.IdleLoad)
+	}
 	return fl.sc.Fleet.IdleLoad
 }
 
 func (fl *Fleet) steadyTemp(g *GPU, inlet, power float64) float64 {
-	t := inlet + thermalCW*power + g.offsetC
+	t := inlet + g.phys.thermalCW*power + g.offsetC
 	for _, f := range fl.faults {
 		if f.spec.Type == FaultGPUFan && f.hitsGPU(g) {
 			t += f.strength(fl.now) * f.spec.Magnitude
@@ -297,8 +313,11 @@ func (fl *Fleet) step(g *GPU, dt float64) {
 	if s, f := fl.faultOn(g, FaultStraggler); s > 0 {
 		tp = 1 - s*(1-f.spec.Magnitude)
 	}
+	if l, ct := fl.coTenantLoad(g.node); ct != nil && g.job != nil {
+		tp *= 1 - l*ct.Slowdown // the neighbour contends for the host
+	}
 	g.load = clamp(fl.baseLoad(g)+rng.NormFloat64()*0.015, 0, 1)
-	g.powerW = idleW + (tdpW-idleW)*g.load*(0.4+0.6*tp) + rng.NormFloat64()*4
+	g.powerW = g.phys.idleW + (g.phys.tdpW-g.phys.idleW)*g.load*(0.4+0.6*tp) + rng.NormFloat64()*4
 	inlet := fl.inlet(g)
 	target := fl.steadyTemp(g, inlet, g.powerW)
 	g.tempC += (target - g.tempC) * (1 - math.Exp(-dt/tauSeconds))
@@ -403,7 +422,7 @@ func (fl *Fleet) TrainingBatch(n *Node, t time.Time) *record.Batch {
 			continue
 		}
 		gi := int32(len(b.GPUs))
-		b.GPUs = append(b.GPUs, g.identity(fl.sc.Fleet.GPUModel))
+		b.GPUs = append(b.GPUs, g.identity(g.model))
 		extra := []record.Label{{Key: telemetry.LabelRank, Value: fmt.Sprint(g.rank)}}
 		b.Samples = append(b.Samples,
 			record.Sample{Field: stepIdx, GPU: gi, Link: -1, Value: g.stepSec, Extra: extra},

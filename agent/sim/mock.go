@@ -26,7 +26,7 @@ const (
 func (fl *Fleet) NVML(n *Node) nvml.Interface {
 	lib := &library{node: n}
 	for _, g := range n.GPUs {
-		lib.devs = append(lib.devs, &device{g: g, model: fl.sc.Fleet.GPUModel})
+		lib.devs = append(lib.devs, &device{g: g, model: g.model})
 	}
 	return lib
 }

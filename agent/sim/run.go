@@ -18,6 +18,7 @@ type Runner struct {
 	Fleet    *Fleet
 	Serving  *Serving
 	sources  []*nvmlsrc.Source
+	noise    *noise
 	last     time.Time
 	log      *slog.Logger
 	// summarised is set once the fields the GPUs lack have been logged.
@@ -30,7 +31,7 @@ func New(sc *Scenario, log *slog.Logger) (*Runner, error) {
 		log = slog.Default()
 	}
 	fl := NewFleet(sc)
-	r := &Runner{Scenario: sc, Fleet: fl, Serving: NewServing(sc, fl), last: sc.Start, log: log}
+	r := &Runner{Scenario: sc, Fleet: fl, Serving: NewServing(sc, fl), noise: newNoise(sc, fl.Nodes), last: sc.Start, log: log}
 	cfg := nvmlsrc.NewDefaultConfig()
 	cfg.Interval = sc.Interval
 	for _, n := range fl.Nodes {
@@ -76,8 +77,14 @@ func (r *Runner) Step(t time.Time) []*record.Batch {
 		r.summarised = true
 		nvmlsrc.LogUnsupported(r.log, r.Unsupported())
 	}
+	if !r.noise.quiet() {
+		out = r.noise.apply(t, dt, out)
+	}
 	return append(out, r.Serving.Batch(t, dt)...)
 }
+
+// Noise says what the scenario's noise did to the telemetry so far.
+func (r *Runner) Noise() NoiseStats { return r.noise.stats }
 
 // Unsupported returns, per field, how many simulated GPUs do not support it.
 func (r *Runner) Unsupported() map[string]int {

@@ -2,9 +2,11 @@
 // N nodes × G GPUs behind go-nvml's mock (so the agent's real NVML code reads
 // them), with realistic baselines and noise, topology, training jobs whose
 // ranks report step times, model-serving traffic producing inference events
-// and delayed labels, and injectable faults. Scenarios are small YAML files;
-// every run records its ground truth (which fault, where, from when to when)
-// for scoring detectors.
+// and delayed labels, and injectable faults. Scenarios are small YAML files,
+// or drawn from a seed by Generate (generate.go: two GPU models, co-tenants,
+// noisy telemetry, nested and intermittent faults); every run records its
+// ground truth (which fault, where, from when to when) for scoring
+// detectors.
 package sim
 
 import (
@@ -33,6 +35,10 @@ type Scenario struct {
 	// Deployments change a model's version at a time offset.
 	Deployments []DeploymentSpec `yaml:"deployments"`
 	Faults      []FaultSpec      `yaml:"faults"`
+	// CoTenants are neighbour workloads (not faults, cotenant.go).
+	CoTenants []CoTenantSpec `yaml:"co_tenants"`
+	// Noise is what the telemetry loses or garbles on its way (noise.go).
+	Noise NoiseSpec `yaml:"noise"`
 }
 
 // FleetSpec lays out the hardware.
@@ -49,6 +55,8 @@ type FleetSpec struct {
 	InletC float64 `yaml:"inlet_c"`
 	// IdleLoad is the load of GPUs without a job (default 0.05).
 	IdleLoad float64 `yaml:"idle_load"`
+	// ModelByRack gives racks another GPU model than GPUModel (models.go).
+	ModelByRack map[string]string `yaml:"model_by_rack"`
 }
 
 // JobSpec is a synchronous training job spread over whole nodes.
@@ -157,6 +165,10 @@ type FaultSpec struct {
 	// Ramp is how long the fault takes to reach full strength (default 60s for
 	// thermal faults and degradations, 0 otherwise).
 	Ramp time.Duration `yaml:"ramp"`
+	// Every and For make a fault intermittent: it acts for For at the
+	// start of every Every (ramping up again each time), from Start to End.
+	Every time.Duration `yaml:"every"`
+	For   time.Duration `yaml:"for"`
 }
 
 var faultTypes = map[string]bool{
@@ -324,6 +336,7 @@ func (sc *Scenario) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, sc.validateMix()...)
 	for _, d := range sc.Deployments {
 		if !models[d.Model] {
 			errs = append(errs, fmt.Errorf("deployment of unknown model %q", d.Model))
@@ -336,6 +349,9 @@ func (sc *Scenario) Validate() error {
 		}
 		if ft.End != 0 && ft.End <= ft.Start {
 			errs = append(errs, fmt.Errorf("fault %s: end %v is not after start %v", ft.Name, ft.End, ft.Start))
+		}
+		if ft.Every < 0 || ft.For < 0 || (ft.Every > 0 && ft.For >= ft.Every) || (ft.Every == 0 && ft.For > 0) {
+			errs = append(errs, fmt.Errorf("fault %s: an intermittent fault needs 0 < for (%v) < every (%v)", ft.Name, ft.For, ft.Every))
 		}
 		t := ft.Target
 		switch ft.Type {

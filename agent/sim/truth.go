@@ -32,6 +32,10 @@ type Truth struct {
 	Feature    string `json:"feature,omitempty"`
 	// Models lists every model the fault affects (pipelines fan out).
 	Models []string `json:"models,omitempty"`
+	// Magnitude is the fault's (FaultSpec.Magnitude); Intermittent says
+	// it comes and goes (FaultSpec.Every).
+	Magnitude    float64 `json:"magnitude,omitempty"`
+	Intermittent bool    `json:"intermittent,omitempty"`
 }
 
 // GroundTruth returns the scenario's faults resolved against the fleet.
@@ -42,7 +46,7 @@ func (fl *Fleet) GroundTruth() []Truth {
 			out = append(out, fl.jobTruth(f))
 			continue
 		}
-		t := Truth{Fault: f.spec.Name, Type: f.spec.Type, Start: f.start, End: f.end}
+		t := Truth{Fault: f.spec.Name, Type: f.spec.Type, Start: f.start, End: f.end, Magnitude: f.spec.Magnitude, Intermittent: f.spec.Every > 0}
 		tg := f.spec.Target
 		switch f.spec.Type {
 		case FaultGPUFan, FaultECCRamp, FaultNVLink, FaultStraggler, FaultXID79:

@@ -107,6 +107,39 @@ func TestTopology(t *testing.T) {
 	checkHardware(t, testFleet, cases, "infrastructure", "infrastructure-oncall")
 }
 
+// A detector that compares each level with its siblings (fleet health's
+// temperature tiers) raises the node or rack itself: each such entity is
+// a cause of its own, and explains only itself.
+func TestEntityDetectionsAreCausesOfTheirOwn(t *testing.T) {
+	testFleet := fixture.Fleet{Datacenters: 1, Rows: 1, Racks: 4, Nodes: 4, GPUs: 8}
+	one := func(uuid string) []fixture.GPU {
+		return testFleet.Select(func(g fixture.GPU) bool { return g.UUID == uuid })
+	}
+	about := func(level string, g fixture.GPU) fleet.Detection {
+		d := fixture.Thermal("fleet_health", "thermal", "error", t0, []fixture.GPU{g})[0]
+		d.GPUUUID, d.EntityType = "", level
+		if level == "rack" {
+			d.Topology = fleet.Topology{Datacenter: g.Datacenter, Row: g.Row, Rack: g.Rack}
+		}
+		d.Entity, d.Key = level+"/"+g.Rack+"/"+d.Topology.Node, "fleet_health/"+level+"/"+g.Rack+"/"+d.Topology.Node
+		return d
+	}
+	nodeOf := one("GPU-009-0")[0] // node-009 of rack-02
+	fan := fixture.Thermal("fleet_health", "thermal", "error", t0, one("GPU-010-4"))
+	checkHardware(t, testFleet, []hwCase{
+		{"a hot node inside a hot rack, and a fan on another node of it",
+			append([]fleet.Detection{about("rack", nodeOf), about("node", nodeOf)}, fan...),
+			[]string{"thermal/gpu/dc-0/row-0-0/rack-02/node-010/GPU-010-4 (1)", "thermal/node/dc-0/row-0-0/rack-02/node-009 (1)",
+				"thermal/rack/dc-0/row-0-0/rack-02 (1)"}},
+		{"a hot node and a hot GPU on another node of its rack are not the rack",
+			append([]fleet.Detection{about("node", nodeOf)}, fan...),
+			[]string{"thermal/gpu/dc-0/row-0-0/rack-02/node-010/GPU-010-4 (1)", "thermal/node/dc-0/row-0-0/rack-02/node-009 (1)"}},
+		{"hot GPUs on half the nodes of a rack are still the rack's",
+			fixture.Thermal("fleet_health", "thermal", "error", t0, append(one("GPU-008-0"), one("GPU-010-4")...)),
+			[]string{"thermal/rack/dc-0/row-0-0/rack-02 (2)"}},
+	}, "infrastructure", "infrastructure-oncall")
+}
+
 func TestFamiliesKeepClassesOfOneCauseTogether(t *testing.T) {
 	testFleet := fixture.Fleet{Datacenters: 1, Rows: 1, Racks: 2, Nodes: 4, GPUs: 8}
 	in := func(g fixture.GPU) bool { return g.Rack == "rack-00" }

@@ -63,8 +63,14 @@ type tree struct {
 	own   []*fleet.Detection // detections about this entity itself
 	kids  map[string]*tree
 	order int // 0 fleet, 1 datacenter, 2 row, 3 rack, 4 node, 5 gpu
-	// affected and touched are computed bottom-up.
-	affected, touched bool
+	// affected and touched are computed bottom-up; explains says the
+	// entity is affected through its children (enough of them affected or
+	// touched), so it explains what is under it.
+	affected, touched, explains bool
+	// gpuTouched: a GPU under it has a detection (a node's own detection
+	// does not count: a node hot on its own is its own cause, not some
+	// GPUs of a rack's worth of nodes).
+	gpuTouched bool
 }
 
 var hwLevels = []incident.Level{incident.LevelFleet, incident.LevelDatacenter, incident.LevelRow, incident.LevelRack, incident.LevelNode, incident.LevelGPU}
@@ -131,7 +137,7 @@ func (t *tree) place(d *fleet.Detection) {
 // rack counts its nodes with any detection (a spanning family) or only
 // those affected as whole nodes.
 func (c *Correlator) judge(t *tree, spanning bool) {
-	kidsAffected, kidsTouched := 0, 0
+	kidsAffected, kidsTouched, kidsGPUTouched := 0, 0, 0
 	rowsWithAffectedRacks := map[string]bool{}
 	affectedRacks := 0
 	for _, k := range t.kids {
@@ -141,6 +147,9 @@ func (c *Correlator) judge(t *tree, spanning bool) {
 		}
 		if k.touched {
 			kidsTouched++
+		}
+		if k.gpuTouched {
+			kidsGPUTouched++
 		}
 		if t.order == 1 { // datacenter: look at the racks of each row
 			for _, rack := range k.kids {
@@ -152,30 +161,31 @@ func (c *Correlator) judge(t *tree, spanning bool) {
 		}
 	}
 	t.touched = len(t.own) > 0 || kidsTouched > 0
-	if len(t.own) > 0 && t.order > 0 {
-		t.affected = true
-		return
-	}
+	t.gpuTouched = (t.order == 5 && len(t.own) > 0) || kidsGPUTouched > 0
 	total := c.inv.count(t.path)
 	cfg := &c.cfg
 	switch t.order {
 	case 0: // fleet
-		t.affected = kidsAffected >= cfg.FleetMinDatacenters
+		t.explains = kidsAffected >= cfg.FleetMinDatacenters
 	case 1: // datacenter
-		t.affected = kidsAffected >= 2 || (affectedRacks >= cfg.DatacenterMinRacks && len(rowsWithAffectedRacks) >= 2)
+		t.explains = kidsAffected >= 2 || (affectedRacks >= cfg.DatacenterMinRacks && len(rowsWithAffectedRacks) >= 2)
 	case 2: // row: racks affected
-		t.affected = kidsAffected >= atLeast(cfg.RowMinRacks, cfg.RowFraction, max(total, kidsAffected))
-	case 3: // rack: nodes affected, or with any detection for a spanning family
+		t.explains = kidsAffected >= atLeast(cfg.RowMinRacks, cfg.RowFraction, max(total, kidsAffected))
+	case 3: // rack: nodes affected, or with a GPU detection for a spanning family
 		nodes := kidsAffected
 		if spanning {
-			nodes = kidsTouched
+			nodes = kidsGPUTouched
 		}
-		t.affected = nodes >= atLeast(cfg.RackMinNodes, cfg.RackFraction, max(total, kidsTouched))
+		t.explains = nodes >= atLeast(cfg.RackMinNodes, cfg.RackFraction, max(total, kidsTouched))
 	case 4: // node: GPUs with detections
-		t.affected = kidsTouched >= atLeast(cfg.NodeMinGPUs, cfg.NodeFraction, max(total, kidsTouched))
+		t.explains = kidsTouched >= atLeast(cfg.NodeMinGPUs, cfg.NodeFraction, max(total, kidsTouched))
 	case 5:
-		t.affected = len(t.own) > 0
+		t.explains = len(t.own) > 0
 	}
+	// A detection about the entity itself makes it affected too; alone, it
+	// explains only itself (a node hotter than the other nodes of its hot
+	// rack is a cause of its own).
+	t.affected = t.explains || (len(t.own) > 0 && t.order > 0)
 }
 
 // all appends every detection under t.
@@ -194,7 +204,10 @@ type owner struct {
 	team, oncall string
 }
 
-// emit returns one candidate per highest affected subtree.
+// emit returns one candidate per highest affected subtree. A subtree
+// affected through its children explains every detection under it; one
+// affected only by detections about itself explains those, and what is
+// under it is judged on its own.
 func (c *Correlator) emit(family string, own owner, t *tree, out []Candidate) []Candidate {
 	if t.affected {
 		scope := t.path
@@ -205,8 +218,15 @@ func (c *Correlator) emit(family string, own owner, t *tree, out []Candidate) []
 		if level == "" {
 			level = hwLevels[t.order]
 		}
-		return append(out, Candidate{Key: key(family, level, scope), Level: level, Scope: scope,
-			Family: family, Topology: t.topo, Evidence: t.all(nil), Team: own.team, Oncall: own.oncall})
+		ev := t.own
+		if t.explains {
+			ev = t.all(nil)
+		}
+		out = append(out, Candidate{Key: key(family, level, scope), Level: level, Scope: scope,
+			Family: family, Topology: t.topo, Evidence: ev, Team: own.team, Oncall: own.oncall})
+		if t.explains {
+			return out
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(t.kids)) {
 		out = c.emit(family, own, t.kids[name], out)

@@ -8,7 +8,8 @@ import (
 )
 
 // benchFrame is a fleet of n GPUs: 80% in training jobs of 512 GPUs, the
-// rest without a job, bucketed by model and load; every signal filled.
+// rest without a job, in 10 groups; nodes of 8 GPUs in racks of 8 nodes
+// of one model each; every signal filled.
 func benchFrame(n int) (*Frame, *Config) {
 	cfg := NewDefaultConfig()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -22,13 +23,27 @@ func benchFrame(n int) (*Frame, *Config) {
 		f.PeerNames = append(f.PeerNames, fmt.Sprintf("model=m%d/load=%d%%", b%2, b/2*20))
 	}
 	f.FleetNames = []string{"model=m0", "model=m1"}
+	// Nodes of 8 GPUs, racks of 8 nodes, one model per rack, one
+	// datacenter: the temperature tiers' topology.
+	nodes := (n + 7) / 8
+	racks := (nodes + 7) / 8
+	for nd := range nodes {
+		f.NodeNames = append(f.NodeNames, fmt.Sprintf("node-%d", nd))
+		f.NodeParent, f.NodeModel = append(f.NodeParent, int32(nd/8)), append(f.NodeModel, int32(nd/8%2))
+	}
+	for r := range racks {
+		f.RackNames = append(f.RackNames, fmt.Sprintf("rack-%d", r))
+		f.RackParent, f.RackModel, f.RackDC = append(f.RackParent, int32(r%2)), append(f.RackModel, int32(r%2)), append(f.RackDC, 0)
+	}
+	f.NodeParents, f.RackParents, f.RackDCs = racks, 2, 1
 	for i := 0; i < n; i++ {
 		if j := i / 512; j < jobs {
 			f.Peer[i] = int32(j)
 		} else {
 			f.Peer[i] = int32(jobs + rng.IntN(10))
 		}
-		f.Fleet[i] = int32(i % 2)
+		f.Node[i], f.Rack[i] = int32(i/8), int32(i/64)
+		f.Fleet[i] = int32(i / 64 % 2)
 		for s := range f.Vals {
 			f.Vals[s][i] = 100 * (1 + 0.02*rng.NormFloat64())
 		}

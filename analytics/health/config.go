@@ -78,8 +78,10 @@ type Config struct {
 	// EscalateAfter: a hardware degradation (correctable-ECC, NVLink or
 	// PCIe error rate, temperature above peers) whose rule has stayed
 	// flagged this long becomes an error (alerting pages) with a drain or
-	// RMA action; before, it is a warning (default 5m). NVLink errors
-	// with NVLink bandwidth below peers are an error at once.
+	// RMA action; before, it is a warning (default 5m). Gaps shorter than
+	// EscalateAfter do not end the episode: an intermittent degradation
+	// escalates too. NVLink errors with NVLink bandwidth below peers are
+	// an error at once.
 	EscalateAfter time.Duration `yaml:"escalate_after"`
 	// BaselineWeight is the EWMA weight of a quiet window in a GPU's own
 	// baseline error rate (default 0.05).

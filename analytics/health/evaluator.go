@@ -109,7 +109,7 @@ func (e *Evaluator) Evaluate(in *Input) []fleet.Detection {
 		e.ticker.save(&e.before)
 		e.last = in.Window
 	}
-	e.slots.fill(&e.frame, in, &e.cfg)
+	e.slots.fill(&e.frame, in, &e.cfg, e.ticker.TempTier)
 	e.ticker.Tick(&e.frame)
 	if !again {
 		e.countSkips()
@@ -120,6 +120,7 @@ func (e *Evaluator) Evaluate(in *Input) []fleet.Detection {
 			out = append(out, e.softFaults(in.Window, slot, flagged)...)
 		}
 	}
+	out = append(out, e.hotEntities(in.Window)...)
 	slices.SortFunc(out, func(a, b fleet.Detection) int { return strings.Compare(a.Key, b.Key) })
 	return out
 }
@@ -263,7 +264,7 @@ func (e *Evaluator) softFaults(w fleet.Window, slot int, flagged uint8) []fleet.
 	if gray != 0 {
 		primary, thr := SigThroughput, e.cfg.ThroughputRatio
 		if math.IsNaN(f.Vals[SigThroughput][slot]) {
-			primary = SigSMActive
+			_, primary = t.activity(f, slot)
 		}
 		if gray&(1<<RuleThroughput) == 0 {
 			primary, thr = SigNVLinkBandwidth, e.cfg.NVLinkRatio
@@ -283,23 +284,10 @@ func (e *Evaluator) softFaults(w fleet.Window, slot int, flagged uint8) []fleet.
 		out[d].EntityType, out[d].Entity = "rank", g.Job+"/"+g.Rank
 		out[d].Severity = SevError // a synchronous job runs at its slowest rank's pace
 	}
-	if flagged&(1<<RuleTemperature) != 0 {
-		s, tierBit := t.TempScore(f, slot)
-		windows = fmt.Sprintf("%d+ of the last %d windows", e.cfg.TempPersistK, e.cfg.PersistN)
-		than := map[int]string{TierGPU: "its peers", TierNode: "the other nodes of its rack (whole node)",
-			TierRack: "the other racks of its datacenter (whole rack)"}[tierBit]
-		mk(ClassThermal, "temperature_high", 1<<RuleTemperature, SigTemperature, e.cfg.TempExcess,
-			fmt.Sprintf("is likely to fail: %.1f°C, %.1f°C above %s at equal load (cooling, fan or thermal paste)",
-				f.Vals[SigTemperature][slot], s.Value-s.Median, than), telemetry.ActionInvestigate)
-		d := &out[len(out)-1]
-		d.Value = s.Value - s.Median
-		d.Evidence = withTier(d.Evidence, tierBit, s)
-		if s.Value-s.Median >= 2*e.cfg.TempExcess {
-			// Twice the margin: a fan or cooling fault now, not a trend.
-			d.Severity = SevError
-		}
-		e.escalate(d, slot, RuleTemperature, "drain the GPU and check its fan, heatsink and the node's cooling; RMA the GPU if it runs hot again")
+	if flagged&(1<<RuleTemperature) != 0 && t.TempTier[slot]&TierGPU != 0 {
+		out = append(out, e.thermal(w, slot, TierGPU))
 	}
+	windows = fmt.Sprintf("this window's count or the last %d windows'", e.cfg.PersistN)
 	for i, rr := range rateRules {
 		if flagged&(1<<rr.rule) == 0 {
 			continue
@@ -318,7 +306,7 @@ func (e *Evaluator) softFaults(w fleet.Window, slot int, flagged uint8) []fleet.
 		if rr.rule != RuleECC {
 			rma = "drain the GPU and reseat or replace the link or riser (RMA): its error rate has stayed improbable"
 		}
-		if rr.rule == RuleNVLinkErrors && flagged&(1<<RuleNVLink) != 0 {
+		if rr.rule == RuleNVLinkErrors && (flagged|t.Fired[slot])&(1<<RuleNVLink) != 0 {
 			// Errors and lost bandwidth together: the link is failing now.
 			d.Severity, d.Action = SevError, telemetry.ActionDrain
 			d.Summary += "; with NVLink bandwidth below its peers: drain and replace the link"
@@ -337,19 +325,6 @@ func (e *Evaluator) escalate(d *fleet.Detection, slot, rule int, steps string) {
 	}
 	d.Severity, d.Action = SevError, telemetry.ActionDrain
 	d.Summary += fmt.Sprintf("; persisted %v or longer: %s", e.cfg.EscalateAfter, steps)
-}
-
-// withTier adds the temperature comparison's tier to a detection's
-// evidence.
-func withTier(evidence string, tierBit int, s Score) string {
-	var m map[string]any
-	if json.Unmarshal([]byte(evidence), &m) != nil {
-		return evidence
-	}
-	m["tier"] = map[int]string{TierGPU: "gpu", TierNode: "node", TierRack: "rack"}[tierBit]
-	m["tier_median"], m["tier_peers"], m["tier_z"] = round(s.Median), s.Peers, round(s.Z)
-	out, _ := json.Marshal(m)
-	return string(out)
 }
 
 // deviating lists slot's peer-compared signals that stand out: |z| ≥

@@ -81,10 +81,11 @@ func TestLabelFreeStraggler(t *testing.T) {
 	}
 }
 
-// A hot node inside a hot rack: every GPU of the node is raised, class
-// thermal, within 3 windows of its start, though its node peers are as hot
-// as it and its rack moved every peer of the fleet; the rack's GPUs are
-// raised too, and nothing outside the rack.
+// A hot node inside a hot rack: the node is raised as a node, class
+// thermal, within 3 windows of its start, though its node-mates are as hot
+// as its GPUs and its rack moved every sibling it has; the rack is raised
+// as a rack; none of their GPUs is raised on its own, and nothing outside
+// the rack.
 func TestLabelFreeHotNodeInHotRack(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 17))
 	for range seedTrials {
@@ -97,29 +98,25 @@ func TestLabelFreeHotNodeInHotRack(t *testing.T) {
 			{Kind: labelfree.Hot, Rack: r, Node: n, GPU: -1, From: nodeFrom, Magnitude: nodeHeat},
 		}
 		windows := run(t, f, health.NewDefaultConfig(), nodeFrom+6)
-		for g := 0; g < f.GPUs; g++ {
-			uuid := f.GPU(r, n, g).UUID
-			k, d := first(windows[nodeFrom:], "health/"+uuid+"/temperature_high")
-			if k < 0 || k > 2 {
-				t.Errorf("hot node GPU %s (+%.1f°C in a +%.1f°C rack from window %d): first raised %d windows later",
-					uuid, nodeHeat, rackHeat, nodeFrom, k)
-				continue
-			}
-			if d.Class != "thermal" {
-				t.Errorf("class %q, want thermal", d.Class)
-			}
+		g := f.GPU(r, n, 0)
+		rackPath := g.Datacenter + "/" + g.Row + "/" + g.Rack
+		nodeKey, rackKey := "health/node/"+rackPath+"/"+g.Node+"/temperature_high", "health/rack/"+rackPath+"/temperature_high"
+		if k, d := first(windows[nodeFrom:], nodeKey); k < 0 || k > 2 || d.Class != "thermal" || d.EntityType != "node" {
+			t.Errorf("hot node %s (+%.1f°C in a +%.1f°C rack from window %d): first raised %d windows later as %s/%s",
+				g.Node, nodeHeat, rackHeat, nodeFrom, k, d.Class, d.EntityType)
+		}
+		if k, d := first(windows, rackKey); k < 0 || k > rackFrom+2 || d.EntityType != "rack" {
+			t.Errorf("hot rack %s (+%.1f°C from window %d): first raised in window %d as %s", g.Rack, rackHeat, rackFrom, k, d.EntityType)
 		}
 		for _, ds := range windows {
 			for _, d := range ds {
-				if d.Topology.Rack != f.GPU(r, 0, 0).Rack {
+				switch {
+				case d.Topology.Rack != g.Rack:
 					t.Errorf("false alarm outside the hot rack: %s: %s", d.Key, d.Summary)
+				case d.Key != nodeKey && d.Key != rackKey:
+					t.Errorf("raised %s (%s): the node and the rack explain it", d.Key, d.Summary)
 				}
 			}
-		}
-		// The rack's other GPUs are raised too (rack against racks).
-		other := f.GPU(r, (n+1)%f.Nodes, 0).UUID
-		if k, _ := first(windows, "health/"+other+"/temperature_high"); k < 0 || k > rackFrom+2 {
-			t.Errorf("hot rack GPU %s from window %d: first raised in window %d", other, rackFrom, k)
 		}
 	}
 }

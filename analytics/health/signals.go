@@ -30,8 +30,9 @@ const (
 	SigRowRemapFailure  // 1 when row remapping has failed
 	SigRowRemapPending  // 1 when a row remap waits for a GPU reset
 	// Derived columns, computed from the others (no metric of their own).
-	SigLoad     // % under load: the largest of utilization, 100·SM and 100·tensor activity, power against the model's peak
-	SigTempLoad // temperature less its load covariate (slope × power or load): what peers compare "at equal load"
+	SigLoad      // % under load: the largest of utilization, 100·SM and 100·tensor activity, power against the model's peak
+	SigTempLoad  // temperature less its load covariate (slope × power or load): what peers compare "at equal load"
+	SigSMPerBusy // SM activity per busy time (100·SM activity ÷ utilization): what a GPU does while it works, its load divided out
 	NumSignals
 )
 
@@ -90,7 +91,7 @@ var Signals = [NumSignals]SignalSpec{
 	SigSMClock:           {"sm_clock", []string{telemetry.SMClock}, AggMean, CmpPeers, "MHz", nil},
 	SigMemClock:          {"mem_clock", []string{telemetry.MemClock}, AggMean, CmpPeers, "MHz", nil},
 	SigPower:             {"power", []string{telemetry.PowerUsage}, AggMean, CmpPeers, "W", nil},
-	SigTemperature:       {"temperature", []string{telemetry.GPUTemp}, AggMean, CmpPeers, "°C", nil},
+	SigTemperature:       {"temperature", []string{telemetry.GPUTemp}, AggMax, CmpPeers, "°C", nil},
 	SigMemoryTemperature: {"memory_temperature", []string{telemetry.MemoryTemp}, AggMean, CmpPeers, "°C", nil},
 	SigUtilization:       {"utilization", []string{telemetry.GPUUtil}, AggMean, CmpPeers, "%", nil},
 	SigFBUsed:            {"fb_used", []string{telemetry.FBUsed}, AggMean, CmpPeers, "MiB", nil},
@@ -103,6 +104,7 @@ var Signals = [NumSignals]SignalSpec{
 	SigRowRemapPending: {"row_remap_pending", []string{telemetry.RowRemapPending}, AggMax, CmpNone, "", nil},
 	SigLoad:            {Name: "load", Agg: AggMean, Cmp: CmpPeers, Unit: "%"},
 	SigTempLoad:        {Name: "temperature_at_load", Agg: AggMean, Cmp: CmpPeers, Unit: "°C"},
+	SigSMPerBusy:       {Name: "sm_active_per_busy", Agg: AggMean, Cmp: CmpPeers},
 }
 
 // source is where a metric goes: its signal, the source's rank (0 the

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
-	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/analyzer"
@@ -82,7 +81,7 @@ func Run(ctx context.Context, cfg Config, source, target *storage.Client, log *s
 	acfg.ClickHouse = source.Config()
 
 	clock := engine.NewManualClock(from)
-	rec := &recorder{}
+	rec := &scoring.Recorder{}
 	col := &collected{}
 	a, err := analyzer.New(ctx, acfg, source, log, analyzer.WithClock(clock), analyzer.WithResults(target),
 		analyzer.WithNotifier(rec), analyzer.WithSink(col))
@@ -92,13 +91,13 @@ func Run(ctx context.Context, cfg Config, source, target *storage.Client, log *s
 	if err := replay(ctx, a.Engine, clock, log); err != nil {
 		return nil, err
 	}
-	res := &Result{From: from, To: to, Windows: a.Engine.Stats(), Detections: col.detections, Notifications: len(rec.all)}
+	res := &Result{From: from, To: to, Windows: a.Engine.Stats(), Detections: col.detections, Notifications: rec.Count()}
 	for _, st := range res.Windows {
 		if st.LastWindowEnd.After(res.LastWindowEnd) {
 			res.LastWindowEnd = st.LastWindowEnd
 		}
 	}
-	res.Pages, res.Incidents = rec.pages(a.Incidents())
+	res.Pages, res.Incidents = rec.Pages(a.Incidents())
 	if res.DataEnd, err = dataEnd(ctx, source, from, to); err != nil {
 		return nil, err
 	}
@@ -174,60 +173,4 @@ func (c *collected) Consume(_ context.Context, ev fleet.Evaluation) error {
 	defer c.mu.Unlock()
 	c.detections = append(c.detections, ev.Detections...)
 	return nil
-}
-
-// recorder is alerting's notifier in a backtest: it keeps the
-// notifications and delivers nothing.
-type recorder struct {
-	mu  sync.Mutex
-	all []route.Notification
-}
-
-func (r *recorder) Notify(_ context.Context, ns []route.Notification) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, n := range ns {
-		r.all = append(r.all, route.Notification{Action: n.Action, Incident: n.Incident.Clone()})
-	}
-	return nil
-}
-
-func (r *recorder) Enqueue(ctx context.Context, ns []route.Notification) error {
-	return r.Notify(ctx, ns)
-}
-
-func (r *recorder) Refresh(context.Context, []incident.Incident) error { return nil }
-
-// pages returns the triggers of unsilenced incidents as pages, and the
-// incidents that paged in their latest state (final, the manager's
-// incidents at the end, else their last notification).
-func (r *recorder) pages(final []incident.Incident) ([]scoring.Page, []incident.Incident) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	latest := map[string]incident.Incident{}
-	var keys []string
-	var pages []scoring.Page
-	for _, n := range r.all {
-		if _, ok := latest[n.Incident.Key]; !ok {
-			keys = append(keys, n.Incident.Key)
-		}
-		latest[n.Incident.Key] = n.Incident
-		if n.Action == incident.ActionTrigger && !n.Incident.Silenced {
-			at := n.Incident.UpdatedAt
-			if at.IsZero() {
-				at = n.Incident.OpenedAt
-			}
-			pages = append(pages, scoring.Page{Time: at, Incident: n.Incident})
-		}
-	}
-	for _, inc := range final {
-		if _, ok := latest[inc.Key]; ok {
-			latest[inc.Key] = inc
-		}
-	}
-	incs := make([]incident.Incident, 0, len(keys))
-	for _, k := range keys {
-		incs = append(incs, latest[k])
-	}
-	return pages, incs
 }

@@ -2,6 +2,8 @@ package scoring
 
 import (
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -66,15 +68,25 @@ func Pages(truths []sim.Truth, pages []Page, o Options) PageReport {
 	slices.SortStableFunc(pages, func(a, b Page) int { return a.Time.Compare(b.Time) })
 	rep.Causes = make([]CauseScore, len(truths))
 	for i, t := range truths {
-		rep.Causes[i] = CauseScore{Fault: t.Fault, Type: t.Type, Level: t.Level, WantLevel: wantLevel(t.Level)}
+		rep.Causes[i] = CauseScore{Fault: t.Fault, Type: o.row(&t), Level: t.Level, WantLevel: wantLevel(t.Level)}
 	}
 	for _, p := range pages {
-		hit := false
+		// A page is about the faults its evidence matches; when some of
+		// them are at the page's level, about those only (a GPU page
+		// inside a hot node is the GPU's fault's, not also the node's).
+		var about []int
+		atLevel := false
 		for i := range truths {
-			if !pageMatches(&truths[i], &p.Incident, o) {
+			if pageMatches(&truths[i], &p.Incident, o) {
+				about = append(about, i)
+				atLevel = atLevel || wantLevel(truths[i].Level) == string(p.Incident.Level)
+			}
+		}
+		hit := len(about) > 0
+		for _, i := range about {
+			if atLevel && wantLevel(truths[i].Level) != string(p.Incident.Level) {
 				continue
 			}
-			hit = true
 			c := &rep.Causes[i]
 			if c.Pages == 0 {
 				c.Delay = p.Time.Sub(truths[i].Start)
@@ -148,5 +160,69 @@ func (r PageReport) Markdown() string {
 	}
 	fmt.Fprintf(&b, "| all | %d faults, %d paged | | %d pages, %d explained (%.2f per paged fault), %d unexplained | | %d of %d | |\n",
 		len(r.Causes), r.Paged, r.Pages, r.Explained, perCause, len(r.Unexplained), r.LevelOK, r.Paged)
+	return b.String()
+}
+
+// PageTypeScore is what the faults of one type paged.
+type PageTypeScore struct {
+	Type string
+	// Faults of the type; Paged those that paged; Once those that paged
+	// exactly once, at their level.
+	Faults, Paged, Once int
+	// MaxDelay is the longest time from a fault's start to its first page.
+	MaxDelay time.Duration
+}
+
+// ByType sums the causes per fault type, in type order, and all of them.
+func (r PageReport) ByType() (types []PageTypeScore, all PageTypeScore) {
+	by := map[string]*PageTypeScore{}
+	all.Type = "all"
+	for _, c := range r.Causes {
+		s := by[c.Type]
+		if s == nil {
+			s = &PageTypeScore{Type: c.Type}
+			by[c.Type] = s
+		}
+		for _, s := range []*PageTypeScore{s, &all} {
+			s.Faults++
+			if c.Pages > 0 {
+				s.Paged++
+				s.MaxDelay = max(s.MaxDelay, c.Delay)
+			}
+			if c.Pages == 1 && c.LevelOK {
+				s.Once++
+			}
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(by)) {
+		types = append(types, *by[k])
+	}
+	return types, all
+}
+
+// Table renders detections and pages side by side, one row per fault
+// type: the detections' precision, recall and slowest first detection
+// (rep), and how many faults paged exactly once at their level (pages).
+func Table(rep Report, pages PageReport, interval time.Duration) string {
+	var b strings.Builder
+	b.WriteString("| fault type | faults | detected | alarms (true) | precision | recall | slowest detection | paged | paged once, at its level | slowest page |\n" +
+		"|---|---|---|---|---|---|---|---|---|---|\n")
+	pt, all := pages.ByType()
+	byType := map[string]PageTypeScore{}
+	for _, p := range pt {
+		byType[p.Type] = p
+	}
+	windows := func(d time.Duration) string {
+		return fmt.Sprintf("%.0f s (%d)", d.Seconds(), int(math.Ceil(float64(d)/float64(interval))))
+	}
+	row := func(s TypeScore, p PageTypeScore) {
+		fmt.Fprintf(&b, "| %s | %d | %d | %d (%d) | %.3f | %.3f | %s | %d | %d | %s |\n", s.Type, s.Faults, s.Detected, s.Alarms, s.TrueAlarms,
+			s.Precision, s.Recall, windows(s.MaxDelay), p.Paged, p.Once, windows(p.MaxDelay))
+	}
+	for _, s := range rep.Types {
+		row(s, byType[s.Type])
+	}
+	row(rep.Total, all)
+	fmt.Fprintf(&b, "\n%d pages, %d explained by a fault, %d false.\n", pages.Pages, pages.Explained, len(pages.Unexplained))
 	return b.String()
 }

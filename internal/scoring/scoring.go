@@ -50,6 +50,18 @@ type Options struct {
 	// RunEnd is the end of the scored run (for faults without an end and
 	// lasting effects).
 	RunEnd time.Time
+	// Row names the table row a fault is scored in (default its type).
+	Row func(*sim.Truth) string
+	// Within, when positive, is the number of windows a fault should be
+	// first detected in: Report.Late lists those detected later.
+	Within int
+}
+
+func (o *Options) row(t *sim.Truth) string {
+	if o.Row != nil {
+		return o.Row(t)
+	}
+	return t.Type
 }
 
 // TypeScore is the score of one fault type.
@@ -73,8 +85,9 @@ type Report struct {
 	// fault (by key and first window).
 	Total       TypeScore
 	FalseAlarms []string
-	// Missed lists the faults no detection matched.
-	Missed []string
+	// Missed lists the faults no detection matched; Late those first
+	// detected after Options.Within windows.
+	Missed, Late []string
 }
 
 // alarm is a run of detections with the same key in consecutive windows:
@@ -123,19 +136,23 @@ func Score(truths []sim.Truth, dets []fleet.Detection, o Options) Report {
 	var rep Report
 	var delays = map[string][]time.Duration{}
 	for j, t := range truths {
-		s := ts(t.Type)
+		s := ts(o.row(&t))
 		s.Faults++
 		if first[j].IsZero() {
-			rep.Missed = append(rep.Missed, fmt.Sprintf("%s %s at %s", t.Type, t.Fault, where(&t)))
+			rep.Missed = append(rep.Missed, fmt.Sprintf("%s %s at %s", o.row(&t), t.Fault, where(&t)))
 			continue
 		}
 		s.Detected++
-		delays[t.Type] = append(delays[t.Type], first[j].Sub(t.Start))
+		d := first[j].Sub(t.Start)
+		delays[o.row(&t)] = append(delays[o.row(&t)], d)
+		if o.Within > 0 && d > time.Duration(o.Within)*o.Interval {
+			rep.Late = append(rep.Late, fmt.Sprintf("%s %s at %s after %.0f s", o.row(&t), t.Fault, where(&t), d.Seconds()))
+		}
 	}
 	for _, a := range alarms {
 		typ := Claims[a.first.Feature]
 		if a.matched != nil {
-			typ = a.matched.Type
+			typ = o.row(a.matched)
 		}
 		if typ == "" {
 			typ = "other"
@@ -188,12 +205,28 @@ func ratio(a, b int) float64 {
 	return float64(a) / float64(b)
 }
 
-// matches says whether d is about t: the same place (the GPU for a GPU
-// fault, any GPU of the node, rack or datacenter for theirs, the job for
-// a job's) in a window
-// that overlaps the fault, its grace period, or — for lasting faults — the
-// rest of the run.
+// thermal are the fault types temperature detections are about.
+var thermal = map[string]bool{sim.FaultGPUFan: true, sim.FaultNodeCooling: true, sim.FaultRackCDU: true, sim.FaultFacilityTemp: true}
+
+// about says whether a detection of feature can be about a fault of type
+// typ: what it claims (Claims) is typ, or both are thermal, or it is
+// NVLink bandwidth and the fault a straggler (a slow GPU moves less
+// data); a feature Claims does not know can be about anything.
+func about(feature, typ string) bool {
+	claim := Claims[feature]
+	return claim == "" || claim == typ || (thermal[claim] && thermal[typ]) ||
+		(feature == "nvlink_bandwidth" && typ == sim.FaultStraggler)
+}
+
+// matches says whether d is about t: for a hardware fault a detection of
+// its kind (about), at the same place (the GPU for a GPU fault, any GPU of
+// the node, rack or datacenter for theirs, the job for a job's) in a
+// window that overlaps the fault, its grace period, or — for lasting
+// faults — the rest of the run.
 func matches(t *sim.Truth, d *fleet.Detection, o Options) bool {
+	if t.Level != "job" && !about(d.Feature, t.Type) {
+		return false
+	}
 	switch t.Level {
 	case "gpu":
 		if d.GPUUUID != t.GPU {

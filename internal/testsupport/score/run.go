@@ -45,8 +45,8 @@ func Run(sc *sim.Scenario, cfg health.Config, log *slog.Logger) ([]sim.Truth, []
 	if err != nil {
 		return nil, nil, err
 	}
-	// The last window counts only when the run covers it whole.
-	if in := w.Flush(); !in.Window.End.After(sc.Start.Add(sc.Duration)) {
+	// The windows the run covers whole count, the last one too.
+	for _, in := range w.Rest(sc.Start.Add(sc.Duration)) {
 		dets = append(dets, ev.Evaluate(in)...)
 	}
 	return r.Fleet.GroundTruth(), dets, nil

@@ -13,6 +13,7 @@
 package score
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -22,22 +23,39 @@ import (
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 
-// Windower folds agent batches, in time order, into one health.Input per
-// window: per GPU and metric the mean, maximum and counter increase of the
-// samples without a link label, the GPU events, and the GPUs whose
-// heartbeat metric stopped.
+// Windower folds agent batches into one health.Input per window: per GPU
+// and metric the mean, maximum and counter increase of the samples without
+// a link label, the GPU events, and the GPUs whose heartbeat metric
+// stopped. Batches come in the order they arrive, which may be out of time
+// order (late batches): a window is complete, as the analyzer's engine
+// evaluates it, once a batch Lateness past its end has arrived; a batch
+// that arrives after that misses its window and is counted in Late.
 type Windower struct {
 	interval  time.Duration
 	heartbeat string
 	lostAfter time.Duration
+	// Lateness is how long after a window's end its batches may still
+	// arrive (0, the default: a window completes when a batch of a later
+	// window arrives; the engine's default is 2 minutes).
+	Lateness time.Duration
+	// Late counts the batches that arrived after their window completed.
+	Late int
 
-	cur      fleet.Window
-	acc      map[[2]string]*agg
-	order    [][2]string
-	events   []health.Event
-	prev     map[seriesKey]float64
+	next fleet.Window // the oldest window not yet returned
+	now  time.Time    // the latest batch time seen: the arrival clock
+	open map[time.Time]*pending
+	prev map[seriesKey]sample
+	// lastBeat is each GPU's last heartbeat in a returned window.
 	lastBeat map[string]time.Time
 	gpus     map[string]health.GPU
+}
+
+// pending is one window's data so far.
+type pending struct {
+	acc    map[[2]string]*agg
+	order  [][2]string
+	events []health.Event
+	beats  map[string]time.Time
 }
 
 type agg struct {
@@ -50,22 +68,38 @@ type seriesKey struct {
 	uuid, metric, rank string
 }
 
+type sample struct {
+	t time.Time
+	v float64
+}
+
 // NewWindower returns a windower for the detector's configuration.
 func NewWindower(cfg health.Config) *Windower {
 	return &Windower{interval: cfg.Interval, heartbeat: cfg.Heartbeat, lostAfter: cfg.LostAfter,
-		acc: map[[2]string]*agg{}, prev: map[seriesKey]float64{}, lastBeat: map[string]time.Time{}, gpus: map[string]health.GPU{}}
+		open: map[time.Time]*pending{}, prev: map[seriesKey]sample{}, lastBeat: map[string]time.Time{}, gpus: map[string]health.GPU{}}
 }
 
-// Add folds b in and returns the windows it completed (b is in a later
-// window than the batches before it).
+// Add folds b in and returns the windows that are complete now.
 func (w *Windower) Add(b *record.Batch) []*health.Input {
 	var done []*health.Input
+	if b.Time.After(w.now) {
+		w.now = b.Time
+	}
 	win := fleet.Align(b.Time, w.interval)
-	for !w.cur.IsZero() && !win.Start.Before(w.cur.End) {
+	if w.next.IsZero() {
+		w.next = win
+	}
+	for !w.now.Before(w.next.End.Add(w.Lateness)) {
 		done = append(done, w.Flush())
 	}
-	if w.cur.IsZero() {
-		w.cur = win
+	if win.Start.Before(w.next.Start) {
+		w.Late++
+		return done
+	}
+	p := w.open[win.Start]
+	if p == nil {
+		p = &pending{acc: map[[2]string]*agg{}, beats: map[string]time.Time{}}
+		w.open[win.Start] = p
 	}
 	res := b.Resource
 	ident := func(i int32) health.GPU {
@@ -88,26 +122,32 @@ func (w *Windower) Add(b *record.Batch) []*health.Input {
 		}
 		g.Rank = rank
 		if f.Name == w.heartbeat {
-			w.lastBeat[g.UUID] = b.Time
+			if b.Time.After(p.beats[g.UUID]) {
+				p.beats[g.UUID] = b.Time
+			}
 			w.gpus[g.UUID] = g
 		}
 		delta := 0.0
 		if f.Kind == telemetry.Counter {
+			// The increase since the series' previous sample in time; a
+			// late sample adds nothing (the later one counted it).
 			k := seriesKey{g.UUID, f.Name, rank}
-			if p, ok := w.prev[k]; ok {
-				delta = s.Value - p
-				if delta < 0 { // reset
-					delta = s.Value
+			if p, ok := w.prev[k]; !ok || b.Time.After(p.t) {
+				if ok {
+					delta = s.Value - p.v
+					if delta < 0 { // reset
+						delta = s.Value
+					}
 				}
+				w.prev[k] = sample{b.Time, s.Value}
 			}
-			w.prev[k] = s.Value
 		}
 		key := [2]string{g.UUID, f.Name}
-		a := w.acc[key]
+		a := p.acc[key]
 		if a == nil {
 			a = &agg{gpu: g, max: s.Value}
-			w.acc[key] = a
-			w.order = append(w.order, key)
+			p.acc[key] = a
+			p.order = append(p.order, key)
 		}
 		a.sum += s.Value
 		a.max = max(a.max, s.Value)
@@ -120,28 +160,45 @@ func (w *Windower) Add(b *record.Batch) []*health.Input {
 			continue
 		}
 		if slices.Contains(health.HardFaultKinds, e.Kind) {
-			w.events = append(w.events, health.Event{Time: e.Time.UTC().Truncate(time.Second), Kind: e.Kind, Code: e.Code,
+			p.events = append(p.events, health.Event{Time: e.Time.UTC().Truncate(time.Second), Kind: e.Kind, Code: e.Code,
 				Count: max(e.Count, 1), Message: e.Message, GPU: ident(e.GPU)})
 		}
 	}
 	return done
 }
 
-// Flush returns the current window's input and moves to the next window.
+// Flush returns the oldest open window's input, complete or not, and
+// moves on to the next window.
 func (w *Windower) Flush() *health.Input {
-	in := &health.Input{Window: w.cur}
-	for _, k := range w.order {
-		a := w.acc[k]
+	in := &health.Input{Window: w.next}
+	p := w.open[w.next.Start]
+	delete(w.open, w.next.Start)
+	if p == nil {
+		p = &pending{}
+	}
+	for _, k := range p.order {
+		a := p.acc[k]
 		in.Rows = append(in.Rows, health.Row{GPU: a.gpu, Metric: k[1], Mean: a.sum / float64(a.n), Max: a.max, Delta: a.delta, Samples: a.n})
 	}
-	for uuid, t := range w.lastBeat {
-		if t.Before(w.cur.Start) && !t.Before(w.cur.Start.Add(-w.lostAfter)) {
+	for _, uuid := range slices.Sorted(maps.Keys(w.lastBeat)) {
+		if _, beat := p.beats[uuid]; !beat && !w.lastBeat[uuid].Before(w.next.Start.Add(-w.lostAfter)) {
 			in.Missing = append(in.Missing, w.gpus[uuid])
 		}
 	}
-	in.Events = w.events
-	clear(w.acc)
-	w.order, w.events = w.order[:0], nil
-	w.cur = fleet.Window{Start: w.cur.End, End: w.cur.End.Add(w.interval)}
+	for uuid, t := range p.beats {
+		w.lastBeat[uuid] = t
+	}
+	in.Events = p.events
+	w.next = fleet.Window{Start: w.next.End, End: w.next.End.Add(w.interval)}
 	return in
+}
+
+// Rest returns the inputs of the open windows that end by end, in order,
+// as if every late batch had arrived: the end of a run.
+func (w *Windower) Rest(end time.Time) []*health.Input {
+	var out []*health.Input
+	for !w.next.IsZero() && !w.next.End.After(end) {
+		out = append(out, w.Flush())
+	}
+	return out
 }

@@ -74,5 +74,14 @@ func (c *ManualClock) Set(t time.Time) {
 	c.waiters = keep
 }
 
+// Waiting is how many After channels have not fired yet: a test that
+// moves the clock while a loop runs waits for the loop to be asleep first,
+// or the loop computes its sleep before the move and starts it after.
+func (c *ManualClock) Waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiters)
+}
+
 // Advance moves the clock forward by d.
 func (c *ManualClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }

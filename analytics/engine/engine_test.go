@@ -395,6 +395,13 @@ func TestRunFollowsTheClock(t *testing.T) {
 		}
 	}
 	wait()
+	// Both loops asleep before the clock moves: a loop that read the time
+	// before the move would sleep a full interval past it.
+	for deadline := time.Now().Add(20 * time.Second); clock.Waiting() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d detector loops asleep, want 2", clock.Waiting())
+		}
+	}
 	clock.Advance(30 * time.Second)
 	want = map[string]bool{"fast 11:58:30": true}
 	wait()

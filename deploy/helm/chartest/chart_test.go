@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
 )
 
 // valueSets are the configurations every structural test renders.
@@ -76,7 +77,9 @@ func TestRefusals(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"two analyzers", []string{"--set", "analyzer.replicas=2"}, "analyzer.replicas"},
+		{"two analyzers without ZooKeeper", []string{"--set", "analyzer.replicas=2"}, "set analyzer.coordination.zookeeper"},
+		{"no analyzer replica", []string{"--set", "analyzer.replicas=0"}, "want at least 1"},
+		{"a ZooKeeper server without its port", []string{"--set", "analyzer.replicas=2", "--set", "analyzer.coordination.zookeeper={zk-0}"}, "/analyzer/coordination/zookeeper/0"},
 		{"password in the DSN", []string{"--set", "clickhouse.dsn=clickhouse://u:p@ch:9000/fleetwatch"}, "without user or password"},
 		{"not a clickhouse DSN", []string{"--set", "clickhouse.dsn=http://ch:8123/"}, "clickhouse.dsn"},
 		{"a password missing", []string{"--set", "clickhouse.passwords.collector=x"}, "clickhouse.passwords.analyzer is empty"},
@@ -391,8 +394,8 @@ func TestCollector(t *testing.T) {
 func TestAnalyzer(t *testing.T) {
 	r := render(t, "-f", "testdata/options.yaml")
 	ss := named[*appsv1.StatefulSet](t, r, "fw-fleetwatch-analyzer")
-	if ss.Spec.Replicas == nil || *ss.Spec.Replicas != 1 {
-		t.Errorf("analyzer replicas %v, want 1", ss.Spec.Replicas)
+	if ss.Spec.Replicas == nil || *ss.Spec.Replicas != 3 {
+		t.Errorf("analyzer replicas %v, want 3", ss.Spec.Replicas)
 	}
 	svc := named[*corev1.Service](t, r, ss.Spec.ServiceName)
 	if svc.Spec.ClusterIP != corev1.ClusterIPNone {
@@ -414,6 +417,20 @@ func TestAnalyzer(t *testing.T) {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("analyzer config lacks %q:\n%s", want, cfg)
 		}
+	}
+	var parsed struct {
+		Analyzer struct {
+			Coordination struct {
+				Enabled   bool     `json:"enabled"`
+				ZooKeeper []string `json:"zookeeper"`
+			} `json:"coordination"`
+		} `json:"analyzer"`
+	}
+	if err := yaml.Unmarshal([]byte(cfg), &parsed); err != nil {
+		t.Fatalf("analyzer config: %v", err)
+	}
+	if co := parsed.Analyzer.Coordination; !co.Enabled || !slices.Equal(co.ZooKeeper, []string{"zk-0.zk.svc:2181", "zk-1.zk.svc:2181", "zk-2.zk.svc:2181"}) {
+		t.Errorf("three analyzers without shared coordination: %+v", co)
 	}
 	job := named[*batchv1.Job](t, r, "fw-fleetwatch-migrate")
 	if !strings.Contains(job.Annotations["helm.sh/hook"], "pre-upgrade") {
@@ -508,6 +525,15 @@ func TestNetworkPolicies(t *testing.T) {
 		if !ch {
 			t.Errorf("%s: no egress to ClickHouse", name)
 		}
+	}
+	zk := false
+	for _, e := range named[*networkingv1.NetworkPolicy](t, r, "fw-fleetwatch-analyzer").Spec.Egress {
+		if slices.Equal(rulePorts(e.Ports), []int{2181}) {
+			zk = len(e.To) == 1 && e.To[0].NamespaceSelector != nil && e.To[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == "zk"
+		}
+	}
+	if !zk {
+		t.Error("the shared analyzers have no egress to ZooKeeper's namespace on 2181")
 	}
 	agent := named[*networkingv1.NetworkPolicy](t, r, "fw-fleetwatch-agent")
 	for _, e := range agent.Spec.Egress {

@@ -128,3 +128,20 @@ seccompProfile: {type: RuntimeDefault}
 {{- define "fleetwatch.anyValue" -}}
 {{- range $_, $v := . }}{{ if $v }}true{{ end }}{{ end -}}
 {{- end -}}
+
+{{/*
+fleetwatch.peers: the NetworkPolicy peers of a place given as CIDRs and/or
+namespace and pod selectors ({cidrs, namespaceSelector, podSelector}), as a
+JSON list (empty: the rule names no peer).
+*/}}
+{{- define "fleetwatch.peers" -}}
+{{- $to := list }}
+{{- range .cidrs }}{{ $to = append $to (dict "ipBlock" (dict "cidr" .)) }}{{ end }}
+{{- if or .namespaceSelector .podSelector }}
+{{- $peer := dict }}
+{{- with .namespaceSelector }}{{ $_ := set $peer "namespaceSelector" . }}{{ end }}
+{{- with .podSelector }}{{ $_ := set $peer "podSelector" . }}{{ end }}
+{{- $to = append $to $peer }}
+{{- end }}
+{{- toJson $to }}
+{{- end }}

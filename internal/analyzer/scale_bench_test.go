@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -217,7 +218,13 @@ func (f *scaleFleet) gpu(r int, g *health.GPU) health.GPU {
 // sent nothing in it: its GPUs are missing, as health.Source reports GPUs
 // that reported within lost_after before the window and not in it.
 func (f *scaleFleet) window(k, silent int) *health.Input {
-	in := &health.Input{Window: f.tiles[0][k].Window}
+	n := 0
+	for r, t := range f.use {
+		if r/scaleRowsPerDC != silent {
+			n += len(f.tiles[t][k].Rows)
+		}
+	}
+	in := &health.Input{Window: f.tiles[0][k].Window, Rows: make([]health.Row, 0, n)}
 	for r, t := range f.use {
 		src := f.tiles[t][k]
 		if r/scaleRowsPerDC == silent {
@@ -267,8 +274,8 @@ func (f *scaleFleet) inventory() (*correlate.Inventory, int) {
 }
 
 // warmHealth returns the shipped fleet-health evaluator after the first
-// scaleWindows-1 windows, and the last window's input.
-func warmHealth(b *testing.B, cfg health.Config, silent int) (*health.Evaluator, *health.Input) {
+// scaleWindows-1 windows, the last window's input and the heap it takes.
+func warmHealth(b *testing.B, cfg health.Config, silent int) (*health.Evaluator, *health.Input, uint64) {
 	b.Helper()
 	f := simulatedFleet(b, cfg)
 	ev, err := health.NewEvaluator(cfg)
@@ -279,7 +286,13 @@ func warmHealth(b *testing.B, cfg health.Config, silent int) (*health.Evaluator,
 	for k := range scaleWindows - 1 {
 		ev.Evaluate(f.window(k, -1))
 	}
-	return ev, f.window(scaleWindows-1, silent)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	in := f.window(scaleWindows-1, silent)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return ev, in, after.HeapAlloc - min(before.HeapAlloc, after.HeapAlloc)
 }
 
 // healthLoads are the two windows the health and correlation benchmarks
@@ -303,11 +316,12 @@ var healthLoads = []struct {
 // through the shipped detector: folding what the Source read (≈ 2.5M rows
 // of GPU × metric) into the frame, the tick (medians, MADs, rules,
 // persistence) and the detections. Its window is the detector's interval.
+// "input-MiB" is the heap the window's input takes.
 func BenchmarkScale100kHealth(b *testing.B) {
 	cfg, _ := shippedConfig(b)
 	for _, load := range healthLoads {
 		b.Run(load.name, func(b *testing.B) {
-			ev, in := warmHealth(b, cfg.Health.Config, load.silent)
+			ev, in, heap := warmHealth(b, cfg.Health.Config, load.silent)
 			var dets []fleet.Detection
 			b.ReportAllocs()
 			for b.Loop() {
@@ -315,6 +329,7 @@ func BenchmarkScale100kHealth(b *testing.B) {
 			}
 			fit(b, cfg.Health.Interval)
 			b.ReportMetric(float64(len(in.Rows)), "rows")
+			b.ReportMetric(float64(heap)/(1<<20), "input-MiB")
 			b.ReportMetric(float64(len(dets)), "detections")
 		})
 	}
@@ -333,7 +348,7 @@ func BenchmarkScale100kCorrelation(b *testing.B) {
 	ctx := context.Background()
 	for _, load := range healthLoads {
 		b.Run(load.name, func(b *testing.B) {
-			ev, in := warmHealth(b, cfg.Health.Config, load.silent)
+			ev, in, _ := warmHealth(b, cfg.Health.Config, load.silent)
 			dets := ev.Evaluate(in)
 			inv, gpus := simulatedFleet(b, cfg.Health.Config).inventory()
 			m, err := alerting.NewManager(al, alerting.Deps{Inventory: inv, Logger: quiet})

@@ -21,51 +21,6 @@ const (
 	fleetEvents   = 10_000
 )
 
-// fleetProfiles profiles every model's columns from a reference sample
-// drawn by the same generator, the way a training-data file would be.
-func fleetProfiles(b testing.TB, models []traffic.Model) []*profile.Profile {
-	gen := traffic.New(99, models...)
-	var ev storage.InferenceEventBlock
-	gen.Events(&ev, nil, t0.Add(-time.Hour), t0, 2000, 0)
-	blk := ev.Block()
-	names, values := blk.Data[6].([][]string), blk.Data[7].([][]float64)
-	cats, preds, classes := blk.Data[9].([][]string), blk.Data[10].([]float64), blk.Data[11].([]string)
-	var out []*profile.Profile
-	cfg := profile.NewDefaultBuildConfig()
-	for m, model := range models {
-		rows := ev.Len() / len(models)
-		col := func(j int) []float64 {
-			v := make([]float64, rows)
-			for r := range v {
-				v[r] = values[m*rows+r][j]
-			}
-			return v
-		}
-		add := func(p *profile.Profile, err error, feature string) {
-			if err != nil {
-				b.Fatal(err)
-			}
-			p.Model, p.ModelVersion, p.Feature, p.Source = model.Name, model.Version, feature, profile.SourceFile
-			out = append(out, p)
-		}
-		for j := range names[m*rows] {
-			p, err := profile.BuildNumeric(col(j), cfg)
-			add(p, err, names[m*rows][j])
-		}
-		p, err := profile.BuildNumeric(preds[m*rows:(m+1)*rows], cfg)
-		add(p, err, profile.PredictionFeature)
-		cv := make([]string, rows)
-		for r := range cv {
-			cv[r] = cats[m*rows+r][0]
-		}
-		p, err = profile.BuildCategorical(cv, cfg)
-		add(p, err, "country")
-		p, err = profile.BuildCategorical(classes[m*rows:(m+1)*rows], cfg)
-		add(p, err, profile.PredictionClassFeature)
-	}
-	return out
-}
-
 // BenchmarkFleetDriftPass is one drift pass over a 5-minute window of 100
 // models × 100 numeric features (+ a categorical feature and both outputs)
 // × 10,000 events: 1M events and 100M feature values in ClickHouse 18.16,
@@ -82,7 +37,11 @@ func BenchmarkFleetDriftPass(b *testing.B) {
 	c := chtest.NewDB(b)
 	ctx := context.Background()
 	models := traffic.Fleet(fleetModels, fleetFeatures)
-	profiles := fleetProfiles(b, models)
+	// Profiles as a training-data file would give them.
+	profiles, err := traffic.Profiles(99, 2000, models...)
+	if err != nil {
+		b.Fatal(err)
+	}
 	pb, err := profile.NewPrebinner(profiles)
 	if err != nil {
 		b.Fatal(err)

@@ -99,7 +99,10 @@ func TestPrebinnedCountsEqualSQL(t *testing.T) {
 	db := c.Config().Database
 	models := traffic.Fleet(3, 4)
 	models[0].MissingRate = 0.05
-	profiles := fleetProfiles(t, models)
+	profiles, err := traffic.Profiles(99, 2000, models...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var atIngest []*profile.Profile // model-002's profiles did not exist yet at ingest
 	for _, p := range profiles {
 		if p.Model != "model-002" {

@@ -196,6 +196,70 @@ func (g *Generator) Write(ctx context.Context, w *storage.Writer, start, end tim
 	return nil
 }
 
+// Profiles profiles every model's columns — its numeric features, the
+// prediction, its categorical features and the predicted class — from a
+// reference sample of rows events per model drawn by a generator of seed,
+// the way a training-data file would be (profile.SourceFile, default
+// build configuration). Models are drawn one after another from one
+// stream, so the profiles do not depend on how many models are asked for
+// at once, and only one model's sample is held at a time.
+func Profiles(seed uint64, rows int, models ...Model) ([]*profile.Profile, error) {
+	gen := New(seed)
+	cfg := profile.NewDefaultBuildConfig()
+	var out []*profile.Profile
+	var blk storage.InferenceEventBlock
+	for _, model := range models {
+		var events []*fleet.InferenceEvent
+		gen.Models = []Model{model}
+		gen.Each = func(e *fleet.InferenceEvent) { events = append(events, e) }
+		blk.Reset()
+		gen.Events(&blk, nil, time.Unix(0, 0), time.Unix(3600, 0), rows, 0)
+		add := func(p *profile.Profile, err error, feature string) error {
+			if err != nil {
+				return fmt.Errorf("profile %s %s: %w", model.Name, feature, err)
+			}
+			p.Model, p.ModelVersion, p.Feature, p.Source = model.Name, model.Version, feature, profile.SourceFile
+			out = append(out, p)
+			return nil
+		}
+		num := make([]float64, len(events))
+		for j, f := range model.Numeric {
+			for r, e := range events {
+				num[r] = e.FeatureValues[j]
+			}
+			p, err := profile.BuildNumeric(num, cfg)
+			if err := add(p, err, f.Name); err != nil {
+				return nil, err
+			}
+		}
+		for r, e := range events {
+			num[r] = e.Prediction
+		}
+		p, err := profile.BuildNumeric(num, cfg)
+		if err := add(p, err, profile.PredictionFeature); err != nil {
+			return nil, err
+		}
+		cat := make([]string, len(events))
+		for j, c := range model.Categorical {
+			for r, e := range events {
+				cat[r] = e.CatFeatureValues[j]
+			}
+			p, err := profile.BuildCategorical(cat, cfg)
+			if err := add(p, err, c.Name); err != nil {
+				return nil, err
+			}
+		}
+		for r, e := range events {
+			cat[r] = e.PredictionClass
+		}
+		p, err = profile.BuildCategorical(cat, cfg)
+		if err := add(p, err, profile.PredictionClassFeature); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 func pick(r *rand.Rand, probs []float64) int {
 	u := r.Float64()
 	for i, p := range probs {

@@ -27,12 +27,16 @@ type resource struct {
 	topo    fleet.Topology
 	service string
 	k8s     fleet.Kubernetes
-	// labels are the GPU labels sent on the resource (telemetry.GPULabels),
-	// read once for all the data points under it.
-	labels    pointLabels
-	hasLabels bool
 	// key hashes every resource attribute as sent (see rawKey).
 	key uint64
+
+	// attrs are the attributes as sent; labels the GPU labels among them
+	// (telemetry.GPULabels), read at most once, when a data point under
+	// the resource is not a known series.
+	attrs        pcommon.Map
+	maxLen       int
+	read, hasGPU bool
+	labels       pointLabels
 }
 
 func resourceOf(attrs pcommon.Map, maxLen int) resource {
@@ -42,26 +46,31 @@ func resourceOf(attrs pcommon.Map, maxLen int) resource {
 		}
 		return ""
 	}
-	r := resource{
+	return resource{
 		topo: fleet.Topology{Datacenter: get(telemetry.AttrDatacenter), Row: get(telemetry.AttrRow), Rack: get(telemetry.AttrRack),
 			Node: get(telemetry.AttrHostName), Cluster: get(telemetry.AttrCluster)},
 		service: get(telemetry.AttrServiceName),
 		k8s:     fleet.Kubernetes{Namespace: get(telemetry.AttrK8sNamespace), Pod: get(telemetry.AttrK8sPod), Container: get(telemetry.AttrK8sContainer)},
 		key:     rawKey(0, "", -1, attrs),
+		attrs:   attrs,
+		maxLen:  maxLen,
 	}
-	for k, v := range attrs.All() {
-		if telemetry.IsGPULabel(k) {
-			r.labels.add(k, v.AsString(), maxLen)
-			r.hasLabels = true
-		}
-	}
-	sortKV(r.labels.keys, r.labels.values)
-	return r
 }
 
-// gpuLabels are the GPU labels the resource gives its data points, or nil.
+// gpuLabels are the GPU labels the resource gives its data points and
+// events, or nil when it has none.
 func (r *resource) gpuLabels() *pointLabels {
-	if !r.hasLabels {
+	if !r.read {
+		r.read = true
+		for k, v := range r.attrs.All() {
+			if telemetry.IsGPULabel(k) {
+				r.labels.add(k, v.AsString(), r.maxLen)
+				r.hasGPU = true
+			}
+		}
+		sortKV(r.labels.keys, r.labels.values)
+	}
+	if !r.hasGPU {
 		return nil
 	}
 	return &r.labels

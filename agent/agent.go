@@ -342,6 +342,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 		}
 	}
 	a.enc = otlp.NewEncoder(a.counterStart, buildinfo.Version)
+	a.enc.Form, _ = otlp.ParseForm(cfg.Ship.GPUIdentity) // validated with cfg
 	a.exporter = promexp.New(cfg.StaleAfter)
 	a.in = make(chan *record.Batch, cfg.Queue)
 	a.reg = prometheus.NewRegistry()

@@ -87,6 +87,7 @@ func (r *receiver) Export(ctx context.Context, req *colmetrics.ExportMetricsServ
 	r.batches++
 	for _, rm := range req.ResourceMetrics {
 		host := attr(rm.Resource.Attributes, telemetry.AttrHostName)
+		gpu := attr(rm.Resource.Attributes, telemetry.LabelUUID) // one resource per GPU
 		for _, sm := range rm.ScopeMetrics {
 			for _, m := range sm.Metrics {
 				dps := m.GetGauge().GetDataPoints()
@@ -94,7 +95,11 @@ func (r *receiver) Export(ctx context.Context, req *colmetrics.ExportMetricsServ
 					dps = s.DataPoints
 				}
 				for _, dp := range dps {
-					key := fmt.Sprintf("%s|%s|%s|%s|%s|%d", host, m.Name, attr(dp.Attributes, telemetry.LabelUUID),
+					uuid := attr(dp.Attributes, telemetry.LabelUUID)
+					if uuid == "" {
+						uuid = gpu
+					}
+					key := fmt.Sprintf("%s|%s|%s|%s|%s|%d", host, m.Name, uuid,
 						attr(dp.Attributes, telemetry.LabelLink), attr(dp.Attributes, telemetry.LabelRank), dp.TimeUnixNano)
 					r.points[key]++
 					if m.Name == telemetry.GPUTemp {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/agent/otlp"
 	"github.com/fleetwatch/fleetwatch/collector"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/loadgen"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/proc"
@@ -157,23 +158,28 @@ func envInt(b *testing.B, name string, def int64) int64 {
 // CPU each process spent per sample and the collector's peak resident memory.
 //
 // Sub-benchmarks: queue=persistent is the shipped configuration,
-// queue=memory the same with the sending queue in memory.
+// queue=memory the same with the sending queue in memory; form=resource
+// sends each GPU's labels once on its resource (the agent's default),
+// form=data_points on every data point (agents before issue 18).
 //
 // FLEETWATCH_BENCH_SAMPLES sets the samples per op (default 5,000,000);
 // FLEETWATCH_BENCH_PROFILE=prefix saves a 10 s CPU profile of the collector,
 // taken from a third of the way in, to prefix-<queue>.pprof.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, queue := range []string{"persistent", "memory"} {
-		b.Run("queue="+queue, func(b *testing.B) { endToEnd(b, queue) })
+		for _, form := range []otlp.Form{otlp.PerGPU, otlp.PerPoint} {
+			b.Run("queue="+queue+"/form="+form.String(), func(b *testing.B) { endToEnd(b, queue, form) })
+		}
 	}
 }
 
-func endToEnd(b *testing.B, queue string) {
+func endToEnd(b *testing.B, queue string, form otlp.Form) {
 	srv := chtest.Server(b)
 	c := chtest.NewDB(b)
 	bc := startBenchCollector(b, c.Config().DSN(), queue == "persistent")
 	cfg := loadgen.NewDefaultConfig()
 	cfg.Endpoint = bc.grpc
+	cfg.Form = form
 	cfg.Samples = envInt(b, "FLEETWATCH_BENCH_SAMPLES", 5_000_000)
 	pid := bc.cmd.Process.Pid
 

@@ -330,6 +330,37 @@ const (
 	LabelJobLegacy = "job"
 )
 
+// GPULabels are the labels that say which GPU (or MIG instance) a series
+// belongs to and what uses it. A sender puts them either on every data
+// point, as dcgm-exporter does, or once per GPU on the OTLP resource its
+// data points sit under (the agent's form since issue 18), where they count
+// as if every data point under the resource carried them; a data point's
+// own value for the same label wins. Other resource attributes never become
+// labels. The spellings the consumers also accept (LabelHostnameNew,
+// LabelJobLegacy, "uuid") count as these.
+var GPULabels = []string{
+	LabelGPU, LabelUUID, LabelPCIBusID, LabelDevice, LabelModelName, LabelHostname,
+	LabelMIGID, LabelMIGProfile, LabelDriverVersion,
+	LabelNamespace, LabelPod, LabelPodUID, LabelContainer, LabelJob,
+}
+
+// IsGPULabel reports whether key is one of GPULabels or another spelling of one.
+func IsGPULabel(key string) bool {
+	_, ok := gpuLabelKeys[key]
+	return ok
+}
+
+var gpuLabelKeys = func() map[string]struct{} {
+	m := make(map[string]struct{}, len(GPULabels)+3)
+	for _, k := range GPULabels {
+		m[k] = struct{}{}
+	}
+	for _, k := range []string{LabelHostnameNew, LabelJobLegacy, "uuid"} {
+		m[k] = struct{}{}
+	}
+	return m
+}()
+
 // Resource attributes: where telemetry comes from. Topology is
 // datacenter ⊃ row ⊃ rack ⊃ node ⊃ GPU; cluster is the logical compute
 // cluster (Kubernetes or Slurm), orthogonal to the physical tree.

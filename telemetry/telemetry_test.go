@@ -107,3 +107,23 @@ func TestDocIsCurrent(t *testing.T) {
 		t.Errorf("%s is out of date; run go test ./telemetry -update", path)
 	}
 }
+
+// The GPU labels a sender may put on a resource are the identity and
+// workload labels, in every accepted spelling, and none of the labels that
+// vary within one GPU (link, rank, the last XID).
+func TestGPULabels(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		want bool
+	}{
+		{telemetry.LabelUUID, true}, {"uuid", true}, {telemetry.LabelGPU, true}, {telemetry.LabelModelName, true},
+		{telemetry.LabelHostname, true}, {telemetry.LabelHostnameNew, true}, {telemetry.LabelMIGID, true},
+		{telemetry.LabelDriverVersion, true}, {telemetry.LabelPodUID, true}, {telemetry.LabelJob, true}, {telemetry.LabelJobLegacy, true},
+		{telemetry.LabelLink, false}, {telemetry.LabelRank, false}, {telemetry.LabelErrCode, false},
+		{telemetry.AttrHostName, false}, {telemetry.AttrK8sNamespace, false}, {"service.instance.id", false},
+	} {
+		if got := telemetry.IsGPULabel(tc.key); got != tc.want {
+			t.Errorf("IsGPULabel(%q) = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+}

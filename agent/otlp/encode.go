@@ -5,6 +5,8 @@
 package otlp
 
 import (
+	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -29,7 +31,9 @@ const ScopeName = "github.com/fleetwatch/fleetwatch/agent"
 // for concurrent use.
 type Encoder struct {
 	// Version goes into the instrumentation scope.
-	Version  string
+	Version string
+	// Form is where GPU labels go: PerGPU (the default) or PerPoint.
+	Form     Form
 	counters map[counterKey]counterState
 	started  time.Time
 }
@@ -90,7 +94,50 @@ func Resource(r *record.Resource) *resourcepb.Resource {
 	return &resourcepb.Resource{Attributes: kvs}
 }
 
-// gpuAttributes are the dcgm-exporter labels of one GPU.
+// Form is where a metrics request carries each GPU's identity.
+type Form uint8
+
+const (
+	// PerGPU, the default, sends one OTLP resource per GPU: its attributes
+	// are the node's (topology, service) and the GPU's labels (UUID, index,
+	// model, PCI bus, driver, and the workload using it), and its data
+	// points carry only the labels that vary under it (the NVLink link,
+	// the MIG instance, the last XID's code). The collector reads the GPU's
+	// identity once per request instead of once per sample.
+	PerGPU Form = iota
+	// PerPoint repeats every GPU label on every data point, as
+	// dcgm-exporter does, under one resource per node: the agent's form
+	// before issue 18, which collectors before it need.
+	PerPoint
+)
+
+// Form names, as in the agent's configuration (ship.gpu_identity).
+const (
+	FormPerGPU   = "resource"
+	FormPerPoint = "data_points"
+)
+
+// ParseForm reads a form's name.
+func ParseForm(name string) (Form, error) {
+	switch name {
+	case FormPerGPU, "":
+		return PerGPU, nil
+	case FormPerPoint:
+		return PerPoint, nil
+	}
+	return PerGPU, fmt.Errorf("gpu_identity %q: want %s or %s", name, FormPerGPU, FormPerPoint)
+}
+
+// String is the form's name.
+func (f Form) String() string {
+	if f == PerPoint {
+		return FormPerPoint
+	}
+	return FormPerGPU
+}
+
+// gpuAttributes are the dcgm-exporter labels of one GPU; host, when set,
+// is its Hostname.
 func gpuAttributes(g *record.GPU, host string) []*commonpb.KeyValue {
 	kvs := make([]*commonpb.KeyValue, 0, 14)
 	kvs = append(kvs, str(telemetry.LabelGPU, g.Index), str(telemetry.LabelUUID, g.UUID))
@@ -116,30 +163,136 @@ func host(b *record.Batch) string {
 	return b.Resource.Host
 }
 
-// Metrics encodes b's samples, or returns nil when it has none.
+// group is one OTLP resource of a metrics request and the labels its
+// samples' data points start with, by batch GPU.
+type group struct {
+	attrs   []*commonpb.KeyValue
+	byName  map[string]*metricspb.Metric
+	metrics []*metricspb.Metric
+}
+
+// layout decides the request's resources: the resource of each sample's
+// GPU (by batch GPU; node-level samples use nodeGroup) and the labels its
+// data points carry.
+type layout struct {
+	groups    []*group
+	gpuGroup  []int                  // by batch GPU
+	gpuLabels [][]*commonpb.KeyValue // by batch GPU: what its data points carry
+	nodeGroup int                    // -1 until a node-level sample needs it
+	nodeAttrs []*commonpb.KeyValue   // node-level data points' labels
+	resource  []*commonpb.KeyValue
+}
+
+func (l *layout) newGroup(attrs []*commonpb.KeyValue) int {
+	l.groups = append(l.groups, &group{attrs: attrs, byName: map[string]*metricspb.Metric{}})
+	return len(l.groups) - 1
+}
+
+// perPoint lays out the PerPoint form: one resource, every label on every
+// data point.
+func perPoint(b *record.Batch, resource []*commonpb.KeyValue) *layout {
+	h := host(b)
+	l := &layout{resource: resource, gpuGroup: make([]int, len(b.GPUs)), gpuLabels: make([][]*commonpb.KeyValue, len(b.GPUs))}
+	l.nodeGroup = l.newGroup(resource)
+	for i := range b.GPUs {
+		l.gpuLabels[i] = gpuAttributes(&b.GPUs[i], h)
+	}
+	if h != "" {
+		l.nodeAttrs = []*commonpb.KeyValue{str(telemetry.LabelHostname, h)}
+	}
+	return l
+}
+
+// perGPU lays out the PerGPU form: the batch GPUs that are one physical
+// GPU (its MIG instances share its UUID and index) share a resource; the
+// labels all of them have alike go on it, the others (a MIG instance's
+// id, profile and workload) stay on the data points. Hostname is left
+// out: the resource's host.name says it.
+func perGPU(b *record.Batch, resource []*commonpb.KeyValue) *layout {
+	l := &layout{resource: resource, gpuGroup: make([]int, len(b.GPUs)), gpuLabels: make([][]*commonpb.KeyValue, len(b.GPUs)), nodeGroup: -1}
+	type physical struct{ index, uuid string }
+	members := map[physical][]int{}
+	var order []physical
+	for i := range b.GPUs {
+		k := physical{b.GPUs[i].Index, b.GPUs[i].UUID}
+		if _, ok := members[k]; !ok {
+			order = append(order, k)
+		}
+		members[k] = append(members[k], i)
+	}
+	for _, k := range order {
+		ids := members[k]
+		labels := make([][]*commonpb.KeyValue, len(ids))
+		for j, i := range ids {
+			labels[j] = gpuAttributes(&b.GPUs[i], "")
+		}
+		attrs := slices.Clip(resource)
+		shared := len(attrs)
+		for _, kv := range labels[0] {
+			if sharedBy(kv, labels[1:]) {
+				attrs = append(attrs, kv)
+			}
+		}
+		g := l.newGroup(attrs)
+		for j, i := range ids {
+			l.gpuGroup[i] = g
+			if len(ids) > 1 {
+				l.gpuLabels[i] = slices.DeleteFunc(labels[j], func(kv *commonpb.KeyValue) bool { return has(attrs[shared:], kv.Key) })
+			}
+		}
+	}
+	return l
+}
+
+// sharedBy reports whether every list in others has kv's key with kv's value.
+func sharedBy(kv *commonpb.KeyValue, others [][]*commonpb.KeyValue) bool {
+	for _, o := range others {
+		i := slices.IndexFunc(o, func(x *commonpb.KeyValue) bool { return x.Key == kv.Key })
+		if i < 0 || o[i].Value.GetStringValue() != kv.Value.GetStringValue() {
+			return false
+		}
+	}
+	return true
+}
+
+func has(kvs []*commonpb.KeyValue, key string) bool {
+	return slices.ContainsFunc(kvs, func(kv *commonpb.KeyValue) bool { return kv.Key == key })
+}
+
+// group returns the resource of s and the labels its data point starts with.
+func (l *layout) group(s *record.Sample) (*group, []*commonpb.KeyValue) {
+	if s.GPU >= 0 && int(s.GPU) < len(l.gpuGroup) {
+		return l.groups[l.gpuGroup[s.GPU]], l.gpuLabels[s.GPU]
+	}
+	if l.nodeGroup < 0 {
+		l.nodeGroup = l.newGroup(l.resource)
+	}
+	return l.groups[l.nodeGroup], l.nodeAttrs
+}
+
+// Metrics encodes b's samples in e.Form, or returns nil when it has none.
 func (e *Encoder) Metrics(b *record.Batch) *colmetrics.ExportMetricsServiceRequest {
 	if len(b.Samples) == 0 {
 		return nil
 	}
-	h := host(b)
-	gpuAttrs := make([][]*commonpb.KeyValue, len(b.GPUs))
-	for i := range b.GPUs {
-		gpuAttrs[i] = gpuAttributes(&b.GPUs[i], h)
+	var l *layout
+	if e.Form == PerPoint {
+		l = perPoint(b, Resource(b.Resource).Attributes)
+	} else {
+		l = perGPU(b, Resource(b.Resource).Attributes)
 	}
 	ts := uint64(b.Time.UnixNano())
-	byName := map[string]*metricspb.Metric{}
-	var order []string
 	for i := range b.Samples {
 		s := &b.Samples[i]
+		g, base := l.group(s)
 		name := s.MetricName()
-		m, ok := byName[name]
+		m, ok := g.byName[name]
 		if !ok {
 			m = e.newMetric(s)
-			byName[name] = m
-			order = append(order, name)
+			g.byName[name] = m
+			g.metrics = append(g.metrics, m)
 		}
-		attrs := e.sampleAttributes(s, gpuAttrs, h)
-		dp := &metricspb.NumberDataPoint{Attributes: attrs, TimeUnixNano: ts, Value: &metricspb.NumberDataPoint_AsDouble{AsDouble: s.Value}}
+		dp := &metricspb.NumberDataPoint{Attributes: sampleAttributes(s, base), TimeUnixNano: ts, Value: &metricspb.NumberDataPoint_AsDouble{AsDouble: s.Value}}
 		switch d := m.Data.(type) {
 		case *metricspb.Metric_Gauge:
 			d.Gauge.DataPoints = append(d.Gauge.DataPoints, dp)
@@ -148,14 +301,17 @@ func (e *Encoder) Metrics(b *record.Batch) *colmetrics.ExportMetricsServiceReque
 			d.Sum.DataPoints = append(d.Sum.DataPoints, dp)
 		}
 	}
-	metrics := make([]*metricspb.Metric, len(order))
-	for i, n := range order {
-		metrics[i] = byName[n]
+	req := &colmetrics.ExportMetricsServiceRequest{ResourceMetrics: make([]*metricspb.ResourceMetrics, 0, len(l.groups))}
+	for _, g := range l.groups {
+		if len(g.metrics) == 0 {
+			continue
+		}
+		req.ResourceMetrics = append(req.ResourceMetrics, &metricspb.ResourceMetrics{
+			Resource:     &resourcepb.Resource{Attributes: g.attrs},
+			ScopeMetrics: []*metricspb.ScopeMetrics{{Scope: e.scope(), Metrics: g.metrics}},
+		})
 	}
-	return &colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
-		Resource:     Resource(b.Resource),
-		ScopeMetrics: []*metricspb.ScopeMetrics{{Scope: e.scope(), Metrics: metrics}},
-	}}}
+	return req
 }
 
 func (e *Encoder) scope() *commonpb.InstrumentationScope {
@@ -179,13 +335,8 @@ func (e *Encoder) newMetric(s *record.Sample) *metricspb.Metric {
 	return m
 }
 
-func (e *Encoder) sampleAttributes(s *record.Sample, gpuAttrs [][]*commonpb.KeyValue, host string) []*commonpb.KeyValue {
-	var base []*commonpb.KeyValue
-	if s.GPU >= 0 && int(s.GPU) < len(gpuAttrs) {
-		base = gpuAttrs[s.GPU]
-	} else if host != "" {
-		base = []*commonpb.KeyValue{str(telemetry.LabelHostname, host)}
-	}
+// sampleAttributes are s's data-point labels: base, its link, its extras.
+func sampleAttributes(s *record.Sample, base []*commonpb.KeyValue) []*commonpb.KeyValue {
 	if s.Link < 0 && len(s.Extra) == 0 {
 		return base
 	}

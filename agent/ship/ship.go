@@ -45,6 +45,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fleetwatch/fleetwatch/agent/buffer"
+	"github.com/fleetwatch/fleetwatch/agent/otlp"
 	"github.com/fleetwatch/fleetwatch/lib/netsec"
 )
 
@@ -82,13 +83,18 @@ type Config struct {
 	// InitialBackoff and MaxBackoff bound retries while the endpoint is unreachable.
 	InitialBackoff time.Duration `yaml:"initial_backoff"`
 	MaxBackoff     time.Duration `yaml:"max_backoff"`
+	// GPUIdentity is where GPU metrics carry the GPU's labels: "resource"
+	// (default: one OTLP resource per GPU) or "data_points" (on every data
+	// point, for collectors older than issue 18; docs/TELEMETRY.md).
+	GPUIdentity string `yaml:"gpu_identity"`
 }
 
 // NewDefaultConfig returns the defaults for a local collector (plaintext on
 // loopback).
 func NewDefaultConfig() Config {
 	return Config{Endpoint: "127.0.0.1:4317", Protocol: "grpc", Compression: "gzip",
-		Timeout: 10 * time.Second, InitialBackoff: 200 * time.Millisecond, MaxBackoff: 10 * time.Second}
+		Timeout: 10 * time.Second, InitialBackoff: 200 * time.Millisecond, MaxBackoff: 10 * time.Second,
+		GPUIdentity: otlp.FormPerGPU}
 }
 
 // hosts are the endpoint's host:port addresses (or hosts), for the
@@ -175,6 +181,9 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateSecurity()...)
 	if c.Compression != "gzip" && c.Compression != "none" {
 		errs = append(errs, fmt.Errorf("ship.compression %q: want gzip or none", c.Compression))
+	}
+	if _, err := otlp.ParseForm(c.GPUIdentity); err != nil {
+		errs = append(errs, fmt.Errorf("ship.%w", err))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("ship.timeout %v must be positive", c.Timeout))

@@ -57,6 +57,7 @@ func TestConfigValidate(t *testing.T) {
 		"initial_backoff":      func(c *Config) { c.MaxBackoff = 0 },
 		`"b" is not host:port`: func(c *Config) { c.Endpoint = "127.0.0.1:4317,b" },
 		"takes no dns:///":     func(c *Config) { c.Endpoint = "dns:///127.0.0.1:1,127.0.0.1:2" },
+		`gpu_identity "scope"`: func(c *Config) { c.GPUIdentity = "scope" },
 	}
 	for want, mutate := range cases {
 		c := NewDefaultConfig()
@@ -76,6 +77,13 @@ func TestConfigValidate(t *testing.T) {
 		c.Endpoint = ok
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, ok := range []string{"resource", "data_points"} {
+		c := NewDefaultConfig()
+		c.GPUIdentity = ok
+		if err := c.Validate(); err != nil {
+			t.Errorf("gpu_identity %s: %v", ok, err)
 		}
 	}
 }

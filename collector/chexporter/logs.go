@@ -146,7 +146,7 @@ func (e *chExporter) event(eb *eventBatch, res *resource, lr plog.LogRecord) {
 	a := attrs{lr.Attributes(), e.cfg.MaxLabelLength, eb.normalized}
 	switch name {
 	case telemetry.EventGPU:
-		pl := e.labelsOf(lr.Attributes(), nil)
+		pl := e.labelsOf(lr.Attributes(), nil, res.gpuLabels())
 		if pl.gpu.UUID == "" {
 			eb.rejected[ReasonMissingUUID]++
 			return

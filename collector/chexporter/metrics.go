@@ -29,6 +29,14 @@ type resource struct {
 	k8s     fleet.Kubernetes
 	// key hashes every resource attribute as sent (see rawKey).
 	key uint64
+
+	// attrs are the attributes as sent; labels the GPU labels among them
+	// (telemetry.GPULabels), read at most once, when a data point under
+	// the resource is not a known series.
+	attrs        pcommon.Map
+	maxLen       int
+	read, hasGPU bool
+	labels       pointLabels
 }
 
 func resourceOf(attrs pcommon.Map, maxLen int) resource {
@@ -44,7 +52,28 @@ func resourceOf(attrs pcommon.Map, maxLen int) resource {
 		service: get(telemetry.AttrServiceName),
 		k8s:     fleet.Kubernetes{Namespace: get(telemetry.AttrK8sNamespace), Pod: get(telemetry.AttrK8sPod), Container: get(telemetry.AttrK8sContainer)},
 		key:     rawKey(0, "", -1, attrs),
+		attrs:   attrs,
+		maxLen:  maxLen,
 	}
+}
+
+// gpuLabels are the GPU labels the resource gives its data points and
+// events, or nil when it has none.
+func (r *resource) gpuLabels() *pointLabels {
+	if !r.read {
+		r.read = true
+		for k, v := range r.attrs.All() {
+			if telemetry.IsGPULabel(k) {
+				r.labels.add(k, v.AsString(), r.maxLen)
+				r.hasGPU = true
+			}
+		}
+		sortKV(r.labels.keys, r.labels.values)
+	}
+	if !r.hasGPU {
+		return nil
+	}
+	return &r.labels
 }
 
 // rawKey hashes a data point's identity as sent: its resource's key, the
@@ -101,46 +130,171 @@ type pointLabels struct {
 	keys      []string
 	values    []string
 	truncated int
+	// set and cut say which fields (field*) were set and which of those
+	// were truncated; cutKeys are the keys whose values were truncated.
+	set, cut uint16
+	cutKeys  []string
 }
 
-func (e *chExporter) labelsOf(attrs pcommon.Map, extra map[string]string) pointLabels {
+// The labels that fill a column of their own rather than the labels map.
+const (
+	fieldGPU = iota
+	fieldUUID
+	fieldPCIBusID
+	fieldDevice
+	fieldModelName
+	fieldMIGID
+	fieldMIGProfile
+	fieldNamespace
+	fieldPod
+	fieldContainer
+	fieldJob
+	fieldHost
+	numFields
+)
+
+// fieldOf is the field label k fills, or -1.
+func fieldOf(k string) int {
+	switch k {
+	case telemetry.LabelGPU:
+		return fieldGPU
+	case telemetry.LabelUUID, "uuid":
+		return fieldUUID
+	case telemetry.LabelPCIBusID:
+		return fieldPCIBusID
+	case telemetry.LabelDevice:
+		return fieldDevice
+	case telemetry.LabelModelName:
+		return fieldModelName
+	case telemetry.LabelMIGID:
+		return fieldMIGID
+	case telemetry.LabelMIGProfile:
+		return fieldMIGProfile
+	case telemetry.LabelNamespace:
+		return fieldNamespace
+	case telemetry.LabelPod:
+		return fieldPod
+	case telemetry.LabelContainer:
+		return fieldContainer
+	case telemetry.LabelJob, telemetry.LabelJobLegacy: // hpc_job; job from agents before issue 13
+		return fieldJob
+	case telemetry.LabelHostname, telemetry.LabelHostnameNew:
+		return fieldHost
+	}
+	return -1
+}
+
+// field returns a pointer to field f's value.
+func (pl *pointLabels) field(f int) *string {
+	switch f {
+	case fieldGPU:
+		return &pl.gpu.Index
+	case fieldUUID:
+		return &pl.gpu.UUID
+	case fieldPCIBusID:
+		return &pl.gpu.PCIBusID
+	case fieldDevice:
+		return &pl.gpu.Device
+	case fieldModelName:
+		return &pl.gpu.ModelName
+	case fieldMIGID:
+		return &pl.gpu.Instance
+	case fieldMIGProfile:
+		return &pl.gpu.Profile
+	case fieldNamespace:
+		return &pl.k8s.Namespace
+	case fieldPod:
+		return &pl.k8s.Pod
+	case fieldContainer:
+		return &pl.k8s.Container
+	case fieldJob:
+		return &pl.job
+	}
+	return &pl.host
+}
+
+// add takes one label, its value cut to max bytes.
+func (pl *pointLabels) add(k, s string, max int) {
+	cut := len(s) > max
+	if cut {
+		s = truncate(s, max)
+		pl.truncated++
+	}
+	if f := fieldOf(k); f >= 0 {
+		*pl.field(f) = s
+		bit := uint16(1) << f
+		pl.set |= bit
+		pl.cut &^= bit
+		if cut {
+			pl.cut |= bit
+		}
+		return
+	}
+	pl.keys = append(pl.keys, truncate(k, max))
+	pl.values = append(pl.values, s)
+	if cut {
+		pl.cutKeys = append(pl.cutKeys, pl.keys[len(pl.keys)-1])
+	}
+}
+
+// inherit fills in the labels of base (a resource's) that pl (a data
+// point's, keys sorted) lacks: the point's own value of a label wins.
+func (pl *pointLabels) inherit(base *pointLabels) {
+	for f := range numFields {
+		bit := uint16(1) << f
+		if base.set&bit == 0 || pl.set&bit != 0 {
+			continue
+		}
+		*pl.field(f) = *base.field(f)
+		pl.set |= bit
+		if base.cut&bit != 0 {
+			pl.cut |= bit
+			pl.truncated++
+		}
+	}
+	if len(base.keys) == 0 {
+		return
+	}
+	if len(pl.keys) == 0 {
+		// Shared: nothing changes a labels' slices in place.
+		pl.keys, pl.values, pl.cutKeys = base.keys, base.values, base.cutKeys
+		pl.truncated += len(base.cutKeys)
+		return
+	}
+	keys := make([]string, 0, len(pl.keys)+len(base.keys))
+	values := make([]string, 0, len(pl.keys)+len(base.keys))
+	i, j := 0, 0
+	for i < len(pl.keys) || j < len(base.keys) {
+		switch {
+		case j == len(base.keys) || i < len(pl.keys) && pl.keys[i] <= base.keys[j]:
+			if j < len(base.keys) && pl.keys[i] == base.keys[j] {
+				j++ // the point's own value wins
+			}
+			keys, values = append(keys, pl.keys[i]), append(values, pl.values[i])
+			i++
+		default:
+			if slices.Contains(base.cutKeys, base.keys[j]) {
+				pl.cutKeys = append(pl.cutKeys, base.keys[j])
+				pl.truncated++
+			}
+			keys, values = append(keys, base.keys[j]), append(values, base.values[j])
+			j++
+		}
+	}
+	pl.keys, pl.values = keys, values
+}
+
+// labelsOf reads a data point's (or event's) attributes, and extra labels
+// derived from its metric name, over base, its resource's GPU labels (nil
+// for none).
+func (e *chExporter) labelsOf(attrs pcommon.Map, extra map[string]string, base *pointLabels) pointLabels {
+	if attrs.Len() == 0 && len(extra) == 0 && base != nil {
+		return *base // a GPU's own metric sent per GPU: nothing to read
+	}
 	var pl pointLabels
 	max := e.cfg.MaxLabelLength
 	attrs.Range(func(k string, v pcommon.Value) bool {
-		s := v.AsString()
-		if len(s) > max {
-			s = truncate(s, max)
-			pl.truncated++
-		}
-		switch k {
-		case telemetry.LabelGPU:
-			pl.gpu.Index = s
-		case telemetry.LabelUUID, "uuid":
-			pl.gpu.UUID = s
-		case telemetry.LabelPCIBusID:
-			pl.gpu.PCIBusID = s
-		case telemetry.LabelDevice:
-			pl.gpu.Device = s
-		case telemetry.LabelModelName:
-			pl.gpu.ModelName = s
-		case telemetry.LabelMIGID:
-			pl.gpu.Instance = s
-		case telemetry.LabelMIGProfile:
-			pl.gpu.Profile = s
-		case telemetry.LabelNamespace:
-			pl.k8s.Namespace = s
-		case telemetry.LabelPod:
-			pl.k8s.Pod = s
-		case telemetry.LabelContainer:
-			pl.k8s.Container = s
-		case telemetry.LabelJob, telemetry.LabelJobLegacy: // hpc_job; job from agents before issue 13
-			pl.job = s
-		case telemetry.LabelHostname, telemetry.LabelHostnameNew:
-			pl.host = s
-		default:
-			pl.keys = append(pl.keys, truncate(k, max))
-			pl.values = append(pl.values, s)
-		}
+		pl.add(k, v.AsString(), max)
 		return true
 	})
 	for k, v := range extra {
@@ -148,6 +302,9 @@ func (e *chExporter) labelsOf(attrs pcommon.Map, extra map[string]string) pointL
 		pl.values = append(pl.values, v)
 	}
 	sortKV(pl.keys, pl.values)
+	if base != nil {
+		pl.inherit(base)
+	}
 	return pl
 }
 
@@ -383,7 +540,7 @@ func (e *chExporter) numberPoints(mb *metricBatch, res *resource, name string, d
 			}
 			continue
 		}
-		pl := e.labelsOf(dp.Attributes(), extra)
+		pl := e.labelsOf(dp.Attributes(), extra, res.gpuLabels())
 		if isDCGM && pl.gpu.UUID == "" {
 			mb.reject(ReasonMissingUUID)
 			continue
@@ -401,7 +558,7 @@ func (e *chExporter) histogram(mb *metricBatch, res *resource, name string, h pm
 	for i := 0; i < dps.Len(); i++ {
 		dp := dps.At(i)
 		bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
-		pl := e.labelsOf(dp.Attributes(), nil) // once per point; each bucket adds le
+		pl := e.labelsOf(dp.Attributes(), nil, res.gpuLabels()) // once per point; each bucket adds le
 		var acc uint64
 		for b := 0; b < counts.Len(); b++ {
 			acc += counts.At(b)
@@ -427,7 +584,7 @@ func (e *chExporter) summary(mb *metricBatch, res *resource, name string, s pmet
 	dps := s.DataPoints()
 	for i := 0; i < dps.Len(); i++ {
 		dp := dps.At(i)
-		pl := e.labelsOf(dp.Attributes(), nil)
+		pl := e.labelsOf(dp.Attributes(), nil, res.gpuLabels())
 		e.store(mb, res, point{name: name + "_sum", labels: &pl, value: dp.Sum(), counter: true, start: dp.StartTimestamp(), ts: dp.Timestamp()})
 		e.store(mb, res, point{name: name + "_count", labels: &pl, value: float64(dp.Count()), counter: true, start: dp.StartTimestamp(), ts: dp.Timestamp()})
 		qs := dp.QuantileValues()

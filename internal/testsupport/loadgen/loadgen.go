@@ -61,6 +61,9 @@ type Config struct {
 	Compression string
 	// Seed of the simulated fleet (default 1).
 	Seed uint64
+	// Form is where the requests carry each GPU's labels (default
+	// otlp.PerGPU, the agent's; otlp.PerPoint as agents before issue 18).
+	Form otlp.Form
 }
 
 // NewDefaultConfig returns the defaults for a local collector.
@@ -155,6 +158,7 @@ func New(cfg Config, log *slog.Logger) (*Generator, error) {
 			enc := encoders[b.Resource.Host]
 			if enc == nil {
 				enc = otlp.NewEncoder(sc.Start, "loadgen")
+				enc.Form = cfg.Form
 				encoders[b.Resource.Host] = enc
 			}
 			b.Time = sentinel

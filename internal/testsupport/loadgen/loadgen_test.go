@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -11,10 +12,13 @@ import (
 	"time"
 
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/fleetwatch/fleetwatch/agent/otlp"
 )
 
 // recorder is an OTLP metrics endpoint that decodes every request and keeps
@@ -44,7 +48,7 @@ func (r *recorder) Export(_ context.Context, req *colmetrics.ExportMetricsServic
 					dps = s.DataPoints
 				}
 				for _, dp := range dps {
-					r.points[pointKey(m.Name, dp)]++
+					r.points[pointKey(m.Name, rm.Resource.Attributes, dp)]++
 					r.times[int64(dp.TimeUnixNano)] = true
 				}
 			}
@@ -56,16 +60,26 @@ func (r *recorder) Export(_ context.Context, req *colmetrics.ExportMetricsServic
 	return &colmetrics.ExportMetricsServiceResponse{}, nil
 }
 
-func pointKey(name string, dp *metricspb.NumberDataPoint) string {
-	attrs := make([]string, 0, len(dp.Attributes))
-	for _, kv := range dp.Attributes {
+// pointKey names a point by its metric, its labels (its resource's, where
+// the GPU's labels travel, and its own) and its time.
+func pointKey(name string, resource []*commonpb.KeyValue, dp *metricspb.NumberDataPoint) string {
+	attrs := make([]string, 0, len(resource)+len(dp.Attributes))
+	for _, kv := range append(slices.Clip(resource), dp.Attributes...) {
 		attrs = append(attrs, kv.Key+"="+kv.Value.GetStringValue())
 	}
 	sort.Strings(attrs)
 	return fmt.Sprintf("%s{%s}@%d", name, strings.Join(attrs, ","), dp.TimeUnixNano)
 }
 
+// In either form of the GPU's labels, every point arrives once, with its
+// own timestamp.
 func TestRunSendsDistinctTimestampedSamples(t *testing.T) {
+	for _, form := range []otlp.Form{otlp.PerGPU, otlp.PerPoint} {
+		t.Run(form.String(), func(t *testing.T) { runDistinct(t, form) })
+	}
+}
+
+func runDistinct(t *testing.T, form otlp.Form) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +94,7 @@ func TestRunSendsDistinctTimestampedSamples(t *testing.T) {
 	cfg.Endpoint = l.Addr().String()
 	cfg.Nodes, cfg.GPUsPerNode, cfg.Workers, cfg.Variants = 3, 2, 2, 2
 	cfg.Samples = 1000
+	cfg.Form = form
 	g, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)

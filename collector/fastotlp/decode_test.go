@@ -94,15 +94,20 @@ func TestDecodeAgentRequests(t *testing.T) {
 	}
 }
 
-func TestDecodeMatchesPdata(t *testing.T) {
+// edgeCase is a request and what the decoder should make of it.
+type edgeCase struct {
+	name string
+	data []byte
+	want error // nil, ErrMalformed or ErrUnsupported
+}
+
+// edgeCases are requests at the corners of protobuf and OTLP: merge rules,
+// pdata's own leniencies, malformed bytes, what the decoder leaves to pdata.
+func edgeCases() []edgeCase {
 	const ts = 1_700_000_000_000_000_000
 	point := func(v float64, kvs ...[]byte) []byte { return dp(msg(kvs...), fFixed(3, ts), dbl(v)) }
 	gpu := attr(7, "UUID", sv("GPU-1"))
-	for _, tc := range []struct {
-		name string
-		data []byte
-		want error // nil, ErrMalformed or ErrUnsupported
-	}{
+	return []edgeCase{
 		{"empty request", nil, nil},
 		{"a gauge", request(rm(resource(attr(1, "host.name", sv("n1"))), scopeMetrics(metric(fStr(1, "g"), gauge(point(1, gpu), point(2, gpu)))))), nil},
 		{"name after the data", request(rm(scopeMetrics(metric(gauge(point(1, gpu)), fStr(1, "late"))))), nil},
@@ -156,7 +161,11 @@ func TestDecodeMatchesPdata(t *testing.T) {
 		{"a histogram", request(rm(scopeMetrics(metric(fStr(1, "h"), fBytes(9))))), ErrUnsupported},
 		{"a double attribute", request(rm(scopeMetrics(metric(fStr(1, "g"), gauge(point(1, attr(7, "d", dbl(0.5)))))))), ErrUnsupported},
 		{"a map resource attribute", request(rm(resource(attr(1, "m", fBytes(6))))), ErrUnsupported},
-	} {
+	}
+}
+
+func TestDecodeMatchesPdata(t *testing.T) {
+	for _, tc := range edgeCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Columns
 			err := c.Decode(tc.data)

@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/featuregate"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/xpdata/pref"
 )
 
 // sink keeps the walks' results alive.
@@ -18,7 +20,9 @@ var sink int
 // every point as the exporter's convert reads it) with the direct decoder
 // (columns, then the same walk), on one simulated 8-GPU node's request in
 // both telemetry forms: identity labels on each point (the agent today) and
-// one resource per GPU (issue 18 item 1).
+// one resource per GPU (issue 18 item 1). decoder=pdata-nowalk is the
+// decode alone; decoder=pdata-pooled is pdata with the Collector's
+// pdata.useProtoPooling feature gate, the request released after the walk.
 //
 //	go test -run '^$' -bench Decode -count 3 ./collector/fastotlp/
 //
@@ -58,6 +62,24 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			})
 		})
+		b.Run(form.name+"/decoder=pdata-pooled", func(b *testing.B) {
+			// The Collector's own answer to pdata's garbage: objects from
+			// pools, returned when the pipeline drops its last reference.
+			setPooling(b, true)
+			defer setPooling(b, false)
+			measure(b, samples, func() {
+				req := pmetricotlp.NewExportRequest()
+				if err := req.UnmarshalProto(form.data); err != nil {
+					b.Fatal(err)
+				}
+				md := req.Metrics()
+				pref.MarkPipelineOwnedMetrics(md)
+				if n := walkPdata(md); n != samples {
+					b.Fatalf("walked %d points of %d", n, samples)
+				}
+				pref.UnrefMetrics(md)
+			})
+		})
 		b.Run(form.name+"/decoder=direct", func(b *testing.B) {
 			measure(b, samples, func() {
 				if err := c.Decode(form.data); err != nil {
@@ -68,6 +90,13 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// setPooling turns pdata's pdata.useProtoPooling feature gate on or off.
+func setPooling(b *testing.B, on bool) {
+	if err := featuregate.GlobalRegistry().Set(pref.UseProtoPooling.ID(), on); err != nil {
+		b.Fatal(err)
 	}
 }
 

@@ -69,6 +69,14 @@ type Config struct {
 	// Poll is how often a member re-reads the membership and tries the
 	// locks it wants; membership changes also wake it at once (default 1s).
 	Poll time.Duration `yaml:"poll"`
+	// AuthFile names a file holding "user:password" for ZooKeeper's digest
+	// scheme (no server configuration needed). With it, a member
+	// authenticates its session and creates every node it makes readable
+	// and writable by that identity only, so no other client of the
+	// ensemble (ClickHouse's replicas share it) can read the membership or
+	// delete a lock. Without it nodes are open to every client (ZooKeeper's
+	// world ACL): use that only on an ensemble nothing else can reach.
+	AuthFile string `yaml:"auth_file"`
 }
 
 // NewDefaultConfig returns the defaults, without servers.
@@ -99,7 +107,25 @@ func (c Config) Validate() error {
 	if c.Poll <= 0 || c.Poll > c.SessionTimeout {
 		errs = append(errs, fmt.Errorf("poll: %v, want more than 0 and at most the session timeout %v", c.Poll, c.SessionTimeout))
 	}
+	if c.AuthFile != "" {
+		if _, _, err := readDigest(c.AuthFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// readDigest reads an auth_file: one line, "user:password".
+func readDigest(file string) (user, password string, err error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", "", fmt.Errorf("auth_file: %w", err)
+	}
+	user, password, ok := strings.Cut(strings.TrimRight(string(b), "\r\n"), ":")
+	if !ok || user == "" || password == "" || strings.ContainsAny(user, "\n") {
+		return "", "", fmt.Errorf("auth_file %s: want one line \"user:password\"", file)
+	}
+	return user, password, nil
 }
 
 // TakeoverBound is the longest a dead member's units stay unowned: the
@@ -194,6 +220,10 @@ type Member struct {
 	lead    context.CancelFunc
 	leadEnd chan struct{}
 	warned  map[string]bool
+	// auth is the digest credential ("user:password"), nil without one;
+	// acl is what every node the member creates carries.
+	auth []byte
+	acl  []zk.ACL
 }
 
 // NewMember returns a member of group (a path element under cfg.Root)
@@ -220,8 +250,18 @@ func NewMember(cfg Config, group string, units []string, h Handler, log *slog.Lo
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Member{cfg: cfg, group: path.Join(cfg.Root, group), units: slices.Sorted(slices.Values(units)), h: h, log: log,
-		status: Status{ID: cfg.MemberID}, held: map[string]bool{}, warned: map[string]bool{}, wake: make(chan struct{}, 1)}, nil
+	m := &Member{cfg: cfg, group: path.Join(cfg.Root, group), units: slices.Sorted(slices.Values(units)), h: h, log: log,
+		status: Status{ID: cfg.MemberID}, held: map[string]bool{}, warned: map[string]bool{}, wake: make(chan struct{}, 1),
+		acl: zk.WorldACL(zk.PermAll)}
+	if cfg.AuthFile != "" {
+		user, password, err := readDigest(cfg.AuthFile)
+		if err != nil {
+			return nil, fmt.Errorf("coord: %w", err)
+		}
+		m.auth = []byte(user + ":" + password)
+		m.acl = zk.DigestACL(zk.PermAll, user, password)
+	}
+	return m, nil
 }
 
 // Status returns the member's view now.
@@ -243,8 +283,18 @@ func (m *Member) Run(ctx context.Context, grace time.Duration) error {
 		return fmt.Errorf("coord: connect to %v: %w", m.cfg.Servers, err)
 	}
 	m.conn = conn
+	if m.auth != nil {
+		// The request waits for a connection; the client sends the
+		// credential again on every reconnect, before anything else.
+		// A connection lost before the request is answered fails it: try
+		// again until it is answered or ctx ends.
+		if err := m.authenticate(ctx, conn); err != nil {
+			conn.Close()
+			return nil // ctx ended
+		}
+	}
 	m.log.Info("coordination: joining", "member", m.cfg.MemberID, "group", m.group, "zookeeper", m.cfg.Servers,
-		"session_timeout", m.cfg.SessionTimeout, "units", len(m.units))
+		"session_timeout", m.cfg.SessionTimeout, "units", len(m.units), "authenticated", m.auth != nil)
 	tick := time.NewTicker(m.cfg.Poll)
 	defer tick.Stop()
 	var watch <-chan zk.Event
@@ -265,6 +315,29 @@ func (m *Member) Run(ctx context.Context, grace time.Duration) error {
 	m.setSession(false)
 	m.log.Info("coordination: left", "member", m.cfg.MemberID)
 	return nil
+}
+
+// authenticate sends the digest credential until ZooKeeper answers it or
+// ctx ends (ctx's error then).
+func (m *Member) authenticate(ctx context.Context, conn *zk.Conn) error {
+	for {
+		authed := make(chan error, 1)
+		go func() { authed <- conn.AddAuth("digest", m.auth) }()
+		select {
+		case err := <-authed:
+			if err == nil {
+				return nil
+			}
+			m.log.Warn("coordination: authentication not answered; trying again", "zookeeper", m.cfg.Servers, "err", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case <-time.After(m.cfg.Poll):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // onEvent keeps live in step with the connection's state and wakes Run.
@@ -470,11 +543,9 @@ func (m *Member) setSession(ok bool) {
 	}
 }
 
-var openACL = zk.WorldACL(zk.PermAll)
-
 // ensure creates a persistent node if it is missing.
 func (m *Member) ensure(p string) error {
-	_, err := m.conn.Create(p, nil, 0, openACL)
+	_, err := m.conn.Create(p, nil, 0, m.acl)
 	if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 		return err
 	}
@@ -484,7 +555,7 @@ func (m *Member) ensure(p string) error {
 // lock creates the ephemeral node p for session sid; it reports whether sid
 // holds it (created now, or earlier by the same session).
 func (m *Member) lock(p string, sid int64) (bool, error) {
-	_, err := m.conn.Create(p, []byte(m.cfg.MemberID), zk.FlagEphemeral, openACL)
+	_, err := m.conn.Create(p, []byte(m.cfg.MemberID), zk.FlagEphemeral, m.acl)
 	if err == nil {
 		return true, nil
 	}

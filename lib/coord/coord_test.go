@@ -2,12 +2,17 @@ package coord_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/netcut"
 	"github.com/fleetwatch/fleetwatch/lib/coord"
@@ -53,6 +58,10 @@ func TestOwnerSpreadsAndMovesOnlyTheLeaversUnits(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	badAuth := filepath.Join(t.TempDir(), "auth")
+	if err := os.WriteFile(badAuth, []byte("no-colon-here\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	good := coord.NewDefaultConfig()
 	good.Servers = []string{"zk-0:2181", "zk-1:2181"}
 	if err := good.Validate(); err != nil {
@@ -68,6 +77,8 @@ func TestConfigValidate(t *testing.T) {
 		"slash member": {func(c *coord.Config) { c.MemberID = "a/b" }, "member_id"},
 		"short":        {func(c *coord.Config) { c.SessionTimeout = 100 * time.Millisecond }, "session_timeout"},
 		"slow poll":    {func(c *coord.Config) { c.Poll = time.Minute }, "poll"},
+		"no auth file": {func(c *coord.Config) { c.AuthFile = "/nonexistent/zk-auth" }, "auth_file"},
+		"bad auth":     {func(c *coord.Config) { c.AuthFile = badAuth }, "user:password"},
 	} {
 		c := good
 		tc.edit(&c)
@@ -301,4 +312,85 @@ func TestMembersShareAndTakeOver(t *testing.T) {
 		return n == len(units)
 	})
 	t.Logf("taken over %v after a clean stop", time.Since(stopped).Round(time.Millisecond))
+}
+
+// With an auth_file, every node a member creates is the analyzers' own
+// (ZooKeeper's digest scheme): a client of the same ensemble without the
+// credential, or with a wrong password, can neither read the membership
+// nor delete a lock; a member with the wrong password takes no unit.
+func TestDigestAuthKeepsOtherClientsOut(t *testing.T) {
+	server := chtest.StartZooKeeper(t)
+	dir := t.TempDir()
+	writeAuth := func(name, cred string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(cred+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg := coord.NewDefaultConfig()
+	cfg.Servers, cfg.Root = []string{server.Addr()}, "/authtest"
+	cfg.SessionTimeout, cfg.Poll = 2*time.Second, 200*time.Millisecond
+	units := []string{"u0", "u1", "u2", "u3"}
+	w := &work{t: t, on: map[string]string{}, leaders: map[string]bool{}}
+	run := func(id, authFile string) *coord.Member {
+		c := cfg
+		c.MemberID, c.AuthFile = id, authFile
+		m, err := coord.NewMember(c, "g", units, w.member(id), chtest.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = m.Run(ctx, time.Second) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return m
+	}
+	run("a", writeAuth("good", "fleetwatch:s3cret"))
+	waitFor(t, "the authenticated member holds every unit", 20*time.Second, func() bool {
+		n, leaders, _ := w.snapshot()
+		return n == len(units) && len(leaders) == 1
+	})
+
+	client := func(cred string) *zk.Conn {
+		conn, _, err := zk.Connect([]string{server.Addr()}, 4*time.Second, zk.WithLogInfo(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(conn.Close)
+		if cred != "" {
+			if err := conn.AddAuth("digest", []byte(cred)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return conn
+	}
+	for name, cred := range map[string]string{"no credential": "", "wrong password": "fleetwatch:guess"} {
+		c := client(cred)
+		if _, _, err := c.Children("/authtest/g/members"); !errors.Is(err, zk.ErrNoAuth) {
+			t.Errorf("%s: listing the members: %v, want %v", name, err, zk.ErrNoAuth)
+		}
+		if _, _, err := c.Get("/authtest/g/units/u0"); !errors.Is(err, zk.ErrNoAuth) {
+			t.Errorf("%s: reading a lock: %v, want %v", name, err, zk.ErrNoAuth)
+		}
+		if err := c.Delete("/authtest/g/units/u0", -1); !errors.Is(err, zk.ErrNoAuth) {
+			t.Errorf("%s: deleting a lock: %v, want %v", name, err, zk.ErrNoAuth)
+		}
+	}
+	if data, _, err := client("fleetwatch:s3cret").Get("/authtest/g/units/u0"); err != nil || string(data) != "a" {
+		t.Errorf("with the credential: lock holds %q, %v; want a", data, err)
+	}
+
+	// A member with the wrong password joins nothing and takes nothing.
+	intruder := run("b", writeAuth("bad", "fleetwatch:guess"))
+	time.Sleep(5 * cfg.Poll)
+	if got := w.units("b"); len(got) != 0 {
+		t.Errorf("member with a wrong password works on %v", got)
+	}
+	if st := intruder.Status(); len(st.Units) != 0 || st.Leader {
+		t.Errorf("member with a wrong password: %+v", st)
+	}
+	if got := w.units("a"); len(got) != len(units) {
+		t.Errorf("the authenticated member lost units to an intruder: holds %v", got)
+	}
 }

@@ -423,6 +423,7 @@ func TestAnalyzer(t *testing.T) {
 			Coordination struct {
 				Enabled   bool     `json:"enabled"`
 				ZooKeeper []string `json:"zookeeper"`
+				AuthFile  string   `json:"auth_file"`
 			} `json:"coordination"`
 		} `json:"analyzer"`
 	}
@@ -431,6 +432,11 @@ func TestAnalyzer(t *testing.T) {
 	}
 	if co := parsed.Analyzer.Coordination; !co.Enabled || !slices.Equal(co.ZooKeeper, []string{"zk-0.zk.svc:2181", "zk-1.zk.svc:2181", "zk-2.zk.svc:2181"}) {
 		t.Errorf("three analyzers without shared coordination: %+v", co)
+	}
+	if f := parsed.Analyzer.Coordination.AuthFile; f != "/etc/fleetwatch/zookeeper/auth" {
+		t.Errorf("ZooKeeper auth_file %q", f)
+	} else if v := volume(t, ss.Spec.Template.Spec, mountAt(t, c, "/etc/fleetwatch/zookeeper").Name); v.Secret == nil || v.Secret.SecretName != "zk-analyzer" {
+		t.Errorf("ZooKeeper credential volume %+v, want Secret zk-analyzer", v.VolumeSource)
 	}
 	job := named[*batchv1.Job](t, r, "fw-fleetwatch-migrate")
 	if !strings.Contains(job.Annotations["helm.sh/hook"], "pre-upgrade") {
@@ -562,7 +568,7 @@ func TestSecrets(t *testing.T) {
 	}
 	external := map[string][]string{
 		"defaults":  {"fw-fleetwatch-clickhouse", "fw-fleetwatch-tls"},
-		"options":   {"ch-passwords", "fw-certs", "ch-ca"},
+		"options":   {"ch-passwords", "fw-certs", "ch-ca", "zk-analyzer"},
 		"inline":    nil,
 		"plaintext": {"fw-fleetwatch-clickhouse"},
 	}

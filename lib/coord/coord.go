@@ -35,10 +35,12 @@ package coord
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net"
 	"os"
 	"path"
 	"slices"
@@ -47,6 +49,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/fleetwatch/fleetwatch/lib/netsec"
 )
 
 // Config is where and how a member coordinates.
@@ -77,6 +81,13 @@ type Config struct {
 	// delete a lock. Without it nodes are open to every client (ZooKeeper's
 	// world ACL): use that only on an ensemble nothing else can reach.
 	AuthFile string `yaml:"auth_file"`
+	// TLS, when any of its fields is set, connects to the servers' secure
+	// client port (ZooKeeper 3.5+: secureClientPort, served by Netty):
+	// ca_file is the CA that signs the servers' certificates, cert_file
+	// and key_file a client certificate if the ensemble wants one
+	// (ssl.clientAuth), server_name the name their certificates carry
+	// when it is not the address's host.
+	TLS netsec.ClientTLS `yaml:"tls"`
 }
 
 // NewDefaultConfig returns the defaults, without servers.
@@ -111,6 +122,9 @@ func (c Config) Validate() error {
 		if _, _, err := readDigest(c.AuthFile); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := c.TLS.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -277,8 +291,18 @@ func (m *Member) Status() Status {
 // the work (grace is how long work in flight may take to finish), which
 // releases everything it held at once, and closes the session.
 func (m *Member) Run(ctx context.Context, grace time.Duration) error {
-	conn, _, err := zk.Connect(m.cfg.Servers, m.cfg.SessionTimeout, zk.WithLogger(zkLogger{m.log}), zk.WithLogInfo(false),
+	opts := options(zk.WithLogger(zkLogger{m.log}), zk.WithLogInfo(false),
 		zk.WithEventCallback(func(ev zk.Event) { m.onEvent(ctx, ev) }))
+	if m.cfg.TLS.IsSet() {
+		tc, err := m.cfg.TLS.Build()
+		if err != nil {
+			return fmt.Errorf("coord: zookeeper %w", err)
+		}
+		opts = append(opts, zk.WithDialer(func(network, address string, timeout time.Duration) (net.Conn, error) {
+			return tls.DialWithDialer(&net.Dialer{Timeout: timeout}, network, address, tc)
+		}))
+	}
+	conn, _, err := zk.Connect(m.cfg.Servers, m.cfg.SessionTimeout, opts...)
 	if err != nil {
 		return fmt.Errorf("coord: connect to %v: %w", m.cfg.Servers, err)
 	}
@@ -294,7 +318,7 @@ func (m *Member) Run(ctx context.Context, grace time.Duration) error {
 		}
 	}
 	m.log.Info("coordination: joining", "member", m.cfg.MemberID, "group", m.group, "zookeeper", m.cfg.Servers,
-		"session_timeout", m.cfg.SessionTimeout, "units", len(m.units), "authenticated", m.auth != nil)
+		"session_timeout", m.cfg.SessionTimeout, "units", len(m.units), "authenticated", m.auth != nil, "tls", m.cfg.TLS.IsSet())
 	tick := time.NewTicker(m.cfg.Poll)
 	defer tick.Stop()
 	var watch <-chan zk.Event
@@ -316,6 +340,9 @@ func (m *Member) Run(ctx context.Context, grace time.Duration) error {
 	m.log.Info("coordination: left", "member", m.cfg.MemberID)
 	return nil
 }
+
+// options collects the client's options (their type is unexported).
+func options[O any](o ...O) []O { return o }
 
 // authenticate sends the digest credential until ZooKeeper answers it or
 // ctx ends (ctx's error then).

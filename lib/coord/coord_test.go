@@ -2,8 +2,11 @@ package coord_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +19,8 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/netcut"
 	"github.com/fleetwatch/fleetwatch/lib/coord"
+	"github.com/fleetwatch/fleetwatch/lib/devcerts"
+	"github.com/fleetwatch/fleetwatch/lib/netsec"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
@@ -393,4 +398,92 @@ func TestDigestAuthKeepsOtherClientsOut(t *testing.T) {
 	if got := w.units("a"); len(got) != len(units) {
 		t.Errorf("the authenticated member lost units to an intruder: holds %v", got)
 	}
+}
+
+// With tls set, a member speaks TLS to the ensemble and verifies its
+// certificate against ca_file: through a TLS terminator in front of
+// Debian's ZooKeeper it holds a session and its units. A member speaking
+// plaintext to that port, or trusting another CA, never gets a session.
+func TestTLSToZooKeeper(t *testing.T) {
+	certs, err := devcerts.Ensure(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := devcerts.Ensure(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := chtest.StartZooKeeper(t)
+	cfg := coord.NewDefaultConfig()
+	cfg.Servers, cfg.Root = []string{tlsTerminator(t, certs, server.Addr())}, "/tlstest"
+	cfg.SessionTimeout, cfg.Poll = 2*time.Second, 200*time.Millisecond
+	units := []string{"u0", "u1"}
+	w := &work{t: t, on: map[string]string{}, leaders: map[string]bool{}}
+	run := func(id string, tc netsec.ClientTLS) *coord.Member {
+		c := cfg
+		c.MemberID, c.TLS = id, tc
+		m, err := coord.NewMember(c, "g", units, w.member(id), chtest.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = m.Run(ctx, time.Second) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return m
+	}
+	good := run("a", netsec.ClientTLS{CAFile: certs.CA})
+	waitFor(t, "the TLS member holds every unit", 20*time.Second, func() bool {
+		n, leaders, _ := w.snapshot()
+		return n == len(units) && len(leaders) == 1 && good.Status().Session
+	})
+	plain := run("b", netsec.ClientTLS{})
+	wrongCA := run("c", netsec.ClientTLS{CAFile: other.CA})
+	time.Sleep(cfg.SessionTimeout)
+	for name, m := range map[string]*coord.Member{"plaintext": plain, "another CA": wrongCA} {
+		if st := m.Status(); st.Session || len(st.Units) != 0 {
+			t.Errorf("%s member on the TLS port: %+v, want no session", name, st)
+		}
+	}
+	if st := good.Status(); len(st.Members) != 1 {
+		t.Errorf("members seen over TLS: %v, want only a", st.Members)
+	}
+}
+
+// tlsTerminator serves TLS with certs' server certificate on a loopback
+// port and relays every connection to backend in plaintext (what stunnel
+// or a ZooKeeper's own secureClientPort does); it returns its address.
+func tlsTerminator(t *testing.T, certs devcerts.Files, backend string) string {
+	t.Helper()
+	pair, err := tls.LoadX509KeyPair(certs.ServerCert, certs.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if err := c.(*tls.Conn).Handshake(); err != nil {
+					return // plaintext or an untrusting client: nothing reaches ZooKeeper
+				}
+				b, err := net.Dial("tcp", backend)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				go func() { _, _ = io.Copy(b, c); b.Close() }()
+				_, _ = io.Copy(c, b)
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -424,6 +424,9 @@ func TestAnalyzer(t *testing.T) {
 				Enabled   bool     `json:"enabled"`
 				ZooKeeper []string `json:"zookeeper"`
 				AuthFile  string   `json:"auth_file"`
+				TLS       struct {
+					CAFile string `json:"ca_file"`
+				} `json:"tls"`
 			} `json:"coordination"`
 		} `json:"analyzer"`
 	}
@@ -437,6 +440,11 @@ func TestAnalyzer(t *testing.T) {
 		t.Errorf("ZooKeeper auth_file %q", f)
 	} else if v := volume(t, ss.Spec.Template.Spec, mountAt(t, c, "/etc/fleetwatch/zookeeper").Name); v.Secret == nil || v.Secret.SecretName != "zk-analyzer" {
 		t.Errorf("ZooKeeper credential volume %+v, want Secret zk-analyzer", v.VolumeSource)
+	}
+	if f := parsed.Analyzer.Coordination.TLS.CAFile; f != "/etc/fleetwatch/zookeeper-ca/ca.crt" {
+		t.Errorf("ZooKeeper tls.ca_file %q", f)
+	} else if v := volume(t, ss.Spec.Template.Spec, mountAt(t, c, "/etc/fleetwatch/zookeeper-ca").Name); v.ConfigMap == nil || v.ConfigMap.Name != "zk-ca" {
+		t.Errorf("ZooKeeper CA volume %+v, want ConfigMap zk-ca", v.VolumeSource)
 	}
 	job := named[*batchv1.Job](t, r, "fw-fleetwatch-migrate")
 	if !strings.Contains(job.Annotations["helm.sh/hook"], "pre-upgrade") {
@@ -568,7 +576,7 @@ func TestSecrets(t *testing.T) {
 	}
 	external := map[string][]string{
 		"defaults":  {"fw-fleetwatch-clickhouse", "fw-fleetwatch-tls"},
-		"options":   {"ch-passwords", "fw-certs", "ch-ca", "zk-analyzer"},
+		"options":   {"ch-passwords", "fw-certs", "ch-ca", "zk-analyzer", "zk-ca"},
 		"inline":    nil,
 		"plaintext": {"fw-fleetwatch-clickhouse"},
 	}

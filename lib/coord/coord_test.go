@@ -341,15 +341,7 @@ func TestDigestAuthKeepsOtherClientsOut(t *testing.T) {
 	run := func(id, authFile string) *coord.Member {
 		c := cfg
 		c.MemberID, c.AuthFile = id, authFile
-		m, err := coord.NewMember(c, "g", units, w.member(id), chtest.Logger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = m.Run(ctx, time.Second) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return m
+		return runMember(t, c, units, w)
 	}
 	run("a", writeAuth("good", "fleetwatch:s3cret"))
 	waitFor(t, "the authenticated member holds every unit", 20*time.Second, func() bool {
@@ -422,15 +414,7 @@ func TestTLSToZooKeeper(t *testing.T) {
 	run := func(id string, tc netsec.ClientTLS) *coord.Member {
 		c := cfg
 		c.MemberID, c.TLS = id, tc
-		m, err := coord.NewMember(c, "g", units, w.member(id), chtest.Logger(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = m.Run(ctx, time.Second) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return m
+		return runMember(t, c, units, w)
 	}
 	good := run("a", netsec.ClientTLS{CAFile: certs.CA})
 	waitFor(t, "the TLS member holds every unit", 20*time.Second, func() bool {
@@ -486,4 +470,18 @@ func tlsTerminator(t *testing.T, certs devcerts.Files, backend string) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// runMember runs a member c.MemberID of group "g" until the test ends.
+func runMember(t *testing.T, c coord.Config, units []string, w *work) *coord.Member {
+	t.Helper()
+	m, err := coord.NewMember(c, "g", units, w.member(c.MemberID), chtest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Run(ctx, time.Second) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return m
 }

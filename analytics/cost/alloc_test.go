@@ -1,0 +1,118 @@
+package cost_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/fleetwatch/fleetwatch/analytics/cost"
+)
+
+// handCase is a day computed by hand. The H100 on-demand price moves from
+// $2.50 to $3.00 at noon; A100 spot is $1.00.
+//
+//	g1 H100  00–24 team A / m1                       12×2.5+12×3 = 66, 24 h
+//	g2 H100  00–12 team B / m2                       12×2.5      = 30, 12 h
+//	         12–18 time-sliced: A/m1 and B/m3         6×3 = 18 → 9 and 9, 3 h each
+//	         18–24 nobody                             6×3         = 18 unallocated
+//	g3 A100  00–24 a system pod                      24×1        = 24 system
+//	g4 A100  provisioned from 06; 06–18 team B / m2  12×1        = 12, 12 h
+//	         18–24 nobody                             6×1         =  6 unallocated
+//
+// Provisioned: 90 GPU-hours, $174. Team A: 27 h, $75 direct; team B: 27 h,
+// $51 direct; shared: $18 + $6 unallocated + $24 system = $48.
+func handCase() cost.AttributeInput {
+	d := func(h string) string { return "2026-11-01T" + h + ":00:00Z" }
+	A := cost.Tags{Team: "A", Model: "m1", Namespace: "rec", CostCenter: "CC-1"}
+	B2 := cost.Tags{Team: "B", Model: "m2", Namespace: "fraud", CostCenter: "CC-2"}
+	B3 := cost.Tags{Team: "B", Model: "m3", Namespace: "fraud", CostCenter: "CC-2"}
+	return cost.AttributeInput{
+		GPUs: []cost.GPU{
+			{ID: "g1", PriceKey: h100OD},
+			{ID: "g2", PriceKey: h100OD},
+			{ID: "g3", PriceKey: a100SP},
+			{ID: "g4", PriceKey: a100SP, From: at(d("06"))},
+		},
+		Allocations: []cost.Allocation{
+			{GPU: "g1", From: at("2026-10-31T20:00:00Z"), To: at("2026-11-02T04:00:00Z"), Tags: A}, // clipped to the day
+			{GPU: "g2", From: at(d("00")), To: at(d("12")), Tags: B2},
+			{GPU: "g2", From: at(d("12")), To: at(d("18")), Tags: A},
+			{GPU: "g2", From: at(d("12")), To: at(d("18")), Tags: B3},
+			{GPU: "g3", From: at(d("00")), To: at("2026-11-02T00:00:00Z"), Tags: cost.Tags{Namespace: "kube-system", Pod: "dcgm"}, System: true},
+			{GPU: "g4", From: at(d("06")), To: at(d("18")), Tags: B2},
+		},
+		Volume: map[string]float64{"A": 300, "B": 100},
+	}
+}
+
+func TestAttributeHandComputed(t *testing.T) {
+	b := book(t)
+	from, to := at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z")
+	type want struct {
+		key                          string
+		hours, direct, shared, total float64
+	}
+	for _, c := range []struct {
+		name string
+		cfg  cost.AttributionConfig
+		rows []want
+	}{
+		{"team by gpu-hours", cost.AttributionConfig{GroupBy: []cost.Dimension{cost.ByTeam}, Shared: cost.SharedByGPUHours},
+			[]want{{"A", 27, 75, 24, 99}, {"B", 27, 51, 24, 75}}},
+		{"team by query volume", cost.AttributionConfig{GroupBy: []cost.Dimension{cost.ByTeam}, Shared: cost.SharedByQueryVolume},
+			[]want{{"A", 27, 75, 36, 111}, {"B", 27, 51, 12, 63}}},
+		{"model equally", cost.AttributionConfig{GroupBy: []cost.Dimension{cost.ByModel}, Shared: cost.SharedEqually},
+			[]want{{"m1", 27, 75, 16, 91}, {"m2", 24, 42, 16, 58}, {"m3", 3, 9, 16, 25}}},
+		{"model by gpu-hours", cost.AttributionConfig{GroupBy: []cost.Dimension{cost.ByModel}, Shared: cost.SharedByGPUHours},
+			[]want{{"m1", 27, 75, 24, 99}, {"m2", 24, 42, 48.0 * 24 / 54, 42 + 48.0*24/54}, {"m3", 3, 9, 48.0 * 3 / 54, 9 + 48.0*3/54}}},
+		{"cost centre and namespace, shared separately", cost.AttributionConfig{GroupBy: []cost.Dimension{cost.ByCostCenter, cost.ByNamespace}, Shared: cost.SharedSeparately},
+			[]want{{"(shared)", 0, 0, 48, 48}, {"CC-1/rec", 27, 75, 0, 75}, {"CC-2/fraud", 27, 51, 0, 51}}},
+		{"job: no job labels", cost.AttributionConfig{GroupBy: []cost.Dimension{cost.ByJob}, Shared: cost.SharedByGPUHours},
+			[]want{{"(none)", 54, 126, 48, 174}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, err := cost.Attribute(b, c.cfg, handCase(), from, to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !near(a.ProvisionedGPUHours, 90) || !near(a.ProvisionedCost, 174) || !near(a.UnallocatedGPUHours, 12) ||
+				!near(a.UnallocatedCost, 24) || !near(a.SystemGPUHours, 24) || !near(a.SystemCost, 24) {
+				t.Errorf("totals %+v", a)
+			}
+			if len(a.Rows) != len(c.rows) {
+				t.Fatalf("rows %+v", a.Rows)
+			}
+			var sum float64
+			for i, w := range c.rows {
+				r := a.Rows[i]
+				sum += r.Total
+				if r.Key != w.key || !near(r.GPUHours, w.hours) || !near(r.Direct, w.direct) || !near(r.Shared, w.shared) || !near(r.Total, w.total) {
+					t.Errorf("row %d = %+v, want %+v", i, r, w)
+				}
+			}
+			if !near(sum, a.ProvisionedCost) {
+				t.Errorf("rows add up to %v, provisioned %v", sum, a.ProvisionedCost)
+			}
+		})
+	}
+}
+
+func TestAttributeErrors(t *testing.T) {
+	b := book(t)
+	from, to := at("2026-11-01T00:00:00Z"), at("2026-11-02T00:00:00Z")
+	in := handCase()
+	in.Allocations = append(in.Allocations, cost.Allocation{GPU: "g9", From: from, To: to})
+	for _, c := range []struct {
+		name string
+		cfg  cost.AttributionConfig
+		in   cost.AttributeInput
+		want string
+	}{
+		{"unknown GPU", cost.NewDefaultAttributionConfig(), in, `unknown GPU "g9"`},
+		{"bad config", cost.AttributionConfig{GroupBy: []cost.Dimension{"squad"}, Shared: "fair"}, handCase(), `group_by "squad" is not one of`},
+		{"unpriced GPU", cost.NewDefaultAttributionConfig(), cost.AttributeInput{GPUs: []cost.GPU{{ID: "x", PriceKey: cost.PriceKey{GPUModel: "B200", Cluster: "us-east", Purchase: cost.Spot}}}}, "no price"},
+	} {
+		if _, err := cost.Attribute(b, c.cfg, c.in, from, to); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}

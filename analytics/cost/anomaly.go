@@ -77,19 +77,18 @@ type AnomalyConfig struct {
 	// perfectly flat history cannot turn a cent into a huge Z (0.01).
 	SigmaFloor float64 `yaml:"sigma_floor"`
 	// Traffic: requests explain the move when log(requests ratio) is at
-	// least this fraction of log(GPU-hours ratio) (0.5).
+	// least this fraction of log(GPU-hours ratio) (0.5); the same fraction
+	// of busy GPU-hours says the work done explains a growth (not a leak).
 	Traffic float64 `yaml:"traffic"`
 	// Regression: busy GPU-seconds per request or p99 latency up by this
 	// ratio is an efficiency regression (1.3).
 	Regression float64 `yaml:"regression"`
-	// Flat: a ratio within 1 ± Flat is unchanged (0.15).
-	Flat float64 `yaml:"flat"`
 }
 
 // NewDefaultAnomalyConfig returns the documents' rules: |Z| > 3 against 30
 // days and |Δ%| > 50 day over day.
 func NewDefaultAnomalyConfig() AnomalyConfig {
-	return AnomalyConfig{BaselineDays: 30, MinBaselineDays: 14, Z: 3, DeltaPct: 50, SigmaFloor: 0.01, Traffic: 0.5, Regression: 1.3, Flat: 0.15}
+	return AnomalyConfig{BaselineDays: 30, MinBaselineDays: 14, Z: 3, DeltaPct: 50, SigmaFloor: 0.01, Traffic: 0.5, Regression: 1.3}
 }
 
 // Validate checks the rules.
@@ -117,9 +116,6 @@ func (c AnomalyConfig) Validate() error {
 	}
 	if !(c.Regression > 1) {
 		errs = append(errs, fmt.Errorf("cost anomalies: regression %v is not above 1", c.Regression))
-	}
-	if !(c.Flat > 0 && c.Flat < 1) {
-		errs = append(errs, fmt.Errorf("cost anomalies: flat %v is not in (0, 1)", c.Flat))
 	}
 	return errors.Join(errs...)
 }
@@ -240,9 +236,11 @@ func lg(r float64) float64 {
 // classify decides the cause. The cost ratio is the GPU-hours ratio times
 // the price-per-GPU-hour ratio; the larger factor (in log terms) says
 // whether prices or usage moved. A usage move is traffic when requests
-// moved with it, an efficiency regression when requests did not but the
-// work per request or latency rose, configuration when the deployment spec
-// changed that day, and a leak when GPU-hours grew with no more work done.
+// moved with it (log ratio at least Traffic of the GPU-hours'), an
+// efficiency regression when they did not but the work per request or p99
+// latency rose by Regression, configuration when the deployment spec
+// changed that day, and a leak when GPU-hours grew with little more work
+// done (busy GPU-hours' log ratio below Traffic of the GPU-hours').
 func (c AnomalyConfig) classify(d Day, r Ratios, changes []PriceChange) (Cause, string) {
 	f := func(x float64) string { return fmt.Sprintf("×%.2f", x) }
 	lp, lgh := lg(r.PricePerGPUHour), lg(r.GPUHours)
@@ -261,8 +259,9 @@ func (c AnomalyConfig) classify(d Day, r Ratios, changes []PriceChange) (Cause, 
 	if r.Requests > 0 && lgh != 0 && lq/lgh >= c.Traffic {
 		return CauseTraffic, fmt.Sprintf("requests %s with GPU-hours %s: cost tracks request volume", f(r.Requests), f(r.GPUHours))
 	}
-	flatReq := r.Requests == 0 || math.Abs(r.Requests-1) <= c.Flat
-	if r.GPUHours > 1 && flatReq && (r.BusyPerRequest >= c.Regression || r.Latency >= c.Regression) {
+	// Requests did not explain the move (else traffic above): more work
+	// per request or slower requests is an efficiency regression.
+	if r.GPUHours > 1 && (r.BusyPerRequest >= c.Regression || r.Latency >= c.Regression) {
 		ev := fmt.Sprintf("requests %s, busy GPU-seconds per request %s, p99 latency %s", f(r.Requests), f(r.BusyPerRequest), f(r.Latency))
 		if d.Change != "" {
 			ev += "; after " + d.Change
@@ -272,7 +271,8 @@ func (c AnomalyConfig) classify(d Day, r Ratios, changes []PriceChange) (Cause, 
 	if d.Change != "" {
 		return CauseConfiguration, fmt.Sprintf("step in GPU-hours %s with requests %s the day of %s", f(r.GPUHours), f(r.Requests), d.Change)
 	}
-	if r.GPUHours > 1 && math.Abs(r.BusyGPUHours-1) <= c.Flat {
+	// GPU-hours grew and the work done explains less than Traffic of it.
+	if r.GPUHours > 1 && r.BusyGPUHours > 0 && lg(r.BusyGPUHours) < c.Traffic*lgh {
 		return CauseLeak, fmt.Sprintf("GPU-hours %s with busy GPU-hours %s and requests %s, no deployment change: %.0f GPU-hours allocated doing no work",
 			f(r.GPUHours), f(r.BusyGPUHours), f(r.Requests), d.GPUHours-d.BusyGPUHours)
 	}

@@ -130,7 +130,7 @@ func TestAnomalyConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := cost.AnomalyConfig{BaselineDays: 10, MinBaselineDays: 20, Overrides: map[string]float64{"team/x": 0}}.Validate()
-	for _, want := range []string{"min_baseline_days (20) <= baseline_days (10)", "z 0", "delta_pct 0", "overrides[team/x] 0", "traffic 0", "regression 0", "flat 0"} {
+	for _, want := range []string{"min_baseline_days (20) <= baseline_days (10)", "z 0", "delta_pct 0", "overrides[team/x] 0", "traffic 0", "regression 0"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}

@@ -34,8 +34,8 @@ type Config struct {
 	ModelsPerTeam int     // 3
 	Noise         float64 // daily traffic noise, relative σ (0.04)
 	Weekly        float64 // weekend dip (0.10)
-	// Faults: inject one of each class (on different models; pricing on a
-	// pool) at random days in [FaultFrom, Days).
+	// Faults: inject one of each class (on different models; pricing on
+	// the pool with the fewest models) at random days in [FaultFrom, Days).
 	Faults    bool
 	FaultFrom int // 35
 	// PriceFactor multiplies the faulted pool's price (2: a reserved
@@ -151,7 +151,17 @@ func Generate(cfg Config) (*World, error) {
 	}
 	pricedPool, priceDay := -1, -1
 	if cfg.Faults {
-		pricedPool, priceDay = r.IntN(len(Pools)), cfg.FaultFrom+r.IntN(cfg.Days-cfg.FaultFrom)
+		// the pool with the fewest models, so enough models stay off it
+		count := make([]int, len(Pools))
+		for _, s := range ms {
+			count[s.Pool]++
+		}
+		pricedPool, priceDay = 0, cfg.FaultFrom+r.IntN(cfg.Days-cfg.FaultFrom)
+		for i, c := range count {
+			if c < count[pricedPool] {
+				pricedPool = i
+			}
+		}
 		p := Pools[pricedPool]
 		p.Effective = cfg.Start.AddDate(0, 0, priceDay)
 		p.PerGPUHour *= cfg.PriceFactor

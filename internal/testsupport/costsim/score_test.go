@@ -2,15 +2,23 @@ package costsim_test
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/costsim"
 )
 
-// seeds is how many worlds each scoring test runs.
-const seeds = 100
+// seeds is how many worlds each scoring test runs: 100, or
+// $FLEETWATCH_COST_SEEDS.
+var seeds = func() int {
+	if n, err := strconv.Atoi(os.Getenv("FLEETWATCH_COST_SEEDS")); err == nil && n > 0 {
+		return n
+	}
+	return 100
+}()
 
 type score struct {
 	injected, detected, classified int
@@ -134,9 +142,12 @@ func TestScoreInjectedFaults(t *testing.T) {
 	}
 	t.Logf("%d worlds with faults: %v", seeds, s)
 	t.Logf("confusion (injected → found): %v", s.confusion)
-	// Recall is held at 99.5 %: the documents' rule needs |Δ%| > 50, and a
-	// ×2 price change on a Saturday after a +2σ Friday can land on exactly
-	// 50 % (seed 41: $1,920 → $2,880). Everything found is classified right.
+	// Recall is held at 99.5 %: the documents' rule needs |Δ%| > 50 day
+	// over day, and a step that lands on a Saturday (the weekend dip) after
+	// a noisy-high Friday can fall to 50 % or less: seed 41's ×2 price
+	// change ($1,920 → $2,880, exactly 50 %), and over 1,000 seeds 12 of
+	// 1,000 leaks starting on a Saturday. Everything found is classified
+	// right; nothing else is flagged.
 	if float64(s.detected) < 0.995*float64(s.injected) || s.classified != s.detected || s.falseModel != 0 || s.falseTeam != 0 || s.wasteExact != seeds {
 		t.Errorf("score: %v", s)
 	}

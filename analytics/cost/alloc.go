@@ -10,16 +10,39 @@ import (
 
 // GPU is one provisioned GPU: its price key and when it was provisioned
 // (a zero To means still provisioned).
+//
+// A MIG instance is a GPU of its own (its own UUID, as the device plugin
+// hands it out) with Fraction the share of the physical GPU it is — its
+// compute slices over the GPU's (1g.10gb on an H100: 1/7) — and costs that
+// share of the physical GPU's price; its GPU-hours are counted in whole-GPU
+// equivalents. Zero Fraction means a whole GPU. A GPU shared by
+// time-slicing or MPS is one GPU with several allocations at once (see
+// Attribute).
 type GPU struct {
 	ID string
 	PriceKey
 	From, To time.Time
+	Fraction float64
+}
+
+// share is the part of a physical GPU that g is.
+func (g GPU) share() float64 {
+	if g.Fraction > 0 {
+		return g.Fraction
+	}
+	return 1
+}
+
+// cost is what g costs from from to to.
+func (g GPU) cost(book *PriceBook, from, to time.Time) (float64, error) {
+	c, err := book.Cost(g.PriceKey, from, to)
+	return c * g.share(), err
 }
 
 // Tags are the attribution dimensions of the design documents' tagging
 // schema, as the agent labels a GPU's holder.
 type Tags struct {
-	Namespace, Pod, Team, Model, Job, CostCenter string
+	Namespace, Pod, Team, Model, ModelVersion, Job, CostCenter string
 }
 
 // Allocation is one holder of one GPU from From to To: a pod's container
@@ -43,10 +66,11 @@ const (
 	ByNamespace  Dimension = "namespace"
 	ByPod        Dimension = "pod"
 	ByCostCenter Dimension = "cost_center"
+	ByVersion    Dimension = "model_version"
 )
 
 // Dimensions lists the valid dimensions.
-var Dimensions = []Dimension{ByTeam, ByModel, ByJob, ByNamespace, ByPod, ByCostCenter}
+var Dimensions = []Dimension{ByTeam, ByModel, ByVersion, ByJob, ByNamespace, ByPod, ByCostCenter}
 
 func (d Dimension) of(t Tags) string {
 	switch d {
@@ -62,6 +86,8 @@ func (d Dimension) of(t Tags) string {
 		return t.Pod
 	case ByCostCenter:
 		return t.CostCenter
+	case ByVersion:
+		return t.ModelVersion
 	}
 	return ""
 }
@@ -202,6 +228,9 @@ func Attribute(book *PriceBook, cfg AttributionConfig, in AttributeInput, from, 
 		if _, dup := gpus[g.ID]; dup {
 			return Attribution{}, fmt.Errorf("attribution: GPU %q listed twice", g.ID)
 		}
+		if g.Fraction < 0 || g.Fraction > 1 {
+			return Attribution{}, fmt.Errorf("attribution: GPU %q: fraction %v is not in [0, 1]", g.ID, g.Fraction)
+		}
 		gpus[g.ID] = i
 	}
 	per := make([][]int, len(in.GPUs)) // allocation indexes per GPU
@@ -246,8 +275,8 @@ func Attribute(book *PriceBook, cfg AttributionConfig, in AttributeInput, from, 
 		cuts = slices.CompactFunc(cuts, func(a, b time.Time) bool { return a.Equal(b) })
 		for i := 0; i+1 < len(cuts); i++ {
 			s, e := cuts[i], cuts[i+1]
-			h := e.Sub(s).Hours()
-			c, err := book.Cost(g.PriceKey, s, e)
+			h := e.Sub(s).Hours() * g.share()
+			c, err := g.cost(book, s, e)
 			if err != nil {
 				return Attribution{}, fmt.Errorf("attribution: GPU %s: %w", g.ID, err)
 			}
@@ -331,4 +360,29 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// UnitCost is a group's cost per request: the unit economics of a model
+// (or model and version) over a period.
+type UnitCost struct {
+	Key                         string
+	Cost, Requests              float64
+	PerRequest, Per1000Requests float64 // 0 when the group served nothing
+}
+
+// UnitCosts divides each row's total cost (its own and its share of shared
+// cost) by the group's requests in the period, keyed like the rows (group
+// by model, or by model and model_version). Rows without requests get a
+// zero unit cost and Requests 0: a zombie shows as cost without traffic.
+func UnitCosts(a Attribution, requests map[string]float64) []UnitCost {
+	out := make([]UnitCost, 0, len(a.Rows))
+	for _, r := range a.Rows {
+		u := UnitCost{Key: r.Key, Cost: r.Total, Requests: requests[r.Key]}
+		if u.Requests > 0 {
+			u.PerRequest = u.Cost / u.Requests
+			u.Per1000Requests = 1000 * u.PerRequest
+		}
+		out = append(out, u)
+	}
+	return out
 }

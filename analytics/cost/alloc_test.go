@@ -3,6 +3,7 @@ package cost_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
 )
@@ -114,5 +115,48 @@ func TestAttributeErrors(t *testing.T) {
 		if _, err := cost.Attribute(b, c.cfg, c.in, from, to); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
+	}
+}
+
+func TestAttributeMIGAndUnitCost(t *testing.T) {
+	b := book(t) // H100 on-demand $2.50 in June
+	day := at("2026-06-01T00:00:00Z")
+	end := day.Add(24 * time.Hour)
+	in := cost.AttributeInput{
+		GPUs: []cost.GPU{
+			{ID: "mig-a", PriceKey: h100OD, Fraction: 0.25}, // a quarter of an H100: 24 h × $2.50 × 0.25 = $15, 6 GPU-hours
+			{ID: "mig-b", PriceKey: h100OD, Fraction: 0.25}, // unallocated: $15 shared
+			{ID: "full", PriceKey: h100OD},                  // v2 all day: $60, 24 GPU-hours
+		},
+		Allocations: []cost.Allocation{
+			{GPU: "mig-a", From: day, To: end, Tags: cost.Tags{Team: "A", Model: "m1", ModelVersion: "v1"}},
+			{GPU: "full", From: day, To: end, Tags: cost.Tags{Team: "A", Model: "m1", ModelVersion: "v2"}},
+		},
+	}
+	cfg := cost.AttributionConfig{GroupBy: []cost.Dimension{cost.ByModel, cost.ByVersion}, Shared: cost.SharedByGPUHours}
+	a, err := cost.Attribute(b, cfg, in, day, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(a.ProvisionedGPUHours, 36) || !near(a.ProvisionedCost, 90) || !near(a.UnallocatedCost, 15) {
+		t.Errorf("totals %+v", a)
+	}
+	// shared $15 by GPU-hours 6 : 24 → $3 and $12
+	if r := a.Row("m1/v1"); !near(r.GPUHours, 6) || !near(r.Total, 18) {
+		t.Errorf("v1 %+v", r)
+	}
+	if r := a.Row("m1/v2"); !near(r.GPUHours, 24) || !near(r.Total, 72) {
+		t.Errorf("v2 %+v", r)
+	}
+	u := cost.UnitCosts(a, map[string]float64{"m1/v1": 36000, "m1/v2": 720000})
+	if len(u) != 2 || !near(u[0].PerRequest, 0.0005) || !near(u[0].Per1000Requests, 0.5) || !near(u[1].Per1000Requests, 0.1) {
+		t.Errorf("unit costs %+v", u)
+	}
+	if u := cost.UnitCosts(a, nil); u[0].PerRequest != 0 || u[0].Cost != 18 {
+		t.Errorf("no traffic: %+v", u)
+	}
+	in.GPUs[0].Fraction = 1.5
+	if _, err := cost.Attribute(b, cfg, in, day, end); err == nil || !strings.Contains(err.Error(), "fraction 1.5") {
+		t.Errorf("fraction 1.5: %v", err)
 	}
 }

@@ -12,13 +12,17 @@
 //     the five root causes of a cost anomaly.
 //   - Attribution (Attribute): GPU-hours and cost from allocation intervals
 //     (which pod/job held which GPU from when to when), grouped by any of
-//     team, model, job, namespace, pod and cost centre — the design
-//     documents' tagging schema. A GPU shared by several holders at once
-//     (time-slicing, MPS) is split equally among them for that time. Shared
+//     team, model, model version, job, namespace, pod and cost centre — the
+//     design documents' tagging schema. A GPU shared by several holders at
+//     once (time-slicing, MPS) is split equally among them for that time; a
+//     MIG instance is a GPU of its own costing its Fraction of the physical
+//     GPU (GPU-hours in whole-GPU equivalents). Shared
 //     cost — provisioned capacity nobody held, and GPUs held by system pods —
 //     is split among the groups by a configurable rule: proportional to
 //     GPU-hours, proportional to query volume, equally, or not at all (a
 //     separate "shared" row). Rows always add up to the provisioned cost.
+//     UnitCosts turns rows by model (and version) into cost per request and
+//     per 1,000 requests.
 //   - Utilization and waste (PlatformUtilization, UsefulSpend, Waste): the
 //     capacity-weighted platform utilization of equation 13 (Σ Uᵢ·Capᵢ / Σ
 //     Capᵢ); useful versus provisioned spend (provisioned × utilization: 100

@@ -63,7 +63,7 @@ func UsefulSpend(book *PriceBook, gpus []GPU, usage []Usage, from, to time.Time)
 			if !g.provisioned(h) {
 				continue
 			}
-			c, err := book.Cost(g.PriceKey, h, h.Add(time.Hour))
+			c, err := g.cost(book, h, h.Add(time.Hour))
 			if err != nil {
 				return Spend{}, fmt.Errorf("useful spend: GPU %s: %w", g.ID, err)
 			}
@@ -228,7 +228,7 @@ func Waste(book *PriceBook, cfg WasteConfig, in WasteInput, from, to time.Time) 
 				if run.Kind == Idle && run.MeanMem >= cfg.HeldMem {
 					run.Kind = IdleHeld
 				}
-				c, cerr := book.Cost(g.PriceKey, run.From, run.To)
+				c, cerr := g.cost(book, run.From, run.To)
 				if cerr != nil && err == nil {
 					err = fmt.Errorf("waste: GPU %s: %w", g.ID, cerr)
 				}
@@ -268,11 +268,11 @@ func Waste(book *PriceBook, cfg WasteConfig, in WasteInput, from, to time.Time) 
 						z = &Zombie{Model: a.Model, Team: a.Team}
 						zombies[a.Model] = z
 					}
-					z.GPUHours++
+					z.GPUHours += g.share()
 					if !slices.Contains(z.GPUs, g.ID) {
 						z.GPUs = append(z.GPUs, g.ID)
 					}
-					c, cerr := book.Cost(g.PriceKey, h, h.Add(time.Hour))
+					c, cerr := g.cost(book, h, h.Add(time.Hour))
 					if cerr != nil && err == nil {
 						err = fmt.Errorf("waste: GPU %s: %w", g.ID, cerr)
 					}

@@ -43,13 +43,18 @@ type Config struct {
 	PriceFactor float64
 	// Chronic waste, present every day and scored on the last day.
 	Idle, IdleHeld, Unallocated, Zombies int
+	// Jobs are long-running training jobs (8, 16 or 32 GPUs at 90 % busy,
+	// no requests), scored by job; with Faults, one off the priced pool
+	// gets a configuration fault (a sweep widened 2.5×) and one a leak
+	// (a retry loop's GPUs held idle).
+	Jobs int
 }
 
-// NewDefaultConfig is 4 teams × 3 models over 60 days with faults, 3 idle,
-// 2 idle-held, 2 unallocated GPUs and 2 zombie models.
+// NewDefaultConfig is 4 teams × 3 models and 3 training jobs over 60 days
+// with faults, 3 idle, 2 idle-held, 2 unallocated GPUs and 2 zombie models.
 func NewDefaultConfig(seed uint64) Config {
 	return Config{Seed: seed, Start: time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), Days: 60, Teams: 4, ModelsPerTeam: 3,
-		Noise: 0.04, Weekly: 0.10, Faults: true, FaultFrom: 35, PriceFactor: 2, Idle: 3, IdleHeld: 2, Unallocated: 2, Zombies: 2}
+		Noise: 0.04, Weekly: 0.10, Faults: true, FaultFrom: 35, PriceFactor: 2, Idle: 3, IdleHeld: 2, Unallocated: 2, Zombies: 2, Jobs: 3}
 }
 
 // Pools are the price keys of the simulated fleet, with base prices.
@@ -66,11 +71,19 @@ type Truth struct {
 	Cause cost.Cause
 }
 
-// Model is one simulated model.
+// Model is one simulated model or, with Job, a training job.
 type Model struct {
 	Name, Team string
 	Pool       int
 	Zombie     bool
+	Job        bool
+}
+
+func (m Model) scope() cost.Scope {
+	if m.Job {
+		return cost.Scope{Kind: cost.ScopeJob, Name: m.Name}
+	}
+	return cost.Scope{Kind: cost.ScopeModel, Name: m.Name}
 }
 
 // Day is one simulated day.
@@ -108,6 +121,7 @@ type mstate struct {
 	surge      float64
 	leak       int // orphaned GPUs
 	leakGrowth bool
+	gpus       int // a job's GPUs
 }
 
 // Generate builds a world.
@@ -129,6 +143,10 @@ func Generate(cfg Config) (*World, error) {
 	for z := range cfg.Zombies {
 		ms = append(ms, &mstate{Model: Model{Name: fmt.Sprintf("zombie%d", z), Team: fmt.Sprintf("team%d", z%cfg.Teams), Pool: r.IntN(len(Pools)), Zombie: true},
 			base: 5, gpuSecReq: 0.05, latency: 0.05, minRep: 2})
+	}
+	for j := range cfg.Jobs {
+		ms = append(ms, &mstate{Model: Model{Name: fmt.Sprintf("job%d", j), Team: fmt.Sprintf("team%d", j%cfg.Teams), Pool: r.IntN(len(Pools)), Job: true},
+			gpus: 8 << r.IntN(3)})
 	}
 	for _, s := range ms {
 		w.Models = append(w.Models, s.Model)
@@ -154,7 +172,9 @@ func Generate(cfg Config) (*World, error) {
 		// the pool with the fewest models, so enough models stay off it
 		count := make([]int, len(Pools))
 		for _, s := range ms {
-			count[s.Pool]++
+			if !s.Job {
+				count[s.Pool]++
+			}
 		}
 		pricedPool, priceDay = 0, cfg.FaultFrom+r.IntN(cfg.Days-cfg.FaultFrom)
 		for i, c := range count {
@@ -166,11 +186,14 @@ func Generate(cfg Config) (*World, error) {
 		p.Effective = cfg.Start.AddDate(0, 0, priceDay)
 		p.PerGPUHour *= cfg.PriceFactor
 		bookPrices = append(bookPrices, p)
-		var free []*mstate
+		var free, freeJobs []*mstate
 		for _, s := range ms {
-			if s.Pool == pricedPool {
-				w.Truth = append(w.Truth, Truth{Scope: cost.Scope{Kind: cost.ScopeModel, Name: s.Name}, Day: priceDay, Cause: cost.CausePricing})
-			} else if !s.Zombie {
+			switch {
+			case s.Pool == pricedPool:
+				w.Truth = append(w.Truth, Truth{Scope: s.scope(), Day: priceDay, Cause: cost.CausePricing})
+			case s.Job:
+				freeJobs = append(freeJobs, s)
+			case !s.Zombie:
 				free = append(free, s)
 			}
 		}
@@ -181,7 +204,15 @@ func Generate(cfg Config) (*World, error) {
 			}
 			f := fault{cause: c, model: free[i], day: cfg.FaultFrom + r.IntN(cfg.Days-cfg.FaultFrom)}
 			faults = append(faults, f)
-			w.Truth = append(w.Truth, Truth{Scope: cost.Scope{Kind: cost.ScopeModel, Name: f.model.Name}, Day: f.day, Cause: c})
+			w.Truth = append(w.Truth, Truth{Scope: f.model.scope(), Day: f.day, Cause: c})
+		}
+		r.Shuffle(len(freeJobs), func(i, j int) { freeJobs[i], freeJobs[j] = freeJobs[j], freeJobs[i] })
+		for i, c := range []cost.Cause{cost.CauseConfiguration, cost.CauseLeak} {
+			if i < len(freeJobs) {
+				f := fault{cause: c, model: freeJobs[i], day: cfg.FaultFrom + r.IntN(cfg.Days-cfg.FaultFrom)}
+				faults = append(faults, f)
+				w.Truth = append(w.Truth, Truth{Scope: f.model.scope(), Day: f.day, Cause: c})
+			}
 		}
 	}
 	var err error
@@ -208,8 +239,17 @@ func Generate(cfg Config) (*World, error) {
 				day.Change[s.Name] = "version v1 → v2"
 			case cost.CauseLeak:
 				n := s.base * s.gpuSecReq / 3600 / 24 / 0.65
+				if s.Job {
+					n = float64(s.gpus)
+				}
 				s.leak, s.leakGrowth = int(math.Ceil(0.7*n)), true
 			case cost.CauseConfiguration:
+				if s.Job {
+					old := s.gpus
+					s.gpus = old * 5 / 2
+					day.Change[s.Name] = fmt.Sprintf("sweep width %d → %d GPUs", old, s.gpus)
+					break
+				}
 				n := s.base * s.gpuSecReq / 3600 / 24 / 0.65
 				old := s.minRep
 				s.minRep = int(math.Ceil(2.2 * n))
@@ -230,6 +270,10 @@ func Generate(cfg Config) (*World, error) {
 			}
 			busy := req * s.gpuSecReq / 3600
 			n := max(s.minRep, int(math.Ceil(busy/24/0.65)))
+			if s.Job { // no requests; a few hours lost to restarts some days
+				req, n = 0, s.gpus
+				busy = float64(n) * 24 * 0.9 * (1 - 0.03*r.Float64())
+			}
 			if s.leakGrowth && d > 0 && day.Change[s.Name] == "" && !slices.ContainsFunc(faults, func(f fault) bool { return f.day == d && f.model == s }) {
 				s.leak++
 			}
@@ -241,13 +285,19 @@ func Generate(cfg Config) (*World, error) {
 					pod = fmt.Sprintf("%s-orphan-%d", s.Name, k-n)
 				}
 				day.GPUs = append(day.GPUs, cost.GPU{ID: id, PriceKey: Pools[s.Pool].PriceKey, From: date, To: date.AddDate(0, 0, 1)})
-				day.Allocations = append(day.Allocations, cost.Allocation{GPU: id, From: date, To: date.AddDate(0, 0, 1),
-					Tags: cost.Tags{Namespace: s.Team, Pod: pod, Team: s.Team, Model: s.Name, CostCenter: "CC-" + s.Team}})
+				tags := cost.Tags{Namespace: s.Team, Pod: pod, Team: s.Team, Model: s.Name, CostCenter: "CC-" + s.Team}
+				if s.Job {
+					tags.Model, tags.Job = "", s.Name
+				}
+				day.Allocations = append(day.Allocations, cost.Allocation{GPU: id, From: date, To: date.AddDate(0, 0, 1), Tags: tags})
 				if d == last {
 					held := 0.5
 					sm := func(h int) float64 {
 						if k >= n || s.Zombie {
 							return 0.001 * float64(h%2)
+						}
+						if s.Job {
+							return 0.9
 						}
 						return busy / float64(n) / 24 * (1 + 0.3*math.Sin(float64(h)/24*2*math.Pi))
 					}
@@ -336,26 +386,30 @@ func (w *World) ModelOf(name string) Model {
 	return Model{}
 }
 
-// Series builds each model's daily cost series the way the analyzer would:
-// cost and GPU-hours from cost.Attribute over the day's allocations (by
-// model, direct cost only), busy GPU-hours, requests and latency from the
+// Series builds each model's and job's daily cost series the way the
+// analyzer would: cost and GPU-hours from cost.Attribute over the day's
+// allocations (by model and job, direct cost only), busy GPU-hours, requests and latency from the
 // day's telemetry, the deployment changes, and the model's price keys.
 func (w *World) Series() ([]cost.Series, error) {
 	byModel := map[string]*cost.Series{}
 	var out []*cost.Series
 	for _, m := range w.Models {
-		s := &cost.Series{Scope: cost.Scope{Kind: cost.ScopeModel, Name: m.Name}}
+		s := &cost.Series{Scope: m.scope()}
 		byModel[m.Name] = s
 		out = append(out, s)
 	}
-	cfg := cost.AttributionConfig{GroupBy: []cost.Dimension{cost.ByModel}, Shared: cost.SharedSeparately}
+	cfg := cost.AttributionConfig{GroupBy: []cost.Dimension{cost.ByModel, cost.ByJob}, Shared: cost.SharedSeparately}
 	for _, d := range w.Days {
 		a, err := cost.Attribute(w.Book, cfg, cost.AttributeInput{GPUs: d.GPUs, Allocations: d.Allocations}, d.Date, d.Date.AddDate(0, 0, 1))
 		if err != nil {
 			return nil, fmt.Errorf("costsim: day %s: %w", d.Date.Format(time.DateOnly), err)
 		}
 		for _, m := range w.Models {
-			row := a.Row(m.Name)
+			key := m.Name + "/" + cost.UnlabelledValue
+			if m.Job {
+				key = cost.UnlabelledValue + "/" + m.Name
+			}
+			row := a.Row(key)
 			byModel[m.Name].Days = append(byModel[m.Name].Days, cost.Day{Date: d.Date, Cost: row.Direct, GPUHours: row.GPUHours,
 				BusyGPUHours: d.Busy[m.Name], Requests: d.Requests[m.Name], LatencyP99: d.Latency[m.Name], Change: d.Change[m.Name],
 				PriceKeys: []cost.PriceKey{Pools[m.Pool].PriceKey}})
@@ -368,13 +422,16 @@ func (w *World) Series() ([]cost.Series, error) {
 	return res, nil
 }
 
-// TeamSeries sums the model series by team (requests, busy GPU-hours and
-// cost add up; latency is the cost-weighted mean; a change on any model is
-// the team's).
+// TeamSeries sums the model series (not the jobs') by team: requests, busy
+// GPU-hours and cost add up; latency is the largest; a change on any model
+// is the team's.
 func (w *World) TeamSeries(models []cost.Series) []cost.Series {
 	idx := map[string]int{}
 	var out []cost.Series
 	for _, s := range models {
+		if s.Scope.Kind != cost.ScopeModel {
+			continue
+		}
 		m := w.ModelOf(s.Scope.Name)
 		i, ok := idx[m.Team]
 		if !ok {

@@ -26,11 +26,12 @@ type score struct {
 	teamFlags, teamAgree           int
 	wasteExact                     int
 	confusion                      map[cost.Cause]map[cost.Cause]int
+	jobs, jobsRight                int // injected on training jobs, found and classified right
 }
 
 func (s score) String() string {
-	return fmt.Sprintf("injected %d, detected %d, classified %d, false model flags %d, team flags %d (agreeing %d, outside fault days %d), waste lists exact %d",
-		s.injected, s.detected, s.classified, s.falseModel, s.teamFlags, s.teamAgree, s.falseTeam, s.wasteExact)
+	return fmt.Sprintf("injected %d (%d on jobs), detected %d, classified %d (%d of the jobs'), false model or job flags %d, team flags %d (agreeing %d, outside fault days %d), waste lists exact %d",
+		s.injected, s.jobs, s.detected, s.classified, s.jobsRight, s.falseModel, s.teamFlags, s.teamAgree, s.falseTeam, s.wasteExact)
 }
 
 // run generates a world, builds the series through cost.Attribute, runs the
@@ -52,9 +53,11 @@ func run(t *testing.T, cfg costsim.Config, s *score) {
 	}
 	dayOf := func(a cost.Anomaly) int { return int(a.Date.Sub(cfg.Start).Hours() / 24) }
 	truth := map[key]cost.Cause{}
+	kind := map[key]cost.ScopeKind{}
 	teamOK := map[key]cost.Cause{}
 	for _, tr := range w.Truth {
 		truth[key{tr.Scope.Name, tr.Day}] = tr.Cause
+		kind[key{tr.Scope.Name, tr.Day}] = tr.Scope.Kind
 		teamOK[key{w.ModelOf(tr.Scope.Name).Team, tr.Day}] = tr.Cause
 	}
 	s.injected += len(w.Truth)
@@ -72,6 +75,12 @@ func run(t *testing.T, cfg costsim.Config, s *score) {
 	}
 	for k, want := range truth {
 		got, ok := found[k]
+		if kind[k] == cost.ScopeJob {
+			s.jobs++
+			if ok && got == want {
+				s.jobsRight++
+			}
+		}
 		if s.confusion == nil {
 			s.confusion = map[cost.Cause]map[cost.Cause]int{}
 		}
@@ -131,7 +140,8 @@ func run(t *testing.T, cfg costsim.Config, s *score) {
 }
 
 // TestScoreInjectedFaults: across many worlds, every injected cost anomaly
-// (one of each class per world, the price change on every model of its
+// (one of each class per world on models, a configuration change and a
+// leak on training jobs, the price change on every model and job of its
 // pool) is found on its day and classified correctly, nothing else is
 // flagged on models, team flags happen only on fault days, and the waste
 // lists are exact.
@@ -159,7 +169,7 @@ func TestScoreInjectedFaults(t *testing.T) {
 }
 
 // TestScoreFaultFree: 60 days of a fault-free fleet flag nothing, on any
-// model or team, and the waste lists are still exact.
+// model, job or team, and the waste lists are still exact.
 func TestScoreFaultFree(t *testing.T) {
 	var s score
 	for seed := range uint64(seeds) {

@@ -155,8 +155,8 @@ func TestScoreInjectedFaults(t *testing.T) {
 	// Recall is held at 99.5 %, not 100: the documents' rule needs |Δ%| >
 	// 50 day over day, and a step that lands on a Saturday (the weekend
 	// dip) after a noisy-high Friday can come out at 50 % or less. The
-	// default 100 seeds find all 690; over 1,000 seeds 1 of 2,875 price
-	// changes and 12 of 1,000 leaks were missed that way (docs/BENCHMARKS.md,
+	// default 100 seeds find all 959; over 1,000 seeds 1 of 3,900 price
+	// changes and 8 of 1,726 leaks were missed that way (docs/BENCHMARKS.md,
 	// "Cost"). Everything found is classified right; nothing else is flagged.
 	if float64(s.detected) < 0.995*float64(s.injected) || s.classified != s.detected || s.falseModel != 0 || s.falseTeam != 0 || s.wasteExact != seeds {
 		t.Errorf("score: %v", s)

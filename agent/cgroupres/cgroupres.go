@@ -23,12 +23,15 @@ package cgroupres
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
@@ -156,17 +159,53 @@ func (h Holder) Workload() record.Workload {
 	return record.Workload{}
 }
 
-// Mapper maps GPU UUIDs to the holders of their processes.
-type Mapper struct {
-	lib      nvml.Interface
-	procRoot string
+// Config says where /proc is and how often a GPU's holders are read again.
+type Config struct {
+	// ProcRoot is /proc, or the host's /proc mounted into a container.
+	ProcRoot string `yaml:"proc_root"`
+	// Refresh is how long a GPU's workload is reused before its processes
+	// are read again (the NVML source asks every interval).
+	Refresh time.Duration `yaml:"refresh"`
 }
 
-// NewMapper reads processes through lib (initialised by the caller) and
-// their control groups under procRoot ("/proc", or the host's /proc
-// mounted into the agent's container).
-func NewMapper(lib nvml.Interface, procRoot string) *Mapper {
-	return &Mapper{lib: lib, procRoot: procRoot}
+// NewDefaultConfig reads /proc every 30 s.
+func NewDefaultConfig() Config { return Config{ProcRoot: "/proc", Refresh: 30 * time.Second} }
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ProcRoot == "" {
+		errs = append(errs, errors.New("processes: proc_root is empty"))
+	}
+	if c.Refresh < 0 {
+		errs = append(errs, fmt.Errorf("processes: refresh %s is negative", c.Refresh))
+	}
+	return errors.Join(errs...)
+}
+
+// Mapper maps GPU UUIDs to the holders of their processes. It is safe for
+// concurrent use.
+type Mapper struct {
+	lib nvml.Interface
+	cfg Config
+	now func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cached
+}
+
+type cached struct {
+	at time.Time
+	w  record.Workload
+}
+
+// NewMapper reads processes through lib (initialised by the caller, as the
+// NVML source does) and their control groups under cfg.ProcRoot.
+func NewMapper(lib nvml.Interface, cfg Config) (*Mapper, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Mapper{lib: lib, cfg: cfg, now: time.Now, cache: map[string]cached{}}, nil
 }
 
 // Holders returns the distinct holders of the GPU's compute and graphics
@@ -190,7 +229,7 @@ func (m *Mapper) Holders(uuid string) ([]Holder, error) {
 	slices.Sort(pids)
 	var out []Holder
 	for _, pid := range slices.Compact(pids) {
-		dir := filepath.Join(m.procRoot, strconv.FormatUint(uint64(pid), 10))
+		dir := filepath.Join(m.cfg.ProcRoot, strconv.FormatUint(uint64(pid), 10))
 		cg, err := os.ReadFile(filepath.Join(dir, "cgroup"))
 		if err != nil {
 			continue // the process ended
@@ -216,11 +255,22 @@ func (m *Mapper) Holders(uuid string) ([]Holder, error) {
 }
 
 // Workload implements nvmlsrc.Workloads: the first holder's workload, or
-// none when the GPU runs nothing that can be attributed.
+// none when the GPU runs nothing that can be attributed; read again once
+// Refresh has passed.
 func (m *Mapper) Workload(uuid string) record.Workload {
-	hs, err := m.Holders(uuid)
-	if err != nil || len(hs) == 0 {
-		return record.Workload{}
+	now := m.now()
+	m.mu.Lock()
+	c, ok := m.cache[uuid]
+	m.mu.Unlock()
+	if ok && now.Sub(c.at) < m.cfg.Refresh {
+		return c.w
 	}
-	return hs[0].Workload()
+	var w record.Workload
+	if hs, err := m.Holders(uuid); err == nil && len(hs) > 0 {
+		w = hs[0].Workload()
+	}
+	m.mu.Lock()
+	m.cache[uuid] = cached{at: now, w: w}
+	m.mu.Unlock()
+	return w
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
@@ -89,7 +90,10 @@ func TestMapperSlurmAndUnits(t *testing.T) {
 			GetGraphicsRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.ERROR_NOT_SUPPORTED },
 		}, nvml.SUCCESS
 	}}
-	m := cgroupres.NewMapper(lib, root)
+	m, err := cgroupres.NewMapper(lib, cgroupres.Config{ProcRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
 	hs, err := m.Holders("GPU-a")
 	if err != nil || len(hs) != 1 || hs[0] != (cgroupres.Holder{Kind: cgroupres.KindSlurm, SlurmJob: "12345", SlurmStep: "0", UID: "1000", User: "alice", Account: "recsys"}) {
 		t.Errorf("GPU-a: %+v %v", hs, err)
@@ -107,5 +111,37 @@ func TestMapperSlurmAndUnits(t *testing.T) {
 	}
 	if _, err := m.Holders("GPU-x"); err == nil {
 		t.Error("an unknown GPU gave no error")
+	}
+}
+
+func TestMapperRefresh(t *testing.T) {
+	root := proc(t, map[uint32][2]string{1: {cgroups["slurm v2"], ""}, 2: {cgroups["systemd unit"], ""}})
+	pid := uint32(1)
+	lib := &mock.Interface{DeviceGetHandleByUUIDFunc: func(string) (nvml.Device, nvml.Return) {
+		return &mock.Device{
+			GetComputeRunningProcessesFunc:  func() ([]nvml.ProcessInfo, nvml.Return) { return []nvml.ProcessInfo{{Pid: pid}}, nvml.SUCCESS },
+			GetGraphicsRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS },
+		}, nvml.SUCCESS
+	}}
+	m, err := cgroupres.NewMapper(lib, cgroupres.Config{ProcRoot: root, Refresh: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	cgroupres.SetNow(m, func() time.Time { return now })
+	if w := m.Workload("GPU-a"); w.Job != "4242" {
+		t.Fatalf("first read %+v", w)
+	}
+	pid = 2 // the job ended, a unit took the GPU
+	now = now.Add(59 * time.Second)
+	if w := m.Workload("GPU-a"); w.Job != "4242" {
+		t.Errorf("within refresh: %+v", w)
+	}
+	now = now.Add(time.Second)
+	if w := m.Workload("GPU-a"); w.Job != "trainer.service" {
+		t.Errorf("after refresh: %+v", w)
+	}
+	if _, err := cgroupres.NewMapper(lib, cgroupres.Config{Refresh: -1}); err == nil {
+		t.Error("empty proc_root and negative refresh accepted")
 	}
 }

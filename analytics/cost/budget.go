@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/fleet"
 )
 
 // Scope is what a cost series, a budget or an anomaly is about.
@@ -92,4 +94,33 @@ func Forecast(b Budget, days []Day, asOf time.Time, burnDays int) (BudgetStatus,
 		st.Exhausts = st.AsOf.Add(time.Duration((b.Amount - st.Spent) / st.BurnPerDay * 24 * float64(time.Hour)))
 	}
 	return st, nil
+}
+
+// Detection is the alert for a budget whose month-end forecast exceeds
+// it, for alerting (detector "cost_budget", class "budget_forecast_over",
+// severity page: a budget about to be exceeded is the one cost incident
+// that pages); ok is false when the forecast is within the budget.
+func (st BudgetStatus) Detection() (det fleet.Detection, ok bool) {
+	if !st.Over {
+		return fleet.Detection{}, false
+	}
+	det = fleet.Detection{
+		Time: st.AsOf, WindowStart: st.AsOf.Add(-24 * time.Hour),
+		Detector: "cost_budget", Class: "budget_forecast_over", Severity: SeverityPage,
+		EntityType: string(st.Scope.Kind), Entity: st.Scope.Name, Key: st.Scope.String(),
+		Value: st.Forecast, Threshold: st.Amount,
+		Summary:  fmt.Sprintf("%s month-end forecast $%.0f exceeds its budget $%.0f", st.Scope, st.Forecast, st.Amount),
+		Evidence: fmt.Sprintf("spent $%.2f by %s, burning $%.2f a day over the last days", st.Spent, st.AsOf.Format(time.DateOnly), st.BurnPerDay),
+		Action:   "page the owning team: cut spend or raise the budget",
+	}
+	if !st.Exhausts.IsZero() {
+		det.Evidence += "; the budget runs out " + st.Exhausts.Format(time.RFC3339)
+	}
+	switch st.Scope.Kind {
+	case ScopeModel:
+		det.Model = st.Scope.Name
+	case ScopeJob:
+		det.Job = st.Scope.Name
+	}
+	return det, true
 }

@@ -47,6 +47,10 @@ func TestForecast(t *testing.T) {
 		if !near(st.Spent, c.spent) || !near(st.BurnPerDay, c.burn) || !near(st.Forecast, c.forecast) || st.Over != c.over || ex != c.exhausts {
 			t.Errorf("%s: %+v (exhausts %q)", c.name, st, ex)
 		}
+		det, ok := st.Detection()
+		if ok != c.over || ok && (det.Severity != cost.SeverityPage || det.Class != "budget_forecast_over" || det.Entity != "rec" || det.Threshold != 3000 || !near(det.Value, c.forecast)) {
+			t.Errorf("%s: detection %v %+v", c.name, ok, det)
+		}
 	}
 	if _, err := cost.Forecast(b, nil, nov.AddDate(0, 1, 0), 7); err == nil {
 		t.Error("a day outside the month was accepted")

@@ -43,10 +43,14 @@
 //     day: replicas, instance type, version) and leak (allocation up with no
 //     work or traffic behind it). Severity is a ticket, not a page, unless
 //     the scope's budget forecast exceeds its budget.
-//   - Budgets (Forecast): month-to-date spend, burn rate, the month-end
-//     forecast at that rate, and whether it exceeds the budget.
+//   - Budgets (Forecast): month-to-date spend, burn rate (the last 7 days),
+//     the month-end forecast at that rate, and whether it exceeds the
+//     budget; BudgetStatus.Detection is the page when it does. Anomalies
+//     and budget alerts become fleet.Detections for alerting (Detection);
+//     the analyzer does not run them yet.
 //   - Rollups (Rollups.DailyCost): the daily cost pass over per-GPU daily
 //     rollups, columnar, for a fleet of 100,000 GPUs × 90 days.
 //
-// Layer: stage (analytics). It imports only the standard library and YAML.
+// Layer: stage (analytics). It imports the standard library, YAML and the
+// shared domain types (fleet).
 package cost

@@ -16,6 +16,7 @@
 package costsim
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -456,4 +457,57 @@ func (w *World) TeamSeries(models []cost.Series) []cost.Series {
 		}
 	}
 	return out
+}
+
+// Source is the world as the cost detector's cost.DailySource: the model
+// and job series up to a day, and a monthly budget per model and job of
+// Headroom × its mean daily cost over the first 30 days × the month's days.
+type Source struct {
+	series   []cost.Series
+	budgets  []cost.Budget
+	Headroom float64
+}
+
+// Source builds the world's DailySource with the given budget headroom.
+func (w *World) Source(headroom float64) (*Source, error) {
+	ss, err := w.Series()
+	if err != nil {
+		return nil, err
+	}
+	src := &Source{series: ss, Headroom: headroom}
+	for _, s := range ss {
+		var sum float64
+		n := min(30, len(s.Days))
+		for _, d := range s.Days[:n] {
+			sum += d.Cost
+		}
+		if sum > 0 {
+			src.budgets = append(src.budgets, cost.Budget{Scope: s.Scope, Amount: headroom * sum / float64(n)})
+		}
+	}
+	return src, nil
+}
+
+// Series implements cost.DailySource.
+func (s *Source) Series(_ context.Context, day time.Time) ([]cost.Series, error) {
+	out := make([]cost.Series, 0, len(s.series))
+	for _, ser := range s.series {
+		i := slices.IndexFunc(ser.Days, func(d cost.Day) bool { return d.Date.Equal(day) })
+		if i < 0 {
+			continue
+		}
+		out = append(out, cost.Series{Scope: ser.Scope, Days: ser.Days[:i+1]})
+	}
+	return out, nil
+}
+
+// Budgets implements cost.DailySource: each budget for day's month.
+func (s *Source) Budgets(_ context.Context, day time.Time) ([]cost.Budget, error) {
+	month := time.Date(day.Year(), day.Month(), 1, 0, 0, 0, 0, time.UTC)
+	days := float64(month.AddDate(0, 1, 0).Sub(month).Hours() / 24)
+	out := make([]cost.Budget, len(s.budgets))
+	for i, b := range s.budgets {
+		out[i] = cost.Budget{Scope: b.Scope, Month: month, Amount: b.Amount * days}
+	}
+	return out, nil
 }

@@ -239,6 +239,10 @@ func Attribute(book *PriceBook, cfg AttributionConfig, in AttributeInput, from, 
 		if !ok {
 			return Attribution{}, fmt.Errorf("attribution: allocation %d (%s/%s) holds unknown GPU %q", i, a.Namespace, a.Pod, a.GPU)
 		}
+		if !a.To.After(a.From) {
+			return Attribution{}, fmt.Errorf("attribution: allocation %d (%s/%s) of GPU %q ends %s, not after it starts %s", i, a.Namespace, a.Pod, a.GPU,
+				a.To.UTC().Format(time.RFC3339), a.From.UTC().Format(time.RFC3339))
+		}
 		per[g] = append(per[g], i)
 	}
 	out := Attribution{From: from, To: to, Rule: cfg.Shared}

@@ -1,6 +1,7 @@
 package cost_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,8 @@ func TestAttributeErrors(t *testing.T) {
 	}{
 		{"unknown GPU", cost.NewDefaultAttributionConfig(), in, `unknown GPU "g9"`},
 		{"bad config", cost.AttributionConfig{GroupBy: []cost.Dimension{"squad"}, Shared: "fair"}, handCase(), `group_by "squad" is not one of`},
+		{"reversed allocation", cost.NewDefaultAttributionConfig(), cost.AttributeInput{GPUs: []cost.GPU{{ID: "g1", PriceKey: h100OD}},
+			Allocations: []cost.Allocation{{GPU: "g1", From: to, To: from}}}, "not after it starts"},
 		{"unpriced GPU", cost.NewDefaultAttributionConfig(), cost.AttributeInput{GPUs: []cost.GPU{{ID: "x", PriceKey: cost.PriceKey{GPUModel: "B200", Cluster: "us-east", Purchase: cost.Spot}}}}, "no price"},
 	} {
 		if _, err := cost.Attribute(b, c.cfg, c.in, from, to); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -158,5 +161,33 @@ func TestAttributeMIGAndUnitCost(t *testing.T) {
 	in.GPUs[0].Fraction = 1.5
 	if _, err := cost.Attribute(b, cfg, in, day, end); err == nil || !strings.Contains(err.Error(), "fraction 1.5") {
 		t.Errorf("fraction 1.5: %v", err)
+	}
+}
+
+// BenchmarkAttributeDay100kGPUs attributes one day of a 100,000-GPU fleet
+// (each GPU held by one pod for 20 hours, idle 4) by team and model.
+func BenchmarkAttributeDay100kGPUs(b *testing.B) {
+	bk, err := cost.LoadPriceBook("testdata/prices.good.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	day := at("2026-06-01T00:00:00Z")
+	var in cost.AttributeInput
+	for i := range 100_000 {
+		id := fmt.Sprintf("gpu-%06d", i)
+		in.GPUs = append(in.GPUs, cost.GPU{ID: id, PriceKey: h100OD})
+		in.Allocations = append(in.Allocations, cost.Allocation{GPU: id, From: day, To: day.Add(20 * time.Hour),
+			Tags: cost.Tags{Team: fmt.Sprintf("team%02d", i%50), Model: fmt.Sprintf("model%03d", i%1000)}})
+	}
+	cfg := cost.AttributionConfig{GroupBy: []cost.Dimension{cost.ByTeam, cost.ByModel}, Shared: cost.SharedByGPUHours}
+	var a cost.Attribution
+	b.ReportAllocs()
+	for b.Loop() {
+		if a, err = cost.Attribute(bk, cfg, in, day, day.Add(24*time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if len(a.Rows) != 1000 || !near(a.ProvisionedCost, 100_000*24*2.5) {
+		b.Fatalf("%d rows, $%v", len(a.Rows), a.ProvisionedCost)
 	}
 }

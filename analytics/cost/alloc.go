@@ -390,3 +390,36 @@ func UnitCosts(a Attribution, requests map[string]float64) []UnitCost {
 	}
 	return out
 }
+
+// Owners says who owns a model: its team and cost centre (the catalog's
+// ownership; see FillOwners).
+type Owners func(model string) (team, costCenter string, ok bool)
+
+// FillOwners fills each allocation's empty team and cost centre from its
+// model's owner (model → team → cost centre), in place, and returns how
+// many allocations it changed. Tags the workload carries win: a pod
+// labelled with a team keeps it.
+func FillOwners(allocs []Allocation, owners Owners) int {
+	var n int
+	for i := range allocs {
+		a := &allocs[i]
+		if a.Model == "" || (a.Team != "" && a.CostCenter != "") {
+			continue
+		}
+		team, cc, ok := owners(a.Model)
+		if !ok {
+			continue
+		}
+		changed := false
+		if a.Team == "" && team != "" {
+			a.Team, changed = team, true
+		}
+		if a.CostCenter == "" && cc != "" {
+			a.CostCenter, changed = cc, true
+		}
+		if changed {
+			n++
+		}
+	}
+	return n
+}

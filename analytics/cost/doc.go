@@ -23,6 +23,8 @@
 //     separate "shared" row). Rows always add up to the provisioned cost.
 //     UnitCosts turns rows by model (and version) into cost per request and
 //     per 1,000 requests.
+//     FillOwners fills a holder's missing team and cost centre from its
+//     model's owner (fleet/catalog: ownership.team, ownership.cost_center).
 //   - Utilization and waste (PlatformUtilization, UsefulSpend, Waste): the
 //     capacity-weighted platform utilization of equation 13 (Σ Uᵢ·Capᵢ / Σ
 //     Capᵢ); useful versus provisioned spend (provisioned × utilization: 100

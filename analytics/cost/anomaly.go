@@ -149,8 +149,9 @@ type Anomaly struct {
 // it has a budget.
 type BudgetLookup func(s Scope, day time.Time) (BudgetStatus, bool)
 
-// Detect returns the anomalous days of s. book (may be nil) supplies the
-// price changes to cite; budgets (may be nil) decides the severity.
+// Detect returns the anomalous days of s (c must be valid: Validate, or
+// NewDetector, checks it). book (may be nil) supplies the price changes to
+// cite; budgets (may be nil) decides the severity.
 func (c AnomalyConfig) Detect(s Series, book *PriceBook, budgets BudgetLookup) []Anomaly {
 	thr := c.DeltaPct
 	if v, ok := c.Overrides[s.Scope.String()]; ok {

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fleetwatch/fleetwatch/agent/buffer"
+	"github.com/fleetwatch/fleetwatch/agent/cgroupres"
 	"github.com/fleetwatch/fleetwatch/agent/dcgmsrc"
 	"github.com/fleetwatch/fleetwatch/agent/logtail"
 	"github.com/fleetwatch/fleetwatch/agent/nvmlsrc"
@@ -142,6 +143,13 @@ type Config struct {
 		Enabled       bool `yaml:"enabled"`
 		podres.Config `yaml:",inline"`
 	} `yaml:"pod_resources"`
+	// Processes labels NVML's GPU series, off Kubernetes, with the Slurm
+	// job or systemd unit of the processes on each GPU (agent/cgroupres).
+	// With pod_resources also on, pod_resources labels them.
+	Processes struct {
+		Enabled          bool `yaml:"enabled"`
+		cgroupres.Config `yaml:",inline"`
+	} `yaml:"processes"`
 	Ship   ship.Config   `yaml:"ship"`
 	Buffer buffer.Config `yaml:"buffer"`
 	// Listen is the address of /metrics and /healthz (default
@@ -167,6 +175,7 @@ func NewDefaultConfig() Config {
 	c.Logs.Config = logtail.NewDefaultConfig("")
 	c.Logs.StateFile, c.Logs.DeadLetter = "", "" // derived from data_dir by Resolve
 	c.PodResources.Config = podres.NewDefaultConfig()
+	c.Processes.Config = cgroupres.NewDefaultConfig()
 	c.Ship = ship.NewDefaultConfig()
 	c.Buffer = buffer.NewDefaultConfig("")
 	c.Listen = "127.0.0.1:9401"
@@ -214,6 +223,9 @@ func (c Config) Validate() error {
 	}
 	if c.PodResources.Enabled {
 		errs = append(errs, c.PodResources.Config.Validate())
+	}
+	if c.Processes.Enabled {
+		errs = append(errs, c.Processes.Config.Validate())
 	}
 	errs = append(errs, c.Ship.Validate(), c.Buffer.Validate())
 	if c.Listen != "" {
@@ -480,6 +492,12 @@ func (a *Agent) sources() ([]Source, error) {
 			}
 			a.errFns[podResourcesSource] = m.Errors
 			out = append(out, mapperSource{m})
+			workloads = m
+		} else if a.cfg.Processes.Enabled {
+			m, err := cgroupres.NewMapper(lib, a.cfg.Processes.Config)
+			if err != nil {
+				return nil, err
+			}
 			workloads = m
 		}
 		src, err := nvmlsrc.New(lib, cfg, &res, workloads, a.log)

@@ -41,6 +41,8 @@ func TestExitCodesAreTheSameForEveryCommand(t *testing.T) {
 		{"version", []string{"x"}, nil, nil},
 		{"users", []string{"x"}, []string{"--format", "xml"}, []string{"--apply", "--dsn", nowhere}},
 		{"certs", []string{"x"}, nil, []string{"--dir", filepath.Join(notADir, "tls")}},
+		{"cost", []string{"x"}, []string{"--prices", "p.yaml", "--gpus", "g.csv", "--allocations", "a.csv", "--from", "2026-11-01", "--to", "2026-11-02", "--shared", "fair"},
+			[]string{"--prices", missing + ".yaml", "--gpus", "g.csv", "--allocations", "a.csv", "--from", "2026-11-01", "--to", "2026-11-02"}},
 		{"backtest", []string{"x"}, []string{"--from", "2026-11-23T00:00:00Z", "--to", "never"},
 			[]string{"--from", "2026-11-23T00:00:00Z", "--to", "2026-11-23T01:00:00Z", "--dsn", nowhere}},
 	}

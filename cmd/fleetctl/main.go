@@ -37,6 +37,7 @@ func init() {
 		{"retention", "[--dsn DSN] [--dry-run]", "drop partitions older than each table's retention (servers without TTL)", runRetention},
 		{"backtest", "--from T --to T [--target-db DB] [--truth F] [--config F] [--dsn DSN] [--format json|table]", "replay a stored time range through the analyzer's detectors and alerting; --truth scores it", runBacktest},
 		{"certs", "[--dir D] [--hosts h1,h2]", "make a private CA, server and client certificates and a bearer token for a first install", runCerts},
+		{"cost", "--prices F --gpus F --allocations F --from T --to T [--by team,model,...] [--shared gpu_hours|query_volume|equal|separate] [--volume F] [--format table|csv|json]", "GPU-hours and cost for a period from a price book and allocation intervals, grouped as asked, shared cost split by a rule", runCost},
 		{"demo", "[--data DIR] [--scenario F] [--config F] [--duration D] [--keep]", "run the whole system on this machine with a simulated fleet and injected faults", runDemo},
 		{"drift", "--reference ref.csv --current cur.csv [--bins N] [--format json|table]", "compare two tables column by column: PSI, p-value, band, bins", runDrift},
 		{"spc", "--input series.csv [--column c] [--baseline N] [--format json|table]", "control-chart a series: limits and every rule violation", runSPC},

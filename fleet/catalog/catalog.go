@@ -27,10 +27,13 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Ownership says who owns a model or component.
+// Ownership says who owns a model or component, and which cost centre
+// its spend is charged to (the design documents' tagging schema; issue 19
+// fills a GPU holder's team and cost centre from its model's owner).
 type Ownership struct {
-	Team   string `yaml:"team"`
-	Oncall string `yaml:"oncall"`
+	Team       string `yaml:"team"`
+	Oncall     string `yaml:"oncall"`
+	CostCenter string `yaml:"cost_center"`
 }
 
 // Target is one place a model is served: a node, or a single GPU.

@@ -54,7 +54,7 @@ type Run struct {
 // Simulate runs scenario s with the given seed, the judge looking every
 // look, until it fails the canary or the horizon passes.
 func Simulate(s Scenario, seed uint64, look time.Duration, j *Judge) Run {
-	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	rng := newRand(seed)
 	base, good, bad := newServer(s.Baseline), newServer(s.Baseline), newServer(s.Canary)
 	o := Observation{
 		Canary:   Counts{Latency: &Histogram{}, Predictions: make([]float64, PredBins)},
@@ -228,3 +228,6 @@ func Scenarios() []Scenario {
 			Canary: with(rec, func(b *Behaviour) { b.PredShift = 0.6 })},
 	}
 }
+
+// newRand returns the simulation's generator for a seed.
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)) }

@@ -32,10 +32,10 @@ type PlanConfig struct {
 }
 
 // NewDefaultPlanConfig returns the document's stages (1, 5, 25, 50%),
-// α = 0.05, power 0.8 and the default judge's per-rule α (0.01 over three
-// rules).
+// α = 0.05, power 0.8 and about the default judge's per-rule α (0.01 over
+// three rules, rounded down to 0.0033).
 func NewDefaultPlanConfig() PlanConfig {
-	return PlanConfig{Stages: []float64{0.01, 0.05, 0.25, 0.5}, Alpha: 0.05, Power: 0.8, SequentialAlpha: 0.01 / 3}
+	return PlanConfig{Stages: []float64{0.01, 0.05, 0.25, 0.5}, Alpha: 0.05, Power: 0.8, SequentialAlpha: 0.0033}
 }
 
 // Validate reports every problem at once.

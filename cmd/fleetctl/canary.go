@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/analytics/canary"
+)
+
+// runCanary dispatches fleetctl canary's subcommands (plan, for now).
+func runCanary(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "canary")
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fs.SetOutput(e.stdout)
+			fs.Usage()
+			return nil
+		}
+		return badUsage(fs, "want a subcommand: plan")
+	}
+	switch args[0] {
+	case "plan":
+		return runCanaryPlan(ctx, e, args[1:])
+	}
+	return badUsage(fs, "unknown subcommand %q: want plan", args[0])
+}
+
+func runCanaryPlan(_ context.Context, e *env, args []string) error {
+	fs := newFlags(e, "canary")
+	def := canary.NewDefaultPlanConfig()
+	perHour := fs.Float64("rate", 0, "the model's requests per hour, all versions together (or --rps)")
+	perSec := fs.Float64("rps", 0, "the model's requests per second (or --rate)")
+	stages := fs.String("stages", "1,5,25,50", "canary stages, percent of traffic")
+	samples := fs.Float64("samples", 0, "canary samples each stage needs (equation 5's n); else equation 6 from --baseline-rate and --effect")
+	base := fs.Float64("baseline-rate", 0, "the metric's rate today, a fraction (CTR 0.05, error rate 0.005)")
+	effect := fs.Float64("effect", 0, "the change to detect, absolute (0.005 = half a point); with --relative a fraction of --baseline-rate")
+	relative := fs.Bool("relative", false, "--effect is relative to --baseline-rate")
+	alpha := fs.Float64("alpha", def.Alpha, "two-sided significance of the fixed-n test (equation 6)")
+	power := fs.Float64("power", def.Power, "power, for both the fixed-n and the sequential test")
+	seqAlpha := fs.Float64("sequential-alpha", def.SequentialAlpha, "false-fail rate of the judge's always-valid test for this metric (its alpha over the rules in force); 0 leaves the sequential columns out")
+	format := fs.String("format", "table", "output: table or json")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkFormat(fs, *format); err != nil {
+		return err
+	}
+	if (*perHour > 0) == (*perSec > 0) {
+		return badUsage(fs, "give the traffic as one of --rate (per hour) or --rps (per second)")
+	}
+	c := def
+	c.RequestsPerHour = *perHour + *perSec*3600
+	c.Samples, c.BaselineRate, c.Effect = *samples, *base, *effect
+	if *relative {
+		c.Effect = *effect * *base
+	}
+	c.Alpha, c.Power, c.SequentialAlpha = *alpha, *power, *seqAlpha
+	c.Stages = nil
+	for _, s := range strings.Split(*stages, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), "%"), 64)
+		if err != nil {
+			return badUsage(fs, "--stages %q: %v", *stages, err)
+		}
+		if !(v > 0 && v <= 100) {
+			return badUsage(fs, "--stages %q: %g%%: want a percent in (0, 100]", *stages, v)
+		}
+		c.Stages = append(c.Stages, v/100)
+	}
+	if err := c.Validate(); err != nil {
+		return badUsage(fs, "bad flags: %v", err)
+	}
+	p, err := canary.MakePlan(c)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		return writeJSON(e.stdout, struct {
+			Config canary.PlanConfig `json:"config"`
+			canary.Plan
+		}{c, p})
+	}
+	writePlanTable(e.stdout, c, p)
+	return nil
+}
+
+func writePlanTable(w io.Writer, c canary.PlanConfig, p canary.Plan) {
+	how := fmt.Sprintf("%.0f canary samples per stage (given)", p.Samples)
+	if c.Samples == 0 {
+		how = fmt.Sprintf("%.0f samples per variant to detect %+.4g on a rate of %.4g (equation 6, α %.3g two-sided, power %.2g)",
+			p.Samples, c.Effect, c.BaselineRate, c.Alpha, c.Power)
+	}
+	fmt.Fprintf(w, "traffic: %.0f requests/h; %s\n", c.RequestsPerHour, how)
+	seq := p.Stages[0].SequentialSamples > 0
+	if seq {
+		fmt.Fprintf(w, "sequential: the canary judge's always-valid test (α %.3g, looking as often as it likes), the baseline serving the rest\n", c.SequentialAlpha)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "stage\tcanary req/h\tduration (eq. 5)\t"
+	if seq {
+		head += "sequential samples\tsequential duration\t"
+	}
+	fmt.Fprintln(tw, head)
+	for _, s := range p.Stages {
+		line := fmt.Sprintf("%g%%\t%.0f\t%s\t", 100*s.Share, s.CanaryPerHour, dur(s.Duration))
+		if seq {
+			line += fmt.Sprintf("%.0f\t%s\t", s.SequentialSamples, dur(s.SequentialDuration))
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+}
+
+// dur prints a duration without trailing zero units (1h, 12m, 2h58m57s).
+func dur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -34,6 +34,8 @@ type score struct {
 	runs, failed int
 	delays       []time.Duration // regression start to fail verdict
 	rules        map[string]int  // failing rules, counted per run
+	passed       int             // runs with a pass verdict before any fail
+	passes       []time.Duration // canary start to the first pass verdict
 }
 
 func runScenario(t *testing.T, s Scenario, cfg Config, n int) score {
@@ -45,6 +47,10 @@ func runScenario(t *testing.T, s Scenario, cfg Config, n int) score {
 	sc := score{runs: n, rules: map[string]int{}}
 	for seed := range n {
 		r := Simulate(s, uint64(seed)+1, look, j)
+		if r.PassedAt >= 0 {
+			sc.passed++
+			sc.passes = append(sc.passes, r.PassedAt)
+		}
 		if r.FailedAt < 0 {
 			continue
 		}
@@ -55,6 +61,7 @@ func runScenario(t *testing.T, s Scenario, cfg Config, n int) score {
 		}
 	}
 	slices.Sort(sc.delays)
+	slices.Sort(sc.passes)
 	return sc
 }
 
@@ -71,8 +78,49 @@ func (s score) String() string {
 		rules = append(rules, fmt.Sprintf("%s %d", r, n))
 	}
 	slices.Sort(rules)
-	return fmt.Sprintf("failed %d/%d (%.2f%%), time to fail p50 %v p95 %v max %v, rules: %s",
+	out := fmt.Sprintf("failed %d/%d (%.2f%%), time to fail p50 %v p95 %v max %v, rules: %s",
 		s.failed, s.runs, 100*float64(s.failed)/float64(s.runs), quantile(s.delays, 0.5), quantile(s.delays, 0.95), quantile(s.delays, 1), strings.Join(rules, ", "))
+	if s.passed > 0 {
+		out += fmt.Sprintf("; passed %d/%d, time to pass p50 %v p95 %v", s.passed, s.runs, quantile(s.passes, 0.5), quantile(s.passes, 0.95))
+	}
+	return out
+}
+
+// TestScoreLiteralRule scores the alternative: listing 4 read literally
+// (literal_test.go), the same scenarios and seeds. It asserts what the
+// comparison shows: the literal rule fails good versions far more often
+// than the 1% the judge is held to.
+func TestScoreLiteralRule(t *testing.T) {
+	n := seeds(t)
+	var goodRuns, goodFails int
+	for _, s := range Scenarios() {
+		cfg, err := NewConfigForType(s.Type)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := score{runs: n, rules: map[string]int{}}
+		for seed := range n {
+			l := &literal{cfg: cfg}
+			r := SimulateWith(s, uint64(seed)+1, look, l.evaluate)
+			if r.FailedAt < 0 {
+				continue
+			}
+			sc.failed++
+			sc.delays = append(sc.delays, r.FailedAt-s.RegressionAt)
+			for _, rule := range r.Failed {
+				sc.rules[rule]++
+			}
+		}
+		slices.Sort(sc.delays)
+		t.Logf("literal rule, %s: %v", s.Name, sc)
+		if !s.Bad {
+			goodRuns += n
+			goodFails += sc.failed
+		}
+	}
+	if rate := float64(goodFails) / float64(goodRuns); rate <= 0.05 {
+		t.Errorf("literal rule failed %.2f%% of good versions; the comparison expects the peeking problem (> 5%%)", 100*rate)
+	}
 }
 
 // TestScoreScenarios is issue 20 item 7: each scenario 1,000 times with the

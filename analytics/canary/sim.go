@@ -54,6 +54,12 @@ type Run struct {
 // Simulate runs scenario s with the given seed, the judge looking every
 // look, until it fails the canary or the horizon passes.
 func Simulate(s Scenario, seed uint64, look time.Duration, j *Judge) Run {
+	return SimulateWith(s, seed, look, j.Evaluate)
+}
+
+// SimulateWith is Simulate with any judge: evaluate writes its verdict on
+// the cumulative observation into the verdict.
+func SimulateWith(s Scenario, seed uint64, look time.Duration, evaluate func(*Observation, *Verdict)) Run {
 	rng := newRand(seed)
 	base, good, bad := newServer(s.Baseline), newServer(s.Baseline), newServer(s.Canary)
 	o := Observation{
@@ -70,7 +76,7 @@ func Simulate(s Scenario, seed uint64, look time.Duration, j *Judge) Run {
 		}
 		canary.serve(rng, &o.Canary, poisson(rng, s.RatePerSec*s.CanaryShare*sec))
 		o.Elapsed = t
-		j.Evaluate(&o, &run.Last)
+		evaluate(&o, &run.Last)
 		run.Looks++
 		if run.Last.Outcome == Pass && run.PassedAt < 0 {
 			run.PassedAt = t

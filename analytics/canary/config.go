@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 )
 
 // ModelType selects the per-type defaults of design document 003 (tables
@@ -178,26 +180,9 @@ func NewConfigForType(t ModelType) (Config, error) {
 	return c, nil
 }
 
-// Overrides are a model's own settings (the catalog's canary section); a
-// zero field keeps the default.
-type Overrides struct {
-	Type                ModelType     `yaml:"model_type"`
-	Alpha               float64       `yaml:"alpha"`
-	ErrorRateIncrease   float64       `yaml:"error_rate_increase"`
-	EngagementDrop      float64       `yaml:"engagement_drop"`
-	LatencyP99Ratio     float64       `yaml:"latency_p99_ratio"`
-	GateP50Ms           float64       `yaml:"gate_p50_ms"`
-	GateP99Ms           float64       `yaml:"gate_p99_ms"`
-	ErrorRateWindow     time.Duration `yaml:"error_rate_window"`
-	EngagementWindow    time.Duration `yaml:"engagement_window"`
-	LatencyWindow       time.Duration `yaml:"latency_window"`
-	DriftIsRollback     bool          `yaml:"drift_is_rollback"`
-	DisableEngagement   bool          `yaml:"disable_engagement"`
-	DisableLatencyRatio bool          `yaml:"disable_latency_ratio"`
-}
-
-// Apply returns c with o's non-zero fields.
-func (o Overrides) Apply(c Config) Config {
+// applyOverrides returns c with a catalog model's non-zero canary
+// settings.
+func applyOverrides(c Config, o catalog.Canary) Config {
 	set := func(dst *float64, v float64) {
 		if v != 0 {
 			*dst = v
@@ -223,10 +208,11 @@ func (o Overrides) Apply(c Config) Config {
 	return c
 }
 
-// ConfigFor returns the configuration of a model: its type's defaults
-// (Overrides.Type, else TypeOf(modelType, domain)) with its overrides.
-func ConfigFor(modelType, domain string, o Overrides) (Config, error) {
-	t := o.Type
+// ConfigFor returns the configuration for a model of the given catalog
+// type and domain: its type's defaults (o.ModelType, else TypeOf) with the
+// catalog's overrides o.
+func ConfigFor(modelType, domain string, o catalog.Canary) (Config, error) {
+	t := ModelType(o.ModelType)
 	if t == "" {
 		t = TypeOf(modelType, domain)
 	}
@@ -234,9 +220,18 @@ func ConfigFor(modelType, domain string, o Overrides) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	c = o.Apply(c)
+	c = applyOverrides(c, o)
 	if err := c.Validate(); err != nil {
 		return Config{}, err
+	}
+	return c, nil
+}
+
+// ConfigForModel is ConfigFor a catalog model.
+func ConfigForModel(m *catalog.Model) (Config, error) {
+	c, err := ConfigFor(m.Type, m.Domain, m.Canary)
+	if err != nil {
+		return Config{}, fmt.Errorf("model %s: %w", m.Name, err)
 	}
 	return c, nil
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 )
 
 // latency returns a histogram of n latencies spread evenly over the
@@ -295,7 +297,7 @@ func TestTypeDefaults(t *testing.T) {
 			t.Errorf("TypeOf(%q, %q) = %s, want %s", tc.catalogType, tc.domain, got, tc.want)
 			continue
 		}
-		c, err := ConfigFor(tc.catalogType, tc.domain, Overrides{})
+		c, err := ConfigFor(tc.catalogType, tc.domain, catalog.Canary{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,14 +305,22 @@ func TestTypeDefaults(t *testing.T) {
 			t.Errorf("%s: gates %v/%v drop %v, want %v/%v %v", got, c.LatencyGate.P50Ms, c.LatencyGate.P99Ms, c.Engagement.Threshold, tc.p50, tc.p99, tc.drop)
 		}
 	}
-	c, err := ConfigFor("ranking", "recommendation", Overrides{GateP99Ms: 80, ErrorRateIncrease: 0.002, DriftIsRollback: true, DisableEngagement: true})
+	cat, err := catalog.Parse([]byte(`
+model: {name: ranker, version: "8", type: ranking, domain: recommendation}
+canary: {gate_p99_ms: 80, error_rate_increase: 0.002, drift_is_rollback: true, disable_engagement: true, latency_window: 2m}
+`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.LatencyGate.P99Ms != 80 || c.LatencyGate.P50Ms != 10 || c.ErrorRate.Threshold != 0.002 || !c.Drift.Fail || c.Engagement.Enabled {
+	m := cat.Model("ranker")
+	c, err := ConfigForModel(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LatencyGate.P99Ms != 80 || c.LatencyGate.P50Ms != 10 || c.ErrorRate.Threshold != 0.002 || !c.Drift.Fail || c.Engagement.Enabled || c.LatencyP99.Window != 2*time.Minute {
 		t.Errorf("overrides not applied: %+v", c)
 	}
-	if _, err := ConfigFor("ranking", "", Overrides{ErrorRateIncrease: 3}); err == nil {
+	if _, err := ConfigFor("ranking", "", catalog.Canary{ErrorRateIncrease: 3}); err == nil {
 		t.Error("an invalid override was accepted")
 	}
 }
@@ -383,4 +393,31 @@ func FuzzJudge(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestExampleCatalog: the example catalog's models get their type's
+// defaults and their own overrides.
+func TestExampleCatalog(t *testing.T) {
+	cat, err := catalog.Load("../../deploy/catalog.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		model     string
+		typ       ModelType
+		gateP99Ms float64
+	}{
+		{"ranking_ensemble_v2", TypeRecommendation, 40},
+		{"candidate_retrieval_v4", TypeRecommendation, 50},
+		{"fraud_detector", TypeFraud, 20},
+		{"user_embedding_v3", TypeRecommendation, 50}, // embedding_model in the recommendation domain
+	} {
+		c, err := ConfigForModel(cat.Model(tc.model))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Type != tc.typ || c.LatencyGate.P99Ms != tc.gateP99Ms {
+			t.Errorf("%s: type %s gate p99 %v, want %s %v", tc.model, c.Type, c.LatencyGate.P99Ms, tc.typ, tc.gateP99Ms)
+		}
+	}
 }

@@ -55,3 +55,33 @@ func BenchmarkJudgeLookFresh(b *testing.B) {
 		b.Fatal("no verdict")
 	}
 }
+
+// BenchmarkTrackerLook is a look of the Tracker 10 minutes into a
+// recommendation canary at 1M requests/h: the test since the start and
+// four restarts, each on its own counts.
+func BenchmarkTrackerLook(b *testing.B) {
+	j, _ := benchObservation(b)
+	tr, err := NewDefaultTracker(j.Config())
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := &Observation{
+		Canary:   Counts{Latency: &Histogram{}, Predictions: make([]float64, PredBins)},
+		Baseline: Counts{Latency: &Histogram{}, Predictions: make([]float64, PredBins)}}
+	srv := newServer(Scenarios()[0].Baseline)
+	rng := newRand(1)
+	var v Verdict
+	for k := range 4 {
+		srv.serve(rng, &o.Canary, 2085)
+		srv.serve(rng, &o.Baseline, 39615)
+		o.Elapsed = time.Duration(k+1) * DefaultEpoch
+		tr.Evaluate(o, &v)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		tr.Evaluate(o, &v)
+	}
+	if v.Outcome == "" {
+		b.Fatal("no verdict")
+	}
+}

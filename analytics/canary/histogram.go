@@ -130,3 +130,15 @@ func (h *Histogram) Above(i int) uint64 {
 	}
 	return n
 }
+
+// subtract removes o's counts from h; o must be an earlier state of the
+// same counts (every bucket at most h's).
+func (h *Histogram) subtract(o *Histogram) {
+	if o.Count() == 0 {
+		return
+	}
+	for i, n := range o.counts {
+		h.counts[i] -= n
+	}
+	h.total -= o.total
+}

@@ -87,6 +87,9 @@ type Evidence struct {
 	CanarySamples   uint64 `json:"canary_samples"`
 	BaselineSamples uint64 `json:"baseline_samples"`
 	MinSamples      uint64 `json:"min_samples"`
+	// Since is when the counts tested begin, after the canary's start: 0,
+	// or a Tracker's restart.
+	Since time.Duration `json:"since_ns"`
 	// TimeLeft is, while inconclusive, the time a decision needs at the
 	// observed traffic if the effect stays as estimated; −1 when no
 	// decision is in sight (no traffic, or an effect right at the
@@ -108,13 +111,17 @@ func (e Evidence) String() string {
 }
 
 func left(e Evidence) string {
+	since := ""
+	if e.Since > 0 {
+		since = fmt.Sprintf(", counts from %v after the start", e.Since)
+	}
 	switch {
 	case e.Outcome != Inconclusive:
-		return ""
+		return since
 	case e.TimeLeft < 0:
-		return ", no decision in sight"
+		return since + ", no decision in sight"
 	}
-	return fmt.Sprintf(", decision in ~%v", e.TimeLeft.Round(time.Second))
+	return since + fmt.Sprintf(", decision in ~%v", e.TimeLeft.Round(time.Second))
 }
 
 // Verdict is the judge's answer at one look.

@@ -20,22 +20,17 @@ type snap struct {
 }
 
 func copyCounts(c Counts) Counts {
-	h := &Histogram{}
-	h.Merge(c.Latency)
-	c.Latency, c.Predictions = h, nil
-	return c
+	var d Counts
+	d.Latency = &Histogram{}
+	copyInto(&d, &c)
+	d.Predictions = nil
+	return d
 }
 
 // minus returns a − b, b being an earlier snapshot of the same counts.
 func minus(a, b Counts) Counts {
-	d := Counts{Requests: a.Requests - b.Requests, Errors: a.Errors - b.Errors, Trials: a.Trials - b.Trials, Successes: a.Successes - b.Successes, Latency: &Histogram{}}
-	d.Latency.Merge(a.Latency)
-	if b.Latency.Count() > 0 {
-		for i, n := range b.Latency.counts {
-			d.Latency.counts[i] -= n
-		}
-		d.Latency.total -= b.Latency.total
-	}
+	d := Counts{Latency: &Histogram{}}
+	diffCounts(&d, &a, &b)
 	return d
 }
 

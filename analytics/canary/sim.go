@@ -208,8 +208,8 @@ func poisson(rng *rand.Rand, lambda float64) uint64 {
 	return k
 }
 
-// Scenarios returns the scoring scenarios at the design documents'
-// traffic: 1M requests/h with a 5% canary (003, equation 5's example), a
+// Scenarios returns the scoring scenarios, drift-only last, at the design
+// documents' traffic: 1M requests/h with a 5% canary (003, equation 5's example), a
 // recommendation service at 5,000 requests/s (Napkin Math 1.7: CTR 5% →
 // 4.5%), a fraud model at 1,000 TPS (003, latency gates) with a 1% canary.
 func Scenarios() []Scenario {
@@ -218,6 +218,10 @@ func Scenarios() []Scenario {
 	with := func(b Behaviour, f func(*Behaviour)) Behaviour { f(&b); return b }
 	const perHour1M = 1e6 / 3600
 	long, short := 30*time.Minute, 15*time.Minute
+	late := func(s Scenario) Scenario {
+		s.RegressionAt, s.Horizon = 12*time.Minute, 12*time.Minute+short
+		return s
+	}
 	return []Scenario{
 		{Name: "good", Type: TypeRecommendation, RatePerSec: perHour1M, CanaryShare: 0.05, Baseline: rec, Canary: rec, Horizon: long},
 		{Name: "good-busy", Type: TypeRecommendation, RatePerSec: 5000, CanaryShare: 0.05, Baseline: rec, Canary: rec, Horizon: long},
@@ -230,6 +234,16 @@ func Scenarios() []Scenario {
 			Canary: with(fraud, func(b *Behaviour) { b.ErrorRate = 0.02 })},
 		{Name: "business-metric-drop", Type: TypeRecommendation, RatePerSec: 5000, CanaryShare: 0.05, Baseline: rec, Bad: true, Horizon: short,
 			Canary: with(rec, func(b *Behaviour) { b.CTR = 0.045 })},
+		// The same regressions beginning 12 minutes into the canary,
+		// between two of the Tracker's restarts.
+		late(Scenario{Name: "late-latency-regression", Type: TypeRecommendation, RatePerSec: perHour1M, CanaryShare: 0.05, Baseline: rec, Bad: true,
+			Canary: with(rec, func(b *Behaviour) { b.LatencyMedianMs *= 2 })}),
+		late(Scenario{Name: "late-error-spike", Type: TypeRecommendation, RatePerSec: perHour1M, CanaryShare: 0.05, Baseline: rec, Bad: true,
+			Canary: with(rec, func(b *Behaviour) { b.ErrorRate = 0.03 })}),
+		late(Scenario{Name: "late-sparse-error-regression", Type: TypeFraud, RatePerSec: 1000, CanaryShare: 0.01, Baseline: fraud, Bad: true,
+			Canary: with(fraud, func(b *Behaviour) { b.ErrorRate = 0.02 })}),
+		late(Scenario{Name: "late-business-metric-drop", Type: TypeRecommendation, RatePerSec: 5000, CanaryShare: 0.05, Baseline: rec, Bad: true,
+			Canary: with(rec, func(b *Behaviour) { b.CTR = 0.045 })}),
 		{Name: "drift-only", Type: TypeRecommendation, RatePerSec: perHour1M, CanaryShare: 0.05, Baseline: rec, Horizon: long,
 			Canary: with(rec, func(b *Behaviour) { b.PredShift = 0.6 })},
 	}

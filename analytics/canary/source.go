@@ -56,3 +56,19 @@ func (r *Reader) Observe(ctx context.Context, model, canaryVersion, baselineVers
 	}
 	return o, nil
 }
+
+// RequestRate returns model's requests per hour in [from, to), all
+// versions together, each row standing for 1/sample_rate requests: the
+// observed traffic a rollout plan sizes its stages on.
+func (r *Reader) RequestRate(ctx context.Context, model string, from, to time.Time) (float64, error) {
+	if !to.After(from) {
+		return 0, fmt.Errorf("request rate of %s: empty range %v to %v", model, from, to)
+	}
+	var n float64
+	sql := fmt.Sprintf("SELECT toFloat64(sum(1 / sample_rate)) FROM %s WHERE model = %s AND %s",
+		chsql.Ident(r.client.Config().Database, "inference_events"), chsql.String(model), chsql.Between("ts", from, to))
+	if err := r.client.QueryScalar(ctx, sql, &n); err != nil {
+		return 0, fmt.Errorf("request rate of %s: %w", model, err)
+	}
+	return n / to.Sub(from).Hours(), nil
+}

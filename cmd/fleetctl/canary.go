@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/canary"
+	"github.com/fleetwatch/fleetwatch/storage"
 )
 
 // runCanary dispatches fleetctl canary's subcommands (plan, for now).
@@ -30,11 +31,14 @@ func runCanary(ctx context.Context, e *env, args []string) error {
 	return badUsage(fs, "unknown subcommand %q: want plan", args[0])
 }
 
-func runCanaryPlan(_ context.Context, e *env, args []string) error {
+func runCanaryPlan(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "canary")
+	resolve := chFlags(fs)
+	model := fs.String("model", "", "read the model's observed requests per hour from ClickHouse (inference_events, all versions, weighted by 1/sample_rate) instead of --rate")
+	over := fs.Duration("over", time.Hour, "with --model: the trailing time the observed rate is averaged over")
 	def := canary.NewDefaultPlanConfig()
-	perHour := fs.Float64("rate", 0, "the model's requests per hour, all versions together (or --rps)")
-	perSec := fs.Float64("rps", 0, "the model's requests per second (or --rate)")
+	perHour := fs.Float64("rate", 0, "the model's requests per hour, all versions together (or --rps, or --model)")
+	perSec := fs.Float64("rps", 0, "the model's requests per second (or --rate, or --model)")
 	stages := fs.String("stages", "1,5,25,50", "canary stages, percent of traffic")
 	samples := fs.Float64("samples", 0, "canary samples each stage needs (equation 5's n); else equation 6 from --baseline-rate and --effect")
 	base := fs.Float64("baseline-rate", 0, "the metric's rate today, a fraction (CTR 0.05, error rate 0.005)")
@@ -50,8 +54,17 @@ func runCanaryPlan(_ context.Context, e *env, args []string) error {
 	if err := checkFormat(fs, *format); err != nil {
 		return err
 	}
-	if (*perHour > 0) == (*perSec > 0) {
-		return badUsage(fs, "give the traffic as one of --rate (per hour) or --rps (per second)")
+	given := 0
+	for _, on := range []bool{*perHour > 0, *perSec > 0, *model != ""} {
+		if on {
+			given++
+		}
+	}
+	if given != 1 {
+		return badUsage(fs, "give the traffic as one of --rate (per hour), --rps (per second) or --model (observed)")
+	}
+	if *over <= 0 {
+		return badUsage(fs, "--over %v: want > 0", *over)
 	}
 	c := def
 	c.RequestsPerHour = *perHour + *perSec*3600
@@ -71,8 +84,21 @@ func runCanaryPlan(_ context.Context, e *env, args []string) error {
 		}
 		c.Stages = append(c.Stages, v/100)
 	}
+	if *model != "" {
+		c.RequestsPerHour = 1 // a placeholder: the other flags are checked before ClickHouse is asked
+	}
 	if err := c.Validate(); err != nil {
 		return badUsage(fs, "bad flags: %v", err)
+	}
+	if *model != "" {
+		rate, err := observedRate(ctx, e, resolve, *model, *over)
+		if err != nil {
+			return err
+		}
+		if rate == 0 {
+			return fmt.Errorf("model %s had no requests in inference_events over the last %v", *model, *over)
+		}
+		c.RequestsPerHour = rate
 	}
 	p, err := canary.MakePlan(c)
 	if err != nil {
@@ -86,6 +112,21 @@ func runCanaryPlan(_ context.Context, e *env, args []string) error {
 	}
 	writePlanTable(e.stdout, c, p)
 	return nil
+}
+
+// observedRate reads a model's requests per hour over the trailing over.
+func observedRate(ctx context.Context, e *env, resolve func() (storage.Config, error), model string, over time.Duration) (float64, error) {
+	cfg, err := resolve()
+	if err != nil {
+		return 0, err
+	}
+	c, err := open(ctx, cfg, logger(e))
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	now := time.Now().UTC()
+	return canary.NewReader(c).RequestRate(ctx, model, now.Add(-over), now)
 }
 
 func writePlanTable(w io.Writer, c canary.PlanConfig, p canary.Plan) {

@@ -1,9 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
 // TestCanaryPlanGolden: fleetctl canary plan reproduces design document
@@ -40,5 +47,46 @@ func TestCanaryPlanJSON(t *testing.T) {
 	}
 	if got.Samples != 29826 || len(got.Stages) != 4 || got.Stages[1].Share != 0.05 || !(got.Stages[1].SequentialDuration > got.Stages[1].Duration) {
 		t.Errorf("plan %+v", got)
+	}
+}
+
+// TestCanaryPlanObservedRate: --model reads the model's traffic from
+// inference_events over --over, each row standing for 1/sample_rate
+// requests.
+func TestCanaryPlanObservedRate(t *testing.T) {
+	c := chtest.NewDB(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	var b storage.InferenceEventBlock
+	// One row a second, sampled at 50%, from 59 to 1 minutes ago: 3,480
+	// rows, 6,960 requests in the hour; another model alongside.
+	for s := 60; s < 3540; s++ {
+		ts := now.Add(-time.Duration(s) * time.Second)
+		b.Append(&fleet.InferenceEvent{Time: ts, Model: "ranker", ModelVersion: "v7", RequestID: fmt.Sprint(s), LatencyMs: 5, Status: "ok", SampleRate: 0.5})
+		b.Append(&fleet.InferenceEvent{Time: ts, Model: "fraud", ModelVersion: "v1", RequestID: fmt.Sprint("f", s), LatencyMs: 1, Status: "ok", SampleRate: 1})
+	}
+	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(ctx, b.Block()); err != nil {
+		t.Fatal(err)
+	}
+	dsn := "clickhouse://" + c.Config().Addrs[0] + "/" + c.Config().Database
+	code, out, errOut := fleetctl(t, "canary", "plan", "--model", "ranker", "--over", "1h", "--samples", "6960", "--stages", "50", "--dsn", dsn)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	// 6,960 samples at half of 6,960 requests/h: 2 h.
+	if !strings.Contains(out, "traffic: 6960 requests/h") || !strings.Contains(out, "2h") {
+		t.Errorf("output:\n%s", out)
+	}
+	code, _, errOut = fleetctl(t, "canary", "plan", "--model", "nobody", "--samples", "10", "--dsn", dsn)
+	if code != 1 || !strings.Contains(errOut, "model nobody had no requests") {
+		t.Errorf("unknown model: exit %d, %s", code, errOut)
+	}
+	code, _, errOut = fleetctl(t, "canary", "plan", "--model", "ranker", "--rate", "5", "--samples", "10")
+	if code != 2 || !strings.Contains(errOut, "one of --rate") {
+		t.Errorf("two rates: exit %d, %s", code, errOut)
 	}
 }

@@ -18,20 +18,9 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/canary"
 )
 
-// Canary identifies one canary deployment: a model's new version against
-// the version it replaces, started at Started (the deployment record's
-// time, so the same canary has the same identity after a restart).
-type Canary struct {
-	Model           string    `json:"model"`
-	Version         string    `json:"version"`
-	BaselineVersion string    `json:"baseline_version"`
-	Started         time.Time `json:"started"`
-}
-
-// Key is the canary's idempotency key: model/version@start (Unix seconds).
-func (c Canary) Key() string {
-	return fmt.Sprintf("%s/%s@%d", c.Model, c.Version, c.Started.Unix())
-}
+// Canary identifies one canary deployment (canary.Deployment; its Key is
+// the idempotency key).
+type Canary = canary.Deployment
 
 // RollbackRequest is the body POSTed to the rollback webhook (JSON), with
 // the header Idempotency-Key set to Key: a receiver that sees a key again

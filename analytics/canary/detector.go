@@ -33,11 +33,11 @@ func (d Deployment) Key() string {
 
 // DetectorConfig configures the canary Detector.
 type DetectorConfig struct {
-	Name string
+	Name string `yaml:"name"`
 	// Interval is how often the judge looks (the engine's window).
-	Interval time.Duration
+	Interval time.Duration `yaml:"interval"`
 	// MaxAge is how long after its start a canary is still judged.
-	MaxAge time.Duration
+	MaxAge time.Duration `yaml:"max_age"`
 }
 
 // NewDefaultDetectorConfig returns looks every 10 s, canaries judged for

@@ -124,6 +124,22 @@ func left(e Evidence) string {
 	return since + fmt.Sprintf(", decision in ~%v", e.TimeLeft.Round(time.Second))
 }
 
+// JSONSafe returns a copy of ev with the ±Inf and NaN that JSON cannot
+// carry (the open intervals of rules without data, an undefined relative
+// effect) replaced by 0: the outcome n/a or inconclusive says why.
+func JSONSafe(ev []Evidence) []Evidence {
+	out := make([]Evidence, len(ev))
+	for i, e := range ev {
+		for _, f := range []*float64{&e.Canary, &e.Baseline, &e.Effect, &e.Lower, &e.Upper, &e.Threshold, &e.Null} {
+			if math.IsNaN(*f) || math.IsInf(*f, 0) {
+				*f = 0
+			}
+		}
+		out[i] = e
+	}
+	return out
+}
+
 // Verdict is the judge's answer at one look.
 type Verdict struct {
 	Outcome Outcome       `json:"outcome"`

@@ -421,3 +421,19 @@ func TestExampleCatalog(t *testing.T) {
 		}
 	}
 }
+
+// TestEvidenceJSON: a verdict with rules without data marshals once made
+// JSONSafe (rollback payloads, the web metric).
+func TestEvidenceJSON(t *testing.T) {
+	j, err := New(NewDefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := j.Judge(Observation{Elapsed: time.Minute, Canary: Counts{Requests: 10}, Baseline: Counts{Requests: 100}})
+	if _, err := json.Marshal(v.Evidence); err == nil {
+		t.Fatal("the open intervals marshalled: the test no longer covers JSONSafe")
+	}
+	if _, err := json.Marshal(JSONSafe(v.Evidence)); err != nil {
+		t.Errorf("JSONSafe evidence: %v", err)
+	}
+}

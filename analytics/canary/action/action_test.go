@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -72,7 +73,11 @@ var ranker = Canary{Model: "ranker", Version: "v8", BaselineVersion: "v7", Start
 func newRollbacker(t *testing.T, url string, l Ledger) *Rollbacker {
 	t.Helper()
 	cfg := NewDefaultRollbackConfig()
-	cfg.URL, cfg.Backoff, cfg.BearerToken = url, time.Millisecond, "s3cret"
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.URL, cfg.Backoff, cfg.BearerTokenFile = url, time.Millisecond, tok
 	rb, err := NewRollbacker(cfg, l, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ type WebVerdict struct {
 func webVerdict(e entry) WebVerdict {
 	w := WebVerdict{Canary: e.c, Outcome: e.v.Outcome, Pass: e.v.Outcome == canary.Pass, Fail: e.v.Outcome == canary.Fail,
 		Inconclusive: e.v.Outcome == canary.Inconclusive, FailedRules: e.v.Failed(), ElapsedSeconds: e.v.Elapsed.Seconds(),
-		TimeLeftSeconds: e.v.TimeLeft.Seconds(), JudgedAt: e.at.UTC(), Evidence: jsonSafe(e.v.Evidence)}
+		TimeLeftSeconds: e.v.TimeLeft.Seconds(), JudgedAt: e.at.UTC(), Evidence: canary.JSONSafe(e.v.Evidence)}
 	if e.v.TimeLeft < 0 {
 		w.TimeLeftSeconds = -1
 	}
@@ -87,21 +87,6 @@ func webVerdict(e entry) WebVerdict {
 		w.FailedRules = []string{}
 	}
 	return w
-}
-
-// jsonSafe replaces the ±Inf and NaN that JSON cannot carry (intervals of
-// rules without data) by 0, in a copy.
-func jsonSafe(ev []canary.Evidence) []canary.Evidence {
-	out := make([]canary.Evidence, len(ev))
-	for i, e := range ev {
-		for _, f := range []*float64{&e.Canary, &e.Baseline, &e.Effect, &e.Lower, &e.Upper, &e.Threshold} {
-			if *f != *f || *f > 1e308 || *f < -1e308 {
-				*f = 0
-			}
-		}
-		out[i] = e
-	}
-	return out
 }
 
 // Handler serves:

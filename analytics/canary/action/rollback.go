@@ -144,8 +144,11 @@ func (l *FileLedger) Close() error { return l.f.Close() }
 type RollbackConfig struct {
 	// URL is the rollback webhook.
 	URL string `yaml:"url"`
-	// BearerToken, when set, is sent as Authorization: Bearer.
-	BearerToken string `yaml:"bearer_token"`
+	// BearerTokenFile, when set, holds the token sent as Authorization:
+	// Bearer (read when the Rollbacker is made); BearerToken is the token
+	// itself, for programs that hold it already.
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	BearerToken     string `yaml:"-"`
 	// Timeout bounds one attempt; Attempts and Backoff the retries (the
 	// backoff doubles after each failed attempt).
 	Timeout  time.Duration `yaml:"timeout"`
@@ -192,6 +195,13 @@ func NewRollbacker(cfg RollbackConfig, ledger Ledger, log *slog.Logger) (*Rollba
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("rollback config: %w", err)
 	}
+	if cfg.BearerTokenFile != "" {
+		tok, err := os.ReadFile(cfg.BearerTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("rollback bearer token: %w", err)
+		}
+		cfg.BearerToken = strings.TrimSpace(string(tok))
+	}
 	if ledger == nil {
 		ledger = &MemLedger{}
 	}
@@ -204,7 +214,7 @@ func NewRollbacker(cfg RollbackConfig, ledger Ledger, log *slog.Logger) (*Rollba
 // NewRequest builds the rollback request for a failed verdict.
 func NewRequest(c Canary, v canary.Verdict, now time.Time) RollbackRequest {
 	r := RollbackRequest{Key: c.Key(), Canary: c, Target: c.BaselineVersion, Rules: v.Failed(),
-		ElapsedSeconds: v.Elapsed.Seconds(), Evidence: v.Evidence, RequestedAt: now.UTC()}
+		ElapsedSeconds: v.Elapsed.Seconds(), Evidence: canary.JSONSafe(v.Evidence), RequestedAt: now.UTC()}
 	var parts []string
 	for _, e := range v.Evidence {
 		if e.Outcome == canary.Fail {

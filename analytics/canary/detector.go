@@ -166,6 +166,30 @@ func (d *Detector) track(ctx context.Context, dep Deployment, end time.Time) (*r
 	return r, nil
 }
 
+// look judges dep as of at.
+func (d *Detector) look(ctx context.Context, dep Deployment, at time.Time) (*running, error) {
+	r, err := d.track(ctx, dep, at)
+	if err != nil {
+		return nil, fmt.Errorf("canary %s: %w", dep.Key(), err)
+	}
+	o, err := d.reader.Observe(ctx, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, at)
+	if err != nil {
+		return nil, err
+	}
+	r.tr.Evaluate(&o, &r.v)
+	return r, nil
+}
+
+// Judge returns dep's verdict as of at, as the analyzer would reach it
+// (fleetctl canary status). Looks must come in time order.
+func (d *Detector) Judge(ctx context.Context, dep Deployment, at time.Time) (Verdict, error) {
+	r, err := d.look(ctx, dep, at)
+	if err != nil {
+		return Verdict{}, err
+	}
+	return r.v, nil
+}
+
 // Evaluate implements fleet.Detector.
 func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detection, error) {
 	deps, err := d.Canaries(ctx, w.End)
@@ -177,16 +201,11 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 	}
 	var out []fleet.Detection
 	for _, dep := range deps {
-		r, err := d.track(ctx, dep, w.End)
-		if err != nil {
-			return nil, fmt.Errorf("canary %s: %w", dep.Key(), err)
-		}
-		r.seen = true
-		o, err := d.reader.Observe(ctx, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, w.End)
+		r, err := d.look(ctx, dep, w.End)
 		if err != nil {
 			return nil, err
 		}
-		r.tr.Evaluate(&o, &r.v)
+		r.seen = true
 		if d.OnVerdict != nil {
 			d.OnVerdict(ctx, dep, r.v)
 		}

@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/canary"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
-// runCanary dispatches fleetctl canary's subcommands (plan, for now).
+// runCanary dispatches fleetctl canary's subcommands: plan and status.
 func runCanary(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "canary")
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -22,13 +23,15 @@ func runCanary(ctx context.Context, e *env, args []string) error {
 			fs.Usage()
 			return nil
 		}
-		return badUsage(fs, "want a subcommand: plan")
+		return badUsage(fs, "want a subcommand: plan or status")
 	}
 	switch args[0] {
 	case "plan":
 		return runCanaryPlan(ctx, e, args[1:])
+	case "status":
+		return runCanaryStatus(ctx, e, args[1:])
 	}
-	return badUsage(fs, "unknown subcommand %q: want plan", args[0])
+	return badUsage(fs, "unknown subcommand %q: want plan or status", args[0])
 }
 
 func runCanaryPlan(ctx context.Context, e *env, args []string) error {
@@ -167,4 +170,87 @@ func dur(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// runCanaryStatus judges the running canaries from ClickHouse, as the
+// analyzer does, and prints each verdict with its evidence.
+func runCanaryStatus(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "canary")
+	resolve := chFlags(fs)
+	catPath := fs.String("catalog", "", "model catalog (each model's type and canary: settings); without it every model gets the generic defaults (design document 003, listing 4)")
+	at := fs.String("at", "", "judge as of this time (RFC 3339; default now)")
+	format := fs.String("format", "table", "output: table or json")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkFormat(fs, *format); err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return badUsage(fs, "--at: %v", err)
+		}
+		now = t.UTC()
+	}
+	var cat *catalog.Catalog
+	if *catPath != "" {
+		var err error
+		if cat, err = catalog.Load(*catPath); err != nil {
+			return err
+		}
+	}
+	cfg, err := resolve()
+	if err != nil {
+		return err
+	}
+	c, err := open(ctx, cfg, logger(e))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	d, err := canary.NewDetector(canary.NewDefaultDetectorConfig(), c, cat, logger(e))
+	if err != nil {
+		return err
+	}
+	deps, err := d.Canaries(ctx, now)
+	if err != nil {
+		return err
+	}
+	type status struct {
+		canary.Deployment
+		Verdict canary.Verdict `json:"verdict"`
+	}
+	out := []status{}
+	for _, dep := range deps {
+		v, err := d.Judge(ctx, dep, now)
+		if err != nil {
+			return err
+		}
+		v.Evidence = canary.JSONSafe(v.Evidence)
+		out = append(out, status{dep, v})
+	}
+	if *format == "json" {
+		return writeJSON(e.stdout, out)
+	}
+	if len(out) == 0 {
+		fmt.Fprintf(e.stdout, "no canary running at %s\n", now.Format(time.RFC3339))
+		return nil
+	}
+	for _, s := range out {
+		left := ""
+		if s.Verdict.Outcome == canary.Inconclusive {
+			left = ", decision in " + dur(s.Verdict.TimeLeft)
+			if s.Verdict.TimeLeft < 0 {
+				left = ", no decision in sight"
+			}
+		}
+		fmt.Fprintf(e.stdout, "%s %s vs %s, started %s (%v ago): %s%s\n", s.Model, s.Version, s.BaselineVersion,
+			s.Started.Format(time.RFC3339), s.Verdict.Elapsed.Round(time.Second), strings.ToUpper(string(s.Verdict.Outcome)), left)
+		for _, ev := range s.Verdict.Evidence {
+			fmt.Fprintf(e.stdout, "  %s\n", ev)
+		}
+	}
+	return nil
 }

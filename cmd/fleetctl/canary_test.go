@@ -90,3 +90,52 @@ func TestCanaryPlanObservedRate(t *testing.T) {
 		t.Errorf("two rates: exit %d, %s", code, errOut)
 	}
 }
+
+// TestCanaryStatus: fleetctl canary status finds the running canary in
+// model_deployments and prints the analyzer's verdict with its evidence.
+func TestCanaryStatus(t *testing.T) {
+	c := chtest.NewDB(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	var dep storage.ModelDeploymentBlock
+	dep.Append(&storage.ModelDeployment{Time: t0, Model: "ranker", ModelVersion: "v8", PreviousVersion: "v7", Change: "canary"})
+	var ev storage.InferenceEventBlock
+	// Each second 20 baseline requests at 10 ms and 4 canary requests at
+	// 40 ms: the canary's p99 is 4× the baseline's.
+	for s := range 300 {
+		ts := t0.Add(time.Duration(s) * time.Second)
+		for k := range 24 {
+			version, lat := "v7", 10.0
+			if k < 4 {
+				version, lat = "v8", 40
+			}
+			ev.Append(&fleet.InferenceEvent{Time: ts, Model: "ranker", ModelVersion: version, RequestID: fmt.Sprint(s, "/", k), LatencyMs: lat, Status: "ok"})
+		}
+	}
+	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []storage.Block{dep.Block(), ev.Block()} {
+		if err := w.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dsn := "clickhouse://" + c.Config().Addrs[0] + "/" + c.Config().Database
+	code, out, errOut := fleetctl(t, "canary", "status", "--at", "2026-12-06T02:05:00Z", "--dsn", dsn)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"ranker v8 vs v7, started 2026-12-06T02:00:00Z (5m0s ago): FAIL", "latency_p99_ratio fail", "error_rate "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = fleetctl(t, "canary", "status", "--at", "2026-12-04T00:00:00Z", "--dsn", dsn, "--format", "json")
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("before the canary: exit %d, %q", code, out)
+	}
+	if code, _, errOut := fleetctl(t, "canary", "status", "--at", "yesterday"); code != 2 || !strings.Contains(errOut, "--at") {
+		t.Errorf("bad --at: exit %d, %s", code, errOut)
+	}
+}

@@ -26,7 +26,7 @@ func TestCanaryPlanGolden(t *testing.T) {
 	golden(t, "canary_plan_errors", "canary", "plan", "--rate", "1000000", "--stages", "1,150")
 	golden(t, "canary_plan_bad_config", "canary", "plan", "--rate", "1000000", "--alpha", "2")
 	golden(t, "canary_plan_no_traffic", "canary", "plan", "--samples", "10")
-	golden(t, "canary_no_subcommand", "canary", "status")
+	golden(t, "canary_no_subcommand", "canary", "frobnicate")
 }
 
 func TestCanaryPlanJSON(t *testing.T) {

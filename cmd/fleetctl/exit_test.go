@@ -39,7 +39,7 @@ func TestExitCodesAreTheSameForEveryCommand(t *testing.T) {
 		{"simulate", []string{"x"}, []string{"--dsn", "bogus://h"}, []string{"--scenario", missing + ".yaml", "--dsn", nowhere}},
 		{"sql", []string{"SELECT 1", "SELECT 2"}, []string{"--format", "xml", "SELECT 1"}, []string{"--dsn", nowhere, "SELECT 1"}},
 		{"version", []string{"x"}, nil, nil},
-		{"canary", []string{"plan", "--rate", "1", "--samples", "1", "x"}, []string{"plan", "--rate", "1", "--stages", "x"}, nil},
+		{"canary", []string{"plan", "--rate", "1", "--samples", "1", "x"}, []string{"plan", "--rate", "1", "--stages", "x"}, []string{"status", "--dsn", nowhere}},
 		{"users", []string{"x"}, []string{"--format", "xml"}, []string{"--apply", "--dsn", nowhere}},
 		{"certs", []string{"x"}, nil, []string{"--dir", filepath.Join(notADir, "tls")}},
 		{"backtest", []string{"x"}, []string{"--from", "2026-11-23T00:00:00Z", "--to", "never"},

@@ -56,6 +56,16 @@
 // and the design documents' triggers are errors, latency and the business
 // outcome; PSI ≥ 0.25 is marked as "investigate" in the evidence.
 //
+// Tracker restarts the tests every 2.5 minutes (restart k gets
+// α·6/(π²(k+1)²)) so a regression that begins mid-canary is not diluted
+// by the good minutes before it.
+//
+// Reader reads the per-version counts from inference_events, and Detector
+// is the analyzer's fleet.Detector: the canaries that model_deployments
+// says are running, judged each window, one detection per failed canary,
+// every verdict to a callback (package action: the rollback webhook, the
+// Argo Rollouts and Flagger endpoints).
+//
 // Plan sizes the stages of a rollout (design document 003, equations 5 and
 // 6) for fleetctl canary plan. The simulation (Scenario, Simulate) produces
 // canary runs with known ground truth for the scoring tests.

@@ -39,6 +39,7 @@ func TestExitCodesAreTheSameForEveryCommand(t *testing.T) {
 		{"simulate", []string{"x"}, []string{"--dsn", "bogus://h"}, []string{"--scenario", missing + ".yaml", "--dsn", nowhere}},
 		{"sql", []string{"SELECT 1", "SELECT 2"}, []string{"--format", "xml", "SELECT 1"}, []string{"--dsn", nowhere, "SELECT 1"}},
 		{"version", []string{"x"}, nil, nil},
+		{"canary", []string{"plan", "--rate", "1", "--samples", "1", "x"}, []string{"plan", "--rate", "1", "--stages", "x"}, []string{"status", "--dsn", nowhere}},
 		{"users", []string{"x"}, []string{"--format", "xml"}, []string{"--apply", "--dsn", nowhere}},
 		{"certs", []string{"x"}, nil, []string{"--dir", filepath.Join(notADir, "tls")}},
 		{"cost", []string{"x"}, []string{"--prices", "p.yaml", "--gpus", "g.csv", "--allocations", "a.csv", "--from", "2026-11-01", "--to", "2026-11-02", "--shared", "fair"},

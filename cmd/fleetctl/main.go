@@ -36,6 +36,7 @@ func init() {
 		{"migrate", "[--print] [--profile auto|legacy|modern] [--dsn DSN]", "create or upgrade the ClickHouse schema; --print shows the SQL", runMigrate},
 		{"retention", "[--dsn DSN] [--dry-run]", "drop partitions older than each table's retention (servers without TTL)", runRetention},
 		{"backtest", "--from T --to T [--target-db DB] [--truth F] [--config F] [--dsn DSN] [--format json|table]", "replay a stored time range through the analyzer's detectors and alerting; --truth scores it", runBacktest},
+		{"canary", "plan (--rate R | --rps R | --model M [--over D]) [--stages 1,5,25,50] (--samples N | --baseline-rate P --effect D [--relative]) [--alpha A] [--power P] [--format json|table]\n       fleetctl canary status [--catalog F] [--at T] [--dsn DSN] [--format json|table]", "canary rollouts: plan sizes the stages (how long each must run to detect an effect); status judges the running canaries with their evidence", runCanary},
 		{"certs", "[--dir D] [--hosts h1,h2]", "make a private CA, server and client certificates and a bearer token for a first install", runCerts},
 		{"cost", "--prices F --gpus F --allocations F --from T --to T [--by team,model,...] [--shared gpu_hours|query_volume|equal|separate] [--volume F] [--format table|csv|json]", "GPU-hours and cost for a period from a price book and allocation intervals, grouped as asked, shared cost split by a rule", runCost},
 		{"demo", "[--data DIR] [--scenario F] [--config F] [--duration D] [--keep]", "run the whole system on this machine with a simulated fleet and injected faults", runDemo},

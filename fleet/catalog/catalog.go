@@ -70,6 +70,43 @@ type SLO struct {
 	LatencyMs float64 `yaml:"latency_ms"`
 }
 
+// Canary is a model's own settings for the canary judge (issue 20,
+// analytics/canary): a zero field keeps the default of the model's type
+// (ModelType, else derived from Type and Domain). The judge validates the
+// result; the catalog only rejects negative values.
+type Canary struct {
+	ModelType           string        `yaml:"model_type"`
+	Alpha               float64       `yaml:"alpha"`
+	ErrorRateIncrease   float64       `yaml:"error_rate_increase"`
+	EngagementDrop      float64       `yaml:"engagement_drop"`
+	LatencyP99Ratio     float64       `yaml:"latency_p99_ratio"`
+	GateP50Ms           float64       `yaml:"gate_p50_ms"`
+	GateP99Ms           float64       `yaml:"gate_p99_ms"`
+	ErrorRateWindow     time.Duration `yaml:"error_rate_window"`
+	EngagementWindow    time.Duration `yaml:"engagement_window"`
+	LatencyWindow       time.Duration `yaml:"latency_window"`
+	DriftIsRollback     bool          `yaml:"drift_is_rollback"`
+	DisableEngagement   bool          `yaml:"disable_engagement"`
+	DisableLatencyRatio bool          `yaml:"disable_latency_ratio"`
+}
+
+func (c Canary) validate() error {
+	var errs []error
+	for name, v := range map[string]float64{"alpha": c.Alpha, "error_rate_increase": c.ErrorRateIncrease, "engagement_drop": c.EngagementDrop,
+		"latency_p99_ratio": c.LatencyP99Ratio, "gate_p50_ms": c.GateP50Ms, "gate_p99_ms": c.GateP99Ms} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("canary.%s %v is negative", name, v))
+		}
+	}
+	for name, v := range map[string]time.Duration{"error_rate_window": c.ErrorRateWindow, "engagement_window": c.EngagementWindow, "latency_window": c.LatencyWindow} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("canary.%s %v is negative", name, v))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
 // Model is one catalog entry.
 type Model struct {
 	Name    string
@@ -84,6 +121,8 @@ type Model struct {
 	Ownership            Ownership
 	SLOs                 []SLO
 	Runbook              string
+	// Canary overrides the canary judge's defaults for this model.
+	Canary Canary
 }
 
 // Component is something models depend on that is not a model itself.
@@ -137,6 +176,7 @@ type entry struct {
 	Ownership Ownership `yaml:"ownership"`
 	SLOs      []SLO     `yaml:"slos"`
 	Runbook   string    `yaml:"runbook"`
+	Canary    Canary    `yaml:"canary"`
 	// The registry's other sections, accepted and ignored.
 	Artifact   yaml.Node `yaml:"artifact"`
 	Training   yaml.Node `yaml:"training"`
@@ -221,7 +261,7 @@ func build(entries []entry, comps []Component) (*Catalog, error) {
 	for i := range entries {
 		e := &entries[i]
 		m := &Model{Name: e.Model.Name, Version: e.Model.Version, Type: e.Model.Type, Domain: e.Model.Domain,
-			Serving: e.Serving, Ownership: e.Ownership, SLOs: e.SLOs, Runbook: e.Runbook}
+			Serving: e.Serving, Ownership: e.Ownership, SLOs: e.SLOs, Runbook: e.Runbook, Canary: e.Canary}
 		for _, u := range e.Dependencies.Upstream {
 			m.Upstream = append(m.Upstream, modelRef(u))
 		}
@@ -291,6 +331,9 @@ func (m *Model) validate() error {
 	var errs []error
 	if m.Name == "" {
 		errs = append(errs, errors.New("model.name is empty"))
+	}
+	if err := m.Canary.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	seen := map[string]bool{}
 	for i := range m.SLOs {

@@ -66,3 +66,29 @@ func TestBadCatalogs(t *testing.T) {
 		})
 	}
 }
+
+func TestCanaryOverrides(t *testing.T) {
+	c, err := catalog.Parse([]byte(`
+model: {name: ranker, version: "8", type: ranking, domain: recommendation}
+canary: {model_type: recommendation, gate_p99_ms: 80, engagement_window: 30m, drift_is_rollback: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Model("ranker").Canary
+	if got.ModelType != "recommendation" || got.GateP99Ms != 80 || got.EngagementWindow != 30*time.Minute || !got.DriftIsRollback {
+		t.Errorf("canary section %+v", got)
+	}
+	_, err = catalog.Parse([]byte(`
+model: {name: ranker}
+canary: {gate_p50_ms: -1, latency_window: -5m}
+`))
+	for _, want := range []string{"canary.gate_p50_ms -1 is negative", "canary.latency_window -5m0s is negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	if _, err := catalog.Parse([]byte("model: {name: ranker}\ncanary: {gate_p95_ms: 3}\n")); err == nil || !strings.Contains(err.Error(), "gate_p95_ms") {
+		t.Errorf("unknown canary key: %v", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/alerting"
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
+	"github.com/fleetwatch/fleetwatch/analytics/canary"
 	"github.com/fleetwatch/fleetwatch/analytics/drift"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/freshness"
@@ -48,6 +49,9 @@ type Analyzer struct {
 	cat      *catalog.Catalog
 	// share runs the coordination when analyzers share the fleet.
 	share *sharing
+
+	// canary is what the canary judge's verdicts drive; nil when off.
+	canary *canaryActions
 
 	alertMu sync.Mutex
 	// alert is alerting as this analyzer runs it: always when alone and
@@ -138,6 +142,11 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 		notifier: o.notifier, newest: freshness.NewReader(c)}
 	if cfg.Alerting.Enabled && cfg.Alerting.Catalog != "" {
 		if a.cat, err = catalog.Load(cfg.Alerting.Catalog); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Canary.Enabled {
+		if a.canary, err = a.newCanaryActions(cfg.Canary); err != nil {
 			return nil, err
 		}
 	}
@@ -244,6 +253,16 @@ func (a *Analyzer) factories(cat *catalog.Catalog) []factory {
 			return jobs.NewDetector(j.Config, c, out, log)
 		}})
 	}
+	if k := cfg.Canary; k.Enabled {
+		fs = append(fs, factory{name: k.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
+			d, err := canary.NewDetector(k.DetectorConfig, c, cat, log)
+			if err != nil {
+				return nil, err
+			}
+			d.OnVerdict = a.canary.onVerdict(a)
+			return d, nil
+		}})
+	}
 	al := cfg.Alerting
 	if al.Enabled && cat != nil && al.SLO.Enabled {
 		fs = append(fs, factory{name: al.SLO.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
@@ -285,6 +304,9 @@ func (a *Analyzer) Run(ctx context.Context) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		if a.canary != nil {
+			mux.Handle("/canary/", a.canary.board.Handler())
+		}
 		ln, err := a.web.Listen(a.cfg.Listen, a.log)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
@@ -324,6 +346,9 @@ func (a *Analyzer) Run(ctx context.Context) error {
 		defer func() { <-deliveries }()
 	}
 	err := a.Engine.Run(ctx)
+	if cerr := a.canary.close(); cerr != nil {
+		a.log.Error("canary", "err", cerr)
+	}
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -51,6 +51,9 @@ type Config struct {
 	// Jobs judges training jobs: step time against their own history,
 	// stalled ranks, checkpoints, goodput (analytics/jobs).
 	Jobs JobsConfig `yaml:"jobs"`
+	// Canary judges running canaries against their baselines and asks for
+	// rollbacks (analytics/canary; off by default).
+	Canary CanaryConfig `yaml:"canary"`
 	// Freshness judges the catalog's pipeline features against the
 	// freshness SLO of their type (analytics/freshness); it runs with
 	// alerting when there is a catalog.
@@ -120,6 +123,7 @@ func NewDefaultConfig() Config {
 		Alerting:      NewDefaultAlertingConfig(),
 		Health:        NewDefaultHealthConfig(),
 		Jobs:          NewDefaultJobsConfig(),
+		Canary:        NewDefaultCanaryConfig(),
 		Freshness:     freshness.NewDefaultConfig(),
 		Coordination:  NewDefaultCoordinationConfig(),
 		ClickHouse:    storage.NewDefaultConfig(),
@@ -143,7 +147,7 @@ func (c Config) Validate() error {
 	if c.StateLookback <= 0 {
 		errs = append(errs, fmt.Errorf("analyzer: state_lookback %v must be positive", c.StateLookback))
 	}
-	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled && !c.Jobs.Enabled {
+	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled && !c.Jobs.Enabled && !c.Canary.Enabled {
 		errs = append(errs, errors.New("analyzer: every detector is disabled"))
 	}
 	if c.Drift.Enabled {
@@ -173,6 +177,9 @@ func (c Config) Validate() error {
 	if c.Jobs.Enabled {
 		errs = append(errs, c.Jobs.Validate())
 	}
+	if c.Canary.Enabled {
+		errs = append(errs, c.Canary.Validate())
+	}
 	errs = append(errs, c.Alerting.Validate())
 	errs = append(errs, c.Coordination.Validate())
 	if c.Freshness.Enabled {
@@ -182,7 +189,7 @@ func (c Config) Validate() error {
 	for _, n := range []struct {
 		on   bool
 		name string
-	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}, {c.Jobs.Enabled, c.Jobs.Name}, {c.Freshness.Enabled, c.Freshness.Name}} {
+	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}, {c.Jobs.Enabled, c.Jobs.Name}, {c.Canary.Enabled, c.Canary.Name}, {c.Freshness.Enabled, c.Freshness.Name}} {
 		if n.on && names[n.name] {
 			errs = append(errs, fmt.Errorf("detector name %q is used twice", n.name))
 		}

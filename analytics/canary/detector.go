@@ -1,0 +1,246 @@
+package canary
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
+)
+
+// Deployment identifies one canary: a model's new version against the
+// version it replaces, started at Started (the model_deployments row's
+// time, so the same canary has the same identity after a restart).
+type Deployment struct {
+	Model           string    `json:"model"`
+	Version         string    `json:"version"`
+	BaselineVersion string    `json:"baseline_version"`
+	Started         time.Time `json:"started"`
+}
+
+// Key is the canary's idempotency key: model/version@start (Unix seconds).
+func (d Deployment) Key() string {
+	return fmt.Sprintf("%s/%s@%d", d.Model, d.Version, d.Started.Unix())
+}
+
+// DetectorConfig configures the canary Detector.
+type DetectorConfig struct {
+	Name string `yaml:"name"`
+	// Interval is how often the judge looks (the engine's window).
+	Interval time.Duration `yaml:"interval"`
+	// MaxAge is how long after its start a canary is still judged.
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// NewDefaultDetectorConfig returns looks every 10 s, canaries judged for
+// up to 24 hours.
+func NewDefaultDetectorConfig() DetectorConfig {
+	return DetectorConfig{Name: "canary", Interval: 10 * time.Second, MaxAge: 24 * time.Hour}
+}
+
+// Validate reports every problem at once.
+func (c DetectorConfig) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("canary detector name is empty"))
+	}
+	if c.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("canary interval %v: want > 0", c.Interval))
+	}
+	if c.MaxAge <= 0 {
+		errs = append(errs, fmt.Errorf("canary max_age %v: want > 0", c.MaxAge))
+	}
+	return errors.Join(errs...)
+}
+
+// Detector is the canary fleet.Detector: each window it finds the models
+// whose latest model_deployments change is "canary", reads both versions'
+// counts since the canary started (Reader), judges them with a Tracker per
+// canary (the model's catalog configuration) and returns one detection per
+// failed canary, at its first failed look. Every verdict goes to OnVerdict
+// (the assembly's Board and Rollbacker).
+type Detector struct {
+	cfg    DetectorConfig
+	client *storage.Client
+	reader *Reader
+	cat    *catalog.Catalog
+	log    *slog.Logger
+	// OnVerdict, when set, receives every canary's verdict at every look.
+	OnVerdict func(ctx context.Context, d Deployment, v Verdict)
+	running   map[string]*running
+}
+
+type running struct {
+	tr     *Tracker
+	failed bool
+	seen   bool
+	v      Verdict
+}
+
+// NewDetector returns the detector reading c and judging with each
+// model's configuration from cat (models missing from it get the generic
+// defaults).
+func NewDetector(cfg DetectorConfig, c *storage.Client, cat *catalog.Catalog, log *slog.Logger) (*Detector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Detector{cfg: cfg, client: c, reader: NewReader(c), cat: cat, log: log, running: map[string]*running{}}, nil
+}
+
+// Name implements fleet.Detector.
+func (d *Detector) Name() string { return d.cfg.Name }
+
+// Interval implements fleet.Detector.
+func (d *Detector) Interval() time.Duration { return d.cfg.Interval }
+
+// CanariesSQL returns the query for the canaries running at end: per
+// model, the latest change within maxAge when it is a canary.
+func CanariesSQL(database string, end time.Time, maxAge time.Duration) string {
+	return fmt.Sprintf("SELECT toString(model) AS m, toString(argMax(model_version, ts)) AS v, toString(argMax(previous_version, ts)) AS pv, "+
+		"toString(argMax(change, ts)) AS ch, max(ts) AS t FROM %s WHERE %s GROUP BY model HAVING ch = 'canary' ORDER BY m",
+		chsql.Ident(database, "model_deployments"), chsql.Between("ts", end.Add(-maxAge), end.Add(time.Second)))
+}
+
+// Canaries returns the canaries running at end.
+func (d *Detector) Canaries(ctx context.Context, end time.Time) ([]Deployment, error) {
+	var res chsql.Result
+	m, v, pv, t := res.Str("m"), res.Str("v"), res.Str("pv"), res.Time("t")
+	var out []Deployment
+	err := res.ForRows(ctx, d.client, CanariesSQL(d.client.Config().Database, end, d.cfg.MaxAge), func(r int) {
+		out = append(out, Deployment{Model: m.At(r), Version: v.At(r), BaselineVersion: pv.At(r), Started: time.Unix(t.Seconds(r), 0).UTC()})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("running canaries: %w", err)
+	}
+	return out, nil
+}
+
+func (d *Detector) config(model string) (Config, error) {
+	if d.cat == nil {
+		return NewDefaultConfig(), nil
+	}
+	if m := d.cat.Model(model); m != nil {
+		return ConfigForModel(m)
+	}
+	return NewDefaultConfig(), nil
+}
+
+// track returns a canary's Tracker; a canary first seen after some of its
+// restarts (an analyzer restart) gets its counts at those restarts read
+// back first, so its restarted tests are the same as if it had never
+// stopped.
+func (d *Detector) track(ctx context.Context, dep Deployment, end time.Time) (*running, error) {
+	if r := d.running[dep.Key()]; r != nil {
+		return r, nil
+	}
+	cfg, err := d.config(dep.Model)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := NewDefaultTracker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &running{tr: tr}
+	last := int(end.Sub(dep.Started) / DefaultEpoch)
+	for k := max(1, last-DefaultSegments+1); k <= last; k++ {
+		at := dep.Started.Add(time.Duration(k) * DefaultEpoch)
+		o, err := d.reader.Observe(ctx, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, at)
+		if err != nil {
+			return nil, err
+		}
+		tr.Evaluate(&o, &r.v)
+	}
+	d.running[dep.Key()] = r
+	return r, nil
+}
+
+// look judges dep as of at.
+func (d *Detector) look(ctx context.Context, dep Deployment, at time.Time) (*running, error) {
+	r, err := d.track(ctx, dep, at)
+	if err != nil {
+		return nil, fmt.Errorf("canary %s: %w", dep.Key(), err)
+	}
+	o, err := d.reader.Observe(ctx, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, at)
+	if err != nil {
+		return nil, err
+	}
+	r.tr.Evaluate(&o, &r.v)
+	return r, nil
+}
+
+// Judge returns dep's verdict as of at, as the analyzer would reach it
+// (fleetctl canary status). Looks must come in time order.
+func (d *Detector) Judge(ctx context.Context, dep Deployment, at time.Time) (Verdict, error) {
+	r, err := d.look(ctx, dep, at)
+	if err != nil {
+		return Verdict{}, err
+	}
+	return r.v, nil
+}
+
+// Evaluate implements fleet.Detector.
+func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detection, error) {
+	deps, err := d.Canaries(ctx, w.End)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range d.running {
+		r.seen = false
+	}
+	var out []fleet.Detection
+	for _, dep := range deps {
+		r, err := d.look(ctx, dep, w.End)
+		if err != nil {
+			return nil, err
+		}
+		r.seen = true
+		if d.OnVerdict != nil {
+			d.OnVerdict(ctx, dep, r.v)
+		}
+		if r.v.Outcome == Fail && !r.failed {
+			r.failed = true
+			out = append(out, detection(d.cfg.Name, w, dep, r.v))
+		}
+	}
+	for k, r := range d.running {
+		if !r.seen {
+			delete(d.running, k) // promoted, rolled back or too old
+		}
+	}
+	return out, nil
+}
+
+// detection is the incident's evidence: the deployment, the failed rules,
+// every rule's line (JSON, like the other detectors' evidence).
+func detection(name string, w fleet.Window, dep Deployment, v Verdict) fleet.Detection {
+	var failed Evidence
+	lines := make([]string, 0, len(v.Evidence))
+	for _, e := range v.Evidence {
+		if e.Outcome == Fail && failed.Rule == "" {
+			failed = e
+		}
+		lines = append(lines, e.String())
+	}
+	ev, _ := json.Marshal(map[string]any{"deployment": dep, "failed_rules": v.Failed(), "elapsed": v.Elapsed.String(), "rules": lines})
+	return fleet.Detection{
+		Time: w.End, WindowStart: w.Start, Detector: name, Class: "canary_regression", Severity: "critical",
+		EntityType: "model", Entity: dep.Model, Key: "canary/" + dep.Key(), Model: dep.Model, ModelVersion: dep.Version,
+		Value: failed.Effect, Threshold: failed.Threshold, PValue: math.NaN(),
+		Action: fmt.Sprintf("roll %s back from %s to %s", dep.Model, dep.Version, dep.BaselineVersion),
+		Summary: fmt.Sprintf("canary %s %s failed %s after %v against %s", dep.Model, dep.Version, strings.Join(v.Failed(), ", "),
+			v.Elapsed.Round(time.Second), dep.BaselineVersion),
+		Evidence: string(ev),
+	}
+}

@@ -1,0 +1,127 @@
+package canary
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chtest"
+)
+
+// TestDetectorOnClickHouse: a canary recorded in model_deployments, its
+// requests in inference_events; the detector finds it, judges it every
+// 10 s and raises one detection, with the deployment and the evidence,
+// once its error rate is shown to be worse; a restarted detector reads the
+// restarts' counts back and reaches the same verdict; a promotion ends it.
+func TestDetectorOnClickHouse(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	var dep storage.ModelDeploymentBlock
+	dep.Append(&storage.ModelDeployment{Time: t0.Add(-24 * time.Hour), Model: "ranker", ModelVersion: "v7", PreviousVersion: "v6", Change: "deploy"})
+	dep.Append(&storage.ModelDeployment{Time: t0, Model: "ranker", ModelVersion: "v8", PreviousVersion: "v7", Change: "canary", Actor: "argo"})
+	dep.Append(&storage.ModelDeployment{Time: t0.Add(-time.Hour), Model: "fraud", ModelVersion: "v2", PreviousVersion: "v1", Change: "canary"})
+	dep.Append(&storage.ModelDeployment{Time: t0.Add(-30 * time.Minute), Model: "fraud", ModelVersion: "v2", PreviousVersion: "v1", Change: "promote"})
+	var ev storage.InferenceEventBlock
+	id := 0
+	// 45 baseline requests/s with 0.5% errors, 5 canary requests/s with
+	// 10%, for 10 minutes.
+	for s := range 600 {
+		ts := t0.Add(time.Duration(s) * time.Second)
+		for k := range 50 {
+			id++
+			version, failed := "v7", id%200 == 0
+			if k < 5 {
+				version, failed = "v8", (s*5+k)%10 == 0
+			}
+			status := "ok"
+			if failed {
+				status = "error"
+			}
+			ev.Append(&fleet.InferenceEvent{Time: ts, Model: "ranker", ModelVersion: version, RequestID: fmt.Sprint(id), LatencyMs: 5 + float64(k%7), Status: status})
+		}
+	}
+	w, err := db.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []storage.Block{dep.Block(), ev.Block()} {
+		if err := w.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cat, err := catalog.Parse([]byte("model: {name: ranker, type: ranking, domain: recommendation}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newDetector := func() (*Detector, *[]Verdict) {
+		d, err := NewDetector(NewDefaultDetectorConfig(), db, cat, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []Verdict
+		d.OnVerdict = func(_ context.Context, dep Deployment, v Verdict) {
+			if dep.Key() != "ranker/v8@1796522400" || dep.BaselineVersion != "v7" {
+				t.Errorf("verdict for %+v", dep)
+			}
+			seen = append(seen, v)
+		}
+		return d, &seen
+	}
+	d, seen := newDetector()
+	var dets []fleet.Detection
+	var failedAt time.Duration
+	for end := t0.Add(10 * time.Second); end.Before(t0.Add(5 * time.Minute)); end = end.Add(10 * time.Second) {
+		out, err := d.Evaluate(ctx, fleet.Window{Start: end.Add(-10 * time.Second), End: end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) > 0 && failedAt == 0 {
+			failedAt = end.Sub(t0)
+		}
+		dets = append(dets, out...)
+	}
+	if len(dets) != 1 {
+		t.Fatalf("%d detections, want 1", len(dets))
+	}
+	got := dets[0]
+	t.Logf("failed after %v: %s", failedAt, got.Summary)
+	if got.Key != "canary/ranker/v8@1796522400" || got.ModelVersion != "v8" || got.Class != "canary_regression" ||
+		!strings.Contains(got.Action, "back from v8 to v7") || !strings.Contains(got.Evidence, "error_rate fail") {
+		t.Errorf("detection %+v", got)
+	}
+	// 500 canary samples take 100 s; failing needs no more than 3 minutes.
+	if failedAt < 100*time.Second || failedAt > 3*time.Minute {
+		t.Errorf("failed after %v, want between 100 s and 3 min", failedAt)
+	}
+	if len(*seen) != 29 || (*seen)[len(*seen)-1].Outcome != Fail {
+		t.Errorf("%d verdicts, last %v", len(*seen), (*seen)[len(*seen)-1].Outcome)
+	}
+
+	// A restarted analyzer: the Tracker's restarts are read back.
+	d2, seen2 := newDetector()
+	end := t0.Add(6 * time.Minute)
+	out, err := d2.Evaluate(ctx, fleet.Window{Start: end.Add(-10 * time.Second), End: end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || (*seen2)[0].Outcome != Fail || len(d2.running["ranker/v8@1796522400"].tr.snaps) < 3 {
+		t.Errorf("after a restart: %d detections, verdict %v", len(out), (*seen2)[0].Outcome)
+	}
+
+	// Promoted: no canary left.
+	var promote storage.ModelDeploymentBlock
+	promote.Append(&storage.ModelDeployment{Time: t0.Add(7 * time.Minute), Model: "ranker", ModelVersion: "v8", PreviousVersion: "v7", Change: "promote"})
+	if err := w.Write(ctx, promote.Block()); err != nil {
+		t.Fatal(err)
+	}
+	deps, err := d2.Canaries(ctx, t0.Add(8*time.Minute))
+	if err != nil || len(deps) != 0 {
+		t.Errorf("after the promotion: %v, %v", deps, err)
+	}
+}

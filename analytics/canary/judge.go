@@ -1,0 +1,414 @@
+package canary
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/lib/kernels"
+)
+
+// Counts is one version's cumulative aggregate since the canary started.
+// Canary and baseline must cover the same minutes.
+type Counts struct {
+	// Requests and Errors are inference requests and those that failed.
+	Requests, Errors uint64
+	// Trials are requests whose business outcome is known (engagement,
+	// CTR-style) and Successes those that succeeded.
+	Trials, Successes uint64
+	// Latency is the latency histogram; nil when not measured.
+	Latency *Histogram
+	// Predictions is a histogram of the version's predictions over bins
+	// shared by both versions; nil when not measured.
+	Predictions []float64
+}
+
+// Observation is what the judge looks at: both versions' counts since the
+// canary started, Elapsed ago.
+type Observation struct {
+	Elapsed          time.Duration
+	Canary, Baseline Counts
+}
+
+// Outcome is a rule's or the canary's verdict.
+type Outcome string
+
+// Outcomes. Info marks evidence that does not vote (drift when it is not
+// a trigger); NotApplicable a rule without data on either side.
+const (
+	Pass          Outcome = "pass"
+	Fail          Outcome = "fail"
+	Inconclusive  Outcome = "inconclusive"
+	Info          Outcome = "info"
+	NotApplicable Outcome = "n/a"
+)
+
+// Rule names.
+const (
+	RuleErrorRate  = "error_rate"
+	RuleEngagement = "engagement"
+	RuleLatencyP99 = "latency_p99_ratio"
+	RuleGateP50    = "latency_gate_p50"
+	RuleGateP99    = "latency_gate_p99"
+	RuleDrift      = "prediction_drift"
+)
+
+// Effect units.
+const (
+	UnitAbsolute = "absolute" // canary − baseline
+	UnitRelative = "relative" // canary / baseline − 1
+	UnitRatio    = "ratio"    // canary / baseline
+	UnitMs       = "ms"       // the canary's value
+	UnitPSI      = "psi"
+)
+
+// Evidence is one rule's finding.
+type Evidence struct {
+	Rule    string  `json:"rule"`
+	Outcome Outcome `json:"outcome"`
+	// Canary and Baseline are the metric per version: a rate, or a
+	// latency in ms.
+	Canary   float64 `json:"canary"`
+	Baseline float64 `json:"baseline"`
+	// Effect is the canary against the baseline in Unit, and Threshold
+	// the effect at which the rule fails (in Unit too).
+	Effect    float64 `json:"effect"`
+	Unit      string  `json:"unit"`
+	Threshold float64 `json:"threshold"`
+	// Tested names the quantity the test is on; Lower, Upper are its
+	// always-valid (1−Alpha) interval and Null its value when the canary
+	// is no worse.
+	Tested string  `json:"tested"`
+	Lower  float64 `json:"lower"`
+	Upper  float64 `json:"upper"`
+	Null   float64 `json:"null"`
+	Alpha  float64 `json:"alpha"`
+	// CanarySamples and BaselineSamples are the counts tested.
+	CanarySamples   uint64 `json:"canary_samples"`
+	BaselineSamples uint64 `json:"baseline_samples"`
+	MinSamples      uint64 `json:"min_samples"`
+	// Since is when the counts tested begin, after the canary's start: 0,
+	// or a Tracker's restart.
+	Since time.Duration `json:"since_ns"`
+	// TimeLeft is, while inconclusive, the time a decision needs at the
+	// observed traffic if the effect stays as estimated; −1 when no
+	// decision is in sight (no traffic, or an effect right at the
+	// threshold).
+	TimeLeft time.Duration `json:"time_left_ns"`
+}
+
+// String is the rule and its finding in one line.
+func (e Evidence) String() string {
+	switch e.Rule {
+	case RuleDrift:
+		return fmt.Sprintf("%s %s: PSI %.3f (investigate ≥ %.2f), %d canary / %d baseline predictions", e.Rule, e.Outcome, e.Effect, e.Threshold, e.CanarySamples, e.BaselineSamples)
+	case RuleErrorRate, RuleEngagement:
+		return fmt.Sprintf("%s %s: canary %.4f vs baseline %.4f, effect %+.4f %s (fail at %+.4f), %s in [%+.5f, %+.5f] (1−α, α=%.4f), n %d/%d (min %d)%s",
+			e.Rule, e.Outcome, e.Canary, e.Baseline, e.Effect, e.Unit, e.Threshold, e.Tested, e.Lower, e.Upper, e.Alpha, e.CanarySamples, e.BaselineSamples, e.MinSamples, left(e))
+	}
+	return fmt.Sprintf("%s %s: canary %.2f ms vs baseline %.2f ms, effect %.3f %s (fail at %.3f), %s in [%.5f, %.5f] vs %.2f (1−α, α=%.4f), n %d/%d (min %d)%s",
+		e.Rule, e.Outcome, e.Canary, e.Baseline, e.Effect, e.Unit, e.Threshold, e.Tested, e.Lower, e.Upper, e.Null, e.Alpha, e.CanarySamples, e.BaselineSamples, e.MinSamples, left(e))
+}
+
+func left(e Evidence) string {
+	since := ""
+	if e.Since > 0 {
+		since = fmt.Sprintf(", counts from %v after the start", e.Since)
+	}
+	switch {
+	case e.Outcome != Inconclusive:
+		return since
+	case e.TimeLeft < 0:
+		return since + ", no decision in sight"
+	}
+	return since + fmt.Sprintf(", decision in ~%v", e.TimeLeft.Round(time.Second))
+}
+
+// JSONSafe returns a copy of ev with the ±Inf and NaN that JSON cannot
+// carry (the open intervals of rules without data, an undefined relative
+// effect) replaced by 0: the outcome n/a or inconclusive says why.
+func JSONSafe(ev []Evidence) []Evidence {
+	out := make([]Evidence, len(ev))
+	for i, e := range ev {
+		for _, f := range []*float64{&e.Canary, &e.Baseline, &e.Effect, &e.Lower, &e.Upper, &e.Threshold, &e.Null} {
+			if math.IsNaN(*f) || math.IsInf(*f, 0) {
+				*f = 0
+			}
+		}
+		out[i] = e
+	}
+	return out
+}
+
+// Verdict is the judge's answer at one look.
+type Verdict struct {
+	Outcome Outcome       `json:"outcome"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	// TimeLeft is, while inconclusive, the time until every voting rule
+	// has decided at the observed traffic (the longest rule's); −1 when
+	// some rule has no decision in sight.
+	TimeLeft time.Duration `json:"time_left_ns"`
+	Evidence []Evidence    `json:"evidence"`
+}
+
+// Failed returns the rules that failed.
+func (v *Verdict) Failed() []string {
+	var out []string
+	for _, e := range v.Evidence {
+		if e.Outcome == Fail {
+			out = append(out, e.Rule)
+		}
+	}
+	return out
+}
+
+// Judge evaluates observations against a Config. It is stateless and safe
+// for concurrent use.
+type Judge struct {
+	cfg   Config
+	alpha float64 // per rule
+}
+
+// New returns a judge, or the configuration's problems.
+func New(cfg Config) (*Judge, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("canary config: %w", err)
+	}
+	return &Judge{cfg: cfg, alpha: cfg.Alpha / float64(max(cfg.rules(), 1))}, nil
+}
+
+// Config returns the judge's configuration.
+func (j *Judge) Config() Config { return j.cfg }
+
+// RuleAlpha returns the false-fail rate allotted to each rule.
+func (j *Judge) RuleAlpha() float64 { return j.alpha }
+
+// rules counts the statistical rules in force (those sharing Alpha).
+func (c Config) rules() int {
+	n := 0
+	for _, on := range []bool{c.ErrorRate.Enabled, c.Engagement.Enabled, c.LatencyP99.Enabled, c.LatencyGate.P50Ms > 0, c.LatencyGate.P99Ms > 0} {
+		if on {
+			n++
+		}
+	}
+	return n
+}
+
+// Judge returns the verdict on o.
+func (j *Judge) Judge(o Observation) Verdict {
+	var v Verdict
+	j.Evaluate(&o, &v)
+	return v
+}
+
+// Evaluate writes the verdict on o into v, reusing v.Evidence's memory: a
+// look allocates nothing once v has held a verdict.
+func (j *Judge) Evaluate(o *Observation, v *Verdict) {
+	v.Evidence = v.Evidence[:0]
+	v.Elapsed = o.Elapsed
+	c := &j.cfg
+	if c.ErrorRate.Enabled {
+		v.Evidence = append(v.Evidence, j.rate(o, RuleErrorRate, c.ErrorRate, o.Canary.Errors, o.Canary.Requests, o.Baseline.Errors, o.Baseline.Requests, false))
+	}
+	if c.Engagement.Enabled {
+		v.Evidence = append(v.Evidence, j.rate(o, RuleEngagement, c.Engagement, o.Canary.Successes, o.Canary.Trials, o.Baseline.Successes, o.Baseline.Trials, true))
+	}
+	if c.LatencyP99.Enabled {
+		v.Evidence = append(v.Evidence, j.p99Ratio(o))
+	}
+	if c.LatencyGate.P50Ms > 0 {
+		v.Evidence = append(v.Evidence, j.gate(o, RuleGateP50, c.LatencyGate.P50Ms, 0.5))
+	}
+	if c.LatencyGate.P99Ms > 0 {
+		v.Evidence = append(v.Evidence, j.gate(o, RuleGateP99, c.LatencyGate.P99Ms, 0.99))
+	}
+	if o.Canary.Predictions != nil && o.Baseline.Predictions != nil {
+		v.Evidence = append(v.Evidence, j.drift(o))
+	}
+	v.Outcome, v.TimeLeft = Pass, 0
+	voting := 0
+	for _, e := range v.Evidence {
+		switch e.Outcome {
+		case Fail:
+			v.Outcome, v.TimeLeft = Fail, 0
+			return
+		case Inconclusive:
+			voting++
+			v.Outcome = Inconclusive
+			if v.TimeLeft >= 0 {
+				if e.TimeLeft < 0 {
+					v.TimeLeft = -1
+				} else {
+					v.TimeLeft = max(v.TimeLeft, e.TimeLeft)
+				}
+			}
+		case Pass:
+			voting++
+		}
+	}
+	if voting == 0 {
+		v.Outcome, v.TimeLeft = Inconclusive, -1
+	}
+}
+
+// decision is the common end of every statistical rule: the bad-direction
+// estimate d̂ with its information, failing when d̂ − radius > 0 and d̂ ≥
+// failAt, passing when d̂ + radius < failAt with the samples and window.
+type decision struct {
+	d, info, tau, failAt float64
+	n, minN              uint64
+	window               time.Duration
+}
+
+func (j *Judge) decide(o *Observation, s decision) (Outcome, float64, time.Duration) {
+	r := radius(s.info, s.tau, j.alpha)
+	enough := s.n >= s.minN
+	switch {
+	case enough && s.d-r > 0 && s.d >= s.failAt:
+		return Fail, r, 0
+	case enough && s.d+r < s.failAt && o.Elapsed >= s.window:
+		return Pass, r, 0
+	}
+	// Time left at the observed canary traffic, the effect staying put.
+	if s.n == 0 || o.Elapsed <= 0 {
+		return Inconclusive, r, -1
+	}
+	margin := s.failAt - s.d // toward a pass
+	if s.d >= s.failAt {
+		margin = s.d // toward a fail
+	}
+	need := infoFor(margin, s.tau, j.alpha)
+	if math.IsInf(need, 1) {
+		return Inconclusive, r, -1
+	}
+	n := float64(s.n)
+	needN := max(n*need/s.info, float64(s.minN))
+	perSec := n / o.Elapsed.Seconds()
+	t := time.Duration((needN - n) / perSec * float64(time.Second))
+	t = max(t, 0)
+	if s.d < s.failAt {
+		t = max(t, s.window-o.Elapsed)
+	}
+	if t > 100*365*24*time.Hour {
+		return Inconclusive, r, -1
+	}
+	return Inconclusive, r, t.Round(time.Second)
+}
+
+// rate judges a difference of two rates: errors (bad = higher) or
+// engagement (bad = lower, threshold relative to the baseline's rate).
+func (j *Judge) rate(o *Observation, name string, rule RateRule, xc, nc, xb, nb uint64, lowerIsWorse bool) Evidence {
+	e := Evidence{Rule: name, CanarySamples: nc, BaselineSamples: nb, MinSamples: rule.MinSamples, Alpha: j.alpha, Tested: "canary − baseline rate", TimeLeft: -1}
+	if nc == 0 || nb == 0 {
+		e.Outcome = NotApplicable
+		if nb > 0 || nc > 0 {
+			e.Outcome = Inconclusive // one side has traffic: the other's is coming
+		}
+		e.Lower, e.Upper = math.Inf(-1), math.Inf(1)
+		return e
+	}
+	e.Canary, e.Baseline = float64(xc)/float64(nc), float64(xb)/float64(nb)
+	est, info := twoSample(float64(xc), float64(nc), float64(xb), float64(nb))
+	thr := rule.Threshold
+	e.Unit, e.Effect, e.Threshold = UnitAbsolute, est, thr
+	d := est
+	if lowerIsWorse {
+		// The relative drop is fixed against the baseline's rate, which
+		// the baseline's (much larger) sample pins down.
+		thr = rule.Threshold * max(e.Baseline, shrunk(float64(xb), float64(nb)))
+		d = -est
+		e.Unit, e.Threshold = UnitRelative, -rule.Threshold
+		e.Effect = math.NaN()
+		if e.Baseline > 0 {
+			e.Effect = e.Canary/e.Baseline - 1
+		}
+	}
+	var r float64
+	e.Outcome, r, e.TimeLeft = j.decide(o, decision{d: d, info: info, tau: thr, failAt: thr, n: nc, minN: rule.MinSamples, window: rule.Window})
+	e.Lower, e.Upper = est-r, est+r
+	return e
+}
+
+// p99Ratio judges the canary's p99 against Ratio × the baseline's: the
+// canary's share of requests slower than that edge against 1%.
+func (j *Judge) p99Ratio(o *Observation) Evidence {
+	rule := j.cfg.LatencyP99
+	hc, hb := o.Canary.Latency, o.Baseline.Latency
+	e := Evidence{Rule: RuleLatencyP99, Unit: UnitRatio, Threshold: rule.Ratio, CanarySamples: hc.Count(), BaselineSamples: hb.Count(),
+		MinSamples: rule.MinSamples, Alpha: j.alpha, Null: 0.01, TimeLeft: -1, Tested: "canary share slower than ratio × baseline p99"}
+	if hc.Count() == 0 || hb.Count() == 0 {
+		e.Outcome = NotApplicable
+		if hc.Count()+hb.Count() > 0 {
+			e.Outcome = Inconclusive
+		}
+		e.Lower, e.Upper = math.Inf(-1), math.Inf(1)
+		return e
+	}
+	e.Canary, e.Baseline = hc.Quantile(0.99), hb.Quantile(0.99)
+	e.Effect = e.Canary / e.Baseline
+	return j.share(o, e, BucketOf(rule.Ratio*e.Baseline), 0.99, rule.MinSamples, rule.Window)
+}
+
+// gate judges an absolute latency gate: the canary's share slower than the
+// gate against 1−q.
+func (j *Judge) gate(o *Observation, name string, gateMs, q float64) Evidence {
+	hc := o.Canary.Latency
+	e := Evidence{Rule: name, Unit: UnitMs, Threshold: gateMs, CanarySamples: hc.Count(), BaselineSamples: o.Baseline.Latency.Count(),
+		MinSamples: j.cfg.LatencyGate.MinSamples, Alpha: j.alpha, Null: 1 - q, TimeLeft: -1, Tested: "canary share slower than the gate"}
+	if hc.Count() == 0 {
+		e.Outcome = NotApplicable
+		e.Lower, e.Upper = math.Inf(-1), math.Inf(1)
+		return e
+	}
+	e.Canary, e.Baseline = hc.Quantile(q), o.Baseline.Latency.Quantile(q)
+	e.Effect = e.Canary
+	return j.share(o, e, BucketOf(gateMs), q, j.cfg.LatencyGate.MinSamples, 0)
+}
+
+// share finishes a one-sample exceedance rule: the canary's share of
+// requests in buckets after edge against 1−q. Latencies in the edge's own
+// bucket are not counted as slower, so the share errs low by at most one
+// bucket (2%) of resolution.
+func (j *Judge) share(o *Observation, e Evidence, edge int, q float64, minN uint64, window time.Duration) Evidence {
+	h := o.Canary.Latency
+	n := float64(h.Count())
+	q0 := 1 - q
+	est, info := oneSample(float64(h.Above(edge)), n, q0)
+	var r float64
+	e.Outcome, r, e.TimeLeft = j.decide(o, decision{d: est, info: info, tau: q0, failAt: 0, n: h.Count(), minN: minN, window: window})
+	e.Lower, e.Upper = q0+est-r, q0+est+r
+	return e
+}
+
+// drift reports the PSI of the canary's predictions against the
+// baseline's.
+func (j *Judge) drift(o *Observation) Evidence {
+	cur, ref := o.Canary.Predictions, o.Baseline.Predictions
+	e := Evidence{Rule: RuleDrift, Unit: UnitPSI, Threshold: j.cfg.Drift.Investigate, MinSamples: j.cfg.Drift.MinSamples, TimeLeft: -1, Tested: "PSI(canary | baseline)"}
+	var nc, nb float64
+	for _, x := range cur {
+		nc += x
+	}
+	for _, x := range ref {
+		nb += x
+	}
+	e.CanarySamples, e.BaselineSamples = uint64(nc), uint64(nb)
+	if len(cur) != len(ref) || nc == 0 || nb == 0 {
+		e.Outcome = NotApplicable
+		return e
+	}
+	psi, _ := kernels.PSI(ref, cur, kernels.DefaultAlpha)
+	e.Effect, e.Lower, e.Upper = psi, psi, psi
+	e.Outcome = Info
+	switch {
+	case e.CanarySamples < e.MinSamples:
+		if j.cfg.Drift.Fail {
+			e.Outcome = Inconclusive
+		}
+	case j.cfg.Drift.Fail && psi >= e.Threshold:
+		e.Outcome = Fail
+	case j.cfg.Drift.Fail:
+		e.Outcome = Pass
+	}
+	return e
+}

@@ -47,8 +47,11 @@ func TestFullDiskPushesBackAndRecovers(t *testing.T) {
 	points, dupPoints, logs, dupLogs := rcv.counts()
 	buffered := metricValue(a, "fleetwatch_agent_items_buffered", nil)
 	if uint64(points) > samples || uint64(logs) > records || uint64(points+logs)+uint64(buffered) < samples+records || dupPoints != 0 || dupLogs != 0 {
-		t.Fatalf("collected %d+%d, received %d+%d distinct, %d+%d duplicates, %v still buffered",
-			samples, records, points, logs, dupPoints, dupLogs, buffered)
+		t.Fatalf("collected %d+%d, received %d+%d distinct, %d+%d duplicates, %v still buffered, %v dropped (%v disk_full), %v shipped",
+			samples, records, points, logs, dupPoints, dupLogs, buffered,
+			metricValue(a, "fleetwatch_agent_items_dropped_total", nil),
+			metricValue(a, "fleetwatch_agent_items_dropped_total", map[string]string{"reason": "disk_full"}),
+			metricValue(a, "fleetwatch_agent_items_shipped_total", nil))
 	}
 	if d := metricValue(a, "fleetwatch_agent_items_dropped_total", nil); d != 0 {
 		t.Fatalf("dropped %v items", d)

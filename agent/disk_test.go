@@ -17,7 +17,7 @@ func TestFullDiskPushesBackAndRecovers(t *testing.T) {
 	rcv := newReceiver(t) // not started yet: the endpoint refuses connections
 	bounds := func(c *agent.Config) { c.Buffer.SegmentBytes, c.Buffer.MaxBytes = 16<<10, 1<<30 }
 	started := false
-	var lastCollected uint64
+	wantSamples, wantRecords := scenarioItems(t)
 	var whileFull, droppedWhileFull float64
 	a := runAgent(t, dir, rcv.addr, bounds, func(a *agent.Agent) bool {
 		if !started && metricValue(a, "fleetwatch_agent_buffer_blocked", nil) == 1 {
@@ -28,11 +28,10 @@ func TestFullDiskPushesBackAndRecovers(t *testing.T) {
 		}
 		s, r := collected(a)
 		p, _, l, _ := rcv.counts()
-		// The simulator collects flat out: wait until it has finished (no
-		// new item since the last poll), so that the stop cuts nothing off.
-		settled := s+r == lastCollected
-		lastCollected = s + r
-		return started && settled && s > 14000 && uint64(p) == s && uint64(l) == r && a.Buffer().Pending == 0
+		// The simulator collects flat out: wait until it has collected the
+		// whole scenario (a pause of the simulator is not its end), so that
+		// the stop cuts nothing off, and until all of it is delivered.
+		return started && s == wantSamples && r == wantRecords && uint64(p) == s && uint64(l) == r && a.Buffer().Pending == 0
 	})
 	if !started {
 		t.Fatal("the disk never filled up: the pipeline never blocked")
@@ -81,4 +80,22 @@ func TestStoppingOnAFullDiskCountsWhatItDrops(t *testing.T) {
 			samples+records, buffered, dropped, diskFull)
 	}
 	t.Logf("collected %d: %v on disk, %v dropped as disk_full at the stop", samples+records, buffered, diskFull)
+}
+
+// scenarioItems counts the samples and records the test scenario yields
+// from start to end, by running it apart from any agent.
+func scenarioItems(t *testing.T) (samples, records uint64) {
+	t.Helper()
+	r := newRunner(t, scenario)
+	sc := r.Scenario
+	for at := sc.Start.Add(sc.Interval); !at.After(sc.Start.Add(sc.Duration)); at = at.Add(sc.Interval) {
+		for _, b := range r.Step(at) {
+			samples += uint64(len(b.Samples))
+			records += uint64(b.Len() - len(b.Samples))
+		}
+	}
+	if samples == 0 || sc.Duration == 0 {
+		t.Fatalf("the test scenario yields %d samples over %v", samples, sc.Duration)
+	}
+	return samples, records
 }

@@ -26,7 +26,7 @@ func TestConfigValidate(t *testing.T) {
 	bad.Include = []string{"["}
 	bad.MaxInsertRows = 0
 	bad.Queue.Fsync = "sometimes"
-	bad.Batch.MinRows = 0
+	bad.Batch.FlushRows = 0
 	bad.Retry.InitialInterval = 0
 	err := bad.Validate()
 	if err == nil {

@@ -192,6 +192,9 @@ func envInt(b *testing.B, name string, def int64) int64 {
 // (16,384 rows or 200 ms).
 //
 // FLEETWATCH_BENCH_SAMPLES sets the samples per op (default 5,000,000);
+// FLEETWATCH_BENCH_PACE=d sends one round (a request per node) every d
+// instead of as fast as the collector answers: latency at a load the
+// pipeline keeps up with, rather than the backlog of a saturated one;
 // FLEETWATCH_BENCH_BATCH=rows,bytes,delay adds batch=custom with those
 // thresholds; FLEETWATCH_BENCH_PROFILE=prefix saves a 10 s CPU profile of
 // the collector, taken from a third of the way in, to
@@ -283,6 +286,13 @@ func endToEnd(b *testing.B, queue string, form otlp.Form, batchName string, batc
 	cfg.Endpoint = bc.grpc
 	cfg.Form = form
 	cfg.Samples = envInt(b, "FLEETWATCH_BENCH_SAMPLES", 5_000_000)
+	if v := os.Getenv("FLEETWATCH_BENCH_PACE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("FLEETWATCH_BENCH_PACE: %v", err)
+		}
+		cfg.Pace = d
+	}
 	pid := bc.cmd.Process.Pid
 
 	var colCPU, chCPU, genCPU, elapsed time.Duration

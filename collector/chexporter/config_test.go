@@ -165,3 +165,32 @@ func TestConfigTLS(t *testing.T) {
 		t.Fatal("server_name (storage's YAML alias) is not a configtls key in a Collector config")
 	}
 }
+
+func TestBatchConfigValidate(t *testing.T) {
+	def := NewDefaultBatchConfig()
+	cases := []struct {
+		name string
+		edit func(*BatchConfig)
+		want string // "" for valid
+	}{
+		{"defaults", func(*BatchConfig) {}, ""},
+		{"one row", func(c *BatchConfig) { c.FlushRows = 1 }, ""},
+		{"no rows", func(c *BatchConfig) { c.FlushRows = 0 }, "flush_rows"},
+		{"tiny bytes", func(c *BatchConfig) { c.FlushBytes = 100 }, "flush_bytes"},
+		{"no delay", func(c *BatchConfig) { c.MaxDelay = 0 }, "max_delay"},
+		{"delay over a minute", func(c *BatchConfig) { c.MaxDelay = 2 * time.Minute }, "max_delay"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := def
+			tc.edit(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("valid config refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v; want one naming %s", err, tc.want)
+			}
+		})
+	}
+}

@@ -21,8 +21,9 @@ import (
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 
-// agentRequest is one simulated 8-GPU node's NVML poll as the agent sends
-// it today: the GPU's identity labels on every data point (the request
+// agentRequest is one simulated 8-GPU node's NVML poll in the agent's
+// older per-point form (ship.gpu_identity: data_points): the GPU's identity
+// labels on every data point (the request
 // BenchmarkDecode in collector/chexporter decodes).
 func agentRequest(tb testing.TB) *colmetrics.ExportMetricsServiceRequest {
 	tb.Helper()
@@ -36,6 +37,7 @@ func agentRequest(tb testing.TB) *colmetrics.ExportMetricsServiceRequest {
 	}
 	defer r.Close()
 	enc := otlp.NewEncoder(sc.Start, "bench")
+	enc.Form = otlp.PerPoint // perGPU derives the other form from this one
 	r.Step(sc.Start.Add(time.Second)) // rates need two polls
 	for _, batch := range r.Step(sc.Start.Add(2 * time.Second)) {
 		if batch.Source == "nvml" {

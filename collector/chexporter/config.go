@@ -100,7 +100,8 @@ type QueueConfig struct {
 // read. Fewer, bigger inserts cost ClickHouse less CPU per row (fewer parts
 // to write and merge); MaxDelay bounds what that adds to the time until a
 // sample can be queried, and FlushBytes bounds the collector's memory (a
-// batch in memory is about 2–3× its queued bytes while it is merged).
+// batch in memory takes a multiple of its queued bytes while it is merged
+// and written; the multiple was not measured).
 // docs/BENCHMARKS.md "Fewer, bigger inserts" has the measurements behind
 // the defaults.
 type BatchConfig struct {

@@ -194,3 +194,29 @@ func TestBatchConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// The batch keys before issue 18 item 4 are refused, not silently ignored;
+// the new ones are read.
+func TestBatchKeys(t *testing.T) {
+	cases := []struct {
+		name  string
+		batch map[string]any
+		ok    bool
+	}{
+		{"new keys", map[string]any{"flush_rows": 1000, "flush_bytes": 1 << 20, "max_delay": "250ms"}, true},
+		{"min_rows", map[string]any{"min_rows": 16384}, false},
+		{"flush_timeout", map[string]any{"flush_timeout": "200ms"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := createDefaultConfig()
+			err := confmap.NewFromStringMap(map[string]any{"batch": tc.batch}).Unmarshal(cfg)
+			if tc.ok != (err == nil) {
+				t.Fatalf("unmarshal: %v; want ok=%v", err, tc.ok)
+			}
+			if tc.ok && (cfg.Batch != BatchConfig{FlushRows: 1000, FlushBytes: 1 << 20, MaxDelay: 250 * time.Millisecond}) {
+				t.Errorf("batch = %+v", cfg.Batch)
+			}
+		})
+	}
+}

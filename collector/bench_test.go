@@ -2,19 +2,24 @@ package collector_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent/otlp"
 	"github.com/fleetwatch/fleetwatch/collector"
+	"github.com/fleetwatch/fleetwatch/collector/chexporter"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/loadgen"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/proc"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
@@ -33,7 +38,7 @@ type benchCollector struct {
 // startBenchCollector builds cmd/fleetwatch-collector and runs it with the
 // default configuration, its ports moved to free loopback ones.
 // With persistent false the sending queue is kept in memory.
-func startBenchCollector(b *testing.B, dsn string, persistent bool) *benchCollector {
+func startBenchCollector(b *testing.B, dsn string, persistent bool, batch chexporter.BatchConfig) *benchCollector {
 	b.Helper()
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "fleetwatch-collector")
@@ -45,6 +50,9 @@ func startBenchCollector(b *testing.B, dsn string, persistent bool) *benchCollec
 	cfg, err := collector.LocalConfig(collector.Local{GRPC: bc.grpc, HTTP: "127.0.0.1:" + port(), Health: bc.health, PProf: bc.prof,
 		MetricsHost: "127.0.0.1", MetricsPort: promtest.FreePort(b), DSN: dsn, QueueDir: filepath.Join(dir, "queue"), Memory: !persistent})
 	if err != nil {
+		b.Fatal(err)
+	}
+	if cfg, err = withBatch(cfg, batch); err != nil {
 		b.Fatal(err)
 	}
 	path := filepath.Join(dir, "collector.yaml")
@@ -80,6 +88,22 @@ func startBenchCollector(b *testing.B, dsn string, persistent bool) *benchCollec
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// batchLines are the exporter's insert thresholds in the default
+// configuration.
+var batchLines = regexp.MustCompile(`(?m)^(      flush_rows: )\d+\n(      flush_bytes: )\d+(.*)\n(      max_delay: )\S+\n`)
+
+// withBatch rewrites the insert thresholds of a configuration made from the
+// default one.
+func withBatch(cfg string, c chexporter.BatchConfig) (string, error) {
+	if err := c.Validate(); err != nil {
+		return "", err
+	}
+	if !batchLines.MatchString(cfg) {
+		return "", fmt.Errorf("the default configuration has no batch thresholds to rewrite")
+	}
+	return batchLines.ReplaceAllString(cfg, fmt.Sprintf("${1}%d\n${2}%d${3}\n${4}%v\n", c.FlushRows, c.FlushBytes, c.MaxDelay)), nil
 }
 
 // profile saves a CPU profile of the collector, seconds long, to path.
@@ -118,20 +142,30 @@ func truncateSamples(b *testing.B, c *storage.Client) {
 	}
 }
 
-// waitRows waits until gpu_samples holds at least want rows.
+// waitRows waits until gpu_samples holds at least want rows besides the
+// visibility probe's. It counts from system.parts (metadata, no scan) and
+// the probe's rows through the primary key, so that waiting costs
+// ClickHouse next to nothing: a count() per poll would scan the table and
+// add to the ClickHouse CPU the benchmark measures.
 func waitRows(b *testing.B, c *storage.Client, want uint64) uint64 {
 	b.Helper()
+	db := c.Config().Database
+	parts := "SELECT sum(rows) FROM system.parts WHERE database = '" + db + "' AND table = 'gpu_samples' AND active"
+	probes := "SELECT count() FROM " + db + ".gpu_samples WHERE metric = '" + probeMetric + "'"
 	deadline := time.Now().Add(15 * time.Minute)
 	for {
-		var n uint64
-		if err := c.QueryScalar(context.Background(), "SELECT count() FROM "+c.Config().Database+".gpu_samples", &n); err != nil {
+		var n, p uint64
+		if err := c.QueryScalar(context.Background(), parts, &n); err != nil {
 			b.Fatal(err)
 		}
-		if n >= want {
-			return n
+		if err := c.QueryScalar(context.Background(), probes, &p); err != nil {
+			b.Fatal(err)
+		}
+		if n-p >= want {
+			return n - p
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d samples reached ClickHouse", n, want)
+			b.Fatalf("only %d of %d samples reached ClickHouse", n-p, want)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -155,37 +189,126 @@ func envInt(b *testing.B, name string, def int64) int64 {
 // ClickHouse: the clock runs from the first send until the last row is
 // visible in gpu_samples. In the same run, the same rows exported as Native
 // are inserted with clickhouse-client into the emptied table. It reports the
-// CPU each process spent per sample and the collector's peak resident memory.
+// CPU each process spent per sample, peak resident memory, and the time
+// from a sample's send until a query sees it (a probe point every 200 ms,
+// polled every 50 ms; p50 and p99 under load and, after the load, idle).
 //
 // Sub-benchmarks: queue=persistent is the shipped configuration,
-// queue=memory the same with the sending queue in memory; form=resource
-// sends each GPU's labels once on its resource (the agent's default),
-// form=data_points on every data point (agents before issue 18).
+// queue=memory the same with the log's fsync off; form=resource sends each
+// GPU's labels once on its resource (the agent's default), form=data_points
+// on every data point (agents before issue 18); batch=shipped inserts with
+// the default thresholds, batch=before with those before issue 18 item 4
+// (16,384 rows or 200 ms).
 //
 // FLEETWATCH_BENCH_SAMPLES sets the samples per op (default 5,000,000);
-// FLEETWATCH_BENCH_PROFILE=prefix saves a 10 s CPU profile of the collector,
-// taken from a third of the way in, to prefix-<queue>.pprof.
+// FLEETWATCH_BENCH_PACE=d sends one round (a request per node) every d
+// instead of as fast as the collector answers: latency at a load the
+// pipeline keeps up with, rather than the backlog of a saturated one;
+// FLEETWATCH_BENCH_BATCH=rows,bytes,delay adds batch=custom with those
+// thresholds; FLEETWATCH_BENCH_PROFILE=prefix saves a 10 s CPU profile of
+// the collector, taken from a third of the way in, to
+// prefix-<queue>-<batch>.pprof.
 func BenchmarkEndToEnd(b *testing.B) {
+	batches := []struct {
+		name string
+		cfg  chexporter.BatchConfig
+	}{{"shipped", chexporter.NewDefaultBatchConfig()}, {"before", batchBefore}}
+	if v := os.Getenv("FLEETWATCH_BENCH_BATCH"); v != "" {
+		c, err := parseBatch(v)
+		if err != nil {
+			b.Fatalf("FLEETWATCH_BENCH_BATCH: %v", err)
+		}
+		batches = append(batches, struct {
+			name string
+			cfg  chexporter.BatchConfig
+		}{"custom", c})
+	}
 	for _, queue := range []string{"persistent", "memory"} {
 		for _, form := range []otlp.Form{otlp.PerGPU, otlp.PerPoint} {
-			b.Run("queue="+queue+"/form="+form.String(), func(b *testing.B) { endToEnd(b, queue, form) })
+			for _, bt := range batches {
+				b.Run("queue="+queue+"/form="+form.String()+"/batch="+bt.name, func(b *testing.B) { endToEnd(b, queue, form, bt.name, bt.cfg) })
+			}
 		}
 	}
 }
 
-func endToEnd(b *testing.B, queue string, form otlp.Form) {
+// batchBefore are the insert thresholds before issue 18 item 4: 16,384 rows
+// or 200 ms (the drain loop read at most 64 MiB at a time).
+var batchBefore = chexporter.BatchConfig{FlushRows: 16384, FlushBytes: 64 << 20, MaxDelay: 200 * time.Millisecond}
+
+// parseBatch reads "rows,bytes,delay".
+func parseBatch(v string) (chexporter.BatchConfig, error) {
+	f := strings.Split(v, ",")
+	if len(f) != 3 {
+		return chexporter.BatchConfig{}, fmt.Errorf("want rows,bytes,delay, got %q", v)
+	}
+	rows, err1 := strconv.Atoi(f[0])
+	bytes, err2 := strconv.ParseInt(f[1], 10, 64)
+	delay, err3 := time.ParseDuration(f[2])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return chexporter.BatchConfig{}, err
+	}
+	c := chexporter.BatchConfig{FlushRows: rows, FlushBytes: bytes, MaxDelay: delay}
+	return c, c.Validate()
+}
+
+// rssWatch samples a process's resident memory once a second.
+type rssWatch struct {
+	mu      sync.Mutex
+	samples []int64
+}
+
+func (w *rssWatch) run(ctx context.Context, pid int) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if m, err := proc.Mem(pid); err == nil {
+			w.mu.Lock()
+			w.samples = append(w.samples, m.RSS)
+			w.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// halves returns the highest RSS seen in the first and in the second half
+// of the samples: equal when memory stays flat under sustained load.
+func (w *rssWatch) halves() (first, second int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(w.samples)
+	if n < 2 {
+		return 0, 0
+	}
+	return slices.Max(w.samples[:n/2]), slices.Max(w.samples[n/2:])
+}
+
+func endToEnd(b *testing.B, queue string, form otlp.Form, batchName string, batch chexporter.BatchConfig) {
 	srv := chtest.Server(b)
 	c := chtest.NewDB(b)
-	bc := startBenchCollector(b, c.Config().DSN(), queue == "persistent")
+	bc := startBenchCollector(b, c.Config().DSN(), queue == "persistent", batch)
 	cfg := loadgen.NewDefaultConfig()
 	cfg.Endpoint = bc.grpc
 	cfg.Form = form
 	cfg.Samples = envInt(b, "FLEETWATCH_BENCH_SAMPLES", 5_000_000)
+	if v := os.Getenv("FLEETWATCH_BENCH_PACE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("FLEETWATCH_BENCH_PACE: %v", err)
+		}
+		cfg.Pace = d
+	}
 	pid := bc.cmd.Process.Pid
 
 	var colCPU, chCPU, genCPU, elapsed time.Duration
 	var total int64
 	var extra uint64
+	var probe *visibilityProbe
+	var rss rssWatch
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -212,13 +335,19 @@ func endToEnd(b *testing.B, queue string, form otlp.Form) {
 				}
 				once.Do(func() {
 					go func() {
-						if err := bc.profile(10, prefix+"-"+queue+".pprof"); err != nil {
+						if err := bc.profile(10, prefix+"-"+queue+"-"+batchName+".pprof"); err != nil {
 							b.Errorf("profile: %v", err)
 						}
 					}()
 				})
 			}
 		}
+		// The last op's probe and memory watch are reported.
+		probe, rss = newVisibilityProbe(b, bc.grpc, c), rssWatch{}
+		ctx, stop := context.WithCancel(context.Background())
+		var watchers sync.WaitGroup
+		watchers.Go(func() { probe.run(ctx) })
+		watchers.Go(func() { rss.run(ctx, pid) })
 		c0, s0, g0 := mustCPU(b, pid), mustCPU(b, srv.PID()), proc.SelfCPU()
 		start := time.Now()
 		b.StartTimer()
@@ -237,8 +366,20 @@ func endToEnd(b *testing.B, queue string, form otlp.Form) {
 		genCPU += proc.SelfCPU() - g0
 		total += g.Total()
 		extra += n - uint64(g.Total())
+		// Idle: probes alone show the batch's own delay.
+		probe.setLoaded(false)
+		time.Sleep(4*time.Second + 2*batch.MaxDelay)
+		stop()
+		watchers.Wait()
+		if probe.err != nil {
+			b.Fatal(probe.err)
+		}
 	}
 	mem, err := proc.Mem(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chMem, err := proc.Mem(srv.PID())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -249,28 +390,59 @@ func endToEnd(b *testing.B, queue string, form otlp.Form) {
 	b.ReportMetric(perSample(chCPU), "clickhouse-cpu-µs/sample")
 	b.ReportMetric(perSample(genCPU), "loadgen-cpu-µs/sample")
 	b.ReportMetric(float64(mem.PeakRSS)/(1<<20), "collector-peak-rss-MiB")
+	first, second := rss.halves()
+	b.ReportMetric(float64(first)/(1<<20), "collector-rss-max-1st-half-MiB")
+	b.ReportMetric(float64(second)/(1<<20), "collector-rss-max-2nd-half-MiB")
+	b.ReportMetric(float64(chMem.PeakRSS)/(1<<20), "clickhouse-peak-rss-MiB")
 	b.ReportMetric(float64(extra), "duplicate-rows")
+	for _, l := range []struct {
+		name   string
+		loaded bool
+	}{{"load", true}, {"idle", false}} {
+		p50, p99, n := probe.latency(l.loaded)
+		if n == 0 {
+			b.Fatalf("no probe seen %s", l.name)
+		}
+		b.ReportMetric(p50.Seconds()*1e3, "visible-"+l.name+"-p50-ms")
+		b.ReportMetric(p99.Seconds()*1e3, "visible-"+l.name+"-p99-ms")
+	}
 
 	// The same rows, inserted raw.
-	clientRate := clientInsertRate(b, srv, c)
-	b.ReportMetric(clientRate, "client-rows/s")
-	b.ReportMetric(rate/clientRate, "ratio-to-client")
+	raw := clientInsert(b, srv, c)
+	b.ReportMetric(raw.rate, "client-rows/s")
+	b.ReportMetric(raw.clientCPU, "client-cpu-µs/sample")
+	b.ReportMetric(raw.serverCPU, "client-clickhouse-cpu-µs/sample")
+	b.ReportMetric(raw.wall.Seconds()*1e3, "client-visible-ms")
+	b.ReportMetric(rate/raw.rate, "ratio-to-client")
 }
 
-// clientInsertRate exports gpu_samples as Native, empties it, and times
-// clickhouse-client inserting the export back.
-func clientInsertRate(b *testing.B, srv *chserver.Server, c *storage.Client) float64 {
+// rawInsert is how clickhouse-client inserted the benchmark's rows.
+type rawInsert struct {
+	rate                 float64 // rows/s
+	clientCPU, serverCPU float64 // µs per row
+	wall                 time.Duration
+}
+
+// clientInsert exports gpu_samples (less the probe's rows) as Native,
+// empties it, and times clickhouse-client inserting the export back in one
+// INSERT: every row becomes visible when it ends.
+func clientInsert(b *testing.B, srv *chserver.Server, c *storage.Client) rawInsert {
 	b.Helper()
 	db := c.Config().Database
 	const cols = "ts, metric, series, value, delta"
 	native := filepath.Join(b.TempDir(), "samples.native")
+	where := " WHERE metric != '" + probeMetric + "'"
 	var rows uint64
-	if err := c.QueryScalar(context.Background(), "SELECT count() FROM "+db+".gpu_samples", &rows); err != nil {
+	if err := c.QueryScalar(context.Background(), "SELECT count() FROM "+db+".gpu_samples"+where, &rows); err != nil {
 		b.Fatal(err)
 	}
-	chtest.ClientExport(b, srv, fmt.Sprintf("SELECT %s FROM %s.gpu_samples FORMAT Native", cols, db), native)
+	chtest.ClientExport(b, srv, fmt.Sprintf("SELECT %s FROM %s.gpu_samples%s FORMAT Native", cols, db, where), native)
 	truncateSamples(b, c)
+	s0 := mustCPU(b, srv.PID())
 	start := time.Now()
-	chtest.ClientInsert(b, srv, fmt.Sprintf("INSERT INTO %s.gpu_samples (%s) FORMAT Native", db, cols), native)
-	return float64(rows) / time.Since(start).Seconds()
+	clientCPU := chtest.ClientInsert(b, srv, fmt.Sprintf("INSERT INTO %s.gpu_samples (%s) FORMAT Native", db, cols), native)
+	wall := time.Since(start)
+	serverCPU := mustCPU(b, srv.PID()) - s0
+	perRow := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(rows) }
+	return rawInsert{rate: float64(rows) / wall.Seconds(), clientCPU: perRow(clientCPU), serverCPU: perRow(serverCPU), wall: wall}
 }

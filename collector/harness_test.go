@@ -81,8 +81,8 @@ exporters:
 {{- end}}
       block_timeout: 2s
     batch:
-      min_rows: 8192
-      flush_timeout: {{.BatchTimeout}}
+      flush_rows: 8192
+      max_delay: {{.BatchTimeout}}
     retry:
       initial_interval: 100ms
       max_interval: 500ms

@@ -291,6 +291,30 @@ func (d *decoder) column(kind byte, rows uint64) any {
 	return nil
 }
 
+// ReserveRows returns dst with room for n more rows in every column, so
+// that appending them with AppendRows copies each value once instead of
+// growing the columns step by step. An empty dst (no table yet) becomes an
+// empty block of like's table, columns and column types.
+func ReserveRows(dst, like Block, n int) Block {
+	if dst.Table == "" {
+		out := Block{Table: like.Table, Columns: like.Columns, Data: make([]any, len(like.Data))}
+		for i, d := range like.Data {
+			out.Data[i] = reflect.MakeSlice(reflect.TypeOf(d), 0, n).Interface()
+		}
+		return out
+	}
+	for i, d := range dst.Data {
+		v := reflect.ValueOf(d)
+		if v.Cap()-v.Len() >= n {
+			continue
+		}
+		grown := reflect.MakeSlice(v.Type(), v.Len(), v.Len()+n)
+		reflect.Copy(grown, v)
+		dst.Data[i] = grown.Interface()
+	}
+	return dst
+}
+
 // AppendRows returns dst with the rows of src appended: both must be blocks
 // of the same table with the same columns (src's are matched to dst's by
 // name when their order differs). dst's column

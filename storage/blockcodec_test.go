@@ -165,3 +165,37 @@ func FuzzReadBlock(f *testing.F) {
 		}
 	})
 }
+
+// Rows appended into reserved room land in the reserved columns: the
+// values are right and the columns were not reallocated.
+func TestReserveRowsThenAppendDoesNotReallocate(t *testing.T) {
+	a := Block{Table: "t", Columns: []string{"x", "y"}, Data: []any{[]int64{1}, []string{"a"}}}
+	b := Block{Table: "t", Columns: []string{"y", "x"}, Data: []any{[]string{"b", "c"}, []int64{2, 3}}}
+	cases := []struct {
+		name  string
+		start Block
+		want  []any
+	}{
+		{"empty batch", Block{}, []any{[]int64{1, 2, 3}, []string{"a", "b", "c"}}},
+		{"batch with rows", Block{Table: "t", Columns: []string{"x", "y"}, Data: []any{[]int64{0}, []string{"z"}}},
+			[]any{[]int64{0, 1, 2, 3}, []string{"z", "a", "b", "c"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			acc := ReserveRows(tc.start, a, 3)
+			first := reflect.ValueOf(acc.Data[0]).Pointer()
+			var err error
+			for _, src := range []Block{a, b} {
+				if acc, err = AppendRows(acc, src); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !reflect.DeepEqual(acc.Data, tc.want) {
+				t.Fatalf("data = %v, want %v", acc.Data, tc.want)
+			}
+			if reflect.ValueOf(acc.Data[0]).Pointer() != first {
+				t.Error("the reserved column was reallocated")
+			}
+		})
+	}
+}

@@ -93,12 +93,39 @@ type QueueConfig struct {
 	DrainOnShutdown time.Duration `mapstructure:"drain_on_shutdown"`
 }
 
-// BatchConfig shapes the inserts: queued requests are read back and written
-// together, at least MinRows rows or whatever came within FlushTimeout.
+// BatchConfig sizes the inserts. The drain loop reads queued requests back
+// and gathers their rows into one batch, which it inserts as soon as the
+// first of these holds: FlushRows rows gathered, FlushBytes bytes of queued
+// requests gathered, or MaxDelay passed since the batch's first request was
+// read. Fewer, bigger inserts cost ClickHouse less CPU per row (fewer parts
+// to write and merge); MaxDelay bounds what that adds to the time until a
+// sample can be queried, and FlushBytes bounds the collector's memory (a
+// batch in memory takes a multiple of its queued bytes while it is merged
+// and written; the multiple was not measured).
+// docs/BENCHMARKS.md "Fewer, bigger inserts" has the measurements behind
+// the defaults.
 type BatchConfig struct {
-	MinRows      int           `mapstructure:"min_rows"`
-	MaxRows      int           `mapstructure:"max_rows"`
-	FlushTimeout time.Duration `mapstructure:"flush_timeout"`
+	FlushRows  int           `mapstructure:"flush_rows"`
+	FlushBytes int64         `mapstructure:"flush_bytes"`
+	MaxDelay   time.Duration `mapstructure:"max_delay"`
+}
+
+// Validate checks the thresholds.
+func (c BatchConfig) Validate() error {
+	var errs []error
+	if c.FlushRows < 1 {
+		errs = append(errs, fmt.Errorf("flush_rows %d must be at least 1", c.FlushRows))
+	}
+	if c.FlushBytes < 1<<10 {
+		errs = append(errs, fmt.Errorf("flush_bytes %d is below 1 KiB", c.FlushBytes))
+	}
+	if c.MaxDelay <= 0 || c.MaxDelay > time.Minute {
+		errs = append(errs, fmt.Errorf("max_delay %v: want more than 0 and at most 1m", c.MaxDelay))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("batch: %w", err)
+	}
+	return nil
 }
 
 // RetryConfig paces retries of a failed insert. Inserts are retried until
@@ -107,6 +134,11 @@ type BatchConfig struct {
 type RetryConfig struct {
 	InitialInterval time.Duration `mapstructure:"initial_interval"`
 	MaxInterval     time.Duration `mapstructure:"max_interval"`
+}
+
+// NewDefaultBatchConfig returns the shipped insert thresholds.
+func NewDefaultBatchConfig() BatchConfig {
+	return BatchConfig{FlushRows: 1 << 20, FlushBytes: 64 << 20, MaxDelay: time.Second}
 }
 
 // DefaultQueueDirectory is where the queue lives unless configured.
@@ -135,7 +167,7 @@ func createDefaultConfig() *Config {
 		Timeout:             2 * time.Minute,
 		Queue: QueueConfig{Directory: DefaultQueueDirectory, MaxBytes: 1 << 30, SegmentBytes: 16 << 20, Fsync: string(wal.SyncAlways),
 			BlockTimeout: 10 * time.Second, DrainOnShutdown: 5 * time.Second},
-		Batch: BatchConfig{MinRows: 16384, MaxRows: 65536, FlushTimeout: 200 * time.Millisecond},
+		Batch: NewDefaultBatchConfig(),
 		Retry: RetryConfig{InitialInterval: time.Second, MaxInterval: 30 * time.Second},
 	}
 }
@@ -207,9 +239,8 @@ func (c *Config) Validate() error {
 	if c.Queue.BlockTimeout < 0 || c.Queue.DrainOnShutdown < 0 {
 		errs = append(errs, errors.New("queue.block_timeout and queue.drain_on_shutdown must not be negative"))
 	}
-	if c.Batch.MinRows < 1 || c.Batch.MaxRows < c.Batch.MinRows || c.Batch.FlushTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("batch: want 1 <= min_rows (%d) <= max_rows (%d) and a positive flush_timeout (%v)",
-			c.Batch.MinRows, c.Batch.MaxRows, c.Batch.FlushTimeout))
+	if err := c.Batch.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Retry.InitialInterval <= 0 || c.Retry.MaxInterval < c.Retry.InitialInterval {
 		errs = append(errs, fmt.Errorf("retry: want 0 < initial_interval (%v) <= max_interval (%v)", c.Retry.InitialInterval, c.Retry.MaxInterval))

@@ -26,7 +26,7 @@ func TestConfigValidate(t *testing.T) {
 	bad.Include = []string{"["}
 	bad.MaxInsertRows = 0
 	bad.Queue.Fsync = "sometimes"
-	bad.Batch.MinRows = 0
+	bad.Batch.FlushRows = 0
 	bad.Retry.InitialInterval = 0
 	err := bad.Validate()
 	if err == nil {
@@ -163,5 +163,60 @@ func TestConfigTLS(t *testing.T) {
 	cfg := createDefaultConfig()
 	if err := confmap.NewFromStringMap(map[string]any{"tls": map[string]any{"server_name": "ch"}}).Unmarshal(cfg); err == nil {
 		t.Fatal("server_name (storage's YAML alias) is not a configtls key in a Collector config")
+	}
+}
+
+func TestBatchConfigValidate(t *testing.T) {
+	def := NewDefaultBatchConfig()
+	cases := []struct {
+		name string
+		edit func(*BatchConfig)
+		want string // "" for valid
+	}{
+		{"defaults", func(*BatchConfig) {}, ""},
+		{"one row", func(c *BatchConfig) { c.FlushRows = 1 }, ""},
+		{"no rows", func(c *BatchConfig) { c.FlushRows = 0 }, "flush_rows"},
+		{"tiny bytes", func(c *BatchConfig) { c.FlushBytes = 100 }, "flush_bytes"},
+		{"no delay", func(c *BatchConfig) { c.MaxDelay = 0 }, "max_delay"},
+		{"delay over a minute", func(c *BatchConfig) { c.MaxDelay = 2 * time.Minute }, "max_delay"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := def
+			tc.edit(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("valid config refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v; want one naming %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// The batch keys before issue 18 item 4 are refused, not silently ignored;
+// the new ones are read.
+func TestBatchKeys(t *testing.T) {
+	cases := []struct {
+		name  string
+		batch map[string]any
+		ok    bool
+	}{
+		{"new keys", map[string]any{"flush_rows": 1000, "flush_bytes": 1 << 20, "max_delay": "250ms"}, true},
+		{"min_rows", map[string]any{"min_rows": 16384}, false},
+		{"flush_timeout", map[string]any{"flush_timeout": "200ms"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := createDefaultConfig()
+			err := confmap.NewFromStringMap(map[string]any{"batch": tc.batch}).Unmarshal(cfg)
+			if tc.ok != (err == nil) {
+				t.Fatalf("unmarshal: %v; want ok=%v", err, tc.ok)
+			}
+			if tc.ok && (cfg.Batch != BatchConfig{FlushRows: 1000, FlushBytes: 1 << 20, MaxDelay: 250 * time.Millisecond}) {
+				t.Errorf("batch = %+v", cfg.Batch)
+			}
+		})
 	}
 }

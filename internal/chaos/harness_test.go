@@ -172,7 +172,7 @@ exporters:
       directory: %s
       block_timeout: 2s
     batch:
-      flush_timeout: 200ms
+      max_delay: 200ms
     retry:
       initial_interval: 200ms
       max_interval: 2s

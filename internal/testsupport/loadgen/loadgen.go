@@ -61,6 +61,10 @@ type Config struct {
 	Compression string
 	// Seed of the simulated fleet (default 1).
 	Seed uint64
+	// Pace, when positive, starts one round (a request per node) every Pace,
+	// like a fleet polling at that interval; 0 sends as fast as the
+	// collector answers.
+	Pace time.Duration
 	// Form is where the requests carry each GPU's labels (default
 	// otlp.PerGPU, the agent's; otlp.PerPoint as agents before issue 18).
 	Form otlp.Form
@@ -84,6 +88,9 @@ func (c Config) Validate() error {
 	}
 	if c.Samples < 1 {
 		errs = append(errs, fmt.Errorf("samples must be at least 1, got %d", c.Samples))
+	}
+	if c.Pace < 0 {
+		errs = append(errs, fmt.Errorf("pace must not be negative, got %v", c.Pace))
 	}
 	if c.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("interval must be positive, got %v", c.Interval))
@@ -283,6 +290,13 @@ func (g *Generator) Run(ctx context.Context, progress func(Stats)) (Stats, error
 	for w := 0; w < g.cfg.Workers; w++ {
 		wg.Go(func() {
 			for r := 0; r < g.rounds && ctx.Err() == nil; r++ {
+				if g.cfg.Pace > 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(time.Until(start.Add(time.Duration(r) * g.cfg.Pace))):
+					}
+				}
 				ts := uint64(g.firstTime.Add(time.Duration(r) * g.cfg.Interval).UnixNano())
 				for n := w; n < len(g.nodes); n += g.cfg.Workers {
 					t := &g.nodes[n][r%len(g.nodes[n])]

@@ -155,13 +155,46 @@ func TestRunStopsOnPermanentError(t *testing.T) {
 	}
 }
 
+// A paced run starts one round per Pace: it cannot end before the last
+// round's start.
+func TestRunKeepsPace(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{points: map[string]int{}, times: map[int64]bool{}}
+	srv := grpc.NewServer()
+	colmetrics.RegisterMetricsServiceServer(srv, rec)
+	go srv.Serve(l)
+	t.Cleanup(srv.Stop)
+	cfg := NewDefaultConfig()
+	cfg.Endpoint = l.Addr().String()
+	cfg.Nodes, cfg.GPUsPerNode, cfg.Workers, cfg.Variants = 2, 1, 2, 1
+	cfg.Pace = 150 * time.Millisecond
+	g, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Samples = 4 * int64(2*g.PerRequest()) // four rounds
+	if g, err = New(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := g.Run(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Samples != g.Total() || st.Elapsed < 3*cfg.Pace {
+		t.Errorf("stats %+v; want %d samples sent over at least %v (four rounds, %v apart)", st, g.Total(), 3*cfg.Pace, cfg.Pace)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
-	cfg := Config{Compression: "zstd"}
+	cfg := Config{Compression: "zstd", Pace: -time.Second}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("empty config validated")
 	}
-	for _, want := range []string{"endpoint", "nodes", "samples", "interval", "compression"} {
+	for _, want := range []string{"endpoint", "nodes", "samples", "interval", "compression", "pace"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

@@ -37,7 +37,7 @@ func agentRequest(tb testing.TB) *colmetrics.ExportMetricsServiceRequest {
 	}
 	defer r.Close()
 	enc := otlp.NewEncoder(sc.Start, "bench")
-	enc.Form = otlp.PerPoint // perGPU derives the other form from this one
+	enc.Form = otlp.PerPoint          // perGPU derives the other form from this one
 	r.Step(sc.Start.Add(time.Second)) // rates need two polls
 	for _, batch := range r.Step(sc.Start.Add(2 * time.Second)) {
 		if batch.Source == "nvml" {

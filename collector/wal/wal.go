@@ -171,6 +171,7 @@ type Log struct {
 
 	mu       sync.Mutex
 	space    *sync.Cond // signalled when acknowledgements free space
+	freed    uint64     // counts those signals: a waiter that read it before a full append misses none
 	data     *sync.Cond // signalled when records are appended
 	closed   bool
 	segs     []segment // oldest first; the last is being appended to
@@ -423,19 +424,23 @@ func (l *Log) Append(payload []byte) error {
 // ctx ends.
 func (l *Log) AppendWait(ctx context.Context, payload []byte) error {
 	for {
+		l.mu.Lock()
+		seen := l.freed
+		l.mu.Unlock()
 		err := l.Append(payload)
 		if !errors.Is(err, ErrFull) {
 			return err
 		}
-		if err := l.waitSpace(ctx); err != nil {
+		if err := l.waitSpace(ctx, seen); err != nil {
 			return fmt.Errorf("%w (waited for space: %w)", ErrFull, err)
 		}
 	}
 }
 
 // waitSpace blocks until an acknowledgement frees space, the log closes or
-// ctx ends.
-func (l *Log) waitSpace(ctx context.Context) error {
+// ctx ends. seen is l.freed as read before the append that found the log
+// full: space freed between that append and this wait ends it at once.
+func (l *Log) waitSpace(ctx context.Context, seen uint64) error {
 	stop := context.AfterFunc(ctx, func() {
 		l.mu.Lock()
 		l.space.Broadcast()
@@ -447,10 +452,12 @@ func (l *Log) waitSpace(ctx context.Context) error {
 	if l.closed {
 		return ErrClosed
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	for l.freed == seen && !l.closed && ctx.Err() == nil {
+		l.space.Wait()
 	}
-	l.space.Wait()
+	if l.closed {
+		return ErrClosed
+	}
 	return ctx.Err()
 }
 
@@ -720,6 +727,7 @@ func (l *Log) Ack(end Position) error {
 	l.pending -= n
 	l.stats.Acked += n
 	l.dropAcked()
+	l.freed++
 	l.space.Broadcast()
 	return nil
 }

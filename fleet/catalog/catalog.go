@@ -76,19 +76,22 @@ type SLO struct {
 // (ModelType, else derived from Type and Domain). The judge validates the
 // result; the catalog only rejects negative values.
 type Canary struct {
-	ModelType           string        `yaml:"model_type"`
-	Alpha               float64       `yaml:"alpha"`
-	ErrorRateIncrease   float64       `yaml:"error_rate_increase"`
-	EngagementDrop      float64       `yaml:"engagement_drop"`
-	LatencyP99Ratio     float64       `yaml:"latency_p99_ratio"`
-	GateP50Ms           float64       `yaml:"gate_p50_ms"`
-	GateP99Ms           float64       `yaml:"gate_p99_ms"`
-	ErrorRateWindow     time.Duration `yaml:"error_rate_window"`
-	EngagementWindow    time.Duration `yaml:"engagement_window"`
-	LatencyWindow       time.Duration `yaml:"latency_window"`
-	DriftIsRollback     bool          `yaml:"drift_is_rollback"`
-	DisableEngagement   bool          `yaml:"disable_engagement"`
-	DisableLatencyRatio bool          `yaml:"disable_latency_ratio"`
+	ModelType         string        `yaml:"model_type"`
+	Alpha             float64       `yaml:"alpha"`
+	ErrorRateIncrease float64       `yaml:"error_rate_increase"`
+	EngagementDrop    float64       `yaml:"engagement_drop"`
+	LatencyP99Ratio   float64       `yaml:"latency_p99_ratio"`
+	GateP50Ms         float64       `yaml:"gate_p50_ms"`
+	GateP99Ms         float64       `yaml:"gate_p99_ms"`
+	ErrorRateWindow   time.Duration `yaml:"error_rate_window"`
+	EngagementWindow  time.Duration `yaml:"engagement_window"`
+	LatencyWindow     time.Duration `yaml:"latency_window"`
+	// GateMinRequests is the evaluation gate's least canary requests
+	// before the canary may widen (default 500).
+	GateMinRequests     int  `yaml:"gate_min_requests"`
+	DriftIsRollback     bool `yaml:"drift_is_rollback"`
+	DisableEngagement   bool `yaml:"disable_engagement"`
+	DisableLatencyRatio bool `yaml:"disable_latency_ratio"`
 }
 
 func (c Canary) validate() error {
@@ -98,6 +101,9 @@ func (c Canary) validate() error {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("canary.%s %v is negative", name, v))
 		}
+	}
+	if c.GateMinRequests < 0 {
+		errs = append(errs, fmt.Errorf("canary.gate_min_requests %d is negative", c.GateMinRequests))
 	}
 	for name, v := range map[string]time.Duration{"error_rate_window": c.ErrorRateWindow, "engagement_window": c.EngagementWindow, "latency_window": c.LatencyWindow} {
 		if v < 0 {
@@ -157,11 +163,11 @@ func (s Scaling) validate(sv Serving) error {
 type Evaluation struct {
 	// OfflineMetrics are the offline evaluation's results, name → value
 	// (e.g. auc: 0.94).
-	OfflineMetrics map[string]float64 `yaml:"offline_metrics"`
-	DataVersion    string             `yaml:"data_version"`
-	CodeCommit     string             `yaml:"code_commit"`
+	OfflineMetrics map[string]float64 `yaml:"offline_metrics" json:"offline_metrics,omitempty"`
+	DataVersion    string             `yaml:"data_version" json:"data_version,omitempty"`
+	CodeCommit     string             `yaml:"code_commit" json:"code_commit,omitempty"`
 	// LastKnownGood is the version a failed rollout returns to.
-	LastKnownGood string `yaml:"last_known_good"`
+	LastKnownGood string `yaml:"last_known_good" json:"last_known_good,omitempty"`
 }
 
 func (e Evaluation) validate(version string) error {

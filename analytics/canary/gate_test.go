@@ -68,4 +68,39 @@ func TestGateOverride(t *testing.T) {
 	}
 }
 
-func catalogCanary(minRequests int) catalog.Canary { return catalog.Canary{GateMinRequests: minRequests} }
+func catalogCanary(minRequests int) catalog.Canary {
+	return catalog.Canary{GateMinRequests: minRequests}
+}
+
+// TestDeploymentWithCatalog: a canary carries its model's last-known-good
+// version, and its offline evaluation when the catalog describes that
+// version.
+func TestDeploymentWithCatalog(t *testing.T) {
+	cat, err := catalog.Parse([]byte(`
+model: {name: ranker, version: v8}
+evaluation: {offline_metrics: {ndcg: 0.41}, data_version: d1, code_commit: 4f2a9c1, last_known_good: v6}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dep     Deployment
+		lkg     string
+		withEva bool
+	}{
+		{Deployment{Model: "ranker", Version: "v8", BaselineVersion: "v7"}, "v6", true},
+		{Deployment{Model: "ranker", Version: "v9", BaselineVersion: "v8"}, "v6", false},
+		{Deployment{Model: "other", Version: "v2", BaselineVersion: "v1"}, "", false},
+	} {
+		got := tc.dep.WithCatalog(cat)
+		if got.LastKnownGood != tc.lkg || (got.Evaluation != nil) != tc.withEva || got.Key() != tc.dep.Key() {
+			t.Errorf("%s %s: %+v", tc.dep.Model, tc.dep.Version, got)
+		}
+		if tc.withEva && (got.Evaluation.CodeCommit != "4f2a9c1" || got.Evaluation.OfflineMetrics["ndcg"] != 0.41) {
+			t.Errorf("evaluation %+v", got.Evaluation)
+		}
+	}
+	if got := (Deployment{Model: "ranker"}).WithCatalog(nil); got.LastKnownGood != "" {
+		t.Errorf("no catalog: %+v", got)
+	}
+}

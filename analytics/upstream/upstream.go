@@ -4,7 +4,11 @@
 // that depends on it, about the consumer and routed to the consumer's
 // owner: warning for a direct consumer, info for one further down the
 // dependency graph. The consumer's owner learns that its inputs changed
-// before its own drift and accuracy charts show it.
+// before its own drift and accuracy charts show it. A change keeps raising
+// its detections (same key) in every window for Notice after it, so that
+// alerting's lifecycle (open_after consecutive windows) can open the
+// consumer's incident, and resolve it once the notice is over; the
+// detector keeps no state.
 package upstream
 
 import (
@@ -35,12 +39,18 @@ const (
 // Config tunes the Detector.
 type Config struct {
 	Name string `yaml:"name"`
-	// Interval is the window: how often new deployment rows are read.
+	// Interval is the window: how often deployment rows are read.
 	Interval time.Duration `yaml:"interval"`
+	// Notice is how long after a change its consumers' detections are
+	// raised.
+	Notice time.Duration `yaml:"notice"`
 }
 
-// NewDefaultConfig returns a look every 30 s.
-func NewDefaultConfig() Config { return Config{Name: "upstream_updates", Interval: 30 * time.Second} }
+// NewDefaultConfig returns a look every 30 s, each change announced for
+// 30 minutes.
+func NewDefaultConfig() Config {
+	return Config{Name: "upstream_updates", Interval: 30 * time.Second, Notice: 30 * time.Minute}
+}
 
 // Validate reports every problem at once.
 func (c Config) Validate() error {
@@ -50,6 +60,9 @@ func (c Config) Validate() error {
 	}
 	if c.Interval <= 0 || c.Interval%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("upstream interval %v: want a positive whole number of seconds", c.Interval))
+	}
+	if c.Notice < c.Interval {
+		errs = append(errs, fmt.Errorf("upstream notice %v: want at least the interval %v", c.Notice, c.Interval))
 	}
 	return errors.Join(errs...)
 }
@@ -93,7 +106,8 @@ FROM %s WHERE model IN %s AND %s ORDER BY ts, m, v`,
 		chsql.Ident(db, "model_deployments"), chsql.In(models), chsql.Between("ts", start, end))
 }
 
-// Evaluate implements fleet.Detector.
+// Evaluate implements fleet.Detector: the changes in [w.End-Notice,
+// w.End).
 func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detection, error) {
 	var ups []string
 	for _, u := range d.cat.Upstreams() {
@@ -107,7 +121,7 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 	var res chsql.Result
 	ts, m, v, pv, ch, env, actor := res.Time("ts"), res.Str("m"), res.Str("v"), res.Str("pv"), res.Str("ch"), res.Str("env"), res.Str("actor")
 	var out []fleet.Detection
-	err := res.ForRows(ctx, d.client, ChangesSQL(d.client.Config().Database, ups, w.Start, w.End), func(r int) {
+	err := res.ForRows(ctx, d.client, ChangesSQL(d.client.Config().Database, ups, w.End.Add(-d.cfg.Notice), w.End), func(r int) {
 		c := Change{Time: time.Unix(ts.Seconds(r), 0).UTC(), Model: m.At(r), Version: v.At(r), PreviousVersion: pv.At(r), Kind: ch.At(r), Env: env.At(r), Actor: actor.At(r)}
 		out = append(out, d.Detections(w, c)...)
 	})
@@ -134,8 +148,8 @@ func (d *Detector) Detections(w fleet.Window, c Change) []fleet.Detection {
 		out = append(out, fleet.Detection{
 			Time: w.End, WindowStart: w.Start, Detector: d.cfg.Name, Class: Class, Severity: sev,
 			EntityType: "model", Entity: consumer, Model: consumer,
-			Key:   fmt.Sprintf("upstream/%s/%s@%d/%s", c.Model, c.Version, c.Time.Unix(), consumer),
-			PValue: math.NaN(),
+			Key:     fmt.Sprintf("upstream/%s/%s@%d/%s", c.Model, c.Version, c.Time.Unix(), consumer),
+			PValue:  math.NaN(),
 			Summary: fmt.Sprintf("upstream model %s changed (%s %s → %s); %s depends on it %s", c.Model, c.Kind, orNone(c.PreviousVersion), c.Version, consumer, rel),
 			Action: fmt.Sprintf("watch %s's drift, latency and accuracy against the change at %s; %s's owner (%s) can roll it back",
 				consumer, c.Time.Format(time.RFC3339), c.Model, orNone(upOwner.Team)),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -34,10 +35,10 @@ models:
     ownership: {team: risk}
 `
 
-// TestDetectorOnClickHouse: embed's deploy in the window alerts retrieval
-// (direct, warning) and ranker (through retrieval, info); fraud's deploy
-// has no consumers; changes outside the window and of a component are
-// not read.
+// TestDetectorOnClickHouse: embed's deploy alerts retrieval (direct,
+// warning) and ranker (through retrieval, info) in every window for the
+// 30-minute notice; fraud's deploy has no consumers; changes older than
+// the notice, and a component's, raise nothing.
 func TestDetectorOnClickHouse(t *testing.T) {
 	db := chtest.NewDB(t)
 	ctx := context.Background()
@@ -51,7 +52,7 @@ func TestDetectorOnClickHouse(t *testing.T) {
 		{Time: t0.Add(10 * time.Second), Model: "embed", ModelVersion: "3.3.0", PreviousVersion: "3.2.1", Change: "deploy", Environment: "prod", Actor: "ci"},
 		{Time: t0.Add(20 * time.Second), Model: "fraud", ModelVersion: "8", PreviousVersion: "7", Change: "deploy"},
 		{Time: t0.Add(25 * time.Second), Model: "fs", ModelVersion: "v9", Change: "deploy"},
-		{Time: t0.Add(-time.Second), Model: "embed", ModelVersion: "3.2.1", Change: "deploy"},
+		{Time: t0.Add(-31 * time.Minute), Model: "embed", ModelVersion: "3.2.1", Change: "deploy"},
 		{Time: t0.Add(30 * time.Second), Model: "retrieval", ModelVersion: "5", PreviousVersion: "4", Change: "canary"},
 	} {
 		b.Append(&r)
@@ -88,10 +89,20 @@ func TestDetectorOnClickHouse(t *testing.T) {
 			t.Errorf("evidence %s: %v", got.Evidence, err)
 		}
 	}
-	// The next window holds retrieval's canary: ranker only, directly.
+	// The next window: embed's deploy again (same keys), and retrieval's
+	// canary alerts ranker, directly.
 	dets, err = d.Evaluate(ctx, fleet.Window{Start: t0.Add(30 * time.Second), End: t0.Add(time.Minute)})
-	if err != nil || len(dets) != 1 || dets[0].Entity != "ranker" || dets[0].Severity != SeverityDirect {
-		t.Errorf("retrieval's canary: %+v, %v", dets, err)
+	var keys []string
+	for _, dt := range dets {
+		keys = append(keys, dt.Key+" "+dt.Severity)
+	}
+	wantKeys := []string{"upstream/embed/3.3.0@1796526010/ranker info", "upstream/embed/3.3.0@1796526010/retrieval warning", "upstream/retrieval/5@1796526030/ranker warning"}
+	if err != nil || !slices.Equal(keys, wantKeys) {
+		t.Errorf("second window: %v, %v; want %v", keys, err, wantKeys)
+	}
+	// 30 minutes after both: nothing.
+	if dets, err := d.Evaluate(ctx, fleet.Window{Start: t0.Add(40 * time.Minute), End: t0.Add(40*time.Minute + 30*time.Second)}); err != nil || len(dets) != 0 {
+		t.Errorf("after the notice: %+v, %v", dets, err)
 	}
 }
 
@@ -99,9 +110,11 @@ func TestNewDetectorNeedsCatalog(t *testing.T) {
 	if _, err := NewDetector(NewDefaultConfig(), nil, nil); err == nil {
 		t.Error("no catalog accepted")
 	}
-	c := NewDefaultConfig()
-	c.Interval = 0
-	if c.Validate() == nil {
-		t.Error("interval 0 accepted")
+	for _, f := range []func(*Config){func(c *Config) { c.Interval = 0 }, func(c *Config) { c.Notice = time.Second }, func(c *Config) { c.Name = "" }} {
+		c := NewDefaultConfig()
+		f(&c)
+		if c.Validate() == nil {
+			t.Errorf("%+v accepted", c)
+		}
 	}
 }

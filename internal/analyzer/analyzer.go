@@ -24,6 +24,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/scaling"
 	"github.com/fleetwatch/fleetwatch/analytics/slo"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
+	"github.com/fleetwatch/fleetwatch/analytics/upstream"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 	"github.com/fleetwatch/fleetwatch/lib/netsec"
@@ -273,6 +274,11 @@ func (a *Analyzer) factories(cat *catalog.Catalog) []factory {
 	if al.Enabled && cat != nil && al.SLO.Enabled {
 		fs = append(fs, factory{name: al.SLO.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
 			return slo.NewDetector(al.SLO, c, cat)
+		}})
+	}
+	if al.Enabled && cat != nil && cfg.Upstream.Enabled {
+		fs = append(fs, factory{name: cfg.Upstream.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
+			return upstream.NewDetector(cfg.Upstream.Config, c, cat)
 		}})
 	}
 	if al.Enabled && cat != nil && cfg.Freshness.Enabled {

@@ -167,7 +167,7 @@ func (c Config) Validate() error {
 	if c.StateLookback <= 0 {
 		errs = append(errs, fmt.Errorf("analyzer: state_lookback %v must be positive", c.StateLookback))
 	}
-	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled && !c.Jobs.Enabled && !c.Canary.Enabled && !c.Scaling.Enabled {
+	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled && !c.Jobs.Enabled && !c.Canary.Enabled && !c.Scaling.Enabled && !c.Upstream.Enabled {
 		errs = append(errs, errors.New("analyzer: every detector is disabled"))
 	}
 	if c.Drift.Enabled {

@@ -1,7 +1,9 @@
 // Package catalog reads the model catalog: one entry per model in the
 // registry format of the design documents (model name, version, type,
 // domain; dependencies.upstream/downstream; serving; ownership.team/oncall)
-// plus SLOs, and the non-model components models depend on (feature
+// plus SLOs, the canary judge's settings (canary), the autoscaling policy
+// (scaling), the version's offline evaluation and last-known-good version
+// (evaluation), and the non-model components models depend on (feature
 // pipelines, feature stores) with their owners. From it alerting gets
 // portfolios (domains), the dependency graph and who owns what, and the SLO
 // detector its objectives. It is part of the ground layer's shared domain

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -127,6 +130,7 @@ func TestKEDAQueryOnPrometheus(t *testing.T) {
 	if replicas != 14 {
 		t.Errorf("KEDA would ask for %d replicas, want 14", replicas)
 	}
+	lintScalingMetrics(t, "http://"+cfg.Listen+"/metrics")
 	for q, want := range map[string]float64{
 		`max(fleetwatch_scaling_requests_per_second{model="user_embedding_v3"})`: 2000,
 		`max(fleetwatch_scaling_concurrency{model="user_embedding_v3"})`:         100,
@@ -161,5 +165,43 @@ func TestScalingConfigValidate(t *testing.T) {
 		if (err == nil) != (tc.want == "") || (err != nil && !bytes.Contains([]byte(err.Error()), []byte(tc.want))) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// lintScalingMetrics runs promtool check metrics on the analyzer's
+// fleetwatch_scaling_* families (skipped without promtool).
+func lintScalingMetrics(t *testing.T, url string) {
+	t.Helper()
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Log("promtool not installed: metric names not linted")
+		return
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine []byte
+	n := 0
+	for line := range bytes.Lines(body) {
+		if bytes.Contains(line, []byte("fleetwatch_scaling_")) {
+			mine = append(mine, line...)
+			if !bytes.HasPrefix(line, []byte("#")) {
+				n++
+			}
+		}
+	}
+	if n != 7 {
+		t.Errorf("%d fleetwatch_scaling_ samples on /metrics, want 7: the 9 gauges but queue depth and SM activity, unknown here", n)
+	}
+	cmd := exec.Command(bin, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(mine)
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }

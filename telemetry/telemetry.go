@@ -118,6 +118,12 @@ const (
 	TrainCheckpointSeconds  = "fleetwatch_train_checkpoint_seconds"
 	TrainCheckpoints        = "fleetwatch_train_checkpoints_total"
 	TrainCheckpointFailures = "fleetwatch_train_checkpoint_failures_total"
+
+	// ModelQueueDepth is the requests waiting in a model server's queue
+	// (not yet being served), an OTel gauge from the server with the label
+	// model (and UUID where the server runs on one GPU): a scaling signal
+	// (issue 20, analytics/scaling).
+	ModelQueueDepth = "fleetwatch_model_queue_depth"
 )
 
 // Fields is the catalog, in a stable order.
@@ -176,6 +182,7 @@ var Fields = []Field{
 	{TrainCheckpointSeconds, Gauge, "s", "Write time of one rank's last completed checkpoint (in seconds).", false},
 	{TrainCheckpoints, Counter, "count", "Checkpoints one rank completed.", false},
 	{TrainCheckpointFailures, Counter, "count", "Checkpoint writes of one rank that failed.", false},
+	{ModelQueueDepth, Gauge, "requests", "Requests waiting in one model server's queue.", false},
 }
 
 var byName = func() map[string]int {

@@ -85,6 +85,12 @@ type Config struct {
 	// scoped by the job's name.
 	JobTeam   string `yaml:"job_team"`
 	JobOncall string `yaml:"job_oncall"`
+	// PerModelFamilies are model families never attributed to a shared
+	// upstream, portfolio or the fleet: each model's detections are its own
+	// incident, owned by the model's owner. An upstream model's update
+	// (upstream_update, analytics/upstream) alerts each consumer's team,
+	// not the upstream's once.
+	PerModelFamilies []string `yaml:"per_model_families"`
 }
 
 // NewDefaultConfig returns the thresholds of the design documents.
@@ -99,6 +105,7 @@ func NewDefaultConfig() Config {
 		HardwareTeam: "infrastructure", HardwareOncall: "infrastructure-oncall",
 		PipelineFamilies: []string{"telemetry_gap"}, PipelineTeam: "observability", PipelineOncall: "observability-oncall",
 		JobTeam: "ml-platform", JobOncall: "ml-platform-oncall",
+		PerModelFamilies: []string{"upstream_update"},
 		Families: map[string][]string{
 			"thermal": {"thermal", "gpu_thermal", "cooling", "temperature", "power_thermal"},
 			"drift":   {"drift", "covariate_drift", "prediction_drift", "feature_drift", "stale_features", "freshness"},

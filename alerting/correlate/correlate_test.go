@@ -307,3 +307,56 @@ func TestJobs(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamUpdatesGoToEachConsumer: an upstream model's update raises
+// one detection per consumer (analytics/upstream); each is its consumer's
+// incident for the consumer's owner, not one incident for the upstream's
+// owner, nor a fleet-wide one, which is what the grouping of anomalous
+// models would make of them.
+func TestUpstreamUpdatesGoToEachConsumer(t *testing.T) {
+	cat, err := catalog.Parse([]byte(`
+models:
+  - model: {name: embed}
+    dependencies: {downstream: [models/retrieval]}
+    ownership: {team: embeddings, oncall: emb-oncall}
+  - model: {name: retrieval}
+    ownership: {team: retrieval-team, oncall: ret-oncall}
+  - model: {name: ranker}
+    dependencies: {upstream: [models/retrieval]}
+    ownership: {team: ranking, oncall: rank-oncall}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dets := []fleet.Detection{
+		{Time: t0, Detector: "upstream_updates", Class: "upstream_update", Severity: "info", EntityType: "model", Entity: "ranker", Model: "ranker", Key: "upstream/embed/2@1/ranker"},
+		{Time: t0, Detector: "upstream_updates", Class: "upstream_update", Severity: "warning", EntityType: "model", Entity: "retrieval", Model: "retrieval", Key: "upstream/embed/2@1/retrieval"},
+	}
+	for _, tc := range []struct {
+		name     string
+		perModel []string
+		want     []string
+		oncalls  []string
+	}{
+		{"per model (default)", correlate.NewDefaultConfig().PerModelFamilies,
+			[]string{"upstream_update/model/ranker (1)", "upstream_update/model/retrieval (1)"}, []string{"rank-oncall", "ret-oncall"}},
+		// Without: two of the catalog's three models are "most of the
+		// fleet", an incident nobody owns.
+		{"grouped", nil, []string{"upstream_update/fleet/models (2)"}, []string{""}},
+	} {
+		cfg := correlate.NewDefaultConfig()
+		cfg.PerModelFamilies = tc.perModel
+		c, err := correlate.New(cfg, nil, cat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := c.Correlate(ptrs(slices.Clone(dets)))
+		var oncalls []string
+		for _, cd := range cs {
+			oncalls = append(oncalls, cd.Oncall)
+		}
+		if got := summary(cs); !slices.Equal(got, tc.want) || !slices.Equal(oncalls, tc.oncalls) {
+			t.Errorf("%s: %v owned by %v, want %v owned by %v", tc.name, got, oncalls, tc.want, tc.oncalls)
+		}
+	}
+}

@@ -32,6 +32,7 @@ func (c *Correlator) models(family string, dets []*fleet.Detection) []Candidate 
 	var pipes []Candidate
 	pipes, byModel = c.pipelines(family, byPipeline, byModel)
 	anomalous := slices.Sorted(maps.Keys(byModel))
+	perModel := slices.Contains(c.cfg.PerModelFamilies, family)
 	evidence := func(models []string) []*fleet.Detection {
 		var out []*fleet.Detection
 		for _, m := range models {
@@ -39,7 +40,7 @@ func (c *Correlator) models(family string, dets []*fleet.Detection) []Candidate 
 		}
 		return out
 	}
-	if c.cat != nil && c.cat.Len() >= c.cfg.UpstreamMinModels {
+	if !perModel && c.cat != nil && c.cat.Len() >= c.cfg.UpstreamMinModels {
 		inCat := 0
 		for _, m := range anomalous {
 			if c.cat.Model(m) != nil {
@@ -56,7 +57,7 @@ func (c *Correlator) models(family string, dets []*fleet.Detection) []Candidate 
 	for _, m := range anomalous {
 		left[m] = true
 	}
-	if c.cat != nil {
+	if c.cat != nil && !perModel {
 		out = c.upstreams(family, anomalous, left, evidence, out)
 		out = c.portfolios(family, anomalous, left, evidence, out)
 	}

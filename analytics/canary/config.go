@@ -97,6 +97,15 @@ type DriftRule struct {
 	MinSamples uint64
 }
 
+// GateRule is the evaluation gate on a new version's first requests
+// (issue 20 item 4, design document 001): the canary may widen only
+// after MinRequests requests and a significant error-rate test.
+type GateRule struct {
+	// MinRequests is the least canary requests before the gate may pass
+	// (500).
+	MinRequests uint64
+}
+
 // Config is the judge's configuration.
 type Config struct {
 	Type ModelType
@@ -109,6 +118,7 @@ type Config struct {
 	LatencyP99  LatencyRule
 	LatencyGate Gates
 	Drift       DriftRule
+	Gate        GateRule
 }
 
 // NewDefaultConfig returns the design document's triggers (listing 4):
@@ -124,6 +134,7 @@ func NewDefaultConfig() Config {
 		LatencyP99:  LatencyRule{Enabled: true, Ratio: 1.5, Window: 5 * time.Minute, MinSamples: 100},
 		LatencyGate: Gates{MinSamples: 100},
 		Drift:       DriftRule{Investigate: 0.25, MinSamples: 1000},
+		Gate:        GateRule{MinRequests: 500},
 	}
 }
 
@@ -202,6 +213,9 @@ func applyOverrides(c Config, o catalog.Canary) Config {
 	setD(&c.ErrorRate.Window, o.ErrorRateWindow)
 	setD(&c.Engagement.Window, o.EngagementWindow)
 	setD(&c.LatencyP99.Window, o.LatencyWindow)
+	if o.GateMinRequests > 0 {
+		c.Gate.MinRequests = uint64(o.GateMinRequests)
+	}
 	c.Drift.Fail = c.Drift.Fail || o.DriftIsRollback
 	c.Engagement.Enabled = c.Engagement.Enabled && !o.DisableEngagement
 	c.LatencyP99.Enabled = c.LatencyP99.Enabled && !o.DisableLatencyRatio
@@ -267,6 +281,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.Drift.Investigate > 0) {
 		errs = append(errs, fmt.Errorf("drift investigate PSI %v: want > 0", c.Drift.Investigate))
+	}
+	if c.Gate.MinRequests < 1 {
+		errs = append(errs, errors.New("gate min requests 0: want >= 1"))
 	}
 	return errors.Join(errs...)
 }

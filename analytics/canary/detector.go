@@ -24,6 +24,32 @@ type Deployment struct {
 	Version         string    `json:"version"`
 	BaselineVersion string    `json:"baseline_version"`
 	Started         time.Time `json:"started"`
+	// LastKnownGood is the catalog's evaluation.last_known_good of the
+	// model: the version a failed rollout returns to when the baseline is
+	// not enough (issue 20, item 4); empty when the catalog names none.
+	LastKnownGood string `json:"last_known_good,omitempty"`
+	// Evaluation is the catalog's evaluation section when the catalog
+	// describes this version (model.version equal to Version); nil
+	// otherwise.
+	Evaluation *catalog.Evaluation `json:"evaluation,omitempty"`
+}
+
+// WithCatalog returns d with its model's last-known-good version and, when
+// the catalog's entry is this version, its offline evaluation.
+func (d Deployment) WithCatalog(cat *catalog.Catalog) Deployment {
+	if cat == nil {
+		return d
+	}
+	m := cat.Model(d.Model)
+	if m == nil {
+		return d
+	}
+	d.LastKnownGood = m.Evaluation.LastKnownGood
+	if m.Version == d.Version {
+		ev := m.Evaluation
+		d.Evaluation = &ev
+	}
+	return d
 }
 
 // Key is the canary's idempotency key: model/version@start (Unix seconds).
@@ -118,7 +144,8 @@ func (d *Detector) Canaries(ctx context.Context, end time.Time) ([]Deployment, e
 	m, v, pv, t := res.Str("m"), res.Str("v"), res.Str("pv"), res.Time("t")
 	var out []Deployment
 	err := res.ForRows(ctx, d.client, CanariesSQL(d.client.Config().Database, end, d.cfg.MaxAge), func(r int) {
-		out = append(out, Deployment{Model: m.At(r), Version: v.At(r), BaselineVersion: pv.At(r), Started: time.Unix(t.Seconds(r), 0).UTC()})
+		dep := Deployment{Model: m.At(r), Version: v.At(r), BaselineVersion: pv.At(r), Started: time.Unix(t.Seconds(r), 0).UTC()}
+		out = append(out, dep.WithCatalog(d.cat))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("running canaries: %w", err)
@@ -233,12 +260,16 @@ func detection(name string, w fleet.Window, dep Deployment, v Verdict) fleet.Det
 		}
 		lines = append(lines, e.String())
 	}
-	ev, _ := json.Marshal(map[string]any{"deployment": dep, "failed_rules": v.Failed(), "elapsed": v.Elapsed.String(), "rules": lines})
+	ev, _ := json.Marshal(map[string]any{"deployment": dep, "failed_rules": v.Failed(), "elapsed": v.Elapsed.String(), "rules": lines, "gate": v.Gate})
+	action := fmt.Sprintf("roll %s back from %s to %s", dep.Model, dep.Version, dep.BaselineVersion)
+	if dep.LastKnownGood != "" && dep.LastKnownGood != dep.BaselineVersion {
+		action += fmt.Sprintf(" (last known good: %s)", dep.LastKnownGood)
+	}
 	return fleet.Detection{
 		Time: w.End, WindowStart: w.Start, Detector: name, Class: "canary_regression", Severity: "critical",
 		EntityType: "model", Entity: dep.Model, Key: "canary/" + dep.Key(), Model: dep.Model, ModelVersion: dep.Version,
 		Value: failed.Effect, Threshold: failed.Threshold, PValue: math.NaN(),
-		Action: fmt.Sprintf("roll %s back from %s to %s", dep.Model, dep.Version, dep.BaselineVersion),
+		Action: action,
 		Summary: fmt.Sprintf("canary %s %s failed %s after %v against %s", dep.Model, dep.Version, strings.Join(v.Failed(), ", "),
 			v.Elapsed.Round(time.Second), dep.BaselineVersion),
 		Evidence: string(ev),

@@ -140,9 +140,40 @@ func JSONSafe(ev []Evidence) []Evidence {
 	return out
 }
 
+// Gate reasons: what decided a GateVerdict (constants, so that a look
+// allocates nothing).
+const (
+	GateRuleFailed    = "a rule failed"
+	GateTooFew        = "fewer canary requests than the gate's minimum"
+	GateSignificant   = "error rate significantly below baseline + threshold (always-valid interval)"
+	GateNoErrorRule   = "enough requests; the error-rate rule is off"
+	GateNotYetSignif  = "error-rate test not yet significant"
+	GateNoBaselineYet = "no baseline requests yet"
+)
+
+// GateVerdict is the evaluation gate on a new version's first requests
+// (issue 20 item 4, design document 001): may the canary widen? Fail when
+// any rule failed; pass after Gate.MinRequests canary requests once the
+// error-rate rule's always-valid interval lies wholly below the baseline's
+// rate + its threshold (the judge's count test, without waiting for the
+// rule's window); inconclusive until then.
+type GateVerdict struct {
+	Outcome     Outcome `json:"outcome"`
+	Requests    uint64  `json:"requests"`
+	MinRequests uint64  `json:"min_requests"`
+	Reason      string  `json:"reason"`
+}
+
+// String is the gate in one line.
+func (g GateVerdict) String() string {
+	return fmt.Sprintf("gate %s: %d/%d requests, %s", g.Outcome, g.Requests, g.MinRequests, g.Reason)
+}
+
 // Verdict is the judge's answer at one look.
 type Verdict struct {
-	Outcome Outcome       `json:"outcome"`
+	Outcome Outcome `json:"outcome"`
+	// Gate says whether the canary may widen beyond its first requests.
+	Gate    GateVerdict   `json:"gate"`
 	Elapsed time.Duration `json:"elapsed_ns"`
 	// TimeLeft is, while inconclusive, the time until every voting rule
 	// has decided at the observed traffic (the longest rule's); −1 when
@@ -225,6 +256,7 @@ func (j *Judge) Evaluate(o *Observation, v *Verdict) {
 	if o.Canary.Predictions != nil && o.Baseline.Predictions != nil {
 		v.Evidence = append(v.Evidence, j.drift(o))
 	}
+	v.Gate = j.gateVerdict(o, v.Evidence)
 	v.Outcome, v.TimeLeft = Pass, 0
 	voting := 0
 	for _, e := range v.Evidence {
@@ -249,6 +281,38 @@ func (j *Judge) Evaluate(o *Observation, v *Verdict) {
 	if voting == 0 {
 		v.Outcome, v.TimeLeft = Inconclusive, -1
 	}
+}
+
+// gateVerdict decides the evaluation gate from the rules' evidence.
+func (j *Judge) gateVerdict(o *Observation, ev []Evidence) GateVerdict {
+	g := GateVerdict{Outcome: Inconclusive, Requests: o.Canary.Requests, MinRequests: j.cfg.Gate.MinRequests, Reason: GateTooFew}
+	for _, e := range ev {
+		if e.Outcome == Fail {
+			g.Outcome, g.Reason = Fail, GateRuleFailed
+			return g
+		}
+	}
+	if g.Requests < g.MinRequests {
+		return g
+	}
+	if !j.cfg.ErrorRate.Enabled {
+		g.Outcome, g.Reason = Pass, GateNoErrorRule
+		return g
+	}
+	for _, e := range ev {
+		if e.Rule != RuleErrorRate {
+			continue
+		}
+		switch {
+		case e.BaselineSamples == 0:
+			g.Reason = GateNoBaselineYet
+		case e.Upper < e.Threshold:
+			g.Outcome, g.Reason = Pass, GateSignificant
+		default:
+			g.Reason = GateNotYetSignif
+		}
+	}
+	return g
 }
 
 // decision is the common end of every statistical rule: the bad-direction

@@ -95,6 +95,7 @@ func (t *Tracker) Evaluate(o *Observation, v *Verdict) {
 			t.judge(k).Evaluate(&t.seg, &t.segV)
 			if t.segV.Outcome == Fail {
 				v.Outcome, v.TimeLeft = Fail, 0
+				v.Gate.Outcome, v.Gate.Reason = Fail, GateRuleFailed
 				v.Evidence = append(v.Evidence[:0], t.segV.Evidence...)
 				for i := range v.Evidence {
 					v.Evidence[i].Since = since

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -248,9 +250,32 @@ func runCanaryStatus(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "%s %s vs %s, started %s (%v ago): %s%s\n", s.Model, s.Version, s.BaselineVersion,
 			s.Started.Format(time.RFC3339), s.Verdict.Elapsed.Round(time.Second), strings.ToUpper(string(s.Verdict.Outcome)), left)
+		fmt.Fprintf(e.stdout, "  %s\n", s.Verdict.Gate)
+		if s.LastKnownGood != "" {
+			fmt.Fprintf(e.stdout, "  last known good: %s\n", s.LastKnownGood)
+		}
+		if ev := s.Evaluation; ev != nil {
+			fmt.Fprintf(e.stdout, "  evaluation: data %s, commit %s%s\n", orNone(ev.DataVersion), orNone(ev.CodeCommit), offlineMetrics(ev.OfflineMetrics))
+		}
 		for _, ev := range s.Verdict.Evidence {
 			fmt.Fprintf(e.stdout, "  %s\n", ev)
 		}
 	}
 	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// offlineMetrics lists a version's offline metrics, sorted by name.
+func offlineMetrics(m map[string]float64) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		fmt.Fprintf(&b, ", %s %g", k, m[k])
+	}
+	return b.String()
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -122,11 +124,19 @@ func TestCanaryStatus(t *testing.T) {
 		}
 	}
 	dsn := "clickhouse://" + c.Config().Addrs[0] + "/" + c.Config().Database
-	code, out, errOut := fleetctl(t, "canary", "status", "--at", "2026-12-06T02:05:00Z", "--dsn", dsn)
+	catPath := filepath.Join(t.TempDir(), "catalog.yaml")
+	if err := os.WriteFile(catPath, []byte(`
+model: {name: ranker, version: v8, type: ranking}
+evaluation: {offline_metrics: {ndcg: 0.41, recall_at_100: 0.62}, data_version: d1, code_commit: 4f2a9c1, last_known_good: v6}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := fleetctl(t, "canary", "status", "--at", "2026-12-06T02:05:00Z", "--dsn", dsn, "--catalog", catPath)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"ranker v8 vs v7, started 2026-12-06T02:00:00Z (5m0s ago): FAIL", "latency_p99_ratio fail", "error_rate "} {
+	for _, want := range []string{"ranker v8 vs v7, started 2026-12-06T02:00:00Z (5m0s ago): FAIL", "latency_p99_ratio fail", "error_rate ",
+		"gate fail: 1200/500 requests, a rule failed", "last known good: v6", "evaluation: data d1, commit 4f2a9c1, ndcg 0.41, recall_at_100 0.62"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

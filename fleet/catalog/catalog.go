@@ -1,7 +1,9 @@
 // Package catalog reads the model catalog: one entry per model in the
 // registry format of the design documents (model name, version, type,
 // domain; dependencies.upstream/downstream; serving; ownership.team/oncall)
-// plus SLOs, and the non-model components models depend on (feature
+// plus SLOs, the canary judge's settings (canary), the autoscaling policy
+// (scaling), the version's offline evaluation and last-known-good version
+// (evaluation), and the non-model components models depend on (feature
 // pipelines, feature stores) with their owners. From it alerting gets
 // portfolios (domains), the dependency graph and who owns what, and the SLO
 // detector its objectives. It is part of the ground layer's shared domain
@@ -19,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -75,19 +78,22 @@ type SLO struct {
 // (ModelType, else derived from Type and Domain). The judge validates the
 // result; the catalog only rejects negative values.
 type Canary struct {
-	ModelType           string        `yaml:"model_type"`
-	Alpha               float64       `yaml:"alpha"`
-	ErrorRateIncrease   float64       `yaml:"error_rate_increase"`
-	EngagementDrop      float64       `yaml:"engagement_drop"`
-	LatencyP99Ratio     float64       `yaml:"latency_p99_ratio"`
-	GateP50Ms           float64       `yaml:"gate_p50_ms"`
-	GateP99Ms           float64       `yaml:"gate_p99_ms"`
-	ErrorRateWindow     time.Duration `yaml:"error_rate_window"`
-	EngagementWindow    time.Duration `yaml:"engagement_window"`
-	LatencyWindow       time.Duration `yaml:"latency_window"`
-	DriftIsRollback     bool          `yaml:"drift_is_rollback"`
-	DisableEngagement   bool          `yaml:"disable_engagement"`
-	DisableLatencyRatio bool          `yaml:"disable_latency_ratio"`
+	ModelType         string        `yaml:"model_type"`
+	Alpha             float64       `yaml:"alpha"`
+	ErrorRateIncrease float64       `yaml:"error_rate_increase"`
+	EngagementDrop    float64       `yaml:"engagement_drop"`
+	LatencyP99Ratio   float64       `yaml:"latency_p99_ratio"`
+	GateP50Ms         float64       `yaml:"gate_p50_ms"`
+	GateP99Ms         float64       `yaml:"gate_p99_ms"`
+	ErrorRateWindow   time.Duration `yaml:"error_rate_window"`
+	EngagementWindow  time.Duration `yaml:"engagement_window"`
+	LatencyWindow     time.Duration `yaml:"latency_window"`
+	// GateMinRequests is the evaluation gate's least canary requests
+	// before the canary may widen (default 500).
+	GateMinRequests     int  `yaml:"gate_min_requests"`
+	DriftIsRollback     bool `yaml:"drift_is_rollback"`
+	DisableEngagement   bool `yaml:"disable_engagement"`
+	DisableLatencyRatio bool `yaml:"disable_latency_ratio"`
 }
 
 func (c Canary) validate() error {
@@ -98,6 +104,9 @@ func (c Canary) validate() error {
 			errs = append(errs, fmt.Errorf("canary.%s %v is negative", name, v))
 		}
 	}
+	if c.GateMinRequests < 0 {
+		errs = append(errs, fmt.Errorf("canary.gate_min_requests %d is negative", c.GateMinRequests))
+	}
 	for name, v := range map[string]time.Duration{"error_rate_window": c.ErrorRateWindow, "engagement_window": c.EngagementWindow, "latency_window": c.LatencyWindow} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("canary.%s %v is negative", name, v))
@@ -105,6 +114,96 @@ func (c Canary) validate() error {
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
+}
+
+// Scaling is a model's autoscaling policy (issue 20, analytics/scaling):
+// the replica count the analyzer recommends is Little's law's concurrency
+// (request rate × mean latency) over PerReplicaConcurrency, rounded up to
+// a multiple of Step and clamped to the serving section's min_replicas and
+// max_replicas. LoadTime is how long a new replica takes to load the model
+// and serve: the recommendation uses the rate forecast that far ahead. A
+// model without a per_replica_concurrency gets no recommendation.
+type Scaling struct {
+	// PerReplicaConcurrency is the requests one replica serves at once at
+	// its latency target (in flight, queued ones included).
+	PerReplicaConcurrency float64 `yaml:"per_replica_concurrency"`
+	// Step is the replica granularity in GPUs: 1, 2 or 4 (default 1).
+	Step int `yaml:"step"`
+	// LoadTime is a new replica's time from start to serving.
+	LoadTime time.Duration `yaml:"load_time"`
+}
+
+// ScalingSteps are the allowed Scaling.Step values.
+var ScalingSteps = []int{1, 2, 4}
+
+// Enabled reports whether the model asks for replica recommendations.
+func (s Scaling) Enabled() bool { return s.PerReplicaConcurrency > 0 }
+
+func (s Scaling) validate(sv Serving) error {
+	var errs []error
+	if s.PerReplicaConcurrency < 0 {
+		errs = append(errs, fmt.Errorf("scaling.per_replica_concurrency %v is negative", s.PerReplicaConcurrency))
+	}
+	if s.Step != 0 && !slices.Contains(ScalingSteps, s.Step) {
+		errs = append(errs, fmt.Errorf("scaling.step %d, want 1, 2 or 4", s.Step))
+	}
+	if s.LoadTime < 0 {
+		errs = append(errs, fmt.Errorf("scaling.load_time %v is negative", s.LoadTime))
+	}
+	if sv.MinReplicas < 0 || sv.MaxReplicas < 0 {
+		errs = append(errs, fmt.Errorf("serving: min_replicas %d and max_replicas %d must not be negative", sv.MinReplicas, sv.MaxReplicas))
+	} else if sv.MaxReplicas > 0 && sv.MinReplicas > sv.MaxReplicas {
+		errs = append(errs, fmt.Errorf("serving: min_replicas %d is above max_replicas %d", sv.MinReplicas, sv.MaxReplicas))
+	}
+	return errors.Join(errs...)
+}
+
+// Evaluation is the registry's evaluation section (issue 20, item 4):
+// what the version was evaluated on offline, from which data and code,
+// and the version to roll back to. The canary judge's verdicts carry it,
+// so a rollback names LastKnownGood.
+type Evaluation struct {
+	// OfflineMetrics are the offline evaluation's results, name → value
+	// (e.g. auc: 0.94).
+	OfflineMetrics map[string]float64 `yaml:"offline_metrics" json:"offline_metrics,omitempty"`
+	DataVersion    string             `yaml:"data_version" json:"data_version,omitempty"`
+	CodeCommit     string             `yaml:"code_commit" json:"code_commit,omitempty"`
+	// LastKnownGood is the version a failed rollout returns to.
+	LastKnownGood string `yaml:"last_known_good" json:"last_known_good,omitempty"`
+}
+
+func (e Evaluation) validate(version string) error {
+	var errs []error
+	for name, v := range e.OfflineMetrics {
+		if name == "" {
+			errs = append(errs, errors.New("evaluation.offline_metrics has an empty name"))
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			errs = append(errs, fmt.Errorf("evaluation.offline_metrics.%s is %v", name, v))
+		}
+	}
+	if e.CodeCommit != "" && !isHex(e.CodeCommit) {
+		errs = append(errs, fmt.Errorf("evaluation.code_commit %q is not a hex commit id", e.CodeCommit))
+	}
+	if e.LastKnownGood != "" && e.LastKnownGood == version {
+		errs = append(errs, fmt.Errorf("evaluation.last_known_good %q is the model's own version", e.LastKnownGood))
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+// isHex reports whether s is 7 to 64 hex digits (a short or full git or
+// sha256 commit id).
+func isHex(s string) bool {
+	if len(s) < 7 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Model is one catalog entry.
@@ -123,6 +222,11 @@ type Model struct {
 	Runbook              string
 	// Canary overrides the canary judge's defaults for this model.
 	Canary Canary
+	// Scaling is the model's autoscaling policy.
+	Scaling Scaling
+	// Evaluation is the version's offline evaluation and last-known-good
+	// version.
+	Evaluation Evaluation
 }
 
 // Component is something models depend on that is not a model itself.
@@ -172,15 +276,16 @@ type entry struct {
 		Upstream   []string `yaml:"upstream"`
 		Downstream []string `yaml:"downstream"`
 	} `yaml:"dependencies"`
-	Serving   Serving   `yaml:"serving"`
-	Ownership Ownership `yaml:"ownership"`
-	SLOs      []SLO     `yaml:"slos"`
-	Runbook   string    `yaml:"runbook"`
-	Canary    Canary    `yaml:"canary"`
+	Serving    Serving    `yaml:"serving"`
+	Ownership  Ownership  `yaml:"ownership"`
+	SLOs       []SLO      `yaml:"slos"`
+	Runbook    string     `yaml:"runbook"`
+	Canary     Canary     `yaml:"canary"`
+	Scaling    Scaling    `yaml:"scaling"`
+	Evaluation Evaluation `yaml:"evaluation"`
 	// The registry's other sections, accepted and ignored.
-	Artifact   yaml.Node `yaml:"artifact"`
-	Training   yaml.Node `yaml:"training"`
-	Evaluation yaml.Node `yaml:"evaluation"`
+	Artifact yaml.Node `yaml:"artifact"`
+	Training yaml.Node `yaml:"training"`
 }
 
 type listDoc struct {
@@ -261,7 +366,8 @@ func build(entries []entry, comps []Component) (*Catalog, error) {
 	for i := range entries {
 		e := &entries[i]
 		m := &Model{Name: e.Model.Name, Version: e.Model.Version, Type: e.Model.Type, Domain: e.Model.Domain,
-			Serving: e.Serving, Ownership: e.Ownership, SLOs: e.SLOs, Runbook: e.Runbook, Canary: e.Canary}
+			Serving: e.Serving, Ownership: e.Ownership, SLOs: e.SLOs, Runbook: e.Runbook, Canary: e.Canary,
+			Scaling: e.Scaling, Evaluation: e.Evaluation}
 		for _, u := range e.Dependencies.Upstream {
 			m.Upstream = append(m.Upstream, modelRef(u))
 		}
@@ -333,6 +439,12 @@ func (m *Model) validate() error {
 		errs = append(errs, errors.New("model.name is empty"))
 	}
 	if err := m.Canary.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.Scaling.validate(m.Serving); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.Evaluation.validate(m.Version); err != nil {
 		errs = append(errs, err)
 	}
 	seen := map[string]bool{}

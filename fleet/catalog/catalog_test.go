@@ -40,6 +40,10 @@ func TestExampleCatalog(t *testing.T) {
 		f.Type != catalog.FeatureRealtime || f.FreshnessSLO != 30*time.Second {
 		t.Errorf("FeaturePipeline(cart_value) = %q %+v %v", p, f, ok)
 	}
+	if sc, ev := emb.Scaling, emb.Evaluation; sc.PerReplicaConcurrency != 8 || sc.Step != 2 || sc.LoadTime != 3*time.Minute ||
+		ev.LastKnownGood != "3.2.0" || ev.CodeCommit != "4f2a9c1" || ev.DataVersion != "interactions-2026-11-30" || ev.OfflineMetrics["ndcg"] != 0.41 {
+		t.Errorf("scaling %+v evaluation %+v", sc, ev)
+	}
 	if _, _, ok := c.FeaturePipeline("fraud_detector", "cart_value"); ok {
 		t.Error("fraud_detector does not depend on the pipeline")
 	}
@@ -55,6 +59,13 @@ func TestBadCatalogs(t *testing.T) {
 		{"feature type", "components: [{name: p, type: feature_pipeline, features: [{name: f, type: hourly}]}]\n", "type \"hourly\""},
 		{"feature twice", "components: [{name: p, type: feature_pipeline, features: [{name: f, type: static}, {name: f, type: static}]}]\n", "feature f is listed twice"},
 		{"feature slo", "components: [{name: p, type: feature_pipeline, features: [{name: f, type: static, freshness_slo: -1h}]}]\n", "negative"},
+		{"scaling step", "model: {name: a}\nscaling: {per_replica_concurrency: 4, step: 3}\n", "scaling.step 3, want 1, 2 or 4"},
+		{"scaling concurrency", "model: {name: a}\nscaling: {per_replica_concurrency: -1}\n", "per_replica_concurrency -1 is negative"},
+		{"scaling load time", "model: {name: a}\nscaling: {load_time: -1m}\n", "load_time -1m0s is negative"},
+		{"min above max", "model: {name: a}\nserving: {min_replicas: 5, max_replicas: 2}\n", "min_replicas 5 is above max_replicas 2"},
+		{"commit", "model: {name: a}\nevaluation: {code_commit: main}\n", "code_commit \"main\" is not a hex commit id"},
+		{"last known good is itself", "model: {name: a, version: \"7\"}\nevaluation: {last_known_good: \"7\"}\n", "is the model's own version"},
+		{"evaluation key", "model: {name: a}\nevaluation: {accuracy: 0.9}\n", "accuracy"},
 		{"features off a pipeline", "components: [{name: p, type: feature_store, features: [{name: f, type: static}]}]\n", "want feature_pipeline"},
 	}
 	for _, tc := range cases {

@@ -21,8 +21,10 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/health"
 	"github.com/fleetwatch/fleetwatch/analytics/jobs"
 	"github.com/fleetwatch/fleetwatch/analytics/offline"
+	"github.com/fleetwatch/fleetwatch/analytics/scaling"
 	"github.com/fleetwatch/fleetwatch/analytics/slo"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
+	"github.com/fleetwatch/fleetwatch/analytics/upstream"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 	"github.com/fleetwatch/fleetwatch/lib/netsec"
@@ -140,7 +142,7 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	}
 	a := &Analyzer{cfg: cfg, web: web, client: c, out: out, clock: clock, state: newStateCache(out, cfg.StateLookback), log: log,
 		notifier: o.notifier, newest: freshness.NewReader(c)}
-	if cfg.Alerting.Enabled && cfg.Alerting.Catalog != "" {
+	if (cfg.Alerting.Enabled || cfg.Scaling.Enabled) && cfg.Alerting.Catalog != "" {
 		if a.cat, err = catalog.Load(cfg.Alerting.Catalog); err != nil {
 			return nil, err
 		}
@@ -263,10 +265,20 @@ func (a *Analyzer) factories(cat *catalog.Catalog) []factory {
 			return d, nil
 		}})
 	}
+	if sc := cfg.Scaling; sc.Enabled {
+		fs = append(fs, factory{name: sc.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
+			return scaling.NewDetector(sc.Config, c, cat)
+		}})
+	}
 	al := cfg.Alerting
 	if al.Enabled && cat != nil && al.SLO.Enabled {
 		fs = append(fs, factory{name: al.SLO.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
 			return slo.NewDetector(al.SLO, c, cat)
+		}})
+	}
+	if al.Enabled && cat != nil && cfg.Upstream.Enabled {
+		fs = append(fs, factory{name: cfg.Upstream.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
+			return upstream.NewDetector(cfg.Upstream.Config, c, cat)
 		}})
 	}
 	if al.Enabled && cat != nil && cfg.Freshness.Enabled {

@@ -21,6 +21,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/analytics/freshness"
 	"github.com/fleetwatch/fleetwatch/analytics/spc"
+	"github.com/fleetwatch/fleetwatch/analytics/upstream"
 	"github.com/fleetwatch/fleetwatch/lib/netsec"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
@@ -54,16 +55,33 @@ type Config struct {
 	// Canary judges running canaries against their baselines and asks for
 	// rollbacks (analytics/canary; off by default).
 	Canary CanaryConfig `yaml:"canary"`
+	// Scaling exports per-model scaling signals and a recommended replica
+	// count for KEDA or an HPA (analytics/scaling; off by default; needs
+	// alerting.catalog).
+	Scaling ScalingConfig `yaml:"scaling"`
 	// Freshness judges the catalog's pipeline features against the
 	// freshness SLO of their type (analytics/freshness); it runs with
 	// alerting when there is a catalog.
 	Freshness freshness.Config `yaml:"freshness"`
-	Alerting  AlertingConfig   `yaml:"alerting"`
+	// Upstream alerts a model's downstream consumers when its deployment
+	// row appears (analytics/upstream; off by default); it runs with
+	// alerting when there is a catalog.
+	Upstream UpstreamConfig `yaml:"upstream"`
+	Alerting AlertingConfig `yaml:"alerting"`
 	// Coordination lets several analyzers share the fleet through
 	// ZooKeeper, one of them owning alerting at a time (off: this one
 	// does everything).
 	Coordination CoordinationConfig `yaml:"coordination"`
 	ClickHouse   storage.Config     `yaml:"-"`
+}
+
+// UpstreamConfig turns on the upstream-update alerts (issue 20, item 4):
+// each model_deployments row of a catalog model raises a detection for
+// every model that depends on it, routed to that model's owner. It needs
+// alerting with a catalog.
+type UpstreamConfig struct {
+	Enabled         bool `yaml:"enabled"`
+	upstream.Config `yaml:",inline"`
 }
 
 // DriftConfig turns on the PSI drift detector.
@@ -124,7 +142,9 @@ func NewDefaultConfig() Config {
 		Health:        NewDefaultHealthConfig(),
 		Jobs:          NewDefaultJobsConfig(),
 		Canary:        NewDefaultCanaryConfig(),
+		Scaling:       NewDefaultScalingConfig(),
 		Freshness:     freshness.NewDefaultConfig(),
+		Upstream:      UpstreamConfig{Config: upstream.NewDefaultConfig()},
 		Coordination:  NewDefaultCoordinationConfig(),
 		ClickHouse:    storage.NewDefaultConfig(),
 	}
@@ -147,7 +167,7 @@ func (c Config) Validate() error {
 	if c.StateLookback <= 0 {
 		errs = append(errs, fmt.Errorf("analyzer: state_lookback %v must be positive", c.StateLookback))
 	}
-	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled && !c.Jobs.Enabled && !c.Canary.Enabled {
+	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled && !c.Jobs.Enabled && !c.Canary.Enabled && !c.Scaling.Enabled && !c.Upstream.Enabled {
 		errs = append(errs, errors.New("analyzer: every detector is disabled"))
 	}
 	if c.Drift.Enabled {
@@ -180,8 +200,17 @@ func (c Config) Validate() error {
 	if c.Canary.Enabled {
 		errs = append(errs, c.Canary.Validate())
 	}
+	if c.Scaling.Enabled {
+		errs = append(errs, c.Scaling.Validate())
+		if c.Alerting.Catalog == "" {
+			errs = append(errs, errors.New("scaling: needs the catalog (alerting.catalog) for the models' scaling policies"))
+		}
+	}
 	errs = append(errs, c.Alerting.Validate())
 	errs = append(errs, c.Coordination.Validate())
+	if c.Upstream.Enabled {
+		errs = append(errs, c.Upstream.Validate())
+	}
 	if c.Freshness.Enabled {
 		errs = append(errs, c.Freshness.Validate())
 	}
@@ -189,7 +218,7 @@ func (c Config) Validate() error {
 	for _, n := range []struct {
 		on   bool
 		name string
-	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}, {c.Jobs.Enabled, c.Jobs.Name}, {c.Canary.Enabled, c.Canary.Name}, {c.Freshness.Enabled, c.Freshness.Name}} {
+	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}, {c.Jobs.Enabled, c.Jobs.Name}, {c.Canary.Enabled, c.Canary.Name}, {c.Scaling.Enabled, c.Scaling.Name}, {c.Freshness.Enabled, c.Freshness.Name}, {c.Upstream.Enabled, c.Upstream.Name}} {
 		if n.on && names[n.name] {
 			errs = append(errs, fmt.Errorf("detector name %q is used twice", n.name))
 		}

@@ -34,7 +34,7 @@ var (
 
 // collectJobs exports the training-job detector's skipped rules and goodput.
 func (c collector) collectJobs(ch chan<- prometheus.Metric) {
-	d := c.a.jobsDetector()
+	d := liveDetector[*jobs.Detector](c.a)
 	if d == nil {
 		return
 	}
@@ -46,10 +46,10 @@ func (c collector) collectJobs(ch chan<- prometheus.Metric) {
 	}
 }
 
-// jobsDetector is the training-job detector this analyzer runs now: its
+// liveDetector is the detector of type T this analyzer runs now: its
 // own when alone; when analyzers share the fleet, the live one if this
-// analyzer holds the (whole) job share, else nil.
-func (a *Analyzer) jobsDetector() *jobs.Detector {
+// analyzer holds its (whole) share; else nil.
+func liveDetector[T fleet.Detector](a *Analyzer) T {
 	var dets []fleet.Detector
 	if a.share == nil {
 		dets = a.dets
@@ -59,9 +59,10 @@ func (a *Analyzer) jobsDetector() *jobs.Detector {
 		a.share.mu.Unlock()
 	}
 	for _, d := range dets {
-		if j, ok := d.(*jobs.Detector); ok {
-			return j
+		if t, ok := d.(T); ok {
+			return t
 		}
 	}
-	return nil
+	var zero T
+	return zero
 }

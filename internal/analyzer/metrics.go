@@ -41,6 +41,9 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range sharingDescs {
 		ch <- d
 	}
+	for _, d := range scalingDescs {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -63,6 +66,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectState(ch)
 	c.collectHealth(ch)
 	c.collectJobs(ch)
+	c.collectScaling(ch)
 	if st := c.a.alerting(); st != nil {
 		st.collect(ch)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/canary"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 )
 
 // receiver is a rollback webhook that records what it got and fails the
@@ -93,7 +94,9 @@ func TestRollbackOncePerCanary(t *testing.T) {
 	defer srv.Close()
 	rb := newRollbacker(t, srv.URL, nil)
 	v := failedVerdict(t)
-	req := NewRequest(ranker, v, time.Now())
+	c := ranker
+	c.LastKnownGood, c.Evaluation = "v6", &catalog.Evaluation{CodeCommit: "4f2a9c1", DataVersion: "d-2026-12-01", LastKnownGood: "v6", OfflineMetrics: map[string]float64{"auc": 0.94}}
+	req := NewRequest(c, v, time.Now())
 	for i := range 3 {
 		sent, err := rb.Request(context.Background(), req)
 		if err != nil {
@@ -115,6 +118,11 @@ func TestRollbackOncePerCanary(t *testing.T) {
 		t.Errorf("authorization %q", rc.auth[0])
 	}
 	got := rc.got[0]
+	// The rollback names the last-known-good version and the canary's
+	// offline evaluation (the catalog's evaluation section).
+	if got.LastKnownGood != "v6" || got.Canary.Evaluation == nil || got.Canary.Evaluation.CodeCommit != "4f2a9c1" || got.Canary.Evaluation.OfflineMetrics["auc"] != 0.94 {
+		t.Errorf("request without the last-known-good version or evaluation: %+v", got)
+	}
 	if got.Target != "v7" || len(got.Rules) != 1 || got.Rules[0] != canary.RuleErrorRate || len(got.Evidence) == 0 || !strings.Contains(got.Reason, "error_rate fail") {
 		t.Errorf("request %+v", got)
 	}
@@ -192,15 +200,21 @@ func TestBoardServesArgoAndFlagger(t *testing.T) {
 	defer srv.Close()
 	failed := failedVerdict(t)
 	passed := canary.Verdict{Outcome: canary.Pass, Elapsed: 20 * time.Minute}
+	passed.Gate.Outcome = canary.Pass
 	open := canary.Verdict{Outcome: canary.Inconclusive, Elapsed: time.Minute, TimeLeft: 90 * time.Second}
+	// Inconclusive overall, but its first requests passed the gate: the
+	// canary may widen (gate hook 200), not be promoted (confirm 409).
+	gated := open
+	gated.Gate = canary.GateVerdict{Outcome: canary.Pass, Requests: 1000, MinRequests: 500, Reason: canary.GateSignificant}
 	for _, tc := range []struct {
-		v                    canary.Verdict
-		rollback, confirm    int
-		wantPass, wantFailed bool
+		v                       canary.Verdict
+		rollback, confirm, gate int
+		wantPass, wantFailed    bool
 	}{
-		{v: failed, rollback: 200, confirm: 409, wantFailed: true},
-		{v: passed, rollback: 409, confirm: 200, wantPass: true},
-		{v: open, rollback: 409, confirm: 409},
+		{v: failed, rollback: 200, confirm: 409, gate: 409, wantFailed: true},
+		{v: passed, rollback: 409, confirm: 200, gate: 200, wantPass: true},
+		{v: open, rollback: 409, confirm: 409, gate: 409},
+		{v: gated, rollback: 409, confirm: 409, gate: 200},
 	} {
 		b.Set(ranker, tc.v, time.Now())
 		resp, err := http.Get(srv.URL + "/canary/v1/verdict?model=ranker&version=v8")
@@ -220,10 +234,13 @@ func TestBoardServesArgoAndFlagger(t *testing.T) {
 		if tc.wantFailed && (len(wv.Evidence) == 0 || wv.FailedRules[0] != canary.RuleErrorRate) {
 			t.Errorf("fail verdict without its evidence: %+v", wv)
 		}
+		if wv.Gate != tc.v.Gate {
+			t.Errorf("%s: gate %+v, want %+v", tc.v.Outcome, wv.Gate, tc.v.Gate)
+		}
 		if tc.v.Outcome == canary.Inconclusive && wv.TimeLeftSeconds != 90 {
 			t.Errorf("time left %v", wv.TimeLeftSeconds)
 		}
-		for path, want := range map[string]int{"rollback": tc.rollback, "confirm": tc.confirm} {
+		for path, want := range map[string]int{"rollback": tc.rollback, "confirm": tc.confirm, "gate": tc.gate} {
 			body := `{"name":"ranker","namespace":"prod","phase":"Progressing","checksum":"85d557f47b","metadata":{"version":"v8"}}`
 			resp, err := http.Post(srv.URL+"/canary/v1/flagger/"+path, "application/json", strings.NewReader(body))
 			if err != nil {

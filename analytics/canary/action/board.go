@@ -63,20 +63,23 @@ func (b *Board) get(model, version string) (entry, bool) {
 // Inconclusive are the same as booleans for conditions on "{$}".
 type WebVerdict struct {
 	Canary
-	Outcome          canary.Outcome    `json:"outcome"`
-	Pass             bool              `json:"pass"`
-	Fail             bool              `json:"fail"`
-	Inconclusive     bool              `json:"inconclusive"`
-	FailedRules      []string          `json:"failed_rules"`
-	ElapsedSeconds   float64           `json:"elapsed_seconds"`
-	TimeLeftSeconds  float64           `json:"time_left_seconds"`
-	JudgedAt         time.Time         `json:"judged_at"`
-	Evidence         []canary.Evidence `json:"evidence"`
-	RollbackRequired bool              `json:"rollback_required"`
+	Outcome canary.Outcome `json:"outcome"`
+	// Gate is the evaluation gate on the first requests: "{$.gate.outcome}"
+	// == "pass" lets a rollout widen the canary's traffic.
+	Gate             canary.GateVerdict `json:"gate"`
+	Pass             bool               `json:"pass"`
+	Fail             bool               `json:"fail"`
+	Inconclusive     bool               `json:"inconclusive"`
+	FailedRules      []string           `json:"failed_rules"`
+	ElapsedSeconds   float64            `json:"elapsed_seconds"`
+	TimeLeftSeconds  float64            `json:"time_left_seconds"`
+	JudgedAt         time.Time          `json:"judged_at"`
+	Evidence         []canary.Evidence  `json:"evidence"`
+	RollbackRequired bool               `json:"rollback_required"`
 }
 
 func webVerdict(e entry) WebVerdict {
-	w := WebVerdict{Canary: e.c, Outcome: e.v.Outcome, Pass: e.v.Outcome == canary.Pass, Fail: e.v.Outcome == canary.Fail,
+	w := WebVerdict{Canary: e.c, Outcome: e.v.Outcome, Gate: e.v.Gate, Pass: e.v.Outcome == canary.Pass, Fail: e.v.Outcome == canary.Fail,
 		Inconclusive: e.v.Outcome == canary.Inconclusive, FailedRules: e.v.Failed(), ElapsedSeconds: e.v.Elapsed.Seconds(),
 		TimeLeftSeconds: e.v.TimeLeft.Seconds(), JudgedAt: e.at.UTC(), Evidence: canary.JSONSafe(e.v.Evidence)}
 	if e.v.TimeLeft < 0 {
@@ -94,6 +97,7 @@ func webVerdict(e entry) WebVerdict {
 //	GET  /canary/v1/verdict?model=M&version=V   the WebVerdict (404 if unknown)
 //	POST /canary/v1/flagger/rollback            Flagger "rollback" hook: 200 when the canary failed, else 409
 //	POST /canary/v1/flagger/confirm             Flagger "confirm-traffic-increase" / "confirm-promotion" hook: 200 when it passed, else 409
+//	POST /canary/v1/flagger/gate                Flagger "confirm-traffic-increase" hook on the evaluation gate: 200 when the gate passed (and the canary has not failed), else 409
 //
 // Flagger's hooks post {"name","namespace","phase","checksum","metadata"};
 // the canary is metadata.model and metadata.version (model defaults to
@@ -111,7 +115,7 @@ func (b *Board) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, webVerdict(e))
 	})
-	flagger := func(want canary.Outcome) http.HandlerFunc {
+	flagger := func(decides func(canary.Verdict) bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			var hook struct {
 				Name      string            `json:"name"`
@@ -135,14 +139,17 @@ func (b *Board) Handler() http.Handler {
 			}
 			wv := webVerdict(e)
 			status := http.StatusConflict
-			if e.v.Outcome == want {
+			if decides(e.v) {
 				status = http.StatusOK
 			}
 			writeJSON(w, status, wv)
 		}
 	}
-	mux.HandleFunc("POST /canary/v1/flagger/rollback", flagger(canary.Fail))
-	mux.HandleFunc("POST /canary/v1/flagger/confirm", flagger(canary.Pass))
+	mux.HandleFunc("POST /canary/v1/flagger/rollback", flagger(func(v canary.Verdict) bool { return v.Outcome == canary.Fail }))
+	mux.HandleFunc("POST /canary/v1/flagger/confirm", flagger(func(v canary.Verdict) bool { return v.Outcome == canary.Pass }))
+	mux.HandleFunc("POST /canary/v1/flagger/gate", flagger(func(v canary.Verdict) bool {
+		return v.Gate.Outcome == canary.Pass && v.Outcome != canary.Fail
+	}))
 	return mux
 }
 

@@ -30,6 +30,10 @@ type RollbackRequest struct {
 	Canary Canary `json:"canary"`
 	// Target is the version to roll back to: the baseline.
 	Target string `json:"rollback_to"`
+	// LastKnownGood is the catalog's last-known-good version of the model
+	// (evaluation.last_known_good), for a receiver whose baseline is gone
+	// or also suspect; empty when the catalog names none.
+	LastKnownGood string `json:"last_known_good,omitempty"`
 	// Rules are the rules that failed; Reason says it in one line.
 	Rules  []string `json:"failed_rules"`
 	Reason string   `json:"reason"`
@@ -213,7 +217,7 @@ func NewRollbacker(cfg RollbackConfig, ledger Ledger, log *slog.Logger) (*Rollba
 
 // NewRequest builds the rollback request for a failed verdict.
 func NewRequest(c Canary, v canary.Verdict, now time.Time) RollbackRequest {
-	r := RollbackRequest{Key: c.Key(), Canary: c, Target: c.BaselineVersion, Rules: v.Failed(),
+	r := RollbackRequest{Key: c.Key(), Canary: c, Target: c.BaselineVersion, LastKnownGood: c.LastKnownGood, Rules: v.Failed(),
 		ElapsedSeconds: v.Elapsed.Seconds(), Evidence: canary.JSONSafe(v.Evidence), RequestedAt: now.UTC()}
 	var parts []string
 	for _, e := range v.Evidence {

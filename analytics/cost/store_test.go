@@ -1,0 +1,253 @@
+package cost_test
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/analytics/cost"
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chtest"
+	"github.com/fleetwatch/fleetwatch/telemetry"
+)
+
+
+// holder is a GPU series' workload labels as the agent sends them.
+type holder struct {
+	ns, pod, job            string
+	team, model, costCenter string
+}
+
+// stored writes GPU series, one sample per metric and hour, inference
+// events and deployment markers into ClickHouse with the columns the
+// collector fills.
+type stored struct {
+	nextSeries uint64
+	series     [][]any
+	samples    [][]any
+	events     [][]any
+	deploys    [][]any
+}
+
+// gpu adds the series of one GPU (or MIG instance) and holder, and the
+// samples of each hour in hours: SM activity sm and framebuffer used/free
+// MiB.
+func (s *stored) gpu(uuid, instance, profile, cluster string, h holder, hours []time.Time, sm, used, free float64) {
+	var keys, vals []string
+	for _, kv := range [][2]string{{cost.LabelCostCenter, h.costCenter}, {cost.LabelModel, h.model}, {cost.LabelTeam, h.team}} {
+		if kv[1] != "" {
+			keys, vals = append(keys, kv[0]), append(vals, kv[1])
+		}
+	}
+	for _, m := range []struct {
+		name string
+		v    float64
+	}{{telemetry.SMActive, sm}, {telemetry.FBUsed, used}, {telemetry.FBFree, free}} {
+		s.nextSeries++
+		id := s.nextSeries
+		s.series = append(s.series, []any{id, m.name, cluster, "node-1", uuid, instance, profile, "NVIDIA H100 80GB HBM3",
+			h.ns, h.pod, h.job, keys, vals, hours[0], hours[len(hours)-1]})
+		for _, t := range hours {
+			s.samples = append(s.samples, []any{t.Add(7 * time.Minute), m.name, id, m.v})
+		}
+	}
+}
+
+// requests adds n inference rows of model on day at sampleRate, the i-th
+// with latency (i+1)·10 ms.
+func (s *stored) requests(model string, day time.Time, n int, sampleRate float64) {
+	for i := range n {
+		s.events = append(s.events, []any{day.Add(time.Duration(i) * time.Minute), model, "v1", model + day.Format("20060102") + string(rune('a'+i%26)) + time.Duration(i).String(),
+			float64(i+1) * 10, "ok", sampleRate})
+	}
+}
+
+func (s *stored) deploy(model string, at time.Time, change, prev, ver string) {
+	s.deploys = append(s.deploys, []any{at, model, ver, prev, change})
+}
+
+func (s *stored) flush(t *testing.T, db *storage.Client) {
+	t.Helper()
+	ctx := context.Background()
+	ins := func(query string, rows [][]any) {
+		if len(rows) == 0 {
+			return
+		}
+		b, err := db.Conn().PrepareBatch(ctx, "INSERT INTO "+db.Config().Database+"."+query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			if err := b.Append(r...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Send(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ins("gpu_series (series, metric, cluster, node, uuid, gpu_instance, gpu_profile, model_name, namespace, pod, job, label_keys, label_values, first_seen, last_seen)", s.series)
+	ins("gpu_samples (ts, metric, series, value)", s.samples)
+	ins("inference_events (ts, model, model_version, request_id, latency_ms, status, sample_rate)", s.events)
+	ins("model_deployments (ts, model, model_version, previous_version, change)", s.deploys)
+}
+
+func hoursFrom(start time.Time, n int) []time.Time {
+	out := make([]time.Time, n)
+	for i := range out {
+		out[i] = start.Add(time.Duration(i) * time.Hour)
+	}
+	return out
+}
+
+
+// TestStoreHandComputed stores one day of a small fleet and checks what
+// the store derives against hand-computed values:
+//
+//   - GPU-A (H100, cluster c1, $2/h): pod ranker-0 (team search, model
+//     ranker) holds it hours 0–2 at SM 0.5, 0.5, 0.02 with 60,000 of
+//     80,000 MiB used (0.75); hour 3 nobody (SM 0, 0 MiB used).
+//   - GPU-B MIG instance 1 (3g.40gb, 3/7 of a $2/h GPU): Slurm job train-7,
+//     hours 0–1 at SM 0.9, memory half used.
+//   - ranker: 10 rows at sample rate 0.5 = 20 requests, latencies 10–100
+//     ms (p99 0.1 s); one deploy.
+//
+// So over hours 0–4: provisioned 4 + 2·3/7 GPU-hours; search holds 3
+// GPU-hours for $6, train-7 6/7 GPU-hours for $12/7, unallocated 1
+// GPU-hour for $2; ranker's busy GPU-hours are 0.5+0.5+0.02 = 1.02,
+// train-7's 2 × 0.9 × 3/7.
+func TestStoreHandComputed(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
+	h := hoursFrom(day, 4)
+	var s stored
+	ranker := holder{ns: "search", pod: "ranker-0", team: "search", model: "ranker"}
+	s.gpu("GPU-A", "", "", "c1", ranker, h[:2], 0.5, 60000, 20000)
+	s.gpu("GPU-A", "", "", "c1", ranker, h[2:3], 0.02, 60000, 20000)
+	s.gpu("GPU-A", "", "", "c1", holder{}, h[3:4], 0, 0, 80000)
+	s.gpu("GPU-B", "1", "3g.40gb", "c1", holder{job: "train-7"}, h[:2], 0.9, 20000, 20000)
+	s.requests("ranker", day, 10, 0.5)
+	s.deploy("ranker", day.Add(time.Hour), "deploy", "v0", "v1")
+	s.flush(t, db)
+
+	store, err := cost.NewStore(db, cost.NewDefaultStoreConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	book, err := cost.NewPriceBook(cost.PriceBookConfig{Currency: "USD", Prices: []cost.Price{
+		{PriceKey: cost.PriceKey{GPUModel: "NVIDIA H100 80GB HBM3", Cluster: "c1", Purchase: cost.OnDemand}, Effective: day.AddDate(0, -1, 0), PerGPUHour: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := store.Read(ctx, day, day.AddDate(0, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("intervals", func(t *testing.T) {
+		if len(p.GPUs) != 2 || p.GPUs[0].ID != "GPU-A" || p.GPUs[1].ID != "GPU-B/1" {
+			t.Fatalf("GPUs %+v, want GPU-A and GPU-B/1", p.GPUs)
+		}
+		if g := p.GPUs[0]; !g.From.Equal(h[0]) || !g.To.Equal(h[3].Add(time.Hour)) || g.Fraction != 0 {
+			t.Errorf("GPU-A %+v, want hours 0–4, whole", g)
+		}
+		if g := p.GPUs[1]; !g.To.Equal(h[2]) || !near(g.Fraction, 3.0/7) {
+			t.Errorf("GPU-B/1 %+v, want to hour 2, fraction 3/7", g)
+		}
+		want := []cost.Allocation{
+			{GPU: "GPU-A", From: h[0], To: h[3], Tags: cost.Tags{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker"}},
+			{GPU: "GPU-B/1", From: h[0], To: h[2], Tags: cost.Tags{Job: "train-7"}},
+		}
+		if len(p.Allocations) != len(want) {
+			t.Fatalf("allocations %+v, want %+v", p.Allocations, want)
+		}
+		for i, w := range want {
+			if g := p.Allocations[i]; g.GPU != w.GPU || !g.From.Equal(w.From) || !g.To.Equal(w.To) || g.Tags != w.Tags || g.System {
+				t.Errorf("allocation %d = %+v, want %+v", i, g, w)
+			}
+		}
+		wantSM := []float64{0.5, 0.5, 0.02, 0, 0.9, 0.9}
+		wantMem := []float64{0.75, 0.75, 0.75, 0, 0.5, 0.5}
+		if len(p.Usage) != len(wantSM) {
+			t.Fatalf("usage %+v, want %d hours", p.Usage, len(wantSM))
+		}
+		for i, u := range p.Usage {
+			if !near(u.SMActive, wantSM[i]) || !near(u.MemUse, wantMem[i]) {
+				t.Errorf("usage %d = %+v, want SM %v mem %v", i, u, wantSM[i], wantMem[i])
+			}
+		}
+		if r := p.Requests()["ranker"]; !near(r, 20) {
+			t.Errorf("ranker requests %v, want 20", r)
+		}
+		if len(p.Changes) != 1 || p.Changes[0].What != "deploy v0 -> v1" {
+			t.Errorf("changes %+v, want one deploy v0 -> v1", p.Changes)
+		}
+	})
+
+	t.Run("attribution", func(t *testing.T) {
+		a, err := p.Attribute(book, cost.AttributionConfig{GroupBy: []cost.Dimension{cost.ByTeam}, Shared: cost.SharedSeparately})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			key          string
+			hours, total float64
+		}{{"search", 3, 6}, {cost.UnlabelledValue, 6.0 / 7, 12.0 / 7}, {cost.SharedKey, 0, 2}} {
+			if r := a.Row(c.key); !near(r.GPUHours, c.hours) || !near(r.Total, c.total) {
+				t.Errorf("row %s = %+v, want %v GPU-hours, $%v", c.key, r, c.hours, c.total)
+			}
+		}
+		if !near(a.ProvisionedCost, 8+12.0/7) || !near(a.UnallocatedGPUHours, 1) {
+			t.Errorf("provisioned $%v, unallocated %v GPU-hours; want $%v and 1", a.ProvisionedCost, a.UnallocatedGPUHours, 8+12.0/7)
+		}
+	})
+
+	t.Run("daily series", func(t *testing.T) {
+		ss, err := cost.DailySeries(book, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[cost.Scope]cost.Day{
+			{Kind: cost.ScopeModel, Name: "ranker"}: {Cost: 6, GPUHours: 3, BusyGPUHours: 1.02, Requests: 20, LatencyP99: 0.1, Change: "deploy v0 -> v1"},
+			{Kind: cost.ScopeTeam, Name: "search"}:  {Cost: 6, GPUHours: 3, BusyGPUHours: 1.02, Requests: 20, LatencyP99: 0.1, Change: "deploy v0 -> v1"},
+			{Kind: cost.ScopeJob, Name: "train-7"}:  {Cost: 12.0 / 7, GPUHours: 6.0 / 7, BusyGPUHours: 2 * 0.9 * 3 / 7},
+		}
+		if len(ss) != len(want) {
+			t.Fatalf("%d series %+v, want %d", len(ss), ss, len(want))
+		}
+		for _, s := range ss {
+			w, ok := want[s.Scope]
+			if !ok || len(s.Days) != 1 {
+				t.Errorf("unexpected series %+v", s)
+				continue
+			}
+			d := s.Days[0]
+			if !d.Date.Equal(day) || !near(d.Cost, w.Cost) || !near(d.GPUHours, w.GPUHours) || !near(d.BusyGPUHours, w.BusyGPUHours) ||
+				!near(d.Requests, w.Requests) || math.Abs(d.LatencyP99-w.LatencyP99) > 1e-6 || d.Change != w.Change || len(d.PriceKeys) != 1 {
+				t.Errorf("%s: %+v, want %+v", s.Scope, d, w)
+			}
+		}
+	})
+
+	t.Run("waste", func(t *testing.T) {
+		cfg := cost.NewDefaultWasteConfig()
+		cfg.IdleHours = 1
+		r, err := p.Waste(book, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// GPU-A hour 2: held at SM 0.02 with 75 % memory (idle-held);
+		// hour 3: unallocated.
+		if g := r.GPUs(cost.IdleHeld); len(g) != 1 || g[0] != "GPU-A" {
+			t.Errorf("idle-held %v, want [GPU-A]", g)
+		}
+		if g := r.GPUs(cost.Unallocated); len(g) != 1 || g[0] != "GPU-A" {
+			t.Errorf("unallocated %v, want [GPU-A]", g)
+		}
+		if !near(r.Spend.Provisioned, 8+12.0/7) || !near(r.Spend.Useful, 2*1.02+2*3.0/7*0.9*2) {
+			t.Errorf("spend %+v, want provisioned %v useful %v", r.Spend, 8+12.0/7, 2*1.02+2*3.0/7*0.9*2)
+		}
+	})
+}

@@ -12,7 +12,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 
-
 // holder is a GPU series' workload labels as the agent sends them.
 type holder struct {
 	ns, pod, job            string
@@ -100,7 +99,6 @@ func hoursFrom(start time.Time, n int) []time.Time {
 	}
 	return out
 }
-
 
 // TestStoreHandComputed stores one day of a small fleet and checks what
 // the store derives against hand-computed values:

@@ -54,6 +54,10 @@ type Config struct {
 	// Canary judges running canaries against their baselines and asks for
 	// rollbacks (analytics/canary; off by default).
 	Canary CanaryConfig `yaml:"canary"`
+	// Cost runs the daily cost detectors: anomalies with their cause,
+	// budget forecasts, idle and zombie tickets (analytics/cost; off by
+	// default: it needs a price book).
+	Cost CostConfig `yaml:"cost"`
 	// Freshness judges the catalog's pipeline features against the
 	// freshness SLO of their type (analytics/freshness); it runs with
 	// alerting when there is a catalog.
@@ -124,6 +128,7 @@ func NewDefaultConfig() Config {
 		Health:        NewDefaultHealthConfig(),
 		Jobs:          NewDefaultJobsConfig(),
 		Canary:        NewDefaultCanaryConfig(),
+		Cost:          NewDefaultCostConfig(),
 		Freshness:     freshness.NewDefaultConfig(),
 		Coordination:  NewDefaultCoordinationConfig(),
 		ClickHouse:    storage.NewDefaultConfig(),
@@ -147,7 +152,7 @@ func (c Config) Validate() error {
 	if c.StateLookback <= 0 {
 		errs = append(errs, fmt.Errorf("analyzer: state_lookback %v must be positive", c.StateLookback))
 	}
-	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled && !c.Jobs.Enabled && !c.Canary.Enabled {
+	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled && !c.Jobs.Enabled && !c.Canary.Enabled && !c.Cost.Enabled {
 		errs = append(errs, errors.New("analyzer: every detector is disabled"))
 	}
 	if c.Drift.Enabled {
@@ -180,6 +185,9 @@ func (c Config) Validate() error {
 	if c.Canary.Enabled {
 		errs = append(errs, c.Canary.Validate())
 	}
+	if c.Cost.Enabled {
+		errs = append(errs, c.Cost.Validate())
+	}
 	errs = append(errs, c.Alerting.Validate())
 	errs = append(errs, c.Coordination.Validate())
 	if c.Freshness.Enabled {
@@ -189,7 +197,7 @@ func (c Config) Validate() error {
 	for _, n := range []struct {
 		on   bool
 		name string
-	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}, {c.Jobs.Enabled, c.Jobs.Name}, {c.Canary.Enabled, c.Canary.Name}, {c.Freshness.Enabled, c.Freshness.Name}} {
+	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}, {c.Jobs.Enabled, c.Jobs.Name}, {c.Canary.Enabled, c.Canary.Name}, {c.Cost.Enabled, "cost"}, {c.Cost.Enabled && c.Cost.Waste.Enabled, "cost_waste"}, {c.Freshness.Enabled, c.Freshness.Name}} {
 		if n.on && names[n.name] {
 			errs = append(errs, fmt.Errorf("detector name %q is used twice", n.name))
 		}

@@ -7,98 +7,9 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
-	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/costsim"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
-	"github.com/fleetwatch/fleetwatch/telemetry"
 )
-
-// holder is a GPU series' workload labels as the agent sends them.
-type holder struct {
-	ns, pod, job            string
-	team, model, costCenter string
-}
-
-// stored writes GPU series, one sample per metric and hour, inference
-// events and deployment markers into ClickHouse with the columns the
-// collector fills.
-type stored struct {
-	nextSeries uint64
-	series     [][]any
-	samples    [][]any
-	events     [][]any
-	deploys    [][]any
-}
-
-// gpu adds the series of one GPU (or MIG instance) and holder, and the
-// samples of each hour in hours: SM activity sm and framebuffer used/free
-// MiB.
-func (s *stored) gpu(uuid, instance, profile, cluster string, h holder, hours []time.Time, sm, used, free float64) {
-	var keys, vals []string
-	for _, kv := range [][2]string{{cost.LabelCostCenter, h.costCenter}, {cost.LabelModel, h.model}, {cost.LabelTeam, h.team}} {
-		if kv[1] != "" {
-			keys, vals = append(keys, kv[0]), append(vals, kv[1])
-		}
-	}
-	for _, m := range []struct {
-		name string
-		v    float64
-	}{{telemetry.SMActive, sm}, {telemetry.FBUsed, used}, {telemetry.FBFree, free}} {
-		s.nextSeries++
-		id := s.nextSeries
-		s.series = append(s.series, []any{id, m.name, cluster, "node-1", uuid, instance, profile, "NVIDIA H100 80GB HBM3",
-			h.ns, h.pod, h.job, keys, vals, hours[0], hours[len(hours)-1]})
-		for _, t := range hours {
-			s.samples = append(s.samples, []any{t.Add(7 * time.Minute), m.name, id, m.v})
-		}
-	}
-}
-
-// requests adds n inference rows of model on day at sampleRate, the i-th
-// with latency (i+1)·10 ms.
-func (s *stored) requests(model string, day time.Time, n int, sampleRate float64) {
-	for i := range n {
-		s.events = append(s.events, []any{day.Add(time.Duration(i) * time.Minute), model, "v1", model + day.Format("20060102") + string(rune('a'+i%26)) + time.Duration(i).String(),
-			float64(i+1) * 10, "ok", sampleRate})
-	}
-}
-
-func (s *stored) deploy(model string, at time.Time, change, prev, ver string) {
-	s.deploys = append(s.deploys, []any{at, model, ver, prev, change})
-}
-
-func (s *stored) flush(t *testing.T, db *storage.Client) {
-	t.Helper()
-	ctx := context.Background()
-	ins := func(query string, rows [][]any) {
-		if len(rows) == 0 {
-			return
-		}
-		b, err := db.Conn().PrepareBatch(ctx, "INSERT INTO "+db.Config().Database+"."+query)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range rows {
-			if err := b.Append(r...); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := b.Send(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ins("gpu_series (series, metric, cluster, node, uuid, gpu_instance, gpu_profile, model_name, namespace, pod, job, label_keys, label_values, first_seen, last_seen)", s.series)
-	ins("gpu_samples (ts, metric, series, value)", s.samples)
-	ins("inference_events (ts, model, model_version, request_id, latency_ms, status, sample_rate)", s.events)
-	ins("model_deployments (ts, model, model_version, previous_version, change)", s.deploys)
-}
-
-func hoursFrom(start time.Time, n int) []time.Time {
-	out := make([]time.Time, n)
-	for i := range out {
-		out[i] = start.Add(time.Duration(i) * time.Hour)
-	}
-	return out
-}
 
 // TestStoreHandComputed stores one day of a small fleet and checks what
 // the store derives against hand-computed values:
@@ -119,16 +30,20 @@ func TestStoreHandComputed(t *testing.T) {
 	db := chtest.NewDB(t)
 	ctx := context.Background()
 	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
-	h := hoursFrom(day, 4)
-	var s stored
-	ranker := holder{ns: "search", pod: "ranker-0", team: "search", model: "ranker"}
-	s.gpu("GPU-A", "", "", "c1", ranker, h[:2], 0.5, 60000, 20000)
-	s.gpu("GPU-A", "", "", "c1", ranker, h[2:3], 0.02, 60000, 20000)
-	s.gpu("GPU-A", "", "", "c1", holder{}, h[3:4], 0, 0, 80000)
-	s.gpu("GPU-B", "1", "3g.40gb", "c1", holder{job: "train-7"}, h[:2], 0.9, 20000, 20000)
-	s.requests("ranker", day, 10, 0.5)
-	s.deploy("ranker", day.Add(time.Hour), "deploy", "v0", "v1")
-	s.flush(t, db)
+	h := costsim.Hours(day, 4)
+	var s costsim.Rows
+	a := costsim.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "NVIDIA H100 80GB HBM3"}
+	b := costsim.Device{UUID: "GPU-B", Instance: "1", Profile: "3g.40gb", Cluster: "c1", GPUModel: "NVIDIA H100 80GB HBM3"}
+	ranker := costsim.Holder{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker"}
+	s.GPU(a, ranker, h[:2], 0.5, 60000, 20000)
+	s.GPU(a, ranker, h[2:3], 0.02, 60000, 20000)
+	s.GPU(a, costsim.Holder{}, h[3:4], 0, 0, 80000)
+	s.GPU(b, costsim.Holder{Job: "train-7"}, h[:2], 0.9, 20000, 20000)
+	s.Requests("ranker", day, 10, 0.5)
+	s.Deploy("ranker", "deploy", "v0", "v1", day.Add(time.Hour))
+	if err := s.Write(ctx, db); err != nil {
+		t.Fatal(err)
+	}
 
 	store, err := cost.NewStore(db, cost.NewDefaultStoreConfig())
 	if err != nil {

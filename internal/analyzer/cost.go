@@ -85,8 +85,9 @@ func costInputs(cfg CostConfig, c *storage.Client) (*cost.Store, *cost.PriceBook
 }
 
 // costFactories are the enabled cost detectors, each whole: the anomaly
-// and budget detector ("cost") and the waste tickets ("cost_waste").
-func costFactories(cfg CostConfig, c *storage.Client) []factory {
+// and budget detector ("cost", reading c and writing cost_daily to out)
+// and the waste tickets ("cost_waste").
+func costFactories(cfg CostConfig, c, out *storage.Client) []factory {
 	if !cfg.Enabled {
 		return nil
 	}
@@ -103,6 +104,11 @@ func costFactories(cfg CostConfig, c *storage.Client) []factory {
 		if err != nil {
 			return nil, err
 		}
+		w, err := out.NewWriter(storage.NewDefaultWriterConfig())
+		if err != nil {
+			return nil, err
+		}
+		det.RecordTo(w)
 		return costAlerting{det, cfg.Lateness}, nil
 	}}}
 	if cfg.Waste.Enabled {

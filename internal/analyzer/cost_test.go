@@ -127,6 +127,19 @@ func TestCostThroughTheAnalyzer(t *testing.T) {
 			t.Errorf("detection %d = %v, want %v", i, got, w)
 		}
 	}
+	// cost_daily: the judged day of ranker, embed, team nlp and team
+	// research (its first day: 8 GPU-hours, too little history to judge); ranker's
+	// with its anomaly: 4 GPUs × 24 h × $2 = $192 for 2,000 requests.
+	var n, rankerCost, per1k float64
+	var anomaly string
+	db := c.Config().Database
+	if err := c.QueryScalar(ctx, "SELECT toFloat64(count()) FROM "+db+".cost_daily FINAL", &n); err != nil || n != 4 {
+		t.Errorf("%v cost_daily rows (%v), want 4", n, err)
+	}
+	if err := c.QueryScalar(ctx, "SELECT cost, cost_per_1k_requests, toString(anomaly) FROM "+db+".cost_daily FINAL WHERE scope = 'ranker'", &rankerCost, &per1k, &anomaly); err != nil ||
+		rankerCost != 192 || per1k != 96 || anomaly != string(cost.CauseTraffic) {
+		t.Errorf("ranker's cost_daily row: $%v, $%v per 1,000 requests, anomaly %q (%v); want $192, $96, traffic", rankerCost, per1k, anomaly, err)
+	}
 	var classes []string
 	for _, inc := range a.Incidents() {
 		if inc.Status.Active() && !inc.OpenedAt.IsZero() {

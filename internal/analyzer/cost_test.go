@@ -140,6 +140,13 @@ func TestCostThroughTheAnalyzer(t *testing.T) {
 		rankerCost != 192 || per1k != 96 || anomaly != string(cost.CauseTraffic) {
 		t.Errorf("ranker's cost_daily row: $%v, $%v per 1,000 requests, anomaly %q (%v); want $192, $96, traffic", rankerCost, per1k, anomaly, err)
 	}
+	// the on-call view lists both findings, newest first
+	var views uint64
+	var viewClasses string
+	if err := c.QueryScalar(ctx, "SELECT count(), arrayStringConcat(arraySort(groupArray(class)), ',') FROM "+db+".oncall_cost_findings", &views, &viewClasses); err != nil ||
+		views != 2 || viewClasses != "idle_held,traffic" {
+		t.Errorf("oncall_cost_findings: %d rows, classes %q (%v); want 2, idle_held,traffic", views, viewClasses, err)
+	}
 	var classes []string
 	for _, inc := range a.Incidents() {
 		if inc.Status.Active() && !inc.OpenedAt.IsZero() {

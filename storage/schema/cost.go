@@ -36,3 +36,29 @@ var CostDaily = Table{
 	RetentionDays: 400,
 	ShardingKey:   "cityHash64(scope)",
 }
+
+// OncallCostFindings lists the cost detectors' findings of the last week:
+// anomalies with their cause, budget forecasts over, idle and idle-held
+// GPUs and zombie models.
+var OncallCostFindings = QueryView{
+	Name: "oncall_cost_findings",
+	Doc:  "Cost findings of the last 7 days: anomalies with their cause, budgets forecast over, idle and idle-held GPUs, zombie models; newest first.",
+	Columns: []Column{
+		outCol("ts", "DateTime", "end of the judged day"),
+		outCol("detector", "String", "cost (anomalies, budgets) or cost_waste (idle, idle-held, zombies)"),
+		outCol("class", "String", "traffic, efficiency_regression, resource_leak, pricing_change, configuration, unknown, budget_forecast_over, idle, idle_held or zombie_model"),
+		outCol("severity", "String", "warning (a ticket) or critical (a budget about to be exceeded)"),
+		outCol("entity_type", "String", "model, team, job or gpu"),
+		outCol("entity", "String", "the scope or GPU"),
+		outCol("gpu_uuid", "String", "the GPU of a waste finding"),
+		outCol("model", "String", "the model, when known"),
+		outCol("cost", "Float64", "the day's cost, the forecast, or the waste's cost"),
+		outCol("summary", "String", "one line for humans"),
+		outCol("evidence", "String", "what decided it"),
+	},
+	Select: `SELECT ts, toString(detector) AS detector, toString(class) AS class, toString(severity) AS severity, toString(entity_type) AS entity_type,
+    toString(entity) AS entity, toString(gpu_uuid) AS gpu_uuid, toString(model) AS model, value AS cost, summary, evidence
+FROM {db}.detections
+WHERE detector IN ('cost', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
+ORDER BY ts DESC, class, entity`,
+}

@@ -45,7 +45,7 @@ var migrations = []Migration{
 		AddColumns{Table: Detections.Name, Columns: detectionSourceColumns},
 	}},
 	// Cost and utilization (issue 19): the cost detector's daily rows.
-	{Version: 16, Name: "cost_daily", Steps: []Step{CreateTable{CostDaily}}},
+	{Version: 16, Name: "cost_daily", Steps: []Step{CreateTable{CostDaily}, CreateQueryView{OncallCostFindings}}},
 }
 
 // Migrations returns every migration in version order.

@@ -736,3 +736,10 @@ TTL day + toIntervalDay(400);
 CREATE TABLE IF NOT EXISTS fleetwatch.cost_daily ON CLUSTER fleet AS fleetwatch.cost_daily_local
 ENGINE = Distributed(fleet, fleetwatch, cost_daily_local, cityHash64(scope));
 
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_cost_findings ON CLUSTER fleet AS
+SELECT ts, toString(detector) AS detector, toString(class) AS class, toString(severity) AS severity, toString(entity_type) AS entity_type,
+    toString(entity) AS entity, toString(gpu_uuid) AS gpu_uuid, toString(model) AS model, value AS cost, summary, evidence
+FROM fleetwatch.detections
+WHERE detector IN ('cost', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
+ORDER BY ts DESC, class, entity;
+

@@ -324,5 +324,5 @@ LIMIT 200`),
 
 // boards builds every dashboard, in file order.
 func boards() []*board {
-	return []*board{executive(), portfolio(), model(), investigation(), gpuFleet(), drift()}
+	return []*board{executive(), portfolio(), model(), investigation(), gpuFleet(), drift(), finops()}
 }

@@ -69,6 +69,9 @@ func (c StoreConfig) Validate() error {
 type Store struct {
 	client *storage.Client
 	cfg    StoreConfig
+	// Owners, when set, fills a holder's missing team and cost centre
+	// from its model's owner (the catalog) as Read reads the hours.
+	Owners Owners
 }
 
 // NewStore validates cfg.
@@ -281,6 +284,11 @@ func (s *Store) Read(ctx context.Context, from, to time.Time) (Period, error) {
 	hours, err := s.HeldHours(ctx, from, to)
 	if err != nil {
 		return Period{}, err
+	}
+	if s.Owners != nil {
+		for i := range hours {
+			hours[i].Tags.fill(s.Owners)
+		}
 	}
 	p := PeriodOf(hours, from, to)
 	if p.Traffic, err = s.Traffic(ctx, from, to); err != nil {

@@ -144,6 +144,25 @@ func TestStoreHandComputed(t *testing.T) {
 		}
 	})
 
+	t.Run("owners from the catalog", func(t *testing.T) {
+		owned, err := cost.NewStore(db, cost.NewDefaultStoreConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		owned.Owners = func(model string) (string, string, bool) {
+			return "catalog-team", "CC-9", model == "ranker"
+		}
+		q, err := owned.Read(ctx, day, day.AddDate(0, 0, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// the pod's own team label wins; the cost centre comes from the catalog
+		want := cost.Tags{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker", CostCenter: "CC-9"}
+		if len(q.Allocations) != 2 || q.Allocations[0].Tags != want || q.Allocations[1].Tags != (cost.Tags{Job: "train-7"}) {
+			t.Errorf("allocations %+v, want ranker's with cost centre CC-9 and train-7's unchanged", q.Allocations)
+		}
+	})
+
 	t.Run("waste", func(t *testing.T) {
 		cfg := cost.NewDefaultWasteConfig()
 		cfg.IdleHours = 1

@@ -267,7 +267,7 @@ func (a *Analyzer) factories(cat *catalog.Catalog) []factory {
 			return d, nil
 		}})
 	}
-	fs = append(fs, costFactories(cfg.Cost, c, out)...)
+	fs = append(fs, costFactories(cfg.Cost, c, out, cat)...)
 	al := cfg.Alerting
 	if al.Enabled && cat != nil && al.SLO.Enabled {
 		fs = append(fs, factory{name: al.SLO.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
 
@@ -71,8 +72,9 @@ func (c CostConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// costInputs loads the price book and opens the store.
-func costInputs(cfg CostConfig, c *storage.Client) (*cost.Store, *cost.PriceBook, error) {
+// costInputs loads the price book and opens the store; with a catalog, a
+// holder's missing team and cost centre come from its model's owner.
+func costInputs(cfg CostConfig, c *storage.Client, cat *catalog.Catalog) (*cost.Store, *cost.PriceBook, error) {
 	book, err := cost.LoadPriceBook(cfg.PriceBook)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cost: %w", err)
@@ -81,18 +83,24 @@ func costInputs(cfg CostConfig, c *storage.Client) (*cost.Store, *cost.PriceBook
 	if err != nil {
 		return nil, nil, err
 	}
+	if cat != nil {
+		store.Owners = func(model string) (string, string, bool) {
+			o, _, ok := cat.Owner(model)
+			return o.Team, o.CostCenter, ok
+		}
+	}
 	return store, book, nil
 }
 
 // costFactories are the enabled cost detectors, each whole: the anomaly
 // and budget detector ("cost", reading c and writing cost_daily to out)
 // and the waste tickets ("cost_waste").
-func costFactories(cfg CostConfig, c, out *storage.Client) []factory {
+func costFactories(cfg CostConfig, c, out *storage.Client, cat *catalog.Catalog) []factory {
 	if !cfg.Enabled {
 		return nil
 	}
 	fs := []factory{{name: "cost", by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
-		store, book, err := costInputs(cfg, c)
+		store, book, err := costInputs(cfg, c, cat)
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +121,7 @@ func costFactories(cfg CostConfig, c, out *storage.Client) []factory {
 	}}}
 	if cfg.Waste.Enabled {
 		fs = append(fs, factory{name: "cost_waste", by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
-			store, book, err := costInputs(cfg, c)
+			store, book, err := costInputs(cfg, c, cat)
 			if err != nil {
 				return nil, err
 			}

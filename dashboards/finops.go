@@ -3,6 +3,7 @@ package dashboards
 import (
 	"fmt"
 
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/schema"
 )
 
@@ -15,9 +16,9 @@ import (
 func dailyBy(kind, expr, alias, cond string) string {
 	return fmt.Sprintf(`SELECT day AS time, scope AS %s, %s AS %s
 FROM cost_daily FINAL
-WHERE scope_kind = '%s' AND $__timeFilter(day)%s
+WHERE scope_kind = %s AND $__timeFilter(day)%s
 GROUP BY time, %s
-ORDER BY time, %s`, kind, expr, alias, kind, cond, kind, kind)
+ORDER BY time, %s`, kind, expr, alias, chsql.String(kind), cond, kind, kind)
 }
 
 // costFindings is a table of the cost detectors' detections matching cond.

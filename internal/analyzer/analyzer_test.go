@@ -2,8 +2,8 @@ package analyzer
 
 import (
 	"context"
-	"fmt"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"

@@ -2,12 +2,15 @@ package cost_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
+	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/costsim"
+	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
@@ -182,4 +185,117 @@ func TestStoreHandComputed(t *testing.T) {
 			t.Errorf("spend %+v, want provisioned %v useful %v", r.Spend, 8+12.0/7, 2*1.02+2*3.0/7*0.9*2)
 		}
 	})
+}
+
+// TestDetectorOverStoreClassifies stores 21 days of five models, each
+// holding 2 GPUs all day at SM activity 0.6 with 1,000 requests a day,
+// and injects one cost fault of each class on the last day; the detector
+// over the store raises exactly one anomaly per model, of its class:
+//
+//   - traffic: 4 GPUs, 2,000 requests;
+//   - pricing_change: its cluster's price goes from $2 to $4 at midnight;
+//   - efficiency_regression: 4 GPUs at 0.6, requests flat (busy
+//     GPU-seconds per request ×2);
+//   - configuration: 4 GPUs at 0.3 (busy flat), requests flat, a
+//     deployment that day;
+//   - resource_leak: 2 more GPUs held at SM 0, requests flat, no change.
+func TestDetectorOverStoreClassifies(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	last := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
+	first := last.AddDate(0, 0, -20)
+	type gpus struct {
+		n  int
+		sm float64
+	}
+	faults := map[string][]gpus{ // the last day's GPUs per model
+		"m-traffic":    {{4, 0.6}},
+		"m-price":      {{2, 0.6}},
+		"m-efficiency": {{4, 0.6}},
+		"m-config":     {{4, 0.3}},
+		"m-leak":       {{2, 0.6}, {2, 0}},
+	}
+	want := map[string]cost.Cause{"m-traffic": cost.CauseTraffic, "m-price": cost.CausePricing, "m-efficiency": cost.CauseEfficiency,
+		"m-config": cost.CauseConfiguration, "m-leak": cost.CauseLeak}
+	var rows costsim.Rows
+	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
+		for model, fault := range faults {
+			cluster := "c1"
+			if model == "m-price" {
+				cluster = "c2"
+			}
+			gs, req := []gpus{{2, 0.6}}, 10
+			if d.Equal(last) {
+				gs = fault
+				if model == "m-traffic" {
+					req = 20
+				}
+			}
+			i := 0
+			for _, g := range gs {
+				for range g.n {
+					dev := costsim.Device{UUID: fmt.Sprintf("%s-%d", model, i), Cluster: cluster, GPUModel: "H100"}
+					rows.GPU(dev, costsim.Holder{Namespace: "serving", Pod: fmt.Sprintf("%s-%d", model, i), Model: model}, costsim.Hours(d, 24), g.sm, 1, 1)
+					i++
+				}
+			}
+			rows.Requests(model, d, req, 0.01)
+		}
+	}
+	rows.Deploy("m-config", "scale", "v1", "v1", last.Add(6*time.Hour))
+	if err := rows.Write(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	key := func(cluster string) cost.PriceKey {
+		return cost.PriceKey{GPUModel: "H100", Cluster: cluster, Purchase: cost.OnDemand}
+	}
+	book, err := cost.NewPriceBook(cost.PriceBookConfig{Currency: "USD", Prices: []cost.Price{
+		{PriceKey: key("c1"), Effective: first.AddDate(0, -1, 0), PerGPUHour: 2},
+		{PriceKey: key("c2"), Effective: first.AddDate(0, -1, 0), PerGPUHour: 2},
+		{PriceKey: key("c2"), Effective: last, PerGPUHour: 4},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := cost.NewStore(db, cost.NewDefaultStoreConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cost.NewDefaultAnomalyConfig()
+	src, err := cost.NewStoreSource(store, book, cfg.BaselineDays, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	det, err := cost.NewDetector(cfg, src, book)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := db.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	det.RecordTo(w)
+	ds, err := det.Evaluate(ctx, fleet.Window{Start: last, End: last.AddDate(0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range ds {
+		if _, dup := got[d.Entity]; dup || d.EntityType != string(cost.ScopeModel) {
+			t.Errorf("unexpected detection %s %s: %s", d.Key, d.Class, d.Summary)
+		}
+		got[d.Entity] = d.Class
+	}
+	for model, cause := range want {
+		if got[model] != string(cause) {
+			t.Errorf("%s: class %q, want %q", model, got[model], cause)
+		}
+	}
+	if len(ds) != len(want) {
+		t.Errorf("%d detections, want %d", len(ds), len(want))
+	}
+	var n uint64
+	if err := db.QueryScalar(ctx, "SELECT count() FROM "+db.Config().Database+".cost_daily FINAL WHERE anomaly != ''", &n); err != nil || n != uint64(len(want)) {
+		t.Errorf("%d cost_daily rows with an anomaly (%v), want %d", n, err, len(want))
+	}
 }

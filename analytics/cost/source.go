@@ -117,8 +117,12 @@ func DailySeries(book *PriceBook, p Period) ([]Series, error) {
 		keysOf[g.ID] = g.PriceKey
 	}
 	// busy GPU-hours: each held hour's SM activity, split among its holders
-	holders := map[string]int{}
-	hourKey := func(h HeldHour) string { return h.GPU + "@" + h.Hour.String() }
+	type gpuHour struct {
+		gpu  string
+		hour int64
+	}
+	holders := map[gpuHour]int{}
+	hourKey := func(h HeldHour) gpuHour { return gpuHour{h.GPU, h.Hour.Unix()} }
 	for _, h := range p.Hours {
 		if h.Held() && !h.System {
 			holders[hourKey(h)]++
@@ -142,27 +146,29 @@ func DailySeries(book *PriceBook, p Period) ([]Series, error) {
 				day.GPUHours += r.GPUHours
 			}
 		}
-		for _, h := range p.Hours {
-			if !h.Held() || h.System || h.Hour.Before(from) || !h.Hour.Before(to) {
-				continue
-			}
-			share := 1.0
-			if h.Fraction > 0 {
-				share = h.Fraction
-			}
-			busy := h.SMActive * share / float64(holders[hourKey(h)])
-			for _, dm := range dims {
-				if v := dm.dim.of(h.Tags); v != "" {
-					day := at(Scope{Kind: dm.kind, Name: v}, d)
-					day.BusyGPUHours += busy
-					if k := keysOf[h.GPU]; !slices.Contains(day.PriceKeys, k) {
-						day.PriceKeys = append(day.PriceKeys, k)
-					}
+	}
+	dayIndex := func(t time.Time) int { return int(t.Sub(p.From).Hours() / 24) }
+	// busy GPU-hours and price keys, one pass over the hours
+	for _, h := range p.Hours {
+		d := dayIndex(h.Hour)
+		if !h.Held() || h.System || d < 0 || d >= nDays {
+			continue
+		}
+		share := 1.0
+		if h.Fraction > 0 {
+			share = h.Fraction
+		}
+		busy := h.SMActive * share / float64(holders[hourKey(h)])
+		for _, dm := range dims {
+			if v := dm.dim.of(h.Tags); v != "" {
+				day := at(Scope{Kind: dm.kind, Name: v}, d)
+				day.BusyGPUHours += busy
+				if k := keysOf[h.GPU]; !slices.Contains(day.PriceKeys, k) {
+					day.PriceKeys = append(day.PriceKeys, k)
 				}
 			}
 		}
 	}
-	dayIndex := func(t time.Time) int { return int(t.Sub(p.From).Hours() / 24) }
 	for _, t := range p.Traffic {
 		d := dayIndex(t.Day)
 		if d < 0 || d >= nDays {

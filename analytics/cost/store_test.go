@@ -299,3 +299,48 @@ func TestDetectorOverStoreClassifies(t *testing.T) {
 		t.Errorf("%d cost_daily rows with an anomaly (%v), want %d", n, err, len(want))
 	}
 }
+
+// BenchmarkStoreSourceSeries is the cost detector's daily read over the
+// store: 200 GPUs (20 models × 10) held all day for 31 days (148,800
+// held GPU-hours from 446,400 samples), read from ClickHouse and turned
+// into every model's and team's 31-day series.
+func BenchmarkStoreSourceSeries(b *testing.B) {
+	db := chtest.NewDB(b)
+	ctx := context.Background()
+	last := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
+	first := last.AddDate(0, 0, -30)
+	var rows costsim.Rows
+	for g := range 200 {
+		m := fmt.Sprintf("m%02d", g/10)
+		rows.GPU(costsim.Device{UUID: fmt.Sprintf("GPU-%03d", g), Cluster: "c1", GPUModel: "H100"},
+			costsim.Holder{Namespace: "serving", Pod: fmt.Sprintf("%s-%d", m, g%10), Model: m, Team: fmt.Sprintf("t%d", g/50)},
+			costsim.Hours(first, 31*24), 0.5, 1, 1)
+	}
+	if err := rows.Write(ctx, db); err != nil {
+		b.Fatal(err)
+	}
+	book, err := cost.NewPriceBook(cost.PriceBookConfig{Currency: "USD", Prices: []cost.Price{
+		{PriceKey: cost.PriceKey{GPUModel: "H100", Cluster: "c1", Purchase: cost.OnDemand}, Effective: first.AddDate(0, -1, 0), PerGPUHour: 2}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := cost.NewStore(db, cost.NewDefaultStoreConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, err := cost.NewStoreSource(store, book, 30, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		ss, err := src.Series(ctx, last)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ss) != 24 || len(ss[0].Days) != 31 {
+			b.Fatalf("%d series of %d days, want 24 of 31", len(ss), len(ss[0].Days))
+		}
+	}
+}

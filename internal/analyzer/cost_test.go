@@ -51,9 +51,11 @@ func TestCostConfigValidate(t *testing.T) {
 //   - on the last day notebook-1 (team research) holds a GPU for 8 hours
 //     at 1 % SM activity with half its memory used: idle-held.
 //
-// The cost detector raises exactly one detection, ranker's, classified
-// traffic, as an alerting warning (a ticket: recorded, not paged); the
-// waste detector raises exactly the idle-held GPU.
+// The cost detector raises exactly one anomaly, ranker's, classified
+// traffic, as an alerting warning (a ticket: recorded, not paged), and
+// team nlp's $100 budget forecast over as critical, which opens (pages)
+// at its first window; the waste detector raises exactly the idle-held
+// GPU.
 func TestCostThroughTheAnalyzer(t *testing.T) {
 	c := chtest.NewDB(t)
 	ctx := context.Background()
@@ -92,6 +94,8 @@ func TestCostThroughTheAnalyzer(t *testing.T) {
 	cfg.Health.Enabled, cfg.Jobs.Enabled = false, false
 	cfg.Alerting.Enabled = true
 	cfg.Cost.Enabled, cfg.Cost.PriceBook = true, book
+	// team nlp spends $48 a day: a $100 month is forecast over at once
+	cfg.Cost.Budgets = []cost.BudgetConfig{{Scope: "team/nlp", Monthly: 100}}
 	cfg.Engine.StartAt = last
 	clock := engine.NewManualClock(last.Add(24*time.Hour + cfg.Cost.Lateness + time.Minute))
 	a, err := New(ctx, cfg, c, chtest.Logger(t), WithClock(clock))
@@ -117,6 +121,7 @@ func TestCostThroughTheAnalyzer(t *testing.T) {
 	rs.Close()
 	want := [][4]string{
 		{"cost", string(cost.CauseTraffic), "warning", "model/ranker"},
+		{"cost_budget", "budget_forecast_over", "critical", "team/nlp"},
 		{"cost_waste", string(cost.IdleHeld), "warning", "idle_held/GPU-N"},
 	}
 	if len(res.det) != len(want) {
@@ -140,21 +145,30 @@ func TestCostThroughTheAnalyzer(t *testing.T) {
 		rankerCost != 192 || per1k != 96 || anomaly != string(cost.CauseTraffic) {
 		t.Errorf("ranker's cost_daily row: $%v, $%v per 1,000 requests, anomaly %q (%v); want $192, $96, traffic", rankerCost, per1k, anomaly, err)
 	}
-	// the on-call view lists both findings, newest first
+	// the on-call view lists the three findings
 	var views uint64
 	var viewClasses string
 	if err := c.QueryScalar(ctx, "SELECT count(), arrayStringConcat(arraySort(groupArray(class)), ',') FROM "+db+".oncall_cost_findings", &views, &viewClasses); err != nil ||
-		views != 2 || viewClasses != "idle_held,traffic" {
-		t.Errorf("oncall_cost_findings: %d rows, classes %q (%v); want 2, idle_held,traffic", views, viewClasses, err)
+		views != 3 || viewClasses != "budget_forecast_over,idle_held,traffic" {
+		t.Errorf("oncall_cost_findings: %d rows, classes %q (%v); want 3, budget_forecast_over,idle_held,traffic", views, viewClasses, err)
 	}
 	var classes []string
+	budgetOpen := false
 	for _, inc := range a.Incidents() {
-		if inc.Status.Active() && !inc.OpenedAt.IsZero() {
-			t.Errorf("incident %s opened (paged); cost tickets never page", inc.Key)
-		}
+		budget := false
 		for _, e := range inc.Evidence {
 			classes = append(classes, e.Class)
+			budget = budget || e.Class == "budget_forecast_over"
 		}
+		opened := inc.Status.Active() && !inc.OpenedAt.IsZero()
+		if budget {
+			budgetOpen = opened
+		} else if opened {
+			t.Errorf("incident %s opened (paged); cost tickets never page", inc.Key)
+		}
+	}
+	if !budgetOpen {
+		t.Errorf("the budget forecast over did not open (page) at its first window; incidents %+v", a.Incidents())
 	}
 	if !strings.Contains(strings.Join(classes, ","), string(cost.CauseTraffic)) {
 		t.Errorf("alerting's incidents carry %v, want the traffic anomaly as evidence", classes)

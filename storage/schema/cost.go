@@ -45,7 +45,7 @@ var OncallCostFindings = QueryView{
 	Doc:  "Cost findings of the last 7 days: anomalies with their cause, budgets forecast over, idle and idle-held GPUs, zombie models; newest first.",
 	Columns: []Column{
 		outCol("ts", "DateTime", "end of the judged day"),
-		outCol("detector", "String", "cost (anomalies, budgets) or cost_waste (idle, idle-held, zombies)"),
+		outCol("detector", "String", "cost (anomalies), cost_budget (budgets forecast over) or cost_waste (idle, idle-held, zombies)"),
 		outCol("class", "String", "traffic, efficiency_regression, resource_leak, pricing_change, configuration, unknown, budget_forecast_over, idle, idle_held or zombie_model"),
 		outCol("severity", "String", "warning (a ticket) or critical (a budget about to be exceeded)"),
 		outCol("entity_type", "String", "model, team, job or gpu"),
@@ -59,6 +59,6 @@ var OncallCostFindings = QueryView{
 	Select: `SELECT ts, toString(detector) AS detector, toString(class) AS class, toString(severity) AS severity, toString(entity_type) AS entity_type,
     toString(entity) AS entity, toString(gpu_uuid) AS gpu_uuid, toString(model) AS model, value AS cost, summary, evidence
 FROM {db}.detections
-WHERE detector IN ('cost', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
+WHERE detector IN ('cost', 'cost_budget', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
 ORDER BY ts DESC, class, entity`,
 }

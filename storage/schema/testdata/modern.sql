@@ -669,6 +669,6 @@ CREATE VIEW IF NOT EXISTS fleetwatch.oncall_cost_findings AS
 SELECT ts, toString(detector) AS detector, toString(class) AS class, toString(severity) AS severity, toString(entity_type) AS entity_type,
     toString(entity) AS entity, toString(gpu_uuid) AS gpu_uuid, toString(model) AS model, value AS cost, summary, evidence
 FROM fleetwatch.detections
-WHERE detector IN ('cost', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
+WHERE detector IN ('cost', 'cost_budget', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
 ORDER BY ts DESC, class, entity;
 

@@ -81,122 +81,103 @@ func (s *StoreSource) Series(ctx context.Context, day time.Time) ([]Series, erro
 	return DailySeries(s.book, p)
 }
 
-// DailySeries builds each model's, team's and job's daily series over the
-// period's whole UTC days. A scope appears from its first day with cost
-// or requests; days without any are zero days.
-func DailySeries(book *PriceBook, p Period) ([]Series, error) {
-	dims := []struct {
-		kind ScopeKind
-		dim  Dimension
-	}{{ScopeModel, ByModel}, {ScopeTeam, ByTeam}, {ScopeJob, ByJob}}
-	type acc struct{ days []Day }
-	nDays := int(p.To.Sub(p.From).Hours() / 24)
-	scopes := map[Scope]*acc{}
-	var order []Scope
-	at := func(sc Scope, d int) *Day {
-		a, ok := scopes[sc]
-		if !ok {
-			a = &acc{days: make([]Day, nDays)}
-			for i := range a.days {
-				a.days[i].Date = p.From.AddDate(0, 0, i)
-			}
-			scopes[sc] = a
-			order = append(order, sc)
+// scopeDims are the dimensions of the daily series.
+var scopeDims = []struct {
+	kind ScopeKind
+	dim  Dimension
+}{{ScopeModel, ByModel}, {ScopeTeam, ByTeam}, {ScopeJob, ByJob}}
+
+// seriesBuilder accumulates the days of every scope over [from, from +
+// days).
+type seriesBuilder struct {
+	from   time.Time
+	days   int
+	scopes map[Scope][]Day
+	order  []Scope
+	teamOf map[string]string // a model's team, from its holders' tags
+}
+
+func newSeriesBuilder(from, to time.Time) *seriesBuilder {
+	return &seriesBuilder{from: from, days: int(to.Sub(from).Hours() / 24), scopes: map[Scope][]Day{}, teamOf: map[string]string{}}
+}
+
+// day returns t's day index, or -1 outside the period.
+func (b *seriesBuilder) day(t time.Time) int {
+	d := int(t.Sub(b.from).Hours() / 24)
+	if t.Before(b.from) || d >= b.days {
+		return -1
+	}
+	return d
+}
+
+func (b *seriesBuilder) at(sc Scope, d int) *Day {
+	days, ok := b.scopes[sc]
+	if !ok {
+		days = make([]Day, b.days)
+		for i := range days {
+			days[i].Date = b.from.AddDate(0, 0, i)
 		}
-		return &a.days[d]
+		b.scopes[sc] = days
+		b.order = append(b.order, sc)
 	}
-	// a model's team, from its holders' tags
-	teamOf := map[string]string{}
-	for _, al := range p.Allocations {
-		if al.Model != "" && al.Team != "" {
-			teamOf[al.Model] = al.Team
-		}
+	return &days[d]
+}
+
+// held adds a holder's held GPU-hours on day d to its scopes.
+func (b *seriesBuilder) held(d int, t Tags, key PriceKey, cost, gpuHours, busy float64) {
+	if t.Model != "" && t.Team != "" {
+		b.teamOf[t.Model] = t.Team
 	}
-	keysOf := map[string]PriceKey{}
-	for _, g := range p.GPUs {
-		keysOf[g.ID] = g.PriceKey
-	}
-	// busy GPU-hours: each held hour's SM activity, split among its holders
-	type gpuHour struct {
-		gpu  string
-		hour int64
-	}
-	holders := map[gpuHour]int{}
-	hourKey := func(h HeldHour) gpuHour { return gpuHour{h.GPU, h.Hour.Unix()} }
-	for _, h := range p.Hours {
-		if h.Held() && !h.System {
-			holders[hourKey(h)]++
-		}
-	}
-	for d := range nDays {
-		from := p.From.AddDate(0, 0, d)
-		to := from.AddDate(0, 0, 1)
-		for _, dm := range dims {
-			a, err := Attribute(book, AttributionConfig{GroupBy: []Dimension{dm.dim}, Shared: SharedSeparately},
-				AttributeInput{GPUs: p.GPUs, Allocations: p.Allocations}, from, to)
-			if err != nil {
-				return nil, fmt.Errorf("daily series %s: %w", from.Format(time.DateOnly), err)
-			}
-			for _, r := range a.Rows {
-				if r.Key == SharedKey || r.Key == UnlabelledValue || r.GPUHours == 0 {
-					continue
-				}
-				day := at(Scope{Kind: dm.kind, Name: r.Key}, d)
-				day.Cost += r.Direct
-				day.GPUHours += r.GPUHours
-			}
-		}
-	}
-	dayIndex := func(t time.Time) int { return int(t.Sub(p.From).Hours() / 24) }
-	// busy GPU-hours and price keys, one pass over the hours
-	for _, h := range p.Hours {
-		d := dayIndex(h.Hour)
-		if !h.Held() || h.System || d < 0 || d >= nDays {
+	for _, dm := range scopeDims {
+		v := dm.dim.of(t)
+		if v == "" {
 			continue
 		}
-		share := 1.0
-		if h.Fraction > 0 {
-			share = h.Fraction
-		}
-		busy := h.SMActive * share / float64(holders[hourKey(h)])
-		for _, dm := range dims {
-			if v := dm.dim.of(h.Tags); v != "" {
-				day := at(Scope{Kind: dm.kind, Name: v}, d)
-				day.BusyGPUHours += busy
-				if k := keysOf[h.GPU]; !slices.Contains(day.PriceKeys, k) {
-					day.PriceKeys = append(day.PriceKeys, k)
-				}
-			}
+		day := b.at(Scope{Kind: dm.kind, Name: v}, d)
+		day.Cost += cost
+		day.GPUHours += gpuHours
+		day.BusyGPUHours += busy
+		if !slices.Contains(day.PriceKeys, key) {
+			day.PriceKeys = append(day.PriceKeys, key)
 		}
 	}
-	for _, t := range p.Traffic {
-		d := dayIndex(t.Day)
-		if d < 0 || d >= nDays {
+}
+
+// traffic adds requests and changes to the models and their teams.
+func (b *seriesBuilder) traffic(traffic []Traffic, changes []Change) {
+	for _, t := range traffic {
+		d := b.day(t.Day)
+		if d < 0 {
 			continue
 		}
-		for _, sc := range []Scope{{ScopeModel, t.Model}, {ScopeTeam, teamOf[t.Model]}} {
+		for _, sc := range []Scope{{ScopeModel, t.Model}, {ScopeTeam, b.teamOf[t.Model]}} {
 			if sc.Name == "" {
 				continue
 			}
-			day := at(sc, d)
+			day := b.at(sc, d)
 			day.Requests += t.Requests
 			day.LatencyP99 = max(day.LatencyP99, t.LatencyP99)
 		}
 	}
-	for _, c := range p.Changes {
-		d := dayIndex(c.Day)
-		if d < 0 || d >= nDays {
+	for _, c := range changes {
+		d := b.day(c.Day)
+		if d < 0 {
 			continue
 		}
-		for _, sc := range []Scope{{ScopeModel, c.Model}, {ScopeTeam, teamOf[c.Model]}} {
+		for _, sc := range []Scope{{ScopeModel, c.Model}, {ScopeTeam, b.teamOf[c.Model]}} {
 			if sc.Name != "" {
-				at(sc, d).Change = c.What
+				b.at(sc, d).Change = c.What
 			}
 		}
 	}
-	out := make([]Series, 0, len(order))
-	for _, sc := range order {
-		days := scopes[sc].days
+}
+
+// series returns every scope from its first day with cost or requests,
+// by kind and name.
+func (b *seriesBuilder) series() []Series {
+	out := make([]Series, 0, len(b.order))
+	for _, sc := range b.order {
+		days := b.scopes[sc]
 		first := slices.IndexFunc(days, func(d Day) bool { return d.Cost > 0 || d.Requests > 0 })
 		if first < 0 {
 			continue
@@ -209,5 +190,62 @@ func DailySeries(book *PriceBook, p Period) ([]Series, error) {
 		}
 		return strings.Compare(a.Scope.Name, b.Scope.Name)
 	})
-	return out, nil
+	return out
+}
+
+// DailySeries builds each model's, team's and job's daily series over the
+// period's whole UTC days from its held hours: cost and GPU-hours by
+// Attribute (direct cost; concurrent holders share a GPU), busy GPU-hours
+// as each held hour's SM activity split among its holders. A scope
+// appears from its first day with cost or requests; days without any are
+// zero days. Store.DailySeries computes the same in ClickHouse.
+func DailySeries(book *PriceBook, p Period) ([]Series, error) {
+	b := newSeriesBuilder(p.From, p.To)
+	for d := range b.days {
+		from := p.From.AddDate(0, 0, d)
+		to := from.AddDate(0, 0, 1)
+		for _, dm := range scopeDims {
+			a, err := Attribute(book, AttributionConfig{GroupBy: []Dimension{dm.dim}, Shared: SharedSeparately},
+				AttributeInput{GPUs: p.GPUs, Allocations: p.Allocations}, from, to)
+			if err != nil {
+				return nil, fmt.Errorf("daily series %s: %w", from.Format(time.DateOnly), err)
+			}
+			for _, r := range a.Rows {
+				if r.Key == SharedKey || r.Key == UnlabelledValue || r.GPUHours == 0 {
+					continue
+				}
+				day := b.at(Scope{Kind: dm.kind, Name: r.Key}, d)
+				day.Cost += r.Direct
+				day.GPUHours += r.GPUHours
+			}
+		}
+	}
+	keysOf := map[string]PriceKey{}
+	for _, g := range p.GPUs {
+		keysOf[g.ID] = g.PriceKey
+	}
+	type gpuHour struct {
+		gpu  string
+		hour int64
+	}
+	holders := map[gpuHour]int{}
+	for _, h := range p.Hours {
+		if h.Held() && !h.System {
+			holders[gpuHour{h.GPU, h.Hour.Unix()}]++
+		}
+	}
+	for _, h := range p.Hours {
+		d := b.day(h.Hour)
+		if !h.Held() || h.System || d < 0 {
+			continue
+		}
+		share := 1.0
+		if h.Fraction > 0 {
+			share = h.Fraction
+		}
+		// cost and GPU-hours came from Attribute above
+		b.held(d, h.Tags, keysOf[h.GPU], 0, 0, h.SMActive*share/float64(holders[gpuHour{h.GPU, h.Hour.Unix()}]))
+	}
+	b.traffic(p.Traffic, p.Changes)
+	return b.series(), nil
 }

@@ -111,6 +111,11 @@ func labelExpr(key string) string {
 
 // HeldHoursSQL returns the query of the held GPU-hours in [from, to).
 func HeldHoursSQL(database string, from, to time.Time) string {
+	return heldRowsSQL(database, from, to) + "\nORDER BY uuid, gi, h, ns, pd, jb"
+}
+
+// heldRowsSQL is HeldHoursSQL unordered: one row per GPU, hour and holder.
+func heldRowsSQL(database string, from, to time.Time) string {
 	sum := func(metric, what string) string {
 		return fmt.Sprintf("sumIf(%s, metric = %s)", what, chsql.String(metric))
 	}
@@ -132,8 +137,7 @@ ANY INNER JOIN
     WHERE metric IN %s
     GROUP BY series
 ) AS q2 USING series
-GROUP BY h, uuid, gi, gp, gm, cl, ns, pd, jb, team, mdl, ver, cc, pur
-ORDER BY uuid, gi, h, ns, pd, jb`,
+GROUP BY h, uuid, gi, gp, gm, cl, ns, pd, jb, team, mdl, ver, cc, pur`,
 		sum(telemetry.SMActive, "s"), sum(telemetry.SMActive, "n"), sum(telemetry.GPUUtil, "s"), sum(telemetry.GPUUtil, "n"),
 		sum(telemetry.FBUsed, "s"), sum(telemetry.FBUsed, "n"), sum(telemetry.FBFree, "s"), sum(telemetry.FBFree, "n"),
 		chsql.Ident(database, "gpu_samples_1m"), chsql.In(heldMetrics), chsql.Between("minute", from, to),
@@ -370,4 +374,98 @@ func (p Period) Attribute(book *PriceBook, cfg AttributionConfig) (Attribution, 
 		in.Volume = p.Requests()
 	}
 	return Attribute(book, cfg, in, p.From, p.To)
+}
+
+// DailyHeldSQL returns the query of the held GPU-hours of [from, to)
+// summed per UTC day, GPU model, cluster, MIG profile, purchase label and
+// holder scope (model, team, job): held is the GPU-hours, each GPU-hour
+// split equally among its concurrent holders outside the system
+// namespaces, busy the same weighted by the hour's SM activity (GPU
+// utilization / 100 where SM activity is not reported). It is the
+// ClickHouse side of DailySeries: rows per scope and day, not per GPU-hour.
+func DailyHeldSQL(database string, from, to time.Time, system []string) string {
+	notSystem := "1"
+	if len(system) > 0 {
+		notSystem = "ns NOT IN " + chsql.In(system)
+	}
+	return fmt.Sprintf(`SELECT toDateTime(toStartOfDay(h)) AS d, gmod, clus, prof, tupleElement(x, 1) AS mdl, tupleElement(x, 2) AS team,
+    tupleElement(x, 3) AS jb, tupleElement(x, 4) AS pur, sum(1 / length(hs)) AS held, sum(tupleElement(x, 5) / length(hs)) AS busy
+FROM
+(
+    SELECT h, uuid, gi, any(gp) AS prof, any(gm) AS gmod, any(cl) AS clus,
+        groupArray(tuple(mdl, team, jb, pur, if(sm_n > 0, sm_s / sm_n, if(u_n > 0, u_s / u_n / 100, 0)))) AS hs
+    FROM
+    (
+%s
+    ) AS q3
+    WHERE (ns != '' OR pd != '' OR jb != '') AND %s
+    GROUP BY h, uuid, gi
+) AS q4
+ARRAY JOIN hs AS x
+GROUP BY d, gmod, clus, prof, mdl, team, jb, pur`, heldRowsSQL(database, from, to), notSystem)
+}
+
+// DailySeries is DailySeries(book, Read(from, to)) computed in
+// ClickHouse: the held GPU-hours come summed per day and holder scope
+// (DailyHeldSQL), and are priced at the day's mean price per GPU-hour
+// (exact unless a price changes during the day). It reads rows per scope
+// and day instead of per GPU-hour.
+func (s *Store) DailySeries(ctx context.Context, book *PriceBook, from, to time.Time) ([]Series, error) {
+	b := newSeriesBuilder(from, to)
+	var res chsql.Result
+	d, gm, cl, prof, mdl, team, jb, pur := res.Time("d"), res.Str("gmod"), res.Str("clus"), res.Str("prof"), res.Str("mdl"), res.Str("team"), res.Str("jb"), res.Str("pur")
+	held, busy := res.F64("held"), res.F64("busy")
+	type keyDay struct {
+		k PriceKey
+		d int64
+	}
+	prices := map[keyDay]float64{}
+	var perr error
+	err := res.ForRows(ctx, s.client, DailyHeldSQL(s.client.Config().Database, from, to, s.cfg.SystemNamespaces), func(r int) {
+		day := time.Unix(d.Seconds(r), 0).UTC()
+		i := b.day(day)
+		if i < 0 || perr != nil {
+			return
+		}
+		key := PriceKey{GPUModel: gm.At(r), Cluster: cl.At(r), Purchase: s.cfg.Purchase}
+		if p := Purchase(pur.At(r)); p.valid() {
+			key.Purchase = p
+		}
+		price, ok := prices[keyDay{key, day.Unix()}]
+		if !ok {
+			c, err := book.Cost(key, day, day.AddDate(0, 0, 1))
+			if err != nil {
+				perr = err
+				return
+			}
+			price = c / 24
+			prices[keyDay{key, day.Unix()}] = price
+		}
+		share := 1.0
+		if f := migFraction(prof.At(r)); f > 0 {
+			share = f
+		}
+		t := Tags{Model: mdl.At(r), Team: team.At(r), Job: jb.At(r)}
+		if s.Owners != nil {
+			t.fill(s.Owners)
+		}
+		h := held.At(r) * share
+		b.held(i, t, key, h*price, h, busy.At(r)*share)
+	})
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("daily held GPU-hours: %w", err)
+	}
+	traffic, err := s.Traffic(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	changes, err := s.Changes(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	b.traffic(traffic, changes)
+	return b.series(), nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,6 +147,14 @@ func TestStoreHandComputed(t *testing.T) {
 				t.Errorf("%s: %+v, want %+v", s.Scope, d, w)
 			}
 		}
+	})
+
+	t.Run("daily series in ClickHouse", func(t *testing.T) {
+		inGo, err := cost.DailySeries(book, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameSeries(t, store, book, inGo, day, day.AddDate(0, 0, 1))
 	})
 
 	t.Run("owners from the catalog", func(t *testing.T) {
@@ -294,6 +304,15 @@ func TestDetectorOverStoreClassifies(t *testing.T) {
 	if len(ds) != len(want) {
 		t.Errorf("%d detections, want %d", len(ds), len(want))
 	}
+	p, err := store.Read(ctx, first, last.AddDate(0, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inGo, err := cost.DailySeries(book, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSeries(t, store, book, inGo, first, last.AddDate(0, 0, 1))
 	var n uint64
 	if err := db.QueryScalar(ctx, "SELECT count() FROM "+db.Config().Database+".cost_daily FINAL WHERE anomaly != ''", &n); err != nil || n != uint64(len(want)) {
 		t.Errorf("%d cost_daily rows with an anomaly (%v), want %d", n, err, len(want))
@@ -341,6 +360,36 @@ func BenchmarkStoreSourceSeries(b *testing.B) {
 		}
 		if len(ss) != 24 || len(ss[0].Days) != 31 {
 			b.Fatalf("%d series of %d days, want 24 of 31", len(ss), len(ss[0].Days))
+		}
+	}
+}
+
+// sameSeries checks that Store.DailySeries over [from, to) gives want
+// (DailySeries over the period read into Go): the same scopes and days,
+// numbers equal to 1e-9, the same price keys.
+func sameSeries(t *testing.T, store *cost.Store, book *cost.PriceBook, want []cost.Series, from, to time.Time) {
+	t.Helper()
+	got, err := store.DailySeries(context.Background(), book, from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d series in ClickHouse, %d in Go", len(got), len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Scope != w.Scope || len(g.Days) != len(w.Days) {
+			t.Errorf("series %d: %s with %d days in ClickHouse, %s with %d in Go", i, g.Scope, len(g.Days), w.Scope, len(w.Days))
+			continue
+		}
+		for j, wd := range w.Days {
+			gd := g.Days[j]
+			slices.SortFunc(gd.PriceKeys, func(a, b cost.PriceKey) int { return strings.Compare(a.String(), b.String()) })
+			slices.SortFunc(wd.PriceKeys, func(a, b cost.PriceKey) int { return strings.Compare(a.String(), b.String()) })
+			if !gd.Date.Equal(wd.Date) || !near(gd.Cost, wd.Cost) || !near(gd.GPUHours, wd.GPUHours) || !near(gd.BusyGPUHours, wd.BusyGPUHours) ||
+				!near(gd.Requests, wd.Requests) || gd.LatencyP99 != wd.LatencyP99 || gd.Change != wd.Change || !slices.Equal(gd.PriceKeys, wd.PriceKeys) {
+				t.Errorf("%s day %d: ClickHouse %+v, Go %+v", w.Scope, j, gd, wd)
+			}
 		}
 	}
 }

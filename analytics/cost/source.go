@@ -73,12 +73,7 @@ func (s *StoreSource) Budgets(_ context.Context, day time.Time) ([]Budget, error
 
 // Series implements DailySource: the days from day − baselineDays to day.
 func (s *StoreSource) Series(ctx context.Context, day time.Time) ([]Series, error) {
-	from := day.AddDate(0, 0, -s.days)
-	p, err := s.store.Read(ctx, from, day.AddDate(0, 0, 1))
-	if err != nil {
-		return nil, err
-	}
-	return DailySeries(s.book, p)
+	return s.store.DailySeries(ctx, s.book, day.AddDate(0, 0, -s.days), day.AddDate(0, 0, 1))
 }
 
 // scopeDims are the dimensions of the daily series.

@@ -321,8 +321,9 @@ func TestDetectorOverStoreClassifies(t *testing.T) {
 
 // BenchmarkStoreSourceSeries is the cost detector's daily read over the
 // store: 200 GPUs (20 models × 10) held all day for 31 days (148,800
-// held GPU-hours from 446,400 samples), read from ClickHouse and turned
-// into every model's and team's 31-day series.
+// held GPU-hours from 446,400 samples) turned into every model's and
+// team's 31-day series, summed per day and scope in ClickHouse
+// (StoreSource) or with every held GPU-hour read into Go.
 func BenchmarkStoreSourceSeries(b *testing.B) {
 	db := chtest.NewDB(b)
 	ctx := context.Background()
@@ -351,10 +352,7 @@ func BenchmarkStoreSourceSeries(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		ss, err := src.Series(ctx, last)
+	check := func(b *testing.B, ss []cost.Series, err error) {
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -362,6 +360,26 @@ func BenchmarkStoreSourceSeries(b *testing.B) {
 			b.Fatalf("%d series of %d days, want 24 of 31", len(ss), len(ss[0].Days))
 		}
 	}
+	// StoreSource: sums per day and scope in ClickHouse
+	b.Run("clickhouse", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			ss, err := src.Series(ctx, last)
+			check(b, ss, err)
+		}
+	})
+	// the alternative: every held GPU-hour into Go, then DailySeries
+	b.Run("go", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			p, err := store.Read(ctx, first, last.AddDate(0, 0, 1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ss, err := cost.DailySeries(book, p)
+			check(b, ss, err)
+		}
+	})
 }
 
 // sameSeries checks that Store.DailySeries over [from, to) gives want

@@ -26,13 +26,13 @@ func ParseScope(s string) (Scope, error) {
 	return sc, nil
 }
 
-// StoreSource is the cost detector's DailySource over the Store: each day's
-// cost and GPU-hours by model, team and job (Attribute over the day's held
-// hours, direct cost: shared cost is nobody's anomaly), busy GPU-hours (SM
-// activity × each holder's share of the hour), requests and p99 latency from
-// inference_events (a team's: its models', by the holders' model and team
-// tags), deployment changes from model_deployments, and the configured
-// budgets.
+// StoreSource is the cost detector's DailySource over the Store
+// (Store.DailySeries, summed per day and scope in ClickHouse): each day's
+// direct cost and GPU-hours by model, team and job (shared cost is
+// nobody's anomaly), busy GPU-hours (SM activity × each holder's share of
+// the hour), requests and p99 latency from inference_events (a team's: its
+// models', by the holders' model and team tags), deployment changes from
+// model_deployments, and the configured budgets.
 type StoreSource struct {
 	store   *Store
 	book    *PriceBook

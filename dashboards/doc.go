@@ -2,7 +2,7 @@
 // provisioning, and the code that writes them.
 //
 // The dashboards are defined in Go (executive, portfolio, model,
-// investigation, GPU fleet health and drift) and rendered to json/*.json,
+// investigation, GPU fleet health, drift and FinOps) and rendered to json/*.json,
 // which Grafana loads through provisioning/ (see README.md). Each
 // ClickHouse panel records what its query must return; the package's tests
 // expand every query the way Grafana and grafana-clickhouse-datasource do

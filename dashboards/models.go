@@ -85,6 +85,9 @@ ORDER BY time, class`),
 	b.add(sqlPanel("table", "Open incidents: owners and evidence", "Current open incidents with owner and evidence (view oncall_open_incidents).", 24, 8, tableLook,
 		`SELECT * FROM oncall_open_incidents`),
 		Expect{Columns: schema.OncallOpenIncidents.ColumnNames(), Rows: true})
+	b.add(sqlPanel("timeseries", "GPU spend by team", "Direct cost of the GPU-hours each team held, per UTC day, as the analyzer's cost detector priced them (cost_daily; FinOps dashboard for the rest).", 24, 6, lineLook("currencyUSD"),
+		dailyBy("team", "sum(cost)", "cost", "")),
+		Expect{Columns: []string{"time", "team", "cost"}})
 	// The collector (v0.162) exposes its counters without the _total suffix.
 	b.add(promPanel("Collector ingest (Prometheus)", "Metric points the collectors accept per second (their own /metrics, :8888): a drop means blind dashboards, not a healthy fleet.", 12, 6,
 		lineLook("short"), `sum by (receiver) (rate(otelcol_receiver_accepted_metric_points[$__rate_interval]))`, "{{receiver}}"), Expect{})
@@ -129,6 +132,12 @@ ORDER BY drifting_columns DESC, model`),
 	b.add(sqlPanel("timeseries", "GPU-hours by job", "GPU time per training or serving job per interval, from one-minute rollups: cost attribution.", 24, 8, lineLook("h"),
 		rollup("job", "metric = 'DCGM_FI_DEV_GPU_UTIL'", "countMerge(samples)", "countIf(v > 0) / 60", "gpu_hours")),
 		Expect{Columns: []string{"time", "job", "gpu_hours"}, Rows: true})
+	b.add(sqlPanel("timeseries", "Daily cost by model", "Direct cost of the GPU-hours each selected model held, per UTC day (cost_daily, written by the analyzer's cost detector).", 12, 8, lineLook("currencyUSD"),
+		dailyBy("model", "sum(cost)", "cost", " AND "+anyOf("scope", "model"))),
+		Expect{Columns: []string{"time", "model", "cost"}})
+	b.add(sqlPanel("timeseries", "Cost per 1,000 requests by model", "Unit cost of each selected model per UTC day (cost_daily).", 12, 8, lineLook("currencyUSD"),
+		dailyBy("model", "any(cost_per_1k_requests)", "cost_per_1k", " AND isFinite(cost_per_1k_requests) AND "+anyOf("scope", "model"))),
+		Expect{Columns: []string{"time", "model", "cost_per_1k"}})
 	return b
 }
 
@@ -324,5 +333,5 @@ LIMIT 200`),
 
 // boards builds every dashboard, in file order.
 func boards() []*board {
-	return []*board{executive(), portfolio(), model(), investigation(), gpuFleet(), drift()}
+	return []*board{executive(), portfolio(), model(), investigation(), gpuFleet(), drift(), finops()}
 }

@@ -658,3 +658,40 @@ func (b *JobHealthBlock) Reset() {
 func (b *JobHealthBlock) Block() Block {
 	return Block{Table: schema.JobHealth.Name, Columns: columnsJobHealthBlock, Data: []any{b.Ts, b.WindowStart, b.Detector, b.Job, b.Ranks, b.StepSeconds, b.BaselineStepSeconds, b.StepZ, b.Steps, b.Goodput, b.StalledRanks, b.StallSeconds, b.Checkpoints, b.CheckpointSeconds, b.BaselineCheckpointSeconds, b.CheckpointFailures, b.Flags}}
 }
+
+// CostDailyBlock builds cost_daily rows (schema.CostDaily) column by column: one slice per column,
+// named and ordered as the table defines them. Reset keeps the slices' capacity.
+type CostDailyBlock struct {
+	Day               []int64   // day DateTime
+	Detector          []string  // detector String
+	ScopeKind         []string  // scope_kind String
+	Scope             []string  // scope String
+	Currency          []string  // currency String
+	Cost              []float64 // cost Float64
+	GPUHours          []float64 // gpu_hours Float64
+	BusyGPUHours      []float64 // busy_gpu_hours Float64
+	Requests          []float64 // requests Float64
+	LatencyP99        []float64 // latency_p99 Float64
+	CostPer1kRequests []float64 // cost_per_1k_requests Float64
+	Change            []string  // change String
+	Budget            []float64 // budget Float64
+	MonthSpent        []float64 // month_spent Float64
+	Forecast          []float64 // forecast Float64
+	Anomaly           []string  // anomaly String
+	Evidence          []string  // evidence String
+}
+
+var columnsCostDailyBlock = schema.CostDaily.ColumnNames()
+
+// Len is the number of rows.
+func (b *CostDailyBlock) Len() int { return len(b.Day) }
+
+// Reset empties the builder, keeping its capacity.
+func (b *CostDailyBlock) Reset() {
+	b.Day, b.Detector, b.ScopeKind, b.Scope, b.Currency, b.Cost, b.GPUHours, b.BusyGPUHours, b.Requests, b.LatencyP99, b.CostPer1kRequests, b.Change, b.Budget, b.MonthSpent, b.Forecast, b.Anomaly, b.Evidence = b.Day[:0], b.Detector[:0], b.ScopeKind[:0], b.Scope[:0], b.Currency[:0], b.Cost[:0], b.GPUHours[:0], b.BusyGPUHours[:0], b.Requests[:0], b.LatencyP99[:0], b.CostPer1kRequests[:0], b.Change[:0], b.Budget[:0], b.MonthSpent[:0], b.Forecast[:0], b.Anomaly[:0], b.Evidence[:0]
+}
+
+// Block returns the rows as a Block sharing the builder's memory.
+func (b *CostDailyBlock) Block() Block {
+	return Block{Table: schema.CostDaily.Name, Columns: columnsCostDailyBlock, Data: []any{b.Day, b.Detector, b.ScopeKind, b.Scope, b.Currency, b.Cost, b.GPUHours, b.BusyGPUHours, b.Requests, b.LatencyP99, b.CostPer1kRequests, b.Change, b.Budget, b.MonthSpent, b.Forecast, b.Anomaly, b.Evidence}}
+}

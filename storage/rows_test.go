@@ -30,6 +30,7 @@ func TestBuildersFollowTheirTables(t *testing.T) {
 		(&storage.NotificationBlock{}).Block(),
 		(&storage.NotificationOutboxBlock{}).Block(),
 		(&storage.JobHealthBlock{}).Block(),
+		(&storage.CostDailyBlock{}).Block(),
 	}
 	tables := map[string]schema.Table{}
 	for _, tb := range schema.Tables() {

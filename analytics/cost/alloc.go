@@ -402,24 +402,29 @@ type Owners func(model string) (team, costCenter string, ok bool)
 func FillOwners(allocs []Allocation, owners Owners) int {
 	var n int
 	for i := range allocs {
-		a := &allocs[i]
-		if a.Model == "" || (a.Team != "" && a.CostCenter != "") {
-			continue
-		}
-		team, cc, ok := owners(a.Model)
-		if !ok {
-			continue
-		}
-		changed := false
-		if a.Team == "" && team != "" {
-			a.Team, changed = team, true
-		}
-		if a.CostCenter == "" && cc != "" {
-			a.CostCenter, changed = cc, true
-		}
-		if changed {
+		if allocs[i].Tags.fill(owners) {
 			n++
 		}
 	}
 	return n
+}
+
+// fill fills t's empty team and cost centre from its model's owner and
+// reports whether it changed t.
+func (t *Tags) fill(owners Owners) bool {
+	if t.Model == "" || (t.Team != "" && t.CostCenter != "") {
+		return false
+	}
+	team, cc, ok := owners(t.Model)
+	if !ok {
+		return false
+	}
+	changed := false
+	if t.Team == "" && team != "" {
+		t.Team, changed = team, true
+	}
+	if t.CostCenter == "" && cc != "" {
+		t.CostCenter, changed = cc, true
+	}
+	return changed
 }

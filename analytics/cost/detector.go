@@ -3,9 +3,11 @@ package cost
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/storage"
 )
 
 // DailySource gives the cost detector its input: every scope's daily
@@ -27,7 +29,18 @@ type Detector struct {
 	cfg AnomalyConfig
 	src DailySource
 	bk  *PriceBook
+	out BlockWriter // nil: no cost_daily rows
 }
+
+// BlockWriter writes rows (storage.Writer).
+type BlockWriter interface {
+	Write(ctx context.Context, b storage.Block) error
+}
+
+// RecordTo makes Evaluate write each judged day's rows to cost_daily
+// through w (one per scope with a series that day, its budget burn and
+// its anomaly, if any) before it returns.
+func (d *Detector) RecordTo(w BlockWriter) { d.out = w }
 
 // NewDetector validates cfg. book (may be nil) supplies price changes to
 // cite.
@@ -75,16 +88,59 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 		st, ok := status[s]
 		return st, ok
 	}
+	var rows storage.CostDailyBlock
 	for _, s := range series {
 		// only the window's day: the last one, so earlier days are not judged again
-		if n := len(s.Days); n == 0 || !s.Days[n-1].Date.Equal(day) {
+		n := len(s.Days)
+		if n == 0 || !s.Days[n-1].Date.Equal(day) {
 			continue
 		}
-		for _, a := range d.cfg.Detect(Series{Scope: s.Scope, Days: s.Days[max(0, len(s.Days)-d.cfg.BaselineDays-1):]}, d.bk, lookup) {
+		var found *Anomaly
+		for _, a := range d.cfg.Detect(Series{Scope: s.Scope, Days: s.Days[max(0, n-d.cfg.BaselineDays-1):]}, d.bk, lookup) {
 			if a.Date.Equal(day) {
 				out = append(out, a.Detection())
+				found = &a
 			}
+		}
+		d.appendRow(&rows, s.Scope, s.Days[n-1], status[s.Scope], found)
+	}
+	if d.out != nil && rows.Len() > 0 {
+		if err := d.out.Write(ctx, rows.Block()); err != nil {
+			return nil, fmt.Errorf("cost: write cost_daily for %s: %w", day.Format(time.DateOnly), err)
 		}
 	}
 	return out, nil
+}
+
+// appendRow adds a scope's judged day to rows.
+func (d *Detector) appendRow(rows *storage.CostDailyBlock, sc Scope, day Day, st BudgetStatus, a *Anomaly) {
+	currency := ""
+	if d.bk != nil {
+		currency = d.bk.Currency()
+	}
+	per1k := math.NaN()
+	if day.Requests > 0 {
+		per1k = day.Cost / day.Requests * 1000
+	}
+	var cause, evidence string
+	if a != nil {
+		cause, evidence = string(a.Cause), a.Evidence
+	}
+	rows.Day = append(rows.Day, day.Date.Unix())
+	rows.Detector = append(rows.Detector, d.Name())
+	rows.ScopeKind = append(rows.ScopeKind, string(sc.Kind))
+	rows.Scope = append(rows.Scope, sc.Name)
+	rows.Currency = append(rows.Currency, currency)
+	rows.Cost = append(rows.Cost, day.Cost)
+	rows.GPUHours = append(rows.GPUHours, day.GPUHours)
+	rows.BusyGPUHours = append(rows.BusyGPUHours, day.BusyGPUHours)
+	rows.Requests = append(rows.Requests, day.Requests)
+	rows.LatencyP99 = append(rows.LatencyP99, day.LatencyP99)
+	rows.CostPer1kRequests = append(rows.CostPer1kRequests, per1k)
+	rows.Change = append(rows.Change, day.Change)
+	rows.Budget = append(rows.Budget, st.Amount)
+	rows.MonthSpent = append(rows.MonthSpent, st.Spent)
+	rows.Forecast = append(rows.Forecast, st.Forecast)
+	rows.Anomaly = append(rows.Anomaly, cause)
+	rows.Evidence = append(rows.Evidence, evidence)
 }

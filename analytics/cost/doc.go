@@ -1,8 +1,9 @@
 // Package cost is Fleetwatch's cost and utilization analysis (issue 19):
 // what GPUs cost, who holds them, what is wasted and why spend moved. It is
-// pure computation over inputs the caller reads (allocation intervals, hourly
+// computation over inputs the caller reads (allocation intervals, hourly
 // GPU usage rollups, daily traffic), so the same code serves the analyzer,
-// fleetctl and the simulation that scores it.
+// fleetctl and the simulation that scores it; Store reads those inputs
+// from ClickHouse.
 //
 //   - Price book (PriceBook): prices per GPU model × cluster (or region) ×
 //     purchase type (on_demand, reserved, spot) with effective dates. A
@@ -48,11 +49,20 @@
 //   - Budgets (Forecast): month-to-date spend, burn rate (the last 7 days),
 //     the month-end forecast at that rate, and whether it exceeds the
 //     budget; BudgetStatus.Detection is the page when it does. Anomalies
-//     and budget alerts become fleet.Detections for alerting (Detection);
-//     the analyzer does not run them yet.
+//     and budget alerts become fleet.Detections for alerting (Detection).
+//   - Stored inputs (Store, StoreSource, WasteDetector): who held which GPU
+//     is derived from ClickHouse on read — gpu_series carries every
+//     holder (namespace, pod, hpc_job, pod labels team, model,
+//     model_version, cost_center, purchase) and gpu_samples_1m its SM
+//     activity and memory — as held GPU-hours on an hourly grid, merged
+//     into allocation intervals (Period); traffic from inference_events,
+//     deployment changes from model_deployments. StoreSource is the
+//     Detector's DailySource over it; the Detector writes each judged day
+//     to cost_daily (RecordTo); WasteDetector tickets idle, idle-held and
+//     zombie findings daily. The analyzer runs both (analyzer.cost).
 //   - Rollups (Rollups.DailyCost): the daily cost pass over per-GPU daily
 //     rollups, columnar, for a fleet of 100,000 GPUs × 90 days.
 //
-// Layer: stage (analytics). It imports the standard library, YAML and the
-// shared domain types (fleet).
+// Layer: stage (analytics). It imports the standard library, YAML, the
+// shared domain types (fleet), telemetry's metric names and storage.
 package cost

@@ -13,11 +13,14 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
+	"github.com/fleetwatch/fleetwatch/storage"
 )
 
 // runCost is fleetctl cost: GPU-hours and cost for a period from a price
-// book and allocation intervals, grouped as asked.
-func runCost(_ context.Context, e *env, args []string) error {
+// book and allocation intervals, grouped as asked. The intervals come from
+// files, or with --clickhouse from the held GPU-hours in ClickHouse (as
+// the analyzer's cost detectors read them, analytics/cost.Store).
+func runCost(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "cost")
 	def := cost.NewDefaultAttributionConfig()
 	prices := fs.String("prices", "", "price book (YAML: currency, prices: gpu_model, cluster, purchase, effective, per_gpu_hour)")
@@ -29,13 +32,23 @@ func runCost(_ context.Context, e *env, args []string) error {
 	by := fs.String("by", string(def.GroupBy[0]), "group by, comma-separated: team, model, model_version, job, namespace, pod, cost_center")
 	shared := fs.String("shared", string(def.Shared), "split of shared cost (unallocated GPUs, system pods): gpu_hours, query_volume, equal or separate")
 	format := fs.String("format", "table", "output: table, csv or json")
+	fromCH := fs.Bool("clickhouse", false, "read GPUs and allocations (held GPU-hours) from ClickHouse (--dsn, --config) instead of --gpus and --allocations; --shared query_volume then takes each model's requests from inference_events (with --by model)")
+	purchase := fs.String("purchase", string(cost.OnDemand), "with --clickhouse: purchase type of a GPU whose series carry no purchase label")
+	resolve := chFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	for _, f := range []struct{ name, v string }{{"prices", *prices}, {"gpus", *gpus}, {"allocations", *allocs}, {"from", *from}, {"to", *to}} {
+	required := []struct{ name, v string }{{"prices", *prices}, {"from", *from}, {"to", *to}}
+	if !*fromCH {
+		required = append(required, struct{ name, v string }{"gpus", *gpus}, struct{ name, v string }{"allocations", *allocs})
+	}
+	for _, f := range required {
 		if f.v == "" {
 			return badUsage(fs, "--%s is required", f.name)
 		}
+	}
+	if *fromCH && (*gpus != "" || *allocs != "" || *volume != "") {
+		return badUsage(fs, "--clickhouse reads GPUs, allocations and volume from ClickHouse: drop --gpus, --allocations and --volume")
 	}
 	if err := checkFormat(fs, *format, "table", "csv", "json"); err != nil {
 		return err
@@ -58,12 +71,24 @@ func runCost(_ context.Context, e *env, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return badUsage(fs, "bad flags: %v", err)
 	}
-	if cfg.Shared == cost.SharedByQueryVolume && *volume == "" {
+	if cfg.Shared == cost.SharedByQueryVolume && *volume == "" && !*fromCH {
 		return badUsage(fs, "--shared query_volume needs --volume")
 	}
 	book, err := cost.LoadPriceBook(*prices)
 	if err != nil {
 		return err
+	}
+	if *fromCH {
+		sc := cost.NewDefaultStoreConfig()
+		sc.Purchase = cost.Purchase(*purchase)
+		if err := sc.Validate(); err != nil {
+			return badUsage(fs, "bad flags: %v", err)
+		}
+		a, err := costFromClickHouse(ctx, e, resolve, sc, book, cfg, start, end)
+		if err != nil {
+			return err
+		}
+		return writeCost(e, a, cfg, book, *format)
 	}
 	var in cost.AttributeInput
 	if in.GPUs, err = readGPUs(*gpus); err != nil {
@@ -81,7 +106,36 @@ func runCost(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	switch *format {
+	return writeCost(e, a, cfg, book, *format)
+}
+
+// costFromClickHouse attributes [start, end) from the held GPU-hours in
+// ClickHouse.
+func costFromClickHouse(ctx context.Context, e *env, resolve func() (storage.Config, error), sc cost.StoreConfig, book *cost.PriceBook,
+	cfg cost.AttributionConfig, start, end time.Time) (cost.Attribution, error) {
+	chCfg, err := resolve()
+	if err != nil {
+		return cost.Attribution{}, err
+	}
+	c, err := open(ctx, chCfg, logger(e))
+	if err != nil {
+		return cost.Attribution{}, err
+	}
+	defer c.Close()
+	store, err := cost.NewStore(c, sc)
+	if err != nil {
+		return cost.Attribution{}, err
+	}
+	p, err := store.Read(ctx, start, end)
+	if err != nil {
+		return cost.Attribution{}, err
+	}
+	return p.Attribute(book, cfg)
+}
+
+// writeCost writes an attribution in format.
+func writeCost(e *env, a cost.Attribution, cfg cost.AttributionConfig, book *cost.PriceBook, format string) error {
+	switch format {
 	case "json":
 		return writeJSON(e.stdout, costJSON(a, cfg, book.Currency()))
 	case "csv":

@@ -1,9 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/analytics/cost"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/costsim"
+	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
 // The hand-computed day of analytics/cost's TestAttributeHandComputed
@@ -72,6 +81,61 @@ func TestCostUsage(t *testing.T) {
 		code, _, errOut := fleetctl(t, c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d, %q; want %d and %q", c.args[1:], code, errOut, c.code, c.want)
+		}
+	}
+}
+
+// TestCostFromClickHouse: a day stored in ClickHouse (GPU-A held by
+// ranker-0 of team search for 3 hours, then an hour unallocated; GPU-B
+// held by Slurm job train-7 for 2 hours; $2 per GPU-hour) costs, by team
+// with shared cost split by GPU-hours: search 3 GPU-hours, $6 direct +
+// $2 × 3/5 shared = $7.20; the unlabelled job 2 GPU-hours, $4 + $0.80 =
+// $4.80; $12 provisioned.
+func TestCostFromClickHouse(t *testing.T) {
+	c := chtest.NewDB(t)
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
+	h := costsim.Hours(day, 4)
+	var rows costsim.Rows
+	a := costsim.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "H100"}
+	rows.GPU(a, costsim.Holder{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker"}, h[:3], 0.5, 1, 1)
+	rows.GPU(a, costsim.Holder{}, h[3:], 0, 0, 1)
+	rows.GPU(costsim.Device{UUID: "GPU-B", Cluster: "c1", GPUModel: "H100"}, costsim.Holder{Job: "train-7"}, h[:2], 0.9, 1, 1)
+	if err := rows.Write(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	prices := filepath.Join(t.TempDir(), "prices.yaml")
+	if err := os.WriteFile(prices, []byte("currency: USD\nprices:\n  - {gpu_model: H100, cluster: c1, purchase: on_demand, effective: 2020-01-01T00:00:00Z, per_gpu_hour: 2}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dsn := "clickhouse://" + c.Config().Addrs[0] + "/" + c.Config().Database
+	args := []string{"cost", "--clickhouse", "--dsn", dsn, "--prices", prices, "--from", day.Format(time.DateOnly), "--to", day.AddDate(0, 0, 1).Format(time.DateOnly)}
+	code, out, errOut := fleetctl(t, append(args, "--format", "json")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rep costReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	want := []cost.Row{{Key: "(none)", GPUHours: 2, Direct: 4, Shared: 0.8, Total: 4.8}, {Key: "search", GPUHours: 3, Direct: 6, Shared: 1.2, Total: 7.2}}
+	if len(rep.Rows) != len(want) || math.Abs(rep.ProvisionedCost-12) > 1e-9 || math.Abs(rep.UnallocatedGPUHours-1) > 1e-9 {
+		t.Fatalf("report %+v, want rows %+v, $12 provisioned, 1 GPU-hour unallocated", rep, want)
+	}
+	for i, w := range want {
+		r := rep.Rows[i]
+		if r.Key != w.Key || math.Abs(r.GPUHours-w.GPUHours)+math.Abs(r.Direct-w.Direct)+math.Abs(r.Shared-w.Shared)+math.Abs(r.Total-w.Total) > 1e-9 {
+			t.Errorf("row %d = %+v, want %+v", i, r, w)
+		}
+	}
+	for _, c := range []struct {
+		extra []string
+		want  string
+	}{
+		{[]string{"--gpus", "x.csv"}, "drop --gpus"},
+		{[]string{"--purchase", "lease"}, `purchase "lease"`},
+	} {
+		if code, _, errOut := fleetctl(t, append(args, c.extra...)...); code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", c.extra, code, errOut, c.want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -97,6 +98,9 @@ func WithSink(s fleet.Sink) Option { return func(o *options) { o.sinks = append(
 func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, opts ...Option) (*Analyzer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Cost.Enabled && !slices.Contains(cfg.Alerting.Lifecycle.OpenAtOnce, costOpenAtOnce) {
+		cfg.Alerting.Lifecycle.OpenAtOnce = append(slices.Clone(cfg.Alerting.Lifecycle.OpenAtOnce), costOpenAtOnce)
 	}
 	var o options
 	for _, opt := range opts {
@@ -270,6 +274,7 @@ func (a *Analyzer) factories(cat *catalog.Catalog) []factory {
 			return scaling.NewDetector(sc.Config, c, cat)
 		}})
 	}
+	fs = append(fs, costFactories(cfg.Cost, c, out, cat)...)
 	al := cfg.Alerting
 	if al.Enabled && cat != nil && al.SLO.Enabled {
 		fs = append(fs, factory{name: al.SLO.Name, by: whole, build: func(fleet.Shard) (fleet.Detector, error) {

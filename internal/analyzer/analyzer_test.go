@@ -3,6 +3,7 @@ package analyzer
 import (
 	"context"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -63,6 +64,11 @@ func TestDeployExampleIsValid(t *testing.T) {
 	}
 	if cfg.Jobs != NewDefaultJobsConfig() {
 		t.Errorf("the example's jobs section is not the defaults:\n%+v\n%+v", cfg.Jobs, NewDefaultJobsConfig())
+	}
+	wantCost := NewDefaultCostConfig()
+	wantCost.PriceBook = "/etc/fleetwatch/prices.yaml" // the one key without a default
+	if got, want := fmt.Sprintf("%+v", cfg.Cost), fmt.Sprintf("%+v", wantCost); got != want {
+		t.Errorf("the example's cost section is not the defaults:\n%s\n%s", got, want)
 	}
 }
 

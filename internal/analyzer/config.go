@@ -59,6 +59,10 @@ type Config struct {
 	// count for KEDA or an HPA (analytics/scaling; off by default; needs
 	// alerting.catalog).
 	Scaling ScalingConfig `yaml:"scaling"`
+	// Cost runs the daily cost detectors: anomalies with their cause,
+	// budget forecasts, idle and zombie tickets (analytics/cost; off by
+	// default: it needs a price book).
+	Cost CostConfig `yaml:"cost"`
 	// Freshness judges the catalog's pipeline features against the
 	// freshness SLO of their type (analytics/freshness); it runs with
 	// alerting when there is a catalog.
@@ -143,6 +147,7 @@ func NewDefaultConfig() Config {
 		Jobs:          NewDefaultJobsConfig(),
 		Canary:        NewDefaultCanaryConfig(),
 		Scaling:       NewDefaultScalingConfig(),
+		Cost:          NewDefaultCostConfig(),
 		Freshness:     freshness.NewDefaultConfig(),
 		Upstream:      UpstreamConfig{Config: upstream.NewDefaultConfig()},
 		Coordination:  NewDefaultCoordinationConfig(),
@@ -167,7 +172,7 @@ func (c Config) Validate() error {
 	if c.StateLookback <= 0 {
 		errs = append(errs, fmt.Errorf("analyzer: state_lookback %v must be positive", c.StateLookback))
 	}
-	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled && !c.Jobs.Enabled && !c.Canary.Enabled && !c.Scaling.Enabled && !c.Upstream.Enabled {
+	if !c.Drift.Enabled && !c.SPCModels.Enabled && !c.SPCLabels.Enabled && !c.SPCGPU.Enabled && !c.Health.Enabled && !c.Jobs.Enabled && !c.Canary.Enabled && !c.Scaling.Enabled && !c.Upstream.Enabled && !c.Cost.Enabled {
 		errs = append(errs, errors.New("analyzer: every detector is disabled"))
 	}
 	if c.Drift.Enabled {
@@ -206,6 +211,9 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("scaling: needs the catalog (alerting.catalog) for the models' scaling policies"))
 		}
 	}
+	if c.Cost.Enabled {
+		errs = append(errs, c.Cost.Validate())
+	}
 	errs = append(errs, c.Alerting.Validate())
 	errs = append(errs, c.Coordination.Validate())
 	if c.Upstream.Enabled {
@@ -218,7 +226,7 @@ func (c Config) Validate() error {
 	for _, n := range []struct {
 		on   bool
 		name string
-	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}, {c.Jobs.Enabled, c.Jobs.Name}, {c.Canary.Enabled, c.Canary.Name}, {c.Scaling.Enabled, c.Scaling.Name}, {c.Freshness.Enabled, c.Freshness.Name}, {c.Upstream.Enabled, c.Upstream.Name}} {
+	}{{c.Drift.Enabled, c.Drift.Name}, {c.SPCModels.Enabled, c.SPCModels.Name}, {c.SPCLabels.Enabled, c.SPCLabels.Name}, {c.SPCGPU.Enabled, c.SPCGPU.Name}, {c.Health.Enabled, c.Health.Name}, {c.Jobs.Enabled, c.Jobs.Name}, {c.Canary.Enabled, c.Canary.Name}, {c.Scaling.Enabled, c.Scaling.Name}, {c.Freshness.Enabled, c.Freshness.Name}, {c.Upstream.Enabled, c.Upstream.Name}, {c.Cost.Enabled, "cost"}, {c.Cost.Enabled && c.Cost.Waste.Enabled, "cost_waste"}} {
 		if n.on && names[n.name] {
 			errs = append(errs, fmt.Errorf("detector name %q is used twice", n.name))
 		}

@@ -46,6 +46,7 @@ var builders = []builder{
 	{"NotificationBlock", "Notifications", schema.Notifications},
 	{"NotificationOutboxBlock", "NotificationOutbox", schema.NotificationOutbox},
 	{"JobHealthBlock", "JobHealth", schema.JobHealth},
+	{"CostDailyBlock", "CostDaily", schema.CostDaily},
 }
 
 // goTypes maps a ClickHouse column type to the element type of its Go

@@ -44,6 +44,8 @@ var migrations = []Migration{
 	{Version: 15, Name: "detections_source", Steps: []Step{
 		AddColumns{Table: Detections.Name, Columns: detectionSourceColumns},
 	}},
+	// Cost and utilization (issue 19): the cost detector's daily rows.
+	{Version: 16, Name: "cost_daily", Steps: []Step{CreateTable{CostDaily}, CreateQueryView{OncallCostFindings}}},
 }
 
 // Migrations returns every migration in version order.

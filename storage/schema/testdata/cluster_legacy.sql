@@ -691,3 +691,37 @@ ALTER TABLE fleetwatch.detections_local ON CLUSTER fleet ADD COLUMN source Strin
 
 /* on every server */ ALTER TABLE fleetwatch.detections ADD COLUMN source String;
 
+CREATE TABLE IF NOT EXISTS fleetwatch.cost_daily_local ON CLUSTER fleet
+(
+    day DateTime,
+    detector String,
+    scope_kind String,
+    scope String,
+    currency String,
+    cost Float64,
+    gpu_hours Float64,
+    busy_gpu_hours Float64,
+    requests Float64,
+    latency_p99 Float64,
+    cost_per_1k_requests Float64,
+    change String,
+    budget Float64,
+    month_spent Float64,
+    forecast Float64,
+    anomaly String,
+    evidence String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/cost_daily_local', '{replica}')
+PARTITION BY toYYYYMM(day)
+ORDER BY (detector, scope_kind, scope, day);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.cost_daily ON CLUSTER fleet AS fleetwatch.cost_daily_local
+ENGINE = Distributed(fleet, fleetwatch, cost_daily_local, cityHash64(scope));
+
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_cost_findings ON CLUSTER fleet AS
+SELECT ts, toString(detector) AS detector, toString(class) AS class, toString(severity) AS severity, toString(entity_type) AS entity_type,
+    toString(entity) AS entity, toString(gpu_uuid) AS gpu_uuid, toString(model) AS model, value AS cost, summary, evidence
+FROM fleetwatch.detections
+WHERE detector IN ('cost', 'cost_budget', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
+ORDER BY ts DESC, class, entity;
+

@@ -640,3 +640,35 @@ TTL ts + toIntervalDay(90);
 
 ALTER TABLE fleetwatch.detections ADD COLUMN IF NOT EXISTS source LowCardinality(String) COMMENT 'the analyzer\'s evaluation that raised it: the engine detector, or its share (fleet_health@dc0of4) when analyzers share the fleet; ts is the window\'s end';
 
+CREATE TABLE IF NOT EXISTS fleetwatch.cost_daily
+(
+    day DateTime COMMENT 'the UTC day (00:00)' CODEC(DoubleDelta, ZSTD(1)),
+    detector LowCardinality(String) COMMENT 'analyzer detector that wrote the row, e.g. cost',
+    scope_kind LowCardinality(String) COMMENT 'model, team or job',
+    scope String COMMENT 'the model, team or job name',
+    currency LowCardinality(String) COMMENT 'the price book\'s currency',
+    cost Float64 COMMENT 'direct cost of the GPU-hours the scope held that day (shared cost not included)',
+    gpu_hours Float64 COMMENT 'GPU-hours held (whole-GPU equivalents; concurrent holders split a GPU)',
+    busy_gpu_hours Float64 COMMENT 'Σ SM activity × held hours: the part of gpu_hours that computed',
+    requests Float64 COMMENT 'requests served (inference_events weighted by 1/sample_rate); 0 for jobs',
+    latency_p99 Float64 COMMENT 'p99 latency of the day in seconds; 0 when unknown',
+    cost_per_1k_requests Float64 COMMENT 'cost / requests × 1000; nan without requests',
+    change String COMMENT 'deployment changes of the day (model_deployments), empty if none',
+    budget Float64 COMMENT 'the scope\'s budget for the month; 0 without one',
+    month_spent Float64 COMMENT 'month-to-date cost through this day; 0 without a budget',
+    forecast Float64 COMMENT 'month-end forecast at the trailing burn rate; 0 without a budget',
+    anomaly LowCardinality(String) COMMENT 'the day\'s anomaly cause (traffic, efficiency_regression, resource_leak, pricing_change, configuration, unknown); empty if none',
+    evidence String COMMENT 'what decided the cause; empty if no anomaly'
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(day)
+ORDER BY (detector, scope_kind, scope, day)
+TTL day + toIntervalDay(400);
+
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_cost_findings AS
+SELECT ts, toString(detector) AS detector, toString(class) AS class, toString(severity) AS severity, toString(entity_type) AS entity_type,
+    toString(entity) AS entity, toString(gpu_uuid) AS gpu_uuid, toString(model) AS model, value AS cost, summary, evidence
+FROM fleetwatch.detections
+WHERE detector IN ('cost', 'cost_budget', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
+ORDER BY ts DESC, class, entity;
+

@@ -72,6 +72,32 @@ ANY INNER JOIN
 GROUP BY time, cluster
 ORDER BY time, cluster`),
 		Expect{Columns: []string{"time", "cluster", "gpu_hours"}, Rows: true})
+	b.add(sqlPanel("table", "Serving efficiency by model", "From the model servers' own metrics (docs/TELEMETRY.md, \"Model servers\"): tokens generated per second over the range, mean batch executed over the largest allowed, cache hits over lookups. Counters are read as increases; a restarted server counts from its new value. Empty for models that do not report them.", 12, 8, tableLook,
+		`SELECT m AS model,
+    sumIf(inc, metric = 'fleetwatch_model_tokens_total') / (toUInt32($__toTime) - toUInt32($__fromTime)) AS tokens_per_second,
+    avgIf(mean, metric = 'fleetwatch_model_batch_size') AS mean_batch,
+    if(avgIf(mean, metric = 'fleetwatch_model_max_batch_size') > 0, mean_batch / avgIf(mean, metric = 'fleetwatch_model_max_batch_size'), nan) AS batch_efficiency,
+    if(sumIf(inc, metric = 'fleetwatch_model_cache_lookups_total') > 0, sumIf(inc, metric = 'fleetwatch_model_cache_hits_total') / sumIf(inc, metric = 'fleetwatch_model_cache_lookups_total'), nan) AS cache_hit_ratio
+FROM
+(
+    SELECT series, metric, sum(value) / count() AS mean,
+        arraySort((v, t) -> t, groupArray(value), groupArray(ts)) AS vs,
+        arraySum(arrayMap((d, v) -> if(d >= 0, d, v), arrayDifference(vs), vs)) AS inc
+    FROM gpu_samples
+    WHERE metric IN ('fleetwatch_model_tokens_total', 'fleetwatch_model_batch_size', 'fleetwatch_model_max_batch_size', 'fleetwatch_model_cache_hits_total', 'fleetwatch_model_cache_lookups_total')
+      AND $__timeFilter(ts)
+    GROUP BY series, metric
+) AS q1
+ANY INNER JOIN
+(
+    SELECT series, any(label_values[indexOf(label_keys, 'model')]) AS m FROM gpu_series
+    WHERE metric IN ('fleetwatch_model_tokens_total', 'fleetwatch_model_batch_size', 'fleetwatch_model_max_batch_size', 'fleetwatch_model_cache_hits_total', 'fleetwatch_model_cache_lookups_total')
+    GROUP BY series
+) AS q2 USING series
+WHERE m != ''
+GROUP BY m
+ORDER BY tokens_per_second DESC, m`),
+		Expect{Columns: []string{"model", "tokens_per_second", "mean_batch", "batch_efficiency", "cache_hit_ratio"}})
 	b.add(sqlPanel("table", "Budget burn", "Each budgeted scope's latest day: the month's budget, spent so far, the month-end forecast at the last week's burn and its share of the budget (over 1 pages the owner).", 12, 8, tableLook,
 		`SELECT scope_kind, scope, argMax(budget, day) AS monthly_budget, argMax(month_spent, day) AS spent, argMax(forecast, day) AS month_forecast,
     if(monthly_budget > 0, month_forecast / monthly_budget, 0) AS forecast_share, max(day) AS as_of

@@ -124,6 +124,19 @@ const (
 	// model (and UUID where the server runs on one GPU): a scaling signal
 	// (issue 20, analytics/scaling).
 	ModelQueueDepth = "fleetwatch_model_queue_depth"
+
+	// Serving efficiency (issue 19, unit economics), OTel metrics from a
+	// model server with the label model (and model_version where a server
+	// runs one version): ModelTokens counts the tokens it generated;
+	// ModelBatchSize is the mean requests per batch it executed over the
+	// export interval and ModelMaxBatchSize its configured largest batch
+	// (their ratio is batch efficiency); ModelCacheHits and
+	// ModelCacheLookups count its response or KV-cache lookups and hits.
+	ModelTokens       = "fleetwatch_model_tokens_total"
+	ModelBatchSize    = "fleetwatch_model_batch_size"
+	ModelMaxBatchSize = "fleetwatch_model_max_batch_size"
+	ModelCacheHits    = "fleetwatch_model_cache_hits_total"
+	ModelCacheLookups = "fleetwatch_model_cache_lookups_total"
 )
 
 // Fields is the catalog, in a stable order.
@@ -183,6 +196,11 @@ var Fields = []Field{
 	{TrainCheckpoints, Counter, "count", "Checkpoints one rank completed.", false},
 	{TrainCheckpointFailures, Counter, "count", "Checkpoint writes of one rank that failed.", false},
 	{ModelQueueDepth, Gauge, "requests", "Requests waiting in one model server's queue.", false},
+	{ModelTokens, Counter, "tokens", "Tokens one model server generated.", false},
+	{ModelBatchSize, Gauge, "requests", "Mean requests per batch one model server executed over the export interval.", false},
+	{ModelMaxBatchSize, Gauge, "requests", "Largest batch one model server is configured to execute.", false},
+	{ModelCacheHits, Counter, "count", "Cache lookups of one model server that hit.", false},
+	{ModelCacheLookups, Counter, "count", "Cache lookups of one model server.", false},
 }
 
 var byName = func() map[string]int {

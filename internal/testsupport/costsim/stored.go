@@ -58,6 +58,17 @@ func (r *Rows) GPU(d Device, h Holder, hours []time.Time, sm, used, free float64
 	}
 }
 
+// Server adds one model server's series of metric, labelled with model,
+// and its samples: values[i] at times[i].
+func (r *Rows) Server(host, model, metric string, times []time.Time, values []float64) {
+	r.next++
+	r.series.Append(&storage.GPUSeries{Series: r.next, Metric: metric, Topology: fleet.Topology{Cluster: "c1", Node: host},
+		Labels: fleet.Labels{Keys: []string{cost.LabelModel}, Values: []string{model}}, FirstSeen: times[0], LastSeen: times[len(times)-1]})
+	for i, t := range times {
+		r.samples.Append(&storage.GPUSample{Time: t, Metric: metric, Series: r.next, Value: values[i]})
+	}
+}
+
 // Requests adds n inference rows of model version v1 on day at sampleRate
 // (each standing for 1/sampleRate requests), the i-th a minute after the
 // previous with latency (i+1)·10 ms.

@@ -333,5 +333,5 @@ LIMIT 200`),
 
 // boards builds every dashboard, in file order.
 func boards() []*board {
-	return []*board{executive(), portfolio(), model(), investigation(), gpuFleet(), drift(), finops()}
+	return []*board{executive(), portfolio(), model(), investigation(), gpuFleet(), drift(), finops(), deployments()}
 }

@@ -151,8 +151,8 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 			return nil, err
 		}
 	}
-	if cfg.Canary.Enabled {
-		if a.canary, err = a.newCanaryActions(cfg.Canary); err != nil {
+	if cfg.Canary.Enabled && !shared {
+		if a.canary, err = a.newCanaryActions(cfg.Canary, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -170,6 +170,12 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	if shared {
 		if a.share, err = newSharing(a, cfg.Coordination, fs); err != nil {
 			return nil, err
+		}
+		if cfg.Canary.Enabled {
+			// Built before any share runs (Run starts the member).
+			if a.canary, err = a.newCanaryActions(cfg.Canary, a.share.member); err != nil {
+				return nil, err
+			}
 		}
 		return a, nil
 	}

@@ -20,7 +20,11 @@ type CanaryConfig struct {
 	// Rollback is the rollback webhook; off while its url is empty.
 	Rollback action.RollbackConfig `yaml:"rollback"`
 	// Ledger is the file that remembers the rollbacks asked for, so a
-	// restarted analyzer does not ask twice (required with a rollback url).
+	// restarted analyzer does not ask twice. Required with a rollback url
+	// for an analyzer alone; analyzers sharing the fleet (coordination)
+	// keep the ledger in ZooKeeper, under the group's records, so that the
+	// one that judges a canary after a hand-over does not ask again, and
+	// ignore this file.
 	Ledger string `yaml:"ledger"`
 }
 
@@ -30,13 +34,15 @@ func NewDefaultCanaryConfig() CanaryConfig {
 	return CanaryConfig{DetectorConfig: canary.NewDefaultDetectorConfig(), Rollback: action.NewDefaultRollbackConfig()}
 }
 
-// Validate reports every problem at once.
-func (c CanaryConfig) Validate() error {
+// Validate reports every problem at once; shared tells whether the
+// analyzer shares the fleet through ZooKeeper (which then keeps the
+// ledger).
+func (c CanaryConfig) Validate(shared bool) error {
 	errs := []error{c.DetectorConfig.Validate()}
 	if c.Rollback.URL != "" {
 		errs = append(errs, c.Rollback.Validate())
-		if c.Ledger == "" {
-			errs = append(errs, errors.New("canary: rollback.url needs a ledger file"))
+		if c.Ledger == "" && !shared {
+			errs = append(errs, errors.New("canary: rollback.url needs a ledger file (or coordination, which keeps the ledger in ZooKeeper)"))
 		}
 	}
 	return errors.Join(errs...)
@@ -46,25 +52,65 @@ func (c CanaryConfig) Validate() error {
 type canaryActions struct {
 	board    *action.Board
 	rollback *action.Rollbacker // nil: no webhook
-	ledger   *action.FileLedger
+	ledger   *action.FileLedger // nil: none, or the shared one
 }
 
-func (a *Analyzer) newCanaryActions(c CanaryConfig) (*canaryActions, error) {
+// recordStore is where analyzers sharing the fleet keep shared facts
+// (a *coord.Member).
+type recordStore interface {
+	Record(kind, key string) ([]byte, bool, error)
+	SetRecord(kind, key string, data []byte) error
+}
+
+// newCanaryActions builds the board and, with a rollback url, the
+// rollbacker over the file ledger, or over records when the analyzer
+// shares the fleet (records non-nil).
+func (a *Analyzer) newCanaryActions(c CanaryConfig, records recordStore) (*canaryActions, error) {
 	ca := &canaryActions{board: &action.Board{}}
 	if c.Rollback.URL == "" {
 		return ca, nil
 	}
-	l, err := action.OpenFileLedger(c.Ledger)
-	if err != nil {
-		return nil, err
+	var l action.Ledger
+	if records != nil {
+		l = sharedLedger{records}
+	} else {
+		fl, err := action.OpenFileLedger(c.Ledger)
+		if err != nil {
+			return nil, err
+		}
+		l, ca.ledger = fl, fl
 	}
 	rb, err := action.NewRollbacker(c.Rollback, l, a.log)
 	if err != nil {
-		l.Close()
+		ca.close()
 		return nil, err
 	}
-	ca.rollback, ca.ledger = rb, l
+	ca.rollback = rb
 	return ca, nil
+}
+
+// rollbackRecords is the kind of the shared ledger's records.
+const rollbackRecords = "rollbacks"
+
+// sharedLedger is the rollback ledger of analyzers sharing the fleet: one
+// ZooKeeper record per canary key, its state's word as data. Whichever
+// analyzer judges a canary (its share moves on a hand-over) sees what the
+// others asked for. Without a session it fails, and the rollback is tried
+// again at the next look rather than sent unrecorded.
+type sharedLedger struct{ r recordStore }
+
+// State implements action.Ledger.
+func (l sharedLedger) State(key string) (action.State, error) {
+	data, ok, err := l.r.Record(rollbackRecords, key)
+	if err != nil || !ok {
+		return action.None, err
+	}
+	return action.ParseState(string(data))
+}
+
+// Set implements action.Ledger.
+func (l sharedLedger) Set(key string, s action.State) error {
+	return l.r.SetRecord(rollbackRecords, key, []byte(s.String()))
 }
 
 // onVerdict publishes a verdict and asks for the rollback of a failed

@@ -15,6 +15,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/canary/action"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
 	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/lib/coord"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -122,5 +123,100 @@ func TestCanaryThroughTheAnalyzer(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 1 {
 		t.Errorf("%d rollback requests after a restart, want still 1", len(got))
+	}
+}
+
+// nopHandler is a coordination member that holds no units.
+type nopHandler struct{}
+
+func (nopHandler) Start(string) error           { return nil }
+func (nopHandler) Stop(context.Context, string) {}
+func (nopHandler) Lead(ctx context.Context)     { <-ctx.Done() }
+
+// TestSharedRollbackLedger: analyzers sharing the fleet keep the rollback
+// ledger in ZooKeeper. The analyzer that judges a canary after a hand-over
+// does not ask again for a rollback another one already sent; one that
+// finds a request left pending (its sender died mid-send) sends it again,
+// under the same idempotency key; without a session nothing is sent.
+func TestSharedRollbackLedger(t *testing.T) {
+	server := chtest.StartZooKeeper(t)
+	var mu sync.Mutex
+	keys := map[string]int{}
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys[r.Header.Get("Idempotency-Key")]++
+		mu.Unlock()
+	}))
+	defer receiver.Close()
+
+	cfg := NewDefaultCanaryConfig()
+	cfg.Rollback.URL = receiver.URL
+	if err := cfg.Validate(false); err == nil {
+		t.Error("a rollback url with neither a ledger file nor coordination was accepted")
+	}
+	if err := cfg.Validate(true); err != nil {
+		t.Errorf("with coordination the ledger file is optional: %v", err)
+	}
+	analyzer := func(id string) (*canaryActions, *coord.Member, func()) {
+		cc := coord.NewDefaultConfig()
+		cc.Servers, cc.Root, cc.MemberID = []string{server.Addr()}, "/fleetwatch", id
+		cc.SessionTimeout, cc.Poll = 2*time.Second, 100*time.Millisecond
+		m, err := coord.NewMember(cc, "ledgertest", nil, nopHandler{}, chtest.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &Analyzer{log: chtest.Logger(t)}
+		ca, err := a.newCanaryActions(cfg, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = m.Run(ctx, time.Second) }()
+		stop := func() { cancel(); <-done }
+		t.Cleanup(stop)
+		return ca, m, stop
+	}
+	ctx := context.Background()
+	v := canary.Verdict{Outcome: canary.Fail}
+	d1 := canary.Deployment{Model: "ranker", Version: "v8", BaselineVersion: "v7", Started: time.Unix(1796522400, 0)}
+	d2 := canary.Deployment{Model: "ranker", Version: "v9", BaselineVersion: "v7", Started: time.Unix(1796526000, 0)}
+
+	a, ma, stopA := analyzer("a")
+	if sent, err := a.rollback.Request(ctx, action.NewRequest(d1, v, time.Now())); err == nil || sent {
+		t.Errorf("before a session: sent=%v err=%v; want an error and nothing sent", sent, err)
+	}
+	b, mb, _ := analyzer("b")
+	for _, m := range []*coord.Member{ma, mb} {
+		for deadline := time.Now().Add(20 * time.Second); !m.Status().Session; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("no ZooKeeper session after 20 s")
+			}
+		}
+	}
+	if sent, err := a.rollback.Request(ctx, action.NewRequest(d1, v, time.Now())); err != nil || !sent {
+		t.Fatalf("first request: sent=%v err=%v", sent, err)
+	}
+	// a dies while sending d2's request: it recorded pending, nothing reached the receiver.
+	if err := (sharedLedger{ma}).Set(action.NewRequest(d2, v, time.Now()).Key, action.Pending); err != nil {
+		t.Fatal(err)
+	}
+	stopA()
+	// b takes the canaries over and judges them failed again.
+	for _, d := range []canary.Deployment{d1, d2} {
+		if _, err := b.rollback.Request(ctx, action.NewRequest(d, v, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	k1, k2 := action.NewRequest(d1, v, time.Now()).Key, action.NewRequest(d2, v, time.Now()).Key
+	if keys[k1] != 1 || keys[k2] != 1 || len(keys) != 2 {
+		t.Errorf("webhook calls by key %v, want one for %s and one for %s", keys, k1, k2)
+	}
+	for _, k := range []string{k1, k2} {
+		if st, err := (sharedLedger{mb}).State(k); err != nil || st != action.Done {
+			t.Errorf("%s: %v %v, want done", k, st, err)
+		}
 	}
 }

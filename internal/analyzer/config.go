@@ -203,7 +203,7 @@ func (c Config) Validate() error {
 		errs = append(errs, c.Jobs.Validate())
 	}
 	if c.Canary.Enabled {
-		errs = append(errs, c.Canary.Validate())
+		errs = append(errs, c.Canary.Validate(c.Coordination.Enabled))
 	}
 	if c.Scaling.Enabled {
 		errs = append(errs, c.Scaling.Validate())

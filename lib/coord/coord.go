@@ -16,7 +16,10 @@
 //     should no longer own after their work in flight finished, and takes
 //     the free locks of units it should own;
 //   - leadership: one member at a time holds <group>/leader, an ephemeral
-//     lock node of its own, and does the leader's work while it holds it.
+//     lock node of its own, and does the leader's work while it holds it;
+//   - records: persistent nodes under <group>/records that any member reads
+//     and writes and that outlive their writer (Member.Record), for what
+//     the group must do once, whichever member does it.
 //
 // A member that dies stops renewing its session; ZooKeeper expires the
 // session after the session timeout and deletes its nodes in one step, the
@@ -306,7 +309,9 @@ func (m *Member) Run(ctx context.Context, grace time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("coord: connect to %v: %w", m.cfg.Servers, err)
 	}
+	m.mu.Lock()
 	m.conn = conn
+	m.mu.Unlock()
 	if m.auth != nil {
 		// The request waits for a connection; the client sends the
 		// credential again on every reconnect, before anything else.

@@ -357,19 +357,7 @@ func TestDigestAuthKeepsOtherClientsOut(t *testing.T) {
 		return n == len(units) && len(leaders) == 1
 	})
 
-	client := func(cred string) *zk.Conn {
-		conn, _, err := zk.Connect([]string{server.Addr()}, 4*time.Second, zk.WithLogInfo(false))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(conn.Close)
-		if cred != "" {
-			if err := conn.AddAuth("digest", []byte(cred)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return conn
-	}
+	client := func(cred string) *zk.Conn { return zkClient(t, server.Addr(), cred) }
 	for name, cred := range map[string]string{"no credential": "", "wrong password": "fleetwatch:guess"} {
 		c := client(cred)
 		if _, _, err := c.Children("/authtest/g/members"); !errors.Is(err, zk.ErrNoAuth) {
@@ -487,9 +475,17 @@ func runMember(t *testing.T, c coord.Config, units []string, w *work) *coord.Mem
 	if err != nil {
 		t.Fatal(err)
 	}
+	startMember(t, m)
+	return m
+}
+
+// startMember runs m until the test ends or the returned stop is called.
+func startMember(t *testing.T, m *coord.Member) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = m.Run(ctx, time.Second) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return m
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
 }

@@ -60,6 +60,28 @@ const (
 	Done
 )
 
+var stateNames = map[State]string{None: "none", Pending: "pending", Done: "done"}
+
+// String is the state's word in a ledger: none, pending or done.
+func (s State) String() string {
+	if w, ok := stateNames[s]; ok {
+		return w
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// ParseState is the inverse of String for pending and done, the states a
+// ledger records.
+func ParseState(word string) (State, error) {
+	switch word {
+	case "pending":
+		return Pending, nil
+	case "done":
+		return Done, nil
+	}
+	return None, fmt.Errorf("rollback ledger: %q is not pending or done", word)
+}
+
 // MemLedger is a Ledger in memory: one process, no restarts.
 type MemLedger struct {
 	mu sync.Mutex
@@ -86,8 +108,8 @@ func (l *MemLedger) Set(key string, s State) error {
 
 // FileLedger is a Ledger in an append-only file, one "pending KEY" or
 // "done KEY" line per change, synced before Set returns; OpenFileLedger
-// replays it. It survives restarts of one analyzer (analyzers sharing the
-// fleet need a shared ledger).
+// replays it. It survives restarts of one analyzer; analyzers sharing the
+// fleet keep theirs in ZooKeeper instead (internal/analyzer).
 type FileLedger struct {
 	mem MemLedger
 	mu  sync.Mutex
@@ -103,16 +125,13 @@ func OpenFileLedger(path string) (*FileLedger, error) {
 	l := &FileLedger{f: f}
 	sc := bufio.NewScanner(f)
 	for line := 1; sc.Scan(); line++ {
-		state, key, ok := strings.Cut(sc.Text(), " ")
-		switch {
-		case ok && state == "pending":
-			l.mem.Set(key, Pending) // a MemLedger cannot fail
-		case ok && state == "done":
-			l.mem.Set(key, Done) // a MemLedger cannot fail
-		default:
+		word, key, ok := strings.Cut(sc.Text(), " ")
+		state, err := ParseState(word)
+		if !ok || err != nil {
 			f.Close()
 			return nil, fmt.Errorf("rollback ledger %s, line %d: %q is not \"pending KEY\" or \"done KEY\"", path, line, sc.Text())
 		}
+		l.mem.Set(key, state) // a MemLedger cannot fail
 	}
 	if err := sc.Err(); err != nil {
 		f.Close()
@@ -126,8 +145,8 @@ func (l *FileLedger) State(key string) (State, error) { return l.mem.State(key) 
 
 // Set implements Ledger.
 func (l *FileLedger) Set(key string, s State) error {
-	word := map[State]string{Pending: "pending", Done: "done"}[s]
-	if word == "" || strings.ContainsAny(key, "\n") {
+	word := s.String()
+	if (s != Pending && s != Done) || strings.ContainsAny(key, "\n") {
 		return fmt.Errorf("rollback ledger: cannot record state %d of %q", s, key)
 	}
 	l.mu.Lock()

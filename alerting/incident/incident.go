@@ -85,20 +85,41 @@ type Evidence struct {
 	EntityType string `json:"entity_type"`
 	Entity     string `json:"entity"`
 	fleet.Topology
-	GPUUUID   string    `json:"gpu_uuid,omitempty"`
-	Model     string    `json:"model,omitempty"`
-	Feature   string    `json:"feature,omitempty"`
-	Value     float64   `json:"value"`
-	Summary   string    `json:"summary"`
+	GPUUUID string `json:"gpu_uuid,omitempty"`
+	Model   string `json:"model,omitempty"`
+	Feature string `json:"feature,omitempty"`
+	// ModelVersion is the version the detection is about (a canary's).
+	ModelVersion string  `json:"model_version,omitempty"`
+	Value        float64 `json:"value"`
+	Summary      string  `json:"summary"`
+	// Action is what the detector did or asks for (a canary's rollback);
+	// Detail is the detection's own evidence (JSON for most detectors: a
+	// canary's per-rule effect, interval, samples and rule), kept when it
+	// is at most MaxDetail bytes, so notifications carry it.
+	Action    string    `json:"action,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 }
+
+// MaxDetail is the largest detection evidence an incident keeps (a
+// notification carries up to 20 evidence items; PagerDuty takes 512 KB).
+const MaxDetail = 8 << 10
 
 // FromDetection makes evidence of d, seen at its window's end.
 func FromDetection(d *fleet.Detection) Evidence {
 	return Evidence{Key: d.Key, Detector: d.Detector, Class: d.Class, Severity: d.Severity, EntityType: d.EntityType,
 		Entity: d.Entity, Topology: d.Topology, GPUUUID: d.GPUUUID, Model: d.Model, Feature: d.Feature,
-		Value: d.Value, Summary: d.Summary, FirstSeen: d.Time, LastSeen: d.Time}
+		ModelVersion: d.ModelVersion, Value: d.Value, Summary: d.Summary, Action: d.Action, Detail: detail(d.Evidence),
+		FirstSeen: d.Time, LastSeen: d.Time}
+}
+
+// detail is the detection's evidence when it is small enough to keep.
+func detail(ev string) string {
+	if len(ev) > MaxDetail {
+		return ""
+	}
+	return ev
 }
 
 // Suspect is a recent deployment that may have caused a model incident.

@@ -48,8 +48,22 @@ func details(inc *incident.Incident) map[string]any {
 			break
 		}
 		e := &inc.Evidence[i]
-		ev = append(ev, map[string]any{"key": e.Key, "detector": e.Detector, "class": e.Class, "severity": e.Severity,
-			"entity": e.Entity, "summary": e.Summary, "first_seen": e.FirstSeen.UTC().Format(time.RFC3339)})
+		item := map[string]any{"key": e.Key, "detector": e.Detector, "class": e.Class, "severity": e.Severity,
+			"entity": e.Entity, "summary": e.Summary, "first_seen": e.FirstSeen.UTC().Format(time.RFC3339)}
+		if e.ModelVersion != "" {
+			item["model_version"] = e.ModelVersion
+		}
+		if e.Action != "" {
+			item["action"] = e.Action
+		}
+		if e.Detail != "" {
+			if json.Valid([]byte(e.Detail)) {
+				item["detail"] = json.RawMessage(e.Detail)
+			} else {
+				item["detail"] = e.Detail
+			}
+		}
+		ev = append(ev, item)
 	}
 	d := map[string]any{
 		"incident_key": inc.Key, "level": inc.Level, "scope": inc.Scope, "family": inc.Family, "status": inc.Status,

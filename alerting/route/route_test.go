@@ -24,7 +24,8 @@ func sample(key string) incident.Incident {
 		Level: incident.LevelRack, Scope: "dc-0/row-0-0/rack-03", Family: "thermal", Class: "gpu_thermal", Severity: "critical",
 		Status: incident.StatusOpen, Team: "dc-ops", Oncall: "dc-ops-oncall", Runbook: "https://runbooks.example/cdu",
 		OpenedAt: t0, FirstSeen: t0, Labels: map[string]string{"key": key, "class": "gpu_thermal", "level": "rack", "severity": "critical", "team": "dc-ops"},
-		Evidence: []incident.Evidence{{Key: "health_thermal/GPU-012-0", Class: "gpu_thermal", Severity: "warning", Entity: "GPU-012-0", Summary: "88 °C", FirstSeen: t0}}}
+		Evidence: []incident.Evidence{{Key: "health_thermal/GPU-012-0", Class: "gpu_thermal", Severity: "warning", Entity: "GPU-012-0", Summary: "88 °C",
+			Action: "drain the rack", Detail: `{"temperature_c":88,"limit_c":85}`, FirstSeen: t0}}}
 }
 
 // recorder keeps attempts in memory.
@@ -263,7 +264,12 @@ func TestPagerDutyEventsAndRetries(t *testing.T) {
 	}
 	cd := pl["custom_details"].(map[string]any)
 	if cd["runbook"] != inc.Runbook || len(cd["evidence"].([]any)) != 1 {
-		t.Errorf("custom_details %v: want the runbook and the evidence", cd)
+		t.Fatalf("custom_details %v: want the runbook and the evidence", cd)
+	}
+	// The detection's own evidence travels as JSON, not as a quoted string.
+	if ev := cd["evidence"].([]any)[0].(map[string]any); ev["action"] != "drain the rack" ||
+		ev["detail"].(map[string]any)["limit_c"] != 85.0 {
+		t.Errorf("evidence item %v: want the action and the detail as an object", ev)
 	}
 	want := []string{"pd:trigger:retry", "pd:trigger:retry", "pd:trigger:sent", "pd:acknowledge:sent", "pd:resolve:sent"}
 	if got := rec.outcomes(); !slices.Equal(got, want) {

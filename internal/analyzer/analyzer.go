@@ -99,8 +99,15 @@ func New(ctx context.Context, cfg Config, c *storage.Client, log *slog.Logger, o
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Cost.Enabled && !slices.Contains(cfg.Alerting.Lifecycle.OpenAtOnce, costOpenAtOnce) {
-		cfg.Alerting.Lifecycle.OpenAtOnce = append(slices.Clone(cfg.Alerting.Lifecycle.OpenAtOnce), costOpenAtOnce)
+	// Detectors that report a decision once, not a statistic every window,
+	// open their incident at their first detection.
+	for _, once := range []struct {
+		on    bool
+		class string
+	}{{cfg.Cost.Enabled, costOpenAtOnce}, {cfg.Canary.Enabled, canaryOpenAtOnce}} {
+		if once.on && !slices.Contains(cfg.Alerting.Lifecycle.OpenAtOnce, once.class) {
+			cfg.Alerting.Lifecycle.OpenAtOnce = append(slices.Clone(cfg.Alerting.Lifecycle.OpenAtOnce), once.class)
+		}
 	}
 	var o options
 	for _, opt := range opts {

@@ -48,6 +48,11 @@ func (c CanaryConfig) Validate(shared bool) error {
 	return errors.Join(errs...)
 }
 
+// canaryOpenAtOnce is the class of a failed canary: the judge reports it
+// once (its decision, not a statistic each window), so alerting opens its
+// incident at once rather than after lifecycle.open_after windows.
+const canaryOpenAtOnce = "canary_regression"
+
 // canaryActions is what the analyzer does with verdicts.
 type canaryActions struct {
 	board    *action.Board

@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/alerting/incident"
+	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/analytics/canary"
 	"github.com/fleetwatch/fleetwatch/analytics/canary/action"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
@@ -28,34 +33,7 @@ func TestCanaryThroughTheAnalyzer(t *testing.T) {
 	c := chtest.NewDB(t)
 	ctx := context.Background()
 	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
-	var dep storage.ModelDeploymentBlock
-	dep.Append(&storage.ModelDeployment{Time: t0, Model: "ranker", ModelVersion: "v8", PreviousVersion: "v7", Change: "canary", Actor: "argo"})
-	var ev storage.InferenceEventBlock
-	id := 0
-	for s := range 600 { // 45 baseline requests/s (0.5% errors), 5 canary (10%)
-		ts := t0.Add(time.Duration(s) * time.Second)
-		for k := range 50 {
-			id++
-			version, failed := "v7", id%200 == 0
-			if k < 5 {
-				version, failed = "v8", (s*5+k)%10 == 0
-			}
-			status := "ok"
-			if failed {
-				status = "error"
-			}
-			ev.Append(&fleet.InferenceEvent{Time: ts, Model: "ranker", ModelVersion: version, RequestID: fmt.Sprint(id), LatencyMs: 5, Status: status})
-		}
-	}
-	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []storage.Block{dep.Block(), ev.Block()} {
-		if err := w.Write(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeBadCanary(t, c, t0)
 	var mu sync.Mutex
 	var got []action.RollbackRequest
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -70,16 +48,9 @@ func TestCanaryThroughTheAnalyzer(t *testing.T) {
 	}))
 	defer receiver.Close()
 
-	cfg := NewDefaultConfig()
-	cfg.ClickHouse = c.Config()
-	cfg.Listen = ""
-	cfg.Drift.Enabled, cfg.SPCModels.Enabled, cfg.SPCLabels.Enabled, cfg.SPCGPU.Enabled = false, false, false, false
-	cfg.Health.Enabled, cfg.Jobs.Enabled, cfg.Alerting.Enabled = false, false, false
-	cfg.Canary.Enabled = true
+	cfg := canaryConfig(c, t0)
 	cfg.Canary.Rollback.URL = receiver.URL
 	cfg.Canary.Ledger = filepath.Join(t.TempDir(), "rollbacks")
-	cfg.Engine.StartAt = t0
-	cfg.Engine.MaxCatchUp = 1000
 	run := func(until time.Duration) *Analyzer {
 		t.Helper()
 		clock := engine.NewManualClock(t0.Add(until + cfg.Engine.Lateness))
@@ -218,5 +189,121 @@ func TestSharedRollbackLedger(t *testing.T) {
 		if st, err := (sharedLedger{mb}).State(k); err != nil || st != action.Done {
 			t.Errorf("%s: %v %v, want done", k, st, err)
 		}
+	}
+}
+
+// writeBadCanary writes ranker v8's canary, started at t0 against v7, and
+// ten minutes of requests: 45/s to v7 with 0.5% errors, 5/s to v8 with 10%.
+func writeBadCanary(t *testing.T, c *storage.Client, t0 time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	var dep storage.ModelDeploymentBlock
+	dep.Append(&storage.ModelDeployment{Time: t0, Model: "ranker", ModelVersion: "v8", PreviousVersion: "v7", Change: "canary", Actor: "argo"})
+	var ev storage.InferenceEventBlock
+	id := 0
+	for s := range 600 { // 45 baseline requests/s (0.5% errors), 5 canary (10%)
+		ts := t0.Add(time.Duration(s) * time.Second)
+		for k := range 50 {
+			id++
+			version, failed := "v7", id%200 == 0
+			if k < 5 {
+				version, failed = "v8", (s*5+k)%10 == 0
+			}
+			status := "ok"
+			if failed {
+				status = "error"
+			}
+			ev.Append(&fleet.InferenceEvent{Time: ts, Model: "ranker", ModelVersion: version, RequestID: fmt.Sprint(id), LatencyMs: 5, Status: status})
+		}
+	}
+	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []storage.Block{dep.Block(), ev.Block()} {
+		if err := w.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// canaryConfig is an analyzer with the canary judge alone, from t0.
+func canaryConfig(c *storage.Client, t0 time.Time) Config {
+	cfg := NewDefaultConfig()
+	cfg.ClickHouse = c.Config()
+	cfg.Listen = ""
+	cfg.Drift.Enabled, cfg.SPCModels.Enabled, cfg.SPCLabels.Enabled, cfg.SPCGPU.Enabled = false, false, false, false
+	cfg.Health.Enabled, cfg.Jobs.Enabled, cfg.Alerting.Enabled, cfg.Freshness.Enabled = false, false, false, false
+	cfg.Canary.Enabled = true
+	cfg.Engine.StartAt = t0
+	cfg.Engine.MaxCatchUp = 1000
+	return cfg
+}
+
+// TestCanaryIncidentGoesToTheOwner: with alerting and the catalog, a
+// failed canary is an incident for the model's owning team, delivered to
+// its receiver with the deployment as suspect and the judge's evidence per
+// rule (effect, interval, samples) in the notification.
+func TestCanaryIncidentGoesToTheOwner(t *testing.T) {
+	c := chtest.NewDB(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	writeBadCanary(t, c, t0)
+	catPath := filepath.Join(t.TempDir(), "catalog.yaml")
+	if err := os.WriteFile(catPath, []byte(`
+models:
+  - model: {name: ranker, type: recommendation}
+    ownership: {team: ranking, oncall: rank-oncall}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec := &hook{got: map[string][]route.WebhookMessage{}}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	cfg := canaryConfig(c, t0)
+	cfg.Alerting.Enabled, cfg.Alerting.Catalog, cfg.Alerting.SLO.Enabled = true, catPath, false
+	cfg.Alerting.Routing = route.Config{
+		Routes:    []route.Rule{{Match: map[string]string{"team": "ranking"}, Receivers: []string{"ranking"}}},
+		Receivers: []route.ReceiverConfig{{Name: "ranking", Type: route.TypeWebhook, URL: srv.URL}}}
+	a, err := New(ctx, cfg, c, chtest.Logger(t), WithClock(engine.NewManualClock(t0.Add(8*time.Minute+cfg.Engine.Lateness))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Engine.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []route.WebhookMessage
+	for _, m := range rec.triggers() {
+		msgs = append(msgs, m...)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("%d trigger notifications %+v, want one (the canary's)", len(msgs), msgs)
+	}
+	inc := msgs[0].Incident
+	if inc.Team != "ranking" || inc.Oncall != "rank-oncall" || inc.Class != "canary_regression" {
+		t.Errorf("incident %s: team %q oncall %q class %q; want ranking's canary_regression", inc.Key, inc.Team, inc.Oncall, inc.Class)
+	}
+	if !slices.ContainsFunc(inc.Suspects, func(s incident.Suspect) bool {
+		return s.Version == "v8" && s.Previous == "v7" && s.Change == "canary"
+	}) {
+		t.Errorf("suspects %+v, want the v8 canary", inc.Suspects)
+	}
+	if len(inc.Evidence) == 0 {
+		t.Fatal("no evidence")
+	}
+	e := inc.Evidence[0]
+	var detail struct {
+		Deployment  canary.Deployment `json:"deployment"`
+		FailedRules []string          `json:"failed_rules"`
+		Rules       []string          `json:"rules"`
+	}
+	if err := json.Unmarshal([]byte(e.Detail), &detail); err != nil {
+		t.Fatalf("evidence detail %q: %v", e.Detail, err)
+	}
+	if e.ModelVersion != "v8" || e.Action == "" || detail.Deployment.BaselineVersion != "v7" ||
+		!slices.Equal(detail.FailedRules, []string{canary.RuleErrorRate}) || !slices.ContainsFunc(detail.Rules, func(r string) bool {
+		return strings.HasPrefix(r, canary.RuleErrorRate+" fail:") && strings.Contains(r, "(min 500)")
+	}) {
+		t.Errorf("evidence %+v: want v8, the rollback action and the failed error-rate rule with its samples", e)
 	}
 }

@@ -2,13 +2,13 @@ package canary
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/traffic"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -22,39 +22,11 @@ func TestDetectorOnClickHouse(t *testing.T) {
 	db := chtest.NewDB(t)
 	ctx := context.Background()
 	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
-	var dep storage.ModelDeploymentBlock
+	dep, ev := traffic.BadCanary(t0, 10*time.Minute)
 	dep.Append(&storage.ModelDeployment{Time: t0.Add(-24 * time.Hour), Model: "ranker", ModelVersion: "v7", PreviousVersion: "v6", Change: "deploy"})
-	dep.Append(&storage.ModelDeployment{Time: t0, Model: "ranker", ModelVersion: "v8", PreviousVersion: "v7", Change: "canary", Actor: "argo"})
 	dep.Append(&storage.ModelDeployment{Time: t0.Add(-time.Hour), Model: "fraud", ModelVersion: "v2", PreviousVersion: "v1", Change: "canary"})
 	dep.Append(&storage.ModelDeployment{Time: t0.Add(-30 * time.Minute), Model: "fraud", ModelVersion: "v2", PreviousVersion: "v1", Change: "promote"})
-	var ev storage.InferenceEventBlock
-	id := 0
-	// 45 baseline requests/s with 0.5% errors, 5 canary requests/s with
-	// 10%, for 10 minutes.
-	for s := range 600 {
-		ts := t0.Add(time.Duration(s) * time.Second)
-		for k := range 50 {
-			id++
-			version, failed := "v7", id%200 == 0
-			if k < 5 {
-				version, failed = "v8", (s*5+k)%10 == 0
-			}
-			status := "ok"
-			if failed {
-				status = "error"
-			}
-			ev.Append(&fleet.InferenceEvent{Time: ts, Model: "ranker", ModelVersion: version, RequestID: fmt.Sprint(id), LatencyMs: 5 + float64(k%7), Status: status})
-		}
-	}
-	w, err := db.NewWriter(storage.NewDefaultWriterConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []storage.Block{dep.Block(), ev.Block()} {
-		if err := w.Write(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	chtest.Write(t, db, dep.Block(), ev.Block())
 	cat, err := catalog.Parse([]byte("model: {name: ranker, type: ranking, domain: recommendation}\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -117,9 +89,7 @@ func TestDetectorOnClickHouse(t *testing.T) {
 	// Promoted: no canary left.
 	var promote storage.ModelDeploymentBlock
 	promote.Append(&storage.ModelDeployment{Time: t0.Add(7 * time.Minute), Model: "ranker", ModelVersion: "v8", PreviousVersion: "v7", Change: "promote"})
-	if err := w.Write(ctx, promote.Block()); err != nil {
-		t.Fatal(err)
-	}
+	chtest.Write(t, db, promote.Block())
 	deps, err := d2.Canaries(ctx, t0.Add(8*time.Minute))
 	if err != nil || len(deps) != 0 {
 		t.Errorf("after the promotion: %v, %v", deps, err)

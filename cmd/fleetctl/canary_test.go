@@ -97,7 +97,6 @@ func TestCanaryPlanObservedRate(t *testing.T) {
 // model_deployments and prints the analyzer's verdict with its evidence.
 func TestCanaryStatus(t *testing.T) {
 	c := chtest.NewDB(t)
-	ctx := context.Background()
 	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
 	var dep storage.ModelDeploymentBlock
 	dep.Append(&storage.ModelDeployment{Time: t0, Model: "ranker", ModelVersion: "v8", PreviousVersion: "v7", Change: "canary"})
@@ -114,15 +113,7 @@ func TestCanaryStatus(t *testing.T) {
 			ev.Append(&fleet.InferenceEvent{Time: ts, Model: "ranker", ModelVersion: version, RequestID: fmt.Sprint(s, "/", k), LatencyMs: lat, Status: "ok"})
 		}
 	}
-	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []storage.Block{dep.Block(), ev.Block()} {
-		if err := w.Write(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	chtest.Write(t, c, dep.Block(), ev.Block())
 	dsn := "clickhouse://" + c.Config().Addrs[0] + "/" + c.Config().Database
 	catPath := filepath.Join(t.TempDir(), "catalog.yaml")
 	if err := os.WriteFile(catPath, []byte(`

@@ -3,7 +3,6 @@ package analyzer
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,7 +18,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/analytics/canary"
 	"github.com/fleetwatch/fleetwatch/analytics/canary/action"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
-	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/traffic"
 	"github.com/fleetwatch/fleetwatch/lib/coord"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -196,35 +195,8 @@ func TestSharedRollbackLedger(t *testing.T) {
 // ten minutes of requests: 45/s to v7 with 0.5% errors, 5/s to v8 with 10%.
 func writeBadCanary(t *testing.T, c *storage.Client, t0 time.Time) {
 	t.Helper()
-	ctx := context.Background()
-	var dep storage.ModelDeploymentBlock
-	dep.Append(&storage.ModelDeployment{Time: t0, Model: "ranker", ModelVersion: "v8", PreviousVersion: "v7", Change: "canary", Actor: "argo"})
-	var ev storage.InferenceEventBlock
-	id := 0
-	for s := range 600 { // 45 baseline requests/s (0.5% errors), 5 canary (10%)
-		ts := t0.Add(time.Duration(s) * time.Second)
-		for k := range 50 {
-			id++
-			version, failed := "v7", id%200 == 0
-			if k < 5 {
-				version, failed = "v8", (s*5+k)%10 == 0
-			}
-			status := "ok"
-			if failed {
-				status = "error"
-			}
-			ev.Append(&fleet.InferenceEvent{Time: ts, Model: "ranker", ModelVersion: version, RequestID: fmt.Sprint(id), LatencyMs: 5, Status: status})
-		}
-	}
-	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range []storage.Block{dep.Block(), ev.Block()} {
-		if err := w.Write(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dep, ev := traffic.BadCanary(t0, 10*time.Minute)
+	chtest.Write(t, c, dep.Block(), ev.Block())
 }
 
 // canaryConfig is an analyzer with the canary judge alone, from t0.

@@ -168,6 +168,21 @@ func NewDB(t testing.TB) *storage.Client {
 	return OpenDB(t, Server(t), true)
 }
 
+// Write writes blocks through a storage.Writer with the default
+// configuration, as the collector does; any error fails the test.
+func Write(t testing.TB, c *storage.Client, blocks ...storage.Block) {
+	t.Helper()
+	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks {
+		if err := w.Write(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // OpenDB creates a fresh database on srv and returns a client on it, with the
 // schema migrated when migrate is set. The database is dropped at cleanup.
 func OpenDB(t testing.TB, srv *chserver.Server, migrate bool) *storage.Client {

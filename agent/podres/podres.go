@@ -111,6 +111,22 @@ func (m *Mapper) Workload(uuid string) record.Workload {
 	return m.byUUID[uuid]
 }
 
+// Pods returns the pods holding a GPU (Namespace, Pod and Container of one
+// of each pod's GPUs), each once, in no particular order.
+func (m *Mapper) Pods() []record.Workload {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	seen := make(map[[2]string]bool, len(m.byUUID))
+	out := make([]record.Workload, 0, len(m.byUUID))
+	for _, w := range m.byUUID {
+		if k := [2]string{w.Namespace, w.Pod}; !seen[k] {
+			seen[k] = true
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 // Errors returns the counts for the agent's error metric.
 func (m *Mapper) Errors() map[string]uint64 {
 	return map[string]uint64{"pod_resources_read_failed": m.failures.Load(), "pod_resources_gpu_shared": m.shared.Load()}

@@ -33,10 +33,10 @@ import (
 // The pod labels the Store reads from gpu_series' label_keys, and the one
 // that sets a GPU's purchase type (on_demand, reserved, spot).
 const (
-	LabelTeam         = "team"
-	LabelModel        = "model"
-	LabelModelVersion = "model_version"
-	LabelCostCenter   = "cost_center"
+	LabelTeam         = telemetry.LabelTeam
+	LabelModel        = telemetry.LabelModel
+	LabelModelVersion = telemetry.LabelModelVersion
+	LabelCostCenter   = telemetry.LabelCostCenter
 	LabelPurchase     = "purchase"
 )
 

@@ -517,7 +517,7 @@ func (a *Agent) sources() ([]Source, error) {
 			if err != nil {
 				return nil, err
 			}
-			workloads = m
+			workloads = cgroupres.Shared{Mapper: m}
 		}
 		src, err := nvmlsrc.New(lib, cfg, &res, workloads, a.log)
 		if err != nil {

@@ -211,7 +211,7 @@ type Mapper struct {
 
 type cached struct {
 	at time.Time
-	w  record.Workload
+	ws []record.Workload
 }
 
 // NewMapper reads processes through lib (initialised by the caller, as the
@@ -304,19 +304,42 @@ func (m *Mapper) Holders(uuid string) ([]Holder, error) {
 // none when the GPU runs nothing that can be attributed; read again once
 // Refresh has passed.
 func (m *Mapper) Workload(uuid string) record.Workload {
+	if ws := m.workloads(uuid); len(ws) > 0 {
+		return ws[0]
+	}
+	return record.Workload{}
+}
+
+// workloads is what Shared's Holders returns: the distinct
+// workloads of the GPU's holders of the first holder's kind (a GPU shared
+// by MPS between Slurm jobs is held by each job; the MPS daemon's systemd
+// unit is not a holder beside them), Workload's first. The caller must not
+// modify them.
+func (m *Mapper) workloads(uuid string) []record.Workload {
 	now := m.now()
 	m.mu.Lock()
 	c, ok := m.cache[uuid]
 	m.mu.Unlock()
 	if ok && now.Sub(c.at) < m.cfg.Refresh {
-		return c.w
+		return c.ws
 	}
-	var w record.Workload
-	if hs, err := m.Holders(uuid); err == nil && len(hs) > 0 {
-		w = hs[0].Workload()
+	var ws []record.Workload
+	if hs, err := m.Holders(uuid); err == nil {
+		for _, h := range hs {
+			if w := h.Workload(); h.Kind == hs[0].Kind && !slices.Contains(ws, w) {
+				ws = append(ws, w)
+			}
+		}
 	}
 	m.mu.Lock()
-	m.cache[uuid] = cached{at: now, w: w}
+	m.cache[uuid] = cached{at: now, ws: ws}
 	m.mu.Unlock()
-	return w
+	return ws
 }
+
+// Shared is the Mapper as nvmlsrc.SharedWorkloads: every holder of a GPU
+// shared by several jobs (MPS) goes out, so cost splits the GPU among them.
+type Shared struct{ *Mapper }
+
+// Holders are the workloads holding the GPU, Workload's first.
+func (s Shared) Holders(uuid string) []record.Workload { return s.workloads(uuid) }

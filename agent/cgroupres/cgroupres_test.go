@@ -190,3 +190,34 @@ func TestMapperSlurmUserFromUID(t *testing.T) {
 		t.Errorf("lookups %v, want each uid once", lookups)
 	}
 }
+
+// A GPU shared by MPS between two Slurm jobs is held by both (each job
+// once, however many ranks); the MPS daemon's unit is no holder beside them.
+func TestSharedHoldersAreTheJobs(t *testing.T) {
+	root := proc(t, map[uint32][2]string{
+		1: {cgroups["slurm v1"], "SLURM_JOB_USER=alice\x00"},
+		2: {cgroups["slurm v1"], "SLURM_JOB_USER=alice\x00"},
+		3: {cgroups["slurm v2"], "SLURM_JOB_USER=bob\x00SLURM_JOB_ACCOUNT=ml\x00"},
+		4: {"0::/system.slice/nvidia-mps.service\n", ""},
+	})
+	lib := &mock.Interface{DeviceGetHandleByUUIDFunc: func(string) (nvml.Device, nvml.Return) {
+		return &mock.Device{
+			GetComputeRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) {
+				return []nvml.ProcessInfo{{Pid: 4}, {Pid: 3}, {Pid: 2}, {Pid: 1}}, nvml.SUCCESS
+			},
+			GetGraphicsRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS },
+		}, nvml.SUCCESS
+	}}
+	m, err := cgroupres.NewMapper(lib, cgroupres.Config{ProcRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cgroupres.Shared{Mapper: m}.Holders("GPU-a")
+	want := []record.Workload{{Job: "12345", HPCUser: "alice"}, {Job: "4242", HPCUser: "bob", HPCAccount: "ml"}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("holders %+v, want %+v", got, want)
+	}
+	if w := m.Workload("GPU-a"); w != want[0] {
+		t.Errorf("Workload %+v, want %+v", w, want[0])
+	}
+}

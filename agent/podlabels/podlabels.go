@@ -120,8 +120,9 @@ func set(w *record.Workload, label, v string) {
 
 // Holders maps GPUs to the pods holding them (agent/podres.Mapper).
 type Holders interface {
-	// Workload is the holder of the GPU.
-	Workload(uuid string) record.Workload
+	// Holders are the GPU's holders (several for a shared GPU); the
+	// caller does not modify them.
+	Holders(uuid string) []record.Workload
 	// Pods are the pods holding a GPU now (Namespace and Pod set).
 	Pods() []record.Workload
 }
@@ -139,8 +140,8 @@ type entry struct {
 // retryFailed is how soon a pod whose read failed is tried again.
 const retryFailed = time.Minute
 
-// Labeller adds the holding pod's labels to Holders' workloads. It
-// implements nvmlsrc.Workloads.
+// Labeller adds the holding pods' labels to Holders' workloads. It
+// implements nvmlsrc.SharedWorkloads.
 type Labeller struct {
 	cfg   Config
 	rules []copyRule
@@ -173,9 +174,30 @@ func New(cfg Config, c kubeapi.Client, src Holders, log *slog.Logger) (*Labeller
 		pods: map[podKey]*entry{}, errs: map[string]uint64{}, logged: map[string]bool{}}, nil
 }
 
-// Workload is src's workload of the GPU with its pod's labels, once read.
+// Workload is the GPU's (first) holder with its pod's labels, once read.
 func (l *Labeller) Workload(uuid string) record.Workload {
-	w := l.src.Workload(uuid)
+	hs := l.src.Holders(uuid)
+	if len(hs) == 0 {
+		return record.Workload{}
+	}
+	return l.label(hs[0])
+}
+
+// Holders are the GPU's holders with their pods' labels, once read.
+func (l *Labeller) Holders(uuid string) []record.Workload {
+	hs := l.src.Holders(uuid)
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([]record.Workload, len(hs))
+	for i, w := range hs {
+		out[i] = l.label(w)
+	}
+	return out
+}
+
+// label adds w's pod's labels to w.
+func (l *Labeller) label(w record.Workload) record.Workload {
 	if w.Pod == "" {
 		return w
 	}

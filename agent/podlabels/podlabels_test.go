@@ -18,12 +18,17 @@ import (
 type holders struct {
 	mu sync.Mutex
 	by map[string]record.Workload
+	// more are further holders of a shared GPU
+	more map[string][]record.Workload
 }
 
-func (h *holders) Workload(uuid string) record.Workload {
+func (h *holders) Holders(uuid string) []record.Workload {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.by[uuid]
+	if w, ok := h.by[uuid]; ok {
+		return append([]record.Workload{w}, h.more[uuid]...)
+	}
+	return nil
 }
 
 func (h *holders) Pods() []record.Workload {
@@ -31,7 +36,11 @@ func (h *holders) Pods() []record.Workload {
 	defer h.mu.Unlock()
 	var out []record.Workload
 	seen := map[string]bool{}
-	for _, w := range h.by {
+	all := []record.Workload{}
+	for uuid, w := range h.by {
+		all = append(append(all, w), h.more[uuid]...)
+	}
+	for _, w := range all {
 		if !seen[w.Namespace+"/"+w.Pod] {
 			seen[w.Namespace+"/"+w.Pod] = true
 			out = append(out, w)
@@ -269,5 +278,23 @@ func TestConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}
+	}
+}
+
+// A GPU time-sliced between two pods gets each pod's labels on its own
+// holder.
+func TestSharedGPUHoldersKeepTheirLabels(t *testing.T) {
+	f := start(t, NewDefaultConfig())
+	f.src.more = map[string][]record.Workload{"GPU-a": {{Namespace: "fraud", Pod: "scorer", Container: "scorer"}}}
+	f.l.Sync(context.Background())
+	hs := f.l.Holders("GPU-a")
+	if len(hs) != 2 || hs[0].Team != "search" || hs[1].Team != "fraud" || hs[1].Environment != "prod" || hs[1].PodUID != "u-scorer" {
+		t.Errorf("holders %+v, want trainer-0 (search) then scorer (fraud, prod)", hs)
+	}
+	if w := f.l.Workload("GPU-a"); w != hs[0] {
+		t.Errorf("Workload %+v, want the first holder %+v", w, hs[0])
+	}
+	if hs := f.l.Holders("GPU-x"); hs != nil {
+		t.Errorf("an unknown GPU has holders %+v", hs)
 	}
 }

@@ -203,8 +203,12 @@ func (l *Labeller) label(w record.Workload) record.Workload {
 	}
 	l.mu.RLock()
 	e := l.pods[podKey{w.Namespace, w.Pod}]
+	full := len(l.pods) >= l.cfg.MaxPods
 	l.mu.RUnlock()
 	if e == nil {
+		if full {
+			return w
+		}
 		select { // read it now rather than at the next tick
 		case l.kick <- struct{}{}:
 		default:
@@ -269,13 +273,16 @@ func (l *Labeller) Sync(ctx context.Context) {
 			delete(l.pods, k)
 		}
 	}
-	full := 0
+	full, added := 0, 0
 	for k := range holding {
 		e, ok := l.pods[k]
 		switch {
-		case !ok && len(l.pods)+len(due) >= l.cfg.MaxPods:
+		case !ok && len(l.pods)+added >= l.cfg.MaxPods:
 			full++
-		case !ok, !now.Before(e.read.Add(l.cfg.Refresh)):
+		case !ok:
+			added++
+			due = append(due, k)
+		case !now.Before(e.read.Add(l.cfg.Refresh)):
 			due = append(due, k)
 		}
 	}

@@ -30,9 +30,11 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/buffer"
 	"github.com/fleetwatch/fleetwatch/agent/cgroupres"
 	"github.com/fleetwatch/fleetwatch/agent/dcgmsrc"
+	"github.com/fleetwatch/fleetwatch/agent/kubeapi"
 	"github.com/fleetwatch/fleetwatch/agent/logtail"
 	"github.com/fleetwatch/fleetwatch/agent/nvmlsrc"
 	"github.com/fleetwatch/fleetwatch/agent/otlp"
+	"github.com/fleetwatch/fleetwatch/agent/podlabels"
 	"github.com/fleetwatch/fleetwatch/agent/podres"
 	"github.com/fleetwatch/fleetwatch/agent/promexp"
 	"github.com/fleetwatch/fleetwatch/agent/record"
@@ -88,7 +90,7 @@ func (r *ResourceConfig) fields() []struct {
 func (n NodeLabels) Any() bool { return n.Datacenter+n.Row+n.Rack+n.Cluster != "" }
 
 // FromNode fills the topology from the labels of the agent's Kubernetes
-// node, read once with get (k8snode.Client.Labels). It logs what it took,
+// node, read once with get (k8snode.Labels). It logs what it took,
 // and each named label the node lacks (the configured value stays). Without
 // node_labels it does nothing; an error from get is returned: an agent told
 // to place itself by its node's labels does not guess.
@@ -139,9 +141,13 @@ type Config struct {
 	} `yaml:"logs"`
 	// PodResources labels NVML's GPU series with the Kubernetes pod holding
 	// each GPU, from the kubelet's pod-resources socket.
+	// Its pod_labels copies the holding pods' labels (team, model, cost
+	// centre, environment) onto the GPU series, read from the API server
+	// (agent/podlabels).
 	PodResources struct {
 		Enabled       bool `yaml:"enabled"`
 		podres.Config `yaml:",inline"`
+		Labels        podlabels.Config `yaml:",inline"`
 	} `yaml:"pod_resources"`
 	// Processes labels NVML's GPU series, off Kubernetes, with the Slurm
 	// job or systemd unit of the processes on each GPU (agent/cgroupres).
@@ -175,6 +181,7 @@ func NewDefaultConfig() Config {
 	c.Logs.Config = logtail.NewDefaultConfig("")
 	c.Logs.StateFile, c.Logs.DeadLetter = "", "" // derived from data_dir by Resolve
 	c.PodResources.Config = podres.NewDefaultConfig()
+	c.PodResources.Labels = podlabels.NewDefaultConfig()
 	c.Processes.Config = cgroupres.NewDefaultConfig()
 	c.Ship = ship.NewDefaultConfig()
 	c.Buffer = buffer.NewDefaultConfig("")
@@ -222,7 +229,7 @@ func (c Config) Validate() error {
 		errs = append(errs, c.Logs.Config.Validate())
 	}
 	if c.PodResources.Enabled {
-		errs = append(errs, c.PodResources.Config.Validate())
+		errs = append(errs, c.PodResources.Config.Validate(), c.PodResources.Labels.Validate())
 	}
 	if c.Processes.Enabled {
 		errs = append(errs, c.Processes.Config.Validate())
@@ -262,6 +269,10 @@ func WithLogger(l *slog.Logger) Option { return func(a *Agent) { a.log = l } }
 // WithNVML replaces the NVML library (tests pass go-nvml's mock).
 func WithNVML(lib nvml.Interface) Option { return func(a *Agent) { a.nvml = lib } }
 
+// WithKubeAPI sets how the agent reaches the Kubernetes API server for
+// pod labels (default: in-cluster, from the service account).
+func WithKubeAPI(c kubeapi.Client) Option { return func(a *Agent) { a.kube = &c } }
+
 // WithSource adds a source, e.g. the fleet simulator.
 func WithSource(s Source) Option { return func(a *Agent) { a.extra = append(a.extra, s) } }
 
@@ -279,6 +290,7 @@ type Agent struct {
 	log      *slog.Logger
 	nvml     nvml.Interface
 	extra    []Source
+	kube     *kubeapi.Client
 	resource record.Resource
 	// counterStart is the start time sent with cumulative counters.
 	counterStart time.Time
@@ -493,12 +505,19 @@ func (a *Agent) sources() ([]Source, error) {
 			a.errFns[podResourcesSource] = m.Errors
 			out = append(out, mapperSource{m})
 			workloads = m
+			if l, err := a.podLabeller(m); err != nil {
+				return nil, err
+			} else if l != nil {
+				a.errFns[podLabelsSource] = l.Errors
+				out = append(out, labellerSource{l, a.cfg.PodResources.Interval})
+				workloads = l
+			}
 		} else if a.cfg.Processes.Enabled {
 			m, err := cgroupres.NewMapper(lib, a.cfg.Processes.Config)
 			if err != nil {
 				return nil, err
 			}
-			workloads = m
+			workloads = cgroupres.Shared{Mapper: m}
 		}
 		src, err := nvmlsrc.New(lib, cfg, &res, workloads, a.log)
 		if err != nil {
@@ -552,6 +571,40 @@ type mapperSource struct{ *podres.Mapper }
 func (mapperSource) Name() string { return podResourcesSource }
 
 func (m mapperSource) Run(ctx context.Context, _ record.Sink) error { return m.Mapper.Run(ctx) }
+
+// podLabelsSource names the pod-labels lookup among the sources.
+const podLabelsSource = "pod_labels"
+
+// podLabeller returns the labeller of m's pods, or nil when pod_labels is
+// empty or the agent is not in a Kubernetes pod (logged).
+func (a *Agent) podLabeller(m *podres.Mapper) (*podlabels.Labeller, error) {
+	cfg := a.cfg.PodResources.Labels
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	c := a.kube
+	if c == nil {
+		in, err := kubeapi.InCluster()
+		if err != nil {
+			a.log.Warn("pod_resources.pod_labels is set but the API server is unknown: GPU series go without the pods' team, model and cost centre labels", "err", err)
+			return nil, nil
+		}
+		c = &in
+	}
+	return podlabels.New(cfg, *c, m, a.log.With("source", podLabelsSource))
+}
+
+// labellerSource runs the pod-labels lookup beside the sources.
+type labellerSource struct {
+	*podlabels.Labeller
+	interval time.Duration
+}
+
+func (labellerSource) Name() string { return podLabelsSource }
+
+func (l labellerSource) Run(ctx context.Context, _ record.Sink) error {
+	return l.Labeller.Run(ctx, l.interval)
+}
 
 // unsupportedReporter is a source that knows which fields its GPUs lack
 // (the NVML source, the simulator).

@@ -503,13 +503,13 @@ func TestNVMLSourceOnAGivenLibrary(t *testing.T) {
 // runOnNode runs an agent whose NVML source reads the simulated fleet's
 // first node every 20 ms, with no /metrics listener unless adjust sets one;
 // stop (also run at cleanup) ends it and fails the test if Run failed.
-func runOnNode(t *testing.T, fl *sim.Fleet, adjust func(*agent.Config)) (*agent.Agent, func()) {
+func runOnNode(t *testing.T, fl *sim.Fleet, adjust func(*agent.Config), opts ...agent.Option) (*agent.Agent, func()) {
 	t.Helper()
 	cfg := agent.NewDefaultConfig()
 	cfg.DataDir, cfg.Listen = t.TempDir(), ""
 	cfg.NVML.Interval = 20 * time.Millisecond
 	adjust(&cfg)
-	a, err := agent.New(cfg, agent.WithLogger(quiet), agent.WithNVML(fl.NVML(fl.Nodes[0])))
+	a, err := agent.New(cfg, append([]agent.Option{agent.WithLogger(quiet), agent.WithNVML(fl.NVML(fl.Nodes[0]))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

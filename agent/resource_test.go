@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent"
+	"github.com/fleetwatch/fleetwatch/agent/kubeapi/kubeapitest"
 	"github.com/fleetwatch/fleetwatch/agent/podres/podrestest"
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/telemetry"
@@ -156,5 +157,86 @@ func TestGPUSeriesNameTheirPod(t *testing.T) {
 	}
 	if other := temp(gpu1); other == "" || strings.Contains(other, "pod=") {
 		t.Errorf("GPU 1, allocated to no pod: %q", other)
+	}
+}
+
+// With pod_labels, the GPU series also carry the holding pod's UID and its
+// team and cost centre labels, read from the API server; a pod the agent
+// may not read is counted by reason on /metrics.
+func TestGPUSeriesCarryTheirPodsLabels(t *testing.T) {
+	sc, err := sim.Parse([]byte("seed: 1\nfleet: {racks_per_row: 1, nodes_per_rack: 1, gpus_per_node: 2}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := sim.NewFleet(sc)
+	gpu0, gpu1 := fl.Nodes[0].GPUs[0].UUID, fl.Nodes[0].GPUs[1].UUID
+	k := podrestest.Start(t, []podrestest.Pod{
+		{Name: "scorer-7d9f", Namespace: "fraud", Containers: []podrestest.Container{
+			{Name: "scorer", Devices: []podrestest.Device{{Resource: "nvidia.com/gpu", IDs: []string{gpu0}}}}}},
+		{Name: "trainer-0", Namespace: "secret", Containers: []podrestest.Container{
+			{Name: "trainer", Devices: []podrestest.Device{{Resource: "nvidia.com/gpu", IDs: []string{gpu1}}}}}},
+	})
+	api := kubeapitest.Start(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/namespaces/fraud/pods/scorer-7d9f" {
+			http.Error(w, `{"kind":"Status","reason":"Forbidden"}`, http.StatusForbidden)
+			return
+		}
+		w.Write([]byte(`{"metadata":{"name":"scorer-7d9f","uid":"0c1d-u1","labels":{"team":"fraud-eng","example.com/cc":"cc-7","app":"scorer"}}}`))
+	})
+	a, _ := runOnNode(t, fl, func(cfg *agent.Config) {
+		cfg.Listen = "127.0.0.1:0"
+		cfg.Ship.Endpoint = "127.0.0.1:1" // nothing listens: the buffer keeps it
+		cfg.PodResources.Enabled, cfg.PodResources.Socket = true, k.Socket
+		cfg.PodResources.Labels.Labels = []string{"team", "cost_center=example.com/cc"}
+	}, agent.WithKubeAPI(api.Client))
+	metrics := func() string {
+		for a.Addr() == "" {
+			time.Sleep(10 * time.Millisecond)
+		}
+		resp, err := http.Get("http://" + a.Addr() + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	// the last line with prefix that has all of has (a GPU's series
+	// from before its pod was read stays until stale_after)
+	line := func(body, prefix string, has ...string) string {
+		var last string
+	lines:
+		for _, l := range strings.Split(body, "\n") {
+			if !strings.HasPrefix(l, prefix) {
+				continue
+			}
+			for _, h := range has {
+				if !strings.Contains(l, h) {
+					continue lines
+				}
+			}
+			last = l
+		}
+		return last
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for line(metrics(), telemetry.GPUTemp+"{", gpu0, "team=") == "" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	body := metrics()
+	got := line(body, telemetry.GPUTemp+"{", gpu0, "team=")
+	for _, want := range []string{`team="fraud-eng"`, `cost_center="cc-7"`, `pod_uid="0c1d-u1"`, `pod="scorer-7d9f"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("GPU 0 lacks %s: %s", want, got)
+		}
+	}
+	if strings.Contains(got, "app=") || strings.Contains(got, "environment=") {
+		t.Errorf("GPU 0 carries a label not asked for: %s", got)
+	}
+	if other := line(body, telemetry.GPUTemp+"{", gpu1); !strings.Contains(other, `pod="trainer-0"`) || line(body, telemetry.GPUTemp+"{", gpu1, "team=") != "" {
+		t.Errorf("GPU 1, whose pod may not be read: %q", other)
+	}
+	if l := line(body, "fleetwatch_agent_source_errors_total{", `source="pod_labels"`); !strings.Contains(l, `reason="forbidden"`) || strings.HasSuffix(l, " 0") {
+		t.Errorf("the forbidden read is not counted: %q", l)
 	}
 }

@@ -353,7 +353,25 @@ const (
 	// LabelJobLegacy is how agents before issue 13, and training jobs that
 	// follow the older contract, spell LabelJob; consumers accept both.
 	LabelJobLegacy = "job"
+	// LabelHPCUser and LabelHPCAccount are who runs a Slurm job on the GPU:
+	// the user name (the uid when it has none) and the Slurm account.
+	LabelHPCUser    = "hpc_user"
+	LabelHPCAccount = "hpc_account"
 )
+
+// The workload's cost-attribution labels: copied from the labels of the
+// pod holding a GPU (the agent's pod_resources.pod_labels), or set by a
+// sender that knows them. analytics/cost groups GPU cost by them.
+const (
+	LabelTeam         = "team"
+	LabelModel        = "model"
+	LabelModelVersion = "model_version"
+	LabelCostCenter   = "cost_center"
+	LabelEnvironment  = "environment"
+)
+
+// WorkloadLabels are the cost-attribution labels a GPU's holder may carry.
+var WorkloadLabels = []string{LabelTeam, LabelModel, LabelModelVersion, LabelCostCenter, LabelEnvironment}
 
 // GPULabels are the labels that say which GPU (or MIG instance) a series
 // belongs to and what uses it. A sender puts them either on every data
@@ -367,6 +385,8 @@ var GPULabels = []string{
 	LabelGPU, LabelUUID, LabelPCIBusID, LabelDevice, LabelModelName, LabelHostname,
 	LabelMIGID, LabelMIGProfile, LabelDriverVersion,
 	LabelNamespace, LabelPod, LabelPodUID, LabelContainer, LabelJob,
+	LabelHPCUser, LabelHPCAccount,
+	LabelTeam, LabelModel, LabelModelVersion, LabelCostCenter, LabelEnvironment,
 }
 
 // IsGPULabel reports whether key is one of GPULabels or another spelling of one.

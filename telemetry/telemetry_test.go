@@ -119,6 +119,7 @@ func TestGPULabels(t *testing.T) {
 		{telemetry.LabelUUID, true}, {"uuid", true}, {telemetry.LabelGPU, true}, {telemetry.LabelModelName, true},
 		{telemetry.LabelHostname, true}, {telemetry.LabelHostnameNew, true}, {telemetry.LabelMIGID, true},
 		{telemetry.LabelDriverVersion, true}, {telemetry.LabelPodUID, true}, {telemetry.LabelJob, true}, {telemetry.LabelJobLegacy, true},
+		{telemetry.LabelTeam, true}, {telemetry.LabelCostCenter, true}, {telemetry.LabelHPCUser, true}, {telemetry.LabelHPCAccount, true},
 		{telemetry.LabelLink, false}, {telemetry.LabelRank, false}, {telemetry.LabelErrCode, false},
 		{telemetry.AttrHostName, false}, {telemetry.AttrK8sNamespace, false}, {"service.instance.id", false},
 	} {

@@ -3,8 +3,11 @@
 // GPU, each process's control group (/proc/<pid>/cgroup) mapped to a Slurm
 // job and step, a systemd unit, a Kubernetes pod or a container, and for
 // Slurm the job's user and account from the process's environment
-// (SLURM_JOB_USER, SLURM_JOB_ACCOUNT in /proc/<pid>/environ). It implements
-// nvmlsrc.Workloads: a Slurm job's id goes to Workload.Job, a systemd unit's
+// (SLURM_JOB_USER, SLURM_JOB_ACCOUNT in /proc/<pid>/environ; without
+// SLURM_JOB_USER the cgroup v1 path's uid_N, or SLURM_JOB_UID, named by the
+// host's user database, os/user, or left a number). No Slurm command is
+// run. It implements nvmlsrc.Workloads: a Slurm job's id goes to
+// Workload.Job, its user and account to HPCUser and HPCAccount, a systemd unit's
 // name to Workload.Job too (the unit is the job on bare metal), a pod's UID
 // and container ID to PodUID and Container.
 //
@@ -26,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -136,6 +140,10 @@ func (h *Holder) ParseEnviron(data []byte) {
 			h.User = string(v)
 		case "SLURM_JOB_ACCOUNT":
 			h.Account = string(v)
+		case "SLURM_JOB_UID":
+			if h.UID == "" {
+				h.UID = string(v)
+			}
 		case "SLURM_JOB_ID":
 			if h.SlurmJob == "" && h.Kind == "" {
 				h.Kind, h.SlurmJob = KindSlurm, string(v)
@@ -148,7 +156,11 @@ func (h *Holder) ParseEnviron(data []byte) {
 func (h Holder) Workload() record.Workload {
 	switch h.Kind {
 	case KindSlurm:
-		return record.Workload{Job: h.SlurmJob}
+		user := h.User
+		if user == "" {
+			user = h.UID
+		}
+		return record.Workload{Job: h.SlurmJob, HPCUser: user, HPCAccount: h.Account}
 	case KindSystemd:
 		return record.Workload{Job: h.Unit}
 	case KindKubernetes:
@@ -189,14 +201,17 @@ type Mapper struct {
 	lib nvml.Interface
 	cfg Config
 	now func() time.Time
+	// lookupUser names a uid (os/user.LookupId by default).
+	lookupUser func(uid string) (string, error)
 
 	mu    sync.Mutex
 	cache map[string]cached
+	users map[string]string // uid → name, or the uid when it has none
 }
 
 type cached struct {
 	at time.Time
-	w  record.Workload
+	ws []record.Workload
 }
 
 // NewMapper reads processes through lib (initialised by the caller, as the
@@ -205,7 +220,35 @@ func NewMapper(lib nvml.Interface, cfg Config) (*Mapper, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Mapper{lib: lib, cfg: cfg, now: time.Now, cache: map[string]cached{}}, nil
+	return &Mapper{lib: lib, cfg: cfg, now: time.Now, cache: map[string]cached{}, users: map[string]string{}, lookupUser: lookupUser}, nil
+}
+
+func lookupUser(uid string) (string, error) {
+	u, err := user.LookupId(uid)
+	if err != nil {
+		return "", err
+	}
+	return u.Username, nil
+}
+
+// userName is uid's user name, the uid itself when the host's user
+// database does not know it (a directory-service user the agent's
+// container cannot resolve); remembered for the agent's life.
+func (m *Mapper) userName(uid string) string {
+	m.mu.Lock()
+	name, ok := m.users[uid]
+	m.mu.Unlock()
+	if ok {
+		return name
+	}
+	name = uid
+	if n, err := m.lookupUser(uid); err == nil && n != "" {
+		name = n
+	}
+	m.mu.Lock()
+	m.users[uid] = name
+	m.mu.Unlock()
+	return name
 }
 
 // Holders returns the distinct holders of the GPU's compute and graphics
@@ -238,6 +281,9 @@ func (m *Mapper) Holders(uuid string) ([]Holder, error) {
 		if env, err := os.ReadFile(filepath.Join(dir, "environ")); err == nil {
 			h.ParseEnviron(env)
 		}
+		if h.Kind == KindSlurm && h.User == "" && h.UID != "" {
+			h.User = m.userName(h.UID)
+		}
 		if h.Kind != "" && !slices.Contains(out, h) {
 			out = append(out, h)
 		}
@@ -258,19 +304,42 @@ func (m *Mapper) Holders(uuid string) ([]Holder, error) {
 // none when the GPU runs nothing that can be attributed; read again once
 // Refresh has passed.
 func (m *Mapper) Workload(uuid string) record.Workload {
+	if ws := m.workloads(uuid); len(ws) > 0 {
+		return ws[0]
+	}
+	return record.Workload{}
+}
+
+// workloads is what Shared's Holders returns: the distinct
+// workloads of the GPU's holders of the first holder's kind (a GPU shared
+// by MPS between Slurm jobs is held by each job; the MPS daemon's systemd
+// unit is not a holder beside them), Workload's first. The caller must not
+// modify them.
+func (m *Mapper) workloads(uuid string) []record.Workload {
 	now := m.now()
 	m.mu.Lock()
 	c, ok := m.cache[uuid]
 	m.mu.Unlock()
 	if ok && now.Sub(c.at) < m.cfg.Refresh {
-		return c.w
+		return c.ws
 	}
-	var w record.Workload
-	if hs, err := m.Holders(uuid); err == nil && len(hs) > 0 {
-		w = hs[0].Workload()
+	var ws []record.Workload
+	if hs, err := m.Holders(uuid); err == nil {
+		for _, h := range hs {
+			if w := h.Workload(); h.Kind == hs[0].Kind && !slices.Contains(ws, w) {
+				ws = append(ws, w)
+			}
+		}
 	}
 	m.mu.Lock()
-	m.cache[uuid] = cached{at: now, w: w}
+	m.cache[uuid] = cached{at: now, ws: ws}
 	m.mu.Unlock()
-	return w
+	return ws
 }
+
+// Shared is the Mapper as nvmlsrc.SharedWorkloads: every holder of a GPU
+// shared by several jobs (MPS) goes out, so cost splits the GPU among them.
+type Shared struct{ *Mapper }
+
+// Holders are the workloads holding the GPU, Workload's first.
+func (s Shared) Holders(uuid string) []record.Workload { return s.workloads(uuid) }

@@ -1,6 +1,7 @@
 package cgroupres_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,7 +100,7 @@ func TestMapperSlurmAndUnits(t *testing.T) {
 		t.Errorf("GPU-a: %+v %v", hs, err)
 	}
 	for uuid, want := range map[string]record.Workload{
-		"GPU-a": {Job: "12345"},
+		"GPU-a": {Job: "12345", HPCUser: "alice", HPCAccount: "recsys"},
 		"GPU-b": {Job: "trainer.service"},
 		"GPU-c": {}, // a login session is nobody's job
 		"GPU-d": {},
@@ -143,5 +144,80 @@ func TestMapperRefresh(t *testing.T) {
 	}
 	if _, err := cgroupres.NewMapper(lib, cgroupres.Config{Refresh: -1}); err == nil {
 		t.Error("empty proc_root and negative refresh accepted")
+	}
+}
+
+// Without SLURM_JOB_USER in the environment the user comes from the uid:
+// cgroup v1's uid_N or SLURM_JOB_UID, named by the user database, or the
+// uid itself when the database does not know it. Each uid is looked up once.
+func TestMapperSlurmUserFromUID(t *testing.T) {
+	root := proc(t, map[uint32][2]string{
+		1: {cgroups["slurm v1"], "SLURM_JOB_ID=12345\x00SLURM_JOB_ACCOUNT=recsys\x00"}, // uid_1000 in the path
+		2: {"0::/slurm/uid_4242/job_7/step_0/task_0\n", ""},                            // a uid the database lacks
+		3: {cgroups["slurm v2"], "SLURM_JOB_UID=1000\x00"},                             // v2: no uid in the path
+		4: {"0::/slurm/uid_1000/job_8/step_0/task_0\n", ""},
+	})
+	lib := &mock.Interface{DeviceGetHandleByUUIDFunc: func(uuid string) (nvml.Device, nvml.Return) {
+		pid, _ := strconv.Atoi(uuid[len("GPU-"):])
+		return &mock.Device{
+			GetComputeRunningProcessesFunc:  func() ([]nvml.ProcessInfo, nvml.Return) { return []nvml.ProcessInfo{{Pid: uint32(pid)}}, nvml.SUCCESS },
+			GetGraphicsRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS },
+		}, nvml.SUCCESS
+	}}
+	m, err := cgroupres.NewMapper(lib, cgroupres.Config{ProcRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookups := map[string]int{}
+	cgroupres.SetLookupUser(m, func(uid string) (string, error) {
+		lookups[uid]++
+		if uid == "1000" {
+			return "carol", nil
+		}
+		return "", errors.New("unknown user")
+	})
+	for uuid, want := range map[string]record.Workload{
+		"GPU-1": {Job: "12345", HPCUser: "carol", HPCAccount: "recsys"},
+		"GPU-2": {Job: "7", HPCUser: "4242"},
+		"GPU-3": {Job: "4242", HPCUser: "carol"},
+		"GPU-4": {Job: "8", HPCUser: "carol"},
+	} {
+		if got := m.Workload(uuid); got != want {
+			t.Errorf("%s: %+v, want %+v", uuid, got, want)
+		}
+	}
+	if lookups["1000"] != 1 || lookups["4242"] != 1 {
+		t.Errorf("lookups %v, want each uid once", lookups)
+	}
+}
+
+// A GPU shared by MPS between two Slurm jobs is held by both (each job
+// once, however many ranks); the MPS daemon's unit is no holder beside them.
+func TestSharedHoldersAreTheJobs(t *testing.T) {
+	root := proc(t, map[uint32][2]string{
+		1: {cgroups["slurm v1"], "SLURM_JOB_USER=alice\x00"},
+		2: {cgroups["slurm v1"], "SLURM_JOB_USER=alice\x00"},
+		3: {cgroups["slurm v2"], "SLURM_JOB_USER=bob\x00SLURM_JOB_ACCOUNT=ml\x00"},
+		4: {"0::/system.slice/nvidia-mps.service\n", ""},
+	})
+	lib := &mock.Interface{DeviceGetHandleByUUIDFunc: func(string) (nvml.Device, nvml.Return) {
+		return &mock.Device{
+			GetComputeRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) {
+				return []nvml.ProcessInfo{{Pid: 4}, {Pid: 3}, {Pid: 2}, {Pid: 1}}, nvml.SUCCESS
+			},
+			GetGraphicsRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS },
+		}, nvml.SUCCESS
+	}}
+	m, err := cgroupres.NewMapper(lib, cgroupres.Config{ProcRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cgroupres.Shared{Mapper: m}.Holders("GPU-a")
+	want := []record.Workload{{Job: "12345", HPCUser: "alice"}, {Job: "4242", HPCUser: "bob", HPCAccount: "ml"}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("holders %+v, want %+v", got, want)
+	}
+	if w := m.Workload("GPU-a"); w != want[0] {
+		t.Errorf("Workload %+v, want %+v", w, want[0])
 	}
 }

@@ -2,52 +2,27 @@ package k8snode
 
 import (
 	"context"
-	"encoding/pem"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/fleetwatch/fleetwatch/agent/kubeapi"
+	"github.com/fleetwatch/fleetwatch/agent/kubeapi/kubeapitest"
 	"github.com/fleetwatch/fleetwatch/lib/devcerts"
 )
-
-// apiServer is a TLS server answering GET /api/v1/nodes/NAME like the
-// Kubernetes API server, and a client configured for it.
-func apiServer(t *testing.T, h http.HandlerFunc) (Client, *atomic.Int32) {
-	t.Helper()
-	var calls atomic.Int32
-	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		h(w, r)
-	}))
-	t.Cleanup(ts.Close)
-	dir := t.TempDir()
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw})
-	c := Client{Server: ts.URL, TokenFile: filepath.Join(dir, "token"), CAFile: filepath.Join(dir, "ca.crt"), Backoff: time.Millisecond}
-	if err := os.WriteFile(c.CAFile, ca, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(c.TokenFile, []byte("sa-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return c, &calls
-}
 
 const node017 = `{"kind":"Node","apiVersion":"v1","metadata":{"name":"gpu-017","labels":{"topology.kubernetes.io/zone":"dc-east","example.com/rack":"rack-07"}},"status":{}}`
 
 func TestLabels(t *testing.T) {
-	c, _ := apiServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/v1/nodes/gpu-017" || r.Header.Get("Authorization") != "Bearer sa-token" {
+	s := kubeapitest.Start(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/nodes/gpu-017" || !kubeapitest.Authorized(r) {
 			http.Error(w, `{"kind":"Status","reason":"Forbidden"}`, http.StatusForbidden)
 			return
 		}
 		w.Write([]byte(node017))
 	})
-	got, err := c.Labels(context.Background(), "gpu-017")
+	got, err := Labels(context.Background(), s.Client, "gpu-017")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +45,7 @@ func TestLabelsErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var n atomic.Int32
-			c, calls := apiServer(t, func(w http.ResponseWriter, r *http.Request) {
+			s := kubeapitest.Start(t, func(w http.ResponseWriter, r *http.Request) {
 				i := min(int(n.Add(1))-1, len(tc.status)-1)
 				if tc.status[i] != 200 {
 					http.Error(w, "nope", tc.status[i])
@@ -78,49 +53,50 @@ func TestLabelsErrors(t *testing.T) {
 				}
 				w.Write([]byte(node017))
 			})
-			_, err := c.Labels(context.Background(), "gpu-017")
+			_, err := Labels(context.Background(), s.Client, "gpu-017")
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
-			if calls.Load() != tc.wantCalls {
-				t.Errorf("%d requests, want %d", calls.Load(), tc.wantCalls)
+			if s.Calls.Load() != tc.wantCalls {
+				t.Errorf("%d requests, want %d", s.Calls.Load(), tc.wantCalls)
 			}
 		})
 	}
 }
 
 func TestLabelsVerifiesTheServer(t *testing.T) {
-	c, calls := apiServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(node017)) })
+	s := kubeapitest.Start(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(node017)) })
 	other, err := devcerts.Ensure(t.TempDir(), nil) // another CA
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := s.Client
 	c.CAFile = other.CA
 	c.Attempts = 1
-	if _, err := c.Labels(context.Background(), "gpu-017"); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, err := Labels(context.Background(), c, "gpu-017"); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("a server signed by another CA: %v", err)
 	}
-	if calls.Load() != 0 {
-		t.Errorf("the handler ran %d times for an unverified server", calls.Load())
+	if s.Calls.Load() != 0 {
+		t.Errorf("the handler ran %d times for an unverified server", s.Calls.Load())
 	}
 }
 
 func TestInCluster(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
 	t.Setenv("KUBERNETES_SERVICE_PORT", "443")
-	c, err := InCluster()
-	if err != nil || c.Server != "https://10.0.0.1:443" || c.TokenFile != DefaultTokenFile || c.CAFile != DefaultCAFile {
+	c, err := kubeapi.InCluster()
+	if err != nil || c.Server != "https://10.0.0.1:443" || c.TokenFile != kubeapi.DefaultTokenFile || c.CAFile != kubeapi.DefaultCAFile {
 		t.Errorf("InCluster() = %+v, %v", c, err)
 	}
 	t.Setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
-	if c, _ := InCluster(); c.Server != "https://[fd00::1]:443" {
+	if c, _ := kubeapi.InCluster(); c.Server != "https://[fd00::1]:443" {
 		t.Errorf("IPv6 API server: %s", c.Server)
 	}
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
-	if _, err := InCluster(); err == nil {
+	if _, err := kubeapi.InCluster(); err == nil {
 		t.Error("outside a pod: no error")
 	}
-	if _, err := (Client{}).Labels(context.Background(), ""); err == nil || !strings.Contains(err.Error(), "NODE_NAME") {
+	if _, err := Labels(context.Background(), kubeapi.Client{}, ""); err == nil || !strings.Contains(err.Error(), "NODE_NAME") {
 		t.Errorf("no node name: %v", err)
 	}
 }

@@ -64,6 +64,23 @@ type Workloads interface {
 	Workload(uuid string) record.Workload
 }
 
+// SharedWorkloads is Workloads that knows every holder of a GPU shared by
+// time-slicing or MPS (the kubelet's pod-resources, a GPU's processes).
+// A batch then carries the GPU once per holder: the first holder's entry
+// has every sample, each further holder's entry (after the node's GPUs)
+// repeats only the usage samples cost reads (HeldFields), so that cost
+// splits the GPU among its holders (docs/ARCHITECTURE.md, "Cost").
+type SharedWorkloads interface {
+	Workloads
+	// Holders are the GPU's holders, Workload's first; at most one when
+	// the GPU is not shared.
+	Holders(uuid string) []record.Workload
+}
+
+// HeldFields are the fields repeated for a shared GPU's further holders:
+// the GPU's usage as analytics/cost.Store reads it.
+var HeldFields = []string{telemetry.SMActive, telemetry.GPUUtil, telemetry.FBUsed, telemetry.FBFree}
+
 // Source polls NVML.
 type Source struct {
 	lib       nvml.Interface
@@ -342,7 +359,7 @@ func (s *Source) Run(ctx context.Context, sink record.Sink) error {
 			for ctx.Err() == nil {
 				evs := s.WaitEvents(time.Now(), 500*time.Millisecond)
 				if len(evs) > 0 {
-					b := s.batch(time.Now())
+					b, _ := s.batch(time.Now())
 					b.Events = evs
 					sink.Put(b)
 				}
@@ -373,16 +390,57 @@ func (s *Source) Run(ctx context.Context, sink record.Sink) error {
 	}
 }
 
-func (s *Source) batch(now time.Time) *record.Batch {
-	b := &record.Batch{Source: s.cfg.Name, Resource: s.res, Time: now, GPUs: make([]record.GPU, 0, len(s.gpus))}
-	for _, g := range s.gpus {
+// batch starts a batch with the node's GPUs and their holders; a shared
+// GPU's further holders come after the node's GPUs, and shared[k] is the
+// node GPU of b.GPUs[len(s.gpus)+k].
+func (s *Source) batch(now time.Time) (b *record.Batch, shared []int) {
+	b = &record.Batch{Source: s.cfg.Name, Resource: s.res, Time: now, GPUs: make([]record.GPU, 0, len(s.gpus))}
+	sw, _ := s.workloads.(SharedWorkloads)
+	var extra []record.GPU
+	for i, g := range s.gpus {
 		id := g.id
-		if s.workloads != nil {
+		switch {
+		case sw != nil:
+			hs := sw.Holders(id.UUID)
+			if len(hs) > 0 {
+				id.Workload = hs[0]
+			}
+			for _, h := range hs[min(1, len(hs)):] {
+				other := g.id
+				other.Workload = h
+				extra = append(extra, other)
+				shared = append(shared, i)
+			}
+		case s.workloads != nil:
 			id.Workload = s.workloads.Workload(id.UUID)
 		}
 		b.GPUs = append(b.GPUs, id)
 	}
-	return b
+	b.GPUs = append(b.GPUs, extra...)
+	return b, shared
+}
+
+// shareHeld repeats the usage samples of each shared GPU for its further
+// holders.
+func shareHeld(b *record.Batch, first int, shared []int) {
+	if len(shared) == 0 {
+		return
+	}
+	held := make([]bool, len(telemetry.Fields))
+	for _, f := range HeldFields {
+		if i := telemetry.Index(f); i >= 0 {
+			held[i] = true
+		}
+	}
+	n := len(b.Samples)
+	for k, of := range shared {
+		for _, smp := range b.Samples[:n] {
+			if smp.GPU == int32(of) && smp.Field >= 0 && held[smp.Field] {
+				smp.GPU = int32(first + k)
+				b.Samples = append(b.Samples, smp)
+			}
+		}
+	}
 }
 
 // WaitEvents waits up to timeout for the first NVML event, then takes every
@@ -454,7 +512,7 @@ func (s *Source) gpuIndex(dev nvml.Device) int {
 func (s *Source) Collect(now time.Time) *record.Batch {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.batch(now)
+	b, shared := s.batch(now)
 	per := 56
 	if len(s.gpus) > 0 {
 		per += 7 * len(s.gpus[0].links) // state, four error counters, TX and RX per link
@@ -467,6 +525,7 @@ func (s *Source) Collect(now time.Time) *record.Batch {
 		c := collector{s: s, g: g, idx: i, b: b}
 		c.collect(now)
 	}
+	shareHeld(b, len(s.gpus), shared)
 	return b
 }
 

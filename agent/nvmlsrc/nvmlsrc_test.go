@@ -442,3 +442,54 @@ func BenchmarkCollect8GPUs(b *testing.B) {
 	b.ReportMetric(float64(samples)/float64(b.N), "samples/op")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(samples), "ns/sample")
 }
+
+// sharing says GPU 0 is time-sliced between two pods.
+type sharing struct{ uuid string }
+
+func (s sharing) Holders(uuid string) []record.Workload {
+	if uuid != s.uuid {
+		return nil
+	}
+	return []record.Workload{{Namespace: "dev", Pod: "nb-a", Team: "x"}, {Namespace: "dev", Pod: "nb-b", Team: "y"}}
+}
+
+func (s sharing) Workload(uuid string) record.Workload {
+	if hs := s.Holders(uuid); len(hs) > 0 {
+		return hs[0]
+	}
+	return record.Workload{}
+}
+
+// A GPU shared by two pods goes out once per pod: the first with every
+// sample, the second with the usage cost reads (HeldFields) only.
+func TestSharedGPUGoesOutOncePerHolder(t *testing.T) {
+	fl, lib := simNode(t, "fleet: {nodes_per_rack: 1, gpus_per_node: 2}\njobs: [{name: j, nodes: 1}]\n")
+	gpu0 := fl.Nodes[0].GPUs[0].UUID
+	src, err := nvmlsrc.New(lib, nvmlsrc.NewDefaultConfig(), &record.Resource{Host: "n1"}, sharing{gpu0}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(src.Close)
+	now := time.Now()
+	src.Collect(now)
+	fl.Advance(now.Add(time.Second))
+	b := src.Collect(now.Add(time.Second))
+	if len(b.GPUs) != 3 || b.GPUs[0].Pod != "nb-a" || b.GPUs[2].Pod != "nb-b" || b.GPUs[2].UUID != gpu0 || b.GPUs[1].Pod != "" {
+		t.Fatalf("GPUs %+v, want GPU 0 for nb-a, GPU 1, GPU 0 again for nb-b", b.GPUs)
+	}
+	first, second := fields(b, 0), fields(b, 2)
+	if len(second) != len(nvmlsrc.HeldFields) {
+		t.Errorf("the second holder's fields %v, want %v", second, nvmlsrc.HeldFields)
+	}
+	for _, f := range nvmlsrc.HeldFields {
+		if len(first[f]) != 1 || len(second[f]) != 1 || first[f][0].Value != second[f][0].Value {
+			t.Errorf("%s: first holder %v, second %v, want the same single value", f, first[f], second[f])
+		}
+	}
+	if len(first) < 20 {
+		t.Errorf("the first holder has only %d fields", len(first))
+	}
+}

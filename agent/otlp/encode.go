@@ -148,11 +148,10 @@ func gpuAttributes(g *record.GPU, host string) []*commonpb.KeyValue {
 	kvs = appendNonEmpty(kvs, telemetry.LabelDriverVersion, g.DriverVersion)
 	kvs = appendNonEmpty(kvs, telemetry.LabelMIGID, g.MIGInstance)
 	kvs = appendNonEmpty(kvs, telemetry.LabelMIGProfile, g.MIGProfile)
-	kvs = appendNonEmpty(kvs, telemetry.LabelNamespace, g.Namespace)
-	kvs = appendNonEmpty(kvs, telemetry.LabelPod, g.Pod)
-	kvs = appendNonEmpty(kvs, telemetry.LabelPodUID, g.PodUID)
-	kvs = appendNonEmpty(kvs, telemetry.LabelContainer, g.Container)
-	kvs = appendNonEmpty(kvs, telemetry.LabelJob, g.Job)
+	var buf [12][2]string
+	for _, l := range g.Workload.Labels(buf[:0]) {
+		kvs = append(kvs, str(l[0], l[1]))
+	}
 	return kvs
 }
 

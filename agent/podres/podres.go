@@ -2,8 +2,12 @@
 // kubelet's pod-resources API (v1 PodResourcesLister.List on the socket
 // /var/lib/kubelet/pod-resources/kubelet.sock): the device plugin's device
 // IDs of an NVIDIA resource are GPU (or MIG) UUIDs, so each UUID gets the
-// namespace, pod and container it was allocated to. It implements
-// nvmlsrc.Workloads for the agent's NVML source.
+// namespace, pod and container it was allocated to. A GPU shared by
+// time-slicing (the device plugin's replicas UUID::n) or MPS is allocated
+// to several containers: it gets them all, in the kubelet's order
+// (Holders), and the NVML source sends its usage once per holder so that
+// cost splits it among them. It implements nvmlsrc.SharedWorkloads for the
+// agent's NVML source.
 //
 // The messages are decoded with protowire against the field numbers of the
 // kubelet's api.proto (k8s.io/kubelet/pkg/apis/podresources/v1), so the
@@ -17,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,10 +86,10 @@ type Mapper struct {
 	conn *grpc.ClientConn
 
 	mu     sync.RWMutex
-	byUUID map[string]record.Workload
+	byUUID map[string][]record.Workload
 
-	// failures counts reads that failed, and shared the GPUs allocated to
-	// more than one container (time-slicing): the first keeps the GPU.
+	// failures counts reads that failed, and shared the further holders
+	// of GPUs allocated to more than one container (time-slicing, MPS).
 	failures, shared atomic.Uint64
 	failing          atomic.Bool
 }
@@ -101,14 +106,44 @@ func New(cfg Config, log *slog.Logger) (*Mapper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pod-resources socket %s: %w", cfg.Socket, err)
 	}
-	return &Mapper{cfg: cfg, log: log, conn: conn, byUUID: map[string]record.Workload{}}, nil
+	return &Mapper{cfg: cfg, log: log, conn: conn, byUUID: map[string][]record.Workload{}}, nil
 }
 
-// Workload returns the workload holding the GPU (zero when none or not known).
+// Workload returns the (first) workload holding the GPU (zero when none or
+// not known).
 func (m *Mapper) Workload(uuid string) record.Workload {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	if hs := m.byUUID[uuid]; len(hs) > 0 {
+		return hs[0]
+	}
+	return record.Workload{}
+}
+
+// Holders returns every workload holding the GPU, Workload's first; more
+// than one for a shared GPU. The caller must not modify it.
+func (m *Mapper) Holders(uuid string) []record.Workload {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return m.byUUID[uuid]
+}
+
+// Pods returns the pods holding a GPU (Namespace, Pod and Container of one
+// of each pod's GPUs), each once, in no particular order.
+func (m *Mapper) Pods() []record.Workload {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	seen := make(map[[2]string]bool, len(m.byUUID))
+	out := make([]record.Workload, 0, len(m.byUUID))
+	for _, hs := range m.byUUID {
+		for _, w := range hs {
+			if k := [2]string{w.Namespace, w.Pod}; !seen[k] {
+				seen[k] = true
+				out = append(out, w)
+			}
+		}
+	}
+	return out
 }
 
 // Errors returns the counts for the agent's error metric.
@@ -173,10 +208,11 @@ const (
 	replicaSeparator = "::"
 )
 
-// decodeList maps each GPU UUID of the answer to its workload; shared is
-// how many further allocations of an already mapped GPU were seen.
-func decodeList(b []byte, resources []string) (map[string]record.Workload, int, error) {
-	by := map[string]record.Workload{}
+// decodeList maps each GPU UUID of the answer to its workloads, in the
+// answer's order; shared is how many further holders of an already mapped
+// GPU were seen (a container holding two replicas of one GPU holds it once).
+func decodeList(b []byte, resources []string) (map[string][]record.Workload, int, error) {
+	by := map[string][]record.Workload{}
 	shared := 0
 	err := fields(b, func(num protowire.Number, v []byte) error {
 		if num != listPodResources {
@@ -231,11 +267,13 @@ func decodeList(b []byte, resources []string) (map[string]record.Workload, int, 
 				for _, id := range ids {
 					// Time-slicing replicas are named UUID::n.
 					id, _, _ = strings.Cut(id, replicaSeparator)
-					if _, ok := by[id]; ok {
-						shared++
+					if slices.Contains(by[id], cw) {
 						continue
 					}
-					by[id] = cw
+					if len(by[id]) > 0 {
+						shared++
+					}
+					by[id] = append(by[id], cw)
 				}
 			}
 		}

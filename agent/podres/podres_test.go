@@ -58,6 +58,16 @@ func TestMapperReadsTheKubelet(t *testing.T) {
 	if n := m.Errors()["pod_resources_gpu_shared"]; n != 1 {
 		t.Errorf("shared GPUs counted %d, want 1 (GPU-dddd's second replica)", n)
 	}
+	// The time-sliced GPU has both pods, in the kubelet's order.
+	if hs := m.Holders("GPU-dddd"); len(hs) != 2 || hs[0].Pod != "shared-a" || hs[1].Pod != "shared-b" {
+		t.Errorf("GPU-dddd's holders %+v, want shared-a and shared-b", hs)
+	}
+	if hs := m.Holders("GPU-aaaa"); len(hs) != 1 {
+		t.Errorf("GPU-aaaa's holders %+v, want trainer-0 once", hs)
+	}
+	if n := len(m.Pods()); n != 4 {
+		t.Errorf("%d pods hold GPUs, want 4: %+v", n, m.Pods())
+	}
 	// The trainer finishes: its GPUs are free at the next read.
 	k.Set(fleet[1:2])
 	if err := m.Refresh(context.Background()); err != nil {

@@ -140,10 +140,8 @@ func labelsOf(g *record.GPU, host string) []string {
 		telemetry.LabelGPU, g.Index, telemetry.LabelUUID, g.UUID, telemetry.LabelPCIBusID, g.PCIBusID,
 		telemetry.LabelDevice, g.Device, telemetry.LabelModelName, g.ModelName, telemetry.LabelHostname, host,
 	}
-	opt := [][2]string{{telemetry.LabelDriverVersion, g.DriverVersion}, {telemetry.LabelMIGID, g.MIGInstance}, {telemetry.LabelMIGProfile, g.MIGProfile},
-		{telemetry.LabelNamespace, g.Namespace}, {telemetry.LabelPod, g.Pod}, {telemetry.LabelPodUID, g.PodUID},
-		{telemetry.LabelContainer, g.Container}, {telemetry.LabelJob, g.Job}}
-	for _, o := range opt {
+	opt := [][2]string{{telemetry.LabelDriverVersion, g.DriverVersion}, {telemetry.LabelMIGID, g.MIGInstance}, {telemetry.LabelMIGProfile, g.MIGProfile}}
+	for _, o := range g.Workload.Labels(opt) {
 		if o[1] != "" {
 			ls = append(ls, o[0], o[1])
 		}

@@ -34,9 +34,32 @@ type GPU struct {
 	Workload
 }
 
-// Workload is what uses a GPU: a Kubernetes pod and container, a job.
+// Workload is what uses a GPU: a Kubernetes pod and container, a job, and
+// who it is charged to (docs/TELEMETRY.md, "Workload labels").
 type Workload struct {
 	Namespace, Pod, PodUID, Container, Job string
+	// HPCUser and HPCAccount run a Slurm job (telemetry.LabelHPCUser,
+	// LabelHPCAccount).
+	HPCUser, HPCAccount string
+	// The pod's cost-attribution labels (telemetry.WorkloadLabels).
+	Team, Model, ModelVersion, CostCenter, Environment string
+}
+
+// Labels are the workload's labels as the contract names them, the empty
+// ones left out, in a fixed order.
+func (w *Workload) Labels(dst [][2]string) [][2]string {
+	for _, l := range [...][2]string{
+		{telemetry.LabelNamespace, w.Namespace}, {telemetry.LabelPod, w.Pod}, {telemetry.LabelPodUID, w.PodUID},
+		{telemetry.LabelContainer, w.Container}, {telemetry.LabelJob, w.Job},
+		{telemetry.LabelHPCUser, w.HPCUser}, {telemetry.LabelHPCAccount, w.HPCAccount},
+		{telemetry.LabelTeam, w.Team}, {telemetry.LabelModel, w.Model}, {telemetry.LabelModelVersion, w.ModelVersion},
+		{telemetry.LabelCostCenter, w.CostCenter}, {telemetry.LabelEnvironment, w.Environment},
+	} {
+		if l[1] != "" {
+			dst = append(dst, l)
+		}
+	}
+	return dst
 }
 
 // Label is an extra data-point label (err_code, rank, ...).

@@ -40,9 +40,11 @@ func (g GPU) cost(book *PriceBook, from, to time.Time) (float64, error) {
 }
 
 // Tags are the attribution dimensions of the design documents' tagging
-// schema, as the agent labels a GPU's holder.
+// schema, as the agent labels a GPU's holder; User and Account are a
+// Slurm job's (hpc_user, hpc_account).
 type Tags struct {
 	Namespace, Pod, Team, Model, ModelVersion, Job, CostCenter string
+	User, Account                                              string
 }
 
 // Allocation is one holder of one GPU from From to To: a pod's container
@@ -67,10 +69,12 @@ const (
 	ByPod        Dimension = "pod"
 	ByCostCenter Dimension = "cost_center"
 	ByVersion    Dimension = "model_version"
+	ByUser       Dimension = "user"
+	ByAccount    Dimension = "account"
 )
 
 // Dimensions lists the valid dimensions.
-var Dimensions = []Dimension{ByTeam, ByModel, ByVersion, ByJob, ByNamespace, ByPod, ByCostCenter}
+var Dimensions = []Dimension{ByTeam, ByModel, ByVersion, ByJob, ByNamespace, ByPod, ByCostCenter, ByUser, ByAccount}
 
 func (d Dimension) of(t Tags) string {
 	switch d {
@@ -88,6 +92,10 @@ func (d Dimension) of(t Tags) string {
 		return t.CostCenter
 	case ByVersion:
 		return t.ModelVersion
+	case ByUser:
+		return t.User
+	case ByAccount:
+		return t.Account
 	}
 	return ""
 }

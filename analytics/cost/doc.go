@@ -14,8 +14,10 @@
 //   - Attribution (Attribute): GPU-hours and cost from allocation intervals
 //     (which pod/job held which GPU from when to when), grouped by any of
 //     team, model, model version, job, namespace, pod and cost centre — the
-//     design documents' tagging schema. A GPU shared by several holders at
-//     once (time-slicing, MPS) is split equally among them for that time; a
+//     design documents' tagging schema — and a Slurm job's user and
+//     account. A GPU shared by several holders at once (time-slicing, MPS;
+//     the agent sends such a GPU once per holder) is split equally among
+//     them for that time; a
 //     MIG instance is a GPU of its own costing its Fraction of the physical
 //     GPU (GPU-hours in whole-GPU equivalents). Shared
 //     cost — provisioned capacity nobody held, and GPUs held by system pods —
@@ -52,8 +54,8 @@
 //     and budget alerts become fleet.Detections for alerting (Detection).
 //   - Stored inputs (Store, StoreSource, WasteDetector): who held which GPU
 //     is derived from ClickHouse on read — gpu_series carries every
-//     holder (namespace, pod, hpc_job, pod labels team, model,
-//     model_version, cost_center, purchase) and gpu_samples_1m its SM
+//     holder (namespace, pod, hpc_job, hpc_user, hpc_account, pod labels
+//     team, model, model_version, cost_center, purchase) and gpu_samples_1m its SM
 //     activity and memory — as held GPU-hours on an hourly grid, merged
 //     into allocation intervals (Period); traffic from inference_events,
 //     deployment changes from model_deployments. StoreSource is the

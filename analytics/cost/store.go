@@ -16,8 +16,9 @@ import (
 
 // Stored allocation intervals. Who held which GPU is already in ClickHouse:
 // every GPU series in gpu_series carries its holder (namespace, pod,
-// container, hpc_job → job, and the pod labels team, model, model_version,
-// cost_center), and a holder change starts a new series. The Store derives
+// container, hpc_job → job, a Slurm job's hpc_user and hpc_account, and
+// the pod labels team, model, model_version, cost_center), and a holder
+// change starts a new series. The Store derives
 // allocation intervals on read from the one-minute rollup gpu_samples_1m
 // (kept 400 days) joined with gpu_series, on an hourly grid: a GPU is
 // provisioned in an hour when any of its series reported in it, and held
@@ -33,10 +34,10 @@ import (
 // The pod labels the Store reads from gpu_series' label_keys, and the one
 // that sets a GPU's purchase type (on_demand, reserved, spot).
 const (
-	LabelTeam         = "team"
-	LabelModel        = "model"
-	LabelModelVersion = "model_version"
-	LabelCostCenter   = "cost_center"
+	LabelTeam         = telemetry.LabelTeam
+	LabelModel        = telemetry.LabelModel
+	LabelModelVersion = telemetry.LabelModelVersion
+	LabelCostCenter   = telemetry.LabelCostCenter
 	LabelPurchase     = "purchase"
 )
 
@@ -119,7 +120,7 @@ func heldRowsSQL(database string, from, to time.Time) string {
 	sum := func(metric, what string) string {
 		return fmt.Sprintf("sumIf(%s, metric = %s)", what, chsql.String(metric))
 	}
-	return fmt.Sprintf(`SELECT h, uuid, gi, gp, gm, cl, ns, pd, jb, team, mdl, ver, cc, pur,
+	return fmt.Sprintf(`SELECT h, uuid, gi, gp, gm, cl, ns, pd, jb, team, mdl, ver, cc, pur, usr, acct,
     %s AS sm_s, %s AS sm_n, %s AS u_s, %s AS u_n, %s AS used_s, %s AS used_n, %s AS free_s, %s AS free_n, toInt64(max(m)) AS minutes
 FROM
 (
@@ -132,16 +133,17 @@ ANY INNER JOIN
 (
     SELECT series, toString(any(uuid)) AS uuid, toString(any(gpu_instance)) AS gi, toString(any(gpu_profile)) AS gp,
         toString(any(model_name)) AS gm, toString(any(cluster)) AS cl, toString(any(namespace)) AS ns, toString(any(pod)) AS pd,
-        toString(any(job)) AS jb, %s AS team, %s AS mdl, %s AS ver, %s AS cc, %s AS pur
+        toString(any(job)) AS jb, %s AS team, %s AS mdl, %s AS ver, %s AS cc, %s AS pur, %s AS usr, %s AS acct
     FROM %s
     WHERE metric IN %s
     GROUP BY series
 ) AS q2 USING series
-GROUP BY h, uuid, gi, gp, gm, cl, ns, pd, jb, team, mdl, ver, cc, pur`,
+GROUP BY h, uuid, gi, gp, gm, cl, ns, pd, jb, team, mdl, ver, cc, pur, usr, acct`,
 		sum(telemetry.SMActive, "s"), sum(telemetry.SMActive, "n"), sum(telemetry.GPUUtil, "s"), sum(telemetry.GPUUtil, "n"),
 		sum(telemetry.FBUsed, "s"), sum(telemetry.FBUsed, "n"), sum(telemetry.FBFree, "s"), sum(telemetry.FBFree, "n"),
 		chsql.Ident(database, "gpu_samples_1m"), chsql.In(heldMetrics), chsql.Between("minute", from, to),
 		labelExpr(LabelTeam), labelExpr(LabelModel), labelExpr(LabelModelVersion), labelExpr(LabelCostCenter), labelExpr(LabelPurchase),
+		labelExpr(telemetry.LabelHPCUser), labelExpr(telemetry.LabelHPCAccount),
 		chsql.Ident(database, "gpu_series"), chsql.In(heldMetrics))
 }
 
@@ -150,6 +152,7 @@ func (s *Store) HeldHours(ctx context.Context, from, to time.Time) ([]HeldHour, 
 	var res chsql.Result
 	h, uuid, gi, gp, gm, cl := res.Time("h"), res.Str("uuid"), res.Str("gi"), res.Str("gp"), res.Str("gm"), res.Str("cl")
 	ns, pd, jb, team, mdl, ver, cc, pur := res.Str("ns"), res.Str("pd"), res.Str("jb"), res.Str("team"), res.Str("mdl"), res.Str("ver"), res.Str("cc"), res.Str("pur")
+	usr, acct := res.Str("usr"), res.Str("acct")
 	smS, smN, uS, uN := res.F64("sm_s"), res.F64("sm_n"), res.F64("u_s"), res.F64("u_n")
 	usedS, usedN, freeS, freeN, minutes := res.F64("used_s"), res.F64("used_n"), res.F64("free_s"), res.F64("free_n"), res.Int("minutes")
 	var out []HeldHour
@@ -160,7 +163,7 @@ func (s *Store) HeldHours(ctx context.Context, from, to time.Time) ([]HeldHour, 
 			Key:      PriceKey{GPUModel: gm.At(r), Cluster: cl.At(r), Purchase: s.cfg.Purchase},
 			Fraction: migFraction(gp.At(r)),
 			Tags: Tags{Namespace: ns.At(r), Pod: pd.At(r), Job: jb.At(r), Team: team.At(r), Model: mdl.At(r),
-				ModelVersion: ver.At(r), CostCenter: cc.At(r)},
+				ModelVersion: ver.At(r), CostCenter: cc.At(r), User: usr.At(r), Account: acct.At(r)},
 			Minutes: int(minutes.At(r)),
 		}
 		if i := gi.At(r); i != "" {

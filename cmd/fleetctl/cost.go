@@ -25,11 +25,11 @@ func runCost(ctx context.Context, e *env, args []string) error {
 	def := cost.NewDefaultAttributionConfig()
 	prices := fs.String("prices", "", "price book (YAML: currency, prices: gpu_model, cluster, purchase, effective, per_gpu_hour)")
 	gpus := fs.String("gpus", "", "provisioned GPUs (CSV: id,gpu_model,cluster,purchase and optional from,to (empty = unbounded), fraction (a MIG instance's share of its GPU))")
-	allocs := fs.String("allocations", "", "allocation intervals (CSV: gpu,from,to and any of namespace,pod,team,model,model_version,job,cost_center,system)")
+	allocs := fs.String("allocations", "", "allocation intervals (CSV: gpu,from,to and any of namespace,pod,team,model,model_version,job,cost_center,user,account,system)")
 	volume := fs.String("volume", "", "query volume per group for --shared query_volume (CSV: key,volume)")
 	from := fs.String("from", "", "period start (RFC 3339 or YYYY-MM-DD, UTC)")
 	to := fs.String("to", "", "period end, exclusive (RFC 3339 or YYYY-MM-DD, UTC)")
-	by := fs.String("by", string(def.GroupBy[0]), "group by, comma-separated: team, model, model_version, job, namespace, pod, cost_center")
+	by := fs.String("by", string(def.GroupBy[0]), "group by, comma-separated: team, model, model_version, job, namespace, pod, cost_center, user, account (a Slurm job's hpc_user, hpc_account)")
 	shared := fs.String("shared", string(def.Shared), "split of shared cost (unallocated GPUs, system pods): gpu_hours, query_volume, equal or separate")
 	format := fs.String("format", "table", "output: table, csv or json")
 	fromCH := fs.Bool("clickhouse", false, "read GPUs and allocations (held GPU-hours) from ClickHouse (--dsn, --config) instead of --gpus and --allocations; --shared query_volume then takes each model's requests from inference_events (with --by model)")
@@ -234,7 +234,8 @@ func readAllocations(path string) ([]cost.Allocation, error) {
 	var out []cost.Allocation
 	err := readCSV(path, []string{"gpu", "from", "to"}, func(_ int, get func(string) string) error {
 		a := cost.Allocation{GPU: get("gpu"), Tags: cost.Tags{Namespace: get("namespace"), Pod: get("pod"), Team: get("team"),
-			Model: get("model"), ModelVersion: get("model_version"), Job: get("job"), CostCenter: get("cost_center")}}
+			Model: get("model"), ModelVersion: get("model_version"), Job: get("job"), CostCenter: get("cost_center"),
+			User: get("user"), Account: get("account")}}
 		var err error
 		if a.From, err = parseWhen(get("from")); err != nil {
 			return fmt.Errorf("from: %w", err)

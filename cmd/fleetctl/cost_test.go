@@ -139,3 +139,64 @@ func TestCostFromClickHouse(t *testing.T) {
 		}
 	}
 }
+
+// TestCostByUserAndAccount: Slurm jobs stored with their user and account
+// (hpc_user, hpc_account), $2 per GPU-hour over 4 hours. GPU-A: job 101
+// (alice, proj-a) hours 0–2, hour 3 unallocated; GPU-B: job 102 (bob,
+// proj-a) hours 0–1, job 103 (alice, proj-b) hour 2. Provisioned 7
+// GPU-hours, $14; by user with shared cost apart: alice 4 GPU-hours $8,
+// bob 2 $4, shared $2; by account: proj-a 5 $10, proj-b 1 $2; by user with
+// the shared $2 split by GPU-hours: alice $8 + $2·4/6, bob $4 + $2·2/6.
+func TestCostByUserAndAccount(t *testing.T) {
+	c := chtest.NewDB(t)
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
+	h := costsim.Hours(day, 4)
+	var rows costsim.Rows
+	a := costsim.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "H100"}
+	b := costsim.Device{UUID: "GPU-B", Cluster: "c1", GPUModel: "H100"}
+	rows.GPU(a, costsim.Holder{Job: "101", User: "alice", Account: "proj-a"}, h[:3], 0.5, 1, 1)
+	rows.GPU(a, costsim.Holder{}, h[3:], 0, 0, 1)
+	rows.GPU(b, costsim.Holder{Job: "102", User: "bob", Account: "proj-a"}, h[:2], 0.9, 1, 1)
+	rows.GPU(b, costsim.Holder{Job: "103", User: "alice", Account: "proj-b"}, h[2:3], 0.9, 1, 1)
+	if err := rows.Write(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	prices := filepath.Join(t.TempDir(), "prices.yaml")
+	if err := os.WriteFile(prices, []byte("currency: USD\nprices:\n  - {gpu_model: H100, cluster: c1, purchase: on_demand, effective: 2020-01-01T00:00:00Z, per_gpu_hour: 2}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dsn := "clickhouse://" + c.Config().Addrs[0] + "/" + c.Config().Database
+	args := []string{"cost", "--clickhouse", "--dsn", dsn, "--prices", prices, "--from", day.Format(time.DateOnly), "--to", day.AddDate(0, 0, 1).Format(time.DateOnly)}
+	for _, tc := range []struct {
+		by, shared string
+		want       []cost.Row
+	}{
+		{"user", "separate", []cost.Row{{Key: "(shared)", Shared: 2, Total: 2}, {Key: "alice", GPUHours: 4, Direct: 8, Total: 8}, {Key: "bob", GPUHours: 2, Direct: 4, Total: 4}}},
+		{"account", "separate", []cost.Row{{Key: "(shared)", Shared: 2, Total: 2}, {Key: "proj-a", GPUHours: 5, Direct: 10, Total: 10}, {Key: "proj-b", GPUHours: 1, Direct: 2, Total: 2}}},
+		{"user", "gpu_hours", []cost.Row{{Key: "alice", GPUHours: 4, Direct: 8, Shared: 2 * 4.0 / 6, Total: 8 + 2*4.0/6}, {Key: "bob", GPUHours: 2, Direct: 4, Shared: 2 * 2.0 / 6, Total: 4 + 2*2.0/6}}},
+		{"account,user", "separate", []cost.Row{{Key: "(shared)", Shared: 2, Total: 2}, {Key: "proj-a/alice", GPUHours: 3, Direct: 6, Total: 6},
+			{Key: "proj-a/bob", GPUHours: 2, Direct: 4, Total: 4}, {Key: "proj-b/alice", GPUHours: 1, Direct: 2, Total: 2}}},
+	} {
+		code, out, errOut := fleetctl(t, append(args, "--format", "json", "--by", tc.by, "--shared", tc.shared)...)
+		if code != 0 {
+			t.Fatalf("--by %s: exit %d: %s", tc.by, code, errOut)
+		}
+		var rep costReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		var total float64
+		for _, r := range rep.Rows {
+			total += r.Total
+		}
+		if len(rep.Rows) != len(tc.want) || math.Abs(rep.ProvisionedCost-14) > 1e-9 || math.Abs(total-14) > 1e-9 {
+			t.Fatalf("--by %s --shared %s: rows %+v (total %v) of $%v provisioned, want %+v of $14", tc.by, tc.shared, rep.Rows, total, rep.ProvisionedCost, tc.want)
+		}
+		for i, w := range tc.want {
+			r := rep.Rows[i]
+			if r.Key != w.Key || math.Abs(r.GPUHours-w.GPUHours)+math.Abs(r.Direct-w.Direct)+math.Abs(r.Shared-w.Shared)+math.Abs(r.Total-w.Total) > 1e-9 {
+				t.Errorf("--by %s --shared %s: row %d = %+v, want %+v", tc.by, tc.shared, i, r, w)
+			}
+		}
+	}
+}

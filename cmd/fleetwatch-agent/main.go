@@ -22,6 +22,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent"
 	"github.com/fleetwatch/fleetwatch/agent/k8snode"
+	"github.com/fleetwatch/fleetwatch/agent/kubeapi"
 	"github.com/fleetwatch/fleetwatch/lib/buildinfo"
 )
 
@@ -161,11 +162,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // nodeLabels reads the labels of the agent's Kubernetes node with the pod's
 // service account.
 func nodeLabels(ctx context.Context, node string) (map[string]string, error) {
-	c, err := k8snode.InCluster()
+	c, err := kubeapi.InCluster()
 	if err != nil {
 		return nil, err
 	}
-	return c.Labels(ctx, node)
+	return k8snode.Labels(ctx, c, node)
 }
 
 // loadConfig reads a YAML file over the defaults; unknown keys are errors.

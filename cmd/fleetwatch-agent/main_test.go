@@ -45,6 +45,9 @@ func TestShippedConfigsLoad(t *testing.T) {
 	if cfg.Resource.Rack != "rack-07" || cfg.Ship.Endpoint != "127.0.0.1:4317" {
 		t.Fatalf("loaded %+v", cfg.Resource)
 	}
+	if l := cfg.PodResources.Labels; len(l.Labels) != 4 || l.Labels[0] != "team" || l.Refresh != 5*time.Minute || l.MaxPods != 1024 {
+		t.Fatalf("pod labels %+v", l)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("nvml:\n  intervall: 1s\n"), 0o644)
 	if err := loadConfig(bad, &cfg); err == nil || !strings.Contains(err.Error(), "intervall") {

@@ -176,14 +176,16 @@ func TestAgentDaemonSet(t *testing.T) {
 	if spec.HostNetwork || spec.HostPID || spec.HostIPC {
 		t.Error("the agent shares a host namespace")
 	}
-	// Topology from node labels: the agent reads its Node, so its service
-	// account may get nodes and nothing else.
+	// Topology from node labels and cost labels from the GPUs' pods: the
+	// agent reads its Node and those pods, so its service account may get
+	// nodes and pods and nothing else.
 	if spec.AutomountServiceAccountToken == nil || !*spec.AutomountServiceAccountToken {
 		t.Error("node labels need the service account token")
 	}
 	role := named[*rbacv1.ClusterRole](t, r, "fw-fleetwatch-agent-fleet")
-	if len(role.Rules) != 1 || !slices.Equal(role.Rules[0].Resources, []string{"nodes"}) || !slices.Equal(role.Rules[0].Verbs, []string{"get"}) {
-		t.Errorf("agent ClusterRole rules %+v, want get nodes only", role.Rules)
+	if len(role.Rules) != 2 || !slices.Equal(role.Rules[0].Resources, []string{"nodes"}) || !slices.Equal(role.Rules[0].Verbs, []string{"get"}) ||
+		!slices.Equal(role.Rules[1].Resources, []string{"pods"}) || !slices.Equal(role.Rules[1].Verbs, []string{"get"}) {
+		t.Errorf("agent ClusterRole rules %+v, want get nodes and get pods only", role.Rules)
 	}
 	binding := named[*rbacv1.ClusterRoleBinding](t, r, "fw-fleetwatch-agent-fleet")
 	if binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0].Name != spec.ServiceAccountName || binding.Subjects[0].Namespace != "fleet" {
@@ -191,7 +193,7 @@ func TestAgentDaemonSet(t *testing.T) {
 	}
 	cfg := r.configData(t, "fw-fleetwatch-agent", "agent.yaml")
 	for _, want := range []string{"datacenter: topology.kubernetes.io/zone", "endpoint: fw-fleetwatch-collector.fleet.svc:4317", "token_file: /etc/fleetwatch/tls/token",
-		"socket: /var/lib/kubelet/pod-resources/kubelet.sock"} {
+		"socket: /var/lib/kubelet/pod-resources/kubelet.sock", "- cost_center"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("agent config lacks %q:\n%s", want, cfg)
 		}
@@ -230,6 +232,47 @@ func TestAgentDaemonSet(t *testing.T) {
 	}
 	if v := volume(t, spec, "buffer"); v.EmptyDir == nil {
 		t.Errorf("buffer %+v, want an emptyDir with bufferHostPath \"\"", v.VolumeSource)
+	}
+}
+
+// TestPodLabelsLeastPrivilege: the agent may get pods only when it copies
+// pod labels; with podLabels [] the agent's lookup is off too.
+func TestPodLabelsLeastPrivilege(t *testing.T) {
+	rules := func(r *release) [][]string {
+		var out [][]string
+		for _, o := range r.objs {
+			if role, ok := o.obj.(*rbacv1.ClusterRole); ok && role.Name == "fw-fleetwatch-agent-fleet" {
+				for _, rule := range role.Rules {
+					out = append(out, rule.Resources)
+				}
+			}
+		}
+		return out
+	}
+	off := render(t, "--set", "agent.podLabels=null")
+	if got := rules(off); len(got) != 1 || !slices.Equal(got[0], []string{"nodes"}) {
+		t.Errorf("podLabels empty: rules on %v, want nodes only", got)
+	}
+	if cfg := off.configData(t, "fw-fleetwatch-agent", "agent.yaml"); !strings.Contains(cfg, "pod_labels: []") {
+		t.Errorf("podLabels empty: the agent's own default would still read pods:\n%s", cfg)
+	}
+	only := render(t, "--set", "agent.nodeLabels.enabled=false", "--set", "agent.podLabels={team=example.com/team}")
+	if got := rules(only); len(got) != 1 || !slices.Equal(got[0], []string{"pods"}) {
+		t.Errorf("pod labels without node labels: rules on %v, want pods only", got)
+	}
+	spec := named[*appsv1.DaemonSet](t, only, "fw-fleetwatch-agent").Spec.Template.Spec
+	if spec.AutomountServiceAccountToken == nil || !*spec.AutomountServiceAccountToken {
+		t.Error("pod labels need the service account token")
+	}
+	if cfg := only.configData(t, "fw-fleetwatch-agent", "agent.yaml"); !strings.Contains(cfg, "- team=example.com/team") {
+		t.Errorf("agent config lacks the pod label:\n%s", cfg)
+	}
+	none := render(t, "--set", "agent.nodeLabels.enabled=false", "--set", "agent.podResources.enabled=false")
+	if got := rules(none); got != nil {
+		t.Errorf("neither node nor pod labels: a ClusterRole with rules on %v", got)
+	}
+	if err := renderErr("--set", "agent.podLabels={owner}"); err == nil {
+		t.Error("a pod label outside the contract rendered")
 	}
 }
 

@@ -39,9 +39,9 @@ type modelState struct {
 	weights []float64
 	// canary is the model's running canary, nil when none.
 	canary *DeploymentSpec
-	frozen  []record.Feature // the last features seen, for a stalled pipeline
-	node    *Node
-	accrue  float64
+	frozen []record.Feature // the last features seen, for a stalled pipeline
+	node   *Node
+	accrue float64
 }
 
 type pendingLabel struct {

@@ -40,6 +40,30 @@ func (d *Demo) summary(ctx context.Context) error {
 	}
 	d.say("drift: %d of %d inference events binned into their profiles at ingest (drift_bins; the others belong to versions that had no profile yet when they arrived)", binned, c.inferences)
 
+	if d.rollouts != nil {
+		d.say("\ncanaries (judged by the analyzer's canary judge; rolled back through its webhook, promoted on its verdict):")
+		lines := d.rollouts.summary()
+		if len(lines) == 0 {
+			d.say("  none in the scenario")
+		}
+		for _, l := range lines {
+			d.say("  %s", l)
+		}
+	}
+	if d.costs != nil {
+		d.say("\ncost findings of the judged day (oncall_cost_findings; the analyzer's daily cost detectors on the backfilled history):")
+		fs, err := d.costFindings(ctx)
+		if err != nil {
+			return fmt.Errorf("summary: %w", err)
+		}
+		if len(fs) == 0 {
+			d.say("  none yet (the cost detectors judge the day once the analyzer has run a few seconds)")
+		}
+		for _, f := range fs {
+			d.say("  %s", f.line())
+		}
+	}
+
 	incs, err := d.incidents(ctx)
 	if err != nil {
 		return fmt.Errorf("summary: %w", err)

@@ -2,7 +2,11 @@
 // the collector, the analyzer with alerting, and a simulated fleet sending
 // through the real agent code, with a scenario that injects faults. It
 // prints progress, every incident as it opens and resolves, and a summary
-// against the scenario's ground truth. `fleetctl demo` is its front end.
+// against the scenario's ground truth. It is also the rollout controller of
+// the scenario's canaries, which the analyzer's canary judge rolls back or
+// passes (rollout.go), and writes weeks of hourly history before the live
+// part for the analyzer's daily cost detectors (cost.go). `fleetctl demo`
+// is its front end.
 package demo
 
 import (

@@ -108,12 +108,33 @@ type ModelSpec struct {
 	SampleRate float64 `yaml:"sample_rate"`
 }
 
-// DeploymentSpec changes a model's version.
+// DeploymentSpec changes a model's version: a deploy replaces it at once;
+// a canary sends Share of the model's requests to the new version, which
+// serves with its own latency and error rate, until the canary is
+// promoted or rolled back (Serving.Promote, Serving.Rollback: a rollout
+// controller's decisions, such as the demo's on the canary judge's
+// verdicts).
 type DeploymentSpec struct {
 	Model   string        `yaml:"model"`
 	Version string        `yaml:"version"`
 	At      time.Duration `yaml:"at"`
+	// Change is deploy (default) or canary.
+	Change string `yaml:"change"`
+	// Share is a canary's part of the model's requests (default 0.1).
+	Share float64 `yaml:"share"`
+	// LatencyMs and ErrorRate are the new version's median latency and
+	// error rate; 0 keeps the model's (a version no worse than it).
+	LatencyMs float64 `yaml:"latency_ms"`
+	ErrorRate float64 `yaml:"error_rate"`
 }
+
+// Deployment changes.
+const (
+	ChangeDeploy   = "deploy"
+	ChangeCanary   = "canary"
+	ChangePromote  = "promote"
+	ChangeRollback = "rollback"
+)
 
 // Fault types.
 const (
@@ -269,6 +290,15 @@ func (sc *Scenario) setDefaults() {
 			m.SampleRate = 1
 		}
 	}
+	for i := range sc.Deployments {
+		d := &sc.Deployments[i]
+		if d.Change == "" {
+			d.Change = ChangeDeploy
+		}
+		if d.Change == ChangeCanary && d.Share == 0 {
+			d.Share = 0.1
+		}
+	}
 	for i := range sc.Faults {
 		ft := &sc.Faults[i]
 		if ft.Name == "" {
@@ -340,6 +370,15 @@ func (sc *Scenario) Validate() error {
 	for _, d := range sc.Deployments {
 		if !models[d.Model] {
 			errs = append(errs, fmt.Errorf("deployment of unknown model %q", d.Model))
+		}
+		if d.Change != ChangeDeploy && d.Change != ChangeCanary {
+			errs = append(errs, fmt.Errorf("deployment of %s %s: change %q, want deploy or canary", d.Model, d.Version, d.Change))
+		}
+		if d.Change == ChangeCanary && !(d.Share > 0 && d.Share < 1) {
+			errs = append(errs, fmt.Errorf("canary of %s %s: share %v must be in (0, 1)", d.Model, d.Version, d.Share))
+		}
+		if d.LatencyMs < 0 || d.ErrorRate < 0 || d.ErrorRate > 1 {
+			errs = append(errs, fmt.Errorf("deployment of %s %s: latency_ms %v and error_rate %v must not be negative (error_rate at most 1)", d.Model, d.Version, d.LatencyMs, d.ErrorRate))
 		}
 	}
 	for _, ft := range sc.Faults {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent/record"
@@ -20,15 +22,26 @@ type Serving struct {
 	pending []pendingLabel
 	seq     uint64
 	deploys []DeploymentSpec
+	// decisions are promotions and rollbacks asked for by a rollout
+	// controller from another goroutine, applied at the next batch.
+	mu        sync.Mutex
+	decisions []decision
+}
+
+// decision is a rollout controller's promotion or rollback of a canary.
+type decision struct {
+	model, version, change string
 }
 
 type modelState struct {
 	spec    ModelSpec
 	version string
 	weights []float64
-	frozen  []record.Feature // the last features seen, for a stalled pipeline
-	node    *Node
-	accrue  float64
+	// canary is the model's running canary, nil when none.
+	canary *DeploymentSpec
+	frozen []record.Feature // the last features seen, for a stalled pipeline
+	node   *Node
+	accrue float64
 }
 
 type pendingLabel struct {
@@ -38,7 +51,8 @@ type pendingLabel struct {
 
 // NewServing prepares sc's models.
 func NewServing(sc *Scenario, fl *Fleet) *Serving {
-	s := &Serving{sc: sc, fl: fl, rng: rand.New(rand.NewPCG(sc.Seed+7, 11)), deploys: append([]DeploymentSpec(nil), sc.Deployments...)}
+	s := &Serving{sc: sc, fl: fl, rng: rand.New(rand.NewPCG(sc.Seed+7, 11)), deploys: slices.Clone(sc.Deployments)}
+	slices.SortStableFunc(s.deploys, func(a, b DeploymentSpec) int { return int(a.At - b.At) })
 	for i, m := range sc.Models {
 		ms := &modelState{spec: m, version: m.Version}
 		for range m.Features {
@@ -95,9 +109,42 @@ func (s *Serving) Batch(t time.Time, dt time.Duration) []*record.Batch {
 			if m.spec.Name == d.Model && m.node != nil {
 				b := get(m.node)
 				b.Deployments = append(b.Deployments, record.Deployment{Time: t, Model: d.Model, ModelVersion: d.Version,
-					PreviousVersion: m.version, Change: "deploy", Environment: "prod", Actor: "sim"})
-				m.version = d.Version
+					PreviousVersion: m.version, Change: d.Change, Environment: "prod", Actor: "sim"})
+				if d.Change == ChangeCanary {
+					m.canary = &d
+				} else {
+					m.version, m.canary = d.Version, nil
+				}
 			}
+		}
+	}
+	s.mu.Lock()
+	decided := s.decisions
+	s.decisions = nil
+	s.mu.Unlock()
+	for _, d := range decided {
+		for _, m := range s.models {
+			if m.spec.Name != d.model || m.canary == nil || m.canary.Version != d.version || m.node == nil {
+				continue
+			}
+			// A promotion moves all traffic to the canary's version (its
+			// behaviour becomes the model's); a rollback back to the baseline.
+			prev, version := m.version, m.version
+			if d.change == ChangePromote {
+				prev, version = m.version, m.canary.Version
+				if m.canary.LatencyMs > 0 {
+					m.spec.LatencyMs = m.canary.LatencyMs
+				}
+				if m.canary.ErrorRate > 0 {
+					m.spec.ErrorRate = m.canary.ErrorRate
+				}
+			} else {
+				prev = m.canary.Version
+			}
+			b := get(m.node)
+			b.Deployments = append(b.Deployments, record.Deployment{Time: t, Model: m.spec.Name, ModelVersion: version,
+				PreviousVersion: prev, Change: d.change, Environment: "prod", Actor: "rollout"})
+			m.version, m.canary = version, nil
 		}
 	}
 	for _, m := range s.models {
@@ -145,11 +192,37 @@ func (s *Serving) Batch(t time.Time, dt time.Duration) []*record.Batch {
 	return out
 }
 
+// Promote asks that model's canary of version take all its traffic, and
+// Rollback that it be ended with all traffic back on the baseline: a
+// rollout controller's decisions, safe to call from any goroutine, applied
+// (and recorded as a deployment change) at the next batch. A decision on
+// a canary that is not running is ignored.
+func (s *Serving) Promote(model, version string) { s.decide(model, version, ChangePromote) }
+
+// Rollback: see Promote.
+func (s *Serving) Rollback(model, version string) { s.decide(model, version, ChangeRollback) }
+
+func (s *Serving) decide(model, version, change string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.decisions = append(s.decisions, decision{model: model, version: version, change: change})
+}
+
 // request makes one inference event and, maybe, its delayed label.
 func (s *Serving) request(m *modelState, ts time.Time) (record.Inference, record.DelayedLabel, bool) {
 	s.seq++
 	rng := s.rng
-	in := record.Inference{Time: ts, Model: m.spec.Name, ModelVersion: m.version,
+	version, latencyMs, baseErr := m.version, m.spec.LatencyMs, m.spec.ErrorRate
+	if c := m.canary; c != nil && rng.Float64() < c.Share {
+		version = c.Version
+		if c.LatencyMs > 0 {
+			latencyMs = c.LatencyMs
+		}
+		if c.ErrorRate > 0 {
+			baseErr = c.ErrorRate
+		}
+	}
+	in := record.Inference{Time: ts, Model: m.spec.Name, ModelVersion: version,
 		RequestID: fmt.Sprintf("%s-%d-%d", m.spec.Name, s.sc.Seed, s.seq), Status: "ok", SampleRate: m.spec.SampleRate}
 	if len(m.node.GPUs) > 0 {
 		in.GPUUUID = m.node.GPUs[int(s.seq)%len(m.node.GPUs)].UUID
@@ -198,12 +271,12 @@ func (s *Serving) request(m *modelState, ts time.Time) (record.Inference, record
 	if p >= 0.5 {
 		in.PredictionClass = "positive"
 	}
-	lat := m.spec.LatencyMs * math.Exp(rng.NormFloat64()*m.spec.LatencySpread)
+	lat := latencyMs * math.Exp(rng.NormFloat64()*m.spec.LatencySpread)
 	if f, fl := s.modelFault(m, FaultLatency, "", ts); f > 0 {
 		lat *= 1 + f*(fl.spec.Magnitude-1)
 	}
 	in.LatencyMs = lat
-	errRate := m.spec.ErrorRate
+	errRate := baseErr
 	if f, fl := s.modelFault(m, FaultErrorSpike, "", ts); f > 0 {
 		errRate = math.Max(errRate, f*fl.spec.Magnitude)
 	}

@@ -19,6 +19,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fs.DurationVar(&cfg.Grace, "grace", cfg.Grace, "keep evaluating this long after the scenario ends")
 	fs.DurationVar(&cfg.Progress, "progress", cfg.Progress, "interval between progress lines")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep ClickHouse running after the summary, until Ctrl-C")
+	fs.IntVar(&cfg.CostDays, "cost-days", cfg.CostDays, "days of hourly GPU history written before the live part for the daily cost detectors (0: none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

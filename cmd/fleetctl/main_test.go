@@ -168,6 +168,40 @@ func TestDemoRunsThePipeline(t *testing.T) {
 	}
 }
 
+// `make demo`'s two stories beyond incidents, on a small scenario: the
+// canary judge rolls back the bad version through its webhook with its
+// evidence and passes the good one (issue 20), and the daily cost
+// detectors, on the history written before the live part, find the
+// last day's traffic surge with its class and the idle GPU (issue 19).
+func TestDemoRollsOutCanariesAndFindsCost(t *testing.T) {
+	chtest.Server(t)
+	t.Setenv(storage.DSNEnv, "")
+	code, out, errOut := fleetctl(t, "demo", "--data", t.TempDir(), "--scenario", "testdata/demo/canary.yaml",
+		"--config", "../../deploy/demo/fleetwatch.yaml", "--grace", "10s", "--progress", "5s")
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, out, errOut)
+	}
+	for _, re := range []string{
+		// the bad version, rolled back with each rule's effect, interval and samples
+		`CANARY rolled back merchant-scoring v6 to v5 after \d+s: failed [a-z_0-9, ]+\n(?:\s+\S+ (?:fail|pass|inconclusive): canary .* effect .* in \[.*\] .*n \d+/\d+ .*\n)+`,
+		`(?m)^\s+latency_p99_ratio fail: canary [0-9.]+ ms vs baseline [0-9.]+ ms, effect [0-9.]+ ratio \(fail at 1.500\), .* in \[[-0-9.]+, [-0-9.]+\] .*n \d+/\d+`,
+		// the good one passed and promoted
+		`CANARY chargeback-risk v5 passed after \d+s against v4: promoted`,
+		`(?m)^  rolled back merchant-scoring v6$`,
+		`(?m)^  passed chargeback-risk v5$`,
+		// the cost anomaly with its class, and the idle GPU with its holder
+		`cost anomaly: model/similar-items traffic: \$[0-9.]+; requests ×2.00 with GPU-hours ×2.00`,
+		`idle GPU: GPU-demo-notebook-7 held by notebook-7 \(team research\) for 10 h`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("demo output lacks %s:\n%s", re, out)
+		}
+	}
+	if strings.Contains(out, "chargeback-risk v5 to v4") || strings.Contains(out, "merchant-scoring v6 passed") {
+		t.Errorf("a canary got the other's verdict:\n%s", out)
+	}
+}
+
 // Pointed at a server whose database already holds data, the demo refuses
 // rather than score another run's incidents or drop the user's data.
 func TestDemoRefusesADatabaseWithData(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/internal/analyzer"
 	"github.com/fleetwatch/fleetwatch/storage"
 )
@@ -40,18 +41,29 @@ func startPager() (*pager, error) {
 
 func (p *pager) stop() { _ = p.srv.Close() }
 
-// startAnalyzer builds the analyzer from the demo's configuration file
-// (cfg.Analyzer), pointed at the demo's ClickHouse, its "demo-pager"
-// receiver at the demo's own webhook receiver, its /metrics on listen.
-func (d *Demo) startAnalyzer(ctx context.Context, ch storage.Config, listen string) (*analyzer.Analyzer, error) {
+// analyzerConfig loads the demo's analyzer configuration (cfg.Analyzer);
+// its relative paths (catalog, price book) are relative to the file.
+func (d *Demo) analyzerConfig() (analyzer.Config, error) {
 	acfg, err := analyzer.LoadConfig(d.cfg.Analyzer)
 	if err != nil {
-		return nil, err
+		return acfg, err
 	}
+	for _, p := range []*string{&acfg.Alerting.Catalog, &acfg.Cost.PriceBook} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(filepath.Dir(d.cfg.Analyzer), *p)
+		}
+	}
+	return acfg, nil
+}
+
+// startAnalyzer builds the analyzer from acfg, pointed at the demo's
+// ClickHouse, its "demo-pager" receiver at the demo's own webhook
+// receiver, the canary judge's rollback webhook at the demo's rollout
+// controller (its ledger at ledger), its /metrics and canary verdicts on
+// listen.
+func (d *Demo) startAnalyzer(ctx context.Context, acfg analyzer.Config, ch storage.Config, listen, ledger string) (*analyzer.Analyzer, error) {
+	var err error
 	acfg.ClickHouse = ch
-	if c := acfg.Alerting.Catalog; c != "" && !filepath.IsAbs(c) {
-		acfg.Alerting.Catalog = filepath.Join(filepath.Dir(d.cfg.Analyzer), c)
-	}
 	acfg.Listen = listen
 	for i := range acfg.Alerting.Routing.Receivers {
 		if acfg.Alerting.Routing.Receivers[i].Name == pagerReceiver {
@@ -63,11 +75,23 @@ func (d *Demo) startAnalyzer(ctx context.Context, ch storage.Config, listen stri
 			acfg.Alerting.Routing.Receivers[i].URL = d.pager.url
 		}
 	}
+	if acfg.Canary.Enabled {
+		var deps []sim.DeploymentSpec
+		if d.sc != nil {
+			deps = d.sc.Deployments
+		}
+		if d.rollouts, err = startRollouts(d, deps); err != nil {
+			return nil, err
+		}
+		d.rollouts.verdicts = "http://" + listen + "/canary/v1/verdict"
+		acfg.Canary.Rollback.URL, acfg.Canary.Ledger = d.rollouts.url, ledger
+	}
 	an, err := analyzer.New(ctx, acfg, d.client, d.log)
 	if err != nil {
 		return nil, fmt.Errorf("analyzer: %w", err)
 	}
-	d.say("analyzer: detectors %v; alerting %v; /metrics on http://%s/metrics", an.Engine.Detectors(), onOff(acfg.Alerting.Enabled), acfg.Listen)
+	d.say("analyzer: detectors %v; alerting %v; canary judge %v; cost %v; /metrics on http://%s/metrics", an.Engine.Detectors(), onOff(acfg.Alerting.Enabled),
+		onOff(acfg.Canary.Enabled), onOff(acfg.Cost.Enabled), acfg.Listen)
 	return an, nil
 }
 

@@ -2,7 +2,11 @@
 // the collector, the analyzer with alerting, and a simulated fleet sending
 // through the real agent code, with a scenario that injects faults. It
 // prints progress, every incident as it opens and resolves, and a summary
-// against the scenario's ground truth. `fleetctl demo` is its front end.
+// against the scenario's ground truth. It is also the rollout controller of
+// the scenario's canaries, which the analyzer's canary judge rolls back or
+// passes (rollout.go), and writes weeks of hourly history before the live
+// part for the analyzer's daily cost detectors (cost.go). `fleetctl demo`
+// is its front end.
 package demo
 
 import (
@@ -14,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent/sim"
@@ -47,12 +52,20 @@ type Config struct {
 	Progress time.Duration
 	// Keep leaves ClickHouse running after the summary, until ctx ends.
 	Keep bool
+	// CostDays is the days of hourly history written before the live part
+	// for the analyzer's daily cost detectors (default 35; 0: none). Only
+	// with the analyzer's cost section enabled.
+	CostDays int
+	// CanaryPoll is how often the demo's rollout controller reads the
+	// verdicts of the scenario's canaries (default 2s).
+	CanaryPoll time.Duration
 }
 
 // NewDefaultConfig returns the defaults.
 func NewDefaultConfig() Config {
 	return Config{DataDir: "data", Scenario: "deploy/scenarios/demo.yaml", Analyzer: "deploy/demo/fleetwatch.yaml",
-		ClickHouse: storage.NewDefaultConfig(), Grace: 2 * time.Minute, Progress: 10 * time.Second}
+		ClickHouse: storage.NewDefaultConfig(), Grace: 2 * time.Minute, Progress: 10 * time.Second,
+		CostDays: 35, CanaryPoll: 2 * time.Second}
 }
 
 // Validate reports every problem at once.
@@ -66,8 +79,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("demo: %s: %w (run from the repository root, or pass its path)", f.what, err))
 		}
 	}
-	if c.Duration < 0 || c.Grace < 0 || c.Progress <= 0 {
-		errs = append(errs, errors.New("demo: durations must not be negative and progress must be positive"))
+	if c.Duration < 0 || c.Grace < 0 || c.Progress <= 0 || c.CanaryPoll <= 0 {
+		errs = append(errs, errors.New("demo: durations must not be negative and progress and canary poll must be positive"))
+	}
+	if c.CostDays != 0 && (c.CostDays < 15 || c.CostDays > 400) {
+		errs = append(errs, fmt.Errorf("demo: cost days %d: want 0 (none) or 15 to 400 (the cost detectors judge a day with at least 14 days of history)", c.CostDays))
 	}
 	if c.UseServer {
 		if err := c.ClickHouse.Validate(); err != nil {
@@ -88,6 +104,11 @@ type Demo struct {
 	truth  []sim.Truth
 	start  time.Time
 	pager  *pager
+	// rollouts is the rollout controller of the scenario's canaries.
+	rollouts *rollouts
+	// costs prints the cost detectors' findings; nil when cost is off.
+	costs *costWatch
+	sayMu sync.Mutex
 	// scripted is the scenario's own duration; the run goes on, healthy, for the grace period.
 	scripted time.Duration
 }
@@ -110,6 +131,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 	// The collector's queue and the agent's buffer live for one run;
 	// ClickHouse's data stays for exploring.
 	run := filepath.Join(data, "run-"+time.Now().UTC().Format("20060102T150405"))
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return err
+	}
 	defer os.RemoveAll(run)
 
 	// 1. ClickHouse.
@@ -157,6 +181,18 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 	d.say("ClickHouse %s at %s, database %s: %d migration(s) applied, %d present",
 		d.client.ServerVersion(), chCfg.Addrs[0], chCfg.Database, len(rep.Applied), rep.AlreadyApplied)
 
+	// The analyzer's configuration; the cost detectors' history first.
+	acfg, err := d.analyzerConfig()
+	if err != nil {
+		return err
+	}
+	if acfg.Cost.Enabled && cfg.CostDays > 0 {
+		if _, err := d.backfillCost(ctx, cfg.CostDays, acfg.Cost.Lateness); err != nil {
+			return err
+		}
+		d.costs = &costWatch{d: d, seen: map[string]bool{}}
+	}
+
 	// 2. Collector.
 	p, err := startPipeline(ctx, chCfg, filepath.Join(run, "collector"), false)
 	if err != nil {
@@ -168,10 +204,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 	}()
 	d.say("collector: OTLP on %s; its own metrics on http://%s/metrics", p.endpoint, p.metrics)
 
-	// 3. Analyzer with alerting.
-	an, err := d.startAnalyzer(ctx, chCfg, mustFreeAddr())
+	// 3. Analyzer with alerting, the canary judge and the cost detectors.
+	an, err := d.startAnalyzer(ctx, acfg, chCfg, mustFreeAddr(), filepath.Join(run, "canary-rollbacks"))
 	if d.pager != nil {
 		defer d.pager.stop()
+	}
+	if d.rollouts != nil {
+		defer d.rollouts.stop()
 	}
 	if err != nil {
 		return err
@@ -202,14 +241,33 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 	for _, t := range d.truth {
 		d.say("  will inject %-16s %-20s at +%v", t.Fault, t.Type+" ("+where(t)+")", t.Start.Sub(d.start).Round(time.Second))
 	}
+	for _, dep := range d.sc.Deployments {
+		what := "deploy"
+		if dep.Change == sim.ChangeCanary {
+			what = fmt.Sprintf("canary (%.0f%% of requests", 100*dep.Share)
+			if dep.LatencyMs > 0 {
+				what += fmt.Sprintf(", median latency %.0f ms", dep.LatencyMs)
+			}
+			if dep.ErrorRate > 0 {
+				what += fmt.Sprintf(", error rate %.1f%%", 100*dep.ErrorRate)
+			}
+			what += ")"
+		}
+		d.say("  will roll out    %-16s %-20s at +%v: %s", dep.Model, dep.Version, dep.At, what)
+	}
 
 	rctx, cancel := context.WithTimeout(ctx, runFor)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- ag.Run(rctx) }()
 	go func() { errc <- an.Run(rctx) }()
+	waits := 2
+	if d.rollouts != nil {
+		waits++
+		go func() { d.rollouts.run(rctx, d.runner.Serving, time.Now(), cfg.CanaryPoll); errc <- nil }()
+	}
 	d.watch(rctx)
-	for range 2 {
+	for range waits {
 		if err := <-errc; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			log.Warn("component stopped", "err", err)
 		}
@@ -225,6 +283,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer, log *slog.Logger) (err 
 }
 
 func (d *Demo) say(format string, args ...any) {
+	d.sayMu.Lock()
+	defer d.sayMu.Unlock()
 	fmt.Fprintf(d.out, format+"\n", args...)
 }
 

@@ -56,7 +56,14 @@ func TestDashboardPromQLOnRealScrapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := &Demo{cfg: Config{Analyzer: "../../deploy/demo/fleetwatch.yaml"}, client: c, out: io.Discard, log: log}
-	an, err := d.startAnalyzer(ctx, c.Config(), analyzerAddr)
+	acfg, err := d.analyzerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	an, err := d.startAnalyzer(ctx, acfg, c.Config(), analyzerAddr, filepath.Join(t.TempDir(), "canary-rollbacks"))
+	if d.rollouts != nil {
+		t.Cleanup(d.rollouts.stop)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

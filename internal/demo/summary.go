@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"strings"
 	"time"
@@ -40,11 +41,36 @@ func (d *Demo) summary(ctx context.Context) error {
 	}
 	d.say("drift: %d of %d inference events binned into their profiles at ingest (drift_bins; the others belong to versions that had no profile yet when they arrived)", binned, c.inferences)
 
+	if d.rollouts != nil {
+		d.say("\ncanaries (judged by the analyzer's canary judge; rolled back through its webhook, promoted on its verdict):")
+		lines := d.rollouts.summary()
+		if len(lines) == 0 {
+			d.say("  none in the scenario")
+		}
+		for _, l := range lines {
+			d.say("  %s", l)
+		}
+	}
+	if d.costs != nil {
+		d.say("\ncost findings of the judged day (oncall_cost_findings; the analyzer's daily cost detectors on the backfilled history):")
+		fs, err := d.costFindings(ctx)
+		if err != nil {
+			return fmt.Errorf("summary: %w", err)
+		}
+		if len(fs) == 0 {
+			d.say("  none yet (the cost detectors judge the day once the analyzer has run a few seconds)")
+		}
+		for _, f := range fs {
+			d.say("  %s", f.line())
+		}
+	}
+
 	incs, err := d.incidents(ctx)
 	if err != nil {
 		return fmt.Errorf("summary: %w", err)
 	}
 	matched, extra := score(d.truth, incs)
+	extra, canaried := explainedByCanaries(d.sc.Deployments, d.sc.Models, extra)
 	d.say("\nincidents vs the injected faults:")
 	ok := 0
 	for _, t := range d.truth {
@@ -66,6 +92,9 @@ func (d *Demo) summary(ctx context.Context) error {
 	if d.pager != nil {
 		d.say("  notifications received by the demo's pager (webhook): %d", d.pager.count.Load())
 	}
+	for _, r := range canaried {
+		d.say("      explained by a bad canary: %s %s %s — %s", r.Status, r.Level, r.Scope, r.Title)
+	}
 	for _, r := range extra {
 		d.say("      other: %s %s %s — %s", r.Status, r.Level, r.Scope, r.Title)
 	}
@@ -77,4 +106,33 @@ func (d *Demo) summary(ctx context.Context) error {
 	d.say("  SELECT key, argMax(status, version) AS status, argMax(title, version) AS title FROM %s.incidents GROUP BY key", db)
 	d.say("  fleetctl incidents --dsn clickhouse://%s/%s", addr, db)
 	return nil
+}
+
+// explainedByCanaries splits off the incidents about a model while a
+// worse version of it was canaried (its errors burn the model's SLO, its
+// latency too): the scenario caused them on purpose, and the canary
+// section reports what the judge did about it.
+func explainedByCanaries(deps []sim.DeploymentSpec, models []sim.ModelSpec, rows []incidentRow) (rest, canaried []incidentRow) {
+	bad := map[string]bool{}
+	for _, d := range deps {
+		for _, m := range models {
+			if d.Change == sim.ChangeCanary && m.Name == d.Model && (d.LatencyMs > m.LatencyMs || d.ErrorRate > m.ErrorRate) {
+				bad[d.Model] = true
+			}
+		}
+	}
+	for _, r := range rows {
+		hit := false
+		for m := range bad {
+			if r.Level == "model" && strings.Contains(r.Scope+" "+r.Key, m) {
+				hit = true
+			}
+		}
+		if hit {
+			canaried = append(canaried, r)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	return rest, canaried
 }

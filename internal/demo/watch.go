@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 )
 
-// counts are the demo's running totals, read from ClickHouse.
+// counts are the demo's running totals, read from ClickHouse: what the
+// live part ingested (the cost history written before it is not counted).
 type counts struct {
 	samples, events, inferences, detections uint64
 }
@@ -14,11 +17,12 @@ type counts struct {
 func (d *Demo) counts(ctx context.Context) (counts, error) {
 	var c counts
 	db := d.client.Config().Database
+	since := chsql.Time(d.start)
 	err := d.client.QueryScalar(ctx, fmt.Sprintf(`SELECT
-		(SELECT count() FROM %[1]s.gpu_samples),
+		(SELECT count() FROM %[1]s.gpu_samples WHERE ts >= %[2]s),
 		(SELECT count() FROM %[1]s.gpu_events),
-		(SELECT count() FROM %[1]s.inference_events),
-		(SELECT count() FROM %[1]s.detections)`, db), &c.samples, &c.events, &c.inferences, &c.detections)
+		(SELECT count() FROM %[1]s.inference_events WHERE ts >= %[2]s),
+		(SELECT count() FROM %[1]s.detections)`, db, since), &c.samples, &c.events, &c.inferences, &c.detections)
 	return c, err
 }
 
@@ -57,6 +61,9 @@ func (d *Demo) watch(ctx context.Context) {
 			last, lastAt = c, now
 			qctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			inc.poll(qctx)
+			if d.costs != nil {
+				d.costs.poll(qctx)
+			}
 			cancel()
 		}
 	}

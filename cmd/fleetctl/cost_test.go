@@ -12,6 +12,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/costsim"
+	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
@@ -103,12 +104,7 @@ func TestCostFromClickHouse(t *testing.T) {
 	if err := rows.Write(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	prices := filepath.Join(t.TempDir(), "prices.yaml")
-	if err := os.WriteFile(prices, []byte("currency: USD\nprices:\n  - {gpu_model: H100, cluster: c1, purchase: on_demand, effective: 2020-01-01T00:00:00Z, per_gpu_hour: 2}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dsn := "clickhouse://" + c.Config().Addrs[0] + "/" + c.Config().Database
-	args := []string{"cost", "--clickhouse", "--dsn", dsn, "--prices", prices, "--from", day.Format(time.DateOnly), "--to", day.AddDate(0, 0, 1).Format(time.DateOnly)}
+	args := costOnClickHouse(t, c, day)
 	code, out, errOut := fleetctl(t, append(args, "--format", "json")...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -161,12 +157,7 @@ func TestCostByUserAndAccount(t *testing.T) {
 	if err := rows.Write(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	prices := filepath.Join(t.TempDir(), "prices.yaml")
-	if err := os.WriteFile(prices, []byte("currency: USD\nprices:\n  - {gpu_model: H100, cluster: c1, purchase: on_demand, effective: 2020-01-01T00:00:00Z, per_gpu_hour: 2}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dsn := "clickhouse://" + c.Config().Addrs[0] + "/" + c.Config().Database
-	args := []string{"cost", "--clickhouse", "--dsn", dsn, "--prices", prices, "--from", day.Format(time.DateOnly), "--to", day.AddDate(0, 0, 1).Format(time.DateOnly)}
+	args := costOnClickHouse(t, c, day)
 	for _, tc := range []struct {
 		by, shared string
 		want       []cost.Row
@@ -199,4 +190,16 @@ func TestCostByUserAndAccount(t *testing.T) {
 			}
 		}
 	}
+}
+
+// costOnClickHouse is `fleetctl cost --clickhouse` on c's database for day,
+// with H100s in cluster c1 at $2 per GPU-hour.
+func costOnClickHouse(t *testing.T, c *storage.Client, day time.Time) []string {
+	t.Helper()
+	prices := filepath.Join(t.TempDir(), "prices.yaml")
+	if err := os.WriteFile(prices, []byte("currency: USD\nprices:\n  - {gpu_model: H100, cluster: c1, purchase: on_demand, effective: 2020-01-01T00:00:00Z, per_gpu_hour: 2}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dsn := "clickhouse://" + c.Config().Addrs[0] + "/" + c.Config().Database
+	return []string{"cost", "--clickhouse", "--dsn", dsn, "--prices", prices, "--from", day.Format(time.DateOnly), "--to", day.AddDate(0, 0, 1).Format(time.DateOnly)}
 }

@@ -48,18 +48,28 @@ type StoreConfig struct {
 	// SystemNamespaces are the namespaces of platform pods (device
 	// plugins, monitoring): their GPU time is a shared cost.
 	SystemNamespaces []string `yaml:"system_namespaces"`
+	// Rollup is when the daily series and period totals are read from
+	// the hourly rollup gpu_held_1h (auto: when it covers the period;
+	// require: refuse a period it does not cover; off: raw samples).
+	Rollup RollupMode `yaml:"rollup"`
 }
 
 // NewDefaultStoreConfig: on-demand prices; kube-system, gpu-operator and
-// fleetwatch are system namespaces.
+// fleetwatch are system namespaces; the hourly rollup where it covers the
+// period.
 func NewDefaultStoreConfig() StoreConfig {
-	return StoreConfig{Purchase: OnDemand, SystemNamespaces: []string{"kube-system", "gpu-operator", "fleetwatch"}}
+	return StoreConfig{Purchase: OnDemand, SystemNamespaces: []string{"kube-system", "gpu-operator", "fleetwatch"}, Rollup: RollupAuto}
 }
 
-// Validate checks the purchase type.
+// Validate checks the purchase type and the rollup mode (empty is auto).
 func (c StoreConfig) Validate() error {
 	if !c.Purchase.valid() {
 		return fmt.Errorf("cost store: purchase %q is not on_demand, reserved or spot", c.Purchase)
+	}
+	switch c.Rollup {
+	case "", RollupAuto, RollupRequire, RollupOff:
+	default:
+		return fmt.Errorf("cost store: rollup %q is not auto, require or off", c.Rollup)
 	}
 	return nil
 }
@@ -407,10 +417,21 @@ GROUP BY d, gmod, clus, prof, mdl, team, jb, pur`, heldRowsSQL(database, from, t
 
 // DailySeries is DailySeries(book, Read(from, to)) computed in
 // ClickHouse: the held GPU-hours come summed per day and holder scope
-// (DailyHeldSQL), and are priced at the day's mean price per GPU-hour
-// (exact unless a price changes during the day). It reads rows per scope
-// and day instead of per GPU-hour.
+// (DailyRollupSQL from the hourly rollup where it covers the period, see
+// RollupMode; DailyHeldSQL from the raw samples otherwise), and are priced
+// at the day's mean price per GPU-hour (exact unless a price changes
+// during the day). It reads rows per scope and day instead of per
+// GPU-hour.
 func (s *Store) DailySeries(ctx context.Context, book *PriceBook, from, to time.Time) ([]Series, error) {
+	db := s.client.Config().Database
+	roll, err := s.useRollup(ctx, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("daily held GPU-hours: %w", err)
+	}
+	q := DailyHeldSQL(db, from, to, s.cfg.SystemNamespaces)
+	if roll {
+		q = DailyRollupSQL(db, from, to)
+	}
 	b := newSeriesBuilder(from, to)
 	var res chsql.Result
 	d, gm, cl, prof, mdl, team, jb, pur := res.Time("d"), res.Str("gmod"), res.Str("clus"), res.Str("prof"), res.Str("mdl"), res.Str("team"), res.Str("jb"), res.Str("pur")
@@ -421,7 +442,7 @@ func (s *Store) DailySeries(ctx context.Context, book *PriceBook, from, to time.
 	}
 	prices := map[keyDay]float64{}
 	var perr error
-	err := res.ForRows(ctx, s.client, DailyHeldSQL(s.client.Config().Database, from, to, s.cfg.SystemNamespaces), func(r int) {
+	err = res.ForRows(ctx, s.client, q, func(r int) {
 		day := time.Unix(d.Seconds(r), 0).UTC()
 		i := b.day(day)
 		if i < 0 || perr != nil {

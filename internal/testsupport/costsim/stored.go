@@ -15,6 +15,7 @@ import (
 // Kubernetes pod (or the Slurm job) and the pod labels cost reads.
 type Holder struct {
 	Namespace, Pod, Job, Team, Model, CostCenter string
+	ModelVersion                                 string
 }
 
 // Device is a GPU, or a MIG instance of one, as its series name it.
@@ -38,7 +39,8 @@ type Rows struct {
 // framebuffer used and free (MiB), 7 minutes into the hour.
 func (r *Rows) GPU(d Device, h Holder, hours []time.Time, sm, used, free float64) {
 	var labels fleet.Labels
-	for _, kv := range [][2]string{{cost.LabelCostCenter, h.CostCenter}, {cost.LabelModel, h.Model}, {cost.LabelTeam, h.Team}} {
+	for _, kv := range [][2]string{{cost.LabelCostCenter, h.CostCenter}, {cost.LabelModel, h.Model},
+		{cost.LabelModelVersion, h.ModelVersion}, {cost.LabelTeam, h.Team}} {
 		if kv[1] != "" { // sorted by name
 			labels.Keys, labels.Values = append(labels.Keys, kv[0]), append(labels.Values, kv[1])
 		}

@@ -235,16 +235,28 @@ func (s *Store) useRollup(ctx context.Context, from, to time.Time) (bool, error)
 	return false, nil
 }
 
+// rollupTable is the rollup a period is read from: gpu_held_1d (filled by
+// a materialized view on gpu_held_1h) for whole UTC days, gpu_held_1h
+// otherwise; and its time column.
+func rollupTable(database string, from, to time.Time) (table, at string) {
+	if from.Equal(from.Truncate(24*time.Hour)) && to.Equal(to.Truncate(24*time.Hour)) {
+		return chsql.Ident(database, "gpu_held_1d"), "day"
+	}
+	return chsql.Ident(database, "gpu_held_1h"), "hour"
+}
+
 // DailyRollupSQL returns the query of the daily held GPU-hours of [from,
-// to) from gpu_held_1h, in DailyHeldSQL's columns (prof is empty:
-// gpu_hours already counts MIG instances by their share).
+// to) from the rollup (gpu_held_1d for whole days), in DailyHeldSQL's
+// columns (prof is empty: gpu_hours already counts MIG instances by their
+// share).
 func DailyRollupSQL(database string, from, to time.Time) string {
-	return fmt.Sprintf(`SELECT toDateTime(toStartOfDay(hour)) AS d, toString(model_name) AS gmod, toString(cluster) AS clus, '' AS prof,
+	table, at := rollupTable(database, from, to)
+	return fmt.Sprintf(`SELECT toDateTime(toStartOfDay(%[3]s)) AS d, toString(model_name) AS gmod, toString(cluster) AS clus, '' AS prof,
     toString(model) AS mdl, toString(team) AS team, toString(job) AS jb, toString(purchase) AS pur,
     sum(gpu_hours) AS held, sum(busy_gpu_hours) AS busy
-FROM %s
-WHERE kind = 'held' AND %s
-GROUP BY d, gmod, clus, mdl, team, jb, pur`, chsql.Ident(database, "gpu_held_1h"), chsql.Between("hour", from, to))
+FROM %[1]s
+WHERE kind = 'held' AND %[2]s
+GROUP BY d, gmod, clus, mdl, team, jb, pur`, table, chsql.Between(at, from, to), at)
 }
 
 // Totals are a period's GPU-hours and cost from the hourly rollup: what
@@ -282,18 +294,20 @@ type VersionCost struct {
 }
 
 // totalsSQL returns the per-day, kind, price key and model version sums
-// of [from, to) over src (gpu_held_1h, or RollupSelectSQL as a subquery).
-func totalsSQL(src string, from, to time.Time) string {
-	return fmt.Sprintf(`SELECT toDateTime(toStartOfDay(hour)) AS d, toString(kind) AS k, toString(model_name) AS gmod, toString(cluster) AS clus,
+// of [from, to) over src (a rollup table, or RollupSelectSQL as a
+// subquery), whose time column is at.
+func totalsSQL(src, at string, from, to time.Time) string {
+	return fmt.Sprintf(`SELECT toDateTime(toStartOfDay(%[3]s)) AS d, toString(kind) AS k, toString(model_name) AS gmod, toString(cluster) AS clus,
     toString(purchase) AS pur, toString(model) AS mdl, toString(model_version) AS ver,
     sum(gpu_hours) AS gh, sum(busy_gpu_hours) AS busy, sum(idle_gpu_hours) AS idle
-FROM %s
-WHERE %s
+FROM %[1]s
+WHERE %[2]s
 GROUP BY d, k, gmod, clus, pur, mdl, ver
-ORDER BY d, k, gmod, clus, pur, mdl, ver`, src, chsql.Between("hour", from, to))
+ORDER BY d, k, gmod, clus, pur, mdl, ver`, src, chsql.Between(at, from, to), at)
 }
 
-// Totals reads [from, to) (whole hours) from the hourly rollup — or,
+// Totals reads [from, to) (whole hours) from the rollup (the daily one
+// for whole days) — or,
 // where RollupMode allows, computes the same rows from the raw samples —
 // and prices each day at its mean price per GPU-hour. Cost per 1,000
 // requests of each model version uses Traffic's requests.
@@ -307,9 +321,9 @@ func (s *Store) Totals(ctx context.Context, book *PriceBook, from, to time.Time)
 	if err != nil {
 		return Totals{}, err
 	}
-	src := chsql.Ident(db, "gpu_held_1h")
+	src, at := rollupTable(db, from, to)
 	if !roll {
-		src = "(\n" + RollupSelectSQL(db, from, to, s.cfg.SystemNamespaces) + "\n)"
+		src, at = "(\n"+RollupSelectSQL(db, from, to, s.cfg.SystemNamespaces)+"\n)", "hour"
 	}
 	t := Totals{From: from, To: to, Currency: book.Currency()}
 	var res chsql.Result
@@ -323,7 +337,7 @@ func (s *Store) Totals(ctx context.Context, book *PriceBook, from, to time.Time)
 	versions := map[[2]string]*VersionCost{}
 	var order [][2]string
 	var perr error
-	err = res.ForRows(ctx, s.client, totalsSQL(src, from, to), func(r int) {
+	err = res.ForRows(ctx, s.client, totalsSQL(src, at, from, to), func(r int) {
 		if perr != nil {
 			return
 		}

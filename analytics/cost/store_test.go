@@ -180,7 +180,12 @@ func TestStoreHandComputed(t *testing.T) {
 		if n, err := store.RollUp(ctx, day, day.AddDate(0, 0, 1)); err != nil || n != 0 {
 			t.Fatalf("second pass rolled up %d hours (%v), want 0", n, err)
 		}
-		got, err := strict.Totals(ctx, book, day, day.AddDate(0, 0, 1))
+		got, err := strict.Totals(ctx, book, day, day.AddDate(0, 0, 1)) // gpu_held_1d
+		if err != nil {
+			t.Fatal(err)
+		}
+		// hours 0–4 only: from gpu_held_1h, the same GPU-hours
+		hourly, err := strict.Totals(ctx, book, day, day.Add(4*time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +193,7 @@ func TestStoreHandComputed(t *testing.T) {
 		// ($6) + train-7 6/7 ($12/7); 1 unallocated ($2); busy 1.02 +
 		// 2·0.9·3/7; hour 2 of GPU-A is idle (SM 0.02); ranker served 20
 		// requests for $6: $300 per 1,000.
-		for _, tt := range []cost.Totals{raw, got} {
+		for _, tt := range []cost.Totals{raw, got, hourly} {
 			for _, c := range []struct {
 				what      string
 				got, want float64

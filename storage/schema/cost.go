@@ -110,6 +110,36 @@ var GPUHeld1h = Table{
 	ShardingKey:   "cityHash64(model, team, job)",
 }
 
+// GPUHeld1d is gpu_held_1h summed per UTC day, filled by the
+// materialized view gpu_held_1d_mv as the hourly pass inserts: a 90-day
+// cost pass reads a day's rows instead of 24 hours' (the same columns,
+// day for hour).
+var GPUHeld1d = Table{
+	Name:          "gpu_held_1d",
+	Doc:           "Daily sums of gpu_held_1h (held GPU-hours per price key and holder scope), filled by gpu_held_1d_mv: what a 90-day cost pass reads.",
+	Columns:       append([]Column{timeColumn("day", "the UTC day (00:00)")}, GPUHeld1h.Columns[1:]...),
+	Engine:        SummingMergeTree,
+	EngineArgs:    GPUHeld1h.EngineArgs,
+	TimeColumn:    "day",
+	Partition:     PartitionMonthly,
+	OrderBy:       append([]string{"day"}, GPUHeld1h.OrderBy[1:]...),
+	RetentionDays: 400,
+	ShardingKey:   GPUHeld1h.ShardingKey,
+}
+
+// GPUHeld1dView feeds gpu_held_1d from each insert into gpu_held_1h.
+var GPUHeld1dView = View{
+	Name: "gpu_held_1d_mv",
+	From: "gpu_held_1h",
+	To:   "gpu_held_1d",
+	Select: `SELECT
+    toStartOfDay(hour) AS day, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job,
+    sum(gpus) AS gpus, sum(gpu_hours) AS gpu_hours, sum(busy_gpu_hours) AS busy_gpu_hours, sum(mem_gpu_hours) AS mem_gpu_hours,
+    sum(idle_gpu_hours) AS idle_gpu_hours
+FROM {from}
+GROUP BY day, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job`,
+}
+
 // GPUHeld1hHours records each hour the hourly cost pass rolled up into
 // gpu_held_1h: a reader trusts the rollup only for periods whose every
 // hour is here, and the pass skips an hour already here.

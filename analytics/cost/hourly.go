@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -245,20 +246,6 @@ func rollupTable(database string, from, to time.Time) (table, at string) {
 	return chsql.Ident(database, "gpu_held_1h"), "hour"
 }
 
-// DailyRollupSQL returns the query of the daily held GPU-hours of [from,
-// to) from the rollup (gpu_held_1d for whole days), in DailyHeldSQL's
-// columns (prof is empty: gpu_hours already counts MIG instances by their
-// share).
-func DailyRollupSQL(database string, from, to time.Time) string {
-	table, at := rollupTable(database, from, to)
-	return fmt.Sprintf(`SELECT toDateTime(toStartOfDay(%[3]s)) AS d, toString(model_name) AS gmod, toString(cluster) AS clus, '' AS prof,
-    toString(model) AS mdl, toString(team) AS team, toString(job) AS jb, toString(purchase) AS pur,
-    sum(gpu_hours) AS held, sum(busy_gpu_hours) AS busy
-FROM %[1]s
-WHERE kind = 'held' AND %[2]s
-GROUP BY d, gmod, clus, mdl, team, jb, pur`, table, chsql.Between(at, from, to), at)
-}
-
 // Totals are a period's GPU-hours and cost from the hourly rollup: what
 // was provisioned, who held it (direct cost by model and version, the
 // unit cost of every model version), and the rest — GPU-hours held only
@@ -293,24 +280,28 @@ type VersionCost struct {
 	Per1000Requests float64
 }
 
-// totalsSQL returns the per-day, kind, price key and model version sums
-// of [from, to) over src (a rollup table, or RollupSelectSQL as a
-// subquery), whose time column is at.
-func totalsSQL(src, at string, from, to time.Time) string {
-	return fmt.Sprintf(`SELECT toDateTime(toStartOfDay(%[3]s)) AS d, toString(kind) AS k, toString(model_name) AS gmod, toString(cluster) AS clus,
-    toString(purchase) AS pur, toString(model) AS mdl, toString(model_version) AS ver,
-    sum(gpu_hours) AS gh, sum(busy_gpu_hours) AS busy, sum(idle_gpu_hours) AS idle
-FROM %[1]s
-WHERE %[2]s
-GROUP BY d, k, gmod, clus, pur, mdl, ver
-ORDER BY d, k, gmod, clus, pur, mdl, ver`, src, chsql.Between(at, from, to), at)
+// totalsSQL returns the sums of [from, to) per kind and model version
+// over src (a rollup table, or RollupSelectSQL as a subquery; time column
+// at), priced in ClickHouse by p.
+func totalsSQL(src, at string, p *dayPricing, from, to time.Time) string {
+	return fmt.Sprintf(`SELECT toString(kind) AS k, toString(model) AS mdl, toString(model_version) AS ver,
+    sum(gpu_hours) AS gh, sum(gpu_hours * price) AS cost, sum(busy_gpu_hours) AS busy, sum(idle_gpu_hours) AS idle
+FROM
+(
+    SELECT kind, model, model_version, gpu_hours, busy_gpu_hours, idle_gpu_hours, %[3]s AS ki, %[4]s AS price
+    FROM %[1]s
+    WHERE %[2]s
+) AS q1
+GROUP BY k, mdl, ver
+ORDER BY k, mdl, ver`, src, chsql.Between(at, from, to), p.kiExpr(), p.priceExpr("ki", at))
 }
 
 // Totals reads [from, to) (whole hours) from the rollup (the daily one
-// for whole days) — or,
-// where RollupMode allows, computes the same rows from the raw samples —
-// and prices each day at its mean price per GPU-hour. Cost per 1,000
-// requests of each model version uses Traffic's requests.
+// for whole days) — or, where RollupMode allows, computes the same rows
+// from the raw samples (reading them twice: the price keys, then the
+// sums) — priced in ClickHouse at each day's mean price per GPU-hour over
+// the part of the day in the period. Cost per 1,000 requests of each
+// model version uses Traffic's requests.
 func (s *Store) Totals(ctx context.Context, book *PriceBook, from, to time.Time) (Totals, error) {
 	from, to = hourly(from, to)
 	if !to.After(from) {
@@ -325,69 +316,49 @@ func (s *Store) Totals(ctx context.Context, book *PriceBook, from, to time.Time)
 	if !roll {
 		src, at = "(\n"+RollupSelectSQL(db, from, to, s.cfg.SystemNamespaces)+"\n)", "hour"
 	}
+	p, err := s.newDayPricing(ctx, book, src, at, from, to)
+	if err != nil {
+		return Totals{}, fmt.Errorf("cost totals: %w", err)
+	}
 	t := Totals{From: from, To: to, Currency: book.Currency()}
 	var res chsql.Result
-	d, k, gm, cl, pur, mdl, ver := res.Time("d"), res.Str("k"), res.Str("gmod"), res.Str("clus"), res.Str("pur"), res.Str("mdl"), res.Str("ver")
-	gh, busy, idle := res.F64("gh"), res.F64("busy"), res.F64("idle")
-	type keyDay struct {
-		k PriceKey
-		d int64
-	}
-	prices := map[keyDay]float64{}
+	k, mdl, ver := res.Str("k"), res.Str("mdl"), res.Str("ver")
+	gh, c, busy, idle := res.F64("gh"), res.F64("cost"), res.F64("busy"), res.F64("idle")
 	versions := map[[2]string]*VersionCost{}
 	var order [][2]string
-	var perr error
-	err = res.ForRows(ctx, s.client, totalsSQL(src, at, from, to), func(r int) {
-		if perr != nil {
-			return
-		}
-		day := time.Unix(d.Seconds(r), 0).UTC()
-		key := PriceKey{GPUModel: gm.At(r), Cluster: cl.At(r), Purchase: s.cfg.Purchase}
-		if p := Purchase(pur.At(r)); p.valid() {
-			key.Purchase = p
-		}
-		price, ok := prices[keyDay{key, day.Unix()}]
+	version := func(vk [2]string) *VersionCost {
+		v, ok := versions[vk]
 		if !ok {
-			// the day's mean price, over the part of the day in the period
-			dFrom, dTo := maxTime(day, from), minTime(day.AddDate(0, 0, 1), to)
-			c, err := book.Cost(key, dFrom, dTo)
-			if err != nil {
-				perr = err
-				return
-			}
-			price = c / dTo.Sub(dFrom).Hours()
-			prices[keyDay{key, day.Unix()}] = price
+			v = &VersionCost{Model: vk[0], Version: vk[1]}
+			versions[vk] = v
+			order = append(order, vk)
 		}
-		h := gh.At(r)
-		c := h * price
+		return v
+	}
+	err = res.ForRows(ctx, s.client, totalsSQL(src, at, p, from, to), func(r int) {
+		h, cost := gh.At(r), c.At(r)
 		t.ProvisionedHours += h
-		t.ProvisionedCost += c
+		t.ProvisionedCost += cost
 		switch k.At(r) {
 		case KindHeld:
 			t.HeldHours += h
-			t.HeldCost += c
+			t.HeldCost += cost
 			t.BusyHours += busy.At(r)
 			t.IdleHeldHours += idle.At(r)
-			vk := [2]string{mdl.At(r), ver.At(r)}
-			v, ok := versions[vk]
-			if !ok {
-				v = &VersionCost{Model: vk[0], Version: vk[1]}
-				versions[vk] = v
-				order = append(order, vk)
-			}
+			v := version([2]string{mdl.At(r), ver.At(r)})
 			v.GPUHours += h
 			v.BusyGPUHours += busy.At(r)
-			v.Cost += c
+			v.Cost += cost
 		case KindSystem:
 			t.SystemHours += h
-			t.SystemCost += c
+			t.SystemCost += cost
 		default:
 			t.UnallocatedHours += h
-			t.UnallocatedCost += c
+			t.UnallocatedCost += cost
 		}
 	})
-	if err == nil {
-		err = perr
+	if err == nil && math.IsNaN(t.ProvisionedCost) {
+		err = p.err()
 	}
 	if err != nil {
 		return Totals{}, fmt.Errorf("cost totals: %w", err)
@@ -397,14 +368,7 @@ func (s *Store) Totals(ctx context.Context, book *PriceBook, from, to time.Time)
 		return Totals{}, err
 	}
 	for _, tr := range traffic {
-		vk := [2]string{tr.Model, tr.Version}
-		v, ok := versions[vk]
-		if !ok {
-			v = &VersionCost{Model: vk[0], Version: vk[1]}
-			versions[vk] = v
-			order = append(order, vk)
-		}
-		v.Requests += tr.Requests
+		version([2]string{tr.Model, tr.Version}).Requests += tr.Requests
 	}
 	for _, vk := range order {
 		v := versions[vk]
@@ -454,4 +418,163 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// dayPricing is the price of every price key on every day of a period,
+// as SQL: the rollup rows are priced in ClickHouse, so a 90-day pass
+// brings back rows per scope and day, not per price key as well.
+type dayPricing struct {
+	keys   []PriceKey // by ki − 1
+	raw    []string   // the rows' model_name, cluster, purchase joined by tabs
+	start  time.Time  // 00:00 UTC of the period's first day
+	days   int
+	prices []float64 // [ki*days + day]: the mean price per GPU-hour over the part of the day in the period; NaN without one
+	errs   []error   // by ki: why a price is NaN
+}
+
+// rawKeyExpr is a row's price key as dayPricing.raw spells it.
+const rawKeyExpr = `concat(toString(model_name), '\t', toString(cluster), '\t', toString(purchase))`
+
+// newDayPricing reads the price keys of src's rows in [from, to) and
+// prices them from book.
+func (s *Store) newDayPricing(ctx context.Context, book *PriceBook, src, at string, from, to time.Time) (*dayPricing, error) {
+	p := &dayPricing{start: from.Truncate(24 * time.Hour)}
+	p.days = int(to.Sub(p.start).Hours()/24 + 0.999999)
+	var res chsql.Result
+	k := res.Str("k")
+	q := fmt.Sprintf("SELECT DISTINCT %s AS k FROM %s WHERE %s ORDER BY k", rawKeyExpr, src, chsql.Between(at, from, to))
+	if err := res.ForRows(ctx, s.client, q, func(r int) { p.raw = append(p.raw, k.At(r)) }); err != nil {
+		return nil, fmt.Errorf("price keys: %w", err)
+	}
+	for _, raw := range p.raw {
+		f := strings.SplitN(raw, "\t", 3)
+		for len(f) < 3 {
+			f = append(f, "")
+		}
+		key := PriceKey{GPUModel: f[0], Cluster: f[1], Purchase: s.cfg.Purchase}
+		if pu := Purchase(f[2]); pu.valid() {
+			key.Purchase = pu
+		}
+		p.keys = append(p.keys, key)
+		var kerr error
+		for d := range p.days {
+			dFrom := maxTime(p.start.AddDate(0, 0, d), from)
+			dTo := minTime(p.start.AddDate(0, 0, d+1), to)
+			c, err := book.Cost(key, dFrom, dTo)
+			if err != nil {
+				kerr = err
+				c = math.NaN()
+			}
+			p.prices = append(p.prices, c/dTo.Sub(dFrom).Hours())
+		}
+		p.errs = append(p.errs, kerr)
+	}
+	return p, nil
+}
+
+// kiExpr is a row's price key index (1-based) and priceExpr its price,
+// for a row whose time column is at.
+func (p *dayPricing) kiExpr() string {
+	return fmt.Sprintf("indexOf(%s, %s)", chsql.Strings(p.raw), rawKeyExpr)
+}
+
+func (p *dayPricing) priceExpr(ki, at string) string {
+	if len(p.raw) == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("arrayElement(%s, (%s - 1) * %d + intDiv(toUInt32(toStartOfDay(%s)) - %d, 86400) + 1)",
+		chsql.Floats(p.prices), ki, p.days, at, p.start.Unix())
+}
+
+// err returns why a priced sum came out NaN: the first key without a price.
+func (p *dayPricing) err() error {
+	for i, e := range p.errs {
+		if e != nil {
+			return fmt.Errorf("%s: %w", p.keys[i], e)
+		}
+	}
+	return errors.New("a price is not a number")
+}
+
+// teamExpr is a held row's team, filled from its model's owner (Owners)
+// where the pod carries no team label.
+func (s *Store) teamExpr(ctx context.Context, src, at string, from, to time.Time) (string, error) {
+	if s.Owners == nil {
+		return "toString(team)", nil
+	}
+	var res chsql.Result
+	m := res.Str("m")
+	var models, teams []string
+	q := fmt.Sprintf("SELECT DISTINCT toString(model) AS m FROM %s WHERE kind = 'held' AND team = '' AND model != '' AND %s", src, chsql.Between(at, from, to))
+	if err := res.ForRows(ctx, s.client, q, func(r int) {
+		if team, _, ok := s.Owners(m.At(r)); ok && team != "" {
+			models, teams = append(models, m.At(r)), append(teams, team)
+		}
+	}); err != nil {
+		return "", fmt.Errorf("owners: %w", err)
+	}
+	if len(models) == 0 {
+		return "toString(team)", nil
+	}
+	return fmt.Sprintf("if(team = '', transform(toString(model), %s, %s, ''), toString(team))", chsql.Strings(models), chsql.Strings(teams)), nil
+}
+
+// rollupSeriesSQL returns the scope-day sums of the held rollup rows of
+// [from, to) in table (time column at): cost priced in ClickHouse by p,
+// GPU-hours, busy GPU-hours, the price keys (as ki) and a model's team.
+func rollupSeriesSQL(table, at, team string, p *dayPricing, from, to time.Time) string {
+	return fmt.Sprintf(`SELECT toDateTime(toStartOfDay(t)) AS d, tupleElement(s, 1) AS sk, tupleElement(s, 2) AS sn,
+    sum(gh * price) AS cost, sum(gh) AS held, sum(busy) AS busy, arrayMap(x -> toFloat64(x), groupUniqArray(ki)) AS keys, anyIf(tm, tm != '') AS tm
+FROM
+(
+    SELECT %[2]s AS t, gpu_hours AS gh, busy_gpu_hours AS busy, %[3]s AS tm, %[4]s AS ki, %[5]s AS price,
+        [('model', toString(model)), ('team', tm), ('job', toString(job))] AS scopes
+    FROM %[1]s
+    WHERE kind = 'held' AND %[6]s
+) AS q1
+ARRAY JOIN scopes AS s
+WHERE sn != ''
+GROUP BY d, sk, sn`, table, at, team, p.kiExpr(), p.priceExpr("ki", at), chsql.Between(at, from, to))
+}
+
+// rollupSeries is DailySeries from the rollup (the whole of [from, to)
+// rolled up): priced in ClickHouse, rows per scope and day.
+func (s *Store) rollupSeries(ctx context.Context, book *PriceBook, b *seriesBuilder, from, to time.Time) error {
+	table, at := rollupTable(s.client.Config().Database, from, to)
+	p, err := s.newDayPricing(ctx, book, table, at, from, to)
+	if err != nil {
+		return err
+	}
+	team, err := s.teamExpr(ctx, table, at, from, to)
+	if err != nil {
+		return err
+	}
+	var res chsql.Result
+	d, sk, sn, tm := res.Time("d"), res.Str("sk"), res.Str("sn"), res.Str("tm")
+	c, held, busy, keys := res.F64("cost"), res.F64("held"), res.F64("busy"), res.Floats("keys")
+	nan := false
+	err = res.ForRows(ctx, s.client, rollupSeriesSQL(table, at, team, p, from, to), func(r int) {
+		i := b.day(time.Unix(d.Seconds(r), 0).UTC())
+		if i < 0 {
+			return
+		}
+		sc := Scope{Kind: ScopeKind(sk.At(r)), Name: sn.At(r)}
+		if sc.Kind == ScopeModel && tm.At(r) != "" {
+			b.teamOf[sc.Name] = tm.At(r)
+		}
+		day := b.at(sc, i)
+		day.Cost += c.At(r)
+		day.GPUHours += held.At(r)
+		day.BusyGPUHours += busy.At(r)
+		nan = nan || math.IsNaN(c.At(r))
+		for _, k := range keys.At(r) {
+			if ki := int(k) - 1; ki >= 0 && ki < len(p.keys) && !slices.Contains(day.PriceKeys, p.keys[ki]) {
+				day.PriceKeys = append(day.PriceKeys, p.keys[ki])
+			}
+		}
+	})
+	if err == nil && nan {
+		err = p.err()
+	}
+	return err
 }

@@ -423,16 +423,17 @@ GROUP BY d, gmod, clus, prof, mdl, team, jb, pur`, heldRowsSQL(database, from, t
 // during the day). It reads rows per scope and day instead of per
 // GPU-hour.
 func (s *Store) DailySeries(ctx context.Context, book *PriceBook, from, to time.Time) ([]Series, error) {
-	db := s.client.Config().Database
 	roll, err := s.useRollup(ctx, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("daily held GPU-hours: %w", err)
 	}
-	q := DailyHeldSQL(db, from, to, s.cfg.SystemNamespaces)
-	if roll {
-		q = DailyRollupSQL(db, from, to)
-	}
 	b := newSeriesBuilder(from, to)
+	if roll {
+		if err := s.rollupSeries(ctx, book, b, from, to); err != nil {
+			return nil, fmt.Errorf("daily held GPU-hours from the rollup: %w", err)
+		}
+		return s.withTraffic(ctx, b, from, to)
+	}
 	var res chsql.Result
 	d, gm, cl, prof, mdl, team, jb, pur := res.Time("d"), res.Str("gmod"), res.Str("clus"), res.Str("prof"), res.Str("mdl"), res.Str("team"), res.Str("jb"), res.Str("pur")
 	held, busy := res.F64("held"), res.F64("busy")
@@ -442,7 +443,7 @@ func (s *Store) DailySeries(ctx context.Context, book *PriceBook, from, to time.
 	}
 	prices := map[keyDay]float64{}
 	var perr error
-	err = res.ForRows(ctx, s.client, q, func(r int) {
+	err = res.ForRows(ctx, s.client, DailyHeldSQL(s.client.Config().Database, from, to, s.cfg.SystemNamespaces), func(r int) {
 		day := time.Unix(d.Seconds(r), 0).UTC()
 		i := b.day(day)
 		if i < 0 || perr != nil {
@@ -479,6 +480,11 @@ func (s *Store) DailySeries(ctx context.Context, book *PriceBook, from, to time.
 	if err != nil {
 		return nil, fmt.Errorf("daily held GPU-hours: %w", err)
 	}
+	return s.withTraffic(ctx, b, from, to)
+}
+
+// withTraffic adds the period's traffic and changes to b's series.
+func (s *Store) withTraffic(ctx context.Context, b *seriesBuilder, from, to time.Time) ([]Series, error) {
 	traffic, err := s.Traffic(ctx, from, to)
 	if err != nil {
 		return nil, err

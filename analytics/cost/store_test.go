@@ -401,6 +401,26 @@ func TestDetectorOverStoreClassifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameSeries(t, strict, book, inGo, first, last.AddDate(0, 0, 1))
+	// with every model's team from its owner: a team series from the
+	// rollup as from the raw hours
+	owners := func(model string) (string, string, bool) { return "owner-of-" + model[2:], "", true }
+	raw, err := cost.NewStore(db, cost.NewDefaultStoreConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Owners, strict.Owners = owners, owners
+	po, err := raw.Read(ctx, first, last.AddDate(0, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned, err := cost.DailySeries(book, po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(owned) != 2*len(inGo) {
+		t.Errorf("%d series with owners, want %d (a team per model)", len(owned), 2*len(inGo))
+	}
+	sameSeries(t, strict, book, owned, first, last.AddDate(0, 0, 1))
 	var n uint64
 	if err := db.QueryScalar(ctx, "SELECT count() FROM "+db.Config().Database+".cost_daily FINAL WHERE anomaly != ''", &n); err != nil || n != uint64(len(want)) {
 		t.Errorf("%d cost_daily rows with an anomaly (%v), want %d", n, err, len(want))

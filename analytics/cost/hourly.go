@@ -161,8 +161,8 @@ const rollupRun = 24
 // of up to a day of consecutive hours per INSERT), and returns how many
 // hours it rolled up. System namespaces are the store's (a holder there
 // does not split a GPU-hour with workloads). An hour with rollup rows but
-// no record (a pass that died between the two inserts) is refused: drop
-// its rows before rolling it up again.
+// no record (a pass that died between the two inserts) is refused: take
+// its rows out (docs/RUNBOOK.md) before rolling it up again.
 func (s *Store) RollUp(ctx context.Context, from, to time.Time) (int, error) {
 	missing, err := s.missingHours(ctx, from, to)
 	if err != nil {
@@ -194,7 +194,7 @@ func (s *Store) rollUpRun(ctx context.Context, hours []time.Time) error {
 	}
 	if n > 0 {
 		return fmt.Errorf("cost rollup %s: %d rows in gpu_held_1h without a gpu_held_1h_hours record (an interrupted pass): "+
-			"ALTER TABLE %s DELETE WHERE %s, then roll it up again", span, n, chsql.Ident(db, "gpu_held_1h"), chsql.Between("hour", from, to))
+			"take them out of gpu_held_1h and gpu_held_1d (docs/RUNBOOK.md, \"The hourly rollup\"), then roll the hours up again", span, n)
 	}
 	if err := s.client.Exec(ctx, RollUpSQL(db, from, to, s.cfg.SystemNamespaces)); err != nil {
 		return fmt.Errorf("cost rollup %s: %w", span, err)

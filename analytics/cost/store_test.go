@@ -519,3 +519,66 @@ func sameSeries(t *testing.T, store *cost.Store, book *cost.PriceBook, want []co
 		}
 	}
 }
+
+// TestRollUpRepair: a pass that died between its two inserts leaves an
+// hour's rows without a record; RollUp refuses it, the runbook's
+// statements take the rows out of gpu_held_1h and gpu_held_1d, and the
+// hour rolls up again to the same totals as the raw samples (one GPU held
+// for 2 hours at $2: $4, not $6).
+func TestRollUpRepair(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
+	var rows costsim.Rows
+	rows.GPU(costsim.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "H100"}, costsim.Holder{Namespace: "ns", Pod: "p", Model: "m"}, costsim.Hours(day, 2), 0.5, 1, 1)
+	if err := rows.Write(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	book, err := cost.NewPriceBook(cost.PriceBookConfig{Currency: "USD", Prices: []cost.Price{
+		{PriceKey: cost.PriceKey{GPUModel: "H100", Cluster: "c1", Purchase: cost.OnDemand}, Effective: day.AddDate(0, -1, 0), PerGPUHour: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := requireStore(t, db)
+	d := db.Config().Database
+	// hour 1 inserted, its record never written
+	if err := db.Exec(ctx, cost.RollUpSQL(d, day.Add(time.Hour), day.Add(2*time.Hour), nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.RollUp(ctx, day, day.AddDate(0, 0, 1)); err == nil || !strings.Contains(err.Error(), "interrupted pass") {
+		t.Fatalf("RollUp over an interrupted hour: %v, want a refusal", err)
+	}
+	hour := fmt.Sprintf("toDateTime(%d)", day.Add(time.Hour).Unix())
+	for _, q := range []string{
+		`INSERT INTO ` + d + `.gpu_held_1d SELECT toStartOfDay(hour), kind, model_name, cluster, purchase, gpu_profile, namespace, team, model,
+    model_version, cost_center, job, toUInt64(-toInt64(gpus)), -gpu_hours, -busy_gpu_hours, -mem_gpu_hours, -idle_gpu_hours
+FROM ` + d + `.gpu_held_1h WHERE hour = ` + hour,
+		`ALTER TABLE ` + d + `.gpu_held_1h DELETE WHERE hour = ` + hour,
+	} {
+		if err := db.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var n uint64
+		if err := db.QueryScalar(ctx, "SELECT count() FROM "+d+".gpu_held_1h WHERE hour = "+hour, &n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the DELETE mutation did not finish in 30 s")
+		}
+	}
+	if n, err := store.RollUp(ctx, day, day.AddDate(0, 0, 1)); err != nil || n != 24 {
+		t.Fatalf("RollUp after the repair: %d hours (%v), want 24", n, err)
+	}
+	tot, err := store.Totals(ctx, book, day, day.AddDate(0, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(tot.HeldHours, 2) || !near(tot.HeldCost, 4) || !near(tot.BusyHours, 1) || !near(tot.ProvisionedCost, 4) {
+		t.Errorf("totals after the repair %+v, want 2 held GPU-hours, $4, 1 busy", tot)
+	}
+}

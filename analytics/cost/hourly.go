@@ -521,10 +521,11 @@ func (s *Store) teamExpr(ctx context.Context, src, at string, from, to time.Time
 
 // rollupSeriesSQL returns the scope-day sums of the held rollup rows of
 // [from, to) in table (time column at): cost priced in ClickHouse by p,
-// GPU-hours, busy GPU-hours, the price keys (as ki) and a model's team.
+// GPU-hours, busy GPU-hours, the price keys (their ki, comma-separated: a
+// string decodes far cheaper than an array) and a model's team.
 func rollupSeriesSQL(table, at, team string, p *dayPricing, from, to time.Time) string {
 	return fmt.Sprintf(`SELECT toDateTime(toStartOfDay(t)) AS d, tupleElement(s, 1) AS sk, tupleElement(s, 2) AS sn,
-    sum(gh * price) AS cost, sum(gh) AS held, sum(busy) AS busy, arrayMap(x -> toFloat64(x), groupUniqArray(ki)) AS keys, anyIf(tm, tm != '') AS tm
+    sum(gh * price) AS cost, sum(gh) AS held, sum(busy) AS busy, arrayStringConcat(arrayMap(x -> toString(x), groupUniqArray(ki)), ',') AS keys, anyIf(tm, tm != '') AS tm
 FROM
 (
     SELECT %[2]s AS t, gpu_hours AS gh, busy_gpu_hours AS busy, %[3]s AS tm, %[4]s AS ki, %[5]s AS price,
@@ -551,7 +552,7 @@ func (s *Store) rollupSeries(ctx context.Context, book *PriceBook, b *seriesBuil
 	}
 	var res chsql.Result
 	d, sk, sn, tm := res.Time("d"), res.Str("sk"), res.Str("sn"), res.Str("tm")
-	c, held, busy, keys := res.F64("cost"), res.F64("held"), res.F64("busy"), res.Floats("keys")
+	c, held, busy, keys := res.F64("cost"), res.F64("held"), res.F64("busy"), res.Str("keys")
 	nan := false
 	err = res.ForRows(ctx, s.client, rollupSeriesSQL(table, at, team, p, from, to), func(r int) {
 		i := b.day(time.Unix(d.Seconds(r), 0).UTC())
@@ -567,10 +568,16 @@ func (s *Store) rollupSeries(ctx context.Context, book *PriceBook, b *seriesBuil
 		day.GPUHours += held.At(r)
 		day.BusyGPUHours += busy.At(r)
 		nan = nan || math.IsNaN(c.At(r))
-		for _, k := range keys.At(r) {
-			if ki := int(k) - 1; ki >= 0 && ki < len(p.keys) && !slices.Contains(day.PriceKeys, p.keys[ki]) {
-				day.PriceKeys = append(day.PriceKeys, p.keys[ki])
+		ki := 0
+		for _, ch := range keys.At(r) + "," {
+			if ch >= '0' && ch <= '9' {
+				ki = ki*10 + int(ch-'0')
+				continue
 			}
+			if k := ki - 1; k >= 0 && k < len(p.keys) && !slices.Contains(day.PriceKeys, p.keys[k]) {
+				day.PriceKeys = append(day.PriceKeys, p.keys[k])
+			}
+			ki = 0
 		}
 	})
 	if err == nil && nan {

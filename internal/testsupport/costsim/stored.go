@@ -21,6 +21,8 @@ type Holder struct {
 // Device is a GPU, or a MIG instance of one, as its series name it.
 type Device struct {
 	UUID, Instance, Profile, Cluster, GPUModel string
+	// Purchase is the series' purchase label (empty: none).
+	Purchase string
 }
 
 // Rows are GPU series and hourly samples, inference events and deployment
@@ -40,7 +42,7 @@ type Rows struct {
 func (r *Rows) GPU(d Device, h Holder, hours []time.Time, sm, used, free float64) {
 	var labels fleet.Labels
 	for _, kv := range [][2]string{{cost.LabelCostCenter, h.CostCenter}, {cost.LabelModel, h.Model},
-		{cost.LabelModelVersion, h.ModelVersion}, {cost.LabelTeam, h.Team}} {
+		{cost.LabelModelVersion, h.ModelVersion}, {cost.LabelPurchase, d.Purchase}, {cost.LabelTeam, h.Team}} {
 		if kv[1] != "" { // sorted by name
 			labels.Keys, labels.Values = append(labels.Keys, kv[0]), append(labels.Values, kv[1])
 		}

@@ -21,9 +21,10 @@ import (
 // allocation intervals on read from the one-minute rollup gpu_samples_1m
 // (kept 400 days) joined with gpu_series, on an hourly grid: a GPU is
 // provisioned in an hour when any of its series reported in it, and held
-// by every holder whose series reported in it. No table of its own: it
+// by every holder whose series reported in it. No table of intervals: it
 // would repeat what gpu_series says, and a writer of its own would be one
-// more thing to keep in step with the agents.
+// more thing to keep in step with the agents. (For fleet-scale periods the
+// held GPU-hours per scope are rolled up hourly: hourly.go.)
 //
 // The grid is an hour: a holder that reported in an hour holds the GPU for
 // that whole hour, and two holders in one hour (a pod replaced mid-hour,

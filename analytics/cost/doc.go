@@ -62,6 +62,12 @@
 //     Detector's DailySource over it; the Detector writes each judged day
 //     to cost_daily (RecordTo); WasteDetector tickets idle, idle-held and
 //     zombie findings daily. The analyzer runs both (analyzer.cost).
+//   - Hourly rollup (Store.RollUp, RollupDetector; migration 17): at fleet
+//     scale the held GPU-hours are rolled up once an hour per price key
+//     and holder scope into gpu_held_1h (and by a materialized view per
+//     day into gpu_held_1d), and Store.DailySeries and Store.Totals (unit
+//     cost per 1,000 requests by model version) read them, priced in
+//     ClickHouse, where every hour of the period is rolled up (RollupMode).
 //   - Rollups (Rollups.DailyCost): the daily cost pass over per-GPU daily
 //     rollups, columnar, for a fleet of 100,000 GPUs × 90 days.
 //

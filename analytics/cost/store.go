@@ -22,9 +22,10 @@ import (
 // allocation intervals on read from the one-minute rollup gpu_samples_1m
 // (kept 400 days) joined with gpu_series, on an hourly grid: a GPU is
 // provisioned in an hour when any of its series reported in it, and held
-// by every holder whose series reported in it. No table of its own: it
+// by every holder whose series reported in it. No table of intervals: it
 // would repeat what gpu_series says, and a writer of its own would be one
-// more thing to keep in step with the agents.
+// more thing to keep in step with the agents. (For fleet-scale periods the
+// held GPU-hours per scope are rolled up hourly: hourly.go.)
 //
 // The grid is an hour: a holder that reported in an hour holds the GPU for
 // that whole hour, and two holders in one hour (a pod replaced mid-hour,
@@ -49,18 +50,28 @@ type StoreConfig struct {
 	// SystemNamespaces are the namespaces of platform pods (device
 	// plugins, monitoring): their GPU time is a shared cost.
 	SystemNamespaces []string `yaml:"system_namespaces"`
+	// Rollup is when the daily series and period totals are read from
+	// the hourly rollup gpu_held_1h (auto: when it covers the period;
+	// require: refuse a period it does not cover; off: raw samples).
+	Rollup RollupMode `yaml:"rollup"`
 }
 
 // NewDefaultStoreConfig: on-demand prices; kube-system, gpu-operator and
-// fleetwatch are system namespaces.
+// fleetwatch are system namespaces; the hourly rollup where it covers the
+// period.
 func NewDefaultStoreConfig() StoreConfig {
-	return StoreConfig{Purchase: OnDemand, SystemNamespaces: []string{"kube-system", "gpu-operator", "fleetwatch"}}
+	return StoreConfig{Purchase: OnDemand, SystemNamespaces: []string{"kube-system", "gpu-operator", "fleetwatch"}, Rollup: RollupAuto}
 }
 
-// Validate checks the purchase type.
+// Validate checks the purchase type and the rollup mode (empty is auto).
 func (c StoreConfig) Validate() error {
 	if !c.Purchase.valid() {
 		return fmt.Errorf("cost store: purchase %q is not on_demand, reserved or spot", c.Purchase)
+	}
+	switch c.Rollup {
+	case "", RollupAuto, RollupRequire, RollupOff:
+	default:
+		return fmt.Errorf("cost store: rollup %q is not auto, require or off", c.Rollup)
 	}
 	return nil
 }
@@ -410,11 +421,23 @@ GROUP BY d, gmod, clus, prof, mdl, team, jb, pur`, heldRowsSQL(database, from, t
 
 // DailySeries is DailySeries(book, Read(from, to)) computed in
 // ClickHouse: the held GPU-hours come summed per day and holder scope
-// (DailyHeldSQL), and are priced at the day's mean price per GPU-hour
-// (exact unless a price changes during the day). It reads rows per scope
-// and day instead of per GPU-hour.
+// (DailyRollupSQL from the hourly rollup where it covers the period, see
+// RollupMode; DailyHeldSQL from the raw samples otherwise), and are priced
+// at the day's mean price per GPU-hour (exact unless a price changes
+// during the day). It reads rows per scope and day instead of per
+// GPU-hour.
 func (s *Store) DailySeries(ctx context.Context, book *PriceBook, from, to time.Time) ([]Series, error) {
+	roll, err := s.useRollup(ctx, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("daily held GPU-hours: %w", err)
+	}
 	b := newSeriesBuilder(from, to)
+	if roll {
+		if err := s.rollupSeries(ctx, book, b, from, to); err != nil {
+			return nil, fmt.Errorf("daily held GPU-hours from the rollup: %w", err)
+		}
+		return s.withTraffic(ctx, b, from, to)
+	}
 	var res chsql.Result
 	d, gm, cl, prof, mdl, team, jb, pur := res.Time("d"), res.Str("gmod"), res.Str("clus"), res.Str("prof"), res.Str("mdl"), res.Str("team"), res.Str("jb"), res.Str("pur")
 	held, busy := res.F64("held"), res.F64("busy")
@@ -424,7 +447,7 @@ func (s *Store) DailySeries(ctx context.Context, book *PriceBook, from, to time.
 	}
 	prices := map[keyDay]float64{}
 	var perr error
-	err := res.ForRows(ctx, s.client, DailyHeldSQL(s.client.Config().Database, from, to, s.cfg.SystemNamespaces), func(r int) {
+	err = res.ForRows(ctx, s.client, DailyHeldSQL(s.client.Config().Database, from, to, s.cfg.SystemNamespaces), func(r int) {
 		day := time.Unix(d.Seconds(r), 0).UTC()
 		i := b.day(day)
 		if i < 0 || perr != nil {
@@ -461,6 +484,11 @@ func (s *Store) DailySeries(ctx context.Context, book *PriceBook, from, to time.
 	if err != nil {
 		return nil, fmt.Errorf("daily held GPU-hours: %w", err)
 	}
+	return s.withTraffic(ctx, b, from, to)
+}
+
+// withTraffic adds the period's traffic and changes to b's series.
+func (s *Store) withTraffic(ctx context.Context, b *seriesBuilder, from, to time.Time) ([]Series, error) {
 	traffic, err := s.Traffic(ctx, from, to)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package cost_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -20,7 +21,7 @@ import (
 // the store derives against hand-computed values:
 //
 //   - GPU-A (H100, cluster c1, $2/h): pod ranker-0 (team search, model
-//     ranker) holds it hours 0–2 at SM 0.5, 0.5, 0.02 with 60,000 of
+//     ranker, version v1) holds it hours 0–2 at SM 0.5, 0.5, 0.02 with 60,000 of
 //     80,000 MiB used (0.75); hour 3 nobody (SM 0, 0 MiB used).
 //   - GPU-B MIG instance 1 (3g.40gb, 3/7 of a $2/h GPU): Slurm job train-7,
 //     hours 0–1 at SM 0.9, memory half used.
@@ -39,7 +40,7 @@ func TestStoreHandComputed(t *testing.T) {
 	var s costsim.Rows
 	a := costsim.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "NVIDIA H100 80GB HBM3"}
 	b := costsim.Device{UUID: "GPU-B", Instance: "1", Profile: "3g.40gb", Cluster: "c1", GPUModel: "NVIDIA H100 80GB HBM3"}
-	ranker := costsim.Holder{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker"}
+	ranker := costsim.Holder{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker", ModelVersion: "v1"}
 	s.GPU(a, ranker, h[:2], 0.5, 60000, 20000)
 	s.GPU(a, ranker, h[2:3], 0.02, 60000, 20000)
 	s.GPU(a, costsim.Holder{}, h[3:4], 0, 0, 80000)
@@ -75,7 +76,7 @@ func TestStoreHandComputed(t *testing.T) {
 			t.Errorf("GPU-B/1 %+v, want to hour 2, fraction 3/7", g)
 		}
 		want := []cost.Allocation{
-			{GPU: "GPU-A", From: h[0], To: h[3], Tags: cost.Tags{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker"}},
+			{GPU: "GPU-A", From: h[0], To: h[3], Tags: cost.Tags{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker", ModelVersion: "v1"}},
 			{GPU: "GPU-B/1", From: h[0], To: h[2], Tags: cost.Tags{Job: "train-7"}},
 		}
 		if len(p.Allocations) != len(want) {
@@ -157,6 +158,82 @@ func TestStoreHandComputed(t *testing.T) {
 		sameSeries(t, store, book, inGo, day, day.AddDate(0, 0, 1))
 	})
 
+	t.Run("hourly rollup", func(t *testing.T) {
+		req := cost.NewDefaultStoreConfig()
+		req.Rollup = cost.RollupRequire
+		strict, err := cost.NewStore(db, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := strict.Totals(ctx, book, day, day.AddDate(0, 0, 1)); !errors.Is(err, cost.ErrRollupMissing) {
+			t.Fatalf("totals before the pass: %v, want ErrRollupMissing", err)
+		}
+		// the raw fallback gives the hand-computed totals too
+		raw, err := store.Totals(ctx, book, day, day.AddDate(0, 0, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := store.RollUp(ctx, day, day.AddDate(0, 0, 1))
+		if err != nil || n != 24 {
+			t.Fatalf("rolled up %d hours (%v), want 24", n, err)
+		}
+		if n, err := store.RollUp(ctx, day, day.AddDate(0, 0, 1)); err != nil || n != 0 {
+			t.Fatalf("second pass rolled up %d hours (%v), want 0", n, err)
+		}
+		got, err := strict.Totals(ctx, book, day, day.AddDate(0, 0, 1)) // gpu_held_1d
+		if err != nil {
+			t.Fatal(err)
+		}
+		// hours 0–4 only: from gpu_held_1h, the same GPU-hours
+		hourly, err := strict.Totals(ctx, book, day, day.Add(4*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// provisioned 4 + 2·3/7 GPU-hours for $8 + $12/7; held: search 3
+		// ($6) + train-7 6/7 ($12/7); 1 unallocated ($2); busy 1.02 +
+		// 2·0.9·3/7; hour 2 of GPU-A is idle (SM 0.02); ranker served 20
+		// requests for $6: $300 per 1,000.
+		for _, tt := range []cost.Totals{raw, got, hourly} {
+			for _, c := range []struct {
+				what      string
+				got, want float64
+			}{
+				{"provisioned hours", tt.ProvisionedHours, 4 + 6.0/7}, {"provisioned cost", tt.ProvisionedCost, 8 + 12.0/7},
+				{"held hours", tt.HeldHours, 3 + 6.0/7}, {"held cost", tt.HeldCost, 6 + 12.0/7},
+				{"busy hours", tt.BusyHours, 1.02 + 2*0.9*3/7}, {"idle held hours", tt.IdleHeldHours, 1},
+				{"unallocated hours", tt.UnallocatedHours, 1}, {"unallocated cost", tt.UnallocatedCost, 2},
+				{"system hours", tt.SystemHours, 0},
+			} {
+				if !near(c.got, c.want) {
+					t.Errorf("%s: %v, want %v", c.what, c.got, c.want)
+				}
+			}
+			want := []cost.VersionCost{
+				{Model: "", GPUHours: 6.0 / 7, BusyGPUHours: 2 * 0.9 * 3 / 7, Cost: 12.0 / 7},
+				{Model: "ranker", Version: "v1", GPUHours: 3, BusyGPUHours: 1.02, Cost: 6, Requests: 20, Per1000Requests: 300},
+			}
+			if len(tt.Versions) != len(want) {
+				t.Fatalf("versions %+v, want %+v", tt.Versions, want)
+			}
+			for i, w := range want {
+				g := tt.Versions[i]
+				if g.Model != w.Model || g.Version != w.Version || !near(g.GPUHours, w.GPUHours) || !near(g.BusyGPUHours, w.BusyGPUHours) ||
+					!near(g.Cost, w.Cost) || !near(g.Requests, w.Requests) || !near(g.Per1000Requests, w.Per1000Requests) {
+					t.Errorf("version %d = %+v, want %+v", i, g, w)
+				}
+			}
+		}
+		inGo, err := cost.DailySeries(book, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameSeries(t, strict, book, inGo, day, day.AddDate(0, 0, 1))
+		// a period reaching past the rolled-up day is refused, not short
+		if _, err := strict.DailySeries(ctx, book, day, day.AddDate(0, 0, 2)); !errors.Is(err, cost.ErrRollupMissing) {
+			t.Errorf("series past the rollup: %v, want ErrRollupMissing", err)
+		}
+	})
+
 	t.Run("owners from the catalog", func(t *testing.T) {
 		owned, err := cost.NewStore(db, cost.NewDefaultStoreConfig())
 		if err != nil {
@@ -170,7 +247,7 @@ func TestStoreHandComputed(t *testing.T) {
 			t.Fatal(err)
 		}
 		// the pod's own team label wins; the cost centre comes from the catalog
-		want := cost.Tags{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker", CostCenter: "CC-9"}
+		want := cost.Tags{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker", ModelVersion: "v1", CostCenter: "CC-9"}
 		if len(q.Allocations) != 2 || q.Allocations[0].Tags != want || q.Allocations[1].Tags != (cost.Tags{Job: "train-7"}) {
 			t.Errorf("allocations %+v, want ranker's with cost centre CC-9 and train-7's unchanged", q.Allocations)
 		}
@@ -313,6 +390,37 @@ func TestDetectorOverStoreClassifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameSeries(t, store, book, inGo, first, last.AddDate(0, 0, 1))
+	// the same 21 days from the hourly rollup
+	if n, err := store.RollUp(ctx, first, last.AddDate(0, 0, 1)); err != nil || n != 21*24 {
+		t.Fatalf("rolled up %d hours (%v), want %d", n, err, 21*24)
+	}
+	req := cost.NewDefaultStoreConfig()
+	req.Rollup = cost.RollupRequire
+	strict, err := cost.NewStore(db, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameSeries(t, strict, book, inGo, first, last.AddDate(0, 0, 1))
+	// with every model's team from its owner: a team series from the
+	// rollup as from the raw hours
+	owners := func(model string) (string, string, bool) { return "owner-of-" + model[2:], "", true }
+	raw, err := cost.NewStore(db, cost.NewDefaultStoreConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Owners, strict.Owners = owners, owners
+	po, err := raw.Read(ctx, first, last.AddDate(0, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned, err := cost.DailySeries(book, po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(owned) != 2*len(inGo) {
+		t.Errorf("%d series with owners, want %d (a team per model)", len(owned), 2*len(inGo))
+	}
+	sameSeries(t, strict, book, owned, first, last.AddDate(0, 0, 1))
 	var n uint64
 	if err := db.QueryScalar(ctx, "SELECT count() FROM "+db.Config().Database+".cost_daily FINAL WHERE anomaly != ''", &n); err != nil || n != uint64(len(want)) {
 		t.Errorf("%d cost_daily rows with an anomaly (%v), want %d", n, err, len(want))
@@ -409,5 +517,68 @@ func sameSeries(t *testing.T, store *cost.Store, book *cost.PriceBook, want []co
 				t.Errorf("%s day %d: ClickHouse %+v, Go %+v", w.Scope, j, gd, wd)
 			}
 		}
+	}
+}
+
+// TestRollUpRepair: a pass that died between its two inserts leaves an
+// hour's rows without a record; RollUp refuses it, the runbook's
+// statements take the rows out of gpu_held_1h and gpu_held_1d, and the
+// hour rolls up again to the same totals as the raw samples (one GPU held
+// for 2 hours at $2: $4, not $6).
+func TestRollUpRepair(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
+	var rows costsim.Rows
+	rows.GPU(costsim.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "H100"}, costsim.Holder{Namespace: "ns", Pod: "p", Model: "m"}, costsim.Hours(day, 2), 0.5, 1, 1)
+	if err := rows.Write(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	book, err := cost.NewPriceBook(cost.PriceBookConfig{Currency: "USD", Prices: []cost.Price{
+		{PriceKey: cost.PriceKey{GPUModel: "H100", Cluster: "c1", Purchase: cost.OnDemand}, Effective: day.AddDate(0, -1, 0), PerGPUHour: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := requireStore(t, db)
+	d := db.Config().Database
+	// hour 1 inserted, its record never written
+	if err := db.Exec(ctx, cost.RollUpSQL(d, day.Add(time.Hour), day.Add(2*time.Hour), nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.RollUp(ctx, day, day.AddDate(0, 0, 1)); err == nil || !strings.Contains(err.Error(), "interrupted pass") {
+		t.Fatalf("RollUp over an interrupted hour: %v, want a refusal", err)
+	}
+	hour := fmt.Sprintf("toDateTime(%d)", day.Add(time.Hour).Unix())
+	for _, q := range []string{
+		`INSERT INTO ` + d + `.gpu_held_1d SELECT toStartOfDay(hour), kind, model_name, cluster, purchase, gpu_profile, namespace, team, model,
+    model_version, cost_center, job, toUInt64(-toInt64(gpus)), -gpu_hours, -busy_gpu_hours, -mem_gpu_hours, -idle_gpu_hours
+FROM ` + d + `.gpu_held_1h WHERE hour = ` + hour,
+		`ALTER TABLE ` + d + `.gpu_held_1h DELETE WHERE hour = ` + hour,
+	} {
+		if err := db.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var n uint64
+		if err := db.QueryScalar(ctx, "SELECT count() FROM "+d+".gpu_held_1h WHERE hour = "+hour, &n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the DELETE mutation did not finish in 30 s")
+		}
+	}
+	if n, err := store.RollUp(ctx, day, day.AddDate(0, 0, 1)); err != nil || n != 24 {
+		t.Fatalf("RollUp after the repair: %d hours (%v), want 24", n, err)
+	}
+	tot, err := store.Totals(ctx, book, day, day.AddDate(0, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(tot.HeldHours, 2) || !near(tot.HeldCost, 4) || !near(tot.BusyHours, 1) || !near(tot.ProvisionedCost, 4) {
+		t.Errorf("totals after the repair %+v, want 2 held GPU-hours, $4, 1 busy", tot)
 	}
 }

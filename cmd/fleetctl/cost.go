@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,9 +35,14 @@ func runCost(ctx context.Context, e *env, args []string) error {
 	format := fs.String("format", "table", "output: table, csv or json")
 	fromCH := fs.Bool("clickhouse", false, "read GPUs and allocations (held GPU-hours) from ClickHouse (--dsn, --config) instead of --gpus and --allocations; --shared query_volume then takes each model's requests from inference_events (with --by model)")
 	purchase := fs.String("purchase", string(cost.OnDemand), "with --clickhouse: purchase type of a GPU whose series carry no purchase label")
+	rollUp := fs.Bool("roll-up", false, "with --clickhouse: roll the hours of [--from, --to) not yet rolled up into gpu_held_1h (the analyzer's hourly cost_rollup pass, for history before it ran) and report how many; no --prices needed")
+	system := fs.String("system-namespaces", strings.Join(cost.NewDefaultStoreConfig().SystemNamespaces, ","), "with --roll-up: the system namespaces (as the analyzer's cost.system_namespaces)")
 	resolve := chFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *rollUp {
+		return costRollUp(ctx, e, fs, resolve, *fromCH, *from, *to, *system)
 	}
 	required := []struct{ name, v string }{{"prices", *prices}, {"from", *from}, {"to", *to}}
 	if !*fromCH {
@@ -107,6 +113,55 @@ func runCost(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	return writeCost(e, a, cfg, book, *format)
+}
+
+// costRollUp is fleetctl cost --clickhouse --roll-up: the hourly cost
+// pass over a period, for history the analyzer's cost_rollup has not
+// rolled up (a period with hours missing is read from raw samples, slow at
+// fleet scale).
+func costRollUp(ctx context.Context, e *env, fs *flag.FlagSet, resolve func() (storage.Config, error), fromCH bool, from, to, system string) error {
+	if !fromCH {
+		return badUsage(fs, "--roll-up needs --clickhouse")
+	}
+	if from == "" || to == "" {
+		return badUsage(fs, "--roll-up needs --from and --to")
+	}
+	start, err := parseWhen(from)
+	if err != nil {
+		return badUsage(fs, "--from: %v", err)
+	}
+	end, err := parseWhen(to)
+	if err != nil {
+		return badUsage(fs, "--to: %v", err)
+	}
+	sc := cost.NewDefaultStoreConfig()
+	sc.SystemNamespaces = nil
+	for _, ns := range strings.Split(system, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			sc.SystemNamespaces = append(sc.SystemNamespaces, ns)
+		}
+	}
+	chCfg, err := resolve()
+	if err != nil {
+		return err
+	}
+	c, err := open(ctx, chCfg, logger(e))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	store, err := cost.NewStore(c, sc)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	n, err := store.RollUp(ctx, start, end)
+	if err != nil {
+		return fmt.Errorf("rolled up %d hours, then: %w", n, err)
+	}
+	total := int(end.Truncate(time.Hour).Sub(start.Truncate(time.Hour)).Hours())
+	fmt.Fprintf(e.stdout, "rolled up %d hours (%d already) in %v\n", n, total-n, time.Since(t0).Round(time.Millisecond))
+	return nil
 }
 
 // costFromClickHouse attributes [start, end) from the held GPU-hours in

@@ -123,6 +123,20 @@ func TestCostFromClickHouse(t *testing.T) {
 			t.Errorf("row %d = %+v, want %+v", i, r, w)
 		}
 	}
+	// --roll-up: the day's 24 hours, then none again
+	roll := []string{"cost", "--clickhouse", "--roll-up", "--dsn", dsnOf(c), "--from", day.Format(time.DateOnly), "--to", day.AddDate(0, 0, 1).Format(time.DateOnly)}
+	for _, want := range []string{"rolled up 24 hours (0 already)", "rolled up 0 hours (24 already)"} {
+		if code, out, errOut := fleetctl(t, roll...); code != 0 || !strings.Contains(out, want) {
+			t.Errorf("--roll-up: exit %d, %q %s; want %q", code, out, errOut, want)
+		}
+	}
+	var held float64
+	if err := c.QueryScalar(context.Background(), "SELECT sum(gpu_hours) FROM "+c.Config().Database+".gpu_held_1h WHERE kind = 'held'", &held); err != nil || math.Abs(held-5) > 1e-9 {
+		t.Errorf("rolled-up held GPU-hours %v (%v), want 5", held, err)
+	}
+	if code, _, errOut := fleetctl(t, "cost", "--roll-up", "--from", "2026-01-01", "--to", "2026-01-02"); code != 2 || !strings.Contains(errOut, "--roll-up needs --clickhouse") {
+		t.Errorf("--roll-up without --clickhouse: exit %d, %q", code, errOut)
+	}
 	for _, c := range []struct {
 		extra []string
 		want  string
@@ -200,6 +214,10 @@ func costOnClickHouse(t *testing.T, c *storage.Client, day time.Time) []string {
 	if err := os.WriteFile(prices, []byte("currency: USD\nprices:\n  - {gpu_model: H100, cluster: c1, purchase: on_demand, effective: 2020-01-01T00:00:00Z, per_gpu_hour: 2}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	dsn := "clickhouse://" + c.Config().Addrs[0] + "/" + c.Config().Database
-	return []string{"cost", "--clickhouse", "--dsn", dsn, "--prices", prices, "--from", day.Format(time.DateOnly), "--to", day.AddDate(0, 0, 1).Format(time.DateOnly)}
+	return []string{"cost", "--clickhouse", "--dsn", dsnOf(c), "--prices", prices, "--from", day.Format(time.DateOnly), "--to", day.AddDate(0, 0, 1).Format(time.DateOnly)}
+}
+
+// dsnOf is the DSN of c's database for fleetctl's --dsn.
+func dsnOf(c *storage.Client) string {
+	return "clickhouse://" + c.Config().Addrs[0] + "/" + c.Config().Database
 }

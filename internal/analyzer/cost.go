@@ -34,6 +34,19 @@ type CostConfig struct {
 	// Budgets are monthly budgets per scope (model/NAME, team/NAME,
 	// job/NAME).
 	Budgets []cost.BudgetConfig `yaml:"budgets"`
+	// Rollup is the hourly pass that fills gpu_held_1h (cost_rollup),
+	// what the daily detectors read at fleet scale.
+	Rollup CostRollupConfig `yaml:"rollup_pass"`
+}
+
+// CostRollupConfig turns on the hourly cost rollup pass: each hour,
+// Lateness after it ends, its held GPU-hours are rolled up into
+// gpu_held_1h (analytics/cost.Store.RollUp). It runs only where the
+// analyzer writes to the database it reads (not in a backtest, whose
+// cost detectors read raw samples).
+type CostRollupConfig struct {
+	Enabled  bool          `yaml:"enabled"`
+	Lateness time.Duration `yaml:"lateness"`
 }
 
 // CostWasteConfig turns on the waste tickets.
@@ -43,10 +56,12 @@ type CostWasteConfig struct {
 }
 
 // NewDefaultCostConfig returns the detectors off (they need a price book),
-// judging each day an hour after it ends with the documents' rules.
+// judging each day an hour after it ends with the documents' rules, and
+// rolling each hour up 10 minutes after it ends.
 func NewDefaultCostConfig() CostConfig {
 	return CostConfig{Lateness: time.Hour, Store: cost.NewDefaultStoreConfig(), Anomaly: cost.NewDefaultAnomalyConfig(),
-		Waste: CostWasteConfig{Enabled: true, WasteConfig: cost.NewDefaultWasteConfig()}}
+		Waste:  CostWasteConfig{Enabled: true, WasteConfig: cost.NewDefaultWasteConfig()},
+		Rollup: CostRollupConfig{Enabled: true, Lateness: 10 * time.Minute}}
 }
 
 // Validate reports every problem at once.
@@ -60,6 +75,9 @@ func (c CostConfig) Validate() error {
 	}
 	if c.Waste.Enabled {
 		errs = append(errs, c.Waste.Validate())
+	}
+	if c.Rollup.Enabled && (c.Rollup.Lateness < 0 || c.Rollup.Lateness >= time.Hour) {
+		errs = append(errs, fmt.Errorf("cost: rollup_pass lateness %v is not in [0, 1h)", c.Rollup.Lateness))
 	}
 	for _, b := range c.Budgets {
 		if _, err := cost.ParseScope(b.Scope); err != nil {
@@ -93,8 +111,9 @@ func costInputs(cfg CostConfig, c *storage.Client, cat *catalog.Catalog) (*cost.
 }
 
 // costFactories are the enabled cost detectors, each whole: the anomaly
-// and budget detector ("cost", reading c and writing cost_daily to out)
-// and the waste tickets ("cost_waste").
+// and budget detector ("cost", reading c and writing cost_daily to out),
+// the hourly rollup pass ("cost_rollup", only where out is c) and the
+// waste tickets ("cost_waste").
 func costFactories(cfg CostConfig, c, out *storage.Client, cat *catalog.Catalog) []factory {
 	if !cfg.Enabled {
 		return nil
@@ -119,6 +138,15 @@ func costFactories(cfg CostConfig, c, out *storage.Client, cat *catalog.Catalog)
 		det.RecordTo(w)
 		return costAlerting{det, cfg.Lateness}, nil
 	}}}
+	if cfg.Rollup.Enabled && out == c {
+		fs = append(fs, factory{name: "cost_rollup", by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
+			store, _, err := costInputs(cfg, c, cat)
+			if err != nil {
+				return nil, err
+			}
+			return costAlerting{cost.NewRollupDetector(store), cfg.Rollup.Lateness}, nil
+		}})
+	}
 	if cfg.Waste.Enabled {
 		fs = append(fs, factory{name: "cost_waste", by: whole, build: func(fleet.Shard) (fleet.Detector, error) {
 			store, book, err := costInputs(cfg, c, cat)

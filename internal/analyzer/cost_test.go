@@ -26,6 +26,7 @@ func TestCostConfigValidate(t *testing.T) {
 		{"bad purchase", func(c *CostConfig) { c.Store.Purchase = "lease" }, "purchase"},
 		{"bad anomaly", func(c *CostConfig) { c.Anomaly.Z = 0 }, "z 0"},
 		{"bad waste", func(c *CostConfig) { c.Waste.IdleHours = 0 }, "idle_hours"},
+		{"rollup lateness an hour", func(c *CostConfig) { c.Rollup.Lateness = time.Hour }, "rollup_pass lateness"},
 		{"waste off skips its checks", func(c *CostConfig) { c.Waste.Enabled, c.Waste.IdleHours = false, 0 }, ""},
 		{"budget scope", func(c *CostConfig) { c.Budgets = []cost.BudgetConfig{{Scope: "org/x", Monthly: 1}} }, "scope \"org/x\""},
 		{"budget amount", func(c *CostConfig) { c.Budgets = []cost.BudgetConfig{{Scope: "team/x", Monthly: 0}} }, "monthly 0"},
@@ -144,6 +145,15 @@ func TestCostThroughTheAnalyzer(t *testing.T) {
 	if err := c.QueryScalar(ctx, "SELECT cost, cost_per_1k_requests, toString(anomaly) FROM "+db+".cost_daily FINAL WHERE scope = 'ranker'", &rankerCost, &per1k, &anomaly); err != nil ||
 		rankerCost != 192 || per1k != 96 || anomaly != string(cost.CauseTraffic) {
 		t.Errorf("ranker's cost_daily row: $%v, $%v per 1,000 requests, anomaly %q (%v); want $192, $96, traffic", rankerCost, per1k, anomaly, err)
+	}
+	// the hourly pass (cost_rollup) rolled up the hours it was due
+	var rolled, rolledHours uint64
+	if err := c.QueryScalar(ctx, "SELECT count(), uniqExact(hour) FROM "+db+".gpu_held_1h_hours", &rolled, &rolledHours); err != nil {
+		t.Fatal(err)
+	}
+	// the clock is 25 h past the start: the hours of the judged day
+	if rolled != 24 || rolledHours != 24 {
+		t.Errorf("gpu_held_1h_hours: %d rows for %d hours, want 24 hours, each once", rolled, rolledHours)
 	}
 	// the on-call view lists the three findings
 	var views uint64

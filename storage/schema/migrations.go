@@ -46,6 +46,15 @@ var migrations = []Migration{
 	}},
 	// Cost and utilization (issue 19): the cost detector's daily rows.
 	{Version: 16, Name: "cost_daily", Steps: []Step{CreateTable{CostDaily}, CreateQueryView{OncallCostFindings}}},
+	// A daily cost pass over 100,000 GPUs reads rollups per scope, not
+	// raw samples (issue 19 item 10): hourly by the analyzer's pass, daily
+	// by a view on it.
+	{Version: 17, Name: "gpu_held_1h", Steps: []Step{
+		CreateTable{GPUHeld1h},
+		CreateTable{GPUHeld1d},
+		CreateView{GPUHeld1dView},
+		CreateTable{GPUHeld1hHours},
+	}},
 }
 
 // Migrations returns every migration in version order.

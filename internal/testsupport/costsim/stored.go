@@ -15,6 +15,7 @@ import (
 // Kubernetes pod (or the Slurm job) and the pod labels cost reads.
 type Holder struct {
 	Namespace, Pod, Job, Team, Model, CostCenter string
+	ModelVersion                                 string
 	// User and Account are a Slurm job's (hpc_user, hpc_account).
 	User, Account string
 }
@@ -22,6 +23,8 @@ type Holder struct {
 // Device is a GPU, or a MIG instance of one, as its series name it.
 type Device struct {
 	UUID, Instance, Profile, Cluster, GPUModel string
+	// Purchase is the series' purchase label (empty: none).
+	Purchase string
 }
 
 // Rows are GPU series and hourly samples, inference events and deployment
@@ -41,7 +44,7 @@ type Rows struct {
 func (r *Rows) GPU(d Device, h Holder, hours []time.Time, sm, used, free float64) {
 	var labels fleet.Labels
 	for _, kv := range [][2]string{{cost.LabelCostCenter, h.CostCenter}, {telemetry.LabelHPCAccount, h.Account}, {telemetry.LabelHPCUser, h.User},
-		{cost.LabelModel, h.Model}, {cost.LabelTeam, h.Team}} {
+		{cost.LabelModel, h.Model}, {cost.LabelModelVersion, h.ModelVersion}, {cost.LabelPurchase, d.Purchase}, {cost.LabelTeam, h.Team}} {
 		if kv[1] != "" { // sorted by name
 			labels.Keys, labels.Values = append(labels.Keys, kv[0]), append(labels.Values, kv[1])
 		}

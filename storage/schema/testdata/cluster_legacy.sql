@@ -725,3 +725,80 @@ FROM fleetwatch.detections
 WHERE detector IN ('cost', 'cost_budget', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
 ORDER BY ts DESC, class, entity;
 
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1h_local ON CLUSTER fleet
+(
+    hour DateTime,
+    kind String,
+    model_name String,
+    cluster String,
+    purchase String,
+    gpu_profile String,
+    namespace String,
+    team String,
+    model String,
+    model_version String,
+    cost_center String,
+    job String,
+    gpus UInt64,
+    gpu_hours Float64,
+    busy_gpu_hours Float64,
+    mem_gpu_hours Float64,
+    idle_gpu_hours Float64
+)
+ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/fleetwatch/gpu_held_1h_local', '{replica}', (gpus, gpu_hours, busy_gpu_hours, mem_gpu_hours, idle_gpu_hours))
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1h ON CLUSTER fleet AS fleetwatch.gpu_held_1h_local
+ENGINE = Distributed(fleet, fleetwatch, gpu_held_1h_local, cityHash64(model, team, job));
+
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1d_local ON CLUSTER fleet
+(
+    day DateTime,
+    kind String,
+    model_name String,
+    cluster String,
+    purchase String,
+    gpu_profile String,
+    namespace String,
+    team String,
+    model String,
+    model_version String,
+    cost_center String,
+    job String,
+    gpus UInt64,
+    gpu_hours Float64,
+    busy_gpu_hours Float64,
+    mem_gpu_hours Float64,
+    idle_gpu_hours Float64
+)
+ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/fleetwatch/gpu_held_1d_local', '{replica}', (gpus, gpu_hours, busy_gpu_hours, mem_gpu_hours, idle_gpu_hours))
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1d ON CLUSTER fleet AS fleetwatch.gpu_held_1d_local
+ENGINE = Distributed(fleet, fleetwatch, gpu_held_1d_local, cityHash64(model, team, job));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS fleetwatch.gpu_held_1d_mv ON CLUSTER fleet TO fleetwatch.gpu_held_1d_local AS
+SELECT
+    toStartOfDay(hour) AS day, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job,
+    sum(gpus) AS gpus, sum(gpu_hours) AS gpu_hours, sum(busy_gpu_hours) AS busy_gpu_hours, sum(mem_gpu_hours) AS mem_gpu_hours,
+    sum(idle_gpu_hours) AS idle_gpu_hours
+FROM fleetwatch.gpu_held_1h_local
+GROUP BY day, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job;
+
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1h_hours_local ON CLUSTER fleet
+(
+    hour DateTime,
+    rolled_at DateTime,
+    rows UInt64,
+    gpus UInt64,
+    gpu_hours Float64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/gpu_held_1h_hours_local', '{replica}', rolled_at)
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1h_hours ON CLUSTER fleet AS fleetwatch.gpu_held_1h_hours_local
+ENGINE = Distributed(fleet, fleetwatch, gpu_held_1h_hours_local, cityHash64(hour));
+

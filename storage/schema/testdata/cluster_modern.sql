@@ -743,3 +743,83 @@ FROM fleetwatch.detections
 WHERE detector IN ('cost', 'cost_budget', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
 ORDER BY ts DESC, class, entity;
 
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1h_local ON CLUSTER fleet
+(
+    hour DateTime COMMENT 'start of the hour (UTC)' CODEC(DoubleDelta, ZSTD(1)),
+    kind LowCardinality(String) COMMENT 'held (by a workload), system (only system-namespace pods held it) or unallocated (reported, nobody held it)',
+    model_name LowCardinality(String) COMMENT 'GPU product name (gpu_series.model_name): the price key\'s GPU model',
+    cluster LowCardinality(String) COMMENT 'logical compute cluster: the price key\'s cluster',
+    purchase LowCardinality(String) COMMENT 'pod label purchase (on_demand, reserved, spot); empty: the store\'s default',
+    gpu_profile LowCardinality(String) COMMENT 'MIG profile, empty for whole GPUs (gpu_hours already counts a 3g.40gb instance as 3/7)',
+    namespace LowCardinality(String) COMMENT 'Kubernetes namespace of the holder',
+    team LowCardinality(String) COMMENT 'pod label team',
+    model LowCardinality(String) COMMENT 'pod label model',
+    model_version LowCardinality(String) COMMENT 'pod label model_version',
+    cost_center LowCardinality(String) COMMENT 'pod label cost_center',
+    job LowCardinality(String) COMMENT 'Slurm job (hpc_job) or job label',
+    gpus UInt64 COMMENT 'GPU-hours (GPU or MIG instance × hour) behind the row; a GPU-hour shared by two holders counts in both rows',
+    gpu_hours Float64 COMMENT 'held GPU-hours in whole-GPU equivalents: each GPU-hour split equally among its concurrent holders outside the system namespaces, a MIG instance its share of the GPU',
+    busy_gpu_hours Float64 COMMENT 'Σ gpu_hours × the holder\'s SM activity in the hour (GPU utilization / 100 where SM activity is not reported)',
+    mem_gpu_hours Float64 COMMENT 'Σ gpu_hours × the fraction of device memory in use',
+    idle_gpu_hours Float64 COMMENT 'Σ gpu_hours of GPU-hours whose SM activity was below 0.05 (the waste detector\'s default idle_sm)'
+)
+ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/fleetwatch/gpu_held_1h_local', '{replica}', (gpus, gpu_hours, busy_gpu_hours, mem_gpu_hours, idle_gpu_hours))
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job)
+TTL hour + toIntervalDay(400);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1h ON CLUSTER fleet AS fleetwatch.gpu_held_1h_local
+ENGINE = Distributed(fleet, fleetwatch, gpu_held_1h_local, cityHash64(model, team, job));
+
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1d_local ON CLUSTER fleet
+(
+    day DateTime COMMENT 'the UTC day (00:00)' CODEC(DoubleDelta, ZSTD(1)),
+    kind LowCardinality(String) COMMENT 'held (by a workload), system (only system-namespace pods held it) or unallocated (reported, nobody held it)',
+    model_name LowCardinality(String) COMMENT 'GPU product name (gpu_series.model_name): the price key\'s GPU model',
+    cluster LowCardinality(String) COMMENT 'logical compute cluster: the price key\'s cluster',
+    purchase LowCardinality(String) COMMENT 'pod label purchase (on_demand, reserved, spot); empty: the store\'s default',
+    gpu_profile LowCardinality(String) COMMENT 'MIG profile, empty for whole GPUs (gpu_hours already counts a 3g.40gb instance as 3/7)',
+    namespace LowCardinality(String) COMMENT 'Kubernetes namespace of the holder',
+    team LowCardinality(String) COMMENT 'pod label team',
+    model LowCardinality(String) COMMENT 'pod label model',
+    model_version LowCardinality(String) COMMENT 'pod label model_version',
+    cost_center LowCardinality(String) COMMENT 'pod label cost_center',
+    job LowCardinality(String) COMMENT 'Slurm job (hpc_job) or job label',
+    gpus UInt64 COMMENT 'GPU-hours (GPU or MIG instance × hour) behind the row; a GPU-hour shared by two holders counts in both rows',
+    gpu_hours Float64 COMMENT 'held GPU-hours in whole-GPU equivalents: each GPU-hour split equally among its concurrent holders outside the system namespaces, a MIG instance its share of the GPU',
+    busy_gpu_hours Float64 COMMENT 'Σ gpu_hours × the holder\'s SM activity in the hour (GPU utilization / 100 where SM activity is not reported)',
+    mem_gpu_hours Float64 COMMENT 'Σ gpu_hours × the fraction of device memory in use',
+    idle_gpu_hours Float64 COMMENT 'Σ gpu_hours of GPU-hours whose SM activity was below 0.05 (the waste detector\'s default idle_sm)'
+)
+ENGINE = ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/fleetwatch/gpu_held_1d_local', '{replica}', (gpus, gpu_hours, busy_gpu_hours, mem_gpu_hours, idle_gpu_hours))
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job)
+TTL day + toIntervalDay(400);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1d ON CLUSTER fleet AS fleetwatch.gpu_held_1d_local
+ENGINE = Distributed(fleet, fleetwatch, gpu_held_1d_local, cityHash64(model, team, job));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS fleetwatch.gpu_held_1d_mv ON CLUSTER fleet TO fleetwatch.gpu_held_1d_local AS
+SELECT
+    toStartOfDay(hour) AS day, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job,
+    sum(gpus) AS gpus, sum(gpu_hours) AS gpu_hours, sum(busy_gpu_hours) AS busy_gpu_hours, sum(mem_gpu_hours) AS mem_gpu_hours,
+    sum(idle_gpu_hours) AS idle_gpu_hours
+FROM fleetwatch.gpu_held_1h_local
+GROUP BY day, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job;
+
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1h_hours_local ON CLUSTER fleet
+(
+    hour DateTime COMMENT 'start of the rolled-up hour (UTC)' CODEC(DoubleDelta, ZSTD(1)),
+    rolled_at DateTime COMMENT 'when the pass wrote it' CODEC(DoubleDelta, ZSTD(1)),
+    rows UInt64 COMMENT 'gpu_held_1h rows the pass wrote for the hour',
+    gpus UInt64 COMMENT 'GPU-hours that reported in the hour (provisioned GPUs and MIG instances)',
+    gpu_hours Float64 COMMENT 'provisioned GPU-hours in whole-GPU equivalents: Σ gpu_held_1h.gpu_hours of the hour'
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/gpu_held_1h_hours_local', '{replica}', rolled_at)
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour)
+TTL hour + toIntervalDay(400);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1h_hours ON CLUSTER fleet AS fleetwatch.gpu_held_1h_hours_local
+ENGINE = Distributed(fleet, fleetwatch, gpu_held_1h_hours_local, cityHash64(hour));
+

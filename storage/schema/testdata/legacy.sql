@@ -654,3 +654,71 @@ FROM fleetwatch.detections
 WHERE detector IN ('cost', 'cost_budget', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
 ORDER BY ts DESC, class, entity;
 
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1h
+(
+    hour DateTime COMMENT 'start of the hour (UTC)',
+    kind String COMMENT 'held (by a workload), system (only system-namespace pods held it) or unallocated (reported, nobody held it)',
+    model_name String COMMENT 'GPU product name (gpu_series.model_name): the price key\'s GPU model',
+    cluster String COMMENT 'logical compute cluster: the price key\'s cluster',
+    purchase String COMMENT 'pod label purchase (on_demand, reserved, spot); empty: the store\'s default',
+    gpu_profile String COMMENT 'MIG profile, empty for whole GPUs (gpu_hours already counts a 3g.40gb instance as 3/7)',
+    namespace String COMMENT 'Kubernetes namespace of the holder',
+    team String COMMENT 'pod label team',
+    model String COMMENT 'pod label model',
+    model_version String COMMENT 'pod label model_version',
+    cost_center String COMMENT 'pod label cost_center',
+    job String COMMENT 'Slurm job (hpc_job) or job label',
+    gpus UInt64 COMMENT 'GPU-hours (GPU or MIG instance × hour) behind the row; a GPU-hour shared by two holders counts in both rows',
+    gpu_hours Float64 COMMENT 'held GPU-hours in whole-GPU equivalents: each GPU-hour split equally among its concurrent holders outside the system namespaces, a MIG instance its share of the GPU',
+    busy_gpu_hours Float64 COMMENT 'Σ gpu_hours × the holder\'s SM activity in the hour (GPU utilization / 100 where SM activity is not reported)',
+    mem_gpu_hours Float64 COMMENT 'Σ gpu_hours × the fraction of device memory in use',
+    idle_gpu_hours Float64 COMMENT 'Σ gpu_hours of GPU-hours whose SM activity was below 0.05 (the waste detector\'s default idle_sm)'
+)
+ENGINE = SummingMergeTree((gpus, gpu_hours, busy_gpu_hours, mem_gpu_hours, idle_gpu_hours))
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1d
+(
+    day DateTime COMMENT 'the UTC day (00:00)',
+    kind String COMMENT 'held (by a workload), system (only system-namespace pods held it) or unallocated (reported, nobody held it)',
+    model_name String COMMENT 'GPU product name (gpu_series.model_name): the price key\'s GPU model',
+    cluster String COMMENT 'logical compute cluster: the price key\'s cluster',
+    purchase String COMMENT 'pod label purchase (on_demand, reserved, spot); empty: the store\'s default',
+    gpu_profile String COMMENT 'MIG profile, empty for whole GPUs (gpu_hours already counts a 3g.40gb instance as 3/7)',
+    namespace String COMMENT 'Kubernetes namespace of the holder',
+    team String COMMENT 'pod label team',
+    model String COMMENT 'pod label model',
+    model_version String COMMENT 'pod label model_version',
+    cost_center String COMMENT 'pod label cost_center',
+    job String COMMENT 'Slurm job (hpc_job) or job label',
+    gpus UInt64 COMMENT 'GPU-hours (GPU or MIG instance × hour) behind the row; a GPU-hour shared by two holders counts in both rows',
+    gpu_hours Float64 COMMENT 'held GPU-hours in whole-GPU equivalents: each GPU-hour split equally among its concurrent holders outside the system namespaces, a MIG instance its share of the GPU',
+    busy_gpu_hours Float64 COMMENT 'Σ gpu_hours × the holder\'s SM activity in the hour (GPU utilization / 100 where SM activity is not reported)',
+    mem_gpu_hours Float64 COMMENT 'Σ gpu_hours × the fraction of device memory in use',
+    idle_gpu_hours Float64 COMMENT 'Σ gpu_hours of GPU-hours whose SM activity was below 0.05 (the waste detector\'s default idle_sm)'
+)
+ENGINE = SummingMergeTree((gpus, gpu_hours, busy_gpu_hours, mem_gpu_hours, idle_gpu_hours))
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS fleetwatch.gpu_held_1d_mv TO fleetwatch.gpu_held_1d AS
+SELECT
+    toStartOfDay(hour) AS day, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job,
+    sum(gpus) AS gpus, sum(gpu_hours) AS gpu_hours, sum(busy_gpu_hours) AS busy_gpu_hours, sum(mem_gpu_hours) AS mem_gpu_hours,
+    sum(idle_gpu_hours) AS idle_gpu_hours
+FROM fleetwatch.gpu_held_1h
+GROUP BY day, kind, model_name, cluster, purchase, gpu_profile, namespace, team, model, model_version, cost_center, job;
+
+CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1h_hours
+(
+    hour DateTime COMMENT 'start of the rolled-up hour (UTC)',
+    rolled_at DateTime COMMENT 'when the pass wrote it',
+    rows UInt64 COMMENT 'gpu_held_1h rows the pass wrote for the hour',
+    gpus UInt64 COMMENT 'GPU-hours that reported in the hour (provisioned GPUs and MIG instances)',
+    gpu_hours Float64 COMMENT 'provisioned GPU-hours in whole-GPU equivalents: Σ gpu_held_1h.gpu_hours of the hour'
+)
+ENGINE = ReplacingMergeTree(rolled_at)
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour);
+

@@ -159,6 +159,10 @@ func (b *seriesBuilder) traffic(traffic []Traffic, changes []Change) {
 		if d < 0 {
 			continue
 		}
+		if c.Job != "" {
+			b.at(Scope{ScopeJob, c.Job}, d).Change = c.What
+			continue
+		}
 		for _, sc := range []Scope{{ScopeModel, c.Model}, {ScopeTeam, b.teamOf[c.Model]}} {
 			if sc.Name != "" {
 				b.at(sc, d).Change = c.What

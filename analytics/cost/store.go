@@ -252,10 +252,13 @@ func (s *Store) Traffic(ctx context.Context, from, to time.Time) ([]Traffic, err
 	return out, nil
 }
 
-// Change is a deployment change of a model on a UTC day.
+// Change is a deployment change of a model, or a configuration change of
+// a job (its working width, see WidthStep), on a UTC day.
 type Change struct {
 	Day         time.Time
 	Model, What string
+	// Job is set, and Model empty, for a job's change.
+	Job string
 }
 
 // ChangesSQL returns the query of deployment changes in [from, to).
@@ -315,6 +318,7 @@ func (s *Store) Read(ctx context.Context, from, to time.Time) (Period, error) {
 	if p.Changes, err = s.Changes(ctx, from, to); err != nil {
 		return Period{}, err
 	}
+	p.Changes = append(p.Changes, jobWidthsOf(hours)...)
 	return p, nil
 }
 
@@ -436,7 +440,7 @@ func (s *Store) DailySeries(ctx context.Context, book *PriceBook, from, to time.
 		if err := s.rollupSeries(ctx, book, b, from, to); err != nil {
 			return nil, fmt.Errorf("daily held GPU-hours from the rollup: %w", err)
 		}
-		return s.withTraffic(ctx, b, from, to)
+		return s.withTraffic(ctx, b, true, from, to)
 	}
 	var res chsql.Result
 	d, gm, cl, prof, mdl, team, jb, pur := res.Time("d"), res.Str("gmod"), res.Str("clus"), res.Str("prof"), res.Str("mdl"), res.Str("team"), res.Str("jb"), res.Str("pur")
@@ -484,11 +488,13 @@ func (s *Store) DailySeries(ctx context.Context, book *PriceBook, from, to time.
 	if err != nil {
 		return nil, fmt.Errorf("daily held GPU-hours: %w", err)
 	}
-	return s.withTraffic(ctx, b, from, to)
+	return s.withTraffic(ctx, b, false, from, to)
 }
 
-// withTraffic adds the period's traffic and changes to b's series.
-func (s *Store) withTraffic(ctx context.Context, b *seriesBuilder, from, to time.Time) ([]Series, error) {
+// withTraffic adds the period's traffic and changes (the models'
+// deployments, the jobs' widths from the rollup or the raw samples) to b's
+// series.
+func (s *Store) withTraffic(ctx context.Context, b *seriesBuilder, roll bool, from, to time.Time) ([]Series, error) {
 	traffic, err := s.Traffic(ctx, from, to)
 	if err != nil {
 		return nil, err
@@ -497,6 +503,10 @@ func (s *Store) withTraffic(ctx context.Context, b *seriesBuilder, from, to time
 	if err != nil {
 		return nil, err
 	}
-	b.traffic(traffic, changes)
+	jobs, err := s.jobChanges(ctx, roll, from, to)
+	if err != nil {
+		return nil, err
+	}
+	b.traffic(traffic, append(changes, jobs...))
 	return b.series(), nil
 }

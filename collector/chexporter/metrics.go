@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -387,12 +388,48 @@ func (e *chExporter) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) err
 		}
 		e.series.mu.Unlock()
 	}
+	mb.release()
 	return err
+}
+
+// metricBatches keeps request batches for reuse: their columns, grown to a
+// request's size once, are refilled instead of grown from nothing on every
+// request.
+var metricBatches sync.Pool
+
+// maxPooledRows: batches of bigger requests are left to the garbage
+// collector rather than kept.
+const maxPooledRows = 1 << 16
+
+func newMetricBatch(now time.Time) *metricBatch {
+	mb, _ := metricBatches.Get().(*metricBatch)
+	if mb == nil {
+		mb = &metricBatch{rejected: map[string]int{}, normalized: map[string]int{}}
+	}
+	mb.now = now
+	return mb
+}
+
+// release empties mb (dropping its references to the request's strings and
+// to series entries) and pools it; mb must not be used after.
+func (mb *metricBatch) release() {
+	if cap(mb.samples.Ts) > maxPooledRows {
+		return
+	}
+	clear(mb.samples.Metric[:cap(mb.samples.Metric)])
+	mb.samples.Reset()
+	mb.kinds, mb.starts = mb.kinds[:0], mb.starts[:0]
+	mb.series = storage.GPUSeriesBlock{} // rare: not worth keeping
+	clear(mb.rejected)
+	clear(mb.normalized)
+	clear(mb.described)
+	mb.described = mb.described[:0]
+	metricBatches.Put(mb)
 }
 
 // convert turns md into rows, as of now.
 func (e *chExporter) convert(md pmetric.Metrics, now time.Time) *metricBatch {
-	mb := &metricBatch{rejected: map[string]int{}, normalized: map[string]int{}, now: now}
+	mb := newMetricBatch(now)
 	e.mu.Lock()
 	e.series.mu.Lock()
 	rms := md.ResourceMetrics()

@@ -106,6 +106,9 @@ type pointStates struct {
 	m     map[uint64]*pointState
 	swept time.Time
 	gen   uint64 // resolveSamples' passes
+	// ps and keep are resolveSamples' per-row scratch, reused.
+	ps   []*pointState
+	keep []bool
 }
 
 func newPointStates() *pointStates { return &pointStates{m: map[uint64]*pointState{}} }
@@ -181,7 +184,8 @@ func (e *chExporter) resolveSamples(ctx context.Context, b storage.Block) (stora
 	// Each row's series state is looked up in the run's map once (it holds
 	// a series per GPU metric of the fleet, so every lookup is a cache
 	// miss): ps[i] is the state row i is judged against.
-	ps := make([]*pointState, n)
+	ps := slices.Grow(e.points.ps[:0], n)[:n]
+	e.points.ps = ps
 	// Series this run has not seen, or not lately: their latest stored
 	// point; recheck lists their rows.
 	unknown := map[uint64]string{}
@@ -262,7 +266,9 @@ func (e *chExporter) resolveSamples(ctx context.Context, b storage.Block) (stora
 		}
 	}
 	// Commit: compute increases and drop repeats.
-	keep := make([]bool, n)
+	keep := slices.Grow(e.points.keep[:0], n)[:n]
+	clear(keep)
+	e.points.keep = keep
 	var kept map[pointKey]bool // points kept in this batch, when repeats are possible
 	if len(candidates) > 0 {
 		kept = map[pointKey]bool{}

@@ -47,11 +47,15 @@ func newBatch() *batch { return &batch{blocks: map[string]storage.Block{}, done:
 
 // drainBuffers are what the drain loop keeps from batch to batch: the
 // columns of the last batch, emptied (decoding into them allocates nothing
-// once they have grown to a batch's size), and the strings decoded so far
-// (metric names repeat on every row).
+// once they have grown to a batch's size), the strings decoded so far
+// (metric names repeat on every row) and the buffer records are read into.
 type drainBuffers struct {
 	spare map[string]storage.Block
 	strs  storage.Strings
+	// read holds the records of the last read from the queue: add copies
+	// what it keeps of them (AppendEncoded never aliases its input), so
+	// the next read reuses it.
+	read []byte
 }
 
 // recycle keeps b's columns for the next batch, once b is written.
@@ -158,7 +162,8 @@ func (b *batch) full(cfg BatchConfig) bool {
 func (e *chExporter) drain(ctx context.Context) {
 	cfg := e.cfg.Batch
 	for {
-		recs, err := e.log.Read(ctx, readRecords, cfg.FlushBytes)
+		recs, read, err := e.log.ReadInto(ctx, e.drainBufs.read, readRecords, cfg.FlushBytes)
+		e.drainBufs.read = read
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
 				e.logger.Error("reading the queue failed; the exporter stops writing until restarted", zap.String("signal", e.signal), zap.Error(err))
@@ -170,7 +175,8 @@ func (e *chExporter) drain(ctx context.Context) {
 		deadline := time.Now().Add(cfg.MaxDelay)
 		for !b.full(cfg) {
 			rctx, cancel := context.WithDeadline(ctx, deadline)
-			more, err := e.log.Read(rctx, readRecords, cfg.FlushBytes-b.bytes)
+			more, read, err := e.log.ReadInto(rctx, e.drainBufs.read, readRecords, cfg.FlushBytes-b.bytes)
+			e.drainBufs.read = read
 			cancel()
 			if err != nil {
 				break

@@ -686,8 +686,10 @@ func (l *Log) readLocked(buf []byte, reuse bool, maxRecords int, maxBytes int64)
 			data = make([]byte, length)
 		} else {
 			if int64(cap(buf)-len(buf)) < length {
-				// A bigger buffer: the records read so far keep the old one.
-				buf = make([]byte, 0, max(2*int64(cap(buf)), length))
+				// A bigger buffer: the records read so far keep the old
+				// one. Doubled, but never past what one read can hold
+				// (maxBytes and the record that crosses it).
+				buf = make([]byte, 0, max(length, min(2*int64(cap(buf)), maxBytes+length)))
 			}
 			data = buf[len(buf) : int64(len(buf))+length : int64(len(buf))+length]
 		}

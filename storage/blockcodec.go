@@ -353,3 +353,344 @@ func AppendRows(dst, src Block) (Block, error) {
 	}
 	return dst, nil
 }
+
+// EncodedTable returns the table of the block encoded at the start of src.
+func EncodedTable(src []byte) (string, bool) {
+	d := decoder{buf: src}
+	n := d.count(1)
+	b := d.take(n)
+	if d.err != nil || n == 0 {
+		return "", false
+	}
+	return string(b), true
+}
+
+// ErrBlockShape is returned by AppendEncoded for a well-formed encoded
+// block whose table, columns or column types differ from the block it is
+// appended to.
+var ErrBlockShape = errors.New("encoded block does not match the block appended to")
+
+// Strings interns decoded strings: a value seen before is shared instead of
+// allocated again (metric names, label values repeat on every row). The
+// zero value is ready; Reset forgets everything.
+type Strings struct {
+	m map[string]string
+}
+
+// maxInterned bounds how many distinct strings a Strings keeps; past it,
+// it forgets them all and starts again.
+const maxInterned = 1 << 16
+
+// maxInternedLen: longer strings are rarely repeated and are not kept.
+const maxInternedLen = 128
+
+func (s *Strings) get(b []byte) string {
+	if s == nil || len(b) > maxInternedLen {
+		return string(b)
+	}
+	if v, ok := s.m[string(b)]; ok {
+		return v
+	}
+	v := string(b)
+	if s.m == nil {
+		s.m = map[string]string{}
+	}
+	if len(s.m) >= maxInterned {
+		clear(s.m) // start again with the strings that repeat now
+	}
+	s.m[v] = v
+	return v
+}
+
+// Reset forgets the interned strings.
+func (s *Strings) Reset() { clear(s.m) }
+
+// AppendEncoded decodes the block encoded at the start of src (AppendBlock's
+// form) straight into dst's columns, without building the block first, and
+// returns dst, the rows appended and the rest of src. dst must be empty (it
+// then takes the encoded block's table, columns and types) or of the same
+// table with the same columns (in any order, matched by name) and types.
+// strs, if not nil, interns the decoded strings.
+//
+// On an error nothing is appended: ErrCorruptBlock (wrapped) when src is
+// not a well-formed block; ErrBlockShape (wrapped) for a well-formed block
+// that does not fit dst, with the rest of src after it.
+func AppendEncoded(dst Block, src []byte, strs *Strings) (Block, int, []byte, error) {
+	d := decoder{buf: src}
+	table := d.str()
+	ncols := d.count(2)
+	rows := d.uvarint()
+	if d.err != nil {
+		return dst, 0, src, d.err
+	}
+	if table == "" || ncols == 0 {
+		return dst, 0, src, fmt.Errorf("%w: no table or no columns", ErrCorruptBlock)
+	}
+	if rows > uint64(len(d.buf)) {
+		return dst, 0, src, fmt.Errorf("%w: more rows than the input holds", ErrCorruptBlock)
+	}
+	fresh := dst.Table == ""
+	if fresh {
+		dst = Block{Table: table, Columns: make([]string, 0, ncols), Data: make([]any, 0, ncols)}
+	} else if dst.Table != table || len(dst.Columns) != ncols {
+		err := shapeMismatch(src, fmt.Errorf("%w: %s with %d columns appended to %s with %d", ErrBlockShape, table, ncols, dst.Table, len(dst.Columns)))
+		rest := src
+		if errors.Is(err, ErrBlockShape) {
+			_, rest, _ = ReadBlock(src)
+		}
+		return dst, 0, rest, err
+	}
+	before := 0
+	if !fresh {
+		before, _ = dst.Rows()
+	}
+	var filled uint64 // bit i: column i of dst was decoded (ncols ≤ 64 on the fast path)
+	var filledMany []bool
+	if ncols > 64 {
+		filledMany = make([]bool, ncols)
+	}
+	fail := func(err error) (Block, int, []byte, error) {
+		rest := src
+		if errors.Is(err, ErrBlockShape) {
+			_, rest, _ = ReadBlock(src) // well-formed: shapeMismatch checked
+		}
+		if fresh {
+			return Block{}, 0, rest, err
+		}
+		return TruncateRows(dst, before), 0, rest, err
+	}
+	for c := 0; c < ncols; c++ {
+		name := d.str()
+		kind := d.byte()
+		if d.err != nil {
+			return fail(d.err)
+		}
+		j := c
+		if fresh {
+			dst.Columns = append(dst.Columns, name)
+			dst.Data = append(dst.Data, emptyColumn(kind, int(rows)))
+			if dst.Data[j] == nil {
+				return fail(fmt.Errorf("%w: unknown column kind %d", ErrCorruptBlock, kind))
+			}
+		} else {
+			if dst.Columns[c] != name {
+				if j = slices.Index(dst.Columns, name); j < 0 {
+					return fail(shapeMismatch(src, fmt.Errorf("%w: %s has no column %s", ErrBlockShape, dst.Table, name)))
+				}
+			}
+			if ncols <= 64 {
+				if filled&(1<<j) != 0 {
+					return fail(shapeMismatch(src, fmt.Errorf("%w: column %s twice", ErrBlockShape, name)))
+				}
+				filled |= 1 << j
+			} else {
+				if filledMany[j] {
+					return fail(shapeMismatch(src, fmt.Errorf("%w: column %s twice", ErrBlockShape, name)))
+				}
+				filledMany[j] = true
+			}
+		}
+		col, ok := d.appendColumn(dst.Data[j], kind, rows, strs)
+		if !ok {
+			if d.err != nil {
+				return fail(d.err)
+			}
+			return fail(shapeMismatch(src, fmt.Errorf("%w: column %s of %s is %T here, kind %d there", ErrBlockShape, name, table, dst.Data[j], kind)))
+		}
+		dst.Data[j] = col
+	}
+	return dst, int(rows), d.buf, nil
+}
+
+// shapeMismatch is the error for a block at the start of src that does not
+// fit: err if the block is well-formed, else its decoding error.
+func shapeMismatch(src []byte, err error) error {
+	if _, _, derr := ReadBlock(src); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// emptyColumn returns an empty column of kind with room for n rows, or nil
+// for an unknown kind.
+func emptyColumn(kind byte, n int) any {
+	switch kind {
+	case kindInt64:
+		return make([]int64, 0, n)
+	case kindUint64:
+		return make([]uint64, 0, n)
+	case kindFloat64:
+		return make([]float64, 0, n)
+	case kindUint32:
+		return make([]uint32, 0, n)
+	case kindInt16:
+		return make([]int16, 0, n)
+	case kindUint8:
+		return make([]uint8, 0, n)
+	case kindString:
+		return make([]string, 0, n)
+	case kindStrings:
+		return make([][]string, 0, n)
+	case kindFloats64:
+		return make([][]float64, 0, n)
+	}
+	return nil
+}
+
+// appendColumn decodes rows values of kind onto col. It returns false when
+// col is not of kind (d.err unset) or the input is bad (d.err set).
+func (d *decoder) appendColumn(col any, kind byte, rows uint64, strs *Strings) (any, bool) {
+	switch c := col.(type) {
+	case []int64:
+		if kind != kindInt64 {
+			return col, false
+		}
+		raw := d.fixed(rows, 8)
+		if d.err != nil {
+			return col, false
+		}
+		c = slices.Grow(c, len(raw)/8)
+		for i := 0; i < len(raw); i += 8 {
+			c = append(c, int64(binary.LittleEndian.Uint64(raw[i:])))
+		}
+		return c, true
+	case []uint64:
+		if kind != kindUint64 {
+			return col, false
+		}
+		raw := d.fixed(rows, 8)
+		if d.err != nil {
+			return col, false
+		}
+		c = slices.Grow(c, len(raw)/8)
+		for i := 0; i < len(raw); i += 8 {
+			c = append(c, binary.LittleEndian.Uint64(raw[i:]))
+		}
+		return c, true
+	case []float64:
+		if kind != kindFloat64 {
+			return col, false
+		}
+		raw := d.fixed(rows, 8)
+		if d.err != nil {
+			return col, false
+		}
+		c = slices.Grow(c, len(raw)/8)
+		for i := 0; i < len(raw); i += 8 {
+			c = append(c, math.Float64frombits(binary.LittleEndian.Uint64(raw[i:])))
+		}
+		return c, true
+	case []uint32:
+		if kind != kindUint32 {
+			return col, false
+		}
+		raw := d.fixed(rows, 4)
+		if d.err != nil {
+			return col, false
+		}
+		c = slices.Grow(c, len(raw)/4)
+		for i := 0; i < len(raw); i += 4 {
+			c = append(c, binary.LittleEndian.Uint32(raw[i:]))
+		}
+		return c, true
+	case []int16:
+		if kind != kindInt16 {
+			return col, false
+		}
+		raw := d.fixed(rows, 2)
+		if d.err != nil {
+			return col, false
+		}
+		c = slices.Grow(c, len(raw)/2)
+		for i := 0; i < len(raw); i += 2 {
+			c = append(c, int16(binary.LittleEndian.Uint16(raw[i:])))
+		}
+		return c, true
+	case []uint8:
+		if kind != kindUint8 {
+			return col, false
+		}
+		raw := d.fixed(rows, 1)
+		if d.err != nil {
+			return col, false
+		}
+		return append(c, raw...), true
+	case []string:
+		if kind != kindString {
+			return col, false
+		}
+		c = slices.Grow(c, int(rows))
+		for i := uint64(0); i < rows; i++ {
+			b := d.take(d.count(1))
+			if d.err != nil {
+				return col, false
+			}
+			c = append(c, strs.get(b))
+		}
+		return c, true
+	case [][]string:
+		if kind != kindStrings {
+			return col, false
+		}
+		c = slices.Grow(c, int(rows))
+		for i := uint64(0); i < rows; i++ {
+			vs := make([]string, d.count(1))
+			for k := range vs {
+				vs[k] = strs.get(d.take(d.count(1)))
+			}
+			if d.err != nil {
+				return col, false
+			}
+			c = append(c, vs)
+		}
+		return c, true
+	case [][]float64:
+		if kind != kindFloats64 {
+			return col, false
+		}
+		c = slices.Grow(c, int(rows))
+		for i := uint64(0); i < rows; i++ {
+			vs := d.floats(uint64(d.count(8)))
+			if d.err != nil {
+				return col, false
+			}
+			c = append(c, vs)
+		}
+		return c, true
+	}
+	return col, false
+}
+
+// TruncateRows returns b with only its first n rows, keeping the columns'
+// memory (for reuse: TruncateRows(b, 0) empties a block).
+func TruncateRows(b Block, n int) Block {
+	for i, d := range b.Data {
+		switch c := d.(type) {
+		case []int64:
+			b.Data[i] = c[:n]
+		case []uint64:
+			b.Data[i] = c[:n]
+		case []float64:
+			b.Data[i] = c[:n]
+		case []uint32:
+			b.Data[i] = c[:n]
+		case []int16:
+			b.Data[i] = c[:n]
+		case []uint8:
+			b.Data[i] = c[:n]
+		case []string:
+			clear(c[n:])
+			b.Data[i] = c[:n]
+		case [][]string:
+			clear(c[n:])
+			b.Data[i] = c[:n]
+		case [][]float64:
+			clear(c[n:])
+			b.Data[i] = c[:n]
+		default:
+			v := reflect.ValueOf(d)
+			b.Data[i] = v.Slice(0, n).Interface()
+		}
+	}
+	return b
+}

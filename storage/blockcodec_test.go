@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/fleetwatch/fleetwatch/fleet"
 )
@@ -58,6 +59,9 @@ func TestBlockEncodingRoundTrips(t *testing.T) {
 
 // sameColumn is reflect.DeepEqual that takes NaN as equal to NaN.
 func sameColumn(a, b any) bool {
+	if fa, ok := a.([]float64); ok {
+		return sameColumn([][]float64{fa}, [][]float64{b.([]float64)})
+	}
 	if fa, ok := a.([][]float64); ok {
 		fb := b.([][]float64)
 		if len(fa) != len(fb) {
@@ -144,8 +148,26 @@ func FuzzReadBlock(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, rest, err := ReadBlock(data)
+		// AppendEncoded accepts exactly what ReadBlock does, with the same
+		// rows and rest, into an empty block and after them.
+		got, n, grest, gerr := AppendEncoded(Block{}, data, &Strings{})
+		if (err == nil) != (gerr == nil) {
+			t.Fatalf("ReadBlock: %v, AppendEncoded: %v", err, gerr)
+		}
 		if err != nil {
 			return
+		}
+		if n != rowsOfBlock(b) || len(grest) != len(rest) || !reflect.DeepEqual(got.Columns, b.Columns) {
+			t.Fatalf("AppendEncoded: %d rows, %d bytes left, %v; ReadBlock: %d, %d, %v", n, len(grest), got.Columns, rowsOfBlock(b), len(rest), b.Columns)
+		}
+		twice, _, _, err := AppendEncoded(got, data, nil)
+		if err != nil || rowsOfBlock(twice) != 2*n {
+			t.Fatalf("appending the same block again: %d rows, %v", rowsOfBlock(twice), err)
+		}
+		for c := range b.Data {
+			if !sameColumn(reflect.ValueOf(twice.Data[c]).Slice(0, n).Interface(), b.Data[c]) {
+				t.Fatalf("column %s: AppendEncoded %#v, ReadBlock %#v", b.Columns[c], twice.Data[c], b.Data[c])
+			}
 		}
 		if len(rest) > len(data) {
 			t.Fatal("rest longer than the input")
@@ -197,5 +219,108 @@ func TestReserveRowsThenAppendDoesNotReallocate(t *testing.T) {
 				t.Error("the reserved column was reallocated")
 			}
 		})
+	}
+}
+
+// AppendEncoded gives, record after record, the rows that ReadBlock and
+// AppendRows give; a block whose columns come in another order is matched by
+// name; a block of another shape is refused whole with the rest after it;
+// a corrupt block (every cut) is refused without touching the rows before.
+func TestAppendEncodedMatchesReadThenAppend(t *testing.T) {
+	blocks := codecBlocks()
+	var enc []byte
+	for _, b := range blocks {
+		var err error
+		if enc, err = AppendBlock(enc, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var strs Strings
+	got := map[string]Block{}
+	want := map[string]Block{}
+	for round := 0; round < 3; round++ {
+		rest := enc
+		for len(rest) > 0 {
+			b, r, err := ReadBlock(rest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want[b.Table], err = AppendRows(want[b.Table], b); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			got[b.Table], n, rest, err = AppendEncoded(got[b.Table], rest, &strs)
+			if err != nil || n != rowsOfBlock(b) {
+				t.Fatalf("round %d %s: %d rows, %v", round, b.Table, n, err)
+			}
+			if len(rest) != len(r) {
+				t.Fatalf("round %d %s: %d bytes left, ReadBlock leaves %d", round, b.Table, len(rest), len(r))
+			}
+		}
+	}
+	for table, w := range want {
+		g := got[table]
+		if !reflect.DeepEqual(g.Columns, w.Columns) {
+			t.Fatalf("%s: columns %v, want %v", table, g.Columns, w.Columns)
+		}
+		for c := range w.Data {
+			if !sameColumn(g.Data[c], w.Data[c]) {
+				t.Errorf("%s column %s: got %#v, want %#v", table, w.Columns[c], g.Data[c], w.Data[c])
+			}
+		}
+	}
+	// Reordered columns land in dst's order.
+	bins := blocks[3]
+	swapped := Block{Table: bins.Table, Columns: []string{"count", "ts", "bin"}, Data: []any{[]uint64{9}, []int64{3}, []int16{4}}}
+	sw, _ := AppendBlock(nil, swapped)
+	acc, n, _, err := AppendEncoded(got["drift_bins"], sw, nil)
+	if err != nil || n != 1 || !reflect.DeepEqual(acc.Data[0], []int64{1, 2, 1, 2, 1, 2, 3}) || !reflect.DeepEqual(acc.Data[2], []uint64{5, 6, 5, 6, 5, 6, 9}) {
+		t.Fatalf("reordered: %d rows, %v, %v", n, acc.Data, err)
+	}
+	acc = TruncateRows(acc, 6)
+	// Another shape: refused whole, rest after the block, dst unchanged.
+	for _, other := range []Block{
+		{Table: "drift_bins", Columns: []string{"ts", "bin"}, Data: []any{[]int64{1}, []int16{1}}},
+		{Table: "drift_bins", Columns: []string{"ts", "bin", "other"}, Data: []any{[]int64{1}, []int16{1}, []uint64{1}}},
+		{Table: "drift_bins", Columns: []string{"ts", "bin", "count"}, Data: []any{[]int64{1}, []int16{1}, []float64{1}}},
+		{Table: "drift_bins", Columns: []string{"ts", "ts", "count"}, Data: []any{[]int64{1}, []int64{1}, []uint64{1}}},
+		{Table: "spans", Columns: []string{"ts", "bin", "count"}, Data: []any{[]int64{1}, []int16{1}, []uint64{1}}},
+	} {
+		o, _ := AppendBlock(nil, other)
+		o = append(o, 0xAB)
+		after, n, rest, err := AppendEncoded(acc, o, nil)
+		if !errors.Is(err, ErrBlockShape) || n != 0 || len(rest) != 1 || rowsOfBlock(after) != 6 || !reflect.DeepEqual(after.Data[0], []int64{1, 2, 1, 2, 1, 2}) {
+			t.Errorf("%s%v: %d rows, rest %d bytes, now %d rows, %v", other.Table, other.Columns, n, len(rest), rowsOfBlock(after), err)
+		}
+	}
+	// Every cut of a block is corrupt; the rows before stay as they were.
+	one, _ := AppendBlock(nil, blocks[2])
+	base := got[blocks[2].Table]
+	baseRows := rowsOfBlock(base)
+	for cut := 0; cut < len(one); cut++ {
+		after, n, _, err := AppendEncoded(base, one[:cut], &strs)
+		if !errors.Is(err, ErrCorruptBlock) || n != 0 || rowsOfBlock(after) != baseRows {
+			t.Fatalf("cut at %d of %d: %d rows appended, now %d rows (was %d), %v", cut, len(one), n, rowsOfBlock(after), baseRows, err)
+		}
+		if _, _, _, err := AppendEncoded(Block{}, one[:cut], nil); !errors.Is(err, ErrCorruptBlock) {
+			t.Fatalf("cut at %d into an empty block: %v", cut, err)
+		}
+	}
+}
+
+func rowsOfBlock(b Block) int {
+	n, _ := b.Rows()
+	return n
+}
+
+// Decoded strings that repeat share their memory.
+func TestStringsIntern(t *testing.T) {
+	var s Strings
+	a, b := s.get([]byte("DCGM_FI_DEV_GPU_TEMP")), s.get([]byte("DCGM_FI_DEV_GPU_TEMP"))
+	if a != b || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Fatal("the same string was allocated twice")
+	}
+	if n := testing.AllocsPerRun(100, func() { s.get([]byte("DCGM_FI_DEV_GPU_TEMP")) }); n != 0 {
+		t.Fatalf("%v allocations to look up a known string", n)
 	}
 }

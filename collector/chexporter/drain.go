@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -36,51 +38,105 @@ type batch struct {
 	// some rows; they are looked up before the next attempt.
 	uncertain bool
 	done      map[string]bool
+	// queued are the blocks as read from the queue (blocks' gpu_samples is
+	// replaced when resolved), whose columns the next batch reuses.
+	queued map[string]storage.Block
 }
 
 func newBatch() *batch { return &batch{blocks: map[string]storage.Block{}, done: map[string]bool{}} }
 
-// add merges queue records into the batch. A record that cannot be decoded
-// (written by a newer or broken collector) is skipped and counted. The
-// batch's columns are grown once for all of recs' rows before they are
-// appended (growing them record by record cost ≈ a tenth of the
-// collector's CPU in copies).
+// drainBuffers are what the drain loop keeps from batch to batch: the
+// columns of the last batch, emptied (decoding into them allocates nothing
+// once they have grown to a batch's size), the strings decoded so far
+// (metric names repeat on every row) and the buffer records are read into.
+type drainBuffers struct {
+	spare map[string]storage.Block
+	strs  storage.Strings
+	// read holds the records of the last read from the queue: add copies
+	// what it keeps of them (AppendEncoded never aliases its input), so
+	// the next read reuses it.
+	read []byte
+}
+
+// recycle keeps b's columns for the next batch, once b is written.
+func (d *drainBuffers) recycle(b *batch) {
+	if d.spare == nil {
+		d.spare = map[string]storage.Block{}
+	}
+	for table, blk := range b.queued {
+		d.spare[table] = storage.TruncateRows(blk, 0)
+	}
+}
+
+// add decodes queue records into the batch's columns. A record that cannot
+// be decoded (written by a newer or broken collector) is skipped whole and
+// counted; a block whose columns differ from the batch's for its table is
+// skipped and counted.
 func (e *chExporter) add(b *batch, recs []wal.Record) {
-	decoded := make([][]storage.Block, 0, len(recs))
-	need := map[string]int{}
-	like := map[string]storage.Block{}
+	type mark struct {
+		table string
+		rows  int
+	}
+	var marks []mark // the tables a record touched, with their rows before it
 	for _, r := range recs {
 		b.records++
 		b.bytes += int64(len(r.Data))
 		b.end = r.End
-		blocks, err := decodeRecord(r.Data)
+		marks = marks[:0]
+		added := 0
+		err := func() error {
+			if len(r.Data) == 0 || r.Data[0] != recordVersion {
+				return fmt.Errorf("queue record of unknown version")
+			}
+			rest := r.Data[1:]
+			for len(rest) > 0 {
+				table, ok := storage.EncodedTable(rest)
+				if !ok {
+					return fmt.Errorf("%w: no table", storage.ErrCorruptBlock)
+				}
+				dst, have := b.blocks[table]
+				if !have {
+					dst = e.drainBufs.spare[table] // empty, or absent
+				}
+				before, _ := dst.Rows()
+				next, n, after, err := storage.AppendEncoded(dst, rest, &e.drainBufs.strs)
+				if errors.Is(err, storage.ErrBlockShape) && before == 0 {
+					// The batch has no rows of the table yet: the reused
+					// columns' shape does not bind it.
+					next, n, after, err = storage.AppendEncoded(storage.Block{}, rest, &e.drainBufs.strs)
+				}
+				switch {
+				case errors.Is(err, storage.ErrBlockShape):
+					blk, _, _ := storage.ReadBlock(rest)
+					e.tel.ExporterDroppedRows.Add(context.Background(), int64(rowsOf(blk)), metric.WithAttributes(attribute.String("table", table), attribute.String("reason", "shape_mismatch")))
+					e.logger.Error("skipping queued rows whose columns changed", zap.String("table", table), zap.Error(err))
+				case err != nil:
+					return err
+				default:
+					if !slices.ContainsFunc(marks, func(m mark) bool { return m.table == table }) {
+						marks = append(marks, mark{table, before})
+					}
+					b.blocks[table] = next
+					added += n
+				}
+				rest = after
+			}
+			return nil
+		}()
 		if err != nil {
+			// Take back what the record's first blocks added.
+			for _, m := range marks {
+				if m.rows == 0 {
+					delete(b.blocks, m.table)
+				} else {
+					b.blocks[m.table] = storage.TruncateRows(b.blocks[m.table], m.rows)
+				}
+			}
 			e.tel.ExporterDroppedRows.Add(context.Background(), 1, metric.WithAttributes(attribute.String("table", "queue_record"), attribute.String("reason", "undecodable")))
 			e.logger.Error("skipping a queue record that cannot be decoded", zap.String("signal", e.signal), zap.Error(err))
 			continue
 		}
-		decoded = append(decoded, blocks)
-		for _, blk := range blocks {
-			need[blk.Table] += rowsOf(blk)
-			if _, ok := like[blk.Table]; !ok {
-				like[blk.Table] = blk
-			}
-		}
-	}
-	for table, n := range need {
-		b.blocks[table] = storage.ReserveRows(b.blocks[table], like[table], n)
-	}
-	for _, blocks := range decoded {
-		for _, blk := range blocks {
-			merged, err := storage.AppendRows(b.blocks[blk.Table], blk)
-			if err != nil {
-				e.tel.ExporterDroppedRows.Add(context.Background(), int64(rowsOf(blk)), metric.WithAttributes(attribute.String("table", blk.Table), attribute.String("reason", "shape_mismatch")))
-				e.logger.Error("skipping queued rows whose columns changed", zap.String("table", blk.Table), zap.Error(err))
-				continue
-			}
-			b.blocks[blk.Table] = merged
-			b.rows += rowsOf(blk)
-		}
+		b.rows += added
 	}
 }
 
@@ -106,7 +162,8 @@ func (b *batch) full(cfg BatchConfig) bool {
 func (e *chExporter) drain(ctx context.Context) {
 	cfg := e.cfg.Batch
 	for {
-		recs, err := e.log.Read(ctx, readRecords, cfg.FlushBytes)
+		recs, read, err := e.log.ReadInto(ctx, e.drainBufs.read, readRecords, cfg.FlushBytes)
+		e.drainBufs.read = read
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, wal.ErrClosed) {
 				e.logger.Error("reading the queue failed; the exporter stops writing until restarted", zap.String("signal", e.signal), zap.Error(err))
@@ -118,7 +175,8 @@ func (e *chExporter) drain(ctx context.Context) {
 		deadline := time.Now().Add(cfg.MaxDelay)
 		for !b.full(cfg) {
 			rctx, cancel := context.WithDeadline(ctx, deadline)
-			more, err := e.log.Read(rctx, readRecords, cfg.FlushBytes-b.bytes)
+			more, read, err := e.log.ReadInto(rctx, e.drainBufs.read, readRecords, cfg.FlushBytes-b.bytes)
+			e.drainBufs.read = read
 			cancel()
 			if err != nil {
 				break
@@ -128,9 +186,11 @@ func (e *chExporter) drain(ctx context.Context) {
 		if ce := e.logger.Check(zapcore.DebugLevel, "inserting a batch"); ce != nil {
 			ce.Write(zap.String("signal", e.signal), zap.Int("rows", b.rows), zap.Int64("bytes", b.bytes), zap.Int("requests", b.records))
 		}
+		b.queued = maps.Clone(b.blocks)
 		if !e.deliver(ctx, b) {
 			return
 		}
+		e.drainBufs.recycle(b)
 		if err := e.log.Ack(b.end); err != nil {
 			// The rows are in ClickHouse; a restart replays them and the
 			// duplicate checks keep them from counting twice.

@@ -115,10 +115,13 @@ type chExporter struct {
 	// Delivery side: the log and the loop that drains it.
 	log    *wal.Log
 	points *pointStates // counters' last points, for increases and duplicates (drain loop only)
-	stop   context.CancelFunc
-	done   chan struct{}
-	bufs   sync.Pool
-	warned sync.Map // warning key → when it was last logged
+	// drainBufs are the drain loop's columns and strings, reused from
+	// batch to batch (drain loop only).
+	drainBufs drainBuffers
+	stop      context.CancelFunc
+	done      chan struct{}
+	bufs      sync.Pool
+	warned    sync.Map // warning key → when it was last logged
 
 	shutOnce sync.Once
 	shutErr  error
@@ -382,24 +385,6 @@ func (e *chExporter) enqueue(ctx context.Context, items int, blocks ...storage.B
 
 // recordVersion starts every queue record: the layout of what follows.
 const recordVersion byte = 1
-
-// decodeRecord returns the blocks of a queue record.
-func decodeRecord(data []byte) ([]storage.Block, error) {
-	if len(data) == 0 || data[0] != recordVersion {
-		return nil, fmt.Errorf("queue record of unknown version")
-	}
-	var out []storage.Block
-	rest := data[1:]
-	for len(rest) > 0 {
-		var b storage.Block
-		var err error
-		if b, rest, err = storage.ReadBlock(rest); err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, nil
-}
 
 // throttledWarn logs a repetitive warning at most once a minute per key.
 func (e *chExporter) throttledWarn(key, msg string, fields ...zap.Field) {

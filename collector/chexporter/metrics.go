@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -37,6 +38,24 @@ type resource struct {
 	maxLen       int
 	read, hasGPU bool
 	labels       pointLabels
+
+	// hints are the series of the resource's gauge and sum points, in the
+	// order its last request sent them (seriesState.hints); ord is the
+	// position of the next point.
+	hints []rawHint
+	ord   int
+}
+
+// hint records that the resource's next gauge or sum point had raw
+// identity raw and series se (nil: rejected before it had one), in place
+// of what the last request had at that position.
+func (r *resource) hint(raw uint64, se *seriesEntry) {
+	if r.ord < len(r.hints) {
+		r.hints[r.ord] = rawHint{raw: raw, se: se}
+	} else {
+		r.hints = append(r.hints, rawHint{raw: raw, se: se})
+	}
+	r.ord++
 }
 
 func resourceOf(attrs pcommon.Map, maxLen int) resource {
@@ -369,24 +388,64 @@ func (e *chExporter) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) err
 		}
 		e.series.mu.Unlock()
 	}
+	mb.release()
 	return err
+}
+
+// metricBatches keeps request batches for reuse: their columns, grown to a
+// request's size once, are refilled instead of grown from nothing on every
+// request.
+var metricBatches sync.Pool
+
+// maxPooledRows: batches of bigger requests are left to the garbage
+// collector rather than kept.
+const maxPooledRows = 1 << 16
+
+func newMetricBatch(now time.Time) *metricBatch {
+	mb, _ := metricBatches.Get().(*metricBatch)
+	if mb == nil {
+		mb = &metricBatch{rejected: map[string]int{}, normalized: map[string]int{}}
+	}
+	mb.now = now
+	return mb
+}
+
+// release empties mb (dropping its references to the request's strings and
+// to series entries) and pools it; mb must not be used after.
+func (mb *metricBatch) release() {
+	if cap(mb.samples.Ts) > maxPooledRows {
+		return
+	}
+	clear(mb.samples.Metric[:cap(mb.samples.Metric)])
+	mb.samples.Reset()
+	mb.kinds, mb.starts = mb.kinds[:0], mb.starts[:0]
+	mb.series = storage.GPUSeriesBlock{} // rare: not worth keeping
+	clear(mb.rejected)
+	clear(mb.normalized)
+	clear(mb.described)
+	mb.described = mb.described[:0]
+	metricBatches.Put(mb)
 }
 
 // convert turns md into rows, as of now.
 func (e *chExporter) convert(md pmetric.Metrics, now time.Time) *metricBatch {
-	mb := &metricBatch{rejected: map[string]int{}, normalized: map[string]int{}, now: now}
+	mb := newMetricBatch(now)
 	e.mu.Lock()
 	e.series.mu.Lock()
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
 		res := resourceOf(rm.Resource().Attributes(), e.cfg.MaxLabelLength)
+		res.hints = e.series.hints[res.key]
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			ms := sms.At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				e.metric(mb, &res, ms.At(k))
 			}
+		}
+		if res.ord > 0 {
+			e.series.hints[res.key] = res.hints[:res.ord]
 		}
 	}
 	e.series.sweep(mb.now)
@@ -533,8 +592,13 @@ func (e *chExporter) numberPoints(mb *metricBatch, res *resource, name string, d
 		if delta {
 			p.delta, p.hasDelta = v, true
 		}
-		if se := e.series.cached(p.raw, mb.now); se != nil {
+		se := e.series.hinted(res, p.raw, mb.now)
+		if se == nil {
+			se = e.series.cached(p.raw, mb.now)
+		}
+		if se != nil {
 			// A known series: no labels to parse.
+			res.hint(p.raw, se)
 			if t, ok := e.timeOf(mb, p.ts); ok {
 				e.appendSample(mb, se, &p, t)
 			}
@@ -543,10 +607,11 @@ func (e *chExporter) numberPoints(mb *metricBatch, res *resource, name string, d
 		pl := e.labelsOf(dp.Attributes(), extra, res.gpuLabels())
 		if isDCGM && pl.gpu.UUID == "" {
 			mb.reject(ReasonMissingUUID)
+			res.hint(p.raw, nil)
 			continue
 		}
 		p.labels = &pl
-		e.store(mb, res, p)
+		res.hint(p.raw, e.store(mb, res, p))
 	}
 }
 
@@ -596,14 +661,14 @@ func (e *chExporter) summary(mb *metricBatch, res *resource, name string, s pmet
 }
 
 // store appends one sample (and, when due, its series row).
-func (e *chExporter) store(mb *metricBatch, res *resource, p point) {
+func (e *chExporter) store(mb *metricBatch, res *resource, p point) *seriesEntry {
 	if math.IsNaN(p.value) || math.IsInf(p.value, 0) {
 		mb.reject(ReasonNonFinite)
-		return
+		return nil
 	}
 	t, ok := e.timeOf(mb, p.ts)
 	if !ok {
-		return
+		return nil
 	}
 	node := res.topo.Node
 	if node == "" {
@@ -625,6 +690,7 @@ func (e *chExporter) store(mb *metricBatch, res *resource, p point) {
 			K8s: k8s, Job: p.labels.job, Labels: fleet.Labels{Keys: p.labels.keys, Values: p.labels.values},
 			FirstSeen: mb.now, LastSeen: mb.now})
 	}
+	return se
 }
 
 // appendSample appends p, at time t, to series se.

@@ -4,8 +4,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
 func TestLabelsWithKeepsKeyOrderAndOwnsItsSlices(t *testing.T) {
@@ -91,5 +93,80 @@ func TestResourceLabelsUnderPointLabels(t *testing.T) {
 				t.Fatalf("the resource's labels changed: %+v", again)
 			}
 		})
+	}
+}
+
+// A resource's points are looked up through the hints of its last request
+// (the same position, the same raw identity): reordered, added, renamed or
+// relabelled points still get their own series, and a series is described
+// again only when its refresh is due.
+func TestResourceHintsGiveTheSeriesOfTheFullPath(t *testing.T) {
+	e := &chExporter{cfg: createDefaultConfig(), series: newSeriesState(time.Hour)}
+	request := func(points ...[2]string) pmetric.Metrics {
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("UUID", "GPU-1")
+		rm.Resource().Attributes().PutStr("host.name", "n1")
+		ms := rm.ScopeMetrics().AppendEmpty().Metrics()
+		for _, p := range points {
+			m := ms.AppendEmpty()
+			m.SetName(p[0])
+			dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+			dp.SetDoubleValue(1)
+			dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+			if p[1] != "" {
+				dp.Attributes().PutStr("pod_uid", p[1])
+			}
+		}
+		return md
+	}
+	// ids converts one request and returns its series by "metric/pod" and
+	// how many series rows it wrote.
+	ids := func(now time.Time, points ...[2]string) (map[string]uint64, int) {
+		mb := e.convert(request(points...), now)
+		out := map[string]uint64{}
+		for i := range mb.samples.Metric {
+			out[mb.samples.Metric[i]+"/"+points[i][1]] = mb.samples.Series[i]
+		}
+		return out, mb.series.Len()
+	}
+	now := time.Now()
+	a, b, c := [2]string{"DCGM_FI_DEV_GPU_TEMP", ""}, [2]string{"DCGM_FI_DEV_POWER_USAGE", ""}, [2]string{"DCGM_FI_DEV_GPU_UTIL", "p1"}
+	first, described := ids(now, a, b, c)
+	if len(first) != 3 || described != 3 {
+		t.Fatalf("first request: %d series, %d described; want 3, 3", len(first), described)
+	}
+	for _, tc := range []struct {
+		name      string
+		points    [][2]string
+		described int
+	}{
+		{"same order", [][2]string{a, b, c}, 0},
+		{"reordered", [][2]string{c, a, b}, 0},
+		{"one more", [][2]string{a, {"DCGM_FI_DEV_SM_CLOCK", ""}, b, c}, 1},
+		{"relabelled", [][2]string{a, b, {"DCGM_FI_DEV_GPU_UTIL", "p2"}}, 1},
+		{"fewer", [][2]string{b}, 0},
+		{"back to the first", [][2]string{a, b, c}, 0},
+	} {
+		got, described := ids(now.Add(time.Second), tc.points...)
+		if described != tc.described {
+			t.Errorf("%s: %d series described, want %d", tc.name, described, tc.described)
+		}
+		for k, id := range got {
+			if want, ok := first[k]; ok && id != want {
+				t.Errorf("%s: %s has series %x, the first request gave %x", tc.name, k, id, want)
+			}
+			if _, ok := first[k]; !ok {
+				for k2, id2 := range first {
+					if id == id2 {
+						t.Errorf("%s: %s got %s's series", tc.name, k, k2)
+					}
+				}
+			}
+		}
+	}
+	// Due for a refresh: the hinted path describes the series again.
+	if _, described := ids(now.Add(2*time.Hour), a, b, c); described != 3 {
+		t.Fatalf("after the refresh interval %d series described, want 3", described)
 	}
 }

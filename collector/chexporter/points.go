@@ -50,6 +50,10 @@ type pointState struct {
 	recent  [recentPoints]int64
 	next    int
 	seen    time.Time
+	// gen and batchLast are resolveSamples' scratch: the latest point
+	// time of the series so far in the batch of pass gen.
+	gen       uint64
+	batchLast int64
 }
 
 // isRecent reports whether a point at ts was handled in this run.
@@ -101,6 +105,10 @@ func (p *pointState) advance(kind uint8, value float64, start, ts int64, given f
 type pointStates struct {
 	m     map[uint64]*pointState
 	swept time.Time
+	gen   uint64 // resolveSamples' passes
+	// ps and keep are resolveSamples' per-row scratch, reused.
+	ps   []*pointState
+	keep []bool
 }
 
 func newPointStates() *pointStates { return &pointStates{m: map[uint64]*pointState{}} }
@@ -173,14 +181,23 @@ func (e *chExporter) resolveSamples(ctx context.Context, b storage.Block) (stora
 	}
 	n := len(s.ts)
 	now := time.Now()
+	// Each row's series state is looked up in the run's map once (it holds
+	// a series per GPU metric of the fleet, so every lookup is a cache
+	// miss): ps[i] is the state row i is judged against.
+	ps := slices.Grow(e.points.ps[:0], n)[:n]
+	e.points.ps = ps
 	// Series this run has not seen, or not lately: their latest stored
-	// point.
+	// point; recheck lists their rows.
 	unknown := map[uint64]string{}
+	var recheck []int
 	var minTS int64 = math.MaxInt64
 	for i := 0; i < n; i++ {
-		if p, ok := e.points.m[s.series[i]]; !ok || now.Sub(p.seen) > staleState {
+		p, ok := e.points.m[s.series[i]]
+		if !ok || now.Sub(p.seen) > staleState {
 			unknown[s.series[i]] = s.metric[i]
+			recheck = append(recheck, i)
 		}
+		ps[i] = p
 		minTS = min(minTS, s.ts[i])
 	}
 	found := map[uint64]*pointState{}
@@ -198,34 +215,49 @@ func (e *chExporter) resolveSamples(ctx context.Context, b storage.Block) (stora
 			delete(found, id)
 		}
 	}
-	state := func(id uint64) *pointState {
+	// The rows of series looked up: the run's state, else the stored
+	// point, else a new state (entered into the run's map only on commit).
+	fresh := map[uint64]*pointState{}
+	for _, i := range recheck {
+		id := s.series[i]
 		if p, ok := e.points.m[id]; ok {
-			return p
+			ps[i] = p
+		} else if p = found[id]; p != nil {
+			ps[i] = p
+		} else {
+			if p = fresh[id]; p == nil {
+				p = &pointState{}
+				fresh[id] = p
+			}
+			ps[i] = p
 		}
-		return found[id]
 	}
 	// Points at or before their series' latest that this run has not seen:
-	// ask ClickHouse whether they are stored.
+	// ask ClickHouse whether they are stored. A series' latest so far in
+	// this batch is kept on its state, tagged with this pass's generation.
+	e.points.gen++
+	gen := e.points.gen
 	var candidates []int
-	latest := map[uint64]int64{}
 	for i := 0; i < n; i++ {
-		t, id := s.at(i), s.series[i]
-		last, ok := latest[id]
-		if !ok {
-			if p := state(id); p != nil && p.hasLast {
-				last = p.lastTS
-			} else {
-				last = math.MinInt64
-			}
+		t, p := s.at(i), ps[i]
+		var last int64
+		switch {
+		case p.gen == gen:
+			last = p.batchLast
+		case p.hasLast:
+			last = p.lastTS
+		default:
+			last = math.MinInt64
 		}
+		p.gen = gen
 		if t <= last {
-			if p := state(id); p == nil || !p.isRecent(t) {
+			if !p.isRecent(t) {
 				candidates = append(candidates, i)
 			}
 		} else {
 			last = t
 		}
-		latest[id] = last
+		p.batchLast = last
 	}
 	var stored map[pointKey]bool
 	if len(candidates) > 0 {
@@ -234,7 +266,9 @@ func (e *chExporter) resolveSamples(ctx context.Context, b storage.Block) (stora
 		}
 	}
 	// Commit: compute increases and drop repeats.
-	keep := make([]bool, n)
+	keep := slices.Grow(e.points.keep[:0], n)[:n]
+	clear(keep)
+	e.points.keep = keep
 	var kept map[pointKey]bool // points kept in this batch, when repeats are possible
 	if len(candidates) > 0 {
 		kept = map[pointKey]bool{}
@@ -242,13 +276,7 @@ func (e *chExporter) resolveSamples(ctx context.Context, b storage.Block) (stora
 	dup := 0
 	for i := 0; i < n; i++ {
 		id, t := s.series[i], s.at(i)
-		p := e.points.m[id]
-		if p == nil {
-			if p = found[id]; p == nil {
-				p = &pointState{}
-			}
-			e.points.m[id] = p
-		}
+		p := ps[i]
 		p.seen = now
 		k := pointKey{id, t}
 		if p.hasLast && t <= p.lastTS {
@@ -269,6 +297,9 @@ func (e *chExporter) resolveSamples(ctx context.Context, b storage.Block) (stora
 		if kept != nil {
 			kept[k] = true
 		}
+	}
+	for _, i := range recheck {
+		e.points.m[s.series[i]] = ps[i]
 	}
 	e.points.sweep(now)
 	if dup > 0 {

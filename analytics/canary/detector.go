@@ -64,12 +64,20 @@ type DetectorConfig struct {
 	Interval time.Duration `yaml:"interval"`
 	// MaxAge is how long after its start a canary is still judged.
 	MaxAge time.Duration `yaml:"max_age"`
+	// OutcomeWindow is how long after a request its business outcome may
+	// come (Reader.OutcomeWindow): requests younger than it are not yet
+	// engagement trials.
+	OutcomeWindow time.Duration `yaml:"outcome_window"`
+	// Outcome, when set, is the one business outcome (click, conversion)
+	// that counts as engagement; empty: every success outcome.
+	Outcome string `yaml:"outcome"`
 }
 
 // NewDefaultDetectorConfig returns looks every 10 s, canaries judged for
-// up to 24 hours.
+// up to 24 hours, every success outcome within 2 minutes of its request
+// counting as engagement.
 func NewDefaultDetectorConfig() DetectorConfig {
-	return DetectorConfig{Name: "canary", Interval: 10 * time.Second, MaxAge: 24 * time.Hour}
+	return DetectorConfig{Name: "canary", Interval: 10 * time.Second, MaxAge: 24 * time.Hour, OutcomeWindow: DefaultOutcomeWindow}
 }
 
 // Validate reports every problem at once.
@@ -83,6 +91,9 @@ func (c DetectorConfig) Validate() error {
 	}
 	if c.MaxAge <= 0 {
 		errs = append(errs, fmt.Errorf("canary max_age %v: want > 0", c.MaxAge))
+	}
+	if c.OutcomeWindow < 0 || c.OutcomeWindow%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("canary outcome_window %v: want >= 0 whole seconds", c.OutcomeWindow))
 	}
 	return errors.Join(errs...)
 }
@@ -121,7 +132,9 @@ func NewDetector(cfg DetectorConfig, c *storage.Client, cat *catalog.Catalog, lo
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Detector{cfg: cfg, client: c, reader: NewReader(c), cat: cat, log: log, running: map[string]*running{}}, nil
+	r := NewReader(c)
+	r.OutcomeWindow, r.Outcome = cfg.OutcomeWindow, cfg.Outcome
+	return &Detector{cfg: cfg, client: c, reader: r, cat: cat, log: log, running: map[string]*running{}}, nil
 }
 
 // Name implements fleet.Detector.

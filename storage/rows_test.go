@@ -18,6 +18,7 @@ func TestBuildersFollowTheirTables(t *testing.T) {
 		(&storage.InferenceEventBlock{}).Block(),
 		(&storage.DelayedLabelBlock{}).Block(),
 		(&storage.BusinessOutcomeBlock{}).Block(),
+		(&storage.CanaryVerdictBlock{}).Block(),
 		(&storage.ModelDeploymentBlock{}).Block(),
 		(&storage.SpanBlock{}).Block(),
 		(&storage.DetectionBlock{}).Block(),

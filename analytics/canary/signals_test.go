@@ -109,7 +109,8 @@ func writeSignals(t *testing.T, db *storage.Client, t0 time.Time, dur time.Durat
 func TestEngagementAndAccuracyPerVersion(t *testing.T) {
 	db := chtest.NewDB(t)
 	ctx := context.Background()
-	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	// Recent, so that the on-call views (relative to now) show it.
+	t0 := time.Now().UTC().Truncate(time.Minute).Add(-30 * time.Minute)
 	dur := 18 * time.Minute
 	at := t0.Add(10 * time.Minute) // the Reader's exact counts are checked here
 	ranker := &signalModel{name: "ranker", ctr: [2]float64{0.20, 0.10}, acc: [2]float64{0.95, 0.95}}
@@ -156,6 +157,11 @@ canary: {engagement_drop: 0.25}
 	if err != nil {
 		t.Fatal(err)
 	}
+	w, err := db.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.RecordTo(w)
 	last := map[string]Verdict{}
 	d.OnVerdict = func(_ context.Context, dep Deployment, v Verdict) {
 		v.Evidence = append([]Evidence(nil), v.Evidence...)
@@ -206,5 +212,32 @@ canary: {engagement_drop: 0.25}
 	}
 	if strings.Join(ruled, ", ") != "engagement pass, accuracy pass" {
 		t.Errorf("search's engagement and accuracy: %v", ruled)
+	}
+
+	// The on-call views, on the recorded verdicts.
+	db0 := db.Config().Database
+	var rows string
+	q := "SELECT arrayStringConcat(groupArray(concat(model, ' ', version, '<', baseline_version, ' ', verdict, ' ', toString(ever_failed), ' [', arrayStringConcat(failed, ','), ']')), '; ') FROM (SELECT * FROM " + db0 + ".oncall_canary_verdicts ORDER BY model)"
+	if err := db.QueryScalar(ctx, q, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if want := "fraud v2<v1 fail 1 [accuracy]; ranker v2<v1 fail 1 [engagement]; search v2<v1 pass 0 []"; rows != want {
+		t.Errorf("oncall_canary_verdicts:\n got %s\nwant %s", rows, want)
+	}
+	var evidence string
+	if err := db.QueryScalar(ctx, "SELECT evidence_lines FROM "+db0+".oncall_canary_verdicts WHERE model = 'ranker'", &evidence); err != nil || !strings.Contains(evidence, "engagement fail: canary 0.09") {
+		t.Errorf("ranker's evidence (%v):\n%s", err, evidence)
+	}
+	var signals string
+	q = "SELECT arrayStringConcat(groupArray(concat(signal, ' ', signal_outcome, ' ', toString(round(canary, 2)), '/', toString(round(baseline, 2)))), '; ') FROM (SELECT * FROM " + db0 + ".oncall_canary_signals WHERE model = 'ranker' AND signal IN ('engagement', 'accuracy', 'error_rate') ORDER BY signal)"
+	if err := db.QueryScalar(ctx, q, &signals); err != nil {
+		t.Fatal(err)
+	}
+	if want := "accuracy pass 0.95/0.95; engagement fail 0.1/0.2; error_rate pass 0.01/0.01"; signals != want {
+		t.Errorf("oncall_canary_signals for the ranker:\n got %s\nwant %s", signals, want)
+	}
+	var first string
+	if err := db.QueryScalar(ctx, "SELECT concat(model, ' ', signal) FROM "+db0+".oncall_canary_signals LIMIT 1", &first); err != nil || !strings.HasSuffix(first, "accuracy") && !strings.HasSuffix(first, "engagement") {
+		t.Errorf("the first signal row is %q (%v), want a failed one", first, err)
 	}
 }

@@ -34,6 +34,7 @@ var builders = []builder{
 	{"InferenceEventBlock", "InferenceEvents", schema.InferenceEvents},
 	{"DelayedLabelBlock", "DelayedLabels", schema.DelayedLabels},
 	{"BusinessOutcomeBlock", "BusinessOutcomes", schema.BusinessOutcomes},
+	{"CanaryVerdictBlock", "CanaryVerdicts", schema.CanaryVerdicts},
 	{"ModelDeploymentBlock", "ModelDeployments", schema.ModelDeployments},
 	{"SpanBlock", "Spans", schema.Spans},
 	{"DetectionBlock", "Detections", schema.Detections},

@@ -135,6 +135,9 @@ type running struct {
 	failed bool
 	seen   bool
 	v      Verdict
+	// edges are the canary's prediction bin edges (Reader.PredictionEdges);
+	// nil: no prediction drift.
+	edges []float64
 	// recorded is the last recorded look, with its verdict and gate.
 	recorded        time.Time
 	recOut, recGate Outcome
@@ -211,10 +214,13 @@ func (d *Detector) track(ctx context.Context, dep Deployment, end time.Time) (*r
 		return nil, err
 	}
 	r := &running{tr: tr}
+	if r.edges, err = d.reader.PredictionEdges(ctx, dep.Model, dep.BaselineVersion, dep.Started); err != nil {
+		return nil, err
+	}
 	last := int(end.Sub(dep.Started) / DefaultEpoch)
 	for k := max(1, last-DefaultSegments+1); k <= last; k++ {
 		at := dep.Started.Add(time.Duration(k) * DefaultEpoch)
-		o, err := d.reader.Observe(ctx, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, at)
+		o, err := d.observe(ctx, dep, r, at)
 		if err != nil {
 			return nil, err
 		}
@@ -230,12 +236,24 @@ func (d *Detector) look(ctx context.Context, dep Deployment, at time.Time) (*run
 	if err != nil {
 		return nil, fmt.Errorf("canary %s: %w", dep.Key(), err)
 	}
-	o, err := d.reader.Observe(ctx, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, at)
+	o, err := d.observe(ctx, dep, r, at)
 	if err != nil {
 		return nil, err
 	}
 	r.tr.Evaluate(&o, &r.v)
 	return r, nil
+}
+
+// observe reads dep's counts as of at, predictions included.
+func (d *Detector) observe(ctx context.Context, dep Deployment, r *running, at time.Time) (Observation, error) {
+	o, err := d.reader.Observe(ctx, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, at)
+	if err != nil {
+		return Observation{}, err
+	}
+	if err := d.reader.ObservePredictions(ctx, &o, dep.Model, dep.Version, dep.BaselineVersion, r.edges, dep.Started, at); err != nil {
+		return Observation{}, err
+	}
+	return o, nil
 }
 
 // Judge returns dep's verdict as of at, as the analyzer would reach it

@@ -23,6 +23,7 @@ import (
 type signalModel struct {
 	name             string
 	ctr, acc         [2]float64 // baseline, canary
+	skew             float64    // the canary's predictions are the baseline's to this power
 	trials, succ     [2]uint64  // as of at
 	labelled, correc [2]uint64
 }
@@ -36,6 +37,11 @@ func writeSignals(t *testing.T, db *storage.Client, t0 time.Time, dur time.Durat
 	window := DefaultOutcomeWindow
 	for _, m := range models {
 		dep.Append(&storage.ModelDeployment{Time: t0, Model: m.name, ModelVersion: "v2", PreviousVersion: "v1", Change: "canary"})
+		// The baseline's predictions in the 10 minutes before: the bins.
+		for s := range 600 {
+			ev.Append(&fleet.InferenceEvent{Time: t0.Add(time.Duration(s-600) * time.Second), Model: m.name, ModelVersion: "v1",
+				RequestID: fmt.Sprint(m.name, "-pre-", s), LatencyMs: 5, Status: "ok", Prediction: float64(s%100) / 100})
+		}
 		var cnt [2]int
 		for s := range int(dur / time.Second) {
 			ts := t0.Add(time.Duration(s) * time.Second)
@@ -52,7 +58,7 @@ func writeSignals(t *testing.T, db *storage.Client, t0 time.Time, dur time.Durat
 					status = "error"
 				}
 				ev.Append(&fleet.InferenceEvent{Time: ts, Model: m.name, ModelVersion: fmt.Sprint("v", ver+1), RequestID: id,
-					LatencyMs: 5 + float64(c%7), Status: status, PredictionClass: "a", Prediction: math.NaN()})
+					LatencyMs: 5 + float64(c%7), Status: status, PredictionClass: "a", Prediction: prediction(c, ver, m.skew)})
 				if status != "ok" {
 					continue
 				}
@@ -99,6 +105,16 @@ func writeSignals(t *testing.T, db *storage.Client, t0 time.Time, dur time.Durat
 	}
 }
 
+// prediction is request c's score: uniform on [0, 1) in steps of 0.01,
+// the canary's raised to skew (1 when 0).
+func prediction(c, ver int, skew float64) float64 {
+	p := float64(c%100) / 100
+	if ver == 1 && skew != 0 {
+		p = math.Pow(p, skew)
+	}
+	return p
+}
+
 // TestEngagementAndAccuracyPerVersion (issue 20 item 1): both versions'
 // engagement and delayed-label accuracy read from a real ClickHouse over
 // the same minutes and judged. The ranker's canary engages half as often
@@ -113,7 +129,7 @@ func TestEngagementAndAccuracyPerVersion(t *testing.T) {
 	t0 := time.Now().UTC().Truncate(time.Minute).Add(-30 * time.Minute)
 	dur := 18 * time.Minute
 	at := t0.Add(10 * time.Minute) // the Reader's exact counts are checked here
-	ranker := &signalModel{name: "ranker", ctr: [2]float64{0.20, 0.10}, acc: [2]float64{0.95, 0.95}}
+	ranker := &signalModel{name: "ranker", ctr: [2]float64{0.20, 0.10}, acc: [2]float64{0.95, 0.95}, skew: 3}
 	fraud := &signalModel{name: "fraud", ctr: [2]float64{0.20, 0.20}, acc: [2]float64{0.95, 0.80}}
 	search := &signalModel{name: "search", ctr: [2]float64{0.20, 0.20}, acc: [2]float64{0.95, 0.95}}
 	models := []*signalModel{ranker, fraud, search}
@@ -198,6 +214,21 @@ canary: {engagement_drop: 0.25}
 			t.Errorf("ranker engagement evidence: %s", e)
 		}
 	}
+	// Prediction drift per version (item 5): evidence, not a trigger.
+	psi := func(model string) float64 {
+		for _, e := range last[model].Evidence {
+			if e.Rule == RuleDrift && e.Outcome == Info {
+				return e.Effect
+			}
+		}
+		return math.NaN()
+	}
+	if p := psi("ranker"); !(p >= 0.25) {
+		t.Errorf("ranker's prediction drift PSI %v, want >= 0.25 (its canary's scores are cubed)", p)
+	}
+	if p := psi("search"); !(p < 0.01) {
+		t.Errorf("search's prediction drift PSI %v, want < 0.01", p)
+	}
 	if _, ok := dets["search"]; ok || last["search"].Outcome != Pass {
 		for _, e := range last["search"].Evidence {
 			t.Log(e)
@@ -212,6 +243,21 @@ canary: {engagement_drop: 0.25}
 	}
 	if strings.Join(ruled, ", ") != "engagement pass, accuracy pass" {
 		t.Errorf("search's engagement and accuracy: %v", ruled)
+	}
+
+	// A restarted detector bins on the same edges: same PSI.
+	d2, err := NewDetector(NewDefaultDetectorConfig(), db, cat, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := d2.Judge(ctx, Deployment{Model: "ranker", Version: "v2", BaselineVersion: "v1", Started: t0}, t0.Add(dur))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range v2.Evidence {
+		if e.Rule == RuleDrift && e.Effect != psi("ranker") {
+			t.Errorf("after a restart PSI %v, before %v", e.Effect, psi("ranker"))
+		}
 	}
 
 	// The on-call views, on the recorded verdicts.

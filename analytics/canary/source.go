@@ -3,6 +3,7 @@ package canary
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/storage"
@@ -132,6 +133,87 @@ func (r *Reader) pairs(ctx context.Context, sql, canaryVersion string, o *Observ
 		}
 		set(c, uint64(n.At(row)), uint64(k.At(row)))
 	})
+}
+
+// Prediction drift per version (issue 20 item 5): both versions'
+// numeric predictions binned on the same edges over the same minutes. The
+// edges are the baseline's prediction deciles in the hour before the
+// canary started (PredictionReference), so they are fixed for the
+// canary's life and the same after an analyzer restart; a baseline with
+// fewer than MinReferencePredictions finite predictions then gets none,
+// and the judge no drift line.
+const (
+	PredictionReference     = time.Hour
+	PredictionBins          = 10
+	MinReferencePredictions = 100
+)
+
+// PredictionEdgesSQL returns the query: the baseline's prediction deciles
+// (q, one row each, in order) over [start − PredictionReference, start).
+func PredictionEdgesSQL(database, model, baselineVersion string, start time.Time) string {
+	levels := make([]string, 0, PredictionBins-1)
+	for i := 1; i < PredictionBins; i++ {
+		levels = append(levels, chsql.Float(float64(i)/PredictionBins))
+	}
+	return fmt.Sprintf("SELECT arrayJoin(qs) AS q FROM (SELECT quantilesExact(%s)(prediction) AS qs, count() AS n FROM %s "+
+		"WHERE model = %s AND model_version = %s AND status = 'ok' AND isFinite(prediction) AND %s) WHERE n >= %d",
+		strings.Join(levels, ", "), chsql.Ident(database, "inference_events"), chsql.String(model), chsql.String(baselineVersion),
+		chsql.Between("ts", start.Add(-PredictionReference), start), MinReferencePredictions)
+}
+
+// PredictionEdges returns a canary's prediction bin edges: the distinct
+// baseline deciles before start, ascending; nil when the baseline had too
+// few predictions (or none are numeric).
+func (r *Reader) PredictionEdges(ctx context.Context, model, baselineVersion string, start time.Time) ([]float64, error) {
+	var res chsql.Result
+	q := res.F64("q")
+	var edges []float64
+	err := res.ForRows(ctx, r.client, PredictionEdgesSQL(r.client.Config().Database, model, baselineVersion, start), func(row int) {
+		if x := q.At(row); len(edges) == 0 || x > edges[len(edges)-1] {
+			edges = append(edges, x)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prediction edges of %s %s: %w", model, baselineVersion, err)
+	}
+	return edges, nil
+}
+
+// PredictionCountsSQL returns the query: per version (v) and bin (b: the
+// first edge a prediction is at or below, len(edges) above them all), the
+// ok requests with a finite prediction in [start, end) (n).
+func PredictionCountsSQL(database, model, canaryVersion, baselineVersion string, edges []float64, start, end time.Time) string {
+	var bin strings.Builder
+	bin.WriteString("multiIf(")
+	for i, e := range edges {
+		fmt.Fprintf(&bin, "prediction <= %s, %d, ", chsql.Float(e), i)
+	}
+	fmt.Fprintf(&bin, "%d)", len(edges))
+	return fmt.Sprintf("SELECT toString(model_version) AS v, toUInt32(%s) AS b, count() AS n FROM %s "+
+		"WHERE model = %s AND model_version IN %s AND status = 'ok' AND isFinite(prediction) AND %s GROUP BY v, b",
+		bin.String(), chsql.Ident(database, "inference_events"), chsql.String(model), chsql.In([]string{canaryVersion, baselineVersion}), chsql.Between("ts", start, end))
+}
+
+// ObservePredictions sets o's prediction histograms (len(edges)+1 bins
+// each) over [start, end); with no edges it leaves them nil.
+func (r *Reader) ObservePredictions(ctx context.Context, o *Observation, model, canaryVersion, baselineVersion string, edges []float64, start, end time.Time) error {
+	if len(edges) == 0 {
+		return nil
+	}
+	o.Canary.Predictions, o.Baseline.Predictions = make([]float64, len(edges)+1), make([]float64, len(edges)+1)
+	var res chsql.Result
+	v, b, n := res.Str("v"), res.Int("b"), res.Int("n")
+	err := res.ForRows(ctx, r.client, PredictionCountsSQL(r.client.Config().Database, model, canaryVersion, baselineVersion, edges, start, end), func(row int) {
+		h := o.Baseline.Predictions
+		if v.At(row) == canaryVersion {
+			h = o.Canary.Predictions
+		}
+		h[min(max(int(b.At(row)), 0), len(edges))] += float64(n.At(row))
+	})
+	if err != nil {
+		return fmt.Errorf("canary predictions for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
+	}
+	return nil
 }
 
 // RequestRate returns model's requests per hour in [from, to), all

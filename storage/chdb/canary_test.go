@@ -59,6 +59,15 @@ func TestCanarySQLOnCurrentClickHouse(t *testing.T) {
 	check("engagement early", sorted(canary.EngagementSQL("fleetwatch", "m", "v2", "v1", "", t0, t0.Add(200*time.Second), 2*time.Minute)), "v1\t40\t8\nv2\t38\t8")
 	check("accuracy", sorted(canary.AccuracySQL("fleetwatch", "m", "v2", "v1", t0, end)), "v1\t100\t50\nv2\t96\t96")
 
+	// Prediction bins (item 5): the baseline's deciles in the hour before
+	// the start, then both versions' counts on them.
+	mustQuery(t, s, `INSERT INTO fleetwatch.inference_events (ts, model, model_version, request_id, latency_ms, status, prediction, prediction_class)
+		SELECT `+at+` - 200 + number, 'm', 'v1', concat('pre-', toString(number)), 10, 'ok', (number % 100) / 100, '' FROM numbers(200)`)
+	check("prediction edges", strings.ReplaceAll(mustQuery(t, s, canary.PredictionEdgesSQL("fleetwatch", "m", "v1", t0)), "\n", " "),
+		"0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9")
+	check("prediction counts", sorted(canary.PredictionCountsSQL("fleetwatch", "m", "v2", "v1", []float64{0.5}, t0.Add(-200*time.Second), t0)),
+		"v1\t0\t102\nv1\t1\t98")
+
 	// The views, on two recorded looks of one canary.
 	mustQuery(t, s, `INSERT INTO fleetwatch.canary_verdicts (ts, detector, model, model_version, baseline_version, started, outcome, gate, gate_reason,
 		elapsed_s, time_left_s, failed_rules, last_known_good, rule, rule_outcome, canary_value, baseline_value, effect, unit, threshold, canary_samples, baseline_samples, evidence)

@@ -214,7 +214,7 @@ canary: {engagement_drop: 0.25}
 			t.Errorf("ranker engagement evidence: %s", e)
 		}
 	}
-	// Prediction drift per version (item 5): evidence, not a trigger.
+	// Prediction drift per version (item 1): evidence, not a trigger.
 	psi := func(model string) float64 {
 		for _, e := range last[model].Evidence {
 			if e.Rule == RuleDrift && e.Outcome == Info {

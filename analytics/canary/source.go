@@ -135,7 +135,7 @@ func (r *Reader) pairs(ctx context.Context, sql, canaryVersion string, o *Observ
 	})
 }
 
-// Prediction drift per version (issue 20 item 5): both versions'
+// Prediction drift per version (issue 20 item 1): both versions'
 // numeric predictions binned on the same edges over the same minutes. The
 // edges are the baseline's prediction deciles in the hour before the
 // canary started (PredictionReference), so they are fixed for the

@@ -59,7 +59,7 @@ func TestCanarySQLOnCurrentClickHouse(t *testing.T) {
 	check("engagement early", sorted(canary.EngagementSQL("fleetwatch", "m", "v2", "v1", "", t0, t0.Add(200*time.Second), 2*time.Minute)), "v1\t40\t8\nv2\t38\t8")
 	check("accuracy", sorted(canary.AccuracySQL("fleetwatch", "m", "v2", "v1", t0, end)), "v1\t100\t50\nv2\t96\t96")
 
-	// Prediction bins (item 5): the baseline's deciles in the hour before
+	// Prediction bins (item 1): the baseline's deciles in the hour before
 	// the start, then both versions' counts on them.
 	mustQuery(t, s, `INSERT INTO fleetwatch.inference_events (ts, model, model_version, request_id, latency_ms, status, prediction, prediction_class)
 		SELECT `+at+` - 200 + number, 'm', 'v1', concat('pre-', toString(number)), 10, 'ok', (number % 100) / 100, '' FROM numbers(200)`)

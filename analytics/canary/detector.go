@@ -92,8 +92,8 @@ func (c DetectorConfig) Validate() error {
 	if c.MaxAge <= 0 {
 		errs = append(errs, fmt.Errorf("canary max_age %v: want > 0", c.MaxAge))
 	}
-	if c.OutcomeWindow < 0 || c.OutcomeWindow%time.Second != 0 {
-		errs = append(errs, fmt.Errorf("canary outcome_window %v: want >= 0 whole seconds", c.OutcomeWindow))
+	if c.OutcomeWindow <= 0 || c.OutcomeWindow%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("canary outcome_window %v: want > 0 whole seconds", c.OutcomeWindow))
 	}
 	return errors.Join(errs...)
 }

@@ -287,3 +287,23 @@ canary: {engagement_drop: 0.25}
 		t.Errorf("the first signal row is %q (%v), want a failed one", first, err)
 	}
 }
+
+func TestDetectorConfigValidate(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		set  func(c *DetectorConfig)
+		want string
+	}{
+		{"default", func(*DetectorConfig) {}, ""},
+		{"no outcome window", func(c *DetectorConfig) { c.OutcomeWindow = 0 }, "outcome_window"},
+		{"fractional outcome window", func(c *DetectorConfig) { c.OutcomeWindow = 1500 * time.Millisecond }, "outcome_window"},
+		{"no interval", func(c *DetectorConfig) { c.Interval = 0 }, "interval"},
+	} {
+		cfg := NewDefaultDetectorConfig()
+		c.set(&cfg)
+		err := cfg.Validate()
+		if (c.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %q", c.name, err, c.want)
+		}
+	}
+}

@@ -625,3 +625,57 @@ func TestMaxAgeIsConfigurableForBackfills(t *testing.T) {
 			col.selfMetric(t, "fleetwatch_exporter_rejected_items", map[string]string{"signal": "metrics", "reason": "timestamp_out_of_range"}) == 1
 	})
 }
+
+// Business outcomes (issue 20 item 1): fleetwatch.outcome events land in
+// business_outcomes with their success flag as sent (bool, number or
+// string), the engagement outcome when none is named, the value when
+// sent, the resource's service; one without a request id is rejected.
+func TestOutcomesLand(t *testing.T) {
+	db := chtest.NewDB(t)
+	col := startCollector(t, colParams{DSN: db.Config().DSN()})
+	conn := dial(t, col.endpoint)
+	now := time.Now()
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr(telemetry.AttrServiceName, "ranker-svc")
+	lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	ev := func(req string, set func(m pcommon.Map)) {
+		lr := lrs.AppendEmpty()
+		lr.Attributes().PutStr(telemetry.AttrEventName, telemetry.EventOutcome) // the attribute form
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(now))
+		lr.Attributes().PutStr(telemetry.AttrModel, "ranker")
+		lr.Attributes().PutStr(telemetry.AttrModelVersion, "v8")
+		if req != "" {
+			lr.Attributes().PutStr(telemetry.AttrRequestID, req)
+		}
+		if set != nil {
+			set(lr.Attributes())
+		}
+	}
+	ev("r1", nil) // engagement, success by default
+	ev("r2", func(m pcommon.Map) { m.PutStr(telemetry.AttrOutcome, "click"); m.PutBool(telemetry.AttrSuccess, false) })
+	ev("r3", func(m pcommon.Map) {
+		m.PutStr(telemetry.AttrOutcome, "conversion")
+		m.PutStr(telemetry.AttrSuccess, "true")
+		m.PutDouble(telemetry.AttrOutcomeValue, 12.5)
+	})
+	ev("r4", func(m pcommon.Map) { m.PutInt(telemetry.AttrSuccess, 0) })
+	ev("", nil) // missing_request_id
+	if _, err := plogotlp.NewGRPCClient(conn).Export(context.Background(), plogotlp.NewExportRequestFromLogs(ld)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the outcomes", func() bool { return count(t, db, "business_outcomes", "") == 4 })
+	var got string
+	q := "SELECT arrayStringConcat(groupArray(concat(request_id, ':', toString(outcome), ':', toString(success), ':', toString(value), ':', toString(service), ':', toString(model_version))), ',') FROM (SELECT * FROM " +
+		db.Config().Database + ".business_outcomes ORDER BY request_id)"
+	if err := db.QueryScalar(context.Background(), q, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := "r1:engagement:1:nan:ranker-svc:v8,r2:click:0:nan:ranker-svc:v8,r3:conversion:1:12.5:ranker-svc:v8,r4:engagement:0:nan:ranker-svc:v8"
+	if got != want {
+		t.Errorf("business_outcomes\n got %s\nwant %s", got, want)
+	}
+	waitFor(t, 20*time.Second, "the rejection counter", func() bool {
+		return col.selfMetric(t, "fleetwatch_exporter_rejected_items", map[string]string{"signal": "logs", "reason": "missing_request_id"}) == 1
+	})
+}

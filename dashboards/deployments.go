@@ -15,7 +15,8 @@ ORDER BY time, version`, bucket("ts"), expr, alias, modelFilter)
 
 // deployments is the safe-rollout view (issue 20): what changed, each
 // version's errors and latency beside the others', the canary judge's
-// failed verdicts with their evidence, and the rollbacks.
+// failed verdicts with their evidence, every judged signal of both
+// versions (canary_verdicts), and the rollbacks.
 func deployments() *board {
 	b := newBoard("fleetwatch-deployments", "Fleetwatch / Deployments",
 		"Is the new version safe? Deployments and canaries of the selected models, each version's traffic, error rate and p99 latency over the same minutes, the canary judge's failed verdicts with their evidence (analyzer.canary) and the rollbacks.",
@@ -56,5 +57,22 @@ WHERE class = 'canary_regression' AND $__timeFilter(ts) AND `+modelFilter+`
 ORDER BY ts DESC
 LIMIT 100`),
 		Expect{Columns: []string{"ts", "model", "entity", "severity", "summary", "evidence"}})
+	b.add(sqlPanel("table", "Canary signals: canary vs baseline", "Every signal of the canaries judged in the range, at the judge's latest look (canary_verdicts): error rate, p99 ratio and gates, engagement (business outcomes), delayed-label accuracy and prediction drift, both versions over the same minutes, with the effect, the threshold and the rule's outcome; failed signals first.", 24, 8, tableLook,
+		`SELECT model, version, baseline_version, last_look, verdict, signal, signal_outcome, canary, baseline, effect, unit, fail_at, canary_n, baseline_n
+FROM
+(
+    SELECT toString(model) AS model, toString(model_version) AS version, toString(baseline_version) AS baseline_version, max(ts) AS last_look,
+        toString(argMax(outcome, ts)) AS verdict, argMax(rule, ts) AS rules, argMax(rule_outcome, ts) AS outcomes,
+        argMax(canary_value, ts) AS canary_values, argMax(baseline_value, ts) AS baseline_values, argMax(effect, ts) AS effects,
+        argMax(unit, ts) AS units, argMax(threshold, ts) AS thresholds, argMax(canary_samples, ts) AS canary_ns, argMax(baseline_samples, ts) AS baseline_ns
+    FROM canary_verdicts
+    WHERE $__timeFilter(ts) AND `+modelFilter+`
+    GROUP BY model, model_version, baseline_version, started
+)
+ARRAY JOIN rules AS signal, outcomes AS signal_outcome, canary_values AS canary, baseline_values AS baseline, effects AS effect,
+    units AS unit, thresholds AS fail_at, canary_ns AS canary_n, baseline_ns AS baseline_n
+ORDER BY signal_outcome = 'fail' DESC, last_look DESC, model, signal
+LIMIT 200`),
+		Expect{Columns: []string{"model", "version", "baseline_version", "last_look", "verdict", "signal", "signal_outcome", "canary", "baseline", "effect", "unit", "fail_at", "canary_n", "baseline_n"}})
 	return b
 }

@@ -201,6 +201,38 @@ func (b *DelayedLabelBlock) Append(l *DelayedLabel) {
 	b.LabelValue = append(b.LabelValue, l.LabelValue)
 }
 
+// BusinessOutcome is one row of business_outcomes: a request's business
+// outcome (issue 20 item 1).
+type BusinessOutcome struct {
+	Time                time.Time
+	Model, ModelVersion string
+	RequestID           string
+	// Outcome names what happened (click, conversion); Success is false
+	// for an explicit miss.
+	Outcome string
+	Success bool
+	// Value is an optional magnitude; NaN when not sent.
+	Value              float64
+	Service, Namespace string
+}
+
+// Append adds one row.
+func (b *BusinessOutcomeBlock) Append(o *BusinessOutcome) {
+	var ok uint8
+	if o.Success {
+		ok = 1
+	}
+	b.Ts = append(b.Ts, o.Time.Unix())
+	b.Model = append(b.Model, o.Model)
+	b.ModelVersion = append(b.ModelVersion, o.ModelVersion)
+	b.RequestID = append(b.RequestID, o.RequestID)
+	b.Outcome = append(b.Outcome, o.Outcome)
+	b.Success = append(b.Success, ok)
+	b.Value = append(b.Value, o.Value)
+	b.Service = append(b.Service, o.Service)
+	b.Namespace = append(b.Namespace, o.Namespace)
+}
+
 // ModelDeployment is one row of model_deployments.
 type ModelDeployment struct {
 	Time                                 time.Time

@@ -184,6 +184,78 @@ func (b *DelayedLabelBlock) Block() Block {
 	return Block{Table: schema.DelayedLabels.Name, Columns: columnsDelayedLabelBlock, Data: []any{b.Ts, b.Model, b.RequestID, b.Label, b.LabelValue}}
 }
 
+// BusinessOutcomeBlock builds business_outcomes rows (schema.BusinessOutcomes) column by column: one slice per column,
+// named and ordered as the table defines them. Reset keeps the slices' capacity.
+type BusinessOutcomeBlock struct {
+	Ts           []int64   // ts DateTime
+	Model        []string  // model String
+	ModelVersion []string  // model_version String
+	RequestID    []string  // request_id String
+	Outcome      []string  // outcome String
+	Success      []uint8   // success UInt8
+	Value        []float64 // value Float64
+	Service      []string  // service String
+	Namespace    []string  // namespace String
+}
+
+var columnsBusinessOutcomeBlock = schema.BusinessOutcomes.ColumnNames()
+
+// Len is the number of rows.
+func (b *BusinessOutcomeBlock) Len() int { return len(b.Ts) }
+
+// Reset empties the builder, keeping its capacity.
+func (b *BusinessOutcomeBlock) Reset() {
+	b.Ts, b.Model, b.ModelVersion, b.RequestID, b.Outcome, b.Success, b.Value, b.Service, b.Namespace = b.Ts[:0], b.Model[:0], b.ModelVersion[:0], b.RequestID[:0], b.Outcome[:0], b.Success[:0], b.Value[:0], b.Service[:0], b.Namespace[:0]
+}
+
+// Block returns the rows as a Block sharing the builder's memory.
+func (b *BusinessOutcomeBlock) Block() Block {
+	return Block{Table: schema.BusinessOutcomes.Name, Columns: columnsBusinessOutcomeBlock, Data: []any{b.Ts, b.Model, b.ModelVersion, b.RequestID, b.Outcome, b.Success, b.Value, b.Service, b.Namespace}}
+}
+
+// CanaryVerdictBlock builds canary_verdicts rows (schema.CanaryVerdicts) column by column: one slice per column,
+// named and ordered as the table defines them. Reset keeps the slices' capacity.
+type CanaryVerdictBlock struct {
+	Ts              []int64     // ts DateTime
+	Detector        []string    // detector String
+	Model           []string    // model String
+	ModelVersion    []string    // model_version String
+	BaselineVersion []string    // baseline_version String
+	Started         []int64     // started DateTime
+	Outcome         []string    // outcome String
+	Gate            []string    // gate String
+	GateReason      []string    // gate_reason String
+	ElapsedS        []float64   // elapsed_s Float64
+	TimeLeftS       []float64   // time_left_s Float64
+	FailedRules     [][]string  // failed_rules Array(String)
+	LastKnownGood   []string    // last_known_good String
+	Rule            [][]string  // rule Array(String)
+	RuleOutcome     [][]string  // rule_outcome Array(String)
+	CanaryValue     [][]float64 // canary_value Array(Float64)
+	BaselineValue   [][]float64 // baseline_value Array(Float64)
+	Effect          [][]float64 // effect Array(Float64)
+	Unit            [][]string  // unit Array(String)
+	Threshold       [][]float64 // threshold Array(Float64)
+	CanarySamples   [][]float64 // canary_samples Array(Float64)
+	BaselineSamples [][]float64 // baseline_samples Array(Float64)
+	Evidence        []string    // evidence String
+}
+
+var columnsCanaryVerdictBlock = schema.CanaryVerdicts.ColumnNames()
+
+// Len is the number of rows.
+func (b *CanaryVerdictBlock) Len() int { return len(b.Ts) }
+
+// Reset empties the builder, keeping its capacity.
+func (b *CanaryVerdictBlock) Reset() {
+	b.Ts, b.Detector, b.Model, b.ModelVersion, b.BaselineVersion, b.Started, b.Outcome, b.Gate, b.GateReason, b.ElapsedS, b.TimeLeftS, b.FailedRules, b.LastKnownGood, b.Rule, b.RuleOutcome, b.CanaryValue, b.BaselineValue, b.Effect, b.Unit, b.Threshold, b.CanarySamples, b.BaselineSamples, b.Evidence = b.Ts[:0], b.Detector[:0], b.Model[:0], b.ModelVersion[:0], b.BaselineVersion[:0], b.Started[:0], b.Outcome[:0], b.Gate[:0], b.GateReason[:0], b.ElapsedS[:0], b.TimeLeftS[:0], b.FailedRules[:0], b.LastKnownGood[:0], b.Rule[:0], b.RuleOutcome[:0], b.CanaryValue[:0], b.BaselineValue[:0], b.Effect[:0], b.Unit[:0], b.Threshold[:0], b.CanarySamples[:0], b.BaselineSamples[:0], b.Evidence[:0]
+}
+
+// Block returns the rows as a Block sharing the builder's memory.
+func (b *CanaryVerdictBlock) Block() Block {
+	return Block{Table: schema.CanaryVerdicts.Name, Columns: columnsCanaryVerdictBlock, Data: []any{b.Ts, b.Detector, b.Model, b.ModelVersion, b.BaselineVersion, b.Started, b.Outcome, b.Gate, b.GateReason, b.ElapsedS, b.TimeLeftS, b.FailedRules, b.LastKnownGood, b.Rule, b.RuleOutcome, b.CanaryValue, b.BaselineValue, b.Effect, b.Unit, b.Threshold, b.CanarySamples, b.BaselineSamples, b.Evidence}}
+}
+
 // ModelDeploymentBlock builds model_deployments rows (schema.ModelDeployments) column by column: one slice per column,
 // named and ordered as the table defines them. Reset keeps the slices' capacity.
 type ModelDeploymentBlock struct {

@@ -17,6 +17,8 @@ func TestBuildersFollowTheirTables(t *testing.T) {
 		(&storage.GPUEventBlock{}).Block(),
 		(&storage.InferenceEventBlock{}).Block(),
 		(&storage.DelayedLabelBlock{}).Block(),
+		(&storage.BusinessOutcomeBlock{}).Block(),
+		(&storage.CanaryVerdictBlock{}).Block(),
 		(&storage.ModelDeploymentBlock{}).Block(),
 		(&storage.SpanBlock{}).Block(),
 		(&storage.DetectionBlock{}).Block(),

@@ -431,6 +431,8 @@ const (
 	EventInference  = "fleetwatch.inference"
 	EventLabel      = "fleetwatch.label"
 	EventDeployment = "fleetwatch.deployment"
+	// EventOutcome is a request's business outcome (issue 20 item 1).
+	EventOutcome = "fleetwatch.outcome"
 )
 
 // Attributes of the log events.
@@ -458,7 +460,16 @@ const (
 	AttrChange          = "fleetwatch.change"
 	AttrEnvironment     = "fleetwatch.environment"
 	AttrActor           = "fleetwatch.actor"
+
+	// Business outcomes (plus AttrModel, AttrModelVersion, AttrRequestID).
+	AttrOutcome      = "fleetwatch.outcome"       // what happened: click, conversion, ...; default OutcomeEngagement
+	AttrSuccess      = "fleetwatch.success"       // bool: true (default) when the request engaged, false for an explicit miss
+	AttrOutcomeValue = "fleetwatch.outcome_value" // optional magnitude: revenue, dwell seconds
 )
+
+// OutcomeEngagement is the outcome name of a fleetwatch.outcome event that
+// names none.
+const OutcomeEngagement = "engagement"
 
 // AttrFeatureUpdatedAt says when each served feature value of an inference
 // event was last updated by its pipeline: map name -> Unix seconds (double

@@ -439,6 +439,13 @@ func (t *Tailer) handle(line []byte, f *tracked, offset int64, b *record.Batch, 
 			return
 		}
 		b.Labels = append(b.Labels, *item.Label)
+	case item.Outcome != nil:
+		// Sampled like labels: kept exactly when its request was.
+		if !record.Keep(item.Outcome.RequestID, t.rate(item.Outcome.Model)) {
+			t.stats.Sampled++
+			return
+		}
+		b.Outcomes = append(b.Outcomes, *item.Outcome)
 	case item.Deployment != nil:
 		b.Deployments = append(b.Deployments, *item.Deployment)
 	}

@@ -119,6 +119,53 @@ func TestReadsLinesAndKinds(t *testing.T) {
 	}
 }
 
+// Outcome lines (issue 20 item 1): success by default, an explicit miss,
+// a value; sampled like labels, with their requests; one without a request
+// id is dead-lettered.
+func TestOutcomeLines(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.SampleRate = map[string]float64{"ranker": 0.5}
+	var lines []string
+	for i := 0; i < 400; i++ {
+		lines = append(lines, fmt.Sprintf(`{"model":"ranker","model_version":"v8","request_id":"r-%d","latency_ms":3}`, i),
+			fmt.Sprintf(`{"type":"outcome","model":"ranker","model_version":"v8","request_id":"r-%d","outcome":"click"}`, i))
+	}
+	lines = append(lines, `{"type":"outcome","model":"other","request_id":"o-1","success":false,"value":2.5}`,
+		`{"type":"outcome","model":"other","request_id":"o-2"}`,
+		`{"type":"outcome","model":"other"}`)
+	e.append("a.log", lines...)
+	tl := e.tailer()
+	b := tl.Poll(now)
+	kept := map[string]bool{}
+	for _, in := range b.Inferences {
+		kept[in.RequestID] = true
+	}
+	ranker := 0
+	for _, o := range b.Outcomes {
+		switch o.RequestID {
+		case "o-1":
+			if o.Success || !o.HasValue || o.Value != 2.5 || o.Outcome != "" {
+				t.Errorf("explicit miss %+v", o)
+			}
+		case "o-2":
+			if !o.Success || o.HasValue {
+				t.Errorf("default outcome %+v", o)
+			}
+		default:
+			ranker++
+			if !kept[o.RequestID] || o.Outcome != "click" || !o.Success || o.ModelVersion != "v8" || o.Time != now {
+				t.Errorf("outcome %+v (its request kept: %v)", o, kept[o.RequestID])
+			}
+		}
+	}
+	if ranker != len(b.Inferences) || ranker < 150 || ranker > 250 {
+		t.Errorf("%d ranker outcomes kept for %d requests kept of 400 at rate 0.5", ranker, len(b.Inferences))
+	}
+	if st := tl.Stats(); st.Malformed[logtail.ReasonMissingRequest] != 1 {
+		t.Errorf("malformed %v, want one missing_request_id (the outcome without one)", st.Malformed)
+	}
+}
+
 func TestUnfinishedLineWaits(t *testing.T) {
 	e := newEnv(t)
 	line := inferenceLine(0)

@@ -17,6 +17,7 @@ const (
 	KindInference  = "inference"
 	KindLabel      = "label"
 	KindDeployment = "deployment"
+	KindOutcome    = "outcome"
 )
 
 // Drop reasons for malformed lines.
@@ -65,6 +66,9 @@ type line struct {
 	Environment     string                     `json:"environment"`
 	Actor           string                     `json:"actor"`
 	Note            string                     `json:"note"`
+	Outcome         string                     `json:"outcome"`
+	Success         *bool                      `json:"success"`
+	Value           *float64                   `json:"value"`
 }
 
 // Item is one parsed line: exactly one of its fields is set.
@@ -72,6 +76,7 @@ type Item struct {
 	Inference  *record.Inference
 	Label      *record.DelayedLabel
 	Deployment *record.Deployment
+	Outcome    *record.Outcome
 }
 
 // Window bounds accepted timestamps around the time a line is read.
@@ -116,11 +121,23 @@ func ParseLine(data []byte, now time.Time, w Window) (Item, error) {
 			dl.LabelValue, dl.HasValue = *l.LabelValue, true
 		}
 		return Item{Label: dl}, nil
+	case KindOutcome:
+		if l.RequestID == "" {
+			return Item{}, malformed(ReasonMissingRequest, "no \"request_id\"")
+		}
+		o := &record.Outcome{Time: ts, Model: l.Model, ModelVersion: l.ModelVersion, RequestID: l.RequestID, Outcome: l.Outcome, Success: l.Success == nil || *l.Success}
+		if l.Value != nil {
+			if math.IsNaN(*l.Value) || math.IsInf(*l.Value, 0) {
+				return Item{}, malformed(ReasonInvalidJSON, "value is not finite")
+			}
+			o.Value, o.HasValue = *l.Value, true
+		}
+		return Item{Outcome: o}, nil
 	case KindDeployment:
 		return Item{Deployment: &record.Deployment{Time: ts, Model: l.Model, ModelVersion: l.ModelVersion, PreviousVersion: l.PreviousVersion,
 			Change: l.Change, Environment: l.Environment, Actor: l.Actor, Note: l.Note}}, nil
 	}
-	return Item{}, malformed(ReasonUnknownType, "type %q: want inference, label or deployment", l.Type)
+	return Item{}, malformed(ReasonUnknownType, "type %q: want inference, label, outcome or deployment", l.Type)
 }
 
 func parseInference(l *line, ts time.Time) (Item, error) {

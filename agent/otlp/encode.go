@@ -372,10 +372,10 @@ func (e *Encoder) counterStart(b *record.Batch, s *record.Sample) time.Time {
 	return st.start
 }
 
-// Logs encodes b's events, inference events, labels and deployments, or
-// returns nil when it has none.
+// Logs encodes b's events, inference events, labels, outcomes and
+// deployments, or returns nil when it has none.
 func (e *Encoder) Logs(b *record.Batch) *collogs.ExportLogsServiceRequest {
-	n := len(b.Events) + len(b.Inferences) + len(b.Labels) + len(b.Deployments)
+	n := len(b.Events) + len(b.Inferences) + len(b.Labels) + len(b.Outcomes) + len(b.Deployments)
 	if n == 0 {
 		return nil
 	}
@@ -390,6 +390,9 @@ func (e *Encoder) Logs(b *record.Batch) *collogs.ExportLogsServiceRequest {
 	}
 	for i := range b.Labels {
 		recs = append(recs, LabelRecord(&b.Labels[i], observed))
+	}
+	for i := range b.Outcomes {
+		recs = append(recs, OutcomeRecord(&b.Outcomes[i], observed))
 	}
 	for i := range b.Deployments {
 		recs = append(recs, DeploymentRecord(&b.Deployments[i], observed))
@@ -491,6 +494,18 @@ func LabelRecord(l *record.DelayedLabel, observed uint64) *logspb.LogRecord {
 		attrs = append(attrs, num(telemetry.AttrLabelValue, l.LabelValue))
 	}
 	return event(telemetry.EventLabel, l.Time, observed, attrs)
+}
+
+// OutcomeRecord encodes one business outcome.
+func OutcomeRecord(o *record.Outcome, observed uint64) *logspb.LogRecord {
+	attrs := []*commonpb.KeyValue{str(telemetry.AttrModel, o.Model), str(telemetry.AttrRequestID, o.RequestID)}
+	attrs = appendNonEmpty(attrs, telemetry.AttrModelVersion, o.ModelVersion)
+	attrs = appendNonEmpty(attrs, telemetry.AttrOutcome, o.Outcome)
+	attrs = append(attrs, &commonpb.KeyValue{Key: telemetry.AttrSuccess, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: o.Success}}})
+	if o.HasValue {
+		attrs = append(attrs, num(telemetry.AttrOutcomeValue, o.Value))
+	}
+	return event(telemetry.EventOutcome, o.Time, observed, attrs)
 }
 
 // DeploymentRecord encodes one deployment marker.

@@ -244,12 +244,25 @@ func TestLogsEncoding(t *testing.T) {
 			Features: []record.Feature{{Name: "b", Num: 2}, {Name: "a", IsCat: true, Str: "x"}, {Name: "c", Missing: true}}}},
 		Labels:      []record.DelayedLabel{{Time: now, Model: "m", RequestID: "r", Label: "yes", LabelValue: 1, HasValue: true}},
 		Deployments: []record.Deployment{{Time: now, Model: "m", ModelVersion: "v2", Note: "n"}},
+		Outcomes: []record.Outcome{{Time: now.Add(time.Second), Model: "m", ModelVersion: "v2", RequestID: "r", Outcome: "click", Success: true},
+			{Time: now, Model: "m", RequestID: "s", Value: 4, HasValue: true}},
 	}
 	req := otlp.NewEncoder(now, "t").Logs(b)
 	recs := req.ResourceLogs[0].ScopeLogs[0].LogRecords
-	if len(recs) != 4 {
+	if len(recs) != 6 {
 		t.Fatalf("%d records", len(recs))
 	}
+	// Outcomes come after labels, before deployments.
+	click, miss := attrs(recs[3].Attributes), attrs(recs[4].Attributes)
+	if recs[3].EventName != telemetry.EventOutcome || click[telemetry.AttrEventName].GetStringValue() != telemetry.EventOutcome ||
+		click[telemetry.AttrOutcome].GetStringValue() != "click" || !click[telemetry.AttrSuccess].GetBoolValue() ||
+		click[telemetry.AttrModelVersion].GetStringValue() != "v2" || recs[3].TimeUnixNano != uint64(now.Add(time.Second).UnixNano()) {
+		t.Fatalf("outcome %+v", recs[3])
+	}
+	if _, named := miss[telemetry.AttrOutcome]; named || miss[telemetry.AttrSuccess].GetBoolValue() || miss[telemetry.AttrOutcomeValue].GetDoubleValue() != 4 {
+		t.Fatalf("explicit miss %+v", recs[4])
+	}
+	recs = append(recs[:3], recs[5])
 	ev := attrs(recs[0].Attributes)
 	if recs[0].EventName != telemetry.EventGPU || ev[telemetry.AttrEventName].GetStringValue() != telemetry.EventGPU ||
 		ev[telemetry.AttrCode].GetIntValue() != 79 || ev[telemetry.AttrCount].GetIntValue() != 1 || recs[0].Body.GetStringValue() != "XID 79" ||

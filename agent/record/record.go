@@ -154,6 +154,21 @@ type DelayedLabel struct {
 	HasValue   bool
 }
 
+// Outcome is a request's business outcome (engagement, a click, a
+// conversion; issue 20 item 1).
+type Outcome struct {
+	Time         time.Time
+	Model        string
+	ModelVersion string
+	RequestID    string
+	// Outcome names what happened; empty is the contract's default
+	// (engagement). Success is false for an explicit miss.
+	Outcome  string
+	Success  bool
+	Value    float64
+	HasValue bool
+}
+
 // Deployment marks a model version change.
 type Deployment struct {
 	Time                                 time.Time
@@ -173,6 +188,7 @@ type Batch struct {
 
 	Inferences  []Inference
 	Labels      []DelayedLabel
+	Outcomes    []Outcome
 	Deployments []Deployment
 
 	// Commit, when set, is called once the batch is safely in the disk
@@ -182,7 +198,7 @@ type Batch struct {
 
 // Len counts the records in the batch.
 func (b *Batch) Len() int {
-	return len(b.Samples) + len(b.Events) + len(b.Inferences) + len(b.Labels) + len(b.Deployments)
+	return len(b.Samples) + len(b.Events) + len(b.Inferences) + len(b.Labels) + len(b.Outcomes) + len(b.Deployments)
 }
 
 // Sink receives batches. Sources call it; ownership passes with the call.

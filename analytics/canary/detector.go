@@ -64,12 +64,20 @@ type DetectorConfig struct {
 	Interval time.Duration `yaml:"interval"`
 	// MaxAge is how long after its start a canary is still judged.
 	MaxAge time.Duration `yaml:"max_age"`
+	// OutcomeWindow is how long after a request its business outcome may
+	// come (Reader.OutcomeWindow): requests younger than it are not yet
+	// engagement trials.
+	OutcomeWindow time.Duration `yaml:"outcome_window"`
+	// Outcome, when set, is the one business outcome (click, conversion)
+	// that counts as engagement; empty: every success outcome.
+	Outcome string `yaml:"outcome"`
 }
 
 // NewDefaultDetectorConfig returns looks every 10 s, canaries judged for
-// up to 24 hours.
+// up to 24 hours, every success outcome within 2 minutes of its request
+// counting as engagement.
 func NewDefaultDetectorConfig() DetectorConfig {
-	return DetectorConfig{Name: "canary", Interval: 10 * time.Second, MaxAge: 24 * time.Hour}
+	return DetectorConfig{Name: "canary", Interval: 10 * time.Second, MaxAge: 24 * time.Hour, OutcomeWindow: DefaultOutcomeWindow}
 }
 
 // Validate reports every problem at once.
@@ -83,6 +91,9 @@ func (c DetectorConfig) Validate() error {
 	}
 	if c.MaxAge <= 0 {
 		errs = append(errs, fmt.Errorf("canary max_age %v: want > 0", c.MaxAge))
+	}
+	if c.OutcomeWindow <= 0 || c.OutcomeWindow%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("canary outcome_window %v: want > 0 whole seconds", c.OutcomeWindow))
 	}
 	return errors.Join(errs...)
 }
@@ -102,13 +113,34 @@ type Detector struct {
 	// OnVerdict, when set, receives every canary's verdict at every look.
 	OnVerdict func(ctx context.Context, d Deployment, v Verdict)
 	running   map[string]*running
+	out       BlockWriter // nil: verdicts not recorded
 }
+
+// BlockWriter writes rows (storage.Writer).
+type BlockWriter interface {
+	Write(ctx context.Context, b storage.Block) error
+}
+
+// RecordTo makes the detector write its verdicts to canary_verdicts
+// through w: a canary's look when its verdict or gate changed, and at
+// least every RecordEvery (the on-call views read them).
+func (d *Detector) RecordTo(w BlockWriter) { d.out = w }
+
+// RecordEvery is the longest a judged canary goes without a recorded
+// verdict.
+const RecordEvery = time.Minute
 
 type running struct {
 	tr     *Tracker
 	failed bool
 	seen   bool
 	v      Verdict
+	// edges are the canary's prediction bin edges (Reader.PredictionEdges);
+	// nil: no prediction drift.
+	edges []float64
+	// recorded is the last recorded look, with its verdict and gate.
+	recorded        time.Time
+	recOut, recGate Outcome
 }
 
 // NewDetector returns the detector reading c and judging with each
@@ -121,7 +153,9 @@ func NewDetector(cfg DetectorConfig, c *storage.Client, cat *catalog.Catalog, lo
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Detector{cfg: cfg, client: c, reader: NewReader(c), cat: cat, log: log, running: map[string]*running{}}, nil
+	r := NewReader(c)
+	r.OutcomeWindow, r.Outcome = cfg.OutcomeWindow, cfg.Outcome
+	return &Detector{cfg: cfg, client: c, reader: r, cat: cat, log: log, running: map[string]*running{}}, nil
 }
 
 // Name implements fleet.Detector.
@@ -180,10 +214,13 @@ func (d *Detector) track(ctx context.Context, dep Deployment, end time.Time) (*r
 		return nil, err
 	}
 	r := &running{tr: tr}
+	if r.edges, err = d.reader.PredictionEdges(ctx, dep.Model, dep.BaselineVersion, dep.Started); err != nil {
+		return nil, err
+	}
 	last := int(end.Sub(dep.Started) / DefaultEpoch)
 	for k := max(1, last-DefaultSegments+1); k <= last; k++ {
 		at := dep.Started.Add(time.Duration(k) * DefaultEpoch)
-		o, err := d.reader.Observe(ctx, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, at)
+		o, err := d.observe(ctx, dep, r, at)
 		if err != nil {
 			return nil, err
 		}
@@ -199,12 +236,24 @@ func (d *Detector) look(ctx context.Context, dep Deployment, at time.Time) (*run
 	if err != nil {
 		return nil, fmt.Errorf("canary %s: %w", dep.Key(), err)
 	}
-	o, err := d.reader.Observe(ctx, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, at)
+	o, err := d.observe(ctx, dep, r, at)
 	if err != nil {
 		return nil, err
 	}
 	r.tr.Evaluate(&o, &r.v)
 	return r, nil
+}
+
+// observe reads dep's counts as of at, predictions included.
+func (d *Detector) observe(ctx context.Context, dep Deployment, r *running, at time.Time) (Observation, error) {
+	o, err := d.reader.Observe(ctx, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, at)
+	if err != nil {
+		return Observation{}, err
+	}
+	if err := d.reader.ObservePredictions(ctx, &o, dep.Model, dep.Version, dep.BaselineVersion, r.edges, dep.Started, at); err != nil {
+		return Observation{}, err
+	}
+	return o, nil
 }
 
 // Judge returns dep's verdict as of at, as the analyzer would reach it
@@ -227,12 +276,17 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 		r.seen = false
 	}
 	var out []fleet.Detection
+	var rec storage.CanaryVerdictBlock
 	for _, dep := range deps {
 		r, err := d.look(ctx, dep, w.End)
 		if err != nil {
 			return nil, err
 		}
 		r.seen = true
+		if d.out != nil && (r.recorded.IsZero() || w.End.Sub(r.recorded) >= RecordEvery || r.v.Outcome != r.recOut || r.v.Gate.Outcome != r.recGate) {
+			appendVerdict(&rec, d.cfg.Name, w.End, dep, &r.v)
+			r.recorded, r.recOut, r.recGate = w.End, r.v.Outcome, r.v.Gate.Outcome
+		}
 		if d.OnVerdict != nil {
 			d.OnVerdict(ctx, dep, r.v)
 		}
@@ -246,7 +300,63 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 			delete(d.running, k) // promoted, rolled back or too old
 		}
 	}
+	if rec.Len() > 0 {
+		if err := d.out.Write(ctx, rec.Block()); err != nil {
+			// The verdicts were acted on; only the on-call record is late.
+			d.log.Error("canary verdicts not recorded", "canaries", rec.Len(), "err", err)
+			for _, r := range d.running {
+				r.recorded = time.Time{}
+			}
+		}
+	}
 	return out, nil
+}
+
+// appendVerdict adds a look's verdict to b: every rule's evidence as one
+// element of each per-rule array.
+func appendVerdict(b *storage.CanaryVerdictBlock, detector string, at time.Time, dep Deployment, v *Verdict) {
+	ev := JSONSafe(v.Evidence)
+	n := len(ev)
+	rule, outcome, unit := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	cv, bv, eff, thr, cn, bn := make([]float64, 0, n), make([]float64, 0, n), make([]float64, 0, n), make([]float64, 0, n), make([]float64, 0, n), make([]float64, 0, n)
+	lines := make([]string, 0, n)
+	for i, e := range ev {
+		rule, outcome, unit = append(rule, e.Rule), append(outcome, string(e.Outcome)), append(unit, e.Unit)
+		cv, bv, eff, thr = append(cv, e.Canary), append(bv, e.Baseline), append(eff, e.Effect), append(thr, e.Threshold)
+		cn, bn = append(cn, float64(e.CanarySamples)), append(bn, float64(e.BaselineSamples))
+		lines = append(lines, v.Evidence[i].String())
+	}
+	failed := v.Failed()
+	if failed == nil {
+		failed = []string{}
+	}
+	left := -1.0
+	if v.TimeLeft >= 0 {
+		left = v.TimeLeft.Seconds()
+	}
+	b.Ts = append(b.Ts, at.Unix())
+	b.Detector = append(b.Detector, detector)
+	b.Model = append(b.Model, dep.Model)
+	b.ModelVersion = append(b.ModelVersion, dep.Version)
+	b.BaselineVersion = append(b.BaselineVersion, dep.BaselineVersion)
+	b.Started = append(b.Started, dep.Started.Unix())
+	b.Outcome = append(b.Outcome, string(v.Outcome))
+	b.Gate = append(b.Gate, string(v.Gate.Outcome))
+	b.GateReason = append(b.GateReason, v.Gate.Reason)
+	b.ElapsedS = append(b.ElapsedS, v.Elapsed.Seconds())
+	b.TimeLeftS = append(b.TimeLeftS, left)
+	b.FailedRules = append(b.FailedRules, failed)
+	b.LastKnownGood = append(b.LastKnownGood, dep.LastKnownGood)
+	b.Rule = append(b.Rule, rule)
+	b.RuleOutcome = append(b.RuleOutcome, outcome)
+	b.CanaryValue = append(b.CanaryValue, cv)
+	b.BaselineValue = append(b.BaselineValue, bv)
+	b.Effect = append(b.Effect, eff)
+	b.Unit = append(b.Unit, unit)
+	b.Threshold = append(b.Threshold, thr)
+	b.CanarySamples = append(b.CanarySamples, cn)
+	b.BaselineSamples = append(b.BaselineSamples, bn)
+	b.Evidence = append(b.Evidence, strings.Join(lines, "\n"))
 }
 
 // detection is the incident's evidence: the deployment, the failed rules,

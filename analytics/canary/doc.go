@@ -5,14 +5,15 @@
 // specific monitoring", table 20).
 //
 // The judge is a pure function of two cumulative per-version aggregates
-// (requests, errors, engagement trials and successes, a latency histogram,
-// optionally a prediction histogram). It keeps no state, so a restarted
+// (requests, errors, engagement trials and successes, labelled and
+// correctly predicted requests, a latency histogram, optionally a
+// prediction histogram). It keeps no state, so a restarted
 // analyzer reaches the same verdict from the same counts, and it may be
 // called as often as the caller likes: every statistic is always valid.
 //
 // # Statistics
 //
-// Error rate, engagement and the p99 ratio are each a difference of two
+// Error rate, engagement, accuracy and the p99 ratio are each a difference of two
 // proportions, tested with the normal-mixture sequential probability ratio
 // test (mSPRT; Robbins 1970, Johari et al. 2017, "Peeking at A/B tests").
 // With Δ̂ the observed difference, I = 1/Var(Δ̂) its information and τ the
@@ -60,11 +61,15 @@
 // α·6/(π²(k+1)²)) so a regression that begins mid-canary is not diluted
 // by the good minutes before it.
 //
-// Reader reads the per-version counts from inference_events, and Detector
+// Reader reads the per-version counts over the same minutes: requests,
+// errors and latency from inference_events, engagement from
+// business_outcomes and accuracy from delayed_labels (both joined by
+// request id), prediction bins on the baseline's pre-canary deciles. Detector
 // is the analyzer's fleet.Detector: the canaries that model_deployments
 // says are running, judged each window, one detection per failed canary,
 // every verdict to a callback (package action: the rollback webhook, the
-// Argo Rollouts and Flagger endpoints).
+// Argo Rollouts and Flagger endpoints) and, with RecordTo, to
+// canary_verdicts for the on-call views.
 //
 // Plan sizes the stages of a rollout (design document 003, equations 5 and
 // 6) for fleetctl canary plan. The simulation (Scenario, Simulate) produces

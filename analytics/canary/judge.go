@@ -16,6 +16,9 @@ type Counts struct {
 	// Trials are requests whose business outcome is known (engagement,
 	// CTR-style) and Successes those that succeeded.
 	Trials, Successes uint64
+	// Labelled are requests whose delayed label has arrived and Correct
+	// those the version predicted right (accuracy).
+	Labelled, Correct uint64
 	// Latency is the latency histogram; nil when not measured.
 	Latency *Histogram
 	// Predictions is a histogram of the version's predictions over bins
@@ -47,6 +50,7 @@ const (
 const (
 	RuleErrorRate  = "error_rate"
 	RuleEngagement = "engagement"
+	RuleAccuracy   = "accuracy"
 	RuleLatencyP99 = "latency_p99_ratio"
 	RuleGateP50    = "latency_gate_p50"
 	RuleGateP99    = "latency_gate_p99"
@@ -102,7 +106,7 @@ func (e Evidence) String() string {
 	switch e.Rule {
 	case RuleDrift:
 		return fmt.Sprintf("%s %s: PSI %.3f (investigate ≥ %.2f), %d canary / %d baseline predictions", e.Rule, e.Outcome, e.Effect, e.Threshold, e.CanarySamples, e.BaselineSamples)
-	case RuleErrorRate, RuleEngagement:
+	case RuleErrorRate, RuleEngagement, RuleAccuracy:
 		return fmt.Sprintf("%s %s: canary %.4f vs baseline %.4f, effect %+.4f %s (fail at %+.4f), %s in [%+.5f, %+.5f] (1−α, α=%.4f), n %d/%d (min %d)%s",
 			e.Rule, e.Outcome, e.Canary, e.Baseline, e.Effect, e.Unit, e.Threshold, e.Tested, e.Lower, e.Upper, e.Alpha, e.CanarySamples, e.BaselineSamples, e.MinSamples, left(e))
 	}
@@ -217,7 +221,7 @@ func (j *Judge) RuleAlpha() float64 { return j.alpha }
 // rules counts the statistical rules in force (those sharing Alpha).
 func (c Config) rules() int {
 	n := 0
-	for _, on := range []bool{c.ErrorRate.Enabled, c.Engagement.Enabled, c.LatencyP99.Enabled, c.LatencyGate.P50Ms > 0, c.LatencyGate.P99Ms > 0} {
+	for _, on := range []bool{c.ErrorRate.Enabled, c.Engagement.Enabled, c.Accuracy.Enabled, c.LatencyP99.Enabled, c.LatencyGate.P50Ms > 0, c.LatencyGate.P99Ms > 0} {
 		if on {
 			n++
 		}
@@ -239,10 +243,13 @@ func (j *Judge) Evaluate(o *Observation, v *Verdict) {
 	v.Elapsed = o.Elapsed
 	c := &j.cfg
 	if c.ErrorRate.Enabled {
-		v.Evidence = append(v.Evidence, j.rate(o, RuleErrorRate, c.ErrorRate, o.Canary.Errors, o.Canary.Requests, o.Baseline.Errors, o.Baseline.Requests, false))
+		v.Evidence = append(v.Evidence, j.rate(o, RuleErrorRate, c.ErrorRate, o.Canary.Errors, o.Canary.Requests, o.Baseline.Errors, o.Baseline.Requests, higherWorse))
 	}
 	if c.Engagement.Enabled {
-		v.Evidence = append(v.Evidence, j.rate(o, RuleEngagement, c.Engagement, o.Canary.Successes, o.Canary.Trials, o.Baseline.Successes, o.Baseline.Trials, true))
+		v.Evidence = append(v.Evidence, j.rate(o, RuleEngagement, c.Engagement, o.Canary.Successes, o.Canary.Trials, o.Baseline.Successes, o.Baseline.Trials, lowerWorseRelative))
+	}
+	if c.Accuracy.Enabled {
+		v.Evidence = append(v.Evidence, j.rate(o, RuleAccuracy, c.Accuracy, o.Canary.Correct, o.Canary.Labelled, o.Baseline.Correct, o.Baseline.Labelled, lowerWorseAbsolute))
 	}
 	if c.LatencyP99.Enabled {
 		v.Evidence = append(v.Evidence, j.p99Ratio(o))
@@ -359,9 +366,19 @@ func (j *Judge) decide(o *Observation, s decision) (Outcome, float64, time.Durat
 	return Inconclusive, r, t.Round(time.Second)
 }
 
-// rate judges a difference of two rates: errors (bad = higher) or
-// engagement (bad = lower, threshold relative to the baseline's rate).
-func (j *Judge) rate(o *Observation, name string, rule RateRule, xc, nc, xb, nb uint64, lowerIsWorse bool) Evidence {
+// rateSense is which way a rate is worse and how its threshold is read.
+type rateSense int
+
+const (
+	higherWorse        rateSense = iota // errors: an absolute increase
+	lowerWorseRelative                  // engagement: a drop relative to the baseline's rate
+	lowerWorseAbsolute                  // accuracy: a drop in points
+)
+
+// rate judges a difference of two rates: errors (bad = higher),
+// engagement (bad = lower, threshold relative to the baseline's rate) or
+// accuracy (bad = lower, threshold absolute).
+func (j *Judge) rate(o *Observation, name string, rule RateRule, xc, nc, xb, nb uint64, sense rateSense) Evidence {
 	e := Evidence{Rule: name, CanarySamples: nc, BaselineSamples: nb, MinSamples: rule.MinSamples, Alpha: j.alpha, Tested: "canary − baseline rate", TimeLeft: -1}
 	if nc == 0 || nb == 0 {
 		e.Outcome = NotApplicable
@@ -376,7 +393,11 @@ func (j *Judge) rate(o *Observation, name string, rule RateRule, xc, nc, xb, nb 
 	thr := rule.Threshold
 	e.Unit, e.Effect, e.Threshold = UnitAbsolute, est, thr
 	d := est
-	if lowerIsWorse {
+	switch sense {
+	case lowerWorseAbsolute:
+		d = -est
+		e.Threshold = -thr
+	case lowerWorseRelative:
 		// The relative drop is fixed against the baseline's rate, which
 		// the baseline's (much larger) sample pins down.
 		thr = rule.Threshold * max(e.Baseline, shrunk(float64(xb), float64(nb)))

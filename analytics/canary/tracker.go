@@ -147,7 +147,8 @@ func copyInto(dst, src *Counts) {
 // same version.
 func diffCounts(dst, a, b *Counts) {
 	h, p := dst.Latency, dst.Predictions[:0]
-	*dst = Counts{Requests: a.Requests - b.Requests, Errors: a.Errors - b.Errors, Trials: a.Trials - b.Trials, Successes: a.Successes - b.Successes}
+	*dst = Counts{Requests: a.Requests - b.Requests, Errors: a.Errors - b.Errors, Trials: a.Trials - b.Trials, Successes: a.Successes - b.Successes,
+		Labelled: a.Labelled - b.Labelled, Correct: a.Correct - b.Correct}
 	h.Reset()
 	h.Merge(a.Latency)
 	h.subtract(b.Latency)

@@ -22,7 +22,7 @@ import (
 // tableOrder is the order a batch's tables are written in: a series is
 // described (gpu_series) before its samples land, and drift_bins follows
 // inference_events.
-var tableOrder = []string{"gpu_series", "gpu_samples", "gpu_events", "inference_events", "drift_bins", "delayed_labels", "model_deployments", "spans"}
+var tableOrder = []string{"gpu_series", "gpu_samples", "gpu_events", "inference_events", "drift_bins", "delayed_labels", "business_outcomes", "model_deployments", "spans"}
 
 // batch is what one drain pass writes: the rows of consecutive queue
 // records, merged per table.

@@ -24,6 +24,7 @@ type eventBatch struct {
 	inference  storage.InferenceEventBlock
 	labels     storage.DelayedLabelBlock
 	deploys    storage.ModelDeploymentBlock
+	outcomes   storage.BusinessOutcomeBlock
 	bins       *profile.PrebinBatch
 	rejected   map[string]int
 	normalized map[string]int
@@ -54,7 +55,7 @@ func (e *chExporter) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	// drift_bins follows inference_events: if a request is queued twice (a
 	// sender's retry), drift_bins counts its events twice, which the
 	// analyzer detects and bins that window in SQL instead.
-	return e.enqueue(ctx, n-rejected, eb.gpu.Block(), eb.inference.Block(), storage.DriftBins(eb.bins.Counts()), eb.labels.Block(), eb.deploys.Block())
+	return e.enqueue(ctx, n-rejected, eb.gpu.Block(), eb.inference.Block(), storage.DriftBins(eb.bins.Counts()), eb.labels.Block(), eb.outcomes.Block(), eb.deploys.Block())
 }
 
 // eventName is the record's event name: the OTLP field, else the attribute.
@@ -125,6 +126,33 @@ func (a attrs) num(k string) (float64, bool) {
 	return math.NaN(), false
 }
 
+// flag reads a boolean: a bool, a number (0 is false) or a string
+// (true/false, 1/0, yes/no); def when absent, and def counted as
+// bad_number when the value is none of these.
+func (a attrs) flag(k string, def bool) bool {
+	v, ok := a.m.Get(k)
+	if !ok {
+		return def
+	}
+	switch v.Type() {
+	case pcommon.ValueTypeBool:
+		return v.Bool()
+	case pcommon.ValueTypeInt:
+		return v.Int() != 0
+	case pcommon.ValueTypeDouble:
+		return v.Double() != 0
+	case pcommon.ValueTypeStr:
+		switch strings.ToLower(strings.TrimSpace(v.Str())) {
+		case "true", "1", "yes":
+			return true
+		case "false", "0", "no":
+			return false
+		}
+	}
+	a.count(NormBadNumber)
+	return def
+}
+
 func (a attrs) count(reason string) {
 	if a.norm != nil {
 		a.norm[reason]++
@@ -134,7 +162,7 @@ func (a attrs) count(reason string) {
 func (e *chExporter) event(eb *eventBatch, res *resource, lr plog.LogRecord) {
 	name := eventName(lr)
 	switch name {
-	case telemetry.EventGPU, telemetry.EventInference, telemetry.EventLabel, telemetry.EventDeployment:
+	case telemetry.EventGPU, telemetry.EventInference, telemetry.EventLabel, telemetry.EventDeployment, telemetry.EventOutcome:
 	default:
 		eb.rejected[ReasonNotAnEvent]++
 		return
@@ -174,6 +202,19 @@ func (e *chExporter) event(eb *eventBatch, res *resource, lr plog.LogRecord) {
 		}
 		v, _ := a.num(telemetry.AttrLabelValue)
 		eb.labels.Append(&storage.DelayedLabel{Time: t, Model: model, RequestID: req, Label: a.str(telemetry.AttrLabel), LabelValue: v})
+	case telemetry.EventOutcome:
+		model, req := a.str(telemetry.AttrModel), a.str(telemetry.AttrRequestID)
+		if model == "" || req == "" {
+			eb.rejected[missingReason(model)]++
+			return
+		}
+		outcome := a.str(telemetry.AttrOutcome)
+		if outcome == "" {
+			outcome = telemetry.OutcomeEngagement
+		}
+		v, _ := a.num(telemetry.AttrOutcomeValue)
+		eb.outcomes.Append(&storage.BusinessOutcome{Time: t, Model: model, ModelVersion: a.str(telemetry.AttrModelVersion), RequestID: req,
+			Outcome: outcome, Success: a.flag(telemetry.AttrSuccess, true), Value: v, Service: res.service, Namespace: res.k8s.Namespace})
 	case telemetry.EventDeployment:
 		model := a.str(telemetry.AttrModel)
 		if model == "" {

@@ -88,17 +88,23 @@ type Canary struct {
 	ErrorRateWindow   time.Duration `yaml:"error_rate_window"`
 	EngagementWindow  time.Duration `yaml:"engagement_window"`
 	LatencyWindow     time.Duration `yaml:"latency_window"`
+	// AccuracyDrop is the delayed-label accuracy drop, in points (0.02),
+	// that fails a canary; AccuracyWindow the least time before that rule
+	// may pass.
+	AccuracyDrop   float64       `yaml:"accuracy_drop"`
+	AccuracyWindow time.Duration `yaml:"accuracy_window"`
 	// GateMinRequests is the evaluation gate's least canary requests
 	// before the canary may widen (default 500).
 	GateMinRequests     int  `yaml:"gate_min_requests"`
 	DriftIsRollback     bool `yaml:"drift_is_rollback"`
 	DisableEngagement   bool `yaml:"disable_engagement"`
 	DisableLatencyRatio bool `yaml:"disable_latency_ratio"`
+	DisableAccuracy     bool `yaml:"disable_accuracy"`
 }
 
 func (c Canary) validate() error {
 	var errs []error
-	for name, v := range map[string]float64{"alpha": c.Alpha, "error_rate_increase": c.ErrorRateIncrease, "engagement_drop": c.EngagementDrop,
+	for name, v := range map[string]float64{"alpha": c.Alpha, "error_rate_increase": c.ErrorRateIncrease, "engagement_drop": c.EngagementDrop, "accuracy_drop": c.AccuracyDrop,
 		"latency_p99_ratio": c.LatencyP99Ratio, "gate_p50_ms": c.GateP50Ms, "gate_p99_ms": c.GateP99Ms} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("canary.%s %v is negative", name, v))
@@ -107,7 +113,7 @@ func (c Canary) validate() error {
 	if c.GateMinRequests < 0 {
 		errs = append(errs, fmt.Errorf("canary.gate_min_requests %d is negative", c.GateMinRequests))
 	}
-	for name, v := range map[string]time.Duration{"error_rate_window": c.ErrorRateWindow, "engagement_window": c.EngagementWindow, "latency_window": c.LatencyWindow} {
+	for name, v := range map[string]time.Duration{"error_rate_window": c.ErrorRateWindow, "engagement_window": c.EngagementWindow, "accuracy_window": c.AccuracyWindow, "latency_window": c.LatencyWindow} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("canary.%s %v is negative", name, v))
 		}

@@ -279,6 +279,11 @@ func (a *Analyzer) factories(cat *catalog.Catalog) []factory {
 				return nil, err
 			}
 			d.OnVerdict = a.canary.onVerdict(a)
+			w, err := out.NewWriter(storage.NewDefaultWriterConfig())
+			if err != nil {
+				return nil, err
+			}
+			d.RecordTo(w) // canary_verdicts, for the on-call views
 			return d, nil
 		}})
 	}

@@ -27,7 +27,8 @@ import (
 // TestCanaryThroughTheAnalyzer: a bad canary recorded in model_deployments
 // is judged by the analyzer's engine every 10 s, rolled back through the
 // webhook within 5 minutes of its start, once — also after the analyzer
-// restarts — and its verdict is served for Argo Rollouts.
+// restarts — and its verdict is served for Argo Rollouts and recorded in
+// canary_verdicts.
 func TestCanaryThroughTheAnalyzer(t *testing.T) {
 	c := chtest.NewDB(t)
 	ctx := context.Background()
@@ -83,6 +84,14 @@ func TestCanaryThroughTheAnalyzer(t *testing.T) {
 	var n uint64
 	if err := c.QueryScalar(ctx, "SELECT count() FROM "+c.Config().Database+".detections WHERE detector = 'canary'", &n); err != nil || n != 1 {
 		t.Errorf("%d canary detections (%v), want 1", n, err)
+	}
+	// Its verdicts are recorded for on-call: a look a minute at least, the
+	// last one failed on the error rate.
+	var looks uint64
+	var outcome string
+	if err := c.QueryScalar(ctx, "SELECT count(), toString(argMax(outcome, ts)) FROM "+c.Config().Database+".canary_verdicts WHERE model = 'ranker' AND model_version = 'v8'", &looks, &outcome); err != nil ||
+		looks < 5 || outcome != "fail" {
+		t.Errorf("canary_verdicts: %d looks, the last %q (%v); want >= 5 and fail", looks, outcome, err)
 	}
 
 	// Restarted: it judges the canary again, still failed, and asks for

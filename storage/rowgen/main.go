@@ -33,6 +33,8 @@ var builders = []builder{
 	{"GPUEventBlock", "GPUEvents", schema.GPUEvents},
 	{"InferenceEventBlock", "InferenceEvents", schema.InferenceEvents},
 	{"DelayedLabelBlock", "DelayedLabels", schema.DelayedLabels},
+	{"BusinessOutcomeBlock", "BusinessOutcomes", schema.BusinessOutcomes},
+	{"CanaryVerdictBlock", "CanaryVerdicts", schema.CanaryVerdicts},
 	{"ModelDeploymentBlock", "ModelDeployments", schema.ModelDeployments},
 	{"SpanBlock", "Spans", schema.Spans},
 	{"DetectionBlock", "Detections", schema.Detections},

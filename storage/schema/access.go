@@ -32,7 +32,7 @@ const (
 // drift bins it computes at ingest. gpu_samples_1m is filled by the
 // materialized view on gpu_samples, which inserts as the writing user.
 var ingestTables = []string{"gpu_samples", "gpu_samples_1m", "gpu_series", "gpu_events", "inference_events",
-	"drift_bins", "delayed_labels", "model_deployments", "spans"}
+	"drift_bins", "delayed_labels", "business_outcomes", "model_deployments", "spans"}
 
 // ingestReads are what the collector reads: the last stored point of each
 // counter series (increases survive restarts), the drift profiles it bins

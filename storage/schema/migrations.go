@@ -55,6 +55,9 @@ var migrations = []Migration{
 		CreateView{GPUHeld1dView},
 		CreateTable{GPUHeld1hHours},
 	}},
+	// Per-version canary signals (issue 20 items 1 and 8): business
+	// outcomes, and the on-call views of canaries.
+	{Version: 18, Name: "canary_signals", Steps: canarySignalSteps},
 }
 
 // Migrations returns every migration in version order.

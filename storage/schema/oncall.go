@@ -376,3 +376,86 @@ ANY LEFT JOIN
 ) AS d USING feature
 ORDER BY breached DESC, staleness_s DESC, model, feature`,
 }
+
+// OncallCanaryVerdicts is the latest verdict of every canary judged in the
+// last 7 days (issue 20 item 8), from canary_verdicts.
+var OncallCanaryVerdicts = QueryView{
+	Name: "oncall_canary_verdicts",
+	Doc:  "Canaries judged in the last 7 days: each one's latest verdict, gate, failed rules and evidence, whether it ever failed; failed first, newest first.",
+	Columns: []Column{
+		outCol("model", "String", "model"),
+		outCol("version", "String", "the canary version"),
+		outCol("baseline_version", "String", "the version it is judged against"),
+		outCol("started", "DateTime", "the canary's start"),
+		outCol("last_look", "DateTime", "the latest recorded look"),
+		outCol("verdict", "String", "the latest verdict: pass, fail or inconclusive"),
+		outCol("gate_outcome", "String", "the latest evaluation gate: may the canary widen"),
+		outCol("elapsed_s", "Float64", "seconds judged at the latest look"),
+		outCol("failed", "Array(String)", "rules failed at the latest look"),
+		outCol("ever_failed", "UInt8", "1 when any recorded look failed"),
+		outCol("last_known_good", "String", "the catalog's last-known-good version"),
+		outCol("evidence_lines", "String", "every rule's evidence at the latest look"),
+	},
+	Select: `SELECT m AS model, v AS version, bv AS baseline_version, st AS started, last_look, verdict, gate_outcome, elapsed AS elapsed_s,
+    failed, ever_failed, lkg AS last_known_good, evidence_lines
+FROM
+(
+    SELECT toString(model) AS m, toString(model_version) AS v, toString(baseline_version) AS bv, started AS st,
+        max(ts) AS last_look,
+        toString(argMax(outcome, ts)) AS verdict,
+        toString(argMax(gate, ts)) AS gate_outcome,
+        argMax(elapsed_s, ts) AS elapsed,
+        argMax(failed_rules, ts) AS failed,
+        toUInt8(countIf(outcome = 'fail') > 0) AS ever_failed,
+        toString(argMax(last_known_good, ts)) AS lkg,
+        argMax(evidence, ts) AS evidence_lines
+    FROM {db}.canary_verdicts
+    WHERE ts >= now() - INTERVAL 7 DAY
+    GROUP BY model, model_version, baseline_version, started
+)
+ORDER BY ever_failed DESC, last_look DESC, model`,
+}
+
+// OncallCanarySignals compares both versions of every canary judged in
+// the last hour, signal by signal, as the judge saw them at its latest look
+// (issue 20 items 1 and 8): error rate, p99 latency and the gates,
+// engagement, delayed-label accuracy, prediction drift.
+var OncallCanarySignals = QueryView{
+	Name: "oncall_canary_signals",
+	Doc:  "Canaries judged in the last hour, one row per signal at the latest look: the canary's and the baseline's value over the same minutes, effect, threshold, samples and the rule's outcome; failed signals first.",
+	Columns: []Column{
+		outCol("model", "String", "model"),
+		outCol("version", "String", "the canary version"),
+		outCol("baseline_version", "String", "the version it is judged against"),
+		outCol("started", "DateTime", "the canary's start"),
+		outCol("last_look", "DateTime", "the look the values are from"),
+		outCol("verdict", "String", "the canary's verdict at that look"),
+		outCol("signal", "String", "the rule: error_rate, engagement, accuracy, latency_p99_ratio, latency_gate_p50/p99, prediction_drift"),
+		outCol("signal_outcome", "String", "pass, fail, inconclusive, info or n/a"),
+		outCol("canary", "Float64", "the canary's value: a rate, or latency in ms"),
+		outCol("baseline", "Float64", "the baseline's value"),
+		outCol("effect", "Float64", "the canary against the baseline, in unit"),
+		outCol("unit", "String", "absolute, relative, ratio, ms or psi"),
+		outCol("fail_at", "Float64", "the effect at which the rule fails"),
+		outCol("canary_samples", "Float64", "the canary's samples tested"),
+		outCol("baseline_samples", "Float64", "the baseline's samples tested"),
+	},
+	Select: `SELECT m AS model, v AS version, bv AS baseline_version, st AS started, last_look, verdict,
+    r AS signal, ro AS signal_outcome, cv AS canary, bvv AS baseline, ef AS effect, un AS unit, th AS fail_at, cs AS canary_samples, bs AS baseline_samples
+FROM
+(
+    SELECT toString(model) AS m, toString(model_version) AS v, toString(baseline_version) AS bv, started AS st,
+        max(ts) AS last_look,
+        toString(argMax(outcome, ts)) AS verdict,
+        argMax(rule, ts) AS rules, argMax(rule_outcome, ts) AS outcomes,
+        argMax(canary_value, ts) AS canary_values, argMax(baseline_value, ts) AS baseline_values,
+        argMax(effect, ts) AS effects, argMax(unit, ts) AS units, argMax(threshold, ts) AS thresholds,
+        argMax(canary_samples, ts) AS canary_n, argMax(baseline_samples, ts) AS baseline_n
+    FROM {db}.canary_verdicts
+    WHERE ts >= now() - INTERVAL 1 HOUR
+    GROUP BY model, model_version, baseline_version, started
+)
+ARRAY JOIN rules AS r, outcomes AS ro, canary_values AS cv, baseline_values AS bvv, effects AS ef, units AS un, thresholds AS th,
+    canary_n AS cs, baseline_n AS bs
+ORDER BY signal_outcome = 'fail' DESC, last_look DESC, model, signal`,
+}

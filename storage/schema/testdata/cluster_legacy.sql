@@ -802,3 +802,95 @@ ORDER BY (hour);
 CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1h_hours ON CLUSTER fleet AS fleetwatch.gpu_held_1h_hours_local
 ENGINE = Distributed(fleet, fleetwatch, gpu_held_1h_hours_local, cityHash64(hour));
 
+CREATE TABLE IF NOT EXISTS fleetwatch.business_outcomes_local ON CLUSTER fleet
+(
+    ts DateTime,
+    model String,
+    model_version String,
+    request_id String,
+    outcome String,
+    success UInt8 DEFAULT 1,
+    value Float64,
+    service String,
+    namespace String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/business_outcomes_local', '{replica}')
+PARTITION BY toYYYYMMDD(ts)
+ORDER BY (model, ts, request_id, outcome);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.business_outcomes ON CLUSTER fleet AS fleetwatch.business_outcomes_local
+ENGINE = Distributed(fleet, fleetwatch, business_outcomes_local, cityHash64(request_id));
+
+CREATE TABLE IF NOT EXISTS fleetwatch.canary_verdicts_local ON CLUSTER fleet
+(
+    ts DateTime,
+    detector String,
+    model String,
+    model_version String,
+    baseline_version String,
+    started DateTime,
+    outcome String,
+    gate String,
+    gate_reason String,
+    elapsed_s Float64,
+    time_left_s Float64,
+    failed_rules Array(String),
+    last_known_good String,
+    rule Array(String),
+    rule_outcome Array(String),
+    canary_value Array(Float64),
+    baseline_value Array(Float64),
+    effect Array(Float64),
+    unit Array(String),
+    threshold Array(Float64),
+    canary_samples Array(Float64),
+    baseline_samples Array(Float64),
+    evidence String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/canary_verdicts_local', '{replica}')
+PARTITION BY toYYYYMM(ts)
+ORDER BY (model, model_version, started, ts);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.canary_verdicts ON CLUSTER fleet AS fleetwatch.canary_verdicts_local
+ENGINE = Distributed(fleet, fleetwatch, canary_verdicts_local, cityHash64(model));
+
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_canary_verdicts ON CLUSTER fleet AS
+SELECT m AS model, v AS version, bv AS baseline_version, st AS started, last_look, verdict, gate_outcome, elapsed AS elapsed_s,
+    failed, ever_failed, lkg AS last_known_good, evidence_lines
+FROM
+(
+    SELECT toString(model) AS m, toString(model_version) AS v, toString(baseline_version) AS bv, started AS st,
+        max(ts) AS last_look,
+        toString(argMax(outcome, ts)) AS verdict,
+        toString(argMax(gate, ts)) AS gate_outcome,
+        argMax(elapsed_s, ts) AS elapsed,
+        argMax(failed_rules, ts) AS failed,
+        toUInt8(countIf(outcome = 'fail') > 0) AS ever_failed,
+        toString(argMax(last_known_good, ts)) AS lkg,
+        argMax(evidence, ts) AS evidence_lines
+    FROM fleetwatch.canary_verdicts
+    WHERE ts >= now() - INTERVAL 7 DAY
+    GROUP BY model, model_version, baseline_version, started
+)
+ORDER BY ever_failed DESC, last_look DESC, model;
+
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_canary_signals ON CLUSTER fleet AS
+SELECT m AS model, v AS version, bv AS baseline_version, st AS started, last_look, verdict,
+    r AS signal, ro AS signal_outcome, cv AS canary, bvv AS baseline, ef AS effect, un AS unit, th AS fail_at, cs AS canary_samples, bs AS baseline_samples
+FROM
+(
+    SELECT toString(model) AS m, toString(model_version) AS v, toString(baseline_version) AS bv, started AS st,
+        max(ts) AS last_look,
+        toString(argMax(outcome, ts)) AS verdict,
+        argMax(rule, ts) AS rules, argMax(rule_outcome, ts) AS outcomes,
+        argMax(canary_value, ts) AS canary_values, argMax(baseline_value, ts) AS baseline_values,
+        argMax(effect, ts) AS effects, argMax(unit, ts) AS units, argMax(threshold, ts) AS thresholds,
+        argMax(canary_samples, ts) AS canary_n, argMax(baseline_samples, ts) AS baseline_n
+    FROM fleetwatch.canary_verdicts
+    WHERE ts >= now() - INTERVAL 1 HOUR
+    GROUP BY model, model_version, baseline_version, started
+)
+ARRAY JOIN rules AS r, outcomes AS ro, canary_values AS cv, baseline_values AS bvv, effects AS ef, units AS un, thresholds AS th,
+    canary_n AS cs, baseline_n AS bs
+ORDER BY signal_outcome = 'fail' DESC, last_look DESC, model, signal;
+

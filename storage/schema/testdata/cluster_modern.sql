@@ -823,3 +823,97 @@ TTL hour + toIntervalDay(400);
 CREATE TABLE IF NOT EXISTS fleetwatch.gpu_held_1h_hours ON CLUSTER fleet AS fleetwatch.gpu_held_1h_hours_local
 ENGINE = Distributed(fleet, fleetwatch, gpu_held_1h_hours_local, cityHash64(hour));
 
+CREATE TABLE IF NOT EXISTS fleetwatch.business_outcomes_local ON CLUSTER fleet
+(
+    ts DateTime COMMENT 'when the outcome happened (UTC, seconds); after the request' CODEC(DoubleDelta, ZSTD(1)),
+    model LowCardinality(String) COMMENT 'model name as in the model catalog',
+    model_version LowCardinality(String) COMMENT 'version that served the request, as the sender knows it; the judge takes the request\'s version from inference_events',
+    request_id String COMMENT 'request id of the inference event',
+    outcome LowCardinality(String) COMMENT 'what happened: click, conversion, ...; engagement by default',
+    success UInt8 DEFAULT 1 COMMENT '1 when the outcome is a success (the request engaged), 0 for an explicit miss',
+    value Float64 COMMENT 'optional magnitude (revenue, dwell seconds); nan when not sent',
+    service LowCardinality(String) COMMENT 'service.name of the emitter',
+    namespace LowCardinality(String) COMMENT 'Kubernetes namespace'
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/business_outcomes_local', '{replica}')
+PARTITION BY toYYYYMMDD(ts)
+ORDER BY (model, ts, request_id, outcome)
+TTL ts + toIntervalDay(30);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.business_outcomes ON CLUSTER fleet AS fleetwatch.business_outcomes_local
+ENGINE = Distributed(fleet, fleetwatch, business_outcomes_local, cityHash64(request_id));
+
+CREATE TABLE IF NOT EXISTS fleetwatch.canary_verdicts_local ON CLUSTER fleet
+(
+    ts DateTime COMMENT 'the look (UTC, seconds)' CODEC(DoubleDelta, ZSTD(1)),
+    detector LowCardinality(String) COMMENT 'analyzer detector that judged it, e.g. canary',
+    model LowCardinality(String) COMMENT 'model name',
+    model_version LowCardinality(String) COMMENT 'the canary version',
+    baseline_version LowCardinality(String) COMMENT 'the version it is judged against',
+    started DateTime COMMENT 'the canary\'s start: its model_deployments row\'s time',
+    outcome LowCardinality(String) COMMENT 'pass, fail or inconclusive',
+    gate LowCardinality(String) COMMENT 'the evaluation gate: pass, fail or inconclusive (may the canary widen)',
+    gate_reason String COMMENT 'what decided the gate',
+    elapsed_s Float64 COMMENT 'seconds since the start',
+    time_left_s Float64 COMMENT 'while inconclusive, seconds until every rule decides at the observed traffic; -1 when none in sight; 0 once decided',
+    failed_rules Array(String) COMMENT 'rules that failed',
+    last_known_good LowCardinality(String) COMMENT 'the catalog\'s last-known-good version, when it names one',
+    rule Array(String) COMMENT 'per rule: error_rate, engagement, accuracy, latency_p99_ratio, latency_gate_p50/p99, prediction_drift',
+    rule_outcome Array(String) COMMENT 'per rule: pass, fail, inconclusive, info or n/a',
+    canary_value Array(Float64) COMMENT 'per rule: the canary\'s rate, or latency in ms',
+    baseline_value Array(Float64) COMMENT 'per rule: the baseline\'s rate, or latency in ms',
+    effect Array(Float64) COMMENT 'per rule: the canary against the baseline, in unit',
+    unit Array(String) COMMENT 'per rule: absolute, relative, ratio, ms or psi',
+    threshold Array(Float64) COMMENT 'per rule: the effect at which it fails',
+    canary_samples Array(Float64) COMMENT 'per rule: the canary\'s samples tested',
+    baseline_samples Array(Float64) COMMENT 'per rule: the baseline\'s samples tested',
+    evidence String COMMENT 'every rule\'s evidence line, one per line'
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fleetwatch/canary_verdicts_local', '{replica}')
+PARTITION BY toYYYYMM(ts)
+ORDER BY (model, model_version, started, ts)
+TTL ts + toIntervalDay(400);
+
+CREATE TABLE IF NOT EXISTS fleetwatch.canary_verdicts ON CLUSTER fleet AS fleetwatch.canary_verdicts_local
+ENGINE = Distributed(fleet, fleetwatch, canary_verdicts_local, cityHash64(model));
+
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_canary_verdicts ON CLUSTER fleet AS
+SELECT m AS model, v AS version, bv AS baseline_version, st AS started, last_look, verdict, gate_outcome, elapsed AS elapsed_s,
+    failed, ever_failed, lkg AS last_known_good, evidence_lines
+FROM
+(
+    SELECT toString(model) AS m, toString(model_version) AS v, toString(baseline_version) AS bv, started AS st,
+        max(ts) AS last_look,
+        toString(argMax(outcome, ts)) AS verdict,
+        toString(argMax(gate, ts)) AS gate_outcome,
+        argMax(elapsed_s, ts) AS elapsed,
+        argMax(failed_rules, ts) AS failed,
+        toUInt8(countIf(outcome = 'fail') > 0) AS ever_failed,
+        toString(argMax(last_known_good, ts)) AS lkg,
+        argMax(evidence, ts) AS evidence_lines
+    FROM fleetwatch.canary_verdicts
+    WHERE ts >= now() - INTERVAL 7 DAY
+    GROUP BY model, model_version, baseline_version, started
+)
+ORDER BY ever_failed DESC, last_look DESC, model;
+
+CREATE VIEW IF NOT EXISTS fleetwatch.oncall_canary_signals ON CLUSTER fleet AS
+SELECT m AS model, v AS version, bv AS baseline_version, st AS started, last_look, verdict,
+    r AS signal, ro AS signal_outcome, cv AS canary, bvv AS baseline, ef AS effect, un AS unit, th AS fail_at, cs AS canary_samples, bs AS baseline_samples
+FROM
+(
+    SELECT toString(model) AS m, toString(model_version) AS v, toString(baseline_version) AS bv, started AS st,
+        max(ts) AS last_look,
+        toString(argMax(outcome, ts)) AS verdict,
+        argMax(rule, ts) AS rules, argMax(rule_outcome, ts) AS outcomes,
+        argMax(canary_value, ts) AS canary_values, argMax(baseline_value, ts) AS baseline_values,
+        argMax(effect, ts) AS effects, argMax(unit, ts) AS units, argMax(threshold, ts) AS thresholds,
+        argMax(canary_samples, ts) AS canary_n, argMax(baseline_samples, ts) AS baseline_n
+    FROM fleetwatch.canary_verdicts
+    WHERE ts >= now() - INTERVAL 1 HOUR
+    GROUP BY model, model_version, baseline_version, started
+)
+ARRAY JOIN rules AS r, outcomes AS ro, canary_values AS cv, baseline_values AS bvv, effects AS ef, units AS un, thresholds AS th,
+    canary_n AS cs, baseline_n AS bs
+ORDER BY signal_outcome = 'fail' DESC, last_look DESC, model, signal;
+

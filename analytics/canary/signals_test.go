@@ -1,0 +1,309 @@
+package canary
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/fleet"
+	"github.com/fleetwatch/fleetwatch/fleet/catalog"
+	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chtest"
+)
+
+// signalFleet writes, from t0 for dur, per second 30 baseline (v1) and 10
+// canary (v2) requests of each model, 0.5% failing; a success outcome 5 s
+// after every ok request that engages (ctr per version), an explicit miss
+// after some others, a late success (after the outcome window) for
+// others still; a class label 30 s after every ok request, right at the
+// version's accuracy. want tallies what the Reader must find as of at.
+type signalModel struct {
+	name             string
+	ctr, acc         [2]float64 // baseline, canary
+	skew             float64    // the canary's predictions are the baseline's to this power
+	trials, succ     [2]uint64  // as of at
+	labelled, correc [2]uint64
+}
+
+func writeSignals(t *testing.T, db *storage.Client, t0 time.Time, dur time.Duration, at time.Time, models []*signalModel) {
+	t.Helper()
+	var ev storage.InferenceEventBlock
+	var oc storage.BusinessOutcomeBlock
+	var lb storage.DelayedLabelBlock
+	var dep storage.ModelDeploymentBlock
+	window := DefaultOutcomeWindow
+	for _, m := range models {
+		dep.Append(&storage.ModelDeployment{Time: t0, Model: m.name, ModelVersion: "v2", PreviousVersion: "v1", Change: "canary"})
+		// The baseline's predictions in the 10 minutes before: the bins.
+		for s := range 600 {
+			ev.Append(&fleet.InferenceEvent{Time: t0.Add(time.Duration(s-600) * time.Second), Model: m.name, ModelVersion: "v1",
+				RequestID: fmt.Sprint(m.name, "-pre-", s), LatencyMs: 5, Status: "ok", Prediction: float64(s%100) / 100})
+		}
+		var cnt [2]int
+		for s := range int(dur / time.Second) {
+			ts := t0.Add(time.Duration(s) * time.Second)
+			for k := range 40 {
+				ver := 0
+				if k < 10 {
+					ver = 1
+				}
+				c := cnt[ver]
+				cnt[ver]++
+				id := fmt.Sprintf("%s-%d-%d", m.name, ver, c)
+				status := "ok"
+				if c%200 == 7 {
+					status = "error"
+				}
+				ev.Append(&fleet.InferenceEvent{Time: ts, Model: m.name, ModelVersion: fmt.Sprint("v", ver+1), RequestID: id,
+					LatencyMs: 5 + float64(c%7), Status: status, PredictionClass: "a", Prediction: prediction(c, ver, m.skew)})
+				if status != "ok" {
+					continue
+				}
+				// Engagement: the first ctr of every 100 requests.
+				engaged := float64(c%100) < m.ctr[ver]*100
+				if ts.Before(at.Add(-window)) {
+					m.trials[ver]++
+					if engaged && ts.Add(5*time.Second).Before(at) {
+						m.succ[ver]++
+					}
+				}
+				switch {
+				case engaged:
+					oc.Append(&storage.BusinessOutcome{Time: ts.Add(5 * time.Second), Model: m.name, ModelVersion: fmt.Sprint("v", ver+1), RequestID: id, Outcome: "click", Success: true, Value: math.NaN()})
+				case c%10 == 3: // an explicit miss
+					oc.Append(&storage.BusinessOutcome{Time: ts.Add(5 * time.Second), Model: m.name, RequestID: id, Outcome: "click", Value: math.NaN()})
+				case c%10 == 4: // too late to count
+					oc.Append(&storage.BusinessOutcome{Time: ts.Add(window + time.Minute), Model: m.name, RequestID: id, Outcome: "click", Success: true, Value: math.NaN()})
+				}
+				// Accuracy: right on the first acc of every 100.
+				right := float64((c/3)%100) < m.acc[ver]*100
+				label := "a"
+				if !right {
+					label = "b"
+				}
+				lb.Append(&storage.DelayedLabel{Time: ts.Add(30 * time.Second), Model: m.name, RequestID: id, Label: label, LabelValue: math.NaN()})
+				if ts.Add(30 * time.Second).Before(at) {
+					m.labelled[ver]++
+					if right {
+						m.correc[ver]++
+					}
+				}
+			}
+		}
+	}
+	w, err := db.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []storage.Block{dep.Block(), ev.Block(), oc.Block(), lb.Block()} {
+		if err := w.Write(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// prediction is request c's score: uniform on [0, 1) in steps of 0.01,
+// the canary's raised to skew (1 when 0).
+func prediction(c, ver int, skew float64) float64 {
+	p := float64(c%100) / 100
+	if ver == 1 && skew != 0 {
+		p = math.Pow(p, skew)
+	}
+	return p
+}
+
+// TestEngagementAndAccuracyPerVersion (issue 20 item 1): both versions'
+// engagement and delayed-label accuracy read from a real ClickHouse over
+// the same minutes and judged. The ranker's canary engages half as often
+// and is failed on engagement with its evidence; the fraud model's canary
+// predicts 80% right against 95% and is failed on accuracy; the search
+// model's canary is as good as its baseline and passes once every rule's
+// window is over.
+func TestEngagementAndAccuracyPerVersion(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	// Recent, so that the on-call views (relative to now) show it.
+	t0 := time.Now().UTC().Truncate(time.Minute).Add(-30 * time.Minute)
+	dur := 18 * time.Minute
+	at := t0.Add(10 * time.Minute) // the Reader's exact counts are checked here
+	ranker := &signalModel{name: "ranker", ctr: [2]float64{0.20, 0.10}, acc: [2]float64{0.95, 0.95}, skew: 3}
+	fraud := &signalModel{name: "fraud", ctr: [2]float64{0.20, 0.20}, acc: [2]float64{0.95, 0.80}}
+	search := &signalModel{name: "search", ctr: [2]float64{0.20, 0.20}, acc: [2]float64{0.95, 0.95}}
+	models := []*signalModel{ranker, fraud, search}
+	writeSignals(t, db, t0, dur, at, models)
+
+	r := NewReader(db)
+	for _, m := range models {
+		o, err := r.Observe(ctx, m.name, "v2", "v1", t0, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := [2]Counts{o.Baseline, o.Canary}
+		for ver := range 2 {
+			c := got[ver]
+			if c.Trials != m.trials[ver] || c.Successes != m.succ[ver] || c.Labelled != m.labelled[ver] || c.Correct != m.correc[ver] {
+				t.Errorf("%s v%d: engagement %d/%d accuracy %d/%d, want %d/%d and %d/%d", m.name, ver+1,
+					c.Successes, c.Trials, c.Correct, c.Labelled, m.succ[ver], m.trials[ver], m.correc[ver], m.labelled[ver])
+			}
+		}
+	}
+	if rate := float64(ranker.succ[1]) / float64(ranker.trials[1]); !(rate > 0.08 && rate < 0.12) {
+		t.Fatalf("the fixture is off: ranker canary engages %d/%d", ranker.succ[1], ranker.trials[1])
+	}
+
+	// The judge, through the detector, every 30 s. A 25% engagement drop
+	// is the models' threshold, so that the good canary can pass within
+	// the fixture's minutes; the ranker's canary drops 50%.
+	cat, err := catalog.Parse([]byte(`model: {name: ranker}
+canary: {engagement_drop: 0.25}
+---
+model: {name: fraud}
+canary: {engagement_drop: 0.25}
+---
+model: {name: search}
+canary: {engagement_drop: 0.25}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDetector(NewDefaultDetectorConfig(), db, cat, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := db.NewWriter(storage.NewDefaultWriterConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.RecordTo(w)
+	last := map[string]Verdict{}
+	d.OnVerdict = func(_ context.Context, dep Deployment, v Verdict) {
+		v.Evidence = append([]Evidence(nil), v.Evidence...)
+		last[dep.Model] = v
+	}
+	dets := map[string]fleet.Detection{}
+	for end := t0.Add(30 * time.Second); !end.After(t0.Add(dur)); end = end.Add(30 * time.Second) {
+		out, err := d.Evaluate(ctx, fleet.Window{Start: end.Add(-30 * time.Second), End: end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, det := range out {
+			if _, dup := dets[det.Model]; dup {
+				t.Errorf("%s raised twice", det.Model)
+			}
+			dets[det.Model] = det
+			t.Logf("%v: %s", end.Sub(t0), det.Summary)
+		}
+	}
+	for _, c := range []struct {
+		model, rule string
+	}{{"ranker", RuleEngagement}, {"fraud", RuleAccuracy}} {
+		det, ok := dets[c.model]
+		if !ok {
+			t.Errorf("%s: no detection; last verdict %s", c.model, last[c.model].Outcome)
+			continue
+		}
+		if !strings.Contains(det.Summary, "failed "+c.rule) || !strings.Contains(det.Evidence, c.rule+" fail") {
+			t.Errorf("%s: detection %s\n%s", c.model, det.Summary, det.Evidence)
+		}
+	}
+	for _, e := range last["ranker"].Evidence {
+		if e.Rule == RuleEngagement && !(e.Outcome == Fail && math.Abs(e.Effect+0.5) < 0.05 && e.Unit == UnitRelative) {
+			t.Errorf("ranker engagement evidence: %s", e)
+		}
+	}
+	// Prediction drift per version (item 1): evidence, not a trigger.
+	psi := func(model string) float64 {
+		for _, e := range last[model].Evidence {
+			if e.Rule == RuleDrift && e.Outcome == Info {
+				return e.Effect
+			}
+		}
+		return math.NaN()
+	}
+	if p := psi("ranker"); !(p >= 0.25) {
+		t.Errorf("ranker's prediction drift PSI %v, want >= 0.25 (its canary's scores are cubed)", p)
+	}
+	if p := psi("search"); !(p < 0.01) {
+		t.Errorf("search's prediction drift PSI %v, want < 0.01", p)
+	}
+	if _, ok := dets["search"]; ok || last["search"].Outcome != Pass {
+		for _, e := range last["search"].Evidence {
+			t.Log(e)
+		}
+		t.Errorf("search: verdict %s, want pass without a detection", last["search"].Outcome)
+	}
+	var ruled []string
+	for _, e := range last["search"].Evidence {
+		if e.Rule == RuleEngagement || e.Rule == RuleAccuracy {
+			ruled = append(ruled, e.Rule+" "+string(e.Outcome))
+		}
+	}
+	if strings.Join(ruled, ", ") != "engagement pass, accuracy pass" {
+		t.Errorf("search's engagement and accuracy: %v", ruled)
+	}
+
+	// A restarted detector bins on the same edges: same PSI.
+	d2, err := NewDetector(NewDefaultDetectorConfig(), db, cat, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := d2.Judge(ctx, Deployment{Model: "ranker", Version: "v2", BaselineVersion: "v1", Started: t0}, t0.Add(dur))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range v2.Evidence {
+		if e.Rule == RuleDrift && e.Effect != psi("ranker") {
+			t.Errorf("after a restart PSI %v, before %v", e.Effect, psi("ranker"))
+		}
+	}
+
+	// The on-call views, on the recorded verdicts.
+	db0 := db.Config().Database
+	var rows string
+	q := "SELECT arrayStringConcat(groupArray(concat(model, ' ', version, '<', baseline_version, ' ', verdict, ' ', toString(ever_failed), ' [', arrayStringConcat(failed, ','), ']')), '; ') FROM (SELECT * FROM " + db0 + ".oncall_canary_verdicts ORDER BY model)"
+	if err := db.QueryScalar(ctx, q, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if want := "fraud v2<v1 fail 1 [accuracy]; ranker v2<v1 fail 1 [engagement]; search v2<v1 pass 0 []"; rows != want {
+		t.Errorf("oncall_canary_verdicts:\n got %s\nwant %s", rows, want)
+	}
+	var evidence string
+	if err := db.QueryScalar(ctx, "SELECT evidence_lines FROM "+db0+".oncall_canary_verdicts WHERE model = 'ranker'", &evidence); err != nil || !strings.Contains(evidence, "engagement fail: canary 0.09") {
+		t.Errorf("ranker's evidence (%v):\n%s", err, evidence)
+	}
+	var signals string
+	q = "SELECT arrayStringConcat(groupArray(concat(signal, ' ', signal_outcome, ' ', toString(round(canary, 2)), '/', toString(round(baseline, 2)))), '; ') FROM (SELECT * FROM " + db0 + ".oncall_canary_signals WHERE model = 'ranker' AND signal IN ('engagement', 'accuracy', 'error_rate') ORDER BY signal)"
+	if err := db.QueryScalar(ctx, q, &signals); err != nil {
+		t.Fatal(err)
+	}
+	if want := "accuracy pass 0.95/0.95; engagement fail 0.1/0.2; error_rate pass 0.01/0.01"; signals != want {
+		t.Errorf("oncall_canary_signals for the ranker:\n got %s\nwant %s", signals, want)
+	}
+	var first string
+	if err := db.QueryScalar(ctx, "SELECT concat(model, ' ', signal) FROM "+db0+".oncall_canary_signals LIMIT 1", &first); err != nil || !strings.HasSuffix(first, "accuracy") && !strings.HasSuffix(first, "engagement") {
+		t.Errorf("the first signal row is %q (%v), want a failed one", first, err)
+	}
+}
+
+func TestDetectorConfigValidate(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		set  func(c *DetectorConfig)
+		want string
+	}{
+		{"default", func(*DetectorConfig) {}, ""},
+		{"no outcome window", func(c *DetectorConfig) { c.OutcomeWindow = 0 }, "outcome_window"},
+		{"fractional outcome window", func(c *DetectorConfig) { c.OutcomeWindow = 1500 * time.Millisecond }, "outcome_window"},
+		{"no interval", func(c *DetectorConfig) { c.Interval = 0 }, "interval"},
+	} {
+		cfg := NewDefaultDetectorConfig()
+		c.set(&cfg)
+		err := cfg.Validate()
+		if (c.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %q", c.name, err, c.want)
+		}
+	}
+}

@@ -72,6 +72,21 @@ type Truth struct {
 	Cause cost.Cause
 }
 
+// ScopeDay is a scope's name and a day of the world.
+type ScopeDay struct {
+	Scope string
+	Day   int
+}
+
+// Injected returns the injected causes by scope name and day.
+func (w *World) Injected() map[ScopeDay]cost.Cause {
+	out := make(map[ScopeDay]cost.Cause, len(w.Truth))
+	for _, tr := range w.Truth {
+		out[ScopeDay{tr.Scope.Name, tr.Day}] = tr.Cause
+	}
+	return out
+}
+
 // Model is one simulated model or, with Job, a training job.
 type Model struct {
 	Name, Team string

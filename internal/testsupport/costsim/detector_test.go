@@ -35,14 +35,10 @@ func TestDetectorDayByDay(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			type key struct {
-				scope string
-				day   int
-			}
-			truth := map[key]cost.Cause{}
+			type key = costsim.ScopeDay
+			truth := w.Injected()
 			faulty := map[string]int{} // scope → first fault day
 			for _, tr := range w.Truth {
-				truth[key{tr.Scope.Name, tr.Day}] = tr.Cause
 				if d, ok := faulty[tr.Scope.Name]; !ok || tr.Day < d {
 					faulty[tr.Scope.Name] = tr.Day
 				}

@@ -112,14 +112,8 @@ func TestStoredWorldDayByDay(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			type key struct {
-				scope string
-				day   int
-			}
-			truth := map[key]cost.Cause{}
-			for _, tr := range w.Truth {
-				truth[key{tr.Scope.Name, tr.Day}] = tr.Cause
-			}
+			type key = costsim.ScopeDay
+			truth := w.Injected()
 			found, classified, teamFlags := map[key]bool{}, 0, 0
 			for d := range cfg.Days {
 				start := cfg.Start.AddDate(0, 0, d)
@@ -150,7 +144,7 @@ func TestStoredWorldDayByDay(t *testing.T) {
 			}
 			for k, c := range truth {
 				if !found[k] {
-					t.Errorf("injected %s on %s day %d not found", c, k.scope, k.day)
+					t.Errorf("injected %s on %s day %d not found", c, k.Scope, k.Day)
 				}
 			}
 			t.Logf("%d injected, %d found, %d classified right, %d team flags", len(truth), len(found), classified, teamFlags)

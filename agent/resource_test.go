@@ -129,16 +129,7 @@ func TestGPUSeriesNameTheirPod(t *testing.T) {
 		cfg.PodResources.Enabled, cfg.PodResources.Socket = true, k.Socket
 	})
 	temp := func(uuid string) string {
-		for a.Addr() == "" {
-			time.Sleep(10 * time.Millisecond)
-		}
-		resp, err := http.Get("http://" + a.Addr() + "/metrics")
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		for _, line := range strings.Split(string(body), "\n") {
+		for _, line := range strings.Split(agentMetrics(a), "\n") {
 			if strings.HasPrefix(line, telemetry.GPUTemp+"{") && strings.Contains(line, `UUID="`+uuid+`"`) {
 				return line
 			}
@@ -189,18 +180,7 @@ func TestGPUSeriesCarryTheirPodsLabels(t *testing.T) {
 		cfg.PodResources.Enabled, cfg.PodResources.Socket = true, k.Socket
 		cfg.PodResources.Labels.Labels = []string{"team", "cost_center=example.com/cc"}
 	}, agent.WithKubeAPI(api.Client))
-	metrics := func() string {
-		for a.Addr() == "" {
-			time.Sleep(10 * time.Millisecond)
-		}
-		resp, err := http.Get("http://" + a.Addr() + "/metrics")
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return string(body)
-	}
+	metrics := func() string { return agentMetrics(a) }
 	// the last line with prefix that has all of has (a GPU's series
 	// from before its pod was read stays until stale_after)
 	line := func(body, prefix string, has ...string) string {
@@ -239,4 +219,19 @@ func TestGPUSeriesCarryTheirPodsLabels(t *testing.T) {
 	if l := line(body, "fleetwatch_agent_source_errors_total{", `source="pod_labels"`); !strings.Contains(l, `reason="forbidden"`) || strings.HasSuffix(l, " 0") {
 		t.Errorf("the forbidden read is not counted: %q", l)
 	}
+}
+
+// agentMetrics is the agent's /metrics page once it listens ("" when the
+// scrape fails).
+func agentMetrics(a *agent.Agent) string {
+	for a.Addr() == "" {
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + a.Addr() + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }

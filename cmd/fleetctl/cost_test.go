@@ -47,18 +47,7 @@ func TestCostHandComputed(t *testing.T) {
 			}
 		}
 	}
-	code, out, errOut := fleetctl(t, costArgs("--format", "json", "--by", "model", "--shared", "equal")...)
-	if code != 0 {
-		t.Fatalf("json: exit %d: %s", code, errOut)
-	}
-	var rep costReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatal(err)
-	}
-	var total float64
-	for _, r := range rep.Rows {
-		total += r.Total
-	}
+	rep, total := runCostJSON(t, costArgs("--format", "json", "--by", "model", "--shared", "equal")...)
 	if len(rep.Rows) != 3 || rep.Rows[2].Key != "m3" || rep.Rows[2].Total != 25 || total != 174 || rep.ProvisionedCost != 174 || rep.Currency != "USD" {
 		t.Errorf("json %+v", rep)
 	}
@@ -105,14 +94,7 @@ func TestCostFromClickHouse(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := costOnClickHouse(t, c, day)
-	code, out, errOut := fleetctl(t, append(args, "--format", "json")...)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	var rep costReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, _ := runCostJSON(t, append(args, "--format", "json")...)
 	want := []cost.Row{{Key: "(none)", GPUHours: 2, Direct: 4, Shared: 0.8, Total: 4.8}, {Key: "search", GPUHours: 3, Direct: 6, Shared: 1.2, Total: 7.2}}
 	if len(rep.Rows) != len(want) || math.Abs(rep.ProvisionedCost-12) > 1e-9 || math.Abs(rep.UnallocatedGPUHours-1) > 1e-9 {
 		t.Fatalf("report %+v, want rows %+v, $12 provisioned, 1 GPU-hour unallocated", rep, want)
@@ -182,18 +164,7 @@ func TestCostByUserAndAccount(t *testing.T) {
 		{"account,user", "separate", []cost.Row{{Key: "(shared)", Shared: 2, Total: 2}, {Key: "proj-a/alice", GPUHours: 3, Direct: 6, Total: 6},
 			{Key: "proj-a/bob", GPUHours: 2, Direct: 4, Total: 4}, {Key: "proj-b/alice", GPUHours: 1, Direct: 2, Total: 2}}},
 	} {
-		code, out, errOut := fleetctl(t, append(args, "--format", "json", "--by", tc.by, "--shared", tc.shared)...)
-		if code != 0 {
-			t.Fatalf("--by %s: exit %d: %s", tc.by, code, errOut)
-		}
-		var rep costReport
-		if err := json.Unmarshal([]byte(out), &rep); err != nil {
-			t.Fatal(err)
-		}
-		var total float64
-		for _, r := range rep.Rows {
-			total += r.Total
-		}
+		rep, total := runCostJSON(t, append(args, "--format", "json", "--by", tc.by, "--shared", tc.shared)...)
 		if len(rep.Rows) != len(tc.want) || math.Abs(rep.ProvisionedCost-14) > 1e-9 || math.Abs(total-14) > 1e-9 {
 			t.Fatalf("--by %s --shared %s: rows %+v (total %v) of $%v provisioned, want %+v of $14", tc.by, tc.shared, rep.Rows, total, rep.ProvisionedCost, tc.want)
 		}
@@ -220,4 +191,23 @@ func costOnClickHouse(t *testing.T, c *storage.Client, day time.Time) []string {
 // dsnOf is the DSN of c's database for fleetctl's --dsn.
 func dsnOf(c *storage.Client) string {
 	return "clickhouse://" + c.Config().Addrs[0] + "/" + c.Config().Database
+}
+
+// runCostJSON runs fleetctl with args (a --format json cost report), fails
+// the test unless it exits 0, and returns the report and its rows' total.
+func runCostJSON(t *testing.T, args ...string) (costReport, float64) {
+	t.Helper()
+	code, out, errOut := fleetctl(t, args...)
+	if code != 0 {
+		t.Fatalf("fleetctl %v: exit %d: %s", args, code, errOut)
+	}
+	var rep costReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, r := range rep.Rows {
+		total += r.Total
+	}
+	return rep, total
 }

@@ -370,6 +370,10 @@ const (
 	LabelEnvironment  = "environment"
 )
 
+// LabelPurchase is how the GPU a holder runs on was bought (on_demand,
+// reserved, spot): a pod label cost prices by when present.
+const LabelPurchase = "purchase"
+
 // WorkloadLabels are the cost-attribution labels a GPU's holder may carry.
 var WorkloadLabels = []string{LabelTeam, LabelModel, LabelModelVersion, LabelCostCenter, LabelEnvironment}
 

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
-	"github.com/fleetwatch/fleetwatch/internal/testsupport/costsim"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
+	"github.com/fleetwatch/fleetwatch/storage/heldrows"
 	"github.com/fleetwatch/fleetwatch/telemetry"
 )
 
@@ -36,7 +36,7 @@ func TestServingHandComputed(t *testing.T) {
 		}
 		return out
 	}
-	var s costsim.Rows
+	var s heldrows.Rows
 	s.Server("a", "chat", telemetry.ModelTokens, at(1, 10, 20, 30, 40), []float64{0, 100, 250, 50, 80})
 	s.Server("b", "chat", telemetry.ModelTokens, at(5, 50, 70), []float64{1000, 1400, 9999}) // minute 70 is past the hour
 	s.Server("a", "chat", telemetry.ModelBatchSize, at(10, 20), []float64{4, 6})

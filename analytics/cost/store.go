@@ -39,7 +39,7 @@ const (
 	LabelModel        = telemetry.LabelModel
 	LabelModelVersion = telemetry.LabelModelVersion
 	LabelCostCenter   = telemetry.LabelCostCenter
-	LabelPurchase     = "purchase"
+	LabelPurchase     = telemetry.LabelPurchase
 )
 
 // StoreConfig configures the Store.

@@ -12,9 +12,9 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
 	"github.com/fleetwatch/fleetwatch/fleet"
-	"github.com/fleetwatch/fleetwatch/internal/testsupport/costsim"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
+	"github.com/fleetwatch/fleetwatch/storage/heldrows"
 )
 
 // TestStoreHandComputed stores one day of a small fleet and checks what
@@ -36,15 +36,15 @@ func TestStoreHandComputed(t *testing.T) {
 	db := chtest.NewDB(t)
 	ctx := context.Background()
 	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
-	h := costsim.Hours(day, 4)
-	var s costsim.Rows
-	a := costsim.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "NVIDIA H100 80GB HBM3"}
-	b := costsim.Device{UUID: "GPU-B", Instance: "1", Profile: "3g.40gb", Cluster: "c1", GPUModel: "NVIDIA H100 80GB HBM3"}
-	ranker := costsim.Holder{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker", ModelVersion: "v1"}
+	h := heldrows.Hours(day, 4)
+	var s heldrows.Rows
+	a := heldrows.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "NVIDIA H100 80GB HBM3"}
+	b := heldrows.Device{UUID: "GPU-B", Instance: "1", Profile: "3g.40gb", Cluster: "c1", GPUModel: "NVIDIA H100 80GB HBM3"}
+	ranker := heldrows.Holder{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker", ModelVersion: "v1"}
 	s.GPU(a, ranker, h[:2], 0.5, 60000, 20000)
 	s.GPU(a, ranker, h[2:3], 0.02, 60000, 20000)
-	s.GPU(a, costsim.Holder{}, h[3:4], 0, 0, 80000)
-	s.GPU(b, costsim.Holder{Job: "train-7"}, h[:2], 0.9, 20000, 20000)
+	s.GPU(a, heldrows.Holder{}, h[3:4], 0, 0, 80000)
+	s.GPU(b, heldrows.Holder{Job: "train-7"}, h[:2], 0.9, 20000, 20000)
 	s.Requests("ranker", day, 10, 0.5)
 	s.Deploy("ranker", "deploy", "v0", "v1", day.Add(time.Hour))
 	if err := s.Write(ctx, db); err != nil {
@@ -304,7 +304,7 @@ func TestDetectorOverStoreClassifies(t *testing.T) {
 	}
 	want := map[string]cost.Cause{"m-traffic": cost.CauseTraffic, "m-price": cost.CausePricing, "m-efficiency": cost.CauseEfficiency,
 		"m-config": cost.CauseConfiguration, "m-leak": cost.CauseLeak}
-	var rows costsim.Rows
+	var rows heldrows.Rows
 	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
 		for model, fault := range faults {
 			cluster := "c1"
@@ -321,8 +321,8 @@ func TestDetectorOverStoreClassifies(t *testing.T) {
 			i := 0
 			for _, g := range gs {
 				for range g.n {
-					dev := costsim.Device{UUID: fmt.Sprintf("%s-%d", model, i), Cluster: cluster, GPUModel: "H100"}
-					rows.GPU(dev, costsim.Holder{Namespace: "serving", Pod: fmt.Sprintf("%s-%d", model, i), Model: model}, costsim.Hours(d, 24), g.sm, 1, 1)
+					dev := heldrows.Device{UUID: fmt.Sprintf("%s-%d", model, i), Cluster: cluster, GPUModel: "H100"}
+					rows.GPU(dev, heldrows.Holder{Namespace: "serving", Pod: fmt.Sprintf("%s-%d", model, i), Model: model}, heldrows.Hours(d, 24), g.sm, 1, 1)
 					i++
 				}
 			}
@@ -437,12 +437,12 @@ func BenchmarkStoreSourceSeries(b *testing.B) {
 	ctx := context.Background()
 	last := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 	first := last.AddDate(0, 0, -30)
-	var rows costsim.Rows
+	var rows heldrows.Rows
 	for g := range 200 {
 		m := fmt.Sprintf("m%02d", g/10)
-		rows.GPU(costsim.Device{UUID: fmt.Sprintf("GPU-%03d", g), Cluster: "c1", GPUModel: "H100"},
-			costsim.Holder{Namespace: "serving", Pod: fmt.Sprintf("%s-%d", m, g%10), Model: m, Team: fmt.Sprintf("t%d", g/50)},
-			costsim.Hours(first, 31*24), 0.5, 1, 1)
+		rows.GPU(heldrows.Device{UUID: fmt.Sprintf("GPU-%03d", g), Cluster: "c1", GPUModel: "H100"},
+			heldrows.Holder{Namespace: "serving", Pod: fmt.Sprintf("%s-%d", m, g%10), Model: m, Team: fmt.Sprintf("t%d", g/50)},
+			heldrows.Hours(first, 31*24), 0.5, 1, 1)
 	}
 	if err := rows.Write(ctx, db); err != nil {
 		b.Fatal(err)
@@ -529,8 +529,8 @@ func TestRollUpRepair(t *testing.T) {
 	db := chtest.NewDB(t)
 	ctx := context.Background()
 	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
-	var rows costsim.Rows
-	rows.GPU(costsim.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "H100"}, costsim.Holder{Namespace: "ns", Pod: "p", Model: "m"}, costsim.Hours(day, 2), 0.5, 1, 1)
+	var rows heldrows.Rows
+	rows.GPU(heldrows.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "H100"}, heldrows.Holder{Namespace: "ns", Pod: "p", Model: "m"}, heldrows.Hours(day, 2), 0.5, 1, 1)
 	if err := rows.Write(ctx, db); err != nil {
 		t.Fatal(err)
 	}

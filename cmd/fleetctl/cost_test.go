@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
-	"github.com/fleetwatch/fleetwatch/internal/testsupport/costsim"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
+	"github.com/fleetwatch/fleetwatch/storage/heldrows"
 )
 
 // The hand-computed day of analytics/cost's TestAttributeHandComputed
@@ -84,12 +84,12 @@ func TestCostUsage(t *testing.T) {
 func TestCostFromClickHouse(t *testing.T) {
 	c := chtest.NewDB(t)
 	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
-	h := costsim.Hours(day, 4)
-	var rows costsim.Rows
-	a := costsim.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "H100"}
-	rows.GPU(a, costsim.Holder{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker"}, h[:3], 0.5, 1, 1)
-	rows.GPU(a, costsim.Holder{}, h[3:], 0, 0, 1)
-	rows.GPU(costsim.Device{UUID: "GPU-B", Cluster: "c1", GPUModel: "H100"}, costsim.Holder{Job: "train-7"}, h[:2], 0.9, 1, 1)
+	h := heldrows.Hours(day, 4)
+	var rows heldrows.Rows
+	a := heldrows.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "H100"}
+	rows.GPU(a, heldrows.Holder{Namespace: "search", Pod: "ranker-0", Team: "search", Model: "ranker"}, h[:3], 0.5, 1, 1)
+	rows.GPU(a, heldrows.Holder{}, h[3:], 0, 0, 1)
+	rows.GPU(heldrows.Device{UUID: "GPU-B", Cluster: "c1", GPUModel: "H100"}, heldrows.Holder{Job: "train-7"}, h[:2], 0.9, 1, 1)
 	if err := rows.Write(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
@@ -142,14 +142,14 @@ func TestCostFromClickHouse(t *testing.T) {
 func TestCostByUserAndAccount(t *testing.T) {
 	c := chtest.NewDB(t)
 	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
-	h := costsim.Hours(day, 4)
-	var rows costsim.Rows
-	a := costsim.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "H100"}
-	b := costsim.Device{UUID: "GPU-B", Cluster: "c1", GPUModel: "H100"}
-	rows.GPU(a, costsim.Holder{Job: "101", User: "alice", Account: "proj-a"}, h[:3], 0.5, 1, 1)
-	rows.GPU(a, costsim.Holder{}, h[3:], 0, 0, 1)
-	rows.GPU(b, costsim.Holder{Job: "102", User: "bob", Account: "proj-a"}, h[:2], 0.9, 1, 1)
-	rows.GPU(b, costsim.Holder{Job: "103", User: "alice", Account: "proj-b"}, h[2:3], 0.9, 1, 1)
+	h := heldrows.Hours(day, 4)
+	var rows heldrows.Rows
+	a := heldrows.Device{UUID: "GPU-A", Cluster: "c1", GPUModel: "H100"}
+	b := heldrows.Device{UUID: "GPU-B", Cluster: "c1", GPUModel: "H100"}
+	rows.GPU(a, heldrows.Holder{Job: "101", User: "alice", Account: "proj-a"}, h[:3], 0.5, 1, 1)
+	rows.GPU(a, heldrows.Holder{}, h[3:], 0, 0, 1)
+	rows.GPU(b, heldrows.Holder{Job: "102", User: "bob", Account: "proj-a"}, h[:2], 0.9, 1, 1)
+	rows.GPU(b, heldrows.Holder{Job: "103", User: "alice", Account: "proj-b"}, h[2:3], 0.9, 1, 1)
 	if err := rows.Write(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
 	"github.com/fleetwatch/fleetwatch/analytics/engine"
-	"github.com/fleetwatch/fleetwatch/internal/testsupport/costsim"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
+	"github.com/fleetwatch/fleetwatch/storage/heldrows"
 )
 
 func TestCostConfigValidate(t *testing.T) {
@@ -62,9 +62,9 @@ func TestCostThroughTheAnalyzer(t *testing.T) {
 	ctx := context.Background()
 	last := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 	first := last.AddDate(0, 0, -20)
-	var rows costsim.Rows
-	dev := func(uuid string) costsim.Device {
-		return costsim.Device{UUID: uuid, Cluster: "c1", GPUModel: "NVIDIA H100 80GB HBM3"}
+	var rows heldrows.Rows
+	dev := func(uuid string) heldrows.Device {
+		return heldrows.Device{UUID: uuid, Cluster: "c1", GPUModel: "NVIDIA H100 80GB HBM3"}
 	}
 	for d := first; !d.After(last); d = d.AddDate(0, 0, 1) {
 		n, req := 2, 10
@@ -72,14 +72,14 @@ func TestCostThroughTheAnalyzer(t *testing.T) {
 			n, req = 4, 20
 		}
 		for i := range n {
-			rows.GPU(dev("GPU-R"+string(rune('0'+i))), costsim.Holder{Namespace: "search", Pod: "ranker-" + string(rune('0'+i)), Model: "ranker"},
-				costsim.Hours(d, 24), 0.6, 40000, 40000)
+			rows.GPU(dev("GPU-R"+string(rune('0'+i))), heldrows.Holder{Namespace: "search", Pod: "ranker-" + string(rune('0'+i)), Model: "ranker"},
+				heldrows.Hours(d, 24), 0.6, 40000, 40000)
 		}
-		rows.GPU(dev("GPU-E"), costsim.Holder{Namespace: "nlp", Pod: "embed-0", Team: "nlp", Model: "embed"}, costsim.Hours(d, 24), 0.5, 40000, 40000)
+		rows.GPU(dev("GPU-E"), heldrows.Holder{Namespace: "nlp", Pod: "embed-0", Team: "nlp", Model: "embed"}, heldrows.Hours(d, 24), 0.5, 40000, 40000)
 		rows.Requests("ranker", d, req, 0.01)
 		rows.Requests("embed", d, 5, 0.01)
 	}
-	rows.GPU(dev("GPU-N"), costsim.Holder{Namespace: "research", Pod: "notebook-1", Team: "research"}, costsim.Hours(last.Add(8*time.Hour), 8), 0.01, 40000, 40000)
+	rows.GPU(dev("GPU-N"), heldrows.Holder{Namespace: "research", Pod: "notebook-1", Team: "research"}, heldrows.Hours(last.Add(8*time.Hour), 8), 0.01, 40000, 40000)
 	if err := rows.Write(ctx, c); err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,8 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
-	"github.com/fleetwatch/fleetwatch/fleet"
-	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
-	"github.com/fleetwatch/fleetwatch/telemetry"
+	"github.com/fleetwatch/fleetwatch/storage/heldrows"
 )
 
 // The cost part of the demo (issue 19). The cost detectors judge whole
@@ -54,44 +52,6 @@ const (
 	idleHolder     = "notebook-7"
 )
 
-// costRows accumulates the backfill.
-type costRows struct {
-	series  storage.GPUSeriesBlock
-	samples storage.GPUSampleBlock
-	events  storage.InferenceEventBlock
-}
-
-// gpu adds one GPU's series for its holder and an hourly sample of each
-// metric at the hours given.
-func (r *costRows) gpu(uuid, namespace, pod, team, model string, hours []time.Time, sm float64) {
-	var labels fleet.Labels
-	for _, kv := range [][2]string{{cost.LabelModel, model}, {cost.LabelTeam, team}} { // sorted by name
-		if kv[1] != "" {
-			labels.Keys, labels.Values = append(labels.Keys, kv[0]), append(labels.Values, kv[1])
-		}
-	}
-	for _, m := range []struct {
-		name string
-		v    float64
-	}{{telemetry.SMActive, sm}, {telemetry.FBUsed, 60000 * sm}, {telemetry.FBFree, 81000 - 60000*sm}} {
-		id := storage.HashSeries("demo-backfill", m.name, uuid, namespace, pod)
-		r.series.Append(&storage.GPUSeries{Series: id, Metric: m.name, Topology: fleet.Topology{Cluster: costCluster, Node: "node-" + pod},
-			GPU: fleet.GPUIdentity{UUID: uuid, ModelName: sim.ModelH100}, K8s: fleet.Kubernetes{Namespace: namespace, Pod: pod},
-			Labels: labels, FirstSeen: hours[0], LastSeen: hours[len(hours)-1]})
-		for _, t := range hours {
-			r.samples.Append(&storage.GPUSample{Time: t.Add(7 * time.Minute), Metric: m.name, Series: id, Value: m.v})
-		}
-	}
-}
-
-// requests adds n sampled inference rows of model on day, a minute apart.
-func (r *costRows) requests(model string, day time.Time, n int) {
-	for i := range n {
-		r.events.Append(&fleet.InferenceEvent{Time: day.Add(time.Duration(i) * time.Minute), Model: model, ModelVersion: "v1",
-			RequestID: fmt.Sprintf("%s-%d-%d", model, day.Unix(), i), LatencyMs: 15 + float64(i%20), Status: "ok", SampleRate: costSampleRate})
-	}
-}
-
 // costDay is the last day the backfill covers: the latest day the cost
 // detectors judge at now, a day complete lateness after its midnight.
 func costDay(now time.Time, lateness time.Duration) time.Time {
@@ -102,43 +62,33 @@ func costDay(now time.Time, lateness time.Duration) time.Time {
 // detectors judge first, and returns that day.
 func (d *Demo) backfillCost(ctx context.Context, days int, lateness time.Duration) (time.Time, error) {
 	last := costDay(time.Now(), lateness)
-	var r costRows
+	var r heldrows.Rows
+	// gpu adds one GPU held all its hours by a pod, SM activity sm and the
+	// H100's 81,000 MiB used in proportion.
+	gpu := func(uuid, namespace, pod, team, model string, hours []time.Time, sm float64) {
+		r.GPU(heldrows.Device{UUID: uuid, Cluster: costCluster, GPUModel: sim.ModelH100},
+			heldrows.Holder{Namespace: namespace, Pod: pod, Team: team, Model: model}, hours, sm, 60000*sm, 81000-60000*sm)
+	}
 	for day := last.AddDate(0, 0, 1-days); !day.After(last); day = day.AddDate(0, 0, 1) {
-		hours := make([]time.Time, 24)
-		for i := range hours {
-			hours[i] = day.Add(time.Duration(i) * time.Hour)
-		}
 		for _, m := range costModels {
 			gpus, rows := m.gpus, m.rows
 			if m.name == surge && day.Equal(last) {
 				gpus, rows = 2*gpus, 2*rows
 			}
 			for i := range gpus {
-				pod := fmt.Sprintf("%s-%d", m.name, i)
-				r.gpu(fmt.Sprintf("GPU-demo-%s-%d", m.name, i), m.namespace, pod, "", m.name, hours, 0.6)
+				gpu(fmt.Sprintf("GPU-demo-%s-%d", m.name, i), m.namespace, fmt.Sprintf("%s-%d", m.name, i), "", m.name, heldrows.Hours(day, 24), 0.6)
 			}
-			r.requests(m.name, day, rows)
+			r.Requests(m.name, day, rows, costSampleRate)
 		}
 	}
 	// A notebook holds a GPU idle from 08:00 to 18:00 on the last day.
-	r.gpu(idleGPU, "research", idleHolder, "research", "", func() []time.Time {
-		hs := make([]time.Time, 10)
-		for i := range hs {
-			hs[i] = last.Add(time.Duration(8+i) * time.Hour)
-		}
-		return hs
-	}(), 0.01)
-	w, err := d.client.NewWriter(storage.NewDefaultWriterConfig())
-	if err != nil {
-		return last, err
+	gpu(idleGPU, "research", idleHolder, "research", "", heldrows.Hours(last.Add(8*time.Hour), 10), 0.01)
+	if err := r.Write(ctx, d.client); err != nil {
+		return last, fmt.Errorf("cost backfill: %w", err)
 	}
-	for _, b := range []storage.Block{r.series.Block(), r.samples.Block(), r.events.Block()} {
-		if err := w.Write(ctx, b); err != nil {
-			return last, fmt.Errorf("cost backfill: %w", err)
-		}
-	}
+	series, samples, events := r.Len()
 	d.say("cost: backfilled %d days of hourly GPU history to %s (%d GPU series, %d samples, %d inference rows at 1/%.0f): %s's traffic doubles on the last day, and %s holds %s idle for 10 h",
-		days, last.Format(time.DateOnly), r.series.Len(), r.samples.Len(), r.events.Len(), 1/costSampleRate, surge, idleHolder, idleGPU)
+		days, last.Format(time.DateOnly), series, samples, events, 1/costSampleRate, surge, idleHolder, idleGPU)
 	return last, nil
 }
 

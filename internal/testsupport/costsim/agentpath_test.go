@@ -21,8 +21,8 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/sim"
 	"github.com/fleetwatch/fleetwatch/analytics/cost"
 	"github.com/fleetwatch/fleetwatch/collector/chexporter"
-	"github.com/fleetwatch/fleetwatch/internal/testsupport/costsim"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
+	"github.com/fleetwatch/fleetwatch/storage/heldrows"
 )
 
 func TestMain(m *testing.M) { os.Exit(chtest.Run(m)) }
@@ -112,7 +112,7 @@ func TestPodLabelsReachCostByTeam(t *testing.T) {
 	}
 	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -1)
 	enc := otlp.NewEncoder(day, "test")
-	for _, h := range costsim.Hours(day, 3) {
+	for _, h := range heldrows.Hours(day, 3) {
 		for _, m := range []int{7, 37} {
 			now := h.Add(time.Duration(m) * time.Minute)
 			fl.Advance(now)

@@ -11,6 +11,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/costsim"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
+	"github.com/fleetwatch/fleetwatch/storage/heldrows"
 )
 
 // store writes a world's 60 days into ClickHouse as the collector would:
@@ -20,8 +21,8 @@ import (
 // costsim's orphan pods, idle), the hours before an
 // allocation unheld; requests as 100 sampled rows a day per model;
 // deployment changes as markers.
-func store(w *costsim.World) costsim.Rows {
-	var rows costsim.Rows
+func store(w *costsim.World) heldrows.Rows {
+	var rows heldrows.Rows
 	for _, d := range w.Days {
 		held := map[string]cost.Allocation{}
 		count := map[string]int{} // GPUs per model or job
@@ -32,14 +33,14 @@ func store(w *costsim.World) costsim.Rows {
 			}
 		}
 		for _, g := range d.GPUs {
-			dev := costsim.Device{UUID: g.ID, Cluster: g.Cluster, GPUModel: g.GPUModel, Purchase: string(g.Purchase)}
+			dev := heldrows.Device{UUID: g.ID, Cluster: g.Cluster, GPUModel: g.GPUModel, Purchase: string(g.Purchase)}
 			a, ok := held[g.ID]
 			if !ok {
-				rows.GPU(dev, costsim.Holder{}, costsim.Hours(d.Date, 24), 0, 0, 1)
+				rows.GPU(dev, heldrows.Holder{}, heldrows.Hours(d.Date, 24), 0, 0, 1)
 				continue
 			}
 			if lead := int(a.From.Sub(d.Date).Hours()); lead > 0 {
-				rows.GPU(dev, costsim.Holder{}, costsim.Hours(d.Date, lead), 0, 0, 1)
+				rows.GPU(dev, heldrows.Holder{}, heldrows.Hours(d.Date, lead), 0, 0, 1)
 			}
 			sm := 0.3 // the team's dev GPUs
 			if s := a.Model + a.Job; orphan(a) {
@@ -47,8 +48,8 @@ func store(w *costsim.World) costsim.Rows {
 			} else if s != "" {
 				sm = d.Busy[s] / float64(count[s]) / 24
 			}
-			h := costsim.Holder{Namespace: a.Namespace, Pod: a.Pod, Job: a.Job, Team: a.Team, Model: a.Model, CostCenter: a.CostCenter}
-			rows.GPU(dev, h, costsim.Hours(a.From, int(a.To.Sub(a.From).Hours())), sm, 1, 1)
+			h := heldrows.Holder{Namespace: a.Namespace, Pod: a.Pod, Job: a.Job, Team: a.Team, Model: a.Model, CostCenter: a.CostCenter}
+			rows.GPU(dev, h, heldrows.Hours(a.From, int(a.To.Sub(a.From).Hours())), sm, 1, 1)
 		}
 		for _, m := range w.Models {
 			if r := d.Requests[m.Name]; r > 0 {

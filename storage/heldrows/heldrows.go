@@ -1,11 +1,19 @@
-package costsim
+// Package heldrows builds the rows of a stored fleet whose GPUs workloads
+// hold — GPU series with their holder's labels (namespace, pod, Slurm job,
+// the workload labels of telemetry), hourly samples of SM activity and
+// framebuffer, sampled inference events and deployment markers — and
+// writes them through storage's writer as the collector does. The cost
+// tests and simulations read them back through analytics/cost.Store, and
+// `fleetctl demo` backfills weeks of history with them.
+//
+// Layer: ground (docs/ARCHITECTURE.md, "Layers").
+package heldrows
 
 import (
 	"context"
 	"fmt"
 	"time"
 
-	"github.com/fleetwatch/fleetwatch/analytics/cost"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/telemetry"
@@ -29,7 +37,7 @@ type Device struct {
 
 // Rows are GPU series and hourly samples, inference events and deployment
 // markers, written to ClickHouse through storage's writer as the collector
-// writes them: the stored fleet that cost.Store reads in tests.
+// writes them.
 type Rows struct {
 	next    uint64
 	series  storage.GPUSeriesBlock
@@ -43,8 +51,8 @@ type Rows struct {
 // framebuffer used and free (MiB), 7 minutes into the hour.
 func (r *Rows) GPU(d Device, h Holder, hours []time.Time, sm, used, free float64) {
 	var labels fleet.Labels
-	for _, kv := range [][2]string{{cost.LabelCostCenter, h.CostCenter}, {telemetry.LabelHPCAccount, h.Account}, {telemetry.LabelHPCUser, h.User},
-		{cost.LabelModel, h.Model}, {cost.LabelModelVersion, h.ModelVersion}, {cost.LabelPurchase, d.Purchase}, {cost.LabelTeam, h.Team}} {
+	for _, kv := range [][2]string{{telemetry.LabelCostCenter, h.CostCenter}, {telemetry.LabelHPCAccount, h.Account}, {telemetry.LabelHPCUser, h.User},
+		{telemetry.LabelModel, h.Model}, {telemetry.LabelModelVersion, h.ModelVersion}, {telemetry.LabelPurchase, d.Purchase}, {telemetry.LabelTeam, h.Team}} {
 		if kv[1] != "" { // sorted by name
 			labels.Keys, labels.Values = append(labels.Keys, kv[0]), append(labels.Values, kv[1])
 		}
@@ -69,7 +77,7 @@ func (r *Rows) GPU(d Device, h Holder, hours []time.Time, sm, used, free float64
 func (r *Rows) Server(host, model, metric string, times []time.Time, values []float64) {
 	r.next++
 	r.series.Append(&storage.GPUSeries{Series: r.next, Metric: metric, Topology: fleet.Topology{Cluster: "c1", Node: host},
-		Labels: fleet.Labels{Keys: []string{cost.LabelModel}, Values: []string{model}}, FirstSeen: times[0], LastSeen: times[len(times)-1]})
+		Labels: fleet.Labels{Keys: []string{telemetry.LabelModel}, Values: []string{model}}, FirstSeen: times[0], LastSeen: times[len(times)-1]})
 	for i, t := range times {
 		r.samples.Append(&storage.GPUSample{Time: t, Metric: metric, Series: r.next, Value: values[i]})
 	}
@@ -90,6 +98,12 @@ func (r *Rows) Deploy(model, change, prev, version string, at time.Time) {
 	r.deploys.Append(&storage.ModelDeployment{Time: at, Model: model, ModelVersion: version, PreviousVersion: prev, Change: change})
 }
 
+// Len returns how many GPU series, samples and inference events the rows
+// hold.
+func (r *Rows) Len() (series, samples, events int) {
+	return r.series.Len(), r.samples.Len(), r.events.Len()
+}
+
 // Write writes the rows to c.
 func (r *Rows) Write(ctx context.Context, c *storage.Client) error {
 	w, err := c.NewWriter(storage.NewDefaultWriterConfig())
@@ -105,7 +119,7 @@ func (r *Rows) Write(ctx context.Context, c *storage.Client) error {
 			continue
 		}
 		if err := w.Write(ctx, b.Block()); err != nil {
-			return fmt.Errorf("costsim rows: %w", err)
+			return fmt.Errorf("held rows: %w", err)
 		}
 	}
 	return nil

@@ -31,17 +31,29 @@ type Counts struct {
 	Features []float64
 }
 
-// FeatureBins are a canary's numeric-feature bins, shared by both
-// versions: feature Names[i] has Edges[i] (the baseline's distinct deciles
-// before the canary) and its len(Edges[i])+1 bins are
-// Counts.Features[Offsets[i]:Offsets[i+1]].
+// FeatureBins are a canary's feature bins, shared by both versions: the
+// first Numeric of Names are numeric features, feature i with Edges[i]
+// (the baseline's distinct deciles before the canary), the others
+// categorical, feature i with Categories[i] (the baseline's most frequent
+// values) and one more bin for any other value. Feature i's bins
+// (bins(i)) are Counts.Features[Offsets[i]:Offsets[i+1]].
 type FeatureBins struct {
-	Names   []string
-	Edges   [][]float64
-	Offsets []int
+	Names      []string
+	Numeric    int
+	Edges      [][]float64
+	Categories [][]string
+	Offsets    []int
 	// Found is the number of features the baseline had enough values of;
 	// more than len(Names) when the Reader's MaxFeatures capped them.
 	Found int
+}
+
+// bins returns feature i's number of bins.
+func (fb *FeatureBins) bins(i int) int {
+	if i < fb.Numeric {
+		return len(fb.Edges[i]) + 1
+	}
+	return len(fb.Categories[i]) + 1
 }
 
 // Observation is what the judge looks at: both versions' counts since the

@@ -158,25 +158,32 @@ const (
 // features per model whose drift a canary is judged on.
 const DefaultMaxFeatures = 50
 
-// series is a numeric value of inference_events binned per version for
-// drift: per key (a feature's name; one constant key for the prediction)
-// the baseline's deciles are the bins.
+// TopCategories is how many of a categorical feature's baseline
+// categories (the most frequent in the hour before the canary) get a bin
+// of their own; the others share one more bin.
+const TopCategories = PredictionBins - 1
+
+// series is a value of inference_events binned per version for drift: per
+// key (a feature's name; one constant key for the prediction) the
+// baseline's deciles (numeric) or top categories are the bins.
 type series struct {
 	join  string // the ARRAY JOIN clause the key and value need, or ""
 	key   string // the key's expression
-	value string // the value's expression (non-finite: not counted)
+	value string // the value's expression
+	valid string // the condition on a value to count (finite, not empty)
 }
 
 var (
-	predictionSeries = series{key: "''", value: "prediction"}
-	featureSeries    = series{join: " ARRAY JOIN feature_names AS fname, feature_values AS fvalue", key: "fname", value: "fvalue"}
+	predictionSeries = series{key: "''", value: "prediction", valid: "isFinite(prediction)"}
+	featureSeries    = series{join: " ARRAY JOIN feature_names AS fname, feature_values AS fvalue", key: "fname", value: "fvalue", valid: "isFinite(fvalue)"}
+	categorySeries   = series{join: " ARRAY JOIN cat_feature_names AS cname, cat_feature_values AS cvalue", key: "cname", value: "cvalue", valid: "cvalue != ''"}
 )
 
-// where is the condition on the series' finite values of model's versions
+// where is the condition on the series' valid values of model's versions
 // in [start, end).
 func (s series) where(model string, versions []string, start, end time.Time) string {
-	return fmt.Sprintf("model = %s AND model_version IN %s AND status = 'ok' AND isFinite(%s) AND %s",
-		chsql.String(model), chsql.In(versions), s.value, chsql.Between("ts", start, end))
+	return fmt.Sprintf("model = %s AND model_version IN %s AND status = 'ok' AND %s AND %s",
+		chsql.String(model), chsql.In(versions), s.valid, chsql.Between("ts", start, end))
 }
 
 // keysSQL returns the query: the series' keys (k) with at least
@@ -206,19 +213,44 @@ func (s series) edgesSQL(database, model, baselineVersion string, keys []string,
 		s.where(model, []string{baselineVersion}, start.Add(-PredictionReference), start), only, MinReferencePredictions)
 }
 
+// categoriesSQL returns the query: per key of keys (k), its
+// TopCategories most frequent baseline values (c, most frequent first) in
+// the hour before start.
+func (s series) categoriesSQL(database, model, baselineVersion string, keys []string, start time.Time) string {
+	return fmt.Sprintf("SELECT k, c FROM (SELECT toString(%s) AS k, toString(%s) AS c, count() AS n FROM %s%s WHERE %s AND %s IN %s GROUP BY k, c) "+
+		"ORDER BY k, n DESC, c LIMIT %d BY k",
+		s.key, s.value, chsql.Ident(database, "inference_events"), s.join,
+		s.where(model, []string{baselineVersion}, start.Add(-PredictionReference), start), s.key, chsql.In(keys), TopCategories)
+}
+
 // countsSQL returns the query: per version (v), key (i: its 1-based
-// position in keys) and bin (b: the first of the key's edges a value is at
-// or below, len(edges[i]) above them all), the ok requests' finite values
-// in [start, end) (n).
-func (s series) countsSQL(database, model, canaryVersion, baselineVersion string, keys []string, edges [][]float64, start, end time.Time) string {
+// position in keys) and bin (b, the expression bin on the key's i), the ok
+// requests' valid values in [start, end) (n).
+func (s series) countsSQL(database, model, canaryVersion, baselineVersion string, keys []string, bin string, start, end time.Time) string {
+	return fmt.Sprintf("SELECT toString(model_version) AS v, indexOf(%s, toString(%s)) AS i, toUInt32(%s) AS b, "+
+		"count() AS n FROM %s%s WHERE %s AND i > 0 GROUP BY v, i, b",
+		chsql.Strings(keys), s.key, bin, chsql.Ident(database, "inference_events"), s.join,
+		s.where(model, []string{canaryVersion, baselineVersion}, start, end))
+}
+
+// numericBin is the bin of the series' value on key i's edges: the first
+// edge it is at or below, len(edges[i]) above them all.
+func (s series) numericBin(edges [][]float64) string {
 	arrays := make([]string, len(edges))
 	for i, e := range edges {
 		arrays[i] = chsql.Floats(e)
 	}
-	return fmt.Sprintf("SELECT toString(model_version) AS v, indexOf(%s, toString(%s)) AS i, toUInt32(arrayCount(e -> %s > e, arrayElement(CAST([%s] AS Array(Array(Float64))), i))) AS b, "+
-		"count() AS n FROM %s%s WHERE %s AND i > 0 GROUP BY v, i, b",
-		chsql.Strings(keys), s.key, s.value, strings.Join(arrays, ", "), chsql.Ident(database, "inference_events"), s.join,
-		s.where(model, []string{canaryVersion, baselineVersion}, start, end))
+	return fmt.Sprintf("arrayCount(e -> %s > e, arrayElement(CAST([%s] AS Array(Array(Float64))), i))", s.value, strings.Join(arrays, ", "))
+}
+
+// categoryBin is the 1-based position of the series' value in key i's
+// categories, 0 for any other value.
+func (s series) categoryBin(cats [][]string) string {
+	arrays := make([]string, len(cats))
+	for i, c := range cats {
+		arrays[i] = chsql.Strings(c)
+	}
+	return fmt.Sprintf("indexOf(arrayElement(CAST([%s] AS Array(Array(String))), i), toString(%s))", strings.Join(arrays, ", "), s.value)
 }
 
 // PredictionEdgesSQL returns the query: the baseline's prediction deciles
@@ -232,7 +264,7 @@ func PredictionEdgesSQL(database, model, baselineVersion string, start time.Time
 // first edge a prediction is at or below, len(edges) above them all), the
 // ok requests with a finite prediction in [start, end) (n); i is 1.
 func PredictionCountsSQL(database, model, canaryVersion, baselineVersion string, edges []float64, start, end time.Time) string {
-	return predictionSeries.countsSQL(database, model, canaryVersion, baselineVersion, []string{""}, [][]float64{edges}, start, end)
+	return predictionSeries.countsSQL(database, model, canaryVersion, baselineVersion, []string{""}, predictionSeries.numericBin([][]float64{edges}), start, end)
 }
 
 // FeatureKeysSQL returns the query: model's numeric features (k) with at
@@ -248,11 +280,32 @@ func FeatureEdgesSQL(database, model, baselineVersion string, names []string, st
 	return featureSeries.edgesSQL(database, model, baselineVersion, names, start)
 }
 
-// FeatureCountsSQL returns the query: per version (v), feature (i: its
-// 1-based position in fb.Names) and bin (b), the ok requests' finite values
-// in [start, end) (n).
+// FeatureCountsSQL returns the query: per version (v), numeric feature (i:
+// its 1-based position in fb.Names) and bin (b), the ok requests' finite
+// values in [start, end) (n).
 func FeatureCountsSQL(database, model, canaryVersion, baselineVersion string, fb *FeatureBins, start, end time.Time) string {
-	return featureSeries.countsSQL(database, model, canaryVersion, baselineVersion, fb.Names, fb.Edges, start, end)
+	return featureSeries.countsSQL(database, model, canaryVersion, baselineVersion, fb.Names[:fb.Numeric], featureSeries.numericBin(fb.Edges[:fb.Numeric]), start, end)
+}
+
+// CategoryKeysSQL returns the query: model's categorical features (k)
+// with at least MinReferencePredictions non-empty baseline values (n) in
+// the hour before start, most values first.
+func CategoryKeysSQL(database, model, baselineVersion string, start time.Time) string {
+	return categorySeries.keysSQL(database, model, baselineVersion, start)
+}
+
+// CategoriesSQL returns the query: per categorical feature of names (k),
+// its TopCategories most frequent baseline values before start (c).
+func CategoriesSQL(database, model, baselineVersion string, names []string, start time.Time) string {
+	return categorySeries.categoriesSQL(database, model, baselineVersion, names, start)
+}
+
+// CategoryCountsSQL returns the query: per version (v), categorical
+// feature (i: its 1-based position after fb.Numeric in fb.Names) and bin
+// (b: the value's 1-based position in its categories, 0 for any other),
+// the ok requests' non-empty values in [start, end) (n).
+func CategoryCountsSQL(database, model, canaryVersion, baselineVersion string, fb *FeatureBins, start, end time.Time) string {
+	return categorySeries.countsSQL(database, model, canaryVersion, baselineVersion, fb.Names[fb.Numeric:], categorySeries.categoryBin(fb.Categories[fb.Numeric:]), start, end)
 }
 
 // edges reads a series' bin edges per key: the distinct deciles,
@@ -281,39 +334,65 @@ func (r *Reader) PredictionEdges(ctx context.Context, model, baselineVersion str
 	return edges[""], nil
 }
 
-// FeatureEdges returns a canary's numeric-feature bins: the MaxFeatures
-// features with the most finite baseline values in the hour before start
-// (at least MinReferencePredictions each), each with its distinct
-// baseline deciles as edges; nil when there are none or MaxFeatures is 0.
+// FeatureEdges returns a canary's feature bins: the MaxFeatures features
+// with the most baseline values in the hour before start (at least
+// MinReferencePredictions each), numeric ones first, each numeric one with
+// its distinct baseline deciles as edges, each categorical one with its
+// TopCategories most frequent baseline values and one bin for the others;
+// nil when there are none or MaxFeatures is 0.
 func (r *Reader) FeatureEdges(ctx context.Context, model, baselineVersion string, start time.Time) (*FeatureBins, error) {
 	if r.MaxFeatures <= 0 {
 		return nil, nil
 	}
 	db := r.client.Config().Database
-	var res chsql.Result
-	k := res.Str("k")
 	fb := &FeatureBins{}
-	err := res.ForRows(ctx, r.client, FeatureKeysSQL(db, model, baselineVersion, start), func(row int) {
-		fb.Found++
-		if len(fb.Names) < r.MaxFeatures {
-			fb.Names = append(fb.Names, k.At(row))
-		}
-	})
-	if err != nil {
+	keys := func(sql string) error {
+		var res chsql.Result
+		k := res.Str("k")
+		return res.ForRows(ctx, r.client, sql, func(row int) {
+			fb.Found++
+			if len(fb.Names) < r.MaxFeatures {
+				fb.Names = append(fb.Names, k.At(row))
+			}
+		})
+	}
+	if err := keys(FeatureKeysSQL(db, model, baselineVersion, start)); err != nil {
 		return nil, fmt.Errorf("features of %s %s: %w", model, baselineVersion, err)
+	}
+	fb.Numeric = len(fb.Names)
+	if err := keys(CategoryKeysSQL(db, model, baselineVersion, start)); err != nil {
+		return nil, fmt.Errorf("categorical features of %s %s: %w", model, baselineVersion, err)
 	}
 	if len(fb.Names) == 0 {
 		return nil, nil
 	}
-	edges, err := r.edges(ctx, FeatureEdgesSQL(db, model, baselineVersion, fb.Names, start))
-	if err != nil {
-		return nil, fmt.Errorf("feature edges of %s %s: %w", model, baselineVersion, err)
+	fb.Edges, fb.Categories = make([][]float64, len(fb.Names)), make([][]string, len(fb.Names))
+	if fb.Numeric > 0 {
+		edges, err := r.edges(ctx, FeatureEdgesSQL(db, model, baselineVersion, fb.Names[:fb.Numeric], start))
+		if err != nil {
+			return nil, fmt.Errorf("feature edges of %s %s: %w", model, baselineVersion, err)
+		}
+		for i, name := range fb.Names[:fb.Numeric] {
+			fb.Edges[i] = edges[name]
+		}
 	}
-	fb.Edges = make([][]float64, len(fb.Names))
+	if len(fb.Names) > fb.Numeric {
+		var res chsql.Result
+		k, c := res.Str("k"), res.Str("c")
+		cats := map[string][]string{}
+		err := res.ForRows(ctx, r.client, CategoriesSQL(db, model, baselineVersion, fb.Names[fb.Numeric:], start), func(row int) {
+			cats[k.At(row)] = append(cats[k.At(row)], c.At(row))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("feature categories of %s %s: %w", model, baselineVersion, err)
+		}
+		for i, name := range fb.Names[fb.Numeric:] {
+			fb.Categories[fb.Numeric+i] = cats[name]
+		}
+	}
 	fb.Offsets = make([]int, len(fb.Names)+1)
-	for i, name := range fb.Names {
-		fb.Edges[i] = edges[name]
-		fb.Offsets[i+1] = fb.Offsets[i] + len(fb.Edges[i]) + 1
+	for i := range fb.Names {
+		fb.Offsets[i+1] = fb.Offsets[i] + fb.bins(i)
 	}
 	return fb, nil
 }
@@ -358,15 +437,33 @@ func (r *Reader) ObserveFeatures(ctx context.Context, o *Observation, model, can
 	o.Features = fb
 	size := fb.Offsets[len(fb.Names)]
 	o.Canary.Features, o.Baseline.Features = make([]float64, size), make([]float64, size)
-	err := r.binCounts(ctx, FeatureCountsSQL(r.client.Config().Database, model, canaryVersion, baselineVersion, fb, start, end), o, canaryVersion,
-		func(c *Counts) []float64 { return c.Features },
-		func(h []float64, i, b int, n float64) {
-			if i >= 0 && i < len(fb.Names) {
-				h[fb.Offsets[i]+min(max(b, 0), len(fb.Edges[i]))] += n
-			}
-		})
-	if err != nil {
-		return fmt.Errorf("canary features for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
+	db := r.client.Config().Database
+	hist := func(c *Counts) []float64 { return c.Features }
+	if fb.Numeric > 0 {
+		err := r.binCounts(ctx, FeatureCountsSQL(db, model, canaryVersion, baselineVersion, fb, start, end), o, canaryVersion, hist,
+			func(h []float64, i, b int, n float64) {
+				if i >= 0 && i < fb.Numeric {
+					h[fb.Offsets[i]+min(max(b, 0), fb.bins(i)-1)] += n
+				}
+			})
+		if err != nil {
+			return fmt.Errorf("canary features for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
+		}
+	}
+	if len(fb.Names) > fb.Numeric {
+		err := r.binCounts(ctx, CategoryCountsSQL(db, model, canaryVersion, baselineVersion, fb, start, end), o, canaryVersion, hist,
+			func(h []float64, i, b int, n float64) {
+				if i += fb.Numeric; i >= fb.Numeric && i < len(fb.Names) {
+					other := fb.bins(i) - 1
+					if b <= 0 || b > other {
+						b = other + 1
+					}
+					h[fb.Offsets[i]+b-1] += n
+				}
+			})
+		if err != nil {
+			return fmt.Errorf("canary categorical features for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
+		}
 	}
 	return nil
 }

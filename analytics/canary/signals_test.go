@@ -386,6 +386,8 @@ func TestDetectorConfigValidate(t *testing.T) {
 		{"no outcome window", func(c *DetectorConfig) { c.OutcomeWindow = 0 }, "outcome_window"},
 		{"fractional outcome window", func(c *DetectorConfig) { c.OutcomeWindow = 1500 * time.Millisecond }, "outcome_window"},
 		{"no interval", func(c *DetectorConfig) { c.Interval = 0 }, "interval"},
+		{"negative max features", func(c *DetectorConfig) { c.MaxFeatures = -1 }, "max_features"},
+		{"no feature drift", func(c *DetectorConfig) { c.MaxFeatures = 0 }, ""},
 	} {
 		cfg := NewDefaultDetectorConfig()
 		c.set(&cfg)

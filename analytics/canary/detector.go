@@ -71,13 +71,19 @@ type DetectorConfig struct {
 	// Outcome, when set, is the one business outcome (click, conversion)
 	// that counts as engagement; empty: every success outcome.
 	Outcome string `yaml:"outcome"`
+	// MaxFeatures is the most numeric features per model whose drift
+	// between the versions is reported (feature_drift): those with the
+	// most baseline values in the hour before the canary; 0 turns feature
+	// drift off.
+	MaxFeatures int `yaml:"max_features"`
 }
 
 // NewDefaultDetectorConfig returns looks every 10 s, canaries judged for
 // up to 24 hours, every success outcome within 2 minutes of its request
-// counting as engagement.
+// counting as engagement, the drift of up to DefaultMaxFeatures (50)
+// numeric features per model.
 func NewDefaultDetectorConfig() DetectorConfig {
-	return DetectorConfig{Name: "canary", Interval: 10 * time.Second, MaxAge: 24 * time.Hour, OutcomeWindow: DefaultOutcomeWindow}
+	return DetectorConfig{Name: "canary", Interval: 10 * time.Second, MaxAge: 24 * time.Hour, OutcomeWindow: DefaultOutcomeWindow, MaxFeatures: DefaultMaxFeatures}
 }
 
 // Validate reports every problem at once.
@@ -94,6 +100,9 @@ func (c DetectorConfig) Validate() error {
 	}
 	if c.OutcomeWindow <= 0 || c.OutcomeWindow%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("canary outcome_window %v: want > 0 whole seconds", c.OutcomeWindow))
+	}
+	if c.MaxFeatures < 0 {
+		errs = append(errs, fmt.Errorf("canary max_features %d: want >= 0 (0 = no feature drift)", c.MaxFeatures))
 	}
 	return errors.Join(errs...)
 }
@@ -138,6 +147,9 @@ type running struct {
 	// edges are the canary's prediction bin edges (Reader.PredictionEdges);
 	// nil: no prediction drift.
 	edges []float64
+	// features are its numeric-feature bins (Reader.FeatureEdges); nil:
+	// no feature drift.
+	features *FeatureBins
 	// recorded is the last recorded look, with its verdict and gate.
 	recorded        time.Time
 	recOut, recGate Outcome
@@ -154,7 +166,7 @@ func NewDetector(cfg DetectorConfig, c *storage.Client, cat *catalog.Catalog, lo
 		log = slog.Default()
 	}
 	r := NewReader(c)
-	r.OutcomeWindow, r.Outcome = cfg.OutcomeWindow, cfg.Outcome
+	r.OutcomeWindow, r.Outcome, r.MaxFeatures = cfg.OutcomeWindow, cfg.Outcome, cfg.MaxFeatures
 	return &Detector{cfg: cfg, client: c, reader: r, cat: cat, log: log, running: map[string]*running{}}, nil
 }
 
@@ -217,6 +229,9 @@ func (d *Detector) track(ctx context.Context, dep Deployment, end time.Time) (*r
 	if r.edges, err = d.reader.PredictionEdges(ctx, dep.Model, dep.BaselineVersion, dep.Started); err != nil {
 		return nil, err
 	}
+	if r.features, err = d.reader.FeatureEdges(ctx, dep.Model, dep.BaselineVersion, dep.Started); err != nil {
+		return nil, err
+	}
 	last := int(end.Sub(dep.Started) / DefaultEpoch)
 	for k := max(1, last-DefaultSegments+1); k <= last; k++ {
 		at := dep.Started.Add(time.Duration(k) * DefaultEpoch)
@@ -244,13 +259,17 @@ func (d *Detector) look(ctx context.Context, dep Deployment, at time.Time) (*run
 	return r, nil
 }
 
-// observe reads dep's counts as of at, predictions included.
+// observe reads dep's counts as of at, predictions and features
+// included.
 func (d *Detector) observe(ctx context.Context, dep Deployment, r *running, at time.Time) (Observation, error) {
 	o, err := d.reader.Observe(ctx, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, at)
 	if err != nil {
 		return Observation{}, err
 	}
 	if err := d.reader.ObservePredictions(ctx, &o, dep.Model, dep.Version, dep.BaselineVersion, r.edges, dep.Started, at); err != nil {
+		return Observation{}, err
+	}
+	if err := d.reader.ObserveFeatures(ctx, &o, dep.Model, dep.Version, dep.BaselineVersion, r.features, dep.Started, at); err != nil {
 		return Observation{}, err
 	}
 	return o, nil

@@ -55,7 +55,11 @@
 // baseline's) is reported as evidence and is not a rollback trigger unless
 // Config.Drift.Fail is set: a new model is expected to predict differently,
 // and the design documents' triggers are errors, latency and the business
-// outcome; PSI ≥ 0.25 is marked as "investigate" in the evidence.
+// outcome; PSI ≥ 0.25 is marked as "investigate" in the evidence. Feature
+// drift is the same per feature of the requests (numeric on the
+// baseline's deciles, categorical on its most frequent categories): one
+// feature_drift line with the worst features' PSI, judged like prediction
+// drift.
 //
 // Tracker restarts the tests every 2.5 minutes (restart k gets
 // α·6/(π²(k+1)²)) so a regression that begins mid-canary is not diluted

@@ -3,6 +3,7 @@ package canary
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/lib/kernels"
@@ -24,6 +25,35 @@ type Counts struct {
 	// Predictions is a histogram of the version's predictions over bins
 	// shared by both versions; nil when not measured.
 	Predictions []float64
+	// Features are the version's numeric-feature histograms, all in one
+	// slice laid out as the Observation's FeatureBins say; nil when not
+	// measured.
+	Features []float64
+}
+
+// FeatureBins are a canary's feature bins, shared by both versions: the
+// first Numeric of Names are numeric features, feature i with Edges[i]
+// (the baseline's distinct deciles before the canary), the others
+// categorical, feature i with Categories[i] (the baseline's most frequent
+// values) and one more bin for any other value. Feature i's bins
+// (bins(i)) are Counts.Features[Offsets[i]:Offsets[i+1]].
+type FeatureBins struct {
+	Names      []string
+	Numeric    int
+	Edges      [][]float64
+	Categories [][]string
+	Offsets    []int
+	// Found is the number of features the baseline had enough values of;
+	// more than len(Names) when the Reader's MaxFeatures capped them.
+	Found int
+}
+
+// bins returns feature i's number of bins.
+func (fb *FeatureBins) bins(i int) int {
+	if i < fb.Numeric {
+		return len(fb.Edges[i]) + 1
+	}
+	return len(fb.Categories[i]) + 1
 }
 
 // Observation is what the judge looks at: both versions' counts since the
@@ -31,6 +61,9 @@ type Counts struct {
 type Observation struct {
 	Elapsed          time.Duration
 	Canary, Baseline Counts
+	// Features lays out both versions' Counts.Features; nil: no feature
+	// drift.
+	Features *FeatureBins
 }
 
 // Outcome is a rule's or the canary's verdict.
@@ -55,7 +88,20 @@ const (
 	RuleGateP50    = "latency_gate_p50"
 	RuleGateP99    = "latency_gate_p99"
 	RuleDrift      = "prediction_drift"
+	// RuleFeatureDrift is the numeric features' drift: the features with
+	// the highest PSI, judged like RuleDrift on the worst of them.
+	RuleFeatureDrift = "feature_drift"
 )
+
+// TopFeatures is how many of the most drifted features feature_drift
+// evidence names.
+const TopFeatures = 3
+
+// FeaturePSI is one feature's drift between the versions.
+type FeaturePSI struct {
+	Name string  `json:"name"`
+	PSI  float64 `json:"psi"`
+}
 
 // Effect units.
 const (
@@ -99,6 +145,13 @@ type Evidence struct {
 	// decision is in sight (no traffic, or an effect right at the
 	// threshold).
 	TimeLeft time.Duration `json:"time_left_ns"`
+	// Features are, for feature_drift, the most drifted features, worst
+	// first (the one whose PSI is Effect; Name empty past the last), of
+	// FeaturesJudged compared; FeaturesFound > FeaturesJudged when the
+	// Reader's MaxFeatures capped them.
+	Features       [TopFeatures]FeaturePSI `json:"features"`
+	FeaturesJudged int                     `json:"features_judged"`
+	FeaturesFound  int                     `json:"features_found"`
 }
 
 // String is the rule and its finding in one line.
@@ -106,6 +159,23 @@ func (e Evidence) String() string {
 	switch e.Rule {
 	case RuleDrift:
 		return fmt.Sprintf("%s %s: PSI %.3f (investigate ≥ %.2f), %d canary / %d baseline predictions", e.Rule, e.Outcome, e.Effect, e.Threshold, e.CanarySamples, e.BaselineSamples)
+	case RuleFeatureDrift:
+		var top strings.Builder
+		for i, f := range e.Features {
+			if f.Name == "" {
+				break
+			}
+			if i > 0 {
+				top.WriteString(", ")
+			}
+			fmt.Fprintf(&top, "%s %.3f", f.Name, f.PSI)
+		}
+		capped := ""
+		if e.FeaturesFound > e.FeaturesJudged {
+			capped = fmt.Sprintf(" (capped at max_features: %d more not compared)", e.FeaturesFound-e.FeaturesJudged)
+		}
+		return fmt.Sprintf("%s %s: worst PSI %s (investigate ≥ %.2f), %d of %d features compared%s, %d canary / %d baseline values of the worst",
+			e.Rule, e.Outcome, top.String(), e.Threshold, e.FeaturesJudged, e.FeaturesFound, capped, e.CanarySamples, e.BaselineSamples)
 	case RuleErrorRate, RuleEngagement, RuleAccuracy:
 		return fmt.Sprintf("%s %s: canary %.4f vs baseline %.4f, effect %+.4f %s (fail at %+.4f), %s in [%+.5f, %+.5f] (1−α, α=%.4f), n %d/%d (min %d)%s",
 			e.Rule, e.Outcome, e.Canary, e.Baseline, e.Effect, e.Unit, e.Threshold, e.Tested, e.Lower, e.Upper, e.Alpha, e.CanarySamples, e.BaselineSamples, e.MinSamples, left(e))
@@ -262,6 +332,9 @@ func (j *Judge) Evaluate(o *Observation, v *Verdict) {
 	}
 	if o.Canary.Predictions != nil && o.Baseline.Predictions != nil {
 		v.Evidence = append(v.Evidence, j.drift(o))
+	}
+	if o.Features != nil && o.Canary.Features != nil && o.Baseline.Features != nil {
+		v.Evidence = append(v.Evidence, j.featureDrift(o))
 	}
 	v.Gate = j.gateVerdict(o, v.Evidence)
 	v.Outcome, v.TimeLeft = Pass, 0
@@ -468,8 +541,14 @@ func (j *Judge) share(o *Observation, e Evidence, edge int, q float64, minN uint
 // drift reports the PSI of the canary's predictions against the
 // baseline's.
 func (j *Judge) drift(o *Observation) Evidence {
-	cur, ref := o.Canary.Predictions, o.Baseline.Predictions
-	e := Evidence{Rule: RuleDrift, Unit: UnitPSI, Threshold: j.cfg.Drift.Investigate, MinSamples: j.cfg.Drift.MinSamples, TimeLeft: -1, Tested: "PSI(canary | baseline)"}
+	return j.psi(RuleDrift, o.Canary.Predictions, o.Baseline.Predictions)
+}
+
+// psi is a drift rule's evidence on one histogram per version: the PSI of
+// the canary's (cur) against the baseline's (ref), info unless Drift.Fail
+// makes it a trigger.
+func (j *Judge) psi(rule string, cur, ref []float64) Evidence {
+	e := Evidence{Rule: rule, Unit: UnitPSI, Threshold: j.cfg.Drift.Investigate, MinSamples: j.cfg.Drift.MinSamples, TimeLeft: -1, Tested: "PSI(canary | baseline)"}
 	var nc, nb float64
 	for _, x := range cur {
 		nc += x
@@ -496,4 +575,57 @@ func (j *Judge) drift(o *Observation) Evidence {
 		e.Outcome = Pass
 	}
 	return e
+}
+
+// featureDrift reports the numeric features' drift: each feature's PSI
+// (psi), the evidence being the worst feature's — the highest PSI among
+// those with Drift.MinSamples canary values, else the highest of all —
+// with the TopFeatures worst named.
+func (j *Judge) featureDrift(o *Observation) Evidence {
+	fb := o.Features
+	worst := Evidence{Rule: RuleFeatureDrift, Outcome: NotApplicable, Unit: UnitPSI, Threshold: j.cfg.Drift.Investigate, MinSamples: j.cfg.Drift.MinSamples,
+		TimeLeft: -1, Tested: "PSI(canary | baseline)"}
+	var top [TopFeatures]Evidence
+	var names [TopFeatures]string
+	n := 0
+	for i, name := range fb.Names {
+		lo, hi := fb.Offsets[i], fb.Offsets[i+1]
+		if hi > len(o.Canary.Features) || hi > len(o.Baseline.Features) {
+			break
+		}
+		e := j.psi(RuleFeatureDrift, o.Canary.Features[lo:hi], o.Baseline.Features[lo:hi])
+		if e.Outcome == NotApplicable {
+			continue
+		}
+		// Insert e into the worst TopFeatures, worst first.
+		k := min(n, TopFeatures)
+		for k > 0 && worse(&e, &top[k-1]) {
+			if k < TopFeatures {
+				top[k], names[k] = top[k-1], names[k-1]
+			}
+			k--
+		}
+		if k < TopFeatures {
+			top[k], names[k] = e, name
+		}
+		n++
+	}
+	if n > 0 {
+		worst = top[0]
+	}
+	for k := range min(n, TopFeatures) {
+		worst.Features[k] = FeaturePSI{Name: names[k], PSI: top[k].Effect}
+	}
+	worst.FeaturesJudged, worst.FeaturesFound = len(fb.Names), max(fb.Found, len(fb.Names))
+	return worst
+}
+
+// worse reports whether feature evidence a is worse than b: enough canary
+// values before fewer, then the higher PSI.
+func worse(a, b *Evidence) bool {
+	ea, eb := a.CanarySamples >= a.MinSamples, b.CanarySamples >= b.MinSamples
+	if ea != eb {
+		return ea
+	}
+	return a.Effect > b.Effect
 }

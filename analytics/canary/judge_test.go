@@ -437,3 +437,58 @@ func TestEvidenceJSON(t *testing.T) {
 		t.Errorf("JSONSafe evidence: %v", err)
 	}
 }
+
+// TestFeatureDrift: the feature_drift evidence is the worst feature's PSI
+// among those with enough canary values, the TopFeatures worst named in
+// order, info unless drift is a rollback trigger.
+func TestFeatureDrift(t *testing.T) {
+	same := []float64{1000, 1000, 1000, 1000}
+	shifted := []float64{100, 400, 1000, 2500}
+	tiny := []float64{1, 1, 1, 97} // the worst shape, too few values
+	for _, c := range []struct {
+		name     string
+		canary   [][]float64
+		fail     bool
+		found    int
+		want     string
+		outcome  Outcome
+		overFive bool // the worst PSI is above 0.25
+	}{
+		{"one shifted", [][]float64{same, shifted, same, same}, false, 4, "b c a", Info, true},
+		{"none shifted", [][]float64{same, same, same, same}, false, 4, "c a b", Info, false},
+		{"too few values rank last", [][]float64{tiny, same, shifted, same}, false, 4, "c b d", Info, true},
+		{"a trigger", [][]float64{same, shifted, same, same}, true, 4, "b c a", Fail, true},
+		{"a trigger, no drift", [][]float64{same, same, same, same}, true, 9, "c a b", Pass, false},
+	} {
+		cfg := NewDefaultConfig()
+		cfg.Drift.Fail = c.fail
+		j, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fb := &FeatureBins{Names: []string{"a", "b", "c", "d"}, Numeric: 4, Edges: make([][]float64, 4), Offsets: []int{0, 4, 8, 12, 16}, Found: c.found}
+		o := Observation{Elapsed: time.Hour, Features: fb}
+		for i, h := range c.canary {
+			ref := same
+			if i == 2 {
+				ref = []float64{1000, 1000, 1000, 1001} // c: a hair off, ranks above the identical
+			}
+			o.Canary.Features = append(o.Canary.Features, h...)
+			o.Baseline.Features = append(o.Baseline.Features, ref...)
+		}
+		var e Evidence
+		for _, x := range j.Judge(o).Evidence {
+			if x.Rule == RuleFeatureDrift {
+				e = x
+			}
+		}
+		var names []string
+		for _, f := range e.Features {
+			names = append(names, f.Name)
+		}
+		if got := strings.Join(names, " "); got != c.want || e.Outcome != c.outcome || (e.Effect > 0.25) != c.overFive || e.Effect != e.Features[0].PSI ||
+			e.FeaturesJudged != 4 || e.FeaturesFound != c.found || strings.Contains(e.String(), "capped") != (c.found > 4) {
+			t.Errorf("%s: %s (features %s)", c.name, e, got)
+		}
+	}
+}

@@ -23,7 +23,7 @@ func copyCounts(c Counts) Counts {
 	var d Counts
 	d.Latency = &Histogram{}
 	copyInto(&d, &c)
-	d.Predictions = nil
+	d.Predictions, d.Features = nil, nil
 	return d
 }
 

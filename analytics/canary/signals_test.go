@@ -24,6 +24,8 @@ type signalModel struct {
 	name             string
 	ctr, acc         [2]float64 // baseline, canary
 	skew             float64    // the canary's predictions are the baseline's to this power
+	shift            float64    // the canary's feature x is the baseline's + shift
+	bots             bool       // half the canary's requests come from a device the baseline never saw
 	trials, succ     [2]uint64  // as of at
 	labelled, correc [2]uint64
 }
@@ -40,7 +42,8 @@ func writeSignals(t *testing.T, db *storage.Client, t0 time.Time, dur time.Durat
 		// The baseline's predictions in the 10 minutes before: the bins.
 		for s := range 600 {
 			ev.Append(&fleet.InferenceEvent{Time: t0.Add(time.Duration(s-600) * time.Second), Model: m.name, ModelVersion: "v1",
-				RequestID: fmt.Sprint(m.name, "-pre-", s), LatencyMs: 5, Status: "ok", Prediction: float64(s%100) / 100})
+				RequestID: fmt.Sprint(m.name, "-pre-", s), LatencyMs: 5, Status: "ok", Prediction: float64(s%100) / 100,
+				FeatureNames: []string{"x", "y"}, FeatureValues: features(s, 0, 0), CatFeatureNames: []string{"device"}, CatFeatureValues: []string{device(s, 0, false)}})
 		}
 		var cnt [2]int
 		for s := range int(dur / time.Second) {
@@ -58,7 +61,8 @@ func writeSignals(t *testing.T, db *storage.Client, t0 time.Time, dur time.Durat
 					status = "error"
 				}
 				ev.Append(&fleet.InferenceEvent{Time: ts, Model: m.name, ModelVersion: fmt.Sprint("v", ver+1), RequestID: id,
-					LatencyMs: 5 + float64(c%7), Status: status, PredictionClass: "a", Prediction: prediction(c, ver, m.skew)})
+					LatencyMs: 5 + float64(c%7), Status: status, PredictionClass: "a", Prediction: prediction(c, ver, m.skew),
+					FeatureNames: []string{"x", "y"}, FeatureValues: features(c, ver, m.shift), CatFeatureNames: []string{"device"}, CatFeatureValues: []string{device(c, ver, m.bots)}})
 				if status != "ok" {
 					continue
 				}
@@ -115,6 +119,33 @@ func prediction(c, ver int, skew float64) float64 {
 	return p
 }
 
+// features are request c's numeric features x and y, both uniform on
+// [0, 1) in steps of 0.01, y missing (NaN) on every 50th request; the
+// canary's x is shifted by shift.
+func features(c, ver int, shift float64) []float64 {
+	x, y := float64(c%100)/100, float64((c*37)%100)/100
+	if ver == 1 {
+		x += shift
+	}
+	if c%50 == 0 {
+		y = math.NaN()
+	}
+	return []float64{x, y}
+}
+
+// device is request c's categorical feature: one of four devices in turn,
+// missing (empty) on every 10th request; with bots, half the canary's
+// requests come from "bot".
+func device(c, ver int, bots bool) string {
+	switch {
+	case ver == 1 && bots && c%2 == 1:
+		return "bot"
+	case c%10 == 5:
+		return ""
+	}
+	return [...]string{"ios", "android", "web", "tv"}[c%4]
+}
+
 // TestEngagementAndAccuracyPerVersion (issue 20 item 1): both versions'
 // engagement and delayed-label accuracy read from a real ClickHouse over
 // the same minutes and judged. The ranker's canary engages half as often
@@ -129,8 +160,8 @@ func TestEngagementAndAccuracyPerVersion(t *testing.T) {
 	t0 := time.Now().UTC().Truncate(time.Minute).Add(-30 * time.Minute)
 	dur := 18 * time.Minute
 	at := t0.Add(10 * time.Minute) // the Reader's exact counts are checked here
-	ranker := &signalModel{name: "ranker", ctr: [2]float64{0.20, 0.10}, acc: [2]float64{0.95, 0.95}, skew: 3}
-	fraud := &signalModel{name: "fraud", ctr: [2]float64{0.20, 0.20}, acc: [2]float64{0.95, 0.80}}
+	ranker := &signalModel{name: "ranker", ctr: [2]float64{0.20, 0.10}, acc: [2]float64{0.95, 0.95}, skew: 3, shift: 0.5}
+	fraud := &signalModel{name: "fraud", ctr: [2]float64{0.20, 0.20}, acc: [2]float64{0.95, 0.80}, bots: true}
 	search := &signalModel{name: "search", ctr: [2]float64{0.20, 0.20}, acc: [2]float64{0.95, 0.95}}
 	models := []*signalModel{ranker, fraud, search}
 	writeSignals(t, db, t0, dur, at, models)
@@ -229,6 +260,27 @@ canary: {engagement_drop: 0.25}
 	if p := psi("search"); !(p < 0.01) {
 		t.Errorf("search's prediction drift PSI %v, want < 0.01", p)
 	}
+	// Feature drift per version (item 1): the ranker's canary has x
+	// shifted, the search model's canary no feature shifted.
+	featureDrift := func(v Verdict) Evidence {
+		for _, e := range v.Evidence {
+			if e.Rule == RuleFeatureDrift {
+				return e
+			}
+		}
+		return Evidence{Effect: math.NaN()}
+	}
+	if e := featureDrift(last["ranker"]); !(e.Effect >= 0.25 && e.Outcome == Info && e.Features[0].Name == "x" && e.Features[0].PSI == e.Effect &&
+		e.Features[1].PSI < 0.1 && e.FeaturesJudged == 3 && e.FeaturesFound == 3 && strings.Contains(e.String(), "worst PSI x ")) {
+		t.Errorf("ranker's feature drift, want x with PSI >= 0.25 as info: %s", e)
+	}
+	t.Logf("ranker: %s; fraud: %s; search: %s", featureDrift(last["ranker"]), featureDrift(last["fraud"]), featureDrift(last["search"]))
+	if e := featureDrift(last["fraud"]); !(e.Effect >= 0.25 && e.Features[0].Name == "device" && e.Features[1].PSI < 0.1) {
+		t.Errorf("fraud's feature drift, want device with PSI >= 0.25: %s", e)
+	}
+	if e := featureDrift(last["search"]); !(e.Effect < 0.1 && e.Outcome == Info && e.CanarySamples > 1000) {
+		t.Errorf("search's feature drift, want PSI < 0.1 as info: %s", e)
+	}
 	if _, ok := dets["search"]; ok || last["search"].Outcome != Pass {
 		for _, e := range last["search"].Evidence {
 			t.Log(e)
@@ -258,6 +310,42 @@ canary: {engagement_drop: 0.25}
 		if e.Rule == RuleDrift && e.Effect != psi("ranker") {
 			t.Errorf("after a restart PSI %v, before %v", e.Effect, psi("ranker"))
 		}
+	}
+	if after, before := featureDrift(v2), featureDrift(last["ranker"]); after.Effect != before.Effect || after.Features != before.Features {
+		t.Errorf("after a restart feature drift %s\nbefore %s", after, before)
+	}
+
+	// Capped at one feature: the one with the most baseline values (x; y
+	// misses some), the cap stated.
+	capped := NewReader(db)
+	capped.MaxFeatures = 1
+	fb, err := capped.FeatureEdges(ctx, "ranker", "v1", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fb == nil || len(fb.Names) != 1 || fb.Names[0] != "x" || fb.Found != 3 || len(fb.Edges[0]) != PredictionBins-1 {
+		t.Fatalf("capped feature bins %+v, want x alone of 3 with 9 edges", fb)
+	}
+	all, err := NewReader(db).FeatureEdges(ctx, "fraud", "v1", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[x y device] 2 [ios web android tv]"; all == nil || fmt.Sprint(all.Names, " ", all.Numeric, " ", all.Categories[2]) != want || all.Offsets[3] != 25 {
+		t.Errorf("feature bins %+v, want %s in 10 + 10 + 5 bins", all, want)
+	}
+	o, err := capped.Observe(ctx, "ranker", "v2", "v1", t0, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := capped.ObserveFeatures(ctx, &o, "ranker", "v2", "v1", fb, t0, at); err != nil {
+		t.Fatal(err)
+	}
+	j, err := New(NewDefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := featureDrift(j.Judge(o)); e.Features[0].Name != "x" || e.Features[1].Name != "" || !strings.Contains(e.String(), "1 of 3 features compared (capped at max_features: 2 more") {
+		t.Errorf("capped feature drift: %s", e)
 	}
 
 	// The on-call views, on the recorded verdicts.
@@ -298,6 +386,8 @@ func TestDetectorConfigValidate(t *testing.T) {
 		{"no outcome window", func(c *DetectorConfig) { c.OutcomeWindow = 0 }, "outcome_window"},
 		{"fractional outcome window", func(c *DetectorConfig) { c.OutcomeWindow = 1500 * time.Millisecond }, "outcome_window"},
 		{"no interval", func(c *DetectorConfig) { c.Interval = 0 }, "interval"},
+		{"negative max features", func(c *DetectorConfig) { c.MaxFeatures = -1 }, "max_features"},
+		{"no feature drift", func(c *DetectorConfig) { c.MaxFeatures = 0 }, ""},
 	} {
 		cfg := NewDefaultDetectorConfig()
 		c.set(&cfg)

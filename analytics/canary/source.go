@@ -37,15 +37,19 @@ type Reader struct {
 	// Outcome, when set, is the only business_outcomes.outcome that
 	// counts as engagement; empty: every outcome.
 	Outcome string
+	// MaxFeatures is the most numeric features per model whose drift is
+	// measured (FeatureEdges); 0: no feature drift.
+	MaxFeatures int
 }
 
 // DefaultOutcomeWindow is the Reader's default OutcomeWindow.
 const DefaultOutcomeWindow = 2 * time.Minute
 
 // NewReader returns a Reader on c's database, every outcome counting as
-// engagement within DefaultOutcomeWindow.
+// engagement within DefaultOutcomeWindow, the drift of up to
+// DefaultMaxFeatures features measured.
 func NewReader(c *storage.Client) *Reader {
-	return &Reader{client: c, OutcomeWindow: DefaultOutcomeWindow}
+	return &Reader{client: c, OutcomeWindow: DefaultOutcomeWindow, MaxFeatures: DefaultMaxFeatures}
 }
 
 // CountsSQL returns the query: per version (v) and latency bucket (b, as
@@ -135,63 +139,276 @@ func (r *Reader) pairs(ctx context.Context, sql, canaryVersion string, o *Observ
 	})
 }
 
-// Prediction drift per version (issue 20 item 1): both versions'
-// numeric predictions binned on the same edges over the same minutes. The
-// edges are the baseline's prediction deciles in the hour before the
-// canary started (PredictionReference), so they are fixed for the
-// canary's life and the same after an analyzer restart; a baseline with
-// fewer than MinReferencePredictions finite predictions then gets none,
-// and the judge no drift line.
+// Prediction and feature drift per version (issue 20 item 1): both
+// versions' numeric predictions, and each numeric feature, binned on the
+// same edges over the same minutes. The edges are the baseline's deciles
+// in the hour before the canary started (PredictionReference), so they
+// are fixed for the canary's life and the same after an analyzer restart;
+// a baseline with fewer than MinReferencePredictions finite values of a
+// series (the prediction, a feature) then gets no bins for it, and the
+// judge no drift line. Features are capped at Reader.MaxFeatures per
+// model: those with the most finite baseline values in that hour.
 const (
 	PredictionReference     = time.Hour
 	PredictionBins          = 10
 	MinReferencePredictions = 100
 )
 
-// PredictionEdgesSQL returns the query: the baseline's prediction deciles
-// (q, one row each, in order) over [start − PredictionReference, start).
-func PredictionEdgesSQL(database, model, baselineVersion string, start time.Time) string {
+// DefaultMaxFeatures is the Reader's default MaxFeatures: the numeric
+// features per model whose drift a canary is judged on.
+const DefaultMaxFeatures = 50
+
+// TopCategories is how many of a categorical feature's baseline
+// categories (the most frequent in the hour before the canary) get a bin
+// of their own; the others share one more bin.
+const TopCategories = PredictionBins - 1
+
+// series is a value of inference_events binned per version for drift: per
+// key (a feature's name; one constant key for the prediction) the
+// baseline's deciles (numeric) or top categories are the bins.
+type series struct {
+	join  string // the ARRAY JOIN clause the key and value need, or ""
+	key   string // the key's expression
+	value string // the value's expression
+	valid string // the condition on a value to count (finite, not empty)
+}
+
+var (
+	predictionSeries = series{key: "''", value: "prediction", valid: "isFinite(prediction)"}
+	featureSeries    = series{join: " ARRAY JOIN feature_names AS fname, feature_values AS fvalue", key: "fname", value: "fvalue", valid: "isFinite(fvalue)"}
+	categorySeries   = series{join: " ARRAY JOIN cat_feature_names AS cname, cat_feature_values AS cvalue", key: "cname", value: "cvalue", valid: "cvalue != ''"}
+)
+
+// where is the condition on the series' valid values of model's versions
+// in [start, end).
+func (s series) where(model string, versions []string, start, end time.Time) string {
+	return fmt.Sprintf("model = %s AND model_version IN %s AND status = 'ok' AND %s AND %s",
+		chsql.String(model), chsql.In(versions), s.valid, chsql.Between("ts", start, end))
+}
+
+// keysSQL returns the query: the series' keys (k) with at least
+// MinReferencePredictions finite baseline values (n) in the hour before
+// start, most values first.
+func (s series) keysSQL(database, model, baselineVersion string, start time.Time) string {
+	return fmt.Sprintf("SELECT k, n FROM (SELECT toString(%s) AS k, count() AS n FROM %s%s WHERE %s GROUP BY k) WHERE n >= %d ORDER BY n DESC, k",
+		s.key, chsql.Ident(database, "inference_events"), s.join, s.where(model, []string{baselineVersion}, start.Add(-PredictionReference), start),
+		MinReferencePredictions)
+}
+
+// edgesSQL returns the query: per key (k; only keys when not nil) with at
+// least MinReferencePredictions finite baseline values in the hour before
+// start, its deciles (q, one row each, ascending).
+func (s series) edgesSQL(database, model, baselineVersion string, keys []string, start time.Time) string {
 	levels := make([]string, 0, PredictionBins-1)
 	for i := 1; i < PredictionBins; i++ {
 		levels = append(levels, chsql.Float(float64(i)/PredictionBins))
 	}
-	return fmt.Sprintf("SELECT arrayJoin(qs) AS q FROM (SELECT quantilesExact(%s)(prediction) AS qs, count() AS n FROM %s "+
-		"WHERE model = %s AND model_version = %s AND status = 'ok' AND isFinite(prediction) AND %s) WHERE n >= %d",
-		strings.Join(levels, ", "), chsql.Ident(database, "inference_events"), chsql.String(model), chsql.String(baselineVersion),
-		chsql.Between("ts", start.Add(-PredictionReference), start), MinReferencePredictions)
+	only := ""
+	if keys != nil {
+		only = fmt.Sprintf(" AND %s IN %s", s.key, chsql.In(keys))
+	}
+	return fmt.Sprintf("SELECT k, arrayJoin(qs) AS q FROM (SELECT toString(%s) AS k, quantilesExact(%s)(%s) AS qs, count() AS n FROM %s%s "+
+		"WHERE %s%s GROUP BY k) WHERE n >= %d ORDER BY k, q",
+		s.key, strings.Join(levels, ", "), s.value, chsql.Ident(database, "inference_events"), s.join,
+		s.where(model, []string{baselineVersion}, start.Add(-PredictionReference), start), only, MinReferencePredictions)
+}
+
+// categoriesSQL returns the query: per key of keys (k), its
+// TopCategories most frequent baseline values (c, most frequent first) in
+// the hour before start.
+func (s series) categoriesSQL(database, model, baselineVersion string, keys []string, start time.Time) string {
+	return fmt.Sprintf("SELECT k, c FROM (SELECT toString(%s) AS k, toString(%s) AS c, count() AS n FROM %s%s WHERE %s AND %s IN %s GROUP BY k, c) "+
+		"ORDER BY k, n DESC, c LIMIT %d BY k",
+		s.key, s.value, chsql.Ident(database, "inference_events"), s.join,
+		s.where(model, []string{baselineVersion}, start.Add(-PredictionReference), start), s.key, chsql.In(keys), TopCategories)
+}
+
+// countsSQL returns the query: per version (v), key (i: its 1-based
+// position in keys) and bin (b, the expression bin on the key's i), the ok
+// requests' valid values in [start, end) (n).
+func (s series) countsSQL(database, model, canaryVersion, baselineVersion string, keys []string, bin string, start, end time.Time) string {
+	return fmt.Sprintf("SELECT toString(model_version) AS v, indexOf(%s, toString(%s)) AS i, toUInt32(%s) AS b, "+
+		"count() AS n FROM %s%s WHERE %s AND i > 0 GROUP BY v, i, b",
+		chsql.Strings(keys), s.key, bin, chsql.Ident(database, "inference_events"), s.join,
+		s.where(model, []string{canaryVersion, baselineVersion}, start, end))
+}
+
+// numericBin is the bin of the series' value on key i's edges: the first
+// edge it is at or below, len(edges[i]) above them all.
+func (s series) numericBin(edges [][]float64) string {
+	arrays := make([]string, len(edges))
+	for i, e := range edges {
+		arrays[i] = chsql.Floats(e)
+	}
+	return fmt.Sprintf("arrayCount(e -> %s > e, arrayElement(CAST([%s] AS Array(Array(Float64))), i))", s.value, strings.Join(arrays, ", "))
+}
+
+// categoryBin is the 1-based position of the series' value in key i's
+// categories, 0 for any other value.
+func (s series) categoryBin(cats [][]string) string {
+	arrays := make([]string, len(cats))
+	for i, c := range cats {
+		arrays[i] = chsql.Strings(c)
+	}
+	return fmt.Sprintf("indexOf(arrayElement(CAST([%s] AS Array(Array(String))), i), toString(%s))", strings.Join(arrays, ", "), s.value)
+}
+
+// PredictionEdgesSQL returns the query: the baseline's prediction deciles
+// (q, one row each, in order; k is empty) over [start −
+// PredictionReference, start).
+func PredictionEdgesSQL(database, model, baselineVersion string, start time.Time) string {
+	return predictionSeries.edgesSQL(database, model, baselineVersion, nil, start)
+}
+
+// PredictionCountsSQL returns the query: per version (v) and bin (b: the
+// first edge a prediction is at or below, len(edges) above them all), the
+// ok requests with a finite prediction in [start, end) (n); i is 1.
+func PredictionCountsSQL(database, model, canaryVersion, baselineVersion string, edges []float64, start, end time.Time) string {
+	return predictionSeries.countsSQL(database, model, canaryVersion, baselineVersion, []string{""}, predictionSeries.numericBin([][]float64{edges}), start, end)
+}
+
+// FeatureKeysSQL returns the query: model's numeric features (k) with at
+// least MinReferencePredictions finite baseline values (n) in the hour
+// before start, most values first.
+func FeatureKeysSQL(database, model, baselineVersion string, start time.Time) string {
+	return featureSeries.keysSQL(database, model, baselineVersion, start)
+}
+
+// FeatureEdgesSQL returns the query: per feature of names (k), the
+// baseline's deciles before start (q, one row each, ascending).
+func FeatureEdgesSQL(database, model, baselineVersion string, names []string, start time.Time) string {
+	return featureSeries.edgesSQL(database, model, baselineVersion, names, start)
+}
+
+// FeatureCountsSQL returns the query: per version (v), numeric feature (i:
+// its 1-based position in fb.Names) and bin (b), the ok requests' finite
+// values in [start, end) (n).
+func FeatureCountsSQL(database, model, canaryVersion, baselineVersion string, fb *FeatureBins, start, end time.Time) string {
+	return featureSeries.countsSQL(database, model, canaryVersion, baselineVersion, fb.Names[:fb.Numeric], featureSeries.numericBin(fb.Edges[:fb.Numeric]), start, end)
+}
+
+// CategoryKeysSQL returns the query: model's categorical features (k)
+// with at least MinReferencePredictions non-empty baseline values (n) in
+// the hour before start, most values first.
+func CategoryKeysSQL(database, model, baselineVersion string, start time.Time) string {
+	return categorySeries.keysSQL(database, model, baselineVersion, start)
+}
+
+// CategoriesSQL returns the query: per categorical feature of names (k),
+// its TopCategories most frequent baseline values before start (c).
+func CategoriesSQL(database, model, baselineVersion string, names []string, start time.Time) string {
+	return categorySeries.categoriesSQL(database, model, baselineVersion, names, start)
+}
+
+// CategoryCountsSQL returns the query: per version (v), categorical
+// feature (i: its 1-based position after fb.Numeric in fb.Names) and bin
+// (b: the value's 1-based position in its categories, 0 for any other),
+// the ok requests' non-empty values in [start, end) (n).
+func CategoryCountsSQL(database, model, canaryVersion, baselineVersion string, fb *FeatureBins, start, end time.Time) string {
+	return categorySeries.countsSQL(database, model, canaryVersion, baselineVersion, fb.Names[fb.Numeric:], categorySeries.categoryBin(fb.Categories[fb.Numeric:]), start, end)
+}
+
+// edges reads a series' bin edges per key: the distinct deciles,
+// ascending, of each key that has enough baseline values.
+func (r *Reader) edges(ctx context.Context, sql string) (map[string][]float64, error) {
+	var res chsql.Result
+	k, q := res.Str("k"), res.F64("q")
+	out := map[string][]float64{}
+	err := res.ForRows(ctx, r.client, sql, func(row int) {
+		key, x := k.At(row), q.At(row)
+		if e := out[key]; len(e) == 0 || x > e[len(e)-1] {
+			out[key] = append(e, x)
+		}
+	})
+	return out, err
 }
 
 // PredictionEdges returns a canary's prediction bin edges: the distinct
 // baseline deciles before start, ascending; nil when the baseline had too
 // few predictions (or none are numeric).
 func (r *Reader) PredictionEdges(ctx context.Context, model, baselineVersion string, start time.Time) ([]float64, error) {
-	var res chsql.Result
-	q := res.F64("q")
-	var edges []float64
-	err := res.ForRows(ctx, r.client, PredictionEdgesSQL(r.client.Config().Database, model, baselineVersion, start), func(row int) {
-		if x := q.At(row); len(edges) == 0 || x > edges[len(edges)-1] {
-			edges = append(edges, x)
-		}
-	})
+	edges, err := r.edges(ctx, PredictionEdgesSQL(r.client.Config().Database, model, baselineVersion, start))
 	if err != nil {
 		return nil, fmt.Errorf("prediction edges of %s %s: %w", model, baselineVersion, err)
 	}
-	return edges, nil
+	return edges[""], nil
 }
 
-// PredictionCountsSQL returns the query: per version (v) and bin (b: the
-// first edge a prediction is at or below, len(edges) above them all), the
-// ok requests with a finite prediction in [start, end) (n).
-func PredictionCountsSQL(database, model, canaryVersion, baselineVersion string, edges []float64, start, end time.Time) string {
-	var bin strings.Builder
-	bin.WriteString("multiIf(")
-	for i, e := range edges {
-		fmt.Fprintf(&bin, "prediction <= %s, %d, ", chsql.Float(e), i)
+// FeatureEdges returns a canary's feature bins: the MaxFeatures features
+// with the most baseline values in the hour before start (at least
+// MinReferencePredictions each), numeric ones first, each numeric one with
+// its distinct baseline deciles as edges, each categorical one with its
+// TopCategories most frequent baseline values and one bin for the others;
+// nil when there are none or MaxFeatures is 0.
+func (r *Reader) FeatureEdges(ctx context.Context, model, baselineVersion string, start time.Time) (*FeatureBins, error) {
+	if r.MaxFeatures <= 0 {
+		return nil, nil
 	}
-	fmt.Fprintf(&bin, "%d)", len(edges))
-	return fmt.Sprintf("SELECT toString(model_version) AS v, toUInt32(%s) AS b, count() AS n FROM %s "+
-		"WHERE model = %s AND model_version IN %s AND status = 'ok' AND isFinite(prediction) AND %s GROUP BY v, b",
-		bin.String(), chsql.Ident(database, "inference_events"), chsql.String(model), chsql.In([]string{canaryVersion, baselineVersion}), chsql.Between("ts", start, end))
+	db := r.client.Config().Database
+	fb := &FeatureBins{}
+	keys := func(sql string) error {
+		var res chsql.Result
+		k := res.Str("k")
+		return res.ForRows(ctx, r.client, sql, func(row int) {
+			fb.Found++
+			if len(fb.Names) < r.MaxFeatures {
+				fb.Names = append(fb.Names, k.At(row))
+			}
+		})
+	}
+	if err := keys(FeatureKeysSQL(db, model, baselineVersion, start)); err != nil {
+		return nil, fmt.Errorf("features of %s %s: %w", model, baselineVersion, err)
+	}
+	fb.Numeric = len(fb.Names)
+	if err := keys(CategoryKeysSQL(db, model, baselineVersion, start)); err != nil {
+		return nil, fmt.Errorf("categorical features of %s %s: %w", model, baselineVersion, err)
+	}
+	if len(fb.Names) == 0 {
+		return nil, nil
+	}
+	fb.Edges, fb.Categories = make([][]float64, len(fb.Names)), make([][]string, len(fb.Names))
+	if fb.Numeric > 0 {
+		edges, err := r.edges(ctx, FeatureEdgesSQL(db, model, baselineVersion, fb.Names[:fb.Numeric], start))
+		if err != nil {
+			return nil, fmt.Errorf("feature edges of %s %s: %w", model, baselineVersion, err)
+		}
+		for i, name := range fb.Names[:fb.Numeric] {
+			fb.Edges[i] = edges[name]
+		}
+	}
+	if len(fb.Names) > fb.Numeric {
+		var res chsql.Result
+		k, c := res.Str("k"), res.Str("c")
+		cats := map[string][]string{}
+		err := res.ForRows(ctx, r.client, CategoriesSQL(db, model, baselineVersion, fb.Names[fb.Numeric:], start), func(row int) {
+			cats[k.At(row)] = append(cats[k.At(row)], c.At(row))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("feature categories of %s %s: %w", model, baselineVersion, err)
+		}
+		for i, name := range fb.Names[fb.Numeric:] {
+			fb.Categories[fb.Numeric+i] = cats[name]
+		}
+	}
+	fb.Offsets = make([]int, len(fb.Names)+1)
+	for i := range fb.Names {
+		fb.Offsets[i+1] = fb.Offsets[i] + fb.bins(i)
+	}
+	return fb, nil
+}
+
+// binCounts runs a countsSQL query and hands each row to add: the
+// version's histogram, the key's index (0-based) and bin, the count.
+func (r *Reader) binCounts(ctx context.Context, sql string, o *Observation, canaryVersion string, hist func(c *Counts) []float64, add func(h []float64, i, b int, n float64)) error {
+	var res chsql.Result
+	v, i, b, n := res.Str("v"), res.Int("i"), res.Int("b"), res.Int("n")
+	return res.ForRows(ctx, r.client, sql, func(row int) {
+		c := &o.Baseline
+		if v.At(row) == canaryVersion {
+			c = &o.Canary
+		}
+		add(hist(c), int(i.At(row))-1, int(b.At(row)), float64(n.At(row)))
+	})
 }
 
 // ObservePredictions sets o's prediction histograms (len(edges)+1 bins
@@ -201,17 +418,52 @@ func (r *Reader) ObservePredictions(ctx context.Context, o *Observation, model, 
 		return nil
 	}
 	o.Canary.Predictions, o.Baseline.Predictions = make([]float64, len(edges)+1), make([]float64, len(edges)+1)
-	var res chsql.Result
-	v, b, n := res.Str("v"), res.Int("b"), res.Int("n")
-	err := res.ForRows(ctx, r.client, PredictionCountsSQL(r.client.Config().Database, model, canaryVersion, baselineVersion, edges, start, end), func(row int) {
-		h := o.Baseline.Predictions
-		if v.At(row) == canaryVersion {
-			h = o.Canary.Predictions
-		}
-		h[min(max(int(b.At(row)), 0), len(edges))] += float64(n.At(row))
-	})
+	err := r.binCounts(ctx, PredictionCountsSQL(r.client.Config().Database, model, canaryVersion, baselineVersion, edges, start, end), o, canaryVersion,
+		func(c *Counts) []float64 { return c.Predictions },
+		func(h []float64, _, b int, n float64) { h[min(max(b, 0), len(edges))] += n })
 	if err != nil {
 		return fmt.Errorf("canary predictions for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
+	}
+	return nil
+}
+
+// ObserveFeatures sets o's feature bins to fb and both versions' feature
+// histograms (fb's layout) over [start, end); with no fb it leaves them
+// nil.
+func (r *Reader) ObserveFeatures(ctx context.Context, o *Observation, model, canaryVersion, baselineVersion string, fb *FeatureBins, start, end time.Time) error {
+	if fb == nil || len(fb.Names) == 0 {
+		return nil
+	}
+	o.Features = fb
+	size := fb.Offsets[len(fb.Names)]
+	o.Canary.Features, o.Baseline.Features = make([]float64, size), make([]float64, size)
+	db := r.client.Config().Database
+	hist := func(c *Counts) []float64 { return c.Features }
+	if fb.Numeric > 0 {
+		err := r.binCounts(ctx, FeatureCountsSQL(db, model, canaryVersion, baselineVersion, fb, start, end), o, canaryVersion, hist,
+			func(h []float64, i, b int, n float64) {
+				if i >= 0 && i < fb.Numeric {
+					h[fb.Offsets[i]+min(max(b, 0), fb.bins(i)-1)] += n
+				}
+			})
+		if err != nil {
+			return fmt.Errorf("canary features for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
+		}
+	}
+	if len(fb.Names) > fb.Numeric {
+		err := r.binCounts(ctx, CategoryCountsSQL(db, model, canaryVersion, baselineVersion, fb, start, end), o, canaryVersion, hist,
+			func(h []float64, i, b int, n float64) {
+				if i += fb.Numeric; i >= fb.Numeric && i < len(fb.Names) {
+					other := fb.bins(i) - 1
+					if b <= 0 || b > other {
+						b = other + 1
+					}
+					h[fb.Offsets[i]+b-1] += n
+				}
+			})
+		if err != nil {
+			return fmt.Errorf("canary categorical features for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
+		}
 	}
 	return nil
 }

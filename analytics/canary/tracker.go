@@ -89,7 +89,7 @@ func (t *Tracker) Evaluate(o *Observation, v *Verdict) {
 				break
 			}
 			since := time.Duration(k) * t.epoch
-			t.seg.Elapsed = o.Elapsed - since
+			t.seg.Elapsed, t.seg.Features = o.Elapsed-since, o.Features
 			diffCounts(&t.seg.Canary, &o.Canary, &s.Canary)
 			diffCounts(&t.seg.Baseline, &o.Baseline, &s.Baseline)
 			t.judge(k).Evaluate(&t.seg, &t.segV)
@@ -125,7 +125,7 @@ func (t *Tracker) snapBuf(k int) *Observation {
 
 // snapshot copies o's counts into dst.
 func snapshot(o *Observation, dst *Observation) *Observation {
-	dst.Elapsed = o.Elapsed
+	dst.Elapsed, dst.Features = o.Elapsed, o.Features
 	copyInto(&dst.Canary, &o.Canary)
 	copyInto(&dst.Baseline, &o.Baseline)
 	return dst
@@ -135,28 +135,40 @@ func copyInto(dst, src *Counts) {
 	h := dst.Latency
 	h.Reset()
 	h.Merge(src.Latency)
-	p := append(dst.Predictions[:0], src.Predictions...)
+	p, f := copyBins(dst.Predictions, src.Predictions), copyBins(dst.Features, src.Features)
 	*dst = *src
-	dst.Latency, dst.Predictions = h, p
-	if src.Predictions == nil {
-		dst.Predictions = nil
+	dst.Latency, dst.Predictions, dst.Features = h, p, f
+}
+
+// copyBins returns src's counts in dst's memory; nil when src is nil.
+func copyBins(dst, src []float64) []float64 {
+	if src == nil {
+		return nil
 	}
+	return append(dst[:0], src...)
+}
+
+// diffBins returns a − b in dst's memory; nil unless both are there with
+// the same bins.
+func diffBins(dst, a, b []float64) []float64 {
+	if a == nil || len(a) != len(b) {
+		return nil
+	}
+	dst = dst[:0]
+	for i, x := range a {
+		dst = append(dst, x-b[i])
+	}
+	return dst
 }
 
 // diffCounts sets dst to a − b, b being earlier cumulative counts of the
 // same version.
 func diffCounts(dst, a, b *Counts) {
-	h, p := dst.Latency, dst.Predictions[:0]
+	h, p, f := dst.Latency, diffBins(dst.Predictions, a.Predictions, b.Predictions), diffBins(dst.Features, a.Features, b.Features)
 	*dst = Counts{Requests: a.Requests - b.Requests, Errors: a.Errors - b.Errors, Trials: a.Trials - b.Trials, Successes: a.Successes - b.Successes,
-		Labelled: a.Labelled - b.Labelled, Correct: a.Correct - b.Correct}
+		Labelled: a.Labelled - b.Labelled, Correct: a.Correct - b.Correct, Predictions: p, Features: f}
 	h.Reset()
 	h.Merge(a.Latency)
 	h.subtract(b.Latency)
 	dst.Latency = h
-	if a.Predictions != nil && len(a.Predictions) == len(b.Predictions) {
-		for i, x := range a.Predictions {
-			p = append(p, x-b.Predictions[i])
-		}
-		dst.Predictions = p
-	}
 }

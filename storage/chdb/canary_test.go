@@ -61,12 +61,31 @@ func TestCanarySQLOnCurrentClickHouse(t *testing.T) {
 
 	// Prediction bins (item 1): the baseline's deciles in the hour before
 	// the start, then both versions' counts on them.
-	mustQuery(t, s, `INSERT INTO fleetwatch.inference_events (ts, model, model_version, request_id, latency_ms, status, prediction, prediction_class)
-		SELECT `+at+` - 200 + number, 'm', 'v1', concat('pre-', toString(number)), 10, 'ok', (number % 100) / 100, '' FROM numbers(200)`)
+	// Feature bins the same way: x like the predictions, y missing (nan)
+	// on all but 50, too few.
+	mustQuery(t, s, `INSERT INTO fleetwatch.inference_events (ts, model, model_version, request_id, latency_ms, status, prediction, prediction_class, feature_names, feature_values)
+		SELECT `+at+` - 200 + number, 'm', 'v1', concat('pre-', toString(number)), 10, 'ok', (number % 100) / 100, '',
+		       ['x', 'y'], [(number % 100) / 100, if(number % 4 = 0, 1, nan)] FROM numbers(200)`)
+	// And a categorical feature: eleven devices, device i on 20 − i of
+	// the rows, the rest of the 200 missing (empty).
+	mustQuery(t, s, `INSERT INTO fleetwatch.inference_events (ts, model, model_version, request_id, latency_ms, status, prediction, cat_feature_names, cat_feature_values)
+		SELECT `+at+` - 200 + number, 'm', 'v1', concat('cat-', toString(number), '-', toString(r)), 10, 'ok', nan, ['device'], [d] FROM
+		(SELECT number, arrayJoin(range(20 - number)) AS r, if(number < 11, concat('d', toString(number)), '') AS d FROM numbers(20))`)
 	check("prediction edges", strings.ReplaceAll(mustQuery(t, s, canary.PredictionEdgesSQL("fleetwatch", "m", "v1", t0)), "\n", " "),
-		"0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9")
+		"0.1 \t0.2 \t0.3 \t0.4 \t0.5 \t0.6 \t0.7 \t0.8 \t0.9")
 	check("prediction counts", sorted(canary.PredictionCountsSQL("fleetwatch", "m", "v2", "v1", []float64{0.5}, t0.Add(-200*time.Second), t0)),
-		"v1\t0\t102\nv1\t1\t98")
+		"v1\t1\t0\t102\nv1\t1\t1\t98")
+	check("feature keys", mustQuery(t, s, canary.FeatureKeysSQL("fleetwatch", "m", "v1", t0)), "x\t200")
+	check("feature edges", strings.ReplaceAll(mustQuery(t, s, canary.FeatureEdgesSQL("fleetwatch", "m", "v1", []string{"x"}, t0)), "\n", " "),
+		"x\t0.1 x\t0.2 x\t0.3 x\t0.4 x\t0.5 x\t0.6 x\t0.7 x\t0.8 x\t0.9")
+	fb := &canary.FeatureBins{Names: []string{"x", "y", "device"}, Numeric: 2, Edges: [][]float64{{0.5}, {0.5, 2}, nil}, Categories: [][]string{nil, nil, {"d1", "d0"}}}
+	check("feature counts", sorted(canary.FeatureCountsSQL("fleetwatch", "m", "v2", "v1", fb, t0.Add(-200*time.Second), t0)),
+		"v1\t1\t0\t102\nv1\t1\t1\t98\nv1\t2\t1\t50")
+	check("category keys", mustQuery(t, s, canary.CategoryKeysSQL("fleetwatch", "m", "v1", t0)), "device\t165")
+	check("categories", strings.ReplaceAll(mustQuery(t, s, canary.CategoriesSQL("fleetwatch", "m", "v1", []string{"device"}, t0)), "\n", " "),
+		"device\td0 device\td1 device\td2 device\td3 device\td4 device\td5 device\td6 device\td7 device\td8")
+	check("category counts", sorted(canary.CategoryCountsSQL("fleetwatch", "m", "v2", "v1", fb, t0.Add(-200*time.Second), t0)),
+		"v1\t1\t0\t126\nv1\t1\t1\t19\nv1\t1\t2\t20")
 
 	// The views, on two recorded looks of one canary.
 	mustQuery(t, s, `INSERT INTO fleetwatch.canary_verdicts (ts, detector, model, model_version, baseline_version, started, outcome, gate, gate_reason,

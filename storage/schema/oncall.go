@@ -430,7 +430,7 @@ var OncallCanarySignals = QueryView{
 		outCol("started", "DateTime", "the canary's start"),
 		outCol("last_look", "DateTime", "the look the values are from"),
 		outCol("verdict", "String", "the canary's verdict at that look"),
-		outCol("signal", "String", "the rule: error_rate, engagement, accuracy, latency_p99_ratio, latency_gate_p50/p99, prediction_drift"),
+		outCol("signal", "String", "the rule: error_rate, engagement, accuracy, latency_p99_ratio, latency_gate_p50/p99, prediction_drift, feature_drift"),
 		outCol("signal_outcome", "String", "pass, fail, inconclusive, info or n/a"),
 		outCol("canary", "Float64", "the canary's value: a rate, or latency in ms"),
 		outCol("baseline", "Float64", "the baseline's value"),

@@ -53,7 +53,7 @@ var CanaryVerdicts = Table{
 		{Name: "time_left_s", Type: "Float64", Comment: "while inconclusive, seconds until every rule decides at the observed traffic; -1 when none in sight; 0 once decided"},
 		{Name: "failed_rules", Type: "Array(String)", Comment: "rules that failed"},
 		lcStr("last_known_good", "the catalog's last-known-good version, when it names one"),
-		{Name: "rule", Type: "Array(String)", Comment: "per rule: error_rate, engagement, accuracy, latency_p99_ratio, latency_gate_p50/p99, prediction_drift"},
+		{Name: "rule", Type: "Array(String)", Comment: "per rule: error_rate, engagement, accuracy, latency_p99_ratio, latency_gate_p50/p99, prediction_drift, feature_drift"},
 		{Name: "rule_outcome", Type: "Array(String)", Comment: "per rule: pass, fail, inconclusive, info or n/a"},
 		{Name: "canary_value", Type: "Array(Float64)", Comment: "per rule: the canary's rate, or latency in ms"},
 		{Name: "baseline_value", Type: "Array(Float64)", Comment: "per rule: the baseline's rate, or latency in ms"},

@@ -858,7 +858,7 @@ CREATE TABLE IF NOT EXISTS fleetwatch.canary_verdicts_local ON CLUSTER fleet
     time_left_s Float64 COMMENT 'while inconclusive, seconds until every rule decides at the observed traffic; -1 when none in sight; 0 once decided',
     failed_rules Array(String) COMMENT 'rules that failed',
     last_known_good LowCardinality(String) COMMENT 'the catalog\'s last-known-good version, when it names one',
-    rule Array(String) COMMENT 'per rule: error_rate, engagement, accuracy, latency_p99_ratio, latency_gate_p50/p99, prediction_drift',
+    rule Array(String) COMMENT 'per rule: error_rate, engagement, accuracy, latency_p99_ratio, latency_gate_p50/p99, prediction_drift, feature_drift',
     rule_outcome Array(String) COMMENT 'per rule: pass, fail, inconclusive, info or n/a',
     canary_value Array(Float64) COMMENT 'per rule: the canary\'s rate, or latency in ms',
     baseline_value Array(Float64) COMMENT 'per rule: the baseline\'s rate, or latency in ms',

@@ -397,3 +397,75 @@ func TestDetectorConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictionClassDriftPerVersion: a classifier's predicted class is
+// judged with the categorical features under PredictionClassFeature. The
+// baseline predicts a, b, c, d in turn before and during the canary; the
+// canary predicts d for half its requests: its feature_drift names
+// prediction_class with PSI ≥ 0.25. A canary predicting like the baseline
+// stays under 0.1.
+func TestPredictionClassDriftPerVersion(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	classes := []string{"a", "b", "c", "d"}
+	var ev storage.InferenceEventBlock
+	for _, m := range []struct {
+		name  string
+		shift bool
+	}{{"shifted", true}, {"same", false}} {
+		for s := range 600 { // the baseline, the 10 minutes before
+			ev.Append(&fleet.InferenceEvent{Time: t0.Add(time.Duration(s-600) * time.Second), Model: m.name, ModelVersion: "v1",
+				RequestID: fmt.Sprint(m.name, "-pre-", s), LatencyMs: 5, Status: "ok", PredictionClass: classes[s%4]})
+		}
+		for s := range 300 { // 5 minutes, 3 baseline and 2 canary requests a second
+			for k := range 5 {
+				ver, class := "v1", classes[(s*5+k)%4]
+				if k >= 3 {
+					ver = "v2"
+					if m.shift && (s+k)%2 == 0 {
+						class = "d"
+					}
+				}
+				ev.Append(&fleet.InferenceEvent{Time: t0.Add(time.Duration(s) * time.Second), Model: m.name, ModelVersion: ver,
+					RequestID: fmt.Sprint(m.name, "-", s, "-", k), LatencyMs: 5, Status: "ok", PredictionClass: class})
+			}
+		}
+	}
+	chtest.Write(t, db, ev.Block())
+	r := NewReader(db)
+	j, err := New(NewDefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := t0.Add(5 * time.Minute)
+	for _, m := range []string{"shifted", "same"} {
+		fb, err := r.FeatureEdges(ctx, m, "v1", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fb == nil || len(fb.Names) != 1 || fb.Names[0] != PredictionClassFeature || len(fb.Categories[0]) != 4 {
+			t.Fatalf("%s: feature bins %+v, want prediction_class alone with its 4 classes", m, fb)
+		}
+		o, err := r.Observe(ctx, m, "v2", "v1", t0, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.ObserveFeatures(ctx, &o, m, "v2", "v1", fb, t0, at); err != nil {
+			t.Fatal(err)
+		}
+		var e Evidence
+		for _, x := range j.Judge(o).Evidence {
+			if x.Rule == RuleFeatureDrift {
+				e = x
+			}
+		}
+		if m == "shifted" && !(e.Effect >= 0.25 && e.Features[0].Name == PredictionClassFeature) {
+			t.Errorf("shifted classes: feature drift %s, want prediction_class with PSI >= 0.25", e)
+		}
+		if m == "same" && !(e.Effect < 0.1 && e.Rule == RuleFeatureDrift) {
+			t.Errorf("same classes: feature drift %s, want PSI < 0.1", e)
+		}
+		t.Logf("%s: %s", m, e)
+	}
+}

@@ -176,8 +176,17 @@ type series struct {
 var (
 	predictionSeries = series{key: "''", value: "prediction", valid: "isFinite(prediction)"}
 	featureSeries    = series{join: " ARRAY JOIN feature_names AS fname, feature_values AS fvalue", key: "fname", value: "fvalue", valid: "isFinite(fvalue)"}
-	categorySeries   = series{join: " ARRAY JOIN cat_feature_names AS cname, cat_feature_values AS cvalue", key: "cname", value: "cvalue", valid: "cvalue != ''"}
+	// The categorical features, and a classifier's predicted class as one
+	// more under the name PredictionClassFeature: its drift per version is
+	// judged, and named, with the features'.
+	categorySeries = series{join: " ARRAY JOIN arrayConcat(cat_feature_names, [" + chsql.String(PredictionClassFeature) + "]) AS cname, " +
+		"arrayConcat(cat_feature_values, [toString(prediction_class)]) AS cvalue", key: "cname", value: "cvalue", valid: "cvalue != ''"}
 )
+
+// PredictionClassFeature is the name under which a classifier's predicted
+// class (inference_events.prediction_class) is binned and judged with the
+// categorical features.
+const PredictionClassFeature = "prediction_class"
 
 // where is the condition on the series' valid values of model's versions
 // in [start, end).

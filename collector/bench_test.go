@@ -33,6 +33,7 @@ import (
 type benchCollector struct {
 	cmd                *exec.Cmd
 	grpc, health, prof string
+	log                string // the process's stdout and stderr
 }
 
 // startBenchCollector builds cmd/fleetwatch-collector and runs it with the
@@ -55,16 +56,30 @@ func startBenchCollector(b *testing.B, dsn string, persistent bool, batch chexpo
 	if cfg, err = withBatch(cfg, batch); err != nil {
 		b.Fatal(err)
 	}
+	pod := int(envInt(b, "FLEETWATCH_BENCH_POD_MIB", 0))
+	if pod > 0 {
+		if cfg, err = withPodMemory(cfg, pod); err != nil {
+			b.Fatal(err)
+		}
+	}
 	path := filepath.Join(dir, "collector.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	bc.cmd = exec.Command(bin, "--config", path)
+	bc.cmd.Env = os.Environ()
+	if v := os.Getenv("FLEETWATCH_BENCH_GOGC"); v != "" {
+		bc.cmd.Env = append(bc.cmd.Env, "GOGC="+v)
+	}
+	if pod > 0 {
+		// What cmd/fleetwatch-collector sets from a cgroup limit of pod MiB.
+		bc.cmd.Env = append(bc.cmd.Env, fmt.Sprintf("GOMEMLIMIT=%dMiB", pod*9/10))
+	}
 	logf, err := os.Create(filepath.Join(dir, "collector.log"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	bc.cmd.Stdout, bc.cmd.Stderr = logf, logf
+	bc.cmd.Stdout, bc.cmd.Stderr, bc.log = logf, logf, logf.Name()
 	if err := bc.cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -88,6 +103,23 @@ func startBenchCollector(b *testing.B, dsn string, persistent bool, batch chexpo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// memoryLimiterLines are the memory_limiter's limits in the default
+// configuration, as percentages of the container's memory.
+var memoryLimiterLines = regexp.MustCompile(`(?m)^(    )limit_percentage: (\d+)\n    spike_limit_percentage: (\d+)\n`)
+
+// withPodMemory rewrites the memory_limiter's percentages into the MiB they
+// come to in a container limited to pod MiB (the benchmark runs outside
+// one, where they would be of the host's memory).
+func withPodMemory(cfg string, pod int) (string, error) {
+	m := memoryLimiterLines.FindStringSubmatch(cfg)
+	if m == nil {
+		return "", fmt.Errorf("the default configuration has no memory_limiter percentages to rewrite")
+	}
+	limit, _ := strconv.Atoi(m[2])
+	spike, _ := strconv.Atoi(m[3])
+	return strings.Replace(cfg, m[0], fmt.Sprintf("%slimit_mib: %d\n%sspike_limit_mib: %d\n", m[1], pod*limit/100, m[1], pod*spike/100), 1), nil
 }
 
 // batchLines are the exporter's insert thresholds in the default
@@ -207,7 +239,10 @@ func envInt(b *testing.B, name string, def int64) int64 {
 // FLEETWATCH_BENCH_BATCH=rows,bytes,delay adds batch=custom with those
 // thresholds; FLEETWATCH_BENCH_PROFILE=prefix saves a 10 s CPU profile of
 // the collector, taken from a third of the way in, to
-// prefix-<queue>-<batch>.pprof.
+// prefix-<queue>-<batch>.pprof; FLEETWATCH_BENCH_GOGC=v runs the collector
+// (only) with GOGC=v; FLEETWATCH_BENCH_POD_MIB=n runs it as in a container
+// limited to n MiB: the memory_limiter's percentages turned into MiB of n,
+// and GOMEMLIMIT at 90 % of n, as cmd/fleetwatch-collector sets it there.
 func BenchmarkEndToEnd(b *testing.B) {
 	batches := []struct {
 		name string
@@ -395,6 +430,12 @@ func endToEnd(b *testing.B, queue string, form otlp.Form, batchName string, batc
 	b.ReportMetric(float64(second)/(1<<20), "collector-rss-max-2nd-half-MiB")
 	b.ReportMetric(float64(chMem.PeakRSS)/(1<<20), "clickhouse-peak-rss-MiB")
 	b.ReportMetric(float64(extra), "duplicate-rows")
+	log, err := os.ReadFile(bc.log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(strings.Count(string(log), "Forcing a GC")), "memory-limiter-forced-gcs")
+	b.ReportMetric(float64(strings.Count(string(log), "Refusing data")), "memory-limiter-refusals")
 	for _, l := range []struct {
 		name   string
 		loaded bool

@@ -128,20 +128,19 @@ func TestGPUSeriesNameTheirPod(t *testing.T) {
 		cfg.Ship.Endpoint = "127.0.0.1:1" // nothing listens: the buffer keeps it
 		cfg.PodResources.Enabled, cfg.PodResources.Socket = true, k.Socket
 	})
-	temp := func(uuid string) string {
-		for _, line := range strings.Split(agentMetrics(a), "\n") {
-			if strings.HasPrefix(line, telemetry.GPUTemp+"{") && strings.Contains(line, `UUID="`+uuid+`"`) {
-				return line
-			}
-		}
-		return ""
+	// temp is GPU uuid's last temperature line with all of has: a series
+	// from before the pod was read stays on /metrics until stale_after
+	// beside the labelled one.
+	temp := func(uuid string, has ...string) string {
+		return metricLine(agentMetrics(a), telemetry.GPUTemp+"{", append([]string{`UUID="` + uuid + `"`}, has...)...)
 	}
+	wants := []string{`namespace="fraud"`, `pod="scorer-7d9f"`, `container="scorer"`}
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(temp(gpu0), `pod="scorer-7d9f"`) && time.Now().Before(deadline) {
+	for line := temp(gpu0, wants...); !strings.Contains(line, wants[1]) && time.Now().Before(deadline); line = temp(gpu0, wants...) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	line := temp(gpu0)
-	for _, want := range []string{`namespace="fraud"`, `pod="scorer-7d9f"`, `container="scorer"`} {
+	line := temp(gpu0, wants...)
+	for _, want := range wants {
 		if !strings.Contains(line, want) {
 			t.Errorf("GPU 0 lacks %s: %s", want, line)
 		}
@@ -181,24 +180,8 @@ func TestGPUSeriesCarryTheirPodsLabels(t *testing.T) {
 		cfg.PodResources.Labels.Labels = []string{"team", "cost_center=example.com/cc"}
 	}, agent.WithKubeAPI(api.Client))
 	metrics := func() string { return agentMetrics(a) }
-	// the last line with prefix that has all of has (a GPU's series
-	// from before its pod was read stays until stale_after)
-	line := func(body, prefix string, has ...string) string {
-		var last string
-	lines:
-		for _, l := range strings.Split(body, "\n") {
-			if !strings.HasPrefix(l, prefix) {
-				continue
-			}
-			for _, h := range has {
-				if !strings.Contains(l, h) {
-					continue lines
-				}
-			}
-			last = l
-		}
-		return last
-	}
+	// a GPU's series from before its pod was read stays until stale_after
+	line := metricLine
 	deadline := time.Now().Add(10 * time.Second)
 	for line(metrics(), telemetry.GPUTemp+"{", gpu0, "team=") == "" && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -234,4 +217,23 @@ func agentMetrics(a *agent.Agent) string {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
+}
+
+// metricLine is the last line of body with prefix and all of has, "" when
+// none has them.
+func metricLine(body, prefix string, has ...string) string {
+	var last string
+lines:
+	for _, l := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(l, prefix) {
+			continue
+		}
+		for _, h := range has {
+			if !strings.Contains(l, h) {
+				continue lines
+			}
+		}
+		last = l
+	}
+	return last
 }

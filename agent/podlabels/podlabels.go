@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -227,11 +228,7 @@ func (l *Labeller) label(w record.Workload) record.Workload {
 func (l *Labeller) Errors() map[string]uint64 {
 	l.errMu.Lock()
 	defer l.errMu.Unlock()
-	out := make(map[string]uint64, len(l.errs))
-	for k, v := range l.errs {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(l.errs)
 }
 
 // Cached is how many pods the cache holds.

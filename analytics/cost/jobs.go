@@ -1,9 +1,11 @@
 package cost
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/storage/chsql"
@@ -71,15 +73,7 @@ func jobWidthsOf(hours []HeldHour) []Change {
 	for k, hs := range held {
 		ws = append(ws, jobWidth{day: time.Unix(k.day, 0).UTC(), job: k.job, width: working[k] / float64(len(hs))})
 	}
-	slices.SortFunc(ws, func(a, b jobWidth) int {
-		if a.job != b.job {
-			if a.job < b.job {
-				return -1
-			}
-			return 1
-		}
-		return a.day.Compare(b.day)
-	})
+	slices.SortFunc(ws, func(a, b jobWidth) int { return cmp.Or(strings.Compare(a.job, b.job), a.day.Compare(b.day)) })
 	return widthChanges(ws)
 }
 

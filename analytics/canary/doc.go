@@ -17,14 +17,24 @@
 // proportions, tested with the normal-mixture sequential probability ratio
 // test (mSPRT; Robbins 1970, Johari et al. 2017, "Peeking at A/B tests").
 // With Δ̂ the observed difference, I = 1/Var(Δ̂) its information and τ the
-// mixture scale (the rule's threshold, in absolute units), the mixture
-// likelihood ratio crosses 1/α exactly when |Δ̂−Δ| leaves
+// mixture scale (the rule's threshold, in absolute units), each of the
+// judge's decisions is one-sided: fail asks whether the canary is worse
+// than the baseline, pass whether it is better than worse-by-the-threshold.
+// Each side's test mixes the likelihood ratio over a half-normal of scale τ
+// on the effects in its direction; with s = √(1 + τ²·I) and z = Δ̂·I·τ/s,
+// the statistic is (2/s)·exp(z²/2)·Φ(z), and it reaches 1/α when Δ̂−Δ
+// passes the radius
 //
-//	Δ̂ ± sqrt((I + 1/τ²)·(2·ln(1/α) + ln(1 + τ²·I))) / I
+//	r = z*·s/(I·τ),  z*²/2 = ln(s/(2α)) − ln Φ(z*)
 //
-// which is therefore a confidence sequence: by Ville's inequality the
-// probability that it ever excludes the true Δ, over any number of looks at
-// any times, is at most α. Counts are tested as counts, never ranked, so
+// (seq.go solves it, never below the root). By Ville's inequality the
+// probability that Δ̂ − r ever exceeds the true Δ, over any number of looks
+// at any times, is at most α, and likewise for Δ̂ + r on the other side: a
+// false fail and a false pass are each bounded by α. [Δ̂ − r, Δ̂ + r] is
+// the evidence's interval, each end valid at 1−α (the two-sided normal
+// mixture, Δ̂ ± sqrt((I + 1/τ²)·(2·ln(1/α) + ln(1 + τ²·I))) / I, spends
+// half its α on the side a decision does not use and is 3–5% wider).
+// Counts are tested as counts, never ranked, so
 // errors that are mostly zero are handled like any other rate. The variance
 // uses, on each side, the larger of the side's own (add-½) rate and the
 // pooled rate, which is the null variance when the versions agree and the

@@ -2,17 +2,34 @@ package canary
 
 import "math"
 
-// radius is the half-width of the mixture-SPRT confidence sequence at
-// information info (1/variance of the estimate), mixture scale tau and
-// level alpha: the estimate ± radius holds the true value at every look
-// with probability at least 1−α. It falls as info grows (for α < 0.6).
+// radius is the one-sided boundary of the mixture SPRT at information info
+// (1/variance of the estimate), mixture scale tau and level alpha: the
+// estimate − radius stays below the true value at every look with
+// probability at least 1−α, and so does the true value below the estimate
+// + radius. The judge's two decisions are one-sided each (fail: the canary
+// is worse than the baseline; pass: it is not worse by the threshold), so
+// each gets all of α instead of the two-sided interval's half. It falls as
+// info grows (for α < 0.3).
+//
+// The mixture is a half-normal of scale tau on the effects in the tested
+// direction. With s = √(1+τ²I) its statistic is (2/s)·exp(z²/2)·Φ(z) at
+// z = d̂·I·τ/s, and the boundary is where it reaches 1/α:
+// z²/2 = log(s/(2α)) − log Φ(z). The right side falls as z grows, so one
+// step from the root that leaves out log Φ (which is below the boundary's
+// z) lands at or above it: the radius returned is never too small.
 func radius(info, tau, alpha float64) float64 {
 	if !(info > 0) {
 		return math.Inf(1)
 	}
-	t2 := tau * tau
-	return math.Sqrt((info+1/t2)*(2*math.Log(1/alpha)+math.Log1p(t2*info))) / info
+	s := math.Sqrt(1 + tau*tau*info)
+	l := math.Log(s / (2 * alpha))
+	z0 := math.Sqrt(2 * max(l, 0))
+	z := math.Sqrt(2 * (l - logPhi(z0)))
+	return z * s / (info * tau)
 }
+
+// logPhi is log Φ(z), the standard normal distribution function.
+func logPhi(z float64) float64 { return math.Log(0.5 * math.Erfc(-z/math.Sqrt2)) }
 
 // infoFor returns the least information at which radius ≤ r, by bisection
 // on a log scale; +Inf when r ≤ 0.

@@ -7,9 +7,10 @@ import (
 )
 
 // TestPeekingFalseFailRate: with no difference between the versions, the
-// mixture SPRT looked at every 5 s for an hour excludes the truth in at
-// most α of the runs, while the fixed-n z-test repeated at every look
-// (|z| > 1.96, nominally 5%) does so far more often. Counts arrive at the
+// mixture SPRT looked at every 5 s for an hour calls the canary worse (the
+// estimate past the one-sided radius) in at most α of the runs, and better
+// in at most α, while the fixed-n z-test repeated at every look (|z| >
+// 1.96, nominally 5%) rejects far more often. Counts arrive at the
 // judge's scoring traffic (1M requests/h, 5% canary).
 func TestPeekingFalseFailRate(t *testing.T) {
 	const (
@@ -32,10 +33,10 @@ func TestPeekingFalseFailRate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(7, 11))
-			var seq, naive int
+			var seq, seqLow, naive int
 			for range runs {
 				var xc, xb, cn, bn float64
-				hitSeq, hitNaive := false, false
+				hitSeq, hitLow, hitNaive := false, false, false
 				for range looks {
 					c, b := poisson(rng, nc), poisson(rng, nb)
 					xc += float64(binomial(rng, c, tc.p))
@@ -51,9 +52,9 @@ func TestPeekingFalseFailRate(t *testing.T) {
 					} else {
 						est, info = twoSample(xc, cn, xb, bn)
 					}
-					if math.Abs(est) > radius(info, tc.tau, alpha) {
-						hitSeq = true
-					}
+					r := radius(info, tc.tau, alpha)
+					hitSeq = hitSeq || est > r
+					hitLow = hitLow || est < -r
 					if z := est * math.Sqrt(info); math.Abs(z) > 1.96 && xc+xb > 0 {
 						hitNaive = true
 					}
@@ -61,20 +62,68 @@ func TestPeekingFalseFailRate(t *testing.T) {
 				if hitSeq {
 					seq++
 				}
+				if hitLow {
+					seqLow++
+				}
 				if hitNaive {
 					naive++
 				}
 			}
-			seqRate, naiveRate := float64(seq)/runs, float64(naive)/runs
-			t.Logf("%s: mSPRT false-fail %.4f, repeated z-test %.4f (α = %.2f, %d runs × %d looks)", tc.name, seqRate, naiveRate, alpha, runs, looks)
-			if seqRate > alpha {
-				t.Errorf("mSPRT false-fail rate %.4f > α %.2f", seqRate, alpha)
+			seqRate, lowRate, naiveRate := float64(seq)/runs, float64(seqLow)/runs, float64(naive)/runs
+			t.Logf("%s: mSPRT false-fail %.4f (other side %.4f), repeated z-test %.4f (α = %.2f, %d runs × %d looks)", tc.name, seqRate, lowRate, naiveRate, alpha, runs, looks)
+			if seqRate > alpha || lowRate > alpha {
+				t.Errorf("mSPRT false rejection rates %.4f (worse) and %.4f (better): want both ≤ α %.2f", seqRate, lowRate, alpha)
 			}
 			if tc.p >= 0.005 && naiveRate < 3*alpha {
 				t.Errorf("repeated z-test false-fail rate %.4f: expected the peeking inflation (> %.2f)", naiveRate, 3*alpha)
 			}
 		})
 	}
+}
+
+// TestRadiusIsTheMixtureBoundary: radius is at or just above the exact
+// boundary of the half-normal mixture (its statistic reaches 1/α there,
+// found by bisection), and below the two-sided interval's half-width.
+func TestRadiusIsTheMixtureBoundary(t *testing.T) {
+	for _, alpha := range []float64{0.2, 0.01, 1.7e-3, 2.8e-5} {
+		for _, tau := range []float64{0.0025, 0.01, 0.5} {
+			for _, info := range []float64{1, 1e2, 1e4, 1e6, 1e8} {
+				s := math.Sqrt(1 + tau*tau*info)
+				// log of the mixture statistic at estimate d.
+				logM := func(d float64) float64 {
+					z := d * info * tau / s
+					return math.Log(2/s) + z*z/2 + logPhi(z)
+				}
+				two := twoSidedRadius(info, tau, alpha)
+				lo, hi := 0.0, two
+				for range 200 {
+					if mid := (lo + hi) / 2; logM(mid) > math.Log(1/alpha) {
+						hi = mid
+					} else {
+						lo = mid
+					}
+				}
+				r := radius(info, tau, alpha)
+				if r < hi*(1-1e-9) || r > hi*1.005 {
+					t.Errorf("α %g τ %g I %g: radius %g, exact boundary %g", alpha, tau, info, r, hi)
+				}
+				if !(r < two) {
+					t.Errorf("α %g τ %g I %g: one-sided radius %g not below the two-sided %g", alpha, tau, info, r, two)
+				}
+			}
+		}
+	}
+}
+
+// twoSidedRadius is the half-width of the normal-mixture SPRT's two-sided
+// confidence sequence, the judge's boundary before it tested each side on
+// its own; kept to compare against.
+func twoSidedRadius(info, tau, alpha float64) float64 {
+	if !(info > 0) {
+		return math.Inf(1)
+	}
+	t2 := tau * tau
+	return math.Sqrt((info+1/t2)*(2*math.Log(1/alpha)+math.Log1p(t2*info))) / info
 }
 
 func TestRadiusAndInfoFor(t *testing.T) {

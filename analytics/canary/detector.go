@@ -113,6 +113,13 @@ func (c DetectorConfig) Validate() error {
 // canary (the model's catalog configuration) and returns one detection per
 // failed canary, at its first failed look. Every verdict goes to OnVerdict
 // (the assembly's Board and Rollbacker).
+//
+// A rule that cannot run on a canary (no data on either version: a model
+// without business outcomes, delayed labels or latencies) is counted in
+// Skipped at every look, per rule and reason, and logged once. A canary
+// whose look fails (a query error, a bad catalog entry) is counted and
+// logged too, and does not stop the others being judged; only when every
+// canary's look failed does Evaluate fail (and the window come again).
 type Detector struct {
 	cfg    DetectorConfig
 	client *storage.Client
@@ -123,6 +130,43 @@ type Detector struct {
 	OnVerdict func(ctx context.Context, d Deployment, v Verdict)
 	running   map[string]*running
 	out       BlockWriter // nil: verdicts not recorded
+	skips     fleet.Skips
+}
+
+// Reasons a rule could not run, by rule: neither version had the data it
+// tests. A look that failed is counted as rule SkipLook.
+var skipReasons = map[string]string{
+	RuleErrorRate:    "no_requests",
+	RuleEngagement:   "no_outcomes",
+	RuleAccuracy:     "no_labels",
+	RuleLatencyP99:   "no_latencies",
+	RuleGateP50:      "no_latencies",
+	RuleGateP99:      "no_latencies",
+	RuleDrift:        "no_predictions",
+	RuleFeatureDrift: "no_features",
+}
+
+// SkipLook is the rule a canary's failed look counts under in Skipped, with
+// reason "look_failed".
+const SkipLook = "look"
+
+// Skipped returns, per rule and reason, how many canary looks a rule could
+// not run in: the fleetwatch_analyzer_canary_rules_skipped_total counter.
+func (d *Detector) Skipped() map[fleet.SkipKey]uint64 { return d.skips.Counts() }
+
+// countSkips counts v's rules that could not run on dep.
+func (d *Detector) countSkips(dep Deployment, v *Verdict) {
+	for _, e := range v.Evidence {
+		if e.Outcome != NotApplicable {
+			continue
+		}
+		why := skipReasons[e.Rule]
+		if why == "" {
+			why = "no_data"
+		}
+		d.skips.Add(d.log, "canary rule cannot run: neither version has its data (logged once per rule and reason; counted in fleetwatch_analyzer_canary_rules_skipped_total)",
+			fleet.SkipKey{Rule: e.Rule, Reason: why}, 1, "detector", d.cfg.Name, "canary", dep.Key())
+	}
 }
 
 // BlockWriter writes rows (storage.Writer).
@@ -296,12 +340,23 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 	}
 	var out []fleet.Detection
 	var rec storage.CanaryVerdictBlock
+	var failed []error
 	for _, dep := range deps {
 		r, err := d.look(ctx, dep, w.End)
 		if err != nil {
-			return nil, err
+			// Keep what the canary's tracker holds: the next look
+			// continues it.
+			if r := d.running[dep.Key()]; r != nil {
+				r.seen = true
+			}
+			failed = append(failed, err)
+			d.skips.Add(d.log, "canary look failed (counted in fleetwatch_analyzer_canary_rules_skipped_total; every failure is logged)",
+				fleet.SkipKey{Rule: SkipLook, Reason: "look_failed"}, 1)
+			d.log.Warn("canary not judged at this look", "detector", d.cfg.Name, "canary", dep.Key(), "window", w.String(), "err", err)
+			continue
 		}
 		r.seen = true
+		d.countSkips(dep, &r.v)
 		if d.out != nil && (r.recorded.IsZero() || w.End.Sub(r.recorded) >= RecordEvery || r.v.Outcome != r.recOut || r.v.Gate.Outcome != r.recGate) {
 			appendVerdict(&rec, d.cfg.Name, w.End, dep, &r.v)
 			r.recorded, r.recOut, r.recGate = w.End, r.v.Outcome, r.v.Gate.Outcome
@@ -313,6 +368,9 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 			r.failed = true
 			out = append(out, detection(d.cfg.Name, w, dep, r.v))
 		}
+	}
+	if len(failed) > 0 && len(failed) == len(deps) {
+		return nil, fmt.Errorf("every canary's look failed: %w", errors.Join(failed...))
 	}
 	for k, r := range d.running {
 		if !r.seen {

@@ -18,6 +18,9 @@ import (
 // 10 s and raises one detection, with the deployment and the evidence,
 // once its error rate is shown to be worse; a restarted detector reads the
 // restarts' counts back and reaches the same verdict; a promotion ends it.
+// Rules without data (no outcomes, no labels) are counted as skipped at
+// every look, and a second canary whose catalog entry the judge rejects
+// is counted as a failed look without stopping the first being judged.
 func TestDetectorOnClickHouse(t *testing.T) {
 	db := chtest.NewDB(t)
 	ctx := context.Background()
@@ -26,8 +29,14 @@ func TestDetectorOnClickHouse(t *testing.T) {
 	dep.Append(&storage.ModelDeployment{Time: t0.Add(-24 * time.Hour), Model: "ranker", ModelVersion: "v7", PreviousVersion: "v6", Change: "deploy"})
 	dep.Append(&storage.ModelDeployment{Time: t0.Add(-time.Hour), Model: "fraud", ModelVersion: "v2", PreviousVersion: "v1", Change: "canary"})
 	dep.Append(&storage.ModelDeployment{Time: t0.Add(-30 * time.Minute), Model: "fraud", ModelVersion: "v2", PreviousVersion: "v1", Change: "promote"})
+	dep.Append(&storage.ModelDeployment{Time: t0, Model: "scorer", ModelVersion: "v3", PreviousVersion: "v2", Change: "canary"})
 	chtest.Write(t, db, dep.Block(), ev.Block())
-	cat, err := catalog.Parse([]byte("model: {name: ranker, type: ranking, domain: recommendation}\n"))
+	cat, err := catalog.Parse([]byte(`
+models:
+  - model: {name: ranker, type: ranking, domain: recommendation}
+  - model: {name: scorer, type: classification}
+    canary: {alpha: 0.7}
+`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,6 +83,18 @@ func TestDetectorOnClickHouse(t *testing.T) {
 	if len(*seen) != 29 || (*seen)[len(*seen)-1].Outcome != Fail {
 		t.Errorf("%d verdicts, last %v", len(*seen), (*seen)[len(*seen)-1].Outcome)
 	}
+	skipped := d.Skipped()
+	for k, want := range map[fleet.SkipKey]uint64{
+		{Rule: RuleEngagement, Reason: "no_outcomes"}: 29, {Rule: RuleAccuracy, Reason: "no_labels"}: 29,
+		{Rule: SkipLook, Reason: "look_failed"}: 29, // scorer's alpha 0.7, at every look
+	} {
+		if skipped[k] != want {
+			t.Errorf("skipped %v: %d, want %d (all: %v)", k, skipped[k], want, skipped)
+		}
+	}
+	if n := skipped[fleet.SkipKey{Rule: RuleErrorRate, Reason: "no_requests"}]; n != 0 {
+		t.Errorf("error rate counted as skipped %d times, but both versions had requests", n)
+	}
 
 	// A restarted analyzer: the Tracker's restarts are read back.
 	d2, seen2 := newDetector()
@@ -91,7 +112,7 @@ func TestDetectorOnClickHouse(t *testing.T) {
 	promote.Append(&storage.ModelDeployment{Time: t0.Add(7 * time.Minute), Model: "ranker", ModelVersion: "v8", PreviousVersion: "v7", Change: "promote"})
 	chtest.Write(t, db, promote.Block())
 	deps, err := d2.Canaries(ctx, t0.Add(8*time.Minute))
-	if err != nil || len(deps) != 0 {
-		t.Errorf("after the promotion: %v, %v", deps, err)
+	if err != nil || len(deps) != 1 || deps[0].Model != "scorer" {
+		t.Errorf("after the promotion: %v, %v; want only scorer's canary left", deps, err)
 	}
 }

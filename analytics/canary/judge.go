@@ -125,9 +125,9 @@ type Evidence struct {
 	Effect    float64 `json:"effect"`
 	Unit      string  `json:"unit"`
 	Threshold float64 `json:"threshold"`
-	// Tested names the quantity the test is on; Lower, Upper are its
-	// always-valid (1−Alpha) interval and Null its value when the canary
-	// is no worse.
+	// Tested names the quantity the test is on; Lower and Upper are its
+	// always-valid bounds, each at 1−Alpha on its own side, and Null its
+	// value when the canary is no worse.
 	Tested string  `json:"tested"`
 	Lower  float64 `json:"lower"`
 	Upper  float64 `json:"upper"`
@@ -458,6 +458,13 @@ func (j *Judge) rate(o *Observation, name string, rule RateRule, xc, nc, xb, nb 
 		if nb > 0 || nc > 0 {
 			e.Outcome = Inconclusive // one side has traffic: the other's is coming
 		}
+		e.Lower, e.Upper = math.Inf(-1), math.Inf(1)
+		return e
+	}
+	if sense == lowerWorseRelative && xc == 0 && xb == 0 {
+		// Requests but no outcome on either version: the model sends no
+		// business outcomes, and 0% against 0% is no evidence.
+		e.Outcome = NotApplicable
 		e.Lower, e.Upper = math.Inf(-1), math.Inf(1)
 		return e
 	}

@@ -131,6 +131,18 @@ func TestJudge(t *testing.T) {
 			},
 		},
 		{
+			name: "no outcome on either version: engagement does not run, the others pass",
+			cfg:  def,
+			obs:  Observation{Elapsed: 20 * time.Minute, Canary: counts(2000000, 0.005, 0, 4), Baseline: counts(38000000, 0.005, 0, 4)},
+			want: Pass, rule: RuleEngagement, ruleOut: NotApplicable,
+		},
+		{
+			name: "outcomes only on the baseline: the canary's 0% is judged, and fails",
+			cfg:  def,
+			obs:  Observation{Elapsed: 5 * time.Minute, Canary: counts(75000, 0.005, 0, 4), Baseline: counts(1425000, 0.005, 0.05, 4)},
+			want: Fail, rule: RuleEngagement, ruleOut: Fail,
+		},
+		{
 			name: "engagement drop fails, effect relative",
 			cfg:  def,
 			obs:  Observation{Elapsed: 5 * time.Minute, Canary: counts(75000, 0.005, 0.045, 4), Baseline: counts(1425000, 0.005, 0.05, 4)},

@@ -6,9 +6,26 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fleetwatch/fleetwatch/analytics/canary"
 	"github.com/fleetwatch/fleetwatch/analytics/canary/action"
 )
+
+var descCanarySkipped = prometheus.NewDesc("fleetwatch_analyzer_canary_rules_skipped_total",
+	"Canary-judge rules that could not run, per canary and look, by rule and reason: no_requests, no_outcomes, no_labels, no_latencies, no_predictions, no_features (neither version has the rule's data; each logged once); rule look, reason look_failed: a canary not judged at a look (each failure logged).",
+	[]string{"detector", "rule", "reason"}, nil)
+
+// collectCanary exports the canary judge's skipped rules.
+func (c collector) collectCanary(ch chan<- prometheus.Metric) {
+	d := liveDetector[*canary.Detector](c.a)
+	if d == nil {
+		return
+	}
+	for k, n := range d.Skipped() {
+		ch <- prometheus.MustNewConstMetric(descCanarySkipped, prometheus.CounterValue, float64(n), d.Name(), k.Rule, k.Reason)
+	}
+}
 
 // CanaryConfig turns on the canary judge (issue 20): running canaries
 // from model_deployments, judged every interval on inference_events, their

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fleetwatch/fleetwatch/alerting/incident"
 	"github.com/fleetwatch/fleetwatch/alerting/route"
 	"github.com/fleetwatch/fleetwatch/analytics/canary"
@@ -77,6 +79,30 @@ func TestCanaryThroughTheAnalyzer(t *testing.T) {
 	var wv action.WebVerdict
 	if err := json.Unmarshal(rec.Body.Bytes(), &wv); err != nil || wv.Outcome != canary.Fail {
 		t.Errorf("web verdict %d %s: %v", rec.Code, rec.Body, err)
+	}
+	// The model sends no business outcomes and no labels: those rules
+	// are counted on /metrics as skipped, with their reasons.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(a.collector())
+	skipped := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "fleetwatch_analyzer_canary_rules_skipped_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			lab := map[string]string{}
+			for _, l := range m.GetLabel() {
+				lab[l.GetName()] = l.GetValue()
+			}
+			skipped[lab["rule"]+"/"+lab["reason"]] = m.GetCounter().GetValue()
+		}
+	}
+	if !(skipped["engagement/no_outcomes"] > 0) || !(skipped["accuracy/no_labels"] > 0) || skipped["look/look_failed"] != 0 {
+		t.Errorf("fleetwatch_analyzer_canary_rules_skipped_total %v: want engagement/no_outcomes and accuracy/no_labels counted, no failed look", skipped)
 	}
 	if err := a.canary.close(); err != nil {
 		t.Fatal(err)

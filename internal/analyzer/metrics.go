@@ -32,7 +32,7 @@ func (a *Analyzer) collector() prometheus.Collector { return collector{a} }
 // Describe implements prometheus.Collector.
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWindows, descFailures, descSkipped, descDetections, descLastWindow, descLastDuration, descDrift,
-		descPSI, descPValue, descBand, descSPCValue, descSPCZ, descSPCOut, descIncidents, descStateErrors, descHealthSkipped, descJobsSkipped, descJobGoodput} {
+		descPSI, descPValue, descBand, descSPCValue, descSPCZ, descSPCOut, descIncidents, descStateErrors, descHealthSkipped, descJobsSkipped, descJobGoodput, descCanarySkipped} {
 		ch <- d
 	}
 	for _, d := range alertingDescs {
@@ -66,6 +66,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectState(ch)
 	c.collectHealth(ch)
 	c.collectJobs(ch)
+	c.collectCanary(ch)
 	c.collectScaling(ch)
 	if st := c.a.alerting(); st != nil {
 		st.collect(ch)

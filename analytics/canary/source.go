@@ -3,6 +3,7 @@ package canary
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -243,13 +244,32 @@ func (s series) countsSQL(database, model, canaryVersion, baselineVersion string
 }
 
 // numericBin is the bin of the series' value on key i's edges: the first
-// edge it is at or below, len(edges[i]) above them all.
+// edge it is at or below, len(edges[i]) above them all. It counts the
+// edges the value is above as a sum of comparisons, the k-th against the
+// k-th edge of every key (+inf past a key's last: never above), picked
+// by i from a constant array: arithmetic on columns, about 5× faster on
+// ClickHouse 18.16 than counting over the key's edges with a lambda
+// (arrayCount), which builds an array per row (docs/BENCHMARKS.md).
 func (s series) numericBin(edges [][]float64) string {
-	arrays := make([]string, len(edges))
-	for i, e := range edges {
-		arrays[i] = chsql.Floats(e)
+	most := 0
+	for _, e := range edges {
+		most = max(most, len(e))
 	}
-	return fmt.Sprintf("arrayCount(e -> %s > e, arrayElement(CAST([%s] AS Array(Array(Float64))), i))", s.value, strings.Join(arrays, ", "))
+	if most == 0 {
+		return "0"
+	}
+	terms := make([]string, most)
+	col := make([]float64, len(edges))
+	for k := range most {
+		for i, e := range edges {
+			col[i] = math.Inf(1)
+			if k < len(e) {
+				col[i] = e[k]
+			}
+		}
+		terms[k] = fmt.Sprintf("(%s > arrayElement(%s, i))", s.value, chsql.Floats(col))
+	}
+	return strings.Join(terms, " + ")
 }
 
 // categoryBin is the 1-based position of the series' value in key i's

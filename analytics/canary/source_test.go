@@ -3,12 +3,15 @@ package canary
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
+	"github.com/fleetwatch/fleetwatch/storage/chsql"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
 
@@ -82,5 +85,39 @@ func TestReaderOnInferenceEvents(t *testing.T) {
 	}
 	if f := v.Failed(); len(f) == 0 || f[0] != RuleErrorRate && f[0] != RuleLatencyP99 {
 		t.Errorf("failed rules %v", f)
+	}
+}
+
+// lambdaBin is the obvious numeric bin, the one numericBin replaced: count
+// key i's edges below the value with a lambda.
+func lambdaBin(edges [][]float64) string {
+	arrays := make([]string, len(edges))
+	for i, e := range edges {
+		arrays[i] = chsql.Floats(e)
+	}
+	return fmt.Sprintf("arrayCount(e -> fvalue > e, arrayElement(CAST([%s] AS Array(Array(Float64))), i))", strings.Join(arrays, ", "))
+}
+
+// TestNumericBinOnClickHouse: the numeric bin ClickHouse computes is the
+// number of the key's edges strictly below the value, as the lambda
+// form gives it, for keys with different numbers of edges (none
+// included), values on an edge, beyond them all and infinite.
+func TestNumericBinOnClickHouse(t *testing.T) {
+	db := chtest.NewDB(t)
+	edges := [][]float64{{1, 2, 3}, {0.5}, {}}
+	values := []float64{math.Inf(-1), 0, 0.5, 1, 1.5, 2, 3, 3.5, math.Inf(1), 1e300}
+	q := fmt.Sprintf("SELECT countIf(b1 != b2), count(), sum(b1) FROM (SELECT toUInt32(%s) AS b1, toUInt32(%s) AS b2 FROM (SELECT arrayJoin(%s) AS fvalue) ARRAY JOIN [1, 2, 3] AS i)",
+		featureSeries.numericBin(edges), lambdaBin(edges), chsql.Floats(values))
+	var differ, n, sum uint64
+	if err := db.QueryScalar(context.Background(), q, &differ, &n, &sum); err != nil {
+		t.Fatal(err)
+	}
+	// Bins by hand: key 1 (edges 1, 2, 3): 0 0 0 0 1 1 2 3 3 3 = 13;
+	// key 2 (0.5): 0 0 0 1 1 1 1 1 1 1 = 7; key 3: all 0.
+	if differ != 0 || n != 30 || sum != 20 {
+		t.Errorf("%d of %d bins differ from the lambda form, bins sum to %d (want 0, 30, 20)", differ, n, sum)
+	}
+	if got := featureSeries.numericBin([][]float64{{}, {}}); got != "0" {
+		t.Errorf("bin with no edges at all: %q, want 0", got)
 	}
 }

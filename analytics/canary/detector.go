@@ -76,15 +76,34 @@ type DetectorConfig struct {
 	// most baseline values in the hour before the canary; 0 turns feature
 	// drift off.
 	MaxFeatures int `yaml:"max_features"`
+	// Lateness is how long after a look's time the judge takes that look
+	// (fleet.LatenessOverride; 0: the engine's). Short, because a look
+	// reads every row since the canary started: rows that land after a
+	// look count at the next one. A rollback request goes out this long
+	// after the judge's time to fail.
+	Lateness time.Duration `yaml:"lateness"`
+	// Settle is how old rows must be before the detector reads them for
+	// the last time: a canary's counts older than Settle are read once,
+	// a minute at a time, and kept, so a look reads only the last Settle
+	// and a minute more, however long the canary has run. Rows that
+	// arrive more than Settle after their time are not judged. Delayed
+	// labels are read in full at every look (they come hours late).
+	Settle time.Duration `yaml:"settle"`
 }
 
-// NewDefaultDetectorConfig returns looks every 10 s, canaries judged for
-// up to 24 hours, every success outcome within 2 minutes of its request
-// counting as engagement, the drift of up to DefaultMaxFeatures (50)
-// numeric features per model.
+// NewDefaultDetectorConfig returns looks every 10 s, each taken 10 s
+// after its time, canaries judged for up to 24 hours, every success
+// outcome within 2 minutes of its request counting as engagement, the
+// drift of up to DefaultMaxFeatures (50) numeric features per model, and
+// rows a minute old read for the last time.
 func NewDefaultDetectorConfig() DetectorConfig {
-	return DetectorConfig{Name: "canary", Interval: 10 * time.Second, MaxAge: 24 * time.Hour, OutcomeWindow: DefaultOutcomeWindow, MaxFeatures: DefaultMaxFeatures}
+	return DetectorConfig{Name: "canary", Interval: 10 * time.Second, MaxAge: 24 * time.Hour, OutcomeWindow: DefaultOutcomeWindow, MaxFeatures: DefaultMaxFeatures,
+		Lateness: 10 * time.Second, Settle: time.Minute}
 }
+
+// settleStep is how much of a canary's settled counts a look reads at
+// once.
+const settleStep = time.Minute
 
 // Validate reports every problem at once.
 func (c DetectorConfig) Validate() error {
@@ -103,6 +122,12 @@ func (c DetectorConfig) Validate() error {
 	}
 	if c.MaxFeatures < 0 {
 		errs = append(errs, fmt.Errorf("canary max_features %d: want >= 0 (0 = no feature drift)", c.MaxFeatures))
+	}
+	if c.Lateness < 0 {
+		errs = append(errs, fmt.Errorf("canary lateness %v: want >= 0 (0 = the engine's)", c.Lateness))
+	}
+	if c.Settle < 0 {
+		errs = append(errs, fmt.Errorf("canary settle %v: want >= 0", c.Settle))
 	}
 	return errors.Join(errs...)
 }
@@ -197,6 +222,12 @@ type running struct {
 	// recorded is the last recorded look, with its verdict and gate.
 	recorded        time.Time
 	recOut, recGate Outcome
+	// settled holds the counts read for the last time: requests,
+	// predictions and features before settledAt, engagement of the
+	// requests before settledAt − OutcomeWindow; never accuracy. cur is a
+	// look's observation, settled plus what the look read.
+	settled, cur Observation
+	settledAt    time.Time
 }
 
 // NewDetector returns the detector reading c and judging with each
@@ -219,6 +250,11 @@ func (d *Detector) Name() string { return d.cfg.Name }
 
 // Interval implements fleet.Detector.
 func (d *Detector) Interval() time.Duration { return d.cfg.Interval }
+
+// Lateness implements fleet.LatenessOverride.
+func (d *Detector) Lateness() time.Duration { return d.cfg.Lateness }
+
+var _ fleet.LatenessOverride = (*Detector)(nil)
 
 // CanariesSQL returns the query for the canaries running at end: per
 // model, the latest change within maxAge when it is a canary.
@@ -304,19 +340,60 @@ func (d *Detector) look(ctx context.Context, dep Deployment, at time.Time) (*run
 }
 
 // observe reads dep's counts as of at, predictions and features
-// included.
+// included: the settled counts, after adding what has settled since the
+// last look, plus the rows since they end; delayed labels in full.
 func (d *Detector) observe(ctx context.Context, dep Deployment, r *running, at time.Time) (Observation, error) {
-	o, err := d.reader.Observe(ctx, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, at)
-	if err != nil {
+	if r.settledAt.IsZero() {
+		r.settledAt = dep.Started
+		r.settled = Observation{Canary: Counts{Latency: &Histogram{}}, Baseline: Counts{Latency: &Histogram{}}}
+		r.cur = Observation{Canary: Counts{Latency: &Histogram{}}, Baseline: Counts{Latency: &Histogram{}}}
+	}
+	if to := dep.Started.Add((at.Sub(dep.Started) - d.cfg.Settle) / settleStep * settleStep); to.After(r.settledAt) {
+		if err := d.readRows(ctx, dep, r, &r.settled, r.settledAt, to); err != nil {
+			return Observation{}, err
+		}
+		// The engagement of requests in [from − W, to − W), their outcomes
+		// up to to.
+		if err := d.reader.ObserveEngagement(ctx, &r.settled, dep.Model, dep.Version, dep.BaselineVersion, d.engagementFrom(dep, r.settledAt), to); err != nil {
+			return Observation{}, err
+		}
+		r.settledAt = to
+	}
+	o := snapshot(&r.settled, &r.cur)
+	o.Elapsed = at.Sub(dep.Started)
+	if err := d.readRows(ctx, dep, r, o, r.settledAt, at); err != nil {
 		return Observation{}, err
 	}
-	if err := d.reader.ObservePredictions(ctx, &o, dep.Model, dep.Version, dep.BaselineVersion, r.edges, dep.Started, at); err != nil {
+	if err := d.reader.ObserveEngagement(ctx, o, dep.Model, dep.Version, dep.BaselineVersion, d.engagementFrom(dep, r.settledAt), at); err != nil {
 		return Observation{}, err
 	}
-	if err := d.reader.ObserveFeatures(ctx, &o, dep.Model, dep.Version, dep.BaselineVersion, r.features, dep.Started, at); err != nil {
+	if err := d.reader.ObserveAccuracy(ctx, o, dep.Model, dep.Version, dep.BaselineVersion, dep.Started, at); err != nil {
 		return Observation{}, err
 	}
-	return o, nil
+	return *o, nil
+}
+
+// engagementFrom is where the unsettled requests' engagement begins when
+// the other counts have settled up to settled: OutcomeWindow earlier, as a
+// request's engagement is known that long after it.
+func (d *Detector) engagementFrom(dep Deployment, settled time.Time) time.Time {
+	from := settled.Add(-d.reader.OutcomeWindow)
+	if from.Before(dep.Started) {
+		return dep.Started
+	}
+	return from
+}
+
+// readRows adds to o dep's requests, predictions and features in [from,
+// to).
+func (d *Detector) readRows(ctx context.Context, dep Deployment, r *running, o *Observation, from, to time.Time) error {
+	if err := d.reader.ObserveRequests(ctx, o, dep.Model, dep.Version, dep.BaselineVersion, from, to); err != nil {
+		return err
+	}
+	if err := d.reader.ObservePredictions(ctx, o, dep.Model, dep.Version, dep.BaselineVersion, r.edges, from, to); err != nil {
+		return err
+	}
+	return d.reader.ObserveFeatures(ctx, o, dep.Model, dep.Version, dep.BaselineVersion, r.features, from, to)
 }
 
 // Judge returns dep's verdict as of at, as the analyzer would reach it

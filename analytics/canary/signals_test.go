@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -388,6 +389,10 @@ func TestDetectorConfigValidate(t *testing.T) {
 		{"no interval", func(c *DetectorConfig) { c.Interval = 0 }, "interval"},
 		{"negative max features", func(c *DetectorConfig) { c.MaxFeatures = -1 }, "max_features"},
 		{"no feature drift", func(c *DetectorConfig) { c.MaxFeatures = 0 }, ""},
+		{"negative lateness", func(c *DetectorConfig) { c.Lateness = -time.Second }, "lateness"},
+		{"the engine's lateness", func(c *DetectorConfig) { c.Lateness = 0 }, ""},
+		{"negative settle", func(c *DetectorConfig) { c.Settle = -time.Minute }, "settle"},
+		{"nothing kept unsettled", func(c *DetectorConfig) { c.Settle = 0 }, ""},
 	} {
 		cfg := NewDefaultDetectorConfig()
 		c.set(&cfg)
@@ -467,5 +472,77 @@ func TestPredictionClassDriftPerVersion(t *testing.T) {
 			t.Errorf("same classes: feature drift %s, want PSI < 0.1", e)
 		}
 		t.Logf("%s: %s", m, e)
+	}
+}
+
+// TestLooksReadOnlyWhatHasNotSettled: the detector keeps the counts older
+// than Settle and reads only the rows since, yet every look sees what a
+// full read since the canary's start sees: requests, errors, latencies,
+// engagement, accuracy, predictions and features, at every look of 15
+// minutes, rows that land after a look included (they are younger than
+// Settle).
+func TestLooksReadOnlyWhatHasNotSettled(t *testing.T) {
+	db := chtest.NewDB(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	dur := 15 * time.Minute
+	m := &signalModel{name: "ranker", ctr: [2]float64{0.20, 0.10}, acc: [2]float64{0.95, 0.80}, skew: 3, shift: 0.5, bots: true}
+	writeSignals(t, db, t0, dur, t0.Add(dur), []*signalModel{m})
+	d, err := NewDetector(NewDefaultDetectorConfig(), db, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep := Deployment{Model: "ranker", Version: "v2", BaselineVersion: "v1", Started: t0}
+	r, err := d.track(ctx, dep, t0.Add(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.features == nil || len(r.edges) == 0 {
+		t.Fatalf("the fixture has no prediction or feature bins: %v %v", r.edges, r.features)
+	}
+	full := func(at time.Time) Observation {
+		o, err := d.reader.Observe(ctx, "ranker", "v2", "v1", t0, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.reader.ObservePredictions(ctx, &o, "ranker", "v2", "v1", r.edges, t0, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.reader.ObserveFeatures(ctx, &o, "ranker", "v2", "v1", r.features, t0, at); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	late := false
+	for at := t0.Add(10 * time.Second); !at.After(t0.Add(dur)); at = at.Add(10 * time.Second) {
+		if !late && at.Sub(t0) > 10*time.Minute {
+			// Rows that land after the last look, 30 s older than it.
+			late = true
+			var ev storage.InferenceEventBlock
+			for k := range 50 {
+				ev.Append(&fleet.InferenceEvent{Time: at.Add(-40 * time.Second), Model: "ranker", ModelVersion: "v2", RequestID: fmt.Sprint("late-", k),
+					LatencyMs: 900, Status: "error", Prediction: 0.99, FeatureNames: []string{"x", "y"}, FeatureValues: []float64{5, 5}})
+			}
+			chtest.Write(t, db, ev.Block())
+		}
+		got, err := d.observe(ctx, dep, r, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := full(at)
+		for i, pair := range [][2]*Counts{{&got.Canary, &want.Canary}, {&got.Baseline, &want.Baseline}} {
+			g, w := pair[0], pair[1]
+			if g.Requests != w.Requests || g.Errors != w.Errors || g.Trials != w.Trials || g.Successes != w.Successes ||
+				g.Labelled != w.Labelled || g.Correct != w.Correct || g.Latency.Count() != w.Latency.Count() ||
+				g.Latency.Quantile(0.99) != w.Latency.Quantile(0.99) || !slices.Equal(g.Predictions, w.Predictions) || !slices.Equal(g.Features, w.Features) {
+				t.Fatalf("look at %v, version %d: incremental %+v\nfull read %+v", at.Sub(t0), 2-i, *g, *w)
+			}
+		}
+		if got.Elapsed != at.Sub(t0) {
+			t.Fatalf("elapsed %v at %v", got.Elapsed, at.Sub(t0))
+		}
+	}
+	if want := t0.Add(dur - d.cfg.Settle).Truncate(time.Minute); !r.settledAt.Equal(want) {
+		t.Errorf("settled up to %v, want %v", r.settledAt.Sub(t0), want.Sub(t0))
 	}
 }

@@ -91,12 +91,28 @@ func AccuracySQL(database, model, canaryVersion, baselineVersion string, start, 
 		chsql.String(model), chsql.In([]string{canaryVersion, baselineVersion}), chsql.Between("ts", start, end))
 }
 
-// Observe returns the observation of a canary started at start, as of now.
+// Observe returns the observation of a canary started at start, as of now:
+// every count read over [start, now).
 func (r *Reader) Observe(ctx context.Context, model, canaryVersion, baselineVersion string, start, now time.Time) (Observation, error) {
 	o := Observation{Elapsed: now.Sub(start), Canary: Counts{Latency: &Histogram{}}, Baseline: Counts{Latency: &Histogram{}}}
+	if err := r.ObserveRequests(ctx, &o, model, canaryVersion, baselineVersion, start, now); err != nil {
+		return Observation{}, err
+	}
+	if err := r.ObserveEngagement(ctx, &o, model, canaryVersion, baselineVersion, start, now); err != nil {
+		return Observation{}, err
+	}
+	if err := r.ObserveAccuracy(ctx, &o, model, canaryVersion, baselineVersion, start, now); err != nil {
+		return Observation{}, err
+	}
+	return o, nil
+}
+
+// ObserveRequests adds to o both versions' requests, errors and latency
+// histogram over [from, to). o's histograms must not be nil.
+func (r *Reader) ObserveRequests(ctx context.Context, o *Observation, model, canaryVersion, baselineVersion string, from, to time.Time) error {
 	var res chsql.Result
 	v, b, n, e := res.Str("v"), res.Int("b"), res.Int("n"), res.Int("e")
-	sql := CountsSQL(r.client.Config().Database, model, canaryVersion, baselineVersion, start, now)
+	sql := CountsSQL(r.client.Config().Database, model, canaryVersion, baselineVersion, from, to)
 	err := res.ForRows(ctx, r.client, sql, func(row int) {
 		c := &o.Baseline
 		if v.At(row) == canaryVersion {
@@ -108,22 +124,35 @@ func (r *Reader) Observe(ctx context.Context, model, canaryVersion, baselineVers
 		c.Latency.AddN(min(max(int(b.At(row)), 0), Buckets-1), rows)
 	})
 	if err != nil {
-		return Observation{}, fmt.Errorf("canary counts for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
+		return fmt.Errorf("canary counts for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
 	}
-	db := r.client.Config().Database
-	if now.Sub(start) > r.OutcomeWindow {
-		err := r.pairs(ctx, EngagementSQL(db, model, canaryVersion, baselineVersion, r.Outcome, start, now, r.OutcomeWindow), canaryVersion, &o,
-			func(c *Counts, n, k uint64) { c.Trials, c.Successes = c.Trials+n, c.Successes+k })
-		if err != nil {
-			return Observation{}, fmt.Errorf("canary engagement for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
-		}
+	return nil
+}
+
+// ObserveEngagement adds to o the engagement of both versions' requests
+// in [from, to − OutcomeWindow), with their outcomes in [from, to):
+// nothing while to − from is not past OutcomeWindow.
+func (r *Reader) ObserveEngagement(ctx context.Context, o *Observation, model, canaryVersion, baselineVersion string, from, to time.Time) error {
+	if to.Sub(from) <= r.OutcomeWindow {
+		return nil
 	}
-	err = r.pairs(ctx, AccuracySQL(db, model, canaryVersion, baselineVersion, start, now), canaryVersion, &o,
+	err := r.pairs(ctx, EngagementSQL(r.client.Config().Database, model, canaryVersion, baselineVersion, r.Outcome, from, to, r.OutcomeWindow), canaryVersion, o,
+		func(c *Counts, n, k uint64) { c.Trials, c.Successes = c.Trials+n, c.Successes+k })
+	if err != nil {
+		return fmt.Errorf("canary engagement for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
+	}
+	return nil
+}
+
+// ObserveAccuracy adds to o the delayed-label accuracy of both versions'
+// requests in [from, to) whose labels arrived in [from, to).
+func (r *Reader) ObserveAccuracy(ctx context.Context, o *Observation, model, canaryVersion, baselineVersion string, from, to time.Time) error {
+	err := r.pairs(ctx, AccuracySQL(r.client.Config().Database, model, canaryVersion, baselineVersion, from, to), canaryVersion, o,
 		func(c *Counts, n, k uint64) { c.Labelled, c.Correct = c.Labelled+n, c.Correct+k })
 	if err != nil {
-		return Observation{}, fmt.Errorf("canary accuracy for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
+		return fmt.Errorf("canary accuracy for %s %s vs %s: %w", model, canaryVersion, baselineVersion, err)
 	}
-	return o, nil
+	return nil
 }
 
 // pairs runs a query returning per version v a count n and a part of it
@@ -440,13 +469,22 @@ func (r *Reader) binCounts(ctx context.Context, sql string, o *Observation, cana
 	})
 }
 
-// ObservePredictions sets o's prediction histograms (len(edges)+1 bins
-// each) over [start, end); with no edges it leaves them nil.
+// bins returns h when it has n bins, else n empty bins.
+func bins(h []float64, n int) []float64 {
+	if len(h) == n {
+		return h
+	}
+	return make([]float64, n)
+}
+
+// ObservePredictions adds to o's prediction histograms (len(edges)+1 bins
+// each, made when o has none of that size) the predictions over [start,
+// end); with no edges it leaves them as they are.
 func (r *Reader) ObservePredictions(ctx context.Context, o *Observation, model, canaryVersion, baselineVersion string, edges []float64, start, end time.Time) error {
 	if len(edges) == 0 {
 		return nil
 	}
-	o.Canary.Predictions, o.Baseline.Predictions = make([]float64, len(edges)+1), make([]float64, len(edges)+1)
+	o.Canary.Predictions, o.Baseline.Predictions = bins(o.Canary.Predictions, len(edges)+1), bins(o.Baseline.Predictions, len(edges)+1)
 	err := r.binCounts(ctx, PredictionCountsSQL(r.client.Config().Database, model, canaryVersion, baselineVersion, edges, start, end), o, canaryVersion,
 		func(c *Counts) []float64 { return c.Predictions },
 		func(h []float64, _, b int, n float64) { h[min(max(b, 0), len(edges))] += n })
@@ -456,16 +494,16 @@ func (r *Reader) ObservePredictions(ctx context.Context, o *Observation, model, 
 	return nil
 }
 
-// ObserveFeatures sets o's feature bins to fb and both versions' feature
-// histograms (fb's layout) over [start, end); with no fb it leaves them
-// nil.
+// ObserveFeatures sets o's feature bins to fb and adds to both versions'
+// feature histograms (fb's layout, made when o has none of that size) the
+// features over [start, end); with no fb it leaves them as they are.
 func (r *Reader) ObserveFeatures(ctx context.Context, o *Observation, model, canaryVersion, baselineVersion string, fb *FeatureBins, start, end time.Time) error {
 	if fb == nil || len(fb.Names) == 0 {
 		return nil
 	}
 	o.Features = fb
 	size := fb.Offsets[len(fb.Names)]
-	o.Canary.Features, o.Baseline.Features = make([]float64, size), make([]float64, size)
+	o.Canary.Features, o.Baseline.Features = bins(o.Canary.Features, size), bins(o.Baseline.Features, size)
 	db := r.client.Config().Database
 	hist := func(c *Counts) []float64 { return c.Features }
 	if fb.Numeric > 0 {

@@ -271,7 +271,13 @@ func (d *Detector) Canaries(ctx context.Context, end time.Time) ([]Deployment, e
 	var out []Deployment
 	err := res.ForRows(ctx, d.client, CanariesSQL(d.client.Config().Database, end, d.cfg.MaxAge), func(r int) {
 		dep := Deployment{Model: m.At(r), Version: v.At(r), BaselineVersion: pv.At(r), Started: time.Unix(t.Seconds(r), 0).UTC()}
-		out = append(out, dep.WithCatalog(d.cat))
+		dep = dep.WithCatalog(d.cat)
+		if dep.BaselineVersion == "" && dep.LastKnownGood != dep.Version {
+			// The sender named no previous version: judge against the
+			// catalog's last known good one, when it has one.
+			dep.BaselineVersion = dep.LastKnownGood
+		}
+		out = append(out, dep)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("running canaries: %w", err)
@@ -418,7 +424,16 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 	var out []fleet.Detection
 	var rec storage.CanaryVerdictBlock
 	var failed []error
+	looked := 0
 	for _, dep := range deps {
+		if dep.BaselineVersion == "" || dep.BaselineVersion == dep.Version {
+			// Nothing to compare with: counted and logged once, not a
+			// failed look (it will not get better by retrying).
+			d.skips.Add(d.log, "canary cannot be judged: its model_deployments row names no previous version, or its own, and the catalog has no other last_known_good (logged once; counted in fleetwatch_analyzer_canary_rules_skipped_total)",
+				fleet.SkipKey{Rule: SkipLook, Reason: "no_baseline_version"}, 1, "detector", d.cfg.Name, "canary", dep.Key())
+			continue
+		}
+		looked++
 		r, err := d.look(ctx, dep, w.End)
 		if err != nil {
 			// Keep what the canary's tracker holds: the next look
@@ -434,6 +449,10 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 		}
 		r.seen = true
 		d.countSkips(dep, &r.v)
+		if r.cur.Baseline.Requests == 0 && r.cur.Canary.Requests > 0 {
+			d.skips.Add(d.log, "canary has requests but its baseline version has none: the rules wait for both (logged once; counted in fleetwatch_analyzer_canary_rules_skipped_total)",
+				fleet.SkipKey{Rule: SkipLook, Reason: "no_baseline_traffic"}, 1, "detector", d.cfg.Name, "canary", dep.Key(), "baseline", dep.BaselineVersion)
+		}
 		if d.out != nil && (r.recorded.IsZero() || w.End.Sub(r.recorded) >= RecordEvery || r.v.Outcome != r.recOut || r.v.Gate.Outcome != r.recGate) {
 			appendVerdict(&rec, d.cfg.Name, w.End, dep, &r.v)
 			r.recorded, r.recOut, r.recGate = w.End, r.v.Outcome, r.v.Gate.Outcome
@@ -446,7 +465,7 @@ func (d *Detector) Evaluate(ctx context.Context, w fleet.Window) ([]fleet.Detect
 			out = append(out, detection(d.cfg.Name, w, dep, r.v))
 		}
 	}
-	if len(failed) > 0 && len(failed) == len(deps) {
+	if len(failed) > 0 && len(failed) == looked {
 		return nil, fmt.Errorf("every canary's look failed: %w", errors.Join(failed...))
 	}
 	for k, r := range d.running {

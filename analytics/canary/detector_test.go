@@ -2,6 +2,9 @@ package canary
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,12 +33,22 @@ func TestDetectorOnClickHouse(t *testing.T) {
 	dep.Append(&storage.ModelDeployment{Time: t0.Add(-time.Hour), Model: "fraud", ModelVersion: "v2", PreviousVersion: "v1", Change: "canary"})
 	dep.Append(&storage.ModelDeployment{Time: t0.Add(-30 * time.Minute), Model: "fraud", ModelVersion: "v2", PreviousVersion: "v1", Change: "promote"})
 	dep.Append(&storage.ModelDeployment{Time: t0, Model: "scorer", ModelVersion: "v3", PreviousVersion: "v2", Change: "canary"})
+	// Canaries naming no previous version (embed's catalog entry has a
+	// last known good one), and one whose baseline serves nothing.
+	dep.Append(&storage.ModelDeployment{Time: t0, Model: "embed", ModelVersion: "v5", Change: "canary"})
+	dep.Append(&storage.ModelDeployment{Time: t0, Model: "search", ModelVersion: "v5", Change: "canary"})
+	dep.Append(&storage.ModelDeployment{Time: t0, Model: "lonely", ModelVersion: "v2", PreviousVersion: "v1", Change: "canary"})
+	for s := range 300 {
+		ev.Append(&fleet.InferenceEvent{Time: t0.Add(time.Duration(s) * time.Second), Model: "lonely", ModelVersion: "v2", RequestID: fmt.Sprint("lonely-", s), LatencyMs: 5, Status: "ok"})
+	}
 	chtest.Write(t, db, dep.Block(), ev.Block())
 	cat, err := catalog.Parse([]byte(`
 models:
   - model: {name: ranker, type: ranking, domain: recommendation}
   - model: {name: scorer, type: classification}
     canary: {alpha: 0.7}
+  - model: {name: embed}
+    evaluation: {last_known_good: v4}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +60,9 @@ models:
 		}
 		var seen []Verdict
 		d.OnVerdict = func(_ context.Context, dep Deployment, v Verdict) {
+			if dep.Model != "ranker" {
+				return
+			}
 			if dep.Key() != "ranker/v8@1796522400" || dep.BaselineVersion != "v7" {
 				t.Errorf("verdict for %+v", dep)
 			}
@@ -83,17 +99,22 @@ models:
 	if len(*seen) != 29 || (*seen)[len(*seen)-1].Outcome != Fail {
 		t.Errorf("%d verdicts, last %v", len(*seen), (*seen)[len(*seen)-1].Outcome)
 	}
-	skipped := d.Skipped()
-	for k, want := range map[fleet.SkipKey]uint64{
-		{Rule: RuleEngagement, Reason: "no_outcomes"}: 29, {Rule: RuleAccuracy, Reason: "no_labels"}: 29,
-		{Rule: SkipLook, Reason: "look_failed"}: 29, // scorer's alpha 0.7, at every look
-	} {
-		if skipped[k] != want {
-			t.Errorf("skipped %v: %d, want %d (all: %v)", k, skipped[k], want, skipped)
-		}
+	// ranker: no outcomes, no labels, at every look. lonely (a baseline
+	// without requests): no labels; no outcomes until its requests are
+	// trials, the 12 looks of the first 2 minutes (then the canary has
+	// trials). embed (no requests at all): no rule can run. scorer's look
+	// fails (alpha 0.7) and search has no baseline version.
+	want := map[fleet.SkipKey]uint64{
+		{Rule: RuleEngagement, Reason: "no_outcomes"}:   29 + 12 + 29,
+		{Rule: RuleAccuracy, Reason: "no_labels"}:       3 * 29,
+		{Rule: RuleErrorRate, Reason: "no_requests"}:    29,
+		{Rule: RuleLatencyP99, Reason: "no_latencies"}:  29,
+		{Rule: SkipLook, Reason: "look_failed"}:         29,
+		{Rule: SkipLook, Reason: "no_baseline_version"}: 29,
+		{Rule: SkipLook, Reason: "no_baseline_traffic"}: 29,
 	}
-	if n := skipped[fleet.SkipKey{Rule: RuleErrorRate, Reason: "no_requests"}]; n != 0 {
-		t.Errorf("error rate counted as skipped %d times, but both versions had requests", n)
+	if got := d.Skipped(); !maps.Equal(got, want) {
+		t.Errorf("skipped %v\nwant    %v", got, want)
 	}
 
 	// A restarted analyzer: the Tracker's restarts are read back.
@@ -112,7 +133,12 @@ models:
 	promote.Append(&storage.ModelDeployment{Time: t0.Add(7 * time.Minute), Model: "ranker", ModelVersion: "v8", PreviousVersion: "v7", Change: "promote"})
 	chtest.Write(t, db, promote.Block())
 	deps, err := d2.Canaries(ctx, t0.Add(8*time.Minute))
-	if err != nil || len(deps) != 1 || deps[0].Model != "scorer" {
-		t.Errorf("after the promotion: %v, %v; want only scorer's canary left", deps, err)
+	if err != nil || len(deps) != 4 || slices.ContainsFunc(deps, func(d Deployment) bool { return d.Model == "ranker" }) {
+		t.Errorf("after the promotion: %v, %v; want the other four canaries left", deps, err)
+	}
+	for _, dep := range deps {
+		if want := map[string]string{"embed": "v4", "search": "", "lonely": "v1", "scorer": "v2"}[dep.Model]; dep.BaselineVersion != want {
+			t.Errorf("%s's baseline %q, want %q", dep.Key(), dep.BaselineVersion, want)
+		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 var descCanarySkipped = prometheus.NewDesc("fleetwatch_analyzer_canary_rules_skipped_total",
-	"Canary-judge rules that could not run, per canary and look, by rule and reason: no_requests, no_outcomes, no_labels, no_latencies, no_predictions, no_features (neither version has the rule's data; each logged once); rule look, reason look_failed: a canary not judged at a look (each failure logged).",
+	"Canary-judge rules that could not run, per canary and look, by rule and reason: no_requests, no_outcomes, no_labels, no_latencies, no_predictions, no_features (neither version has the rule's data; each logged once); rule look: look_failed (a canary not judged at a look; each failure logged), no_baseline_version (no previous version named and no catalog last_known_good), no_baseline_traffic (the baseline version serves no requests).",
 	[]string{"detector", "rule", "reason"}, nil)
 
 // collectCanary exports the canary judge's skipped rules.

@@ -3,12 +3,11 @@ package canary
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/fleet/catalog"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/knob"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
 )
@@ -22,8 +21,8 @@ import (
 // for the drift bins. Each look reads everything since the canary
 // started (the Reader's queries), so its cost grows with the canary's age.
 func BenchmarkDetectorLook(b *testing.B) {
-	rate := int(envInt(b, "FLEETWATCH_CANARY_BENCH_RATE", 5000))
-	minutes := int(envInt(b, "FLEETWATCH_CANARY_BENCH_MINUTES", 60))
+	rate := int(knob.Int(b, "FLEETWATCH_CANARY_BENCH_RATE", 5000))
+	minutes := int(knob.Int(b, "FLEETWATCH_CANARY_BENCH_MINUTES", 60))
 	db := chtest.NewDB(b)
 	ctx := context.Background()
 	t0 := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
@@ -104,17 +103,4 @@ FROM numbers(%[4]d) WHERE cityHash64(number, 40) %% 20 = 0`, database, start.Uni
 		}
 	}
 	b.ReportMetric(float64(minutes*60*rate)/1e6, "Mrequests")
-}
-
-// envInt is the integer environment variable name, or def when unset.
-func envInt(tb testing.TB, name string, def int64) int64 {
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		tb.Fatalf("%s: %v", name, err)
-	}
-	return v
 }

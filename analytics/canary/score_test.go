@@ -2,12 +2,12 @@ package canary
 
 import (
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/knob"
 )
 
 // look is how often the judge looks in the scoring runs.
@@ -15,14 +15,7 @@ const look = 10 * time.Second
 
 // seeds is the runs per scenario; FLEETWATCH_CANARY_SEEDS overrides it.
 func seeds(t *testing.T) int {
-	n := 1000
-	if s := os.Getenv("FLEETWATCH_CANARY_SEEDS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("FLEETWATCH_CANARY_SEEDS: %v", err)
-		}
-		n = v
-	}
+	n := int(knob.Int(t, "FLEETWATCH_CANARY_SEEDS", 1000))
 	if testing.Short() {
 		n = min(n, 100)
 	}

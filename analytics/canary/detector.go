@@ -77,9 +77,9 @@ type DetectorConfig struct {
 	// drift off.
 	MaxFeatures int `yaml:"max_features"`
 	// Lateness is how long after a look's time the judge takes that look
-	// (fleet.LatenessOverride; 0: the engine's). Short, because a look
-	// reads every row since the canary started: rows that land after a
-	// look count at the next one. A rollback request goes out this long
+	// (fleet.LatenessOverride; 0: the engine's). Short, because every
+	// look reads again the rows younger than Settle: rows that land after
+	// a look count at the next one. A rollback request goes out this long
 	// after the judge's time to fail.
 	Lateness time.Duration `yaml:"lateness"`
 	// Settle is how old rows must be before the detector reads them for
@@ -171,8 +171,10 @@ var skipReasons = map[string]string{
 	RuleFeatureDrift: "no_features",
 }
 
-// SkipLook is the rule a canary's failed look counts under in Skipped, with
-// reason "look_failed".
+// SkipLook is the rule under which Skipped counts a canary not judged at a
+// look, with reason "look_failed" (its look failed), "no_baseline_version"
+// (nothing to compare with) or "no_baseline_traffic" (the baseline serves
+// no requests).
 const SkipLook = "look"
 
 // Skipped returns, per rule and reason, how many canary looks a rule could

@@ -116,12 +116,8 @@ type Running struct {
 }
 
 // Start runs the distribution with the given YAML configuration in this
-// process and returns once its pipelines run. It enables
-// DefaultFeatureGates, as the command does.
+// process and returns once its pipelines run.
 func Start(ctx context.Context, config, version string) (*Running, error) {
-	if err := SetDefaultFeatureGates(); err != nil {
-		return nil, fmt.Errorf("collector: %w", err)
-	}
 	set := Settings(version)
 	set.ConfigProviderSettings.ResolverSettings.URIs = []string{"yaml:" + config}
 	set.DisableGracefulShutdown = true

@@ -27,20 +27,10 @@ func withDefaultConfig(args []string) []string {
 }
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	cmd := otelcol.NewCommand(collector.Settings(buildinfo.Version))
+	cmd.SetArgs(withDefaultConfig(os.Args[1:]))
+	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-}
-
-// run enables collector.DefaultFeatureGates, then runs the command with
-// args: a --feature-gates flag among them has the last word
-// (--feature-gates=-pdata.useProtoPooling turns pdata's pooling off).
-func run(args []string) error {
-	if err := collector.SetDefaultFeatureGates(); err != nil {
-		return err
-	}
-	cmd := otelcol.NewCommand(collector.Settings(buildinfo.Version))
-	cmd.SetArgs(withDefaultConfig(args))
-	return cmd.Execute()
 }

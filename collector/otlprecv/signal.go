@@ -125,7 +125,7 @@ func (s *signal[Req, Resp]) export(ctx context.Context, obs *receiverhelper.ObsR
 
 // release hands data to next and, once next has returned, drops the
 // receiver's reference to it: with pdata's pdata.useProtoPooling feature
-// gate on (the distribution's default, collector.DefaultFeatureGates) that
+// gate on (off by default; --feature-gates=pdata.useProtoPooling) that
 // returns the request's nodes to pdata's pools, unless a component took a
 // reference of its own to keep the data past its Consume call (exporter
 // queues and the batch processor do: xpdata/pref); with the gate off it

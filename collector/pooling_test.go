@@ -2,7 +2,6 @@ package collector_test
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"sync"
 	"testing"
@@ -153,7 +152,7 @@ func startWith(t *testing.T, cfg string, factories func() (otelcol.Factories, er
 	for deadline := time.Now().Add(30 * time.Second); col.GetState() != otelcol.StateRunning; time.Sleep(10 * time.Millisecond) {
 		select {
 		case err := <-done:
-			t.Fatalf("collector did not start: %v", errors.Join(err, errors.New("stopped")))
+			t.Fatalf("collector stopped before running: %v", err)
 		default:
 		}
 		if time.Now().After(deadline) {

@@ -66,7 +66,11 @@ func startBenchCollector(b *testing.B, dsn string, persistent bool, batch chexpo
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	bc.cmd = exec.Command(bin, "--config", path)
+	args := []string{"--config", path}
+	if v := os.Getenv("FLEETWATCH_BENCH_FEATURE_GATES"); v != "" {
+		args = append(args, "--feature-gates="+v)
+	}
+	bc.cmd = exec.Command(bin, args...)
 	bc.cmd.Env = os.Environ()
 	if v := os.Getenv("FLEETWATCH_BENCH_GOGC"); v != "" {
 		bc.cmd.Env = append(bc.cmd.Env, "GOGC="+v)
@@ -242,7 +246,9 @@ func envInt(b *testing.B, name string, def int64) int64 {
 // prefix-<queue>-<batch>.pprof; FLEETWATCH_BENCH_GOGC=v runs the collector
 // (only) with GOGC=v; FLEETWATCH_BENCH_POD_MIB=n runs it as in a container
 // limited to n MiB: the memory_limiter's percentages turned into MiB of n,
-// and GOMEMLIMIT at 90 % of n, as cmd/fleetwatch-collector sets it there.
+// and GOMEMLIMIT at 90 % of n, as cmd/fleetwatch-collector sets it there;
+// FLEETWATCH_BENCH_FEATURE_GATES=list passes --feature-gates=list to the
+// collector (e.g. -pdata.useProtoPooling to turn pdata's pooling off).
 func BenchmarkEndToEnd(b *testing.B) {
 	batches := []struct {
 		name string

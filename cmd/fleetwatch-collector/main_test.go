@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/collector/featuregate"
 	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/pdata/xpdata/pref"
 
 	"github.com/fleetwatch/fleetwatch/collector"
 )
@@ -58,5 +60,25 @@ func TestDefaultConfigIsTheDeployedOne(t *testing.T) {
 	}
 	if string(deployed) != collector.DefaultConfig {
 		t.Fatal("collector/default.yaml differs from deploy/collector.yaml; copy one onto the other")
+	}
+}
+
+// pdata's pooling stays off unless --feature-gates turns it on (measured
+// without a gain: docs/BENCHMARKS.md, "pdata's proto pooling").
+func TestPdataPoolingOffUnlessTurnedOn(t *testing.T) {
+	defer func() { _ = featuregate.GlobalRegistry().Set(pref.UseProtoPooling.ID(), false) }()
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"validate"}, false},
+		{[]string{"validate", "--feature-gates=pdata.useProtoPooling"}, true},
+	} {
+		if out, err := runCmd(t, tc.args...); err != nil {
+			t.Fatalf("%v: %v\n%s", tc.args, err, out)
+		}
+		if got := pref.UseProtoPooling.IsEnabled(); got != tc.want {
+			t.Errorf("%v: pdata.useProtoPooling %v, want %v", tc.args, got, tc.want)
+		}
 	}
 }

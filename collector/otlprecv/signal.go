@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"go.opentelemetry.io/collector/pdata/xpdata/pref"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -46,12 +47,14 @@ type response interface {
 // signal is one OTLP signal: how to count its requests' items, hand them to
 // the next consumer, answer, and report the operation.
 type signal[Req request, Resp response] struct {
-	name    string
-	lim     *Limits
-	shape   *wireShape
-	newReq  func() Req
-	items   func(Req) int
-	check   func(Req, *checker)
+	name   string
+	lim    *Limits
+	shape  *wireShape
+	newReq func() Req
+	items  func(Req) int
+	check  func(Req, *checker)
+	// consume hands the request to the next consumer and releases it (see
+	// release): the request must not be read after.
 	consume func(context.Context, Req) error
 	// answer builds the response; rejected > 0 fills its partial success.
 	answer  func(rejected int64, message string) Resp
@@ -120,6 +123,30 @@ func (s *signal[Req, Resp]) export(ctx context.Context, obs *receiverhelper.ObsR
 	return s.answer(min(rejected, int64(n)), tally.Message()), nil
 }
 
+// release hands data to next and, once next has returned, drops the
+// receiver's reference to it: with pdata's pdata.useProtoPooling feature
+// gate on (off by default; --feature-gates=pdata.useProtoPooling) that
+// returns the request's nodes to pdata's pools, unless a component took a
+// reference of its own to keep the data past its Consume call (exporter
+// queues and the batch processor do: xpdata/pref); with the gate off it
+// only counts the reference down.
+//
+// The receiver takes ownership itself, before the service does: the
+// service (v0.162.0) marks data as owned where a pipeline starts and
+// releases it when that pipeline returns, so two pipelines fed by this
+// receiver that share one request (read-only consumers: the fan-out hands
+// both the same data) would see the second one get an emptied request.
+// Owned here, the request is released once every pipeline has returned.
+// This is safe because consuming is synchronous: next returns only when
+// every pipeline is done with the data or holds a reference, and the
+// receiver reads nothing of the request after.
+func release[T any](ctx context.Context, data T, own func(T) bool, unref func(T), next func(context.Context, T) error) error {
+	if own(data) {
+		defer unref(data)
+	}
+	return next(ctx, data)
+}
+
 // grpcError maps a consumer's error to a gRPC status error.
 func grpcError(err error) error {
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
@@ -147,7 +174,7 @@ func newMetricsSignal(next consumer.Metrics, lim *Limits) *metricsSignal {
 		items:  func(r pmetricotlp.ExportRequest) int { return r.Metrics().DataPointCount() },
 		check:  func(r pmetricotlp.ExportRequest, c *checker) { checkMetrics(r.Metrics(), c) },
 		consume: func(ctx context.Context, r pmetricotlp.ExportRequest) error {
-			return next.ConsumeMetrics(ctx, r.Metrics())
+			return release(ctx, r.Metrics(), pref.MarkPipelineOwnedMetrics, pref.UnrefMetrics, next.ConsumeMetrics)
 		},
 		answer: func(rejected int64, msg string) pmetricotlp.ExportResponse {
 			resp := pmetricotlp.NewExportResponse()
@@ -171,7 +198,7 @@ func newLogsSignal(next consumer.Logs, lim *Limits) *logsSignal {
 		items:  func(r plogotlp.ExportRequest) int { return r.Logs().LogRecordCount() },
 		check:  func(r plogotlp.ExportRequest, c *checker) { checkLogs(r.Logs(), c) },
 		consume: func(ctx context.Context, r plogotlp.ExportRequest) error {
-			return next.ConsumeLogs(ctx, r.Logs())
+			return release(ctx, r.Logs(), pref.MarkPipelineOwnedLogs, pref.UnrefLogs, next.ConsumeLogs)
 		},
 		answer: func(rejected int64, msg string) plogotlp.ExportResponse {
 			resp := plogotlp.NewExportResponse()
@@ -195,7 +222,7 @@ func newTracesSignal(next consumer.Traces, lim *Limits) *tracesSignal {
 		items:  func(r ptraceotlp.ExportRequest) int { return r.Traces().SpanCount() },
 		check:  func(r ptraceotlp.ExportRequest, c *checker) { checkTraces(r.Traces(), c) },
 		consume: func(ctx context.Context, r ptraceotlp.ExportRequest) error {
-			return next.ConsumeTraces(ctx, r.Traces())
+			return release(ctx, r.Traces(), pref.MarkPipelineOwnedTraces, pref.UnrefTraces, next.ConsumeTraces)
 		},
 		answer: func(rejected int64, msg string) ptraceotlp.ExportResponse {
 			resp := ptraceotlp.NewExportResponse()

@@ -20,6 +20,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/otlp"
 	"github.com/fleetwatch/fleetwatch/collector"
 	"github.com/fleetwatch/fleetwatch/collector/chexporter"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/knob"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/loadgen"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/proc"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
@@ -56,7 +57,7 @@ func startBenchCollector(b *testing.B, dsn string, persistent bool, batch chexpo
 	if cfg, err = withBatch(cfg, batch); err != nil {
 		b.Fatal(err)
 	}
-	pod := int(envInt(b, "FLEETWATCH_BENCH_POD_MIB", 0))
+	pod := int(knob.Int(b, "FLEETWATCH_BENCH_POD_MIB", 0))
 	if pod > 0 {
 		if cfg, err = withPodMemory(cfg, pod); err != nil {
 			b.Fatal(err)
@@ -207,18 +208,6 @@ func waitRows(b *testing.B, c *storage.Client, want uint64) uint64 {
 	}
 }
 
-func envInt(b *testing.B, name string, def int64) int64 {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		b.Fatalf("%s: %v", name, err)
-	}
-	return n
-}
-
 // BenchmarkEndToEnd measures GPU samples per second from a load generator
 // (the agent's OTLP requests of a simulated 1,000-GPU fleet) through a
 // fleetwatch-collector process running deploy/collector.yaml into
@@ -335,7 +324,7 @@ func endToEnd(b *testing.B, queue string, form otlp.Form, batchName string, batc
 	cfg := loadgen.NewDefaultConfig()
 	cfg.Endpoint = bc.grpc
 	cfg.Form = form
-	cfg.Samples = envInt(b, "FLEETWATCH_BENCH_SAMPLES", 5_000_000)
+	cfg.Samples = knob.Int(b, "FLEETWATCH_BENCH_SAMPLES", 5_000_000)
 	if v := os.Getenv("FLEETWATCH_BENCH_PACE"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {

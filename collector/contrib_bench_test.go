@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent/otlp"
+	"github.com/fleetwatch/fleetwatch/internal/testsupport/knob"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/loadgen"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/proc"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/promtest"
@@ -122,7 +123,7 @@ func BenchmarkContribExporter(b *testing.B) {
 	cfg := loadgen.NewDefaultConfig()
 	cfg.Endpoint = grpcAddr
 	cfg.Form = otlp.PerGPU
-	cfg.Samples = envInt(b, "FLEETWATCH_BENCH_SAMPLES", 5_000_000)
+	cfg.Samples = knob.Int(b, "FLEETWATCH_BENCH_SAMPLES", 5_000_000)
 	g, err := loadgen.New(cfg, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -313,7 +313,7 @@ func (d *Detector) track(ctx context.Context, dep Deployment, end time.Time) (*r
 	if err != nil {
 		return nil, err
 	}
-	r := &running{tr: tr}
+	r := &running{tr: tr, settled: newObservation(), cur: newObservation(), settledAt: dep.Started}
 	if r.edges, err = d.reader.PredictionEdges(ctx, dep.Model, dep.BaselineVersion, dep.Started); err != nil {
 		return nil, err
 	}
@@ -351,11 +351,6 @@ func (d *Detector) look(ctx context.Context, dep Deployment, at time.Time) (*run
 // included: the settled counts, after adding what has settled since the
 // last look, plus the rows since they end; delayed labels in full.
 func (d *Detector) observe(ctx context.Context, dep Deployment, r *running, at time.Time) (Observation, error) {
-	if r.settledAt.IsZero() {
-		r.settledAt = dep.Started
-		r.settled = Observation{Canary: Counts{Latency: &Histogram{}}, Baseline: Counts{Latency: &Histogram{}}}
-		r.cur = Observation{Canary: Counts{Latency: &Histogram{}}, Baseline: Counts{Latency: &Histogram{}}}
-	}
 	if to := dep.Started.Add((at.Sub(dep.Started) - d.cfg.Settle) / settleStep * settleStep); to.After(r.settledAt) {
 		if err := d.readRows(ctx, dep, r, &r.settled, r.settledAt, to); err != nil {
 			return Observation{}, err

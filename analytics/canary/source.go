@@ -94,7 +94,8 @@ func AccuracySQL(database, model, canaryVersion, baselineVersion string, start, 
 // Observe returns the observation of a canary started at start, as of now:
 // every count read over [start, now).
 func (r *Reader) Observe(ctx context.Context, model, canaryVersion, baselineVersion string, start, now time.Time) (Observation, error) {
-	o := Observation{Elapsed: now.Sub(start), Canary: Counts{Latency: &Histogram{}}, Baseline: Counts{Latency: &Histogram{}}}
+	o := newObservation()
+	o.Elapsed = now.Sub(start)
 	if err := r.ObserveRequests(ctx, &o, model, canaryVersion, baselineVersion, start, now); err != nil {
 		return Observation{}, err
 	}

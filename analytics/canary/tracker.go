@@ -58,7 +58,7 @@ func NewTracker(cfg Config, epoch time.Duration, maxSegments int) (*Tracker, err
 		return nil, fmt.Errorf("canary tracker: epoch %v, segments %d: want > 0 and >= 1", epoch, maxSegments)
 	}
 	return &Tracker{cfg: cfg, epoch: epoch, maxSegs: maxSegments,
-		seg: Observation{Canary: Counts{Latency: &Histogram{}}, Baseline: Counts{Latency: &Histogram{}}}}, nil
+		seg: newObservation()}, nil
 }
 
 // alphaShare is restart k's share of α: 6/(π²(k+1)²).
@@ -120,7 +120,14 @@ func (t *Tracker) snapBuf(k int) *Observation {
 	if k-t.maxSegs >= 1 && t.snaps[k-t.maxSegs] != nil {
 		return t.snaps[k-t.maxSegs]
 	}
-	return &Observation{Canary: Counts{Latency: &Histogram{}}, Baseline: Counts{Latency: &Histogram{}}}
+	o := newObservation()
+	return &o
+}
+
+// newObservation returns an empty observation, with both latency
+// histograms.
+func newObservation() Observation {
+	return Observation{Canary: Counts{Latency: &Histogram{}}, Baseline: Counts{Latency: &Histogram{}}}
 }
 
 // snapshot copies o's counts into dst.

@@ -22,7 +22,7 @@ var forms = []otlp.Form{otlp.PerPoint, otlp.PerGPU}
 
 // nodeRequest is one simulated 8-GPU node's poll as the agent sends it in
 // form, marshalled: what the collector's receiver decodes.
-func nodeRequest(b *testing.B, form otlp.Form) []byte {
+func nodeRequest(b testing.TB, form otlp.Form) []byte {
 	b.Helper()
 	sc, err := sim.Parse([]byte("seed: 7\nfleet: {racks_per_row: 1, nodes_per_rack: 1, gpus_per_node: 8}\njobs: [{name: j, nodes: 1}]\n"))
 	if err != nil {

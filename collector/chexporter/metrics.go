@@ -18,6 +18,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/fleetwatch/fleetwatch/collector/fastotlp"
 	"github.com/fleetwatch/fleetwatch/fleet"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/telemetry"
@@ -34,7 +35,7 @@ type resource struct {
 	// attrs are the attributes as sent; labels the GPU labels among them
 	// (telemetry.GPULabels), read at most once, when a data point under
 	// the resource is not a known series.
-	attrs        pcommon.Map
+	attrs        kvList
 	maxLen       int
 	read, hasGPU bool
 	labels       pointLabels
@@ -58,10 +59,47 @@ func (r *resource) hint(raw uint64, se *seriesEntry) {
 	r.ord++
 }
 
-func resourceOf(attrs pcommon.Map, maxLen int) resource {
+// kvList is an attribute map as sent, values in their string form
+// (pcommon.Value.AsString): what the exporter reads of pdata's attributes
+// and of the direct decoder's columns alike.
+type kvList struct{ keys, values []string }
+
+// fill makes l m's attributes, reusing l's memory.
+func (l *kvList) fill(m pcommon.Map) {
+	l.keys, l.values = l.keys[:0], l.values[:0]
+	for k, v := range m.All() {
+		l.keys = append(l.keys, k)
+		if v.Type() == pcommon.ValueTypeStr {
+			l.values = append(l.values, v.Str())
+		} else {
+			l.values = append(l.values, v.AsString())
+		}
+	}
+}
+
+func kvOf(m pcommon.Map) kvList {
+	var l kvList
+	l.fill(m)
+	return l
+}
+
+// get returns the value of the first attribute named k.
+func (l kvList) get(k string) (string, bool) {
+	for i, key := range l.keys {
+		if key == k {
+			return l.values[i], true
+		}
+	}
+	return "", false
+}
+
+func resourceOf(attrs pcommon.Map, maxLen int) resource { return resourceOfKV(kvOf(attrs), maxLen) }
+
+// resourceOfKV makes a resource of its attributes, which it keeps.
+func resourceOfKV(attrs kvList, maxLen int) resource {
 	get := func(k string) string {
-		if v, ok := attrs.Get(k); ok {
-			return truncate(v.AsString(), maxLen)
+		if v, ok := attrs.get(k); ok {
+			return truncate(v, maxLen)
 		}
 		return ""
 	}
@@ -81,9 +119,9 @@ func resourceOf(attrs pcommon.Map, maxLen int) resource {
 func (r *resource) gpuLabels() *pointLabels {
 	if !r.read {
 		r.read = true
-		for k, v := range r.attrs.All() {
+		for i, k := range r.attrs.keys {
 			if telemetry.IsGPULabel(k) {
-				r.labels.add(k, v.AsString(), r.maxLen)
+				r.labels.add(k, r.attrs.values[i], r.maxLen)
 				r.hasGPU = true
 			}
 		}
@@ -102,7 +140,7 @@ func (r *resource) gpuLabels() *pointLabels {
 // costs a second cache entry for the same series. A 64-bit collision, which
 // would file a point under another series, is as unlikely as one of
 // storage.HashSeries itself (about n²/2⁶⁵ for n series).
-func rawKey(resKey uint64, name string, link int, attrs pcommon.Map) uint64 {
+func rawKey(resKey uint64, name string, link int, attrs kvList) uint64 {
 	var d xxhash.Digest
 	d.Reset()
 	var buf [10]byte
@@ -110,15 +148,11 @@ func rawKey(resKey uint64, name string, link int, attrs pcommon.Map) uint64 {
 	buf[8], buf[9] = byte(link), byte(link>>8)
 	_, _ = d.Write(buf[:])
 	_, _ = d.WriteString(name)
-	for k, v := range attrs.All() {
+	for i, k := range attrs.keys {
 		_, _ = d.Write(sep0[:])
 		_, _ = d.WriteString(k)
 		_, _ = d.Write(sep1[:])
-		if v.Type() == pcommon.ValueTypeStr {
-			_, _ = d.WriteString(v.Str())
-		} else {
-			_, _ = d.WriteString(v.AsString())
-		}
+		_, _ = d.WriteString(attrs.values[i])
 	}
 	if h := d.Sum64(); h != 0 {
 		return h
@@ -310,12 +344,19 @@ func (e *chExporter) labelsOf(attrs pcommon.Map, extra map[string]string, base *
 	if attrs.Len() == 0 && len(extra) == 0 && base != nil {
 		return *base // a GPU's own metric sent per GPU: nothing to read
 	}
+	return e.labelsOfKV(kvOf(attrs), extra, base)
+}
+
+// labelsOfKV is labelsOf for attributes as strings.
+func (e *chExporter) labelsOfKV(attrs kvList, extra map[string]string, base *pointLabels) pointLabels {
+	if len(attrs.keys) == 0 && len(extra) == 0 && base != nil {
+		return *base
+	}
 	var pl pointLabels
 	max := e.cfg.MaxLabelLength
-	attrs.Range(func(k string, v pcommon.Value) bool {
-		pl.add(k, v.AsString(), max)
-		return true
-	})
+	for i, k := range attrs.keys {
+		pl.add(k, attrs.values[i], max)
+	}
 	for k, v := range extra {
 		pl.keys = append(pl.keys, k)
 		pl.values = append(pl.values, v)
@@ -360,6 +401,8 @@ type metricBatch struct {
 	now        time.Time
 	// described are the series whose gpu_series row this request writes.
 	described []*seriesEntry
+	// kv is scratch for one data point's attributes.
+	kv kvList
 }
 
 func (mb *metricBatch) reject(reason string) { mb.rejected[reason]++ }
@@ -373,11 +416,21 @@ func (mb *metricBatch) samplesBlock() storage.Block {
 }
 
 // ConsumeMetrics validates md, turns it into rows and queues them; it
-// returns once they are on disk.
+// returns once they are on disk. A request the receiver decoded into
+// columns comes as an empty md with the columns in ctx (fastotlp.Handoff).
 func (e *chExporter) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	if h := fastotlp.FromContext(ctx); h != nil && md.ResourceMetrics().Len() == 0 && h.Take() {
+		n := h.Columns.Len()
+		e.received(ctx, n)
+		return e.queueMetrics(ctx, n, e.convertColumns(h.Columns, time.Now()))
+	}
 	n := md.DataPointCount()
 	e.received(ctx, n)
-	mb := e.convert(md, time.Now())
+	return e.queueMetrics(ctx, n, e.convert(md, time.Now()))
+}
+
+// queueMetrics queues the rows of a request of n items and releases mb.
+func (e *chExporter) queueMetrics(ctx context.Context, n int, mb *metricBatch) error {
 	rejected := e.account(ctx, mb.rejected, mb.normalized)
 	err := e.enqueue(ctx, n-rejected, mb.series.Block(), mb.samplesBlock())
 	if err != nil {
@@ -424,19 +477,19 @@ func (mb *metricBatch) release() {
 	clear(mb.normalized)
 	clear(mb.described)
 	mb.described = mb.described[:0]
+	clear(mb.kv.keys)
+	clear(mb.kv.values)
+	mb.kv.keys, mb.kv.values = mb.kv.keys[:0], mb.kv.values[:0]
 	metricBatches.Put(mb)
 }
 
 // convert turns md into rows, as of now.
 func (e *chExporter) convert(md pmetric.Metrics, now time.Time) *metricBatch {
-	mb := newMetricBatch(now)
-	e.mu.Lock()
-	e.series.mu.Lock()
+	mb := e.startConvert(now)
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
-		res := resourceOf(rm.Resource().Attributes(), e.cfg.MaxLabelLength)
-		res.hints = e.series.hints[res.key]
+		res := e.openResource(kvOf(rm.Resource().Attributes()))
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			ms := sms.At(j).Metrics()
@@ -444,14 +497,39 @@ func (e *chExporter) convert(md pmetric.Metrics, now time.Time) *metricBatch {
 				e.metric(mb, &res, ms.At(k))
 			}
 		}
-		if res.ord > 0 {
-			e.series.hints[res.key] = res.hints[:res.ord]
-		}
+		e.closeResource(&res)
 	}
+	e.endConvert(mb)
+	return mb
+}
+
+// startConvert locks the exporter's state for converting a request, as of
+// now, into the batch it returns; endConvert unlocks it.
+func (e *chExporter) startConvert(now time.Time) *metricBatch {
+	mb := newMetricBatch(now)
+	e.mu.Lock()
+	e.series.mu.Lock()
+	return mb
+}
+
+func (e *chExporter) endConvert(mb *metricBatch) {
 	e.series.sweep(mb.now)
 	e.series.mu.Unlock()
 	e.mu.Unlock()
-	return mb
+}
+
+// openResource starts a resource of a request with its hints;
+// closeResource keeps the hints of what it sent.
+func (e *chExporter) openResource(attrs kvList) resource {
+	res := resourceOfKV(attrs, e.cfg.MaxLabelLength)
+	res.hints = e.series.hints[res.key]
+	return res
+}
+
+func (e *chExporter) closeResource(res *resource) {
+	if res.ord > 0 {
+		e.series.hints[res.key] = res.hints[:res.ord]
+	}
 }
 
 // validName accepts Prometheus-style and OTel-style (dotted) metric names.
@@ -485,36 +563,50 @@ func (e *chExporter) accepted(name string) bool {
 	return false
 }
 
-func (e *chExporter) metric(mb *metricBatch, res *resource, m pmetric.Metric) {
-	name := m.Name()
-	count := dataPoints(m)
+// metricAs checks a metric's name against the naming rule and the
+// include and exclude filters, counting its count points rejected if it
+// fails, and returns how its points are stored.
+func (e *chExporter) metricAs(mb *metricBatch, name string, count int) (numberMetric, bool) {
 	if !validName(name) {
 		mb.rejected[ReasonBadMetricName] += count
-		return
+		return numberMetric{}, false
 	}
 	if !e.accepted(name) {
 		mb.rejected[ReasonFiltered] += count
-		return
+		return numberMetric{}, false
 	}
 	factor, link := 1.0, -1
 	if f, fac, l, ok := telemetry.Canonical(name); ok {
 		name, factor, link = f.Name, fac, l
 	}
-	isDCGM := strings.HasPrefix(name, "DCGM_FI_")
+	nm := numberMetric{name: name, factor: factor, link: link, isDCGM: strings.HasPrefix(name, "DCGM_FI_")}
+	if link >= 0 {
+		nm.extra = map[string]string{telemetry.LabelLink: strconv.Itoa(link)}
+	}
+	return nm, true
+}
+
+func (e *chExporter) metric(mb *metricBatch, res *resource, m pmetric.Metric) {
+	nm, ok := e.metricAs(mb, m.Name(), dataPoints(m))
+	if !ok {
+		return
+	}
+	name := nm.name
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
-		e.numberPoints(mb, res, name, m.Gauge().DataPoints(), false, false, factor, link, isDCGM)
+		e.numberPoints(mb, res, nm, m.Gauge().DataPoints())
 	case pmetric.MetricTypeSum:
 		s := m.Sum()
 		temporality := s.AggregationTemporality()
-		e.numberPoints(mb, res, name, s.DataPoints(), s.IsMonotonic() && temporality == pmetric.AggregationTemporalityCumulative,
-			s.IsMonotonic() && temporality == pmetric.AggregationTemporalityDelta, factor, link, isDCGM)
+		nm.counter = s.IsMonotonic() && temporality == pmetric.AggregationTemporalityCumulative
+		nm.delta = s.IsMonotonic() && temporality == pmetric.AggregationTemporalityDelta
+		e.numberPoints(mb, res, nm, s.DataPoints())
 	case pmetric.MetricTypeHistogram:
 		e.histogram(mb, res, name, m.Histogram())
 	case pmetric.MetricTypeSummary:
 		e.summary(mb, res, name, m.Summary())
 	default:
-		mb.rejected[ReasonUnsupportedType] += count
+		mb.rejected[ReasonUnsupportedType] += dataPoints(m)
 	}
 }
 
@@ -573,46 +665,61 @@ func numberValue(dp pmetric.NumberDataPoint) float64 {
 	return dp.DoubleValue()
 }
 
-// numberPoints stores gauges, cumulative counters (counter) and monotonic
-// delta sums (delta: the increase is the value).
-func (e *chExporter) numberPoints(mb *metricBatch, res *resource, name string, dps pmetric.NumberDataPointSlice, counter, delta bool, factor float64, link int, isDCGM bool) {
-	var extra map[string]string
-	if link >= 0 {
-		extra = map[string]string{telemetry.LabelLink: strconv.Itoa(link)}
-	}
+// numberMetric is what a gauge's or sum's points share: the stored name
+// and the factor and NVLink link of telemetry.Canonical, the link as an
+// extra label, and how the points count: cumulative counters (counter) and
+// monotonic delta sums (delta: the increase is the value).
+type numberMetric struct {
+	name           string
+	factor         float64
+	link           int
+	extra          map[string]string
+	isDCGM         bool
+	counter, delta bool
+}
+
+// numberPoints stores a gauge's or sum's points.
+func (e *chExporter) numberPoints(mb *metricBatch, res *resource, nm numberMetric, dps pmetric.NumberDataPointSlice) {
 	for i := 0; i < dps.Len(); i++ {
 		dp := dps.At(i)
-		v := numberValue(dp) * factor
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			mb.reject(ReasonNonFinite)
-			continue
-		}
-		p := point{name: name, value: v, counter: counter || delta, start: dp.StartTimestamp(), ts: dp.Timestamp(),
-			raw: rawKey(res.key, name, link, dp.Attributes())}
-		if delta {
-			p.delta, p.hasDelta = v, true
-		}
-		se := e.series.hinted(res, p.raw, mb.now)
-		if se == nil {
-			se = e.series.cached(p.raw, mb.now)
-		}
-		if se != nil {
-			// A known series: no labels to parse.
-			res.hint(p.raw, se)
-			if t, ok := e.timeOf(mb, p.ts); ok {
-				e.appendSample(mb, se, &p, t)
-			}
-			continue
-		}
-		pl := e.labelsOf(dp.Attributes(), extra, res.gpuLabels())
-		if isDCGM && pl.gpu.UUID == "" {
-			mb.reject(ReasonMissingUUID)
-			res.hint(p.raw, nil)
-			continue
-		}
-		p.labels = &pl
-		res.hint(p.raw, e.store(mb, res, p))
+		mb.kv.fill(dp.Attributes())
+		e.numberPoint(mb, res, &nm, numberValue(dp), dp.StartTimestamp(), dp.Timestamp(), mb.kv)
 	}
+}
+
+// numberPoint stores one gauge or sum point of value v (before the
+// metric's factor) with attributes attrs.
+func (e *chExporter) numberPoint(mb *metricBatch, res *resource, nm *numberMetric, v float64, start, ts pcommon.Timestamp, attrs kvList) {
+	v *= nm.factor
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		mb.reject(ReasonNonFinite)
+		return
+	}
+	p := point{name: nm.name, value: v, counter: nm.counter || nm.delta, start: start, ts: ts,
+		raw: rawKey(res.key, nm.name, nm.link, attrs)}
+	if nm.delta {
+		p.delta, p.hasDelta = v, true
+	}
+	se := e.series.hinted(res, p.raw, mb.now)
+	if se == nil {
+		se = e.series.cached(p.raw, mb.now)
+	}
+	if se != nil {
+		// A known series: no labels to parse.
+		res.hint(p.raw, se)
+		if t, ok := e.timeOf(mb, p.ts); ok {
+			e.appendSample(mb, se, &p, t)
+		}
+		return
+	}
+	pl := e.labelsOfKV(attrs, nm.extra, res.gpuLabels())
+	if nm.isDCGM && pl.gpu.UUID == "" {
+		mb.reject(ReasonMissingUUID)
+		res.hint(p.raw, nil)
+		return
+	}
+	p.labels = &pl
+	res.hint(p.raw, e.store(mb, res, p))
 }
 
 // histogram stores Prometheus-style _bucket (with le), _sum and _count

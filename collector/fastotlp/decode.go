@@ -31,6 +31,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"unicode/utf8"
 	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -104,7 +105,17 @@ type Columns struct {
 	AttrValues []string
 
 	scratch []byte
+	// unchecked: the request holds what the receiver's checks look at but
+	// the columns do not keep (see Checked).
+	unchecked bool
 }
+
+// Checked reports whether everything of the request that the receiver's
+// checks look at is in the columns: no scope has attributes, and the
+// scopes' names and versions and the metrics' names, descriptions and
+// units are valid UTF-8. When it is false the columns are still right,
+// but only pdata's checks can tell what they would reject or repair.
+func (c *Columns) Checked() bool { return !c.unchecked }
 
 // Len is the number of data points.
 func (c *Columns) Len() int { return len(c.Metric) }
@@ -137,6 +148,7 @@ func (c *Columns) Reset() {
 	c.Metrics = c.Metrics[:0]
 	c.rollback(mark{})
 	c.scratch = c.scratch[:0]
+	c.unchecked = false
 }
 
 // mark is a position in the point columns to roll back to.
@@ -258,7 +270,12 @@ func (c *Columns) scopeMetrics(b []byte, res int32) error {
 	return forFields(b, func(num int32, typ protowire.Type, b []byte, pos int) (int, error) {
 		switch num {
 		case 1: // scope
-			return checkMessage(b, pos, typ, scopeSchema, 0)
+			end, err := checkMessage(b, pos, typ, scopeSchema, 0)
+			if err == nil {
+				msg, _, _ := consumeBytes(b, pos, typ) // checked
+				c.scope(msg)
+			}
+			return end, err
 		case 2: // metrics
 			msg, pos, err := consumeBytes(b, pos, typ)
 			if err != nil {
@@ -273,6 +290,22 @@ func (c *Columns) scopeMetrics(b []byte, res int32) error {
 	})
 }
 
+// scope notes whether a scope (checked against its schema) holds
+// attributes or a name or version that is not valid UTF-8.
+func (c *Columns) scope(b []byte) {
+	_ = forFields(b, func(num int32, typ protowire.Type, b []byte, pos int) (int, error) {
+		switch num {
+		case 1, 2: // name, version
+			s, pos, err := consumeBytes(b, pos, typ)
+			c.unchecked = c.unchecked || !utf8.Valid(s)
+			return pos, err
+		case 3: // attributes
+			c.unchecked = true
+		}
+		return skipField(b, pos, typ)
+	})
+}
+
 func (c *Columns) metric(b []byte, res int32) error {
 	mi := int32(len(c.Metrics))
 	c.Metrics = append(c.Metrics, Metric{Resource: res})
@@ -281,8 +314,11 @@ func (c *Columns) metric(b []byte, res int32) error {
 		switch num {
 		case 1, 2, 3: // name, description, unit
 			s, pos, err := consumeBytes(b, pos, typ)
-			if num == 1 && err == nil {
-				c.Metrics[mi].Name = str(s)
+			if err == nil {
+				c.unchecked = c.unchecked || !utf8.Valid(s)
+				if num == 1 {
+					c.Metrics[mi].Name = str(s)
+				}
 			}
 			return pos, err
 		case 5, 7: // gauge, sum: the last data sent replaces any before

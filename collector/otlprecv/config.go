@@ -40,9 +40,26 @@ type Config struct {
 	// without TLS or without auth: the warning logged at start becomes an
 	// info line. Meant for a trusted network or a TLS-terminating proxy.
 	AllowInsecurePublic bool `mapstructure:"allow_insecure_public"`
+	// MetricsDecoder is how protobuf metrics requests are decoded:
+	// "direct" (collector/fastotlp: gauges and sums straight into columns
+	// for the ClickHouse exporter, past the pipeline; anything else falls
+	// back to pdata), "pdata" (the Collector's decoder, always), or "auto"
+	// (the default): the distribution's configuration check
+	// (collector.DirectMetricsConverter) makes it "direct" where every
+	// metrics pipeline of the receiver is it → [memory_limiter] →
+	// fleetwatch_clickhouse, and "pdata" elsewhere. Left "auto" (the
+	// receiver in another distribution), it is "pdata".
+	MetricsDecoder string `mapstructure:"metrics_decoder"`
 
 	_ struct{}
 }
+
+// Metrics decoders (Config.MetricsDecoder).
+const (
+	DecoderAuto   = "auto"
+	DecoderDirect = "direct"
+	DecoderPdata  = "pdata"
+)
 
 // Protocols are the listeners: gRPC, HTTP, or both. A protocol is on when
 // its key is present.
@@ -101,6 +118,7 @@ func createDefaultConfig() component.Config {
 		},
 		RejectionLogInterval: DefaultRejectionLogInterval,
 		Limits:               DefaultLimits(),
+		MetricsDecoder:       DecoderAuto,
 	}
 }
 
@@ -113,6 +131,11 @@ func (c *Config) Validate() error {
 	}
 	if c.RejectionLogInterval <= 0 {
 		errs = append(errs, fmt.Errorf("rejection_log_interval must be positive, got %v", c.RejectionLogInterval))
+	}
+	switch c.MetricsDecoder {
+	case DecoderAuto, DecoderDirect, DecoderPdata:
+	default:
+		errs = append(errs, fmt.Errorf("metrics_decoder must be auto, direct or pdata, got %q", c.MetricsDecoder))
 	}
 	return errors.Join(errs...)
 }

@@ -57,6 +57,9 @@ func createMetrics(_ context.Context, set receiver.Settings, cfg component.Confi
 		return nil, err
 	}
 	r.metrics = newMetricsSignal(next, &r.cfg.Limits)
+	if r.cfg.MetricsDecoder == DecoderDirect {
+		r.metrics.direct = newDirectMetrics(r.metrics, next, set.Logger).export
+	}
 	return r, nil
 }
 

@@ -84,8 +84,8 @@ func (s *signal[Req, Resp]) serviceDesc(service string, obs *receiverhelper.ObsR
 // serveGRPC decodes and exports one gRPC request. Refusals are counted; an
 // undecodable message is answered Internal, as gRPC's own decoding does.
 func (s *signal[Req, Resp]) serveGRPC(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, body []byte) (any, error) {
-	req, reason, err := s.decode(protobufEncoding, body)
-	if err != nil {
+	resp, reason, err := s.handle(ctx, obs, tel, protobufEncoding, body)
+	if reason != "" {
 		tel.refused(ctx, s.name, transportGRPC, reason)
 		code := codes.InvalidArgument
 		if reason == RefusedUndecodable {
@@ -93,7 +93,6 @@ func (s *signal[Req, Resp]) serveGRPC(ctx context.Context, obs *receiverhelper.O
 		}
 		return nil, status.Error(code, err.Error())
 	}
-	resp, err := s.export(ctx, obs, tel, formatProtobuf, req)
 	if err != nil {
 		return nil, err
 	}

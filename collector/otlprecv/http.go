@@ -93,12 +93,11 @@ func (s *signal[Req, Resp]) handler(obs *receiverhelper.ObsReport, tel *telemetr
 			refuse(enc, http.StatusBadRequest, RefusedUnreadable, "reading the request body: "+err.Error())
 			return
 		}
-		req, reason, err := s.decode(enc, body)
-		if err != nil {
+		resp, reason, err := s.handle(r.Context(), obs, tel, enc, body)
+		if reason != "" {
 			refuse(enc, http.StatusBadRequest, reason, err.Error())
 			return
 		}
-		resp, err := s.export(r.Context(), obs, tel, enc.format, req)
 		if err != nil {
 			st := status.Convert(err)
 			writeStatus(w, enc, httpStatus(st.Code()), st)

@@ -57,16 +57,38 @@ type signal[Req request, Resp response] struct {
 	// release): the request must not be read after.
 	consume func(context.Context, Req) error
 	// answer builds the response; rejected > 0 fills its partial success.
-	answer  func(rejected int64, message string) Resp
+	answer func(rejected int64, message string) Resp
+	// direct, when set, exports a protobuf request without pdata
+	// (direct.go); handled is false when it leaves the request to pdata.
+	direct  func(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, body []byte) (resp Resp, handled bool, err error)
 	startOp func(*receiverhelper.ObsReport, context.Context) context.Context
 	endOp   func(*receiverhelper.ObsReport, context.Context, string, int, error)
 }
 
-// decode checks body against the limits that must hold before pdata
-// decodes it (attribute depth, items per request), then decodes it. On
-// failure it returns the refusal reason and an error for the sender.
-func (s *signal[Req, Resp]) decode(enc *encoding, body []byte) (Req, string, error) {
-	var zero Req
+// handle decodes body and exports it: refused (with reason) when a limit
+// checked before decoding fails or it does not decode; otherwise the
+// export's answer and error.
+func (s *signal[Req, Resp]) handle(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, enc *encoding, body []byte) (resp Resp, reason string, err error) {
+	if reason, err := s.scan(enc, body); err != nil {
+		return resp, reason, err
+	}
+	if s.direct != nil && enc == protobufEncoding {
+		if resp, ok, err := s.direct(ctx, obs, tel, body); ok {
+			return resp, "", err
+		}
+	}
+	req := s.newReq()
+	if err := enc.decode(req, body); err != nil {
+		return resp, RefusedUndecodable, fmt.Errorf("decoding the %s export request: %w", enc.format, err)
+	}
+	resp, err = s.export(ctx, obs, tel, enc.format, req)
+	return resp, "", err
+}
+
+// scan checks body against the limits that must hold before pdata decodes
+// it (attribute depth, items per request). On failure it returns the
+// refusal reason and an error for the sender.
+func (s *signal[Req, Resp]) scan(enc *encoding, body []byte) (string, error) {
 	var err error
 	if enc == jsonEncoding {
 		err = scanJSON(body, s.lim.scan())
@@ -75,25 +97,17 @@ func (s *signal[Req, Resp]) decode(enc *encoding, body []byte) (Req, string, err
 	}
 	switch {
 	case errors.Is(err, errTooDeep):
-		return zero, RefusedTooDeep, fmt.Errorf("attribute values are nested deeper than %d levels (max_attribute_depth)", s.lim.MaxAttributeDepth)
+		return RefusedTooDeep, fmt.Errorf("attribute values are nested deeper than %d levels (max_attribute_depth)", s.lim.MaxAttributeDepth)
 	case errors.Is(err, errTooManyItems):
-		return zero, RefusedTooManyItems, fmt.Errorf("the request holds more than %d %s items (max_items_per_request); send smaller batches", s.lim.MaxItemsPerRequest, s.name)
+		return RefusedTooManyItems, fmt.Errorf("the request holds more than %d %s items (max_items_per_request); send smaller batches", s.lim.MaxItemsPerRequest, s.name)
 	case err != nil:
-		return zero, RefusedUndecodable, fmt.Errorf("decoding the %s export request: %w", enc.format, err)
+		return RefusedUndecodable, fmt.Errorf("decoding the %s export request: %w", enc.format, err)
 	}
-	req := s.newReq()
-	if err := enc.decode(req, body); err != nil {
-		return zero, RefusedUndecodable, fmt.Errorf("decoding the %s export request: %w", enc.format, err)
-	}
-	return req, "", nil
+	return "", nil
 }
 
-// export checks req's items against the limits and the identifier policy,
-// hands those it keeps to the next consumer with a partial.Tally in the
-// context and answers with what the tally holds: its own rejections and the
-// pipeline's. An error is a gRPC status: InvalidArgument for a permanent
-// error (the sender must not retry), Unavailable for any other (it should),
-// unless the consumer returned a status itself.
+// export checks req's items against the limits and the identifier policy
+// and hands those it keeps to the next consumer (exportItems).
 func (s *signal[Req, Resp]) export(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, format string, req Req) (Resp, error) {
 	n := s.items(req)
 	if n == 0 {
@@ -101,16 +115,28 @@ func (s *signal[Req, Resp]) export(ctx context.Context, obs *receiverhelper.ObsR
 	}
 	c := newChecker(s.lim)
 	s.check(req, c)
+	return s.exportItems(ctx, obs, tel, format, n, c, func(ctx context.Context) error {
+		if s.items(req) == 0 {
+			return nil
+		}
+		return s.consume(ctx, req)
+	})
+}
+
+// exportItems hands a request of n items, checked by c, to the next
+// consumer (consume) with a partial.Tally in the context and answers with
+// what the tally holds: the checks' rejections and the pipeline's. An
+// error is a gRPC status: InvalidArgument for a permanent error (the
+// sender must not retry), Unavailable for any other (it should), unless
+// the consumer returned a status itself.
+func (s *signal[Req, Resp]) exportItems(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, format string, n int, c *checker, consume func(context.Context) error) (Resp, error) {
 	ctx = s.startOp(obs, ctx)
 	ctx, tally := partial.NewContext(ctx)
 	for reason, k := range c.rejected {
 		tally.Add(reason, k)
 	}
 	tel.normalized(ctx, s.name, NormalizedInvalidUTF8, c.normalized)
-	var err error
-	if s.items(req) > 0 {
-		err = s.consume(ctx, req)
-	}
+	err := consume(ctx)
 	s.endOp(obs, ctx, format, n, err)
 	if err != nil {
 		return s.answer(0, ""), grpcError(err)

@@ -1,0 +1,114 @@
+package otlprecv
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+
+	"github.com/fleetwatch/fleetwatch/collector/fastotlp"
+	fwtelemetry "github.com/fleetwatch/fleetwatch/telemetry"
+)
+
+// directMetrics is metrics_decoder: direct. A protobuf metrics request is
+// decoded by collector/fastotlp into columns and handed to the ClickHouse
+// exporter in the context of an empty pdata request (fastotlp.Handoff),
+// when it holds only what the columns hold (gauges and sums with string,
+// integer or boolean attributes) and the receiver's checks would neither
+// reject nor repair any of it. Any other request (histograms, an item over
+// a limit, invalid UTF-8, a malformed request) goes to pdata and its
+// checks unchanged, so senders get the same answers either way.
+type directMetrics struct {
+	sig    *metricsSignal
+	next   consumer.Metrics
+	logger *zap.Logger
+	cols   sync.Pool
+	// off is set when a pipeline did not take a request's columns: every
+	// request goes to pdata from then on.
+	off atomic.Bool
+}
+
+func newDirectMetrics(sig *metricsSignal, next consumer.Metrics, logger *zap.Logger) *directMetrics {
+	d := &directMetrics{sig: sig, next: next, logger: logger}
+	d.cols.New = func() any { return new(fastotlp.Columns) }
+	return d
+}
+
+// export exports body through the columns; handled is false when the
+// request is left to pdata.
+func (d *directMetrics) export(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, body []byte) (resp pmetricotlp.ExportResponse, handled bool, err error) {
+	if d.off.Load() {
+		return resp, false, nil
+	}
+	cols := d.cols.Get().(*fastotlp.Columns)
+	defer d.cols.Put(cols)
+	if cols.Decode(body) != nil || !cols.Checked() || !clean(d.sig.lim, cols) {
+		return resp, false, nil
+	}
+	n := cols.Len()
+	if n == 0 {
+		return d.sig.answer(0, ""), true, nil
+	}
+	resp, err = d.sig.exportItems(ctx, obs, tel, formatProtobuf, n, newChecker(d.sig.lim), func(ctx context.Context) error {
+		h := &fastotlp.Handoff{Columns: cols}
+		if err := d.next.ConsumeMetrics(fastotlp.NewContext(ctx, h), pmetric.NewMetrics()); err != nil || h.Taken() {
+			return err
+		}
+		// The columns did not reach the exporter: a pipeline the
+		// configuration check did not see. Send the request through pdata
+		// (what was consumed was empty) and stop decoding directly.
+		if d.off.CompareAndSwap(false, true) {
+			d.logger.Warn("metrics_decoder: direct, but the metrics pipeline did not hand the decoded request to fleetwatch_clickhouse; decoding with pdata from now on (set metrics_decoder: pdata for pipelines with other processors or exporters)")
+		}
+		req := pmetricotlp.NewExportRequest()
+		if err := req.UnmarshalProto(body); err != nil {
+			return err
+		}
+		return d.sig.consume(ctx, req)
+	})
+	return resp, true, err
+}
+
+// clean reports whether the receiver's checks (checkMetrics) would neither
+// reject nor repair anything of the decoded request: its resources' and
+// points' attributes within the limits, valid UTF-8, and identifier
+// attributes that pass the policy. (Checked covers scopes and metric
+// names.) It is stricter than the checks where that is simpler: an
+// integer attribute is checked as its string, which can only send a
+// request to pdata, never let through one pdata's checks would change.
+func clean(lim *Limits, c *fastotlp.Columns) bool {
+	for r := range c.Resources() {
+		if !lim.cleanAttrs(c.ResourceAttrs(r)) {
+			return false
+		}
+	}
+	for i := range c.Len() {
+		if !lim.cleanAttrs(c.PointAttrs(i)) {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanAttrs is clean for one attribute map.
+func (lim *Limits) cleanAttrs(keys, values []string) bool {
+	if len(keys) > lim.MaxAttributes {
+		return false
+	}
+	for i, k := range keys {
+		v := values[i]
+		if len(k) > lim.MaxKeyBytes || len(v) > lim.MaxValueBytes || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return false
+		}
+		if fwtelemetry.IsIdentifierAttribute(k) && fwtelemetry.CheckIdentifier(v) != nil {
+			return false
+		}
+	}
+	return true
+}

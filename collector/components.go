@@ -36,17 +36,19 @@ import (
 //go:embed default.yaml
 var DefaultConfig string
 
-// Settings returns the distribution's settings: its components and the file,
+// Settings returns the distribution's settings: its components, the file,
 // env and yaml config providers ("env" is the default scheme, as in the
-// upstream distributions).
+// upstream distributions) and the converter that resolves the receiver's
+// metrics_decoder (NewDirectMetricsConverter).
 func Settings(version string) otelcol.CollectorSettings {
 	return otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{Command: "fleetwatch-collector",
 			Description: "Fleetwatch OpenTelemetry Collector: OTLP in, ClickHouse out", Version: version},
 		Factories: Components,
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{ResolverSettings: confmap.ResolverSettings{
-			ProviderFactories: []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory(), yamlprovider.NewFactory()},
-			DefaultScheme:     "env",
+			ProviderFactories:  []confmap.ProviderFactory{fileprovider.NewFactory(), envprovider.NewFactory(), yamlprovider.NewFactory()},
+			ConverterFactories: []confmap.ConverterFactory{NewDirectMetricsConverter()},
+			DefaultScheme:      "env",
 		}},
 	}
 }

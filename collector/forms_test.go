@@ -18,6 +18,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/otlp"
 	"github.com/fleetwatch/fleetwatch/agent/record"
 	"github.com/fleetwatch/fleetwatch/agent/sim"
+	"github.com/fleetwatch/fleetwatch/collector/otlprecv"
 	"github.com/fleetwatch/fleetwatch/internal/testsupport/clienttest"
 	"github.com/fleetwatch/fleetwatch/storage"
 	"github.com/fleetwatch/fleetwatch/storage/chtest"
@@ -170,17 +171,31 @@ var seriesColumns = []string{"series", "metric", "counter", "datacenter", "row",
 // every GPU label on every data point (older agents, dcgm-exporter-style
 // senders) and once with one resource per GPU (the agent's default), land
 // as the same rows: the same series ids, labels, values and counter
-// increases.
+// increases. Each form is sent to a collector decoding metrics directly
+// (the default for this pipeline) and to one decoding with pdata, and all
+// four land the same rows.
 func TestBothGPUIdentityFormsLandAsTheSameRows(t *testing.T) {
 	batches := formBatches(t)
-	forms := []otlp.Form{otlp.PerPoint, otlp.PerGPU}
-	dbs := make([]*storage.Client, len(forms))
-	sent := make([]int, len(forms))       // rows each form should make
-	pointAttrs := make([]int, len(forms)) // data-point attributes each form sent
+	type run struct {
+		form    otlp.Form
+		decoder string
+	}
+	var runs []run
+	for _, d := range []string{otlprecv.DecoderDirect, otlprecv.DecoderPdata} {
+		for _, f := range []otlp.Form{otlp.PerPoint, otlp.PerGPU} {
+			runs = append(runs, run{f, d})
+		}
+	}
+	forms := make([]string, len(runs))
+	dbs := make([]*storage.Client, len(runs))
+	sent := make([]int, len(runs))       // rows each form should make
+	pointAttrs := make([]int, len(runs)) // data-point attributes each form sent
 	ts := time.Now().Truncate(time.Second).Add(-30 * time.Second)
-	for i, form := range forms {
+	for i, rn := range runs {
+		form := rn.form
+		forms[i] = form.String() + "/" + rn.decoder
 		dbs[i] = chtest.NewDB(t)
-		col := startCollector(t, colParams{DSN: dbs[i].Config().DSN()})
+		col := startCollector(t, colParams{DSN: dbs[i].Config().DSN(), Decoder: rn.decoder})
 		conn := dial(t, col.endpoint)
 		metrics := pmetricotlp.NewGRPCClient(conn)
 		enc := otlp.NewEncoder(batches[0].Time.Add(-time.Hour), "test")
@@ -208,12 +223,24 @@ func TestBothGPUIdentityFormsLandAsTheSameRows(t *testing.T) {
 		}
 		cancel()
 		db := dbs[i]
-		waitFor(t, 60*time.Second, form.String()+": every row", func() bool {
+		waitFor(t, 60*time.Second, forms[i]+": every row", func() bool {
 			return count(t, db, "gpu_samples", "") == uint64(sent[i]) && count(t, db, "gpu_events", "") == 1
 		})
+		// Every agent request went the decoder's way; the histogram went
+		// to pdata, with its reason.
+		direct := col.selfMetric(t, "fleetwatch_receiver_metrics_decoded_requests", map[string]string{"decoder": "direct"})
+		unsupported := col.selfMetric(t, "fleetwatch_receiver_metrics_decoded_requests", map[string]string{"decoder": "pdata", "reason": "unsupported"})
+		if want := rn.decoder == otlprecv.DecoderDirect; (direct >= float64(len(batches))/2) != want || (unsupported == 1) != want {
+			t.Errorf("%s: %v requests decoded directly, %v left to pdata as unsupported", forms[i], direct, unsupported)
+		}
 	}
-	if sent[0] != sent[1] || sent[0] < 500 {
-		t.Fatalf("the forms sent %d and %d points", sent[0], sent[1])
+	if sent[0] < 500 {
+		t.Fatalf("%s sent %d points", forms[0], sent[0])
+	}
+	for i := range runs {
+		if sent[i] != sent[0] {
+			t.Fatalf("%s sent %d points, %s %d", forms[i], sent[i], forms[0], sent[0])
+		}
 	}
 	// The per-GPU form really is another form: far fewer labels per point.
 	t.Logf("data-point attributes per point: %.2f per point, %.2f per GPU", float64(pointAttrs[0])/float64(sent[0]), float64(pointAttrs[1])/float64(sent[1]))
@@ -231,18 +258,21 @@ func TestBothGPUIdentityFormsLandAsTheSameRows(t *testing.T) {
 			"pci_bus_id", "device", "model_name", "gpu_instance", "gpu_profile", "namespace", "pod", "container", "job",
 			"arrayStringConcat(label_keys, ',')", "arrayStringConcat(label_values, ',')"}, 1},
 	} {
-		a, b := tableRows(t, dbs[0], tc.table, tc.columns...), tableRows(t, dbs[1], tc.table, tc.columns...)
+		a := tableRows(t, dbs[0], tc.table, tc.columns...)
 		if len(a) < tc.min {
 			t.Errorf("%s: %d rows, want at least %d", tc.table, len(a), tc.min)
 		}
-		if len(a) != len(b) {
-			t.Errorf("%s: %d rows per point, %d per GPU", tc.table, len(a), len(b))
-			continue
-		}
-		for r := range a {
-			if a[r] != b[r] {
-				t.Errorf("%s: row %d differs:\nper point %s\nper GPU   %s", tc.table, r, a[r], b[r])
-				break
+		for i := 1; i < len(dbs); i++ {
+			b := tableRows(t, dbs[i], tc.table, tc.columns...)
+			if len(a) != len(b) {
+				t.Errorf("%s: %d rows from %s, %d from %s", tc.table, len(a), forms[0], len(b), forms[i])
+				continue
+			}
+			for r := range a {
+				if a[r] != b[r] {
+					t.Errorf("%s: row %d differs:\n%s %s\n%s %s", tc.table, r, forms[0], a[r], forms[i], b[r])
+					break
+				}
 			}
 		}
 	}

@@ -40,6 +40,9 @@ type colParams struct {
 	TLSCert, TLSKey, TokenFile string
 	// MaxAge, when set, is the exporter's max_age (a backfill's).
 	MaxAge string
+	// Decoder, when set, is the receiver's metrics_decoder (default auto,
+	// which is direct for this configuration's pipelines).
+	Decoder string
 }
 
 var colConfig = template.Must(template.New("cfg").Parse(`
@@ -65,6 +68,9 @@ receivers:
       http:
         endpoint: 127.0.0.1:{{.HTTPPort}}
 {{- template "security" .}}
+{{- end}}
+{{- if .Decoder}}
+    metrics_decoder: {{.Decoder}}
 {{- end}}
 exporters:
   fleetwatch_clickhouse:

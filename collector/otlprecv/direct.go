@@ -2,6 +2,7 @@ package otlprecv
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -44,25 +45,30 @@ func newDirectMetrics(sig *metricsSignal, next consumer.Metrics, logger *zap.Log
 // request is left to pdata.
 func (d *directMetrics) export(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, body []byte) (resp pmetricotlp.ExportResponse, handled bool, err error) {
 	if d.off.Load() {
+		tel.decoded(ctx, FallbackOff)
 		return resp, false, nil
 	}
 	cols := d.cols.Get().(*fastotlp.Columns)
 	defer d.cols.Put(cols)
-	if cols.Decode(body) != nil || !cols.Checked() || !clean(d.sig.lim, cols) {
+	if reason := d.decode(cols, body); reason != DecodedDirect {
+		tel.decoded(ctx, reason)
 		return resp, false, nil
 	}
 	n := cols.Len()
 	if n == 0 {
+		tel.decoded(ctx, DecodedDirect)
 		return d.sig.answer(0, ""), true, nil
 	}
 	resp, err = d.sig.exportItems(ctx, obs, tel, formatProtobuf, n, newChecker(d.sig.lim), func(ctx context.Context) error {
 		h := &fastotlp.Handoff{Columns: cols}
 		if err := d.next.ConsumeMetrics(fastotlp.NewContext(ctx, h), pmetric.NewMetrics()); err != nil || h.Taken() {
+			tel.decoded(ctx, DecodedDirect)
 			return err
 		}
 		// The columns did not reach the exporter: a pipeline the
 		// configuration check did not see. Send the request through pdata
 		// (what was consumed was empty) and stop decoding directly.
+		tel.decoded(ctx, FallbackNotTaken)
 		if d.off.CompareAndSwap(false, true) {
 			d.logger.Warn("metrics_decoder: direct, but the metrics pipeline did not hand the decoded request to fleetwatch_clickhouse; decoding with pdata from now on (set metrics_decoder: pdata for pipelines with other processors or exporters)")
 		}
@@ -73,6 +79,22 @@ func (d *directMetrics) export(ctx context.Context, obs *receiverhelper.ObsRepor
 		return d.sig.consume(ctx, req)
 	})
 	return resp, true, err
+}
+
+// decode decodes body into cols and says why pdata must take it instead,
+// or DecodedDirect.
+func (d *directMetrics) decode(cols *fastotlp.Columns, body []byte) string {
+	switch err := cols.Decode(body); {
+	case errors.Is(err, fastotlp.ErrUnsupported):
+		return FallbackUnsupported
+	case err != nil:
+		return FallbackMalformed
+	case !cols.Checked():
+		return FallbackUnchecked
+	case !clean(d.sig.lim, cols):
+		return FallbackLimits
+	}
+	return DecodedDirect
 }
 
 // clean reports whether the receiver's checks (checkMetrics) would neither

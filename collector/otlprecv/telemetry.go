@@ -33,6 +33,8 @@ type telemetry struct {
 	rejectedItems metric.Int64Counter
 	refusedReqs   metric.Int64Counter
 	normalizedIt  metric.Int64Counter
+	decodedReqs   metric.Int64Counter
+	decodedBy     map[string]metric.MeasurementOption // by DecodedDirect or a fallback reason
 	rejectLog     *throttle
 	refuseLog     *throttle
 	flushEvery    time.Duration
@@ -60,7 +62,38 @@ func newTelemetry(set component.TelemetrySettings, id component.ID, interval tim
 	t.normalizedIt, err = meter.Int64Counter("fleetwatch_receiver_normalized_items",
 		metric.WithDescription("Data points, log records and spans the receiver kept after repairing them (invalid UTF-8 replaced with U+FFFD), by signal and reason."),
 		metric.WithUnit("{item}"))
+	if err != nil {
+		return nil, err
+	}
+	t.decodedReqs, err = meter.Int64Counter("fleetwatch_receiver_metrics_decoded_requests",
+		metric.WithDescription("Protobuf metrics requests of a receiver with metrics_decoder: direct, by the decoder that took them (direct, pdata) and, for pdata, why the direct decoder left them to it."),
+		metric.WithUnit("{request}"))
+	t.decodedBy = map[string]metric.MeasurementOption{}
+	for _, reason := range []string{DecodedDirect, FallbackUnsupported, FallbackMalformed, FallbackUnchecked, FallbackLimits, FallbackNotTaken, FallbackOff} {
+		decoder := "pdata"
+		if reason == DecodedDirect {
+			decoder, reason = "direct", ""
+		}
+		t.decodedBy[reason] = metric.WithAttributes(t.id, attribute.String("decoder", decoder), attribute.String("reason", reason))
+	}
 	return t, err
+}
+
+// Why a receiver with metrics_decoder: direct left a protobuf metrics
+// request to pdata (fleetwatch_receiver_metrics_decoded_requests).
+const (
+	DecodedDirect       = ""            // not a fallback: the direct decoder took it
+	FallbackUnsupported = "unsupported" // histograms, summaries, double/bytes/array/map attribute values
+	FallbackMalformed   = "malformed"   // pdata refuses it too, with its own error
+	FallbackUnchecked   = "unchecked"   // scope attributes, or invalid UTF-8 where the columns do not look
+	FallbackLimits      = "limits"      // an item the receiver's checks would reject or repair
+	FallbackNotTaken    = "not_taken"   // the pipeline did not hand the columns to the exporter
+	FallbackOff         = "off"         // after a not_taken request: pdata from then on
+)
+
+// decoded records one protobuf metrics request of metrics_decoder: direct.
+func (t *telemetry) decoded(ctx context.Context, reason string) {
+	t.decodedReqs.Add(ctx, 1, t.decodedBy[reason])
 }
 
 // normalized records n items of one request kept after a repair.

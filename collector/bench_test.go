@@ -57,6 +57,12 @@ func startBenchCollector(b *testing.B, dsn string, persistent bool, batch chexpo
 	if cfg, err = withBatch(cfg, batch); err != nil {
 		b.Fatal(err)
 	}
+	if v := os.Getenv("FLEETWATCH_BENCH_DECODER"); v != "" {
+		if !strings.Contains(cfg, receiverLine) {
+			b.Fatal("the default configuration has no fleetwatch_otlp receiver to set metrics_decoder on")
+		}
+		cfg = strings.Replace(cfg, receiverLine, receiverLine+"    metrics_decoder: "+v+"\n", 1)
+	}
 	pod := int(knob.Int(b, "FLEETWATCH_BENCH_POD_MIB", 0))
 	if pod > 0 {
 		if cfg, err = withPodMemory(cfg, pod); err != nil {
@@ -109,6 +115,9 @@ func startBenchCollector(b *testing.B, dsn string, persistent bool, batch chexpo
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// receiverLine starts the receiver's settings in the default configuration.
+const receiverLine = "  fleetwatch_otlp:\n"
 
 // memoryLimiterLines are the memory_limiter's limits in the default
 // configuration, as percentages of the container's memory.
@@ -237,7 +246,10 @@ func waitRows(b *testing.B, c *storage.Client, want uint64) uint64 {
 // limited to n MiB: the memory_limiter's percentages turned into MiB of n,
 // and GOMEMLIMIT at 90 % of n, as cmd/fleetwatch-collector sets it there;
 // FLEETWATCH_BENCH_FEATURE_GATES=list passes --feature-gates=list to the
-// collector (e.g. -pdata.useProtoPooling to turn pdata's pooling off).
+// collector (e.g. -pdata.useProtoPooling to turn pdata's pooling off);
+// FLEETWATCH_BENCH_DECODER=v sets the receiver's metrics_decoder (the
+// shipped auto is direct for the default pipelines; pdata for the decoder
+// before issue 18 item 3).
 func BenchmarkEndToEnd(b *testing.B) {
 	batches := []struct {
 		name string

@@ -1,0 +1,82 @@
+package otlprecv
+
+import (
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.uber.org/zap"
+
+	"github.com/fleetwatch/fleetwatch/collector/fastotlp"
+)
+
+// With metrics_decoder: direct behind a pipeline that does not hand the
+// columns to the ClickHouse exporter (here a plain consumer, as a
+// processor that hands data on later would), nothing is lost: the request
+// is consumed again through pdata, answered as pdata answers it, counted
+// as not_taken, and every later request goes to pdata (off), with one
+// warning.
+func TestDirectNotTakenGoesToPdata(t *testing.T) {
+	h := start(t, func(c *Config) { c.MetricsDecoder = DecoderDirect })
+	conn := h.dial(t)
+	metrics := testSignals[0]
+	if metrics.name != signalMetrics {
+		t.Fatal("testSignals[0] is not metrics")
+	}
+	for range 2 {
+		n, msg, err := metrics.grpc(t.Context(), conn, mixed...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 3 || !strings.HasPrefix(msg, mixedMessage) {
+			t.Errorf("partial success = %d %q, want 3 %q...", n, msg, mixedMessage)
+		}
+	}
+	if got := h.sink.keptOf(signalMetrics); got != 4 {
+		t.Errorf("the pipeline kept %d points, want 4", got)
+	}
+	for reason, want := range map[string]int64{FallbackNotTaken: 1, FallbackOff: 1} {
+		if got := h.counter(t, "fleetwatch_receiver_metrics_decoded_requests", map[string]string{"decoder": "pdata", "reason": reason}); got != want {
+			t.Errorf("decoded_requests{reason=%q} = %d, want %d", reason, got, want)
+		}
+	}
+	if n := h.logs.FilterMessageSnippet("did not hand the decoded request").Len(); n != 1 {
+		t.Errorf("%d warnings about the pipeline, want 1", n)
+	}
+}
+
+// FuzzDirectTakesOnlyWhatChecksKeep: a protobuf metrics request the direct
+// decoder takes is one pdata decodes to as many points, and that the
+// receiver's checks (checkMetrics) leave as it is: nothing rejected,
+// nothing repaired. So the direct path gives senders the same answers.
+func FuzzDirectTakesOnlyWhatChecksKeep(f *testing.F) {
+	fuzzSeeds(f, func(signal uint8, json bool, body []byte) {
+		if signal == 0 && !json {
+			f.Add(body)
+		}
+	})
+	lim := DefaultLimits()
+	sig := newMetricsSignal(nil, &lim)
+	d := newDirectMetrics(sig, nil, zap.NewNop())
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if reason, _ := sig.scan(protobufEncoding, body); reason != "" {
+			return
+		}
+		var cols fastotlp.Columns
+		if d.decode(&cols, body) != DecodedDirect {
+			return
+		}
+		req := pmetricotlp.NewExportRequest()
+		if err := req.UnmarshalProto(body); err != nil {
+			t.Fatalf("the direct decoder took a request pdata refuses: %v", err)
+		}
+		if n := req.Metrics().DataPointCount(); n != cols.Len() {
+			t.Fatalf("pdata decodes %d points, the direct decoder %d", n, cols.Len())
+		}
+		c := newChecker(&lim)
+		checkMetrics(req.Metrics(), c)
+		if len(c.rejected) > 0 || c.normalized > 0 {
+			t.Fatalf("the direct decoder took a request the checks change: rejected %v, repaired %d", c.rejected, c.normalized)
+		}
+	})
+}

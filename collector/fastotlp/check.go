@@ -54,21 +54,25 @@ func init() {
 		{num: 6, typ: i64}, {num: 5, typ: bytes, idLen: 16}, {num: 4, typ: bytes, idLen: 8}}
 }
 
-// checkMessage checks the message field whose tag has been read at pos,
-// depth levels of attribute nesting deep, and returns the position after it.
-func checkMessage(b []byte, pos int, typ protowire.Type, s *schema, depth int) (int, error) {
+// checkMessage checks the message field whose tag has been read at pos
+// and returns the position after it, noting the deepest attribute nesting
+// in it.
+func (c *Columns) checkMessage(b []byte, pos int, typ protowire.Type, s *schema) (int, error) {
 	msg, pos, err := consumeBytes(b, pos, typ)
 	if err != nil {
 		return 0, err
 	}
-	return pos, check(msg, s, depth)
+	return pos, check(msg, s, 0, &c.deepest)
 }
 
-func check(b []byte, s *schema, depth int) error {
+// check checks message b, depth levels of attribute nesting deep, raising
+// deepest to the deepest level in it.
+func check(b []byte, s *schema, depth int, deepest *int) error {
 	if s.anyValue {
 		if depth++; depth > maxDepth {
 			return ErrUnsupported
 		}
+		*deepest = max(*deepest, depth)
 	}
 	return forFields(b, func(num int32, typ protowire.Type, b []byte, pos int) (int, error) {
 		r := s.rule(num)
@@ -92,7 +96,7 @@ func check(b []byte, s *schema, depth int) error {
 		case r.idLen > 0 && len(msg) != 0 && len(msg) != r.idLen:
 			err = errIDLength
 		case r.msg != nil:
-			err = check(msg, r.msg, depth)
+			err = check(msg, r.msg, depth, deepest)
 		}
 		return pos, err
 	})

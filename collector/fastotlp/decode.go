@@ -108,7 +108,19 @@ type Columns struct {
 	// unchecked: the request holds what the receiver's checks look at but
 	// the columns do not keep (see Checked).
 	unchecked bool
+	// walked counts the number data points decoded, those a later field
+	// replaced included; deepest is the deepest attribute nesting seen.
+	walked, deepest int
 }
+
+// Walked is the number of NumberDataPoint messages in the request as
+// sent, those a repeated field replaced included: at least the count of
+// the receiver's pre-scan, which counts every data point message.
+func (c *Columns) Walked() int { return c.walked }
+
+// Depth is the deepest nesting of attribute values in the request (1: a
+// plain value; 0: none), in the columns or in the parts only checked.
+func (c *Columns) Depth() int { return c.deepest }
 
 // Checked reports whether everything of the request that the receiver's
 // checks look at is in the columns: no scope has attributes, and the
@@ -149,6 +161,7 @@ func (c *Columns) Reset() {
 	c.rollback(mark{})
 	c.scratch = c.scratch[:0]
 	c.unchecked = false
+	c.walked, c.deepest = 0, 0
 }
 
 // mark is a position in the point columns to roll back to.
@@ -260,7 +273,7 @@ func (c *Columns) resource(b []byte) error {
 			_, pos, err := consumeVarintField(b, pos, typ)
 			return pos, err
 		case 3: // entity_refs
-			return checkMessage(b, pos, typ, entityRefSchema, 0)
+			return c.checkMessage(b, pos, typ, entityRefSchema)
 		}
 		return skipField(b, pos, typ)
 	})
@@ -270,7 +283,7 @@ func (c *Columns) scopeMetrics(b []byte, res int32) error {
 	return forFields(b, func(num int32, typ protowire.Type, b []byte, pos int) (int, error) {
 		switch num {
 		case 1: // scope
-			end, err := checkMessage(b, pos, typ, scopeSchema, 0)
+			end, err := c.checkMessage(b, pos, typ, scopeSchema)
 			if err == nil {
 				msg, _, _ := consumeBytes(b, pos, typ) // checked
 				c.scope(msg)
@@ -336,7 +349,7 @@ func (c *Columns) metric(b []byte, res int32) error {
 		case 9, 10, 11: // histogram, exponential_histogram, summary
 			return 0, ErrUnsupported
 		case 12: // metadata
-			return checkMessage(b, pos, typ, keyValueSchema, 0)
+			return c.checkMessage(b, pos, typ, keyValueSchema)
 		}
 		return skipField(b, pos, typ)
 	})
@@ -370,6 +383,7 @@ func (c *Columns) numberData(b []byte, mi int32) error {
 // dataPoint decodes a NumberDataPoint. It does not use forFields: this is
 // the loop every sample goes through.
 func (c *Columns) dataPoint(b []byte, mi int32) error {
+	c.walked++
 	attrs := int32(len(c.AttrKeys))
 	var start, ts uint64
 	var value float64
@@ -409,7 +423,7 @@ func (c *Columns) dataPoint(b []byte, mi int32) error {
 				value, vt = float64(int64(v)), ValueInt
 			}
 		case 5: // exemplars
-			if pos, err = checkMessage(b, pos, typ, exemplarSchema, 0); err != nil {
+			if pos, err = c.checkMessage(b, pos, typ, exemplarSchema); err != nil {
 				return err
 			}
 		case 8: // flags
@@ -452,6 +466,7 @@ func (c *Columns) keyValue(b []byte) (key, value string, err error) {
 				return "", "", err
 			}
 			pos = p
+			c.deepest = max(c.deepest, 1)
 			if value, err = c.anyValue(msg, value); err != nil {
 				return "", "", err
 			}

@@ -21,10 +21,13 @@ import (
 // decoded by collector/fastotlp into columns and handed to the ClickHouse
 // exporter in the context of an empty pdata request (fastotlp.Handoff),
 // when it holds only what the columns hold (gauges and sums with string,
-// integer or boolean attributes) and the receiver's checks would neither
-// reject nor repair any of it. Any other request (histograms, an item over
-// a limit, invalid UTF-8, a malformed request) goes to pdata and its
-// checks unchanged, so senders get the same answers either way.
+// integer or boolean attributes), the pre-scan would pass it (the decoder
+// counts the items and the attribute depth on its own walk, so the
+// request is read once) and the receiver's checks would neither reject nor
+// repair any of it. Any other request (histograms, an item over a limit,
+// invalid UTF-8, a malformed request) goes to the pre-scan, pdata and its
+// checks unchanged, so senders get the same answers either way
+// (FuzzDirectTakesOnlyWhatChecksKeep, TestDirectAndPdataAnswerAlike).
 type directMetrics struct {
 	sig    *metricsSignal
 	next   consumer.Metrics
@@ -91,6 +94,8 @@ func (d *directMetrics) decode(cols *fastotlp.Columns, body []byte) string {
 		return FallbackMalformed
 	case !cols.Checked():
 		return FallbackUnchecked
+	case cols.Walked() > d.sig.lim.MaxItemsPerRequest || cols.Depth() > d.sig.lim.MaxAttributeDepth:
+		return FallbackLimits // the pre-scan refuses it
 	case !clean(d.sig.lim, cols):
 		return FallbackLimits
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.uber.org/zap"
 
@@ -46,25 +47,33 @@ func TestDirectNotTakenGoesToPdata(t *testing.T) {
 }
 
 // FuzzDirectTakesOnlyWhatChecksKeep: a protobuf metrics request the direct
-// decoder takes is one pdata decodes to as many points, and that the
-// receiver's checks (checkMetrics) leave as it is: nothing rejected,
-// nothing repaired. So the direct path gives senders the same answers.
+// decoder takes is one the pre-scan passes (depth, items), pdata decodes
+// to as many points, and the receiver's checks (checkMetrics) leave as it
+// is: nothing rejected, nothing repaired. So the direct path gives senders
+// the same answers.
 func FuzzDirectTakesOnlyWhatChecksKeep(f *testing.F) {
 	fuzzSeeds(f, func(signal uint8, json bool, body []byte) {
 		if signal == 0 && !json {
 			f.Add(body)
 		}
 	})
+	for depth := 1; depth <= 5; depth++ {
+		for _, where := range []string{"metadata", "exemplar"} {
+			f.Add(nestedMetricsProto(where, depth))
+		}
+	}
+	// Low limits, so that the seeds meet them: mixed holds 5 points.
 	lim := DefaultLimits()
+	lim.MaxItemsPerRequest, lim.MaxAttributeDepth = 4, 3
 	sig := newMetricsSignal(nil, &lim)
 	d := newDirectMetrics(sig, nil, zap.NewNop())
 	f.Fuzz(func(t *testing.T, body []byte) {
-		if reason, _ := sig.scan(protobufEncoding, body); reason != "" {
-			return
-		}
 		var cols fastotlp.Columns
 		if d.decode(&cols, body) != DecodedDirect {
 			return
+		}
+		if reason, err := sig.scan(protobufEncoding, body); err != nil {
+			t.Fatalf("the direct decoder took a request the pre-scan refuses (%s): %v", reason, err)
 		}
 		req := pmetricotlp.NewExportRequest()
 		if err := req.UnmarshalProto(body); err != nil {
@@ -79,4 +88,32 @@ func FuzzDirectTakesOnlyWhatChecksKeep(f *testing.F) {
 			t.Fatalf("the direct decoder took a request the checks change: rejected %v, repaired %d", c.rejected, c.normalized)
 		}
 	})
+}
+
+// nestedMetricsProto is a request of one gauge point whose metric metadata
+// or exemplar holds an attribute value nested depth levels deep (1: a
+// plain value): parts the direct decoder checks but does not keep.
+func nestedMetricsProto(where string, depth int) []byte {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("UUID", "GPU-1")
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("DCGM_FI_DEV_GPU_TEMP")
+	dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetDoubleValue(1)
+	attrs := m.Metadata()
+	if where == "exemplar" {
+		ex := dp.Exemplars().AppendEmpty()
+		ex.SetDoubleValue(1)
+		attrs = ex.FilteredAttributes()
+	}
+	for range depth - 1 {
+		attrs = attrs.PutEmptyMap("k")
+	}
+	attrs.PutStr("k", "v")
+	b, err := (&pmetric.ProtoMarshaler{}).MarshalMetrics(md)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -69,13 +69,16 @@ type signal[Req request, Resp response] struct {
 // checked before decoding fails or it does not decode; otherwise the
 // export's answer and error.
 func (s *signal[Req, Resp]) handle(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, enc *encoding, body []byte) (resp Resp, reason string, err error) {
-	if reason, err := s.scan(enc, body); err != nil {
-		return resp, reason, err
-	}
+	// The direct decoder checks the pre-scan's limits itself (without
+	// recursion deeper than the schema's), and takes only requests the
+	// pre-scan passes; the others come here.
 	if s.direct != nil && enc == protobufEncoding {
 		if resp, ok, err := s.direct(ctx, obs, tel, body); ok {
 			return resp, "", err
 		}
+	}
+	if reason, err := s.scan(enc, body); err != nil {
+		return resp, reason, err
 	}
 	req := s.newReq()
 	if err := enc.decode(req, body); err != nil {

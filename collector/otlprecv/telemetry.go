@@ -86,7 +86,7 @@ const (
 	FallbackUnsupported = "unsupported" // histograms, summaries, double/bytes/array/map attribute values
 	FallbackMalformed   = "malformed"   // pdata refuses it too, with its own error
 	FallbackUnchecked   = "unchecked"   // scope attributes, or invalid UTF-8 where the columns do not look
-	FallbackLimits      = "limits"      // an item the receiver's checks would reject or repair
+	FallbackLimits      = "limits"      // a limit or check would refuse, reject or repair something
 	FallbackNotTaken    = "not_taken"   // the pipeline did not hand the columns to the exporter
 	FallbackOff         = "off"         // after a not_taken request: pdata from then on
 )

@@ -91,6 +91,12 @@ type Options struct {
 	Sync SyncPolicy
 	// Logger receives recovery and error reports (default: discard).
 	Logger *slog.Logger
+	// TailBytes bounds the records kept in memory after they are written,
+	// until the reader reads them (default 32 MiB; -1 keeps none): a
+	// reader keeping up with the appends reads them from there, without a
+	// read from the file and a second checksum. Records appended while
+	// the tail is full are read from the file, as after a restart.
+	TailBytes int64
 }
 
 func (o *Options) defaults() {
@@ -105,6 +111,9 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.TailBytes == 0 {
+		o.TailBytes = 32 << 20
 	}
 }
 
@@ -154,6 +163,9 @@ type Stats struct {
 	TornRecords int64
 	// Appended and Acked count records since Open.
 	Appended, Acked int64
+	// TailReads counts the records read from memory (Options.TailBytes)
+	// rather than from the file.
+	TailReads int64
 	// AppendErrors counts failed appends by reason: full, disk_full, io.
 	AppendErrors map[string]int64
 }
@@ -162,6 +174,13 @@ type Stats struct {
 type segment struct {
 	id   uint64
 	size int64 // valid bytes (a corrupt tail of an older segment excluded)
+}
+
+// tailRecord is a record kept in memory after it was written: its position
+// and its frame (header and payload).
+type tailRecord struct {
+	at    Position
+	frame []byte
 }
 
 // Log is an open write-ahead log. Append is safe for concurrent use; Read
@@ -184,7 +203,10 @@ type Log struct {
 	pending  int64      // records appended and not acknowledged
 	unacked  []Position // ends of the records read and not acknowledged
 	written  int64      // bytes appended since Open, the sync high-water mark's unit
-	wbuf     []byte
+	wbuf     []byte     // the frame being written: header and payload
+	tail     []tailRecord
+	tailSize int64    // bytes of frames in tail
+	free     [][]byte // frames read from the tail, for reuse as wbuf
 	stats    Stats
 
 	syncMu sync.Mutex
@@ -501,15 +523,57 @@ func (l *Log) write(payload []byte) (int64, error) {
 		l.undo(last.size)
 		return 0, classify(err)
 	}
-	if cap(l.wbuf) > 4<<20 {
-		l.wbuf = nil // don't keep a huge record's buffer
-	}
+	l.keepTail(Position{Segment: last.id, Offset: last.size})
 	last.size += frame
 	l.pending++
 	l.written += frame
 	l.stats.Appended++
 	l.data.Broadcast()
 	return l.written, nil
+}
+
+// keepTail keeps the frame just written (l.wbuf) at in memory for the
+// reader, when the tail has room, and takes a free buffer for the next
+// frame; l.mu is held.
+func (l *Log) keepTail(at Position) {
+	n := int64(len(l.wbuf))
+	if n > 4<<20 || l.tailSize+n > l.opts.TailBytes {
+		if cap(l.wbuf) > 4<<20 {
+			l.wbuf = nil // don't keep a huge record's buffer
+		}
+		return
+	}
+	l.tail = append(l.tail, tailRecord{at: at, frame: l.wbuf})
+	l.tailSize += n
+	l.wbuf = nil
+	if k := len(l.free); k > 0 {
+		l.wbuf, l.free = l.free[k-1][:0], l.free[:k-1]
+	}
+}
+
+// fromTail returns the frame of the record at l.read if the tail holds
+// it, dropping what the tail holds before it; l.mu is held. release gives
+// the frame back once its payload is copied.
+func (l *Log) fromTail() []byte {
+	for len(l.tail) > 0 && l.tail[0].at.Less(l.read) {
+		l.releaseTail()
+	}
+	if len(l.tail) > 0 && l.tail[0].at == l.read {
+		return l.tail[0].frame
+	}
+	return nil
+}
+
+// releaseTail drops the tail's first record, keeping a few frames' memory
+// for the next appends.
+func (l *Log) releaseTail() {
+	f := l.tail[0].frame
+	l.tail[0] = tailRecord{}
+	l.tail = l.tail[1:]
+	l.tailSize -= int64(len(f))
+	if len(l.free) < 8 {
+		l.free = append(l.free, f)
+	}
 }
 
 // undo cuts the current segment back to size after a failed write.
@@ -669,7 +733,8 @@ func (l *Log) readLocked(buf []byte, reuse bool, maxRecords int, maxBytes int64)
 			l.read = Position{Segment: l.segs[i+1].id}
 			continue
 		}
-		if l.readFile == nil {
+		mem := l.fromTail()
+		if mem == nil && l.readFile == nil {
 			f, err := os.Open(l.path(l.read.Segment))
 			if err != nil {
 				return out, buf, fmt.Errorf("wal: %w", err)
@@ -677,7 +742,9 @@ func (l *Log) readLocked(buf []byte, reuse bool, maxRecords int, maxBytes int64)
 			l.readFile = f
 		}
 		var hdr [headerSize]byte
-		if _, err := l.readFile.ReadAt(hdr[:], l.read.Offset); err != nil {
+		if mem != nil {
+			copy(hdr[:], mem)
+		} else if _, err := l.readFile.ReadAt(hdr[:], l.read.Offset); err != nil {
 			return out, buf, fmt.Errorf("wal: read %s: %w", segName(l.read.Segment), err)
 		}
 		length := int64(binary.LittleEndian.Uint32(hdr[:4]))
@@ -693,10 +760,14 @@ func (l *Log) readLocked(buf []byte, reuse bool, maxRecords int, maxBytes int64)
 			}
 			data = buf[len(buf) : int64(len(buf))+length : int64(len(buf))+length]
 		}
-		if _, err := l.readFile.ReadAt(data, l.read.Offset+headerSize); err != nil {
+		if mem != nil {
+			// Written from this memory: nothing to check.
+			copy(data, mem[headerSize:])
+			l.releaseTail()
+			l.stats.TailReads++
+		} else if _, err := l.readFile.ReadAt(data, l.read.Offset+headerSize); err != nil {
 			return out, buf, fmt.Errorf("wal: read %s: %w", segName(l.read.Segment), err)
-		}
-		if crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
+		} else if crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
 			// Written and read back differently in this process: the disk
 			// or the page cache failed us. Skip the rest of the segment.
 			l.opts.Logger.Error("wal: record fails its checksum; skipping the rest of the segment", "segment", segName(l.read.Segment), "offset", l.read.Offset)

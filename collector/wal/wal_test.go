@@ -380,3 +380,49 @@ func TestReadIntoReusesItsBuffer(t *testing.T) {
 		t.Fatal("the records of a read that fits were not read into the buffer")
 	}
 }
+
+// Records read back while the log is open come from memory when the tail
+// holds them and from the file when it does not (appended while the tail
+// was full, or TailBytes -1): the same records, in order, either way,
+// across segments (300 records of 4 KiB segments make about 8).
+func TestTailServesWhatTheFileHolds(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		tail      int64
+		fromTail  func(n int64) bool
+		appendRun int
+	}{
+		{"all in memory", 1 << 20, func(n int64) bool { return n == 300 }, 10},
+		{"a small tail", 600, func(n int64) bool { return n > 0 && n < 300 }, 25},
+		{"no tail", -1, func(n int64) bool { return n == 0 }, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := open(t, Options{Dir: t.TempDir(), SegmentBytes: 4096, MaxBytes: 1 << 20, TailBytes: tc.tail})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var buf []byte
+			read, appended := 0, 0
+			for read < 300 {
+				for i := 0; i < tc.appendRun && appended < 300; i++ {
+					if err := l.Append(rec(appended)); err != nil {
+						t.Fatal(err)
+					}
+					appended++
+				}
+				recs, grown, err := l.ReadInto(ctx, buf, 7, 1<<20)
+				if err != nil {
+					t.Fatalf("read after %d records: %v", read, err)
+				}
+				checkRecords(t, recs, read)
+				buf, read = grown, read+len(recs)
+				if err := l.Ack(recs[len(recs)-1].End); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := l.Stats()
+			if !tc.fromTail(st.TailReads) || st.PendingRecords != 0 {
+				t.Fatalf("%d of 300 records read from memory, %d pending", st.TailReads, st.PendingRecords)
+			}
+		})
+	}
+}

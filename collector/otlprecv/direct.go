@@ -44,28 +44,30 @@ func newDirectMetrics(sig *metricsSignal, next consumer.Metrics, logger *zap.Log
 	return d
 }
 
-// export exports body through the columns; handled is false when the
-// request is left to pdata.
-func (d *directMetrics) export(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, body []byte) (resp pmetricotlp.ExportResponse, handled bool, err error) {
+// export exports body through the columns; ok is false when the request
+// is left to pdata.
+func (d *directMetrics) export(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, body []byte) (resp pmetricotlp.ExportResponse, h handled, ok bool, err error) {
 	if d.off.Load() {
 		tel.decoded(ctx, FallbackOff)
-		return resp, false, nil
+		return resp, h, false, nil
 	}
 	cols := d.cols.Get().(*fastotlp.Columns)
 	defer d.cols.Put(cols)
 	if reason := d.decode(cols, body); reason != DecodedDirect {
 		tel.decoded(ctx, reason)
-		return resp, false, nil
+		return resp, h, false, nil
 	}
 	n := cols.Len()
 	if n == 0 {
 		tel.decoded(ctx, DecodedDirect)
-		return d.sig.answer(0, ""), true, nil
+		return d.sig.answer(0, ""), handled{reusable: true}, true, nil
 	}
 	resp, err = d.sig.exportItems(ctx, obs, tel, formatProtobuf, n, newChecker(d.sig.lim), func(ctx context.Context) error {
-		h := &fastotlp.Handoff{Columns: cols}
-		if err := d.next.ConsumeMetrics(fastotlp.NewContext(ctx, h), pmetric.NewMetrics()); err != nil || h.Taken() {
+		ho := &fastotlp.Handoff{Columns: cols}
+		if err := d.next.ConsumeMetrics(fastotlp.NewContext(ctx, ho), pmetric.NewMetrics()); err != nil || ho.Taken() {
 			tel.decoded(ctx, DecodedDirect)
+			// The exporter keeps nothing of the columns: the body is free.
+			h.reusable = true
 			return err
 		}
 		// The columns did not reach the exporter: a pipeline the
@@ -81,7 +83,7 @@ func (d *directMetrics) export(ctx context.Context, obs *receiverhelper.ObsRepor
 		}
 		return d.sig.consume(ctx, req)
 	})
-	return resp, true, err
+	return resp, h, true, err
 }
 
 // decode decodes body into cols and says why pdata must take it instead,

@@ -1,8 +1,16 @@
 package otlprecv
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -116,4 +124,38 @@ func nestedMetricsProto(where string, depth int) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// A request body's buffer is given back for reuse only when the direct
+// decoder's columns were taken: the pdata path (and a pipeline that did
+// not take the columns, then got pdata) may keep references into it.
+func TestDirectBodyReusableOnlyWhenTaken(t *testing.T) {
+	body, err := metricsRequest("", "").MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tel, err := newTelemetry(componenttest.NewNopTelemetrySettings(), component.NewID(Type), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{ReceiverID: component.NewID(Type), Transport: transportGRPC,
+		ReceiverCreateSettings: receivertest.NewNopSettings(Type)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := DefaultLimits()
+	for _, take := range []bool{true, false} {
+		next := must(consumer.NewMetrics(func(ctx context.Context, _ pmetric.Metrics) error {
+			if h := fastotlp.FromContext(ctx); take && h != nil {
+				h.Take()
+			}
+			return nil
+		}))
+		sig := newMetricsSignal(next, &lim)
+		sig.direct = newDirectMetrics(sig, next, zap.NewNop()).export
+		_, reusable, err := sig.serveGRPC(context.Background(), obs, tel, body)
+		if err != nil || reusable != take {
+			t.Errorf("columns taken %v: reusable %v, err %v", take, reusable, err)
+		}
+	}
 }

@@ -93,9 +93,9 @@ func (s *signal[Req, Resp]) handler(obs *receiverhelper.ObsReport, tel *telemetr
 			refuse(enc, http.StatusBadRequest, RefusedUnreadable, "reading the request body: "+err.Error())
 			return
 		}
-		resp, reason, err := s.handle(r.Context(), obs, tel, enc, body)
-		if reason != "" {
-			refuse(enc, http.StatusBadRequest, reason, err.Error())
+		resp, h, err := s.handle(r.Context(), obs, tel, enc, body)
+		if h.reason != "" {
+			refuse(enc, http.StatusBadRequest, h.reason, err.Error())
 			return
 		}
 		if err != nil {

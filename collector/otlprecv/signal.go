@@ -60,32 +60,42 @@ type signal[Req request, Resp response] struct {
 	answer func(rejected int64, message string) Resp
 	// direct, when set, exports a protobuf request without pdata
 	// (direct.go); handled is false when it leaves the request to pdata.
-	direct  func(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, body []byte) (resp Resp, handled bool, err error)
+	direct  func(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, body []byte) (resp Resp, h handled, ok bool, err error)
 	startOp func(*receiverhelper.ObsReport, context.Context) context.Context
 	endOp   func(*receiverhelper.ObsReport, context.Context, string, int, error)
 }
 
-// handle decodes body and exports it: refused (with reason) when a limit
+// handled is how a request was handled.
+type handled struct {
+	// reason refuses the request: a limit checked before decoding failed,
+	// or it did not decode.
+	reason string
+	// reusable: nothing refers to the body any more (the direct decoder
+	// took the request), so its buffer may be reused.
+	reusable bool
+}
+
+// handle decodes body and exports it: refused (h.reason) when a limit
 // checked before decoding fails or it does not decode; otherwise the
 // export's answer and error.
-func (s *signal[Req, Resp]) handle(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, enc *encoding, body []byte) (resp Resp, reason string, err error) {
+func (s *signal[Req, Resp]) handle(ctx context.Context, obs *receiverhelper.ObsReport, tel *telemetry, enc *encoding, body []byte) (resp Resp, h handled, err error) {
 	// The direct decoder checks the pre-scan's limits itself (without
 	// recursion deeper than the schema's), and takes only requests the
 	// pre-scan passes; the others come here.
 	if s.direct != nil && enc == protobufEncoding {
-		if resp, ok, err := s.direct(ctx, obs, tel, body); ok {
-			return resp, "", err
+		if resp, h, ok, err := s.direct(ctx, obs, tel, body); ok {
+			return resp, h, err
 		}
 	}
 	if reason, err := s.scan(enc, body); err != nil {
-		return resp, reason, err
+		return resp, handled{reason: reason}, err
 	}
 	req := s.newReq()
 	if err := enc.decode(req, body); err != nil {
-		return resp, RefusedUndecodable, fmt.Errorf("decoding the %s export request: %w", enc.format, err)
+		return resp, handled{reason: RefusedUndecodable}, fmt.Errorf("decoding the %s export request: %w", enc.format, err)
 	}
 	resp, err = s.export(ctx, obs, tel, enc.format, req)
-	return resp, "", err
+	return resp, handled{}, err
 }
 
 // scan checks body against the limits that must hold before pdata decodes

@@ -754,9 +754,12 @@ func (l *Log) readLocked(buf []byte, reuse bool, maxRecords int, maxBytes int64)
 		} else {
 			if int64(cap(buf)-len(buf)) < length {
 				// A bigger buffer: the records read so far keep the old
-				// one. Doubled, but never past what one read can hold
-				// (maxBytes and the record that crosses it).
-				buf = make([]byte, 0, max(length, min(2*int64(cap(buf)), maxBytes+length)))
+				// one. Doubled, but not past what one read can hold
+				// (maxBytes and the record that crosses it) unless it
+				// already is: a read asking for less (the rest of a
+				// batch) must not hand back a smaller buffer, which the
+				// next, bigger read would outgrow again.
+				buf = make([]byte, 0, max(length, min(2*int64(cap(buf)), max(maxBytes+length, int64(cap(buf))))))
 			}
 			data = buf[len(buf) : int64(len(buf))+length : int64(len(buf))+length]
 		}

@@ -115,6 +115,8 @@ type chExporter struct {
 	// Delivery side: the log and the loop that drains it.
 	log    *wal.Log
 	points *pointStates // counters' last points, for increases and duplicates (drain loop only)
+	// sorter orders gpu_samples rows before they are written (drain loop only).
+	sorter sampleSorter
 	// drainBufs are the drain loop's columns and strings, reused from
 	// batch to batch (drain loop only).
 	drainBufs drainBuffers

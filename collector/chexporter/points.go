@@ -313,7 +313,7 @@ func (e *chExporter) resolveSamples(ctx context.Context, b storage.Block) (stora
 			out.Data = append(out.Data, b.Data[i])
 		}
 	}
-	return keepRows(out, keep), nil
+	return e.sorter.sortSamples(keepRows(out, keep)), nil
 }
 
 // dropStored removes from b (gpu_samples rows ready to insert) the points

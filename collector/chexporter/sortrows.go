@@ -1,7 +1,6 @@
 package chexporter
 
 import (
-	"cmp"
 	"slices"
 	"unsafe"
 
@@ -62,7 +61,8 @@ func (s *sampleSorter) sortSamples(b storage.Block) storage.Block {
 	for _, m := range s.seen {
 		s.byPtr[unsafe.StringData(m)] = s.ranks[m]
 	}
-	// Count rows per rank, checking the order on the way.
+	// Count rows per rank, checking the order on the way: the starts of
+	// the ranks' runs in the sorted rows.
 	s.starts = slices.Grow(s.starts[:0], len(s.names)+1)[:len(s.names)+1]
 	clear(s.starts)
 	s.rank = slices.Grow(s.rank[:0], n)[:n]
@@ -79,21 +79,46 @@ func (s *sampleSorter) sortSamples(b storage.Block) storage.Block {
 	if sorted {
 		return b
 	}
+	// A least-significant-digit radix sort: by each byte of the series
+	// id, then by the metric's rank, every pass stable, so rows of one
+	// series keep the order they came in (their time order: a sender's
+	// points come in order; a late point only leaves ClickHouse a block to
+	// sort, as before). Ten passes over the rows cost less than comparing
+	// them (a comparison sort per metric was 150 ns a row).
+	s.keys = slices.Grow(s.keys[:0], n)[:n]
+	s.tmp = slices.Grow(s.tmp[:0], n)[:n]
+	for i := range n {
+		s.keys[i] = sortKey{series: series[i], row: uint32(i), rank: s.rank[i]}
+	}
+	var count [257]int
+	for shift := 0; shift < 64; shift += 8 {
+		clear(count[:])
+		for _, k := range s.keys {
+			count[int(byte(k.series>>shift))+1]++
+		}
+		if slices.Contains(count[1:], n) {
+			continue // every row has the same byte here
+		}
+		for d := 1; d < len(count); d++ {
+			count[d] += count[d-1]
+		}
+		for _, k := range s.keys {
+			d := byte(k.series >> shift)
+			s.tmp[count[d]] = k
+			count[d]++
+		}
+		s.keys, s.tmp = s.tmp, s.keys
+	}
 	for r := 1; r < len(s.starts); r++ {
 		s.starts[r] += s.starts[r-1]
 	}
-	// Place each row in its rank's bucket (a counting sort), then order
-	// each bucket by series and time.
-	s.keys = slices.Grow(s.keys[:0], n)[:n]
 	next := append(s.next[:0], s.starts...)
 	s.next = next
-	for i, r := range s.rank {
-		s.keys[next[r]] = sortKey{series: series[i], ts: ts[i], row: uint32(i)}
-		next[r]++
+	for _, k := range s.keys {
+		s.tmp[next[k.rank]] = k
+		next[k.rank]++
 	}
-	for r := 0; r+1 < len(s.starts); r++ {
-		slices.SortFunc(s.keys[s.starts[r]:s.starts[r+1]], compareKeys)
-	}
+	s.keys, s.tmp = s.tmp, s.keys
 	if len(s.cols) < len(b.Data) {
 		s.cols = append(s.cols, make([]any, len(b.Data)-len(s.cols))...)
 	}
@@ -130,21 +155,14 @@ type sampleSorter struct {
 	starts []int    // per rank, its first position in keys; then the end
 	next   []int
 	keys   []sortKey
+	tmp    []sortKey
 	cols   []any // per column position, the last output slice
 }
 
-// sortKey orders the rows of one metric.
+// sortKey is a row's place in the order: its series, its metric's rank.
 type sortKey struct {
-	series uint64
-	ts     int64
-	row    uint32
-}
-
-func compareKeys(a, b sortKey) int {
-	if c := cmp.Compare(a.series, b.series); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.ts, b.ts)
+	series    uint64
+	row, rank uint32
 }
 
 // permute returns column c's values in the sorted order, in the slice the

@@ -14,6 +14,13 @@ import (
 // metrics in the order their requests came, rounds of increasing time.
 func samplesRows(n int, rng *rand.Rand) storage.Block {
 	metrics := []string{"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_PROF_SM_ACTIVE", "DCGM_FI_DEV_XID_ERRORS", "fleetwatch_train_step_seconds"}
+	// Series ids are hashes: every byte takes every value.
+	ids := make([][]uint64, len(metrics))
+	for m := range ids {
+		for range 50 {
+			ids[m] = append(ids[m], rng.Uint64())
+		}
+	}
 	var ts []int64
 	var metric []string
 	var series []uint64
@@ -26,7 +33,7 @@ func samplesRows(n int, rng *rand.Rand) storage.Block {
 			name = strings.Clone(name) // not interned: another pointer, the same name
 		}
 		metric = append(metric, name)
-		series = append(series, uint64(m)<<32|uint64(rng.IntN(50)))
+		series = append(series, ids[m][rng.IntN(len(ids[m]))])
 		ts = append(ts, 1_700_000_000+int64(i/100))
 		value = append(value, float64(i))
 		tsns = append(tsns, uint32(i))

@@ -62,12 +62,12 @@ func (c *Columns) checkMessage(b []byte, pos int, typ protowire.Type, s *schema)
 	if err != nil {
 		return 0, err
 	}
-	return pos, check(msg, s, 0, &c.deepest)
+	return pos, check(msg, s, 0, &c.deepest, &c.unchecked)
 }
 
 // check checks message b, depth levels of attribute nesting deep, raising
-// deepest to the deepest level in it.
-func check(b []byte, s *schema, depth int, deepest *int) error {
+// deepest to the deepest level in it and setting *group if it holds a group.
+func check(b []byte, s *schema, depth int, deepest *int, group *bool) error {
 	if s.anyValue {
 		if depth++; depth > maxDepth {
 			return ErrUnsupported
@@ -77,7 +77,7 @@ func check(b []byte, s *schema, depth int, deepest *int) error {
 	return forFields(b, func(num int32, typ protowire.Type, b []byte, pos int) (int, error) {
 		r := s.rule(num)
 		if r == nil {
-			return skipField(b, pos, typ)
+			return skipField(b, pos, typ, group)
 		}
 		if typ != r.typ {
 			return 0, errWireType
@@ -96,7 +96,7 @@ func check(b []byte, s *schema, depth int, deepest *int) error {
 		case r.idLen > 0 && len(msg) != 0 && len(msg) != r.idLen:
 			err = errIDLength
 		case r.msg != nil:
-			err = check(msg, r.msg, depth, deepest)
+			err = check(msg, r.msg, depth, deepest, group)
 		}
 		return pos, err
 	})

@@ -19,7 +19,8 @@
 //   - histograms, exponential histograms and summaries;
 //   - a resource or data point attribute whose value is a double, bytes, an
 //     array or a map (the GPU telemetry's are strings);
-//   - attribute values nested deeper than maxDepth anywhere.
+//   - attribute values nested deeper than maxDepth anywhere;
+//   - a group (a deprecated wire type) anywhere.
 //
 // Protobuf's merge rules are pdata's: a repeated Resource message merges
 // (its attributes add up), a metric's data (gauge, sum, ...) and a point's
@@ -125,8 +126,12 @@ func (c *Columns) Depth() int { return c.deepest }
 // Checked reports whether everything of the request that the receiver's
 // checks look at is in the columns: no scope has attributes, and the
 // scopes' names and versions and the metrics' names, descriptions and
-// units are valid UTF-8. When it is false the columns are still right,
-// but only pdata's checks can tell what they would reject or repair.
+// units are valid UTF-8; and whether it holds no group (a deprecated wire
+// type no OTLP sender uses, which pdata and the receiver's pre-scan read
+// differently: pdata no further than its first field, the pre-scan to its
+// end). When it is false the columns are still right, but only the
+// pre-scan and pdata's checks can tell what they would refuse, reject or
+// repair.
 func (c *Columns) Checked() bool { return !c.unchecked }
 
 // Len is the number of data points.
@@ -187,7 +192,7 @@ func (c *Columns) Decode(b []byte) error {
 	c.Reset()
 	return forFields(b, func(num int32, typ protowire.Type, b []byte, pos int) (int, error) {
 		if num != 1 { // resource_metrics
-			return skipField(b, pos, typ)
+			return skipField(b, pos, typ, &c.unchecked)
 		}
 		msg, pos, err := consumeBytes(b, pos, typ)
 		if err != nil {
@@ -248,7 +253,7 @@ func (c *Columns) resourceMetrics(b []byte) error {
 		case 3: // schema_url
 			fn = nil
 		default:
-			return skipField(b, pos, typ)
+			return skipField(b, pos, typ, &c.unchecked)
 		}
 		msg, pos, err := consumeBytes(b, pos, typ)
 		if err != nil || fn == nil {
@@ -275,7 +280,7 @@ func (c *Columns) resource(b []byte) error {
 		case 3: // entity_refs
 			return c.checkMessage(b, pos, typ, entityRefSchema)
 		}
-		return skipField(b, pos, typ)
+		return skipField(b, pos, typ, &c.unchecked)
 	})
 }
 
@@ -299,7 +304,7 @@ func (c *Columns) scopeMetrics(b []byte, res int32) error {
 			_, pos, err := consumeBytes(b, pos, typ)
 			return pos, err
 		}
-		return skipField(b, pos, typ)
+		return skipField(b, pos, typ, &c.unchecked)
 	})
 }
 
@@ -315,7 +320,7 @@ func (c *Columns) scope(b []byte) {
 		case 3: // attributes
 			c.unchecked = true
 		}
-		return skipField(b, pos, typ)
+		return skipField(b, pos, typ, &c.unchecked)
 	})
 }
 
@@ -351,7 +356,7 @@ func (c *Columns) metric(b []byte, res int32) error {
 		case 12: // metadata
 			return c.checkMessage(b, pos, typ, keyValueSchema)
 		}
-		return skipField(b, pos, typ)
+		return skipField(b, pos, typ, &c.unchecked)
 	})
 }
 
@@ -376,7 +381,7 @@ func (c *Columns) numberData(b []byte, mi int32) error {
 			c.Metrics[mi].Monotonic = v != 0
 			return pos, err
 		}
-		return skipField(b, pos, typ)
+		return skipField(b, pos, typ, &c.unchecked)
 	})
 }
 
@@ -431,7 +436,7 @@ func (c *Columns) dataPoint(b []byte, mi int32) error {
 				return err
 			}
 		default:
-			if pos, err = skipField(b, pos, typ); err != nil {
+			if pos, err = skipField(b, pos, typ, &c.unchecked); err != nil {
 				return err
 			}
 		}
@@ -475,7 +480,7 @@ func (c *Columns) keyValue(b []byte) (key, value string, err error) {
 				return "", "", err
 			}
 		default:
-			if pos, err = skipField(b, pos, typ); err != nil {
+			if pos, err = skipField(b, pos, typ, &c.unchecked); err != nil {
 				return "", "", err
 			}
 		}
@@ -506,7 +511,7 @@ func (c *Columns) anyValue(b []byte, value string) (string, error) {
 		case 4, 5, 6, 7: // double_value, array_value, kvlist_value, bytes_value
 			return 0, ErrUnsupported
 		}
-		return skipField(b, pos, typ)
+		return skipField(b, pos, typ, &c.unchecked)
 	})
 	return value, err
 }

@@ -109,8 +109,8 @@ func consumeVarintField(b []byte, pos int, typ protowire.Type) (uint64, int, err
 }
 
 // skipField skips an unknown field whose tag has been read; a group runs to
-// its matching end, whatever the field numbers inside.
-func skipField(b []byte, pos int, typ protowire.Type) (int, error) {
+// its matching end, whatever the field numbers inside, and sets *group.
+func skipField(b []byte, pos int, typ protowire.Type, group *bool) (int, error) {
 	var err error
 	depth := 0
 	for pos < len(b) {
@@ -130,6 +130,7 @@ func skipField(b []byte, pos int, typ protowire.Type) (int, error) {
 			}
 			return pos + 4, nil
 		case protowire.StartGroupType:
+			*group = true
 			depth++
 		case protowire.EndGroupType:
 			if depth == 0 {

@@ -15,7 +15,10 @@ import (
 // to 32 bits and checks only that it is positive, and skips groups of
 // unknown fields without matching their field numbers. The decoder's
 // promise is "the same answer as pdata for the same bytes", so it follows
-// pdata here; protowire supplies the wire-type names.
+// pdata here; protowire supplies the wire-type names. The receiver's
+// pre-scan reads with protowire and refuses what pdata lets through, so the
+// first two are ErrUnsupported (the request goes to the pre-scan and pdata)
+// and a group makes Checked false.
 
 // ErrMalformed is wrapped by every error about bytes that are not a valid
 // OTLP metrics export request (the bytes pdata's decoder rejects too).
@@ -30,10 +33,13 @@ var (
 	errIllegalWire = fmt.Errorf("%w: illegal wire type", ErrMalformed)
 	errEndGroup    = fmt.Errorf("%w: end of group without a start", ErrMalformed)
 	errIDLength    = fmt.Errorf("%w: trace or span id of the wrong length", ErrMalformed)
+
+	errLongVarint  = fmt.Errorf("%w: a tenth varint byte above 1", ErrUnsupported)
+	errFieldNumTop = fmt.Errorf("%w: a field number past protobuf's range", ErrUnsupported)
 )
 
-// consumeVarint reads a varint at pos: up to ten bytes, the bits past 64
-// dropped.
+// consumeVarint reads a varint at pos: up to ten bytes. pdata drops the bits
+// of a tenth byte past 64; that is errLongVarint here.
 func consumeVarint(b []byte, pos int) (uint64, int, error) {
 	if pos < len(b) && b[pos] < 0x80 {
 		return uint64(b[pos]), pos + 1, nil
@@ -50,6 +56,9 @@ func consumeVarint(b []byte, pos int) (uint64, int, error) {
 		pos++
 		v |= uint64(c&0x7f) << shift
 		if c < 0x80 {
+			if shift == 63 && c > 1 {
+				return 0, 0, errLongVarint
+			}
 			return v, pos, nil
 		}
 	}
@@ -65,6 +74,9 @@ func consumeTag(b []byte, pos int) (int32, protowire.Type, int, error) {
 	num := int32(tag >> 3)
 	if num <= 0 {
 		return 0, 0, 0, errFieldNumber
+	}
+	if tag>>3 > uint64(protowire.MaxValidNumber) {
+		return 0, 0, 0, errFieldNumTop
 	}
 	return num, protowire.Type(tag & 7), pos, nil
 }

@@ -20,7 +20,9 @@
 //   - a resource or data point attribute whose value is a double, bytes, an
 //     array or a map (the GPU telemetry's are strings);
 //   - attribute values nested deeper than maxDepth anywhere;
-//   - a group (a deprecated wire type) anywhere.
+//   - a varint whose tenth byte is above 1, or a field number past
+//     protobuf's range (2²⁹−1): pdata reads both, the receiver's pre-scan
+//     (protowire) refuses them (wire.go).
 //
 // Protobuf's merge rules are pdata's: a repeated Resource message merges
 // (its attributes add up), a metric's data (gauge, sum, ...) and a point's

@@ -34,21 +34,24 @@ func (s *sampleSorter) sortSamples(b storage.Block) storage.Block {
 		return b
 	}
 	// Rank the distinct metric names in order. The drain loop interns
-	// them, so a row's name is looked up by its data pointer; names the
-	// pointer map has not seen are looked up by value.
+	// them, so a row's name is looked up by its data pointer (and length);
+	// a name whose pointer another name took is looked up by value.
 	if s.byPtr == nil {
-		s.byPtr, s.ranks = map[*byte]uint32{}, map[string]uint32{}
+		s.byPtr, s.ranks = map[*byte]ptrRank{}, map[string]uint32{}
 	}
 	clear(s.byPtr)
 	clear(s.ranks)
 	s.names, s.seen = s.names[:0], s.seen[:0]
 	for _, m := range metric {
 		p := unsafe.StringData(m)
-		if _, ok := s.byPtr[p]; ok {
+		e, ok := s.byPtr[p]
+		if ok && e.n == len(m) {
 			continue
 		}
-		s.byPtr[p] = 0
-		s.seen = append(s.seen, m)
+		if !ok {
+			s.byPtr[p] = ptrRank{n: len(m)}
+			s.seen = append(s.seen, m)
+		}
 		if _, ok := s.ranks[m]; !ok {
 			s.ranks[m] = 0
 			s.names = append(s.names, m)
@@ -59,7 +62,7 @@ func (s *sampleSorter) sortSamples(b storage.Block) storage.Block {
 		s.ranks[m] = uint32(r)
 	}
 	for _, m := range s.seen {
-		s.byPtr[unsafe.StringData(m)] = s.ranks[m]
+		s.byPtr[unsafe.StringData(m)] = ptrRank{n: len(m), rank: s.ranks[m]}
 	}
 	// Count rows per rank, checking the order on the way: the starts of
 	// the ranks' runs in the sorted rows.
@@ -68,12 +71,15 @@ func (s *sampleSorter) sortSamples(b storage.Block) storage.Block {
 	s.rank = slices.Grow(s.rank[:0], n)[:n]
 	sorted := true
 	for i, m := range metric {
-		r := s.byPtr[unsafe.StringData(m)]
-		s.rank[i] = r
-		s.starts[r+1]++
+		r, ok := s.byPtr[unsafe.StringData(m)]
+		if !ok || r.n != len(m) {
+			r.rank = s.ranks[m]
+		}
+		s.rank[i] = r.rank
+		s.starts[r.rank+1]++
 		if i > 0 && sorted {
 			prev := s.rank[i-1]
-			sorted = prev < r || prev == r && (series[i-1] < series[i] || series[i-1] == series[i] && ts[i-1] <= ts[i])
+			sorted = prev < r.rank || prev == r.rank && (series[i-1] < series[i] || series[i-1] == series[i] && ts[i-1] <= ts[i])
 		}
 	}
 	if sorted {
@@ -147,7 +153,7 @@ func (s *sampleSorter) sortSamples(b storage.Block) storage.Block {
 // sampleSorter keeps sortSamples' memory from batch to batch: the output
 // columns are reused once their batch is written.
 type sampleSorter struct {
-	byPtr  map[*byte]uint32
+	byPtr  map[*byte]ptrRank
 	ranks  map[string]uint32
 	names  []string // distinct, sorted
 	seen   []string // one per distinct data pointer
@@ -157,6 +163,12 @@ type sampleSorter struct {
 	keys   []sortKey
 	tmp    []sortKey
 	cols   []any // per column position, the last output slice
+}
+
+// ptrRank is the rank of the name of length n at a data pointer.
+type ptrRank struct {
+	n    int
+	rank uint32
 }
 
 // sortKey is a row's place in the order: its series, its metric's rank.

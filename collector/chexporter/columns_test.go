@@ -16,16 +16,16 @@ import (
 // converted is what converting one request gives: rows, queue columns,
 // series rows, rejections and normalisations.
 type converted struct {
-	samples            any
-	kinds              []uint8
-	starts             []int64
-	series             any
-	rejected, normlzed map[string]int
+	samples              any
+	kinds                []uint8
+	starts               []int64
+	series               any
+	rejected, normalized map[string]int
 }
 
 func snapshot(mb *metricBatch) converted {
 	out := converted{samples: mb.samples.Block().Data, kinds: append([]uint8{}, mb.kinds...), starts: append([]int64{}, mb.starts...),
-		series: mb.series.Block().Data, rejected: map[string]int{}, normlzed: map[string]int{}}
+		series: mb.series.Block().Data, rejected: map[string]int{}, normalized: map[string]int{}}
 	for k, v := range mb.rejected {
 		if v > 0 {
 			out.rejected[k] = v
@@ -33,7 +33,7 @@ func snapshot(mb *metricBatch) converted {
 	}
 	for k, v := range mb.normalized {
 		if v > 0 {
-			out.normlzed[k] = v
+			out.normalized[k] = v
 		}
 	}
 	return out

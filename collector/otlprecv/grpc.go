@@ -2,7 +2,6 @@ package otlprecv
 
 import (
 	"context"
-	"sync"
 
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"google.golang.org/grpc"
@@ -19,11 +18,12 @@ import (
 // it. pdata's generated services would decode first.
 
 // rawMessage is a request's or a response's protobuf bytes. A request's
-// are in a buffer of the bodies pool (pooled), given back once the
-// request is handled if nothing refers to them any more.
+// are in a buffer of gRPC's buffer pool (buf), freed once the request is
+// handled if nothing refers to them any more; a buffer never freed is left
+// to the garbage collector.
 type rawMessage struct {
-	b      []byte
-	pooled *[]byte
+	b   []byte
+	buf mem.Buffer
 }
 
 // rawCodec passes rawMessage through as bytes and leaves anything else to
@@ -41,9 +41,8 @@ func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 
 func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if m, ok := v.(*rawMessage); ok {
-		m.pooled = getBody(data.Len())
-		data.CopyTo(*m.pooled)
-		m.b = *m.pooled
+		m.buf = data.MaterializeToBuffer(mem.DefaultBufferPool())
+		m.b = m.buf.ReadOnlyData()
 		return nil
 	}
 	return c.delegate.Unmarshal(data, v)
@@ -72,7 +71,7 @@ func (s *signal[Req, Resp]) serviceDesc(service string, obs *receiverhelper.ObsR
 			reached = true
 			out, reusable, err := s.serveGRPC(ctx, obs, tel, req.(*rawMessage).b)
 			if reusable {
-				putBody(in.pooled)
+				in.buf.Free()
 			}
 			return out, err
 		}
@@ -114,28 +113,4 @@ func (s *signal[Req, Resp]) serveGRPC(ctx context.Context, obs *receiverhelper.O
 		return nil, h.reusable, status.Error(codes.Internal, "encoding the response: "+err.Error())
 	}
 	return &rawMessage{b: b}, h.reusable, nil
-}
-
-// bodies keeps the buffers of gRPC request bodies the direct decoder is done
-// with: at a few hundred requests a second of tens of kilobytes each, a
-// fresh buffer per request was a fifth of the collector's allocations.
-var bodies sync.Pool
-
-// maxPooledBody: bigger bodies are left to the garbage collector.
-const maxPooledBody = 1 << 20
-
-func getBody(n int) *[]byte {
-	p, _ := bodies.Get().(*[]byte)
-	if p == nil || cap(*p) < n {
-		b := make([]byte, n)
-		return &b
-	}
-	*p = (*p)[:n]
-	return p
-}
-
-func putBody(p *[]byte) {
-	if p != nil && cap(*p) <= maxPooledBody {
-		bodies.Put(p)
-	}
 }

@@ -552,8 +552,8 @@ func (l *Log) keepTail(at Position) {
 }
 
 // fromTail returns the frame of the record at l.read if the tail holds
-// it, dropping what the tail holds before it; l.mu is held. release gives
-// the frame back once its payload is copied.
+// it, dropping what the tail holds before it; l.mu is held. releaseTail
+// gives the frame back once its payload is copied.
 func (l *Log) fromTail() []byte {
 	for len(l.tail) > 0 && l.tail[0].at.Less(l.read) {
 		l.releaseTail()
@@ -755,11 +755,12 @@ func (l *Log) readLocked(buf []byte, reuse bool, maxRecords int, maxBytes int64)
 			if int64(cap(buf)-len(buf)) < length {
 				// A bigger buffer: the records read so far keep the old
 				// one. Doubled, but not past what one read can hold
-				// (maxBytes and the record that crosses it) unless it
-				// already is: a read asking for less (the rest of a
-				// batch) must not hand back a smaller buffer, which the
-				// next, bigger read would outgrow again.
-				buf = make([]byte, 0, max(length, min(2*int64(cap(buf)), max(maxBytes+length, int64(cap(buf))))))
+				// (maxBytes and the record that crosses it), and never
+				// smaller than it was: a read asking for less (the rest
+				// of a batch) must not hand back a buffer the next,
+				// bigger read would outgrow again.
+				c := int64(cap(buf))
+				buf = make([]byte, 0, max(length, c, min(2*c, maxBytes+length)))
 			}
 			data = buf[len(buf) : int64(len(buf))+length : int64(len(buf))+length]
 		}
